@@ -1,0 +1,76 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "osprey",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "osprey", targets: ["osprey"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        .target(
+            name: "OspreyMath",
+            dependencies: [.product(name: "RealModule", package: "swift-numerics")]
+        ),
+        .target(
+            name: "OspreyModel",
+            dependencies: ["OspreyMath", .product(name: "RealModule", package: "swift-numerics")]
+        ),
+        .target(
+            name: "OspreyStorage",
+            dependencies: [
+                "OspreyMath", "OspreyModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "OspreyEngine",
+            dependencies: [
+                "OspreyMath", "OspreyModel", "OspreyStorage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "OspreyServer",
+            dependencies: [
+                "OspreyEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            resources: [.copy("Resources/openapi.yaml")]
+        ),
+        .executableTarget(
+            name: "osprey",
+            dependencies: [
+                "OspreyServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "osprey-bench", dependencies: ["OspreyMath"]),
+        .testTarget(
+            name: "OspreyMathTests",
+            dependencies: ["OspreyMath", .product(name: "Numerics", package: "swift-numerics")]
+        ),
+        .testTarget(name: "OspreyModelTests", dependencies: ["OspreyModel", "OspreyMath"]),
+        .testTarget(name: "OspreyStorageTests", dependencies: ["OspreyStorage"]),
+        .testTarget(name: "OspreyEngineTests", dependencies: ["OspreyEngine"]),
+        .testTarget(
+            name: "OspreyServerTests",
+            dependencies: [
+                "OspreyServer",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+    ]
+)

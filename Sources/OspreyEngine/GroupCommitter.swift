@@ -1,0 +1,91 @@
+import Dispatch
+import OspreyModel
+import Synchronization
+
+/// Group commit (DESIGN.md §6): concurrent writers share one durable commit. The first writer
+/// to arrive starts a flush on a dedicated queue (off the Swift concurrency pool, since a commit
+/// blocks on fsync); everyone who arrives while that commit runs is taken by the next one. Each
+/// caller resumes only after its observations are durable *and* learned, so a prediction made
+/// after an acknowledged observe reflects it.
+final class GroupCommitter: Sendable {
+    struct Request {
+        var observations: [Observation]
+        var continuation: CheckedContinuation<Void, any Error>
+    }
+
+    struct State {
+        var pending: [Request] = []
+        var flushing = false
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    private let queue = DispatchQueue(label: "osprey.group-commit", qos: .userInitiated)
+    private let commit: @Sendable ([Observation]) throws -> [Int64]
+    private let apply: @Sendable ([LoggedObservation]) -> Void
+    /// Commits made and observations in them (for metrics).
+    let commits = Atomic<Int>(0)
+
+    /// - Parameters:
+    ///   - commit: appends a batch to the log durably, returning sequence numbers.
+    ///   - apply: learns a committed batch, in sequence order.
+    init(commit: @escaping @Sendable ([Observation]) throws -> [Int64],
+         apply: @escaping @Sendable ([LoggedObservation]) -> Void) {
+        self.commit = commit
+        self.apply = apply
+    }
+
+    /// Returns once `observations` are durable in the log and learned.
+    /// - Throws: the log's error when the commit failed (nothing was learned), or
+    ///   ``OspreyError`` `unavailable` after ``close()``.
+    func submit(_ observations: [Observation]) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let action = state.withLock { s -> Int in
+                if s.closed { return 0 }
+                s.pending.append(Request(observations: observations, continuation: c))
+                if s.flushing { return 1 }
+                s.flushing = true
+                return 2
+            }
+            switch action {
+            case 0: c.resume(throwing: OspreyError(.unavailable, "the server is shutting down; retry against a running server"))
+            case 2: queue.async { self.flush() }
+            default: break
+            }
+        }
+    }
+
+    /// Commits and applies batches until no writer is waiting.
+    private func flush() {
+        while true {
+            let batch = state.withLock { s -> [Request] in
+                let b = s.pending
+                s.pending = []
+                if b.isEmpty { s.flushing = false }
+                return b
+            }
+            if batch.isEmpty { return }
+            let observations = batch.flatMap(\.observations)
+            do {
+                let seqs = try commit(observations)
+                commits.add(1, ordering: .relaxed)
+                apply(zip(seqs, observations).map { LoggedObservation(seq: $0, observation: $1) })
+                for r in batch { r.continuation.resume() }
+            } catch {
+                for r in batch { r.continuation.resume(throwing: error) }
+            }
+        }
+    }
+
+    /// Refuses new writers; those already queued are still committed.
+    func close() {
+        state.withLock { $0.closed = true }
+    }
+
+    /// Waits until no commit is running or queued. O(queued).
+    func drain() async {
+        while state.withLock({ $0.flushing }) {
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+    }
+}

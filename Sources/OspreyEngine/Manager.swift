@@ -1,0 +1,191 @@
+import Foundation
+import Logging
+import OspreyModel
+import OspreyStorage
+import ServiceLifecycle
+import Synchronization
+
+/// The manager (Velox §4): ingests observations durably, learns each one online, and keeps the
+/// user weights recoverable (snapshot plus replay of the log after it).
+///
+/// As a `Service` it snapshots changed users periodically, and once more after a graceful
+/// shutdown, when the HTTP server has finished its in-flight requests.
+public final class Manager: Service, Sendable {
+    /// Settings.
+    public struct Configuration: Sendable {
+        /// How often changed users' weights are snapshotted.
+        public var snapshotInterval: Duration
+        /// The longest uid or item id accepted, in bytes.
+        public var maxIdentifierBytes: Int
+
+        public init(snapshotInterval: Duration = .seconds(30), maxIdentifierBytes: Int = 256) {
+            self.snapshotInterval = snapshotInterval
+            self.maxIdentifierBytes = maxIdentifierBytes
+        }
+    }
+
+    public let registry: ModelRegistry
+    let store: SQLiteStore
+    let configuration: Configuration
+    let logger: Logger
+    /// The highest log sequence learned. Held while learning a batch and while taking a
+    /// snapshot, so a snapshot's users and sequence number always agree.
+    let applied: Mutex<Int64>
+    private let committer: Mutex<GroupCommitter?> = Mutex(nil)
+
+    /// Loads every model's serving version and restores its users: the last snapshot, then the
+    /// log after it, learned in log order exactly as it was live.
+    /// - Throws: ``StorageError`` when the store cannot be read.
+    public init(store: SQLiteStore, configuration: Configuration = .init(), logger: Logger) throws {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+        var served: [ServedModel] = []
+        for record in try store.models() {
+            let clock = ContinuousClock()
+            let start = clock.now
+            let version = try store.loadVersion(model: record.name, number: record.servingVersion)
+            let snapshot = try store.loadSnapshot(model: record.name, version: version.number)
+            let model = ServedModel(
+                version: version, users: UserWeightStore(users: snapshot.users),
+                observations: try store.observationCount(model: record.name))
+            var replayed = 0
+            try store.forEachObservation(model: record.name, after: snapshot.seq) { logged in
+                model.learn(logged.observation, version: version)
+                replayed += 1
+            }
+            // Replay counted its observations again; the log count is the truth.
+            model.observationCount.store(try store.observationCount(model: record.name), ordering: .relaxed)
+            served.append(model)
+            logger.info("loaded model", metadata: [
+                "model.name": "\(record.name)", "model.version": "\(version.number)",
+                "model.users": "\(snapshot.users.count)", "log.replayed": "\(replayed)",
+                "duration": "\(clock.now - start)",
+            ])
+        }
+        registry = ModelRegistry(models: served)
+        applied = Mutex(try store.lastSequence())
+        let commit: @Sendable ([Observation]) throws -> [Int64] = { [store] in try store.append($0) }
+        let committer = GroupCommitter(commit: commit) { [unowned self] batch in self.learn(batch) }
+        self.committer.withLock { $0 = committer }
+    }
+
+    /// Learns a committed batch in log order and advances the learned sequence. O(batch · d²).
+    private func learn(_ batch: [LoggedObservation]) {
+        applied.withLock { last in
+            for logged in batch {
+                if let model = try? registry.model(logged.observation.model) {
+                    model.learn(logged.observation, version: model.version)
+                }
+                last = logged.seq
+            }
+        }
+    }
+
+    private var groupCommitter: GroupCommitter { committer.withLock { $0! } }
+
+    /// Logs observations durably and learns them; returns the serving version once they are.
+    /// All or none: one bad observation rejects the whole call before anything is logged.
+    /// - Throws: ``OspreyError`` `unknownModel` or `invalidArgument`; `unavailable` when the log
+    ///   cannot commit.
+    @discardableResult
+    public func observe(model name: String, _ items: [(uid: String, item: String, label: Float)]) async throws -> Int {
+        let model = try registry.model(name)
+        let now = Date().timeIntervalSince1970
+        var observations: [Observation] = []
+        observations.reserveCapacity(items.count)
+        for (n, o) in items.enumerated() {
+            let which = items.count > 1 ? "observation \(n): " : ""
+            try validate(id: o.uid, "uid", which)
+            try validate(id: o.item, "item", which)
+            guard o.label.isFinite else {
+                throw OspreyError(.invalidArgument, "\(which)label must be a finite number")
+            }
+            observations.append(Observation(model: name, uid: o.uid, item: o.item, label: o.label, time: now))
+        }
+        guard !observations.isEmpty else { return model.version.number }
+        do {
+            try await groupCommitter.submit(observations)
+        } catch let error as OspreyError {
+            throw error
+        } catch {
+            logger.error("observation commit failed", metadata: ["error": "\(error)"])
+            throw OspreyError(.unavailable, "the observation log could not commit: \(error)")
+        }
+        return model.version.number
+    }
+
+    private func validate(id: String, _ field: String, _ which: String) throws {
+        guard !id.isEmpty else { throw OspreyError(.invalidArgument, "\(which)\(field) must not be empty") }
+        guard id.utf8.count <= configuration.maxIdentifierBytes else {
+            throw OspreyError(.invalidArgument, "\(which)\(field) is longer than \(configuration.maxIdentifierBytes) bytes")
+        }
+    }
+
+    /// Saves every user changed since the last snapshot, with the log sequence they reflect.
+    /// Returns the number of users saved. O(changed users · d²).
+    @discardableResult
+    public func snapshot() throws -> Int {
+        var saved = 0
+        for model in registry.all {
+            let version = model.version.number
+            let (seq, changed) = applied.withLock { seq in (seq, model.users.takeChanged()) }
+            do {
+                try store.saveSnapshot(model: model.name, version: version, seq: seq, changed: changed)
+            } catch {
+                model.users.markChanged(changed.map(\.uid))
+                throw error
+            }
+            saved += changed.count
+        }
+        return saved
+    }
+
+    /// Snapshots every ``Configuration/snapshotInterval``; on graceful shutdown, lets queued
+    /// commits finish and snapshots once more.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: self.configuration.snapshotInterval)
+                if Task.isCancelled { break }
+                do { try self.snapshot() } catch {
+                    self.logger.error("snapshot failed; will retry", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        try await shutdown()
+    }
+
+    /// Stops taking observations, waits for queued commits, and snapshots.
+    public func shutdown() async throws {
+        groupCommitter.close()
+        await groupCommitter.drain()
+        let saved = try snapshot()
+        logger.info("snapshot saved on shutdown", metadata: ["users": "\(saved)"])
+    }
+
+    /// The model's serving version, sizes and version history.
+    /// - Throws: ``OspreyError`` `unknownModel`.
+    public func info(model name: String) throws -> ModelInfo {
+        let model = try registry.model(name)
+        let v = model.version
+        return ModelInfo(
+            name: name, version: v.number, dimension: v.metadata.factors, users: model.users.count,
+            items: v.features.catalog.count, observations: model.observations,
+            versions: try store.versions(model: name))
+    }
+
+    /// What the model knows of user `uid` (a user never seen is reported as bootstrapped with no
+    /// observations).
+    /// - Throws: ``OspreyError`` `unknownModel`.
+    public func info(model name: String, uid: String) throws -> UserInfo {
+        let model = try registry.model(name)
+        return model.users.read(uid) { w in
+            guard let w else { return UserInfo(uid: uid, observations: 0, runningLoss: nil, bootstrapped: true) }
+            return UserInfo(uid: uid, observations: w.observations, runningLoss: w.runningLoss, bootstrapped: w.bootstrapped)
+        }
+    }
+
+    /// Commits made by the group committer.
+    public var commitCount: Int { groupCommitter.commits.load(ordering: .relaxed) }
+}

@@ -1,0 +1,25 @@
+import Foundation
+import OspreyStorage
+
+/// What `GET /v1/models/{model}` and `osprey models` report about a model.
+public struct ModelInfo: Sendable {
+    public var name: String
+    public var version: Int
+    /// Latent factors d of the serving version.
+    public var dimension: Int
+    public var users: Int
+    public var items: Int
+    public var observations: Int
+    public var versions: [VersionRecord]
+}
+
+/// What `GET /v1/models/{model}/users/{uid}` reports about a user.
+public struct UserInfo: Sendable, Equatable {
+    public var uid: String
+    /// The user's observations in the log (not counting initial training data).
+    public var observations: Int
+    /// Running mean of the squared prequential error; nil before any observation.
+    public var runningLoss: Double?
+    /// True for a user not in the serving version's training data (started from the mean weights).
+    public var bootstrapped: Bool
+}

@@ -1,0 +1,28 @@
+/// An error a client can act on. The server maps each code to an HTTP status; the message says
+/// what was wrong and how to fix it.
+public struct OspreyError: Error, CustomStringConvertible, Equatable {
+    public enum Code: String, Sendable {
+        case unknownModel = "unknown_model"
+        case unknownItem = "unknown_item"
+        case invalidArgument = "invalid_argument"
+        case unavailable = "unavailable"
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+
+    static func unknownModel(_ name: String) -> Self {
+        .init(.unknownModel, "model `\(name)` does not exist; GET /v1/models lists the models, `osprey train` creates one")
+    }
+
+    static func unknownItem(_ item: String, model: String, version: Int) -> Self {
+        .init(.unknownItem, "item `\(item)` is not in version \(version) of model `\(model)`; observations of it are still accepted and the next retrain learns it")
+    }
+}

@@ -1,0 +1,118 @@
+import OspreyMath
+import OspreyModel
+
+/// Answers `predict` and `topK` (Velox §5): `w_u · f(x; θ)` plus the item's offset, computed live
+/// from the serving version and the user's current weights. A user never seen is scored with the
+/// version's prior (the mean of all users' weights).
+public struct Predictor: Sendable {
+    /// Items scored per block of a whole-catalogue scan (kept in a stack buffer).
+    static let blockSize = 256
+
+    let registry: ModelRegistry
+
+    public init(registry: ModelRegistry) {
+        self.registry = registry
+    }
+
+    /// A single prediction and the version that made it.
+    public struct Prediction: Sendable, Equatable {
+        public var score: Float
+        public var version: Int
+    }
+
+    /// A top-k answer: items best first, and the version that ranked them.
+    public struct Ranking: Sendable, Equatable {
+        public var items: [(item: String, score: Float)]
+        public var version: Int
+
+        public static func == (a: Ranking, b: Ranking) -> Bool {
+            a.version == b.version && a.items.count == b.items.count
+                && zip(a.items, b.items).allSatisfy { $0.item == $1.item && $0.score == $1.score }
+        }
+    }
+
+    /// The score of `item` for user `uid`. O(d).
+    /// - Throws: ``OspreyError`` `unknownModel` or `unknownItem`.
+    public func predict(model: String, uid: String, item: String) throws -> Prediction {
+        let served = try registry.model(model)
+        let v = served.version
+        guard let row = v.features.catalog.row(of: item) else {
+            throw OspreyError.unknownItem(item, model: model, version: v.number)
+        }
+        return withWeights(served, v, uid) { w in
+            Prediction(score: v.features.score(weights: w, item: row), version: v.number)
+        }
+    }
+
+    /// The `k` best of `items` for user `uid`, or of the whole catalogue when `items` is nil,
+    /// with a bounded heap. Duplicate candidates count once. O(n·d + n log k) for n candidates.
+    /// - Throws: ``OspreyError`` `unknownModel`, `unknownItem` (naming the first unknown
+    ///   candidate) or `invalidArgument` for k < 1.
+    public func topK(model: String, uid: String, k: Int, items: [String]?) throws -> Ranking {
+        guard k >= 1 else { throw OspreyError(.invalidArgument, "k must be at least 1") }
+        let served = try registry.model(model)
+        let v = served.version
+        let features = v.features
+        var rows: [Int]?
+        if let items {
+            var seen = Set<Int>(minimumCapacity: items.count)
+            var list: [Int] = []
+            list.reserveCapacity(items.count)
+            for item in items {
+                guard let row = features.catalog.row(of: item) else {
+                    throw OspreyError.unknownItem(item, model: model, version: v.number)
+                }
+                if seen.insert(row).inserted { list.append(row) }
+            }
+            rows = list
+        }
+        var selector = TopKSelector(k: k)
+        withWeights(served, v, uid) { w in
+            if let rows {
+                for row in rows { selector.offer(index: row, score: features.score(weights: w, item: row)) }
+            } else {
+                Self.scanCatalogue(features, weights: w, into: &selector)
+            }
+        }
+        return Ranking(items: selector.sorted().map { (features.catalog.ids[$0.index], $0.score) }, version: v.number)
+    }
+
+    /// Scores the whole catalogue in blocks (SIMD dot products into a stack buffer, then the
+    /// heap). O(items·d + items·log k).
+    static func scanCatalogue(_ features: MaterializedFeatures, weights: UnsafePointer<Float>, into selector: inout TopKSelector) {
+        let n = features.catalog.count
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: blockSize) { scores in
+            features.table.withUnsafeBufferPointer { table in
+                features.offsets.withUnsafeBufferPointer { offsets in
+                    var start = 0
+                    while start < n {
+                        let count = min(blockSize, n - start)
+                        VectorKernels.scoreRows(
+                            matrix: table.baseAddress! + start * features.stride, stride: features.stride, rows: count,
+                            query: weights, offsets: offsets.baseAddress! + start, out: scores.baseAddress!)
+                        selector.offer(scores: UnsafeBufferPointer(rebasing: scores[0..<count]), base: start)
+                        start += count
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies the user's weights (or the prior) into a stack buffer, so scoring runs without
+    /// holding the user's lock. O(d).
+    func withWeights<R>(_ served: ServedModel, _ v: ModelVersion, _ uid: String, _ body: (UnsafePointer<Float>) -> R) -> R {
+        let stride = v.features.stride
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: stride) { buffer in
+            let p = buffer.baseAddress!
+            let known = served.users.read(uid) { w -> Bool in
+                guard let w, w.ridge.stride == stride else { return false }
+                w.ridge.weights.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: stride) }
+                return true
+            }
+            if !known {
+                for k in 0..<stride { p[k] = k < v.prior.count ? v.prior[k] : 0 }
+            }
+            return body(p)
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import OspreyModel
+import Synchronization
+
+/// Every user's weights for one model, sharded by uid over striped locks (DESIGN.md §7): an
+/// update locks one stripe, so users on other stripes are read and written concurrently.
+public final class UserWeightStore: Sendable {
+    /// The number of stripes; a power of two.
+    public static let stripeCount = 64
+
+    final class Stripe: Sendable {
+        struct State {
+            var users: [String: UserWeights] = [:]
+            /// Users changed since the last snapshot.
+            var dirty: Set<String> = []
+        }
+        let state = Mutex(State())
+    }
+
+    private let stripes: [Stripe]
+
+    /// A store holding `users`, all clean (as just loaded from a snapshot).
+    public init(users: [String: UserWeights] = [:]) {
+        stripes = (0..<Self.stripeCount).map { _ in Stripe() }
+        for (uid, w) in users {
+            stripe(uid).state.withLock { $0.users[uid] = w }
+        }
+    }
+
+    @inline(__always)
+    private func stripe(_ uid: String) -> Stripe {
+        stripes[Int(UInt(bitPattern: uid.hashValue) & UInt(Self.stripeCount - 1))]
+    }
+
+    /// Calls `body` with the user's weights (nil for a user never seen) under the stripe lock.
+    /// O(1) plus `body`.
+    public func read<R>(_ uid: String, _ body: (borrowing UserWeights?) throws -> R) rethrows -> R {
+        try stripe(uid).state.withLock { try body($0.users[uid]) }
+    }
+
+    /// Changes one user's weights under the stripe lock and marks the user for the next snapshot.
+    /// `create` supplies the starting weights of a user never seen. O(1) plus `body`.
+    public func update<R>(_ uid: String, create: () -> UserWeights, _ body: (inout UserWeights) throws -> R) rethrows -> R {
+        try stripe(uid).state.withLock { s in
+            s.dirty.insert(uid)
+            if s.users[uid] == nil { s.users[uid] = create() }
+            return try body(&s.users[uid]!)
+        }
+    }
+
+    /// The number of users. O(stripes).
+    public var count: Int {
+        stripes.reduce(0) { n, s in n + s.state.withLock { $0.users.count } }
+    }
+
+    /// Takes the users changed since the last call and marks them clean. Weights are values, so
+    /// the copies stay as they are while learning goes on. O(changed users).
+    public func takeChanged() -> [(uid: String, weights: UserWeights)] {
+        var out: [(uid: String, weights: UserWeights)] = []
+        for s in stripes {
+            s.state.withLock { st in
+                for uid in st.dirty { if let w = st.users[uid] { out.append((uid, w)) } }
+                st.dirty.removeAll(keepingCapacity: true)
+            }
+        }
+        return out
+    }
+
+    /// Marks users changed again (after a snapshot of them failed to save).
+    public func markChanged(_ uids: some Sequence<String>) {
+        for uid in uids { stripe(uid).state.withLock { _ = $0.dirty.insert(uid) } }
+    }
+
+    /// Calls `body` with every user's weights, one stripe locked at a time. O(users).
+    public func forEach(_ body: (String, borrowing UserWeights) -> Void) {
+        for s in stripes { s.state.withLock { for (uid, w) in $0.users { body(uid, w) } } }
+    }
+}

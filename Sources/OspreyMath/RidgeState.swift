@@ -1,0 +1,151 @@
+/// The sufficient statistics of one user's ridge regression, maintained online (Velox §3, eq. 2).
+///
+/// For observations with feature vectors `f` and targets `t` the user's weights are
+/// `w = A⁻¹ b` with `A = λI + Σ f fᵀ` and `b = λ w₀ + Σ t f` (`w₀` is the prior: zero for a
+/// user fitted by ALS, the mean of all users' weights for a bootstrapped one). Each observation
+/// changes `A⁻¹` by a Sherman–Morrison rank-one update and `w` by the matching recursive
+/// least-squares step, O(d²) with no re-solve.
+///
+/// Float32 Sherman–Morrison updates drift slowly, so `A` itself is kept too and every
+/// ``refactorInterval`` updates `A⁻¹` and `w` are recomputed from `A` and `b` in `Double`
+/// (O(d³), amortized to O(d³/interval) per update). `b` is accumulated in `Double`.
+///
+/// Vectors are stored with a row stride padded to a multiple of 8 with zero lanes (see
+/// ``VectorKernels/paddedStride(_:)``), so every kernel runs whole SIMD8 steps.
+public struct RidgeState: Sendable, Equatable {
+    /// The number of updates after which `A⁻¹` and `w` are recomputed from `A` and `b`.
+    public static let refactorInterval = 1000
+
+    /// The number of weights, d (+1 when the model carries a bias feature).
+    public let dimension: Int
+    /// The padded row stride of ``weights`` and the matrices.
+    public let stride: Int
+    /// The user's current weights `w = A⁻¹ b`, padded to ``stride`` with zeros.
+    public private(set) var weights: [Float]
+    /// `A⁻¹`, `dimension` rows of `stride` floats.
+    public private(set) var inverse: [Float]
+    /// `A`, `dimension` rows of `stride` floats.
+    public private(set) var gram: [Float]
+    /// `b`, accumulated in `Double`.
+    public private(set) var rhs: [Double]
+    /// Updates applied since `A⁻¹` was last recomputed from `A`.
+    public private(set) var updatesSinceRefactor: Int
+
+    /// A state with no observations yet: `A = λI`, `b = λ·prior`, so `w = prior`. O(d²).
+    public init(prior: [Float], lambda: Float) {
+        precondition(lambda > 0, "ridge lambda must be positive")
+        let d = prior.count
+        let s = VectorKernels.paddedStride(d)
+        dimension = d
+        stride = s
+        weights = prior + [Float](repeating: 0, count: s - d)
+        inverse = [Float](repeating: 0, count: d * s)
+        gram = [Float](repeating: 0, count: d * s)
+        for i in 0..<d {
+            inverse[i * s + i] = 1 / lambda
+            gram[i * s + i] = lambda
+        }
+        rhs = prior.map { Double(lambda) * Double($0) }
+        updatesSinceRefactor = 0
+    }
+
+    /// A state from an accumulated `A` (`dimension × dimension`, row-major) and `b`; solves for
+    /// `A⁻¹` and `w` in `Double`. O(d³).
+    /// - Throws: ``Cholesky/NotPositiveDefinite`` when `A` is not positive definite.
+    public init(gram a: [Double], rhs b: [Double]) throws {
+        let d = b.count
+        precondition(a.count == d * d, "gram must be d × d")
+        let s = VectorKernels.paddedStride(d)
+        dimension = d
+        stride = s
+        weights = [Float](repeating: 0, count: s)
+        inverse = [Float](repeating: 0, count: d * s)
+        gram = [Float](repeating: 0, count: d * s)
+        for i in 0..<d { for j in 0..<d { gram[i * s + j] = Float(a[i * d + j]) } }
+        rhs = b
+        updatesSinceRefactor = 0
+        try refactor()
+    }
+
+    /// Restores a state bit for bit from its parts (see ``RidgeState/serialized()``).
+    init(dimension: Int, weights: [Float], inverse: [Float], gram: [Float], rhs: [Double], updatesSinceRefactor: Int) {
+        self.dimension = dimension
+        self.stride = VectorKernels.paddedStride(dimension)
+        self.weights = weights
+        self.inverse = inverse
+        self.gram = gram
+        self.rhs = rhs
+        self.updatesSinceRefactor = updatesSinceRefactor
+    }
+
+    /// The current estimate `w · f` for a feature vector padded to ``stride``. O(d).
+    @inlinable
+    public func predict(_ features: UnsafePointer<Float>) -> Float {
+        weights.withUnsafeBufferPointer { VectorKernels.dot($0.baseAddress!, features, count: stride) }
+    }
+
+    /// Learns one observation: a feature vector `f` (padded to ``stride`` with zeros) and its
+    /// target `t`. Returns the prediction error `t − w·f` made *before* learning it (prequential).
+    ///
+    /// Sherman–Morrison (Velox eq. 2): with `u = A⁻¹f` and `s = 1 + fᵀu`,
+    /// `A⁻¹ ← A⁻¹ − u uᵀ / s` and `w ← w + u (t − w·f) / s`. O(d²).
+    @discardableResult
+    public mutating func update(features f: UnsafePointer<Float>, target t: Float) -> Float {
+        let d = dimension, s = stride
+        let error = t - predict(f)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: s) { u in
+            let up = u.baseAddress!
+            inverse.withUnsafeMutableBufferPointer { inv in
+                let ip = inv.baseAddress!
+                for i in 0..<d { up[i] = VectorKernels.dot(ip + i * s, f, count: s) }
+                for i in d..<s { up[i] = 0 }
+                let denominator = 1 + VectorKernels.dot(f, up, count: s)
+                let scale = -1 / denominator
+                for i in 0..<d where up[i] != 0 {
+                    VectorKernels.axpy(up[i] * scale, up, ip + i * s, count: s)
+                }
+                weights.withUnsafeMutableBufferPointer { w in
+                    VectorKernels.axpy(error / denominator, up, w.baseAddress!, count: s)
+                }
+            }
+            gram.withUnsafeMutableBufferPointer { g in
+                let gp = g.baseAddress!
+                for i in 0..<d where f[i] != 0 {
+                    VectorKernels.axpy(f[i], f, gp + i * s, count: s)
+                }
+            }
+        }
+        for i in 0..<d { rhs[i] += Double(t) * Double(f[i]) }
+        updatesSinceRefactor += 1
+        if updatesSinceRefactor >= Self.refactorInterval {
+            // A from accumulated rank-one terms stays positive definite; if rounding ever broke
+            // that, the Sherman–Morrison state is kept rather than losing the update.
+            try? refactor()
+        }
+        return error
+    }
+
+    /// Recomputes `A⁻¹` and `w = A⁻¹ b` from `A` and `b` in `Double`, removing the drift of the
+    /// Float32 rank-one updates. O(d³).
+    /// - Throws: ``Cholesky/NotPositiveDefinite`` when `A` is not positive definite.
+    public mutating func refactor() throws {
+        let d = dimension, s = stride
+        var a = [Double](repeating: 0, count: d * d)
+        for i in 0..<d { for j in 0..<d { a[i * d + j] = Double(gram[i * s + j]) } }
+        let inv = try Cholesky.inverse(a, n: d)
+        for i in 0..<d {
+            var wi = 0.0
+            for j in 0..<d {
+                inverse[i * s + j] = Float(inv[i * d + j])
+                wi += inv[i * d + j] * rhs[j]
+            }
+            weights[i] = Float(wi)
+        }
+        updatesSinceRefactor = 0
+    }
+
+    /// Bytes of heap memory this state holds (for memory reports). O(1).
+    public var memoryFootprint: Int {
+        (weights.count + inverse.count + gram.count) * MemoryLayout<Float>.size + rhs.count * MemoryLayout<Double>.size
+    }
+}

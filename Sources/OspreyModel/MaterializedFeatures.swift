@@ -1,0 +1,38 @@
+import OspreyMath
+
+/// A materialized feature function: a lookup table of item vectors learned offline (the item
+/// factors of matrix factorization, with a constant 1 for the user bias), and per-item label
+/// offsets `μ + b_i`. The table is one contiguous row-major buffer, so a whole-catalogue scan
+/// streams through memory.
+public struct MaterializedFeatures: FeatureFunction {
+    public let dimension: Int
+    public let stride: Int
+    public let catalog: ItemCatalog
+    /// `catalog.count` rows of `stride` floats.
+    public let table: [Float]
+    /// `μ + b_i` per item row.
+    public let offsets: [Float]
+
+    /// - Precondition: `table.count == ids.count * paddedStride(dimension)` and one offset per item.
+    public init(dimension: Int, ids: [String], table: [Float], offsets: [Float]) {
+        let s = VectorKernels.paddedStride(dimension)
+        precondition(table.count == ids.count * s, "feature table size does not match the catalogue")
+        precondition(offsets.count == ids.count, "one offset per item")
+        self.dimension = dimension
+        self.stride = s
+        self.catalog = ItemCatalog(ids: ids)
+        self.table = table
+        self.offsets = offsets
+    }
+
+    @inlinable
+    public func withFeatures<R>(item: Int, _ body: (UnsafePointer<Float>, Float) throws -> R) rethrows -> R {
+        try table.withUnsafeBufferPointer { try body($0.baseAddress! + item * stride, offsets[item]) }
+    }
+
+    /// `offset_i + w · f_i` for item row `item`. O(d).
+    @inlinable
+    public func score(weights: UnsafePointer<Float>, item: Int) -> Float {
+        withFeatures(item: item) { f, offset in offset + VectorKernels.dot(weights, f, count: stride) }
+    }
+}

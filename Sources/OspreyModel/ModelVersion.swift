@@ -1,0 +1,63 @@
+import Foundation
+
+/// What was done to make a version: its hyperparameters and how well it fit.
+public struct TrainingMetadata: Sendable, Codable, Equatable {
+    /// Latent factors d (the feature vectors have d + 1 entries with the bias).
+    public var factors: Int
+    public var lambda: Float
+    /// How λ was chosen: `"given"`, or the validation RMSE of each candidate.
+    public var lambdaSelection: String
+    public var iterations: Int
+    public var seed: UInt64
+    public var trainingRMSE: Double
+    /// RMSE on the held-out slice used to choose λ (nil when λ was given).
+    public var validationRMSE: Double?
+    public var ratings: Int
+    public var durationSeconds: Double
+
+    public init(factors: Int, lambda: Float, lambdaSelection: String, iterations: Int, seed: UInt64,
+                trainingRMSE: Double, validationRMSE: Double?, ratings: Int, durationSeconds: Double) {
+        self.factors = factors
+        self.lambda = lambda
+        self.lambdaSelection = lambdaSelection
+        self.iterations = iterations
+        self.seed = seed
+        self.trainingRMSE = trainingRMSE
+        self.validationRMSE = validationRMSE
+        self.ratings = ratings
+        self.durationSeconds = durationSeconds
+    }
+}
+
+/// An immutable version of a model (DESIGN.md §2): the feature parameters θ (here a materialized
+/// table), the ridge penalty online learning uses, the bootstrap prior, and training metadata.
+/// A model serves exactly one version at a time; a new version is swapped in whole.
+public struct ModelVersion: Sendable {
+    public let model: String
+    public let number: Int
+    public let createdAt: Date
+    /// θ: the item feature table and offsets.
+    public let features: MaterializedFeatures
+    /// The ridge penalty λ of every user's regression.
+    public let lambda: Float
+    /// The mean of all trained users' weights: a new user's starting point (Velox §5).
+    public let prior: [Float]
+    public let metadata: TrainingMetadata
+    public let parent: Int?
+
+    public init(model: String, number: Int, createdAt: Date, features: MaterializedFeatures, lambda: Float,
+                prior: [Float], metadata: TrainingMetadata, parent: Int?) {
+        precondition(prior.count == features.dimension, "prior must have one weight per feature")
+        self.model = model
+        self.number = number
+        self.createdAt = createdAt
+        self.features = features
+        self.lambda = lambda
+        self.prior = prior
+        self.metadata = metadata
+        self.parent = parent
+    }
+
+    /// The feature-vector length (and the user-weight length).
+    public var dimension: Int { features.dimension }
+}

@@ -1,0 +1,31 @@
+import Foundation
+
+/// Feedback from the application (DESIGN.md §2): user `uid` gave `item` the label `label`.
+public struct Observation: Sendable, Equatable {
+    public var model: String
+    public var uid: String
+    public var item: String
+    public var label: Float
+    /// Seconds since the epoch when Osprey received it.
+    public var time: Double
+
+    public init(model: String, uid: String, item: String, label: Float, time: Double = Date().timeIntervalSince1970) {
+        self.model = model
+        self.uid = uid
+        self.item = item
+        self.label = label
+        self.time = time
+    }
+}
+
+/// An observation as the log holds it, with its position in the log.
+public struct LoggedObservation: Sendable, Equatable {
+    /// The log sequence number: observations are learned in this order, live and on replay.
+    public var seq: Int64
+    public var observation: Observation
+
+    public init(seq: Int64, observation: Observation) {
+        self.seq = seq
+        self.observation = observation
+    }
+}

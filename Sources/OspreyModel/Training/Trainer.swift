@@ -1,0 +1,171 @@
+import Dispatch
+import Foundation
+import OspreyMath
+
+/// Fits the first version of a model from ratings (or a later one from ratings plus the log):
+/// explicit-feedback ALS with mean and biases, λ chosen by validation unless given, and each
+/// user's ridge statistics so online learning continues exactly where training stopped.
+public struct Trainer: Sendable {
+    /// Training settings.
+    public struct Configuration: Sendable {
+        /// Latent factors d.
+        public var factors: Int
+        /// The ridge penalty; nil chooses it from ``lambdaCandidates`` by validation.
+        public var lambda: Float?
+        public var iterations: Int
+        public var seed: UInt64
+        public var threads: Int
+        /// Candidates tried when λ is chosen by validation.
+        public var lambdaCandidates: [Float]
+        /// The share of each user's latest ratings held out to choose λ.
+        public var validationShare: Double
+
+        public init(factors: Int = 20, lambda: Float? = nil, iterations: Int = 10, seed: UInt64 = 1,
+                    threads: Int = 2, lambdaCandidates: [Float] = [0.5, 1, 2, 5, 10, 20, 50],
+                    validationShare: Double = 0.1) {
+            self.factors = factors
+            self.lambda = lambda
+            self.iterations = iterations
+            self.seed = seed
+            self.threads = threads
+            self.lambdaCandidates = lambdaCandidates
+            self.validationShare = validationShare
+        }
+    }
+
+    /// A settings error, reported before any work is done.
+    public struct ConfigurationError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// A trained version and the starting state of every user it was trained on.
+    public struct Result: Sendable {
+        public var version: ModelVersion
+        /// Users in training order and their ridge statistics (`A = λI + Σ f fᵀ`, `b = Σ t f`).
+        public var users: [(uid: String, state: RidgeState)]
+    }
+
+    public var configuration: Configuration
+    /// Receives one line per step (λ candidates, iterations, RMSE).
+    public var log: @Sendable (String) -> Void
+
+    public init(configuration: Configuration = .init(), log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.configuration = configuration
+        self.log = log
+    }
+
+    /// Trains version `number` of `model` on `ratings`.
+    /// - Throws: ``ConfigurationError`` for bad settings or no ratings.
+    public func train(model: String, number: Int, parent: Int?, ratings: [Rating]) throws -> Result {
+        let c = configuration
+        guard !ratings.isEmpty else { throw ConfigurationError(description: "no ratings to train on") }
+        guard c.factors >= 1, c.factors <= 512 else { throw ConfigurationError(description: "--dim must be between 1 and 512") }
+        guard c.iterations >= 1, c.iterations <= 1000 else { throw ConfigurationError(description: "--iterations must be between 1 and 1000") }
+        if let l = c.lambda, !(l > 0 && l.isFinite) { throw ConfigurationError(description: "--lambda must be a positive number") }
+        let start = Date()
+        let indexed = IndexedRatings(ratings)
+        log("training \(model) v\(number): \(ratings.count) ratings, \(indexed.userIDs.count) users, \(indexed.itemIDs.count) items, d=\(c.factors)")
+
+        var lambda: Float
+        var selection = "given"
+        var validationRMSE: Double?
+        if let given = c.lambda {
+            lambda = given
+        } else {
+            (lambda, validationRMSE, selection) = chooseLambda(indexed)
+            log("chose lambda=\(lambda) by validation (RMSE \(String(format: "%.4f", validationRMSE ?? .nan)))")
+        }
+
+        let factors = ALS.train(
+            userCount: indexed.userIDs.count, itemCount: indexed.itemIDs.count,
+            users: indexed.users, items: indexed.items, labels: indexed.labels,
+            configuration: .init(dimension: c.factors, lambda: lambda, iterations: c.iterations, seed: c.seed, threads: c.threads)
+        ) { p in
+            self.log("  iteration \(p.iteration)/\(p.iterations): training RMSE \(String(format: "%.4f", p.trainingRMSE)) (\(String(format: "%.1f", p.seconds)) s)")
+        }
+        let features = MaterializedFeatures(
+            dimension: factors.dimension, ids: indexed.itemIDs, table: factors.itemFeatures,
+            offsets: factors.itemBiases.map { factors.mean + $0 })
+        let states = try userStates(indexed, features: features, lambda: lambda)
+        let prior = Self.meanWeights(states.map(\.state), dimension: factors.dimension)
+        let trainingRMSE = factors.rmse(users: indexed.users, items: indexed.items, labels: indexed.labels)
+        let metadata = TrainingMetadata(
+            factors: c.factors, lambda: lambda, lambdaSelection: selection, iterations: c.iterations, seed: c.seed,
+            trainingRMSE: trainingRMSE, validationRMSE: validationRMSE, ratings: ratings.count,
+            durationSeconds: Date().timeIntervalSince(start))
+        let version = ModelVersion(
+            model: model, number: number, createdAt: Date(), features: features, lambda: lambda,
+            prior: prior, metadata: metadata, parent: parent)
+        log("trained \(model) v\(number): training RMSE \(String(format: "%.4f", trainingRMSE)) in \(String(format: "%.1f", metadata.durationSeconds)) s")
+        return Result(version: version, users: states)
+    }
+
+    /// Tries each candidate λ on a split that holds out each user's latest ratings, and returns the
+    /// best with its validation RMSE and a record of every candidate's score.
+    func chooseLambda(_ data: IndexedRatings) -> (Float, Double, String) {
+        let c = configuration
+        let split = data.splitByTime(holdOut: c.validationShare)
+        let iterations = min(c.iterations, 6)
+        var best: (Float, Double) = (c.lambdaCandidates.first ?? 5, .infinity)
+        var record: [String] = []
+        for candidate in c.lambdaCandidates {
+            let f = ALS.train(
+                userCount: data.userIDs.count, itemCount: data.itemIDs.count,
+                users: split.train.users, items: split.train.items, labels: split.train.labels,
+                configuration: .init(dimension: c.factors, lambda: candidate, iterations: iterations, seed: c.seed, threads: c.threads))
+            let rmse = f.rmse(users: split.validation.users, items: split.validation.items, labels: split.validation.labels)
+            log("  lambda \(candidate): validation RMSE \(String(format: "%.4f", rmse))")
+            record.append("\(candidate): \(String(format: "%.4f", rmse))")
+            if rmse < best.1 { best = (candidate, rmse) }
+        }
+        return (best.0, best.1, "validation on each user's latest \(Int(c.validationShare * 100))% {" + record.joined(separator: ", ") + "}")
+    }
+
+    /// Each user's ridge statistics under the final features. O(n·D² + users·D³), on all threads.
+    func userStates(_ data: IndexedRatings, features: MaterializedFeatures, lambda: Float) throws -> [(uid: String, state: RidgeState)] {
+        let byUser = SparseRows(rowCount: data.userIDs.count, rows: data.users, columns: data.items, labels: data.labels)
+        let dim = features.dimension
+        let userCount = data.userIDs.count
+        let results = UnsafeMutableBufferPointer<RidgeState?>.allocate(capacity: userCount)
+        results.initialize(repeating: nil)
+        defer { results.deinitialize(); results.deallocate() }
+        nonisolated(unsafe) let out = results
+        let workers = max(1, min(configuration.threads, userCount))
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var a = [Double](repeating: 0, count: dim * dim)
+            var b = [Double](repeating: 0, count: dim)
+            var u = worker
+            while u < userCount {
+                defer { u += workers }
+                for k in 0..<a.count { a[k] = 0 }
+                for k in 0..<dim { b[k] = 0; a[k * dim + k] = Double(lambda) }
+                for e in byUser.offsets[u]..<byUser.offsets[u + 1] {
+                    features.withFeatures(item: Int(byUser.columns[e])) { f, offset in
+                        let t = Double(byUser.labels[e] - offset)
+                        for i in 0..<dim {
+                            let fi = Double(f[i])
+                            b[i] += t * fi
+                            for j in 0..<dim { a[i * dim + j] += fi * Double(f[j]) }
+                        }
+                    }
+                }
+                out[u] = try? RidgeState(gram: a, rhs: b)
+            }
+        }
+        var states: [(uid: String, state: RidgeState)] = []
+        states.reserveCapacity(userCount)
+        for u in 0..<userCount {
+            guard let s = results[u] else { throw ConfigurationError(description: "user \(data.userIDs[u])'s ridge system is singular; use a larger --lambda") }
+            states.append((data.userIDs[u], s))
+        }
+        return states
+    }
+
+    /// The mean of the users' weights, the bootstrap prior for new users (Velox §5). O(users·d).
+    public static func meanWeights(_ states: [RidgeState], dimension: Int) -> [Float] {
+        guard !states.isEmpty else { return [Float](repeating: 0, count: dimension) }
+        var sum = [Double](repeating: 0, count: dimension)
+        for s in states { for k in 0..<dimension { sum[k] += Double(s.weights[k]) } }
+        return sum.map { Float($0 / Double(states.count)) }
+    }
+}

@@ -1,0 +1,46 @@
+import OspreyMath
+
+/// One user's learned state: the ridge statistics behind `w_u`, and what the API reports.
+///
+/// It is a materialized view of the log (DESIGN.md §3): applying the same observations in log
+/// order to the same starting state gives the same bits, which is how a restart restores it.
+public struct UserWeights: Sendable, Equatable {
+    /// The smoothing factor of ``runningLoss``: roughly the last 1/α observations count.
+    public static let lossSmoothing = 0.1
+
+    public var ridge: RidgeState
+    /// Observations of this user in the log (not counting initial training data).
+    public var observations: Int
+    /// Exponentially weighted mean of the squared prequential error (each observation scored
+    /// before it is learned), or nil before the first observation.
+    public var runningLoss: Double?
+    /// True when the user was not in the version's training data and started from the prior.
+    public var bootstrapped: Bool
+
+    public init(ridge: RidgeState, observations: Int = 0, runningLoss: Double? = nil, bootstrapped: Bool) {
+        self.ridge = ridge
+        self.observations = observations
+        self.runningLoss = runningLoss
+        self.bootstrapped = bootstrapped
+    }
+
+    /// Learns an observation of a known item (features padded to the stride, target = label −
+    /// offset) and returns the squared prequential error. O(d²).
+    @discardableResult
+    public mutating func learn(features: UnsafePointer<Float>, target: Float) -> Double {
+        let error = Double(ridge.update(features: features, target: target))
+        let squared = error * error
+        observations += 1
+        if let loss = runningLoss {
+            runningLoss = loss + Self.lossSmoothing * (squared - loss)
+        } else {
+            runningLoss = squared
+        }
+        return squared
+    }
+
+    /// Counts an observation that cannot move the weights (the item is unknown to the version).
+    public mutating func count() {
+        observations += 1
+    }
+}

@@ -1,0 +1,207 @@
+import Foundation
+import Hummingbird
+import OspreyEngine
+
+/// The v1 endpoints. Each handler validates its input, calls the engine, and writes JSON.
+struct API: Sendable {
+    let manager: Manager
+    let predictor: Predictor
+    let configuration: ServerConfiguration
+    let metrics: ServerMetrics
+
+    typealias Handler = @Sendable (Request, BasicRequestContext) async throws -> Response
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/healthz", use: instrument("healthz") { _, _ in
+            JSONWriter.response { $0.object { $0.field("status", "ok") } }
+        })
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(string: metrics.render(manager: manager))))
+        }
+        let openAPI = Self.openAPIDocument()
+        router.get("/openapi.yaml") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: openAPI))
+        }
+        router.get("/v1/models", use: instrument("models", listModels))
+        router.get("/v1/models/{model}", use: instrument("model", modelInfo))
+        router.get("/v1/models/{model}/users/{uid}", use: instrument("user", userInfo))
+        router.get("/v1/models/{model}/users/{uid}/predict", use: instrument("predict", predict))
+        router.post("/v1/models/{model}/users/{uid}/topk", use: instrument("topk", topK))
+        router.post("/v1/models/{model}/users/{uid}/observe", use: instrument("observe", observe))
+        router.post("/v1/models/{model}/observations", use: instrument("observations", observeBulk))
+    }
+
+    /// Wraps a handler to count it and time it under `name`.
+    func instrument(_ name: String, _ handler: @escaping Handler) -> Handler {
+        let route = metrics.route(name)
+        let metrics = self.metrics
+        return { request, context in
+            let start = ContinuousClock.now
+            do {
+                let response = try await handler(request, context)
+                metrics.record(route, status: Int(response.status.code), duration: .now - start)
+                return response
+            } catch {
+                metrics.record(route, status: Int(APIError.from(error).status.code), duration: .now - start)
+                throw error
+            }
+        }
+    }
+
+    static func openAPIDocument() -> ByteBuffer {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"),
+              let text = try? String(contentsOf: url, encoding: .utf8)
+        else { return ByteBuffer(string: "# openapi.yaml missing from the build\n") }
+        return ByteBuffer(string: text)
+    }
+
+    // MARK: Handlers
+
+    func listModels(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let infos = try manager.registry.all.map { try manager.info(model: $0.name) }
+        return JSONWriter.response { w in
+            w.object { w in
+                w.key("models")
+                w.array { w in
+                    for m in infos {
+                        w.object { w in
+                            w.field("name", m.name)
+                            w.field("version", m.version)
+                            w.field("dimension", m.dimension)
+                            w.field("users", m.users)
+                            w.field("items", m.items)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func modelInfo(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let info = try manager.info(model: try context.parameter("model"))
+        let iso = ISO8601DateFormatter()
+        return JSONWriter.response { w in
+            w.object { w in
+                w.field("name", info.name)
+                w.field("version", info.version)
+                w.field("dimension", info.dimension)
+                w.field("users", info.users)
+                w.field("items", info.items)
+                w.field("observations", info.observations)
+                w.key("versions")
+                w.array { w in
+                    for v in info.versions {
+                        w.object { w in
+                            w.field("version", v.number)
+                            w.field("created_at", iso.string(from: v.createdAt))
+                            w.field("status", v.status.rawValue)
+                            w.field("parent", v.parent)
+                            w.field("dimension", v.metadata.factors)
+                            w.field("items", v.items)
+                            w.field("lambda", Double(v.metadata.lambda))
+                            w.field("lambda_selection", v.metadata.lambdaSelection)
+                            w.field("iterations", v.metadata.iterations)
+                            w.field("training_rmse", v.metadata.trainingRMSE)
+                            w.field("validation_rmse", v.metadata.validationRMSE)
+                            w.field("ratings", v.metadata.ratings)
+                            w.field("training_seconds", v.metadata.durationSeconds)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func userInfo(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let info = try manager.info(model: try context.parameter("model"), uid: try context.parameter("uid"))
+        return JSONWriter.response { w in
+            w.object { w in
+                w.field("uid", info.uid)
+                w.field("observations", info.observations)
+                w.field("running_loss", info.runningLoss)
+                w.field("bootstrapped", info.bootstrapped)
+            }
+        }
+    }
+
+    func predict(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let uid = try context.parameter("uid")
+        guard let item = request.uri.queryParameters.get("item"), !item.isEmpty else {
+            throw APIError.badRequest("predict needs the item as a query parameter: ?item=ITEM")
+        }
+        let p = try predictor.predict(model: try context.parameter("model"), uid: uid, item: item)
+        return JSONWriter.response { w in
+            w.object { w in
+                w.field("uid", uid)
+                w.field("item", item)
+                w.field("score", p.score)
+                w.field("version", p.version)
+            }
+        }
+    }
+
+    func topK(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let model = try context.parameter("model"), uid = try context.parameter("uid")
+        let body = try await request.decodeJSON(TopKBody.self, limit: configuration.maxBodyBytes)
+        let k = body.k ?? 10
+        guard k >= 1, k <= configuration.maxK else {
+            throw OspreyError(.invalidArgument, "k must be between 1 and \(configuration.maxK), got \(k)")
+        }
+        let ranking = try predictor.topK(model: model, uid: uid, k: k, items: body.items?.map(\.value))
+        return JSONWriter.response { w in
+            w.object { w in
+                w.field("uid", uid)
+                w.field("version", ranking.version)
+                w.key("items")
+                w.array { w in
+                    for (item, score) in ranking.items {
+                        w.object { w in
+                            w.field("item", item)
+                            w.field("score", score)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func observe(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let model = try context.parameter("model"), uid = try context.parameter("uid")
+        let body = try await request.decodeJSON(ObserveBody.self, limit: configuration.maxBodyBytes)
+        guard let label = body.label.finiteLabel else { throw OspreyError(.invalidArgument, "label must be a finite number") }
+        let version = try await manager.observe(model: model, [(uid, body.item.value, label)])
+        return JSONWriter.response { w in
+            w.object { w in
+                w.field("uid", uid)
+                w.field("item", body.item.value)
+                w.field("version", version)
+                w.field("accepted", true)
+            }
+        }
+    }
+
+    func observeBulk(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let model = try context.parameter("model")
+        let body = try await request.decodeJSON(BulkObserveBody.self, limit: configuration.maxBodyBytes)
+        guard !body.observations.isEmpty else { throw OspreyError(.invalidArgument, "observations must not be empty") }
+        var batch: [(uid: String, item: String, label: Float)] = []
+        batch.reserveCapacity(body.observations.count)
+        for (n, o) in body.observations.enumerated() {
+            guard let label = o.label.finiteLabel else {
+                throw OspreyError(.invalidArgument, "observation \(n): label must be a finite number")
+            }
+            batch.append((o.uid.value, o.item.value, label))
+        }
+        try await manager.observe(model: model, batch)
+        return JSONWriter.response { $0.object { $0.field("accepted", batch.count) } }
+    }
+}
+
+extension BasicRequestContext {
+    /// A path parameter, percent-decoded.
+    func parameter(_ name: String) throws -> String {
+        let raw = try parameters.require(name)
+        return raw.removingPercentEncoding ?? raw
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Hummingbird
+import OspreyEngine
+
+/// An error response: a status and `{"error":{"code","message"}}`. Only this module maps
+/// errors to HTTP (STYLE.md).
+struct APIError: HTTPResponseError {
+    let status: HTTPResponse.Status
+    let code: String
+    let message: String
+
+    init(_ status: HTTPResponse.Status, _ code: String, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    static func badRequest(_ message: String) -> Self { .init(.badRequest, "bad_request", message) }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        JSONWriter.response(status: status) { w in
+            w.object { w in
+                w.key("error")
+                w.object { w in
+                    w.field("code", code)
+                    w.field("message", message)
+                }
+            }
+        }
+    }
+
+    /// Maps any error thrown by a handler to its response.
+    static func from(_ error: any Error) -> APIError {
+        switch error {
+        case let e as APIError:
+            return e
+        case let e as OspreyError:
+            switch e.code {
+            case .unknownModel: return .init(.notFound, e.code.rawValue, e.message)
+            case .unknownItem: return .init(.notFound, e.code.rawValue, e.message)
+            case .invalidArgument: return .init(.badRequest, e.code.rawValue, e.message)
+            case .unavailable: return .init(.serviceUnavailable, e.code.rawValue, e.message)
+            }
+        case let e as HTTPError:
+            switch e.status {
+            case .contentTooLarge:
+                return .init(.contentTooLarge, "payload_too_large", "the request body is larger than the server's limit (--max-body-bytes)")
+            case .notFound:
+                return .init(.notFound, "not_found", "no such route; see /openapi.yaml for the API")
+            default:
+                return .init(e.status, "http_\(e.status.code)", e.body ?? e.status.reasonPhrase)
+            }
+        case let e as DecodingError:
+            return .badRequest(describe(e))
+        default:
+            return .init(.internalServerError, "internal", "internal error: \(error)")
+        }
+    }
+
+    /// A client-facing account of a JSON decoding failure.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.isEmpty ? "the body" : "`" + keys.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".") + "`"
+        }
+        switch error {
+        case .keyNotFound(let key, let c):
+            return "missing field \(path(c.codingPath + [key]))"
+        case .typeMismatch(_, let c), .valueNotFound(_, let c):
+            return "field \(path(c.codingPath)) has the wrong type: \(c.debugDescription)"
+        case .dataCorrupted(let c):
+            return c.codingPath.isEmpty ? "the body is not valid JSON" : "field \(path(c.codingPath)) is invalid: \(c.debugDescription)"
+        @unknown default:
+            return "the body could not be decoded"
+        }
+    }
+}
+
+/// Turns every error into a JSON error response, so clients never see an empty or HTML body.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            return try APIError.from(error).response(from: request, context: context)
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Hummingbird
+
+/// A uid or item id: a JSON string, or a JSON integer read as its decimal string (DESIGN.md §5).
+struct WireID: Decodable {
+    let value: String
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let s = try? c.decode(String.self) {
+            value = s
+        } else if let n = try? c.decode(Int64.self) {
+            value = String(n)
+        } else {
+            throw DecodingError.typeMismatch(String.self, .init(codingPath: c.codingPath, debugDescription: "expected a string or an integer id"))
+        }
+    }
+}
+
+struct ObserveBody: Decodable {
+    let item: WireID
+    let label: Double
+}
+
+struct BulkObservation: Decodable {
+    let uid: WireID
+    let item: WireID
+    let label: Double
+}
+
+struct BulkObserveBody: Decodable {
+    let observations: [BulkObservation]
+}
+
+struct TopKBody: Decodable {
+    let k: Int?
+    let items: [WireID]?
+}
+
+extension Request {
+    /// Decodes a JSON body of at most `limit` bytes.
+    /// - Throws: 413 over the limit, 400 for an empty body or malformed JSON.
+    func decodeJSON<T: Decodable>(_ type: T.Type, limit: Int) async throws -> T {
+        let buffer = try await body.collect(upTo: limit)
+        guard buffer.readableBytes > 0 else { throw APIError.badRequest("the request needs a JSON body") }
+        return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+    }
+}
+
+extension Double {
+    /// The label as a Float, or nil when it is not finite as a Float.
+    var finiteLabel: Float? {
+        let f = Float(self)
+        return f.isFinite ? f : nil
+    }
+}

@@ -1,0 +1,16 @@
+/// HTTP server settings.
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// Request bodies larger than this get 413 `payload_too_large`.
+    public var maxBodyBytes: Int
+    /// The largest `k` a top-k call may ask for.
+    public var maxK: Int
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1 << 20, maxK: Int = 10_000) {
+        self.host = host
+        self.port = port
+        self.maxBodyBytes = maxBodyBytes
+        self.maxK = maxK
+    }
+}

@@ -1,0 +1,64 @@
+import OspreyEngine
+import Prometheus
+
+/// Request counts and latency histograms (swift-prometheus), plus the engine's state read at
+/// scrape time, in the Prometheus text format.
+///
+/// Each route's counter and histogram are made once, so recording a request is a few atomic
+/// operations and no lookup; the histogram buckets start at 25 µs because most requests take
+/// well under a millisecond.
+final class ServerMetrics: Sendable {
+    static let buckets: [Duration] = [
+        .microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
+        .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+        .milliseconds(100), .milliseconds(250), .seconds(1),
+    ]
+
+    /// One route's instruments.
+    struct Route: Sendable {
+        let name: String
+        let ok: Counter
+        let duration: DurationHistogram
+    }
+
+    let registry = PrometheusCollectorRegistry()
+
+    func route(_ name: String) -> Route {
+        Route(
+            name: name,
+            ok: registry.makeCounter(name: "osprey_http_requests_total", labels: [("route", name), ("status", "200")]),
+            duration: registry.makeDurationHistogram(name: "osprey_http_request_duration_seconds", labels: [("route", name)], buckets: Self.buckets))
+    }
+
+    /// Records a finished request.
+    func record(_ route: Route, status: Int, duration: Duration) {
+        route.duration.record(duration)
+        if status == 200 {
+            route.ok.increment()
+        } else {
+            registry.makeCounter(name: "osprey_http_requests_total", labels: [("route", route.name), ("status", String(status))]).increment()
+        }
+    }
+
+    /// The exposition text: HTTP metrics, then the engine's gauges and counters.
+    func render(manager: Manager) -> String {
+        var text = registry.emitToString()
+        var observations = "# TYPE osprey_observations_total counter\n"
+        var users = "# TYPE osprey_users gauge\n"
+        var version = "# TYPE osprey_model_version gauge\n"
+        var items = "# TYPE osprey_items gauge\n"
+        for model in manager.registry.all {
+            var label = "{model="
+            JSONWriter.appendString(model.name, to: &label)
+            label += "}"
+            observations += "osprey_observations_total\(label) \(model.observations)\n"
+            users += "osprey_users\(label) \(model.users.count)\n"
+            let v = model.version
+            version += "osprey_model_version\(label) \(v.number)\n"
+            items += "osprey_items\(label) \(v.features.catalog.count)\n"
+        }
+        text += observations + users + version + items
+        text += "# TYPE osprey_group_commits_total counter\nosprey_group_commits_total \(manager.commitCount)\n"
+        return text
+    }
+}

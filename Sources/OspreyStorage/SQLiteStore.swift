@@ -1,0 +1,258 @@
+import Foundation
+import GRDB
+import Logging
+import OspreyMath
+import OspreyModel
+
+/// The embedded store: one SQLite database in WAL mode (through GRDB) holding the catalogue, the
+/// observation log, the training ratings and the user-weight snapshots.
+///
+/// Durability: the writer runs with `PRAGMA synchronous = FULL`, so a commit has reached the disk
+/// when it returns. GRDB's `DatabasePool` sets `synchronous = NORMAL` on its writer after
+/// `prepareDatabase`, so FULL is set on the writer itself afterwards and checked.
+public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
+    /// The database file inside a data directory.
+    public static let fileName = "osprey.sqlite"
+
+    let pool: DatabasePool
+    public let path: String
+
+    /// Opens (creating if needed) the store in data directory `directory` and migrates it.
+    /// - Throws: ``StorageError`` `.io` when the directory or database cannot be opened.
+    public init(directory: String, logger: Logger = Logger(label: "osprey.storage")) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw StorageError(.io, "cannot create data directory \(directory): \(error.localizedDescription)")
+        }
+        path = (directory as NSString).appendingPathComponent(Self.fileName)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+            }
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StorageError(.io, "cannot open database \(path): \(error)")
+        }
+        let mode = try synchronousMode()
+        guard mode == 2 else { throw StorageError(.io, "database \(path) writer runs with synchronous=\(mode), expected FULL (2)") }
+        logger.debug("opened store", metadata: ["store.path": "\(path)"])
+    }
+
+    /// The writer connection's `PRAGMA synchronous` (2 = FULL).
+    public func synchronousMode() throws -> Int {
+        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
+    /// The journal mode of the database (`wal`).
+    public func journalMode() throws -> String {
+        try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+
+    /// True when a data directory already holds a store.
+    public static func exists(in directory: String) -> Bool {
+        FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent(fileName))
+    }
+
+    // MARK: ObservationLog
+
+    public func append(_ observations: [Observation]) throws -> [Int64] {
+        guard !observations.isEmpty else { return [] }
+        return try pool.write { db in
+            let insert = try db.cachedStatement(
+                sql: "INSERT INTO observation (model, uid, item, label, time) VALUES (?, ?, ?, ?, ?)")
+            var seqs: [Int64] = []
+            seqs.reserveCapacity(observations.count)
+            for o in observations {
+                try insert.execute(arguments: [o.model, o.uid, o.item, Double(o.label), o.time])
+                seqs.append(db.lastInsertedRowID)
+            }
+            return seqs
+        }
+    }
+
+    public func forEachObservation(model: String, after seq: Int64, _ body: (LoggedObservation) throws -> Void) throws {
+        try pool.read { db in
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT seq, uid, item, label, time FROM observation WHERE model = ? AND seq > ? ORDER BY seq",
+                arguments: [model, seq])
+            while let row = try rows.next() {
+                let o = Observation(model: model, uid: row[1], item: row[2], label: Float(row[3] as Double), time: row[4])
+                try body(LoggedObservation(seq: row[0], observation: o))
+            }
+        }
+    }
+
+    public func observationCount(model: String) throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM observation WHERE model = ?", arguments: [model]) ?? 0 }
+    }
+
+    public func lastSequence() throws -> Int64 {
+        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM observation") ?? 0 }
+    }
+
+    // MARK: ModelCatalog
+
+    public func models() throws -> [ModelRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, serving_version, created_at FROM model ORDER BY name").map {
+                ModelRecord(name: $0[0], servingVersion: $0[1], createdAt: Date(timeIntervalSince1970: $0[2]))
+            }
+        }
+    }
+
+    public func versions(model: String) throws -> [VersionRecord] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT number, created_at, status, parent, dimension, item_count, metadata FROM version WHERE model = ? ORDER BY number",
+                arguments: [model]
+            ).map { row in
+                let json: String = row[6]
+                guard let metadata = try? JSONDecoder().decode(TrainingMetadata.self, from: Data(json.utf8)) else {
+                    throw StorageError(.corrupt, "metadata of \(model) v\(row[0] as Int) is unreadable")
+                }
+                return VersionRecord(
+                    model: model, number: row[0], createdAt: Date(timeIntervalSince1970: row[1]),
+                    status: VersionRecord.Status(rawValue: row[2]) ?? .retired, parent: row[3],
+                    dimension: row[4], items: row[5], metadata: metadata)
+            }
+        }
+    }
+
+    public func createVersion(_ version: ModelVersion, users: [(uid: String, state: RidgeState)],
+                              trainingRatings: [Rating], serve: Bool) throws {
+        let metadata = String(decoding: try JSONEncoder().encode(version.metadata), as: UTF8.self)
+        let ids = try JSONEncoder().encode(version.features.catalog.ids)
+        let logEnd = try lastSequence()
+        try pool.write { db in
+            if try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM version WHERE model = ? AND number = ?",
+                                arguments: [version.model, version.number]) ?? 0 > 0 {
+                throw StorageError(.conflict, "model \(version.model) already has a version \(version.number)")
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO version (model, number, created_at, status, parent, dimension, lambda, item_count,
+                                         metadata, item_ids, features, offsets, prior, snapshot_seq)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    version.model, version.number, version.createdAt.timeIntervalSince1970,
+                    serve ? "serving" : "retired", version.parent, version.dimension, Double(version.lambda),
+                    version.features.catalog.count, metadata, ids, Self.data(version.features.table),
+                    Self.data(version.features.offsets), Self.data(version.prior), logEnd,
+                ])
+            let insertUser = try db.cachedStatement(
+                sql: "INSERT INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped) VALUES (?, ?, ?, ?, 0, NULL, 0)")
+            for (uid, state) in users {
+                try insertUser.execute(arguments: [version.model, version.number, uid, Data(state.serialized())])
+            }
+            let insertRating = try db.cachedStatement(
+                sql: "INSERT INTO training_rating (model, version, uid, item, label, time) VALUES (?, ?, ?, ?, ?, ?)")
+            for r in trainingRatings {
+                try insertRating.execute(arguments: [version.model, version.number, r.uid, r.item, Double(r.label), r.timestamp])
+            }
+            if serve {
+                try db.execute(sql: "UPDATE version SET status = 'retired' WHERE model = ? AND number <> ? AND status = 'serving'",
+                               arguments: [version.model, version.number])
+                try db.execute(
+                    sql: """
+                        INSERT INTO model (name, serving_version, created_at) VALUES (?, ?, ?)
+                        ON CONFLICT(name) DO UPDATE SET serving_version = excluded.serving_version
+                        """,
+                    arguments: [version.model, version.number, Date().timeIntervalSince1970])
+            }
+        }
+    }
+
+    public func loadVersion(model: String, number: Int) throws -> ModelVersion {
+        try pool.read { db in
+            guard let row = try Row.fetchOne(
+                db, sql: "SELECT created_at, parent, dimension, lambda, metadata, item_ids, features, offsets, prior FROM version WHERE model = ? AND number = ?",
+                arguments: [model, number])
+            else { throw StorageError(.notFound, "model \(model) has no version \(number)") }
+            let dimension: Int = row[2]
+            let stride = VectorKernels.paddedStride(dimension)
+            let json: String = row[4]
+            guard let metadata = try? JSONDecoder().decode(TrainingMetadata.self, from: Data(json.utf8)),
+                  let ids = try? JSONDecoder().decode([String].self, from: row[5] as Data)
+            else { throw StorageError(.corrupt, "version \(number) of \(model) is unreadable") }
+            let table = Self.floats(row[6]), offsets = Self.floats(row[7]), prior = Self.floats(row[8])
+            guard table.count == ids.count * stride, offsets.count == ids.count, prior.count == dimension else {
+                throw StorageError(.corrupt, "version \(number) of \(model) has inconsistent sizes")
+            }
+            return ModelVersion(
+                model: model, number: number, createdAt: Date(timeIntervalSince1970: row[0]),
+                features: MaterializedFeatures(dimension: dimension, ids: ids, table: table, offsets: offsets),
+                lambda: Float(row[3] as Double), prior: prior, metadata: metadata, parent: row[1])
+        }
+    }
+
+    public func loadSnapshot(model: String, version: Int) throws -> UserSnapshot {
+        try pool.read { db in
+            guard let seq = try Int64.fetchOne(db, sql: "SELECT snapshot_seq FROM version WHERE model = ? AND number = ?",
+                                               arguments: [model, version])
+            else { throw StorageError(.notFound, "model \(model) has no version \(version)") }
+            var users: [String: UserWeights] = [:]
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT uid, state, observations, running_loss, bootstrapped FROM user_state WHERE model = ? AND version = ?",
+                arguments: [model, version])
+            while let row = try rows.next() {
+                let uid: String = row[0]
+                let blob: Data = row[1]
+                guard let ridge = try? RidgeState(serialized: blob) else {
+                    throw StorageError(.corrupt, "stored weights of user \(uid) in \(model) v\(version) are unreadable")
+                }
+                users[uid] = UserWeights(ridge: ridge, observations: row[2], runningLoss: row[3], bootstrapped: row[4])
+            }
+            return UserSnapshot(seq: seq, users: users)
+        }
+    }
+
+    public func saveSnapshot(model: String, version: Int, seq: Int64, changed: [(uid: String, weights: UserWeights)]) throws {
+        try pool.write { db in
+            let upsert = try db.cachedStatement(
+                sql: """
+                    INSERT INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(model, version, uid) DO UPDATE SET state = excluded.state,
+                        observations = excluded.observations, running_loss = excluded.running_loss,
+                        bootstrapped = excluded.bootstrapped
+                    """)
+            for (uid, w) in changed {
+                try upsert.execute(arguments: [model, version, uid, Data(w.ridge.serialized()), w.observations, w.runningLoss, w.bootstrapped])
+            }
+            try db.execute(sql: "UPDATE version SET snapshot_seq = ? WHERE model = ? AND number = ?", arguments: [seq, model, version])
+        }
+    }
+
+    public func userCount(model: String, version: Int) throws -> Int {
+        try pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user_state WHERE model = ? AND version = ?", arguments: [model, version]) ?? 0
+        }
+    }
+
+    /// The ratings a version was trained on, in their original order.
+    public func trainingRatings(model: String, version: Int) throws -> [Rating] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT uid, item, label, time FROM training_rating WHERE model = ? AND version = ? ORDER BY rowid",
+                             arguments: [model, version]).map {
+                Rating(uid: $0[0], item: $0[1], label: Float($0[2] as Double), timestamp: $0[3])
+            }
+        }
+    }
+
+    // MARK: Encoding
+
+    static func data(_ floats: [Float]) -> Data {
+        floats.withUnsafeBytes { Data($0) }
+    }
+
+    static func floats(_ data: Data) -> [Float] {
+        var out = [Float](repeating: 0, count: data.count / MemoryLayout<Float>.size)
+        out.withUnsafeMutableBytes { _ = data.copyBytes(to: $0) }
+        return out
+    }
+}

@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import OspreyModel
+
+/// `osprey generate`: synthetic ratings from a known latent-factor model.
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Write synthetic ratings (uid,item,label,timestamp CSV) from a known latent-factor model.")
+
+    @Option(help: "Number of users.") var users = 1000
+    @Option(help: "Number of items.") var items = 500
+    @Option(help: "Number of ratings.") var ratings = 50_000
+    @Option(help: "Latent dimension of the true model.") var dim = 10
+    @Option(help: "Standard deviation of the Gaussian label noise.") var noise = 0.5
+    @Option(help: "Random seed; the same seed gives the same file.") var seed: UInt64 = 1
+    @Option(help: "Zipf exponent of item popularity.") var zipf = 1.0
+    @Option(help: "Output file.") var out: String
+
+    func run() throws {
+        let data = try SyntheticRatings.Configuration.make(
+            users: users, items: items, ratings: ratings, dim: dim, noise: noise, seed: seed, zipf: zipf)
+        try write(data.ratings(), to: out)
+        Console.info("wrote \(ratings) ratings (\(users) users, \(items) items, d=\(dim), noise σ=\(noise), seed \(seed)) to \(out)")
+    }
+}
+
+extension SyntheticRatings.Configuration {
+    static func make(users: Int, items: Int, ratings: Int, dim: Int, noise: Double, seed: UInt64, zipf: Double) throws -> SyntheticRatings {
+        do {
+            return try SyntheticRatings(.init(
+                users: users, items: items, ratings: ratings, dimension: dim, noise: noise, seed: seed, zipfExponent: zipf))
+        } catch let e as SyntheticRatings.ConfigurationError {
+            throw ValidationError(e.description)
+        }
+    }
+}
+
+func write(_ ratings: [Rating], to path: String) throws {
+    do {
+        try SyntheticRatings.csv(ratings).write(toFile: path, atomically: true, encoding: .utf8)
+    } catch {
+        throw ValidationError("cannot write \(path): \(error.localizedDescription)")
+    }
+}

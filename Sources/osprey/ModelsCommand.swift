@@ -1,0 +1,28 @@
+import ArgumentParser
+import Foundation
+import OspreyStorage
+
+/// `osprey models`: list the models in a data directory.
+struct ModelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "models", abstract: "List models, versions, user and item counts.")
+
+    @Option(help: "Data directory.") var dataDir = "osprey-data"
+
+    func run() throws {
+        guard SQLiteStore.exists(in: dataDir) else {
+            throw ValidationError("no Osprey store in \(dataDir); `osprey train --data-dir \(dataDir) ...` creates one")
+        }
+        let store = try SQLiteStore(directory: dataDir)
+        let models = try store.models()
+        if models.isEmpty { print("no models in \(dataDir)") }
+        for m in models {
+            let observations = try store.observationCount(model: m.name)
+            print("\(m.name)  serving v\(m.servingVersion)  observations \(observations)")
+            for v in try store.versions(model: m.name) {
+                let users = try store.userCount(model: m.name, version: v.number)
+                let validation = v.metadata.validationRMSE.map { String(format: "%.4f", $0) } ?? "-"
+                print("  v\(v.number)  \(v.status.rawValue)  d=\(v.metadata.factors)  users \(users)  items \(v.items)  λ=\(v.metadata.lambda)  training RMSE \(String(format: "%.4f", v.metadata.trainingRMSE))  validation RMSE \(validation)  created \(v.createdAt)")
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import OspreyModel
+import OspreyStorage
+
+/// `osprey quickstart`: the main job end to end on the embedded store.
+struct QuickstartCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quickstart",
+        abstract: "Generate synthetic ratings, train model `demo`, and serve it with ready-to-paste curl examples.")
+
+    @OptionGroup var options: ServeOptions
+    @Option(help: "Model name.") var model = "demo"
+
+    func run() async throws {
+        var exists = false
+        if SQLiteStore.exists(in: options.dataDir) {
+            exists = try SQLiteStore(directory: options.dataDir).models().contains { $0.name == self.model }
+        }
+        if exists {
+            Console.info("model `\(model)` already in \(options.dataDir); serving it (delete the directory to start over)")
+        } else {
+            try FileManager.default.createDirectory(atPath: options.dataDir, withIntermediateDirectories: true)
+            let path = (options.dataDir as NSString).appendingPathComponent("\(model)-ratings.csv")
+            let data = try SyntheticRatings.Configuration.make(
+                users: 2000, items: 1000, ratings: 100_000, dim: 10, noise: 0.5, seed: 42, zipf: 1.0)
+            try write(data.ratings(), to: path)
+            Console.info("generated 100000 synthetic ratings (2000 users, 1000 items, d=10, noise σ=0.5) in \(path)")
+            try train(dataDir: options.dataDir, model: model, ratingsPath: path, configuration: .init(factors: 10))
+        }
+        let name = model
+        try await serve(options) { base in
+            Console.info("""
+
+                Osprey is serving model `\(name)` at \(base). Try, in another terminal:
+
+                  curl -s '\(base)/v1/models/\(name)/users/u1/predict?item=i7'
+                  curl -s -X POST '\(base)/v1/models/\(name)/users/u1/topk' -d '{"k":5}'
+                  curl -s -X POST '\(base)/v1/models/\(name)/users/u1/observe' -d '{"item":"i7","label":5}'
+                  curl -s '\(base)/v1/models/\(name)/users/u1/predict?item=i7'
+                  curl -s '\(base)/v1/models/\(name)/users/new-user'
+                  curl -s '\(base)/v1/models/\(name)'
+                  curl -s '\(base)/metrics'
+
+                Ctrl-C stops the server gracefully (in-flight requests finish, user weights are snapshotted).
+
+                """)
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import OspreyEngine
+import OspreyServer
+import OspreyStorage
+import ServiceLifecycle
+
+/// `osprey serve`: serve every model in a data directory over HTTP.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Serve every model in a data directory over HTTP.")
+
+    @OptionGroup var options: ServeOptions
+
+    func run() async throws {
+        try await serve(options)
+    }
+}
+
+struct ServeOptions: ParsableArguments {
+    @Option(help: "Data directory.") var dataDir = "osprey-data"
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on.") var port = 8080
+    @Option(help: "Largest accepted request body in bytes.") var maxBodyBytes = 1 << 20
+    @Option(help: "Seconds between snapshots of changed user weights.") var snapshotSeconds = 30
+    @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel = "info"
+}
+
+/// Runs the manager and the HTTP server until SIGTERM or SIGINT; then the server finishes its
+/// in-flight requests, the manager snapshots, and the process exits 0.
+func serve(_ o: ServeOptions, banner: ((String) -> Void)? = nil) async throws {
+    guard o.port >= 0, o.port < 65536 else { throw ValidationError("--port must be between 0 and 65535") }
+    guard o.maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+    guard o.snapshotSeconds >= 1 else { throw ValidationError("--snapshot-seconds must be at least 1") }
+    guard let level = Logger.Level(rawValue: o.logLevel) else { throw ValidationError("unknown --log-level \(o.logLevel)") }
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    let logger = Logger(label: "osprey")
+    guard SQLiteStore.exists(in: o.dataDir) else {
+        throw ValidationError("no Osprey store in \(o.dataDir); create a model first with `osprey train --data-dir \(o.dataDir) --model NAME --ratings FILE` or run `osprey quickstart`")
+    }
+    let store = try SQLiteStore(directory: o.dataDir, logger: logger)
+    let manager = try Manager(store: store, configuration: .init(snapshotInterval: .seconds(o.snapshotSeconds)), logger: logger)
+    let app = buildApplication(
+        manager: manager, configuration: .init(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes), logger: logger)
+    logger.info("serving \(manager.registry.all.count) model(s) from \(store.path) on http://\(o.host):\(o.port)")
+    banner?("http://\(o.host):\(o.port)")
+    // Services shut down in reverse order: the server drains first, then the manager snapshots.
+    let group = ServiceGroup(configuration: .init(
+        services: [.init(service: manager), .init(service: app)],
+        gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    try await group.run()
+}
