@@ -58,17 +58,18 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "osprey-bench", dependencies: ["OspreyMath"]),
+        .target(name: "OspreyTestSupport", dependencies: ["OspreyModel", "OspreyStorage"]),
         .testTarget(
             name: "OspreyMathTests",
             dependencies: ["OspreyMath", .product(name: "Numerics", package: "swift-numerics")]
         ),
         .testTarget(name: "OspreyModelTests", dependencies: ["OspreyModel", "OspreyMath"]),
-        .testTarget(name: "OspreyStorageTests", dependencies: ["OspreyStorage"]),
-        .testTarget(name: "OspreyEngineTests", dependencies: ["OspreyEngine"]),
+        .testTarget(name: "OspreyStorageTests", dependencies: ["OspreyStorage", "OspreyMath", "OspreyTestSupport"]),
+        .testTarget(name: "OspreyEngineTests", dependencies: ["OspreyEngine", "OspreyMath", "OspreyTestSupport"]),
         .testTarget(
             name: "OspreyServerTests",
             dependencies: [
-                "OspreyServer",
+                "OspreyServer", "OspreyTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

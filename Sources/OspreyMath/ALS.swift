@@ -14,6 +14,9 @@ public enum ALS {
         public var dimension: Int
         /// Ridge penalty λ on every weight, biases included.
         public var lambda: Float
+        /// Scale each row's penalty by its number of ratings (λ·n, as ALS-WR does), so heavy
+        /// users and popular items are not under-regularized relative to rare ones.
+        public var scaleLambdaByCount: Bool
         /// Full iterations (user step, then item step).
         public var iterations: Int
         /// Seed of the item-factor initialization.
@@ -21,9 +24,11 @@ public enum ALS {
         /// Worker threads for the per-row solves.
         public var threads: Int
 
-        public init(dimension: Int = 20, lambda: Float = 5, iterations: Int = 10, seed: UInt64 = 1, threads: Int = 2) {
+        public init(dimension: Int = 20, lambda: Float = 5, scaleLambdaByCount: Bool = false, iterations: Int = 10,
+                    seed: UInt64 = 1, threads: Int = 2) {
             self.dimension = dimension
             self.lambda = lambda
+            self.scaleLambdaByCount = scaleLambdaByCount
             self.iterations = iterations
             self.seed = seed
             self.threads = threads
@@ -105,7 +110,7 @@ public enum ALS {
         for iteration in 1...max(1, c.iterations) {
             // User step: [p_u; c_u] given features [q_i; 1] and offsets μ + b_i.
             solveRows(byUser, features: itemFeatures, offsets: itemOffsets, stride: s, dimension: dim,
-                      lambda: c.lambda, threads: c.threads, into: &userWeights)
+                      lambda: c.lambda, scaled: c.scaleLambdaByCount, threads: c.threads, into: &userWeights)
             for u in 0..<userCount {
                 for k in 0..<d { userFeatures[u * s + k] = userWeights[u * s + k] }
                 userFeatures[u * s + d] = 1
@@ -113,7 +118,7 @@ public enum ALS {
             }
             // Item step: [q_i; b_i] given features [p_u; 1] and offsets μ + c_u.
             solveRows(byItem, features: userFeatures, offsets: userOffsets, stride: s, dimension: dim,
-                      lambda: c.lambda, threads: c.threads, into: &itemSolution)
+                      lambda: c.lambda, scaled: c.scaleLambdaByCount, threads: c.threads, into: &itemSolution)
             for i in 0..<itemCount {
                 for k in 0..<d { itemFeatures[i * s + k] = itemSolution[i * s + k] }
                 itemFeatures[i * s + d] = 1
@@ -123,7 +128,7 @@ public enum ALS {
                 // End on a user step so W is exactly the ridge solution for the final θ: online
                 // learning then continues from the very statistics training ended with.
                 solveRows(byUser, features: itemFeatures, offsets: itemOffsets, stride: s, dimension: dim,
-                          lambda: c.lambda, threads: c.threads, into: &userWeights)
+                          lambda: c.lambda, scaled: c.scaleLambdaByCount, threads: c.threads, into: &userWeights)
             }
             let snapshot = Factors(
                 dimension: dim, stride: s, mean: mean, userWeights: userWeights, itemFeatures: itemFeatures,
@@ -138,11 +143,12 @@ public enum ALS {
             itemBiases: itemOffsets.map { $0 - mean }, userCount: userCount, itemCount: itemCount)
     }
 
-    /// For each row r: `x_r = (λI + Σ f_j f_jᵀ)⁻¹ Σ f_j (y_rj − offset_j)` over its entries j.
+    /// For each row r: `x_r = (λ_r I + Σ f_j f_jᵀ)⁻¹ Σ f_j (y_rj − offset_j)` over its entries j,
+    /// with `λ_r = λ` or, when `scaled`, `λ·n_r`.
     /// Rows without entries get zero. O(n·D² + rows·D³), split over `threads`.
     static func solveRows(
         _ rows: SparseRows, features: [Float], offsets: [Float], stride s: Int, dimension dim: Int,
-        lambda: Float, threads: Int, into out: inout [Float]
+        lambda: Float, scaled: Bool, threads: Int, into out: inout [Float]
     ) {
         let workers = max(1, min(threads, rows.rowCount))
         out.withUnsafeMutableBufferPointer { outBuffer in
@@ -177,9 +183,10 @@ public enum ALS {
                                 }
                             }
                         }
+                        let penalty = Double(lambda) * (scaled ? Double(range.count) : 1)
                         for i in 0..<dim {
                             for j in 0..<dim { a[i * dim + j] = Double(gram[i * s + j]) }
-                            a[i * dim + i] += Double(lambda)
+                            a[i * dim + i] += penalty
                         }
                         // λ > 0 makes the system positive definite; should rounding say otherwise, keep zeros.
                         let x = (try? Cholesky.solve(a, n: dim, b)) ?? [Double](repeating: 0, count: dim)

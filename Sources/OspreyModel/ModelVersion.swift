@@ -5,6 +5,8 @@ public struct TrainingMetadata: Sendable, Codable, Equatable {
     /// Latent factors d (the feature vectors have d + 1 entries with the bias).
     public var factors: Int
     public var lambda: Float
+    /// True when each user's and item's penalty was λ times its rating count (ALS-WR).
+    public var scaledLambda: Bool
     /// How λ was chosen: `"given"`, or the validation RMSE of each candidate.
     public var lambdaSelection: String
     public var iterations: Int
@@ -15,10 +17,11 @@ public struct TrainingMetadata: Sendable, Codable, Equatable {
     public var ratings: Int
     public var durationSeconds: Double
 
-    public init(factors: Int, lambda: Float, lambdaSelection: String, iterations: Int, seed: UInt64,
+    public init(factors: Int, lambda: Float, scaledLambda: Bool, lambdaSelection: String, iterations: Int, seed: UInt64,
                 trainingRMSE: Double, validationRMSE: Double?, ratings: Int, durationSeconds: Double) {
         self.factors = factors
         self.lambda = lambda
+        self.scaledLambda = scaledLambda
         self.lambdaSelection = lambdaSelection
         self.iterations = iterations
         self.seed = seed
@@ -38,7 +41,8 @@ public struct ModelVersion: Sendable {
     public let createdAt: Date
     /// θ: the item feature table and offsets.
     public let features: MaterializedFeatures
-    /// The ridge penalty λ of every user's regression.
+    /// The ridge penalty of a new user's regression: how strongly the prior holds against the
+    /// first observations.
     public let lambda: Float
     /// The mean of all trained users' weights: a new user's starting point (Velox §5).
     public let prior: [Float]

@@ -41,10 +41,11 @@ struct APIError: HTTPResponseError {
             case .invalidArgument: return .init(.badRequest, e.code.rawValue, e.message)
             case .unavailable: return .init(.serviceUnavailable, e.code.rawValue, e.message)
             }
+        case let e as any HTTPResponseError where e.status == .contentTooLarge:
+            // NIOTooManyBytesError from collecting a body over the limit, or an HTTPError.
+            return .init(.contentTooLarge, "payload_too_large", "the request body is larger than the server's limit (--max-body-bytes)")
         case let e as HTTPError:
             switch e.status {
-            case .contentTooLarge:
-                return .init(.contentTooLarge, "payload_too_large", "the request body is larger than the server's limit (--max-body-bytes)")
             case .notFound:
                 return .init(.notFound, "not_found", "no such route; see /openapi.yaml for the API")
             default:

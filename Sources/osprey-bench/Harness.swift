@@ -27,7 +27,7 @@ struct BenchConfig {
     var targetSampleNs: Double
     var quick: Bool
 
-    static let full = BenchConfig(reps: 41, warmupReps: 5, targetSampleNs: 4e6, quick: false)
+    static let full = BenchConfig(reps: 51, warmupReps: 5, targetSampleNs: 5e6, quick: false)
     static let quick = BenchConfig(reps: 5, warmupReps: 1, targetSampleNs: 5e5, quick: true)
 }
 
@@ -139,16 +139,17 @@ func ratio(_ a: Double, _ b: Double) -> String { fixed(a / b, a / b >= 100 ? 0 :
 func row(_ cells: [String]) -> String { "| " + cells.joined(separator: " | ") + " |" }
 
 func tableHeader(_ cells: [String]) -> String {
-    row(cells) + "\n" + row(cells.map { _ in "---:" })
+    row(cells) + "\n" + row(cells.indices.map { $0 == 0 ? ":---" : "---:" })
 }
 
 /// Writes a line to standard output immediately (so a long run shows progress when piped).
 func emit(_ line: String = "") {
     print(line)
-    fflush(stdout)
+    fflush(nil)  // all output streams (stdout itself is not concurrency-safe to name)
 }
 
 /// Progress on standard error, so it does not end up in the results file.
 func progress(_ line: String) {
-    fputs(line + "\n", stderr)
+    let text = line + "\n"
+    _ = text.withCString { write(2, $0, strlen($0)) }
 }

@@ -40,6 +40,24 @@ enum Machine {
         return text.split(separator: " ").prefix(3).joined(separator: " ")
     }
 
+    /// CPU time (seconds) used by the whole machine (all cores, not idle/iowait) and by this
+    /// process, from /proc/stat and /proc/self/stat; nil where unavailable.
+    static func cpuSeconds() -> (machine: Double, this: Double)? {
+        let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
+        guard tick > 0,
+              let stat = read("/proc/stat"), let line = stat.split(separator: "\n").first,
+              let me = read("/proc/self/stat"), let close = me.lastIndex(of: ")")
+        else { return nil }
+        // cpu user nice system idle iowait irq softirq steal ...
+        let f = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+        guard f.count >= 8 else { return nil }
+        let busy = f[0] + f[1] + f[2] + f[5] + f[6] + f[7]
+        // After "(comm)": state is field 3; utime and stime are fields 14 and 15.
+        let rest = me[me.index(after: close)...].split(separator: " ")
+        guard rest.count >= 13, let utime = Double(rest[11]), let stime = Double(rest[12]) else { return nil }
+        return (busy / tick, (utime + stime) / tick)
+    }
+
     private static func field(_ name: String) -> String? {
         guard let text = read("/proc/cpuinfo") else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(name) {

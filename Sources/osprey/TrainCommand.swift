@@ -15,12 +15,14 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Ratings file.") var ratings: String
     @Option(help: "Latent factors d.") var dim = 20
     @Option(help: "Ridge penalty λ; default: chosen by validation on each user's latest 10%.") var lambda: Float?
+    @Flag(help: "With --lambda: penalize each user and item by lambda times its number of ratings (ALS-WR).") var scaleLambda = false
     @Option(help: "ALS iterations.") var iterations = 10
     @Option(help: "Random seed of the initialization.") var seed: UInt64 = 1
 
     func run() throws {
+        if scaleLambda && lambda == nil { throw ValidationError("--scale-lambda needs --lambda") }
         try train(dataDir: dataDir, model: model, ratingsPath: ratings, configuration: .init(
-            factors: dim, lambda: lambda, iterations: iterations, seed: seed))
+            factors: dim, lambda: lambda, scaleLambda: scaleLambda, iterations: iterations, seed: seed))
     }
 }
 

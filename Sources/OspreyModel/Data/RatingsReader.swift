@@ -36,14 +36,13 @@ public struct RatingsReader: Sendable {
         var lineNumber = 0
         var bytesRead = 0
         var nextReport = 4 << 20
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             lineNumber += 1
-            bytesRead += rawLine.utf8.count + 1
+            bytesRead += line.utf8.count + 1
             if bytesRead >= nextReport {
                 progress?(bytesRead, data.count)
                 nextReport += 4 << 20
             }
-            let line = rawLine.last == "\r" ? rawLine.dropLast() : rawLine
             if line.allSatisfy({ $0 == " " }) { continue }
             if format == nil {
                 guard let detected = RatingsFormat.detect(firstLine: line) else { throw RatingsFileError.unknownFormat(path) }

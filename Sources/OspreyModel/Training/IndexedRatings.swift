@@ -50,6 +50,14 @@ struct IndexedRatings: Sendable {
         self.timestamps = times
     }
 
+    /// The median number of ratings per user. O(n + users log users).
+    var medianRatingsPerUser: Int {
+        var counts = [Int](repeating: 0, count: userIDs.count)
+        for u in users { counts[Int(u)] += 1 }
+        counts.sort()
+        return counts.isEmpty ? 1 : max(1, counts[counts.count / 2])
+    }
+
     /// Holds out each user's latest `share` of ratings (at least one for users with 5 or more).
     /// O(n log n).
     func splitByTime(holdOut share: Double) -> (train: Columns, validation: Columns) {

@@ -12,19 +12,24 @@ public struct Trainer: Sendable {
         public var factors: Int
         /// The ridge penalty; nil chooses it from ``lambdaCandidates`` by validation.
         public var lambda: Float?
+        /// With a given ``lambda``: scale each user's and item's penalty by its rating count.
+        public var scaleLambda: Bool
         public var iterations: Int
         public var seed: UInt64
         public var threads: Int
-        /// Candidates tried when λ is chosen by validation.
-        public var lambdaCandidates: [Float]
+        /// Candidates tried when λ is chosen by validation: fixed penalties, and penalties scaled
+        /// by each row's rating count (ALS-WR). Neither kind fits every data set (a fixed λ suits
+        /// sparse MovieLens-like data, a scaled one dense data with many factors), so both compete.
+        public var lambdaCandidates: [Regularization]
         /// The share of each user's latest ratings held out to choose λ.
         public var validationShare: Double
 
-        public init(factors: Int = 20, lambda: Float? = nil, iterations: Int = 10, seed: UInt64 = 1,
-                    threads: Int = 2, lambdaCandidates: [Float] = [0.5, 1, 2, 5, 10, 20, 50],
+        public init(factors: Int = 20, lambda: Float? = nil, scaleLambda: Bool = false, iterations: Int = 10,
+                    seed: UInt64 = 1, threads: Int = 2, lambdaCandidates: [Regularization] = Regularization.candidates,
                     validationShare: Double = 0.1) {
             self.factors = factors
             self.lambda = lambda
+            self.scaleLambda = scaleLambda
             self.iterations = iterations
             self.seed = seed
             self.threads = threads
@@ -66,35 +71,38 @@ public struct Trainer: Sendable {
         let indexed = IndexedRatings(ratings)
         log("training \(model) v\(number): \(ratings.count) ratings, \(indexed.userIDs.count) users, \(indexed.itemIDs.count) items, d=\(c.factors)")
 
-        var lambda: Float
+        var regularization: Regularization
         var selection = "given"
         var validationRMSE: Double?
         if let given = c.lambda {
-            lambda = given
+            regularization = Regularization(lambda: given, scaled: c.scaleLambda)
         } else {
-            (lambda, validationRMSE, selection) = chooseLambda(indexed)
-            log("chose lambda=\(lambda) by validation (RMSE \(String(format: "%.4f", validationRMSE ?? .nan)))")
+            (regularization, validationRMSE, selection) = chooseLambda(indexed)
+            log("chose \(regularization) by validation (RMSE \(String(format: "%.4f", validationRMSE ?? .nan)))")
         }
+        let lambda = regularization.lambda
 
         let factors = ALS.train(
             userCount: indexed.userIDs.count, itemCount: indexed.itemIDs.count,
             users: indexed.users, items: indexed.items, labels: indexed.labels,
-            configuration: .init(dimension: c.factors, lambda: lambda, iterations: c.iterations, seed: c.seed, threads: c.threads)
+            configuration: .init(dimension: c.factors, lambda: lambda, scaleLambdaByCount: regularization.scaled,
+                                 iterations: c.iterations, seed: c.seed, threads: c.threads)
         ) { p in
             self.log("  iteration \(p.iteration)/\(p.iterations): training RMSE \(String(format: "%.4f", p.trainingRMSE)) (\(String(format: "%.1f", p.seconds)) s)")
         }
         let features = MaterializedFeatures(
             dimension: factors.dimension, ids: indexed.itemIDs, table: factors.itemFeatures,
             offsets: factors.itemBiases.map { factors.mean + $0 })
-        let states = try userStates(indexed, features: features, lambda: lambda)
+        let states = try userStates(indexed, features: features, regularization: regularization)
         let prior = Self.meanWeights(states.map(\.state), dimension: factors.dimension)
         let trainingRMSE = factors.rmse(users: indexed.users, items: indexed.items, labels: indexed.labels)
         let metadata = TrainingMetadata(
-            factors: c.factors, lambda: lambda, lambdaSelection: selection, iterations: c.iterations, seed: c.seed,
+            factors: c.factors, lambda: lambda, scaledLambda: regularization.scaled, lambdaSelection: selection, iterations: c.iterations, seed: c.seed,
             trainingRMSE: trainingRMSE, validationRMSE: validationRMSE, ratings: ratings.count,
             durationSeconds: Date().timeIntervalSince(start))
         let version = ModelVersion(
-            model: model, number: number, createdAt: Date(), features: features, lambda: lambda,
+            model: model, number: number, createdAt: Date(), features: features,
+            lambda: regularization.newUserPenalty(medianRatings: indexed.medianRatingsPerUser),
             prior: prior, metadata: metadata, parent: parent)
         log("trained \(model) v\(number): training RMSE \(String(format: "%.4f", trainingRMSE)) in \(String(format: "%.1f", metadata.durationSeconds)) s")
         return Result(version: version, users: states)
@@ -102,27 +110,33 @@ public struct Trainer: Sendable {
 
     /// Tries each candidate λ on a split that holds out each user's latest ratings, and returns the
     /// best with its validation RMSE and a record of every candidate's score.
-    func chooseLambda(_ data: IndexedRatings) -> (Float, Double, String) {
+    func chooseLambda(_ data: IndexedRatings) -> (Regularization, Double, String) {
         let c = configuration
         let split = data.splitByTime(holdOut: c.validationShare)
         let iterations = min(c.iterations, 6)
-        var best: (Float, Double) = (c.lambdaCandidates.first ?? 5, .infinity)
+        var best: (Regularization, Double) = (c.lambdaCandidates.first ?? .init(lambda: 5, scaled: false), .infinity)
         var record: [String] = []
-        for candidate in c.lambdaCandidates {
+        func score(_ candidate: Regularization) {
             let f = ALS.train(
                 userCount: data.userIDs.count, itemCount: data.itemIDs.count,
                 users: split.train.users, items: split.train.items, labels: split.train.labels,
-                configuration: .init(dimension: c.factors, lambda: candidate, iterations: iterations, seed: c.seed, threads: c.threads))
+                configuration: .init(dimension: c.factors, lambda: candidate.lambda, scaleLambdaByCount: candidate.scaled,
+                                     iterations: iterations, seed: c.seed, threads: c.threads))
             let rmse = f.rmse(users: split.validation.users, items: split.validation.items, labels: split.validation.labels)
-            log("  lambda \(candidate): validation RMSE \(String(format: "%.4f", rmse))")
+            log("  \(candidate): validation RMSE \(String(format: "%.4f", rmse))")
             record.append("\(candidate): \(String(format: "%.4f", rmse))")
             if rmse < best.1 { best = (candidate, rmse) }
         }
+        c.lambdaCandidates.forEach(score)
+        // Then one half-step either side of the best on the log scale (the grid steps by ~3×).
+        let coarse = best.0
+        for factor: Float in [0.55, 1.8] { score(.init(lambda: coarse.lambda * factor, scaled: coarse.scaled)) }
         return (best.0, best.1, "validation on each user's latest \(Int(c.validationShare * 100))% {" + record.joined(separator: ", ") + "}")
     }
 
-    /// Each user's ridge statistics under the final features. O(n·D² + users·D³), on all threads.
-    func userStates(_ data: IndexedRatings, features: MaterializedFeatures, lambda: Float) throws -> [(uid: String, state: RidgeState)] {
+    /// Each user's ridge statistics under the final features. The penalty is fixed here: online
+    /// observations add only their rank-one terms, so updates stay exact Sherman–Morrison steps. O(n·D² + users·D³), on all threads.
+    func userStates(_ data: IndexedRatings, features: MaterializedFeatures, regularization: Regularization) throws -> [(uid: String, state: RidgeState)] {
         let byUser = SparseRows(rowCount: data.userIDs.count, rows: data.users, columns: data.items, labels: data.labels)
         let dim = features.dimension
         let userCount = data.userIDs.count
@@ -137,8 +151,9 @@ public struct Trainer: Sendable {
             var u = worker
             while u < userCount {
                 defer { u += workers }
+                let penalty = Double(regularization.lambda) * (regularization.scaled ? Double(byUser.count(ofRow: u)) : 1)
                 for k in 0..<a.count { a[k] = 0 }
-                for k in 0..<dim { b[k] = 0; a[k * dim + k] = Double(lambda) }
+                for k in 0..<dim { b[k] = 0; a[k * dim + k] = penalty }
                 for e in byUser.offsets[u]..<byUser.offsets[u + 1] {
                     features.withFeatures(item: Int(byUser.columns[e])) { f, offset in
                         let t = Double(byUser.labels[e] - offset)

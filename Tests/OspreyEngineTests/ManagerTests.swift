@@ -1,0 +1,152 @@
+import Logging
+import OspreyMath
+import OspreyModel
+import OspreyStorage
+import OspreyTestSupport
+import Testing
+@testable import OspreyEngine
+
+let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+struct ManagerTests {
+    func open(_ t: TrainedStore) throws -> (Manager, Predictor) {
+        let m = try Manager(store: try t.reopen(), logger: quiet)
+        return (m, Predictor(registry: m.registry))
+    }
+
+    @Test func observationIsLearnedBeforeTheAcknowledgement() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let (m, p) = try open(t)
+        let uid = t.ratings[0].uid, item = "i1"
+        let before = try p.predict(model: "demo", uid: uid, item: item).score
+        let version = try await m.observe(model: "demo", [(uid, item, before + 3)])
+        #expect(version == 1)
+        let after = try p.predict(model: "demo", uid: uid, item: item).score
+        #expect(after > before, "a label above the prediction pulls it up")
+        let info = try m.info(model: "demo", uid: uid)
+        #expect(info.observations == 1 && !info.bootstrapped)
+        #expect(info.runningLoss.map { abs($0 - 9) < 1e-3 } == true, "first prequential loss is (3)²")
+        #expect(try t.store.observationCount(model: "demo") == 1)
+    }
+
+    @Test func newUsersStartFromTheMeanWeights() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let (m, p) = try open(t)
+        let v = try m.registry.model("demo").version
+        let expected = (v.prior + [Float](repeating: 0, count: v.features.stride - v.dimension)).withUnsafeBufferPointer {
+            v.features.score(weights: $0.baseAddress!, item: v.features.catalog.row(of: "i2")!)
+        }
+        #expect(try p.predict(model: "demo", uid: "stranger", item: "i2").score == expected)
+        #expect(try m.info(model: "demo", uid: "stranger") == UserInfo(uid: "stranger", observations: 0, runningLoss: nil, bootstrapped: true))
+        try await m.observe(model: "demo", [("stranger", "i2", 5)])
+        let info = try m.info(model: "demo", uid: "stranger")
+        #expect(info.bootstrapped && info.observations == 1)
+        // One observation moves the weights but the prior keeps the prediction between the two.
+        let moved = try p.predict(model: "demo", uid: "stranger", item: "i2").score
+        #expect(moved > expected && moved < 5)
+    }
+
+    @Test func unknownItemIsLoggedButCannotMoveWeights() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let (m, p) = try open(t)
+        let uid = t.ratings[0].uid
+        let before = try p.predict(model: "demo", uid: uid, item: "i1")
+        try await m.observe(model: "demo", [(uid, "brand-new-item", 4)])
+        #expect(try p.predict(model: "demo", uid: uid, item: "i1") == before)
+        #expect(try m.info(model: "demo", uid: uid).observations == 1)
+        #expect(try t.store.observationCount(model: "demo") == 1)
+        #expect(throws: OspreyError.self) { try p.predict(model: "demo", uid: uid, item: "brand-new-item") }
+    }
+
+    @Test func badInputIsRejectedAndChangesNothing() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let (m, _) = try open(t)
+        let cases: [(String, [(uid: String, item: String, label: Float)], OspreyError.Code)] = [
+            ("demo", [("u1", "i1", .nan)], .invalidArgument),
+            ("demo", [("u1", "i1", .infinity)], .invalidArgument),
+            ("demo", [("", "i1", 1)], .invalidArgument),
+            ("demo", [("u1", "", 1)], .invalidArgument),
+            ("demo", [("u1", String(repeating: "x", count: 300), 1)], .invalidArgument),
+            ("demo", [("u1", "i1", 1), ("u2", "i1", .nan)], .invalidArgument),
+            ("nope", [("u1", "i1", 1)], .unknownModel),
+        ]
+        for (model, batch, code) in cases {
+            await #expect(throws: OspreyError.self) { try await m.observe(model: model, batch) }
+            do { try await m.observe(model: model, batch) } catch let e as OspreyError { #expect(e.code == code) }
+        }
+        #expect(try t.store.observationCount(model: "demo") == 0)
+        #expect(try m.info(model: "demo", uid: "u1").observations == 0)
+    }
+
+    @Test func restartRestoresEveryUserExactly() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        var rng = SplitMix64(seed: 12)
+        func randomBatch() -> [(uid: String, item: String, label: Float)] {
+            (0..<20).map { _ in ("u\(rng.next() % 70)", "i\(rng.next() % 45)", Float(rng.nextUniform() * 5)) }
+        }
+        let (m, p) = try open(t)
+        for _ in 0..<10 { try await m.observe(model: "demo", randomBatch()) }
+        try m.snapshot()
+        for _ in 0..<10 { try await m.observe(model: "demo", randomBatch()) }
+        // No shutdown: the second half is only in the log, as after a kill.
+        let (m2, p2) = try open(t)
+        let items = try m.registry.model("demo").version.features.catalog.ids
+        for u in 0..<70 {
+            let uid = "u\(u)"
+            #expect(try m2.info(model: "demo", uid: uid) == m.info(model: "demo", uid: uid))
+            for item in items {
+                #expect(try p2.predict(model: "demo", uid: uid, item: item) == p.predict(model: "demo", uid: uid, item: item))
+            }
+        }
+        #expect(try m2.registry.model("demo").observations == 400)
+    }
+
+    @Test func bulkIngestGivesTheSameWeightsAsSingleObserves() async throws {
+        let a = try TrainedStore(), b = try TrainedStore()
+        defer { a.remove(); b.remove() }
+        let (ma, pa) = try open(a)
+        let (mb, pb) = try open(b)
+        let batch: [(uid: String, item: String, label: Float)] = (0..<50).map { ("u\($0 % 7)", "i\($0 % 11)", Float($0 % 5)) }
+        for o in batch { try await ma.observe(model: "demo", [o]) }
+        try await mb.observe(model: "demo", batch)
+        for u in 0..<7 {
+            #expect(try pa.predict(model: "demo", uid: "u\(u)", item: "i3") == pb.predict(model: "demo", uid: "u\(u)", item: "i3"))
+        }
+    }
+
+    @Test func concurrentObservesShareCommits() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let (m, _) = try open(t)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for n in 0..<200 {
+                group.addTask { try await m.observe(model: "demo", [("c\(n % 10)", "i\(n % 30)", 3)]) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try t.store.observationCount(model: "demo") == 200)
+        #expect(m.commitCount <= 200)
+        for n in 0..<10 { #expect(try m.info(model: "demo", uid: "c\(n)").observations == 20) }
+    }
+
+    @Test func topKMatchesAFullSortOfPredictions() throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let (m, p) = try open(t)
+        let ids = try m.registry.model("demo").version.features.catalog.ids
+        let uid = t.ratings[3].uid
+        let all = try ids.map { ($0, try p.predict(model: "demo", uid: uid, item: $0).score) }
+        let reference = all.enumerated().sorted { ($0.element.1, -$0.offset) > ($1.element.1, -$1.offset) }.prefix(5).map(\.element.0)
+        #expect(try p.topK(model: "demo", uid: uid, k: 5, items: nil).items.map(\.item) == reference)
+        let subset = Array(ids.prefix(10)) + [ids[0]]
+        let subsetReference = all.prefix(10).enumerated().sorted { ($0.element.1, -$0.offset) > ($1.element.1, -$1.offset) }.prefix(3).map(\.element.0)
+        #expect(try p.topK(model: "demo", uid: uid, k: 3, items: subset).items.map(\.item) == subsetReference)
+        #expect(throws: OspreyError.self) { try p.topK(model: "demo", uid: uid, k: 0, items: nil) }
+        #expect(throws: OspreyError.self) { try p.topK(model: "demo", uid: uid, k: 3, items: ["i1", "missing"]) }
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import OspreyEngine
+import OspreyTestSupport
+import Testing
+@testable import OspreyServer
+
+let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// The HTTP API through the router, on a small trained model in a fresh directory.
+struct APITests {
+    func withApp(maxBodyBytes: Int = 1 << 20, _ body: @escaping @Sendable (any TestClientProtocol, TrainedStore) async throws -> Void) async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let manager = try Manager(store: try t.reopen(), logger: quiet)
+        let app = buildApplication(manager: manager, configuration: .init(maxBodyBytes: maxBodyBytes), logger: quiet)
+        try await app.test(.router) { client in try await body(client, t) }
+    }
+
+    func json(_ buffer: ByteBuffer) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any] ?? [:]
+    }
+
+    func errorCode(_ buffer: ByteBuffer) -> String? {
+        (json(buffer)["error"] as? [String: Any])?["code"] as? String
+    }
+
+    @Test func predictObserveAndTopK() async throws {
+        try await withApp { client, t in
+            let uid = t.ratings[0].uid
+            var before = 0.0
+            try await client.execute(uri: "/v1/models/demo/users/\(uid)/predict?item=i1", method: .get) { r in
+                #expect(r.status == .ok)
+                let body = json(r.body)
+                #expect(body["uid"] as? String == uid && body["item"] as? String == "i1" && body["version"] as? Int == 1)
+                before = body["score"] as? Double ?? .nan
+            }
+            try await client.execute(uri: "/v1/models/demo/users/\(uid)/observe", method: .post,
+                                     body: ByteBuffer(string: #"{"item":"i1","label":\#(before + 2)}"#)) { r in
+                #expect(r.status == .ok)
+                #expect(json(r.body)["accepted"] as? Bool == true)
+            }
+            try await client.execute(uri: "/v1/models/demo/users/\(uid)/predict?item=i1", method: .get) { r in
+                #expect((json(r.body)["score"] as? Double ?? .nan) > before)
+            }
+            try await client.execute(uri: "/v1/models/demo/users/\(uid)/topk", method: .post, body: ByteBuffer(string: #"{"k":3}"#)) { r in
+                #expect(r.status == .ok)
+                let items = json(r.body)["items"] as? [[String: Any]] ?? []
+                let scores = items.compactMap { $0["score"] as? Double }
+                #expect(items.count == 3 && scores == scores.sorted(by: >))
+            }
+            try await client.execute(uri: "/v1/models/demo/users/\(uid)/topk", method: .post,
+                                     body: ByteBuffer(string: #"{"k":5,"items":["i1","i2"]}"#)) { r in
+                #expect((json(r.body)["items"] as? [[String: Any]])?.count == 2)
+            }
+            try await client.execute(uri: "/v1/models/demo/users/\(uid)", method: .get) { r in
+                let body = json(r.body)
+                #expect(body["observations"] as? Int == 1 && body["bootstrapped"] as? Bool == false)
+            }
+        }
+    }
+
+    @Test func integerIdsAndBulkIngest() async throws {
+        try await withApp { client, _ in
+            try await client.execute(uri: "/v1/models/demo/observations", method: .post,
+                                     body: ByteBuffer(string: #"{"observations":[{"uid":17,"item":"i1","label":4},{"uid":"17","item":3,"label":2.5}]}"#)) { r in
+                #expect(r.status == .ok)
+                #expect(json(r.body)["accepted"] as? Int == 2)
+            }
+            try await client.execute(uri: "/v1/models/demo/users/17", method: .get) { r in
+                let body = json(r.body)
+                #expect(body["observations"] as? Int == 2 && body["bootstrapped"] as? Bool == true)
+            }
+        }
+    }
+
+    @Test func modelsHealthMetricsAndOpenAPI() async throws {
+        try await withApp { client, _ in
+            try await client.execute(uri: "/v1/models", method: .get) { r in
+                let models = json(r.body)["models"] as? [[String: Any]] ?? []
+                #expect(models.count == 1 && models[0]["name"] as? String == "demo" && models[0]["dimension"] as? Int == 4)
+            }
+            try await client.execute(uri: "/v1/models/demo", method: .get) { r in
+                let versions = json(r.body)["versions"] as? [[String: Any]] ?? []
+                #expect(versions.count == 1 && versions[0]["status"] as? String == "serving")
+                #expect(versions[0]["training_rmse"] is Double && versions[0]["lambda"] is Double)
+            }
+            try await client.execute(uri: "/healthz", method: .get) { r in #expect(r.status == .ok) }
+            try await client.execute(uri: "/v1/models/demo/users/u1/predict?item=i1", method: .get) { _ in }
+            try await client.execute(uri: "/metrics", method: .get) { r in
+                let text = String(buffer: r.body)
+                #expect(text.contains(#"osprey_http_requests_total{route="predict",status="200"} 1"#))
+                #expect(text.contains(#"osprey_http_request_duration_seconds_bucket{route="predict",le="0.000025"}"#))
+                #expect(text.contains(#"osprey_model_version{model="demo"} 1"#))
+                #expect(text.contains("osprey_observations_total") && text.contains("osprey_users"))
+            }
+            try await client.execute(uri: "/openapi.yaml", method: .get) { r in
+                #expect(String(buffer: r.body).hasPrefix("openapi: 3.1"))
+            }
+        }
+    }
+
+    /// Every kind of bad input gets its 4xx and JSON error, and nothing is logged.
+    @Test func badInputIsRejectedAndChangesNothing() async throws {
+        try await withApp(maxBodyBytes: 2048) { client, t in
+            let observe = "/v1/models/demo/users/u1/observe"
+            let cases: [(String, HTTPRequest.Method, String?, HTTPResponse.Status, String)] = [
+                (observe, .post, #"{"item":"i1","label":4"#, .badRequest, "bad_request"),
+                (observe, .post, "", .badRequest, "bad_request"),
+                (observe, .post, #"{"item":"i1"}"#, .badRequest, "bad_request"),
+                (observe, .post, #"{"item":"i1","label":"4"}"#, .badRequest, "bad_request"),
+                (observe, .post, #"{"item":["i1"],"label":4}"#, .badRequest, "bad_request"),
+                (observe, .post, #"{"item":"i1","label":NaN}"#, .badRequest, "bad_request"),
+                (observe, .post, #"{"item":"i1","label":1e39}"#, .badRequest, "invalid_argument"),
+                (observe, .post, #"{"item":"","label":1}"#, .badRequest, "invalid_argument"),
+                (observe, .post, #"{"item":"i1","label":1,"pad":"\#(String(repeating: "x", count: 4096))"}"#, .contentTooLarge, "payload_too_large"),
+                ("/v1/models/nope/users/u1/observe", .post, #"{"item":"i1","label":1}"#, .notFound, "unknown_model"),
+                ("/v1/models/demo/observations", .post, #"{"observations":[{"uid":"a","item":"i1","label":1},{"uid":"","item":"i1","label":1}]}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/demo/observations", .post, #"{"observations":[]}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/demo/users/u1/predict?item=zzz", .get, nil, .notFound, "unknown_item"),
+                ("/v1/models/demo/users/u1/predict", .get, nil, .badRequest, "bad_request"),
+                ("/v1/models/nope/users/u1/predict?item=i1", .get, nil, .notFound, "unknown_model"),
+                ("/v1/models/demo/users/u1/topk", .post, #"{"k":0}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/demo/users/u1/topk", .post, #"{"k":-3}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/demo/users/u1/topk", .post, #"{"k":1000000000}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/demo/users/u1/topk", .post, #"{"k":2,"items":["i1","zzz"]}"#, .notFound, "unknown_item"),
+                ("/v1/models/nope", .get, nil, .notFound, "unknown_model"),
+                ("/nothing/here", .get, nil, .notFound, "not_found"),
+            ]
+            for (uri, method, body, status, code) in cases {
+                try await client.execute(uri: uri, method: method, body: body.map { ByteBuffer(string: $0) }) { r in
+                    #expect(r.status == status, "\(method) \(uri) \(body ?? "")")
+                    #expect(errorCode(r.body) == code, "\(method) \(uri) \(body ?? "")")
+                    #expect(r.headers[.contentType] == "application/json")
+                }
+            }
+            #expect(try t.store.observationCount(model: "demo") == 0)
+            try await client.execute(uri: "/v1/models/demo/users/u1", method: .get) { r in
+                #expect(json(r.body)["observations"] as? Int == 0)
+            }
+        }
+    }
+
+    @Test func jsonWriterEscapes() {
+        var out = ""
+        JSONWriter.appendString("a\"b\\c\nd\u{01}é", to: &out)
+        #expect(out == #""a\"b\\c\nd\u0001é""#)
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+import OspreyMath
+import OspreyModel
+import OspreyTestSupport
+import Testing
+@testable import OspreyStorage
+
+struct SQLiteStoreTests {
+    @Test func durableSettings() throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        #expect(try t.store.synchronousMode() == 2)
+        #expect(try t.store.journalMode() == "wal")
+        // Reopening keeps FULL on the new writer too.
+        #expect(try t.reopen().synchronousMode() == 2)
+    }
+
+    @Test func logAppendsInOrderAndReadsAfterASequence() throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let seqs = try t.store.append((0..<5).map { Observation(model: "demo", uid: "u\($0)", item: "i1", label: Float($0), time: 1) })
+        _ = try t.store.append([Observation(model: "other", uid: "x", item: "y", label: 1, time: 1)])
+        #expect(seqs == seqs.sorted() && Set(seqs).count == 5)
+        var seen: [LoggedObservation] = []
+        try t.store.forEachObservation(model: "demo", after: seqs[1]) { seen.append($0) }
+        #expect(seen.map(\.seq) == Array(seqs[2...]))
+        #expect(seen.map(\.observation.uid) == ["u2", "u3", "u4"])
+        #expect(try t.store.observationCount(model: "demo") == 5)
+        #expect(try t.store.lastSequence() > seqs[4])
+    }
+
+    @Test func versionRoundTripsAndConflicts() throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let v = try t.store.loadVersion(model: "demo", number: 1)
+        #expect(v.features.catalog.count == Set(t.ratings.map(\.item)).count)
+        #expect(try t.store.models().map(\.name) == ["demo"])
+        let versions = try t.store.versions(model: "demo")
+        #expect(versions.count == 1 && versions[0].status == .serving)
+        #expect(try t.store.userCount(model: "demo", version: 1) == Set(t.ratings.map(\.uid)).count)
+        #expect(try t.store.trainingRatings(model: "demo", version: 1) == t.ratings)
+        #expect(throws: StorageError.self) { try t.store.createVersion(v, users: [], trainingRatings: [], serve: true) }
+        #expect(throws: StorageError.self) { try t.store.loadVersion(model: "demo", number: 9) }
+    }
+
+    @Test func snapshotsSaveChangedUsersWithTheirSequence() throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        var snapshot = try t.store.loadSnapshot(model: "demo", version: 1)
+        let uid = snapshot.users.keys.sorted()[0]
+        var w = snapshot.users[uid]!
+        let f = (0..<w.ridge.stride).map { $0 < w.ridge.dimension ? Float(0.5) : 0 }
+        f.withUnsafeBufferPointer { _ = w.learn(features: $0.baseAddress!, target: 2) }
+        let fresh = UserWeights(ridge: RidgeState(prior: [Float](repeating: 0, count: w.ridge.dimension), lambda: 1), observations: 3, runningLoss: 0.25, bootstrapped: true)
+        try t.store.saveSnapshot(model: "demo", version: 1, seq: 42, changed: [(uid, w), ("new", fresh)])
+        snapshot = try t.reopen().loadSnapshot(model: "demo", version: 1)
+        #expect(snapshot.seq == 42)
+        #expect(snapshot.users[uid] == w)
+        #expect(snapshot.users["new"] == fresh)
+    }
+}
