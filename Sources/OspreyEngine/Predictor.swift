@@ -77,19 +77,21 @@ public struct Predictor: Sendable {
         return Ranking(items: selector.sorted().map { (features.catalog.ids[$0.index], $0.score) }, version: v.number)
     }
 
-    /// Scores the whole catalogue in blocks (SIMD dot products into a stack buffer, then the
-    /// heap). O(items·d + items·log k).
+    /// Scores the whole catalogue in chunks of ``blockSize`` items (blocked SIMD scoring into a
+    /// stack buffer, then the heap). O(items·d + items·log k).
     static func scanCatalogue(_ features: MaterializedFeatures, weights: UnsafePointer<Float>, into selector: inout TopKSelector) {
         let n = features.catalog.count
+        let lanes = VectorKernels.lanes
         withUnsafeTemporaryAllocation(of: Float.self, capacity: blockSize) { scores in
-            features.table.withUnsafeBufferPointer { table in
-                features.offsets.withUnsafeBufferPointer { offsets in
+            features.blockedTable.withUnsafeBufferPointer { table in
+                features.blockedOffsets.withUnsafeBufferPointer { offsets in
                     var start = 0
                     while start < n {
                         let count = min(blockSize, n - start)
-                        VectorKernels.scoreRows(
-                            matrix: table.baseAddress! + start * features.stride, stride: features.stride, rows: count,
-                            query: weights, offsets: offsets.baseAddress! + start, out: scores.baseAddress!)
+                        VectorKernels.scoreBlocks(
+                            blocked: table.baseAddress! + start * features.dimension, dimension: features.dimension,
+                            blocks: (count + lanes - 1) / lanes, query: weights,
+                            offsets: offsets.baseAddress! + start, out: scores.baseAddress!)
                         selector.offer(scores: UnsafeBufferPointer(rebasing: scores[0..<count]), base: start)
                         start += count
                     }

@@ -44,13 +44,28 @@ public struct TopKSelector: Sendable {
         }
     }
 
-    /// Offers `scores[i]` for every i as index `base + i`. O(n log k).
+    /// Offers `scores[i]` for every i as index `base + i`. O(n log k) at worst; once the heap
+    /// is full, eight candidates at a time are compared with the worst kept score in one SIMD
+    /// step, so a scan costs little more than reading the scores.
     @inlinable
     public mutating func offer(scores: UnsafeBufferPointer<Float>, base: Int) {
-        for i in 0..<scores.count {
-            let s = scores[i]
-            if heap.count == k && !(s > heap[0].score || (s == heap[0].score && base + i < heap[0].index)) { continue }
-            offer(index: base + i, score: s)
+        var i = 0
+        let n = scores.count
+        let raw = UnsafeRawPointer(scores.baseAddress!)
+        while i < n {
+            if heap.count == k && i + 8 <= n {
+                // Equal scores must still be looked at: a lower index wins a tie.
+                let block = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                if !any(block .>= SIMD8(repeating: heap[0].score)) {
+                    i += 8
+                    continue
+                }
+                for j in i..<(i + 8) { offer(index: base + j, score: scores[j]) }
+                i += 8
+            } else {
+                offer(index: base + i, score: scores[i])
+                i += 1
+            }
         }
     }
 

@@ -63,4 +63,62 @@ public enum VectorKernels {
             out[r] = offsets[r] + dot(matrix + r * stride, query, count: stride)
         }
     }
+
+    /// Lays a row-major table (`rows` rows of `stride` floats) out in blocks of 8 rows, dimension
+    /// by dimension (`blocked[(b·dimension + k)·8 + lane] = table[(8b + lane)·stride + k]`), with
+    /// the last block zero-padded. O(rows · dimension).
+    public static func blockRows(_ table: [Float], rows: Int, stride: Int, dimension: Int) -> [Float] {
+        let blocks = (rows + lanes - 1) / lanes
+        var out = [Float](repeating: 0, count: blocks * dimension * lanes)
+        for r in 0..<rows {
+            let b = r / lanes, lane = r % lanes
+            for k in 0..<dimension { out[(b * dimension + k) * lanes + lane] = table[r * stride + k] }
+        }
+        return out
+    }
+
+    /// Scores `blocks` blocks of 8 rows laid out by ``blockRows(_:rows:stride:dimension:)``:
+    /// `out[8b + lane] = offsets[8b + lane] + Σ_k blocked[b][k][lane] · query[k]`.
+    ///
+    /// Eight rows share each broadcast query element and no horizontal sum is needed; four
+    /// blocks run side by side so their additions do not wait on each other. O(blocks · 8 · dimension).
+    @inlinable
+    public static func scoreBlocks(
+        blocked: UnsafePointer<Float>, dimension d: Int, blocks: Int,
+        query: UnsafePointer<Float>, offsets: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>
+    ) {
+        let raw = UnsafeRawPointer(blocked)
+        let rawOffsets = UnsafeRawPointer(offsets)
+        let rawOut = UnsafeMutableRawPointer(out)
+        let blockBytes = d * lanes * 4
+        var b = 0
+        while b + 4 <= blocks {
+            var a0 = rawOffsets.loadUnaligned(fromByteOffset: b * 32, as: SIMD8<Float>.self)
+            var a1 = rawOffsets.loadUnaligned(fromByteOffset: (b + 1) * 32, as: SIMD8<Float>.self)
+            var a2 = rawOffsets.loadUnaligned(fromByteOffset: (b + 2) * 32, as: SIMD8<Float>.self)
+            var a3 = rawOffsets.loadUnaligned(fromByteOffset: (b + 3) * 32, as: SIMD8<Float>.self)
+            let p = raw + b * blockBytes
+            for k in 0..<d {
+                let q = SIMD8<Float>(repeating: query[k])
+                a0 += p.loadUnaligned(fromByteOffset: k * 32, as: SIMD8<Float>.self) * q
+                a1 += p.loadUnaligned(fromByteOffset: blockBytes + k * 32, as: SIMD8<Float>.self) * q
+                a2 += p.loadUnaligned(fromByteOffset: 2 * blockBytes + k * 32, as: SIMD8<Float>.self) * q
+                a3 += p.loadUnaligned(fromByteOffset: 3 * blockBytes + k * 32, as: SIMD8<Float>.self) * q
+            }
+            rawOut.storeBytes(of: a0, toByteOffset: b * 32, as: SIMD8<Float>.self)
+            rawOut.storeBytes(of: a1, toByteOffset: (b + 1) * 32, as: SIMD8<Float>.self)
+            rawOut.storeBytes(of: a2, toByteOffset: (b + 2) * 32, as: SIMD8<Float>.self)
+            rawOut.storeBytes(of: a3, toByteOffset: (b + 3) * 32, as: SIMD8<Float>.self)
+            b += 4
+        }
+        while b < blocks {
+            var a = rawOffsets.loadUnaligned(fromByteOffset: b * 32, as: SIMD8<Float>.self)
+            let p = raw + b * blockBytes
+            for k in 0..<d {
+                a += p.loadUnaligned(fromByteOffset: k * 32, as: SIMD8<Float>.self) * SIMD8<Float>(repeating: query[k])
+            }
+            rawOut.storeBytes(of: a, toByteOffset: b * 32, as: SIMD8<Float>.self)
+            b += 1
+        }
+    }
 }

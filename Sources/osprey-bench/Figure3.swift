@@ -9,21 +9,23 @@ enum Figure3 {
     static let block = 256
     static let queryCount = 16
 
-    struct Result {
-        var d: Int
-        var n: Int
+    /// The benchmarks of one (d, n) point.
+    struct Case {
+        let d: Int
+        let n: Int
         /// Scoring only (blocks of 256 into a buffer), no selection.
-        var scoreOnly: Stats
+        let scoreOnly: Benchmark
         /// Scoring + TopKSelector + sorted().
-        var topK: Stats
+        let topK: Benchmark
         /// Scoring all n + full sort of (score, index) pairs + first k.
-        var fullSort: Stats
+        let fullSort: Benchmark
         /// The top-k answer equals the first k of the full sort (for every query).
-        var agrees: Bool
+        let agrees: Bool
+        var all: [Benchmark] { [scoreOnly, topK, fullSort] }
     }
 
     /// A random item table, item biases (the `offsets`) and a few queries.
-    struct Data {
+    final class Data {
         let d: Int, n: Int, stride: Int
         let table: UnsafeMutablePointer<Float>
         let bias: UnsafeMutablePointer<Float>
@@ -49,7 +51,7 @@ enum Figure3 {
             }
         }
 
-        func deallocate() {
+        deinit {
             table.deallocate()
             bias.deallocate()
             queries.deallocate()
@@ -90,27 +92,38 @@ enum Figure3 {
         return sorted.prefix(k).map { ScoredIndex(index: $0.1, score: $0.0) }
     }
 
-    static func run(d: Int, n: Int, config: BenchConfig) -> Result {
+    /// Scratch buffers and the query cursor shared by one case's benchmarks.
+    final class Scratch {
+        let buffer: UnsafeMutablePointer<Float>
+        let all: UnsafeMutablePointer<Float>
+        var query = 0
+        init(n: Int) {
+            buffer = .allocate(capacity: Figure3.block)
+            all = .allocate(capacity: n)
+        }
+        deinit {
+            buffer.deallocate()
+            all.deallocate()
+        }
+    }
+
+    static func make(d: Int, n: Int) -> Case {
         let data = Data(d: d, n: n, seed: 0xF16_3000 &+ UInt64(d * 1_000_003 + n))
-        defer { data.deallocate() }
-        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: block)
-        defer { buffer.deallocate() }
-        let all = UnsafeMutablePointer<Float>.allocate(capacity: n)
-        defer { all.deallocate() }
+        let scratch = Scratch(n: n)
         let s = data.stride
-        var q = 0
 
         var agrees = true
         for query in 0..<queryCount {
             let qp = UnsafePointer(data.queries + query * s)
-            if topK(data, query: qp, buffer: buffer) != fullSort(data, query: qp, all: all) { agrees = false }
+            if topK(data, query: qp, buffer: scratch.buffer) != fullSort(data, query: qp, all: scratch.all) { agrees = false }
         }
 
-        let scoreOnly = measure(config) { reps in
+        let scoreOnly = Benchmark("figure 3 d=\(d) n=\(n) score only") { reps in
             var acc: Float = 0
+            let buffer = scratch.buffer
             for _ in 0..<reps {
-                let qp = UnsafePointer(data.queries + (q & (queryCount - 1)) * s)
-                q &+= 1
+                let qp = UnsafePointer(data.queries + (scratch.query & (queryCount - 1)) * s)
+                scratch.query &+= 1
                 var base = 0
                 while base < n {
                     let rows = min(block, n - base)
@@ -123,57 +136,67 @@ enum Figure3 {
             }
             consume(acc)
         }
-        let top = measure(config) { reps in
+        let top = Benchmark("figure 3 d=\(d) n=\(n) top-10") { reps in
             var acc: Float = 0
             for _ in 0..<reps {
-                let qp = UnsafePointer(data.queries + (q & (queryCount - 1)) * s)
-                q &+= 1
-                acc += topK(data, query: qp, buffer: buffer)[0].score
+                let qp = UnsafePointer(data.queries + (scratch.query & (queryCount - 1)) * s)
+                scratch.query &+= 1
+                acc += topK(data, query: qp, buffer: scratch.buffer)[0].score
             }
             consume(acc)
         }
-        let full = measure(config) { reps in
+        let full = Benchmark("figure 3 d=\(d) n=\(n) full sort") { reps in
             var acc: Float = 0
             for _ in 0..<reps {
-                let qp = UnsafePointer(data.queries + (q & (queryCount - 1)) * s)
-                q &+= 1
-                acc += fullSort(data, query: qp, all: all)[0].score
+                let qp = UnsafePointer(data.queries + (scratch.query & (queryCount - 1)) * s)
+                scratch.query &+= 1
+                acc += fullSort(data, query: qp, all: scratch.all)[0].score
             }
             consume(acc)
         }
-        return Result(d: d, n: n, scoreOnly: scoreOnly, topK: top, fullSort: full, agrees: agrees)
+        return Case(d: d, n: n, scoreOnly: scoreOnly, topK: top, fullSort: full, agrees: agrees)
     }
 }
 
 /// A dot product at d = 50 (stride 56): throughput over a pool of vector pairs, ns per call.
 enum DotBench {
-    static func run(d: Int, config: BenchConfig) -> Stats {
-        let s = VectorKernels.paddedStride(d)
-        let count = 64
-        var rng = SplitMix64(seed: 0xD07)
-        var a = [Float](repeating: 0, count: count * s)
-        var b = [Float](repeating: 0, count: count * s)
-        for i in 0..<count {
-            for c in 0..<d {
-                a[i * s + c] = Float(rng.nextGaussian())
-                b[i * s + c] = Float(rng.nextGaussian())
-            }
-        }
-        return a.withUnsafeBufferPointer { ab in
-            b.withUnsafeBufferPointer { bb in
-                let ap = ab.baseAddress!, bp = bb.baseAddress!
-                var offset = 0
-                return measure(config) { reps in
-                    var acc: Float = 0
-                    for r in 0..<reps {
-                        let i = (r &+ offset) & (count - 1)
-                        let j = (r &* 7 &+ offset) & (count - 1)
-                        acc += VectorKernels.dot(ap + i * s, bp + j * s, count: s)
-                    }
-                    offset &+= 1
-                    consume(acc)
+    final class Vectors {
+        let a: UnsafeMutablePointer<Float>
+        let b: UnsafeMutablePointer<Float>
+        var offset = 0
+        init(count: Int, d: Int, stride s: Int) {
+            a = .allocate(capacity: count * s)
+            b = .allocate(capacity: count * s)
+            a.initialize(repeating: 0, count: count * s)
+            b.initialize(repeating: 0, count: count * s)
+            var rng = SplitMix64(seed: 0xD07)
+            for i in 0..<count {
+                for c in 0..<d {
+                    a[i * s + c] = Float(rng.nextGaussian())
+                    b[i * s + c] = Float(rng.nextGaussian())
                 }
             }
+        }
+        deinit {
+            a.deallocate()
+            b.deallocate()
+        }
+    }
+
+    static func make(d: Int) -> Benchmark {
+        let s = VectorKernels.paddedStride(d)
+        let count = 64
+        let v = Vectors(count: count, d: d, stride: s)
+        return Benchmark("dot d=\(d)") { reps in
+            var acc: Float = 0
+            let ap = v.a, bp = v.b, offset = v.offset
+            for r in 0..<reps {
+                let i = (r &+ offset) & (count - 1)
+                let j = (r &* 7 &+ offset) & (count - 1)
+                acc += VectorKernels.dot(ap + i * s, bp + j * s, count: s)
+            }
+            v.offset &+= 1
+            consume(acc)
         }
     }
 }

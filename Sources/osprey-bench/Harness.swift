@@ -19,16 +19,21 @@ func consume(_ x: Float) {
 
 /// How hard to measure.
 struct BenchConfig {
-    /// Timed repetitions per benchmark (the median and p90 are taken over these).
-    var reps: Int
-    /// Untimed repetitions before timing.
-    var warmupReps: Int
+    /// Rounds over all benchmarks; every round runs each benchmark's warm-up and timed
+    /// repetitions, so each benchmark's samples are spread over the whole run.
+    var rounds: Int
+    /// Timed repetitions per benchmark per round.
+    var repsPerRound: Int
+    /// Untimed repetitions per benchmark per round, before its timed ones (re-warms caches).
+    var warmupPerRound: Int
     /// Each timed repetition runs enough operations to take about this long.
     var targetSampleNs: Double
     var quick: Bool
 
-    static let full = BenchConfig(reps: 51, warmupReps: 5, targetSampleNs: 5e6, quick: false)
-    static let quick = BenchConfig(reps: 5, warmupReps: 1, targetSampleNs: 5e5, quick: true)
+    var reps: Int { rounds * repsPerRound }
+
+    static let full = BenchConfig(rounds: 6, repsPerRound: 8, warmupPerRound: 1, targetSampleNs: 5e6, quick: false)
+    static let quick = BenchConfig(rounds: 1, repsPerRound: 5, warmupPerRound: 1, targetSampleNs: 5e5, quick: true)
 }
 
 /// Per-operation times of one benchmark, in nanoseconds.
@@ -62,48 +67,84 @@ extension Duration {
     }
 }
 
-/// Times `body(inner)`, which must perform `inner` operations, and returns per-operation times.
-///
-/// `inner` is calibrated so one repetition takes about `config.targetSampleNs`, is at least
-/// `minInner` and is a multiple of `innerMultiple`. `prepare` runs untimed before each repetition.
-func measure(
-    _ config: BenchConfig,
-    innerMultiple: Int = 1,
-    minInner: Int = 1,
-    fixedInner: Int? = nil,
-    prepare: () -> Void = {},
-    _ body: (Int) -> Void
-) -> Stats {
-    let clock = ContinuousClock()
-    func roundUp(_ x: Int) -> Int { (Swift.max(x, 1) + innerMultiple - 1) / innerMultiple * innerMultiple }
-    var inner = roundUp(minInner)
-    if let fixedInner {
-        inner = fixedInner
-    } else {
-        // Calibrate: grow until one repetition is measurable, then scale to the target.
+/// One benchmark: `body(inner)` must perform `inner` operations; `prepare` runs untimed before
+/// every repetition. Per-operation times accumulate in ``samples``.
+final class Benchmark {
+    let label: String
+    let innerMultiple: Int
+    let minInner: Int
+    let fixedInner: Int?
+    let prepare: () -> Void
+    let body: (Int) -> Void
+    private(set) var inner = 1
+    private(set) var samples: [Double] = []
+
+    init(
+        _ label: String, innerMultiple: Int = 1, minInner: Int = 1, fixedInner: Int? = nil,
+        prepare: @escaping () -> Void = {}, body: @escaping (Int) -> Void
+    ) {
+        self.label = label
+        self.innerMultiple = innerMultiple
+        self.minInner = minInner
+        self.fixedInner = fixedInner
+        self.prepare = prepare
+        self.body = body
+    }
+
+    var stats: Stats { Stats(perOpNs: samples, inner: inner) }
+
+    private func roundUp(_ x: Int) -> Int { (max(x, 1) + innerMultiple - 1) / innerMultiple * innerMultiple }
+
+    /// Picks `inner` so one repetition takes about `targetNs`: at least `minInner`, a multiple
+    /// of `innerMultiple` (or exactly `fixedInner`).
+    func calibrate(targetNs: Double) {
+        if let fixedInner {
+            inner = fixedInner
+            prepare()
+            body(inner)
+            return
+        }
+        let clock = ContinuousClock()
+        inner = roundUp(minInner)
         var perOp = 0.0
         while true {
             prepare()
             let t = clock.measure { body(inner) }.nanoseconds
             perOp = t / Double(inner)
-            if t >= config.targetSampleNs / 10 || inner >= 1 << 26 { break }
+            if t >= targetNs / 10 || inner >= 1 << 26 { break }
             inner = roundUp(inner * 4)
         }
-        let target = Int((config.targetSampleNs / Swift.max(perOp, 0.01)).rounded(.up))
-        inner = Swift.max(roundUp(minInner), roundUp(target))
+        inner = max(roundUp(minInner), roundUp(Int((targetNs / max(perOp, 0.01)).rounded(.up))))
     }
-    for _ in 0..<config.warmupReps {
-        prepare()
-        body(inner)
+
+    /// Untimed warm-up repetitions, then timed ones.
+    func run(warmup: Int, reps: Int) {
+        let clock = ContinuousClock()
+        for _ in 0..<warmup {
+            prepare()
+            body(inner)
+        }
+        for _ in 0..<reps {
+            prepare()
+            let t = clock.measure { body(inner) }.nanoseconds
+            samples.append(t / Double(inner))
+        }
     }
-    var values = [Double]()
-    values.reserveCapacity(config.reps)
-    for _ in 0..<config.reps {
-        prepare()
-        let t = clock.measure { body(inner) }.nanoseconds
-        values.append(t / Double(inner))
+}
+
+/// Calibrates every benchmark, then runs `config.rounds` rounds over all of them, so a burst of
+/// outside load lands on a few samples of many benchmarks rather than on all samples of one.
+func runInterleaved(_ benchmarks: [Benchmark], config: BenchConfig) {
+    for (i, b) in benchmarks.enumerated() {
+        progress("calibrating \(i + 1)/\(benchmarks.count): \(b.label)")
+        b.calibrate(targetNs: config.targetSampleNs)
     }
-    return Stats(perOpNs: values, inner: inner)
+    for round in 1...config.rounds {
+        progress("round \(round)/\(config.rounds)")
+        for b in benchmarks {
+            b.run(warmup: config.warmupPerRound, reps: config.repsPerRound)
+        }
+    }
 }
 
 // MARK: - Formatting

@@ -6,7 +6,7 @@
 //              scoring + bounded heap against scoring + a full sort.
 //   plus a d = 50 dot product for orientation.
 //
-// Usage: osprey-bench [--quick] [--build-label TEXT]
+// Usage: osprey-bench [--quick] [--build-label TEXT] [--note TEXT]...
 // Prints markdown to standard output; progress goes to standard error.
 
 import OspreyMath
@@ -19,6 +19,7 @@ import Darwin
 
 var config = BenchConfig.full
 var buildLabel: String?
+var notes = [String]()
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
@@ -26,10 +27,13 @@ while let argument = arguments.next() {
         config = .quick
     case "--build-label":
         buildLabel = arguments.next()
+    case "--note":
+        if let note = arguments.next() { notes.append(note) }
     case "-h", "--help":
-        print("usage: osprey-bench [--quick] [--build-label TEXT]")
+        print("usage: osprey-bench [--quick] [--build-label TEXT] [--note TEXT]...")
         print("  --quick             far fewer repetitions (a smoke test; numbers are rough)")
         print("  --build-label TEXT  describe the build settings (default: read from the SwiftPM build description)")
+        print("  --note TEXT         add a line to the header (e.g. the source revision measured)")
         exit(0)
     default:
         progress("osprey-bench: unknown argument \(argument) (try --help)")
@@ -46,15 +50,24 @@ emit("# Osprey benchmarks: Velox figures 2 and 3 (osprey-bench)")
 emit()
 emit("- Machine: `nproc` = \(Machine.processors), CPU: \(Machine.cpuModel) (host SIMD flags: \(Machine.simdFlags))")
 emit("- Build: \(Machine.optimization), target CPU: \(buildLabel ?? target.description); \(Machine.compiler); OspreyMath kernels are SIMD8<Float>")
+for note in notes { emit("- Note: \(note)") }
 emit("- Load average at start: \(Machine.loadAverage)")
 emit("- Mode: \(config.quick ? "**quick (smoke test; numbers are rough)**" : "full")")
-emit("- Method: `ContinuousClock`, single thread. Each benchmark calibrates a batch of operations (≈ \(formatNs(config.targetSampleNs)) per repetition), runs \(config.warmupReps) untimed warm-up repetitions, then \(config.reps) timed ones; each repetition's time is divided by its batch size. Reported: **median** and **p90** (nearest rank) of the per-operation times.")
+emit("- Method: `ContinuousClock`, single thread. Each benchmark calibrates a batch of operations (≈ \(formatNs(config.targetSampleNs)) per repetition); each repetition's time is divided by its batch size. All benchmarks then run interleaved in \(config.rounds) round(s); per round each runs \(config.warmupPerRound) untimed warm-up repetition(s), then \(config.repsPerRound) timed ones (\(config.reps) timed repetitions in all), so a burst of outside load cannot skew one benchmark alone. Reported: **median** and **p90** (nearest rank) of the per-operation times.")
 emit()
 
-// MARK: Dot product
+// MARK: Build and run every benchmark
 
-progress("dot d=50 …")
-let dot = DotBench.run(d: 50, config: config)
+progress("preparing data …")
+let dotBench = DotBench.make(d: 50)
+let figure2 = [10, 20, 50, 100, 200].map { Figure2.make(d: $0) }
+let figure3 = [10, 50, 100].flatMap { d in [100, 1_000, 10_000, 100_000].map { Figure3.make(d: d, n: $0) } }
+runInterleaved([dotBench] + figure2.flatMap(\.all) + figure3.flatMap(\.all), config: config)
+for c in figure2 where c.pool.failures > 0 {
+    progress("warning: d=\(c.d): \(c.pool.failures) refactor/solve failures (not positive definite)")
+}
+let dot = dotBench.stats
+
 emit("## Orientation: dot product, d = 50 (stride 56)")
 emit()
 emit(tableHeader(["kernel", "median", "p90", "batch"]))
@@ -63,24 +76,18 @@ emit()
 
 // MARK: Figure 2
 
-var figure2 = [Figure2.Result]()
-for d in [10, 20, 50, 100, 200] {
-    progress("figure 2, d=\(d) …")
-    figure2.append(Figure2.run(d: d, config: config))
-}
-
 emit("## Figure 2: online update latency vs d")
 emit()
 emit("(a) Sherman–Morrison `RidgeState.update` (λ = 1, zero prior; features ‖f‖ ≈ 1, padded to the stride). *Amortized* batches are multiples of 2 × \(RidgeState.refactorInterval) updates, so each holds its share of the refactor every \(RidgeState.refactorInterval) updates; *no refactor* times batches of \(RidgeState.refactorInterval - 1) updates between refactors; `refactor()` is one O(d³) recompute of A⁻¹ and w in Double.")
 emit()
 emit(tableHeader(["d", "amortized median", "amortized p90", "no-refactor median", "no-refactor p90", "refactor() median", "refactor() p90", "refactor share of amortized", "batch (amortized)"]))
 for r in figure2 {
-    let share = r.refactor.median / Double(RidgeState.refactorInterval) / r.amortized.median * 100
+    let share = r.refactor.stats.median / Double(RidgeState.refactorInterval) / r.amortized.stats.median * 100
     emit(row([
-        String(r.d), formatNs(r.amortized.median), formatNs(r.amortized.p90),
-        formatNs(r.shermanMorrison.median), formatNs(r.shermanMorrison.p90),
-        formatNs(r.refactor.median), formatNs(r.refactor.p90),
-        fixed(share, 1) + " %", String(r.amortized.inner),
+        String(r.d), formatNs(r.amortized.stats.median), formatNs(r.amortized.stats.p90),
+        formatNs(r.shermanMorrison.stats.median), formatNs(r.shermanMorrison.stats.p90),
+        formatNs(r.refactor.stats.median), formatNs(r.refactor.stats.p90),
+        fixed(share, 1) + " %", String(r.amortized.stats.inner),
     ]))
 }
 emit()
@@ -89,21 +96,13 @@ emit()
 emit(tableHeader(["d", "naive median", "naive p90", "naive / SM amortized (median)", "batch"]))
 for r in figure2 {
     emit(row([
-        String(r.d), formatNs(r.naive.median), formatNs(r.naive.p90),
-        ratio(r.naive.median, r.amortized.median), String(r.naive.inner),
+        String(r.d), formatNs(r.naive.stats.median), formatNs(r.naive.stats.p90),
+        ratio(r.naive.stats.median, r.amortized.stats.median), String(r.naive.stats.inner),
     ]))
 }
 emit()
 
 // MARK: Figure 3
-
-var figure3 = [Figure3.Result]()
-for d in [10, 50, 100] {
-    for n in [100, 1_000, 10_000, 100_000] {
-        progress("figure 3, d=\(d) n=\(n) …")
-        figure3.append(Figure3.run(d: d, n: n, config: config))
-    }
-}
 
 emit("## Figure 3: top-k latency (k = \(Figure3.k)) vs candidate-set size")
 emit()
@@ -112,10 +111,10 @@ emit()
 emit(tableHeader(["d", "items", "score only (median)", "top-10 median", "top-10 p90", "top-10 per item", "full sort median", "full sort p90", "full sort / top-10", "same answer"]))
 for r in figure3 {
     emit(row([
-        String(r.d), String(r.n), formatNs(r.scoreOnly.median),
-        formatNs(r.topK.median), formatNs(r.topK.p90), formatNs(r.topK.median / Double(r.n)),
-        formatNs(r.fullSort.median), formatNs(r.fullSort.p90),
-        ratio(r.fullSort.median, r.topK.median), r.agrees ? "✓" : "✗ MISMATCH",
+        String(r.d), String(r.n), formatNs(r.scoreOnly.stats.median),
+        formatNs(r.topK.stats.median), formatNs(r.topK.stats.p90), formatNs(r.topK.stats.median / Double(r.n)),
+        formatNs(r.fullSort.stats.median), formatNs(r.fullSort.stats.p90),
+        ratio(r.fullSort.stats.median, r.topK.stats.median), r.agrees ? "✓" : "✗ MISMATCH",
     ]))
 }
 emit()
@@ -126,12 +125,12 @@ emit("## Targets")
 emit()
 emit(tableHeader(["target", "measured median", "p90", "met (median)"]))
 if let u = figure2.first(where: { $0.d == 50 }) {
-    emit(row(["online update, d = 50, amortized ≤ 1 µs", formatNs(u.amortized.median), formatNs(u.amortized.p90),
-              u.amortized.median <= 1_000 ? "yes" : "**no** (\(ratio(u.amortized.median, 1_000)) the target)"]))
+    emit(row(["online update, d = 50, amortized ≤ 1 µs", formatNs(u.amortized.stats.median), formatNs(u.amortized.stats.p90),
+              u.amortized.stats.median <= 1_000 ? "yes" : "**no** (\(ratio(u.amortized.stats.median, 1_000)) the target)"]))
 }
 if let t = figure3.first(where: { $0.d == 50 && $0.n == 10_000 }) {
-    emit(row(["top-10 of 10,000 items, d = 50 ≤ 60 µs", formatNs(t.topK.median), formatNs(t.topK.p90),
-              t.topK.median <= 60_000 ? "yes" : "**no** (\(ratio(t.topK.median, 60_000)) the target)"]))
+    emit(row(["top-10 of 10,000 items, d = 50 ≤ 60 µs", formatNs(t.topK.stats.median), formatNs(t.topK.stats.p90),
+              t.topK.stats.median <= 60_000 ? "yes" : "**no** (\(ratio(t.topK.stats.median, 60_000)) the target)"]))
 }
 emit()
 let elapsed = (clock.now - started).nanoseconds

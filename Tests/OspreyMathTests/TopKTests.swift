@@ -37,3 +37,28 @@ struct TopKTests {
         }
     }
 }
+
+struct BlockedScoringTests {
+    /// The blocked (items-by-8, dimension-major) scan scores every item as the row-wise one does.
+    @Test(arguments: [(1, 3), (13, 5), (40, 51), (37, 8)])
+    func blockedScoresMatchRowScores(rows: Int, d: Int) {
+        var rng = SplitMix64(seed: UInt64(rows * d))
+        let s = VectorKernels.paddedStride(d)
+        var table = [Float](repeating: 0, count: rows * s)
+        for r in 0..<rows { for k in 0..<d { table[r * s + k] = Float(rng.nextGaussian()) } }
+        let query = (0..<s).map { $0 < d ? Float(rng.nextGaussian()) : 0 }
+        let offsets = (0..<rows).map { _ in Float(rng.nextGaussian()) }
+        let blocks = (rows + 7) / 8
+        let blocked = VectorKernels.blockRows(table, rows: rows, stride: s, dimension: d)
+        let paddedOffsets = offsets + [Float](repeating: 0, count: blocks * 8 - rows)
+        var expected = [Float](repeating: 0, count: rows)
+        var got = [Float](repeating: 0, count: blocks * 8)
+        table.withUnsafeBufferPointer { t in query.withUnsafeBufferPointer { q in offsets.withUnsafeBufferPointer { o in
+            expected.withUnsafeMutableBufferPointer { VectorKernels.scoreRows(matrix: t.baseAddress!, stride: s, rows: rows, query: q.baseAddress!, offsets: o.baseAddress!, out: $0.baseAddress!) }
+        } } }
+        blocked.withUnsafeBufferPointer { b in query.withUnsafeBufferPointer { q in paddedOffsets.withUnsafeBufferPointer { o in
+            got.withUnsafeMutableBufferPointer { VectorKernels.scoreBlocks(blocked: b.baseAddress!, dimension: d, blocks: blocks, query: q.baseAddress!, offsets: o.baseAddress!, out: $0.baseAddress!) }
+        } } }
+        for r in 0..<rows { #expect(abs(got[r] - expected[r]) <= 1e-4 * max(1, abs(expected[r]))) }
+    }
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# HTTP benchmark of `osprey serve` with wrk on loopback (DESIGN.md §8; results in BENCHMARKS.md).
+#
+#   bench/http.sh [USERS] [ITEMS] [RATINGS] [DIM]      (defaults 100000 10000 1000000 50)
+#
+# Builds release, generates and trains a model (once per size, cached in .bench-data/), starts the
+# server, and runs wrk -t1 -c32 -d10s against predict (random users and items), durable observe,
+# and whole-catalogue topk, twice each, alternating. Prints wrk's summary and latency percentiles
+# and the server's RSS. Needs `wrk` (apt-get install wrk). Talks only to 127.0.0.1; stops the
+# server it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+USERS=${1:-100000}; ITEMS=${2:-10000}; RATINGS=${3:-1000000}; DIM=${4:-50}
+PORT=${PORT:-18181}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk"; exit 1; }
+swift build -c release --product osprey >/dev/null
+BIN=.build/release/osprey
+DATA=.bench-data/u${USERS}-i${ITEMS}-r${RATINGS}-d${DIM}
+mkdir -p "$DATA"
+if [ ! -f "$DATA/osprey.sqlite" ]; then
+  $BIN generate --users "$USERS" --items "$ITEMS" --ratings "$RATINGS" --dim 10 --noise 0.5 --seed 1 --out "$DATA/ratings.csv"
+  /usr/bin/time -f "train: %e s, peak RSS %M KiB" $BIN train --data-dir "$DATA" --model bench --ratings "$DATA/ratings.csv" \
+    --dim "$DIM" --lambda 0.1 --scale-lambda --iterations 5 2>&1 | grep -vE "iteration [0-9]+/" || true
+fi
+$BIN serve --data-dir "$DATA" --port "$PORT" --log-level warning &
+PID=$!
+trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
+echo "server RSS after load: $(awk '/VmRSS/{print $2" "$3}' /proc/$PID/status) for $USERS users, $ITEMS items, d=$DIM"
+
+LUA=$(mktemp -d)
+cat > "$LUA/predict.lua" <<LUAEOF
+math.randomseed(7)
+request = function()
+  return wrk.format("GET", "/v1/models/bench/users/u" .. math.random(0, $USERS - 1) .. "/predict?item=i" .. math.random(0, $ITEMS - 1))
+end
+LUAEOF
+cat > "$LUA/observe.lua" <<LUAEOF
+math.randomseed(8)
+request = function()
+  local body = '{"item":"i' .. math.random(0, $ITEMS - 1) .. '","label":' .. math.random(1, 5) .. '}'
+  return wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, $USERS - 1) .. "/observe", {["Content-Type"]="application/json"}, body)
+end
+LUAEOF
+cat > "$LUA/topk.lua" <<LUAEOF
+math.randomseed(9)
+request = function()
+  return wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, $USERS - 1) .. "/topk", {["Content-Type"]="application/json"}, '{"k":10}')
+end
+LUAEOF
+for round in 1 2; do
+  for ep in predict observe topk; do
+    echo "== $ep (round $round)"
+    wrk -t1 -c32 -d10s --latency -s "$LUA/$ep.lua" "http://127.0.0.1:$PORT" | grep -E "Requests/sec|Non-2xx|Socket errors|^ +(50|90|99)%"
+  done
+done
+echo "server RSS after the runs: $(awk '/VmRSS/{print $2" "$3}' /proc/$PID/status)"
+echo "observations committed: $(curl -s http://127.0.0.1:$PORT/metrics | grep -E '^osprey_(observations_total|group_commits_total)')"
+rm -rf "$LUA"
