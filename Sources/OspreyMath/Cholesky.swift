@@ -50,16 +50,31 @@ public enum Cholesky {
         return x
     }
 
-    /// The inverse of the symmetric positive-definite `n × n` matrix `a`, row-major. O(n³).
+    /// The inverse of the symmetric positive-definite `n × n` matrix `a`, row-major:
+    /// `A⁻¹ = L⁻ᵀ L⁻¹` from the Cholesky factor, inverting the triangle once and using symmetry.
+    /// About n³/2 multiply-adds in all. O(n³).
     public static func inverse(_ a: [Double], n: Int) throws -> [Double] {
         var l = a
         try factor(&l, n: n)
-        var inv = [Double](repeating: 0, count: n * n)
-        var column = [Double](repeating: 0, count: n)
+        // M = L⁻¹, lower triangular, by forward substitution column by column.
+        var m = [Double](repeating: 0, count: n * n)
         for j in 0..<n {
-            for i in 0..<n { column[i] = i == j ? 1 : 0 }
-            solve(factor: l, n: n, &column)
-            for i in 0..<n { inv[i * n + j] = column[i] }
+            m[j * n + j] = 1 / l[j * n + j]
+            for i in (j + 1)..<max(j + 1, n) {
+                var s = 0.0
+                for k in j..<i { s += l[i * n + k] * m[k * n + j] }
+                m[i * n + j] = -s / l[i * n + i]
+            }
+        }
+        // A⁻¹[i][j] = Σ_{k ≥ max(i, j)} M[k][i] · M[k][j], filled in for j ≥ i and mirrored.
+        var inv = [Double](repeating: 0, count: n * n)
+        for i in 0..<n {
+            for j in i..<n {
+                var s = 0.0
+                for k in j..<n { s += m[k * n + i] * m[k * n + j] }
+                inv[i * n + j] = s
+                inv[j * n + i] = s
+            }
         }
         return inv
     }

@@ -97,8 +97,12 @@ public struct RidgeState: Sendable, Equatable {
             let up = u.baseAddress!
             inverse.withUnsafeMutableBufferPointer { inv in
                 let ip = inv.baseAddress!
-                for i in 0..<d { up[i] = VectorKernels.dot(ip + i * s, f, count: s) }
-                for i in d..<s { up[i] = 0 }
+                // A⁻¹ is symmetric, so u = A⁻¹f is a sum of its rows weighted by f: axpy steps
+                // with no horizontal sums.
+                up.update(repeating: 0, count: s)
+                for j in 0..<d where f[j] != 0 {
+                    VectorKernels.axpy(f[j], ip + j * s, up, count: s)
+                }
                 let denominator = 1 + VectorKernels.dot(f, up, count: s)
                 let scale = -1 / denominator
                 for i in 0..<d where up[i] != 0 {

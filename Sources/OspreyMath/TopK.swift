@@ -45,27 +45,16 @@ public struct TopKSelector: Sendable {
     }
 
     /// Offers `scores[i]` for every i as index `base + i`. O(n log k) at worst; once the heap
-    /// is full, eight candidates at a time are compared with the worst kept score in one SIMD
-    /// step, so a scan costs little more than reading the scores.
+    /// is full, a candidate below the worst kept score costs one comparison.
     @inlinable
     public mutating func offer(scores: UnsafeBufferPointer<Float>, base: Int) {
-        var i = 0
-        let n = scores.count
-        let raw = UnsafeRawPointer(scores.baseAddress!)
-        while i < n {
-            if heap.count == k && i + 8 <= n {
-                // Equal scores must still be looked at: a lower index wins a tie.
-                let block = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-                if !any(block .>= SIMD8(repeating: heap[0].score)) {
-                    i += 8
-                    continue
-                }
-                for j in i..<(i + 8) { offer(index: base + j, score: scores[j]) }
-                i += 8
-            } else {
-                offer(index: base + i, score: scores[i])
-                i += 1
-            }
+        var threshold = heap.count == k ? heap[0].score : -Float.infinity
+        for i in 0..<scores.count {
+            let s = scores[i]
+            // `>=`: an equal score may still win on a lower index. NaN compares false.
+            guard s >= threshold else { continue }
+            offer(index: base + i, score: s)
+            if heap.count == k { threshold = heap[0].score }
         }
     }
 

@@ -106,7 +106,7 @@ emit()
 
 emit("## Figure 3: top-k latency (k = \(Figure3.k)) vs candidate-set size")
 emit()
-emit("Random item table (row-major, rows padded to the stride, per-item bias as `offsets`), one query per operation (16 queries cycled). *Score only*: `VectorKernels.scoreRows` in blocks of \(Figure3.block) into a buffer. *Top-10*: score + `TopKSelector(k: 10).offer(scores:base:)` per block + `sorted()`. *Full sort*: score all items, then `sorted(by:)` on (score, index) pairs and take 10. ✓ = the top-10 equals the full sort's first 10 for all 16 queries.")
+emit("Random item table, per-item bias as `offsets`, one query per operation (16 queries cycled). *Score only*: the serving path's `VectorKernels.scoreBlocks` over the table laid out in blocks of 8 items (`blockRows`), \(Figure3.block) items at a time into a buffer. *Top-10*: that + `TopKSelector(k: 10).offer(scores:base:)` per chunk + `sorted()`. *Full sort* (baseline): score the row-major table with `scoreRows`, then `sorted(by:)` on all (score, index) pairs and take 10. ✓ = the top-10 items equal the full sort's first 10 (scores to 1e-4 relative) for all 16 queries.")
 emit()
 emit(tableHeader(["d", "items", "score only (median)", "top-10 median", "top-10 p90", "top-10 per item", "full sort median", "full sort p90", "full sort / top-10", "same answer"]))
 for r in figure3 {
