@@ -19,13 +19,17 @@ DATA=.bench-data/u${USERS}-i${ITEMS}-r${RATINGS}-d${DIM}
 mkdir -p "$DATA"
 if [ ! -f "$DATA/osprey.sqlite" ]; then
   $BIN generate --users "$USERS" --items "$ITEMS" --ratings "$RATINGS" --dim 10 --noise 0.5 --seed 1 --out "$DATA/ratings.csv"
-  /usr/bin/time -f "train: %e s, peak RSS %M KiB" $BIN train --data-dir "$DATA" --model bench --ratings "$DATA/ratings.csv" \
-    --dim "$DIM" --lambda 0.1 --scale-lambda --iterations 5 2>&1 | grep -vE "iteration [0-9]+/" || true
+  if ! /usr/bin/time -f "train: %e s, peak RSS %M KiB" $BIN train --data-dir "$DATA" --model bench \
+      --ratings "$DATA/ratings.csv" --dim "$DIM" --lambda 0.1 --scale-lambda --iterations 5 2> "$DATA/train.log"; then
+    tail -20 "$DATA/train.log"; rm -f "$DATA/osprey.sqlite"*; echo "training failed"; exit 1
+  fi
+  grep -vE "iteration [0-9]+/" "$DATA/train.log"
 fi
 $BIN serve --data-dir "$DATA" --port "$PORT" --log-level warning &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
+curl -sf "http://127.0.0.1:$PORT/v1/models/bench" >/dev/null || { echo "model bench is not being served"; exit 1; }
 echo "server RSS after load: $(awk '/VmRSS/{print $2" "$3}' /proc/$PID/status) for $USERS users, $ITEMS items, d=$DIM"
 
 LUA=$(mktemp -d)

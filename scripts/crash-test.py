@@ -156,7 +156,7 @@ class Servers:
                 with open(log_path, "wb") as log_file:
                     proc = subprocess.Popen(
                         [self.binary, "serve", "--data-dir", self.data_dir, "--port", str(port),
-                         "--snapshot-seconds", "1"],
+                         "--snapshot-observations", "300"],
                         stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file)
                 with self.lock:
                     self.procs.append((f"{label} (attempt {attempt})", proc, log_path))

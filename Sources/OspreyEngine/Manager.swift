@@ -8,18 +8,24 @@ import Synchronization
 /// The manager (Velox §4): ingests observations durably, learns each one online, and keeps the
 /// user weights recoverable (snapshot plus replay of the log after it).
 ///
-/// As a `Service` it snapshots changed users periodically, and once more after a graceful
-/// shutdown, when the HTTP server has finished its in-flight requests.
+/// As a `Service` it snapshots changed users once enough observations have arrived since the
+/// last snapshot (replay of the log is cheap, about a microsecond per observation, so snapshots
+/// are for bounding restart time, not for durability), and once more after a graceful shutdown,
+/// when the HTTP server has finished its in-flight requests.
 public final class Manager: Service, Sendable {
     /// Settings.
     public struct Configuration: Sendable {
-        /// How often changed users' weights are snapshotted.
-        public var snapshotInterval: Duration
+        /// Snapshot once this many observations have been learned since the last snapshot.
+        public var snapshotObservations: Int
+        /// How often the snapshot policy is checked.
+        public var snapshotCheckInterval: Duration
         /// The longest uid or item id accepted, in bytes.
         public var maxIdentifierBytes: Int
 
-        public init(snapshotInterval: Duration = .seconds(30), maxIdentifierBytes: Int = 256) {
-            self.snapshotInterval = snapshotInterval
+        public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
+                    maxIdentifierBytes: Int = 256) {
+            self.snapshotObservations = snapshotObservations
+            self.snapshotCheckInterval = snapshotCheckInterval
             self.maxIdentifierBytes = maxIdentifierBytes
         }
     }
@@ -32,6 +38,9 @@ public final class Manager: Service, Sendable {
     /// snapshot, so a snapshot's users and sequence number always agree.
     let applied: Mutex<Int64>
     private let committer: Mutex<GroupCommitter?> = Mutex(nil)
+    /// Observations learned since the manager started (for the snapshot policy).
+    private let learned = Atomic<Int>(0)
+    private let snapshotBase = Atomic<Int>(0)
 
     /// Loads every model's serving version and restores its users: the last snapshot, then the
     /// log after it, learned in log order exactly as it was live.
@@ -51,6 +60,7 @@ public final class Manager: Service, Sendable {
                 observations: try store.observationCount(model: record.name))
             var replayed = 0
             try store.forEachObservation(model: record.name, after: snapshot.seq) { logged in
+                guard !snapshot.reflects(uid: logged.observation.uid, seq: logged.seq) else { return }
                 model.learn(logged.observation, version: version)
                 replayed += 1
             }
@@ -80,6 +90,7 @@ public final class Manager: Service, Sendable {
                 last = logged.seq
             }
         }
+        learned.add(batch.count, ordering: .relaxed)
     }
 
     private var groupCommitter: GroupCommitter { committer.withLock { $0! } }
@@ -126,6 +137,7 @@ public final class Manager: Service, Sendable {
     /// Returns the number of users saved. O(changed users · d²).
     @discardableResult
     public func snapshot() throws -> Int {
+        snapshotBase.store(learned.load(ordering: .relaxed), ordering: .relaxed)
         var saved = 0
         for model in registry.all {
             let version = model.version.number
@@ -141,14 +153,22 @@ public final class Manager: Service, Sendable {
         return saved
     }
 
-    /// Snapshots every ``Configuration/snapshotInterval``; on graceful shutdown, lets queued
-    /// commits finish and snapshots once more.
+    /// Snapshots whenever ``Configuration/snapshotObservations`` observations have been learned
+    /// since the last snapshot; on graceful shutdown, lets queued commits finish and snapshots
+    /// once more.
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                try? await Task.sleep(for: self.configuration.snapshotInterval)
+                try? await Task.sleep(for: self.configuration.snapshotCheckInterval)
                 if Task.isCancelled { break }
-                do { try self.snapshot() } catch {
+                let pending = self.learned.load(ordering: .relaxed) - self.snapshotBase.load(ordering: .relaxed)
+                guard pending >= self.configuration.snapshotObservations else { continue }
+                do {
+                    let clock = ContinuousClock()
+                    let start = clock.now
+                    let saved = try self.snapshot()
+                    self.logger.info("snapshot saved", metadata: ["users": "\(saved)", "duration": "\(clock.now - start)"])
+                } catch {
                     self.logger.error("snapshot failed; will retry", metadata: ["error": "\(error)"])
                 }
             }

@@ -82,18 +82,21 @@ public struct Predictor: Sendable {
     static func scanCatalogue(_ features: MaterializedFeatures, weights: UnsafePointer<Float>, into selector: inout TopKSelector) {
         let n = features.catalog.count
         let lanes = VectorKernels.lanes
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: blockSize) { scores in
-            features.blockedTable.withUnsafeBufferPointer { table in
-                features.blockedOffsets.withUnsafeBufferPointer { offsets in
-                    var start = 0
-                    while start < n {
-                        let count = min(blockSize, n - start)
-                        VectorKernels.scoreBlocks(
-                            blocked: table.baseAddress! + start * features.dimension, dimension: features.dimension,
-                            blocks: (count + lanes - 1) / lanes, query: weights,
-                            offsets: offsets.baseAddress! + start, out: scores.baseAddress!)
-                        selector.offer(scores: UnsafeBufferPointer(rebasing: scores[0..<count]), base: start)
-                        start += count
+        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: features.dimension) { broadcast in
+            VectorKernels.broadcastQuery(weights, dimension: features.dimension, into: broadcast.baseAddress!)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: blockSize) { scores in
+                features.blockedTable.withUnsafeBufferPointer { table in
+                    features.blockedOffsets.withUnsafeBufferPointer { offsets in
+                        var start = 0
+                        while start < n {
+                            let count = min(blockSize, n - start)
+                            VectorKernels.scoreBlocks(
+                                blocked: table.baseAddress! + start * features.dimension, dimension: features.dimension,
+                                blocks: (count + lanes - 1) / lanes, broadcast: broadcast.baseAddress!,
+                                offsets: offsets.baseAddress! + start, out: scores.baseAddress!)
+                            selector.offer(scores: UnsafeBufferPointer(rebasing: scores[0..<count]), base: start)
+                            start += count
+                        }
                     }
                 }
             }

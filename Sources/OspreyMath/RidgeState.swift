@@ -61,7 +61,7 @@ public struct RidgeState: Sendable, Equatable {
         weights = [Float](repeating: 0, count: s)
         inverse = [Float](repeating: 0, count: d * s)
         gram = [Float](repeating: 0, count: d * s)
-        for i in 0..<d { for j in 0..<d { gram[i * s + j] = Float(a[i * d + j]) } }
+        for i in 0..<d { for j in Self.firstMaintained(row: i)..<d { gram[i * s + j] = Float(a[i * d + j]) } }
         rhs = b
         updatesSinceRefactor = 0
         try refactor()
@@ -117,7 +117,7 @@ public struct RidgeState: Sendable, Equatable {
                 // SIMD step holding the diagonal onward, which roughly halves this pass.
                 let gp = g.baseAddress!
                 for i in 0..<d where f[i] != 0 {
-                    let first = i / VectorKernels.lanes * VectorKernels.lanes
+                    let first = Self.firstMaintained(row: i)
                     VectorKernels.axpy(f[i], f + first, gp + i * s + first, count: s - first)
                 }
             }
@@ -150,6 +150,11 @@ public struct RidgeState: Sendable, Equatable {
         }
         updatesSinceRefactor = 0
     }
+
+    /// The first column of row `i` of `A` that is kept: from the SIMD step holding the diagonal.
+    /// Entries before it are always zero (A is symmetric; only its upper part is maintained).
+    @inlinable
+    static func firstMaintained(row i: Int) -> Int { i / VectorKernels.lanes * VectorKernels.lanes }
 
     /// Bytes of heap memory this state holds (for memory reports). O(1).
     public var memoryFootprint: Int {

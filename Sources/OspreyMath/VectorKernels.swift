@@ -80,45 +80,42 @@ public enum VectorKernels {
     /// Scores `blocks` blocks of 8 rows laid out by ``blockRows(_:rows:stride:dimension:)``:
     /// `out[8b + lane] = offsets[8b + lane] + Σ_k blocked[b][k][lane] · query[k]`.
     ///
-    /// Eight rows share each broadcast query element and no horizontal sum is needed; four
-    /// blocks run side by side so their additions do not wait on each other. O(blocks · 8 · dimension).
+    /// `broadcast` holds each query element repeated over 8 lanes (``broadcastQuery(_:dimension:into:)``),
+    /// so eight rows share it and no horizontal sum is needed; four accumulators over interleaved
+    /// k keep the additions independent, and the table is read in one sequential stream.
+    /// O(blocks · 8 · dimension).
     @inlinable
     public static func scoreBlocks(
         blocked: UnsafePointer<Float>, dimension d: Int, blocks: Int,
-        query: UnsafePointer<Float>, offsets: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>
+        broadcast: UnsafePointer<SIMD8<Float>>, offsets: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>
     ) {
         let raw = UnsafeRawPointer(blocked)
         let rawOffsets = UnsafeRawPointer(offsets)
         let rawOut = UnsafeMutableRawPointer(out)
         let blockBytes = d * lanes * 4
-        var b = 0
-        while b + 4 <= blocks {
+        for b in 0..<blocks {
+            let p = raw + b * blockBytes
             var a0 = rawOffsets.loadUnaligned(fromByteOffset: b * 32, as: SIMD8<Float>.self)
-            var a1 = rawOffsets.loadUnaligned(fromByteOffset: (b + 1) * 32, as: SIMD8<Float>.self)
-            var a2 = rawOffsets.loadUnaligned(fromByteOffset: (b + 2) * 32, as: SIMD8<Float>.self)
-            var a3 = rawOffsets.loadUnaligned(fromByteOffset: (b + 3) * 32, as: SIMD8<Float>.self)
-            let p = raw + b * blockBytes
-            for k in 0..<d {
-                let q = SIMD8<Float>(repeating: query[k])
-                a0 += p.loadUnaligned(fromByteOffset: k * 32, as: SIMD8<Float>.self) * q
-                a1 += p.loadUnaligned(fromByteOffset: blockBytes + k * 32, as: SIMD8<Float>.self) * q
-                a2 += p.loadUnaligned(fromByteOffset: 2 * blockBytes + k * 32, as: SIMD8<Float>.self) * q
-                a3 += p.loadUnaligned(fromByteOffset: 3 * blockBytes + k * 32, as: SIMD8<Float>.self) * q
+            var a1 = SIMD8<Float>.zero, a2 = SIMD8<Float>.zero, a3 = SIMD8<Float>.zero
+            var k = 0
+            while k + 4 <= d {
+                a0 += p.loadUnaligned(fromByteOffset: k * 32, as: SIMD8<Float>.self) * broadcast[k]
+                a1 += p.loadUnaligned(fromByteOffset: (k + 1) * 32, as: SIMD8<Float>.self) * broadcast[k + 1]
+                a2 += p.loadUnaligned(fromByteOffset: (k + 2) * 32, as: SIMD8<Float>.self) * broadcast[k + 2]
+                a3 += p.loadUnaligned(fromByteOffset: (k + 3) * 32, as: SIMD8<Float>.self) * broadcast[k + 3]
+                k += 4
             }
-            rawOut.storeBytes(of: a0, toByteOffset: b * 32, as: SIMD8<Float>.self)
-            rawOut.storeBytes(of: a1, toByteOffset: (b + 1) * 32, as: SIMD8<Float>.self)
-            rawOut.storeBytes(of: a2, toByteOffset: (b + 2) * 32, as: SIMD8<Float>.self)
-            rawOut.storeBytes(of: a3, toByteOffset: (b + 3) * 32, as: SIMD8<Float>.self)
-            b += 4
-        }
-        while b < blocks {
-            var a = rawOffsets.loadUnaligned(fromByteOffset: b * 32, as: SIMD8<Float>.self)
-            let p = raw + b * blockBytes
-            for k in 0..<d {
-                a += p.loadUnaligned(fromByteOffset: k * 32, as: SIMD8<Float>.self) * SIMD8<Float>(repeating: query[k])
+            while k < d {
+                a0 += p.loadUnaligned(fromByteOffset: k * 32, as: SIMD8<Float>.self) * broadcast[k]
+                k += 1
             }
-            rawOut.storeBytes(of: a, toByteOffset: b * 32, as: SIMD8<Float>.self)
-            b += 1
+            rawOut.storeBytes(of: (a0 + a1) + (a2 + a3), toByteOffset: b * 32, as: SIMD8<Float>.self)
         }
+    }
+
+    /// Fills `into[k]` with `query[k]` in all 8 lanes, for ``scoreBlocks(blocked:dimension:blocks:broadcast:offsets:out:)``. O(d).
+    @inlinable
+    public static func broadcastQuery(_ query: UnsafePointer<Float>, dimension d: Int, into: UnsafeMutablePointer<SIMD8<Float>>) {
+        for k in 0..<d { into[k] = SIMD8(repeating: query[k]) }
     }
 }

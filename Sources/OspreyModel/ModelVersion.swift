@@ -34,8 +34,9 @@ public struct TrainingMetadata: Sendable, Codable, Equatable {
 
 /// An immutable version of a model (DESIGN.md §2): the feature parameters θ (here a materialized
 /// table), the ridge penalty online learning uses, the bootstrap prior, and training metadata.
-/// A model serves exactly one version at a time; a new version is swapped in whole.
-public struct ModelVersion: Sendable {
+/// A model serves exactly one version at a time; a new version is swapped in whole. It is a
+/// class so a reader takes it with one reference count, whatever the size of θ.
+public final class ModelVersion: Sendable {
     public let model: String
     public let number: Int
     public let createdAt: Date

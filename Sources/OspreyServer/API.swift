@@ -99,7 +99,8 @@ struct API: Sendable {
                             w.field("parent", v.parent)
                             w.field("dimension", v.metadata.factors)
                             w.field("items", v.items)
-                            w.field("lambda", Double(v.metadata.lambda))
+                            w.field("lambda", v.metadata.lambda)
+                            w.field("scaled_lambda", v.metadata.scaledLambda)
                             w.field("lambda_selection", v.metadata.lambdaSelection)
                             w.field("iterations", v.metadata.iterations)
                             w.field("training_rmse", v.metadata.trainingRMSE)
@@ -202,6 +203,7 @@ extension BasicRequestContext {
     /// A path parameter, percent-decoded.
     func parameter(_ name: String) throws -> String {
         let raw = try parameters.require(name)
+        guard raw.utf8.contains(UInt8(ascii: "%")) else { return raw }
         return raw.removingPercentEncoding ?? raw
     }
 }

@@ -22,14 +22,25 @@ public struct ModelRecord: Sendable, Equatable {
     public var createdAt: Date
 }
 
-/// A consistent snapshot of a version's user weights: every user's state as of log sequence `seq`.
+/// A snapshot of a version's user weights. Each user's row records the log sequence its state
+/// reflects; `seq` is a sequence every row has reached. Restoring means replaying the log after
+/// `seq`, skipping for each user what its row already reflects — so a snapshot written in
+/// several transactions, and cut short by a crash, still restores exactly.
 public struct UserSnapshot: Sendable {
     public var seq: Int64
     public var users: [String: UserWeights]
+    /// Users whose rows reflect the log beyond `seq`, and how far.
+    public var ahead: [String: Int64]
 
-    public init(seq: Int64, users: [String: UserWeights]) {
+    public init(seq: Int64, users: [String: UserWeights], ahead: [String: Int64] = [:]) {
         self.seq = seq
         self.users = users
+        self.ahead = ahead
+    }
+
+    /// True when the user's stored state already reflects logged observation `seq`.
+    public func reflects(uid: String, seq logSeq: Int64) -> Bool {
+        logSeq <= seq || logSeq <= ahead[uid, default: seq]
     }
 }
 
@@ -53,7 +64,9 @@ public protocol ModelCatalog: Sendable {
     /// The latest snapshot of a version's user weights.
     func loadSnapshot(model: String, version: Int) throws -> UserSnapshot
 
-    /// Saves the changed users' weights as of log sequence `seq`, in one transaction.
+    /// Saves the changed users' weights as of log sequence `seq`: in transactions of a bounded
+    /// number of users (so observation commits are not held up behind one long write), then
+    /// advances the version's snapshot sequence.
     func saveSnapshot(model: String, version: Int, seq: Int64, changed: [(uid: String, weights: UserWeights)]) throws
 
     /// The number of users with stored weights in a version.

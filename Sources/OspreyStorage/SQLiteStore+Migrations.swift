@@ -36,6 +36,7 @@ extension SQLiteStore {
                     observations INTEGER NOT NULL,
                     running_loss REAL,
                     bootstrapped INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
                     PRIMARY KEY (model, version, uid)
                 ) WITHOUT ROWID;
                 CREATE TABLE observation (

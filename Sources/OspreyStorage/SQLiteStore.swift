@@ -145,9 +145,9 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
                     Self.data(version.features.offsets), Self.data(version.prior), logEnd,
                 ])
             let insertUser = try db.cachedStatement(
-                sql: "INSERT INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped) VALUES (?, ?, ?, ?, 0, NULL, 0)")
+                sql: "INSERT INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, 0, NULL, 0, ?)")
             for (uid, state) in users {
-                try insertUser.execute(arguments: [version.model, version.number, uid, Data(state.serialized())])
+                try insertUser.execute(arguments: [version.model, version.number, uid, Data(state.serialized()), logEnd])
             }
             let insertRating = try db.cachedStatement(
                 sql: "INSERT INTO training_rating (model, version, uid, item, label, time) VALUES (?, ?, ?, ?, ?, ?)")
@@ -196,8 +196,9 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
                                                arguments: [model, version])
             else { throw StorageError(.notFound, "model \(model) has no version \(version)") }
             var users: [String: UserWeights] = [:]
+            var ahead: [String: Int64] = [:]
             let rows = try Row.fetchCursor(
-                db, sql: "SELECT uid, state, observations, running_loss, bootstrapped FROM user_state WHERE model = ? AND version = ?",
+                db, sql: "SELECT uid, state, observations, running_loss, bootstrapped, seq FROM user_state WHERE model = ? AND version = ?",
                 arguments: [model, version])
             while let row = try rows.next() {
                 let uid: String = row[0]
@@ -206,25 +207,39 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
                     throw StorageError(.corrupt, "stored weights of user \(uid) in \(model) v\(version) are unreadable")
                 }
                 users[uid] = UserWeights(ridge: ridge, observations: row[2], runningLoss: row[3], bootstrapped: row[4])
+                let rowSeq: Int64 = row[5]
+                if rowSeq > seq { ahead[uid] = rowSeq }
             }
-            return UserSnapshot(seq: seq, users: users)
+            return UserSnapshot(seq: seq, users: users, ahead: ahead)
         }
     }
 
+    /// Users written per snapshot transaction.
+    static let snapshotChunk = 1000
+
     public func saveSnapshot(model: String, version: Int, seq: Int64, changed: [(uid: String, weights: UserWeights)]) throws {
-        try pool.write { db in
-            let upsert = try db.cachedStatement(
-                sql: """
-                    INSERT INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(model, version, uid) DO UPDATE SET state = excluded.state,
-                        observations = excluded.observations, running_loss = excluded.running_loss,
-                        bootstrapped = excluded.bootstrapped
-                    """)
-            for (uid, w) in changed {
-                try upsert.execute(arguments: [model, version, uid, Data(w.ridge.serialized()), w.observations, w.runningLoss, w.bootstrapped])
+        var start = 0
+        while start < changed.count {
+            let chunk = changed[start..<min(start + Self.snapshotChunk, changed.count)]
+            let blobs = chunk.map { Data($0.weights.ridge.serialized()) }
+            try pool.write { db in
+                let upsert = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped, seq)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(model, version, uid) DO UPDATE SET state = excluded.state,
+                            observations = excluded.observations, running_loss = excluded.running_loss,
+                            bootstrapped = excluded.bootstrapped, seq = excluded.seq
+                        """)
+                for ((uid, w), blob) in zip(chunk, blobs) {
+                    try upsert.execute(arguments: [model, version, uid, blob, w.observations, w.runningLoss, w.bootstrapped, seq])
+                }
             }
-            try db.execute(sql: "UPDATE version SET snapshot_seq = ? WHERE model = ? AND number = ?", arguments: [seq, model, version])
+            start += Self.snapshotChunk
+        }
+        try pool.write { db in
+            try db.execute(sql: "UPDATE version SET snapshot_seq = ? WHERE model = ? AND number = ? AND snapshot_seq < ?",
+                           arguments: [seq, model, version, seq])
         }
     }
 

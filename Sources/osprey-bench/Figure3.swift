@@ -60,11 +60,14 @@ enum Figure3 {
         /// Scores items `base..<base + rows` (base a multiple of 8) into `out` with the blocked kernel.
         @inline(__always)
         func scoreBlocked(base: Int, rows: Int, query: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
-            blocked.withUnsafeBufferPointer { b in
-                blockedBias.withUnsafeBufferPointer { o in
-                    VectorKernels.scoreBlocks(
-                        blocked: b.baseAddress! + base * d, dimension: d, blocks: (rows + 7) / 8,
-                        query: query, offsets: o.baseAddress! + base, out: out)
+            withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: d) { broadcast in
+                VectorKernels.broadcastQuery(query, dimension: d, into: broadcast.baseAddress!)
+                blocked.withUnsafeBufferPointer { b in
+                    blockedBias.withUnsafeBufferPointer { o in
+                        VectorKernels.scoreBlocks(
+                            blocked: b.baseAddress! + base * d, dimension: d, blocks: (rows + 7) / 8,
+                            broadcast: broadcast.baseAddress!, offsets: o.baseAddress! + base, out: out)
+                    }
                 }
             }
         }

@@ -57,7 +57,10 @@ struct BlockedScoringTests {
             expected.withUnsafeMutableBufferPointer { VectorKernels.scoreRows(matrix: t.baseAddress!, stride: s, rows: rows, query: q.baseAddress!, offsets: o.baseAddress!, out: $0.baseAddress!) }
         } } }
         blocked.withUnsafeBufferPointer { b in query.withUnsafeBufferPointer { q in paddedOffsets.withUnsafeBufferPointer { o in
-            got.withUnsafeMutableBufferPointer { VectorKernels.scoreBlocks(blocked: b.baseAddress!, dimension: d, blocks: blocks, query: q.baseAddress!, offsets: o.baseAddress!, out: $0.baseAddress!) }
+            let broadcast = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: d)
+            defer { broadcast.deallocate() }
+            VectorKernels.broadcastQuery(q.baseAddress!, dimension: d, into: broadcast)
+            got.withUnsafeMutableBufferPointer { VectorKernels.scoreBlocks(blocked: b.baseAddress!, dimension: d, blocks: blocks, broadcast: broadcast, offsets: o.baseAddress!, out: $0.baseAddress!) }
         } } }
         for r in 0..<rows { #expect(abs(got[r] - expected[r]) <= 1e-4 * max(1, abs(expected[r]))) }
     }
