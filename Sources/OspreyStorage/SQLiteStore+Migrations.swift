@@ -25,20 +25,8 @@ extension SQLiteStore {
                     features BLOB NOT NULL,
                     offsets BLOB NOT NULL,
                     prior BLOB NOT NULL,
-                    snapshot_seq INTEGER NOT NULL,
                     PRIMARY KEY (model, number)
                 );
-                CREATE TABLE user_state (
-                    model TEXT NOT NULL,
-                    version INTEGER NOT NULL,
-                    uid TEXT NOT NULL,
-                    state BLOB NOT NULL,
-                    observations INTEGER NOT NULL,
-                    running_loss REAL,
-                    bootstrapped INTEGER NOT NULL,
-                    seq INTEGER NOT NULL,
-                    PRIMARY KEY (model, version, uid)
-                ) WITHOUT ROWID;
                 CREATE TABLE observation (
                     seq INTEGER PRIMARY KEY,
                     model TEXT NOT NULL,
@@ -57,6 +45,33 @@ extension SQLiteStore {
                     time REAL NOT NULL
                 );
                 CREATE INDEX training_rating_model ON training_rating (model, version);
+                """)
+        }
+        return migrator
+    }
+
+    /// The schema of the snapshot database.
+    static var snapshotMigrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE user_state (
+                    model TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    uid TEXT NOT NULL,
+                    state BLOB NOT NULL,
+                    observations INTEGER NOT NULL,
+                    running_loss REAL,
+                    bootstrapped INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
+                    PRIMARY KEY (model, version, uid)
+                ) WITHOUT ROWID;
+                CREATE TABLE snapshot (
+                    model TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
+                    PRIMARY KEY (model, version)
+                );
                 """)
         }
         return migrator

@@ -4,8 +4,10 @@ import Logging
 import OspreyMath
 import OspreyModel
 
-/// The embedded store: one SQLite database in WAL mode (through GRDB) holding the catalogue, the
-/// observation log, the training ratings and the user-weight snapshots.
+/// The embedded store: SQLite databases in WAL mode (through GRDB). `osprey.sqlite` holds the
+/// catalogue, the observation log and the training ratings; `snapshots.sqlite` holds the user
+/// weights of each version and how far into the log they reach. Snapshots live in their own file
+/// so their large writes never hold up an observation's commit (SQLite has one writer per file).
 ///
 /// Durability: the writer runs with `PRAGMA synchronous = FULL`, so a commit has reached the disk
 /// when it returns. GRDB's `DatabasePool` sets `synchronous = NORMAL` on its writer after
@@ -13,8 +15,11 @@ import OspreyModel
 public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
     /// The database file inside a data directory.
     public static let fileName = "osprey.sqlite"
+    /// The snapshot database file inside a data directory.
+    public static let snapshotFileName = "snapshots.sqlite"
 
     let pool: DatabasePool
+    let snapshotPool: DatabasePool
     public let path: String
 
     /// Opens (creating if needed) the store in data directory `directory` and migrates it.
@@ -28,21 +33,29 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
         path = (directory as NSString).appendingPathComponent(Self.fileName)
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
+        let snapshotPath = (directory as NSString).appendingPathComponent(Self.snapshotFileName)
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
-            try pool.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA synchronous = FULL")
-            }
-            try Self.migrator.migrate(pool)
+            pool = try Self.open(path, configuration, Self.migrator)
+            snapshotPool = try Self.open(snapshotPath, configuration, Self.snapshotMigrator)
         } catch {
-            throw StorageError(.io, "cannot open database \(path): \(error)")
+            throw StorageError(.io, "cannot open database in \(directory): \(error)")
         }
-        let mode = try synchronousMode()
-        guard mode == 2 else { throw StorageError(.io, "database \(path) writer runs with synchronous=\(mode), expected FULL (2)") }
+        for (file, writer) in [(path, pool), (snapshotPath, snapshotPool)] {
+            let mode = try writer.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+            guard mode == 2 else { throw StorageError(.io, "database \(file) writer runs with synchronous=\(mode), expected FULL (2)") }
+        }
         logger.debug("opened store", metadata: ["store.path": "\(path)"])
     }
 
-    /// The writer connection's `PRAGMA synchronous` (2 = FULL).
+    /// Opens a WAL database whose writer commits with `synchronous = FULL`, and migrates it.
+    private static func open(_ path: String, _ configuration: Configuration, _ migrator: DatabaseMigrator) throws -> DatabasePool {
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        try migrator.migrate(pool)
+        return pool
+    }
+
+    /// The log writer connection's `PRAGMA synchronous` (2 = FULL).
     public func synchronousMode() throws -> Int {
         try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
@@ -127,6 +140,9 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
         let metadata = String(decoding: try JSONEncoder().encode(version.metadata), as: UTF8.self)
         let ids = try JSONEncoder().encode(version.features.catalog.ids)
         let logEnd = try lastSequence()
+        // User weights first: should the catalogue write below fail, they are orphans that the
+        // next attempt at this version replaces.
+        try saveInitialUsers(model: version.model, version: version.number, seq: logEnd, users: users)
         try pool.write { db in
             if try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM version WHERE model = ? AND number = ?",
                                 arguments: [version.model, version.number]) ?? 0 > 0 {
@@ -135,20 +151,15 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
             try db.execute(
                 sql: """
                     INSERT INTO version (model, number, created_at, status, parent, dimension, lambda, item_count,
-                                         metadata, item_ids, features, offsets, prior, snapshot_seq)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                         metadata, item_ids, features, offsets, prior)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     version.model, version.number, version.createdAt.timeIntervalSince1970,
                     serve ? "serving" : "retired", version.parent, version.dimension, Double(version.lambda),
                     version.features.catalog.count, metadata, ids, Self.data(version.features.table),
-                    Self.data(version.features.offsets), Self.data(version.prior), logEnd,
+                    Self.data(version.features.offsets), Self.data(version.prior),
                 ])
-            let insertUser = try db.cachedStatement(
-                sql: "INSERT INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, 0, NULL, 0, ?)")
-            for (uid, state) in users {
-                try insertUser.execute(arguments: [version.model, version.number, uid, Data(state.serialized()), logEnd])
-            }
             let insertRating = try db.cachedStatement(
                 sql: "INSERT INTO training_rating (model, version, uid, item, label, time) VALUES (?, ?, ?, ?, ?, ?)")
             for r in trainingRatings {
@@ -187,65 +198,6 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
                 model: model, number: number, createdAt: Date(timeIntervalSince1970: row[0]),
                 features: MaterializedFeatures(dimension: dimension, ids: ids, table: table, offsets: offsets),
                 lambda: Float(row[3] as Double), prior: prior, metadata: metadata, parent: row[1])
-        }
-    }
-
-    public func loadSnapshot(model: String, version: Int) throws -> UserSnapshot {
-        try pool.read { db in
-            guard let seq = try Int64.fetchOne(db, sql: "SELECT snapshot_seq FROM version WHERE model = ? AND number = ?",
-                                               arguments: [model, version])
-            else { throw StorageError(.notFound, "model \(model) has no version \(version)") }
-            var users: [String: UserWeights] = [:]
-            var ahead: [String: Int64] = [:]
-            let rows = try Row.fetchCursor(
-                db, sql: "SELECT uid, state, observations, running_loss, bootstrapped, seq FROM user_state WHERE model = ? AND version = ?",
-                arguments: [model, version])
-            while let row = try rows.next() {
-                let uid: String = row[0]
-                let blob: Data = row[1]
-                guard let ridge = try? RidgeState(serialized: blob) else {
-                    throw StorageError(.corrupt, "stored weights of user \(uid) in \(model) v\(version) are unreadable")
-                }
-                users[uid] = UserWeights(ridge: ridge, observations: row[2], runningLoss: row[3], bootstrapped: row[4])
-                let rowSeq: Int64 = row[5]
-                if rowSeq > seq { ahead[uid] = rowSeq }
-            }
-            return UserSnapshot(seq: seq, users: users, ahead: ahead)
-        }
-    }
-
-    /// Users written per snapshot transaction.
-    static let snapshotChunk = 1000
-
-    public func saveSnapshot(model: String, version: Int, seq: Int64, changed: [(uid: String, weights: UserWeights)]) throws {
-        var start = 0
-        while start < changed.count {
-            let chunk = changed[start..<min(start + Self.snapshotChunk, changed.count)]
-            let blobs = chunk.map { Data($0.weights.ridge.serialized()) }
-            try pool.write { db in
-                let upsert = try db.cachedStatement(
-                    sql: """
-                        INSERT INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped, seq)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT(model, version, uid) DO UPDATE SET state = excluded.state,
-                            observations = excluded.observations, running_loss = excluded.running_loss,
-                            bootstrapped = excluded.bootstrapped, seq = excluded.seq
-                        """)
-                for ((uid, w), blob) in zip(chunk, blobs) {
-                    try upsert.execute(arguments: [model, version, uid, blob, w.observations, w.runningLoss, w.bootstrapped, seq])
-                }
-            }
-            start += Self.snapshotChunk
-        }
-        try pool.write { db in
-            try db.execute(sql: "UPDATE version SET snapshot_seq = ? WHERE model = ? AND number = ? AND snapshot_seq < ?",
-                           arguments: [seq, model, version, seq])
-        }
-    }
-
-    public func userCount(model: String, version: Int) throws -> Int {
-        try pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user_state WHERE model = ? AND version = ?", arguments: [model, version]) ?? 0
         }
     }
 

@@ -165,7 +165,7 @@ struct PartialSnapshotTests {
         let last = try t.store.lastSequence()
         // Only half of the changed users reach the store, and snapshot_seq stays where it was.
         try t.store.saveSnapshot(model: "demo", version: 1, seq: last, changed: Array(changed.prefix(changed.count / 2)))
-        try await t.store.pool.write { try $0.execute(sql: "UPDATE version SET snapshot_seq = 0") }
+        try await t.store.snapshotPool.write { try $0.execute(sql: "UPDATE snapshot SET seq = 0") }
         for n in 0..<30 { try await m.observe(model: "demo", [("u\(n % 12)", "i\(n % 7)", 2)]) }
         let restored = try Manager(store: try t.reopen(), logger: quiet)
         let q = Predictor(registry: restored.registry)

@@ -11,6 +11,7 @@ struct SQLiteStoreTests {
         defer { t.remove() }
         #expect(try t.store.synchronousMode() == 2)
         #expect(try t.store.journalMode() == "wal")
+        #expect(try t.store.snapshotPool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == 2)
         // Reopening keeps FULL on the new writer too.
         #expect(try t.reopen().synchronousMode() == 2)
     }
