@@ -25,7 +25,8 @@ if [ ! -f "$DATA/osprey.sqlite" ]; then
   fi
   grep -vE "iteration [0-9]+/" "$DATA/train.log"
 fi
-$BIN serve --data-dir "$DATA" --port "$PORT" --log-level warning &
+# Snapshots every 100,000 observations (default 500,000), so the observe runs include their cost.
+$BIN serve --data-dir "$DATA" --port "$PORT" --log-level warning --snapshot-observations "${SNAPSHOT:-100000}" &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
@@ -59,6 +60,8 @@ init = function(args) build(function()
   return wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, $USERS - 1) .. "/topk", {["Content-Type"]="application/json"}, '{"k":10}')
 end) end
 LUAEOF
+echo "== warm-up (predict, 3 s, not reported)"
+wrk -t1 -c32 -d3s -s "$LUA/predict.lua" "http://127.0.0.1:$PORT" >/dev/null
 for round in 1 2; do
   for ep in predict observe topk; do
     echo "== $ep (round $round)"

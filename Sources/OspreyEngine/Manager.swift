@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Logging
 import OspreyModel
@@ -133,24 +134,52 @@ public final class Manager: Service, Sendable {
         }
     }
 
-    /// Saves every user changed since the last snapshot, with the log sequence they reflect.
-    /// Returns the number of users saved. O(changed users · d²).
+    /// Users serialized and written per snapshot transaction: the learning lock is held while
+    /// one chunk is serialized (about a millisecond), never for the whole snapshot.
+    static let snapshotChunk = 200
+
+    /// Saves every user changed since the last snapshot. Each chunk of users is serialized under
+    /// the learning lock with the sequence learned so far, so every row is exact for its own
+    /// sequence, and no copy of all the changed state is ever held. Returns the number of users
+    /// saved. O(changed users · d²). Runs on the caller's thread; it blocks on SQLite.
     @discardableResult
     public func snapshot() throws -> Int {
         snapshotBase.store(learned.load(ordering: .relaxed), ordering: .relaxed)
         var saved = 0
         for model in registry.all {
             let version = model.version.number
-            let (seq, changed) = applied.withLock { seq in (seq, model.users.takeChanged()) }
+            let floor = applied.withLock { $0 }
+            let changed = model.users.takeChanged()
+            var start = 0
             do {
-                try store.saveSnapshot(model: model.name, version: version, seq: seq, changed: changed)
+                while start < changed.count {
+                    let chunk = changed[start..<min(start + Self.snapshotChunk, changed.count)]
+                    let rows = applied.withLock { seq in
+                        chunk.compactMap { uid in
+                            model.users.read(uid) { w in w.map { SnapshotRow(uid: uid, weights: $0, seq: seq) } }
+                        }
+                    }
+                    try store.saveSnapshot(model: model.name, version: version, rows: rows)
+                    start += chunk.count
+                }
+                try store.advanceSnapshot(model: model.name, version: version, to: floor)
             } catch {
-                model.users.markChanged(changed.map(\.uid))
+                model.users.markChanged(changed[start...])
                 throw error
             }
             saved += changed.count
         }
         return saved
+    }
+
+    /// ``snapshot()`` on a dispatch queue, off the Swift concurrency pool that serves requests.
+    @discardableResult
+    public func snapshotInBackground() async throws -> Int {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global(qos: .utility).async {
+                continuation.resume(with: Result { try self.snapshot() })
+            }
+        }
     }
 
     /// Snapshots whenever ``Configuration/snapshotObservations`` observations have been learned
@@ -166,7 +195,7 @@ public final class Manager: Service, Sendable {
                 do {
                     let clock = ContinuousClock()
                     let start = clock.now
-                    let saved = try self.snapshot()
+                    let saved = try await self.snapshotInBackground()
                     self.logger.info("snapshot saved", metadata: ["users": "\(saved)", "duration": "\(clock.now - start)"])
                 } catch {
                     self.logger.error("snapshot failed; will retry", metadata: ["error": "\(error)"])
@@ -180,7 +209,7 @@ public final class Manager: Service, Sendable {
     public func shutdown() async throws {
         groupCommitter.close()
         await groupCommitter.drain()
-        let saved = try snapshot()
+        let saved = try await snapshotInBackground()
         logger.info("snapshot saved on shutdown", metadata: ["users": "\(saved)"])
     }
 

@@ -52,13 +52,12 @@ public final class UserWeightStore: Sendable {
         stripes.reduce(0) { n, s in n + s.state.withLock { $0.users.count } }
     }
 
-    /// Takes the users changed since the last call and marks them clean. Weights are values, so
-    /// the copies stay as they are while learning goes on. O(changed users).
-    public func takeChanged() -> [(uid: String, weights: UserWeights)] {
-        var out: [(uid: String, weights: UserWeights)] = []
+    /// Takes the ids of the users changed since the last call and marks them clean. O(changed).
+    public func takeChanged() -> [String] {
+        var out: [String] = []
         for s in stripes {
             s.state.withLock { st in
-                for uid in st.dirty { if let w = st.users[uid] { out.append((uid, w)) } }
+                out.append(contentsOf: st.dirty)
                 st.dirty.removeAll(keepingCapacity: true)
             }
         }

@@ -44,6 +44,27 @@ public struct UserSnapshot: Sendable {
     }
 }
 
+/// One user's weights as a snapshot stores them.
+public struct SnapshotRow: Sendable {
+    public var uid: String
+    public var state: [UInt8]
+    public var observations: Int
+    public var runningLoss: Double?
+    public var bootstrapped: Bool
+    /// The log sequence this state reflects.
+    public var seq: Int64
+
+    /// Serializes the weights. O(d²).
+    public init(uid: String, weights: UserWeights, seq: Int64) {
+        self.uid = uid
+        state = weights.ridge.serialized()
+        observations = weights.observations
+        runningLoss = weights.runningLoss
+        bootstrapped = weights.bootstrapped
+        self.seq = seq
+    }
+}
+
 /// The catalogue of models and their versions, and the snapshots of their user weights.
 public protocol ModelCatalog: Sendable {
     /// All models, by name.
@@ -64,10 +85,12 @@ public protocol ModelCatalog: Sendable {
     /// The latest snapshot of a version's user weights.
     func loadSnapshot(model: String, version: Int) throws -> UserSnapshot
 
-    /// Saves the changed users' weights as of log sequence `seq`: in transactions of a bounded
-    /// number of users (so observation commits are not held up behind one long write), then
-    /// advances the version's snapshot sequence.
-    func saveSnapshot(model: String, version: Int, seq: Int64, changed: [(uid: String, weights: UserWeights)]) throws
+    /// Saves users' weights, each row with the log sequence it reflects, in one transaction.
+    func saveSnapshot(model: String, version: Int, rows: [SnapshotRow]) throws
+
+    /// Records that every stored user of the version reflects the log up to `seq` (rows may be
+    /// further ahead).
+    func advanceSnapshot(model: String, version: Int, to seq: Int64) throws
 
     /// The number of users with stored weights in a version.
     func userCount(model: String, version: Int) throws -> Int

@@ -5,10 +5,6 @@ import OspreyModel
 
 /// User-weight snapshots, in `snapshots.sqlite`.
 extension SQLiteStore {
-    /// Users written per snapshot transaction: small enough that a reader or the next chunk
-    /// never waits long, large enough to amortize the commit.
-    static let snapshotChunk = 200
-
     /// Writes a new version's initial user weights as its first snapshot at log sequence `seq`,
     /// replacing anything left by an earlier failed attempt.
     func saveInitialUsers(model: String, version: Int, seq: Int64, users: [(uid: String, state: RidgeState)]) throws {
@@ -47,26 +43,23 @@ extension SQLiteStore {
         }
     }
 
-    public func saveSnapshot(model: String, version: Int, seq: Int64, changed: [(uid: String, weights: UserWeights)]) throws {
-        var start = 0
-        while start < changed.count {
-            let chunk = changed[start..<min(start + Self.snapshotChunk, changed.count)]
-            let blobs = chunk.map { Data($0.weights.ridge.serialized()) }
-            try snapshotPool.write { db in
-                let upsert = try db.cachedStatement(
-                    sql: """
-                        INSERT INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped, seq)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT(model, version, uid) DO UPDATE SET state = excluded.state,
-                            observations = excluded.observations, running_loss = excluded.running_loss,
-                            bootstrapped = excluded.bootstrapped, seq = excluded.seq
-                        """)
-                for ((uid, w), blob) in zip(chunk, blobs) {
-                    try upsert.execute(arguments: [model, version, uid, blob, w.observations, w.runningLoss, w.bootstrapped, seq])
-                }
+    public func saveSnapshot(model: String, version: Int, rows: [SnapshotRow]) throws {
+        try snapshotPool.write { db in
+            let upsert = try db.cachedStatement(
+                sql: """
+                    INSERT INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped, seq)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(model, version, uid) DO UPDATE SET state = excluded.state,
+                        observations = excluded.observations, running_loss = excluded.running_loss,
+                        bootstrapped = excluded.bootstrapped, seq = excluded.seq
+                    """)
+            for r in rows {
+                try upsert.execute(arguments: [model, version, r.uid, Data(r.state), r.observations, r.runningLoss, r.bootstrapped, r.seq])
             }
-            start += Self.snapshotChunk
         }
+    }
+
+    public func advanceSnapshot(model: String, version: Int, to seq: Int64) throws {
         try snapshotPool.write { db in
             try db.execute(sql: "UPDATE snapshot SET seq = ? WHERE model = ? AND version = ? AND seq < ?",
                            arguments: [seq, model, version, seq])

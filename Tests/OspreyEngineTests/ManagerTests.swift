@@ -163,8 +163,11 @@ struct PartialSnapshotTests {
         let model = try m.registry.model("demo")
         let changed = model.users.takeChanged()
         let last = try t.store.lastSequence()
-        // Only half of the changed users reach the store, and snapshot_seq stays where it was.
-        try t.store.saveSnapshot(model: "demo", version: 1, seq: last, changed: Array(changed.prefix(changed.count / 2)))
+        // Only half of the changed users reach the store, and the snapshot's floor stays where it was.
+        let rows = changed.prefix(changed.count / 2).map { uid in
+            model.users.read(uid) { SnapshotRow(uid: uid, weights: $0!, seq: last) }
+        }
+        try t.store.saveSnapshot(model: "demo", version: 1, rows: rows)
         try await t.store.snapshotPool.write { try $0.execute(sql: "UPDATE snapshot SET seq = 0") }
         for n in 0..<30 { try await m.observe(model: "demo", [("u\(n % 12)", "i\(n % 7)", 2)]) }
         let restored = try Manager(store: try t.reopen(), logger: quiet)

@@ -53,9 +53,13 @@ struct SQLiteStoreTests {
         let f = (0..<w.ridge.stride).map { $0 < w.ridge.dimension ? Float(0.5) : 0 }
         f.withUnsafeBufferPointer { _ = w.learn(features: $0.baseAddress!, target: 2) }
         let fresh = UserWeights(ridge: RidgeState(prior: [Float](repeating: 0, count: w.ridge.dimension), lambda: 1), observations: 3, runningLoss: 0.25, bootstrapped: true)
-        try t.store.saveSnapshot(model: "demo", version: 1, seq: 42, changed: [(uid, w), ("new", fresh)])
+        try t.store.saveSnapshot(model: "demo", version: 1, rows: [.init(uid: uid, weights: w, seq: 42), .init(uid: "new", weights: fresh, seq: 40)])
         snapshot = try t.reopen().loadSnapshot(model: "demo", version: 1)
-        #expect(snapshot.seq == 42)
+        #expect(snapshot.seq == 0 && snapshot.ahead == [uid: 42, "new": 40])
+        #expect(snapshot.reflects(uid: uid, seq: 42) && !snapshot.reflects(uid: uid, seq: 43) && !snapshot.reflects(uid: "other", seq: 1))
+        try t.store.advanceSnapshot(model: "demo", version: 1, to: 41)
+        snapshot = try t.reopen().loadSnapshot(model: "demo", version: 1)
+        #expect(snapshot.seq == 41 && snapshot.ahead == [uid: 42])
         #expect(snapshot.users[uid] == w)
         #expect(snapshot.users["new"] == fresh)
     }
