@@ -46,6 +46,7 @@ let package = Package(
             dependencies: [
                 "OspreyEngine",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             resources: [.copy("Resources/openapi.yaml")]
@@ -70,6 +71,7 @@ let package = Package(
             name: "OspreyServerTests",
             dependencies: [
                 "OspreyServer", "OspreyTestSupport",
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

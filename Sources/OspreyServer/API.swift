@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import OspreyEngine
 
 /// The v1 endpoints. Each handler validates its input, calls the engine, and writes JSON.
@@ -128,7 +129,7 @@ struct API: Sendable {
 
     func predict(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let uid = try context.parameter("uid")
-        guard let item = request.uri.queryParameters.get("item"), !item.isEmpty else {
+        guard let item = Self.queryValue("item", in: request.uri), !item.isEmpty else {
             throw APIError.badRequest("predict needs the item as a query parameter: ?item=ITEM")
         }
         let p = try predictor.predict(model: try context.parameter("model"), uid: uid, item: item)
@@ -196,6 +197,21 @@ struct API: Sendable {
         }
         try await manager.observe(model: model, batch)
         return JSONWriter.response { $0.object { $0.field("accepted", batch.count) } }
+    }
+}
+
+extension API {
+    /// The value of query parameter `name`, percent-decoded, found without building a dictionary
+    /// of all parameters (this is on the predict path).
+    static func queryValue(_ name: String, in uri: URI) -> String? {
+        guard let query = uri.query else { return nil }
+        for pair in query.split(separator: "&") {
+            guard let equals = pair.firstIndex(of: "="), pair[..<equals] == name else { continue }
+            let raw = pair[pair.index(after: equals)...]
+            guard raw.contains("%") || raw.contains("+") else { return String(raw) }
+            return String(raw).replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+        }
+        return nil
     }
 }
 

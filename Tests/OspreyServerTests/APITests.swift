@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTesting
 import Logging
 import OspreyEngine
@@ -141,6 +142,23 @@ struct APITests {
                 #expect(json(r.body)["observations"] as? Int == 0)
             }
         }
+    }
+
+    @Test func percentEncodedIdsAreDecoded() async throws {
+        try await withApp { client, _ in
+            try await client.execute(uri: "/v1/models/demo/users/u%201/predict?x=1&item=i%31", method: .get) { r in
+                #expect(r.status == .ok)
+                let body = json(r.body)
+                #expect(body["uid"] as? String == "u 1" && body["item"] as? String == "i1")
+            }
+        }
+    }
+
+    @Test func queryValueParsing() {
+        #expect(API.queryValue("item", in: URI("/p?item=a%2Fb")) == "a/b")
+        #expect(API.queryValue("item", in: URI("/p?items=x&item=y")) == "y")
+        #expect(API.queryValue("item", in: URI("/p?other=1")) == nil)
+        #expect(API.queryValue("item", in: URI("/p")) == nil)
     }
 
     @Test func jsonWriterEscapes() {
