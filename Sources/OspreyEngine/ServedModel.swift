@@ -37,7 +37,7 @@ public final class ServedModel: Sendable {
                     _ = w.learn(features: f, target: o.label - offset)
                 }
             } else {
-                w.count()
+                w.countWithoutLearning()
             }
         }
         observationCount.add(1, ordering: .relaxed)

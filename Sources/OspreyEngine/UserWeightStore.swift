@@ -68,9 +68,4 @@ public final class UserWeightStore: Sendable {
     public func markChanged(_ uids: some Sequence<String>) {
         for uid in uids { stripe(uid).state.withLock { _ = $0.dirty.insert(uid) } }
     }
-
-    /// Calls `body` with every user's weights, one stripe locked at a time. O(users).
-    public func forEach(_ body: (String, borrowing UserWeights) -> Void) {
-        for s in stripes { s.state.withLock { for (uid, w) in $0.users { body(uid, w) } } }
-    }
 }

@@ -155,9 +155,4 @@ public struct RidgeState: Sendable, Equatable {
     /// Entries before it are always zero (A is symmetric; only its upper part is maintained).
     @inlinable
     static func firstMaintained(row i: Int) -> Int { i / VectorKernels.lanes * VectorKernels.lanes }
-
-    /// Bytes of heap memory this state holds (for memory reports). O(1).
-    public var memoryFootprint: Int {
-        (weights.count + inverse.count + gram.count) * MemoryLayout<Float>.size + rhs.count * MemoryLayout<Double>.size
-    }
 }

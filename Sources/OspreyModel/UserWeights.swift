@@ -40,7 +40,7 @@ public struct UserWeights: Sendable, Equatable {
     }
 
     /// Counts an observation that cannot move the weights (the item is unknown to the version).
-    public mutating func count() {
+    public mutating func countWithoutLearning() {
         observations += 1
     }
 }
