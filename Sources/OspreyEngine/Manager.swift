@@ -59,6 +59,9 @@ public final class Manager: Service, Sendable {
             let model = ServedModel(
                 version: version, users: UserWeightStore(users: snapshot.users),
                 observations: try store.observationCount(model: record.name))
+            try store.forEachRating(model: record.name, version: version.number) { uid, item in
+                if let row = version.features.catalog.row(of: item) { model.observed.insert(uid: uid, row: row) }
+            }
             var replayed = 0
             try store.forEachObservation(model: record.name, after: snapshot.seq) { logged in
                 guard !snapshot.reflects(uid: logged.observation.uid, seq: logged.seq) else { return }

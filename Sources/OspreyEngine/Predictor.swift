@@ -45,17 +45,23 @@ public struct Predictor: Sendable {
     }
 
     /// The `k` best of `items` for user `uid`, or of the whole catalogue when `items` is nil,
-    /// with a bounded heap. Duplicate candidates count once. O(n·d + n log k) for n candidates.
+    /// with a bounded heap. Duplicate candidates count once. Items in `exclude` (unknown ids are
+    /// ignored) and, with `excludeObserved`, items the user has rated or observed are left out.
+    /// O(n·d + n log k) for n candidates, plus O(e log e) for e excluded items.
     /// - Throws: ``OspreyError`` `unknownModel`, `unknownItem` (naming the first unknown
     ///   candidate) or `invalidArgument` for k < 1.
-    public func topK(model: String, uid: String, k: Int, items: [String]?) throws -> Ranking {
+    public func topK(model: String, uid: String, k: Int, items: [String]?,
+                     exclude: [String] = [], excludeObserved: Bool = false) throws -> Ranking {
         guard k >= 1 else { throw OspreyError(.invalidArgument, "k must be at least 1") }
         let served = try registry.model(model)
         let v = served.version
         let features = v.features
+        var excluded = exclude.compactMap { features.catalog.row(of: $0) }
+        if excludeObserved { excluded += served.observed.rows(of: uid) }
+        excluded.sort()
         var rows: [Int]?
         if let items {
-            var seen = Set<Int>(minimumCapacity: items.count)
+            var seen = Set<Int>(excluded)
             var list: [Int] = []
             list.reserveCapacity(items.count)
             for item in items {
@@ -71,15 +77,17 @@ public struct Predictor: Sendable {
             if let rows {
                 for row in rows { selector.offer(index: row, score: features.score(weights: w, item: row)) }
             } else {
-                Self.scanCatalogue(features, weights: w, into: &selector)
+                Self.scanCatalogue(features, weights: w, excluding: excluded, into: &selector)
             }
         }
         return Ranking(items: selector.sorted().map { (features.catalog.ids[$0.index], $0.score) }, version: v.number)
     }
 
     /// Scores the whole catalogue in chunks of ``blockSize`` items (blocked SIMD scoring into a
-    /// stack buffer, then the heap). O(items·d + items·log k).
-    static func scanCatalogue(_ features: MaterializedFeatures, weights: UnsafePointer<Float>, into selector: inout TopKSelector) {
+    /// stack buffer, then the heap). Rows in `excluded` (ascending) are scored NaN, which the
+    /// heap never selects. O(items·d + items·log k).
+    static func scanCatalogue(_ features: MaterializedFeatures, weights: UnsafePointer<Float>, excluding excluded: [Int],
+                              into selector: inout TopKSelector) {
         let n = features.catalog.count
         let lanes = VectorKernels.lanes
         withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: features.dimension) { broadcast in
@@ -87,13 +95,17 @@ public struct Predictor: Sendable {
             withUnsafeTemporaryAllocation(of: Float.self, capacity: blockSize) { scores in
                 features.blockedTable.withUnsafeBufferPointer { table in
                     features.blockedOffsets.withUnsafeBufferPointer { offsets in
-                        var start = 0
+                        var start = 0, next = 0
                         while start < n {
                             let count = min(blockSize, n - start)
                             VectorKernels.scoreBlocks(
                                 blocked: table.baseAddress! + start * features.dimension, dimension: features.dimension,
                                 blocks: (count + lanes - 1) / lanes, broadcast: broadcast.baseAddress!,
                                 offsets: offsets.baseAddress! + start, out: scores.baseAddress!)
+                            while next < excluded.count && excluded[next] < start + count {
+                                scores[excluded[next] - start] = .nan
+                                next += 1
+                            }
                             selector.offer(scores: UnsafeBufferPointer(rebasing: scores[0..<count]), base: start)
                             start += count
                         }

@@ -8,6 +8,8 @@ public final class ServedModel: Sendable {
     private let serving: Mutex<ModelVersion>
     /// Users' weights under the serving version.
     public let users: UserWeightStore
+    /// The catalogue rows each user has rated, for top-k's `exclude_observed`.
+    public let observed = ObservedItems()
     /// Observations of this model in the log.
     let observationCount: Atomic<Int>
 
@@ -33,6 +35,7 @@ public final class ServedModel: Sendable {
             UserWeights(ridge: .init(prior: v.prior, lambda: v.lambda), bootstrapped: true)
         }) { w in
             if let row {
+                observed.insert(uid: o.uid, row: row)
                 v.features.withFeatures(item: row) { f, offset in
                     _ = w.learn(features: f, target: o.label - offset)
                 }

@@ -150,7 +150,9 @@ struct API: Sendable {
         guard k >= 1, k <= configuration.maxK else {
             throw OspreyError(.invalidArgument, "k must be between 1 and \(configuration.maxK), got \(k)")
         }
-        let ranking = try predictor.topK(model: model, uid: uid, k: k, items: body.items?.map(\.value))
+        let ranking = try predictor.topK(
+            model: model, uid: uid, k: k, items: body.items?.map(\.value),
+            exclude: body.exclude?.map(\.value) ?? [], excludeObserved: body.excludeObserved ?? false)
         return JSONWriter.response { w in
             w.object { w in
                 w.field("uid", uid)

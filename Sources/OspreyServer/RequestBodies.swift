@@ -35,6 +35,13 @@ struct BulkObserveBody: Decodable {
 struct TopKBody: Decodable {
     let k: Int?
     let items: [WireID]?
+    let exclude: [WireID]?
+    let excludeObserved: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case k, items, exclude
+        case excludeObserved = "exclude_observed"
+    }
 }
 
 extension Request {

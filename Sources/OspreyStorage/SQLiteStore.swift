@@ -201,6 +201,20 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
         }
     }
 
+    /// Calls `body` with the (uid, item) of every rating a version was trained on and every
+    /// observation of the model in the log. O(ratings + observations).
+    public func forEachRating(model: String, version: Int, _ body: (String, String) throws -> Void) throws {
+        try pool.read { db in
+            let rows = try Row.fetchCursor(
+                db, sql: """
+                    SELECT uid, item FROM training_rating WHERE model = ? AND version = ?
+                    UNION ALL SELECT uid, item FROM observation WHERE model = ?
+                    """,
+                arguments: [model, version, model])
+            while let row = try rows.next() { try body(row[0], row[1]) }
+        }
+    }
+
     /// The ratings a version was trained on, in their original order.
     public func trainingRatings(model: String, version: Int) throws -> [Rating] {
         try pool.read { db in

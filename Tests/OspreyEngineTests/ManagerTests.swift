@@ -178,3 +178,34 @@ struct PartialSnapshotTests {
         }
     }
 }
+
+/// Top-k filters: an explicit exclude list, and the items the user has rated or observed.
+struct TopKFilterTests {
+    @Test func excludesListedAndObservedItems() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let p = Predictor(registry: m.registry)
+        let uid = t.ratings[0].uid
+        let ids = try m.registry.model("demo").version.features.catalog.ids
+        try await m.observe(model: "demo", [(uid, ids[0], 5)])
+        let rated = Set(t.ratings.filter { $0.uid == uid }.map(\.item)).union([ids[0]])
+        let all = try ids.map { ($0, try p.predict(model: "demo", uid: uid, item: $0).score) }
+        func reference(without skip: Set<String>, k: Int) -> [String] {
+            all.enumerated().filter { !skip.contains($0.element.0) }
+                .sorted { ($0.element.1, -$0.offset) > ($1.element.1, -$1.offset) }.prefix(k).map(\.element.0)
+        }
+        let observed = try p.topK(model: "demo", uid: uid, k: 8, items: nil, excludeObserved: true).items.map(\.item)
+        #expect(observed == reference(without: rated, k: 8))
+        let top3 = try p.topK(model: "demo", uid: uid, k: 3, items: nil).items.map(\.item)
+        let listed = try p.topK(model: "demo", uid: uid, k: 3, items: nil, exclude: top3 + ["no-such-item"]).items.map(\.item)
+        #expect(listed == reference(without: Set(top3), k: 3))
+        let candidates = try p.topK(model: "demo", uid: uid, k: 5, items: Array(ids.prefix(6)), exclude: [ids[1]], excludeObserved: true)
+        #expect(!candidates.items.contains { rated.contains($0.item) || $0.item == ids[1] })
+        // Excluding everything leaves nothing, not an error.
+        #expect(try p.topK(model: "demo", uid: uid, k: 3, items: nil, exclude: ids).items.isEmpty)
+        // After a restart the observed items are rebuilt from the training data and the log.
+        let restarted = Predictor(registry: try Manager(store: try t.reopen(), logger: quiet).registry)
+        #expect(try restarted.topK(model: "demo", uid: uid, k: 8, items: nil, excludeObserved: true).items.map(\.item) == observed)
+    }
+}

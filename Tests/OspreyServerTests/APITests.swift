@@ -60,6 +60,12 @@ struct APITests {
                 let body = json(r.body)
                 #expect(body["observations"] as? Int == 1 && body["bootstrapped"] as? Bool == false)
             }
+            try await client.execute(uri: "/v1/models/demo/users/\(uid)/topk", method: .post,
+                                     body: ByteBuffer(string: #"{"k":100,"exclude":["i2"],"exclude_observed":true}"#)) { r in
+                #expect(r.status == .ok)
+                let items = (json(r.body)["items"] as? [[String: Any]] ?? []).compactMap { $0["item"] as? String }
+                #expect(!items.isEmpty && !items.contains("i1") && !items.contains("i2"))
+            }
         }
     }
 

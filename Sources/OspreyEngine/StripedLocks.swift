@@ -1,0 +1,32 @@
+import Synchronization
+
+/// State sharded over a fixed number of locks by uid (DESIGN.md §7): work on one user locks one
+/// stripe, so users on other stripes proceed concurrently.
+final class StripedLocks<State: Sendable>: Sendable {
+    /// The number of stripes; a power of two.
+    static var stripeCount: Int { 64 }
+
+    final class Stripe: Sendable {
+        let state: Mutex<State>
+        init(_ initial: State) { state = Mutex(initial) }
+    }
+
+    let stripes: [Stripe]
+
+    init(_ make: () -> State) {
+        stripes = (0..<Self.stripeCount).map { _ in Stripe(make()) }
+    }
+
+    /// Runs `body` on the stripe holding `uid`, under its lock. O(1) plus `body`.
+    @inline(__always)
+    func withLock<R>(_ uid: String, _ body: (inout State) throws -> R) rethrows -> R {
+        try stripes[Int(UInt(bitPattern: uid.hashValue) & UInt(Self.stripeCount - 1))].state.withLock { state -> sending R in
+            try body(&state)
+        }
+    }
+
+    /// Runs `body` on every stripe in turn, each under its lock. O(stripes) plus `body`.
+    func forEach(_ body: (inout State) -> Void) {
+        for s in stripes { s.state.withLock { body(&$0) } }
+    }
+}
