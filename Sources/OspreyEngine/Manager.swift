@@ -54,26 +54,12 @@ public final class Manager: Service, Sendable {
         for record in try store.models() {
             let clock = ContinuousClock()
             let start = clock.now
-            let version = try store.loadVersion(model: record.name, number: record.servingVersion)
-            let snapshot = try store.loadSnapshot(model: record.name, version: version.number)
-            let model = ServedModel(
-                version: version, users: UserWeightStore(users: snapshot.users),
-                observations: try store.observationCount(model: record.name))
-            try store.forEachRating(model: record.name, version: version.number) { uid, item in
-                if let row = version.features.catalog.row(of: item) { model.observed.insert(uid: uid, row: row) }
-            }
-            var replayed = 0
-            try store.forEachObservation(model: record.name, after: snapshot.seq) { logged in
-                guard !snapshot.reflects(uid: logged.observation.uid, seq: logged.seq) else { return }
-                model.learn(logged.observation, version: version)
-                replayed += 1
-            }
-            // Replay counted its observations again; the log count is the truth.
-            model.observationCount.store(try store.observationCount(model: record.name), ordering: .relaxed)
+            let (state, _) = try ServingState.restore(model: record.name, version: record.servingVersion, store: store)
+            let model = ServedModel(state: state, observations: try store.observationCount(model: record.name))
             served.append(model)
             logger.info("loaded model", metadata: [
-                "model.name": "\(record.name)", "model.version": "\(version.number)",
-                "model.users": "\(snapshot.users.count)", "log.replayed": "\(replayed)",
+                "model.name": "\(record.name)", "model.version": "\(record.servingVersion)",
+                "model.users": "\(state.users.count)",
                 "duration": "\(clock.now - start)",
             ])
         }
@@ -89,7 +75,7 @@ public final class Manager: Service, Sendable {
         applied.withLock { last in
             for logged in batch {
                 if let model = try? registry.model(logged.observation.model) {
-                    model.learn(logged.observation, version: model.version)
+                    model.learn(logged.observation)
                 }
                 last = logged.seq
             }
@@ -150,16 +136,17 @@ public final class Manager: Service, Sendable {
         snapshotBase.store(learned.load(ordering: .relaxed), ordering: .relaxed)
         var saved = 0
         for model in registry.all {
-            let version = model.version.number
+            let state = model.current
+            let version = state.version.number
             let floor = applied.withLock { $0 }
-            let changed = model.users.takeChanged()
+            let changed = state.users.takeChanged()
             var start = 0
             do {
                 while start < changed.count {
                     let chunk = changed[start..<min(start + Self.snapshotChunk, changed.count)]
                     let rows = applied.withLock { seq in
                         chunk.compactMap { uid in
-                            model.users.read(uid) { w in w.map { SnapshotRow(uid: uid, weights: $0, seq: seq) } }
+                            state.users.read(uid) { w in w.map { SnapshotRow(uid: uid, weights: $0, seq: seq) } }
                         }
                     }
                     try store.saveSnapshot(model: model.name, version: version, rows: rows)
@@ -167,7 +154,7 @@ public final class Manager: Service, Sendable {
                 }
                 try store.advanceSnapshot(model: model.name, version: version, to: floor)
             } catch {
-                model.users.markChanged(changed[start...])
+                state.users.markChanged(changed[start...])
                 throw error
             }
             saved += changed.count
@@ -220,9 +207,10 @@ public final class Manager: Service, Sendable {
     /// - Throws: ``OspreyError`` `unknownModel`.
     public func info(model name: String) throws -> ModelInfo {
         let model = try registry.model(name)
-        let v = model.version
+        let state = model.current
+        let v = state.version
         return ModelInfo(
-            name: name, version: v.number, dimension: v.metadata.factors, users: model.users.count,
+            name: name, version: v.number, dimension: v.metadata.factors, users: state.users.count,
             items: v.features.catalog.count, observations: model.observations,
             versions: try store.versions(model: name))
     }
@@ -232,7 +220,7 @@ public final class Manager: Service, Sendable {
     /// - Throws: ``OspreyError`` `unknownModel`.
     public func info(model name: String, uid: String) throws -> UserInfo {
         let model = try registry.model(name)
-        return model.users.read(uid) { w in
+        return model.current.users.read(uid) { w in
             guard let w else { return UserInfo(uid: uid, observations: 0, runningLoss: nil, bootstrapped: true) }
             return UserInfo(uid: uid, observations: w.observations, runningLoss: w.runningLoss, bootstrapped: w.bootstrapped)
         }

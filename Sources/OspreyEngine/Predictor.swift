@@ -34,12 +34,12 @@ public struct Predictor: Sendable {
     /// The score of `item` for user `uid`. O(d).
     /// - Throws: ``OspreyError`` `unknownModel` or `unknownItem`.
     public func predict(model: String, uid: String, item: String) throws -> Prediction {
-        let served = try registry.model(model)
-        let v = served.version
+        let state = try registry.model(model).current
+        let v = state.version
         guard let row = v.features.catalog.row(of: item) else {
             throw OspreyError.unknownItem(item, model: model, version: v.number)
         }
-        return withWeights(served, v, uid) { w in
+        return withWeights(state, uid) { w in
             Prediction(score: v.features.score(weights: w, item: row), version: v.number)
         }
     }
@@ -53,11 +53,11 @@ public struct Predictor: Sendable {
     public func topK(model: String, uid: String, k: Int, items: [String]?,
                      exclude: [String] = [], excludeObserved: Bool = false) throws -> Ranking {
         guard k >= 1 else { throw OspreyError(.invalidArgument, "k must be at least 1") }
-        let served = try registry.model(model)
-        let v = served.version
+        let state = try registry.model(model).current
+        let v = state.version
         let features = v.features
         var excluded = exclude.compactMap { features.catalog.row(of: $0) }
-        if excludeObserved { excluded += served.observed.rows(of: uid) }
+        if excludeObserved { excluded += state.observed.rows(of: uid) }
         excluded.sort()
         var rows: [Int]?
         if let items {
@@ -73,7 +73,7 @@ public struct Predictor: Sendable {
             rows = list
         }
         var selector = TopKSelector(k: k)
-        withWeights(served, v, uid) { w in
+        withWeights(state, uid) { w in
             if let rows {
                 for row in rows { selector.offer(index: row, score: features.score(weights: w, item: row)) }
             } else {
@@ -117,11 +117,12 @@ public struct Predictor: Sendable {
 
     /// Copies the user's weights (or the prior) into a stack buffer, so scoring runs without
     /// holding the user's lock. O(d).
-    func withWeights<R>(_ served: ServedModel, _ v: ModelVersion, _ uid: String, _ body: (UnsafePointer<Float>) -> R) -> R {
+    func withWeights<R>(_ state: ServingState, _ uid: String, _ body: (UnsafePointer<Float>) -> R) -> R {
+        let v = state.version
         let stride = v.features.stride
         return withUnsafeTemporaryAllocation(of: Float.self, capacity: stride) { buffer in
             let p = buffer.baseAddress!
-            let known = served.users.read(uid) { w -> Bool in
+            let known = state.users.read(uid) { w -> Bool in
                 guard let w, w.ridge.stride == stride else { return false }
                 w.ridge.weights.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: stride) }
                 return true

@@ -1,35 +1,26 @@
 import OspreyModel
+import OspreyStorage
 import Synchronization
 
-/// A model as the engine serves it: the serving ``ModelVersion`` (immutable, swapped whole) and
-/// the users' weights learned on top of it.
-public final class ServedModel: Sendable {
-    public let name: String
-    private let serving: Mutex<ModelVersion>
-    /// Users' weights under the serving version.
+/// What a model serves at one moment: an immutable version, the users' weights learned on top of
+/// it, and the items each user has rated. Swapped whole when a retrain or rollback finishes, so a
+/// reader always sees the three together.
+public final class ServingState: Sendable {
+    public let version: ModelVersion
     public let users: UserWeightStore
-    /// The catalogue rows each user has rated, for top-k's `exclude_observed`.
-    public let observed = ObservedItems()
-    /// Observations of this model in the log.
-    let observationCount: Atomic<Int>
+    public let observed: ObservedItems
 
-    init(version: ModelVersion, users: UserWeightStore, observations: Int) {
-        name = version.model
-        serving = Mutex(version)
+    init(version: ModelVersion, users: UserWeightStore, observed: ObservedItems = ObservedItems()) {
+        self.version = version
         self.users = users
-        observationCount = Atomic(observations)
+        self.observed = observed
     }
-
-    /// The version serving now. Readers keep the value they got even if a swap follows. O(1).
-    public var version: ModelVersion { serving.withLock { $0 } }
-
-    /// The number of observations of this model in the log.
-    public var observations: Int { observationCount.load(ordering: .relaxed) }
 
     /// Learns one logged observation (live and on replay alike, in log order): a user never seen
     /// starts from the version's prior (bootstrapping, Velox §5); an item the version does not
     /// know is counted but cannot move the weights. O(d²).
-    func learn(_ o: Observation, version v: ModelVersion) {
+    func learn(_ o: Observation) {
+        let v = version
         let row = v.features.catalog.row(of: o.item)
         users.update(o.uid, create: {
             UserWeights(ridge: .init(prior: v.prior, lambda: v.lambda), bootstrapped: true)
@@ -43,6 +34,67 @@ public final class ServedModel: Sendable {
                 w.countWithoutLearning()
             }
         }
+    }
+
+    /// Restores the state of version `number` of `model` from the store: its user-weight
+    /// snapshot, the items users rated, then the log after the snapshot up to `through`, learned
+    /// in log order exactly as it was live. Returns the state and the last sequence replayed.
+    static func restore(model: String, version number: Int, store: SQLiteStore, through: Int64 = .max) throws -> (ServingState, Int64) {
+        let version = try store.loadVersion(model: model, number: number)
+        let snapshot = try store.loadSnapshot(model: model, version: number)
+        let state = ServingState(version: version, users: UserWeightStore(users: snapshot.users))
+        try store.forEachRating(model: model, version: number) { uid, item in
+            if let row = version.features.catalog.row(of: item) { state.observed.insert(uid: uid, row: row) }
+        }
+        let last = try state.replay(store: store, after: snapshot.seq, through: through, skipping: snapshot)
+        return (state, max(last, snapshot.seq))
+    }
+
+    /// Learns the model's logged observations with sequence in (`after`, `through`], skipping
+    /// what `snapshot` says a user's stored state already reflects. Returns the last sequence seen.
+    @discardableResult
+    func replay(store: SQLiteStore, after: Int64, through: Int64 = .max, skipping snapshot: UserSnapshot? = nil) throws -> Int64 {
+        var last = after
+        try store.forEachObservation(model: version.model, after: after) { logged in
+            guard logged.seq <= through else { return }
+            last = logged.seq
+            if let snapshot, snapshot.reflects(uid: logged.observation.uid, seq: logged.seq) { return }
+            learn(logged.observation)
+        }
+        return last
+    }
+}
+
+/// A model as the engine serves it: its current ``ServingState``, swapped atomically.
+public final class ServedModel: Sendable {
+    public let name: String
+    private let serving: Mutex<ServingState>
+    /// Observations of this model in the log.
+    let observationCount: Atomic<Int>
+
+    init(state: ServingState, observations: Int) {
+        name = state.version.model
+        serving = Mutex(state)
+        observationCount = Atomic(observations)
+    }
+
+    /// What the model serves now. Readers keep what they got even if a swap follows. O(1).
+    public var current: ServingState { serving.withLock { $0 } }
+
+    /// The version serving now. O(1).
+    public var version: ModelVersion { current.version }
+
+    /// The number of observations of this model in the log.
+    public var observations: Int { observationCount.load(ordering: .relaxed) }
+
+    /// Serves `state` from now on.
+    func swap(to state: ServingState) {
+        serving.withLock { $0 = state }
+    }
+
+    /// Learns a live observation into the current state and counts it. O(d²).
+    func learn(_ o: Observation) {
+        current.learn(o)
         observationCount.add(1, ordering: .relaxed)
     }
 }

@@ -52,8 +52,9 @@ final class ServerMetrics: Sendable {
             JSONWriter.appendString(model.name, to: &label)
             label += "}"
             observations += "osprey_observations_total\(label) \(model.observations)\n"
-            users += "osprey_users\(label) \(model.users.count)\n"
-            let v = model.version
+            let state = model.current
+            users += "osprey_users\(label) \(state.users.count)\n"
+            let v = state.version
             version += "osprey_model_version\(label) \(v.number)\n"
             items += "osprey_items\(label) \(v.features.catalog.count)\n"
         }

@@ -160,7 +160,7 @@ struct PartialSnapshotTests {
         let m = try Manager(store: try t.reopen(), logger: quiet)
         let p = Predictor(registry: m.registry)
         for n in 0..<60 { try await m.observe(model: "demo", [("u\(n % 12)", "i\(n % 9)", Float(n % 5))]) }
-        let model = try m.registry.model("demo")
+        let model = try m.registry.model("demo").current
         let changed = model.users.takeChanged()
         let last = try t.store.lastSequence()
         // Only half of the changed users reach the store, and the snapshot's floor stays where it was.
