@@ -39,6 +39,10 @@ public final class Manager: Service, Sendable {
     /// snapshot, so a snapshot's users and sequence number always agree.
     let applied: Mutex<Int64>
     private let committer: Mutex<GroupCommitter?> = Mutex(nil)
+    /// Retrain jobs, by id.
+    let jobs = Mutex<(jobs: [Int: RetrainJob], nextID: Int)>(([:], 0))
+    /// Retrains that failed (for metrics).
+    let retrainFailures = Atomic<Int>(0)
     /// Observations learned since the manager started (for the snapshot policy).
     private let learned = Atomic<Int>(0)
     private let snapshotBase = Atomic<Int>(0)
@@ -225,6 +229,9 @@ public final class Manager: Service, Sendable {
             return UserInfo(uid: uid, observations: w.observations, runningLoss: w.runningLoss, bootstrapped: w.bootstrapped)
         }
     }
+
+    /// Retrains that failed since the manager started.
+    public var retrainFailureCount: Int { retrainFailures.load(ordering: .relaxed) }
 
     /// Commits made by the group committer.
     public var commitCount: Int { groupCommitter.commits.load(ordering: .relaxed) }

@@ -6,6 +6,9 @@ public struct OspreyError: Error, CustomStringConvertible, Equatable {
         case unknownItem = "unknown_item"
         case invalidArgument = "invalid_argument"
         case unavailable = "unavailable"
+        case unknownVersion = "unknown_version"
+        case unknownJob = "unknown_job"
+        case conflict = "conflict"
     }
 
     public let code: Code

@@ -43,7 +43,7 @@ public final class ServingState: Sendable {
         let version = try store.loadVersion(model: model, number: number)
         let snapshot = try store.loadSnapshot(model: model, version: number)
         let state = ServingState(version: version, users: UserWeightStore(users: snapshot.users))
-        try store.forEachRating(model: model, version: number) { uid, item in
+        try store.forEachRating(model: model) { uid, item in
             if let row = version.features.catalog.row(of: item) { state.observed.insert(uid: uid, row: row) }
         }
         let last = try state.replay(store: store, after: snapshot.seq, through: through, skipping: snapshot)

@@ -16,9 +16,13 @@ public struct TrainingMetadata: Sendable, Codable, Equatable {
     public var validationRMSE: Double?
     public var ratings: Int
     public var durationSeconds: Double
+    /// The span of the observation log the version was trained on: observations with sequence
+    /// numbers up to this one (nil when it was trained on a ratings file alone).
+    public var trainedThroughSeq: Int64?
 
     public init(factors: Int, lambda: Float, scaledLambda: Bool, lambdaSelection: String, iterations: Int, seed: UInt64,
-                trainingRMSE: Double, validationRMSE: Double?, ratings: Int, durationSeconds: Double) {
+                trainingRMSE: Double, validationRMSE: Double?, ratings: Int, durationSeconds: Double,
+                trainedThroughSeq: Int64? = nil) {
         self.factors = factors
         self.lambda = lambda
         self.scaledLambda = scaledLambda
@@ -29,6 +33,7 @@ public struct TrainingMetadata: Sendable, Codable, Equatable {
         self.validationRMSE = validationRMSE
         self.ratings = ratings
         self.durationSeconds = durationSeconds
+        self.trainedThroughSeq = trainedThroughSeq
     }
 }
 

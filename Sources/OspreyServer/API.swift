@@ -31,6 +31,9 @@ struct API: Sendable {
         router.post("/v1/models/{model}/users/{uid}/topk", use: instrument("topk", topK))
         router.post("/v1/models/{model}/users/{uid}/observe", use: instrument("observe", observe))
         router.post("/v1/models/{model}/observations", use: instrument("observations", observeBulk))
+        router.post("/v1/models/{model}/retrain", use: instrument("retrain", retrain))
+        router.get("/v1/models/{model}/jobs/{id}", use: instrument("job", job))
+        router.post("/v1/models/{model}/rollback", use: instrument("rollback", rollback))
     }
 
     /// Wraps a handler to count it and time it under `name`.
@@ -108,6 +111,7 @@ struct API: Sendable {
                             w.field("validation_rmse", v.metadata.validationRMSE)
                             w.field("ratings", v.metadata.ratings)
                             w.field("training_seconds", v.metadata.durationSeconds)
+                            w.field("trained_through_seq", v.metadata.trainedThroughSeq.map(Int.init))
                         }
                     }
                 }
@@ -203,6 +207,52 @@ struct API: Sendable {
 }
 
 extension API {
+    func retrain(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let model = try context.parameter("model")
+        let body = try await request.decodeJSON(RetrainBody.self, limit: configuration.maxBodyBytes, emptyAs: RetrainBody(wait: nil))
+        let id = try manager.startRetrain(model: model)
+        guard body.wait == true else { return Self.response(try manager.job(id, model: model), status: .accepted) }
+        return Self.response(try await manager.wait(forJob: id, model: model))
+    }
+
+    func job(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let model = try context.parameter("model")
+        guard let id = Int(try context.parameter("id")) else { throw APIError.badRequest("a job id is a number") }
+        return Self.response(try manager.job(id, model: model))
+    }
+
+    func rollback(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let model = try context.parameter("model")
+        let body = try await request.decodeJSON(RollbackBody.self, limit: configuration.maxBodyBytes)
+        try await manager.rollbackInBackground(model: model, to: body.version)
+        return JSONWriter.response { w in
+            w.object { w in
+                w.field("name", model)
+                w.field("version", body.version)
+            }
+        }
+    }
+
+    static func response(_ job: RetrainJob, status: HTTPResponse.Status = .ok) -> Response {
+        let iso = ISO8601DateFormatter()
+        return JSONWriter.response(status: status) { w in
+            w.object { w in
+                w.field("id", job.id)
+                w.field("model", job.model)
+                w.field("phase", job.phase.rawValue)
+                w.field("iteration", job.iteration)
+                w.field("iterations", job.iterations)
+                w.field("elapsed_seconds", job.elapsed)
+                w.field("started_at", iso.string(from: job.startedAt))
+                w.key("finished_at")
+                if let f = job.finishedAt { w.value(iso.string(from: f)) } else { w.null() }
+                w.field("version", job.version)
+                w.key("error")
+                if let e = job.error { w.value(e) } else { w.null() }
+            }
+        }
+    }
+
     /// The value of query parameter `name`, percent-decoded, found without building a dictionary
     /// of all parameters (this is on the predict path).
     static func queryValue(_ name: String, in uri: URI) -> String? {

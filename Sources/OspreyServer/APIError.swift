@@ -40,6 +40,8 @@ struct APIError: HTTPResponseError {
             case .unknownItem: return .init(.notFound, e.code.rawValue, e.message)
             case .invalidArgument: return .init(.badRequest, e.code.rawValue, e.message)
             case .unavailable: return .init(.serviceUnavailable, e.code.rawValue, e.message)
+            case .unknownVersion, .unknownJob: return .init(.notFound, e.code.rawValue, e.message)
+            case .conflict: return .init(.conflict, e.code.rawValue, e.message)
             }
         case let e as any HTTPResponseError where e.status == .contentTooLarge:
             // NIOTooManyBytesError from collecting a body over the limit, or an HTTPError.

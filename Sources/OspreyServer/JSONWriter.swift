@@ -51,6 +51,8 @@ struct JSONWriter {
         Self.writeString(s, to: &buffer)
     }
 
+    mutating func null() { raw("null") }
+
     private mutating func raw(_ text: String) {
         separator()
         buffer.writeString(text)

@@ -32,6 +32,14 @@ struct BulkObserveBody: Decodable {
     let observations: [BulkObservation]
 }
 
+struct RetrainBody: Decodable {
+    let wait: Bool?
+}
+
+struct RollbackBody: Decodable {
+    let version: Int
+}
+
 struct TopKBody: Decodable {
     let k: Int?
     let items: [WireID]?
@@ -47,9 +55,12 @@ struct TopKBody: Decodable {
 extension Request {
     /// Decodes a JSON body of at most `limit` bytes.
     /// - Throws: 413 over the limit, 400 for an empty body or malformed JSON.
-    func decodeJSON<T: Decodable>(_ type: T.Type, limit: Int) async throws -> T {
+    func decodeJSON<T: Decodable>(_ type: T.Type, limit: Int, emptyAs empty: T? = nil) async throws -> T {
         let buffer = try await body.collect(upTo: limit)
-        guard buffer.readableBytes > 0 else { throw APIError.badRequest("the request needs a JSON body") }
+        guard buffer.readableBytes > 0 else {
+            if let empty { return empty }
+            throw APIError.badRequest("the request needs a JSON body")
+        }
         return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
     }
 }

@@ -73,10 +73,14 @@ public protocol ModelCatalog: Sendable {
     /// The versions of `model`, oldest first.
     func versions(model: String) throws -> [VersionRecord]
 
-    /// Stores a new version with its users' initial weights and, when given, the ratings it was
-    /// trained on; `serve` makes it the model's serving version (creating the model if new).
-    func createVersion(_ version: ModelVersion, users: [(uid: String, state: RidgeState)],
+    /// Stores a new version with its users' initial weights, which reflect the log up to
+    /// `seq`, and, when given, the ratings it was trained on; `serve` makes it the model's
+    /// serving version (creating the model if new).
+    func createVersion(_ version: ModelVersion, users: [(uid: String, weights: UserWeights)], reflecting seq: Int64,
                        trainingRatings: [Rating], serve: Bool) throws
+
+    /// Makes `version` the model's serving version and retires the one it replaces.
+    func setServing(model: String, version: Int) throws
 
     /// Loads version `number` of `model`.
     /// - Throws: ``StorageError`` `.notFound` or `.corrupt`.

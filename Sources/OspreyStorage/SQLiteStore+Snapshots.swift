@@ -7,13 +7,13 @@ import OspreyModel
 extension SQLiteStore {
     /// Writes a new version's initial user weights as its first snapshot at log sequence `seq`,
     /// replacing anything left by an earlier failed attempt.
-    func saveInitialUsers(model: String, version: Int, seq: Int64, users: [(uid: String, state: RidgeState)]) throws {
+    func saveInitialUsers(model: String, version: Int, seq: Int64, rows: [SnapshotRow]) throws {
         try snapshotPool.write { db in
             try db.execute(sql: "DELETE FROM user_state WHERE model = ? AND version = ?", arguments: [model, version])
             let insert = try db.cachedStatement(
-                sql: "INSERT INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, 0, NULL, 0, ?)")
-            for (uid, state) in users {
-                try insert.execute(arguments: [model, version, uid, Data(state.serialized()), seq])
+                sql: "INSERT INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            for r in rows {
+                try insert.execute(arguments: [model, version, r.uid, Data(r.state), r.observations, r.runningLoss, r.bootstrapped, r.seq])
             }
             try db.execute(sql: "INSERT OR REPLACE INTO snapshot (model, version, seq) VALUES (?, ?, ?)", arguments: [model, version, seq])
         }

@@ -135,14 +135,14 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
         }
     }
 
-    public func createVersion(_ version: ModelVersion, users: [(uid: String, state: RidgeState)],
+    public func createVersion(_ version: ModelVersion, users: [(uid: String, weights: UserWeights)], reflecting seq: Int64,
                               trainingRatings: [Rating], serve: Bool) throws {
         let metadata = String(decoding: try JSONEncoder().encode(version.metadata), as: UTF8.self)
         let ids = try JSONEncoder().encode(version.features.catalog.ids)
-        let logEnd = try lastSequence()
         // User weights first: should the catalogue write below fail, they are orphans that the
         // next attempt at this version replaces.
-        try saveInitialUsers(model: version.model, version: version.number, seq: logEnd, users: users)
+        try saveInitialUsers(model: version.model, version: version.number, seq: seq,
+                             rows: users.map { SnapshotRow(uid: $0.uid, weights: $0.weights, seq: seq) })
         try pool.write { db in
             if try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM version WHERE model = ? AND number = ?",
                                 arguments: [version.model, version.number]) ?? 0 > 0 {
@@ -165,17 +165,30 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
             for r in trainingRatings {
                 try insertRating.execute(arguments: [version.model, version.number, r.uid, r.item, Double(r.label), r.timestamp])
             }
-            if serve {
-                try db.execute(sql: "UPDATE version SET status = 'retired' WHERE model = ? AND number <> ? AND status = 'serving'",
-                               arguments: [version.model, version.number])
-                try db.execute(
-                    sql: """
-                        INSERT INTO model (name, serving_version, created_at) VALUES (?, ?, ?)
-                        ON CONFLICT(name) DO UPDATE SET serving_version = excluded.serving_version
-                        """,
-                    arguments: [version.model, version.number, Date().timeIntervalSince1970])
-            }
+            if serve { try Self.serve(db, model: version.model, version: version.number) }
         }
+    }
+
+    public func setServing(model: String, version: Int) throws {
+        try pool.write { db in
+            guard try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM version WHERE model = ? AND number = ?", arguments: [model, version]) ?? 0 > 0 else {
+                throw StorageError(.notFound, "model \(model) has no version \(version)")
+            }
+            try Self.serve(db, model: model, version: version)
+        }
+    }
+
+    /// Marks `version` serving (creating the model row if new) and retires the previous one.
+    private static func serve(_ db: Database, model: String, version: Int) throws {
+        try db.execute(sql: "UPDATE version SET status = 'retired' WHERE model = ? AND number <> ? AND status = 'serving'",
+                       arguments: [model, version])
+        try db.execute(sql: "UPDATE version SET status = 'serving' WHERE model = ? AND number = ?", arguments: [model, version])
+        try db.execute(
+            sql: """
+                INSERT INTO model (name, serving_version, created_at) VALUES (?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET serving_version = excluded.serving_version
+                """,
+            arguments: [model, version, Date().timeIntervalSince1970])
     }
 
     public func loadVersion(model: String, number: Int) throws -> ModelVersion {
@@ -201,17 +214,29 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
         }
     }
 
-    /// Calls `body` with the (uid, item) of every rating a version was trained on and every
-    /// observation of the model in the log. O(ratings + observations).
-    public func forEachRating(model: String, version: Int, _ body: (String, String) throws -> Void) throws {
+    /// Calls `body` with the (uid, item) of every rating the model was first trained on and every
+    /// observation of the model in the log: everything any of its versions has learned from.
+    /// O(ratings + observations).
+    public func forEachRating(model: String, _ body: (String, String) throws -> Void) throws {
         try pool.read { db in
             let rows = try Row.fetchCursor(
                 db, sql: """
-                    SELECT uid, item FROM training_rating WHERE model = ? AND version = ?
+                    SELECT uid, item FROM training_rating WHERE model = ?
                     UNION ALL SELECT uid, item FROM observation WHERE model = ?
                     """,
-                arguments: [model, version, model])
+                arguments: [model, model])
             while let row = try rows.next() { try body(row[0], row[1]) }
+        }
+    }
+
+    /// The ratings the model was first trained on (stored with its first version), in their
+    /// original order. Later versions are trained on these plus the log.
+    public func initialRatings(model: String) throws -> [Rating] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT uid, item, label, time FROM training_rating WHERE model = ? ORDER BY rowid",
+                             arguments: [model]).map {
+                Rating(uid: $0[0], item: $0[1], label: Float($0[2] as Double), timestamp: $0[3])
+            }
         }
     }
 

@@ -49,6 +49,8 @@ func train(dataDir: String, model: String, ratingsPath: String, configuration: T
     } catch let e as Trainer.ConfigurationError {
         throw ValidationError(e.description)
     }
-    try store.createVersion(result.version, users: result.users, trainingRatings: read.ratings, serve: true)
+    try store.createVersion(
+        result.version, users: result.users.map { ($0.uid, UserWeights(ridge: $0.state, bootstrapped: false)) },
+        reflecting: try store.lastSequence(), trainingRatings: read.ratings, serve: true)
     Console.info("stored \(model) v1 in \(store.path): \(result.users.count) users, \(result.version.features.catalog.count) items")
 }

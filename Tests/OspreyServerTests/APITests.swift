@@ -150,6 +150,54 @@ struct APITests {
         }
     }
 
+    @Test func retrainJobsAndRollback() async throws {
+        try await withApp { client, _ in
+            try await client.execute(uri: "/v1/models/demo/users/u1/observe", method: .post, body: ByteBuffer(string: #"{"item":"fresh","label":5}"#)) { _ in }
+            try await client.execute(uri: "/v1/models/demo/retrain", method: .post, body: ByteBuffer(string: #"{"wait":true}"#)) { r in
+                #expect(r.status == .ok)
+                let job = json(r.body)
+                #expect(job["phase"] as? String == "done" && job["version"] as? Int == 2 && job["id"] as? Int == 1)
+            }
+            try await client.execute(uri: "/v1/models/demo/jobs/1", method: .get) { r in
+                #expect(json(r.body)["phase"] as? String == "done")
+            }
+            try await client.execute(uri: "/v1/models/demo/users/u1/predict?item=fresh", method: .get) { r in
+                #expect(r.status == .ok && json(r.body)["version"] as? Int == 2)
+            }
+            try await client.execute(uri: "/v1/models/demo", method: .get) { r in
+                let versions = json(r.body)["versions"] as? [[String: Any]] ?? []
+                #expect(versions.compactMap { $0["status"] as? String } == ["retired", "serving"])
+                #expect(versions.last?["parent"] as? Int == 1 && versions.last?["trained_through_seq"] is Int)
+            }
+            try await client.execute(uri: "/v1/models/demo/retrain", method: .post) { r in
+                #expect(r.status == .accepted)
+                #expect(json(r.body)["id"] as? Int == 2)
+            }
+            var phase = ""
+            for _ in 0..<500 where phase != "done" && phase != "failed" {
+                try await Task.sleep(for: .milliseconds(20))
+                phase = try await client.execute(uri: "/v1/models/demo/jobs/2", method: .get) { json($0.body)["phase"] as? String ?? "" }
+            }
+            #expect(phase == "done")
+            try await client.execute(uri: "/v1/models/demo/rollback", method: .post, body: ByteBuffer(string: #"{"version":1}"#)) { r in
+                #expect(r.status == .ok && json(r.body)["version"] as? Int == 1)
+            }
+            let cases: [(String, HTTPRequest.Method, String?, HTTPResponse.Status, String)] = [
+                ("/v1/models/demo/rollback", .post, #"{"version":42}"#, .notFound, "unknown_version"),
+                ("/v1/models/demo/rollback", .post, #"{}"#, .badRequest, "bad_request"),
+                ("/v1/models/demo/jobs/77", .get, nil, .notFound, "unknown_job"),
+                ("/v1/models/demo/jobs/x", .get, nil, .badRequest, "bad_request"),
+                ("/v1/models/nope/retrain", .post, nil, .notFound, "unknown_model"),
+            ]
+            for (uri, method, body, status, code) in cases {
+                try await client.execute(uri: uri, method: method, body: body.map { ByteBuffer(string: $0) }) { r in
+                    #expect(r.status == status, "\(uri)")
+                    #expect(errorCode(r.body) == code, "\(uri)")
+                }
+            }
+        }
+    }
+
     @Test func percentEncodedIdsAreDecoded() async throws {
         try await withApp { client, _ in
             try await client.execute(uri: "/v1/models/demo/users/u%201/predict?x=1&item=i%31", method: .get) { r in

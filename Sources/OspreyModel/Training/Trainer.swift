@@ -53,6 +53,8 @@ public struct Trainer: Sendable {
     public var configuration: Configuration
     /// Receives one line per step (λ candidates, iterations, RMSE).
     public var log: @Sendable (String) -> Void
+    /// Called after each iteration of the final fit with (iteration, iterations).
+    public var onIteration: @Sendable (Int, Int) -> Void = { _, _ in }
 
     public init(configuration: Configuration = .init(), log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.configuration = configuration
@@ -61,7 +63,7 @@ public struct Trainer: Sendable {
 
     /// Trains version `number` of `model` on `ratings`.
     /// - Throws: ``ConfigurationError`` for bad settings or no ratings.
-    public func train(model: String, number: Int, parent: Int?, ratings: [Rating]) throws -> Result {
+    public func train(model: String, number: Int, parent: Int?, ratings: [Rating], trainedThroughSeq: Int64? = nil) throws -> Result {
         let c = configuration
         guard !ratings.isEmpty else { throw ConfigurationError(description: "no ratings to train on") }
         guard c.factors >= 1, c.factors <= 512 else { throw ConfigurationError(description: "--dim must be between 1 and 512") }
@@ -88,6 +90,7 @@ public struct Trainer: Sendable {
             configuration: .init(dimension: c.factors, lambda: lambda, scaleLambdaByCount: regularization.scaled,
                                  iterations: c.iterations, seed: c.seed, threads: c.threads)
         ) { p in
+            self.onIteration(p.iteration, p.iterations)
             self.log("  iteration \(p.iteration)/\(p.iterations): training RMSE \(String(format: "%.4f", p.trainingRMSE)) (\(String(format: "%.1f", p.seconds)) s)")
         }
         let features = MaterializedFeatures(
@@ -99,7 +102,7 @@ public struct Trainer: Sendable {
         let metadata = TrainingMetadata(
             factors: c.factors, lambda: lambda, scaledLambda: regularization.scaled, lambdaSelection: selection, iterations: c.iterations, seed: c.seed,
             trainingRMSE: trainingRMSE, validationRMSE: validationRMSE, ratings: ratings.count,
-            durationSeconds: Date().timeIntervalSince(start))
+            durationSeconds: Date().timeIntervalSince(start), trainedThroughSeq: trainedThroughSeq)
         let version = ModelVersion(
             model: model, number: number, createdAt: Date(), features: features,
             lambda: regularization.newUserPenalty(medianRatings: indexed.medianRatingsPerUser),

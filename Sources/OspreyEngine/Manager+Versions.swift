@@ -1,0 +1,139 @@
+import Dispatch
+import Foundation
+import OspreyModel
+import OspreyStorage
+
+/// Offline retraining and rollback (Velox §4.2): a new version is built beside the one serving,
+/// then swapped in atomically with every observation that arrived meanwhile applied to it.
+extension Manager {
+    /// Starts retraining `model` on a background queue: the initial ratings plus every logged
+    /// observation, ALS with λ chosen by validation, as version N+1. Returns the job id.
+    /// - Throws: ``OspreyError`` `unknownModel`, or `conflict` while a retrain of the model runs.
+    public func startRetrain(model name: String) throws -> Int {
+        let model = try registry.model(name)
+        let id = try jobs.withLock { state -> Int in
+            if state.jobs.values.contains(where: { $0.model == name && !$0.finished }) {
+                throw OspreyError(.conflict, "a retrain of `\(name)` is already running; GET its job or wait for it")
+            }
+            state.nextID += 1
+            state.jobs[state.nextID] = RetrainJob(
+                id: state.nextID, model: name, phase: .loading, iteration: 0,
+                iterations: model.version.metadata.iterations, startedAt: Date())
+            return state.nextID
+        }
+        logger.info("retrain started", metadata: ["model.name": "\(name)", "job.id": "\(id)"])
+        DispatchQueue.global(qos: .utility).async { self.runRetrain(job: id, model: model) }
+        return id
+    }
+
+    /// The job with this id.
+    /// - Throws: ``OspreyError`` `unknownJob`.
+    public func job(_ id: Int, model: String) throws -> RetrainJob {
+        guard let job = jobs.withLock({ $0.jobs[id] }), job.model == model else {
+            throw OspreyError(.unknownJob, "model `\(model)` has no job \(id)")
+        }
+        return job
+    }
+
+    /// Waits until the job is done or failed, and returns it.
+    public func wait(forJob id: Int, model: String) async throws -> RetrainJob {
+        while true {
+            let job = try job(id, model: model)
+            if job.finished { return job }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    private func update(job id: Int, _ change: (inout RetrainJob) -> Void) {
+        jobs.withLock { if var job = $0.jobs[id] { change(&job); $0.jobs[id] = job } }
+    }
+
+    /// Runs a retrain job to its end; a failure leaves the serving version untouched.
+    private func runRetrain(job id: Int, model: ServedModel) {
+        do {
+            let number = try retrain(model, job: id)
+            update(job: id) { $0.phase = .done; $0.version = number; $0.finishedAt = Date() }
+            logger.info("retrain finished", metadata: ["model.name": "\(model.name)", "model.version": "\(number)", "job.id": "\(id)"])
+        } catch {
+            update(job: id) { $0.phase = .failed; $0.error = "\(error)"; $0.finishedAt = Date() }
+            retrainFailures.add(1, ordering: .relaxed)
+            logger.error("retrain failed; the serving version is unchanged", metadata: [
+                "model.name": "\(model.name)", "job.id": "\(id)", "error": "\(error)",
+            ])
+        }
+    }
+
+    /// Trains, stores and installs the next version. Returns its number. O(ALS).
+    private func retrain(_ model: ServedModel, job id: Int) throws -> Int {
+        let current = model.current.version
+        let through = applied.withLock { $0 }
+        var ratings = try store.initialRatings(model: model.name)
+        var counts: [String: Int] = [:]
+        try store.forEachObservation(model: model.name, after: 0) { logged in
+            guard logged.seq <= through else { return }
+            let o = logged.observation
+            ratings.append(Rating(uid: o.uid, item: o.item, label: o.label, timestamp: o.time))
+            counts[o.uid, default: 0] += 1
+        }
+        let number = (try store.versions(model: model.name).map(\.number).max() ?? current.number) + 1
+        update(job: id) { $0.phase = .training }
+        var trainer = Trainer(
+            configuration: .init(factors: current.metadata.factors, iterations: current.metadata.iterations, seed: current.metadata.seed)
+        ) { [logger] line in logger.debug("\(line)", metadata: ["job.id": "\(id)"]) }
+        trainer.onIteration = { [weak self] i, n in self?.update(job: id) { $0.iteration = i; $0.iterations = n } }
+        let result = try trainer.train(model: model.name, number: number, parent: current.number, ratings: ratings, trainedThroughSeq: through)
+
+        update(job: id) { $0.phase = .installing }
+        let old = model.current.users
+        let users = result.users.map { entry in
+            (entry.uid, UserWeights(
+                ridge: entry.state, observations: counts[entry.uid] ?? 0,
+                runningLoss: old.read(entry.uid) { $0?.runningLoss }, bootstrapped: false))
+        }
+        try store.createVersion(result.version, users: users, reflecting: through, trainingRatings: [], serve: false)
+        let state = ServingState(version: result.version, users: UserWeightStore(users: Dictionary(uniqueKeysWithValues: users)))
+        for r in ratings {
+            if let row = result.version.features.catalog.row(of: r.item) { state.observed.insert(uid: r.uid, row: row) }
+        }
+        try install(state, in: model, caughtUpThrough: through)
+        return number
+    }
+
+    /// Serves version `number` again (Velox §6): θ of that version with its own user weights, to
+    /// which every observation logged since they were saved is applied, so nothing learned is
+    /// dropped and the result equals a fresh server started on that version.
+    /// - Throws: ``OspreyError`` `unknownModel`, `unknownVersion`.
+    public func rollback(model name: String, to number: Int) throws {
+        let model = try registry.model(name)
+        guard try store.versions(model: name).contains(where: { $0.number == number }) else {
+            throw OspreyError(.unknownVersion, "model `\(name)` has no version \(number); GET /v1/models/\(name) lists them")
+        }
+        let through = applied.withLock { $0 }
+        let (state, replayed) = try ServingState.restore(model: name, version: number, store: store, through: through)
+        try install(state, in: model, caughtUpThrough: max(replayed, through))
+        logger.info("rolled back", metadata: ["model.name": "\(name)", "model.version": "\(number)"])
+    }
+
+    /// ``rollback(model:to:)`` on a dispatch queue, off the Swift concurrency pool (it reads the
+    /// store and replays the log).
+    public func rollbackInBackground(model name: String, to number: Int) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            DispatchQueue.global(qos: .userInitiated).async {
+                continuation.resume(with: Result { try self.rollback(model: name, to: number) })
+            }
+        }
+    }
+
+    /// Swaps `state` in atomically. It has learned the log up to `seq`; the rest is learned in
+    /// two steps — most of it without blocking anyone, the tail under the learning lock — so
+    /// that no observation is learned twice or skipped, and the swap and the catalogue's record
+    /// of the serving version happen together.
+    private func install(_ state: ServingState, in model: ServedModel, caughtUpThrough seq: Int64) throws {
+        let caught = try state.replay(store: store, after: seq, through: applied.withLock { $0 })
+        try applied.withLock { last in
+            try state.replay(store: store, after: max(seq, caught), through: last)
+            try store.setServing(model: model.name, version: state.version.number)
+            model.swap(to: state)
+        }
+    }
+}

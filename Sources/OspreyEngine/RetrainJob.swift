@@ -1,0 +1,27 @@
+import Foundation
+
+/// A retrain of one model, as `GET /v1/models/{model}/jobs/{id}` reports it.
+public struct RetrainJob: Sendable, Equatable {
+    public enum Phase: String, Sendable {
+        case loading, training, installing, done, failed
+    }
+
+    public let id: Int
+    public let model: String
+    public var phase: Phase
+    /// ALS iteration of the final fit (0 while λ is being chosen).
+    public var iteration: Int
+    public var iterations: Int
+    public let startedAt: Date
+    public var finishedAt: Date?
+    /// The version the retrain created, once it serves.
+    public var version: Int?
+    /// Why it failed.
+    public var error: String?
+
+    /// Seconds since it started (until it finished).
+    public var elapsed: Double { (finishedAt ?? Date()).timeIntervalSince(startedAt) }
+
+    /// True once it is done or failed.
+    public var finished: Bool { phase == .done || phase == .failed }
+}

@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import Logging
+import OspreyEngine
+import OspreyStorage
+
+/// `osprey retrain`: retrain a model offline (the server on this data directory should be
+/// stopped; it picks the new version up when it starts).
+struct RetrainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retrain",
+        abstract: "Retrain a model from its initial ratings and the observation log, as a new serving version.")
+
+    @Option(help: "Data directory.") var dataDir = "osprey-data"
+    @Option(help: "Model name.") var model: String
+
+    func run() async throws {
+        guard SQLiteStore.exists(in: dataDir) else { throw ValidationError("no Osprey store in \(dataDir)") }
+        let logger = Logger(label: "osprey", factory: { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        })
+        let manager = try Manager(store: try SQLiteStore(directory: dataDir), logger: logger)
+        let id: Int
+        do { id = try manager.startRetrain(model: model) } catch let e as OspreyError { throw ValidationError(e.message) }
+        var shown = -1
+        while true {
+            let job = try manager.job(id, model: model)
+            if job.iteration != shown && job.phase == .training {
+                shown = job.iteration
+                Console.info("  \(job.phase.rawValue): iteration \(job.iteration)/\(job.iterations) (\(String(format: "%.1f", job.elapsed)) s)")
+            }
+            if job.finished {
+                if let error = job.error { throw ValidationError("retrain failed: \(error)") }
+                let info = try manager.info(model: model)
+                let v = info.versions.first { $0.number == job.version }
+                Console.info("\(model) v\(job.version ?? 0) now serves (parent v\(v?.parent ?? 0)), training RMSE \(String(format: "%.4f", v?.metadata.trainingRMSE ?? .nan)), in \(String(format: "%.1f", job.elapsed)) s")
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await manager.shutdown()
+    }
+}

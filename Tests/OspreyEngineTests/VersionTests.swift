@@ -1,0 +1,83 @@
+import OspreyModel
+import OspreyTestSupport
+import Testing
+@testable import OspreyEngine
+@testable import OspreyStorage
+
+/// Retraining, swapping and rolling back versions.
+struct VersionTests {
+    /// Every user's state in `a` equals a fresh restore from the store (snapshot + log replay).
+    func expectSameAsFreshStart(_ m: Manager, _ t: TrainedStore, uids: [String], items: [String]) throws {
+        let fresh = try Manager(store: try t.reopen(), logger: quiet)
+        let p = Predictor(registry: m.registry), q = Predictor(registry: fresh.registry)
+        #expect(try fresh.registry.model("demo").version.number == m.registry.model("demo").version.number)
+        for uid in uids {
+            #expect(try fresh.info(model: "demo", uid: uid) == m.info(model: "demo", uid: uid), "\(uid)")
+            for item in items {
+                #expect(try q.predict(model: "demo", uid: uid, item: item) == p.predict(model: "demo", uid: uid, item: item))
+            }
+        }
+    }
+
+    @Test func retrainSwapsInANewVersionWithoutLosingObservations() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let m = try Manager(store: try t.reopen(), logger: quiet)
+        for n in 0..<40 { try await m.observe(model: "demo", [("u\(n % 8)", "new-item", 4), ("u\(n % 8)", "i\(n % 5)", 2)]) }
+        let id = try m.startRetrain(model: "demo")
+        #expect(throws: OspreyError.self) { try m.startRetrain(model: "demo") }
+        // Keep observing while the retrain runs: these must reach the new version too.
+        var during = 0
+        while !(try m.job(id, model: "demo").finished) || during < 5 {
+            try await m.observe(model: "demo", [("u\(during % 8)", "i\(during % 7)", Float(during % 5))])
+            during += 1
+        }
+        let job = try m.job(id, model: "demo")
+        #expect(job.phase == .done && job.version == 2 && job.error == nil)
+        let info = try m.info(model: "demo")
+        #expect(info.version == 2)
+        #expect(info.versions.map(\.status) == [.retired, .serving])
+        #expect(info.versions[1].parent == 1 && info.versions[1].metadata.trainedThroughSeq != nil)
+        // The retrain learned the item that only the log knew.
+        #expect(try Predictor(registry: m.registry).predict(model: "demo", uid: "u1", item: "new-item").version == 2)
+        for u in 0..<8 {
+            #expect(try m.info(model: "demo", uid: "u\(u)").observations == 10 + (0..<during).filter { $0 % 8 == u }.count)
+        }
+        try expectSameAsFreshStart(m, t, uids: (0..<8).map { "u\($0)" }, items: ["i1", "i3", "new-item"])
+    }
+
+    @Test func rollbackServesTheOldVersionWithEverythingLearnedSince() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let p = Predictor(registry: m.registry)
+        try await m.observe(model: "demo", [("u1", "i1", 5), ("u2", "i2", 1)])
+        let id = try m.startRetrain(model: "demo")
+        _ = try await m.wait(forJob: id, model: "demo")
+        try await m.observe(model: "demo", [("u1", "i3", 5), ("u9", "i4", 2)])
+        try m.snapshot()
+        try m.rollback(model: "demo", to: 1)
+        #expect(try p.predict(model: "demo", uid: "u1", item: "i1").version == 1)
+        #expect(try m.info(model: "demo", uid: "u1").observations == 2)
+        #expect(try m.info(model: "demo").versions.map(\.status) == [.serving, .retired])
+        try expectSameAsFreshStart(m, t, uids: ["u1", "u2", "u9", "u5"], items: ["i1", "i3"])
+        // And forward again.
+        try m.rollback(model: "demo", to: 2)
+        try expectSameAsFreshStart(m, t, uids: ["u1", "u2", "u9", "u5"], items: ["i1", "i3"])
+        #expect(throws: OspreyError.self) { try m.rollback(model: "demo", to: 7) }
+    }
+
+    @Test func aFailedRetrainLeavesServingUntouched() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        try await t.store.pool.write { try $0.execute(sql: "DELETE FROM training_rating") }
+        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let before = try Predictor(registry: m.registry).predict(model: "demo", uid: "u1", item: "i1")
+        let job = try await m.wait(forJob: try m.startRetrain(model: "demo"), model: "demo")
+        #expect(job.phase == .failed && job.error?.contains("no ratings") == true)
+        #expect(m.retrainFailureCount == 1)
+        #expect(try Predictor(registry: m.registry).predict(model: "demo", uid: "u1", item: "i1") == before)
+        #expect(try m.info(model: "demo").versions.count == 1)
+        #expect(throws: OspreyError.self) { try m.job(99, model: "demo") }
+    }
+}
