@@ -96,6 +96,10 @@ extension Manager {
             if let row = result.version.features.catalog.row(of: r.item) { state.observed.insert(uid: r.uid, row: row) }
         }
         try install(state, in: model, caughtUpThrough: through)
+        let pruned = try store.pruneVersions(model: model.name, keep: configuration.keepVersions)
+        if !pruned.isEmpty {
+            logger.info("pruned old versions", metadata: ["model.name": "\(model.name)", "versions": "\(pruned)"])
+        }
         return number
     }
 

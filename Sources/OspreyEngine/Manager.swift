@@ -22,12 +22,15 @@ public final class Manager: Service, Sendable {
         public var snapshotCheckInterval: Duration
         /// The longest uid or item id accepted, in bytes.
         public var maxIdentifierBytes: Int
+        /// Versions kept per model after a retrain (the serving one and its parent always are).
+        public var keepVersions: Int
 
         public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
-                    maxIdentifierBytes: Int = 256) {
+                    maxIdentifierBytes: Int = 256, keepVersions: Int = 10) {
             self.snapshotObservations = snapshotObservations
             self.snapshotCheckInterval = snapshotCheckInterval
             self.maxIdentifierBytes = maxIdentifierBytes
+            self.keepVersions = keepVersions
         }
     }
 

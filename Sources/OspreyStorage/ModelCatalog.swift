@@ -82,6 +82,10 @@ public protocol ModelCatalog: Sendable {
     /// Makes `version` the model's serving version and retires the one it replaces.
     func setServing(model: String, version: Int) throws
 
+    /// Deletes all but the newest `keep` versions of `model` (θ, metadata and user weights),
+    /// never the serving version or its parent. Returns the numbers deleted.
+    func pruneVersions(model: String, keep: Int) throws -> [Int]
+
     /// Loads version `number` of `model`.
     /// - Throws: ``StorageError`` `.notFound` or `.corrupt`.
     func loadVersion(model: String, number: Int) throws -> ModelVersion

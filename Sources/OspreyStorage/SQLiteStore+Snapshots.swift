@@ -66,6 +66,16 @@ extension SQLiteStore {
         }
     }
 
+    /// Deletes the stored user weights of the given versions.
+    func deleteUsers(model: String, versions: [Int]) throws {
+        try snapshotPool.write { db in
+            for v in versions {
+                try db.execute(sql: "DELETE FROM user_state WHERE model = ? AND version = ?", arguments: [model, v])
+                try db.execute(sql: "DELETE FROM snapshot WHERE model = ? AND version = ?", arguments: [model, v])
+            }
+        }
+    }
+
     public func userCount(model: String, version: Int) throws -> Int {
         try snapshotPool.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user_state WHERE model = ? AND version = ?", arguments: [model, version]) ?? 0

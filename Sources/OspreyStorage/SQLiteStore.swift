@@ -178,6 +178,22 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
         }
     }
 
+    public func pruneVersions(model: String, keep: Int) throws -> [Int] {
+        let versions = try versions(model: model)
+        guard let serving = try models().first(where: { $0.name == model })?.servingVersion else { return [] }
+        let parent = versions.first { $0.number == serving }?.parent
+        let newest = Set(versions.map(\.number).sorted(by: >).prefix(max(1, keep)))
+        let doomed = versions.map(\.number).filter { !newest.contains($0) && $0 != serving && $0 != parent }
+        guard !doomed.isEmpty else { return [] }
+        // Catalogue rows first: once they are gone the version cannot be loaded, so leftover
+        // weights (should the second step fail) are only unused rows.
+        try pool.write { db in
+            for v in doomed { try db.execute(sql: "DELETE FROM version WHERE model = ? AND number = ?", arguments: [model, v]) }
+        }
+        try deleteUsers(model: model, versions: doomed)
+        return doomed
+    }
+
     /// Marks `version` serving (creating the model row if new) and retires the previous one.
     private static func serve(_ db: Database, model: String, version: Int) throws {
         try db.execute(sql: "UPDATE version SET status = 'retired' WHERE model = ? AND number <> ? AND status = 'serving'",

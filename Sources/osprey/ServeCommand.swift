@@ -24,6 +24,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Port to listen on.") var port = 8080
     @Option(help: "Largest accepted request body in bytes.") var maxBodyBytes = 1 << 20
     @Option(help: "Snapshot changed user weights after this many observations (restart replays at most this many).") var snapshotObservations = 500_000
+    @Option(help: "Versions kept per model after a retrain (the serving one and its parent always are).") var keepVersions = 10
     @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel = "info"
 }
 
@@ -32,6 +33,7 @@ struct ServeOptions: ParsableArguments {
 func serve(_ o: ServeOptions, banner: ((String) -> Void)? = nil) async throws {
     guard o.port >= 0, o.port < 65536 else { throw ValidationError("--port must be between 0 and 65535") }
     guard o.maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+    guard o.keepVersions >= 1 else { throw ValidationError("--keep-versions must be at least 1") }
     guard o.snapshotObservations >= 1 else { throw ValidationError("--snapshot-observations must be at least 1") }
     guard let level = Logger.Level(rawValue: o.logLevel) else { throw ValidationError("unknown --log-level \(o.logLevel)") }
     LoggingSystem.bootstrap { label in
@@ -44,7 +46,7 @@ func serve(_ o: ServeOptions, banner: ((String) -> Void)? = nil) async throws {
         throw ValidationError("no Osprey store in \(o.dataDir); create a model first with `osprey train --data-dir \(o.dataDir) --model NAME --ratings FILE` or run `osprey quickstart`")
     }
     let store = try SQLiteStore(directory: o.dataDir, logger: logger)
-    let manager = try Manager(store: store, configuration: .init(snapshotObservations: o.snapshotObservations), logger: logger)
+    let manager = try Manager(store: store, configuration: .init(snapshotObservations: o.snapshotObservations, keepVersions: o.keepVersions), logger: logger)
     let app = buildApplication(
         manager: manager, configuration: .init(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes), logger: logger)
     logger.info("serving \(manager.registry.all.count) model(s) from \(store.path) on http://\(o.host):\(o.port)")

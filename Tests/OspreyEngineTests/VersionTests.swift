@@ -81,3 +81,21 @@ struct VersionTests {
         #expect(throws: OspreyError.self) { try m.job(99, model: "demo") }
     }
 }
+
+struct RetentionTests {
+    /// Keep the newest K versions; never the serving one or its parent, even after a rollback.
+    @Test func prunesOldVersionsButNeverServingOrItsParent() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let m = try Manager(store: try t.reopen(), configuration: .init(keepVersions: 2), logger: quiet)
+        func retrain() async throws { _ = try await m.wait(forJob: try m.startRetrain(model: "demo"), model: "demo") }
+        try await retrain()  // v2
+        try await retrain()  // v3: v1 is pruned (not serving, not v3's parent)
+        #expect(try m.info(model: "demo").versions.map(\.number) == [2, 3])
+        try m.rollback(model: "demo", to: 2)
+        try await retrain()  // v4, parent v2: keeps 3 and 4, and 2 as the parent
+        #expect(try m.info(model: "demo").versions.map(\.number) == [2, 3, 4])
+        #expect(throws: OspreyError.self) { try m.rollback(model: "demo", to: 1) }
+        #expect(try t.store.userCount(model: "demo", version: 1) == 0)
+    }
+}
