@@ -78,7 +78,8 @@ extension Manager {
         let number = (try store.versions(model: model.name).map(\.number).max() ?? current.number) + 1
         update(job: id) { $0.phase = .training }
         var trainer = Trainer(
-            configuration: .init(factors: current.metadata.factors, iterations: current.metadata.iterations, seed: current.metadata.seed)
+            configuration: .init(factors: current.metadata.factors, iterations: current.metadata.iterations,
+                                 seed: current.metadata.seed, threads: configuration.retrainThreads)
         ) { [logger] line in logger.debug("\(line)", metadata: ["job.id": "\(id)"]) }
         trainer.onIteration = { [weak self] i, n in self?.update(job: id) { $0.iteration = i; $0.iterations = n } }
         let result = try trainer.train(model: model.name, number: number, parent: current.number, ratings: ratings, trainedThroughSeq: through)

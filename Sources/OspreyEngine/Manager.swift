@@ -24,9 +24,13 @@ public final class Manager: Service, Sendable {
         public var maxIdentifierBytes: Int
         /// Versions kept per model after a retrain (the serving one and its parent always are).
         public var keepVersions: Int
+        /// Cores a retrain's ALS uses. One by default, so a retrain inside a serving process
+        /// leaves the other core to requests.
+        public var retrainThreads: Int
 
         public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
-                    maxIdentifierBytes: Int = 256, keepVersions: Int = 10) {
+                    maxIdentifierBytes: Int = 256, keepVersions: Int = 10, retrainThreads: Int = 1) {
+            self.retrainThreads = retrainThreads
             self.snapshotObservations = snapshotObservations
             self.snapshotCheckInterval = snapshotCheckInterval
             self.maxIdentifierBytes = maxIdentifierBytes

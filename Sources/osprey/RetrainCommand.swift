@@ -21,7 +21,7 @@ struct RetrainCommand: AsyncParsableCommand {
             handler.logLevel = .info
             return handler
         })
-        let manager = try Manager(store: try SQLiteStore(directory: dataDir), logger: logger)
+        let manager = try Manager(store: try SQLiteStore(directory: dataDir), configuration: .init(retrainThreads: 2), logger: logger)
         let id: Int
         do { id = try manager.startRetrain(model: model) } catch let e as OspreyError { throw ValidationError(e.message) }
         var shown = -1
