@@ -92,7 +92,9 @@ extension Manager {
                 runningLoss: old.read(entry.uid) { $0?.runningLoss }, bootstrapped: false))
         }
         try store.createVersion(result.version, users: users, reflecting: through, trainingRatings: [], serve: false)
-        let state = ServingState(version: result.version, users: UserWeightStore(users: Dictionary(uniqueKeysWithValues: users)))
+        let state = ServingState(
+            version: result.version, users: UserWeightStore(users: Dictionary(uniqueKeysWithValues: users)),
+            monitor: configuration.monitor)
         for r in ratings {
             if let row = result.version.features.catalog.row(of: r.item) { state.observed.insert(uid: r.uid, row: row) }
         }
@@ -114,7 +116,8 @@ extension Manager {
             throw OspreyError(.unknownVersion, "model `\(name)` has no version \(number); GET /v1/models/\(name) lists them")
         }
         let through = applied.withLock { $0 }
-        let (state, replayed) = try ServingState.restore(model: name, version: number, store: store, through: through)
+        let (state, replayed) = try ServingState.restore(
+            model: name, version: number, store: store, through: through, monitor: configuration.monitor)
         try install(state, in: model, caughtUpThrough: max(replayed, through))
         logger.info("rolled back", metadata: ["model.name": "\(name)", "model.version": "\(number)"])
     }

@@ -24,12 +24,19 @@ public final class Manager: Service, Sendable {
         public var maxIdentifierBytes: Int
         /// Versions kept per model after a retrain (the serving one and its parent always are).
         public var keepVersions: Int
+        /// The staleness monitor of every serving version.
+        public var monitor: QualityMonitor.Configuration
+        /// Start a retrain by itself when the serving version goes stale.
+        public var autoRetrain: Bool
         /// Cores a retrain's ALS uses. One by default, so a retrain inside a serving process
         /// leaves the other core to requests.
         public var retrainThreads: Int
 
         public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
-                    maxIdentifierBytes: Int = 256, keepVersions: Int = 10, retrainThreads: Int = 1) {
+                    maxIdentifierBytes: Int = 256, keepVersions: Int = 10, retrainThreads: Int = 1,
+                    monitor: QualityMonitor.Configuration = .init(), autoRetrain: Bool = false) {
+            self.monitor = monitor
+            self.autoRetrain = autoRetrain
             self.retrainThreads = retrainThreads
             self.snapshotObservations = snapshotObservations
             self.snapshotCheckInterval = snapshotCheckInterval
@@ -65,7 +72,8 @@ public final class Manager: Service, Sendable {
         for record in try store.models() {
             let clock = ContinuousClock()
             let start = clock.now
-            let (state, _) = try ServingState.restore(model: record.name, version: record.servingVersion, store: store)
+            let (state, _) = try ServingState.restore(
+                model: record.name, version: record.servingVersion, store: store, monitor: configuration.monitor)
             let model = ServedModel(state: state, observations: try store.observationCount(model: record.name))
             served.append(model)
             logger.info("loaded model", metadata: [
@@ -83,15 +91,32 @@ public final class Manager: Service, Sendable {
 
     /// Learns a committed batch in log order and advances the learned sequence. O(batch · d²).
     private func learn(_ batch: [LoggedObservation]) {
+        var stale: [ServedModel] = []
         applied.withLock { last in
             for logged in batch {
-                if let model = try? registry.model(logged.observation.model) {
-                    model.learn(logged.observation)
+                if let model = try? registry.model(logged.observation.model), model.learn(logged.observation) {
+                    stale.append(model)
                 }
                 last = logged.seq
             }
         }
         learned.add(batch.count, ordering: .relaxed)
+        for model in stale { wentStale(model) }
+    }
+
+    /// A serving version's loss rose past the threshold: say so, and retrain if asked to.
+    private func wentStale(_ model: ServedModel) {
+        let quality = model.current.quality
+        logger.warning("model is stale", metadata: [
+            "model.name": "\(model.name)", "model.version": "\(model.version.number)",
+            "loss.window": "\(quality.windowedLoss ?? .nan)", "loss.baseline": "\(quality.baseline ?? .nan)",
+        ])
+        guard configuration.autoRetrain else { return }
+        do {
+            _ = try startRetrain(model: model.name)
+        } catch {
+            logger.info("no automatic retrain", metadata: ["model.name": "\(model.name)", "reason": "\(error)"])
+        }
     }
 
     private var groupCommitter: GroupCommitter { committer.withLock { $0! } }
@@ -223,7 +248,7 @@ public final class Manager: Service, Sendable {
         return ModelInfo(
             name: name, version: v.number, dimension: v.metadata.factors, users: state.users.count,
             items: v.features.catalog.count, observations: model.observations,
-            versions: try store.versions(model: name))
+            versions: try store.versions(model: name), quality: state.quality)
     }
 
     /// What the model knows of user `uid` (a user never seen is reported as bootstrapped with no

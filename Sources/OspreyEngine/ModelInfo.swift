@@ -1,4 +1,5 @@
 import Foundation
+import OspreyModel
 import OspreyStorage
 
 /// What `GET /v1/models/{model}` and `osprey models` report about a model.
@@ -11,6 +12,8 @@ public struct ModelInfo: Sendable {
     public var items: Int
     public var observations: Int
     public var versions: [VersionRecord]
+    /// The serving version's staleness monitor.
+    public var quality: QualityMonitor
 }
 
 /// What `GET /v1/models/{model}/users/{uid}` reports about a user.

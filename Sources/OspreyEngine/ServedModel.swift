@@ -9,40 +9,51 @@ public final class ServingState: Sendable {
     public let version: ModelVersion
     public let users: UserWeightStore
     public let observed: ObservedItems
+    /// Prequential loss of this version's observations, and whether it has gone stale.
+    let monitor: Mutex<QualityMonitor>
 
-    init(version: ModelVersion, users: UserWeightStore, observed: ObservedItems = ObservedItems()) {
+    init(version: ModelVersion, users: UserWeightStore, observed: ObservedItems = ObservedItems(),
+         monitor: QualityMonitor.Configuration = .init()) {
         self.version = version
         self.users = users
         self.observed = observed
+        self.monitor = Mutex(QualityMonitor(
+            configuration: monitor, baseline: version.metadata.validationRMSE.map { $0 * $0 }))
     }
+
+    /// The quality monitor's state now.
+    public var quality: QualityMonitor { monitor.withLock { $0 } }
 
     /// Learns one logged observation (live and on replay alike, in log order): a user never seen
     /// starts from the version's prior (bootstrapping, Velox §5); an item the version does not
-    /// know is counted but cannot move the weights. O(d²).
-    func learn(_ o: Observation) {
+    /// know is counted but cannot move the weights. Returns true when this observation made the
+    /// version stale. O(d²).
+    @discardableResult
+    func learn(_ o: Observation) -> Bool {
         let v = version
         let row = v.features.catalog.row(of: o.item)
-        users.update(o.uid, create: {
+        let loss = users.update(o.uid, create: {
             UserWeights(ridge: .init(prior: v.prior, lambda: v.lambda), bootstrapped: true)
-        }) { w in
-            if let row {
-                observed.insert(uid: o.uid, row: row)
-                v.features.withFeatures(item: row) { f, offset in
-                    _ = w.learn(features: f, target: o.label - offset)
-                }
-            } else {
+        }) { w -> Double? in
+            guard let row else {
                 w.countWithoutLearning()
+                return nil
             }
+            observed.insert(uid: o.uid, row: row)
+            return v.features.withFeatures(item: row) { f, offset in w.learn(features: f, target: o.label - offset) }
         }
+        guard let loss else { return false }
+        return monitor.withLock { $0.record(loss) }
     }
 
     /// Restores the state of version `number` of `model` from the store: its user-weight
     /// snapshot, the items users rated, then the log after the snapshot up to `through`, learned
     /// in log order exactly as it was live. Returns the state and the last sequence replayed.
-    static func restore(model: String, version number: Int, store: SQLiteStore, through: Int64 = .max) throws -> (ServingState, Int64) {
+    static func restore(model: String, version number: Int, store: SQLiteStore, through: Int64 = .max,
+                        monitor: QualityMonitor.Configuration = .init()) throws -> (ServingState, Int64) {
         let version = try store.loadVersion(model: model, number: number)
         let snapshot = try store.loadSnapshot(model: model, version: number)
-        let state = ServingState(version: version, users: UserWeightStore(users: snapshot.users))
+        let state = ServingState(version: version, users: UserWeightStore(users: snapshot.users), monitor: monitor)
         try store.forEachRating(model: model) { uid, item in
             if let row = version.features.catalog.row(of: item) { state.observed.insert(uid: uid, row: row) }
         }
@@ -92,9 +103,10 @@ public final class ServedModel: Sendable {
         serving.withLock { $0 = state }
     }
 
-    /// Learns a live observation into the current state and counts it. O(d²).
-    func learn(_ o: Observation) {
-        current.learn(o)
+    /// Learns a live observation into the current state and counts it. Returns true when it
+    /// made the serving version stale. O(d²).
+    func learn(_ o: Observation) -> Bool {
         observationCount.add(1, ordering: .relaxed)
+        return current.learn(o)
     }
 }

@@ -93,6 +93,15 @@ struct API: Sendable {
                 w.field("users", info.users)
                 w.field("items", info.items)
                 w.field("observations", info.observations)
+                w.key("quality")
+                w.object { w in
+                    w.field("stale", info.quality.stale)
+                    w.field("windowed_loss", info.quality.windowedLoss)
+                    w.field("baseline_loss", info.quality.baseline)
+                    w.field("window", info.quality.configuration.window)
+                    w.field("threshold", info.quality.configuration.threshold)
+                    w.field("scored", info.quality.scored)
+                }
                 w.key("versions")
                 w.array { w in
                     for v in info.versions {

@@ -47,6 +47,8 @@ final class ServerMetrics: Sendable {
         var users = "# TYPE osprey_users gauge\n"
         var version = "# TYPE osprey_model_version gauge\n"
         var items = "# TYPE osprey_items gauge\n"
+        var stale = "# TYPE osprey_model_stale gauge\n"
+        var loss = "# TYPE osprey_prequential_loss gauge\n"
         for model in manager.registry.all {
             var label = "{model="
             JSONWriter.appendString(model.name, to: &label)
@@ -57,8 +59,11 @@ final class ServerMetrics: Sendable {
             let v = state.version
             version += "osprey_model_version\(label) \(v.number)\n"
             items += "osprey_items\(label) \(v.features.catalog.count)\n"
+            let quality = state.quality
+            stale += "osprey_model_stale\(label) \(quality.stale ? 1 : 0)\n"
+            if let windowed = quality.windowedLoss { loss += "osprey_prequential_loss\(label) \(windowed)\n" }
         }
-        text += observations + users + version + items
+        text += observations + users + version + items + stale + loss
         text += "# TYPE osprey_group_commits_total counter\nosprey_group_commits_total \(manager.commitCount)\n"
         text += "# TYPE osprey_retrain_failures_total counter\nosprey_retrain_failures_total \(manager.retrainFailureCount)\n"
         return text

@@ -15,21 +15,26 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Standard deviation of the Gaussian label noise.") var noise = 0.5
     @Option(help: "Random seed; the same seed gives the same file.") var seed: UInt64 = 1
     @Option(help: "Zipf exponent of item popularity.") var zipf = 1.0
+    @Option(help: "How far users' tastes change, 0 (not at all) to 1 (replaced).") var drift = 0.0
+    @Option(help: "Where in the file the tastes change, as a share of the ratings.") var driftAt = 0.5
     @Option(help: "Output file.") var out: String
 
     func run() throws {
         let data = try SyntheticRatings.Configuration.make(
-            users: users, items: items, ratings: ratings, dim: dim, noise: noise, seed: seed, zipf: zipf)
+            users: users, items: items, ratings: ratings, dim: dim, noise: noise, seed: seed, zipf: zipf,
+            drift: drift, driftAt: driftAt)
         try write(data.ratings(), to: out)
         Console.info("wrote \(ratings) ratings (\(users) users, \(items) items, d=\(dim), noise σ=\(noise), seed \(seed)) to \(out)")
     }
 }
 
 extension SyntheticRatings.Configuration {
-    static func make(users: Int, items: Int, ratings: Int, dim: Int, noise: Double, seed: UInt64, zipf: Double) throws -> SyntheticRatings {
+    static func make(users: Int, items: Int, ratings: Int, dim: Int, noise: Double, seed: UInt64, zipf: Double,
+                     drift: Double = 0, driftAt: Double = 0.5) throws -> SyntheticRatings {
         do {
             return try SyntheticRatings(.init(
-                users: users, items: items, ratings: ratings, dimension: dim, noise: noise, seed: seed, zipfExponent: zipf))
+                users: users, items: items, ratings: ratings, dimension: dim, noise: noise, seed: seed, zipfExponent: zipf,
+                drift: drift, driftAt: driftAt))
         } catch let e as SyntheticRatings.ConfigurationError {
             throw ValidationError(e.description)
         }

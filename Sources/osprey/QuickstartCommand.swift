@@ -29,7 +29,7 @@ struct QuickstartCommand: AsyncParsableCommand {
             try train(dataDir: options.dataDir, model: model, ratingsPath: path, configuration: .init(factors: 10))
         }
         let name = model
-        try await serve(options) { base in
+        try await serve(options, autoRetrainByDefault: true) { base in
             Console.info("""
 
                 Osprey is serving model `\(name)` at \(base). Try, in another terminal:

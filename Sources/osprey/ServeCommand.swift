@@ -25,14 +25,20 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Largest accepted request body in bytes.") var maxBodyBytes = 1 << 20
     @Option(help: "Snapshot changed user weights after this many observations (restart replays at most this many).") var snapshotObservations = 500_000
     @Option(help: "Versions kept per model after a retrain (the serving one and its parent always are).") var keepVersions = 10
+    @Flag(inversion: .prefixedNo, help: "Retrain a model by itself when it goes stale (default: on in quickstart, off in serve).")
+    var autoRetrain: Bool?
+    @Option(help: "Observations per window of the staleness monitor.") var staleWindow = 1000
+    @Option(help: "A model is stale when its windowed loss exceeds this multiple of its first window's.") var staleThreshold = 1.5
     @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel = "info"
 }
 
 /// Runs the manager and the HTTP server until SIGTERM or SIGINT; then the server finishes its
 /// in-flight requests, the manager snapshots, and the process exits 0.
-func serve(_ o: ServeOptions, banner: ((String) -> Void)? = nil) async throws {
+func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((String) -> Void)? = nil) async throws {
     guard o.port >= 0, o.port < 65536 else { throw ValidationError("--port must be between 0 and 65535") }
     guard o.maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+    guard o.staleWindow >= 10 else { throw ValidationError("--stale-window must be at least 10") }
+    guard o.staleThreshold > 1 else { throw ValidationError("--stale-threshold must be greater than 1") }
     guard o.keepVersions >= 1 else { throw ValidationError("--keep-versions must be at least 1") }
     guard o.snapshotObservations >= 1 else { throw ValidationError("--snapshot-observations must be at least 1") }
     guard let level = Logger.Level(rawValue: o.logLevel) else { throw ValidationError("unknown --log-level \(o.logLevel)") }
@@ -46,7 +52,10 @@ func serve(_ o: ServeOptions, banner: ((String) -> Void)? = nil) async throws {
         throw ValidationError("no Osprey store in \(o.dataDir); create a model first with `osprey train --data-dir \(o.dataDir) --model NAME --ratings FILE` or run `osprey quickstart`")
     }
     let store = try SQLiteStore(directory: o.dataDir, logger: logger)
-    let manager = try Manager(store: store, configuration: .init(snapshotObservations: o.snapshotObservations, keepVersions: o.keepVersions), logger: logger)
+    let manager = try Manager(store: store, configuration: .init(
+            snapshotObservations: o.snapshotObservations, keepVersions: o.keepVersions,
+            monitor: .init(window: o.staleWindow, threshold: o.staleThreshold),
+            autoRetrain: o.autoRetrain ?? autoRetrainByDefault), logger: logger)
     let app = buildApplication(
         manager: manager, configuration: .init(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes), logger: logger)
     logger.info("serving \(manager.registry.all.count) model(s) from \(store.path) on http://\(o.host):\(o.port)")

@@ -7,6 +7,9 @@ import OspreyMath
 /// unit variance), biases `~ N(0, 0.5²)`, noise `ε ~ N(0, σ²)`. Items are drawn with Zipf
 /// popularity (item k has weight `1/(k+1)^s`), users uniformly, each (user, item) pair at most once.
 /// The same configuration always yields the same ratings.
+///
+/// With `drift` > 0 users' tastes change: ratings from the `driftAt` share of the file onwards use
+/// `p'_u = √(1 − drift²) p_u + drift r_u` with a fresh random `r_u` (drift 1 replaces them).
 public struct SyntheticRatings: Sendable {
     /// What to generate.
     public struct Configuration: Sendable {
@@ -18,9 +21,16 @@ public struct SyntheticRatings: Sendable {
         public var seed: UInt64
         public var zipfExponent: Double
         public var mean: Double
+        /// How far users' tastes move (0: not at all, 1: replaced by new ones).
+        public var drift: Double
+        /// Where in the file (a share of the ratings) the tastes change.
+        public var driftAt: Double
 
         public init(users: Int = 1000, items: Int = 500, ratings: Int = 50_000, dimension: Int = 10,
-                    noise: Double = 0.5, seed: UInt64 = 1, zipfExponent: Double = 1.0, mean: Double = 3.5) {
+                    noise: Double = 0.5, seed: UInt64 = 1, zipfExponent: Double = 1.0, mean: Double = 3.5,
+                    drift: Double = 0, driftAt: Double = 0.5) {
+            self.drift = drift
+            self.driftAt = driftAt
             self.users = users
             self.items = items
             self.ratings = ratings
@@ -40,6 +50,8 @@ public struct SyntheticRatings: Sendable {
     public let configuration: Configuration
     /// True user factors, `users × dimension`.
     public let userFactors: [Double]
+    /// True user factors after the drift point (equal to ``userFactors`` without drift).
+    public let driftedUserFactors: [Double]
     /// True item factors, `items × dimension`.
     public let itemFactors: [Double]
     public let userBiases: [Double]
@@ -53,6 +65,9 @@ public struct SyntheticRatings: Sendable {
             throw ConfigurationError(description: "users, items, ratings and dimension must all be positive")
         }
         guard c.noise >= 0, c.noise.isFinite else { throw ConfigurationError(description: "noise must be a finite number ≥ 0") }
+        guard (0...1).contains(c.drift), (0...1).contains(c.driftAt) else {
+            throw ConfigurationError(description: "drift and drift-at must be between 0 and 1")
+        }
         guard c.ratings <= c.users * c.items / 2 else {
             throw ConfigurationError(description: "\(c.ratings) ratings is more than half of the \(c.users) × \(c.items) (user, item) pairs; ask for fewer ratings or more users/items")
         }
@@ -63,13 +78,17 @@ public struct SyntheticRatings: Sendable {
         itemFactors = (0..<(c.items * c.dimension)).map { _ in rng.nextGaussian() * scale }
         userBiases = (0..<c.users).map { _ in rng.nextGaussian() * 0.5 }
         itemBiases = (0..<c.items).map { _ in rng.nextGaussian() * 0.5 }
+        var driftRNG = SplitMix64(seed: c.seed &+ 0xD81F7)
+        let keep = (1 - c.drift * c.drift).squareRoot()
+        driftedUserFactors = userFactors.map { $0 * keep + c.drift * driftRNG.nextGaussian() * scale }
     }
 
-    /// The noiseless label of user row `u` for item row `i`. O(d).
-    public func trueLabel(user u: Int, item i: Int) -> Double {
+    /// The noiseless label of user row `u` for item row `i`, before or after the drift. O(d).
+    public func trueLabel(user u: Int, item i: Int, drifted: Bool = false) -> Double {
         let d = configuration.dimension
+        let p = drifted ? driftedUserFactors : userFactors
         var dot = 0.0
-        for k in 0..<d { dot += userFactors[u * d + k] * itemFactors[i * d + k] }
+        for k in 0..<d { dot += p[u * d + k] * itemFactors[i * d + k] }
         return configuration.mean + userBiases[u] + itemBiases[i] + dot
     }
 
@@ -84,6 +103,7 @@ public struct SyntheticRatings: Sendable {
             total += 1 / Double.pow(Double(k + 1), c.zipfExponent)
             cdf[k] = total
         }
+        let driftFrom = c.drift > 0 ? Int((Double(c.ratings) * c.driftAt).rounded()) : Int.max
         var seen = Set<Int>(minimumCapacity: c.ratings)
         var out: [Rating] = []
         out.reserveCapacity(c.ratings)
@@ -97,7 +117,7 @@ public struct SyntheticRatings: Sendable {
             }
             // Rejection keeps each pair unique; popular items fill up and the draw moves down the tail.
             guard seen.insert(u * c.items + lo).inserted else { continue }
-            let label = trueLabel(user: u, item: lo) + rng.nextGaussian() * c.noise
+            let label = trueLabel(user: u, item: lo, drifted: out.count >= driftFrom) + rng.nextGaussian() * c.noise
             out.append(Rating(uid: "u\(u)", item: "i\(lo)", label: Float(label), timestamp: Double(out.count + 1)))
         }
         return out
