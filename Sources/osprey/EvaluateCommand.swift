@@ -13,23 +13,11 @@ struct EvaluateCommand: ParsableCommand {
             """)
 
     @Option(help: "Ratings file (MovieLens u.data, ratings.dat, or CSV with a header).") var ratings: String
-    @Option(help: "Latent factors d.") var dim = 20
-    @Option(help: "Ridge penalty λ; default: chosen by validation.") var lambda: Float?
-    @Flag(help: "With --lambda: scale each user's and item's penalty by its number of ratings.") var scaleLambda = false
-    @Option(help: "ALS iterations.") var iterations = 10
-    @Option(help: "Random seed.") var seed: UInt64 = 1
+    @OptionGroup var training: TrainingOptions
 
     func run() throws {
-        if scaleLambda && lambda == nil { throw ValidationError("--scale-lambda needs --lambda") }
-        let read: [Rating]
-        do {
-            read = try RatingsReader(progress: Console.fileProgress("reading \(ratings)")).read(path: ratings).ratings
-        } catch let e as RatingsFileError {
-            throw ValidationError(e.description)
-        }
-        let experiment = OnlineOfflineExperiment(
-            configuration: .init(factors: dim, lambda: lambda, scaleLambda: scaleLambda, iterations: iterations, seed: seed)
-        ) { Console.info($0) }
+        let read = try readRatings(ratings).ratings
+        let experiment = OnlineOfflineExperiment(configuration: training.configuration) { Console.info($0) }
         let r: OnlineOfflineExperiment.Result
         do { r = try experiment.run(ratings: read) } catch let e as Trainer.ConfigurationError {
             throw ValidationError(e.description)

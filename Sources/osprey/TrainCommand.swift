@@ -13,16 +13,10 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Data directory (created if missing).") var dataDir = "osprey-data"
     @Option(help: "Model name.") var model: String
     @Option(help: "Ratings file.") var ratings: String
-    @Option(help: "Latent factors d.") var dim = 20
-    @Option(help: "Ridge penalty λ; default: chosen by validation on each user's latest 10%.") var lambda: Float?
-    @Flag(help: "With --lambda: penalize each user and item by lambda times its number of ratings (ALS-WR).") var scaleLambda = false
-    @Option(help: "ALS iterations.") var iterations = 10
-    @Option(help: "Random seed of the initialization.") var seed: UInt64 = 1
+    @OptionGroup var training: TrainingOptions
 
     func run() throws {
-        if scaleLambda && lambda == nil { throw ValidationError("--scale-lambda needs --lambda") }
-        try train(dataDir: dataDir, model: model, ratingsPath: ratings, configuration: .init(
-            factors: dim, lambda: lambda, scaleLambda: scaleLambda, iterations: iterations, seed: seed))
+        try train(dataDir: dataDir, model: model, ratingsPath: ratings, configuration: training.configuration)
     }
 }
 
@@ -35,12 +29,7 @@ func train(dataDir: String, model: String, ratingsPath: String, configuration: T
     if let existing = try store.models().first(where: { $0.name == model }) {
         throw ValidationError("model `\(model)` already exists in \(dataDir) (serving version \(existing.servingVersion)); choose another --model name")
     }
-    let read: (ratings: [Rating], format: RatingsFormat)
-    do {
-        read = try RatingsReader(progress: Console.fileProgress("reading \(ratingsPath)")).read(path: ratingsPath)
-    } catch let e as RatingsFileError {
-        throw ValidationError(e.description)
-    }
+    let read = try readRatings(ratingsPath)
     Console.info("read \(read.ratings.count) ratings from \(ratingsPath) (\(read.format.rawValue))")
     let trainer = Trainer(configuration: configuration) { Console.info($0) }
     let result: Trainer.Result

@@ -1,0 +1,28 @@
+import ArgumentParser
+import OspreyModel
+
+/// The ALS options shared by `train` and `evaluate`.
+struct TrainingOptions: ParsableArguments {
+    @Option(help: "Latent factors d.") var dim = 20
+    @Option(help: "Ridge penalty λ; default: chosen by validation on each user's latest 10%.") var lambda: Float?
+    @Flag(help: "With --lambda: penalize each user and item by lambda times its number of ratings (ALS-WR).") var scaleLambda = false
+    @Option(help: "ALS iterations.") var iterations = 10
+    @Option(help: "Random seed of the initialization.") var seed: UInt64 = 1
+
+    func validate() throws {
+        if scaleLambda && lambda == nil { throw ValidationError("--scale-lambda needs --lambda") }
+    }
+
+    var configuration: Trainer.Configuration {
+        .init(factors: dim, lambda: lambda, scaleLambda: scaleLambda, iterations: iterations, seed: seed)
+    }
+}
+
+/// Reads a ratings file, turning its errors into command-line errors.
+func readRatings(_ path: String) throws -> (ratings: [Rating], format: RatingsFormat) {
+    do {
+        return try RatingsReader(progress: Console.fileProgress("reading \(path)")).read(path: path)
+    } catch let e as RatingsFileError {
+        throw ValidationError(e.description)
+    }
+}
