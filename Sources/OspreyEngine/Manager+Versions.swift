@@ -75,6 +75,7 @@ extension Manager {
             ratings.append(Rating(uid: o.uid, item: o.item, label: o.label, timestamp: o.time))
             counts[o.uid, default: 0] += 1
         }
+        if let window = configuration.retrainWindow { ratings = Self.latest(window, perUserOf: ratings) }
         let number = (try store.versions(model: model.name).map(\.number).max() ?? current.number) + 1
         update(job: id) { $0.phase = .training }
         var trainer = Trainer(
@@ -92,9 +93,13 @@ extension Manager {
                 runningLoss: old.read(entry.uid) { $0?.runningLoss }, bootstrapped: false))
         }
         try store.createVersion(result.version, users: users, reflecting: through, trainingRatings: [], serve: false)
+        // The new version is held to the best standard the model has met, not only its own:
+        // a retrain that did not recover (say, fitted on data still from before a drift) stays
+        // subject to the next one.
+        let previousBaseline = model.current.quality.baseline
         let state = ServingState(
             version: result.version, users: UserWeightStore(users: Dictionary(uniqueKeysWithValues: users)),
-            monitor: configuration.monitor)
+            monitor: configuration.monitor, baselineAtMost: previousBaseline)
         for r in ratings {
             if let row = result.version.features.catalog.row(of: r.item) { state.observed.insert(uid: r.uid, row: row) }
         }
@@ -104,6 +109,18 @@ extension Manager {
             logger.info("pruned old versions", metadata: ["model.name": "\(model.name)", "versions": "\(pruned)"])
         }
         return number
+    }
+
+    /// Each user's latest `window` ratings (by timestamp; log observations are newer than the
+    /// initial ratings), in their original order. O(n log n).
+    static func latest(_ window: Int, perUserOf ratings: [Rating]) -> [Rating] {
+        var byUser: [String: [Int]] = [:]
+        for (i, r) in ratings.enumerated() { byUser[r.uid, default: []].append(i) }
+        var keep = [Bool](repeating: false, count: ratings.count)
+        for indices in byUser.values {
+            for i in indices.sorted(by: { (ratings[$0].timestamp, $0) > (ratings[$1].timestamp, $1) }).prefix(window) { keep[i] = true }
+        }
+        return ratings.indices.filter { keep[$0] }.map { ratings[$0] }
     }
 
     /// Serves version `number` again (Velox §6): θ of that version with its own user weights, to

@@ -28,13 +28,17 @@ public final class Manager: Service, Sendable {
         public var monitor: QualityMonitor.Configuration
         /// Start a retrain by itself when the serving version goes stale.
         public var autoRetrain: Bool
+        /// Retrain on each user's latest this-many ratings only (nil: all of them). Under drift,
+        /// old ratings describe tastes that are gone; a window lets a retrain follow the change.
+        public var retrainWindow: Int?
         /// Cores a retrain's ALS uses. One by default, so a retrain inside a serving process
         /// leaves the other core to requests.
         public var retrainThreads: Int
 
         public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
                     maxIdentifierBytes: Int = 256, keepVersions: Int = 10, retrainThreads: Int = 1,
-                    monitor: QualityMonitor.Configuration = .init(), autoRetrain: Bool = false) {
+                    monitor: QualityMonitor.Configuration = .init(), autoRetrain: Bool = false, retrainWindow: Int? = nil) {
+            self.retrainWindow = retrainWindow
             self.monitor = monitor
             self.autoRetrain = autoRetrain
             self.retrainThreads = retrainThreads

@@ -12,13 +12,16 @@ public final class ServingState: Sendable {
     /// Prequential loss of this version's observations, and whether it has gone stale.
     let monitor: Mutex<QualityMonitor>
 
+    /// - Parameter baselineAtMost: a baseline met before (by the version this one replaces);
+    ///   the monitor's baseline is the lower of it and this version's validation loss.
     init(version: ModelVersion, users: UserWeightStore, observed: ObservedItems = ObservedItems(),
-         monitor: QualityMonitor.Configuration = .init()) {
+         monitor: QualityMonitor.Configuration = .init(), baselineAtMost: Double? = nil) {
         self.version = version
         self.users = users
         self.observed = observed
-        self.monitor = Mutex(QualityMonitor(
-            configuration: monitor, baseline: version.metadata.validationRMSE.map { $0 * $0 }))
+        let own = version.metadata.validationRMSE.map { $0 * $0 }
+        let baseline = [own, baselineAtMost].compactMap { $0 }.min()
+        self.monitor = Mutex(QualityMonitor(configuration: monitor, baseline: baseline))
     }
 
     /// The quality monitor's state now.

