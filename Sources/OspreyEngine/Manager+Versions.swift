@@ -54,6 +54,9 @@ extension Manager {
             let number = try retrain(model, job: id)
             update(job: id) { $0.phase = .done; $0.version = number; $0.finishedAt = Date() }
             logger.info("retrain finished", metadata: ["model.name": "\(model.name)", "model.version": "\(number)", "job.id": "\(id)"])
+            // Observations that arrived during the retrain were replayed into the new version
+            // before it served; if they already show it stale, act on that now.
+            if model.current.quality.stale { wentStale(model) }
         } catch {
             update(job: id) { $0.phase = .failed; $0.error = "\(error)"; $0.finishedAt = Date() }
             retrainFailures.add(1, ordering: .relaxed)

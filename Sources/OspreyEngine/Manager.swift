@@ -109,7 +109,7 @@ public final class Manager: Service, Sendable {
     }
 
     /// A serving version's loss rose past the threshold: say so, and retrain if asked to.
-    private func wentStale(_ model: ServedModel) {
+    func wentStale(_ model: ServedModel) {
         let quality = model.current.quality
         logger.warning("model is stale", metadata: [
             "model.name": "\(model.name)", "model.version": "\(model.version.number)",
