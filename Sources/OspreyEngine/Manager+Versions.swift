@@ -103,8 +103,9 @@ extension Manager {
         let state = ServingState(
             version: result.version, users: UserWeightStore(users: Dictionary(uniqueKeysWithValues: users)),
             monitor: configuration.monitor, baselineAtMost: previousBaseline)
-        for r in ratings {
-            if let row = result.version.features.catalog.row(of: r.item) { state.observed.insert(uid: r.uid, row: row) }
+        // Everything each user ever rated, not only the (possibly windowed) training ratings.
+        try store.forEachRating(model: model.name) { uid, item in
+            if let row = result.version.features.catalog.row(of: item) { state.observed.insert(uid: uid, row: row) }
         }
         try install(state, in: model, caughtUpThrough: through)
         let pruned = try store.pruneVersions(model: model.name, keep: configuration.keepVersions)
