@@ -53,8 +53,9 @@ public final class Manager: Service, Sendable {
     let store: SQLiteStore
     let configuration: Configuration
     let logger: Logger
-    /// The highest log sequence learned. Held while learning a batch and while taking a
-    /// snapshot, so a snapshot's users and sequence number always agree.
+    /// The highest log sequence learned. Held while learning a batch, while serializing a
+    /// snapshot chunk and while a new version is swapped in, so a snapshot row's state and
+    /// sequence always agree and no observation is learned twice or skipped across a swap.
     let applied: Mutex<Int64>
     private let committer: Mutex<GroupCommitter?> = Mutex(nil)
     /// Retrain jobs, by id.

@@ -256,16 +256,6 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
         }
     }
 
-    /// The ratings a version was trained on, in their original order.
-    public func trainingRatings(model: String, version: Int) throws -> [Rating] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT uid, item, label, time FROM training_rating WHERE model = ? AND version = ? ORDER BY rowid",
-                             arguments: [model, version]).map {
-                Rating(uid: $0[0], item: $0[1], label: Float($0[2] as Double), timestamp: $0[3])
-            }
-        }
-    }
-
     // MARK: Encoding
 
     static func data(_ floats: [Float]) -> Data {

@@ -39,7 +39,7 @@ struct SQLiteStoreTests {
         let versions = try t.store.versions(model: "demo")
         #expect(versions.count == 1 && versions[0].status == .serving)
         #expect(try t.store.userCount(model: "demo", version: 1) == Set(t.ratings.map(\.uid)).count)
-        #expect(try t.store.trainingRatings(model: "demo", version: 1) == t.ratings)
+        #expect(try t.store.initialRatings(model: "demo") == t.ratings)
         #expect(throws: StorageError.self) { try t.store.createVersion(v, users: [], reflecting: 0, trainingRatings: [], serve: true) }
         #expect(throws: StorageError.self) { try t.store.loadVersion(model: "demo", number: 9) }
     }
