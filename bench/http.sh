@@ -10,11 +10,11 @@
 # server it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 USERS=${1:-100000}; ITEMS=${2:-10000}; RATINGS=${3:-1000000}; DIM=${4:-50}
 PORT=${PORT:-18181}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk"; exit 1; }
-swift build -c release --product osprey >/dev/null
-BIN=.build/release/osprey
+require_wrk
+build_release
 DATA=.bench-data/u${USERS}-i${ITEMS}-r${RATINGS}-d${DIM}
 mkdir -p "$DATA"
 if [ ! -f "$DATA/osprey.sqlite" ]; then
@@ -26,40 +26,17 @@ if [ ! -f "$DATA/osprey.sqlite" ]; then
   grep -vE "iteration [0-9]+/" "$DATA/train.log"
 fi
 # Snapshots every 100,000 observations (default 500,000), so the observe runs include their cost.
-$BIN serve --data-dir "$DATA" --port "$PORT" --log-level warning --snapshot-observations "${SNAPSHOT:-100000}" &
-PID=$!
-trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
+start_server "$DATA" "$PORT" --snapshot-observations "${SNAPSHOT:-100000}"
 curl -sf "http://127.0.0.1:$PORT/v1/models/bench" >/dev/null || { echo "model bench is not being served"; exit 1; }
 echo "server RSS after load: $(awk '/VmRSS/{print $2" "$3}' /proc/$PID/status) for $USERS users, $ITEMS items, d=$DIM"
 
 LUA=$(mktemp -d)
-# Requests are built once in init() (20,000 random ones per script) and cycled, so wrk's own
-# Lua string building does not become the bottleneck on this 2-core machine.
-cat > "$LUA/common.lua" <<LUAEOF
-local reqs, n, count = {}, 0, 20000
-function build(make) math.randomseed(7); for i = 1, count do reqs[i] = make() end end
-request = function() n = n % count + 1; return reqs[n] end
-LUAEOF
-cat > "$LUA/predict.lua" <<LUAEOF
-dofile("$LUA/common.lua")
-init = function(args) build(function()
-  return wrk.format("GET", "/v1/models/bench/users/u" .. math.random(0, $USERS - 1) .. "/predict?item=i" .. math.random(0, $ITEMS - 1))
-end) end
-LUAEOF
-cat > "$LUA/observe.lua" <<LUAEOF
-dofile("$LUA/common.lua")
-init = function(args) build(function()
-  local body = '{"item":"i' .. math.random(0, $ITEMS - 1) .. '","label":' .. math.random(1, 5) .. '}'
-  return wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, $USERS - 1) .. "/observe", {["Content-Type"]="application/json"}, body)
-end) end
-LUAEOF
-cat > "$LUA/topk.lua" <<LUAEOF
-dofile("$LUA/common.lua")
-init = function(args) build(function()
-  return wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, $USERS - 1) .. "/topk", {["Content-Type"]="application/json"}, '{"k":10}')
-end) end
-LUAEOF
+write_requests "$LUA/predict.lua" \
+  'wrk.format("GET", "/v1/models/bench/users/u" .. math.random(0, '"$USERS"' - 1) .. "/predict?item=i" .. math.random(0, '"$ITEMS"' - 1))'
+write_requests "$LUA/observe.lua" \
+  'wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, '"$USERS"' - 1) .. "/observe", {["Content-Type"]="application/json"}, "{\"item\":\"i" .. math.random(0, '"$ITEMS"' - 1) .. "\",\"label\":" .. math.random(1, 5) .. "}")'
+write_requests "$LUA/topk.lua" \
+  'wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, '"$USERS"' - 1) .. "/topk", {["Content-Type"]="application/json"}, "{\"k\":10}")'
 echo "== warm-up (predict, 3 s, not reported)"
 wrk -t1 -c32 -d3s -s "$LUA/predict.lua" "http://127.0.0.1:$PORT" >/dev/null
 for round in 1 2; do

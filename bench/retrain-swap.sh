@@ -10,11 +10,11 @@
 # job phase at its end. Talks only to 127.0.0.1; stops the server it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 USERS=${1:-10000}; ITEMS=${2:-5000}; RATINGS=${3:-200000}; DIM=${4:-20}
 PORT=${PORT:-18191}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk"; exit 1; }
-swift build -c release --product osprey >/dev/null
-BIN=.build/release/osprey
+require_wrk
+build_release
 DATA=.bench-data/swap-u${USERS}-i${ITEMS}-r${RATINGS}-d${DIM}
 mkdir -p "$DATA"
 if [ ! -f "$DATA/osprey.sqlite" ]; then
@@ -22,22 +22,11 @@ if [ ! -f "$DATA/osprey.sqlite" ]; then
   $BIN train --data-dir "$DATA" --model bench --ratings "$DATA/ratings.csv" --dim "$DIM" 2> "$DATA/train.log" \
     || { tail -5 "$DATA/train.log"; rm -f "$DATA"/*.sqlite*; exit 1; }
 fi
-$BIN serve --data-dir "$DATA" --port "$PORT" --log-level warning &
-PID=$!
-trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
+start_server "$DATA" "$PORT"
 LUA=$(mktemp -d)
-cat > "$LUA/predict.lua" <<LUAEOF
-local reqs, n, count = {}, 0, 20000
-init = function(args)
-  math.randomseed(7)
-  for i = 1, count do
-    -- items i0…i999 are the most popular (Zipf), so all are in the catalogue: no 404s to muddle the count
-    reqs[i] = wrk.format("GET", "/v1/models/bench/users/u" .. math.random(0, $USERS - 1) .. "/predict?item=i" .. math.random(0, math.min($ITEMS, 1000) - 1))
-  end
-end
-request = function() n = n % count + 1; return reqs[n] end
-LUAEOF
+# Items i0…i999 are the most popular (Zipf), so all are in the catalogue: no 404s to muddle the count.
+write_requests "$LUA/predict.lua" \
+  'wrk.format("GET", "/v1/models/bench/users/u" .. math.random(0, '"$USERS"' - 1) .. "/predict?item=i" .. math.random(0, math.min('"$ITEMS"', 1000) - 1))'
 slice() {
   local out; out=$(wrk -t1 -c32 -d2s --latency -s "$LUA/predict.lua" "http://127.0.0.1:$PORT")
   local rps p50 p99 errors phase
