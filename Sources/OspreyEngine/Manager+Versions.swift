@@ -102,7 +102,7 @@ extension Manager {
         let previousBaseline = model.current.quality.baseline
         let state = ServingState(
             version: result.version, users: UserWeightStore(users: Dictionary(uniqueKeysWithValues: users)),
-            monitor: configuration.monitor, baselineAtMost: previousBaseline)
+            monitor: configuration.monitor, baselineAtMost: previousBaseline, predictions: nextCache(for: model))
         // Everything each user ever rated, not only the (possibly windowed) training ratings.
         try store.forEachRating(model: model.name) { uid, item in
             if let row = result.version.features.catalog.row(of: item) { state.observed.insert(uid: uid, row: row) }
@@ -138,7 +138,8 @@ extension Manager {
         }
         let through = applied.withLock { $0 }
         let (state, replayed) = try ServingState.restore(
-            model: name, version: number, store: store, through: through, monitor: configuration.monitor)
+            model: name, version: number, store: store, through: through, monitor: configuration.monitor,
+            predictions: nextCache(for: model))
         try install(state, in: model, caughtUpThrough: max(replayed, through))
         logger.info("rolled back", metadata: ["model.name": "\(name)", "model.version": "\(number)"])
     }
@@ -153,16 +154,48 @@ extension Manager {
         }
     }
 
+    /// An empty prediction cache for the model's next serving state, continuing the counts.
+    private func nextCache(for model: ServedModel) -> PredictionCache {
+        PredictionCache(configuration: configuration.predictionCache, statistics: model.current.predictions.statistics)
+    }
+
     /// Swaps `state` in atomically. It has learned the log up to `seq`; the rest is learned in
     /// two steps — most of it without blocking anyone, the tail under the learning lock — so
     /// that no observation is learned twice or skipped, and the swap and the catalogue's record
-    /// of the serving version happen together.
+    /// of the serving version happen together. Before the swap, the answers hottest in the
+    /// serving state's cache are computed again from the new one (Velox §4.2), so the first
+    /// requests after it are not all misses.
     private func install(_ state: ServingState, in model: ServedModel, caughtUpThrough seq: Int64) throws {
         let caught = try state.replay(store: store, after: seq, through: applied.withLock { $0 })
+        let warmed = Self.repopulate(state, from: model.current)
+        if warmed > 0 {
+            logger.info("prediction cache repopulated", metadata: [
+                "model.name": "\(model.name)", "model.version": "\(state.version.number)", "answers": "\(warmed)",
+            ])
+        }
         try applied.withLock { last in
             try state.replay(store: store, after: max(seq, caught), through: last)
             try store.setServing(model: model.name, version: state.version.number)
             model.swap(to: state)
         }
+    }
+
+    /// Computes, from `state`, the answers to the hottest queries in `previous`'s cache (items are
+    /// matched by id; ones the new version lacks are skipped). Returns how many were cached.
+    /// O(repopulate · (d or a top-k scan)).
+    static func repopulate(_ state: ServingState, from previous: ServingState) -> Int {
+        let limit = state.predictions.configuration.repopulate
+        guard state.predictions.isEnabled, limit > 0 else { return 0 }
+        let oldCatalog = previous.version.features.catalog, newCatalog = state.version.features.catalog
+        var warmed = 0
+        for key in previous.predictions.hottest(limit) {
+            var query = key.query
+            if case .score(let row) = query {
+                guard let newRow = newCatalog.row(of: oldCatalog.ids[row]) else { continue }
+                query = .score(item: newRow)
+            }
+            if (try? Predictor.answer(query, uid: key.uid, in: state, lookup: false)) != nil { warmed += 1 }
+        }
+        return warmed
     }
 }

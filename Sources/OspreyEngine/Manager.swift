@@ -34,10 +34,14 @@ public final class Manager: Service, Sendable {
         /// Cores a retrain's ALS uses. One by default, so a retrain inside a serving process
         /// leaves the other core to requests.
         public var retrainThreads: Int
+        /// Each serving state's prediction cache.
+        public var predictionCache: PredictionCache.Configuration
 
         public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
                     maxIdentifierBytes: Int = 256, keepVersions: Int = 10, retrainThreads: Int = 1,
-                    monitor: QualityMonitor.Configuration = .init(), autoRetrain: Bool = false, retrainWindow: Int? = nil) {
+                    monitor: QualityMonitor.Configuration = .init(), autoRetrain: Bool = false, retrainWindow: Int? = nil,
+                    predictionCache: PredictionCache.Configuration = .init()) {
+            self.predictionCache = predictionCache
             self.retrainWindow = retrainWindow
             self.monitor = monitor
             self.autoRetrain = autoRetrain
@@ -78,7 +82,8 @@ public final class Manager: Service, Sendable {
             let clock = ContinuousClock()
             let start = clock.now
             let (state, _) = try ServingState.restore(
-                model: record.name, version: record.servingVersion, store: store, monitor: configuration.monitor)
+                model: record.name, version: record.servingVersion, store: store, monitor: configuration.monitor,
+                predictions: PredictionCache(configuration: configuration.predictionCache))
             let model = ServedModel(state: state, observations: try store.observationCount(model: record.name))
             served.append(model)
             logger.info("loaded model", metadata: [

@@ -31,56 +31,81 @@ public struct Predictor: Sendable {
         }
     }
 
-    /// The score of `item` for user `uid`. O(d).
+    /// The score of `item` for user `uid`, from the prediction cache when the user has not
+    /// changed since it was computed. O(d).
     /// - Throws: ``OspreyError`` `unknownModel` or `unknownItem`.
     public func predict(model: String, uid: String, item: String) throws -> Prediction {
         let state = try registry.model(model).current
-        let v = state.version
-        guard let row = v.features.catalog.row(of: item) else {
-            throw OspreyError.unknownItem(item, model: model, version: v.number)
+        guard let row = state.version.features.catalog.row(of: item) else {
+            throw OspreyError.unknownItem(item, model: model, version: state.version.number)
         }
-        return withWeights(state, uid) { w in
-            Prediction(score: v.features.score(weights: w, item: row), version: v.number)
+        guard case .score(let score) = try Self.answer(.score(item: row), uid: uid, in: state) else {
+            preconditionFailure("a score query is answered with a score")
         }
+        return Prediction(score: score, version: state.version.number)
     }
 
     /// The `k` best of `items` for user `uid`, or of the whole catalogue when `items` is nil,
-    /// with a bounded heap. Duplicate candidates count once. Items in `exclude` (unknown ids are
-    /// ignored) and, with `excludeObserved`, items the user has rated or observed are left out.
-    /// O(n·d + n log k) for n candidates, plus O(e log e) for e excluded items.
+    /// with a bounded heap; from the prediction cache when the user has not changed since the
+    /// same request was answered. Duplicate candidates count once. Items in `exclude` (unknown
+    /// ids are ignored) and, with `excludeObserved`, items the user has rated or observed are left
+    /// out. O(n·d + n log k) for n candidates, plus O(e log e) for e excluded items.
     /// - Throws: ``OspreyError`` `unknownModel`, `unknownItem` (naming the first unknown
     ///   candidate) or `invalidArgument` for k < 1.
     public func topK(model: String, uid: String, k: Int, items: [String]?,
                      exclude: [String] = [], excludeObserved: Bool = false) throws -> Ranking {
         guard k >= 1 else { throw OspreyError(.invalidArgument, "k must be at least 1") }
         let state = try registry.model(model).current
+        let query = PredictionCache.RankingQuery(k: k, items: items, exclude: exclude, excludeObserved: excludeObserved)
+        guard case .ranking(let ranked) = try Self.answer(.ranking(query), uid: uid, in: state) else {
+            preconditionFailure("a ranking query is answered with a ranking")
+        }
+        return Ranking(items: ranked, version: state.version.number)
+    }
+
+    /// Answers `query` for `uid` from `state`: its prediction cache when the entry is as new as the
+    /// user's weights, else computed and cached. Without `lookup`, computes and caches without
+    /// looking (or counting a miss): how a new version's cache is repopulated.
+    /// - Throws: ``OspreyError`` `unknownItem` for a ranking naming an item the version lacks.
+    static func answer(_ query: PredictionCache.Query, uid: String, in state: ServingState,
+                       lookup: Bool = true) throws -> PredictionCache.Answer {
+        try withWeights(state, uid) { w, epoch in
+            let cache = state.predictions
+            let key = PredictionCache.Key(uid: uid, query: query)
+            if lookup, cache.isEnabled, let hit = cache.lookup(key, epoch: epoch) { return hit }
+            let answer: PredictionCache.Answer
+            switch query {
+            case .score(let row):
+                answer = .score(state.version.features.score(weights: w, item: row))
+            case .ranking(let q):
+                answer = .ranking(try rank(q, uid: uid, weights: w, in: state))
+            }
+            cache.store(answer, for: key, epoch: epoch)
+            return answer
+        }
+    }
+
+    /// Computes a ranking with the user's weights `w`.
+    static func rank(_ q: PredictionCache.RankingQuery, uid: String, weights w: UnsafePointer<Float>,
+                     in state: ServingState) throws -> [(item: String, score: Float)] {
         let v = state.version
         let features = v.features
-        var excluded = exclude.compactMap { features.catalog.row(of: $0) }
-        if excludeObserved { excluded += state.observed.rows(of: uid) }
+        var excluded = q.exclude.compactMap { features.catalog.row(of: $0) }
+        if q.excludeObserved { excluded += state.observed.rows(of: uid) }
         excluded.sort()
-        var rows: [Int]?
-        if let items {
+        var selector = TopKSelector(k: q.k)
+        if let items = q.items {
             var seen = Set<Int>(excluded)
-            var list: [Int] = []
-            list.reserveCapacity(items.count)
             for item in items {
                 guard let row = features.catalog.row(of: item) else {
-                    throw OspreyError.unknownItem(item, model: model, version: v.number)
+                    throw OspreyError.unknownItem(item, model: v.model, version: v.number)
                 }
-                if seen.insert(row).inserted { list.append(row) }
+                if seen.insert(row).inserted { selector.offer(index: row, score: features.score(weights: w, item: row)) }
             }
-            rows = list
+        } else {
+            scanCatalogue(features, weights: w, excluding: excluded, into: &selector)
         }
-        var selector = TopKSelector(k: k)
-        withWeights(state, uid) { w in
-            if let rows {
-                for row in rows { selector.offer(index: row, score: features.score(weights: w, item: row)) }
-            } else {
-                Self.scanCatalogue(features, weights: w, excluding: excluded, into: &selector)
-            }
-        }
-        return Ranking(items: selector.sorted().map { (features.catalog.ids[$0.index], $0.score) }, version: v.number)
+        return selector.sorted().map { (features.catalog.ids[$0.index], $0.score) }
     }
 
     /// Scores the whole catalogue in chunks of ``blockSize`` items (blocked SIMD scoring into a
@@ -116,21 +141,22 @@ public struct Predictor: Sendable {
     }
 
     /// Copies the user's weights (or the prior) into a stack buffer, so scoring runs without
-    /// holding the user's lock. O(d).
-    func withWeights<R>(_ state: ServingState, _ uid: String, _ body: (UnsafePointer<Float>) -> R) -> R {
+    /// holding the user's lock, and passes them with the user's epoch (observations learned; -1
+    /// for a user never seen). O(d).
+    static func withWeights<R>(_ state: ServingState, _ uid: String, _ body: (UnsafePointer<Float>, Int) throws -> R) rethrows -> R {
         let v = state.version
         let stride = v.features.stride
-        return withUnsafeTemporaryAllocation(of: Float.self, capacity: stride) { buffer in
+        return try withUnsafeTemporaryAllocation(of: Float.self, capacity: stride) { buffer in
             let p = buffer.baseAddress!
-            let known = state.users.read(uid) { w -> Bool in
-                guard let w, w.ridge.stride == stride else { return false }
+            let epoch = state.users.read(uid) { w -> Int? in
+                guard let w, w.ridge.stride == stride else { return nil }
                 w.ridge.weights.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: stride) }
-                return true
+                return w.observations
             }
-            if !known {
+            if epoch == nil {
                 for k in 0..<stride { p[k] = k < v.prior.count ? v.prior[k] : 0 }
             }
-            return body(p)
+            return try body(p, epoch ?? -1)
         }
     }
 }

@@ -11,14 +11,18 @@ public final class ServingState: Sendable {
     public let observed: ObservedItems
     /// Prequential loss of this version's observations, and whether it has gone stale.
     let monitor: Mutex<QualityMonitor>
+    /// Answers computed from this state (Velox §5); a new state starts a new cache.
+    public let predictions: PredictionCache
 
     /// - Parameter baselineAtMost: a baseline met before (by the version this one replaces);
     ///   the monitor's baseline is the lower of it and this version's validation loss.
     init(version: ModelVersion, users: UserWeightStore, observed: ObservedItems = ObservedItems(),
-         monitor: QualityMonitor.Configuration = .init(), baselineAtMost: Double? = nil) {
+         monitor: QualityMonitor.Configuration = .init(), baselineAtMost: Double? = nil,
+         predictions: PredictionCache = PredictionCache()) {
         self.version = version
         self.users = users
         self.observed = observed
+        self.predictions = predictions
         let own = version.metadata.validationRMSE.map { $0 * $0 }
         let baseline = [own, baselineAtMost].compactMap { $0 }.min()
         self.monitor = Mutex(QualityMonitor(configuration: monitor, baseline: baseline))
@@ -53,10 +57,12 @@ public final class ServingState: Sendable {
     /// snapshot, the items users rated, then the log after the snapshot up to `through`, learned
     /// in log order exactly as it was live. Returns the state and the last sequence replayed.
     static func restore(model: String, version number: Int, store: SQLiteStore, through: Int64 = .max,
-                        monitor: QualityMonitor.Configuration = .init()) throws -> (ServingState, Int64) {
+                        monitor: QualityMonitor.Configuration = .init(),
+                        predictions: PredictionCache = PredictionCache()) throws -> (ServingState, Int64) {
         let version = try store.loadVersion(model: model, number: number)
         let snapshot = try store.loadSnapshot(model: model, version: number)
-        let state = ServingState(version: version, users: UserWeightStore(users: snapshot.users), monitor: monitor)
+        let state = ServingState(version: version, users: UserWeightStore(users: snapshot.users), monitor: monitor,
+                                 predictions: predictions)
         try store.forEachRating(model: model) { uid, item in
             if let row = version.features.catalog.row(of: item) { state.observed.insert(uid: uid, row: row) }
         }

@@ -49,10 +49,25 @@ final class ServerMetrics: Sendable {
         var items = "# TYPE osprey_items gauge\n"
         var stale = "# TYPE osprey_model_stale gauge\n"
         var loss = "# TYPE osprey_prequential_loss gauge\n"
+        var cache = ""
+        for (name, type) in [("hits_total", "counter"), ("misses_total", "counter"), ("stale_total", "counter"),
+                             ("evictions_total", "counter"), ("entries", "gauge")] {
+            cache += "# TYPE osprey_prediction_cache_\(name) \(type)\n"
+            for model in manager.registry.all {
+                let predictions = model.current.predictions
+                let s = predictions.statistics
+                let value = switch name {
+                case "hits_total": s.hitCount
+                case "misses_total": s.missCount
+                case "stale_total": s.staleCount
+                case "evictions_total": s.evictionCount
+                default: predictions.count
+                }
+                cache += "osprey_prediction_cache_\(name)\(Self.label(model.name)) \(value)\n"
+            }
+        }
         for model in manager.registry.all {
-            var label = "{model="
-            JSONWriter.appendString(model.name, to: &label)
-            label += "}"
+            let label = Self.label(model.name)
             observations += "osprey_observations_total\(label) \(model.observations)\n"
             let state = model.current
             users += "osprey_users\(label) \(state.users.count)\n"
@@ -63,9 +78,16 @@ final class ServerMetrics: Sendable {
             stale += "osprey_model_stale\(label) \(quality.stale ? 1 : 0)\n"
             if let windowed = quality.windowedLoss { loss += "osprey_prequential_loss\(label) \(windowed)\n" }
         }
-        text += observations + users + version + items + stale + loss
+        text += observations + users + version + items + stale + loss + cache
         text += "# TYPE osprey_group_commits_total counter\nosprey_group_commits_total \(manager.commitCount)\n"
         text += "# TYPE osprey_retrain_failures_total counter\nosprey_retrain_failures_total \(manager.retrainFailureCount)\n"
         return text
+    }
+
+    /// `{model="name"}` with the name escaped.
+    static func label(_ model: String) -> String {
+        var label = "{model="
+        JSONWriter.appendString(model, to: &label)
+        return label + "}"
     }
 }

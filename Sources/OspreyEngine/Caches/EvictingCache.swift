@@ -1,0 +1,80 @@
+/// A bounded key–value cache that chooses what to evict (Velox §5 caches). Implementations are
+/// value types, used under a lock by their owner.
+public protocol EvictingCache<Key, Value>: Sendable {
+    associatedtype Key: Hashable & Sendable
+    associatedtype Value: Sendable
+
+    /// The most entries held.
+    var capacity: Int { get }
+    /// The entries held now.
+    var count: Int { get }
+    /// The value cached for `key`, recording the access (a hit). O(1).
+    mutating func value(for key: Key) -> Value?
+    /// Caches `value` for `key`, replacing a value already there; evicts as needed. Returns the
+    /// number of entries evicted. O(1) amortized.
+    @discardableResult
+    mutating func insert(_ value: Value, for key: Key) -> Int
+    /// Up to `limit` keys, the ones the policy values most first (the most recently used, or the
+    /// most frequently used). O(count).
+    func hottest(_ limit: Int) -> [Key]
+    /// Drops every entry. O(capacity).
+    mutating func removeAll()
+}
+
+/// The eviction policies a cache can use.
+public enum EvictionPolicy: String, Sendable, CaseIterable {
+    /// Least recently used.
+    case lru
+    /// S3-FIFO (Yang et al., SOSP 2023): a small FIFO that filters one-hit wonders, a main FIFO
+    /// with reinsertion of entries used again, and a ghost queue of recently evicted keys.
+    /// Scan-resistant: a burst of keys used once evicts little of the main queue.
+    case s3fifo
+
+    /// An empty cache of this policy holding up to `capacity` entries.
+    public func makeCache<Key: Hashable & Sendable, Value: Sendable>(capacity: Int, of: (Key, Value).Type = (Key, Value).self)
+        -> any EvictingCache<Key, Value> {
+        switch self {
+        case .lru: LRUCache<Key, Value>(capacity: capacity)
+        case .s3fifo: S3FIFOCache<Key, Value>(capacity: capacity)
+        }
+    }
+}
+
+/// A first-in first-out queue in a ring buffer. O(1) push and pop.
+struct FIFOQueue<Element: Sendable>: Sendable {
+    private var buffer: [Element?]
+    private var head = 0
+    private(set) var count = 0
+
+    init(capacity: Int) { buffer = Array(repeating: nil, count: max(1, capacity)) }
+
+    /// Appends at the tail, growing the buffer when full.
+    mutating func push(_ element: Element) {
+        if count == buffer.count {
+            let old = (0..<count).map { buffer[(head + $0) % buffer.count] }
+            buffer = old + Array(repeating: nil, count: buffer.count)
+            head = 0
+        }
+        buffer[(head + count) % buffer.count] = element
+        count += 1
+    }
+
+    /// Removes the oldest element.
+    mutating func pop() -> Element? {
+        guard count > 0 else { return nil }
+        let e = buffer[head]
+        buffer[head] = nil
+        head = (head + 1) % buffer.count
+        count -= 1
+        return e
+    }
+
+    /// The elements, newest first.
+    var newestFirst: [Element] { (0..<count).reversed().map { buffer[(head + $0) % buffer.count]! } }
+
+    mutating func removeAll() {
+        buffer = Array(repeating: nil, count: buffer.count)
+        head = 0
+        count = 0
+    }
+}

@@ -1,0 +1,146 @@
+import Synchronization
+
+/// The prediction cache of Velox §5: answers to `predict` and `topK` for one serving state (one
+/// version with its users' weights), each tagged with the user's epoch — the number of that
+/// user's observations it was computed after.
+///
+/// It is never stale: an answer is served only while the user's epoch is the one it was computed
+/// at, so an observation for a user invalidates exactly that user's answers (lazily: the entries
+/// fail the epoch check and are replaced or evicted), and a version swap starts a new cache with
+/// the new serving state (repopulated from the old one's hottest keys, Velox §4.2). Sharded by uid
+/// over striped locks.
+public final class PredictionCache: Sendable {
+    /// Settings.
+    public struct Configuration: Sendable, Equatable {
+        /// The most answers held (over all shards); 0 turns the cache off.
+        public var capacity: Int
+        /// How entries are chosen for eviction.
+        public var policy: EvictionPolicy
+        /// How many of the hottest keys a new version precomputes before it serves.
+        public var repopulate: Int
+
+        public init(capacity: Int = 100_000, policy: EvictionPolicy = .s3fifo, repopulate: Int = 10_000) {
+            self.capacity = capacity
+            self.policy = policy
+            self.repopulate = repopulate
+        }
+    }
+
+    /// What a cached answer answers: a score for one item (by catalogue row), or a ranking request.
+    public enum Query: Hashable, Sendable {
+        case score(item: Int)
+        case ranking(RankingQuery)
+    }
+
+    /// A top-k request as the API received it.
+    public struct RankingQuery: Hashable, Sendable {
+        public var k: Int
+        public var items: [String]?
+        public var exclude: [String]
+        public var excludeObserved: Bool
+
+        public init(k: Int, items: [String]?, exclude: [String], excludeObserved: Bool) {
+            self.k = k
+            self.items = items
+            self.exclude = exclude
+            self.excludeObserved = excludeObserved
+        }
+    }
+
+    /// A cache key: one user's query.
+    public struct Key: Hashable, Sendable {
+        public var uid: String
+        public var query: Query
+    }
+
+    /// A cached answer.
+    public enum Answer: Sendable {
+        case score(Float)
+        case ranking([(item: String, score: Float)])
+    }
+
+    struct Entry: Sendable {
+        var epoch: Int
+        var answer: Answer
+    }
+
+    struct Shard: Sendable {
+        var cache: any EvictingCache<Key, Entry>
+    }
+
+    /// Hit, miss and eviction counts, kept across the caches of successive serving states.
+    public final class Statistics: Sendable {
+        let hits = Atomic<Int>(0)
+        let misses = Atomic<Int>(0)
+        let stale = Atomic<Int>(0)
+        let evictions = Atomic<Int>(0)
+
+        public init() {}
+
+        /// Lookups answered from the cache.
+        public var hitCount: Int { hits.load(ordering: .relaxed) }
+        /// Lookups not answered (including stale ones).
+        public var missCount: Int { misses.load(ordering: .relaxed) }
+        /// Misses that found an entry computed before the user's latest observation.
+        public var staleCount: Int { stale.load(ordering: .relaxed) }
+        /// Entries evicted to make room.
+        public var evictionCount: Int { evictions.load(ordering: .relaxed) }
+    }
+
+    public let configuration: Configuration
+    public let statistics: Statistics
+    private let shards: StripedLocks<Shard>?
+
+    /// An empty cache; `statistics` carries the counts of the cache it replaces.
+    public init(configuration: Configuration = .init(), statistics: Statistics = .init()) {
+        self.configuration = configuration
+        self.statistics = statistics
+        if configuration.capacity > 0 {
+            let perShard = max(1, configuration.capacity / StripedLocks<Shard>.stripeCount)
+            shards = StripedLocks { Shard(cache: configuration.policy.makeCache(capacity: perShard)) }
+        } else {
+            shards = nil
+        }
+    }
+
+    /// False when the capacity is 0.
+    public var isEnabled: Bool { shards != nil }
+
+    /// The answer cached for `key` at the user's current `epoch`, or nil. Counts a hit or a miss.
+    /// O(1) plus hashing the key.
+    public func lookup(_ key: Key, epoch: Int) -> Answer? {
+        guard let shards else { return nil }
+        let entry = shards.withLock(key.uid) { $0.cache.value(for: key) }
+        if let entry, entry.epoch == epoch {
+            statistics.hits.add(1, ordering: .relaxed)
+            return entry.answer
+        }
+        if entry != nil { statistics.stale.add(1, ordering: .relaxed) }
+        statistics.misses.add(1, ordering: .relaxed)
+        return nil
+    }
+
+    /// Caches `answer`, computed from the user's weights at `epoch`. O(1) amortized.
+    public func store(_ answer: Answer, for key: Key, epoch: Int) {
+        guard let shards else { return }
+        let evicted = shards.withLock(key.uid) { $0.cache.insert(Entry(epoch: epoch, answer: answer), for: key) }
+        if evicted > 0 { statistics.evictions.add(evicted, ordering: .relaxed) }
+    }
+
+    /// About `limit` keys the eviction policy values most, spread evenly over the shards.
+    /// O(capacity).
+    public func hottest(_ limit: Int) -> [Key] {
+        guard let shards, limit > 0 else { return [] }
+        let perShard = (limit + StripedLocks<Shard>.stripeCount - 1) / StripedLocks<Shard>.stripeCount
+        var keys: [Key] = []
+        shards.forEach { keys += $0.cache.hottest(perShard) }
+        return Array(keys.prefix(limit))
+    }
+
+    /// The answers held now. O(shards).
+    public var count: Int {
+        var n = 0
+        shards?.forEach { n += $0.cache.count }
+        return n
+    }
+}

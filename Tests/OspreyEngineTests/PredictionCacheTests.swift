@@ -1,0 +1,94 @@
+import OspreyModel
+import OspreyTestSupport
+import Testing
+@testable import OspreyEngine
+
+/// The prediction cache is never stale: every answer equals the one computed without a cache.
+struct PredictionCacheTests {
+    func managers(_ t: TrainedStore, policy: EvictionPolicy = .s3fifo) throws -> (cached: Manager, uncached: Manager) {
+        let cached = try Manager(store: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 1000, policy: policy)), logger: quiet)
+        let uncached = try Manager(store: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 0)), logger: quiet)
+        return (cached, uncached)
+    }
+
+    func statistics(_ m: Manager) throws -> PredictionCache.Statistics { try m.registry.model("demo").current.predictions.statistics }
+
+    @Test(arguments: EvictionPolicy.allCases)
+    func repeatedRequestsAreHitsAndObservationsInvalidateOnlyThatUser(_ policy: EvictionPolicy) async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let (m, plain) = try managers(t, policy: policy)
+        let p = Predictor(registry: m.registry), q = Predictor(registry: plain.registry)
+        let (a, b) = (t.ratings[0].uid, t.ratings.first { $0.uid != t.ratings[0].uid }!.uid)
+        for _ in 0..<3 {
+            for uid in [a, b, "stranger"] {
+                #expect(try p.predict(model: "demo", uid: uid, item: "i3") == q.predict(model: "demo", uid: uid, item: "i3"))
+                #expect(try p.topK(model: "demo", uid: uid, k: 5, items: nil) == q.topK(model: "demo", uid: uid, k: 5, items: nil))
+            }
+        }
+        let s = try statistics(m)
+        #expect(s.missCount == 6 && s.hitCount == 12 && s.staleCount == 0)
+
+        // An observation for `a` (sent to both managers) makes a's answers stale, not b's.
+        for manager in [m, plain] { try await manager.observe(model: "demo", [(a, "i3", 5)]) }
+        #expect(try p.predict(model: "demo", uid: a, item: "i3") == q.predict(model: "demo", uid: a, item: "i3"))
+        #expect(try p.topK(model: "demo", uid: a, k: 5, items: nil) == q.topK(model: "demo", uid: a, k: 5, items: nil))
+        #expect(try p.predict(model: "demo", uid: b, item: "i3") == q.predict(model: "demo", uid: b, item: "i3"))
+        #expect(s.staleCount == 2 && s.missCount == 8 && s.hitCount == 13)
+
+        // A stranger's first observation creates the user: the prior's answers no longer apply.
+        for manager in [m, plain] { try await manager.observe(model: "demo", [("stranger", "i3", 1)]) }
+        #expect(try p.predict(model: "demo", uid: "stranger", item: "i3") == q.predict(model: "demo", uid: "stranger", item: "i3"))
+        #expect(s.staleCount == 3)
+    }
+
+    @Test func differentRequestsOfOneUserAreDifferentEntries() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let (m, plain) = try managers(t)
+        let p = Predictor(registry: m.registry), q = Predictor(registry: plain.registry)
+        let uid = t.ratings[0].uid
+        let requests: [(Int, [String]?, [String], Bool)] = [
+            (5, nil, [], false), (3, nil, [], false), (5, nil, ["i1"], false), (5, nil, [], true),
+            (2, ["i1", "i2", "i3"], [], false), (2, ["i1", "i2", "i4"], [], false),
+        ]
+        for _ in 0..<2 {
+            for (k, items, exclude, observed) in requests {
+                #expect(try p.topK(model: "demo", uid: uid, k: k, items: items, exclude: exclude, excludeObserved: observed)
+                    == q.topK(model: "demo", uid: uid, k: k, items: items, exclude: exclude, excludeObserved: observed))
+            }
+        }
+        #expect(try statistics(m).hitCount == requests.count)
+        // An unknown candidate is an error every time, never a cached answer.
+        for _ in 0..<2 {
+            #expect(throws: OspreyError.self) { try p.topK(model: "demo", uid: uid, k: 2, items: ["nope"]) }
+        }
+    }
+
+    @Test func aRetrainRepopulatesTheNewVersionsCacheWithWhatWasHot() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let p = Predictor(registry: m.registry)
+        let uids = Array(Set(t.ratings.map(\.uid))).sorted().prefix(10)
+        for uid in uids {
+            _ = try p.predict(model: "demo", uid: uid, item: "i2")
+            _ = try p.topK(model: "demo", uid: uid, k: 4, items: nil, excludeObserved: true)
+        }
+        try await m.observe(model: "demo", [(uids[uids.startIndex], "i2", 5)])
+        let id = try m.startRetrain(model: "demo")
+        #expect(try await m.wait(forJob: id, model: "demo").phase == .done)
+        let state = try m.registry.model("demo").current
+        #expect(state.version.number == 2)
+        #expect(state.predictions.count == 2 * uids.count, "every hot answer recomputed from version 2")
+        let s = state.predictions.statistics
+        let (hits, misses) = (s.hitCount, s.missCount)
+        let fresh = Predictor(registry: try Manager(store: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 0)), logger: quiet).registry)
+        for uid in uids {
+            #expect(try p.predict(model: "demo", uid: uid, item: "i2") == fresh.predict(model: "demo", uid: uid, item: "i2"))
+            #expect(try p.topK(model: "demo", uid: uid, k: 4, items: nil, excludeObserved: true)
+                == fresh.topK(model: "demo", uid: uid, k: 4, items: nil, excludeObserved: true))
+        }
+        #expect(s.hitCount - hits == 2 * uids.count && s.missCount == misses, "the first requests after the swap are hits")
+    }
+}
