@@ -58,7 +58,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "osprey-bench", dependencies: ["OspreyMath"]),
+        .executableTarget(name: "osprey-bench", dependencies: ["OspreyMath", "OspreyEngine"]),
         .target(name: "OspreyTestSupport", dependencies: ["OspreyModel", "OspreyStorage"]),
         .testTarget(
             name: "OspreyMathTests",

@@ -75,8 +75,10 @@ extension Manager {
         try store.forEachObservation(model: model.name, after: 0) { logged in
             guard logged.seq <= through else { return }
             let o = logged.observation
-            ratings.append(Rating(uid: o.uid, item: o.item, label: o.label, timestamp: o.time))
             counts[o.uid, default: 0] += 1
+            // The validation sample stays out of every fit, so it keeps measuring generalization.
+            if configuration.monitor.holdsOut(seq: logged.seq) { return }
+            ratings.append(Rating(uid: o.uid, item: o.item, label: o.label, timestamp: o.time))
         }
         if let window = configuration.retrainWindow { ratings = Self.latest(window, perUserOf: ratings) }
         let number = (try store.versions(model: model.name).map(\.number).max() ?? current.number) + 1
@@ -191,7 +193,7 @@ extension Manager {
         for key in previous.predictions.hottest(limit) {
             var query = key.query
             if case .score(let row) = query {
-                guard let newRow = newCatalog.row(of: oldCatalog.ids[row]) else { continue }
+                guard state.predictions.caches(query), let newRow = newCatalog.row(of: oldCatalog.ids[row]) else { continue }
                 query = .score(item: newRow)
             }
             if (try? Predictor.answer(query, uid: key.uid, in: state, lookup: false)) != nil { warmed += 1 }

@@ -104,7 +104,7 @@ public final class Manager: Service, Sendable {
         var stale: [ServedModel] = []
         applied.withLock { last in
             for logged in batch {
-                if let model = try? registry.model(logged.observation.model), model.learn(logged.observation) {
+                if let model = try? registry.model(logged.observation.model), model.learn(logged) {
                     stale.append(model)
                 }
                 last = logged.seq

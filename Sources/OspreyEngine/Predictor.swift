@@ -71,8 +71,9 @@ public struct Predictor: Sendable {
                        lookup: Bool = true) throws -> PredictionCache.Answer {
         try withWeights(state, uid) { w, epoch in
             let cache = state.predictions
+            let cached = cache.caches(query)
             let key = PredictionCache.Key(uid: uid, query: query)
-            if lookup, cache.isEnabled, let hit = cache.lookup(key, epoch: epoch) { return hit }
+            if lookup, cached, let hit = cache.lookup(key, epoch: epoch) { return hit }
             let answer: PredictionCache.Answer
             switch query {
             case .score(let row):
@@ -80,7 +81,7 @@ public struct Predictor: Sendable {
             case .ranking(let q):
                 answer = .ranking(try rank(q, uid: uid, weights: w, in: state))
             }
-            cache.store(answer, for: key, epoch: epoch)
+            if cached { cache.store(answer, for: key, epoch: epoch) }
             return answer
         }
     }

@@ -13,6 +13,8 @@ public final class ServingState: Sendable {
     let monitor: Mutex<QualityMonitor>
     /// Answers computed from this state (Velox §5); a new state starts a new cache.
     public let predictions: PredictionCache
+    /// Which observations are the validation sample.
+    let validation: QualityMonitor.Configuration
 
     /// - Parameter baselineAtMost: a baseline met before (by the version this one replaces);
     ///   the monitor's baseline is the lower of it and this version's validation loss.
@@ -23,6 +25,7 @@ public final class ServingState: Sendable {
         self.users = users
         self.observed = observed
         self.predictions = predictions
+        validation = monitor
         let own = version.metadata.validationRMSE.map { $0 * $0 }
         let baseline = [own, baselineAtMost].compactMap { $0 }.min()
         self.monitor = Mutex(QualityMonitor(configuration: monitor, baseline: baseline))
@@ -33,12 +36,15 @@ public final class ServingState: Sendable {
 
     /// Learns one logged observation (live and on replay alike, in log order): a user never seen
     /// starts from the version's prior (bootstrapping, Velox §5); an item the version does not
-    /// know is counted but cannot move the weights. Returns true when this observation made the
-    /// version stale. O(d²).
+    /// know is counted but cannot move the weights; an observation in the validation sample is
+    /// scored into the monitor's validation loss and counted, never learned. Returns true when
+    /// this observation made the version stale. O(d²).
     @discardableResult
-    func learn(_ o: Observation) -> Bool {
+    func learn(_ logged: LoggedObservation) -> Bool {
+        let o = logged.observation
         let v = version
         let row = v.features.catalog.row(of: o.item)
+        let heldOut = row != nil && validation.holdsOut(seq: logged.seq)
         let loss = users.update(o.uid, create: {
             UserWeights(ridge: .init(prior: v.prior, lambda: v.lambda), bootstrapped: true)
         }) { w -> Double? in
@@ -47,10 +53,19 @@ public final class ServingState: Sendable {
                 return nil
             }
             observed.insert(uid: o.uid, row: row)
-            return v.features.withFeatures(item: row) { f, offset in w.learn(features: f, target: o.label - offset) }
+            return v.features.withFeatures(item: row) { f, offset in
+                if heldOut { return w.countHeldOut(features: f, target: o.label - offset) }
+                return w.learn(features: f, target: o.label - offset)
+            }
         }
         guard let loss else { return false }
-        return monitor.withLock { $0.record(loss) }
+        return monitor.withLock { m in
+            if heldOut {
+                m.recordValidation(loss)
+                return false
+            }
+            return m.record(loss)
+        }
     }
 
     /// Restores the state of version `number` of `model` from the store: its user-weight
@@ -79,7 +94,7 @@ public final class ServingState: Sendable {
             guard logged.seq <= through else { return }
             last = logged.seq
             if let snapshot, snapshot.reflects(uid: logged.observation.uid, seq: logged.seq) { return }
-            learn(logged.observation)
+            learn(logged)
         }
         return last
     }
@@ -114,8 +129,8 @@ public final class ServedModel: Sendable {
 
     /// Learns a live observation into the current state and counts it. Returns true when it
     /// made the serving version stale. O(d²).
-    func learn(_ o: Observation) -> Bool {
+    func learn(_ logged: LoggedObservation) -> Bool {
         observationCount.add(1, ordering: .relaxed)
-        return current.learn(o)
+        return current.learn(logged)
     }
 }

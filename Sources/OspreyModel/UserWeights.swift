@@ -39,6 +39,14 @@ public struct UserWeights: Sendable, Equatable {
         return squared
     }
 
+    /// Counts an observation held out from learning (the validation sample) and returns its
+    /// squared error under the current weights. O(d).
+    public mutating func countHeldOut(features: UnsafePointer<Float>, target: Float) -> Double {
+        observations += 1
+        let error = Double(target - ridge.predict(features))
+        return error * error
+    }
+
     /// Counts an observation that cannot move the weights (the item is unknown to the version).
     public mutating func countWithoutLearning() {
         observations += 1

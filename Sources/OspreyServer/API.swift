@@ -101,6 +101,9 @@ struct API: Sendable {
                     w.field("window", info.quality.configuration.window)
                     w.field("threshold", info.quality.configuration.threshold)
                     w.field("scored", info.quality.scored)
+                    w.field("validation_loss", info.quality.validationLoss)
+                    w.field("validation_scored", info.quality.validationScored)
+                    w.field("validation_fraction", info.quality.configuration.validationFraction)
                 }
                 w.key("versions")
                 w.array { w in

@@ -49,6 +49,7 @@ final class ServerMetrics: Sendable {
         var items = "# TYPE osprey_items gauge\n"
         var stale = "# TYPE osprey_model_stale gauge\n"
         var loss = "# TYPE osprey_prequential_loss gauge\n"
+        var validation = "# TYPE osprey_validation_loss gauge\n"
         var cache = ""
         for (name, type) in [("hits_total", "counter"), ("misses_total", "counter"), ("stale_total", "counter"),
                              ("evictions_total", "counter"), ("entries", "gauge")] {
@@ -77,8 +78,9 @@ final class ServerMetrics: Sendable {
             let quality = state.quality
             stale += "osprey_model_stale\(label) \(quality.stale ? 1 : 0)\n"
             if let windowed = quality.windowedLoss { loss += "osprey_prequential_loss\(label) \(windowed)\n" }
+            if let held = quality.validationLoss { validation += "osprey_validation_loss\(label) \(held)\n" }
         }
-        text += observations + users + version + items + stale + loss + cache
+        text += observations + users + version + items + stale + loss + validation + cache
         text += "# TYPE osprey_group_commits_total counter\nosprey_group_commits_total \(manager.commitCount)\n"
         text += "# TYPE osprey_retrain_failures_total counter\nosprey_retrain_failures_total \(manager.retrainFailureCount)\n"
         return text

@@ -6,7 +6,7 @@
 //              scoring + bounded heap against scoring + a full sort.
 //   plus a d = 50 dot product for orientation.
 //
-// Usage: osprey-bench [--quick] [--build-label TEXT] [--note TEXT]...
+// Usage: osprey-bench [--quick] [--caches] [--build-label TEXT] [--note TEXT]...
 // Prints markdown to standard output; progress goes to standard error.
 
 import OspreyMath
@@ -25,6 +25,9 @@ while let argument = arguments.next() {
     switch argument {
     case "--quick":
         config = .quick
+    case "--caches":
+        CacheStudy.run(quick: config.quick)
+        exit(0)
     case "--build-label":
         buildLabel = arguments.next()
     case "--note":
@@ -32,6 +35,7 @@ while let argument = arguments.next() {
     case "-h", "--help":
         print("usage: osprey-bench [--quick] [--build-label TEXT] [--note TEXT]...")
         print("  --quick             far fewer repetitions (a smoke test; numbers are rough)")
+        print("  --caches            instead of the figures, the prediction cache's eviction-policy study")
         print("  --build-label TEXT  describe the build settings (default: read from the SwiftPM build description)")
         print("  --note TEXT         add a line to the header (e.g. the source revision measured)")
         exit(0)

@@ -30,8 +30,10 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Observations per window of the staleness monitor.") var staleWindow = 1000
     @Option(help: "Retrain on each user's latest N ratings only (default: all), so retrains can follow drifting tastes.") var retrainWindow: Int?
     @Option(help: "A model is stale when its windowed loss exceeds this multiple of its first window's.") var staleThreshold = 1.5
+    @Option(help: "Share of observations held out from learning as the validation sample (0 to 0.5; keep it fixed for a data directory).") var validationFraction = 0.02
     @Option(help: "Prediction cache entries per model (answers to predict and topk; 0 turns it off).") var predictionCache = 100_000
     @Option(help: "Prediction cache eviction policy: s3fifo or lru.") var cachePolicy = "s3fifo"
+    @Flag(help: "Cache single-item predictions too, not only top-k rankings (a materialized score is cheaper than a lookup).") var cacheScores = false
     @Option(help: "Hottest cached answers a new version precomputes before it serves.") var cacheRepopulate = 10_000
     @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel = "info"
 }
@@ -46,6 +48,7 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
     guard o.staleThreshold > 1 else { throw ValidationError("--stale-threshold must be greater than 1") }
     guard o.keepVersions >= 1 else { throw ValidationError("--keep-versions must be at least 1") }
     guard o.snapshotObservations >= 1 else { throw ValidationError("--snapshot-observations must be at least 1") }
+    guard o.validationFraction >= 0, o.validationFraction <= 0.5 else { throw ValidationError("--validation-fraction must be between 0 and 0.5") }
     guard o.predictionCache >= 0 else { throw ValidationError("--prediction-cache must be at least 0") }
     guard o.cacheRepopulate >= 0 else { throw ValidationError("--cache-repopulate must be at least 0") }
     guard let policy = EvictionPolicy(rawValue: o.cachePolicy) else {
@@ -64,9 +67,9 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
     let store = try SQLiteStore(directory: o.dataDir, logger: logger)
     let manager = try Manager(store: store, configuration: .init(
             snapshotObservations: o.snapshotObservations, keepVersions: o.keepVersions,
-            monitor: .init(window: o.staleWindow, threshold: o.staleThreshold),
+            monitor: .init(window: o.staleWindow, threshold: o.staleThreshold, validationFraction: o.validationFraction),
             autoRetrain: o.autoRetrain ?? autoRetrainByDefault, retrainWindow: o.retrainWindow,
-            predictionCache: .init(capacity: o.predictionCache, policy: policy, repopulate: o.cacheRepopulate)), logger: logger)
+            predictionCache: .init(capacity: o.predictionCache, policy: policy, repopulate: o.cacheRepopulate, scores: o.cacheScores)), logger: logger)
     let app = buildApplication(
         manager: manager, configuration: .init(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes), logger: logger)
     logger.info("serving \(manager.registry.all.count) model(s) from \(store.path) on http://\(o.host):\(o.port)")

@@ -31,7 +31,7 @@ struct EvictingCacheTests {
     }
 
     @Test func lruMatchesAReferenceOnRandomOperations() {
-        var cache = LRUCache<Int, Int>(capacity: 17)
+        let cache = LRUCache<Int, Int>(capacity: 17)
         var reference = ReferenceLRU(capacity: 17)
         var rng = SplitMix64(seed: 3)
         for step in 0..<20_000 {
@@ -48,7 +48,7 @@ struct EvictingCacheTests {
 
     @Test(arguments: EvictionPolicy.allCases)
     func neverHoldsMoreThanItsCapacityAndKeepsLatestValues(_ policy: EvictionPolicy) {
-        var cache: any EvictingCache<Int, Int> = policy.makeCache(capacity: 50)
+        let cache: any EvictingCache<Int, Int> = policy.makeCache(capacity: 50)
         var rng = SplitMix64(seed: 5)
         var latest: [Int: Int] = [:]
         var evicted = 0
@@ -69,7 +69,7 @@ struct EvictingCacheTests {
     /// cache: LRU loses the hot set, S3-FIFO keeps it.
     @Test func s3fifoResistsAScanThatFlushesLRU() {
         func hotKeptAfterScan(_ policy: EvictionPolicy) -> Int {
-            var cache: any EvictingCache<Int, Int> = policy.makeCache(capacity: 100)
+            let cache: any EvictingCache<Int, Int> = policy.makeCache(capacity: 100)
             for _ in 0..<5 {
                 for k in 0..<50 where cache.value(for: k) == nil { cache.insert(k, for: k) }
             }
@@ -81,7 +81,7 @@ struct EvictingCacheTests {
     }
 
     @Test func s3fifoGhostReadmitsAReturningKeyToMain() {
-        var cache = S3FIFOCache<Int, Int>(capacity: 10)
+        let cache = S3FIFOCache<Int, Int>(capacity: 10)
         for k in 0..<10 { cache.insert(k, for: k) }
         cache.insert(10, for: 10)          // evicts 0 from the small queue into the ghost queue
         #expect(cache.value(for: 0) == nil)
@@ -91,7 +91,7 @@ struct EvictingCacheTests {
     }
 
     @Test func s3fifoHottestPutsTheMostUsedFirst() {
-        var cache = S3FIFOCache<Int, Int>(capacity: 20)
+        let cache = S3FIFOCache<Int, Int>(capacity: 20)
         for k in 0..<10 { cache.insert(k, for: k) }
         for _ in 0..<3 { _ = cache.value(for: 7) }
         _ = cache.value(for: 3)

@@ -6,7 +6,7 @@ import Testing
 /// The prediction cache is never stale: every answer equals the one computed without a cache.
 struct PredictionCacheTests {
     func managers(_ t: TrainedStore, policy: EvictionPolicy = .s3fifo) throws -> (cached: Manager, uncached: Manager) {
-        let cached = try Manager(store: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 1000, policy: policy)), logger: quiet)
+        let cached = try Manager(store: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 1000, policy: policy, scores: true)), logger: quiet)
         let uncached = try Manager(store: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 0)), logger: quiet)
         return (cached, uncached)
     }
@@ -68,7 +68,7 @@ struct PredictionCacheTests {
     @Test func aRetrainRepopulatesTheNewVersionsCacheWithWhatWasHot() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let m = try Manager(store: try t.reopen(), configuration: .init(predictionCache: .init(scores: true)), logger: quiet)
         let p = Predictor(registry: m.registry)
         let uids = Array(Set(t.ratings.map(\.uid))).sorted().prefix(10)
         for uid in uids {
@@ -90,5 +90,19 @@ struct PredictionCacheTests {
                 == fresh.topK(model: "demo", uid: uid, k: 4, items: nil, excludeObserved: true))
         }
         #expect(s.hitCount - hits == 2 * uids.count && s.missCount == misses, "the first requests after the swap are hits")
+    }
+
+    @Test func byDefaultOnlyRankingsAreCached() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let p = Predictor(registry: m.registry)
+        let uid = t.ratings[0].uid
+        for _ in 0..<3 {
+            _ = try p.predict(model: "demo", uid: uid, item: "i1")
+            _ = try p.topK(model: "demo", uid: uid, k: 3, items: nil)
+        }
+        let cache = try m.registry.model("demo").current.predictions
+        #expect(cache.count == 1 && cache.statistics.hitCount == 2 && cache.statistics.missCount == 1)
     }
 }

@@ -22,4 +22,26 @@ struct QualityMonitorTests {
         let ignored = m.record(.nan)
         #expect(!ignored && m.scored == 11)
     }
+
+    @Test func theValidationSampleIsAFixedShareChosenBySequence() {
+        let c = QualityMonitor.Configuration(validationFraction: 0.02)
+        let held = (1...200_000).filter { c.holdsOut(seq: Int64($0)) }
+        #expect(abs(Double(held.count) / 200_000 - 0.02) < 0.002)
+        #expect(held == (1...200_000).filter { c.holdsOut(seq: Int64($0)) }, "the same sequence numbers every time")
+        let none = QualityMonitor.Configuration(validationFraction: 0)
+        #expect(!(1...10_000).contains { none.holdsOut(seq: Int64($0)) })
+    }
+
+    @Test func validationLossIsTheMeanOfTheLatestWindow() {
+        var m = QualityMonitor(configuration: .init(window: 4, threshold: 1.5, validationWindow: 3))
+        #expect(m.validationLoss == nil)
+        m.recordValidation(1)
+        m.recordValidation(2)
+        #expect(m.validationLoss == 1.5)
+        for x in [3.0, 4, 5] { m.recordValidation(x) }
+        #expect(m.validationLoss == 4 && m.validationScored == 5)
+        m.recordValidation(.infinity)
+        #expect(m.validationScored == 5, "non-finite losses are ignored")
+        #expect(m.scored == 0 && m.windowedLoss == nil, "held-out losses stay out of the prequential window")
+    }
 }

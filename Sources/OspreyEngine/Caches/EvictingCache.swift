@@ -1,6 +1,6 @@
 /// A bounded key–value cache that chooses what to evict (Velox §5 caches). Implementations are
-/// value types, used under a lock by their owner.
-public protocol EvictingCache<Key, Value>: Sendable {
+/// classes that are not thread-safe: their owner calls them under a lock.
+public protocol EvictingCache<Key, Value>: AnyObject, Sendable {
     associatedtype Key: Hashable & Sendable
     associatedtype Value: Sendable
 
@@ -9,16 +9,16 @@ public protocol EvictingCache<Key, Value>: Sendable {
     /// The entries held now.
     var count: Int { get }
     /// The value cached for `key`, recording the access (a hit). O(1).
-    mutating func value(for key: Key) -> Value?
+    func value(for key: Key) -> Value?
     /// Caches `value` for `key`, replacing a value already there; evicts as needed. Returns the
     /// number of entries evicted. O(1) amortized.
     @discardableResult
-    mutating func insert(_ value: Value, for key: Key) -> Int
+    func insert(_ value: Value, for key: Key) -> Int
     /// Up to `limit` keys, the ones the policy values most first (the most recently used, or the
     /// most frequently used). O(count).
     func hottest(_ limit: Int) -> [Key]
     /// Drops every entry. O(capacity).
-    mutating func removeAll()
+    func removeAll()
 }
 
 /// The eviction policies a cache can use.
@@ -31,8 +31,7 @@ public enum EvictionPolicy: String, Sendable, CaseIterable {
     case s3fifo
 
     /// An empty cache of this policy holding up to `capacity` entries.
-    public func makeCache<Key: Hashable & Sendable, Value: Sendable>(capacity: Int, of: (Key, Value).Type = (Key, Value).self)
-        -> any EvictingCache<Key, Value> {
+    public func makeCache<Key: Hashable & Sendable, Value: Sendable>(capacity: Int) -> any EvictingCache<Key, Value> {
         switch self {
         case .lru: LRUCache<Key, Value>(capacity: capacity)
         case .s3fifo: S3FIFOCache<Key, Value>(capacity: capacity)

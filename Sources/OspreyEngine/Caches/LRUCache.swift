@@ -1,6 +1,6 @@
 /// A least-recently-used cache: a hash map into a doubly linked list kept in arrays (no
-/// allocation per entry once full). O(1) lookup, insert and eviction.
-public struct LRUCache<Key: Hashable & Sendable, Value: Sendable>: EvictingCache {
+/// allocation per entry once full). O(1) lookup, insert and eviction. Not thread-safe.
+public final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: EvictingCache, @unchecked Sendable {
     public let capacity: Int
     private var slots: [Key: Int32] = [:]
     private var keys: [Key?]
@@ -25,14 +25,14 @@ public struct LRUCache<Key: Hashable & Sendable, Value: Sendable>: EvictingCache
 
     public var count: Int { slots.count }
 
-    public mutating func value(for key: Key) -> Value? {
+    public func value(for key: Key) -> Value? {
         guard let s = slots[key] else { return nil }
         moveToFront(s)
         return values[Int(s)]
     }
 
     @discardableResult
-    public mutating func insert(_ value: Value, for key: Key) -> Int {
+    public func insert(_ value: Value, for key: Key) -> Int {
         if let s = slots[key] {
             values[Int(s)] = value
             moveToFront(s)
@@ -66,19 +66,19 @@ public struct LRUCache<Key: Hashable & Sendable, Value: Sendable>: EvictingCache
         return out
     }
 
-    public mutating func removeAll() {
+    public func removeAll() {
         slots.removeAll(keepingCapacity: true)
         for i in 0..<used { keys[i] = nil; values[i] = nil }
         head = -1; tail = -1; used = 0
     }
 
-    private mutating func unlink(_ s: Int32) {
+    private func unlink(_ s: Int32) {
         let p = prev[Int(s)], n = next[Int(s)]
         if p >= 0 { next[Int(p)] = n } else { head = n }
         if n >= 0 { prev[Int(n)] = p } else { tail = p }
     }
 
-    private mutating func pushFront(_ s: Int32) {
+    private func pushFront(_ s: Int32) {
         prev[Int(s)] = -1
         next[Int(s)] = head
         if head >= 0 { prev[Int(head)] = s }
@@ -86,7 +86,7 @@ public struct LRUCache<Key: Hashable & Sendable, Value: Sendable>: EvictingCache
         if tail < 0 { tail = s }
     }
 
-    private mutating func moveToFront(_ s: Int32) {
+    private func moveToFront(_ s: Int32) {
         guard s != head else { return }
         unlink(s)
         pushFront(s)

@@ -18,11 +18,16 @@ public final class PredictionCache: Sendable {
         public var policy: EvictionPolicy
         /// How many of the hottest keys a new version precomputes before it serves.
         public var repopulate: Int
+        /// Cache single-item scores too, not only rankings. Off by default: with a materialized
+        /// feature table a score (one dot product) costs less than a cache lookup (measured in
+        /// BENCHMARKS.md); worth it when features are computed.
+        public var scores: Bool
 
-        public init(capacity: Int = 100_000, policy: EvictionPolicy = .s3fifo, repopulate: Int = 10_000) {
+        public init(capacity: Int = 100_000, policy: EvictionPolicy = .s3fifo, repopulate: Int = 10_000, scores: Bool = false) {
             self.capacity = capacity
             self.policy = policy
             self.repopulate = repopulate
+            self.scores = scores
         }
     }
 
@@ -51,6 +56,11 @@ public final class PredictionCache: Sendable {
     public struct Key: Hashable, Sendable {
         public var uid: String
         public var query: Query
+
+        public init(uid: String, query: Query) {
+            self.uid = uid
+            self.query = query
+        }
     }
 
     /// A cached answer.
@@ -64,8 +74,39 @@ public final class PredictionCache: Sendable {
         var answer: Answer
     }
 
-    struct Shard: Sendable {
-        var cache: any EvictingCache<Key, Entry>
+    /// One shard's cache, as a concrete type so its code is specialized (a call through the
+    /// protocol runs unspecialized generic dictionary code, measured 2–5× slower).
+    enum Shard: Sendable {
+        case lru(LRUCache<Key, Entry>)
+        case s3fifo(S3FIFOCache<Key, Entry>)
+
+        init(_ policy: EvictionPolicy, capacity: Int) {
+            switch policy {
+            case .lru: self = .lru(LRUCache(capacity: capacity))
+            case .s3fifo: self = .s3fifo(S3FIFOCache(capacity: capacity))
+            }
+        }
+
+        var cache: any EvictingCache<Key, Entry> {
+            switch self {
+            case .lru(let c): c
+            case .s3fifo(let c): c
+            }
+        }
+
+        func value(for key: Key) -> Entry? {
+            switch self {
+            case .lru(let c): c.value(for: key)
+            case .s3fifo(let c): c.value(for: key)
+            }
+        }
+
+        func insert(_ entry: Entry, for key: Key) -> Int {
+            switch self {
+            case .lru(let c): c.insert(entry, for: key)
+            case .s3fifo(let c): c.insert(entry, for: key)
+            }
+        }
     }
 
     /// Hit, miss and eviction counts, kept across the caches of successive serving states.
@@ -97,7 +138,7 @@ public final class PredictionCache: Sendable {
         self.statistics = statistics
         if configuration.capacity > 0 {
             let perShard = max(1, configuration.capacity / StripedLocks<Shard>.stripeCount)
-            shards = StripedLocks { Shard(cache: configuration.policy.makeCache(capacity: perShard)) }
+            shards = StripedLocks { Shard(configuration.policy, capacity: perShard) }
         } else {
             shards = nil
         }
@@ -106,11 +147,18 @@ public final class PredictionCache: Sendable {
     /// False when the capacity is 0.
     public var isEnabled: Bool { shards != nil }
 
+    /// Whether answers to `query` are cached. O(1).
+    public func caches(_ query: Query) -> Bool {
+        guard shards != nil else { return false }
+        if case .score = query { return configuration.scores }
+        return true
+    }
+
     /// The answer cached for `key` at the user's current `epoch`, or nil. Counts a hit or a miss.
     /// O(1) plus hashing the key.
     public func lookup(_ key: Key, epoch: Int) -> Answer? {
-        guard let shards else { return nil }
-        let entry = shards.withLock(key.uid) { $0.cache.value(for: key) }
+        guard let shards, caches(key.query) else { return nil }
+        let entry = shards.withLock(key.uid) { $0.value(for: key) }
         if let entry, entry.epoch == epoch {
             statistics.hits.add(1, ordering: .relaxed)
             return entry.answer
@@ -122,8 +170,8 @@ public final class PredictionCache: Sendable {
 
     /// Caches `answer`, computed from the user's weights at `epoch`. O(1) amortized.
     public func store(_ answer: Answer, for key: Key, epoch: Int) {
-        guard let shards else { return }
-        let evicted = shards.withLock(key.uid) { $0.cache.insert(Entry(epoch: epoch, answer: answer), for: key) }
+        guard let shards, caches(key.query) else { return }
+        let evicted = shards.withLock(key.uid) { $0.insert(Entry(epoch: epoch, answer: answer), for: key) }
         if evicted > 0 { statistics.evictions.add(evicted, ordering: .relaxed) }
     }
 

@@ -4,8 +4,8 @@
 /// queue, so a key that comes back soon goes straight to main. Main reinserts an entry that was
 /// hit (decrementing its 2-bit frequency) instead of evicting it. A hit only bumps a counter, so
 /// lookups do not reorder anything, and a scan of keys used once passes through the small queue
-/// without flushing the main one. O(1) amortized per operation.
-public struct S3FIFOCache<Key: Hashable & Sendable, Value: Sendable>: EvictingCache {
+/// without flushing the main one. O(1) amortized per operation. Not thread-safe.
+public final class S3FIFOCache<Key: Hashable & Sendable, Value: Sendable>: EvictingCache, @unchecked Sendable {
     struct Entry: Sendable {
         var value: Value
         /// Hits since insertion or the last pass through a queue's tail, capped at 3.
@@ -40,7 +40,7 @@ public struct S3FIFOCache<Key: Hashable & Sendable, Value: Sendable>: EvictingCa
 
     public var count: Int { entries.count }
 
-    public mutating func value(for key: Key) -> Value? {
+    public func value(for key: Key) -> Value? {
         guard let i = entries.index(forKey: key) else { return nil }
         let f = entries.values[i].frequency
         if f < 3 { entries.values[i].frequency = f + 1 }
@@ -48,7 +48,7 @@ public struct S3FIFOCache<Key: Hashable & Sendable, Value: Sendable>: EvictingCa
     }
 
     @discardableResult
-    public mutating func insert(_ value: Value, for key: Key) -> Int {
+    public func insert(_ value: Value, for key: Key) -> Int {
         if let i = entries.index(forKey: key) {
             entries.values[i].value = value
             return 0
@@ -70,19 +70,19 @@ public struct S3FIFOCache<Key: Hashable & Sendable, Value: Sendable>: EvictingCa
         return ranked.prefix(limit).map(\.element)
     }
 
-    public mutating func removeAll() {
+    public func removeAll() {
         entries.removeAll(keepingCapacity: true)
         ghost.removeAll(keepingCapacity: true)
         small.removeAll(); main.removeAll(); ghostRing.removeAll()
     }
 
     /// Evicts one entry, from the small queue while it is over its share, else from main.
-    private mutating func evict() -> Int {
+    private func evict() -> Int {
         if small.count >= smallCapacity || main.count == 0 { return evictSmall() }
         return evictMain()
     }
 
-    private mutating func evictSmall() -> Int {
+    private func evictSmall() -> Int {
         var evicted = 0
         while let key = small.pop() {
             if entries[key]!.frequency >= promotionThreshold {
@@ -98,7 +98,7 @@ public struct S3FIFOCache<Key: Hashable & Sendable, Value: Sendable>: EvictingCa
         return evicted
     }
 
-    private mutating func evictMain() -> Int {
+    private func evictMain() -> Int {
         while let key = main.pop() {
             let f = entries[key]!.frequency
             if f > 0 {
@@ -112,7 +112,7 @@ public struct S3FIFOCache<Key: Hashable & Sendable, Value: Sendable>: EvictingCa
         return 0
     }
 
-    private mutating func remember(_ key: Key) {
+    private func remember(_ key: Key) {
         tick &+= 1
         ghost[key] = tick
         ghostRing.push((key, tick))
