@@ -58,7 +58,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "osprey-bench", dependencies: ["OspreyMath", "OspreyEngine"]),
+        .executableTarget(name: "osprey-bench", dependencies: ["OspreyMath", "OspreyModel", "OspreyEngine"]),
         .target(name: "OspreyTestSupport", dependencies: ["OspreyModel", "OspreyStorage"]),
         .testTarget(
             name: "OspreyMathTests",

@@ -25,6 +25,16 @@ final class StripedLocks<State: Sendable>: Sendable {
         }
     }
 
+    /// Runs `body` on the stripe for a number (an item row, say), under its lock. O(1) plus `body`.
+    @inline(__always)
+    func withLock<R>(number: Int, _ body: (inout State) throws -> R) rethrows -> R {
+        // Multiplicative hashing spreads consecutive numbers over the stripes.
+        let h = UInt(bitPattern: number &* -7_046_029_254_386_353_131) >> 58
+        return try stripes[Int(h) & (Self.stripeCount - 1)].state.withLock { state -> sending R in
+            try body(&state)
+        }
+    }
+
     /// Runs `body` on every stripe in turn, each under its lock. O(stripes) plus `body`.
     func forEach(_ body: (inout State) -> Void) {
         for s in stripes { s.state.withLock { body(&$0) } }

@@ -20,14 +20,14 @@ import Darwin
 var config = BenchConfig.full
 var buildLabel: String?
 var notes = [String]()
+var cacheStudy = false
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
     case "--quick":
         config = .quick
     case "--caches":
-        CacheStudy.run(quick: config.quick)
-        exit(0)
+        cacheStudy = true
     case "--build-label":
         buildLabel = arguments.next()
     case "--note":
@@ -43,6 +43,11 @@ while let argument = arguments.next() {
         progress("osprey-bench: unknown argument \(argument) (try --help)")
         exit(2)
     }
+}
+
+if cacheStudy {
+    CacheStudy.run(quick: config.quick)
+    exit(0)
 }
 
 let clock = ContinuousClock()

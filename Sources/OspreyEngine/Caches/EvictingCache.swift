@@ -10,15 +10,22 @@ public protocol EvictingCache<Key, Value>: AnyObject, Sendable {
     var count: Int { get }
     /// The value cached for `key`, recording the access (a hit). O(1).
     func value(for key: Key) -> Value?
-    /// Caches `value` for `key`, replacing a value already there; evicts as needed. Returns the
-    /// number of entries evicted. O(1) amortized.
+    /// Caches `value` for `key`, replacing a value already there; evicts as needed, passing each
+    /// evicted entry to `evicted`. Returns the number of entries evicted. O(1) amortized.
     @discardableResult
-    func insert(_ value: Value, for key: Key) -> Int
+    func insert(_ value: Value, for key: Key, evicted: (Key, Value) -> Void) -> Int
     /// Up to `limit` keys, the ones the policy values most first (the most recently used, or the
     /// most frequently used). O(count).
     func hottest(_ limit: Int) -> [Key]
     /// Drops every entry. O(capacity).
     func removeAll()
+}
+
+extension EvictingCache {
+    /// Caches `value` for `key`, replacing a value already there; evicts as needed. Returns the
+    /// number of entries evicted. O(1) amortized.
+    @discardableResult
+    public func insert(_ value: Value, for key: Key) -> Int { insert(value, for: key) { _, _ in } }
 }
 
 /// The eviction policies a cache can use.

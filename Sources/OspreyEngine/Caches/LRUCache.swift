@@ -32,13 +32,13 @@ public final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Evicting
     }
 
     @discardableResult
-    public func insert(_ value: Value, for key: Key) -> Int {
+    public func insert(_ value: Value, for key: Key, evicted: (Key, Value) -> Void) -> Int {
         if let s = slots[key] {
             values[Int(s)] = value
             moveToFront(s)
             return 0
         }
-        var evicted = 0
+        var count = 0
         let s: Int32
         if used < capacity {
             s = Int32(used)
@@ -46,14 +46,16 @@ public final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Evicting
         } else {
             s = tail
             unlink(s)
-            slots[keys[Int(s)]!] = nil
-            evicted = 1
+            let old = keys[Int(s)]!
+            slots[old] = nil
+            evicted(old, values[Int(s)]!)
+            count = 1
         }
         keys[Int(s)] = key
         values[Int(s)] = value
         slots[key] = s
         pushFront(s)
-        return evicted
+        return count
     }
 
     public func hottest(_ limit: Int) -> [Key] {

@@ -48,20 +48,20 @@ public final class S3FIFOCache<Key: Hashable & Sendable, Value: Sendable>: Evict
     }
 
     @discardableResult
-    public func insert(_ value: Value, for key: Key) -> Int {
+    public func insert(_ value: Value, for key: Key, evicted: (Key, Value) -> Void) -> Int {
         if let i = entries.index(forKey: key) {
             entries.values[i].value = value
             return 0
         }
-        var evicted = 0
-        while entries.count >= capacity { evicted += evict() }
+        var count = 0
+        while entries.count >= capacity { count += evict(evicted) }
         entries[key] = Entry(value: value, frequency: 0)
         if ghost.removeValue(forKey: key) != nil {
             main.push(key)
         } else {
             small.push(key)
         }
-        return evicted
+        return count
     }
 
     public func hottest(_ limit: Int) -> [Key] {
@@ -77,35 +77,35 @@ public final class S3FIFOCache<Key: Hashable & Sendable, Value: Sendable>: Evict
     }
 
     /// Evicts one entry, from the small queue while it is over its share, else from main.
-    private func evict() -> Int {
-        if small.count >= smallCapacity || main.count == 0 { return evictSmall() }
-        return evictMain()
+    private func evict(_ evicted: (Key, Value) -> Void) -> Int {
+        if small.count >= smallCapacity || main.count == 0 { return evictSmall(evicted) }
+        return evictMain(evicted)
     }
 
-    private func evictSmall() -> Int {
-        var evicted = 0
+    private func evictSmall(_ evicted: (Key, Value) -> Void) -> Int {
         while let key = small.pop() {
             if entries[key]!.frequency >= promotionThreshold {
                 entries[key]!.frequency = 0
                 main.push(key)
-                if main.count > capacity - smallCapacity { evicted += evictMain() }
+                // Main overflowing makes the room: stop there, or this insert would evict twice.
+                if main.count > capacity - smallCapacity, evictMain(evicted) > 0 { return 1 }
             } else {
-                entries[key] = nil
+                evicted(key, entries.removeValue(forKey: key)!.value)
                 remember(key)
-                return evicted + 1
+                return 1
             }
         }
-        return evicted
+        return 0
     }
 
-    private func evictMain() -> Int {
+    private func evictMain(_ evicted: (Key, Value) -> Void) -> Int {
         while let key = main.pop() {
             let f = entries[key]!.frequency
             if f > 0 {
                 entries[key]!.frequency = f - 1
                 main.push(key)
             } else {
-                entries[key] = nil
+                evicted(key, entries.removeValue(forKey: key)!.value)
                 return 1
             }
         }

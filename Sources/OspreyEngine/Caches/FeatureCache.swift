@@ -1,0 +1,110 @@
+import OspreyModel
+
+/// The feature cache of Velox §5: a feature function in front of another whose vectors are
+/// costly to produce (computed feature functions: a network's embedding, a hashed feature
+/// cross). It keeps the hottest items' vectors, padded to the stride, in contiguous slabs (one per
+/// shard), evicting by the chosen policy, so a hot item costs a lookup and a short copy-free read
+/// instead of a computation.
+///
+/// For the materialized table of a matrix-factorization model a lookup costs more than the table
+/// read it would save (measured in BENCHMARKS.md), so the serving path reads that table directly;
+/// this is the hook a computed feature function goes through. Thread-safe: items are sharded
+/// over locks, and `body` runs under its item's shard lock (keep it short: a dot product).
+public final class FeatureCache<Base: FeatureFunction>: FeatureFunction, Sendable {
+    /// One shard: its policy maps item rows to slots of its slab.
+    final class Shard: @unchecked Sendable {
+        let cache: S3FIFOOrLRU
+        let slab: UnsafeMutablePointer<Float>
+        let offsets: UnsafeMutablePointer<Float>
+        let capacity: Int
+        var used = 0
+
+        init(policy: EvictionPolicy, capacity: Int, stride: Int) {
+            self.capacity = capacity
+            cache = S3FIFOOrLRU(policy, capacity: capacity)
+            slab = .allocate(capacity: capacity * stride)
+            offsets = .allocate(capacity: capacity)
+        }
+
+        deinit {
+            slab.deallocate()
+            offsets.deallocate()
+        }
+    }
+
+    /// The policy's cache as a concrete type (specialized code, no protocol dispatch).
+    enum S3FIFOOrLRU {
+        case lru(LRUCache<Int, Int32>)
+        case s3fifo(S3FIFOCache<Int, Int32>)
+
+        init(_ policy: EvictionPolicy, capacity: Int) {
+            switch policy {
+            case .lru: self = .lru(LRUCache(capacity: capacity))
+            case .s3fifo: self = .s3fifo(S3FIFOCache(capacity: capacity))
+            }
+        }
+
+        func value(for key: Int) -> Int32? {
+            switch self {
+            case .lru(let c): c.value(for: key)
+            case .s3fifo(let c): c.value(for: key)
+            }
+        }
+
+        func insert(_ slot: Int32, for key: Int, evicted: (Int, Int32) -> Void) -> Int {
+            switch self {
+            case .lru(let c): c.insert(slot, for: key, evicted: evicted)
+            case .s3fifo(let c): c.insert(slot, for: key, evicted: evicted)
+            }
+        }
+    }
+
+    /// The feature function whose vectors are cached.
+    public let base: Base
+    public let statistics: CacheStatistics
+    private let shards: StripedLocks<Shard>
+
+    /// A cache of up to about `capacity` item vectors (at least one per shard) in front of `base`.
+    public init(_ base: Base, capacity: Int, policy: EvictionPolicy = .s3fifo, statistics: CacheStatistics = .init()) {
+        self.base = base
+        self.statistics = statistics
+        let perShard = max(1, capacity / StripedLocks<Shard>.stripeCount)
+        shards = StripedLocks { Shard(policy: policy, capacity: perShard, stride: base.stride) }
+    }
+
+    public var dimension: Int { base.dimension }
+    public var stride: Int { base.stride }
+    public var catalog: ItemCatalog { base.catalog }
+
+    /// Calls `body` with item `item`'s cached vector and offset, producing them with the base
+    /// function on a miss. O(1) on a hit; a miss adds the base function's cost and a copy.
+    public func withFeatures<R>(item: Int, _ body: (UnsafePointer<Float>, Float) throws -> R) rethrows -> R {
+        let stride = base.stride
+        return try shards.withLock(number: item) { shard in
+            if let slot = shard.cache.value(for: item) {
+                statistics.hits.add(1, ordering: .relaxed)
+                return try body(shard.slab + Int(slot) * stride, shard.offsets[Int(slot)])
+            }
+            statistics.misses.add(1, ordering: .relaxed)
+            var slot: Int32
+            if shard.used < shard.capacity {
+                slot = Int32(shard.used)
+                shard.used += 1
+                _ = shard.cache.insert(slot, for: item) { _, _ in }
+            } else {
+                // Full: the entry evicted to make room gives up its slot to this item.
+                slot = -1
+                _ = shard.cache.insert(-1, for: item) { _, freed in slot = freed }
+                precondition(slot >= 0, "a full cache evicts to insert")
+                _ = shard.cache.insert(slot, for: item) { _, _ in }
+                statistics.evictions.add(1, ordering: .relaxed)
+            }
+            let target = shard.slab + Int(slot) * stride
+            shard.offsets[Int(slot)] = base.withFeatures(item: item) { f, offset in
+                target.update(from: f, count: stride)
+                return offset
+            }
+            return try body(target, shard.offsets[Int(slot)])
+        }
+    }
+}
