@@ -7,7 +7,8 @@ import OspreyStorage
 /// then swapped in atomically with every observation that arrived meanwhile applied to it.
 extension Manager {
     /// Starts retraining `model` on a background queue: the initial ratings plus every logged
-    /// observation, ALS with λ chosen by validation, as version N+1. Returns the job id.
+    /// observation (except the validation sample), ALS with λ chosen by validation, as version
+    /// N+1. Returns the job id.
     /// - Throws: ``OspreyError`` `unknownModel`, or `conflict` while a retrain of the model runs.
     public func startRetrain(model name: String) throws -> Int {
         let model = try registry.model(name)
@@ -80,7 +81,7 @@ extension Manager {
             if configuration.monitor.holdsOut(seq: logged.seq) { return }
             ratings.append(Rating(uid: o.uid, item: o.item, label: o.label, timestamp: o.time))
         }
-        if let window = configuration.retrainWindow { ratings = Self.latest(window, perUserOf: ratings) }
+        if let window = configuration.retrainWindow { ratings = Self.windowed(window, perUserOf: ratings) }
         let number = (try store.versions(model: model.name).map(\.number).max() ?? current.number) + 1
         update(job: id) { $0.phase = .training }
         var trainer = Trainer(
@@ -92,7 +93,7 @@ extension Manager {
 
         update(job: id) { $0.phase = .installing }
         let old = model.current.users
-        let users = result.users.map { entry in
+        let users = result.users.filter { !$0.uid.hasPrefix(Self.pastPrefix) }.map { entry in
             (entry.uid, UserWeights(
                 ridge: entry.state, observations: counts[entry.uid] ?? 0,
                 runningLoss: old.read(entry.uid) { $0?.runningLoss }, bootstrapped: false))
@@ -117,16 +118,27 @@ extension Manager {
         return number
     }
 
+    /// The prefix of the stand-in users that hold a user's ratings from before the retrain window.
+    static let pastPrefix = "\u{0}before-window\u{0}"
+
     /// Each user's latest `window` ratings (by timestamp; log observations are newer than the
-    /// initial ratings), in their original order. O(n log n).
-    static func latest(_ window: Int, perUserOf ratings: [Rating]) -> [Rating] {
+    /// initial ratings) stay theirs; older ones go, `window` at a time from the newest, to
+    /// stand-in users (``pastPrefix``, the slice number, NUL, the uid) — the user as they were
+    /// then. So the user's new weights fit only their recent tastes, while the items keep every
+    /// rating as evidence, each fitted against the user's tastes of its time (as timeSVD++ gives a
+    /// user a factor per period). The stand-ins are dropped after training. Order is kept.
+    /// O(n log n).
+    static func windowed(_ window: Int, perUserOf ratings: [Rating]) -> [Rating] {
         var byUser: [String: [Int]] = [:]
         for (i, r) in ratings.enumerated() { byUser[r.uid, default: []].append(i) }
-        var keep = [Bool](repeating: false, count: ratings.count)
-        for indices in byUser.values {
-            for i in indices.sorted(by: { (ratings[$0].timestamp, $0) > (ratings[$1].timestamp, $1) }).prefix(window) { keep[i] = true }
+        var out = ratings
+        for indices in byUser.values where indices.count > window {
+            let newestFirst = indices.sorted { (ratings[$0].timestamp, $0) > (ratings[$1].timestamp, $1) }
+            for (n, i) in newestFirst.enumerated().dropFirst(window) {
+                out[i].uid = pastPrefix + "\(n / window)\u{0}" + ratings[i].uid
+            }
         }
-        return ratings.indices.filter { keep[$0] }.map { ratings[$0] }
+        return out
     }
 
     /// Serves version `number` again (Velox §6): θ of that version with its own user weights, to

@@ -28,8 +28,9 @@ public final class Manager: Service, Sendable {
         public var monitor: QualityMonitor.Configuration
         /// Start a retrain by itself when the serving version goes stale.
         public var autoRetrain: Bool
-        /// Retrain on each user's latest this-many ratings only (nil: all of them). Under drift,
-        /// old ratings describe tastes that are gone; a window lets a retrain follow the change.
+        /// Fit each user's weights on their latest this-many ratings only (nil: all of them); older
+        /// ratings still inform the item factors. Under drift, old ratings describe tastes that
+        /// are gone; a window lets a retrain follow the change.
         public var retrainWindow: Int?
         /// Cores a retrain's ALS uses. One by default, so a retrain inside a serving process
         /// leaves the other core to requests.
@@ -164,6 +165,8 @@ public final class Manager: Service, Sendable {
 
     private func validate(id: String, _ field: String, _ which: String) throws {
         guard !id.isEmpty else { throw OspreyError(.invalidArgument, "\(which)\(field) must not be empty") }
+        // NUL is reserved: a retrain window names its stand-in users with it.
+        guard !id.utf8.contains(0) else { throw OspreyError(.invalidArgument, "\(which)\(field) must not contain NUL") }
         guard id.utf8.count <= configuration.maxIdentifierBytes else {
             throw OspreyError(.invalidArgument, "\(which)\(field) is longer than \(configuration.maxIdentifierBytes) bytes")
         }

@@ -28,7 +28,7 @@ struct ServeOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Retrain a model by itself when it goes stale (default: on in quickstart, off in serve).")
     var autoRetrain: Bool?
     @Option(help: "Observations per window of the staleness monitor.") var staleWindow = 1000
-    @Option(help: "Retrain on each user's latest N ratings only (default: all), so retrains can follow drifting tastes.") var retrainWindow: Int?
+    @Option(help: "A retrain fits each user's weights on their latest N ratings only (older ones still inform the items), so retrains can follow drifting tastes (default: all).") var retrainWindow: Int?
     @Option(help: "A model is stale when its windowed loss exceeds this multiple of its first window's.") var staleThreshold = 1.5
     @Option(help: "Share of observations held out from learning as the validation sample (0 to 0.5; keep it fixed for a data directory).") var validationFraction = 0.02
     @Option(help: "Prediction cache entries per model (answers to predict and topk; 0 turns it off).") var predictionCache = 100_000

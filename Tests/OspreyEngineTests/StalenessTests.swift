@@ -8,14 +8,14 @@ import Testing
 /// retrains run by themselves, and the loss returns near its pre-drift level.
 struct StalenessTests {
     @Test func driftMakesTheModelStaleAndAnAutomaticRetrainRecovers() async throws {
-        let data = try SyntheticRatings(.init(users: 150, items: 200, ratings: 12_000, dimension: 3, noise: 0.3, seed: 8, drift: 1, driftAt: 0.6))
+        let data = try SyntheticRatings(.init(users: 150, items: 300, ratings: 20_000, dimension: 3, noise: 0.3, seed: 8, drift: 1, driftAt: 0.5))
         let ratings = data.ratings()
         let directory = NSTemporaryDirectory() + "osprey-stale-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = try SQLiteStore(directory: directory)
-        // Train on the first 40%; the stream starts with 20% from before the drift (the monitor's
+        // Train on the first 40%; the stream starts with 10% from before the drift (the monitor's
         // baseline), then tastes change.
-        let before = Array(ratings.prefix(4800)), after = Array(ratings.suffix(7200))
+        let before = Array(ratings.prefix(8000)), after = Array(ratings.suffix(12000))
         let trained = try Trainer(configuration: .init(factors: 3, lambda: 1, iterations: 6)).train(model: "m", number: 1, parent: nil, ratings: before)
         try store.createVersion(trained.version, users: trained.users.map { ($0.uid, UserWeights(ridge: $0.state, bootstrapped: false)) },
                                 reflecting: 0, trainingRatings: before, serve: true)
@@ -42,11 +42,11 @@ struct StalenessTests {
         let recovered = try #require(last)
         let baseline = try #require(preDrift)
         #expect(peak > 1.3 * baseline)
-        #expect(recovered < peak / 1.5, "windowed loss \(recovered) at the end vs \(peak) at its worst")
-        // Each retrain fits each user's latest 20 ratings, and every version is held to the
-        // pre-drift baseline, so retrains keep following the drift. Measured in runs of this
-        // test: 0.20 before the drift, 1.4–2.1 at worst, 0.33–0.52 in the last full window —
-        // well down from the peak, not yet back to the pre-drift level.
-        #expect(recovered < peak / 2, "windowed loss \(recovered) at the end vs \(peak) at its worst (\(baseline) before the drift)")
+        // Each retrain fits each user's weights on their latest 20 ratings (older ones, in
+        // slices of 20, go to stand-in users that still inform the items), and every version is
+        // held to the pre-drift baseline, so retrains keep following the drift until the loss is
+        // back. Measured in runs of this test: 0.14 before the drift, about 1.1 at worst,
+        // 0.13–0.16 over the last 5,000 observations.
+        #expect(recovered < 1.5 * baseline, "windowed loss \(recovered) at the end vs \(baseline) before the drift (\(peak) at its worst)")
     }
 }

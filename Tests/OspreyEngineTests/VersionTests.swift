@@ -98,4 +98,17 @@ struct RetentionTests {
         #expect(throws: OspreyError.self) { try m.rollback(model: "demo", to: 1) }
         #expect(try t.store.userCount(model: "demo", version: 1) == 0)
     }
+
+    @Test func aRetrainWindowMovesOlderRatingsToStandInsInSlices() {
+        // u1 has 50 ratings (timestamps 1…50, stored out of order), u2 has 3.
+        let u1 = (1...50).reversed().map { Rating(uid: "u1", item: "i\($0)", label: 1, timestamp: Double($0)) }
+        let u2 = (1...3).map { Rating(uid: "u2", item: "i\($0)", label: 2, timestamp: Double($0)) }
+        let out = Manager.windowed(20, perUserOf: u1 + u2)
+        #expect(out.map(\.item) == (u1 + u2).map(\.item), "order and items kept")
+        func owner(_ t: Int) -> String { out.first { $0.uid.hasSuffix("u1") && $0.timestamp == Double(t) }!.uid }
+        #expect((31...50).allSatisfy { owner($0) == "u1" }, "the latest 20 stay the user's")
+        #expect((11...30).allSatisfy { owner($0) == Manager.pastPrefix + "1\u{0}u1" })
+        #expect((1...10).allSatisfy { owner($0) == Manager.pastPrefix + "2\u{0}u1" })
+        #expect(out.suffix(3).allSatisfy { $0.uid == "u2" })
+    }
 }
