@@ -14,7 +14,7 @@
 public struct ItemScanTable: Sendable {
     /// Catalogue size from which the quantized scan is used (measured: osprey-bench figure 3;
     /// below it the quantized scan's per-query overhead outweighs its cheaper pass).
-    public static let quantizationThreshold = 4_096
+    public static let quantizationThreshold = 2_048
     /// Items per chunk of the Float32 scan (scored into a stack buffer, then offered to the heap).
     static let chunk = 256
 

@@ -3,7 +3,8 @@
 //   Figure 2 — online update latency vs d: Sherman–Morrison (`RidgeState.update`, amortized over
 //              its periodic refactor) against re-solving from the Gram matrix per observation.
 //   Figure 3 — top-k (k = 10) latency vs candidate-set size for d ∈ {10, 50, 100}: blocked
-//              scoring + bounded heap against scoring + a full sort.
+//              Float32 scoring + bounded heap, and the 8-bit quantized scan with error bounds +
+//              exact rescoring (QuantizedItemTable), against scoring + a full sort.
 //   plus a d = 50 dot product for orientation.
 //
 // Usage: osprey-bench [--quick] [--figure3] [--build-label TEXT] [--note TEXT]...
@@ -71,42 +72,41 @@ for c in figure2 where c.pool.failures > 0 {
     progress("warning: d=\(c.d): \(c.pool.failures) refactor/solve failures (not positive definite)")
 }
 if !onlyFigure3 {
-let dot = dotBench.stats
+    let dot = dotBench.stats
 
-emit("## Orientation: dot product, d = 50 (stride 56)")
-emit()
-emit(tableHeader(["kernel", "median", "p90", "batch"]))
-emit(row(["`VectorKernels.dot`, d = 50 (throughput)", formatNs(dot.median), formatNs(dot.p90), String(dot.inner)]))
-emit()
+    emit("## Orientation: dot product, d = 50 (stride 56)")
+    emit()
+    emit(tableHeader(["kernel", "median", "p90", "batch"]))
+    emit(row(["`VectorKernels.dot`, d = 50 (throughput)", formatNs(dot.median), formatNs(dot.p90), String(dot.inner)]))
+    emit()
 
-// MARK: Figure 2
+    // MARK: Figure 2
 
-emit("## Figure 2: online update latency vs d")
-emit()
-emit("(a) Sherman–Morrison `RidgeState.update` (λ = 1, zero prior; features ‖f‖ ≈ 1, padded to the stride). *Amortized* batches are multiples of 2 × \(RidgeState.refactorInterval) updates, so each holds its share of the refactor every \(RidgeState.refactorInterval) updates; *no refactor* times batches of \(RidgeState.refactorInterval - 1) updates between refactors; `refactor()` is one O(d³) recompute of A⁻¹ and w in Double.")
-emit()
-emit(tableHeader(["d", "amortized median", "amortized p90", "no-refactor median", "no-refactor p90", "refactor() median", "refactor() p90", "refactor share of amortized", "batch (amortized)"]))
-for r in figure2 {
-    let share = r.refactor.stats.median / Double(RidgeState.refactorInterval) / r.amortized.stats.median * 100
-    emit(row([
-        String(r.d), formatNs(r.amortized.stats.median), formatNs(r.amortized.stats.p90),
-        formatNs(r.shermanMorrison.stats.median), formatNs(r.shermanMorrison.stats.p90),
-        formatNs(r.refactor.stats.median), formatNs(r.refactor.stats.p90),
-        fixed(share, 1) + " %", String(r.amortized.stats.inner),
-    ]))
-}
-emit()
-emit("(b) Naive baseline: per observation, A += f fᵀ and b += t f in Double, then x = `Cholesky.solve(A, n: d, b)` (O(d³)).")
-emit()
-emit(tableHeader(["d", "naive median", "naive p90", "naive / SM amortized (median)", "batch"]))
-for r in figure2 {
-    emit(row([
-        String(r.d), formatNs(r.naive.stats.median), formatNs(r.naive.stats.p90),
-        ratio(r.naive.stats.median, r.amortized.stats.median), String(r.naive.stats.inner),
-    ]))
-}
-emit()
-
+    emit("## Figure 2: online update latency vs d")
+    emit()
+    emit("(a) Sherman–Morrison `RidgeState.update` (λ = 1, zero prior; features ‖f‖ ≈ 1, padded to the stride). *Amortized* batches are multiples of 2 × \(RidgeState.refactorInterval) updates, so each holds its share of the refactor every \(RidgeState.refactorInterval) updates; *no refactor* times batches of \(RidgeState.refactorInterval - 1) updates between refactors; `refactor()` is one O(d³) recompute of A⁻¹ and w in Double.")
+    emit()
+    emit(tableHeader(["d", "amortized median", "amortized p90", "no-refactor median", "no-refactor p90", "refactor() median", "refactor() p90", "refactor share of amortized", "batch (amortized)"]))
+    for r in figure2 {
+        let share = r.refactor.stats.median / Double(RidgeState.refactorInterval) / r.amortized.stats.median * 100
+        emit(row([
+            String(r.d), formatNs(r.amortized.stats.median), formatNs(r.amortized.stats.p90),
+            formatNs(r.shermanMorrison.stats.median), formatNs(r.shermanMorrison.stats.p90),
+            formatNs(r.refactor.stats.median), formatNs(r.refactor.stats.p90),
+            fixed(share, 1) + " %", String(r.amortized.stats.inner),
+        ]))
+    }
+    emit()
+    emit("(b) Naive baseline: per observation, A += f fᵀ and b += t f in Double, then x = `Cholesky.solve(A, n: d, b)` (O(d³)).")
+    emit()
+    emit(tableHeader(["d", "naive median", "naive p90", "naive / SM amortized (median)", "batch"]))
+    for r in figure2 {
+        emit(row([
+            String(r.d), formatNs(r.naive.stats.median), formatNs(r.naive.stats.p90),
+            ratio(r.naive.stats.median, r.amortized.stats.median), String(r.naive.stats.inner),
+        ]))
+    }
+    emit()
 }
 
 // MARK: Figure 3
