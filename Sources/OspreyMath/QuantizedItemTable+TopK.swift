@@ -37,7 +37,7 @@ extension QuantizedItemTable {
                 guard k < d else { return 0 }
                 let q = Double(query[k])
                 // Any level is sound (the check below measures the actual error); nearest is tightest.
-                let level = min(limit, max(-limit, (q * inverse).rounded()))
+                let level = Self.roundedToInteger(min(limit, max(-limit, q * inverse)))
                 let e = q - Double(step) * level
                 error2 += e * e
                 return Int16(level)

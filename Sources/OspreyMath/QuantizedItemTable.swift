@@ -65,6 +65,14 @@ public struct QuantizedItemTable: Sendable {
         return mu / (1 - mu)
     }
 
+    /// `v` (|v| < 2³¹) rounded to the nearest integer, halves away from zero. `Double.rounded()`
+    /// is a libm call on the default x86-64 target (no SSE4.1 `roundsd`); this is a truncating
+    /// conversion. Exact for |v| < 2⁵¹.
+    @inline(__always)
+    static func roundedToInteger(_ v: Double) -> Double {
+        Double(Int64(v < 0 ? v - 0.5 : v + 0.5))
+    }
+
     /// `x` as a Float no smaller than `x`.
     static func roundedUp(_ x: Double) -> Float {
         let f = Float(x)
@@ -125,7 +133,7 @@ public struct QuantizedItemTable: Sendable {
                     let x = Double(table[row + k])
                     var level = 0.0
                     if scale > 0 {
-                        level = min(Double(Self.itemLevels), max(-Double(Self.itemLevels), (x / Double(scale)).rounded()))
+                        level = Self.roundedToInteger(min(Double(Self.itemLevels), max(-Double(Self.itemLevels), x / Double(scale))))
                     }
                     let e = x - Double(scale) * level
                     residual2 += e * e
