@@ -42,21 +42,24 @@ extension QuantizedItemTable {
                 error2 += e * e
                 return Int16(level)
             }
+            var levelSum = 0
             for p in 0..<pairs {
                 let a = level(2 * p), b = level(2 * p + 1)
                 queryPairs[p] = SIMD8(a, b, a, b, a, b, a, b)
+                levelSum += Int(a) + Int(b)
             }
             guard error2.squareRoot() <= 0.99 * epsilon * norm else {
                 return selectExactly(query: query, excluding: excluded, into: &selector)
             }
-            scan(query: query, queryPairs: queryPairs, step: step, norm: Self.roundedUp(norm),
+            scan(query: query, queryPairs: queryPairs, lowBias: Int32(truncatingIfNeeded: 128 * levelSum),
+                 step: step, norm: Self.roundedUp(norm),
                  excluding: excluded, into: &selector)
         }
     }
 
     /// The bounded scan of ``selectTopK(query:excluding:into:)`` once the query is quantized.
     @inline(__always)
-    func scan(query: UnsafePointer<Float>, queryPairs: UnsafePointer<SIMD8<Int16>>, step: Float, norm: Float,
+    func scan(query: UnsafePointer<Float>, queryPairs: UnsafePointer<SIMD8<Int16>>, lowBias: Int32, step: Float, norm: Float,
               excluding excluded: [Int], into selector: inout TopKSelector) {
         let k = selector.k
         var lowerBounds = TopKSelector(k: k)
@@ -72,7 +75,8 @@ extension QuantizedItemTable {
             let base = raw.baseAddress!
             for b in 0..<blockCount {
                 let header = base + b * blockBytes
-                let dots = Int8Kernels.dotBlock(header + Self.headerBytes, queryPairs: queryPairs, pairs: pairs)
+                let dots = Int8Kernels.dotBlock(
+                    header + Self.headerBytes, queryPairs: queryPairs, pairs: pairs, lowBias: lowBias)
                 let scaleLow = header.loadUnaligned(fromByteOffset: 0, as: SIMD4<Float>.self)
                 let scaleHigh = header.loadUnaligned(fromByteOffset: 16, as: SIMD4<Float>.self)
                 let radiusLow = header.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self)

@@ -139,7 +139,8 @@ public struct QuantizedItemTable: Sendable {
                     residual2 += e * e
                     let (p, c) = (k / 2, k % 2)
                     let at = block + Self.headerBytes + p * 16 + 2 * (2 * (lane % 4) + c) + lane / 4
-                    raw.storeBytes(of: Int8(level), toByteOffset: at, as: Int8.self)
+                    // Low-byte items (lanes 0–3) are stored plus 128, see Int8Kernels.dotBlock.
+                    raw.storeBytes(of: UInt8(truncatingIfNeeded: Int(level) + (lane < 4 ? 128 : 0)), toByteOffset: at, as: UInt8.self)
                 }
                 let residual = residual2.squareRoot()
                 let rho = grow * ((1 + epsilon + 6 * g) * residual + (epsilon + 6 * g) * norm)

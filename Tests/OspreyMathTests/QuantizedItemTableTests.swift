@@ -192,22 +192,48 @@ struct QuantizedItemTableTests {
         }
     }
 
-    /// The integer kernel equals a scalar integer dot product for each item of a block.
-    @Test func dotBlockMatchesScalar() {
-        var rng = SplitMix64(seed: 21)
-        let pairs = 5
-        var bytes = [Int8](repeating: 0, count: pairs * 16)
-        for i in bytes.indices { bytes[i] = Int8(truncatingIfNeeded: Int(rng.next() % 255) - 127) }
-        let q = (0..<(2 * pairs)).map { _ in Int16(truncatingIfNeeded: Int(rng.next() % 65_535) - 32_767) }
-        let queryPairs = (0..<pairs).map { p in SIMD8<Int16>(q[2 * p], q[2 * p + 1], q[2 * p], q[2 * p + 1], q[2 * p], q[2 * p + 1], q[2 * p], q[2 * p + 1]) }
-        let dots = bytes.withUnsafeBytes { b in queryPairs.withUnsafeBufferPointer { Int8Kernels.dotBlock(b.baseAddress!, queryPairs: $0.baseAddress!, pairs: pairs) } }
+    /// The integer kernel equals a scalar integer dot product for each item of a block, also at
+    /// the extremes (levels ±127, query levels ±32767) where intermediate sums wrap.
+    @Test(arguments: [false, true])
+    func dotBlockMatchesScalar(extremes: Bool) {
+        var rng = SplitMix64(seed: extremes ? 22 : 21)
+        let pairs = extremes ? 60 : 5
+        var levels = [[Int]](repeating: [], count: 8)  // per item, per dimension
         for item in 0..<8 {
-            var expected: Int32 = 0
+            levels[item] = (0..<(2 * pairs)).map { _ in extremes ? (rng.next() % 2 == 0 ? 127 : -127) : Int(rng.next() % 255) - 127 }
+        }
+        let q = (0..<(2 * pairs)).map { k in
+            extremes ? Int16(k % 3 == 0 ? -32_767 : 32_767) : Int16(truncatingIfNeeded: Int(rng.next() % 65_535) - 32_767)
+        }
+        var bytes = [UInt8](repeating: 0, count: pairs * 16)
+        for item in 0..<8 {
             for k in 0..<(2 * pairs) {
                 let at = (k / 2) * 16 + 2 * (2 * (item % 4) + k % 2) + item / 4
-                expected += Int32(bytes[at]) * Int32(q[k])
+                bytes[at] = UInt8(truncatingIfNeeded: levels[item][k] + (item < 4 ? 128 : 0))
             }
-            #expect((item < 4 ? dots.low[item] : dots.high[item - 4]) == expected)
+        }
+        let queryPairs = (0..<pairs).map { p in SIMD8<Int16>(q[2 * p], q[2 * p + 1], q[2 * p], q[2 * p + 1], q[2 * p], q[2 * p + 1], q[2 * p], q[2 * p + 1]) }
+        let lowBias = Int32(truncatingIfNeeded: 128 * q.reduce(0) { $0 + Int($1) })
+        let dots = bytes.withUnsafeBytes { b in
+            queryPairs.withUnsafeBufferPointer { Int8Kernels.dotBlock(b.baseAddress!, queryPairs: $0.baseAddress!, pairs: pairs, lowBias: lowBias) }
+        }
+        for item in 0..<8 {
+            var expected = 0
+            for k in 0..<(2 * pairs) { expected += levels[item][k] * Int(q[k]) }
+            #expect(Int(item < 4 ? dots.low[item] : dots.high[item - 4]) == expected)
+        }
+    }
+
+    /// The portable pair multiply-add (other architectures) equals the one in use, edges included.
+    @Test func portableMultiplyAddMatches() {
+        var rng = SplitMix64(seed: 8)
+        for trial in 0..<1_000 {
+            var a = SIMD8<Int16>(), b = SIMD8<Int16>()
+            for j in 0..<8 {
+                a[j] = trial == 0 ? .min : Int16(truncatingIfNeeded: rng.next())
+                b[j] = trial == 0 ? .min : Int16(truncatingIfNeeded: rng.next())
+            }
+            #expect(Int8Kernels.multiplyAddPairs(a, b) == Int8Kernels.multiplyAddPairsPortable(a, b))
         }
     }
 }
