@@ -5,6 +5,9 @@ import OspreyModel
 /// from the serving version and the user's current weights. A user never seen is scored with the
 /// version's prior (the mean of all users' weights).
 public struct Predictor: Sendable {
+    /// Items scored per block of a whole-catalogue scan (kept in a stack buffer).
+    static let blockSize = 256
+
     let registry: ModelRegistry
 
     public init(registry: ModelRegistry) {
