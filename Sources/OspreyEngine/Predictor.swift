@@ -5,9 +5,6 @@ import OspreyModel
 /// from the serving version and the user's current weights. A user never seen is scored with the
 /// version's prior (the mean of all users' weights).
 public struct Predictor: Sendable {
-    /// Items scored per block of a whole-catalogue scan (kept in a stack buffer).
-    static let blockSize = 256
-
     let registry: ModelRegistry
 
     public init(registry: ModelRegistry) {
@@ -109,36 +106,13 @@ public struct Predictor: Sendable {
         return selector.sorted().map { (features.catalog.ids[$0.index], $0.score) }
     }
 
-    /// Scores the whole catalogue in chunks of ``blockSize`` items (blocked SIMD scoring into a
-    /// stack buffer, then the heap). Rows in `excluded` (ascending) are scored NaN, which the
-    /// heap never selects. O(items·d + items·log k).
+    /// Ranks the whole catalogue with the features' scan table (``ItemScanTable``: a blocked
+    /// Float32 scan for small catalogues, an 8-bit scan with error bounds and exact rescoring for
+    /// large ones; the same exact answer). Rows in `excluded` (ascending) are left out.
+    /// O(items·d + items·log k) at worst; the quantized scan reads ~d bytes per item.
     static func scanCatalogue(_ features: MaterializedFeatures, weights: UnsafePointer<Float>, excluding excluded: [Int],
                               into selector: inout TopKSelector) {
-        let n = features.catalog.count
-        let lanes = VectorKernels.lanes
-        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: features.dimension) { broadcast in
-            VectorKernels.broadcastQuery(weights, dimension: features.dimension, into: broadcast.baseAddress!)
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: blockSize) { scores in
-                features.blockedTable.withUnsafeBufferPointer { table in
-                    features.blockedOffsets.withUnsafeBufferPointer { offsets in
-                        var start = 0, next = 0
-                        while start < n {
-                            let count = min(blockSize, n - start)
-                            VectorKernels.scoreBlocks(
-                                blocked: table.baseAddress! + start * features.dimension, dimension: features.dimension,
-                                blocks: (count + lanes - 1) / lanes, broadcast: broadcast.baseAddress!,
-                                offsets: offsets.baseAddress! + start, out: scores.baseAddress!)
-                            while next < excluded.count && excluded[next] < start + count {
-                                scores[excluded[next] - start] = .nan
-                                next += 1
-                            }
-                            selector.offer(scores: UnsafeBufferPointer(rebasing: scores[0..<count]), base: start)
-                            start += count
-                        }
-                    }
-                }
-            }
-        }
+        features.scanTable.selectTopK(query: weights, excluding: excluded, into: &selector)
     }
 
     /// Copies the user's weights (or the prior) into a stack buffer, so scoring runs without

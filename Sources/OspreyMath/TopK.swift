@@ -24,6 +24,10 @@ public struct TopKSelector: Sendable {
         heap.reserveCapacity(k)
     }
 
+    /// The worst kept score once `k` entries are kept, else −∞: a score below it cannot enter. O(1).
+    @inlinable
+    public var threshold: Float { heap.count == k ? heap[0].score : -.infinity }
+
     /// True when `a` ranks below `b` (lower score, or equal score and higher index).
     @inlinable @inline(__always)
     static func worse(_ a: ScoredIndex, _ b: ScoredIndex) -> Bool {

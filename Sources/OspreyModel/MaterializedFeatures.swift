@@ -12,11 +12,9 @@ public struct MaterializedFeatures: FeatureFunction {
     public let table: [Float]
     /// `μ + b_i` per item row.
     public let offsets: [Float]
-    /// The table again in blocks of 8 items, dimension by dimension, for whole-catalogue scans
-    /// (see ``VectorKernels/blockRows(_:rows:stride:dimension:)``).
-    public let blockedTable: [Float]
-    /// ``offsets`` zero-padded to a whole number of blocks of 8.
-    public let blockedOffsets: [Float]
+    /// The table prepared for whole-catalogue top-k scans: Float32 blocks of 8 items for small
+    /// catalogues, an 8-bit copy with error bounds for large ones (see ``ItemScanTable``).
+    public let scanTable: ItemScanTable
 
     /// - Precondition: `table.count == ids.count * paddedStride(dimension)` and one offset per item.
     public init(dimension: Int, ids: [String], table: [Float], offsets: [Float]) {
@@ -28,8 +26,7 @@ public struct MaterializedFeatures: FeatureFunction {
         self.catalog = ItemCatalog(ids: ids)
         self.table = table
         self.offsets = offsets
-        blockedTable = VectorKernels.blockRows(table, rows: ids.count, stride: s, dimension: dimension)
-        blockedOffsets = offsets + [Float](repeating: 0, count: blockedTable.count / max(1, dimension) - ids.count)
+        scanTable = ItemScanTable(table: table, offsets: offsets, rows: ids.count, stride: s, dimension: dimension)
     }
 
     @inlinable

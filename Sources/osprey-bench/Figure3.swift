@@ -4,7 +4,9 @@ import OspreyMath
 /// size, on the serving path: the item table laid out in blocks of 8 items
 /// (`VectorKernels.blockRows`), scored 256 items at a time with `VectorKernels.scoreBlocks`,
 /// each chunk offered to a `TopKSelector`. The baseline scores the row-major table with
-/// `VectorKernels.scoreRows`, then sorts all (score, index) pairs.
+/// `VectorKernels.scoreRows`, then sorts all (score, index) pairs. The new path scans the 8-bit
+/// `QuantizedItemTable` with error bounds and rescores the few candidates exactly
+/// (`QuantizedItemTable.selectTopK`); its answer must equal the Float32 path's bit for bit.
 enum Figure3 {
     static let k = 10
     static let block = 256
@@ -20,9 +22,16 @@ enum Figure3 {
         let topK: Benchmark
         /// Scoring all n + full sort of (score, index) pairs + first k.
         let fullSort: Benchmark
+        /// The quantized scan with bounds + exact rescoring of candidates (`selectTopK`) + sorted().
+        let quantized: Benchmark
         /// The top-k answer equals the first k of the full sort (for every query).
         let agrees: Bool
-        var all: [Benchmark] { [scoreOnly, topK, fullSort] }
+        /// The quantized path's answer equals the Float32 blocked path's exactly (items and score bits).
+        let quantizedAgrees: Bool
+        /// Bytes per item: Float32 blocked table + padded offsets; quantized blocks.
+        let blockedBytesPerItem: Double
+        let quantizedBytesPerItem: Double
+        var all: [Benchmark] { [scoreOnly, topK, quantized, fullSort] }
     }
 
     /// A random item table, item biases (the `offsets`) and a few queries.
@@ -34,6 +43,8 @@ enum Figure3 {
         /// The table in blocks of 8 items, dimension-major, and the biases padded to match.
         let blocked: [Float]
         let blockedBias: [Float]
+        /// The table quantized to 8 bits with per-item bounds (the new serving path).
+        let quantized: QuantizedItemTable
 
         init(d: Int, n: Int, seed: UInt64) {
             self.d = d
@@ -55,6 +66,9 @@ enum Figure3 {
             }
             blocked = VectorKernels.blockRows(Array(UnsafeBufferPointer(start: table, count: n * stride)), rows: n, stride: stride, dimension: d)
             blockedBias = Array(UnsafeBufferPointer(start: bias, count: n)) + [Float](repeating: 0, count: (n + 7) / 8 * 8 - n)
+            quantized = QuantizedItemTable(
+                table: Array(UnsafeBufferPointer(start: table, count: n * stride)),
+                offsets: Array(UnsafeBufferPointer(start: bias, count: n)), rows: n, stride: stride, dimension: d)
         }
 
         /// Scores items `base..<base + rows` (base a multiple of 8) into `out` with the blocked kernel.
@@ -90,6 +104,14 @@ enum Figure3 {
             selector.offer(scores: UnsafeBufferPointer(start: buffer, count: rows), base: base)
             base += rows
         }
+        return selector.sorted()
+    }
+
+    /// Top-k with the quantized scan and exact rescoring of the candidates.
+    @inline(__always)
+    static func quantizedTopK(_ data: Data, query: UnsafePointer<Float>) -> [ScoredIndex] {
+        var selector = TopKSelector(k: k)
+        data.quantized.selectTopK(query: query, excluding: [], into: &selector)
         return selector.sorted()
     }
 
@@ -131,7 +153,7 @@ enum Figure3 {
         let scratch = Scratch(n: n)
         let s = data.stride
 
-        var agrees = true
+        var agrees = true, quantizedAgrees = true
         for query in 0..<queryCount {
             let qp = UnsafePointer(data.queries + query * s)
             // The two paths sum in different orders, so scores agree to rounding, not bit for bit.
@@ -140,6 +162,7 @@ enum Figure3 {
                 || zip(top, reference).contains(where: { abs($0.score - $1.score) > 1e-4 * max(1, abs($1.score)) }) {
                 agrees = false
             }
+            if quantizedTopK(data, query: qp) != top { quantizedAgrees = false }
         }
 
         let scoreOnly = Benchmark("figure 3 d=\(d) n=\(n) score only") { reps in
@@ -176,7 +199,20 @@ enum Figure3 {
             }
             consume(acc)
         }
-        return Case(d: d, n: n, scoreOnly: scoreOnly, topK: top, fullSort: full, agrees: agrees)
+        let quantized = Benchmark("figure 3 d=\(d) n=\(n) quantized top-10") { reps in
+            var acc: Float = 0
+            for _ in 0..<reps {
+                let qp = UnsafePointer(data.queries + (scratch.query & (queryCount - 1)) * s)
+                scratch.query &+= 1
+                acc += quantizedTopK(data, query: qp)[0].score
+            }
+            consume(acc)
+        }
+        return Case(
+            d: d, n: n, scoreOnly: scoreOnly, topK: top, fullSort: full, quantized: quantized,
+            agrees: agrees, quantizedAgrees: quantizedAgrees,
+            blockedBytesPerItem: Double((data.blocked.count + data.blockedBias.count) * 4) / Double(n),
+            quantizedBytesPerItem: Double(data.quantized.byteCount) / Double(n))
     }
 }
 

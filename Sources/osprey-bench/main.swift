@@ -3,10 +3,11 @@
 //   Figure 2 — online update latency vs d: Sherman–Morrison (`RidgeState.update`, amortized over
 //              its periodic refactor) against re-solving from the Gram matrix per observation.
 //   Figure 3 — top-k (k = 10) latency vs candidate-set size for d ∈ {10, 50, 100}: blocked
-//              scoring + bounded heap against scoring + a full sort.
+//              Float32 scoring + bounded heap, and the 8-bit quantized scan with error bounds +
+//              exact rescoring (QuantizedItemTable), against scoring + a full sort.
 //   plus a d = 50 dot product for orientation.
 //
-// Usage: osprey-bench [--quick] [--caches] [--build-label TEXT] [--note TEXT]...
+// Usage: osprey-bench [--quick] [--figure3 | --caches] [--build-label TEXT] [--note TEXT]...
 // Prints markdown to standard output; progress goes to standard error.
 
 import OspreyMath
@@ -21,6 +22,7 @@ var config = BenchConfig.full
 var buildLabel: String?
 var notes = [String]()
 var cacheStudy = false
+var onlyFigure3 = false
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
@@ -28,14 +30,17 @@ while let argument = arguments.next() {
         config = .quick
     case "--caches":
         cacheStudy = true
+    case "--figure3":
+        onlyFigure3 = true
     case "--build-label":
         buildLabel = arguments.next()
     case "--note":
         if let note = arguments.next() { notes.append(note) }
     case "-h", "--help":
-        print("usage: osprey-bench [--quick] [--build-label TEXT] [--note TEXT]...")
+        print("usage: osprey-bench [--quick] [--figure3 | --caches] [--build-label TEXT] [--note TEXT]...")
         print("  --quick             far fewer repetitions (a smoke test; numbers are rough)")
         print("  --caches            instead of the figures, the prediction cache's eviction-policy study")
+        print("  --figure3           run only figure 3 (top-k), not the dot product and figure 2")
         print("  --build-label TEXT  describe the build settings (default: read from the SwiftPM build description)")
         print("  --note TEXT         add a line to the header (e.g. the source revision measured)")
         exit(0)
@@ -69,61 +74,66 @@ emit()
 
 progress("preparing data …")
 let dotBench = DotBench.make(d: 50)
-let figure2 = [10, 20, 50, 100, 200].map { Figure2.make(d: $0) }
+let figure2 = onlyFigure3 ? [] : [10, 20, 50, 100, 200].map { Figure2.make(d: $0) }
 let figure3 = [10, 50, 100].flatMap { d in [100, 1_000, 10_000, 100_000].map { Figure3.make(d: d, n: $0) } }
-runInterleaved([dotBench] + figure2.flatMap(\.all) + figure3.flatMap(\.all), config: config)
+runInterleaved((onlyFigure3 ? [] : [dotBench]) + figure2.flatMap(\.all) + figure3.flatMap(\.all), config: config)
 for c in figure2 where c.pool.failures > 0 {
     progress("warning: d=\(c.d): \(c.pool.failures) refactor/solve failures (not positive definite)")
 }
-let dot = dotBench.stats
+if !onlyFigure3 {
+    let dot = dotBench.stats
 
-emit("## Orientation: dot product, d = 50 (stride 56)")
-emit()
-emit(tableHeader(["kernel", "median", "p90", "batch"]))
-emit(row(["`VectorKernels.dot`, d = 50 (throughput)", formatNs(dot.median), formatNs(dot.p90), String(dot.inner)]))
-emit()
+    emit("## Orientation: dot product, d = 50 (stride 56)")
+    emit()
+    emit(tableHeader(["kernel", "median", "p90", "batch"]))
+    emit(row(["`VectorKernels.dot`, d = 50 (throughput)", formatNs(dot.median), formatNs(dot.p90), String(dot.inner)]))
+    emit()
 
-// MARK: Figure 2
+    // MARK: Figure 2
 
-emit("## Figure 2: online update latency vs d")
-emit()
-emit("(a) Sherman–Morrison `RidgeState.update` (λ = 1, zero prior; features ‖f‖ ≈ 1, padded to the stride). *Amortized* batches are multiples of 2 × \(RidgeState.refactorInterval) updates, so each holds its share of the refactor every \(RidgeState.refactorInterval) updates; *no refactor* times batches of \(RidgeState.refactorInterval - 1) updates between refactors; `refactor()` is one O(d³) recompute of A⁻¹ and w in Double.")
-emit()
-emit(tableHeader(["d", "amortized median", "amortized p90", "no-refactor median", "no-refactor p90", "refactor() median", "refactor() p90", "refactor share of amortized", "batch (amortized)"]))
-for r in figure2 {
-    let share = r.refactor.stats.median / Double(RidgeState.refactorInterval) / r.amortized.stats.median * 100
-    emit(row([
-        String(r.d), formatNs(r.amortized.stats.median), formatNs(r.amortized.stats.p90),
-        formatNs(r.shermanMorrison.stats.median), formatNs(r.shermanMorrison.stats.p90),
-        formatNs(r.refactor.stats.median), formatNs(r.refactor.stats.p90),
-        fixed(share, 1) + " %", String(r.amortized.stats.inner),
-    ]))
+    emit("## Figure 2: online update latency vs d")
+    emit()
+    emit("(a) Sherman–Morrison `RidgeState.update` (λ = 1, zero prior; features ‖f‖ ≈ 1, padded to the stride). *Amortized* batches are multiples of 2 × \(RidgeState.refactorInterval) updates, so each holds its share of the refactor every \(RidgeState.refactorInterval) updates; *no refactor* times batches of \(RidgeState.refactorInterval - 1) updates between refactors; `refactor()` is one O(d³) recompute of A⁻¹ and w in Double.")
+    emit()
+    emit(tableHeader(["d", "amortized median", "amortized p90", "no-refactor median", "no-refactor p90", "refactor() median", "refactor() p90", "refactor share of amortized", "batch (amortized)"]))
+    for r in figure2 {
+        let share = r.refactor.stats.median / Double(RidgeState.refactorInterval) / r.amortized.stats.median * 100
+        emit(row([
+            String(r.d), formatNs(r.amortized.stats.median), formatNs(r.amortized.stats.p90),
+            formatNs(r.shermanMorrison.stats.median), formatNs(r.shermanMorrison.stats.p90),
+            formatNs(r.refactor.stats.median), formatNs(r.refactor.stats.p90),
+            fixed(share, 1) + " %", String(r.amortized.stats.inner),
+        ]))
+    }
+    emit()
+    emit("(b) Naive baseline: per observation, A += f fᵀ and b += t f in Double, then x = `Cholesky.solve(A, n: d, b)` (O(d³)).")
+    emit()
+    emit(tableHeader(["d", "naive median", "naive p90", "naive / SM amortized (median)", "batch"]))
+    for r in figure2 {
+        emit(row([
+            String(r.d), formatNs(r.naive.stats.median), formatNs(r.naive.stats.p90),
+            ratio(r.naive.stats.median, r.amortized.stats.median), String(r.naive.stats.inner),
+        ]))
+    }
+    emit()
 }
-emit()
-emit("(b) Naive baseline: per observation, A += f fᵀ and b += t f in Double, then x = `Cholesky.solve(A, n: d, b)` (O(d³)).")
-emit()
-emit(tableHeader(["d", "naive median", "naive p90", "naive / SM amortized (median)", "batch"]))
-for r in figure2 {
-    emit(row([
-        String(r.d), formatNs(r.naive.stats.median), formatNs(r.naive.stats.p90),
-        ratio(r.naive.stats.median, r.amortized.stats.median), String(r.naive.stats.inner),
-    ]))
-}
-emit()
 
 // MARK: Figure 3
 
 emit("## Figure 3: top-k latency (k = \(Figure3.k)) vs candidate-set size")
 emit()
-emit("Random item table, per-item bias as `offsets`, one query per operation (16 queries cycled). *Score only*: the serving path's `VectorKernels.scoreBlocks` over the table laid out in blocks of 8 items (`blockRows`), \(Figure3.block) items at a time into a buffer. *Top-10*: that + `TopKSelector(k: 10).offer(scores:base:)` per chunk + `sorted()`. *Full sort* (baseline): score the row-major table with `scoreRows`, then `sorted(by:)` on all (score, index) pairs and take 10. ✓ = the top-10 items equal the full sort's first 10 (scores to 1e-4 relative) for all 16 queries.")
+emit("Random item table, per-item bias as `offsets`, one query per operation (16 queries cycled). *Score only*: the Float32 path's `VectorKernels.scoreBlocks` over the table laid out in blocks of 8 items (`blockRows`), \(Figure3.block) items at a time into a buffer. *Top-10 (Float32)*: that + `TopKSelector(k: 10).offer(scores:base:)` per chunk + `sorted()` (the serving path before issue 4). *Top-10 (int8 + bounds)*: `QuantizedItemTable.selectTopK` — one pass over the 8-bit table computing approximate scores and rigorous error bounds, exact Float32 rescoring of the candidates whose upper bound reaches the k-th best lower bound — + `sorted()`. *Full sort* (baseline): score the row-major table with `scoreRows`, then `sorted(by:)` on all (score, index) pairs and take 10. *Same answer*: ✓ = Float32 top-10 items equal the full sort's first 10 (scores to 1e-4 relative) and int8 top-10 equals Float32 top-10 exactly (items and score bits), for all 16 queries. Bytes per item: the scan's table (Float32 blocked + offsets, or the int8 blocks with their headers).")
 emit()
-emit(tableHeader(["d", "items", "score only (median)", "top-10 median", "top-10 p90", "top-10 per item", "full sort median", "full sort p90", "full sort / top-10", "same answer"]))
+emit(tableHeader(["d", "items", "score only (median)", "top-10 Float32 median", "top-10 Float32 p90", "top-10 int8 median", "top-10 int8 p90", "Float32 / int8", "full sort median", "full sort / int8", "bytes per item F32 → int8", "same answer"]))
 for r in figure3 {
     emit(row([
         String(r.d), String(r.n), formatNs(r.scoreOnly.stats.median),
-        formatNs(r.topK.stats.median), formatNs(r.topK.stats.p90), formatNs(r.topK.stats.median / Double(r.n)),
-        formatNs(r.fullSort.stats.median), formatNs(r.fullSort.stats.p90),
-        ratio(r.fullSort.stats.median, r.topK.stats.median), r.agrees ? "✓" : "✗ MISMATCH",
+        formatNs(r.topK.stats.median), formatNs(r.topK.stats.p90),
+        formatNs(r.quantized.stats.median), formatNs(r.quantized.stats.p90),
+        ratio(r.topK.stats.median, r.quantized.stats.median),
+        formatNs(r.fullSort.stats.median), ratio(r.fullSort.stats.median, r.quantized.stats.median),
+        fixed(r.blockedBytesPerItem, 0) + " → " + fixed(r.quantizedBytesPerItem, 0),
+        (r.agrees ? "✓" : "✗ MISMATCH (Float32 vs full sort)") + (r.quantizedAgrees ? " ✓" : " ✗ MISMATCH (int8 vs Float32)"),
     ]))
 }
 emit()
@@ -138,8 +148,12 @@ if let u = figure2.first(where: { $0.d == 50 }) {
               u.amortized.stats.median <= 1_000 ? "yes" : "**no** (\(ratio(u.amortized.stats.median, 1_000)) the target)"]))
 }
 if let t = figure3.first(where: { $0.d == 50 && $0.n == 10_000 }) {
-    emit(row(["top-10 of 10,000 items, d = 50 ≤ 60 µs", formatNs(t.topK.stats.median), formatNs(t.topK.stats.p90),
-              t.topK.stats.median <= 60_000 ? "yes" : "**no** (\(ratio(t.topK.stats.median, 60_000)) the target)"]))
+    emit(row(["top-10 of 10,000 items, d = 50 ≤ 60 µs (int8 + bounds)", formatNs(t.quantized.stats.median), formatNs(t.quantized.stats.p90),
+              t.quantized.stats.median <= 60_000 ? "yes" : "**no** (\(ratio(t.quantized.stats.median, 60_000)) the target)"]))
+}
+if let t = figure3.first(where: { $0.d == 50 && $0.n == 100_000 }) {
+    emit(row(["top-10 of 100,000 items, d = 50 ≤ 500 µs (int8 + bounds)", formatNs(t.quantized.stats.median), formatNs(t.quantized.stats.p90),
+              t.quantized.stats.median <= 500_000 ? "yes" : "**no** (\(ratio(t.quantized.stats.median, 500_000)) the target)"]))
 }
 emit()
 let elapsed = (clock.now - started).nanoseconds

@@ -1,0 +1,143 @@
+extension QuantizedItemTable {
+    /// Offers the exact top `selector.k` items for `query` to `selector`: the same items and
+    /// Float32 scores as scoring every row with ``VectorKernels/scoreBlocks(blocked:dimension:blocks:broadcast:offsets:out:)``
+    /// and offering all of them (NaN scores never selected, ties by lower index).
+    ///
+    /// One pass over the quantized blocks computes approximate scores and error bounds (see the
+    /// type's documentation) and keeps the k best lower bounds in a bounded heap; an item is a
+    /// candidate only if its upper bound reaches the current k-th best lower bound (one SIMD
+    /// compare per 8 items decides). Candidates still reaching the final bound, and the rows
+    /// kept exact, are rescored with ``Int8Kernels/exactScore(row:query:dimension:offset:)``.
+    /// `query` holds at least `dimension` floats; rows in `excluded` (ascending) are left out.
+    ///
+    /// Cost: O(items · d) reading d + 12 bytes per item, plus O(c · (d + log k)) for c candidates
+    /// (typically k plus a few; up to every item when scores tie within the bound or k ≥ items),
+    /// plus O(e) for e excluded rows. A non-finite query takes the exact O(items · d) scan.
+    public func selectTopK(query: UnsafePointer<Float>, excluding excluded: [Int], into selector: inout TopKSelector) {
+        guard rows > 0 else { return }
+        let d = dimension
+        var norm2 = 0.0
+        var maxAbs: Float = 0
+        for k in 0..<d {
+            norm2 += Double(query[k]) * Double(query[k])
+            maxAbs = max(maxAbs, abs(query[k]))
+        }
+        let norm = norm2.squareRoot()
+        guard norm.isFinite, norm * maxNorm <= Self.hugeLimit else {
+            return selectExactly(query: query, excluding: excluded, into: &selector)
+        }
+        let step = maxAbs / Float(queryLevels)
+        withUnsafeTemporaryAllocation(of: SIMD8<Int16>.self, capacity: max(1, pairs)) { buffer in
+            let queryPairs = buffer.baseAddress!
+            // Quantize the query and measure what that cost: ‖q − σq̃‖ must stay within εQ.
+            var error2 = 0.0
+            let inverse = step > 0 ? Double(queryLevels) / Double(maxAbs) : 0
+            let limit = Double(queryLevels)
+            func level(_ k: Int) -> Int16 {
+                guard k < d else { return 0 }
+                let q = Double(query[k])
+                // Any level is sound (the check below measures the actual error); nearest is tightest.
+                let level = Self.roundedToInteger(min(limit, max(-limit, q * inverse)))
+                let e = q - Double(step) * level
+                error2 += e * e
+                return Int16(level)
+            }
+            var levelSum = 0
+            for p in 0..<pairs {
+                let a = level(2 * p), b = level(2 * p + 1)
+                queryPairs[p] = SIMD8(a, b, a, b, a, b, a, b)
+                levelSum += Int(a) + Int(b)
+            }
+            guard error2.squareRoot() <= 0.99 * epsilon * norm else {
+                return selectExactly(query: query, excluding: excluded, into: &selector)
+            }
+            scan(query: query, queryPairs: queryPairs, lowBias: Int32(truncatingIfNeeded: 128 * levelSum),
+                 step: step, norm: Self.roundedUp(norm),
+                 excluding: excluded, into: &selector)
+        }
+    }
+
+    /// The bounded scan of ``selectTopK(query:excluding:into:)`` once the query is quantized.
+    @inline(__always)
+    func scan(query: UnsafePointer<Float>, queryPairs: UnsafePointer<SIMD8<Int16>>, lowBias: Int32, step: Float, norm: Float,
+              excluding excluded: [Int], into selector: inout TopKSelector) {
+        let k = selector.k
+        var lowerBounds = TopKSelector(k: k)
+        var bound = -Float.infinity  // the k-th best lower bound so far
+        var candidates: [ScoredIndex] = []  // (row, upper bound)
+        candidates.reserveCapacity(4 * k + 32)
+        var nextExcluded = 0
+        let blockCount = (rows + 7) / 8
+        let pairs = self.pairs, blockBytes = self.blockBytes
+        let stepV = SIMD4<Float>(repeating: step), normV = SIMD4<Float>(repeating: norm)
+        let slackV = SIMD4<Float>(repeating: slack)
+        blocks.withUnsafeBytes { raw in
+            let base = raw.baseAddress!
+            for b in 0..<blockCount {
+                let header = base + b * blockBytes
+                let dots = Int8Kernels.dotBlock(
+                    header + Self.headerBytes, queryPairs: queryPairs, pairs: pairs, lowBias: lowBias)
+                let scaleLow = header.loadUnaligned(fromByteOffset: 0, as: SIMD4<Float>.self)
+                let scaleHigh = header.loadUnaligned(fromByteOffset: 16, as: SIMD4<Float>.self)
+                let radiusLow = header.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self)
+                let radiusHigh = header.loadUnaligned(fromByteOffset: 48, as: SIMD4<Float>.self)
+                let offsetLow = header.loadUnaligned(fromByteOffset: 64, as: SIMD4<Float>.self)
+                let offsetHigh = header.loadUnaligned(fromByteOffset: 80, as: SIMD4<Float>.self)
+                let approxLow = offsetLow + (SIMD4<Float>(dots.low) * scaleLow) * stepV
+                let approxHigh = offsetHigh + (SIMD4<Float>(dots.high) * scaleHigh) * stepV
+                let errorLow = normV * radiusLow + slackV
+                let errorHigh = normV * radiusHigh + slackV
+                let upperLow = approxLow + errorLow, upperHigh = approxHigh + errorHigh
+                let boundV = SIMD4<Float>(repeating: bound)
+                // NaN (padding, exact rows) compares false.
+                guard any((upperLow .>= boundV) .| (upperHigh .>= boundV)) else { continue }
+                let lowerLow = approxLow - errorLow, lowerHigh = approxHigh - errorHigh
+                for lane in 0..<8 {
+                    let upper = lane < 4 ? upperLow[lane] : upperHigh[lane - 4]
+                    guard upper >= bound else { continue }
+                    let row = b * 8 + lane
+                    while nextExcluded < excluded.count && excluded[nextExcluded] < row { nextExcluded += 1 }
+                    if nextExcluded < excluded.count && excluded[nextExcluded] == row { continue }
+                    candidates.append(ScoredIndex(index: row, score: upper))
+                    lowerBounds.offer(index: row, score: lane < 4 ? lowerLow[lane] : lowerHigh[lane - 4])
+                    bound = lowerBounds.threshold
+                }
+            }
+        }
+        exactTable.withUnsafeBufferPointer { table in
+            let t = table.baseAddress!
+            for c in candidates where c.score >= bound {
+                selector.offer(index: c.index, score: Int8Kernels.exactScore(
+                    row: t + c.index * stride, query: query, dimension: dimension, offset: offsets[c.index]))
+            }
+            for row in exactRows where !Self.contains(excluded, row) {
+                selector.offer(index: row, score: Int8Kernels.exactScore(
+                    row: t + row * stride, query: query, dimension: dimension, offset: offsets[row]))
+            }
+        }
+    }
+
+    /// Scores every row exactly (the fallback for queries the bound cannot cover). O(items · d).
+    func selectExactly(query: UnsafePointer<Float>, excluding excluded: [Int], into selector: inout TopKSelector) {
+        var nextExcluded = 0
+        exactTable.withUnsafeBufferPointer { table in
+            let t = table.baseAddress!
+            for row in 0..<rows {
+                while nextExcluded < excluded.count && excluded[nextExcluded] < row { nextExcluded += 1 }
+                if nextExcluded < excluded.count && excluded[nextExcluded] == row { continue }
+                selector.offer(index: row, score: Int8Kernels.exactScore(
+                    row: t + row * stride, query: query, dimension: dimension, offset: offsets[row]))
+            }
+        }
+    }
+
+    /// Binary search in an ascending array. O(log n).
+    static func contains(_ sorted: [Int], _ value: Int) -> Bool {
+        var lo = 0, hi = sorted.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if sorted[mid] < value { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < sorted.count && sorted[lo] == value
+    }
+}
