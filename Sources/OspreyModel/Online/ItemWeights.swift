@@ -23,6 +23,11 @@ import OspreyMath
 /// read; ``materialized()`` freezes it into a new immutable table.
 ///
 /// Memory: one ``RidgeState`` per item, about `2·(d+1)·stride` floats (≈ 23 KB at d = 50).
+///
+/// For the serving engine: unlike a user's state, an item's state is written by observations of
+/// every user, so updates partitioned by uid (DESIGN.md §7) meet on popular items; an engine
+/// adopting this needs per-item locks (the state is per item, so striping by item row works) and,
+/// since the prediction and feature caches hold rows, to invalidate an item's entries when it moves.
 public struct ItemWeights: FeatureFunction {
     /// Settings of the item-side updates.
     public struct Configuration: Sendable {
