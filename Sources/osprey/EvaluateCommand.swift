@@ -17,7 +17,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Ratings file (MovieLens u.data, ratings.dat, or CSV with a header).") var ratings: String
     @OptionGroup var training: TrainingOptions
     @Flag(help: "Fit ALS without user and item bias terms (plain μ + p_u·q_i).") var noBiases = false
-    @Option(help: "Item-side updates: which side learns an observation first (item-first, user-first).")
+    @Option(help: "Item-side updates: which side learns an observation first.")
     var itemOrder: OnlineOfflineExperiment.ItemUpdates.Order = .itemFirst
     @Option(help: "Item-side ridge penalty λ; default: the training λ and its scaling.") var itemLambda: Float?
     @Flag(help: "Item-side updates learn the item factors only, not the item offsets μ + b_i.") var noItemOffsets = false
