@@ -2,7 +2,8 @@ import Dispatch
 
 /// Explicit-feedback matrix factorization by alternating least squares, with a global mean and
 /// user and item biases folded into the vectors so the result is a personalized linear model:
-/// `prediction(u, i) = μ + b_i + [p_u; c_u] · [q_i; 1]`.
+/// `prediction(u, i) = μ + b_i + [p_u; c_u] · [q_i; 1]`. Without biases
+/// (``Configuration/biases`` false) it is plain `μ + p_u · q_i`, D = d.
 ///
 /// Each half-iteration solves one ridge regression per row (per user given the item features,
 /// then per item given the user features), spread over `threads` cores. With n ratings, d factors
@@ -12,6 +13,8 @@ public enum ALS {
     public struct Configuration: Sendable {
         /// Latent factors d (the vectors have d + 1 entries with the bias).
         public var dimension: Int
+        /// Fit user and item bias terms (folded into the vectors); false fits `μ + p_u · q_i`.
+        public var biases: Bool
         /// Ridge penalty λ on every weight, biases included.
         public var lambda: Float
         /// Scale each row's penalty by its number of ratings (λ·n, as ALS-WR does), so heavy
@@ -25,8 +28,9 @@ public enum ALS {
         public var threads: Int
 
         public init(dimension: Int = 20, lambda: Float = 5, scaleLambdaByCount: Bool = false, iterations: Int = 10,
-                    seed: UInt64 = 1, threads: Int = 2) {
+                    seed: UInt64 = 1, threads: Int = 2, biases: Bool = true) {
             self.dimension = dimension
+            self.biases = biases
             self.lambda = lambda
             self.scaleLambdaByCount = scaleLambdaByCount
             self.iterations = iterations
@@ -48,11 +52,11 @@ public enum ALS {
         public let dimension: Int
         public let stride: Int
         public let mean: Float
-        /// `[p_u; c_u]` per user: the user weights.
+        /// `[p_u; c_u]` per user: the user weights (`p_u` without biases).
         public var userWeights: [Float]
-        /// `[q_i; 1]` per item: the materialized feature table θ.
+        /// `[q_i; 1]` per item: the materialized feature table θ (`q_i` without biases).
         public var itemFeatures: [Float]
-        /// `b_i` per item (the item bias; the label offset is `mean + b_i`).
+        /// `b_i` per item (the item bias; the label offset is `mean + b_i`; zero without biases).
         public var itemBiases: [Float]
         public let userCount: Int
         public let itemCount: Int
@@ -88,7 +92,7 @@ public enum ALS {
     ) -> Factors {
         let clock = ContinuousClock()
         let start = clock.now
-        let d = c.dimension, dim = d + 1
+        let d = c.dimension, dim = c.biases ? d + 1 : d
         let s = VectorKernels.paddedStride(dim)
         let mean = labels.isEmpty ? 0 : Float(labels.reduce(0.0) { $0 + Double($1) } / Double(labels.count))
         let byUser = SparseRows(rowCount: userCount, rows: users, columns: items, labels: labels)
@@ -99,7 +103,7 @@ public enum ALS {
         var itemFeatures = [Float](repeating: 0, count: itemCount * s)
         for i in 0..<itemCount {
             for k in 0..<d { itemFeatures[i * s + k] = Float(rng.nextGaussian()) * 0.1 }
-            itemFeatures[i * s + d] = 1
+            if c.biases { itemFeatures[i * s + d] = 1 }
         }
         var itemOffsets = [Float](repeating: mean, count: itemCount)
         var userFeatures = [Float](repeating: 0, count: userCount * s)
@@ -113,16 +117,16 @@ public enum ALS {
                       lambda: c.lambda, scaled: c.scaleLambdaByCount, threads: c.threads, into: &userWeights)
             for u in 0..<userCount {
                 for k in 0..<d { userFeatures[u * s + k] = userWeights[u * s + k] }
-                userFeatures[u * s + d] = 1
-                userOffsets[u] = mean + userWeights[u * s + d]
+                if c.biases { userFeatures[u * s + d] = 1 }
+                userOffsets[u] = mean + (c.biases ? userWeights[u * s + d] : 0)
             }
             // Item step: [q_i; b_i] given features [p_u; 1] and offsets μ + c_u.
             solveRows(byItem, features: userFeatures, offsets: userOffsets, stride: s, dimension: dim,
                       lambda: c.lambda, scaled: c.scaleLambdaByCount, threads: c.threads, into: &itemSolution)
             for i in 0..<itemCount {
                 for k in 0..<d { itemFeatures[i * s + k] = itemSolution[i * s + k] }
-                itemFeatures[i * s + d] = 1
-                itemOffsets[i] = mean + itemSolution[i * s + d]
+                if c.biases { itemFeatures[i * s + d] = 1 }
+                itemOffsets[i] = mean + (c.biases ? itemSolution[i * s + d] : 0)
             }
             if iteration == c.iterations || c.iterations <= 1 {
                 // End on a user step so W is exactly the ridge solution for the final θ: online

@@ -24,4 +24,17 @@ struct OnlineOfflineExperimentTests {
         #expect(r.retrainRMSE < r.initialRMSE)
         #expect(r.recovered > 0)
     }
+
+    /// On drifting data whose items have few initial ratings (~20 each), also learning the
+    /// items' rows online beats learning the user weights alone by a wide margin (0.04–0.09 RMSE
+    /// on seeds 5–8 in the release build; asserted: 0.02).
+    @Test(arguments: [5, 6] as [UInt64])
+    func itemSideUpdatesBeatUserOnlyUpdatesOnDriftingData(seed: UInt64) throws {
+        let ratings = try SyntheticRatings(.init(users: 400, items: 400, ratings: 16_000, dimension: 4, noise: 0.3, seed: seed,
+                                                 drift: 0.5, driftAt: 0.5)).ratings()
+        let r = try OnlineOfflineExperiment(configuration: .init(factors: 4, lambda: 0.05, scaleLambda: true, iterations: 6)).run(ratings: ratings)
+        #expect(r.onlineRMSE < r.initialRMSE)
+        #expect(r.itemOnlineRMSE < r.onlineRMSE - 0.02, "users only \(r.onlineRMSE), users and items \(r.itemOnlineRMSE)")
+        #expect(r.recoveredWithItems > r.recovered)
+    }
 }

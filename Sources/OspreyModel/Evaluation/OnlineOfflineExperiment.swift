@@ -2,14 +2,16 @@ import Foundation
 import OspreyMath
 
 /// The online-versus-offline experiment of Velox §4.2: how much of a full retrain's accuracy
-/// gain do online updates of the user weights recover?
+/// gain do online updates recover?
 ///
 /// Each user's ratings are split by time: the first half trains the initial model, the next 70%
-/// of the rest are streamed as observations (in time order, learned with the same exact
-/// Sherman–Morrison updates the server runs), and the last 30% are held out. Held-out RMSE is
-/// reported for the initial model, the model after online updates, and a full retrain on the
-/// initial and streamed ratings. Held-out ratings of items the initial model does not know are
-/// left out of all three, so the three are scored on the same pairs.
+/// of the rest are streamed as observations (in time order), and the last 30% are held out.
+/// Held-out RMSE is reported for the initial model; after online updates of the user weights
+/// only (what Velox does: the same exact Sherman–Morrison updates the server runs); after online
+/// updates of the user weights and of the items' rows (``ItemWeights``, as Oryx's speed layer
+/// does); and after a full retrain on the initial and streamed ratings. Held-out ratings of items
+/// the initial model does not know are left out of all of them, so all are scored on the same
+/// pairs.
 public struct OnlineOfflineExperiment: Sendable {
     /// The experiment's outcome.
     public struct Result: Sendable, Equatable {
@@ -19,18 +21,56 @@ public struct OnlineOfflineExperiment: Sendable {
         /// Held-out ratings left out because the initial model does not know the item.
         public var heldOutSkipped: Int
         public var initialRMSE: Double
+        /// After online updates of the user weights only (Velox).
         public var onlineRMSE: Double
+        /// After online updates of the user weights and the items' rows.
+        public var itemOnlineRMSE: Double
         public var retrainRMSE: Double
 
-        /// The share of the retrain's RMSE reduction that online updates achieved.
+        /// The share of the retrain's RMSE reduction that online updates of the user weights
+        /// achieved.
         public var recovered: Double { (initialRMSE - onlineRMSE) / (initialRMSE - retrainRMSE) }
+        /// The share of the retrain's RMSE reduction that online updates of users and items
+        /// achieved (above 1: better than the retrain).
+        public var recoveredWithItems: Double { (initialRMSE - itemOnlineRMSE) / (initialRMSE - retrainRMSE) }
+    }
+
+    /// How the streamed observations are learned into the items' rows.
+    public struct ItemUpdates: Sendable {
+        /// Which side learns an observation first. Item first measured better (BENCHMARKS.md):
+        /// the item then learns the user's honest prequential error, not the smaller residual left
+        /// once the user has absorbed the observation.
+        public enum Order: String, Sendable, CaseIterable {
+            /// The user against the item's current row, then the item with the user's updated weights.
+            case userFirst = "user-first"
+            /// The item with the user's current weights, then the user against the item's updated row.
+            case itemFirst = "item-first"
+        }
+
+        public var order: Order
+        /// The items' ridge penalty; nil uses the training λ (and its scaling by count).
+        public var lambda: Float?
+        /// Learn the items' label offsets (`μ + b_i`) as well as their factors.
+        public var learnsOffset: Bool
+        /// Start from the served rows (true) or re-solve them from the training data (false).
+        public var startFromServedRows: Bool
+
+        public init(order: Order = .itemFirst, lambda: Float? = nil, learnsOffset: Bool = true, startFromServedRows: Bool = true) {
+            self.order = order
+            self.lambda = lambda
+            self.learnsOffset = learnsOffset
+            self.startFromServedRows = startFromServedRows
+        }
     }
 
     public var configuration: Trainer.Configuration
+    public var itemUpdates: ItemUpdates
     public var log: @Sendable (String) -> Void
 
-    public init(configuration: Trainer.Configuration = .init(), log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(configuration: Trainer.Configuration = .init(), itemUpdates: ItemUpdates = .init(),
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.configuration = configuration
+        self.itemUpdates = itemUpdates
         self.log = log
     }
 
@@ -52,7 +92,7 @@ public struct OnlineOfflineExperiment: Sendable {
         return (train, stream, heldOut)
     }
 
-    /// Runs the experiment. O(two trainings + streamed · d²).
+    /// Runs the experiment. O(two trainings + items' states (n·d² + items·d³) + streamed · d²).
     /// - Throws: ``Trainer/ConfigurationError`` when a training step cannot run.
     public func run(ratings: [Rating]) throws -> Result {
         let (train, stream, heldOut) = Self.split(ratings)
@@ -61,36 +101,72 @@ public struct OnlineOfflineExperiment: Sendable {
         let initial = try trainer.train(model: "evaluate", number: 1, parent: nil, ratings: train)
         let v = initial.version
         let scored = heldOut.filter { v.features.catalog.row(of: $0.item) != nil }
+        let trainedUsers = Dictionary(uniqueKeysWithValues: initial.users.map { ($0.uid, $0.state) })
+        let initialRMSE = Self.rmse(scored, features: v.features, prior: v.prior, users: trainedUsers)
 
-        var users = Dictionary(uniqueKeysWithValues: initial.users.map { ($0.uid, $0.state) })
-        let initialRMSE = Self.rmse(scored, version: v, users: users)
+        var users = trainedUsers
         for o in stream {
             guard let row = v.features.catalog.row(of: o.item) else { continue }
-            var state = users[o.uid] ?? RidgeState(prior: v.prior, lambda: v.lambda)
-            v.features.withFeatures(item: row) { f, offset in _ = state.update(features: f, target: o.label - offset) }
-            users[o.uid] = state
+            Self.learnUser(o, row: row, features: v.features, version: v, users: &users)
         }
-        let onlineRMSE = Self.rmse(scored, version: v, users: users)
+        let onlineRMSE = Self.rmse(scored, features: v.features, prior: v.prior, users: users)
+        users = [:]
+
+        log("item-side online updates: \(itemUpdates.order.rawValue), \(itemUpdates.learnsOffset ? "factors and offsets" : "factors only"), from the \(itemUpdates.startFromServedRows ? "served rows" : "re-solved rows")")
+        let mean = Float(train.reduce(0.0) { $0 + Double($1.label) } / Double(train.count))
+        var items = try ItemWeights(
+            features: v.features, ratings: train, userWeights: { trainedUsers[$0]?.weights },
+            configuration: .init(
+                lambda: itemUpdates.lambda ?? v.metadata.lambda,
+                scaledLambda: itemUpdates.lambda == nil && v.metadata.scaledLambda,
+                learnsOffset: itemUpdates.learnsOffset, hasBiasFeature: configuration.biases,
+                start: itemUpdates.startFromServedRows ? .servedRows : .ridgeSolution(mean: mean)),
+            threads: configuration.threads)
+        users = trainedUsers
+        for o in stream {
+            guard let row = items.catalog.row(of: o.item) else { continue }
+            switch itemUpdates.order {
+            case .userFirst:
+                Self.learnUser(o, row: row, features: items, version: v, users: &users)
+                users[o.uid]!.weights.withUnsafeBufferPointer { _ = items.learn(item: row, userWeights: $0.baseAddress!, label: o.label) }
+            case .itemFirst:
+                let w = users[o.uid]?.weights ?? (v.prior + [Float](repeating: 0, count: v.features.stride - v.dimension))
+                w.withUnsafeBufferPointer { _ = items.learn(item: row, userWeights: $0.baseAddress!, label: o.label) }
+                Self.learnUser(o, row: row, features: items, version: v, users: &users)
+            }
+        }
+        let itemOnlineRMSE = Self.rmse(scored, features: items, prior: v.prior, users: users)
+        users = [:]
 
         log("full retrain on \(train.count + stream.count) ratings")
         let retrained = try trainer.train(model: "evaluate", number: 2, parent: 1, ratings: train + stream)
         let retrainUsers = Dictionary(uniqueKeysWithValues: retrained.users.map { ($0.uid, $0.state) })
-        let retrainRMSE = Self.rmse(scored, version: retrained.version, users: retrainUsers)
+        let retrainRMSE = Self.rmse(scored, features: retrained.version.features, prior: retrained.version.prior, users: retrainUsers)
         return Result(
             trainingRatings: train.count, streamedRatings: stream.count, heldOutRatings: scored.count,
             heldOutSkipped: heldOut.count - scored.count,
-            initialRMSE: initialRMSE, onlineRMSE: onlineRMSE, retrainRMSE: retrainRMSE)
+            initialRMSE: initialRMSE, onlineRMSE: onlineRMSE, itemOnlineRMSE: itemOnlineRMSE, retrainRMSE: retrainRMSE)
     }
 
-    /// Held-out RMSE of a version with the given users' states (others scored with the prior;
-    /// items the version does not know are skipped). O(n·d).
-    static func rmse(_ ratings: [Rating], version v: ModelVersion, users: [String: RidgeState]) -> Double {
-        let prior = v.prior + [Float](repeating: 0, count: v.features.stride - v.dimension)
+    /// One exact ridge update of the observing user's weights against item `row`'s current
+    /// features (a user new to the version starts from the prior). O(d²).
+    static func learnUser(_ o: Rating, row: Int, features: some FeatureFunction, version v: ModelVersion, users: inout [String: RidgeState]) {
+        features.withFeatures(item: row) { f, offset in
+            _ = users[o.uid, default: RidgeState(prior: v.prior, lambda: v.lambda)].update(features: f, target: o.label - offset)
+        }
+    }
+
+    /// Held-out RMSE of the given features with the given users' states (others scored with the
+    /// prior; items the features do not know are skipped). O(n·d).
+    static func rmse(_ ratings: [Rating], features: some FeatureFunction, prior: [Float], users: [String: RidgeState]) -> Double {
+        let prior = prior + [Float](repeating: 0, count: features.stride - features.dimension)
         var sum = 0.0, n = 0
         for r in ratings {
-            guard let row = v.features.catalog.row(of: r.item) else { continue }
+            guard let row = features.catalog.row(of: r.item) else { continue }
             let w = users[r.uid]?.weights ?? prior
-            let p = w.withUnsafeBufferPointer { v.features.score(weights: $0.baseAddress!, item: row) }
+            let p = w.withUnsafeBufferPointer { wp in
+                features.withFeatures(item: row) { f, offset in offset + VectorKernels.dot(wp.baseAddress!, f, count: features.stride) }
+            }
             sum += Double(p - r.label) * Double(p - r.label)
             n += 1
         }

@@ -23,10 +23,14 @@ public struct Trainer: Sendable {
         public var lambdaCandidates: [Regularization]
         /// The share of each user's latest ratings held out to choose λ.
         public var validationShare: Double
+        /// Fit user and item bias terms (folded into the vectors: weights `[p_u; c_u]`, features
+        /// `[q_i; 1]`, offsets `μ + b_i`); false fits plain `μ + p_u · q_i`.
+        public var biases: Bool
 
         public init(factors: Int = 20, lambda: Float? = nil, scaleLambda: Bool = false, iterations: Int = 10,
                     seed: UInt64 = 1, threads: Int = 2, lambdaCandidates: [Regularization] = Regularization.candidates,
-                    validationShare: Double = 0.1) {
+                    validationShare: Double = 0.1, biases: Bool = true) {
+            self.biases = biases
             self.factors = factors
             self.lambda = lambda
             self.scaleLambda = scaleLambda
@@ -88,7 +92,7 @@ public struct Trainer: Sendable {
             userCount: indexed.userIDs.count, itemCount: indexed.itemIDs.count,
             users: indexed.users, items: indexed.items, labels: indexed.labels,
             configuration: .init(dimension: c.factors, lambda: lambda, scaleLambdaByCount: regularization.scaled,
-                                 iterations: c.iterations, seed: c.seed, threads: c.threads)
+                                 iterations: c.iterations, seed: c.seed, threads: c.threads, biases: c.biases)
         ) { p in
             self.onIteration(p.iteration, p.iterations)
             self.log("  iteration \(p.iteration)/\(p.iterations): training RMSE \(String(format: "%.4f", p.trainingRMSE)) (\(String(format: "%.1f", p.seconds)) s)")
@@ -124,7 +128,7 @@ public struct Trainer: Sendable {
                 userCount: data.userIDs.count, itemCount: data.itemIDs.count,
                 users: split.train.users, items: split.train.items, labels: split.train.labels,
                 configuration: .init(dimension: c.factors, lambda: candidate.lambda, scaleLambdaByCount: candidate.scaled,
-                                     iterations: iterations, seed: c.seed, threads: c.threads))
+                                     iterations: iterations, seed: c.seed, threads: c.threads, biases: c.biases))
             let rmse = f.rmse(users: split.validation.users, items: split.validation.items, labels: split.validation.labels)
             log("  \(candidate): validation RMSE \(String(format: "%.4f", rmse))")
             record.append("\(candidate): \(String(format: "%.4f", rmse))")
