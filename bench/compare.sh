@@ -51,7 +51,8 @@ prepare_model "$USERS" "$ITEMS" "$RATINGS" "$DIM"
 EXPORT=$DATA/fastapi-model
 "$PY" bench/baselines/export_model.py export "$DATA" bench "$EXPORT"
 
-RESULTS=$(mktemp -d)
+RESULTS=.bench-data/compare-run   # this run's scratch files (wrk scripts and outputs)
+rm -rf "$RESULTS"
 LUA=$RESULTS/lua
 mkdir -p "$LUA"
 
@@ -60,6 +61,8 @@ echo "== starting Osprey on :$PORT"
 start_server "$DATA" "$PORT" --snapshot-observations "$SNAPSHOT"
 OSPREY_PID=$PID
 curl -sf "http://127.0.0.1:$PORT/v1/models/bench" >/dev/null || { echo "model bench is not being served"; exit 1; }
+osprey_observations() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^osprey_observations_total/{s+=$NF} END{print s+0}'; }
+OSPREY_OBS_BEFORE=$(osprey_observations)
 
 echo "== starting FastAPI (uvicorn, 2 workers) on :$FASTAPI_PORT"
 rm -f "$DATA"/fastapi-observations.sqlite*
@@ -77,13 +80,16 @@ for _ in $(seq 1 900); do
   sleep 0.2
 done
 [ "$(grep -o '"pid":[0-9]*' "$RESULTS/fastapi-pids" | sort -u | wc -l)" -ge 2 ] || { echo "the FastAPI workers did not come up"; exit 1; }
+FASTAPI_CHILDREN=$(pgrep -P $FASTAPI_PID | tr '\n' ' ')   # the 2 workers and multiprocessing's tracker
+await_pid $FASTAPI_CHILDREN
 
 echo "== starting Redis on :$REDIS_PORT (no persistence) and loading $REDIS_KEYS precomputed scores"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
-  --dir "$RESULTS" --logfile "$RESULTS/redis.log" &
+  --dir "$PWD/$RESULTS" --logfile "$PWD/$RESULTS/redis.log" &
 REDIS_PID=$!
 track_pid $REDIS_PID
 for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$REDIS_PORT" ping >/dev/null || { echo "redis-server did not come up on port $REDIS_PORT"; exit 1; }
 redis_info() { redis-cli -p "$REDIS_PORT" info "$1" | tr -d '\r' | awk -F: -v k="$2" '$1==k{print $2}'; }
 REDIS_BASE=$(redis_info memory used_memory)
 "$PY" bench/baselines/export_model.py redis "$EXPORT" "$REDIS_KEYS" | redis-cli -p "$REDIS_PORT" --pipe | tail -1
@@ -131,10 +137,9 @@ done
 MISSES=$(redis_info stats keyspace_misses)
 
 OSPREY_RSS=$(rss_kib $OSPREY_PID)
-FASTAPI_WORKERS=$(pgrep -P $FASTAPI_PID | tr '\n' ' ')
-FASTAPI_RSS=$(rss_kib $FASTAPI_PID $FASTAPI_WORKERS)
+FASTAPI_RSS=$(rss_kib $FASTAPI_PID $FASTAPI_CHILDREN)
 REDIS_RSS=$(rss_kib $REDIS_PID)
-OSPREY_OBS=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^osprey_observations_total/{s+=$NF} END{print s+0}')
+OSPREY_OBS=$(( $(osprey_observations) - OSPREY_OBS_BEFORE ))
 FASTAPI_OBS=$("$PY" -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from observation').fetchone()[0])" "$DATA/fastapi-observations.sqlite")
 
 # --- the report
@@ -173,5 +178,5 @@ awk -v per="$REDIS_PER_KEY" -v users="$USERS" -v items="$ITEMS" 'BEGIN {
   printf "Redis precomputing every prediction: %d users × %d items = %.0e keys × %d bytes/key ≈ %.0f GB of RAM (INFO used_memory per key at %s keys), stale until recomputed; Osprey holds the model itself.\n", users, items, keys, per, keys * per / 1e9, "'"$REDIS_KEYS"'"
 }'
 echo "Redis GET misses: ${MISSES:-?} (0: every GET hit a precomputed score)."
-echo "Observations committed during the run: Osprey $OSPREY_OBS (since it started), FastAPI $FASTAPI_OBS (fresh log)."
-rm -rf "$RESULTS"
+echo "Observations committed during the runs: Osprey $OSPREY_OBS, FastAPI $FASTAPI_OBS."
+echo "Raw rows: $RESULTS/rows."

@@ -11,13 +11,21 @@ build_release() {
   BIN=.build/release/osprey
 }
 
-# Processes the script started, stopped by their PIDs (TERM, then waited for) when it exits.
+# Processes the script started, stopped by their PIDs (TERM, then waited for) when it exits;
+# AWAITED: processes their parents stop (uvicorn's workers), waited for after STARTED.
 STARTED=()
+AWAITED=()
 stop_started() {
   local pid
   for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${STARTED[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Not our children, so not wait-able: give each up to 10 s, then TERM it.
+  for pid in "${AWAITED[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -TERM "$pid" 2>/dev/null || true
+  done
   STARTED=()
+  AWAITED=()
 }
 # track_pid PID: stops PID when the script exits (also on an error, Ctrl-C or TERM).
 track_pid() {
@@ -25,6 +33,10 @@ track_pid() {
   trap stop_started EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
+}
+# await_pid PID...: children of a tracked process that it stops itself; waited for on exit.
+await_pid() {
+  AWAITED+=("$@")
 }
 
 # prepare_model USERS ITEMS RATINGS DIM: generates ratings and trains model `bench` on them
