@@ -15,16 +15,7 @@ USERS=${1:-100000}; ITEMS=${2:-10000}; RATINGS=${3:-1000000}; DIM=${4:-50}
 PORT=${PORT:-18181}
 require_wrk
 build_release
-DATA=.bench-data/u${USERS}-i${ITEMS}-r${RATINGS}-d${DIM}
-mkdir -p "$DATA"
-if [ ! -f "$DATA/osprey.sqlite" ]; then
-  $BIN generate --users "$USERS" --items "$ITEMS" --ratings "$RATINGS" --dim 10 --noise 0.5 --seed 1 --out "$DATA/ratings.csv"
-  if ! /usr/bin/time -f "train: %e s, peak RSS %M KiB" $BIN train --data-dir "$DATA" --model bench \
-      --ratings "$DATA/ratings.csv" --dim "$DIM" --lambda 0.1 --scale-lambda --iterations 5 2> "$DATA/train.log"; then
-    tail -20 "$DATA/train.log"; rm -f "$DATA/osprey.sqlite"*; echo "training failed"; exit 1
-  fi
-  grep -vE "iteration [0-9]+/" "$DATA/train.log"
-fi
+prepare_model "$USERS" "$ITEMS" "$RATINGS" "$DIM"
 # Snapshots every 100,000 observations (default 500,000), so the observe runs include their cost.
 start_server "$DATA" "$PORT" --snapshot-observations "${SNAPSHOT:-100000}"
 curl -sf "http://127.0.0.1:$PORT/v1/models/bench" >/dev/null || { echo "model bench is not being served"; exit 1; }

@@ -11,6 +11,50 @@ build_release() {
   BIN=.build/release/osprey
 }
 
+# Processes the script started, stopped by their PIDs (TERM, then waited for) when it exits;
+# AWAITED: processes their parents stop (uvicorn's workers), waited for after STARTED.
+STARTED=()
+AWAITED=()
+stop_started() {
+  local pid
+  for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${STARTED[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Not our children, so not wait-able: give each up to 10 s, then TERM it.
+  for pid in "${AWAITED[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  STARTED=()
+  AWAITED=()
+}
+# track_pid PID: stops PID when the script exits (also on an error, Ctrl-C or TERM).
+track_pid() {
+  STARTED+=("$1")
+  trap stop_started EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+# await_pid PID...: children of a tracked process that it stops itself; waited for on exit.
+await_pid() {
+  AWAITED+=("$@")
+}
+
+# prepare_model USERS ITEMS RATINGS DIM: generates ratings and trains model `bench` on them
+# once per size, cached in .bench-data/; sets DATA to its data directory.
+prepare_model() {
+  local users=$1 items=$2 ratings=$3 dim=$4
+  DATA=.bench-data/u${users}-i${items}-r${ratings}-d${dim}
+  mkdir -p "$DATA"
+  if [ ! -f "$DATA/osprey.sqlite" ]; then
+    $BIN generate --users "$users" --items "$items" --ratings "$ratings" --dim 10 --noise 0.5 --seed 1 --out "$DATA/ratings.csv"
+    if ! /usr/bin/time -f "train: %e s, peak RSS %M KiB" $BIN train --data-dir "$DATA" --model bench \
+        --ratings "$DATA/ratings.csv" --dim "$dim" --lambda 0.1 --scale-lambda --iterations 5 2> "$DATA/train.log"; then
+      tail -20 "$DATA/train.log"; rm -f "$DATA/osprey.sqlite"*; echo "training failed"; exit 1
+    fi
+    grep -vE "iteration [0-9]+/" "$DATA/train.log"
+  fi
+}
+
 # start_server DATA PORT [serve options...]: starts `osprey serve` on 127.0.0.1, stops it (by its
 # PID, in PID) when the script exits, and waits until it answers /healthz.
 start_server() {
@@ -18,9 +62,16 @@ start_server() {
   shift 2
   $BIN serve --data-dir "$data" --port "$port" --log-level warning "$@" &
   PID=$!
-  trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
+  track_pid $PID
   for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return; sleep 0.2; done
   echo "the server did not come up on port $port"; exit 1
+}
+
+# rss_kib PID...: the summed resident set size of the processes, in KiB.
+rss_kib() {
+  local pid total=0
+  for pid in "$@"; do total=$((total + $(awk '/VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0))); done
+  echo $total
 }
 
 # write_requests FILE LUA_EXPRESSION: a wrk script that builds 20,000 requests once in init()
@@ -35,4 +86,17 @@ init = function(args)
 end
 request = function() n = n % count + 1; return reqs[n] end
 LUAEOF
+}
+
+# wrk_summary FILE: "requests/s p50_ms p99_ms errors" from the output of `wrk --latency`
+# (errors: non-2xx responses plus socket errors).
+wrk_summary() {
+  awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v + 0 }
+    /Requests\/sec/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    /Non-2xx/ { errors += $NF }
+    /Socket errors/ { gsub(",", ""); errors += $4 + $6 + $8 + $10 }
+    END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, errors }' "$1"
 }
