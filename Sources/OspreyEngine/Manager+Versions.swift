@@ -36,7 +36,30 @@ extension Manager {
         return job
     }
 
-    /// Waits until the job is done or failed, and returns it.
+    /// Asks a running retrain to stop: it ends at its next check (between ALS iterations) unless
+    /// it is already installing its version, and the serving version stays as it is. Returns the
+    /// job as it is now.
+    /// - Throws: ``OspreyError`` `unknownJob`, or `conflict` once it has finished or is installing.
+    @discardableResult
+    public func cancel(job id: Int, model: String) throws -> RetrainJob {
+        try jobs.withLock { state in
+            guard var job = state.jobs[id], job.model == model else {
+                throw OspreyError(.unknownJob, "model `\(model)` has no job \(id)")
+            }
+            guard !job.finished else { throw OspreyError(.conflict, "job \(id) has already \(job.phase.rawValue)") }
+            guard job.phase != .installing else {
+                throw OspreyError(.conflict, "job \(id) is already installing its version; roll back afterwards instead")
+            }
+            job.cancelRequested = true
+            state.jobs[id] = job
+            return job
+        }
+    }
+
+    /// Whether cancellation of the job was asked for.
+    func cancelRequested(_ id: Int) -> Bool { jobs.withLock { $0.jobs[id]?.cancelRequested ?? false } }
+
+    /// Waits until the job is done, failed or cancelled, and returns it.
     public func wait(forJob id: Int, model: String) async throws -> RetrainJob {
         while true {
             let job = try job(id, model: model)
@@ -58,7 +81,15 @@ extension Manager {
             // Observations that arrived during the retrain were replayed into the new version
             // before it served; if they already show it stale, act on that now.
             if model.current.quality.stale { wentStale(model) }
+        } catch is Trainer.Cancelled {
+            update(job: id) { $0.phase = .cancelled; $0.finishedAt = Date() }
+            retrainCancellations.add(1, ordering: .relaxed)
+            logger.notice("retrain cancelled; the serving version is unchanged", metadata: [
+                "model.name": "\(model.name)", "job.id": "\(id)",
+            ])
         } catch {
+            // A version it stored but could not serve is marked failed, not left as if retired.
+            _ = try? store.failUnservedVersions(model: model.name)
             update(job: id) { $0.phase = .failed; $0.error = "\(error)"; $0.finishedAt = Date() }
             retrainFailures.add(1, ordering: .relaxed)
             logger.error("retrain failed; the serving version is unchanged", metadata: [
@@ -89,9 +120,18 @@ extension Manager {
                                  seed: current.metadata.seed, threads: configuration.retrainThreads)
         ) { [logger] line in logger.debug("\(line)", metadata: ["job.id": "\(id)"]) }
         trainer.onIteration = { [weak self] i, n in self?.update(job: id) { $0.iteration = i; $0.iterations = n } }
+        trainer.isCancelled = { [weak self] in self?.cancelRequested(id) ?? true }
         let result = try trainer.train(model: model.name, number: number, parent: current.number, ratings: ratings, trainedThroughSeq: through)
 
-        update(job: id) { $0.phase = .installing }
+        // From here the job cannot be cancelled: a request now gets 409 (see cancel(job:model:)).
+        let cancelled = jobs.withLock { state -> Bool in
+            guard var job = state.jobs[id] else { return true }
+            if job.cancelRequested { return true }
+            job.phase = .installing
+            state.jobs[id] = job
+            return false
+        }
+        if cancelled { throw Trainer.Cancelled() }
         let old = model.current.users
         let users = result.users.filter { !$0.uid.hasPrefix(Self.pastPrefix) }.map { entry in
             (entry.uid, UserWeights(

@@ -67,6 +67,8 @@ public final class Manager: Service, Sendable {
     let jobs = Mutex<(jobs: [Int: RetrainJob], nextID: Int)>(([:], 0))
     /// Retrains that failed (for metrics).
     let retrainFailures = Atomic<Int>(0)
+    /// Retrains cancelled (for metrics).
+    let retrainCancellations = Atomic<Int>(0)
     /// Observations learned since the manager started (for the snapshot policy).
     private let learned = Atomic<Int>(0)
     private let snapshotBase = Atomic<Int>(0)
@@ -80,6 +82,13 @@ public final class Manager: Service, Sendable {
         self.logger = logger
         var served: [ServedModel] = []
         for record in try store.models() {
+            // A version still `built` was being installed when the last process stopped.
+            let unserved = try store.failUnservedVersions(model: record.name)
+            if !unserved.isEmpty {
+                logger.warning("versions never served (their retrain did not finish installing) marked failed", metadata: [
+                    "model.name": "\(record.name)", "versions": "\(unserved)",
+                ])
+            }
             let clock = ContinuousClock()
             let start = clock.now
             let (state, _) = try ServingState.restore(
@@ -277,6 +286,8 @@ public final class Manager: Service, Sendable {
 
     /// Retrains that failed since the manager started.
     public var retrainFailureCount: Int { retrainFailures.load(ordering: .relaxed) }
+    /// Retrains cancelled since the manager started.
+    public var retrainCancellationCount: Int { retrainCancellations.load(ordering: .relaxed) }
 
     /// Commits made by the group committer.
     public var commitCount: Int { groupCommitter.commits.load(ordering: .relaxed) }

@@ -3,7 +3,7 @@ import Foundation
 /// A retrain of one model, as `GET /v1/models/{model}/jobs/{id}` reports it.
 public struct RetrainJob: Sendable, Equatable {
     public enum Phase: String, Sendable {
-        case loading, training, installing, done, failed
+        case loading, training, installing, done, failed, cancelled
     }
 
     public let id: Int
@@ -18,10 +18,12 @@ public struct RetrainJob: Sendable, Equatable {
     public var version: Int?
     /// Why it failed.
     public var error: String?
+    /// Cancellation was asked for; the job stops at its next check (before it installs).
+    public var cancelRequested = false
 
     /// Seconds since it started (until it finished).
     public var elapsed: Double { (finishedAt ?? Date()).timeIntervalSince(startedAt) }
 
-    /// True once it is done or failed.
-    public var finished: Bool { phase == .done || phase == .failed }
+    /// True once it is done, failed or cancelled.
+    public var finished: Bool { phase == .done || phase == .failed || phase == .cancelled }
 }

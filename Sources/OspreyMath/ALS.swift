@@ -83,11 +83,15 @@ public enum ALS {
     }
 
     /// Fits the factors to ratings given as parallel arrays of user rows, item rows and labels.
-    /// - Parameter progress: called after each iteration with the training RMSE.
+    /// - Parameters:
+    ///   - shouldStop: asked before each iteration; true ends the fit early (the factors so far
+    ///     are returned; a caller that asked to stop discards them).
+    ///   - progress: called after each iteration with the training RMSE.
     public static func train(
         userCount: Int, itemCount: Int,
         users: [Int32], items: [Int32], labels: [Float],
         configuration c: Configuration,
+        shouldStop: () -> Bool = { false },
         progress: (Progress) -> Void = { _ in }
     ) -> Factors {
         let clock = ContinuousClock()
@@ -112,6 +116,7 @@ public enum ALS {
         var itemSolution = [Float](repeating: 0, count: itemCount * s)
 
         for iteration in 1...max(1, c.iterations) {
+            if shouldStop() { break }
             // User step: [p_u; c_u] given features [q_i; 1] and offsets μ + b_i.
             solveRows(byUser, features: itemFeatures, offsets: itemOffsets, stride: s, dimension: dim,
                       lambda: c.lambda, scaled: c.scaleLambdaByCount, threads: c.threads, into: &userWeights)

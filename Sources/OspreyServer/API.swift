@@ -33,6 +33,7 @@ struct API: Sendable {
         router.post("/v1/models/{model}/observations", use: instrument("observations", observeBulk))
         router.post("/v1/models/{model}/retrain", use: instrument("retrain", retrain))
         router.get("/v1/models/{model}/jobs/{id}", use: instrument("job", job))
+        router.post("/v1/models/{model}/jobs/{id}/cancel", use: instrument("cancel", cancel))
         router.post("/v1/models/{model}/rollback", use: instrument("rollback", rollback))
     }
 
@@ -233,6 +234,12 @@ extension API {
         return Self.response(try manager.job(id, model: model))
     }
 
+    func cancel(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let model = try context.parameter("model")
+        guard let id = Int(try context.parameter("id")) else { throw APIError.badRequest("a job id is a number") }
+        return Self.response(try manager.cancel(job: id, model: model))
+    }
+
     func rollback(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let model = try context.parameter("model")
         let body = try await request.decodeJSON(RollbackBody.self, limit: configuration.maxBodyBytes)
@@ -261,6 +268,7 @@ extension API {
                 w.field("version", job.version)
                 w.key("error")
                 if let e = job.error { w.value(e) } else { w.null() }
+                w.field("cancel_requested", job.cancelRequested)
             }
         }
     }

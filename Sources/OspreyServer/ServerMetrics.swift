@@ -83,6 +83,7 @@ final class ServerMetrics: Sendable {
         text += observations + users + version + items + stale + loss + validation + cache
         text += "# TYPE osprey_group_commits_total counter\nosprey_group_commits_total \(manager.commitCount)\n"
         text += "# TYPE osprey_retrain_failures_total counter\nosprey_retrain_failures_total \(manager.retrainFailureCount)\n"
+        text += "# TYPE osprey_retrain_cancellations_total counter\nosprey_retrain_cancellations_total \(manager.retrainCancellationCount)\n"
         return text
     }
 

@@ -4,7 +4,9 @@ import OspreyModel
 
 /// A version as the catalogue lists it.
 public struct VersionRecord: Sendable, Equatable {
-    public enum Status: String, Sendable { case serving, retired, failed }
+    /// `built`: trained and stored, not served yet (a retrain installing it); `failed`: built
+    /// but never served, because its install failed or the process stopped first.
+    public enum Status: String, Sendable { case serving, retired, built, failed }
     public var model: String
     public var number: Int
     public var createdAt: Date
@@ -81,6 +83,9 @@ public protocol ModelCatalog: Sendable {
 
     /// Makes `version` the model's serving version and retires the one it replaces.
     func setServing(model: String, version: Int) throws
+    /// Marks the model's versions still `built` (never served) as `failed`; returns their numbers.
+    @discardableResult
+    func failUnservedVersions(model: String) throws -> [Int]
 
     /// Deletes all but the newest `keep` versions of `model` (θ, metadata and user weights),
     /// never the serving version or its parent. Returns the numbers deleted.

@@ -156,7 +156,7 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
                     """,
                 arguments: [
                     version.model, version.number, version.createdAt.timeIntervalSince1970,
-                    serve ? "serving" : "retired", version.parent, version.dimension, Double(version.lambda),
+                    serve ? "serving" : "built", version.parent, version.dimension, Double(version.lambda),
                     version.features.catalog.count, metadata, ids, Self.data(version.features.table),
                     Self.data(version.features.offsets), Self.data(version.prior),
                 ])
@@ -175,6 +175,15 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
                 throw StorageError(.notFound, "model \(model) has no version \(version)")
             }
             try Self.serve(db, model: model, version: version)
+        }
+    }
+
+    @discardableResult
+    public func failUnservedVersions(model: String) throws -> [Int] {
+        try pool.write { db in
+            let numbers = try Int.fetchAll(db, sql: "SELECT number FROM version WHERE model = ? AND status = 'built'", arguments: [model])
+            try db.execute(sql: "UPDATE version SET status = 'failed' WHERE model = ? AND status = 'built'", arguments: [model])
+            return numbers
         }
     }
 

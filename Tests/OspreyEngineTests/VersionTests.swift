@@ -82,6 +82,41 @@ struct VersionTests {
     }
 }
 
+extension VersionTests {
+    @Test func aCancelledRetrainLeavesServingUntouched() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let before = try Predictor(registry: m.registry).predict(model: "demo", uid: "u1", item: "i1")
+        let id = try m.startRetrain(model: "demo")
+        #expect(try m.cancel(job: id, model: "demo").cancelRequested)
+        let job = try await m.wait(forJob: id, model: "demo")
+        #expect(job.phase == .cancelled && job.version == nil && job.finished)
+        #expect(m.retrainCancellationCount == 1 && m.retrainFailureCount == 0)
+        #expect(try Predictor(registry: m.registry).predict(model: "demo", uid: "u1", item: "i1") == before)
+        #expect(try m.info(model: "demo").versions.map(\.number) == [1])
+        #expect(throws: OspreyError.self) { try m.cancel(job: id, model: "demo") }   // finished
+        #expect(throws: OspreyError.self) { try m.cancel(job: 42, model: "demo") }   // unknown
+        // The model can be retrained again afterwards.
+        #expect(try await m.wait(forJob: try m.startRetrain(model: "demo"), model: "demo").phase == .done)
+    }
+
+    /// A process stopped while installing a version leaves it `built`; the next start marks it
+    /// `failed` and serves the old one.
+    @Test func aVersionNeverServedIsMarkedFailedAtTheNextStart() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let v1 = try t.store.loadVersion(model: "demo", number: 1)
+        let v2 = ModelVersion(model: "demo", number: 2, createdAt: v1.createdAt, features: v1.features, lambda: v1.lambda,
+                              prior: v1.prior, metadata: v1.metadata, parent: 1)
+        try t.store.createVersion(v2, users: [], reflecting: 0, trainingRatings: [], serve: false)
+        #expect(try t.store.versions(model: "demo").map(\.status) == [.serving, .built])
+        let m = try Manager(store: try t.reopen(), logger: quiet)
+        #expect(try m.info(model: "demo").versions.map(\.status) == [.serving, .failed])
+        #expect(try m.registry.model("demo").version.number == 1)
+    }
+}
+
 struct RetentionTests {
     /// Keep the newest K versions; never the serving one or its parent, even after a rollback.
     @Test func prunesOldVersionsButNeverServingOrItsParent() async throws {

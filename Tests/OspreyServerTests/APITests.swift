@@ -157,6 +157,7 @@ struct APITests {
                 #expect(r.status == .ok)
                 let job = json(r.body)
                 #expect(job["phase"] as? String == "done" && job["version"] as? Int == 2 && job["id"] as? Int == 1)
+                #expect(job["cancel_requested"] as? Bool == false)
             }
             try await client.execute(uri: "/v1/models/demo/jobs/1", method: .get) { r in
                 #expect(json(r.body)["phase"] as? String == "done")
@@ -188,6 +189,9 @@ struct APITests {
                 ("/v1/models/demo/jobs/77", .get, nil, .notFound, "unknown_job"),
                 ("/v1/models/demo/jobs/x", .get, nil, .badRequest, "bad_request"),
                 ("/v1/models/nope/retrain", .post, nil, .notFound, "unknown_model"),
+                ("/v1/models/demo/jobs/1/cancel", .post, nil, .conflict, "conflict"),
+                ("/v1/models/demo/jobs/77/cancel", .post, nil, .notFound, "unknown_job"),
+                ("/v1/models/demo/jobs/x/cancel", .post, nil, .badRequest, "bad_request"),
             ]
             for (uri, method, body, status, code) in cases {
                 try await client.execute(uri: uri, method: method, body: body.map { ByteBuffer(string: $0) }) { r in

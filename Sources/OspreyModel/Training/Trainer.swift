@@ -59,6 +59,15 @@ public struct Trainer: Sendable {
     public var log: @Sendable (String) -> Void
     /// Called after each iteration of the final fit with (iteration, iterations).
     public var onIteration: @Sendable (Int, Int) -> Void = { _, _ in }
+    /// Asked between ALS iterations; once it returns true, ``train(model:number:parent:ratings:trainedThroughSeq:)``
+    /// stops and throws ``Cancelled``.
+    public var isCancelled: @Sendable () -> Bool = { false }
+
+    /// Training stopped because ``isCancelled`` said so.
+    public struct Cancelled: Error, CustomStringConvertible {
+        public init() {}
+        public var description: String { "training was cancelled" }
+    }
 
     public init(configuration: Configuration = .init(), log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.configuration = configuration
@@ -84,6 +93,7 @@ public struct Trainer: Sendable {
             regularization = Regularization(lambda: given, scaled: c.scaleLambda)
         } else {
             (regularization, validationRMSE, selection) = chooseLambda(indexed)
+            if isCancelled() { throw Cancelled() }
             log("chose \(regularization) by validation (RMSE \(String(format: "%.4f", validationRMSE ?? .nan)))")
         }
         let lambda = regularization.lambda
@@ -92,11 +102,13 @@ public struct Trainer: Sendable {
             userCount: indexed.userIDs.count, itemCount: indexed.itemIDs.count,
             users: indexed.users, items: indexed.items, labels: indexed.labels,
             configuration: .init(dimension: c.factors, lambda: lambda, scaleLambdaByCount: regularization.scaled,
-                                 iterations: c.iterations, seed: c.seed, threads: c.threads, biases: c.biases)
+                                 iterations: c.iterations, seed: c.seed, threads: c.threads, biases: c.biases),
+            shouldStop: isCancelled
         ) { p in
             self.onIteration(p.iteration, p.iterations)
             self.log("  iteration \(p.iteration)/\(p.iterations): training RMSE \(String(format: "%.4f", p.trainingRMSE)) (\(String(format: "%.1f", p.seconds)) s)")
         }
+        if isCancelled() { throw Cancelled() }
         let features = MaterializedFeatures(
             dimension: factors.dimension, ids: indexed.itemIDs, table: factors.itemFeatures,
             offsets: factors.itemBiases.map { factors.mean + $0 })
@@ -124,11 +136,13 @@ public struct Trainer: Sendable {
         var best: (Regularization, Double) = (c.lambdaCandidates.first ?? .init(lambda: 5, scaled: false), .infinity)
         var record: [String] = []
         func score(_ candidate: Regularization) {
+            if isCancelled() { return }
             let f = ALS.train(
                 userCount: data.userIDs.count, itemCount: data.itemIDs.count,
                 users: split.train.users, items: split.train.items, labels: split.train.labels,
                 configuration: .init(dimension: c.factors, lambda: candidate.lambda, scaleLambdaByCount: candidate.scaled,
-                                     iterations: iterations, seed: c.seed, threads: c.threads, biases: c.biases))
+                                     iterations: iterations, seed: c.seed, threads: c.threads, biases: c.biases),
+                shouldStop: isCancelled)
             let rmse = f.rmse(users: split.validation.users, items: split.validation.items, labels: split.validation.labels)
             log("  \(candidate): validation RMSE \(String(format: "%.4f", rmse))")
             record.append("\(candidate): \(String(format: "%.4f", rmse))")
