@@ -58,7 +58,9 @@ mkdir -p "$LUA"
 
 # --- start the three servers
 echo "== starting Osprey on :$PORT"
-start_server "$DATA" "$PORT" --snapshot-observations "$SNAPSHOT"
+# The prediction cache is off (CACHE=N to turn it on): wrk cycles 20,000 prebuilt requests, so
+# with it on most topk answers would be cache hits, and FastAPI caches nothing.
+start_server "$DATA" "$PORT" --snapshot-observations "$SNAPSHOT" --prediction-cache "${CACHE:-0}"
 OSPREY_PID=$PID
 curl -sf "http://127.0.0.1:$PORT/v1/models/bench" >/dev/null || { echo "model bench is not being served"; exit 1; }
 osprey_observations() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^osprey_observations_total/{s+=$NF} END{print s+0}'; }

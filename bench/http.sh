@@ -17,7 +17,9 @@ require_wrk
 build_release
 prepare_model "$USERS" "$ITEMS" "$RATINGS" "$DIM"
 # Snapshots every 100,000 observations (default 500,000), so the observe runs include their cost.
-start_server "$DATA" "$PORT" --snapshot-observations "${SNAPSHOT:-100000}"
+# The prediction cache is off (CACHE=N to turn it on): wrk cycles 20,000 prebuilt requests, so
+# most topk answers would be cache hits; bench/cache.sh measures the cache.
+start_server "$DATA" "$PORT" --snapshot-observations "${SNAPSHOT:-100000}" --prediction-cache "${CACHE:-0}"
 curl -sf "http://127.0.0.1:$PORT/v1/models/bench" >/dev/null || { echo "model bench is not being served"; exit 1; }
 echo "server RSS after load: $(awk '/VmRSS/{print $2" "$3}' /proc/$PID/status) for $USERS users, $ITEMS items, d=$DIM"
 

@@ -7,7 +7,10 @@ observations API, and prints the windowed prequential loss, the serving version 
 flag as it goes. Talks only to 127.0.0.1 and stops the server it started.
 
 Usage: scripts/drift-demo.py [--binary .build/release/osprey] [--users 1000] [--items 500]
-       [--ratings 80000] [--drift 1.0] [--retrain-window 30]
+       [--ratings 80000] [--drift 1.0] [--retrain-window 30] [--rate OBSERVATIONS_PER_SECOND]
+
+By default the stream goes as fast as the server takes it; --rate caps it (a real stream is
+slower than a retrain), so the automatic retrains can catch up with the drift.
 """
 
 import argparse
@@ -46,6 +49,7 @@ def main():
     ap.add_argument("--retrain-window", type=int, default=30)
     ap.add_argument("--window", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--rate", type=float, default=0, help="observations per second (0: as fast as possible)")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="osprey-drift-")
@@ -77,9 +81,15 @@ def main():
                 time.sleep(0.2)
         stream = lines[split:]
         drift_at = int(len(lines) * 0.6) - split
-        print(f"streaming {len(stream)} observations; tastes change after {drift_at}")
-        print(f"{'streamed':>9} {'version':>7} {'windowed loss':>13} {'baseline':>9}  stale")
+        pace = f" at {args.rate:g}/s" if args.rate > 0 else " as fast as the server takes them"
+        print(f"streaming {len(stream)} observations{pace}; tastes change after {drift_at}")
+        print(f"{'streamed':>9} {'seconds':>7} {'version':>7} {'windowed loss':>13} {'baseline':>9}  stale")
+        began = time.monotonic()
         for start in range(0, len(stream), args.batch):
+            if args.rate > 0:
+                ahead = began + start / args.rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
             batch = []
             for line in stream[start:start + args.batch]:
                 uid, item, label, _ = line.split(",")
@@ -92,7 +102,8 @@ def main():
                 loss = "-" if q["windowed_loss"] is None else f"{q['windowed_loss']:.3f}"
                 base_loss = "-" if q["baseline_loss"] is None else f"{q['baseline_loss']:.3f}"
                 marker = "  <- drift" if start < drift_at <= done else ""
-                print(f"{done:>9} {info['version']:>7} {loss:>13} {base_loss:>9}  {q['stale']}{marker}", flush=True)
+                elapsed = time.monotonic() - began
+                print(f"{done:>9} {elapsed:>7.1f} {info['version']:>7} {loss:>13} {base_loss:>9}  {q['stale']}{marker}", flush=True)
         versions = call(base, "/v1/models/demo")["versions"]
         print(f"versions: {[v['version'] for v in versions]}")
     finally:
