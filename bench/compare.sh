@@ -100,12 +100,7 @@ REDIS_PER_KEY=$(( (REDIS_USED - REDIS_BASE) / REDIS_KEYS ))
 echo "Redis: $(redis-cli -p "$REDIS_PORT" dbsize) keys, $REDIS_PER_KEY bytes per key (INFO used_memory), e.g. key:000000000000 = $(redis-cli -p "$REDIS_PORT" get key:000000000000)"
 
 # --- the requests (the same files for Osprey and FastAPI)
-write_requests "$LUA/predict.lua" \
-  'wrk.format("GET", "/v1/models/bench/users/u" .. math.random(0, '"$USERS"' - 1) .. "/predict?item=i" .. math.random(0, '"$ITEMS"' - 1))'
-write_requests "$LUA/observe.lua" \
-  'wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, '"$USERS"' - 1) .. "/observe", {["Content-Type"]="application/json"}, "{\"item\":\"i" .. math.random(0, '"$ITEMS"' - 1) .. "\",\"label\":" .. math.random(1, 5) .. "}")'
-write_requests "$LUA/topk.lua" \
-  'wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, '"$USERS"' - 1) .. "/topk", {["Content-Type"]="application/json"}, "{\"k\":10}")'
+write_endpoint_requests "$LUA" "$USERS" "$ITEMS"
 
 # Both HTTP servers answer the same request with the same JSON shape.
 for p in "$PORT" "$FASTAPI_PORT"; do

@@ -24,12 +24,7 @@ curl -sf "http://127.0.0.1:$PORT/v1/models/bench" >/dev/null || { echo "model be
 echo "server RSS after load: $(awk '/VmRSS/{print $2" "$3}' /proc/$PID/status) for $USERS users, $ITEMS items, d=$DIM"
 
 LUA=$(mktemp -d)
-write_requests "$LUA/predict.lua" \
-  'wrk.format("GET", "/v1/models/bench/users/u" .. math.random(0, '"$USERS"' - 1) .. "/predict?item=i" .. math.random(0, '"$ITEMS"' - 1))'
-write_requests "$LUA/observe.lua" \
-  'wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, '"$USERS"' - 1) .. "/observe", {["Content-Type"]="application/json"}, "{\"item\":\"i" .. math.random(0, '"$ITEMS"' - 1) .. "\",\"label\":" .. math.random(1, 5) .. "}")'
-write_requests "$LUA/topk.lua" \
-  'wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, '"$USERS"' - 1) .. "/topk", {["Content-Type"]="application/json"}, "{\"k\":10}")'
+write_endpoint_requests "$LUA" "$USERS" "$ITEMS"
 echo "== warm-up (predict, 3 s, not reported)"
 wrk -t1 -c32 -d3s -s "$LUA/predict.lua" "http://127.0.0.1:$PORT" >/dev/null
 for round in 1 2; do

@@ -100,3 +100,14 @@ wrk_summary() {
     /Socket errors/ { gsub(",", ""); errors += $4 + $6 + $8 + $10 }
     END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, errors }' "$1"
 }
+
+# write_endpoint_requests DIR USERS ITEMS: DIR/{predict,observe,topk}.lua with random users and
+# items of bench/http.sh's model (predict, durable observe with a label 1–5, whole-catalogue topk).
+write_endpoint_requests() {
+  write_requests "$1/predict.lua" \
+    'wrk.format("GET", "/v1/models/bench/users/u" .. math.random(0, '"$2"' - 1) .. "/predict?item=i" .. math.random(0, '"$3"' - 1))'
+  write_requests "$1/observe.lua" \
+    'wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, '"$2"' - 1) .. "/observe", {["Content-Type"]="application/json"}, "{\"item\":\"i" .. math.random(0, '"$3"' - 1) .. "\",\"label\":" .. math.random(1, 5) .. "}")'
+  write_requests "$1/topk.lua" \
+    'wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, '"$2"' - 1) .. "/topk", {["Content-Type"]="application/json"}, "{\"k\":10}")'
+}

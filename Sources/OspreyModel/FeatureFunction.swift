@@ -1,3 +1,5 @@
+import OspreyMath
+
 /// The feature function `f(x; θ)` of a personalized linear model (Velox §3): it maps an item to a
 /// vector of ``dimension`` floats, and each item carries a label offset that the user weights do
 /// not explain (the global mean plus the item bias).
@@ -13,6 +15,15 @@ public protocol FeatureFunction: Sendable {
     var catalog: ItemCatalog { get }
     /// Calls `body` with the padded feature vector of item row `item` and its label offset.
     func withFeatures<R>(item: Int, _ body: (UnsafePointer<Float>, Float) throws -> R) rethrows -> R
+}
+
+extension FeatureFunction {
+    /// `offset_i + w · f_i` for item row `item`, with `w` padded to the stride. O(d) plus
+    /// producing the features.
+    @inlinable
+    public func score(weights: UnsafePointer<Float>, item: Int) -> Float {
+        withFeatures(item: item) { f, offset in offset + VectorKernels.dot(weights, f, count: stride) }
+    }
 }
 
 /// The items a model version knows: their ids and dense row numbers.

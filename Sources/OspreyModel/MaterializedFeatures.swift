@@ -33,10 +33,4 @@ public struct MaterializedFeatures: FeatureFunction {
     public func withFeatures<R>(item: Int, _ body: (UnsafePointer<Float>, Float) throws -> R) rethrows -> R {
         try table.withUnsafeBufferPointer { try body($0.baseAddress! + item * stride, offsets[item]) }
     }
-
-    /// `offset_i + w · f_i` for item row `item`. O(d).
-    @inlinable
-    public func score(weights: UnsafePointer<Float>, item: Int) -> Float {
-        withFeatures(item: item) { f, offset in offset + VectorKernels.dot(weights, f, count: stride) }
-    }
 }

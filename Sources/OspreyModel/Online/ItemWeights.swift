@@ -202,12 +202,6 @@ public struct ItemWeights: FeatureFunction {
         try table.withUnsafeBufferPointer { try body($0.baseAddress! + item * stride, offsets[item]) }
     }
 
-    /// `offset_i + w · f_i` for item row `item`. O(d).
-    @inlinable
-    public func score(weights: UnsafePointer<Float>, item: Int) -> Float {
-        withFeatures(item: item) { f, offset in offset + VectorKernels.dot(weights, f, count: stride) }
-    }
-
     /// The current rows as an immutable feature table (for a new version). O(items·d).
     public func materialized() -> MaterializedFeatures {
         MaterializedFeatures(dimension: dimension, ids: catalog.ids, table: table, offsets: offsets)
