@@ -7,8 +7,8 @@ import Synchronization
 /// It is never stale: an answer is served only while the user's epoch is the one it was computed
 /// at, so an observation for a user invalidates exactly that user's answers (lazily: the entries
 /// fail the epoch check and are replaced or evicted), and a version swap starts a new cache with
-/// the new serving state (repopulated from the old one's hottest keys, Velox §4.2). Sharded by uid
-/// over striped locks.
+/// the new serving state (repopulated from the old one's hottest keys, Velox §4.2). Sharded by key
+/// hash over striped locks.
 public final class PredictionCache: Sendable {
     /// Settings.
     public struct Configuration: Sendable, Equatable {
@@ -52,15 +52,24 @@ public final class PredictionCache: Sendable {
         }
     }
 
-    /// A cache key: one user's query.
+    /// A cache key: one user's query. Its hash is computed once, when it is made: the shard and
+    /// the shard's table both use it, so a lookup hashes the uid once.
     public struct Key: Hashable, Sendable {
-        public var uid: String
-        public var query: Query
+        public let uid: String
+        public let query: Query
+        let hash: Int
 
         public init(uid: String, query: Query) {
             self.uid = uid
             self.query = query
+            var h = Hasher()
+            h.combine(uid)
+            h.combine(query)
+            hash = h.finalize()
         }
+
+        public static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.uid == b.uid && a.query == b.query }
+        public func hash(into hasher: inout Hasher) { hasher.combine(hash) }
     }
 
     /// A cached answer.
@@ -142,7 +151,7 @@ public final class PredictionCache: Sendable {
     /// O(1) plus hashing the key.
     public func lookup(_ key: Key, epoch: Int) -> Answer? {
         guard let shards, caches(key.query) else { return nil }
-        let entry = shards.withLock(key.uid) { $0.value(for: key) }
+        let entry = shards.withLock(number: key.hash) { $0.value(for: key) }
         if let entry, entry.epoch == epoch {
             statistics.hits.add(1, ordering: .relaxed)
             return entry.answer
@@ -155,7 +164,7 @@ public final class PredictionCache: Sendable {
     /// Caches `answer`, computed from the user's weights at `epoch`. O(1) amortized.
     public func store(_ answer: Answer, for key: Key, epoch: Int) {
         guard let shards, caches(key.query) else { return }
-        let evicted = shards.withLock(key.uid) { $0.insert(Entry(epoch: epoch, answer: answer), for: key) }
+        let evicted = shards.withLock(number: key.hash) { $0.insert(Entry(epoch: epoch, answer: answer), for: key) }
         if evicted > 0 { statistics.evictions.add(evicted, ordering: .relaxed) }
     }
 
