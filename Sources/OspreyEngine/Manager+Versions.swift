@@ -46,7 +46,7 @@ extension Manager {
             guard var job = state.jobs[id], job.model == model else {
                 throw OspreyError(.unknownJob, "model `\(model)` has no job \(id)")
             }
-            guard !job.finished else { throw OspreyError(.conflict, "job \(id) has already \(job.phase.rawValue)") }
+            guard !job.finished else { throw OspreyError(.conflict, "job \(id) has already finished (\(job.phase.rawValue))") }
             guard job.phase != .installing else {
                 throw OspreyError(.conflict, "job \(id) is already installing its version; roll back afterwards instead")
             }
