@@ -24,8 +24,7 @@ extension RidgeState {
         put(weights, from: 0, count: d)
         for i in 0..<d { put(inverse, from: i * s, count: d) }
         for i in 0..<d {
-            let first = Self.firstMaintained(row: i)
-            put(gram, from: i * s + first, count: d - first)
+            put(gram, from: Self.gramOffset(row: i, stride: s), count: d - Self.firstMaintained(row: i))
         }
         put(rhs, from: 0, count: d)
         return out
@@ -62,13 +61,12 @@ extension RidgeState {
         let s = VectorKernels.paddedStride(d)
         var weights = [Float](repeating: 0, count: s)
         var inverse = [Float](repeating: 0, count: d * s)
-        var gram = [Float](repeating: 0, count: d * s)
+        var gram = [Float](repeating: 0, count: Self.gramOffset(row: d, stride: s))
         var rhs = [Double](repeating: 0, count: d)
         try get(into: &weights, at: 0, count: d)
         for i in 0..<d { try get(into: &inverse, at: i * s, count: d) }
         for i in 0..<d {
-            let first = Self.firstMaintained(row: i)
-            try get(into: &gram, at: i * s + first, count: d - first)
+            try get(into: &gram, at: Self.gramOffset(row: i, stride: s), count: d - Self.firstMaintained(row: i))
         }
         try get(into: &rhs, at: 0, count: d)
         guard offset == data.count else { throw DecodingError(description: "trailing bytes in ridge state") }

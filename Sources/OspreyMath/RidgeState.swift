@@ -8,7 +8,9 @@
 ///
 /// Float32 Sherman–Morrison updates drift slowly, so `A` itself is kept too and every
 /// ``refactorInterval`` updates `A⁻¹` and `w` are recomputed from `A` and `b` in `Double`
-/// (O(d³), amortized to O(d³/interval) per update). `b` is accumulated in `Double`.
+/// (O(d³), amortized to O(d³/interval) per update). `b` is accumulated in `Double`. `A` is
+/// symmetric, so only its upper part is kept, packed: each row from the SIMD step holding the
+/// diagonal to the end of the padded row (at d = 51, 1,752 floats instead of 2,856).
 ///
 /// Vectors are stored with a row stride padded to a multiple of 8 with zero lanes (see
 /// ``VectorKernels/paddedStride(_:)``), so every kernel runs whole SIMD8 steps.
@@ -24,8 +26,9 @@ public struct RidgeState: Sendable, Equatable {
     public private(set) var weights: [Float]
     /// `A⁻¹`, `dimension` rows of `stride` floats.
     public private(set) var inverse: [Float]
-    /// `A`, `dimension` rows of `stride` floats; only the upper triangle is maintained.
-    public private(set) var gram: [Float]
+    /// The upper part of `A`, packed: row `i`'s columns from ``firstMaintained(row:)`` to the
+    /// stride, at ``gramOffset(row:stride:)``. Read it with ``gramMatrix()``.
+    private(set) var gram: [Float]
     /// `b`, accumulated in `Double`.
     public private(set) var rhs: [Double]
     /// Updates applied since `A⁻¹` was last recomputed from `A`.
@@ -40,10 +43,10 @@ public struct RidgeState: Sendable, Equatable {
         stride = s
         weights = prior + [Float](repeating: 0, count: s - d)
         inverse = [Float](repeating: 0, count: d * s)
-        gram = [Float](repeating: 0, count: d * s)
+        gram = [Float](repeating: 0, count: Self.gramOffset(row: d, stride: s))
         for i in 0..<d {
             inverse[i * s + i] = 1 / lambda
-            gram[i * s + i] = lambda
+            gram[Self.gramOffset(row: i, stride: s) + i - Self.firstMaintained(row: i)] = lambda
         }
         rhs = prior.map { Double(lambda) * Double($0) }
         updatesSinceRefactor = 0
@@ -60,8 +63,11 @@ public struct RidgeState: Sendable, Equatable {
         stride = s
         weights = [Float](repeating: 0, count: s)
         inverse = [Float](repeating: 0, count: d * s)
-        gram = [Float](repeating: 0, count: d * s)
-        for i in 0..<d { for j in Self.firstMaintained(row: i)..<d { gram[i * s + j] = Float(a[i * d + j]) } }
+        gram = [Float](repeating: 0, count: Self.gramOffset(row: d, stride: s))
+        for i in 0..<d {
+            let first = Self.firstMaintained(row: i), row = Self.gramOffset(row: i, stride: s)
+            for j in first..<d { gram[row + j - first] = Float(a[i * d + j]) }
+        }
         rhs = b
         updatesSinceRefactor = 0
         try refactor()
@@ -118,7 +124,7 @@ public struct RidgeState: Sendable, Equatable {
                 let gp = g.baseAddress!
                 for i in 0..<d where f[i] != 0 {
                     let first = Self.firstMaintained(row: i)
-                    VectorKernels.axpy(f[i], f + first, gp + i * s + first, count: s - first)
+                    VectorKernels.axpy(f[i], f + first, gp + Self.gramOffset(row: i, stride: s), count: s - first)
                 }
             }
         }
@@ -137,9 +143,7 @@ public struct RidgeState: Sendable, Equatable {
     /// - Throws: ``Cholesky/NotPositiveDefinite`` when `A` is not positive definite.
     public mutating func refactor() throws {
         let d = dimension, s = stride
-        var a = [Double](repeating: 0, count: d * d)
-        for i in 0..<d { for j in 0..<d { a[i * d + j] = Double(gram[min(i, j) * s + max(i, j)]) } }
-        let inv = try Cholesky.inverse(a, n: d)
+        let inv = try Cholesky.inverse(gramMatrix(), n: d)
         for i in 0..<d {
             var wi = 0.0
             for j in 0..<d {
@@ -151,8 +155,33 @@ public struct RidgeState: Sendable, Equatable {
         updatesSinceRefactor = 0
     }
 
+    /// `A` as a full `dimension × dimension` row-major matrix in `Double`. O(d²).
+    public func gramMatrix() -> [Double] {
+        let d = dimension, s = stride
+        var a = [Double](repeating: 0, count: d * d)
+        for i in 0..<d {
+            let first = Self.firstMaintained(row: i), row = Self.gramOffset(row: i, stride: s)
+            for j in i..<d {
+                let v = Double(gram[row + j - first])
+                a[i * d + j] = v
+                a[j * d + i] = v
+            }
+        }
+        return a
+    }
+
     /// The first column of row `i` of `A` that is kept: from the SIMD step holding the diagonal.
     /// Entries before it are always zero (A is symmetric; only its upper part is maintained).
     @inlinable
     static func firstMaintained(row i: Int) -> Int { i / VectorKernels.lanes * VectorKernels.lanes }
+
+    /// Where row `i` of the packed upper part of `A` starts: each earlier row `r` holds
+    /// `stride − firstMaintained(row: r)` floats (a multiple of 8, so rows stay SIMD-aligned).
+    /// With `i` = d it is the packed size. O(1).
+    @inlinable
+    static func gramOffset(row i: Int, stride s: Int) -> Int {
+        let lanes = VectorKernels.lanes
+        let blocks = i / lanes, rest = i % lanes
+        return lanes * (blocks * s - lanes * blocks * (blocks - 1) / 2) + rest * (s - lanes * blocks)
+    }
 }

@@ -84,4 +84,26 @@ struct RidgeStateTests {
         #expect(throws: RidgeState.DecodingError.self) { try RidgeState(serialized: [1, 2, 3]) }
         #expect(throws: RidgeState.DecodingError.self) { try RidgeState(serialized: state.serialized().dropLast()) }
     }
+
+    /// The packed upper part of A holds λI + Σ f fᵀ exactly as the full matrix would (Float32
+    /// sums), at every dimension's packing.
+    @Test(arguments: [1, 7, 8, 9, 16, 51, 64])
+    func packedGramMatchesTheAccumulatedMatrix(_ d: Int) {
+        var rng = SplitMix64(seed: UInt64(d))
+        var state = RidgeState(prior: [Float](repeating: 0, count: d), lambda: 2)
+        var a = [Float](repeating: 0, count: d * d)
+        for k in 0..<d { a[k * d + k] = 2 }
+        for _ in 0..<30 {
+            var f = [Float](repeating: 0, count: VectorKernels.paddedStride(d))
+            for k in 0..<d { f[k] = Float(rng.nextGaussian()) }
+            f.withUnsafeBufferPointer { _ = state.update(features: $0.baseAddress!, target: 1) }
+            for i in 0..<d { for j in 0..<d { a[i * d + j] += f[i] * f[j] } }
+        }
+        let g = state.gramMatrix()
+        for i in 0..<d { for j in 0..<d { #expect(g[i * d + j].isApproximatelyEqual(to: Double(a[i * d + j]), relativeTolerance: 1e-5)) } }
+        let s = VectorKernels.paddedStride(d)
+        let rows = (0..<d).map { s - RidgeState.firstMaintained(row: $0) }
+        #expect(RidgeState.gramOffset(row: d, stride: s) == rows.reduce(0, +))
+        #expect((0...d).allSatisfy { RidgeState.gramOffset(row: $0, stride: s) % VectorKernels.lanes == 0 })
+    }
 }
