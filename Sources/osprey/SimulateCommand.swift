@@ -25,10 +25,11 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Zipf exponent of user arrivals (0: uniform).") var userZipf = 0.0
     @Option(help: "Item genres K: item vectors cluster around K centres (0: independent vectors).") var clusters = 10
     @Option(help: "Spread of items around their genre centre, 0…1.") var clusterSpread = 0.2
+    @Option(help: "Each user's candidates come from a fixed pool of this many items (0: the whole catalogue; default: the same 20 candidates every visit).") var userPool = 20
     @Option(help: "Ridge penalty λ of each user's online regression.") var lambda: Float = 1
     @Option(help: "Random seed of the world, the rounds and the policies' exploration.") var seed: UInt64 = 1
     @Option(help: "Comma-separated policies to compare.")
-    var policies = "greedy,epsilon_greedy(0.05),linucb(0.5),linucb(1.0),thompson(0.1),thompson(0.25)"
+    var policies = "greedy,epsilon_greedy(0.05),linucb(0.5),linucb(1.0),thompson(0.25),thompson(0.5)"
     @Option(help: "Comma-separated rounds at which cumulative regret is printed (default: about 6 up to --rounds).")
     var checkpoints: String?
     @Option(help: "Write cumulative regret every --series-every rounds as CSV (round,policy,cumulative_regret).")
@@ -38,7 +39,8 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Write the decisions of --log-policy as JSONL (event_id, uid, items with propensities, candidates, chosen, reward).")
     var logDecisions: String?
     @Option(help: "The logging policy of --log-decisions.") var logPolicy = "epsilon_greedy(0.2)"
-    @Option(help: "With --log-decisions: write the logging run's learned model (JSON) for evaluate-policy.") var exportModel: String?
+    @Option(help: "With --log-decisions: write a model (JSON) for evaluate-policy, learned by the logging policy from another --rounds rounds of the same world.")
+    var exportModel: String?
 
     func validate() throws {
         guard rounds > 0 else { throw ValidationError("--rounds must be positive") }
@@ -53,7 +55,7 @@ struct SimulateCommand: ParsableCommand {
         let world: BanditWorld
         do {
             world = try BanditWorld(.init(users: users, items: items, candidates: candidates, dimension: dim, noise: noise,
-                                          seed: seed, userZipf: userZipf, clusters: clusters, clusterSpread: clusterSpread))
+                                          seed: seed, userZipf: userZipf, clusters: clusters, clusterSpread: clusterSpread, userPool: userPool))
         } catch let e as BanditWorld.ConfigurationError { throw ValidationError(e.description) }
         let roundList = world.rounds(rounds)
         if let exportWorld {
@@ -66,7 +68,7 @@ struct SimulateCommand: ParsableCommand {
         for (n, policy) in try parsePolicies(policies).enumerated() {
             results.append(simulation.run(policy: policy, seed: seed &+ UInt64(n + 1) &* 0x9E37_79B9).result)
         }
-        print("world: \(users) users, \(items) items, \(candidates) candidates per round, d=\(dim), noise σ=\(noise), seed \(seed), user arrivals \(userZipf > 0 ? "Zipf \(userZipf)" : "uniform"), λ=\(lambda)")
+        print("world: \(users) users, \(items) items, \(candidates) candidates per round, d=\(dim), noise σ=\(noise), seed \(seed), user arrivals \(userZipf > 0 ? "Zipf \(userZipf)" : "uniform"), \(clusters) genres (spread \(clusterSpread)), candidates from \(userPool > 0 ? "a pool of \(userPool) per user" : "the whole catalogue"), λ=\(lambda)")
         print("cumulative regret (best candidate's expected reward − shown item's, summed):")
         let name = max(8, results.map { $0.policy.description.count }.max() ?? 8)
         print("policy".padding(toLength: name, withPad: " ", startingAt: 0)
@@ -109,15 +111,19 @@ struct SimulateCommand: ParsableCommand {
         if let logDecisions {
             let policy = try parsePolicies(logPolicy)[0]
             var lines = ""
-            let (result, learned) = simulation.run(policy: policy, seed: seed &+ 0xD0C) { lines += $0.jsonLine() + "\n" }
+            let result = simulation.run(policy: policy, seed: seed &+ 0xD0C) { lines += $0.jsonLine() + "\n" }.result
             do { try lines.write(toFile: logDecisions, atomically: true, encoding: .utf8) } catch {
                 throw ValidationError("cannot write \(logDecisions): \(error.localizedDescription)")
             }
             Console.info(String(format: "logged %d decisions of %@ (cumulative regret %.1f) to %@", rounds, policy.description,
                                 result.totalRegret, logDecisions))
             if let exportModel {
+                // Learned from rounds the log does not contain: a model learned from the log itself
+                // would favour the items whose logged noise was lucky, biasing every estimate upwards.
+                let other = Array(world.rounds(2 * rounds)[rounds...])
+                let learned = BanditSimulation(world: world, rounds: other, lambda: lambda).run(policy: policy, seed: seed &+ 0xD0D).users
                 try BanditModelFile(world: world, learned: learned, lambda: lambda).write(to: exportModel)
-                Console.info("wrote the learned model of \(policy) to \(exportModel)")
+                Console.info("wrote the model \(policy) learned from another \(rounds) rounds of the world to \(exportModel)")
             }
         }
     }

@@ -92,7 +92,7 @@ public struct BanditSimulation: Sendable {
                 if widthBest > widthShown { missedUnexplored += 1 }
             }
             let reward = expected + round.noise
-            features.withFeatures(item: shown.row) { f, offset in
+            _ = features.withFeatures(item: shown.row) { f, offset in
                 user.learn(features: f, target: Float(reward) - offset)
             }
             users[round.user] = user

@@ -19,7 +19,8 @@ import OspreyMath
 /// user, d values each), all `q_i` (the `z` of clustered items), then with clusters the K genre
 /// centres, then all `b_u`, all `b_i`; a second stream seeded with
 /// `seed ^ 0x5EED_0FB4_0D17_0001` draws the rounds (user, then candidates by rejection of repeats,
-/// then ε). `bench/baselines/vw_bandit.py` reads the world exported by `osprey simulate
+/// then ε), and with user pools a third stream seeded with `seed ^ 0x9001_0000_0000_0002` draws
+/// each user's pool (user by user, by rejection of repeats). `bench/baselines/vw_bandit.py` reads the world exported by `osprey simulate
 /// --export-world` rather than re-implementing this.
 public struct BanditWorld: Sendable {
     /// The shape of a world.
@@ -43,9 +44,14 @@ public struct BanditWorld: Sendable {
         public var clusters: Int
         /// The spread s of items around their genre centre (0…1).
         public var clusterSpread: Double
+        /// Items each user's candidates come from: P > 0 gives every user a fixed pool of P
+        /// items (what a retrieval stage returns for them, visit after visit) from which each
+        /// round's N candidates are drawn; 0 draws candidates from the whole catalogue.
+        public var userPool: Int
 
         public init(users: Int = 500, items: Int = 2000, candidates: Int = 20, dimension: Int = 10, noise: Double = 1.0,
-                    seed: UInt64 = 1, userZipf: Double = 0, mean: Double = 3.5, clusters: Int = 0, clusterSpread: Double = 0.3) {
+                    seed: UInt64 = 1, userZipf: Double = 0, mean: Double = 3.5, clusters: Int = 0, clusterSpread: Double = 0.3, userPool: Int = 0) {
+            self.userPool = userPool
             self.clusters = clusters
             self.clusterSpread = clusterSpread
             self.users = users
@@ -85,6 +91,9 @@ public struct BanditWorld: Sendable {
     public init(_ c: Configuration) throws {
         guard c.users > 0, c.items > 0, c.dimension > 0, c.candidates > 0 else {
             throw ConfigurationError(description: "users, items, candidates and dimension must all be positive")
+        }
+        guard c.userPool >= 0, c.userPool <= c.items, c.userPool == 0 || c.candidates <= c.userPool else {
+            throw ConfigurationError(description: "the user pool must be between the candidates per round and the items (or 0)")
         }
         guard c.candidates <= c.items else {
             throw ConfigurationError(description: "\(c.candidates) candidates per round is more than the \(c.items) items")
@@ -145,9 +154,22 @@ public struct BanditWorld: Sendable {
             }
             cdf = cdf.map { $0 / total }
         }
+        var pools: [[Int]] = []
+        var taken = Set<Int>()
+        if c.userPool > 0 {
+            var poolRNG = SplitMix64(seed: c.seed ^ 0x9001_0000_0000_0002)
+            pools = (0..<c.users).map { _ in
+                taken.removeAll(keepingCapacity: true)
+                var pool: [Int] = []
+                while pool.count < c.userPool {
+                    let i = Int(poolRNG.next() % UInt64(c.items))
+                    if taken.insert(i).inserted { pool.append(i) }
+                }
+                return pool
+            }
+        }
         var out: [Round] = []
         out.reserveCapacity(count)
-        var taken = Set<Int>()
         for _ in 0..<count {
             let user: Int
             if cdf.isEmpty {
@@ -165,7 +187,7 @@ public struct BanditWorld: Sendable {
             var candidates: [Int] = []
             candidates.reserveCapacity(c.candidates)
             while candidates.count < c.candidates {
-                let i = Int(rng.next() % UInt64(c.items))
+                let i = pools.isEmpty ? Int(rng.next() % UInt64(c.items)) : pools[user][Int(rng.next() % UInt64(c.userPool))]
                 if taken.insert(i).inserted { candidates.append(i) }
             }
             out.append(Round(user: user, candidates: candidates, noise: rng.nextGaussian() * c.noise))
