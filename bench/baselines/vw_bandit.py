@@ -30,12 +30,12 @@ import time
 # --cb_explore_adf accepts with squarecb in 9.11).
 DEFAULT_CONFIGS = (
     "vw-epsilon(0.05)=--epsilon 0.05;"
-    "vw-epsilon(0.02),l=5=--epsilon 0.02 -l 5;"
-    "vw-epsilon(0.05),l=5=--epsilon 0.05 -l 5;"
-    "vw-epsilon(0.1),l=5=--epsilon 0.1 -l 5;"
+    "vw-epsilon(0.02)-lr5=--epsilon 0.02 -l 5;"
+    "vw-epsilon(0.05)-lr5=--epsilon 0.05 -l 5;"
+    "vw-epsilon(0.1)-lr5=--epsilon 0.1 -l 5;"
     "vw-squarecb(10)=--squarecb --gamma_scale 10;"
-    "vw-squarecb(10),l=5=--squarecb --gamma_scale 10 -l 5;"
-    "vw-squarecb(100),l=5=--squarecb --gamma_scale 100 -l 5"
+    "vw-squarecb(10)-lr5=--squarecb --gamma_scale 10 -l 5;"
+    "vw-squarecb(100)-lr5=--squarecb --gamma_scale 100 -l 5"
 )
 EVERY = 500
 
