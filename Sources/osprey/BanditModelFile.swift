@@ -52,11 +52,7 @@ struct BanditModelFile: Codable {
         let d = dimension
         weights = learned.map { $0.map { Array($0.ridge.weights[0..<d]) } }
         gram = learned.map { state in
-            state.map { s in
-                var a = [Double](repeating: 0, count: d * d)
-                for i in 0..<d { for j in 0..<d { a[i * d + j] = Double(s.ridge.gram[min(i, j) * s.ridge.stride + max(i, j)]) } }
-                return a
-            }
+            state.map { $0.ridge.gramMatrix() }
         }
         rhs = learned.map { $0.map(\.ridge.rhs) }
     }

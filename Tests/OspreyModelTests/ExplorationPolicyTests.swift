@@ -26,13 +26,8 @@ struct ExplorationPolicyTests {
 
         var scores: [Float] { ExplorationSelector.scores(candidates: candidates, weights: ridge.weights, features: world.features) }
 
-        /// A in Double, rebuilt from the upper triangle the ridge state keeps.
-        var gram: [Double] {
-            let d = ridge.dimension, s = ridge.stride
-            var a = [Double](repeating: 0, count: d * d)
-            for i in 0..<d { for j in 0..<d { a[i * d + j] = Double(ridge.gram[min(i, j) * s + max(i, j)]) } }
-            return a
-        }
+        /// A in Double.
+        var gram: [Double] { ridge.gramMatrix() }
     }
 
     @Test func policiesPrintAndParseInTheAPIForm() throws {

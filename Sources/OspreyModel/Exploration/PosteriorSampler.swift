@@ -20,9 +20,7 @@ public struct PosteriorSampler: Sendable {
         dimension = d
         stride = s
         mean = ridge.weights
-        var a = [Double](repeating: 0, count: d * d)
-        // Only A's upper triangle is maintained (RidgeState.gram).
-        for i in 0..<d { for j in 0..<d { a[i * d + j] = Double(ridge.gram[min(i, j) * s + max(i, j)]) } }
+        var a = ridge.gramMatrix()
         if (try? Cholesky.factor(&a, n: d)) != nil {
             factor = a
         } else {
