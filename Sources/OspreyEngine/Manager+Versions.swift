@@ -138,17 +138,25 @@ extension Manager {
                 ridge: entry.state, observations: counts[entry.uid] ?? 0,
                 runningLoss: old.read(entry.uid) { $0?.runningLoss }, bootstrapped: false))
         }
-        try store.createVersion(result.version, users: users, reflecting: through, trainingRatings: [], serve: false)
+        var version = result.version
+        if users.count < result.users.count {
+            // A new user starts from the mean of today's users, not of the stand-ins' past tastes.
+            let v = version
+            version = ModelVersion(
+                model: v.model, number: v.number, createdAt: v.createdAt, features: v.features, lambda: v.lambda,
+                prior: Trainer.meanWeights(users.map(\.1.ridge), dimension: v.dimension), metadata: v.metadata, parent: v.parent)
+        }
+        try store.createVersion(version, users: users, reflecting: through, trainingRatings: [], serve: false)
         // The new version is held to the best standard the model has met, not only its own:
         // a retrain that did not recover (say, fitted on data still from before a drift) stays
         // subject to the next one.
         let previousBaseline = model.current.quality.baseline
         let state = ServingState(
-            version: result.version, users: UserWeightStore(users: Dictionary(uniqueKeysWithValues: users)),
+            version: version, users: UserWeightStore(users: Dictionary(uniqueKeysWithValues: users)),
             monitor: configuration.monitor, baselineAtMost: previousBaseline, predictions: nextCache(for: model))
         // Everything each user ever rated, not only the (possibly windowed) training ratings.
         try store.forEachRating(model: model.name) { uid, item in
-            if let row = result.version.features.catalog.row(of: item) { state.observed.insert(uid: uid, row: row) }
+            if let row = version.features.catalog.row(of: item) { state.observed.insert(uid: uid, row: row) }
         }
         try install(state, in: model, caughtUpThrough: through)
         let pruned = try store.pruneVersions(model: model.name, keep: configuration.keepVersions)

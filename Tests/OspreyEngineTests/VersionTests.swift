@@ -117,6 +117,25 @@ extension VersionTests {
     }
 }
 
+extension VersionTests {
+    /// With a retrain window, the stand-ins of users' past tastes shape the items but are not
+    /// served, and a new user's prior is the mean of the real users only.
+    @Test func aWindowedRetrainServesRealUsersOnly() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let m = try Manager(store: try t.reopen(), configuration: .init(retrainWindow: 5), logger: quiet)
+        let id = try m.startRetrain(model: "demo")
+        #expect(try await m.wait(forJob: id, model: "demo").phase == .done)
+        let state = try m.registry.model("demo").current
+        let uids = Set(t.ratings.map(\.uid))
+        #expect(state.users.count == uids.count, "no stand-in is served")
+        let weights = uids.compactMap { uid in state.users.read(uid) { $0?.ridge } }
+        let mean = Trainer.meanWeights(weights, dimension: state.version.dimension)
+        #expect(zip(mean, state.version.prior).allSatisfy { abs($0 - $1) < 1e-6 })
+        #expect(try t.store.loadVersion(model: "demo", number: 2).prior == state.version.prior)
+    }
+}
+
 struct RetentionTests {
     /// Keep the newest K versions; never the serving one or its parent, even after a rollback.
     @Test func prunesOldVersionsButNeverServingOrItsParent() async throws {
