@@ -68,9 +68,9 @@ public struct Predictor: Sendable {
                        lookup: Bool = true) throws -> PredictionCache.Answer {
         try withWeights(state, uid) { w, epoch in
             let cache = state.predictions
-            let cached = cache.caches(query)
-            let key = PredictionCache.Key(uid: uid, query: query)
-            if lookup, cached, let hit = cache.lookup(key, epoch: epoch) { return hit }
+            // The key (and its hash) only for queries this cache keeps: not on the default predict path.
+            let key = cache.caches(query) ? PredictionCache.Key(uid: uid, query: query) : nil
+            if lookup, let key, let hit = cache.lookup(key, epoch: epoch) { return hit }
             let answer: PredictionCache.Answer
             switch query {
             case .score(let row):
@@ -78,7 +78,7 @@ public struct Predictor: Sendable {
             case .ranking(let q):
                 answer = .ranking(try rank(q, uid: uid, weights: w, in: state))
             }
-            if cached { cache.store(answer, for: key, epoch: epoch) }
+            if let key { cache.store(answer, for: key, epoch: epoch) }
             return answer
         }
     }

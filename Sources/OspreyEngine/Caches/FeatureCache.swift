@@ -13,7 +13,7 @@ import OspreyModel
 public final class FeatureCache<Base: FeatureFunction>: FeatureFunction, Sendable {
     /// One shard: its policy maps item rows to slots of its slab.
     final class Shard: @unchecked Sendable {
-        let cache: S3FIFOOrLRU
+        let cache: PolicyCache<Int, Int32>
         let slab: UnsafeMutablePointer<Float>
         let offsets: UnsafeMutablePointer<Float>
         let capacity: Int
@@ -21,7 +21,7 @@ public final class FeatureCache<Base: FeatureFunction>: FeatureFunction, Sendabl
 
         init(policy: EvictionPolicy, capacity: Int, stride: Int) {
             self.capacity = capacity
-            cache = S3FIFOOrLRU(policy, capacity: capacity)
+            cache = PolicyCache(policy, capacity: capacity)
             slab = .allocate(capacity: capacity * stride)
             offsets = .allocate(capacity: capacity)
         }
@@ -29,33 +29,6 @@ public final class FeatureCache<Base: FeatureFunction>: FeatureFunction, Sendabl
         deinit {
             slab.deallocate()
             offsets.deallocate()
-        }
-    }
-
-    /// The policy's cache as a concrete type (specialized code, no protocol dispatch).
-    enum S3FIFOOrLRU {
-        case lru(LRUCache<Int, Int32>)
-        case s3fifo(S3FIFOCache<Int, Int32>)
-
-        init(_ policy: EvictionPolicy, capacity: Int) {
-            switch policy {
-            case .lru: self = .lru(LRUCache(capacity: capacity))
-            case .s3fifo: self = .s3fifo(S3FIFOCache(capacity: capacity))
-            }
-        }
-
-        func value(for key: Int) -> Int32? {
-            switch self {
-            case .lru(let c): c.value(for: key)
-            case .s3fifo(let c): c.value(for: key)
-            }
-        }
-
-        func insert(_ slot: Int32, for key: Int, evicted: (Int, Int32) -> Void) -> Int {
-            switch self {
-            case .lru(let c): c.insert(slot, for: key, evicted: evicted)
-            case .s3fifo(let c): c.insert(slot, for: key, evicted: evicted)
-            }
         }
     }
 
@@ -90,13 +63,13 @@ public final class FeatureCache<Base: FeatureFunction>: FeatureFunction, Sendabl
             if shard.used < shard.capacity {
                 slot = Int32(shard.used)
                 shard.used += 1
-                _ = shard.cache.insert(slot, for: item) { _, _ in }
+                _ = shard.cache.insert(slot, for: item)
             } else {
                 // Full: the entry evicted to make room gives up its slot to this item.
                 slot = -1
                 _ = shard.cache.insert(-1, for: item) { _, freed in slot = freed }
                 precondition(slot >= 0, "a full cache evicts to insert")
-                _ = shard.cache.insert(slot, for: item) { _, _ in }
+                _ = shard.cache.insert(slot, for: item)
                 statistics.evictions.add(1, ordering: .relaxed)
             }
             let target = shard.slab + Int(slot) * stride

@@ -83,40 +83,8 @@ public final class PredictionCache: Sendable {
         var answer: Answer
     }
 
-    /// One shard's cache, as a concrete type so its code is specialized (a call through the
-    /// protocol runs unspecialized generic dictionary code, measured 2–5× slower).
-    enum Shard: Sendable {
-        case lru(LRUCache<Key, Entry>)
-        case s3fifo(S3FIFOCache<Key, Entry>)
-
-        init(_ policy: EvictionPolicy, capacity: Int) {
-            switch policy {
-            case .lru: self = .lru(LRUCache(capacity: capacity))
-            case .s3fifo: self = .s3fifo(S3FIFOCache(capacity: capacity))
-            }
-        }
-
-        var cache: any EvictingCache<Key, Entry> {
-            switch self {
-            case .lru(let c): c
-            case .s3fifo(let c): c
-            }
-        }
-
-        func value(for key: Key) -> Entry? {
-            switch self {
-            case .lru(let c): c.value(for: key)
-            case .s3fifo(let c): c.value(for: key)
-            }
-        }
-
-        func insert(_ entry: Entry, for key: Key) -> Int {
-            switch self {
-            case .lru(let c): c.insert(entry, for: key)
-            case .s3fifo(let c): c.insert(entry, for: key)
-            }
-        }
-    }
+    /// One shard's cache.
+    typealias Shard = PolicyCache<Key, Entry>
 
     /// Hit, miss and eviction counts, kept across the caches of successive serving states.
     public typealias Statistics = CacheStatistics
