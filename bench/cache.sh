@@ -23,16 +23,15 @@ build_release
 DATA=.bench-data/u${USERS}-i${ITEMS}-r${RATINGS}-d${DIM}
 if [ ! -f "$DATA/osprey.sqlite" ]; then echo "no model in $DATA: run bench/http.sh $USERS $ITEMS $RATINGS $DIM first"; exit 1; fi
 # Both servers read the same store; neither is sent observations, so they never write to it.
-$BIN serve --data-dir "$DATA" --port "$CACHED_PORT" --log-level warning --cache-scores &
-CACHED=$!
-$BIN serve --data-dir "$DATA" --port "$PLAIN_PORT" --log-level warning --prediction-cache 0 &
-PLAIN=$!
-LUA=$(mktemp -d)
-trap 'kill -TERM $CACHED $PLAIN 2>/dev/null; wait $CACHED $PLAIN 2>/dev/null || true; rm -rf "$LUA"' EXIT
+start_server "$DATA" "$CACHED_PORT" --cache-scores
+CACHED=$PID
+start_server "$DATA" "$PLAIN_PORT" --prediction-cache 0
+PLAIN=$PID
 for port in $CACHED_PORT $PLAIN_PORT; do
-  for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
   curl -sf "http://127.0.0.1:$port/v1/models/bench" >/dev/null || { echo "server on $port is not serving model bench"; exit 1; }
 done
+LUA=.bench-data/cache-run/lua
+rm -rf "$LUA"; mkdir -p "$LUA"
 
 # zipf_requests FILE EXPR: 1,000,000 requests built once from EXPR, which may call zu() (a Zipf
 # user rank) and zi() (a Zipf item rank).
