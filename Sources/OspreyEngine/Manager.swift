@@ -37,12 +37,15 @@ public final class Manager: Service, Sendable {
         public var retrainThreads: Int
         /// Each serving state's prediction cache.
         public var predictionCache: PredictionCache.Configuration
+        /// Exploring top-k answers and the decision log.
+        public var exploration: Explorer.Configuration
 
         public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
                     maxIdentifierBytes: Int = 256, keepVersions: Int = 10, retrainThreads: Int = 1,
                     monitor: QualityMonitor.Configuration = .init(), autoRetrain: Bool = false, retrainWindow: Int? = nil,
-                    predictionCache: PredictionCache.Configuration = .init()) {
+                    predictionCache: PredictionCache.Configuration = .init(), exploration: Explorer.Configuration = .init()) {
             self.predictionCache = predictionCache
+            self.exploration = exploration
             self.retrainWindow = retrainWindow
             self.monitor = monitor
             self.autoRetrain = autoRetrain
@@ -55,6 +58,9 @@ public final class Manager: Service, Sendable {
     }
 
     public let registry: ModelRegistry
+    /// Top-k answers under each model's exploration policy, logged as decisions.
+    public let explorer: Explorer
+    let decisions: DecisionLog
     let store: SQLiteStore
     let configuration: Configuration
     let logger: Logger
@@ -81,6 +87,7 @@ public final class Manager: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         var served: [ServedModel] = []
+        let policies = try store.explorationPolicies()
         for record in try store.models() {
             // A version still `built` was being installed when the last process stopped.
             let unserved = try store.failUnservedVersions(model: record.name)
@@ -94,7 +101,11 @@ public final class Manager: Service, Sendable {
             let (state, _) = try ServingState.restore(
                 model: record.name, version: record.servingVersion, store: store, monitor: configuration.monitor,
                 predictions: PredictionCache(configuration: configuration.predictionCache))
-            let model = ServedModel(state: state, observations: try store.observationCount(model: record.name))
+            let policy: ExplorationPolicy
+            do { policy = try ExplorationPolicy.parse(policies[record.name] ?? "greedy") } catch {
+                throw StorageError(.corrupt, "model \(record.name) has an unreadable exploration policy: \(error)")
+            }
+            let model = ServedModel(state: state, observations: try store.observationCount(model: record.name), exploration: policy)
             served.append(model)
             logger.info("loaded model", metadata: [
                 "model.name": "\(record.name)", "model.version": "\(record.servingVersion)",
@@ -103,6 +114,8 @@ public final class Manager: Service, Sendable {
             ])
         }
         registry = ModelRegistry(models: served)
+        decisions = DecisionLog(store: store, logger: logger)
+        explorer = Explorer(registry: registry, log: decisions, configuration: configuration.exploration)
         applied = Mutex(try store.lastSequence())
         let commit: @Sendable ([Observation]) throws -> [Int64] = { [store] in try store.append($0) }
         let committer = GroupCommitter(commit: commit) { [unowned self] batch in self.learn(batch) }
@@ -147,6 +160,31 @@ public final class Manager: Service, Sendable {
     ///   cannot commit.
     @discardableResult
     public func observe(model name: String, _ items: [(uid: String, item: String, label: Float)]) async throws -> Int {
+        try await observe(model: name, items.map { Feedback(uid: $0.uid, item: $0.item, label: $0.label) })
+    }
+
+    /// One observation as a client sends it: `eventId` names the top-k answer it is feedback on.
+    public struct Feedback: Sendable {
+        public var uid: String
+        public var item: String
+        public var label: Float
+        public var eventId: String?
+
+        public init(uid: String, item: String, label: Float, eventId: String? = nil) {
+            self.uid = uid
+            self.item = item
+            self.label = label
+            self.eventId = eventId
+        }
+    }
+
+    /// Logs observations durably and learns them, as the tuple form does; an
+    /// observation with an event id must name a logged decision of this model for this user, and
+    /// one answering an item the decision showed by exploring feeds the exploration pool.
+    /// - Throws: ``OspreyError`` `unknownModel` or `invalidArgument` (also for an event id that
+    ///   is unknown or another user's); `unavailable` when the log cannot commit.
+    @discardableResult
+    public func observe(model name: String, _ items: [Feedback]) async throws -> Int {
         let model = try registry.model(name)
         let now = Date().timeIntervalSince1970
         var observations: [Observation] = []
@@ -158,7 +196,23 @@ public final class Manager: Service, Sendable {
             guard o.label.isFinite else {
                 throw OspreyError(.invalidArgument, "\(which)label must be a finite number")
             }
-            observations.append(Observation(model: name, uid: o.uid, item: o.item, label: o.label, time: now))
+            var explored = false
+            if let id = o.eventId {
+                try validate(id: id, "event_id", which)
+                let decision: DecisionRecord?
+                do { decision = try decisions.lookup(id) } catch {
+                    throw OspreyError(.unavailable, "the decision log could not be read: \(error)")
+                }
+                guard let decision, decision.model == name else {
+                    throw OspreyError(.invalidArgument, "\(which)event_id `\(id)` names no top-k answer of model `\(name)`")
+                }
+                guard decision.uid == o.uid else {
+                    throw OspreyError(.invalidArgument, "\(which)event_id `\(id)` was an answer to user `\(decision.uid)`, not `\(o.uid)`")
+                }
+                explored = decision.shown(o.item)?.explored ?? false
+            }
+            observations.append(Observation(model: name, uid: o.uid, item: o.item, label: o.label, time: now,
+                                            eventId: o.eventId, answersExploration: explored))
         }
         guard !observations.isEmpty else { return model.version.number }
         do {
@@ -169,6 +223,8 @@ public final class Manager: Service, Sendable {
             logger.error("observation commit failed", metadata: ["error": "\(error)"])
             throw OspreyError(.unavailable, "the observation log could not commit: \(error)")
         }
+        let joined = observations.count { $0.eventId != nil }
+        if joined > 0 { model.feedbackCount.add(joined, ordering: .relaxed) }
         return model.version.number
     }
 
@@ -257,6 +313,7 @@ public final class Manager: Service, Sendable {
     public func shutdown() async throws {
         groupCommitter.close()
         await groupCommitter.drain()
+        await decisions.flushed()
         let saved = try await snapshotInBackground()
         logger.info("snapshot saved on shutdown", metadata: ["users": "\(saved)"])
     }
@@ -270,7 +327,8 @@ public final class Manager: Service, Sendable {
         return ModelInfo(
             name: name, version: v.number, dimension: v.metadata.factors, users: state.users.count,
             items: v.features.catalog.count, observations: model.observations,
-            versions: try store.versions(model: name), quality: state.quality)
+            versions: try store.versions(model: name), quality: state.quality, exploration: model.exploration,
+            decisions: try store.decisionCount(model: name) + decisions.buffered(model: name))
     }
 
     /// What the model knows of user `uid` (a user never seen is reported as bootstrapped with no
@@ -288,6 +346,9 @@ public final class Manager: Service, Sendable {
     public var retrainFailureCount: Int { retrainFailures.load(ordering: .relaxed) }
     /// Retrains cancelled since the manager started.
     public var retrainCancellationCount: Int { retrainCancellations.load(ordering: .relaxed) }
+
+    /// Failed writes of the decision log since the manager started.
+    public var decisionLogFailureCount: Int { decisions.failures.load(ordering: .relaxed) }
 
     /// Commits made by the group committer.
     public var commitCount: Int { groupCommitter.commits.load(ordering: .relaxed) }

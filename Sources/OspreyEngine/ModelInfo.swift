@@ -14,6 +14,10 @@ public struct ModelInfo: Sendable {
     public var versions: [VersionRecord]
     /// The serving version's staleness monitor.
     public var quality: QualityMonitor
+    /// How top-k answers explore.
+    public var exploration: ExplorationPolicy
+    /// Top-k decisions logged (all time).
+    public var decisions: Int
 }
 
 /// What `GET /v1/models/{model}/users/{uid}` reports about a user.

@@ -86,6 +86,13 @@ public struct Predictor: Sendable {
     /// Computes a ranking with the user's weights `w`.
     static func rank(_ q: PredictionCache.RankingQuery, uid: String, weights w: UnsafePointer<Float>,
                      in state: ServingState) throws -> [(item: String, score: Float)] {
+        let ids = state.version.features.catalog.ids
+        return try rankRows(q, uid: uid, weights: w, in: state).map { (ids[$0.index], $0.score) }
+    }
+
+    /// Computes a ranking with the user's weights `w`, as catalogue rows and scores, best first.
+    static func rankRows(_ q: PredictionCache.RankingQuery, uid: String, weights w: UnsafePointer<Float>,
+                         in state: ServingState) throws -> [(index: Int, score: Float)] {
         let v = state.version
         let features = v.features
         var excluded = q.exclude.compactMap { features.catalog.row(of: $0) }
@@ -103,7 +110,7 @@ public struct Predictor: Sendable {
         } else {
             scanCatalogue(features, weights: w, excluding: excluded, into: &selector)
         }
-        return selector.sorted().map { (features.catalog.ids[$0.index], $0.score) }
+        return selector.sorted().map { ($0.index, $0.score) }
     }
 
     /// Ranks the whole catalogue with the features' scan table (``ItemScanTable``: a blocked

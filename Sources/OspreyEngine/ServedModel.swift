@@ -38,7 +38,8 @@ public final class ServingState: Sendable {
     /// starts from the version's prior (bootstrapping, Velox §5); an item the version does not
     /// know is counted but cannot move the weights; an observation in the validation sample is
     /// scored into the monitor's validation loss and counted, never learned. Returns true when
-    /// this observation made the version stale. O(d²).
+    /// this observation made the version stale. An observation answering an exploratory choice is
+    /// also scored into the monitor's exploration pool. O(d²).
     @discardableResult
     func learn(_ logged: LoggedObservation) -> Bool {
         let o = logged.observation
@@ -64,7 +65,8 @@ public final class ServingState: Sendable {
                 m.recordValidation(loss)
                 return false
             }
-            return m.record(loss)
+            let stale = m.record(loss)
+            return o.answersExploration ? m.recordExploration(loss) || stale : stale
         }
     }
 
@@ -106,12 +108,27 @@ public final class ServedModel: Sendable {
     private let serving: Mutex<ServingState>
     /// Observations of this model in the log.
     let observationCount: Atomic<Int>
+    private let policy: Mutex<ExplorationPolicy>
+    /// Top-k decisions logged, and observations that named one (since the process started).
+    let decisionCount = Atomic<Int>(0), feedbackCount = Atomic<Int>(0)
 
-    init(state: ServingState, observations: Int) {
+    init(state: ServingState, observations: Int, exploration: ExplorationPolicy = .greedy) {
         name = state.version.model
         serving = Mutex(state)
         observationCount = Atomic(observations)
+        policy = Mutex(exploration)
     }
+
+    /// The model's exploration policy: how its top-k answers explore. O(1).
+    public var exploration: ExplorationPolicy {
+        get { policy.withLock { $0 } }
+        set { policy.withLock { $0 = newValue } }
+    }
+
+    /// Top-k decisions logged since the process started.
+    public var decisions: Int { decisionCount.load(ordering: .relaxed) }
+    /// Observations naming a logged decision since the process started.
+    public var feedback: Int { feedbackCount.load(ordering: .relaxed) }
 
     /// What the model serves now. Readers keep what they got even if a swap follows. O(1).
     public var current: ServingState { serving.withLock { $0 } }

@@ -8,13 +8,22 @@ public struct Observation: Sendable, Equatable {
     public var label: Float
     /// Seconds since the epoch when Osprey received it.
     public var time: Double
+    /// The top-k decision (its `event_id`) this observation is feedback on, if any.
+    public var eventId: String?
+    /// True when the item was shown only because the policy explored (not in the greedy top-k of
+    /// the decision `eventId` names). Known live, not stored: it feeds the quality monitor's
+    /// exploration pool, which is soft state like the rest of the monitor.
+    public var answersExploration: Bool
 
-    public init(model: String, uid: String, item: String, label: Float, time: Double = Date().timeIntervalSince1970) {
+    public init(model: String, uid: String, item: String, label: Float, time: Double = Date().timeIntervalSince1970,
+                eventId: String? = nil, answersExploration: Bool = false) {
         self.model = model
         self.uid = uid
         self.item = item
         self.label = label
         self.time = time
+        self.eventId = eventId
+        self.answersExploration = answersExploration
     }
 }
 

@@ -11,6 +11,12 @@ import OspreyMath
 /// log sequence (so a replay holds out the same ones), is scored but never learned — neither
 /// online nor by a retrain — so its windowed loss estimates how well the model generalizes to
 /// ratings it has not fitted.
+///
+/// And an exploration pool (Velox §4.3): observations answering items a policy showed only
+/// because it explored (outside its greedy top-k) are not shaped by what the model already
+/// believes. They are scored before they are learned into their own window; once that window is
+/// full its first mean is the pool's baseline, and from then on staleness is judged on the pool
+/// (its windowed loss past `threshold ×` its baseline) instead of on all observations.
 public struct QualityMonitor: Sendable, Equatable {
     /// Settings.
     public struct Configuration: Sendable, Equatable {
@@ -58,6 +64,14 @@ public struct QualityMonitor: Sendable, Equatable {
     private var validationNext = 0
     /// Held-out observations scored.
     public private(set) var validationScored = 0
+    /// The exploration pool's latest losses (a ring of `validationWindow`), sum and baseline.
+    private var exploration: [Double] = []
+    private var explorationNext = 0
+    private var explorationSum = 0.0
+    /// The exploration pool's first full window's mean loss.
+    public private(set) var explorationBaseline: Double?
+    /// Observations answering exploratory choices scored.
+    public private(set) var explorationScored = 0
 
     public init(configuration: Configuration = .init(), baseline: Double? = nil) {
         self.configuration = configuration
@@ -83,6 +97,40 @@ public struct QualityMonitor: Sendable, Equatable {
         validationScored += 1
     }
 
+    /// The mean squared error of the exploration pool's latest `validationWindow` observations,
+    /// once that many were scored.
+    public var explorationLoss: Double? {
+        exploration.count == configuration.validationWindow ? explorationSum / Double(exploration.count) : nil
+    }
+
+    /// Records the prequential squared error of an observation answering an exploratory choice
+    /// (it is learned too). Returns true when it made the model stale. O(1).
+    @discardableResult
+    public mutating func recordExploration(_ loss: Double) -> Bool {
+        guard loss.isFinite else { return false }
+        let window = configuration.validationWindow
+        if exploration.count < window {
+            exploration.append(loss)
+        } else {
+            explorationSum -= exploration[explorationNext]
+            exploration[explorationNext] = loss
+        }
+        explorationSum += loss
+        explorationNext = (explorationNext + 1) % window
+        explorationScored += 1
+        if explorationNext == 0 { explorationSum = exploration.reduce(0, +) }
+        guard let current = explorationLoss else { return false }
+        guard let base = explorationBaseline, base > 0 else {
+            explorationBaseline = current
+            return false
+        }
+        if !stale && current > configuration.threshold * base {
+            stale = true
+            return true
+        }
+        return false
+    }
+
     /// The mean loss of the last `window` observations, once that many were scored.
     public var windowedLoss: Double? {
         filled == configuration.window ? sum / Double(filled) : nil
@@ -105,7 +153,8 @@ public struct QualityMonitor: Sendable, Equatable {
             baseline = current
             return false
         }
-        if !stale && current > configuration.threshold * base {
+        // The exploration pool, once it has a baseline, is the better judge.
+        if !stale && explorationBaseline == nil && current > configuration.threshold * base {
             stale = true
             return true
         }

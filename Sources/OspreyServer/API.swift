@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import OspreyEngine
+import OspreyModel
 
 /// The v1 endpoints. Each handler validates its input, calls the engine, and writes JSON.
 struct API: Sendable {
@@ -35,6 +36,8 @@ struct API: Sendable {
         router.get("/v1/models/{model}/jobs/{id}", use: instrument("job", job))
         router.post("/v1/models/{model}/jobs/{id}/cancel", use: instrument("cancel", cancel))
         router.post("/v1/models/{model}/rollback", use: instrument("rollback", rollback))
+        router.put("/v1/models/{model}/exploration", use: instrument("exploration", setExploration))
+        router.post("/v1/models/{model}/evaluate-policy", use: instrument("evaluate_policy", evaluatePolicy))
     }
 
     /// Wraps a handler to count it and time it under `name`.
@@ -94,6 +97,8 @@ struct API: Sendable {
                 w.field("users", info.users)
                 w.field("items", info.items)
                 w.field("observations", info.observations)
+                w.field("exploration", info.exploration.description)
+                w.field("decisions", info.decisions)
                 w.key("quality")
                 w.object { w in
                     w.field("stale", info.quality.stale)
@@ -105,6 +110,9 @@ struct API: Sendable {
                     w.field("validation_loss", info.quality.validationLoss)
                     w.field("validation_scored", info.quality.validationScored)
                     w.field("validation_fraction", info.quality.configuration.validationFraction)
+                    w.field("exploration_loss", info.quality.explorationLoss)
+                    w.field("exploration_baseline_loss", info.quality.explorationBaseline)
+                    w.field("exploration_scored", info.quality.explorationScored)
                 }
                 w.key("versions")
                 w.array { w in
@@ -167,19 +175,29 @@ struct API: Sendable {
         guard k >= 1, k <= configuration.maxK else {
             throw OspreyError(.invalidArgument, "k must be between 1 and \(configuration.maxK), got \(k)")
         }
-        let ranking = try predictor.topK(
+        let answer = try manager.explorer.topK(
             model: model, uid: uid, k: k, items: body.items?.map(\.value),
-            exclude: body.exclude?.map(\.value) ?? [], excludeObserved: body.excludeObserved ?? false)
+            exclude: body.exclude?.map(\.value) ?? [], excludeObserved: body.excludeObserved ?? false, explore: body.explore)
+        let exploringKey: String? = switch answer.policy {
+        case .linUCB: "ucb"
+        case .thompson: "sampled"
+        case .greedy, .epsilonGreedy: nil
+        }
         return JSONWriter.response { w in
             w.object { w in
                 w.field("uid", uid)
-                w.field("version", ranking.version)
+                w.field("version", answer.version)
+                if let id = answer.eventId { w.field("event_id", id) }
+                w.field("policy", answer.policy.description)
                 w.key("items")
                 w.array { w in
-                    for (item, score) in ranking.items {
+                    for shown in answer.items {
                         w.object { w in
-                            w.field("item", item)
-                            w.field("score", score)
+                            w.field("item", shown.item)
+                            w.field("score", shown.score)
+                            if let exploringKey, let value = shown.exploring { w.field(exploringKey, value) }
+                            if let p = shown.propensity { w.field("propensity", p) }
+                            if shown.explored { w.field("explored", true) }
                         }
                     }
                 }
@@ -191,7 +209,8 @@ struct API: Sendable {
         let model = try context.parameter("model"), uid = try context.parameter("uid")
         let body = try await request.decodeJSON(ObserveBody.self, limit: configuration.maxBodyBytes)
         guard let label = body.label.finiteLabel else { throw OspreyError(.invalidArgument, "label must be a finite number") }
-        let version = try await manager.observe(model: model, [(uid, body.item.value, label)])
+        let version = try await manager.observe(
+            model: model, [Manager.Feedback(uid: uid, item: body.item.value, label: label, eventId: body.eventId)])
         return JSONWriter.response { w in
             w.object { w in
                 w.field("uid", uid)
@@ -206,13 +225,13 @@ struct API: Sendable {
         let model = try context.parameter("model")
         let body = try await request.decodeJSON(BulkObserveBody.self, limit: configuration.maxBodyBytes)
         guard !body.observations.isEmpty else { throw OspreyError(.invalidArgument, "observations must not be empty") }
-        var batch: [(uid: String, item: String, label: Float)] = []
+        var batch: [Manager.Feedback] = []
         batch.reserveCapacity(body.observations.count)
         for (n, o) in body.observations.enumerated() {
             guard let label = o.label.finiteLabel else {
                 throw OspreyError(.invalidArgument, "observation \(n): label must be a finite number")
             }
-            batch.append((o.uid.value, o.item.value, label))
+            batch.append(Manager.Feedback(uid: o.uid.value, item: o.item.value, label: label, eventId: o.eventId))
         }
         try await manager.observe(model: model, batch)
         return JSONWriter.response { $0.object { $0.field("accepted", batch.count) } }
@@ -238,6 +257,64 @@ extension API {
         let model = try context.parameter("model")
         guard let id = Int(try context.parameter("id")) else { throw APIError.badRequest("a job id is a number") }
         return Self.response(try manager.cancel(job: id, model: model))
+    }
+
+    func setExploration(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let model = try context.parameter("model")
+        let body = try await request.decodeJSON(ExplorationBody.self, limit: configuration.maxBodyBytes)
+        let policy: ExplorationPolicy
+        do { policy = try ExplorationPolicy.parse(body.policy) } catch {
+            throw OspreyError(.invalidArgument, "\(error)")
+        }
+        try manager.setExploration(model: model, policy: policy)
+        return JSONWriter.response { w in
+            w.object { w in
+                w.field("name", model)
+                w.field("exploration", policy.description)
+            }
+        }
+    }
+
+    func evaluatePolicy(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let model = try context.parameter("model")
+        let body = try await request.decodeJSON(EvaluatePolicyBody.self, limit: configuration.maxBodyBytes)
+        let policy: ExplorationPolicy
+        do { policy = try ExplorationPolicy.parse(body.policy) } catch {
+            throw OspreyError(.invalidArgument, "\(error)")
+        }
+        let e = try await manager.evaluatePolicy(
+            model: model, policy: policy, version: body.version, limit: body.limit ?? 10_000,
+            propensitySamples: body.samples ?? 64, seed: body.seed ?? 1)
+        return JSONWriter.response { w in
+            w.object { w in
+                w.field("model", model)
+                w.field("policy", e.policy.description)
+                w.field("version", e.version)
+                w.field("decisions", e.decisions)
+                w.field("used", e.used)
+                w.key("skipped")
+                w.object { w in
+                    w.field("no_feedback", e.skipped.noFeedback)
+                    w.field("no_propensity", e.skipped.noPropensity)
+                    w.field("unknown_item", e.skipped.unknownItem)
+                    w.field("no_candidates", e.skipped.noCandidates)
+                }
+                w.field("logged_reward", e.loggedReward)
+                w.field("effective_sample_size", e.effectiveSampleSize)
+                w.key("estimates")
+                w.array { w in
+                    for x in e.estimates {
+                        w.object { w in
+                            w.field("estimator", x.estimator)
+                            w.field("value", x.value)
+                            w.field("standard_error", x.standardError)
+                            w.field("lower", x.lower)
+                            w.field("upper", x.upper)
+                        }
+                    }
+                }
+            }
+        }
     }
 
     func rollback(_ request: Request, _ context: BasicRequestContext) async throws -> Response {

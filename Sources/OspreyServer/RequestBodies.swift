@@ -20,12 +20,36 @@ struct WireID: Decodable {
 struct ObserveBody: Decodable {
     let item: WireID
     let label: Double
+    let eventId: String?
+
+    enum CodingKeys: String, CodingKey {
+        case item, label
+        case eventId = "event_id"
+    }
 }
 
 struct BulkObservation: Decodable {
     let uid: WireID
     let item: WireID
     let label: Double
+    let eventId: String?
+
+    enum CodingKeys: String, CodingKey {
+        case uid, item, label
+        case eventId = "event_id"
+    }
+}
+
+struct ExplorationBody: Decodable {
+    let policy: String
+}
+
+struct EvaluatePolicyBody: Decodable {
+    let policy: String
+    let version: Int?
+    let limit: Int?
+    let samples: Int?
+    let seed: UInt64?
 }
 
 struct BulkObserveBody: Decodable {
@@ -45,9 +69,11 @@ struct TopKBody: Decodable {
     let items: [WireID]?
     let exclude: [WireID]?
     let excludeObserved: Bool?
+    /// false: a pure (greedy) ranking whatever the model's exploration policy.
+    let explore: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case k, items, exclude
+        case k, items, exclude, explore
         case excludeObserved = "exclude_observed"
     }
 }

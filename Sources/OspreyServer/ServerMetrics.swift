@@ -50,6 +50,9 @@ final class ServerMetrics: Sendable {
         var stale = "# TYPE osprey_model_stale gauge\n"
         var loss = "# TYPE osprey_prequential_loss gauge\n"
         var validation = "# TYPE osprey_validation_loss gauge\n"
+        var exploration = "# TYPE osprey_exploration_loss gauge\n"
+        var decisions = "# TYPE osprey_decisions_total counter\n"
+        var feedback = "# TYPE osprey_decision_feedback_total counter\n"
         var cache = ""
         for (name, type) in [("hits_total", "counter"), ("misses_total", "counter"), ("stale_total", "counter"),
                              ("evictions_total", "counter"), ("entries", "gauge")] {
@@ -79,8 +82,12 @@ final class ServerMetrics: Sendable {
             stale += "osprey_model_stale\(label) \(quality.stale ? 1 : 0)\n"
             if let windowed = quality.windowedLoss { loss += "osprey_prequential_loss\(label) \(windowed)\n" }
             if let held = quality.validationLoss { validation += "osprey_validation_loss\(label) \(held)\n" }
+            if let pool = quality.explorationLoss { exploration += "osprey_exploration_loss\(label) \(pool)\n" }
+            decisions += "osprey_decisions_total\(label) \(model.decisions)\n"
+            feedback += "osprey_decision_feedback_total\(label) \(model.feedback)\n"
         }
-        text += observations + users + version + items + stale + loss + validation + cache
+        text += observations + users + version + items + stale + loss + validation + exploration + decisions + feedback + cache
+        text += "# TYPE osprey_decision_log_write_failures_total counter\nosprey_decision_log_write_failures_total \(manager.decisionLogFailureCount)\n"
         text += "# TYPE osprey_group_commits_total counter\nosprey_group_commits_total \(manager.commitCount)\n"
         text += "# TYPE osprey_retrain_failures_total counter\nosprey_retrain_failures_total \(manager.retrainFailureCount)\n"
         text += "# TYPE osprey_retrain_cancellations_total counter\nosprey_retrain_cancellations_total \(manager.retrainCancellationCount)\n"

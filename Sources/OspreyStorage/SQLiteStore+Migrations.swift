@@ -47,6 +47,39 @@ extension SQLiteStore {
                 CREATE INDEX training_rating_model ON training_rating (model, version);
                 """)
         }
+        migrator.registerMigration("v2-exploration") { db in
+            // Each model's exploration policy (issue 5), and the decision an observation answers.
+            try db.execute(sql: """
+                ALTER TABLE model ADD COLUMN exploration TEXT NOT NULL DEFAULT 'greedy';
+                ALTER TABLE observation ADD COLUMN event_id TEXT;
+                CREATE INDEX observation_event ON observation (model, event_id) WHERE event_id IS NOT NULL;
+                """)
+        }
+        return migrator
+    }
+
+    /// The schema of the decision database: top-k answers as logged for off-policy evaluation.
+    static var decisionMigrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE decision (
+                    event_id TEXT PRIMARY KEY NOT NULL,
+                    model TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    uid TEXT NOT NULL,
+                    policy TEXT NOT NULL,
+                    time REAL NOT NULL,
+                    items BLOB NOT NULL,
+                    scores BLOB NOT NULL,
+                    exploring BLOB NOT NULL,
+                    propensities BLOB NOT NULL,
+                    explored BLOB NOT NULL,
+                    candidates BLOB
+                );
+                CREATE INDEX decision_model_time ON decision (model, time);
+                """)
+        }
         return migrator
     }
 

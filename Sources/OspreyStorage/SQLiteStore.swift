@@ -17,9 +17,12 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
     public static let fileName = "osprey.sqlite"
     /// The snapshot database file inside a data directory.
     public static let snapshotFileName = "snapshots.sqlite"
+    /// The decision database file inside a data directory.
+    public static let decisionFileName = "decisions.sqlite"
 
     let pool: DatabasePool
     let snapshotPool: DatabasePool
+    let decisionPool: DatabasePool
     public let path: String
 
     /// Opens (creating if needed) the store in data directory `directory` and migrates it.
@@ -34,13 +37,15 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         let snapshotPath = (directory as NSString).appendingPathComponent(Self.snapshotFileName)
+        let decisionPath = (directory as NSString).appendingPathComponent(Self.decisionFileName)
         do {
             pool = try Self.open(path, configuration, Self.migrator)
             snapshotPool = try Self.open(snapshotPath, configuration, Self.snapshotMigrator)
+            decisionPool = try Self.open(decisionPath, configuration, Self.decisionMigrator)
         } catch {
             throw StorageError(.io, "cannot open database in \(directory): \(error)")
         }
-        for (file, writer) in [(path, pool), (snapshotPath, snapshotPool)] {
+        for (file, writer) in [(path, pool), (snapshotPath, snapshotPool), (decisionPath, decisionPool)] {
             let mode = try writer.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
             guard mode == 2 else { throw StorageError(.io, "database \(file) writer runs with synchronous=\(mode), expected FULL (2)") }
         }
@@ -76,11 +81,11 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
         guard !observations.isEmpty else { return [] }
         return try pool.write { db in
             let insert = try db.cachedStatement(
-                sql: "INSERT INTO observation (model, uid, item, label, time) VALUES (?, ?, ?, ?, ?)")
+                sql: "INSERT INTO observation (model, uid, item, label, time, event_id) VALUES (?, ?, ?, ?, ?, ?)")
             var seqs: [Int64] = []
             seqs.reserveCapacity(observations.count)
             for o in observations {
-                try insert.execute(arguments: [o.model, o.uid, o.item, Double(o.label), o.time])
+                try insert.execute(arguments: [o.model, o.uid, o.item, Double(o.label), o.time, o.eventId])
                 seqs.append(db.lastInsertedRowID)
             }
             return seqs
@@ -90,10 +95,11 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
     public func forEachObservation(model: String, after seq: Int64, _ body: (LoggedObservation) throws -> Void) throws {
         try pool.read { db in
             let rows = try Row.fetchCursor(
-                db, sql: "SELECT seq, uid, item, label, time FROM observation WHERE model = ? AND seq > ? ORDER BY seq",
+                db, sql: "SELECT seq, uid, item, label, time, event_id FROM observation WHERE model = ? AND seq > ? ORDER BY seq",
                 arguments: [model, seq])
             while let row = try rows.next() {
-                let o = Observation(model: model, uid: row[1], item: row[2], label: Float(row[3] as Double), time: row[4])
+                let o = Observation(model: model, uid: row[1], item: row[2], label: Float(row[3] as Double), time: row[4],
+                                    eventId: row[5])
                 try body(LoggedObservation(seq: row[0], observation: o))
             }
         }

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import OspreyEngine
 import OspreyMath
 import OspreyModel
+import OspreyStorage
 
 /// `osprey evaluate-policy`: off-policy evaluation of a target policy from logged decisions.
 struct EvaluatePolicyCommand: ParsableCommand {
@@ -9,7 +11,10 @@ struct EvaluatePolicyCommand: ParsableCommand {
         commandName: "evaluate-policy",
         abstract: "Estimate from logged decisions the reward another policy or model would have earned (IPS, SNIPS, DR).",
         discussion: """
-            The log is JSONL, one decision per line: {"event_id","uid","policy","items":[{"item","score",\
+            With --data-dir and --name it reads a server's own decision log and the feedback joined \
+            to it by event_id, and runs the target on the model's serving version (or --version) with \
+            its stored user weights (the last snapshot; the server's POST .../evaluate-policy uses the \
+            live ones). Otherwise the log is a JSONL file, one decision per line: {"event_id","uid","policy","items":[{"item","score",\
             "propensity"}],"candidates":[...],"chosen","reward"} (`osprey simulate --log-decisions` writes \
             it). The target policy runs on the model of --model (a JSON model file: `osprey simulate \
             --export-model` or `--export-world`), choosing one item among each decision's candidates. \
@@ -18,8 +23,12 @@ struct EvaluatePolicyCommand: ParsableCommand {
             --bootstrap); with --world, also the true value on the logged contexts.
             """)
 
-    @Option(help: "Logged decisions (JSONL).") var log: String
-    @Option(help: "The target's model (JSON model file).") var model: String
+    @Option(help: "Logged decisions (JSONL).") var log: String?
+    @Option(help: "The target's model (JSON model file).") var model: String?
+    @Option(help: "A server's data directory: evaluate on its decision log (with --name).") var dataDir: String?
+    @Option(help: "The model in --data-dir.") var name: String?
+    @Option(help: "With --data-dir: run the target on this version (default: the serving one).") var version: Int?
+    @Option(help: "With --data-dir: evaluate the latest this-many decisions.") var limit = 100_000
     @Option(help: "The target policy: greedy, epsilon_greedy(ε), linucb(α) or thompson(σ).") var target = "greedy"
     @Option(help: "A world file (osprey simulate --export-world) to print the target's true value.") var world: String?
     @Option(help: "Bootstrap resamples for percentile intervals (0: off).") var bootstrap = 0
@@ -28,10 +37,16 @@ struct EvaluatePolicyCommand: ParsableCommand {
 
     func validate() throws {
         _ = try parsePolicies(target)
+        switch (log, model, dataDir, name) {
+        case (_?, _?, nil, nil), (nil, nil, _?, _?): break
+        default: throw ValidationError("give either --log and --model (files) or --data-dir and --name (a server's store)")
+        }
+        guard limit >= 1 else { throw ValidationError("--limit must be at least 1") }
         guard bootstrap >= 0, samples >= 1 else { throw ValidationError("--bootstrap must be ≥ 0 and --samples ≥ 1") }
     }
 
     func run() throws {
+        guard let log, let model else { return try runOnStore(dataDir: dataDir!, name: name!) }
         let text: String
         do { text = try String(contentsOfFile: log, encoding: .utf8) } catch {
             throw ValidationError("cannot read \(log): \(error.localizedDescription)")
@@ -85,6 +100,38 @@ struct EvaluatePolicyCommand: ParsableCommand {
         }
         if let t = data.trueValue {
             print(String(format: "true value on these contexts (from --world): %.4f", t))
+        }
+    }
+
+    /// Evaluates on a server's decision log and stored weights.
+    func runOnStore(dataDir: String, name: String) throws {
+        guard SQLiteStore.exists(in: dataDir) else { throw ValidationError("no Osprey store in \(dataDir)") }
+        let store = try SQLiteStore(directory: dataDir)
+        guard let record = try store.models().first(where: { $0.name == name }) else {
+            throw ValidationError("model `\(name)` is not in \(dataDir)")
+        }
+        let number = version ?? record.servingVersion
+        let v: ModelVersion, snapshot: UserSnapshot
+        do {
+            v = try store.loadVersion(model: name, number: number)
+            snapshot = try store.loadSnapshot(model: name, version: number)
+        } catch { throw ValidationError("\(error)") }
+        let records = try store.decisions(model: name, limit: limit)
+        let feedback = try store.feedback(model: name)
+        Console.info("read \(records.count) decisions and \(feedback.count) joined rewards of \(name); target \(target) on v\(number)")
+        let policy = try parsePolicies(target)[0]
+        let e = PolicyEvaluation.evaluate(records, feedback: feedback, policy: policy, version: v,
+                                          states: { snapshot.users[$0]?.ridge }, propensitySamples: samples, seed: seed)
+        let k = e.skipped
+        print("decisions: \(e.used) used, \(k.total) skipped (no feedback \(k.noFeedback), no propensity \(k.noPropensity), unknown item \(k.unknownItem), no candidates \(k.noCandidates))")
+        guard e.used > 1, let logged = e.loggedReward else {
+            throw ValidationError("fewer than 2 usable decisions: feedback must name the event_id of a top-k answer with candidates (items given, or an exploring policy)")
+        }
+        print(String(format: "logging policy's mean reward: %.4f; target %@ on v%d; effective sample size %.0f",
+                     logged, policy.description, number, e.effectiveSampleSize ?? 0))
+        print("estimator     value      95% CI (normal)         std. error")
+        for x in e.estimates {
+            print(String(format: "%-8@ %9.4f   [%8.4f, %8.4f]   %10.4f", x.estimator, x.value, x.lower, x.upper, x.standardError))
         }
     }
 }

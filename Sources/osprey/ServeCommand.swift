@@ -35,6 +35,10 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Prediction cache eviction policy: s3fifo or lru.") var cachePolicy = "s3fifo"
     @Flag(help: "Cache single-item predictions too, not only top-k rankings (a materialized score is cheaper than a lookup).") var cacheScores = false
     @Option(help: "Hottest cached answers a new version precomputes before it serves.") var cacheRepopulate = 10_000
+    @Option(help: "Greedy candidates an exploring whole-catalogue top-k chooses among (at least 2k).") var exploreShortlist = 100
+    @Option(help: "Posterior draws behind a Thompson top-k answer's propensities (0: none).") var thompsonSamples = 64
+    @Flag(inversion: .prefixedNo, help: "Log top-k decisions and give answers an event_id (for feedback joins and off-policy evaluation).")
+    var decisionLog = true
     @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel = "info"
 }
 
@@ -51,6 +55,8 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
     guard o.validationFraction >= 0, o.validationFraction <= 0.5 else { throw ValidationError("--validation-fraction must be between 0 and 0.5") }
     guard o.predictionCache >= 0 else { throw ValidationError("--prediction-cache must be at least 0") }
     guard o.cacheRepopulate >= 0 else { throw ValidationError("--cache-repopulate must be at least 0") }
+    guard o.exploreShortlist >= 1 else { throw ValidationError("--explore-shortlist must be at least 1") }
+    guard o.thompsonSamples >= 0, o.thompsonSamples <= 10_000 else { throw ValidationError("--thompson-samples must be between 0 and 10000") }
     guard let policy = EvictionPolicy(rawValue: o.cachePolicy) else {
         throw ValidationError("unknown --cache-policy \(o.cachePolicy); use one of \(EvictionPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
     }
@@ -69,7 +75,9 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
             snapshotObservations: o.snapshotObservations, keepVersions: o.keepVersions,
             monitor: .init(window: o.staleWindow, threshold: o.staleThreshold, validationFraction: o.validationFraction),
             autoRetrain: o.autoRetrain ?? autoRetrainByDefault, retrainWindow: o.retrainWindow,
-            predictionCache: .init(capacity: o.predictionCache, policy: policy, repopulate: o.cacheRepopulate, scores: o.cacheScores)), logger: logger)
+            predictionCache: .init(capacity: o.predictionCache, policy: policy, repopulate: o.cacheRepopulate, scores: o.cacheScores),
+            exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog)),
+        logger: logger)
     let app = buildApplication(
         manager: manager, configuration: .init(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes), logger: logger)
     logger.info("serving \(manager.registry.all.count) model(s) from \(store.path) on http://\(o.host):\(o.port)")

@@ -14,14 +14,22 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Model name.") var model: String
     @Option(help: "Ratings file.") var ratings: String
     @OptionGroup var training: TrainingOptions
+    @Option(help: "How top-k answers explore: greedy, epsilon_greedy(ε), linucb(α) or thompson(σ) (change it later with PUT /v1/models/NAME/exploration).")
+    var exploration = "greedy"
+
+    func validate() throws {
+        do { _ = try ExplorationPolicy.parse(exploration) } catch { throw ValidationError("--exploration: \(error)") }
+    }
 
     func run() throws {
-        try train(dataDir: dataDir, model: model, ratingsPath: ratings, configuration: training.configuration)
+        try train(dataDir: dataDir, model: model, ratingsPath: ratings, configuration: training.configuration,
+                  exploration: try ExplorationPolicy.parse(exploration))
     }
 }
 
 /// Trains `model` from `ratingsPath` into the store in `dataDir`, printing progress.
-func train(dataDir: String, model: String, ratingsPath: String, configuration: Trainer.Configuration) throws {
+func train(dataDir: String, model: String, ratingsPath: String, configuration: Trainer.Configuration,
+           exploration: ExplorationPolicy = .greedy) throws {
     guard !model.isEmpty, model.utf8.count <= 128, !model.contains("/") else {
         throw ValidationError("--model must be a non-empty name of at most 128 bytes without `/`")
     }
@@ -41,5 +49,6 @@ func train(dataDir: String, model: String, ratingsPath: String, configuration: T
     try store.createVersion(
         result.version, users: result.users.map { ($0.uid, UserWeights(ridge: $0.state, bootstrapped: false)) },
         reflecting: try store.lastSequence(), trainingRatings: read.ratings, serve: true)
-    Console.info("stored \(model) v1 in \(store.path): \(result.users.count) users, \(result.version.features.catalog.count) items")
+    try store.setExplorationPolicy(model: model, policy: exploration.description)
+    Console.info("stored \(model) v1 in \(store.path): \(result.users.count) users, \(result.version.features.catalog.count) items, exploration \(exploration)")
 }

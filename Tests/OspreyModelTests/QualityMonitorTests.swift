@@ -44,4 +44,24 @@ struct QualityMonitorTests {
         #expect(m.validationScored == 5, "non-finite losses are ignored")
         #expect(m.scored == 0 && m.windowedLoss == nil, "held-out losses stay out of the prequential window")
     }
+
+    @Test func theExplorationPoolJudgesStalenessOnceItHasABaseline() {
+        var m = QualityMonitor(configuration: .init(window: 4, threshold: 1.5, validationWindow: 3))
+        for _ in 0..<4 { m.record(1) }
+        #expect(m.baseline == 1)
+        for x in [2.0, 2, 2] {
+            let flipped = m.recordExploration(x)
+            #expect(!flipped)
+        }
+        #expect(m.explorationBaseline == 2 && m.explorationLoss == 2 && m.explorationScored == 3)
+        // All observations now look worse (the model's own picks), but the unbiased pool does not: not stale.
+        var flips = 0
+        for _ in 0..<8 where m.record(5) { flips += 1 }
+        #expect(flips == 0)
+        #expect(!m.stale)
+        // The pool rising past 1.5 × its baseline is: (2 + 4 + 4) / 3 = 3.33 > 3.
+        let first = m.recordExploration(4), second = m.recordExploration(4)
+        #expect(!first && second && m.stale)
+        #expect(m.explorationScored == 5)
+    }
 }

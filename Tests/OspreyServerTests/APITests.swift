@@ -202,6 +202,72 @@ struct APITests {
         }
     }
 
+    @Test func explorationThroughTheAPI() async throws {
+        try await withApp { client, t in
+            let uid = t.ratings[0].uid
+            let bad: [(String, HTTPRequest.Method, String, HTTPResponse.Status, String)] = [
+                ("/v1/models/demo/exploration", .put, #"{"policy":"sometimes"}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/demo/exploration", .put, #"{"policy":"epsilon_greedy(2)"}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/nope/exploration", .put, #"{"policy":"greedy"}"#, .notFound, "unknown_model"),
+                ("/v1/models/demo/users/\(uid)/observe", .post, #"{"item":"i1","label":3,"event_id":"nope"}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/demo/evaluate-policy", .post, #"{"policy":"linucb(-1)"}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/demo/evaluate-policy", .post, #"{"policy":"greedy","limit":0}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/demo/evaluate-policy", .post, #"{"policy":"greedy","version":9}"#, .notFound, "unknown_version"),
+            ]
+            for (uri, method, body, status, code) in bad {
+                try await client.execute(uri: uri, method: method, body: ByteBuffer(string: body)) { r in
+                    #expect(r.status == status, "\(uri) \(body)")
+                    #expect(errorCode(r.body) == code, "\(uri) \(body)")
+                }
+            }
+            try await client.execute(uri: "/v1/models/demo/exploration", method: .put, body: ByteBuffer(string: #"{"policy":"LinUCB(1.5)"}"#)) { r in
+                #expect(r.status == .ok && json(r.body)["exploration"] as? String == "linucb(1.5)")
+            }
+            try await client.execute(uri: "/v1/models/demo", method: .get) { r in
+                #expect(json(r.body)["exploration"] as? String == "linucb(1.5)")
+            }
+            var eventId = "", shown = ""
+            try await client.execute(uri: "/v1/models/demo/users/\(uid)/topk", method: .post,
+                                     body: ByteBuffer(string: #"{"k":2,"items":["i1","i2","i3","i4"]}"#)) { r in
+                let body = json(r.body)
+                #expect(r.status == .ok && body["policy"] as? String == "linucb(1.5)")
+                eventId = body["event_id"] as? String ?? ""
+                let items = body["items"] as? [[String: Any]] ?? []
+                #expect(items.count == 2 && items.allSatisfy {
+                    ($0["ucb"] as? Double ?? -.infinity) >= ($0["score"] as? Double ?? .infinity) && $0["propensity"] as? Double == 1
+                })
+                shown = items.first?["item"] as? String ?? ""
+            }
+            #expect(!eventId.isEmpty)
+            try await client.execute(uri: "/v1/models/demo/users/\(uid)/topk", method: .post,
+                                     body: ByteBuffer(string: #"{"k":2,"explore":false}"#)) { r in
+                let body = json(r.body)
+                #expect(body["policy"] as? String == "greedy")
+                #expect((body["items"] as? [[String: Any]] ?? []).allSatisfy { $0["ucb"] == nil })
+            }
+            try await client.execute(uri: "/v1/models/demo/users/\(uid)/observe", method: .post,
+                                     body: ByteBuffer(string: #"{"item":"\#(shown)","label":4,"event_id":"\#(eventId)"}"#)) { r in
+                #expect(r.status == .ok)
+            }
+            try await client.execute(uri: "/v1/models/demo/observations", method: .post,
+                                     body: ByteBuffer(string: #"{"observations":[{"uid":"someone-else","item":"i1","label":4,"event_id":"\#(eventId)"}]}"#)) { r in
+                #expect(r.status == .badRequest && errorCode(r.body) == "invalid_argument")
+            }
+            try await client.execute(uri: "/v1/models/demo/evaluate-policy", method: .post, body: ByteBuffer(string: #"{"policy":"greedy"}"#)) { r in
+                let body = json(r.body)
+                #expect(r.status == .ok && body["decisions"] as? Int == 2 && body["used"] as? Int == 1)
+                #expect((body["estimates"] as? [Any])?.isEmpty == true, "one decision is too few for an interval")
+                #expect((body["skipped"] as? [String: Any])?["no_feedback"] as? Int == 1, "the explore:false answer got no feedback")
+                #expect((body["skipped"] as? [String: Any])?["no_candidates"] as? Int == 0)
+            }
+            try await client.execute(uri: "/metrics", method: .get) { r in
+                let text = String(buffer: r.body)
+                #expect(text.contains(#"osprey_decisions_total{model="demo"} 2"#))
+                #expect(text.contains(#"osprey_decision_feedback_total{model="demo"} 1"#))
+            }
+        }
+    }
+
     @Test func percentEncodedIdsAreDecoded() async throws {
         try await withApp { client, _ in
             try await client.execute(uri: "/v1/models/demo/users/u%201/predict?x=1&item=i%31", method: .get) { r in

@@ -130,7 +130,7 @@ public struct ExplorationSelector: Sendable {
     }
 
     /// `offset + w · f` per candidate. O(N·d).
-    static func scores<F: FeatureFunction>(candidates: [Int], weights: [Float], features: F) -> [Float] {
+    public static func scores<F: FeatureFunction>(candidates: [Int], weights: [Float], features: F) -> [Float] {
         weights.withUnsafeBufferPointer { w in
             candidates.map { row in
                 features.withFeatures(item: row) { f, offset in
@@ -165,7 +165,7 @@ public struct ExplorationSelector: Sendable {
     }
 
     /// Positions of the `k` highest values, best first, ties to the lower position. O(N log k).
-    static func ranking(_ values: [Float], k: Int) -> [Int] {
+    public static func ranking(_ values: [Float], k: Int) -> [Int] {
         var top = TopKSelector(k: k)
         for (p, v) in values.enumerated() { top.offer(index: p, score: v.isNaN ? -.infinity : v) }
         return top.sorted().map(\.index)

@@ -1,0 +1,135 @@
+import Dispatch
+import Logging
+import OspreyStorage
+import Synchronization
+
+/// The decision log (issue 5): every top-k answer, with each shown item's propensity, kept so
+/// that feedback can be joined to it by `event_id` and other policies evaluated off-line.
+///
+/// Decisions are buffered and written in batches (one transaction per `flushInterval` or per
+/// `batchSize` decisions) to their own database file, off the request path: a top-k answer never
+/// waits for a disk. A decision is looked up in the buffer first, so feedback can name it the
+/// moment its answer is sent. A crash loses at most the last interval's decisions — never an
+/// observation — and feedback naming a lost decision is simply not joined.
+public final class DecisionLog: Sendable {
+    struct State {
+        var pending: [DecisionRecord] = []
+        var pendingIndex: [String: Int] = [:]
+        /// Decisions being written: still found by ``lookup(_:)`` until their commit returns.
+        var writing: [String: DecisionRecord] = [:]
+        var scheduled = false
+    }
+
+    private let store: SQLiteStore
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let queue = DispatchQueue(label: "osprey.decision-log", qos: .utility)
+    private let flushInterval: DispatchTimeInterval
+    private let batchSize: Int
+    /// Decisions kept in memory at most while writes fail; older ones are dropped (and counted).
+    private let maxPending: Int
+    /// This process's event-id prefix (random) and counter.
+    private let prefix: String
+    private let counter = Atomic<UInt64>(0)
+    /// Decisions written, write failures, and decisions dropped after failures (for metrics).
+    let written = Atomic<Int>(0), failures = Atomic<Int>(0), dropped = Atomic<Int>(0)
+
+    init(store: SQLiteStore, logger: Logger, flushInterval: DispatchTimeInterval = .milliseconds(50),
+         batchSize: Int = 1024, maxPending: Int = 1_000_000) {
+        self.store = store
+        self.logger = logger
+        self.flushInterval = flushInterval
+        self.batchSize = batchSize
+        self.maxPending = maxPending
+        let random = UInt64.random(in: 0..<(1 << 48))
+        prefix = String(random, radix: 16).leftPadded(to: 12) + "-"
+    }
+
+    /// A new event id, unique across processes with overwhelming probability: this process's
+    /// random 48-bit prefix and a counter. Also returns the counter, a per-request seed. O(1).
+    func nextEventID() -> (id: String, number: UInt64) {
+        let n = counter.add(1, ordering: .relaxed).newValue
+        return (prefix + String(n, radix: 16), n)
+    }
+
+    /// Buffers a decision; it is written within the flush interval. O(1).
+    func append(_ decision: DecisionRecord) {
+        let flushNow = state.withLock { s -> Bool? in
+            s.pendingIndex[decision.eventId] = s.pending.count
+            s.pending.append(decision)
+            if s.scheduled { return s.pending.count == batchSize ? true : nil }
+            s.scheduled = true
+            return s.pending.count >= batchSize
+        }
+        switch flushNow {
+        case true?: queue.async { self.flush() }
+        case false?: queue.asyncAfter(deadline: .now() + flushInterval) { self.flush() }
+        case nil: break
+        }
+    }
+
+    /// The decision logged under `eventId`: from the buffer, else from the store; nil when none.
+    /// - Throws: ``StorageError`` when the store cannot be read.
+    func lookup(_ eventId: String) throws -> DecisionRecord? {
+        let buffered = state.withLock { s in s.pendingIndex[eventId].map { s.pending[$0] } ?? s.writing[eventId] }
+        if let buffered { return buffered }
+        return try store.decision(eventId: eventId)
+    }
+
+    /// Decisions of `model` buffered or being written (not yet in the store). O(buffered).
+    func buffered(model: String) -> Int {
+        state.withLock { s in s.pending.count { $0.model == model } + s.writing.values.count { $0.model == model } }
+    }
+
+    /// Writes every buffered decision now, on the caller's thread (it blocks on SQLite). On a
+    /// failure the decisions go back to the buffer for the next flush.
+    func flush() {
+        let batch = state.withLock { s -> [DecisionRecord] in
+            let b = s.pending
+            s.pending = []
+            s.pendingIndex = [:]
+            for d in b { s.writing[d.eventId] = d }
+            s.scheduled = false
+            return b
+        }
+        guard !batch.isEmpty else { return }
+        do {
+            try store.appendDecisions(batch)
+            written.add(batch.count, ordering: .relaxed)
+            state.withLock { s in for d in batch { s.writing[d.eventId] = nil } }
+        } catch {
+            failures.add(1, ordering: .relaxed)
+            logger.error("decision log write failed; will retry", metadata: ["decisions": "\(batch.count)", "error": "\(error)"])
+            let reschedule = state.withLock { s -> Bool in
+                for d in batch { s.writing[d.eventId] = nil }
+                var all = batch + s.pending
+                if all.count > maxPending {
+                    dropped.add(all.count - maxPending, ordering: .relaxed)
+                    all.removeFirst(all.count - maxPending)
+                }
+                s.pending = all
+                s.pendingIndex = Dictionary(uniqueKeysWithValues: all.enumerated().map { ($1.eventId, $0) })
+                defer { s.scheduled = true }
+                return !s.scheduled
+            }
+            if reschedule { queue.asyncAfter(deadline: .now() + .seconds(1)) { self.flush() } }
+        }
+    }
+
+    /// ``flush()`` on the log's queue, awaited: every decision buffered before the call is
+    /// written (or back in the buffer after a failure) when it returns.
+    func flushed() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            queue.async {
+                self.flush()
+                c.resume()
+            }
+        }
+    }
+}
+
+extension String {
+    func leftPadded(to n: Int) -> String {
+        count >= n ? self : String(repeating: "0", count: n - count) + self
+    }
+}

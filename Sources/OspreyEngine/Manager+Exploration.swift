@@ -1,0 +1,59 @@
+import Dispatch
+import OspreyMath
+import OspreyModel
+import OspreyStorage
+
+extension Manager {
+    /// Sets the model's exploration policy, durably; top-k answers use it from now on.
+    /// - Throws: ``OspreyError`` `unknownModel`.
+    public func setExploration(model name: String, policy: ExplorationPolicy) throws {
+        let model = try registry.model(name)
+        try store.setExplorationPolicy(model: name, policy: policy.description)
+        model.exploration = policy
+        logger.info("exploration policy set", metadata: ["model.name": "\(name)", "policy": "\(policy)"])
+    }
+
+    /// The most decisions one evaluation reads.
+    public static let maxEvaluatedDecisions = 1_000_000
+
+    /// Estimates from the model's latest `limit` logged decisions the reward `policy` would have
+    /// earned run on `version` (default: the serving one, with users' live weights; another
+    /// version with its stored weights). Buffered decisions are written first. Runs on a
+    /// dispatch queue, off the pool serving requests.
+    /// - Throws: ``OspreyError`` `unknownModel`, `unknownVersion` or `invalidArgument`.
+    public func evaluatePolicy(model name: String, policy: ExplorationPolicy, version number: Int? = nil,
+                               limit: Int = 10_000, propensitySamples: Int = 64, seed: UInt64 = 1) async throws -> PolicyEvaluation {
+        let model = try registry.model(name)
+        guard limit >= 1, limit <= Self.maxEvaluatedDecisions else {
+            throw OspreyError(.invalidArgument, "limit must be between 1 and \(Self.maxEvaluatedDecisions)")
+        }
+        guard propensitySamples >= 1, propensitySamples <= 10_000 else {
+            throw OspreyError(.invalidArgument, "samples must be between 1 and 10000")
+        }
+        await decisions.flushed()
+        return try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global(qos: .utility).async {
+                continuation.resume(with: Result {
+                    let records = try self.store.decisions(model: name, limit: limit)
+                    let feedback = try self.store.feedback(model: name)
+                    let state = model.current
+                    if number == nil || number == state.version.number {
+                        return PolicyEvaluation.evaluate(
+                            records, feedback: feedback, policy: policy, version: state.version,
+                            states: { uid in state.users.read(uid) { $0?.ridge } }, propensitySamples: propensitySamples, seed: seed)
+                    }
+                    let version: ModelVersion, snapshot: UserSnapshot
+                    do {
+                        version = try self.store.loadVersion(model: name, number: number!)
+                        snapshot = try self.store.loadSnapshot(model: name, version: number!)
+                    } catch let e as StorageError where e.code == .notFound {
+                        throw OspreyError(.unknownVersion, "model `\(name)` has no version \(number!) with stored weights")
+                    }
+                    return PolicyEvaluation.evaluate(
+                        records, feedback: feedback, policy: policy, version: version,
+                        states: { snapshot.users[$0]?.ridge }, propensitySamples: propensitySamples, seed: seed)
+                })
+            }
+        }
+    }
+}

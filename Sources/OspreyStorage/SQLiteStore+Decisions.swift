@@ -1,0 +1,116 @@
+import Foundation
+import GRDB
+import OspreyModel
+
+/// The decision log, in `decisions.sqlite` (its own file, so its batched writes never hold up an
+/// observation's commit), and the per-model exploration policy in the catalogue.
+///
+/// A decision's lists are stored compactly: ids as UTF-8 joined by NUL (which ids may not contain), scores
+/// and exploring values as Float32 blobs (NaN for none), propensities as Float64 (NaN for none),
+/// the explored flags as one byte each.
+extension SQLiteStore {
+    /// Appends decisions in one transaction. Event ids are unique; a repeated one is ignored.
+    public func appendDecisions(_ decisions: [DecisionRecord]) throws {
+        guard !decisions.isEmpty else { return }
+        try decisionPool.write { db in
+            let insert = try db.cachedStatement(sql: """
+                INSERT OR IGNORE INTO decision (event_id, model, version, uid, policy, time, items, scores, exploring,
+                                                propensities, explored, candidates)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            for d in decisions {
+                try insert.execute(arguments: [
+                    d.eventId, d.model, d.version, d.uid, d.policy, d.time,
+                    Self.joined(d.items.map(\.item)), Self.data(d.items.map(\.score)),
+                    Self.data(d.items.map { $0.exploring ?? .nan }),
+                    d.items.map { $0.propensity ?? .nan }.withUnsafeBytes { Data($0) },
+                    Data(d.items.map { $0.explored ? 1 : 0 }), d.candidates.map(Self.joined),
+                ])
+            }
+        }
+    }
+
+    /// The decision logged under `eventId`, or nil. O(log n).
+    public func decision(eventId: String) throws -> DecisionRecord? {
+        try decisionPool.read { db in
+            try Row.fetchOne(db, sql: "SELECT \(Self.decisionColumns) FROM decision WHERE event_id = ?", arguments: [eventId])
+                .map(Self.decision)
+        }
+    }
+
+    /// The model's latest `limit` decisions, oldest first.
+    public func decisions(model: String, limit: Int) throws -> [DecisionRecord] {
+        try decisionPool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM (SELECT \(Self.decisionColumns), rowid AS r FROM decision WHERE model = ? ORDER BY rowid DESC LIMIT ?)
+                ORDER BY r
+                """, arguments: [model, limit]).map(Self.decision)
+        }
+    }
+
+    /// The number of the model's logged decisions.
+    public func decisionCount(model: String) throws -> Int {
+        try decisionPool.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM decision WHERE model = ?", arguments: [model]) ?? 0
+        }
+    }
+
+    /// The first observation carrying each event id, for the model's observations with one.
+    public func feedback(model: String) throws -> [String: DecisionFeedback] {
+        try pool.read { db in
+            var out: [String: DecisionFeedback] = [:]
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT event_id, item, label, seq FROM observation WHERE model = ? AND event_id IS NOT NULL ORDER BY seq
+                """, arguments: [model])
+            while let row = try rows.next() {
+                let id: String = row[0]
+                if out[id] == nil { out[id] = DecisionFeedback(item: row[1], label: Float(row[2] as Double), seq: row[3]) }
+            }
+            return out
+        }
+    }
+
+    /// Each model's exploration policy, in its API form.
+    public func explorationPolicies() throws -> [String: String] {
+        try pool.read { db in
+            var out: [String: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT name, exploration FROM model") { out[row[0]] = row[1] }
+            return out
+        }
+    }
+
+    /// Sets a model's exploration policy (its API form).
+    /// - Throws: ``StorageError`` `.notFound` for an unknown model.
+    public func setExplorationPolicy(model: String, policy: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE model SET exploration = ? WHERE name = ?", arguments: [policy, model])
+            guard db.changesCount > 0 else { throw StorageError(.notFound, "model \(model) does not exist") }
+        }
+    }
+
+    private static let decisionColumns =
+        "event_id, model, version, uid, policy, time, items, scores, exploring, propensities, explored, candidates"
+
+    private static func decision(_ row: Row) -> DecisionRecord {
+        let ids = split(row[6])
+        let scores = floats(row[7]), exploring = floats(row[8])
+        let propensityData: Data = row[9], explored: Data = row[10]
+        var propensities = [Double](repeating: .nan, count: propensityData.count / 8)
+        propensities.withUnsafeMutableBytes { _ = propensityData.copyBytes(to: $0) }
+        let n = min(ids.count, scores.count, exploring.count, propensities.count, explored.count)
+        let items = (0..<n).map { i in
+            DecisionRecord.Shown(
+                item: ids[i], score: scores[i], exploring: exploring[i].isNaN ? nil : exploring[i],
+                propensity: propensities[i].isNaN ? nil : propensities[i], explored: explored[explored.startIndex + i] != 0)
+        }
+        let candidates: Data? = row[11]
+        return DecisionRecord(eventId: row[0], model: row[1], version: row[2], uid: row[3], policy: row[4], time: row[5],
+                              items: items, candidates: candidates.map(split))
+    }
+
+    private static func joined(_ ids: [String]) -> Data { Data(ids.joined(separator: "\0").utf8) }
+
+    private static func split(_ data: Data) -> [String] {
+        data.isEmpty ? [] : data.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+    }
+}
