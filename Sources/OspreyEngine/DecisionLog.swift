@@ -17,6 +17,8 @@ public final class DecisionLog: Sendable {
         var pendingIndex: [String: Int] = [:]
         /// Decisions being written: still found by ``lookup(_:)`` until their commit returns.
         var writing: [String: DecisionRecord] = [:]
+        /// Users allocated in a competition, written with the next batch.
+        var assignments: [Assignment] = []
         var scheduled = false
     }
 
@@ -54,13 +56,29 @@ public final class DecisionLog: Sendable {
 
     /// Buffers a decision; it is written within the flush interval. O(1).
     func append(_ decision: DecisionRecord) {
-        let flushNow = state.withLock { s -> Bool? in
+        schedule(state.withLock { s -> Bool? in
             s.pendingIndex[decision.eventId] = s.pending.count
             s.pending.append(decision)
-            if s.scheduled { return s.pending.count == batchSize ? true : nil }
-            s.scheduled = true
-            return s.pending.count >= batchSize
-        }
+            return Self.due(&s, count: s.pending.count, batchSize: batchSize)
+        })
+    }
+
+    /// Buffers a user's allocation in a competition; written with the next batch. O(1).
+    func append(_ assignment: Assignment) {
+        schedule(state.withLock { s -> Bool? in
+            s.assignments.append(assignment)
+            return Self.due(&s, count: s.assignments.count, batchSize: batchSize)
+        })
+    }
+
+    /// Whether a flush must start now (true), later (false), or is already on its way (nil).
+    private static func due(_ s: inout State, count: Int, batchSize: Int) -> Bool? {
+        if s.scheduled { return count == batchSize ? true : nil }
+        s.scheduled = true
+        return count >= batchSize
+    }
+
+    private func schedule(_ flushNow: Bool?) {
         switch flushNow {
         case true?: queue.async { self.flush() }
         case false?: queue.asyncAfter(deadline: .now() + flushInterval) { self.flush() }
@@ -84,17 +102,19 @@ public final class DecisionLog: Sendable {
     /// Writes every buffered decision now, on the caller's thread (it blocks on SQLite). On a
     /// failure the decisions go back to the buffer for the next flush.
     func flush() {
-        let batch = state.withLock { s -> [DecisionRecord] in
-            let b = s.pending
+        let (batch, assignments) = state.withLock { s -> ([DecisionRecord], [Assignment]) in
+            let b = s.pending, a = s.assignments
             s.pending = []
             s.pendingIndex = [:]
+            s.assignments = []
             for d in b { s.writing[d.eventId] = d }
             s.scheduled = false
-            return b
+            return (b, a)
         }
-        guard !batch.isEmpty else { return }
+        guard !batch.isEmpty || !assignments.isEmpty else { return }
         do {
             try store.appendDecisions(batch)
+            try store.appendAssignments(assignments)
             written.add(batch.count, ordering: .relaxed)
             state.withLock { s in for d in batch { s.writing[d.eventId] = nil } }
         } catch {
@@ -102,6 +122,7 @@ public final class DecisionLog: Sendable {
             logger.error("decision log write failed; will retry", metadata: ["decisions": "\(batch.count)", "error": "\(error)"])
             let reschedule = state.withLock { s -> Bool in
                 for d in batch { s.writing[d.eventId] = nil }
+                s.assignments = assignments + s.assignments
                 var all = batch + s.pending
                 if all.count > maxPending {
                     dropped.add(all.count - maxPending, ordering: .relaxed)

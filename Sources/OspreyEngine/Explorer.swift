@@ -51,7 +51,7 @@ public struct Explorer: Sendable {
                      excludeObserved: Bool = false, explore: Bool? = nil) throws -> Answer {
         guard k >= 1 else { throw OspreyError(.invalidArgument, "k must be at least 1") }
         let model = try registry.model(name)
-        let state = model.current
+        let state = model.state(for: uid)
         let policy = explore == false ? .greedy : model.exploration
         let event = configuration.logDecisions ? log.nextEventID() : nil
         let query = PredictionCache.RankingQuery(k: k, items: items, exclude: exclude, excludeObserved: excludeObserved)
@@ -72,6 +72,7 @@ public struct Explorer: Sendable {
                 eventId: event.id, model: name, version: state.version.number, uid: uid, policy: policy.description,
                 time: Date().timeIntervalSince1970, items: shown, candidates: candidates))
             model.decisionCount.add(1, ordering: .relaxed)
+            model.competition?.countDecision(version: state.version.number)
         }
         return Answer(items: shown, version: state.version.number, policy: policy, eventId: event?.id)
     }

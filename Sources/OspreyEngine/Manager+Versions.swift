@@ -8,10 +8,15 @@ import OspreyStorage
 extension Manager {
     /// Starts retraining `model` on a background queue: the initial ratings plus every logged
     /// observation (except the validation sample), ALS with λ chosen by validation, as version
-    /// N+1. Returns the job id.
-    /// - Throws: ``OspreyError`` `unknownModel`, or `conflict` while a retrain of the model runs.
-    public func startRetrain(model name: String) throws -> Int {
+    /// N+1, which then serves — or, with `challenger`, competes with the serving version under
+    /// that allocation. Returns the job id.
+    /// - Throws: ``OspreyError`` `unknownModel`, or `conflict` while a retrain of the model runs
+    ///   (or, for a challenger, while another competes).
+    public func startRetrain(model name: String, challenger: TrafficAllocation? = nil) throws -> Int {
         let model = try registry.model(name)
+        if challenger != nil, model.competition != nil {
+            throw OspreyError(.conflict, "model `\(name)` already has a challenger; promote it or stop the competition first")
+        }
         let id = try jobs.withLock { state -> Int in
             if state.jobs.values.contains(where: { $0.model == name && !$0.finished }) {
                 throw OspreyError(.conflict, "a retrain of `\(name)` is already running; GET its job or wait for it")
@@ -23,7 +28,7 @@ extension Manager {
             return state.nextID
         }
         logger.info("retrain started", metadata: ["model.name": "\(name)", "job.id": "\(id)"])
-        DispatchQueue.global(qos: .utility).async { self.runRetrain(job: id, model: model) }
+        DispatchQueue.global(qos: .utility).async { self.runRetrain(job: id, model: model, challenger: challenger) }
         return id
     }
 
@@ -73,9 +78,9 @@ extension Manager {
     }
 
     /// Runs a retrain job to its end; a failure leaves the serving version untouched.
-    private func runRetrain(job id: Int, model: ServedModel) {
+    private func runRetrain(job id: Int, model: ServedModel, challenger: TrafficAllocation?) {
         do {
-            let number = try retrain(model, job: id)
+            let number = try retrain(model, job: id, challenger: challenger)
             update(job: id) { $0.phase = .done; $0.version = number; $0.finishedAt = Date() }
             logger.info("retrain finished", metadata: ["model.name": "\(model.name)", "model.version": "\(number)", "job.id": "\(id)"])
             // Observations that arrived during the retrain were replayed into the new version
@@ -99,7 +104,7 @@ extension Manager {
     }
 
     /// Trains, stores and installs the next version. Returns its number. O(ALS).
-    private func retrain(_ model: ServedModel, job id: Int) throws -> Int {
+    private func retrain(_ model: ServedModel, job id: Int, challenger: TrafficAllocation?) throws -> Int {
         let current = model.current.version
         let through = applied.withLock { $0 }
         var ratings = try store.initialRatings(model: model.name)
@@ -158,7 +163,11 @@ extension Manager {
         try store.forEachRating(model: model.name) { uid, item in
             if let row = version.features.catalog.row(of: item) { state.observed.insert(uid: uid, row: row) }
         }
-        try install(state, in: model, caughtUpThrough: through)
+        if let challenger {
+            try installChallenger(state, in: model, caughtUpThrough: through, allocation: challenger)
+        } else {
+            try install(state, in: model, caughtUpThrough: through)
+        }
         let pruned = try store.pruneVersions(model: model.name, keep: configuration.keepVersions)
         if !pruned.isEmpty {
             logger.info("pruned old versions", metadata: ["model.name": "\(model.name)", "versions": "\(pruned)"])
@@ -197,6 +206,9 @@ extension Manager {
         let model = try registry.model(name)
         guard try store.versions(model: name).contains(where: { $0.number == number }) else {
             throw OspreyError(.unknownVersion, "model `\(name)` has no version \(number); GET /v1/models/\(name) lists them")
+        }
+        if model.competition?.challenger.version.number == number {
+            throw OspreyError(.conflict, "version \(number) is competing as the challenger; promote it instead")
         }
         let through = applied.withLock { $0 }
         let (state, replayed) = try ServingState.restore(

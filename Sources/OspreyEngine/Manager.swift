@@ -86,8 +86,11 @@ public final class Manager: Service, Sendable {
         self.store = store
         self.configuration = configuration
         self.logger = logger
+        let decisions = DecisionLog(store: store, logger: logger)
+        self.decisions = decisions
         var served: [ServedModel] = []
         let policies = try store.explorationPolicies()
+        let competitions = try store.competitions()
         for record in try store.models() {
             // A version still `built` was being installed when the last process stopped.
             let unserved = try store.failUnservedVersions(model: record.name)
@@ -106,6 +109,10 @@ public final class Manager: Service, Sendable {
                 throw StorageError(.corrupt, "model \(record.name) has an unreadable exploration policy: \(error)")
             }
             let model = ServedModel(state: state, observations: try store.observationCount(model: record.name), exploration: policy)
+            if let record = competitions[record.name] {
+                model.competition = try Self.restoreCompetition(record, of: model, store: store, decisions: decisions,
+                                                                configuration: configuration)
+            }
             served.append(model)
             logger.info("loaded model", metadata: [
                 "model.name": "\(record.name)", "model.version": "\(record.servingVersion)",
@@ -114,7 +121,6 @@ public final class Manager: Service, Sendable {
             ])
         }
         registry = ModelRegistry(models: served)
-        decisions = DecisionLog(store: store, logger: logger)
         explorer = Explorer(registry: registry, log: decisions, configuration: configuration.exploration)
         applied = Mutex(try store.lastSequence())
         let commit: @Sendable ([Observation]) throws -> [Int64] = { [store] in try store.append($0) }
@@ -189,6 +195,7 @@ public final class Manager: Service, Sendable {
         let now = Date().timeIntervalSince1970
         var observations: [Observation] = []
         observations.reserveCapacity(items.count)
+        var rewards: [(version: Int, label: Float)] = []
         for (n, o) in items.enumerated() {
             let which = items.count > 1 ? "observation \(n): " : ""
             try validate(id: o.uid, "uid", which)
@@ -210,6 +217,7 @@ public final class Manager: Service, Sendable {
                     throw OspreyError(.invalidArgument, "\(which)event_id `\(id)` was an answer to user `\(decision.uid)`, not `\(o.uid)`")
                 }
                 explored = decision.shown(o.item)?.explored ?? false
+                rewards.append((decision.version, o.label))
             }
             observations.append(Observation(model: name, uid: o.uid, item: o.item, label: o.label, time: now,
                                             eventId: o.eventId, answersExploration: explored))
@@ -223,8 +231,12 @@ public final class Manager: Service, Sendable {
             logger.error("observation commit failed", metadata: ["error": "\(error)"])
             throw OspreyError(.unavailable, "the observation log could not commit: \(error)")
         }
-        let joined = observations.count { $0.eventId != nil }
-        if joined > 0 { model.feedbackCount.add(joined, ordering: .relaxed) }
+        if !rewards.isEmpty {
+            model.feedbackCount.add(rewards.count, ordering: .relaxed)
+            if let competition = model.competition {
+                for r in rewards { competition.record(version: r.version, reward: Double(r.label)) }
+            }
+        }
         return model.version.number
     }
 
@@ -250,7 +262,15 @@ public final class Manager: Service, Sendable {
         snapshotBase.store(learned.load(ordering: .relaxed), ordering: .relaxed)
         var saved = 0
         for model in registry.all {
-            let state = model.current
+            saved += try snapshot(model)
+        }
+        return saved
+    }
+
+    /// Saves the changed users of the model's serving state and of a challenger's.
+    private func snapshot(_ model: ServedModel) throws -> Int {
+        var saved = 0
+        for state in model.learningStates {
             let version = state.version.number
             let floor = applied.withLock { $0 }
             let changed = state.users.takeChanged()
@@ -328,7 +348,12 @@ public final class Manager: Service, Sendable {
             name: name, version: v.number, dimension: v.metadata.factors, users: state.users.count,
             items: v.features.catalog.count, observations: model.observations,
             versions: try store.versions(model: name), quality: state.quality, exploration: model.exploration,
-            decisions: try store.decisionCount(model: name) + decisions.buffered(model: name))
+            decisions: try store.decisionCount(model: name) + decisions.buffered(model: name),
+            competition: model.competition.map { c in
+                CompetitionInfo(champion: v.number, challenger: c.challenger.version.number, allocation: c.allocation,
+                                since: c.since, challengerShare: c.challengerShare(champion: v.number),
+                                arms: c.standings(champion: v.number))
+            })
     }
 
     /// What the model knows of user `uid` (a user never seen is reported as bootstrapped with no

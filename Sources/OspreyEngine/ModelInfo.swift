@@ -18,6 +18,21 @@ public struct ModelInfo: Sendable {
     public var exploration: ExplorationPolicy
     /// Top-k decisions logged (all time).
     public var decisions: Int
+    /// The running competition, if any.
+    public var competition: CompetitionInfo?
+}
+
+/// A running competition as the model info reports it.
+public struct CompetitionInfo: Sendable {
+    public var champion: Int
+    public var challenger: Int
+    public var allocation: TrafficAllocation
+    /// Seconds since the epoch.
+    public var since: Double
+    /// The share of new users the challenger gets now.
+    public var challengerShare: Double
+    /// Champion, challenger, then any earlier champion.
+    public var arms: [Competition.Arm]
 }
 
 /// What `GET /v1/models/{model}/users/{uid}` reports about a user.

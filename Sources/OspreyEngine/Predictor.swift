@@ -2,7 +2,8 @@ import OspreyMath
 import OspreyModel
 
 /// Answers `predict` and `topK` (Velox §5): `w_u · f(x; θ)` plus the item's offset, computed live
-/// from the serving version and the user's current weights. A user never seen is scored with the
+/// from the serving version (or, during a competition, the version the user is allocated to) and
+/// the user's current weights. A user never seen is scored with the
 /// version's prior (the mean of all users' weights).
 public struct Predictor: Sendable {
     let registry: ModelRegistry
@@ -32,7 +33,7 @@ public struct Predictor: Sendable {
     /// changed since it was computed. O(d).
     /// - Throws: ``OspreyError`` `unknownModel` or `unknownItem`.
     public func predict(model: String, uid: String, item: String) throws -> Prediction {
-        let state = try registry.model(model).current
+        let state = try registry.model(model).state(for: uid)
         guard let row = state.version.features.catalog.row(of: item) else {
             throw OspreyError.unknownItem(item, model: model, version: state.version.number)
         }
@@ -52,7 +53,7 @@ public struct Predictor: Sendable {
     public func topK(model: String, uid: String, k: Int, items: [String]?,
                      exclude: [String] = [], excludeObserved: Bool = false) throws -> Ranking {
         guard k >= 1 else { throw OspreyError(.invalidArgument, "k must be at least 1") }
-        let state = try registry.model(model).current
+        let state = try registry.model(model).state(for: uid)
         let query = PredictionCache.RankingQuery(k: k, items: items, exclude: exclude, excludeObserved: excludeObserved)
         guard case .ranking(let ranked) = try Self.answer(.ranking(query), uid: uid, in: state) else {
             preconditionFailure("a ranking query is answered with a ranking")

@@ -109,6 +109,7 @@ public final class ServedModel: Sendable {
     /// Observations of this model in the log.
     let observationCount: Atomic<Int>
     private let policy: Mutex<ExplorationPolicy>
+    private let contest = Mutex<Competition?>(nil)
     /// Top-k decisions logged, and observations that named one (since the process started).
     let decisionCount = Atomic<Int>(0), feedbackCount = Atomic<Int>(0)
 
@@ -133,8 +134,30 @@ public final class ServedModel: Sendable {
     /// What the model serves now. Readers keep what they got even if a swap follows. O(1).
     public var current: ServingState { serving.withLock { $0 } }
 
-    /// The version serving now. O(1).
+    /// The version serving now (the champion, during a competition). O(1).
     public var version: ModelVersion { current.version }
+
+    /// The running competition between the serving version and a challenger, if any. O(1).
+    public var competition: Competition? {
+        get { contest.withLock { $0 } }
+        set { contest.withLock { $0 = newValue } }
+    }
+
+    /// The state that serves user `uid`: the serving one, or during a competition the version
+    /// the user is allocated to. O(1).
+    public func state(for uid: String) -> ServingState {
+        let champion = current
+        guard let competition else { return champion }
+        let v = competition.version(for: uid, champion: champion.version.number)
+        return v == champion.version.number ? champion : competition.challenger
+    }
+
+    /// Every state learning live: the serving one and a challenger's.
+    var learningStates: [ServingState] {
+        let champion = current
+        guard let competition else { return [champion] }
+        return [champion, competition.challenger]
+    }
 
     /// The number of observations of this model in the log.
     public var observations: Int { observationCount.load(ordering: .relaxed) }
@@ -144,10 +167,11 @@ public final class ServedModel: Sendable {
         serving.withLock { $0 = state }
     }
 
-    /// Learns a live observation into the current state and counts it. Returns true when it
-    /// made the serving version stale. O(d²).
+    /// Learns a live observation into the current state (and a challenger's) and counts it.
+    /// Returns true when it made the serving version stale. O(d²).
     func learn(_ logged: LoggedObservation) -> Bool {
         observationCount.add(1, ordering: .relaxed)
+        competition?.challenger.learn(logged)
         return current.learn(logged)
     }
 }

@@ -37,6 +37,9 @@ struct API: Sendable {
         router.post("/v1/models/{model}/jobs/{id}/cancel", use: instrument("cancel", cancel))
         router.post("/v1/models/{model}/rollback", use: instrument("rollback", rollback))
         router.put("/v1/models/{model}/exploration", use: instrument("exploration", setExploration))
+        router.post("/v1/models/{model}/challenger", use: instrument("challenger", startChallenger))
+        router.delete("/v1/models/{model}/challenger", use: instrument("challenger", stopChallenger))
+        router.post("/v1/models/{model}/promote", use: instrument("promote", promote))
         router.post("/v1/models/{model}/evaluate-policy", use: instrument("evaluate_policy", evaluatePolicy))
     }
 
@@ -99,6 +102,8 @@ struct API: Sendable {
                 w.field("observations", info.observations)
                 w.field("exploration", info.exploration.description)
                 w.field("decisions", info.decisions)
+                w.key("competition")
+                if let c = info.competition { Self.write(c, to: &w) } else { w.null() }
                 w.key("quality")
                 w.object { w in
                     w.field("stale", info.quality.stale)
@@ -241,8 +246,9 @@ struct API: Sendable {
 extension API {
     func retrain(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let model = try context.parameter("model")
-        let body = try await request.decodeJSON(RetrainBody.self, limit: configuration.maxBodyBytes, emptyAs: RetrainBody(wait: nil))
-        let id = try manager.startRetrain(model: model)
+        let body = try await request.decodeJSON(RetrainBody.self, limit: configuration.maxBodyBytes,
+                                                emptyAs: RetrainBody(wait: nil, challenger: nil))
+        let id = try manager.startRetrain(model: model, challenger: try body.challenger.map(TrafficAllocation.parse))
         guard body.wait == true else { return Self.response(try manager.job(id, model: model), status: .accepted) }
         return Self.response(try await manager.wait(forJob: id, model: model))
     }
@@ -311,6 +317,66 @@ extension API {
                             w.field("lower", x.lower)
                             w.field("upper", x.upper)
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    func startChallenger(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let model = try context.parameter("model")
+        let body = try await request.decodeJSON(ChallengerBody.self, limit: configuration.maxBodyBytes)
+        let allocation = try TrafficAllocation.parse(body.allocation ?? "thompson")
+        try await manager.startCompetitionInBackground(model: model, challenger: body.version, allocation: allocation)
+        return try competitionResponse(model)
+    }
+
+    func stopChallenger(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let model = try context.parameter("model")
+        try manager.stopCompetition(model: model)
+        return try competitionResponse(model)
+    }
+
+    func promote(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let model = try context.parameter("model")
+        let version = try manager.promote(model: model)
+        return JSONWriter.response { w in
+            w.object { w in
+                w.field("name", model)
+                w.field("version", version)
+            }
+        }
+    }
+
+    /// The model's name, serving version and competition (null when none).
+    func competitionResponse(_ model: String) throws -> Response {
+        let info = try manager.info(model: model)
+        return JSONWriter.response { w in
+            w.object { w in
+                w.field("name", model)
+                w.field("version", info.version)
+                w.key("competition")
+                if let c = info.competition { Self.write(c, to: &w) } else { w.null() }
+            }
+        }
+    }
+
+    static func write(_ c: CompetitionInfo, to w: inout JSONWriter) {
+        w.object { w in
+            w.field("champion", c.champion)
+            w.field("challenger", c.challenger)
+            w.field("allocation", c.allocation.description)
+            w.field("since", ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: c.since)))
+            w.field("challenger_share", c.challengerShare)
+            w.key("versions")
+            w.array { w in
+                for arm in c.arms {
+                    w.object { w in
+                        w.field("version", arm.version)
+                        w.field("users", arm.users)
+                        w.field("decisions", arm.decisions)
+                        w.field("feedback", arm.feedback)
+                        w.field("mean_reward", arm.meanReward)
                     }
                 }
             }

@@ -58,6 +58,13 @@ struct BulkObserveBody: Decodable {
 
 struct RetrainBody: Decodable {
     let wait: Bool?
+    /// Compete with the serving version under this allocation instead of replacing it.
+    let challenger: String?
+}
+
+struct ChallengerBody: Decodable {
+    let version: Int
+    let allocation: String?
 }
 
 struct RollbackBody: Decodable {

@@ -87,11 +87,35 @@ final class ServerMetrics: Sendable {
             feedback += "osprey_decision_feedback_total\(label) \(model.feedback)\n"
         }
         text += observations + users + version + items + stale + loss + validation + exploration + decisions + feedback + cache
+        text += Self.competitionMetrics(manager)
         text += "# TYPE osprey_decision_log_write_failures_total counter\nosprey_decision_log_write_failures_total \(manager.decisionLogFailureCount)\n"
         text += "# TYPE osprey_group_commits_total counter\nosprey_group_commits_total \(manager.commitCount)\n"
         text += "# TYPE osprey_retrain_failures_total counter\nosprey_retrain_failures_total \(manager.retrainFailureCount)\n"
         text += "# TYPE osprey_retrain_cancellations_total counter\nosprey_retrain_cancellations_total \(manager.retrainCancellationCount)\n"
         return text
+    }
+
+    /// Per-version counts and reward of each running competition.
+    static func competitionMetrics(_ manager: Manager) -> String {
+        var users = "# TYPE osprey_competition_users gauge\n"
+        var decisions = "# TYPE osprey_competition_decisions_total counter\n"
+        var feedback = "# TYPE osprey_competition_feedback_total counter\n"
+        var reward = "# TYPE osprey_competition_reward_sum counter\n"
+        var share = "# TYPE osprey_competition_challenger_share gauge\n"
+        for model in manager.registry.all {
+            guard let c = model.competition else { continue }
+            let champion = model.version.number
+            let name = Self.label(model.name)
+            share += "osprey_competition_challenger_share\(name) \(c.challengerShare(champion: champion))\n"
+            for arm in c.standings(champion: champion) {
+                let label = String(name.dropLast()) + ",version=\"\(arm.version)\"}"
+                users += "osprey_competition_users\(label) \(arm.users)\n"
+                decisions += "osprey_competition_decisions_total\(label) \(arm.decisions)\n"
+                feedback += "osprey_competition_feedback_total\(label) \(arm.feedback)\n"
+                reward += "osprey_competition_reward_sum\(label) \(arm.rewardSum)\n"
+            }
+        }
+        return users + decisions + feedback + reward + share
     }
 
     /// `{model="name"}` with the name escaped.

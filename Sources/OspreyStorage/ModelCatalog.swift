@@ -5,8 +5,9 @@ import OspreyModel
 /// A version as the catalogue lists it.
 public struct VersionRecord: Sendable, Equatable {
     /// `built`: trained and stored, not served yet (a retrain installing it); `failed`: built
-    /// but never served, because its install failed or the process stopped first.
-    public enum Status: String, Sendable { case serving, retired, built, failed }
+    /// but never served, because its install failed or the process stopped first; `challenger`:
+    /// competing with the serving version for traffic.
+    public enum Status: String, Sendable { case serving, retired, built, failed, challenger }
     public var model: String
     public var number: Int
     public var createdAt: Date
@@ -88,7 +89,7 @@ public protocol ModelCatalog: Sendable {
     func failUnservedVersions(model: String) throws -> [Int]
 
     /// Deletes all but the newest `keep` versions of `model` (θ, metadata and user weights),
-    /// never the serving version or its parent. Returns the numbers deleted.
+    /// never the serving version, its parent or a competing challenger. Returns the numbers deleted.
     func pruneVersions(model: String, keep: Int) throws -> [Int]
 
     /// Loads version `number` of `model`.

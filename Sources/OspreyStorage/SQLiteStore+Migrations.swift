@@ -55,6 +55,14 @@ extension SQLiteStore {
                 CREATE INDEX observation_event ON observation (model, event_id) WHERE event_id IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("v3-competition") { db in
+            // A challenger version competing with the serving one for traffic (issue 5).
+            try db.execute(sql: """
+                ALTER TABLE model ADD COLUMN challenger_version INTEGER;
+                ALTER TABLE model ADD COLUMN challenger_allocation TEXT;
+                ALTER TABLE model ADD COLUMN challenger_since REAL;
+                """)
+        }
         return migrator
     }
 
@@ -78,6 +86,18 @@ extension SQLiteStore {
                     candidates BLOB
                 );
                 CREATE INDEX decision_model_time ON decision (model, time);
+                """)
+        }
+        migrator.registerMigration("v2-assignment") { db in
+            // Which version a user was allocated to in a competition started at `since`.
+            try db.execute(sql: """
+                CREATE TABLE assignment (
+                    model TEXT NOT NULL,
+                    since REAL NOT NULL,
+                    uid TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    PRIMARY KEY (model, since, uid)
+                ) WITHOUT ROWID;
                 """)
         }
         return migrator

@@ -197,8 +197,9 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
         let versions = try versions(model: model)
         guard let serving = try models().first(where: { $0.name == model })?.servingVersion else { return [] }
         let parent = versions.first { $0.number == serving }?.parent
+        let challenger = try competitions()[model]?.challenger
         let newest = Set(versions.map(\.number).sorted(by: >).prefix(max(1, keep)))
-        let doomed = versions.map(\.number).filter { !newest.contains($0) && $0 != serving && $0 != parent }
+        let doomed = versions.map(\.number).filter { !newest.contains($0) && $0 != serving && $0 != parent && $0 != challenger }
         guard !doomed.isEmpty else { return [] }
         // Catalogue rows first: once they are gone the version cannot be loaded, so leftover
         // weights (should the second step fail) are only unused rows.
@@ -210,7 +211,7 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
     }
 
     /// Marks `version` serving (creating the model row if new) and retires the previous one.
-    private static func serve(_ db: Database, model: String, version: Int) throws {
+    static func serve(_ db: Database, model: String, version: Int) throws {
         try db.execute(sql: "UPDATE version SET status = 'retired' WHERE model = ? AND number <> ? AND status = 'serving'",
                        arguments: [model, version])
         try db.execute(sql: "UPDATE version SET status = 'serving' WHERE model = ? AND number = ?", arguments: [model, version])

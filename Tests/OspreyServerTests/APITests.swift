@@ -268,6 +268,63 @@ struct APITests {
         }
     }
 
+    @Test func competingVersionsThroughTheAPI() async throws {
+        try await withApp { client, t in
+            let bad: [(String, HTTPRequest.Method, String?, HTTPResponse.Status, String)] = [
+                ("/v1/models/demo/challenger", .post, #"{"version":1}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/demo/challenger", .post, #"{"version":9}"#, .notFound, "unknown_version"),
+                ("/v1/models/demo/challenger", .post, #"{"version":9,"allocation":"half"}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/demo/retrain", .post, #"{"challenger":"split(0)"}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/demo/challenger", .delete, nil, .conflict, "conflict"),
+                ("/v1/models/demo/promote", .post, nil, .conflict, "conflict"),
+            ]
+            for (uri, method, body, status, code) in bad {
+                try await client.execute(uri: uri, method: method, body: body.map { ByteBuffer(string: $0) }) { r in
+                    #expect(r.status == status, "\(uri) \(body ?? "")")
+                    #expect(errorCode(r.body) == code, "\(uri) \(body ?? "")")
+                }
+            }
+            try await client.execute(uri: "/v1/models/demo/retrain", method: .post,
+                                     body: ByteBuffer(string: #"{"wait":true,"challenger":"split(0.5)"}"#)) { r in
+                #expect(json(r.body)["phase"] as? String == "done" && json(r.body)["version"] as? Int == 2)
+            }
+            try await client.execute(uri: "/v1/models/demo", method: .get) { r in
+                let body = json(r.body)
+                let c = body["competition"] as? [String: Any] ?? [:]
+                #expect(body["version"] as? Int == 1 && c["champion"] as? Int == 1 && c["challenger"] as? Int == 2)
+                #expect(c["allocation"] as? String == "split(0.5)" && c["challenger_share"] as? Double == 0.5)
+                #expect((c["versions"] as? [[String: Any]])?.map { $0["version"] as? Int } == [1, 2])
+                let statuses = (body["versions"] as? [[String: Any]] ?? []).map { $0["status"] as? String ?? "" }
+                #expect(statuses == ["serving", "challenger"])
+            }
+            let uids = Set(t.ratings.map(\.uid)).sorted()
+            var versions = Set<Int>()
+            for uid in uids.prefix(20) {
+                try await client.execute(uri: "/v1/models/demo/users/\(uid)/topk", method: .post, body: ByteBuffer(string: #"{"k":1}"#)) { r in
+                    versions.insert(json(r.body)["version"] as? Int ?? 0)
+                }
+            }
+            #expect(versions == [1, 2], "both versions serve someone")
+            try await client.execute(uri: "/metrics", method: .get) { r in
+                let text = String(buffer: r.body)
+                #expect(text.contains(#"osprey_competition_challenger_share{model="demo"} 0.5"#))
+                #expect(text.contains(#"osprey_competition_decisions_total{model="demo",version="2"}"#))
+            }
+            try await client.execute(uri: "/v1/models/demo/promote", method: .post) { r in
+                #expect(r.status == .ok && json(r.body)["version"] as? Int == 2)
+            }
+            try await client.execute(uri: "/v1/models/demo", method: .get) { r in
+                #expect(json(r.body)["version"] as? Int == 2 && json(r.body)["competition"] is NSNull)
+            }
+            try await client.execute(uri: "/v1/models/demo/challenger", method: .post, body: ByteBuffer(string: #"{"version":1,"allocation":"thompson"}"#)) { r in
+                #expect(r.status == .ok && (json(r.body)["competition"] as? [String: Any])?["challenger"] as? Int == 1)
+            }
+            try await client.execute(uri: "/v1/models/demo/challenger", method: .delete) { r in
+                #expect(r.status == .ok && json(r.body)["competition"] is NSNull)
+            }
+        }
+    }
+
     @Test func percentEncodedIdsAreDecoded() async throws {
         try await withApp { client, _ in
             try await client.execute(uri: "/v1/models/demo/users/u%201/predict?x=1&item=i%31", method: .get) { r in
