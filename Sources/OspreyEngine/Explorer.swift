@@ -65,7 +65,10 @@ public struct Explorer: Sendable {
                 preconditionFailure("a ranking query is answered with a ranking")
             }
             shown = ranked.map { DecisionRecord.Shown(item: $0.item, score: $0.score, propensity: 1) }
-            if event != nil, let items { candidates = try Self.candidateRows(query, items: items, uid: uid, in: state).map { state.version.features.catalog.ids[$0] } }
+            if event != nil, let items {
+                let ids = state.version.features.catalog.ids
+                candidates = try Predictor.candidateRows(query, items: items, uid: uid, in: state).map { ids[$0] }
+            }
         }
         if let event {
             log.append(DecisionRecord(
@@ -89,7 +92,7 @@ public struct Explorer: Sendable {
         } ?? RidgeState(prior: v.prior, lambda: v.lambda)
         let rows: [Int]
         if let items = q.items {
-            rows = try candidateRows(q, items: items, uid: uid, in: state)
+            rows = try Predictor.candidateRows(q, items: items, uid: uid, in: state)
         } else {
             var wide = q
             wide.k = max(configuration.shortlist, 2 * q.k)
@@ -109,21 +112,5 @@ public struct Explorer: Sendable {
                                  explored: !greedy.contains($0.row))
         }
         return (shown, rows.map { ids[$0] })
-    }
-
-    /// The request's items as catalogue rows, first occurrences, without the excluded ones.
-    /// - Throws: ``OspreyError`` `unknownItem` naming the first unknown item.
-    static func candidateRows(_ q: PredictionCache.RankingQuery, items: [String], uid: String, in state: ServingState) throws -> [Int] {
-        let v = state.version
-        let catalog = v.features.catalog
-        var seen = Set(q.exclude.compactMap { catalog.row(of: $0) })
-        if q.excludeObserved { seen.formUnion(state.observed.rows(of: uid)) }
-        var rows: [Int] = []
-        rows.reserveCapacity(items.count)
-        for item in items {
-            guard let row = catalog.row(of: item) else { throw OspreyError.unknownItem(item, model: v.model, version: v.number) }
-            if seen.insert(row).inserted { rows.append(row) }
-        }
-        return rows
     }
 }

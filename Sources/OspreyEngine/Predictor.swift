@@ -94,24 +94,36 @@ public struct Predictor: Sendable {
     /// Computes a ranking with the user's weights `w`, as catalogue rows and scores, best first.
     static func rankRows(_ q: PredictionCache.RankingQuery, uid: String, weights w: UnsafePointer<Float>,
                          in state: ServingState) throws -> [(index: Int, score: Float)] {
-        let v = state.version
-        let features = v.features
-        var excluded = q.exclude.compactMap { features.catalog.row(of: $0) }
-        if q.excludeObserved { excluded += state.observed.rows(of: uid) }
-        excluded.sort()
+        let features = state.version.features
         var selector = TopKSelector(k: q.k)
         if let items = q.items {
-            var seen = Set<Int>(excluded)
-            for item in items {
-                guard let row = features.catalog.row(of: item) else {
-                    throw OspreyError.unknownItem(item, model: v.model, version: v.number)
-                }
-                if seen.insert(row).inserted { selector.offer(index: row, score: features.score(weights: w, item: row)) }
+            for row in try candidateRows(q, items: items, uid: uid, in: state) {
+                selector.offer(index: row, score: features.score(weights: w, item: row))
             }
         } else {
+            var excluded = q.exclude.compactMap { features.catalog.row(of: $0) }
+            if q.excludeObserved { excluded += state.observed.rows(of: uid) }
+            excluded.sort()
             scanCatalogue(features, weights: w, excluding: excluded, into: &selector)
         }
         return selector.sorted().map { ($0.index, $0.score) }
+    }
+
+    /// The request's candidate items as catalogue rows, first occurrences only, without the
+    /// excluded ones (and, with `excludeObserved`, the user's rated ones).
+    /// - Throws: ``OspreyError`` `unknownItem` naming the first unknown item.
+    static func candidateRows(_ q: PredictionCache.RankingQuery, items: [String], uid: String, in state: ServingState) throws -> [Int] {
+        let v = state.version
+        let catalog = v.features.catalog
+        var seen = Set(q.exclude.compactMap { catalog.row(of: $0) })
+        if q.excludeObserved { seen.formUnion(state.observed.rows(of: uid)) }
+        var rows: [Int] = []
+        rows.reserveCapacity(items.count)
+        for item in items {
+            guard let row = catalog.row(of: item) else { throw OspreyError.unknownItem(item, model: v.model, version: v.number) }
+            if seen.insert(row).inserted { rows.append(row) }
+        }
+        return rows
     }
 
     /// Ranks the whole catalogue with the features' scan table (``ItemScanTable``: a blocked
