@@ -46,7 +46,7 @@ public final class Competition: Sendable {
     /// Counts and reward of one version in the competition.
     public struct Arm: Sendable, Equatable {
         public var version: Int
-        /// Users allocated to it (for `split`: seen since the start of this process).
+        /// Users allocated to it (for `split`: those seen since this process started).
         public var users = 0
         /// Top-k decisions it made.
         public var decisions = 0
@@ -83,26 +83,29 @@ public final class Competition: Sendable {
         arms.withLock { a in for (v, n) in users { a[v, default: Arm(version: v)].users = n } }
     }
 
-    /// The version user `uid` is served by, given the champion's number now: the user's stored
-    /// allocation, else (split) the hash's or (Thompson) a fresh draw, remembered. O(1).
+    /// The version user `uid` is served by, given the champion's number now: the user's
+    /// allocation, or for a user not seen yet in this competition the hash's (split) or a fresh
+    /// draw (Thompson), remembered. O(1).
     func version(for uid: String, champion: Int) -> Int {
+        let rival = challenger.version.number
+        if let v = assignments.withLock(uid, { $0[uid] }), v == champion || v == rival { return v }
+        let drawn: Int
         switch allocation {
-        case .split(let share):
-            return Self.unitHash(uid) < share ? challenger.version.number : champion
-        case .thompson:
-            if let v = assignments.withLock(uid, { $0[uid] }), v == champion || v == challenger.version.number { return v }
-            let drawn = drawsChallenger(champion: champion) ? challenger.version.number : champion
-            let (version, fresh) = assignments.withLock(uid) { a -> (Int, Bool) in
-                if let v = a[uid], v == champion || v == challenger.version.number { return (v, false) }
-                a[uid] = drawn
-                return (drawn, true)
-            }
-            if fresh {
-                arms.withLock { $0[version, default: Arm(version: version)].users += 1 }
-                persist(uid, version)
-            }
-            return version
+        case .split(let share): drawn = Self.unitHash(uid) < share ? rival : champion
+        case .thompson: drawn = drawsChallenger(champion: champion) ? rival : champion
         }
+        // A user allocated to a champion since replaced by a retrain is allocated again.
+        let (version, fresh) = assignments.withLock(uid) { a -> (Int, Bool) in
+            if let v = a[uid], v == champion || v == rival { return (v, false) }
+            a[uid] = drawn
+            return (drawn, true)
+        }
+        if fresh {
+            arms.withLock { $0[version, default: Arm(version: version)].users += 1 }
+            // A split needs no record: the hash gives the same answer after a restart.
+            if case .thompson = allocation { persist(uid, version) }
+        }
+        return version
     }
 
     /// A uniform number in [0, 1) from the uid's bytes (FNV-1a, then SplitMix64): the same in

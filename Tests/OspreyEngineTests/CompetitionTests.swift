@@ -28,6 +28,8 @@ struct CompetitionTests {
         #expect(uids.map { model.state(for: $0).version.number } == assigned, "sticky")
         let share = Double(assigned.count { $0 == 2 }) / Double(uids.count)
         #expect(share > 0.3 && share < 0.7, "about half the users (saw \(share))")
+        let arms = try #require(try m.info(model: "demo").competition).arms
+        #expect(arms.map(\.users) == [assigned.count { $0 == 1 }, assigned.count { $0 == 2 }])
         let p = Predictor(registry: m.registry)
         for (uid, v) in zip(uids.prefix(10), assigned) { #expect(try p.predict(model: "demo", uid: uid, item: "i1").version == v) }
 
