@@ -67,6 +67,24 @@ final class ServerMetrics: Sendable {
                 cache += "osprey_prediction_cache_\(name)\(Self.label(model.name)) \(value)\n"
             }
         }
+        var tiers = ""
+        for (name, type) in [("users_hot", "gauge"), ("users_cold", "gauge"), ("user_rebuilds_total", "counter"),
+                             ("user_evictions_total", "counter"), ("user_rebuild_seconds_total", "counter")] {
+            tiers += "# TYPE osprey_\(name) \(type)\n"
+            for model in manager.registry.all {
+                let users = model.current.users
+                let s = users.statistics
+                let value: String
+                switch name {
+                case "users_hot": value = "\(users.hotCount)"
+                case "users_cold": value = "\(users.count - users.hotCount)"
+                case "user_rebuilds_total": value = "\(s.rebuildCount)"
+                case "user_evictions_total": value = "\(s.evictionCount)"
+                default: value = "\(s.rebuildSeconds)"
+                }
+                tiers += "osprey_\(name)\(Self.label(model.name)) \(value)\n"
+            }
+        }
         for model in manager.registry.all {
             let label = Self.label(model.name)
             observations += "osprey_observations_total\(label) \(model.observations)\n"
@@ -80,7 +98,7 @@ final class ServerMetrics: Sendable {
             if let windowed = quality.windowedLoss { loss += "osprey_prequential_loss\(label) \(windowed)\n" }
             if let held = quality.validationLoss { validation += "osprey_validation_loss\(label) \(held)\n" }
         }
-        text += observations + users + version + items + stale + loss + validation + cache
+        text += observations + users + version + items + stale + loss + validation + cache + tiers
         text += "# TYPE osprey_group_commits_total counter\nosprey_group_commits_total \(manager.commitCount)\n"
         text += "# TYPE osprey_retrain_failures_total counter\nosprey_retrain_failures_total \(manager.retrainFailureCount)\n"
         text += "# TYPE osprey_retrain_cancellations_total counter\nosprey_retrain_cancellations_total \(manager.retrainCancellationCount)\n"
