@@ -1,3 +1,4 @@
+import OspreyMath
 import OspreyModel
 import OspreyStorage
 import Synchronization
@@ -49,10 +50,28 @@ public final class UserWeightStore: Sendable {
         public var rebuildSeconds: Double { Double(rebuildNanoseconds.load(ordering: .relaxed)) / 1e9 }
     }
 
+    /// A hot user's ridge state: packed (``PackedRidgeState``, about half the bytes) whenever it
+    /// packs exactly, else as is. The small fields live in the cold tier's arrays.
     struct Hot {
-        var weights: UserWeights
+        enum Ridge {
+            case packed(PackedRidgeState)
+            case full(RidgeState)
+        }
+        var ridge: Ridge
         /// Learned since the CLOCK hand last passed (second chance).
         var referenced: Bool
+
+        init(_ ridge: RidgeState, referenced: Bool) {
+            self.ridge = PackedRidgeState(ridge).map(Ridge.packed) ?? .full(ridge)
+            self.referenced = referenced
+        }
+
+        var unpacked: RidgeState {
+            switch ridge {
+            case .packed(let p): p.unpacked()
+            case .full(let r): r
+            }
+        }
     }
 
     struct Stripe {
@@ -103,8 +122,17 @@ public final class UserWeightStore: Sendable {
             bootstrapped[i] = w.bootstrapped
         }
 
+        /// The full state of a hot user: its ridge state unpacked, its small fields. O(d²).
+        func weights(hot slot: Int32) -> UserWeights? {
+            guard let h = hot[slot] else { return nil }
+            let i = Int(slot)
+            let loss = runningLoss[i]
+            return UserWeights(ridge: h.unpacked, observations: observations[i], runningLoss: loss.isNaN ? nil : loss,
+                               bootstrapped: bootstrapped[i])
+        }
+
         mutating func promote(_ slot: Int32, _ w: UserWeights, clean: Bool) {
-            hot[slot] = Hot(weights: w, referenced: true)
+            hot[slot] = Hot(w.ridge, referenced: true)
             ring.append(slot)
             if clean { cleanHot += 1 }
         }
@@ -192,7 +220,7 @@ public final class UserWeightStore: Sendable {
             if st.hot[slot] == nil {
                 st.promote(slot, weights, clean: st.isClean(slot))
             } else {
-                st.hot[slot]!.weights = weights
+                st.hot[slot] = Hot(weights.ridge, referenced: true)
             }
             return st.evict(limit: perStripe)
         }
@@ -217,8 +245,8 @@ public final class UserWeightStore: Sendable {
     /// stripe lock. A user changed since the last snapshot is always hot. O(1) plus `body`.
     public func readHot<R>(_ uid: String, _ body: (borrowing UserWeights?) throws -> R) rethrows -> R {
         try stripes.withLock(uid) { st in
-            guard let slot = st.slots[uid], let hot = st.hot[slot] else { return try body(nil) }
-            return try body(hot.weights)
+            guard let slot = st.slots[uid], let w = st.weights(hot: slot) else { return try body(nil) }
+            return try body(w)
         }
     }
 
@@ -229,7 +257,7 @@ public final class UserWeightStore: Sendable {
     public func fullState(_ uid: String) throws -> UserWeights? {
         try stripes.withLock(uid) { st -> UserWeights? in
             guard let slot = st.slots[uid] else { return nil }
-            if let hot = st.hot[slot] { return hot.weights }
+            if let w = st.weights(hot: slot) { return w }
             guard let rebuild else { return nil }
             return try rebuild(uid, .max)
         }
@@ -245,8 +273,12 @@ public final class UserWeightStore: Sendable {
                           _ body: (inout UserWeights) throws -> R) throws -> R {
         let (result, evicted) = try stripes.withLock(uid) { st -> (R, Int) in
             let (slot, isNew) = st.slot(for: uid, stride: stride)
-            if st.hot[slot] == nil {
-                let w: UserWeights
+            var w: UserWeights
+            let wasHot = st.hot[slot] != nil
+            if wasHot {
+                w = st.weights(hot: slot)!
+                if st.isClean(slot) { st.cleanHot -= 1 }
+            } else {
                 if isNew {
                     w = create()
                 } else if let rebuild {
@@ -259,14 +291,12 @@ public final class UserWeightStore: Sendable {
                 } else {
                     preconditionFailure("a cold user in a store that cannot rebuild")
                 }
-                st.promote(slot, w, clean: false)
-            } else {
-                if st.isClean(slot) { st.cleanHot -= 1 }
-                st.hot[slot]!.referenced = true
             }
             st.dirty.insert(slot)
-            let r = try body(&st.hot[slot]!.weights)
-            st.writeThrough(st.hot[slot]!.weights, slot: slot, stride: stride)
+            let r = try body(&w)
+            st.hot[slot] = Hot(w.ridge, referenced: true)
+            if !wasHot { st.ring.append(slot) }
+            st.writeThrough(w, slot: slot, stride: stride)
             return (r, st.evict(limit: perStripe))
         }
         if evicted > 0 { statistics.evictions.add(evicted, ordering: .relaxed) }
