@@ -10,9 +10,18 @@ public struct PackedRidgeState: Sendable, Equatable {
     /// The number of weights, d.
     public let dimension: Int
     /// `w` (d), then the upper triangle of `A⁻¹` (row i from column i), then that of `A`.
-    private let values: [Float]
-    private let rhs: [Double]
-    private let updatesSinceRefactor: Int
+    let values: [Float]
+    let rhs: [Double]
+    let updatesSinceRefactor: Int
+
+    /// From its parts (see ``RidgeState/serialized()``).
+    init(dimension: Int, values: [Float], rhs: [Double], updatesSinceRefactor: Int) {
+        precondition(values.count == dimension + dimension * (dimension + 1) && rhs.count == dimension)
+        self.dimension = dimension
+        self.values = values
+        self.rhs = rhs
+        self.updatesSinceRefactor = updatesSinceRefactor
+    }
 
     /// Packs `state`, or returns nil when its `A⁻¹` or `A` is not exactly symmetric. O(d²).
     public init?(_ state: RidgeState) {

@@ -132,12 +132,15 @@ struct PackedRidgeStateTests {
 
     @Test func anAsymmetricInverseDoesNotPack() throws {
         let state = RidgeState(prior: [0.1, 0.2, 0.3], lambda: 1)
-        var bytes = state.serialized()
+        var bytes = state.serializedUnpacked()
         // Entry (0, 1) of A⁻¹: header 16 bytes, then w (3 floats), then row 0.
         let offset = 16 + 3 * 4 + 1 * 4
         withUnsafeBytes(of: Float(0.25).bitPattern.littleEndian) { for k in 0..<4 { bytes[offset + k] = $0[k] } }
         let skewed = try RidgeState(serialized: bytes)
         #expect(PackedRidgeState(skewed) == nil)
+        #expect(try RidgeState(serialized: skewed.serialized()) == skewed, "a state that does not pack is stored as RDG2")
+        #expect(try RidgeState(serialized: state.serializedUnpacked()) == state, "RDG2 is still read")
+        #expect(state.serialized().count < state.serializedUnpacked().count)
         #expect(PackedRidgeState(state)?.unpacked() == state)
     }
 }
