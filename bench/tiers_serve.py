@@ -26,8 +26,11 @@ def get(path):
 
 log = open(os.path.join(data, f"serve-{label}.log"), "w")
 start = time.monotonic()
-proc = subprocess.Popen([binary, "serve", "--data-dir", data, "--port", str(port), "--hot-users", hot,
-                         "--snapshot-observations", "100000000", "--prediction-cache", "0"], stdout=log, stderr=log)
+args = [binary, "serve", "--data-dir", data, "--port", str(port), "--snapshot-observations", "100000000",
+        "--prediction-cache", "0"]
+if hot != "-":  # "-": a release from before tiering, which has no --hot-users
+    args += ["--hot-users", hot]
+proc = subprocess.Popen(args, stdout=log, stderr=log)
 try:
     while True:
         try:
@@ -64,11 +67,15 @@ try:
                      "osprey_user_rebuild_seconds_total"):
             if line.startswith(name + "{"):
                 metrics[name] = float(line.split()[-1])
-    rebuilds = metrics.get("osprey_user_rebuilds_total", 0)
-    per_rebuild = metrics.get("osprey_user_rebuild_seconds_total", 0) / rebuilds * 1e6 if rebuilds else float("nan")
+    if "osprey_users_hot" in metrics:
+        rebuilds = metrics["osprey_user_rebuilds_total"]
+        hot_now = f"{int(metrics['osprey_users_hot']):,}"
+        per_rebuild = (f"{metrics['osprey_user_rebuild_seconds_total'] / rebuilds * 1e6:.0f} µs" if rebuilds else "—")
+        rebuilds = f"{int(rebuilds):,}"
+    else:
+        hot_now, rebuilds, per_rebuild = "all", "—", "—"
     print(f"| {label} | {total:,} | {hot} | {startup:.1f} s | {rss_idle:,.0f} MB | {warm:,} in {warm_s:.1f} s | "
-          f"{rss_warm:,.0f} MB | {int(metrics.get('osprey_users_hot', 0)):,} | {int(rebuilds):,} | "
-          f"{per_rebuild:.0f} µs | {predict_ms:.2f} ms |", flush=True)
+          f"{rss_warm:,.0f} MB | {hot_now} | {rebuilds} | {per_rebuild} | {predict_ms:.2f} ms |", flush=True)
 finally:
     proc.send_signal(signal.SIGKILL)  # the store is thrown away; no need for a graceful snapshot
     proc.wait()

@@ -29,8 +29,9 @@ extension RidgeState {
         return out
     }
 
-    /// The state as "RDG2" bytes (every state has this form). O(d²).
-    func serializedUnpacked() -> [UInt8] {
+    /// The state as "RDG2" bytes: every state has this form, and every Osprey release reads it
+    /// (benchmarks write it to compare with a release before "RDG3"). O(d²).
+    public func serializedUnpacked() -> [UInt8] {
         let d = dimension, s = stride
         var out = [UInt8]()
         out.reserveCapacity(16 + d * 4 + 2 * d * d * 4 + d * 8)

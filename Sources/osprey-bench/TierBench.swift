@@ -14,8 +14,10 @@ enum TierBench {
 
     /// Writes model `bench` (d, `items` items) with `users` users (`u0`…) into `directory`.
     /// O(users · ratings · d²) time; the snapshot database holds ~19 KB per user at d = 50.
+    /// With `legacyFormat`, states are stored as "RDG2" (19 KB at d = 50), which a release from
+    /// before tiering reads (the baseline); else as "RDG3" when they pack.
     static func build(directory: String, users: Int, items: Int = 10_000, d: Int = 50, ratingsPerUser: Int = 5,
-                      seed: UInt64 = 1) throws {
+                      seed: UInt64 = 1, legacyFormat: Bool = false) throws {
         let store = try SQLiteStore(directory: directory)
         var rng = SplitMix64(seed: seed)
         let stride = VectorKernels.paddedStride(d)
@@ -45,7 +47,9 @@ enum TierBench {
                     let label = Float(1 + 4 * rng.nextUniform())
                     features.withFeatures(item: item) { f, offset in _ = w.ridge.update(features: f, target: label - offset) }
                 }
-                return SnapshotRow(uid: "u\(u)", weights: w, seq: 0)
+                var row = SnapshotRow(uid: "u\(u)", weights: w, seq: 0)
+                if legacyFormat { row.state = w.ridge.serializedUnpacked() }
+                return row
             }
             try store.saveSnapshot(model: model, version: 1, rows: rows)
             done += rows.count
