@@ -174,6 +174,7 @@ extension Manager {
             version: version, users: fresh, observed: ServingState.observedItems(store: store, version: version),
             monitor: configuration.monitor, baselineAtMost: previousBaseline, predictions: nextCache(for: model))
         try install(state, in: model, caughtUpThrough: through)
+        Self.returnFreedMemory()
         let pruned = try store.pruneVersions(model: model.name, keep: configuration.keepVersions)
         if !pruned.isEmpty {
             logger.info("pruned old versions", metadata: ["model.name": "\(model.name)", "versions": "\(pruned)"])

@@ -1,5 +1,8 @@
 import Dispatch
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import OspreyModel
 import OspreyStorage
@@ -109,10 +112,21 @@ public final class Manager: Service, Sendable {
             ])
         }
         registry = ModelRegistry(models: served)
+        Self.returnFreedMemory()
         applied = Mutex(try store.lastSequence())
         let commit: @Sendable ([Observation]) throws -> [Int64] = { [store] in try store.append($0) }
         let committer = GroupCommitter(commit: commit) { [unowned self] batch in self.learn(batch) }
         self.committer.withLock { $0 = committer }
+    }
+
+    /// Hands memory freed by a large load (a start, a retrain) back to the system: glibc keeps
+    /// freed chunks in its arenas, so without this the resident size stays at the load's peak.
+    static func returnFreedMemory() {
+        #if canImport(Glibc)
+        // malloc_trim is glibc's (malloc.h, not in the Glibc module); RTLD_DEFAULT is a null handle.
+        typealias Trim = @convention(c) (Int) -> Int32
+        if let symbol = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(symbol, to: Trim.self)(0) }
+        #endif
     }
 
     /// Learns a committed batch in log order and advances the learned sequence. O(batch · d²).

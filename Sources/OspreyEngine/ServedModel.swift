@@ -116,9 +116,10 @@ public final class ServingState: Sendable {
             rebuild: rebuilder(store: store, version: version, validation: monitor), statistics: statistics)
         let snapshot: UserSnapshot
         if users.hotUsers == .max {
-            let full = try store.loadSnapshot(model: model, version: number)
+            var full = try store.loadSnapshot(model: model, version: number)
             users.reserve(users: full.users.count)
-            for (uid, w) in full.users { users.insertHot(uid, w) }
+            // Packed one by one, so the unpacked states are not all held twice.
+            while let (uid, w) = full.users.popFirst() { users.insertHot(uid, w) }
             snapshot = UserSnapshot(seq: full.seq, users: [:], ahead: full.ahead)
         } else {
             let seq = try store.snapshotSequence(model: model, version: number)

@@ -11,10 +11,13 @@ import Synchronization
 ///   small fields the API reports (observations, running loss, bootstrapped) in flat per-stripe
 ///   arrays: about d·4 + 80 bytes a user. `predict` and `topk` read only this tier, so reads never
 ///   promote a user or disturb the hot tier.
-/// - The **hot tier** holds the full ridge state (``UserWeights``, O(d²) bytes) of at most
-///   ``hotUsers`` recently learned users, evicted by CLOCK (a second-chance approximation of LRU).
+/// - The **hot tier** holds the full ridge state of at most ``hotUsers`` recently learned users,
+///   packed (``PackedRidgeState``: 10.6 KB at d = 50 against 18.8 KB unpacked; a learn unpacks
+///   and repacks it, O(d²)), evicted by CLOCK (a second-chance approximation of LRU).
 ///   Learning an observation of a cold user first rebuilds its full state with ``Rebuild`` (its
-///   snapshot row plus its own log entries after that row), then promotes it.
+///   snapshot row plus its own log entries after that row), then promotes it. The rebuild runs
+///   under the user's stripe lock, so readers of that stripe wait for it (a point read, about
+///   0.1 ms).
 ///
 /// Only *clean* users are evicted — ones whose state the snapshot store already holds exactly — so
 /// a rebuild is always exact. A user changed since the last snapshot (dirty, or being saved) stays
@@ -56,6 +59,8 @@ public final class UserWeightStore: Sendable {
         enum Ridge {
             case packed(PackedRidgeState)
             case full(RidgeState)
+            /// Only while ``store(_:)`` holds the packed value, so its storage is not shared.
+            case moved
         }
         var ridge: Ridge
         /// Learned since the CLOCK hand last passed (second chance).
@@ -70,7 +75,21 @@ public final class UserWeightStore: Sendable {
             switch ridge {
             case .packed(let p): p.unpacked()
             case .full(let r): r
+            case .moved: preconditionFailure("a hot state read while it is being stored")
             }
+        }
+
+        /// Keeps `state` as this user's ridge state: repacked into the existing packed arrays
+        /// when it packs (no allocation), else as is. O(d²).
+        mutating func store(_ state: RidgeState) {
+            if case .packed(var p) = ridge {
+                ridge = .moved
+                if p.repack(state) {
+                    ridge = .packed(p)
+                    return
+                }
+            }
+            ridge = PackedRidgeState(state).map(Ridge.packed) ?? .full(state)
         }
     }
 
@@ -294,8 +313,13 @@ public final class UserWeightStore: Sendable {
             }
             st.dirty.insert(slot)
             let r = try body(&w)
-            st.hot[slot] = Hot(w.ridge, referenced: true)
-            if !wasHot { st.ring.append(slot) }
+            if wasHot {
+                st.hot[slot]!.store(w.ridge)
+                st.hot[slot]!.referenced = true
+            } else {
+                st.hot[slot] = Hot(w.ridge, referenced: true)
+                st.ring.append(slot)
+            }
             st.writeThrough(w, slot: slot, stride: stride)
             return (r, st.evict(limit: perStripe))
         }

@@ -10,9 +10,9 @@ public struct PackedRidgeState: Sendable, Equatable {
     /// The number of weights, d.
     public let dimension: Int
     /// `w` (d), then the upper triangle of `A⁻¹` (row i from column i), then that of `A`.
-    let values: [Float]
-    let rhs: [Double]
-    let updatesSinceRefactor: Int
+    private(set) var values: [Float]
+    private(set) var rhs: [Double]
+    private(set) var updatesSinceRefactor: Int
 
     /// From its parts (see ``RidgeState/serialized()``).
     init(dimension: Int, values: [Float], rhs: [Double], updatesSinceRefactor: Int) {
@@ -25,44 +25,60 @@ public struct PackedRidgeState: Sendable, Equatable {
 
     /// Packs `state`, or returns nil when its `A⁻¹` or `A` is not exactly symmetric. O(d²).
     public init?(_ state: RidgeState) {
-        let d = state.dimension, s = state.stride
-        let triangle = d * (d + 1) / 2
-        var values = [Float](repeating: 0, count: d + 2 * triangle)
-        let symmetric = values.withUnsafeMutableBufferPointer { out -> Bool in
-            state.weights.withUnsafeBufferPointer { w in
-                state.inverse.withUnsafeBufferPointer { inv in
-                    state.gram.withUnsafeBufferPointer { g in
-                        for i in 0..<d { out[i] = w[i] }
-                        // Padding lanes are zero by construction; unpacking writes zeros there.
-                        for j in d..<s where w[j].bitPattern != 0 { return false }
-                        var k = d, m = d + triangle
-                        for i in 0..<d {
-                            let first = RidgeState.firstMaintained(row: i), row = RidgeState.gramOffset(row: i, stride: s)
-                            for j in d..<s where inv[i * s + j].bitPattern != 0 || g[row + j - first].bitPattern != 0 { return false }
-                            // Entries kept twice (the other side of A⁻¹; A's lower entries in the
-                            // diagonal's SIMD step) must agree, or packing would lose them.
-                            for j in first..<i where g[row + j - first].bitPattern != g[RidgeState.gramOffset(row: j, stride: s) + i - RidgeState.firstMaintained(row: j)].bitPattern {
-                                return false
-                            }
-                            for j in i..<d {
-                                let v = inv[i * s + j]
-                                if j > i, v.bitPattern != inv[j * s + i].bitPattern { return false }
-                                out[k] = v
-                                k += 1
-                                out[m] = g[row + j - first]
-                                m += 1
-                            }
-                        }
-                        return true
-                    }
-                }
-            }
-        }
-        guard symmetric else { return nil }
+        let d = state.dimension
+        var values = [Float](repeating: 0, count: d + d * (d + 1))
+        guard values.withUnsafeMutableBufferPointer({ Self.pack(state, into: $0) }) else { return nil }
         dimension = d
         self.values = values
         rhs = state.rhs
         updatesSinceRefactor = state.updatesSinceRefactor
+    }
+
+    /// Packs `state` (of the same dimension) into this value's storage, in place when it is not
+    /// shared, so a hot user's learn allocates no new packed arrays. Returns false, leaving this
+    /// value unspecified, when `state` does not pack. O(d²).
+    public mutating func repack(_ state: RidgeState) -> Bool {
+        precondition(state.dimension == dimension, "repacking a state of another dimension")
+        guard values.withUnsafeMutableBufferPointer({ Self.pack(state, into: $0) }) else { return false }
+        rhs.withUnsafeMutableBufferPointer { out in
+            state.rhs.withUnsafeBufferPointer { out.baseAddress!.update(from: $0.baseAddress!, count: dimension) }
+        }
+        updatesSinceRefactor = state.updatesSinceRefactor
+        return true
+    }
+
+    /// Writes `w` and the upper triangles of `A⁻¹` and `A` into `out`; false when an entry kept
+    /// twice disagrees with its mirror (or a padding lane is not zero), so packing would lose it.
+    private static func pack(_ state: RidgeState, into out: UnsafeMutableBufferPointer<Float>) -> Bool {
+        let d = state.dimension, s = state.stride
+        let triangle = d * (d + 1) / 2
+        return state.weights.withUnsafeBufferPointer { w in
+            state.inverse.withUnsafeBufferPointer { inv in
+                state.gram.withUnsafeBufferPointer { g in
+                    for i in 0..<d { out[i] = w[i] }
+                    // Padding lanes are zero by construction; unpacking writes zeros there.
+                    for j in d..<s where w[j].bitPattern != 0 { return false }
+                    var k = d, m = d + triangle
+                    for i in 0..<d {
+                        let first = RidgeState.firstMaintained(row: i), row = RidgeState.gramOffset(row: i, stride: s)
+                        for j in d..<s where inv[i * s + j].bitPattern != 0 || g[row + j - first].bitPattern != 0 { return false }
+                        // A's lower entries in the diagonal's SIMD step are kept twice too.
+                        for j in first..<i where g[row + j - first].bitPattern != g[RidgeState.gramOffset(row: j, stride: s) + i - RidgeState.firstMaintained(row: j)].bitPattern {
+                            return false
+                        }
+                        for j in i..<d {
+                            let v = inv[i * s + j]
+                            if j > i, v.bitPattern != inv[j * s + i].bitPattern { return false }
+                            out[k] = v
+                            k += 1
+                            out[m] = g[row + j - first]
+                            m += 1
+                        }
+                    }
+                    return true
+                }
+            }
+        }
     }
 
     /// The state, bit for bit as packed. O(d²).

@@ -144,3 +144,19 @@ struct PackedRidgeStateTests {
         #expect(PackedRidgeState(state)?.unpacked() == state)
     }
 }
+
+extension PackedRidgeStateTests {
+    @Test func repackingInPlaceEqualsPackingAfresh() throws {
+        var rng = SplitMix64(seed: 11)
+        var state = RidgeState(prior: [Float](repeating: 0.2, count: 13), lambda: 1)
+        var packed = try #require(PackedRidgeState(state))
+        for _ in 0..<50 {
+            var f = [Float](repeating: 0, count: state.stride)
+            for k in 0..<13 { f[k] = Float(rng.nextGaussian()) }
+            f.withUnsafeBufferPointer { _ = state.update(features: $0.baseAddress!, target: Float(rng.nextGaussian())) }
+            let repacked = packed.repack(state)
+            #expect(repacked)
+            #expect(packed == PackedRidgeState(state) && packed.unpacked() == state)
+        }
+    }
+}
