@@ -91,11 +91,12 @@ extension SQLiteStore {
     /// stores none for the user: a point read by primary key. O(d²).
     /// - Throws: ``StorageError`` `.corrupt` when the stored state is unreadable.
     public func loadUserState(model: String, version: Int, uid: String) throws -> (weights: UserWeights, seq: Int64)? {
-        try snapshotPool.read { db in
-            guard let row = try Row.fetchOne(
-                db, sql: "SELECT state, observations, running_loss, bootstrapped, seq FROM user_state WHERE model = ? AND version = ? AND uid = ?",
-                arguments: [model, version, uid])
-            else { return nil }
+        // One statement reads consistently on its own: no explicit transaction, and the
+        // prepared statement is reused (this runs on every hot-tier miss).
+        try snapshotPool.unsafeRead { db in
+            let statement = try db.cachedStatement(
+                sql: "SELECT state, observations, running_loss, bootstrapped, seq FROM user_state WHERE model = ? AND version = ? AND uid = ?")
+            guard let row = try Row.fetchOne(statement, arguments: [model, version, uid]) else { return nil }
             let blob: Data = row[0]
             guard let ridge = try? RidgeState(serialized: blob) else {
                 throw StorageError(.corrupt, "stored weights of user \(uid) in \(model) v\(version) are unreadable")

@@ -118,10 +118,11 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
     /// (model, uid, seq) index, so it costs O(log n + the user's entries in the range).
     public func forEachObservation(model: String, uid: String, after: Int64, before: Int64,
                                    _ body: (LoggedObservation) throws -> Void) throws {
-        try pool.read { db in
-            let rows = try Row.fetchCursor(
-                db, sql: "SELECT seq, item, label, time FROM observation WHERE model = ? AND uid = ? AND seq > ? AND seq < ? ORDER BY seq",
-                arguments: [model, uid, after, before])
+        // One statement: no explicit transaction, and the prepared statement is reused.
+        try pool.unsafeRead { db in
+            let statement = try db.cachedStatement(
+                sql: "SELECT seq, item, label, time FROM observation WHERE model = ? AND uid = ? AND seq > ? AND seq < ? ORDER BY seq")
+            let rows = try Row.fetchCursor(statement, arguments: [model, uid, after, before])
             while let row = try rows.next() {
                 let o = Observation(model: model, uid: uid, item: row[1], label: Float(row[2] as Double), time: row[3])
                 try body(LoggedObservation(seq: row[0], observation: o))
@@ -132,12 +133,12 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
     /// The items user `uid` has rated (the model's training ratings) or observed (the log), with
     /// repeats: what `exclude_observed` leaves out. Two index range reads, O(log n + the user's rows).
     public func ratedItems(model: String, uid: String) throws -> [String] {
-        try pool.read { db in
+        try pool.unsafeRead { db in
             try String.fetchAll(
-                db, sql: """
+                db.cachedStatement(sql: """
                     SELECT item FROM training_rating WHERE model = ? AND uid = ?
                     UNION ALL SELECT item FROM observation WHERE model = ? AND uid = ?
-                    """,
+                    """),
                 arguments: [model, uid, model, uid])
         }
     }

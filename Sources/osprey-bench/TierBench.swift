@@ -84,9 +84,28 @@ enum TierBench {
             times.append(Double(elapsed.seconds) * 1e6 + Double(elapsed.attoseconds) / 1e12)
             consume(w?.ridge.weights[0] ?? 0)
         }
+        // The parts, on another sample of users: the point read of the full row alone, and the
+        // (empty) read of the user's log after it alone.
+        let store = try SQLiteStore(directory: directory)
+        var reads: [Double] = [], logs: [Double] = []
+        for _ in 0..<samples {
+            let uid = "u\(rng.next() % UInt64(users))"
+            var s = clock.now
+            let row = try store.loadUserState(model: model, version: 1, uid: uid)
+            var e = (clock.now - s).components
+            reads.append(Double(e.seconds) * 1e6 + Double(e.attoseconds) / 1e12)
+            s = clock.now
+            try store.forEachObservation(model: model, uid: uid, after: row?.seq ?? 0, before: .max) { _ in }
+            e = (clock.now - s).components
+            logs.append(Double(e.seconds) * 1e6 + Double(e.attoseconds) / 1e12)
+        }
+        reads.sort()
+        logs.sort()
+        func pct(_ v: [Double], _ p: Double) -> Double { v[min(v.count - 1, Int((p * Double(v.count)).rounded(.up)) - 1)] }
         times.sort()
-        func pct(_ p: Double) -> Double { times[min(times.count - 1, Int((p * Double(times.count)).rounded(.up)) - 1)] }
+        func pct(_ p: Double) -> Double { pct(times, p) }
         emit("- rebuild of one cold user (`UserWeightStore.fullState`: point read by primary key + deserialize + replay of its log, here empty), \(samples) random users: median \(fixed(pct(0.5), 1)) µs, p90 \(fixed(pct(0.9), 1)) µs, p99 \(fixed(pct(0.99), 1)) µs, max \(fixed(times.last!, 1)) µs")
+        emit("  - its parts, on \(samples) other random users: point read + deserialize + unpack (`loadUserState`) median \(fixed(pct(reads, 0.5), 1)) µs, p99 \(fixed(pct(reads, 0.99), 1)) µs; the user's log after its row (index range read, empty) median \(fixed(pct(logs, 0.5), 1)) µs, p99 \(fixed(pct(logs, 0.99), 1)) µs")
     }
 
     /// This process's resident set size in MB (VmRSS).
