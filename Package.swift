@@ -58,7 +58,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "osprey-bench", dependencies: ["OspreyMath", "OspreyModel", "OspreyEngine"]),
+        .executableTarget(name: "osprey-bench", dependencies: [
+            "OspreyMath", "OspreyModel", "OspreyEngine", "OspreyStorage", .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "OspreyTestSupport", dependencies: ["OspreyModel", "OspreyStorage"]),
         .testTarget(
             name: "OspreyMathTests",

@@ -86,10 +86,9 @@ public struct Explorer: Sendable {
                         configuration: Configuration, seed: UInt64) throws -> ([DecisionRecord.Shown], [String]) {
         let v = state.version
         let features = v.features
-        let ridge = state.users.read(uid) { w -> RidgeState? in
-            guard let w, w.ridge.stride == features.stride else { return nil }
-            return w.ridge
-        } ?? RidgeState(prior: v.prior, lambda: v.lambda)
+        // The full state (LinUCB and Thompson read A⁻¹ and A): a cold user's is rebuilt, not promoted.
+        let ridge = try state.users.fullState(uid).flatMap { $0.ridge.stride == features.stride ? $0.ridge : nil }
+            ?? RidgeState(prior: v.prior, lambda: v.lambda)
         let rows: [Int]
         if let items = q.items {
             rows = try Predictor.candidateRows(q, items: items, uid: uid, in: state)

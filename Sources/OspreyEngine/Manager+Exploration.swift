@@ -40,18 +40,19 @@ extension Manager {
                     if number == nil || number == state.version.number {
                         return PolicyEvaluation.evaluate(
                             records, feedback: feedback, policy: policy, version: state.version,
-                            states: { uid in state.users.read(uid) { $0?.ridge } }, propensitySamples: propensitySamples, seed: seed)
+                            states: { uid in (try? state.users.fullState(uid))??.ridge }, propensitySamples: propensitySamples, seed: seed)
                     }
-                    let version: ModelVersion, snapshot: UserSnapshot
+                    let version: ModelVersion
                     do {
                         version = try self.store.loadVersion(model: name, number: number!)
-                        snapshot = try self.store.loadSnapshot(model: name, version: number!)
                     } catch let e as StorageError where e.code == .notFound {
-                        throw OspreyError(.unknownVersion, "model `\(name)` has no version \(number!) with stored weights")
+                        throw OspreyError(.unknownVersion, "model `\(name)` has no version \(number!)")
                     }
+                    // The decisions' users' stored states only (a point read each), not every user's.
                     return PolicyEvaluation.evaluate(
                         records, feedback: feedback, policy: policy, version: version,
-                        states: { snapshot.users[$0]?.ridge }, propensitySamples: propensitySamples, seed: seed)
+                        states: { uid in (try? self.store.loadUserState(model: name, version: version.number, uid: uid))??.weights.ridge },
+                        propensitySamples: propensitySamples, seed: seed)
                 })
             }
         }

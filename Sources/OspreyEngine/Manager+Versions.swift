@@ -138,7 +138,7 @@ extension Manager {
         }
         if cancelled { throw Trainer.Cancelled() }
         let old = model.current.users
-        let users = result.users.filter { !$0.uid.hasPrefix(Self.pastPrefix) }.map { entry in
+        var users = result.users.filter { !$0.uid.hasPrefix(Self.pastPrefix) }.map { entry in
             (entry.uid, UserWeights(
                 ridge: entry.state, observations: counts[entry.uid] ?? 0,
                 runningLoss: old.read(entry.uid) { $0?.runningLoss }, bootstrapped: false))
@@ -156,18 +156,34 @@ extension Manager {
         // a retrain that did not recover (say, fitted on data still from before a drift) stays
         // subject to the next one.
         let previousBaseline = model.current.quality.baseline
-        let state = ServingState(
-            version: version, users: UserWeightStore(users: Dictionary(uniqueKeysWithValues: users)),
-            monitor: configuration.monitor, baselineAtMost: previousBaseline, predictions: nextCache(for: model))
-        // Everything each user ever rated, not only the (possibly windowed) training ratings.
-        try store.forEachRating(model: model.name) { uid, item in
-            if let row = version.features.catalog.row(of: item) { state.observed.insert(uid: uid, row: row) }
+        // The new version's states are in the snapshot store now: tiered, its users start cold
+        // (w only) and are rebuilt from there when they next learn.
+        let fresh = UserWeightStore(
+            stride: version.features.stride, hotUsers: configuration.hotUsers,
+            rebuild: ServingState.rebuilder(store: store, version: version, validation: configuration.monitor),
+            statistics: old.statistics)
+        fresh.reserve(users: users.count)
+        for (uid, w) in users {
+            if fresh.hotUsers == .max {
+                fresh.insertHot(uid, w)
+            } else {
+                fresh.insertCold(StoredWeights(
+                    uid: uid, weights: Array(w.ridge.weights[0..<w.ridge.dimension]), observations: w.observations,
+                    runningLoss: w.runningLoss, bootstrapped: w.bootstrapped, seq: through))
+            }
         }
+        users = []
+        // Everything each user ever rated (not only the possibly windowed training ratings) is
+        // read from the store on demand.
+        let state = ServingState(
+            version: version, users: fresh, observed: ServingState.observedItems(store: store, version: version),
+            monitor: configuration.monitor, baselineAtMost: previousBaseline, predictions: nextCache(for: model))
         if let challenger {
             try installChallenger(state, in: model, caughtUpThrough: through, allocation: challenger)
         } else {
             try install(state, in: model, caughtUpThrough: through)
         }
+        Self.returnFreedMemory()
         let pruned = try store.pruneVersions(model: model.name, keep: configuration.keepVersions)
         if !pruned.isEmpty {
             logger.info("pruned old versions", metadata: ["model.name": "\(model.name)", "versions": "\(pruned)"])
@@ -213,7 +229,7 @@ extension Manager {
         let through = applied.withLock { $0 }
         let (state, replayed) = try ServingState.restore(
             model: name, version: number, store: store, through: through, monitor: configuration.monitor,
-            predictions: nextCache(for: model))
+            predictions: nextCache(for: model), hotUsers: configuration.hotUsers, statistics: model.current.users.statistics)
         try install(state, in: model, caughtUpThrough: max(replayed, through))
         logger.info("rolled back", metadata: ["model.name": "\(name)", "model.version": "\(number)"])
     }

@@ -1,5 +1,8 @@
 import Dispatch
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import OspreyModel
 import OspreyStorage
@@ -39,11 +42,18 @@ public final class Manager: Service, Sendable {
         public var predictionCache: PredictionCache.Configuration
         /// Exploring top-k answers and the decision log.
         public var exploration: Explorer.Configuration
+        /// The most users per model whose full ridge state is kept in memory (the hot tier; see
+        /// ``UserWeightStore``); every user's weights stay in memory regardless. `Int.max`: all
+        /// users hot, loaded whole at startup (no tiering).
+        public var hotUsers: Int
 
         public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
                     maxIdentifierBytes: Int = 256, keepVersions: Int = 10, retrainThreads: Int = 1,
                     monitor: QualityMonitor.Configuration = .init(), autoRetrain: Bool = false, retrainWindow: Int? = nil,
-                    predictionCache: PredictionCache.Configuration = .init(), exploration: Explorer.Configuration = .init()) {
+                    predictionCache: PredictionCache.Configuration = .init(), exploration: Explorer.Configuration = .init(),
+                    hotUsers: Int = 100_000) {
+            precondition(hotUsers >= 0, "hotUsers must not be negative")
+            self.hotUsers = hotUsers
             self.predictionCache = predictionCache
             self.exploration = exploration
             self.retrainWindow = retrainWindow
@@ -103,7 +113,7 @@ public final class Manager: Service, Sendable {
             let start = clock.now
             let (state, _) = try ServingState.restore(
                 model: record.name, version: record.servingVersion, store: store, monitor: configuration.monitor,
-                predictions: PredictionCache(configuration: configuration.predictionCache))
+                predictions: PredictionCache(configuration: configuration.predictionCache), hotUsers: configuration.hotUsers)
             let policy: ExplorationPolicy
             do { policy = try ExplorationPolicy.parse(policies[record.name] ?? "greedy") } catch {
                 throw StorageError(.corrupt, "model \(record.name) has an unreadable exploration policy: \(error)")
@@ -116,16 +126,27 @@ public final class Manager: Service, Sendable {
             served.append(model)
             logger.info("loaded model", metadata: [
                 "model.name": "\(record.name)", "model.version": "\(record.servingVersion)",
-                "model.users": "\(state.users.count)",
+                "model.users": "\(state.users.count)", "model.users.hot": "\(state.users.hotCount)",
                 "duration": "\(clock.now - start)",
             ])
         }
         registry = ModelRegistry(models: served)
         explorer = Explorer(registry: registry, log: decisions, configuration: configuration.exploration)
+        Self.returnFreedMemory()
         applied = Mutex(try store.lastSequence())
         let commit: @Sendable ([Observation]) throws -> [Int64] = { [store] in try store.append($0) }
         let committer = GroupCommitter(commit: commit) { [unowned self] batch in self.learn(batch) }
         self.committer.withLock { $0 = committer }
+    }
+
+    /// Hands memory freed by a large load (a start, a retrain) back to the system: glibc keeps
+    /// freed chunks in its arenas, so without this the resident size stays at the load's peak.
+    static func returnFreedMemory() {
+        #if canImport(Glibc)
+        // malloc_trim is glibc's (malloc.h, not in the Glibc module); RTLD_DEFAULT is a null handle.
+        typealias Trim = @convention(c) (Int) -> Int32
+        if let symbol = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(symbol, to: Trim.self)(0) }
+        #endif
     }
 
     /// Learns a committed batch in log order and advances the learned sequence. O(batch · d²).
@@ -133,8 +154,16 @@ public final class Manager: Service, Sendable {
         var stale: [ServedModel] = []
         applied.withLock { last in
             for logged in batch {
-                if let model = try? registry.model(logged.observation.model), model.learn(logged) {
-                    stale.append(model)
+                if let model = try? registry.model(logged.observation.model) {
+                    do {
+                        if try model.learn(logged) { stale.append(model) }
+                    } catch {
+                        // The observation is durable; the user stays cold and its next rebuild
+                        // replays it from the log.
+                        logger.error("could not rebuild a cold user's state; the observation is logged and will be learned at its next rebuild", metadata: [
+                            "model.name": "\(model.name)", "user.uid": "\(logged.observation.uid)", "error": "\(error)",
+                        ])
+                    }
                 }
                 last = logged.seq
             }
@@ -253,7 +282,8 @@ public final class Manager: Service, Sendable {
     /// one chunk is serialized (about a millisecond), never for the whole snapshot.
     static let snapshotChunk = 200
 
-    /// Saves every user changed since the last snapshot. Each chunk of users is serialized under
+    /// Saves every user changed since the last snapshot; once saved, they may leave the hot tier.
+    /// Each chunk of users is serialized under
     /// the learning lock with the sequence learned so far, so every row is exact for its own
     /// sequence, and no copy of all the changed state is ever held. Returns the number of users
     /// saved. O(changed users · d²). Runs on the caller's thread; it blocks on SQLite.
@@ -280,10 +310,12 @@ public final class Manager: Service, Sendable {
                     let chunk = changed[start..<min(start + Self.snapshotChunk, changed.count)]
                     let rows = applied.withLock { seq in
                         chunk.compactMap { uid in
-                            state.users.read(uid) { w in w.map { SnapshotRow(uid: uid, weights: $0, seq: seq) } }
+                            // A changed user stays hot until this save finishes.
+                            state.users.readHot(uid) { w in w.map { SnapshotRow(uid: uid, weights: $0, seq: seq) } }
                         }
                     }
                     try store.saveSnapshot(model: model.name, version: version, rows: rows)
+                    state.users.finishSnapshot(chunk)
                     start += chunk.count
                 }
                 try store.advanceSnapshot(model: model.name, version: version, to: floor)

@@ -102,7 +102,7 @@ public struct Predictor: Sendable {
             }
         } else {
             var excluded = q.exclude.compactMap { features.catalog.row(of: $0) }
-            if q.excludeObserved { excluded += state.observed.rows(of: uid) }
+            if q.excludeObserved { excluded += try state.observed.rows(of: uid) }
             excluded.sort()
             scanCatalogue(features, weights: w, excluding: excluded, into: &selector)
         }
@@ -116,7 +116,7 @@ public struct Predictor: Sendable {
         let v = state.version
         let catalog = v.features.catalog
         var seen = Set(q.exclude.compactMap { catalog.row(of: $0) })
-        if q.excludeObserved { seen.formUnion(state.observed.rows(of: uid)) }
+        if q.excludeObserved { seen.formUnion(try state.observed.rows(of: uid)) }
         var rows: [Int] = []
         rows.reserveCapacity(items.count)
         for item in items {
@@ -135,7 +135,7 @@ public struct Predictor: Sendable {
         features.scanTable.selectTopK(query: weights, excluding: excluded, into: &selector)
     }
 
-    /// Copies the user's weights (or the prior) into a stack buffer, so scoring runs without
+    /// Copies the user's weights (or the prior) from the cold tier, which holds every user's, into a stack buffer, so scoring runs without
     /// holding the user's lock, and passes them with the user's epoch (observations learned; -1
     /// for a user never seen). O(d).
     static func withWeights<R>(_ state: ServingState, _ uid: String, _ body: (UnsafePointer<Float>, Int) throws -> R) rethrows -> R {
@@ -144,8 +144,8 @@ public struct Predictor: Sendable {
         return try withUnsafeTemporaryAllocation(of: Float.self, capacity: stride) { buffer in
             let p = buffer.baseAddress!
             let epoch = state.users.read(uid) { w -> Int? in
-                guard let w, w.ridge.stride == stride else { return nil }
-                w.ridge.weights.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: stride) }
+                guard let w, state.users.stride == stride else { return nil }
+                p.update(from: w.weights, count: stride)
                 return w.observations
             }
             if epoch == nil {

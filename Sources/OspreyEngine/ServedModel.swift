@@ -35,54 +35,106 @@ public final class ServingState: Sendable {
     public var quality: QualityMonitor { monitor.withLock { $0 } }
 
     /// Learns one logged observation (live and on replay alike, in log order): a user never seen
-    /// starts from the version's prior (bootstrapping, Velox §5); an item the version does not
-    /// know is counted but cannot move the weights; an observation in the validation sample is
-    /// scored into the monitor's validation loss and counted, never learned. Returns true when
-    /// this observation made the version stale. An observation answering an exploratory choice is
-    /// also scored into the monitor's exploration pool. O(d²).
+    /// starts from the version's prior (bootstrapping, Velox §5); a cold user is first rebuilt
+    /// from stored state (see ``UserWeightStore``); an item the version does not know is counted
+    /// but cannot move the weights; an observation in the validation sample is scored into the
+    /// monitor's validation loss and counted, never learned. Returns true when this observation
+    /// made the version stale. An observation answering an exploratory choice is also scored into
+    /// the monitor's exploration pool. O(d²), plus a rebuild for a cold user.
+    /// - Throws: when a cold user's stored state cannot be read; the user is then unchanged (the
+    ///   log still holds the observation: the next rebuild of the user replays it).
     @discardableResult
-    func learn(_ logged: LoggedObservation) -> Bool {
+    func learn(_ logged: LoggedObservation) throws -> Bool {
         let o = logged.observation
         let v = version
-        let row = v.features.catalog.row(of: o.item)
-        let heldOut = row != nil && validation.holdsOut(seq: logged.seq)
-        let loss = users.update(o.uid, create: {
+        let outcome = try users.update(o.uid, before: logged.seq, create: {
             UserWeights(ridge: .init(prior: v.prior, lambda: v.lambda), bootstrapped: true)
-        }) { w -> Double? in
-            guard let row else {
-                w.countWithoutLearning()
-                return nil
-            }
-            observed.insert(uid: o.uid, row: row)
-            return v.features.withFeatures(item: row) { f, offset in
-                if heldOut { return w.countHeldOut(features: f, target: o.label - offset) }
-                return w.learn(features: f, target: o.label - offset)
-            }
+        }) { w in
+            Self.apply(logged, to: &w, version: v, validation: validation, observed: observed)
         }
-        guard let loss else { return false }
+        guard let outcome else { return false }
         return monitor.withLock { m in
-            if heldOut {
-                m.recordValidation(loss)
+            if outcome.heldOut {
+                m.recordValidation(outcome.loss)
                 return false
             }
-            let stale = m.record(loss)
-            return o.answersExploration ? m.recordExploration(loss) || stale : stale
+            let stale = m.record(outcome.loss)
+            return o.answersExploration ? m.recordExploration(outcome.loss) || stale : stale
         }
     }
 
-    /// Restores the state of version `number` of `model` from the store: its user-weight
-    /// snapshot, the items users rated, then the log after the snapshot up to `through`, learned
-    /// in log order exactly as it was live. Returns the state and the last sequence replayed.
+    /// Applies one logged observation to a user's state: counted only for an unknown item,
+    /// scored for the validation sample, learned otherwise. Returns its squared prequential error
+    /// and whether it was held out (nil for an unknown item). O(d²).
+    static func apply(_ logged: LoggedObservation, to w: inout UserWeights, version v: ModelVersion,
+                      validation: QualityMonitor.Configuration, observed: ObservedItems? = nil) -> (loss: Double, heldOut: Bool)? {
+        let o = logged.observation
+        guard let row = v.features.catalog.row(of: o.item) else {
+            w.countWithoutLearning()
+            return nil
+        }
+        let heldOut = validation.holdsOut(seq: logged.seq)
+        observed?.insert(uid: o.uid, row: row)
+        return v.features.withFeatures(item: row) { f, offset in
+            if heldOut { return (w.countHeldOut(features: f, target: o.label - offset), true) }
+            return (w.learn(features: f, target: o.label - offset), false)
+        }
+    }
+
+    /// How a cold user of version `v` is rebuilt: its full snapshot row (a point read), then its
+    /// own log entries after that row's sequence, applied as ``apply(_:to:version:validation:observed:)``
+    /// applies them live. O(d² · (1 + the user's entries since the row)).
+    static func rebuilder(store: SQLiteStore, version v: ModelVersion,
+                          validation: QualityMonitor.Configuration) -> UserWeightStore.Rebuild {
+        { uid, before in
+            guard let stored = try store.loadUserState(model: v.model, version: v.number, uid: uid) else {
+                throw StorageError(.notFound, "user \(uid) of \(v.model) v\(v.number) has no stored state to rebuild from")
+            }
+            var w = stored.weights
+            try store.forEachObservation(model: v.model, uid: uid, after: stored.seq, before: before) { logged in
+                _ = apply(logged, to: &w, version: v, validation: validation)
+            }
+            return w
+        }
+    }
+
+    /// The items a user rated, read from the store on demand, as rows of `v`'s catalogue.
+    static func observedItems(store: SQLiteStore, version v: ModelVersion) -> ObservedItems {
+        ObservedItems { uid in try store.ratedItems(model: v.model, uid: uid).compactMap { v.features.catalog.row(of: $0) } }
+    }
+
+    /// Restores the state of version `number` of `model` from the store, then learns the log
+    /// after the snapshot up to `through` in log order exactly as it was live. Tiered
+    /// (`hotUsers` < `Int.max`), it loads only every user's compact row (`w_u` and the small
+    /// fields; cold) — the full states are read on a miss; untiered, every user's full state.
+    /// Returns the state and the last sequence replayed.
     static func restore(model: String, version number: Int, store: SQLiteStore, through: Int64 = .max,
                         monitor: QualityMonitor.Configuration = .init(),
-                        predictions: PredictionCache = PredictionCache()) throws -> (ServingState, Int64) {
+                        predictions: PredictionCache = PredictionCache(), hotUsers: Int = .max,
+                        statistics: UserWeightStore.Statistics = .init()) throws -> (ServingState, Int64) {
         let version = try store.loadVersion(model: model, number: number)
-        let snapshot = try store.loadSnapshot(model: model, version: number)
-        let state = ServingState(version: version, users: UserWeightStore(users: snapshot.users), monitor: monitor,
-                                 predictions: predictions)
-        try store.forEachRating(model: model) { uid, item in
-            if let row = version.features.catalog.row(of: item) { state.observed.insert(uid: uid, row: row) }
+        let users = UserWeightStore(
+            stride: version.features.stride, hotUsers: hotUsers,
+            rebuild: rebuilder(store: store, version: version, validation: monitor), statistics: statistics)
+        let snapshot: UserSnapshot
+        if users.hotUsers == .max {
+            var full = try store.loadSnapshot(model: model, version: number)
+            users.reserve(users: full.users.count)
+            // Packed one by one, so the unpacked states are not all held twice.
+            while let (uid, w) = full.users.popFirst() { users.insertHot(uid, w) }
+            snapshot = UserSnapshot(seq: full.seq, users: [:], ahead: full.ahead)
+        } else {
+            let seq = try store.snapshotSequence(model: model, version: number)
+            users.reserve(users: try store.userCount(model: model, version: number))
+            var ahead: [String: Int64] = [:]
+            try store.forEachStoredWeights(model: model, version: number, dimension: version.dimension) { row in
+                users.insertCold(row)
+                if row.seq > seq { ahead[row.uid] = row.seq }
+            }
+            snapshot = UserSnapshot(seq: seq, users: [:], ahead: ahead)
         }
+        let state = ServingState(version: version, users: users, observed: observedItems(store: store, version: version),
+                                 monitor: monitor, predictions: predictions)
         let last = try state.replay(store: store, after: snapshot.seq, through: through, skipping: snapshot)
         return (state, max(last, snapshot.seq))
     }
@@ -92,11 +144,16 @@ public final class ServingState: Sendable {
     @discardableResult
     func replay(store: SQLiteStore, after: Int64, through: Int64 = .max, skipping snapshot: UserSnapshot? = nil) throws -> Int64 {
         var last = after
-        try store.forEachObservation(model: version.model, after: after) { logged in
-            guard logged.seq <= through else { return }
-            last = logged.seq
-            if let snapshot, snapshot.reflects(uid: logged.observation.uid, seq: logged.seq) { return }
-            learn(logged)
+        // Pages of the log, so no read stays open while a cold user's rebuild reads the store.
+        while last < through {
+            let page = try store.observations(model: version.model, after: last, limit: 10_000)
+            for logged in page {
+                guard logged.seq <= through else { return last }
+                last = logged.seq
+                if let snapshot, snapshot.reflects(uid: logged.observation.uid, seq: logged.seq) { continue }
+                try learn(logged)
+            }
+            if page.count < 10_000 { break }
         }
         return last
     }
@@ -169,9 +226,11 @@ public final class ServedModel: Sendable {
 
     /// Learns a live observation into the current state (and a challenger's) and counts it.
     /// Returns true when it made the serving version stale. O(d²).
-    func learn(_ logged: LoggedObservation) -> Bool {
+    /// - Throws: when the user was cold and its stored state could not be read.
+    func learn(_ logged: LoggedObservation) throws -> Bool {
         observationCount.add(1, ordering: .relaxed)
-        competition?.challenger.learn(logged)
-        return current.learn(logged)
+        let stale = try current.learn(logged)
+        try competition?.challenger.learn(logged)
+        return stale
     }
 }

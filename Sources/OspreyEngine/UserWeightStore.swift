@@ -1,58 +1,381 @@
+import OspreyMath
 import OspreyModel
+import OspreyStorage
+import Synchronization
 
-/// Every user's weights for one model, sharded by uid over striped locks (DESIGN.md §7): an
-/// update locks one stripe, so users on other stripes are read and written concurrently.
+/// Every user's state for one model, in two tiers, sharded by uid over striped locks
+/// (DESIGN.md §7): an update locks one stripe, so users on other stripes are read and written
+/// concurrently.
+///
+/// - The **cold tier** holds every user's weights `w_u` (Float32, padded to the stride) and the
+///   small fields the API reports (observations, running loss, bootstrapped) in flat per-stripe
+///   arrays: about d·4 + 80 bytes a user. `predict` and `topk` read only this tier, so reads never
+///   promote a user or disturb the hot tier.
+/// - The **hot tier** holds the full ridge state of at most ``hotUsers`` recently learned users,
+///   packed (``PackedRidgeState``: 10.6 KB at d = 50 against 18.8 KB unpacked; a learn unpacks
+///   and repacks it, O(d²)), evicted by CLOCK (a second-chance approximation of LRU).
+///   Learning an observation of a cold user first rebuilds its full state with ``Rebuild`` (its
+///   snapshot row plus its own log entries after that row), then promotes it. The rebuild runs
+///   under the user's stripe lock, so readers of that stripe wait for it (a point read, about
+///   0.1 ms).
+///
+/// Only *clean* users are evicted — ones whose state the snapshot store already holds exactly — so
+/// a rebuild is always exact. A user changed since the last snapshot (dirty, or being saved) stays
+/// hot until the snapshot has saved it: the bound is soft between snapshots (at most
+/// ``hotUsers`` plus the users changed since the last snapshot). The capacity is split evenly
+/// over the stripes (``hotUsers``/64 each, rounded up).
 public final class UserWeightStore: Sendable {
-    struct State {
-        var users: [String: UserWeights] = [:]
-        /// Users changed since the last snapshot.
-        var dirty: Set<String> = []
+    /// Rebuilds the full state of a cold user `uid` from stored state, having learned exactly the
+    /// user's logged observations with sequence below `before`. O(d² + the user's log entries
+    /// since its snapshot row · d²).
+    public typealias Rebuild = @Sendable (_ uid: String, _ before: Int64) throws -> UserWeights
+
+    /// What a reader sees of one user: the cold tier's copy, always current.
+    public struct View {
+        /// `w_u`, padded to the stride with zeros; valid only inside the read.
+        public let weights: UnsafePointer<Float>
+        public let observations: Int
+        public let runningLoss: Double?
+        public let bootstrapped: Bool
     }
 
-    private let stripes = StripedLocks { State() }
+    /// Counters of the tiers, kept across the states of one served model.
+    public final class Statistics: Sendable {
+        let rebuilds = Atomic<Int>(0)
+        let evictions = Atomic<Int>(0)
+        let rebuildNanoseconds = Atomic<Int>(0)
+        public init() {}
+        /// Cold users whose full state was rebuilt (hot-tier misses).
+        public var rebuildCount: Int { rebuilds.load(ordering: .relaxed) }
+        /// Users whose full state was dropped from the hot tier.
+        public var evictionCount: Int { evictions.load(ordering: .relaxed) }
+        /// Total time spent rebuilding, in seconds.
+        public var rebuildSeconds: Double { Double(rebuildNanoseconds.load(ordering: .relaxed)) / 1e9 }
+    }
 
-    /// A store holding `users`, all clean (as just loaded from a snapshot).
-    public init(users: [String: UserWeights] = [:]) {
-        for (uid, w) in users {
-            stripes.withLock(uid) { $0.users[uid] = w }
+    /// A hot user's ridge state: packed (``PackedRidgeState``, about half the bytes) whenever it
+    /// packs exactly, else as is. The small fields live in the cold tier's arrays.
+    struct Hot {
+        enum Ridge {
+            case packed(PackedRidgeState)
+            case full(RidgeState)
+            /// Only while ``store(_:)`` holds the packed value, so its storage is not shared.
+            case moved
+        }
+        var ridge: Ridge
+        /// Learned since the CLOCK hand last passed (second chance).
+        var referenced: Bool
+
+        init(_ ridge: RidgeState, referenced: Bool) {
+            self.ridge = PackedRidgeState(ridge).map(Ridge.packed) ?? .full(ridge)
+            self.referenced = referenced
+        }
+
+        var unpacked: RidgeState {
+            switch ridge {
+            case .packed(let p): p.unpacked()
+            case .full(let r): r
+            case .moved: preconditionFailure("a hot state read while it is being stored")
+            }
+        }
+
+        /// Keeps `state` as this user's ridge state: repacked into the existing packed arrays
+        /// when it packs (no allocation), else as is. O(d²).
+        mutating func store(_ state: RidgeState) {
+            if case .packed(var p) = ridge {
+                ridge = .moved
+                if p.repack(state) {
+                    ridge = .packed(p)
+                    return
+                }
+            }
+            ridge = PackedRidgeState(state).map(Ridge.packed) ?? .full(state)
         }
     }
 
-    /// Calls `body` with the user's weights (nil for a user never seen) under the stripe lock.
-    /// O(1) plus `body`.
-    public func read<R>(_ uid: String, _ body: (borrowing UserWeights?) throws -> R) rethrows -> R {
-        try stripes.withLock(uid) { try body($0.users[uid]) }
+    struct Stripe {
+        var slots: [String: Int32] = [:]
+        var uids: [String] = []
+        /// `stride` floats per slot.
+        var weights: [Float] = []
+        var observations: [Int] = []
+        /// NaN for none.
+        var runningLoss: [Double] = []
+        var bootstrapped: [Bool] = []
+        var hot: [Int32: Hot] = [:]
+        /// The hot slots, in CLOCK order.
+        var ring: [Int32] = []
+        var hand = 0
+        /// Changed since the last snapshot.
+        var dirty: Set<Int32> = []
+        /// Taken by a snapshot that has not finished saving them.
+        var saving: Set<Int32> = []
+        /// Hot users that are neither dirty nor being saved: the ones eviction may drop.
+        var cleanHot = 0
+
+        func isClean(_ slot: Int32) -> Bool { !dirty.contains(slot) && !saving.contains(slot) }
+
+        mutating func slot(for uid: String, stride: Int) -> (Int32, isNew: Bool) {
+            if let s = slots[uid] { return (s, false) }
+            let s = Int32(uids.count)
+            slots[uid] = s
+            uids.append(uid)
+            weights.append(contentsOf: repeatElement(0, count: stride))
+            observations.append(0)
+            runningLoss.append(.nan)
+            bootstrapped.append(false)
+            return (s, true)
+        }
+
+        /// Copies a full state's weights and small fields into the cold tier. O(d).
+        mutating func writeThrough(_ w: borrowing UserWeights, slot: Int32, stride: Int) {
+            let i = Int(slot)
+            precondition(w.ridge.stride == stride, "a user's state has stride \(w.ridge.stride), the model's is \(stride)")
+            w.ridge.weights.withUnsafeBufferPointer { src in
+                weights.withUnsafeMutableBufferPointer { dst in
+                    (dst.baseAddress! + i * stride).update(from: src.baseAddress!, count: stride)
+                }
+            }
+            observations[i] = w.observations
+            runningLoss[i] = w.runningLoss ?? .nan
+            bootstrapped[i] = w.bootstrapped
+        }
+
+        /// The full state of a hot user: its ridge state unpacked, its small fields. O(d²).
+        func weights(hot slot: Int32) -> UserWeights? {
+            guard let h = hot[slot] else { return nil }
+            let i = Int(slot)
+            let loss = runningLoss[i]
+            return UserWeights(ridge: h.unpacked, observations: observations[i], runningLoss: loss.isNaN ? nil : loss,
+                               bootstrapped: bootstrapped[i])
+        }
+
+        mutating func promote(_ slot: Int32, _ w: UserWeights, clean: Bool) {
+            hot[slot] = Hot(w.ridge, referenced: true)
+            ring.append(slot)
+            if clean { cleanHot += 1 }
+        }
+
+        /// Drops clean hot users, CLOCK order, until at most `limit` are hot or none is clean.
+        /// Returns how many were dropped. O(hot) at worst, O(1) amortized.
+        mutating func evict(limit: Int) -> Int {
+            var evicted = 0
+            while hot.count > limit, cleanHot > 0 {
+                if hand >= ring.count { hand = 0 }
+                let slot = ring[hand]
+                guard isClean(slot) else { hand += 1; continue }
+                if hot[slot]!.referenced {
+                    hot[slot]!.referenced = false
+                    hand += 1
+                    continue
+                }
+                hot[slot] = nil
+                ring[hand] = ring[ring.count - 1]
+                ring.removeLast()
+                cleanHot -= 1
+                evicted += 1
+            }
+            return evicted
+        }
     }
 
-    /// Changes one user's weights under the stripe lock and marks the user for the next snapshot.
-    /// `create` supplies the starting weights of a user never seen. O(1) plus `body`.
-    public func update<R>(_ uid: String, create: () -> UserWeights, _ body: (inout UserWeights) throws -> R) rethrows -> R {
-        try stripes.withLock(uid) { s in
-            s.dirty.insert(uid)
-            if s.users[uid] == nil { s.users[uid] = create() }
-            return try body(&s.users[uid]!)
+    /// The padded row stride of every user's weights (the version's feature stride).
+    public let stride: Int
+    /// The most users whose full state is kept (`Int.max`: all of them, no tiering).
+    public let hotUsers: Int
+    /// Counters (rebuilds, evictions), shared with the model's next states.
+    public let statistics: Statistics
+    private let perStripe: Int
+    private let rebuild: Rebuild?
+    private let stripes = StripedLocks { Stripe() }
+
+    /// An empty store for weights padded to `stride`. Without `rebuild` nothing is ever evicted
+    /// (every user stays hot, whatever `hotUsers` says).
+    public init(stride: Int, hotUsers: Int = .max, rebuild: Rebuild? = nil, statistics: Statistics = Statistics()) {
+        precondition(hotUsers >= 0, "hotUsers must not be negative")
+        self.stride = stride
+        self.rebuild = rebuild
+        self.statistics = statistics
+        let tiered = rebuild != nil && hotUsers != .max
+        self.hotUsers = tiered ? hotUsers : .max
+        let n = StripedLocks<Stripe>.stripeCount
+        perStripe = tiered ? (hotUsers + n - 1) / n : .max
+    }
+
+    /// Makes room for `users` users in the cold tier (avoids regrowing its arrays while loading).
+    public func reserve(users: Int) {
+        let n = users / StripedLocks<Stripe>.stripeCount + users / (8 * StripedLocks<Stripe>.stripeCount) + 16
+        stripes.forEach { st in
+            st.slots.reserveCapacity(n)
+            st.uids.reserveCapacity(n)
+            st.weights.reserveCapacity(n * stride)
+            st.observations.reserveCapacity(n)
+            st.runningLoss.reserveCapacity(n)
+            st.bootstrapped.reserveCapacity(n)
         }
+    }
+
+    /// Adds a clean user known only by its compact row (cold). O(d).
+    public func insertCold(_ stored: StoredWeights) {
+        stripes.withLock(stored.uid) { st in
+            let (slot, _) = st.slot(for: stored.uid, stride: stride)
+            let i = Int(slot)
+            st.weights.withUnsafeMutableBufferPointer { dst in
+                let p = dst.baseAddress! + i * stride
+                p.update(repeating: 0, count: stride)
+                stored.weights.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: min($0.count, stride)) }
+            }
+            st.observations[i] = stored.observations
+            st.runningLoss[i] = stored.runningLoss ?? .nan
+            st.bootstrapped[i] = stored.bootstrapped
+        }
+    }
+
+    /// Adds a clean user with its full state (hot, as just loaded from a snapshot). O(d).
+    public func insertHot(_ uid: String, _ weights: UserWeights) {
+        let evicted = stripes.withLock(uid) { st -> Int in
+            let (slot, _) = st.slot(for: uid, stride: stride)
+            st.writeThrough(weights, slot: slot, stride: stride)
+            if st.hot[slot] == nil {
+                st.promote(slot, weights, clean: st.isClean(slot))
+            } else {
+                st.hot[slot] = Hot(weights.ridge, referenced: true)
+            }
+            return st.evict(limit: perStripe)
+        }
+        if evicted > 0 { statistics.evictions.add(evicted, ordering: .relaxed) }
+    }
+
+    /// Calls `body` with a view of the user (nil for a user never seen) under the stripe lock,
+    /// from the cold tier: no promotion, no I/O. O(1) plus `body`.
+    public func read<R>(_ uid: String, _ body: (View?) throws -> R) rethrows -> R {
+        try stripes.withLock(uid) { st in
+            guard let slot = st.slots[uid] else { return try body(nil) }
+            let i = Int(slot)
+            let loss = st.runningLoss[i]
+            return try st.weights.withUnsafeBufferPointer { w in
+                try body(View(weights: w.baseAddress! + i * stride, observations: st.observations[i],
+                              runningLoss: loss.isNaN ? nil : loss, bootstrapped: st.bootstrapped[i]))
+            }
+        }
+    }
+
+    /// Calls `body` with the user's full state if it is hot (nil if cold or never seen), under the
+    /// stripe lock. A user changed since the last snapshot is always hot. O(1) plus `body`.
+    public func readHot<R>(_ uid: String, _ body: (borrowing UserWeights?) throws -> R) rethrows -> R {
+        try stripes.withLock(uid) { st in
+            guard let slot = st.slots[uid], let w = st.weights(hot: slot) else { return try body(nil) }
+            return try body(w)
+        }
+    }
+
+    /// The user's full state, hot or cold (nil for a user never seen), without promoting it: a
+    /// cold user is rebuilt from stored state and the log as committed so far. O(1) when hot, a
+    /// rebuild when cold.
+    /// - Throws: what ``Rebuild`` throws.
+    public func fullState(_ uid: String) throws -> UserWeights? {
+        try stripes.withLock(uid) { st -> UserWeights? in
+            guard let slot = st.slots[uid] else { return nil }
+            if let w = st.weights(hot: slot) { return w }
+            guard let rebuild else { return nil }
+            return try rebuild(uid, .max)
+        }
+    }
+
+    /// Changes one user's full state under the stripe lock and marks the user for the next
+    /// snapshot. A cold user is first rebuilt (having learned its log entries before `before`)
+    /// and promoted; `create` supplies the starting state of a user never seen. Afterwards clean
+    /// users beyond the stripe's share of ``hotUsers`` are evicted. O(1) plus `body` when hot;
+    /// plus a rebuild when cold.
+    /// - Throws: what ``Rebuild`` throws; the user then stays cold and unchanged.
+    public func update<R>(_ uid: String, before: Int64, create: () -> UserWeights,
+                          _ body: (inout UserWeights) throws -> R) throws -> R {
+        let (result, evicted) = try stripes.withLock(uid) { st -> (R, Int) in
+            let (slot, isNew) = st.slot(for: uid, stride: stride)
+            var w: UserWeights
+            let wasHot = st.hot[slot] != nil
+            if wasHot {
+                w = st.weights(hot: slot)!
+                if st.isClean(slot) { st.cleanHot -= 1 }
+            } else {
+                if isNew {
+                    w = create()
+                } else if let rebuild {
+                    let clock = ContinuousClock(), start = clock.now
+                    w = try rebuild(uid, before)
+                    let elapsed = (clock.now - start).components
+                    statistics.rebuilds.add(1, ordering: .relaxed)
+                    statistics.rebuildNanoseconds.add(Int(elapsed.seconds) * 1_000_000_000 + Int(elapsed.attoseconds / 1_000_000_000),
+                                                      ordering: .relaxed)
+                } else {
+                    preconditionFailure("a cold user in a store that cannot rebuild")
+                }
+            }
+            st.dirty.insert(slot)
+            let r = try body(&w)
+            if wasHot {
+                st.hot[slot]!.store(w.ridge)
+                st.hot[slot]!.referenced = true
+            } else {
+                st.hot[slot] = Hot(w.ridge, referenced: true)
+                st.ring.append(slot)
+            }
+            st.writeThrough(w, slot: slot, stride: stride)
+            return (r, st.evict(limit: perStripe))
+        }
+        if evicted > 0 { statistics.evictions.add(evicted, ordering: .relaxed) }
+        return result
     }
 
     /// The number of users. O(stripes).
     public var count: Int {
         var n = 0
-        stripes.forEach { n += $0.users.count }
+        stripes.forEach { n += $0.uids.count }
         return n
     }
 
-    /// Takes the ids of the users changed since the last call and marks them clean. O(changed).
+    /// The number of users whose full state is in memory. O(stripes).
+    public var hotCount: Int {
+        var n = 0
+        stripes.forEach { n += $0.hot.count }
+        return n
+    }
+
+    /// Takes the ids of the users changed since the last call; they stay hot until
+    /// ``finishSnapshot(_:)`` (or ``markChanged(_:)`` when saving them failed). O(changed).
     public func takeChanged() -> [String] {
         var out: [String] = []
         stripes.forEach { st in
-            out.append(contentsOf: st.dirty)
+            for slot in st.dirty { out.append(st.uids[Int(slot)]) }
+            st.saving.formUnion(st.dirty)
             st.dirty.removeAll(keepingCapacity: true)
         }
         return out
     }
 
+    /// Records that the snapshot store now holds these users' states: unless changed again
+    /// since, they are clean and may be evicted (which happens here for stripes over capacity).
+    public func finishSnapshot(_ uids: some Sequence<String>) {
+        var evicted = 0
+        for uid in uids {
+            evicted += stripes.withLock(uid) { st -> Int in
+                guard let slot = st.slots[uid], st.saving.remove(slot) != nil else { return 0 }
+                if !st.dirty.contains(slot), st.hot[slot] != nil { st.cleanHot += 1 }
+                return st.evict(limit: perStripe)
+            }
+        }
+        if evicted > 0 { statistics.evictions.add(evicted, ordering: .relaxed) }
+    }
+
     /// Marks users changed again (after a snapshot of them failed to save).
     public func markChanged(_ uids: some Sequence<String>) {
-        for uid in uids { stripes.withLock(uid) { _ = $0.dirty.insert(uid) } }
+        for uid in uids {
+            stripes.withLock(uid) { st in
+                guard let slot = st.slots[uid] else { return }
+                st.saving.remove(slot)
+                if st.hot[slot] != nil, st.isClean(slot) { st.cleanHot -= 1 }
+                st.dirty.insert(slot)
+            }
+        }
     }
 }

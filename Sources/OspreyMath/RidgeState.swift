@@ -94,7 +94,10 @@ public struct RidgeState: Sendable, Equatable {
     /// target `t`. Returns the prediction error `t − w·f` made *before* learning it (prequential).
     ///
     /// Sherman–Morrison (Velox eq. 2): with `u = A⁻¹f` and `s = 1 + fᵀu`,
-    /// `A⁻¹ ← A⁻¹ − u uᵀ / s` and `w ← w + u (t − w·f) / s`. O(d²).
+    /// `A⁻¹ ← A⁻¹ − u uᵀ / s` and `w ← w + u (t − w·f) / s`. The downdate is applied as
+    /// `A⁻¹ ← A⁻¹ − v vᵀ` with `v = u / √s`: entry (i, j) and entry (j, i) then get the very same
+    /// product `vᵢ vⱼ`, so `A⁻¹` stays exactly symmetric and its upper triangle holds all of it
+    /// (see ``PackedRidgeState``). O(d²).
     @discardableResult
     public mutating func update(features f: UnsafePointer<Float>, target t: Float) -> Float {
         let d = dimension, s = stride
@@ -110,12 +113,14 @@ public struct RidgeState: Sendable, Equatable {
                     VectorKernels.axpy(f[j], ip + j * s, up, count: s)
                 }
                 let denominator = 1 + VectorKernels.dot(f, up, count: s)
-                let scale = -1 / denominator
-                for i in 0..<d where up[i] != 0 {
-                    VectorKernels.axpy(up[i] * scale, up, ip + i * s, count: s)
-                }
                 weights.withUnsafeMutableBufferPointer { w in
                     VectorKernels.axpy(error / denominator, up, w.baseAddress!, count: s)
+                }
+                // u becomes v = u/√s in place; each row i then takes −vᵢ·v.
+                let scale = 1 / denominator.squareRoot()
+                for i in 0..<s { up[i] *= scale }
+                for i in 0..<d where up[i] != 0 {
+                    VectorKernels.axpy(-up[i], up, ip + i * s, count: s)
                 }
             }
             gram.withUnsafeMutableBufferPointer { g in
@@ -147,7 +152,8 @@ public struct RidgeState: Sendable, Equatable {
         for i in 0..<d {
             var wi = 0.0
             for j in 0..<d {
-                inverse[i * s + j] = Float(inv[i * d + j])
+                // The upper triangle's value on both sides: A⁻¹ stays exactly symmetric.
+                inverse[i * s + j] = Float(inv[min(i, j) * d + max(i, j)])
                 wi += inv[i * d + j] * rhs[j]
             }
             weights[i] = Float(wi)

@@ -70,6 +70,24 @@ final class ServerMetrics: Sendable {
                 cache += "osprey_prediction_cache_\(name)\(Self.label(model.name)) \(value)\n"
             }
         }
+        var tiers = ""
+        for (name, type) in [("users_hot", "gauge"), ("users_cold", "gauge"), ("user_rebuilds_total", "counter"),
+                             ("user_evictions_total", "counter"), ("user_rebuild_seconds_total", "counter")] {
+            tiers += "# TYPE osprey_\(name) \(type)\n"
+            for model in manager.registry.all {
+                let users = model.current.users
+                let s = users.statistics
+                let value: String
+                switch name {
+                case "users_hot": value = "\(users.hotCount)"
+                case "users_cold": value = "\(users.count - users.hotCount)"
+                case "user_rebuilds_total": value = "\(s.rebuildCount)"
+                case "user_evictions_total": value = "\(s.evictionCount)"
+                default: value = "\(s.rebuildSeconds)"
+                }
+                tiers += "osprey_\(name)\(Self.label(model.name)) \(value)\n"
+            }
+        }
         for model in manager.registry.all {
             let label = Self.label(model.name)
             observations += "osprey_observations_total\(label) \(model.observations)\n"
@@ -86,7 +104,7 @@ final class ServerMetrics: Sendable {
             decisions += "osprey_decisions_total\(label) \(model.decisions)\n"
             feedback += "osprey_decision_feedback_total\(label) \(model.feedback)\n"
         }
-        text += observations + users + version + items + stale + loss + validation + exploration + decisions + feedback + cache
+        text += observations + users + version + items + stale + loss + validation + exploration + decisions + feedback + cache + tiers
         text += Self.competitionMetrics(manager)
         text += "# TYPE osprey_decision_log_write_failures_total counter\nosprey_decision_log_write_failures_total \(manager.decisionLogFailureCount)\n"
         text += "# TYPE osprey_group_commits_total counter\nosprey_group_commits_total \(manager.commitCount)\n"

@@ -51,6 +51,9 @@ public struct UserSnapshot: Sendable {
 public struct SnapshotRow: Sendable {
     public var uid: String
     public var state: [UInt8]
+    /// `w_u` alone (`dimension` floats), stored beside the full state so that a start loads
+    /// every user's weights without reading the ridge statistics (see ``StoredWeights``).
+    public var weights: [Float]
     public var observations: Int
     public var runningLoss: Double?
     public var bootstrapped: Bool
@@ -61,9 +64,32 @@ public struct SnapshotRow: Sendable {
     public init(uid: String, weights: UserWeights, seq: Int64) {
         self.uid = uid
         state = weights.ridge.serialized()
+        self.weights = Array(weights.ridge.weights[0..<weights.ridge.dimension])
         observations = weights.observations
         runningLoss = weights.runningLoss
         bootstrapped = weights.bootstrapped
+        self.seq = seq
+    }
+}
+
+/// One user's weights `w_u` and small fields as the compact snapshot table stores them: what a
+/// start loads for every user (the cold tier), without the d×d ridge statistics.
+public struct StoredWeights: Sendable {
+    public var uid: String
+    /// `w_u`, `dimension` floats.
+    public var weights: [Float]
+    public var observations: Int
+    public var runningLoss: Double?
+    public var bootstrapped: Bool
+    /// The log sequence this state reflects.
+    public var seq: Int64
+
+    public init(uid: String, weights: [Float], observations: Int, runningLoss: Double?, bootstrapped: Bool, seq: Int64) {
+        self.uid = uid
+        self.weights = weights
+        self.observations = observations
+        self.runningLoss = runningLoss
+        self.bootstrapped = bootstrapped
         self.seq = seq
     }
 }

@@ -1,4 +1,6 @@
+import Foundation
 import GRDB
+import OspreyMath
 
 extension SQLiteStore {
     /// The schema, one migration per change. A shipped migration is never edited (DESIGN.md §6).
@@ -61,6 +63,14 @@ extension SQLiteStore {
                 ALTER TABLE model ADD COLUMN challenger_version INTEGER;
                 ALTER TABLE model ADD COLUMN challenger_allocation TEXT;
                 ALTER TABLE model ADD COLUMN challenger_since REAL;
+                """)
+        }
+        // Tiered user state: a cold user's ridge state is rebuilt from its snapshot row plus its
+        // own log entries after it, and `exclude_observed` reads one user's rated items on demand.
+        migrator.registerMigration("observation_by_user") { db in
+            try db.execute(sql: """
+                CREATE INDEX observation_model_uid_seq ON observation (model, uid, seq);
+                CREATE INDEX training_rating_model_uid ON training_rating (model, uid);
                 """)
         }
         return migrator
@@ -126,6 +136,36 @@ extension SQLiteStore {
                     PRIMARY KEY (model, version)
                 );
                 """)
+        }
+        // The compact twin of `user_state`: w_u and the small fields, written with every row of
+        // it, so that a start loads all users' weights without reading their d×d statistics.
+        // Existing snapshots are copied over from their full rows.
+        migrator.registerMigration("user_weights") { db in
+            try db.execute(sql: """
+                CREATE TABLE user_weights (
+                    model TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    uid TEXT NOT NULL,
+                    weights BLOB NOT NULL,
+                    observations INTEGER NOT NULL,
+                    running_loss REAL,
+                    bootstrapped INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
+                    PRIMARY KEY (model, version, uid)
+                ) WITHOUT ROWID;
+                """)
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT model, version, uid, state, observations, running_loss, bootstrapped, seq FROM user_state")
+            let insert = try db.makeStatement(
+                sql: "INSERT INTO user_weights (model, version, uid, weights, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            while let row = try rows.next() {
+                let blob: Data = row[3]
+                guard let ridge = try? RidgeState(serialized: blob) else {
+                    throw StorageError(.corrupt, "stored weights of user \(row[2] as String) are unreadable")
+                }
+                let w = Array(ridge.weights[0..<ridge.dimension])
+                try insert.execute(arguments: [row[0], row[1], row[2], SQLiteStore.data(w), row[4], row[5], row[6], row[7]])
+            }
         }
         return migrator
     }

@@ -10,11 +10,8 @@ extension SQLiteStore {
     func saveInitialUsers(model: String, version: Int, seq: Int64, rows: [SnapshotRow]) throws {
         try snapshotPool.write { db in
             try db.execute(sql: "DELETE FROM user_state WHERE model = ? AND version = ?", arguments: [model, version])
-            let insert = try db.cachedStatement(
-                sql: "INSERT INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-            for r in rows {
-                try insert.execute(arguments: [model, version, r.uid, Data(r.state), r.observations, r.runningLoss, r.bootstrapped, r.seq])
-            }
+            try db.execute(sql: "DELETE FROM user_weights WHERE model = ? AND version = ?", arguments: [model, version])
+            try Self.insert(rows, model: model, version: version, db)
             try db.execute(sql: "INSERT OR REPLACE INTO snapshot (model, version, seq) VALUES (?, ?, ?)", arguments: [model, version, seq])
         }
     }
@@ -44,18 +41,67 @@ extension SQLiteStore {
     }
 
     public func saveSnapshot(model: String, version: Int, rows: [SnapshotRow]) throws {
-        try snapshotPool.write { db in
-            let upsert = try db.cachedStatement(
-                sql: """
-                    INSERT INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped, seq)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(model, version, uid) DO UPDATE SET state = excluded.state,
-                        observations = excluded.observations, running_loss = excluded.running_loss,
-                        bootstrapped = excluded.bootstrapped, seq = excluded.seq
-                    """)
-            for r in rows {
-                try upsert.execute(arguments: [model, version, r.uid, Data(r.state), r.observations, r.runningLoss, r.bootstrapped, r.seq])
+        try snapshotPool.write { db in try Self.insert(rows, model: model, version: version, db) }
+    }
+
+    /// Writes (or replaces) each row's full state in `user_state` and its compact twin in
+    /// `user_weights`, in the caller's transaction, so the two never disagree.
+    private static func insert(_ rows: [SnapshotRow], model: String, version: Int, _ db: Database) throws {
+        let full = try db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        let compact = try db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO user_weights (model, version, uid, weights, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        for r in rows {
+            try full.execute(arguments: [model, version, r.uid, Data(r.state), r.observations, r.runningLoss, r.bootstrapped, r.seq])
+            try compact.execute(arguments: [model, version, r.uid, data(r.weights), r.observations, r.runningLoss, r.bootstrapped, r.seq])
+        }
+    }
+
+    /// The sequence every stored user of the version has reached (see ``UserSnapshot``).
+    /// - Throws: ``StorageError`` `.notFound` when the version has no stored users.
+    public func snapshotSequence(model: String, version: Int) throws -> Int64 {
+        try snapshotPool.read { db in
+            guard let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM snapshot WHERE model = ? AND version = ?",
+                                               arguments: [model, version])
+            else { throw StorageError(.notFound, "model \(model) has no stored user weights for version \(version)") }
+            return seq
+        }
+    }
+
+    /// Calls `body` with every stored user's compact row (`w_u` and the small fields, no ridge
+    /// statistics): what a start loads. O(users · d).
+    /// - Throws: ``StorageError`` `.corrupt` for a row whose weights are not `dimension` floats.
+    public func forEachStoredWeights(model: String, version: Int, dimension: Int, _ body: (StoredWeights) throws -> Void) throws {
+        try snapshotPool.read { db in
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT uid, weights, observations, running_loss, bootstrapped, seq FROM user_weights WHERE model = ? AND version = ?",
+                arguments: [model, version])
+            while let row = try rows.next() {
+                let uid: String = row[0]
+                let w = Self.floats(row[1])
+                guard w.count == dimension else {
+                    throw StorageError(.corrupt, "stored weights of user \(uid) in \(model) v\(version) have \(w.count) values, not \(dimension)")
+                }
+                try body(StoredWeights(uid: uid, weights: w, observations: row[2], runningLoss: row[3], bootstrapped: row[4], seq: row[5]))
             }
+        }
+    }
+
+    /// One user's full stored state and the log sequence it reflects, or nil when the version
+    /// stores none for the user: a point read by primary key. O(d²).
+    /// - Throws: ``StorageError`` `.corrupt` when the stored state is unreadable.
+    public func loadUserState(model: String, version: Int, uid: String) throws -> (weights: UserWeights, seq: Int64)? {
+        // One statement reads consistently on its own: no explicit transaction, and the
+        // prepared statement is reused (this runs on every hot-tier miss).
+        try snapshotPool.unsafeRead { db in
+            let statement = try db.cachedStatement(
+                sql: "SELECT state, observations, running_loss, bootstrapped, seq FROM user_state WHERE model = ? AND version = ? AND uid = ?")
+            guard let row = try Row.fetchOne(statement, arguments: [model, version, uid]) else { return nil }
+            let blob: Data = row[0]
+            guard let ridge = try? RidgeState(serialized: blob) else {
+                throw StorageError(.corrupt, "stored weights of user \(uid) in \(model) v\(version) are unreadable")
+            }
+            return (UserWeights(ridge: ridge, observations: row[1], runningLoss: row[2], bootstrapped: row[3]), row[4])
         }
     }
 
@@ -71,6 +117,7 @@ extension SQLiteStore {
         try snapshotPool.write { db in
             for v in versions {
                 try db.execute(sql: "DELETE FROM user_state WHERE model = ? AND version = ?", arguments: [model, v])
+                try db.execute(sql: "DELETE FROM user_weights WHERE model = ? AND version = ?", arguments: [model, v])
                 try db.execute(sql: "DELETE FROM snapshot WHERE model = ? AND version = ?", arguments: [model, v])
             }
         }
@@ -78,7 +125,8 @@ extension SQLiteStore {
 
     public func userCount(model: String, version: Int) throws -> Int {
         try snapshotPool.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user_state WHERE model = ? AND version = ?", arguments: [model, version]) ?? 0
+            // The compact table has the same rows and a fraction of the pages to count.
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user_weights WHERE model = ? AND version = ?", arguments: [model, version]) ?? 0
         }
     }
 }

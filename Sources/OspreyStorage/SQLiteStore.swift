@@ -105,6 +105,50 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
         }
     }
 
+    /// At most `limit` of the model's logged observations with sequence above `seq`, in log
+    /// order: a replay reads the log in such pages, so it holds no read open while it learns
+    /// (learning a cold user reads the store). O(limit + log n).
+    public func observations(model: String, after seq: Int64, limit: Int) throws -> [LoggedObservation] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT seq, uid, item, label, time FROM observation WHERE model = ? AND seq > ? ORDER BY seq LIMIT ?",
+                arguments: [model, seq, limit]
+            ).map { row in
+                LoggedObservation(seq: row[0], observation: Observation(model: model, uid: row[1], item: row[2], label: Float(row[3] as Double), time: row[4]))
+            }
+        }
+    }
+
+    /// Calls `body` with user `uid`'s logged observations of `model` with sequence in
+    /// (`after`, `before`), in log order: what rebuilding one cold user replays. Uses the
+    /// (model, uid, seq) index, so it costs O(log n + the user's entries in the range).
+    public func forEachObservation(model: String, uid: String, after: Int64, before: Int64,
+                                   _ body: (LoggedObservation) throws -> Void) throws {
+        // One statement: no explicit transaction, and the prepared statement is reused.
+        try pool.unsafeRead { db in
+            let statement = try db.cachedStatement(
+                sql: "SELECT seq, item, label, time FROM observation WHERE model = ? AND uid = ? AND seq > ? AND seq < ? ORDER BY seq")
+            let rows = try Row.fetchCursor(statement, arguments: [model, uid, after, before])
+            while let row = try rows.next() {
+                let o = Observation(model: model, uid: uid, item: row[1], label: Float(row[2] as Double), time: row[3])
+                try body(LoggedObservation(seq: row[0], observation: o))
+            }
+        }
+    }
+
+    /// The items user `uid` has rated (the model's training ratings) or observed (the log), with
+    /// repeats: what `exclude_observed` leaves out. Two index range reads, O(log n + the user's rows).
+    public func ratedItems(model: String, uid: String) throws -> [String] {
+        try pool.unsafeRead { db in
+            try String.fetchAll(
+                db.cachedStatement(sql: """
+                    SELECT item FROM training_rating WHERE model = ? AND uid = ?
+                    UNION ALL SELECT item FROM observation WHERE model = ? AND uid = ?
+                    """),
+                arguments: [model, uid, model, uid])
+        }
+    }
+
     public func observationCount(model: String) throws -> Int {
         try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM observation WHERE model = ?", arguments: [model]) ?? 0 }
     }

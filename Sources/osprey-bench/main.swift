@@ -8,6 +8,7 @@
 //   plus a d = 50 dot product for orientation.
 //
 // Usage: osprey-bench [--quick] [--figure3 | --caches] [--build-label TEXT] [--note TEXT]...
+//        osprey-bench --tiers-build DIR USERS [rdg2] | --tiers-measure DIR HOT_USERS|all SAMPLES   (bench/tiers.sh)
 // Prints markdown to standard output; progress goes to standard error.
 
 import OspreyMath
@@ -36,11 +37,30 @@ while let argument = arguments.next() {
         buildLabel = arguments.next()
     case "--note":
         if let note = arguments.next() { notes.append(note) }
+    case "--tiers-build", "--tiers-measure":
+        let rest = Array(CommandLine.arguments.drop { $0 != argument }.dropFirst())
+        do {
+            if argument == "--tiers-build", rest.count == 2 || rest.count == 3, let users = Int(rest[1]) {
+                try TierBench.build(directory: rest[0], users: users, legacyFormat: rest.count == 3 && rest[2] == "rdg2")
+            } else if argument == "--tiers-measure", rest.count == 3, let samples = Int(rest[2]),
+                      let hot = rest[1] == "all" ? Int.max : Int(rest[1]) {
+                try TierBench.measure(directory: rest[0], hotUsers: hot, samples: samples)
+            } else {
+                progress("usage: osprey-bench --tiers-build DIR USERS [rdg2] | --tiers-measure DIR HOT_USERS|all SAMPLES")
+                exit(2)
+            }
+        } catch {
+            progress("osprey-bench: \(error)")
+            exit(1)
+        }
+        exit(0)
     case "-h", "--help":
         print("usage: osprey-bench [--quick] [--figure3 | --caches] [--build-label TEXT] [--note TEXT]...")
         print("  --quick             far fewer repetitions (a smoke test; numbers are rough)")
         print("  --caches            instead of the figures, the prediction cache's eviction-policy study")
         print("  --figure3           run only figure 3 (top-k), not the dot product and figure 2")
+        print("  --tiers-build DIR USERS [rdg2]          write a synthetic d=50 store of USERS users (bench/tiers.sh)")
+        print("  --tiers-measure DIR HOT|all SAMPLES     start a manager on it in-process; time SAMPLES cold-user rebuilds")
         print("  --build-label TEXT  describe the build settings (default: read from the SwiftPM build description)")
         print("  --note TEXT         add a line to the header (e.g. the source revision measured)")
         exit(0)

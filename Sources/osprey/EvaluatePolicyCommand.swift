@@ -111,17 +111,15 @@ struct EvaluatePolicyCommand: ParsableCommand {
             throw ValidationError("model `\(name)` is not in \(dataDir)")
         }
         let number = version ?? record.servingVersion
-        let v: ModelVersion, snapshot: UserSnapshot
-        do {
-            v = try store.loadVersion(model: name, number: number)
-            snapshot = try store.loadSnapshot(model: name, version: number)
-        } catch { throw ValidationError("\(error)") }
+        let v: ModelVersion
+        do { v = try store.loadVersion(model: name, number: number) } catch { throw ValidationError("\(error)") }
         let records = try store.decisions(model: name, limit: limit)
         let feedback = try store.feedback(model: name)
         Console.info("read \(records.count) decisions and \(feedback.count) joined rewards of \(name); target \(target) on v\(number)")
         let policy = try parsePolicies(target)[0]
         let e = PolicyEvaluation.evaluate(records, feedback: feedback, policy: policy, version: v,
-                                          states: { snapshot.users[$0]?.ridge }, propensitySamples: samples, seed: seed)
+                                          states: { uid in (try? store.loadUserState(model: name, version: number, uid: uid))??.weights.ridge },
+                                          propensitySamples: samples, seed: seed)
         let k = e.skipped
         print("decisions: \(e.used) used, \(k.total) skipped (no feedback \(k.noFeedback), no propensity \(k.noPropensity), unknown item \(k.unknownItem), no candidates \(k.noCandidates))")
         guard e.used > 1, let logged = e.loggedReward else {

@@ -39,6 +39,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Posterior draws behind a Thompson top-k answer's propensities (0: none).") var thompsonSamples = 64
     @Flag(inversion: .prefixedNo, help: "Log top-k decisions and give answers an event_id (for feedback joins and off-policy evaluation).")
     var decisionLog = true
+    @Option(help: "Users per model whose full ridge state stays in memory (the hot tier; `all`: every user, no tiering). Every user's weights stay in memory regardless; a cold user's state is rebuilt from the snapshot and the log when it learns.") var hotUsers = "100000"
     @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel = "info"
 }
 
@@ -60,6 +61,14 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
     guard let policy = EvictionPolicy(rawValue: o.cachePolicy) else {
         throw ValidationError("unknown --cache-policy \(o.cachePolicy); use one of \(EvictionPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
     }
+    let hotUsers: Int
+    if o.hotUsers == "all" {
+        hotUsers = .max
+    } else if let n = Int(o.hotUsers), n >= 0 {
+        hotUsers = n
+    } else {
+        throw ValidationError("--hot-users must be a number of users (0 or more) or `all`")
+    }
     guard let level = Logger.Level(rawValue: o.logLevel) else { throw ValidationError("unknown --log-level \(o.logLevel)") }
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
@@ -76,8 +85,8 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
             monitor: .init(window: o.staleWindow, threshold: o.staleThreshold, validationFraction: o.validationFraction),
             autoRetrain: o.autoRetrain ?? autoRetrainByDefault, retrainWindow: o.retrainWindow,
             predictionCache: .init(capacity: o.predictionCache, policy: policy, repopulate: o.cacheRepopulate, scores: o.cacheScores),
-            exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog)),
-        logger: logger)
+            exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog),
+            hotUsers: hotUsers), logger: logger)
     let app = buildApplication(
         manager: manager, configuration: .init(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes), logger: logger)
     logger.info("serving \(manager.registry.all.count) model(s) from \(store.path) on http://\(o.host):\(o.port)")

@@ -40,19 +40,19 @@ struct CompetitionTests {
         try await m.observe(model: "demo", [(uid, "i2", 4.5), (uid, "i3", 1.0)])
         #expect(model.current.users.read(uid) { $0?.observations } == (before.0 ?? 0) + 2)
         #expect(challenger.users.read(uid) { $0?.observations } == (before.1 ?? 0) + 2)
-        let learned = challenger.users.read(uid) { $0?.ridge }
+        let learned = try challenger.users.fullState(uid)?.ridge
 
         // A restart restores the competition and the challenger's weights bit for bit.
         try await m.shutdown()
         let r = try Manager(store: try t.reopen(), logger: quiet)
         let restored = try #require(try r.registry.model("demo").competition)
-        #expect(restored.challenger.users.read(uid) { $0?.ridge } == learned)
+        #expect(try restored.challenger.users.fullState(uid)?.ridge == learned)
         #expect(uids.map { try! r.registry.model("demo").state(for: $0).version.number } == assigned)
 
         // Promote: the challenger serves everyone, with what it learned.
         #expect(try r.promote(model: "demo") == 2)
         #expect(try r.registry.model("demo").competition == nil)
-        #expect(try r.registry.model("demo").current.users.read(uid) { $0?.ridge } == learned)
+        #expect(try r.registry.model("demo").current.users.fullState(uid)?.ridge == learned)
         #expect(throws: OspreyError.self) { try r.promote(model: "demo") }
         try await r.shutdown()
         let again = try Manager(store: try t.reopen(), logger: quiet)

@@ -55,7 +55,7 @@ struct ExplorationServingTests {
         let uid = t.ratings[0].uid
         let answer = try m.explorer.topK(model: "demo", uid: uid, k: 10, items: candidates)
         let state = try m.registry.model("demo").current
-        let ridge = try #require(state.users.read(uid) { $0?.ridge })
+        let ridge = try #require(try state.users.fullState(uid)?.ridge)
         let v = state.version
         let d = ridge.dimension
         // Reference: u = A⁻¹f by Gaussian elimination on A in Double; ucb = score + α·sqrt(fᵀu).

@@ -165,7 +165,7 @@ struct PartialSnapshotTests {
         let last = try t.store.lastSequence()
         // Only half of the changed users reach the store, and the snapshot's floor stays where it was.
         let rows = changed.prefix(changed.count / 2).map { uid in
-            model.users.read(uid) { SnapshotRow(uid: uid, weights: $0!, seq: last) }
+            model.users.readHot(uid) { SnapshotRow(uid: uid, weights: $0!, seq: last) }
         }
         try t.store.saveSnapshot(model: "demo", version: 1, rows: rows)
         try await t.store.snapshotPool.write { try $0.execute(sql: "UPDATE snapshot SET seq = 0") }

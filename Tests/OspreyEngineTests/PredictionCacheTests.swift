@@ -5,9 +5,11 @@ import Testing
 
 /// The prediction cache is never stale: every answer equals the one computed without a cache.
 struct PredictionCacheTests {
-    func managers(_ t: TrainedStore, policy: EvictionPolicy = .s3fifo) throws -> (cached: Manager, uncached: Manager) {
+    /// A cached and an uncached manager on two identical stores (one store each: a cold user's
+    /// rebuild reads the log, which must hold only its own manager's observations).
+    func managers(_ t: TrainedStore, _ twin: TrainedStore, policy: EvictionPolicy = .s3fifo) throws -> (cached: Manager, uncached: Manager) {
         let cached = try Manager(store: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 1000, policy: policy, scores: true)), logger: quiet)
-        let uncached = try Manager(store: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 0)), logger: quiet)
+        let uncached = try Manager(store: try twin.reopen(), configuration: .init(predictionCache: .init(capacity: 0)), logger: quiet)
         return (cached, uncached)
     }
 
@@ -15,9 +17,9 @@ struct PredictionCacheTests {
 
     @Test(arguments: EvictionPolicy.allCases)
     func repeatedRequestsAreHitsAndObservationsInvalidateOnlyThatUser(_ policy: EvictionPolicy) async throws {
-        let t = try TrainedStore()
-        defer { t.remove() }
-        let (m, plain) = try managers(t, policy: policy)
+        let t = try TrainedStore(), twin = try TrainedStore()
+        defer { t.remove(); twin.remove() }
+        let (m, plain) = try managers(t, twin, policy: policy)
         let p = Predictor(registry: m.registry), q = Predictor(registry: plain.registry)
         let (a, b) = (t.ratings[0].uid, t.ratings.first { $0.uid != t.ratings[0].uid }!.uid)
         for _ in 0..<3 {
@@ -43,9 +45,9 @@ struct PredictionCacheTests {
     }
 
     @Test func differentRequestsOfOneUserAreDifferentEntries() async throws {
-        let t = try TrainedStore()
-        defer { t.remove() }
-        let (m, plain) = try managers(t)
+        let t = try TrainedStore(), twin = try TrainedStore()
+        defer { t.remove(); twin.remove() }
+        let (m, plain) = try managers(t, twin)
         let p = Predictor(registry: m.registry), q = Predictor(registry: plain.registry)
         let uid = t.ratings[0].uid
         let requests: [(Int, [String]?, [String], Bool)] = [

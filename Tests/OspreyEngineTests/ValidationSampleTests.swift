@@ -14,7 +14,7 @@ struct ValidationSampleTests {
         let m = try Manager(store: try t.reopen(), configuration: .init(monitor: monitor), logger: quiet)
         let uid = t.ratings[0].uid
         let state = try m.registry.model("demo").current
-        var reference = try #require(state.users.read(uid) { $0?.ridge })
+        var reference = try #require(try state.users.fullState(uid)?.ridge)
         let v = state.version
         var held = 0, expectedValidation = 0.0
         for n in 0..<60 {
@@ -31,7 +31,7 @@ struct ValidationSampleTests {
             try await m.observe(model: "demo", [(uid, item, label)])
         }
         #expect(held > 5 && held < 40)
-        let learned = try #require(state.users.read(uid) { $0?.ridge })
+        let learned = try #require(try state.users.fullState(uid)?.ridge)
         #expect(learned.weights == reference.weights, "held-out observations never moved the weights")
         let quality = state.quality
         #expect(quality.validationScored == held && quality.scored == 60 - held)
@@ -43,7 +43,7 @@ struct ValidationSampleTests {
         // A restart replays the log to the same weights and the same validation sample.
         let restarted = try Manager(store: try t.reopen(), configuration: .init(monitor: monitor), logger: quiet)
         let again = try restarted.registry.model("demo").current
-        #expect(again.users.read(uid) { $0?.ridge.weights } == learned.weights)
+        #expect(try again.users.fullState(uid)?.ridge.weights == learned.weights)
         #expect(again.quality.validationScored == held)
 
         // A retrain fits the initial ratings and the learned observations only.

@@ -129,7 +129,7 @@ extension VersionTests {
         let state = try m.registry.model("demo").current
         let uids = Set(t.ratings.map(\.uid))
         #expect(state.users.count == uids.count, "no stand-in is served")
-        let weights = uids.compactMap { uid in state.users.read(uid) { $0?.ridge } }
+        let weights = try uids.compactMap { uid in try state.users.fullState(uid)?.ridge }
         let mean = Trainer.meanWeights(weights, dimension: state.version.dimension)
         #expect(zip(mean, state.version.prior).allSatisfy { abs($0 - $1) < 1e-6 })
         #expect(try t.store.loadVersion(model: "demo", number: 2).prior == state.version.prior)

@@ -107,3 +107,56 @@ struct RidgeStateTests {
         #expect((0...d).allSatisfy { RidgeState.gramOffset(row: $0, stride: s) % VectorKernels.lanes == 0 })
     }
 }
+
+/// The packed form the hot tier keeps: exact, and the update keeps A⁻¹ exactly symmetric.
+struct PackedRidgeStateTests {
+    @Test(arguments: [1, 5, 8, 9, 51])
+    func packingRoundTripsBitForBitThroughUpdatesAndRefactors(d: Int) throws {
+        var rng = SplitMix64(seed: UInt64(d))
+        var state = RidgeState(prior: (0..<d).map { _ in Float(rng.nextGaussian()) }, lambda: 1.5)
+        for n in 0..<(RidgeState.refactorInterval + 300) {
+            var f = [Float](repeating: 0, count: state.stride)
+            for k in 0..<d { f[k] = n % 3 == 0 && k % 2 == 0 ? 0 : Float(rng.nextGaussian()) }
+            f.withUnsafeBufferPointer { _ = state.update(features: $0.baseAddress!, target: Float(rng.nextGaussian())) }
+            if n % 97 == 0 || n == RidgeState.refactorInterval - 1 || n == RidgeState.refactorInterval {
+                let packed = try #require(PackedRidgeState(state), "after \(n + 1) updates")
+                #expect(packed.unpacked() == state)
+                let unpackedBytes = (state.weights.count + state.inverse.count + state.gram.count) * 4 + state.rhs.count * 8
+                #expect(packed.byteCount < unpackedBytes)
+                if d == 51 { #expect(Double(packed.byteCount) < 0.6 * Double(unpackedBytes)) }
+            }
+        }
+        let s = state.stride
+        #expect((0..<d).allSatisfy { i in (0..<d).allSatisfy { j in state.inverse[i * s + j].bitPattern == state.inverse[j * s + i].bitPattern } })
+    }
+
+    @Test func anAsymmetricInverseDoesNotPack() throws {
+        let state = RidgeState(prior: [0.1, 0.2, 0.3], lambda: 1)
+        var bytes = state.serializedUnpacked()
+        // Entry (0, 1) of A⁻¹: header 16 bytes, then w (3 floats), then row 0.
+        let offset = 16 + 3 * 4 + 1 * 4
+        withUnsafeBytes(of: Float(0.25).bitPattern.littleEndian) { for k in 0..<4 { bytes[offset + k] = $0[k] } }
+        let skewed = try RidgeState(serialized: bytes)
+        #expect(PackedRidgeState(skewed) == nil)
+        #expect(try RidgeState(serialized: skewed.serialized()) == skewed, "a state that does not pack is stored as RDG2")
+        #expect(try RidgeState(serialized: state.serializedUnpacked()) == state, "RDG2 is still read")
+        #expect(state.serialized().count < state.serializedUnpacked().count)
+        #expect(PackedRidgeState(state)?.unpacked() == state)
+    }
+}
+
+extension PackedRidgeStateTests {
+    @Test func repackingInPlaceEqualsPackingAfresh() throws {
+        var rng = SplitMix64(seed: 11)
+        var state = RidgeState(prior: [Float](repeating: 0.2, count: 13), lambda: 1)
+        var packed = try #require(PackedRidgeState(state))
+        for _ in 0..<50 {
+            var f = [Float](repeating: 0, count: state.stride)
+            for k in 0..<13 { f[k] = Float(rng.nextGaussian()) }
+            f.withUnsafeBufferPointer { _ = state.update(features: $0.baseAddress!, target: Float(rng.nextGaussian())) }
+            let repacked = packed.repack(state)
+            #expect(repacked)
+            #expect(packed == PackedRidgeState(state) && packed.unpacked() == state)
+        }
+    }
+}

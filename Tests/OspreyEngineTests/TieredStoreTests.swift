@@ -1,0 +1,131 @@
+import OspreyMath
+import OspreyModel
+@testable import OspreyStorage
+import OspreyTestSupport
+import Testing
+@testable import OspreyEngine
+
+/// Tiered user state: a tiny hot tier, which evicts and rebuilds users all the time, gives the
+/// same bits as keeping every user's full state in memory.
+struct TieredStoreTests {
+    func open(_ t: TrainedStore, hotUsers: Int) throws -> (Manager, Predictor) {
+        let m = try Manager(store: try t.reopen(), configuration: .init(hotUsers: hotUsers), logger: quiet)
+        return (m, Predictor(registry: m.registry))
+    }
+
+    /// The same random observations, with snapshots between rounds (so users turn clean and are
+    /// evicted, then rebuilt when they learn again), into an untiered store and tiered ones.
+    @Test(arguments: [0, 4])
+    func aTinyHotTierMatchesAnUntieredStore(hotUsers: Int) async throws {
+        let a = try TrainedStore(), b = try TrainedStore()
+        defer { a.remove(); b.remove() }
+        let (untiered, pu) = try open(a, hotUsers: .max)
+        let (tiered, pt) = try open(b, hotUsers: hotUsers)
+        var rng = SplitMix64(seed: 99)
+        for round in 0..<8 {
+            let batch: [(uid: String, item: String, label: Float)] = (0..<40).map { _ in
+                ("u\(rng.next() % 70)", "i\(rng.next() % 45)", Float(rng.nextUniform() * 5))
+            }
+            // Single observes and a bulk one: both paths learn in log order.
+            if round % 2 == 0 {
+                for o in batch {
+                    try await untiered.observe(model: "demo", [o])
+                    try await tiered.observe(model: "demo", [o])
+                }
+            } else {
+                try await untiered.observe(model: "demo", batch)
+                try await tiered.observe(model: "demo", batch)
+            }
+            try untiered.snapshot()
+            try tiered.snapshot()
+        }
+        let users = try tiered.registry.model("demo").current.users
+        #expect(users.statistics.rebuildCount > 0 && users.statistics.evictionCount > 0)
+        #expect(users.hotCount <= 64 * ((hotUsers + 63) / 64), "after a snapshot every user is clean, so the bound holds")
+        let all = try untiered.registry.model("demo").current.users
+        #expect(all.hotCount == all.count, "untiered: every user stays hot")
+        try expectSame(untiered, pu, tiered, pt)
+        // The stored snapshots agree row for row, full and compact.
+        let sa = try a.store.loadSnapshot(model: "demo", version: 1), sb = try b.store.loadSnapshot(model: "demo", version: 1)
+        #expect(sa.users == sb.users)
+        let d = try tiered.registry.model("demo").version.dimension
+        var ca: [String: [Float]] = [:], cb: [String: [Float]] = [:]
+        try a.store.forEachStoredWeights(model: "demo", version: 1, dimension: d) { ca[$0.uid] = $0.weights }
+        try b.store.forEachStoredWeights(model: "demo", version: 1, dimension: d) { cb[$0.uid] = $0.weights }
+        #expect(ca == cb && ca.count == sa.users.count)
+        #expect(ca.allSatisfy { uid, w in w == Array(sa.users[uid]!.ridge.weights.prefix(d)) })
+    }
+
+    /// Without a snapshot after the last observations (as after a kill), a tiered restart
+    /// loads only compact rows and replays the log, and equals the process that learned them.
+    @Test func aTieredRestartAfterAKillRestoresEveryUserExactly() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let (live, p) = try open(t, hotUsers: 0)
+        var rng = SplitMix64(seed: 5)
+        for round in 0..<6 {
+            let batch: [(uid: String, item: String, label: Float)] = (0..<30).map { _ in
+                ("u\(rng.next() % 70)", "i\(rng.next() % 45)", Float(rng.nextUniform() * 5))
+            }
+            try await live.observe(model: "demo", batch)
+            if round < 3 { try live.snapshot() }
+        }
+        for hot in [0, 4, Int.max] {
+            let (restarted, q) = try open(t, hotUsers: hot)
+            try expectSame(live, p, restarted, q)
+        }
+    }
+
+    /// A cold user's `exclude_observed` reads its rated items from the store.
+    @Test func excludeObservedHoldsForColdUsers() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let (m, p) = try open(t, hotUsers: 0)
+        let uid = t.ratings[0].uid
+        let ids = try m.registry.model("demo").version.features.catalog.ids
+        try await m.observe(model: "demo", [(uid, ids[1], 5), ("stranger", ids[2], 1)])
+        try m.snapshot()
+        let users = try m.registry.model("demo").current.users
+        try users.readHot(uid) { #expect($0 == nil, "clean after the snapshot, so evicted") }
+        let rated = Set(t.ratings.filter { $0.uid == uid }.map(\.item)).union([ids[1]])
+        let top = try p.topK(model: "demo", uid: uid, k: ids.count, items: nil, excludeObserved: true).items.map(\.item)
+        #expect(Set(top) == Set(ids).subtracting(rated))
+        let stranger = try p.topK(model: "demo", uid: "stranger", k: ids.count, items: nil, excludeObserved: true).items.map(\.item)
+        #expect(Set(stranger) == Set(ids).subtracting([ids[2]]))
+    }
+
+    /// A retrain installs its users cold; they rebuild from the new version's rows.
+    @Test func aTieredRetrainEqualsAnUntieredOne() async throws {
+        let a = try TrainedStore(), b = try TrainedStore()
+        defer { a.remove(); b.remove() }
+        let (untiered, pu) = try open(a, hotUsers: .max)
+        let (tiered, pt) = try open(b, hotUsers: 0)
+        let batch: [(uid: String, item: String, label: Float)] = (0..<60).map { ("u\($0 % 13)", "i\($0 % 17)", Float($0 % 5)) }
+        try await untiered.observe(model: "demo", batch)
+        try await tiered.observe(model: "demo", batch)
+        for m in [untiered, tiered] {
+            let id = try m.startRetrain(model: "demo")
+            #expect(try await m.wait(forJob: id, model: "demo").phase == .done)
+        }
+        #expect(try tiered.registry.model("demo").current.users.hotCount == 0)
+        try await untiered.observe(model: "demo", Array(batch.prefix(20)))
+        try await tiered.observe(model: "demo", Array(batch.prefix(20)))
+        try expectSame(untiered, pu, tiered, pt)
+    }
+
+    /// Every user's info, full ridge state and predictions agree bit for bit.
+    func expectSame(_ m1: Manager, _ p1: Predictor, _ m2: Manager, _ p2: Predictor) throws {
+        let s1 = try m1.registry.model("demo").current, s2 = try m2.registry.model("demo").current
+        #expect(s1.version.number == s2.version.number)
+        #expect(s1.users.count == s2.users.count)
+        let items = s1.version.features.catalog.ids
+        for u in 0..<70 {
+            let uid = "u\(u)"
+            #expect(try m1.info(model: "demo", uid: uid) == m2.info(model: "demo", uid: uid))
+            #expect(try s1.users.fullState(uid) == s2.users.fullState(uid), "user \(uid)")
+            for item in items.prefix(12) {
+                #expect(try p1.predict(model: "demo", uid: uid, item: item) == p2.predict(model: "demo", uid: uid, item: item))
+            }
+        }
+    }
+}
