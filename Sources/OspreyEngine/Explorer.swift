@@ -86,9 +86,19 @@ public struct Explorer: Sendable {
                         configuration: Configuration, seed: UInt64) throws -> ([DecisionRecord.Shown], [String]) {
         let v = state.version
         let features = v.features
-        // The full state (LinUCB and Thompson read A⁻¹ and A): a cold user's is rebuilt, not promoted.
-        let ridge = try state.users.fullState(uid).flatMap { $0.ridge.stride == features.stride ? $0.ridge : nil }
-            ?? RidgeState(prior: v.prior, lambda: v.lambda)
+        let ridge: RidgeState
+        switch policy {
+        case .linUCB, .thompson:
+            // LinUCB and Thompson read A⁻¹ and A: the full state (a cold user's is rebuilt, not promoted).
+            ridge = try state.users.fullState(uid).flatMap { $0.ridge.stride == features.stride ? $0.ridge : nil }
+                ?? RidgeState(prior: v.prior, lambda: v.lambda)
+        case .greedy, .epsilonGreedy:
+            // Only w: from the cold tier, as a state whose weights are w (no rebuild).
+            let w = state.users.read(uid) { view -> [Float]? in
+                view.map { Array(UnsafeBufferPointer(start: $0.weights, count: v.dimension)) }
+            }
+            ridge = RidgeState(prior: w ?? v.prior, lambda: v.lambda)
+        }
         let rows: [Int]
         if let items = q.items {
             rows = try Predictor.candidateRows(q, items: items, uid: uid, in: state)
