@@ -14,8 +14,9 @@ enum TierBench {
 
     /// Writes model `bench` (d, `items` items) with `users` users (`u0`…) into `directory`.
     /// O(users · ratings · d²) time; the snapshot database holds ~19 KB per user at d = 50.
-    /// With `legacyFormat`, states are stored as "RDG2" (19 KB at d = 50), which a release from
-    /// before tiering reads (the baseline); else as "RDG3" when they pack.
+    /// With `legacyFormat`, states are stored as "RDG2" (19 KB at d = 50) in the first schema's
+    /// `user_state` table, as a release from before tiering reads them (the baseline); else as
+    /// "RDG3" in `user_ridge` with their compact rows.
     static func build(directory: String, users: Int, items: Int = 10_000, d: Int = 50, ratingsPerUser: Int = 5,
                       seed: UInt64 = 1, legacyFormat: Bool = false) throws {
         let store = try SQLiteStore(directory: directory)
@@ -51,7 +52,11 @@ enum TierBench {
                 if legacyFormat { row.state = w.ridge.serializedUnpacked() }
                 return row
             }
-            try store.saveSnapshot(model: model, version: 1, rows: rows)
+            if legacyFormat {
+                try store.saveLegacySnapshot(model: model, version: 1, rows: rows)
+            } else {
+                try store.saveSnapshot(model: model, version: 1, rows: rows)
+            }
             done += rows.count
             if done % 100_000 == 0 || done == users {
                 progress("built \(done) of \(users) users (\(clock.now - start))")
