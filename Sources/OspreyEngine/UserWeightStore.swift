@@ -160,7 +160,11 @@ public final class UserWeightStore: Sendable {
         /// Returns how many were dropped. O(hot) at worst, O(1) amortized.
         mutating func evict(limit: Int) -> Int {
             var evicted = 0
-            while hot.count > limit, cleanHot > 0 {
+            // Two passes of the hand find every clean user `cleanHot` counts; the
+            // bound only guards against a miscount turning into a spin.
+            var steps = 3 * ring.count + 2
+            while hot.count > limit, cleanHot > 0, steps > 0 {
+                steps -= 1
                 if hand >= ring.count { hand = 0 }
                 let slot = ring[hand]
                 guard isClean(slot) else { hand += 1; continue }
@@ -372,9 +376,10 @@ public final class UserWeightStore: Sendable {
         for uid in uids {
             stripes.withLock(uid) { st in
                 guard let slot = st.slots[uid] else { return }
+                let wasClean = st.hot[slot] != nil && st.isClean(slot)
                 st.saving.remove(slot)
-                if st.hot[slot] != nil, st.isClean(slot) { st.cleanHot -= 1 }
                 st.dirty.insert(slot)
+                if wasClean { st.cleanHot -= 1 }
             }
         }
     }
