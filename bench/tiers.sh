@@ -3,7 +3,8 @@
 # (`osprey-bench --tiers-build`: random item factors, each user's ridge state from 5 synthetic
 # ratings, d = 50, 10,000 items, written through the store API in batches of 10,000), then
 #  - in-process (`osprey-bench --tiers-measure`): a manager's start time and resident memory, and
-#    the latency of rebuilding cold users (median/p90/p99 over 2,000 random users);
+#    the latency of rebuilding cold users (median/p90/p99 over 2,000 random users), right after
+#    the store was written and again once the snapshot DB has been read through the page cache;
 #  - `osprey serve` (bench/tiers_serve.py): time from spawn to a healthy /healthz, RSS at rest,
 #    RSS after warming users with bulk observe requests (each a distinct user), tier metrics.
 # Baseline in the same run: the release before tiering (BASE_BINARY, built from commit 735b4f4;
@@ -40,6 +41,13 @@ echo
 echo "In-process (osprey-bench --tiers-measure), before any server ran on the store; load $(load):"
 echo
 "$BIN/osprey-bench" --tiers-measure "$DIR/base" all 0
+"$BIN/osprey-bench" --tiers-measure "$DIR/big" "$HOT" 2000
+sync
+t0=$SECONDS
+cat "$DIR/big/snapshots.sqlite" > /dev/null
+echo
+echo "Again, after reading the snapshot DB once through the page cache ($((SECONDS - t0)) s; load $(load)):"
+echo
 "$BIN/osprey-bench" --tiers-measure "$DIR/big" "$HOT" 2000
 echo
 echo "\`osprey serve\` (load at start $(load)):"

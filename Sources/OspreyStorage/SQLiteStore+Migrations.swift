@@ -167,6 +167,30 @@ extension SQLiteStore {
                 try insert.execute(arguments: [row[0], row[1], row[2], SQLiteStore.data(w), row[4], row[5], row[6], row[7]])
             }
         }
+        // Full states move to a rowid table. In the WITHOUT ROWID `user_state` a ~11 KB row spills
+        // onto overflow pages, and every key comparison on the way down its B-tree (whose
+        // interior cells hold whole rows) reads that overflow chain: ~55 page reads per point
+        // read. Here the key lives in a small unique index and the row is found by rowid; the
+        // blob is the last column, so the small ones stay on the leaf page.
+        migrator.registerMigration("user_ridge") { db in
+            try db.execute(sql: """
+                CREATE TABLE user_ridge (
+                    id INTEGER PRIMARY KEY,
+                    model TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    uid TEXT NOT NULL,
+                    observations INTEGER NOT NULL,
+                    running_loss REAL,
+                    bootstrapped INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
+                    state BLOB NOT NULL,
+                    UNIQUE (model, version, uid)
+                );
+                INSERT INTO user_ridge (model, version, uid, observations, running_loss, bootstrapped, seq, state)
+                    SELECT model, version, uid, observations, running_loss, bootstrapped, seq, state FROM user_state;
+                DELETE FROM user_state;
+                """)
+        }
         return migrator
     }
 }

@@ -9,7 +9,7 @@ extension SQLiteStore {
     /// replacing anything left by an earlier failed attempt.
     func saveInitialUsers(model: String, version: Int, seq: Int64, rows: [SnapshotRow]) throws {
         try snapshotPool.write { db in
-            try db.execute(sql: "DELETE FROM user_state WHERE model = ? AND version = ?", arguments: [model, version])
+            try db.execute(sql: "DELETE FROM user_ridge WHERE model = ? AND version = ?", arguments: [model, version])
             try db.execute(sql: "DELETE FROM user_weights WHERE model = ? AND version = ?", arguments: [model, version])
             try Self.insert(rows, model: model, version: version, db)
             try db.execute(sql: "INSERT OR REPLACE INTO snapshot (model, version, seq) VALUES (?, ?, ?)", arguments: [model, version, seq])
@@ -24,7 +24,7 @@ extension SQLiteStore {
             var users: [String: UserWeights] = [:]
             var ahead: [String: Int64] = [:]
             let rows = try Row.fetchCursor(
-                db, sql: "SELECT uid, state, observations, running_loss, bootstrapped, seq FROM user_state WHERE model = ? AND version = ?",
+                db, sql: "SELECT uid, state, observations, running_loss, bootstrapped, seq FROM user_ridge WHERE model = ? AND version = ?",
                 arguments: [model, version])
             while let row = try rows.next() {
                 let uid: String = row[0]
@@ -44,16 +44,29 @@ extension SQLiteStore {
         try snapshotPool.write { db in try Self.insert(rows, model: model, version: version, db) }
     }
 
-    /// Writes (or replaces) each row's full state in `user_state` and its compact twin in
+    /// Writes (or replaces) each row's full state in `user_ridge` and its compact twin in
     /// `user_weights`, in the caller's transaction, so the two never disagree.
     private static func insert(_ rows: [SnapshotRow], model: String, version: Int, _ db: Database) throws {
         let full = try db.cachedStatement(
-            sql: "INSERT OR REPLACE INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            sql: "INSERT OR REPLACE INTO user_ridge (model, version, uid, state, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         let compact = try db.cachedStatement(
             sql: "INSERT OR REPLACE INTO user_weights (model, version, uid, weights, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         for r in rows {
             try full.execute(arguments: [model, version, r.uid, Data(r.state), r.observations, r.runningLoss, r.bootstrapped, r.seq])
             try compact.execute(arguments: [model, version, r.uid, data(r.weights), r.observations, r.runningLoss, r.bootstrapped, r.seq])
+        }
+    }
+
+    /// Writes rows into the first schema's `user_state` table only (the full states as releases
+    /// before the `user_ridge` migration read them; no compact rows): for benchmarks that compare
+    /// against such a release on the same data. A current store does not read these rows.
+    public func saveLegacySnapshot(model: String, version: Int, rows: [SnapshotRow]) throws {
+        try snapshotPool.write { db in
+            let insert = try db.cachedStatement(
+                sql: "INSERT OR REPLACE INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            for r in rows {
+                try insert.execute(arguments: [model, version, r.uid, Data(r.state), r.observations, r.runningLoss, r.bootstrapped, r.seq])
+            }
         }
     }
 
@@ -95,7 +108,7 @@ extension SQLiteStore {
         // prepared statement is reused (this runs on every hot-tier miss).
         try snapshotPool.unsafeRead { db in
             let statement = try db.cachedStatement(
-                sql: "SELECT state, observations, running_loss, bootstrapped, seq FROM user_state WHERE model = ? AND version = ? AND uid = ?")
+                sql: "SELECT state, observations, running_loss, bootstrapped, seq FROM user_ridge WHERE model = ? AND version = ? AND uid = ?")
             guard let row = try Row.fetchOne(statement, arguments: [model, version, uid]) else { return nil }
             let blob: Data = row[0]
             guard let ridge = try? RidgeState(serialized: blob) else {
@@ -116,7 +129,7 @@ extension SQLiteStore {
     func deleteUsers(model: String, versions: [Int]) throws {
         try snapshotPool.write { db in
             for v in versions {
-                try db.execute(sql: "DELETE FROM user_state WHERE model = ? AND version = ?", arguments: [model, v])
+                try db.execute(sql: "DELETE FROM user_ridge WHERE model = ? AND version = ?", arguments: [model, v])
                 try db.execute(sql: "DELETE FROM user_weights WHERE model = ? AND version = ?", arguments: [model, v])
                 try db.execute(sql: "DELETE FROM snapshot WHERE model = ? AND version = ?", arguments: [model, v])
             }

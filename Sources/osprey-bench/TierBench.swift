@@ -14,8 +14,9 @@ enum TierBench {
 
     /// Writes model `bench` (d, `items` items) with `users` users (`u0`…) into `directory`.
     /// O(users · ratings · d²) time; the snapshot database holds ~19 KB per user at d = 50.
-    /// With `legacyFormat`, states are stored as "RDG2" (19 KB at d = 50), which a release from
-    /// before tiering reads (the baseline); else as "RDG3" when they pack.
+    /// With `legacyFormat`, states are stored as "RDG2" (19 KB at d = 50) in the first schema's
+    /// `user_state` table, as a release from before tiering reads them (the baseline); else as
+    /// "RDG3" in `user_ridge` with their compact rows.
     static func build(directory: String, users: Int, items: Int = 10_000, d: Int = 50, ratingsPerUser: Int = 5,
                       seed: UInt64 = 1, legacyFormat: Bool = false) throws {
         let store = try SQLiteStore(directory: directory)
@@ -35,23 +36,37 @@ enum TierBench {
             seed: seed, trainingRMSE: 0, validationRMSE: nil, ratings: users * ratingsPerUser, durationSeconds: 0)
         let version = ModelVersion(model: model, number: 1, createdAt: Date(), features: features, lambda: 1, prior: prior,
                                    metadata: metadata, parent: nil)
-        try store.createVersion(version, users: [], reflecting: 0, trainingRatings: [], serve: true)
+        // The synthetic ratings are the version's training ratings too (what `exclude_observed`
+        // leaves out, and what a release before tiering reads at start for it).
+        var ratings: [Rating] = []
+        ratings.reserveCapacity(users * ratingsPerUser)
+        for u in 0..<users {
+            for _ in 0..<ratingsPerUser {
+                ratings.append(Rating(uid: "u\(u)", item: "i\(rng.next() % UInt64(items))",
+                                      label: Float(1 + 4 * rng.nextUniform()), timestamp: 0))
+            }
+        }
         let clock = ContinuousClock(), start = clock.now
+        try store.createVersion(version, users: [], reflecting: 0, trainingRatings: ratings, serve: true)
+        progress("stored \(ratings.count) training ratings (\(clock.now - start))")
         let batch = 10_000
         var done = 0
         while done < users {
             let rows = (done..<min(users, done + batch)).map { u -> SnapshotRow in
                 var w = UserWeights(ridge: RidgeState(prior: prior, lambda: 1), bootstrapped: false)
-                for _ in 0..<ratingsPerUser {
-                    let item = Int(rng.next() % UInt64(items))
-                    let label = Float(1 + 4 * rng.nextUniform())
-                    features.withFeatures(item: item) { f, offset in _ = w.ridge.update(features: f, target: label - offset) }
+                for r in ratings[(u * ratingsPerUser)..<((u + 1) * ratingsPerUser)] {
+                    let item = features.catalog.row(of: r.item)!
+                    features.withFeatures(item: item) { f, offset in _ = w.ridge.update(features: f, target: r.label - offset) }
                 }
                 var row = SnapshotRow(uid: "u\(u)", weights: w, seq: 0)
                 if legacyFormat { row.state = w.ridge.serializedUnpacked() }
                 return row
             }
-            try store.saveSnapshot(model: model, version: 1, rows: rows)
+            if legacyFormat {
+                try store.saveLegacySnapshot(model: model, version: 1, rows: rows)
+            } else {
+                try store.saveSnapshot(model: model, version: 1, rows: rows)
+            }
             done += rows.count
             if done % 100_000 == 0 || done == users {
                 progress("built \(done) of \(users) users (\(clock.now - start))")
@@ -106,6 +121,17 @@ enum TierBench {
         func pct(_ p: Double) -> Double { pct(times, p) }
         emit("- rebuild of one cold user (`UserWeightStore.fullState`: point read by primary key + deserialize + replay of its log, here empty), \(samples) random users: median \(fixed(pct(0.5), 1)) µs, p90 \(fixed(pct(0.9), 1)) µs, p99 \(fixed(pct(0.99), 1)) µs, max \(fixed(times.last!, 1)) µs")
         emit("  - its parts, on \(samples) other random users: point read + deserialize + unpack (`loadUserState`) median \(fixed(pct(reads, 0.5), 1)) µs, p99 \(fixed(pct(reads, 0.99), 1)) µs; the user's log after its row (index range read, empty) median \(fixed(pct(logs, 0.5), 1)) µs, p99 \(fixed(pct(logs, 0.99), 1)) µs")
+        var rated: [Double] = []
+        for _ in 0..<samples {
+            let uid = "u\(rng.next() % UInt64(users))"
+            let s = clock.now
+            let items = try store.ratedItems(model: model, uid: uid)
+            let e = (clock.now - s).components
+            rated.append(Double(e.seconds) * 1e6 + Double(e.attoseconds) / 1e12)
+            consume(Float(items.count))
+        }
+        rated.sort()
+        emit("- `exclude_observed`'s read of one user's rated items (`SQLiteStore.ratedItems`: training ratings and log, two index range reads; 5 rows here), \(samples) random users: median \(fixed(pct(rated, 0.5), 1)) µs, p99 \(fixed(pct(rated, 0.99), 1)) µs")
     }
 
     /// This process's resident set size in MB (VmRSS).

@@ -113,6 +113,33 @@ struct TieredStoreTests {
         try expectSame(untiered, pu, tiered, pt)
     }
 
+    /// Dirty users and users being saved stay hot; a failed save makes them dirty again; once
+    /// saved they are evicted down to the capacity; a cold user that learns is rebuilt.
+    @Test func onlySavedUsersAreEvicted() throws {
+        let store = UserWeightStore(stride: 8, hotUsers: 0, rebuild: { _, _ in
+            UserWeights(ridge: .init(prior: [0.5, 0.5, 0.5], lambda: 1), bootstrapped: false)
+        })
+        let f: [Float] = [1, 0, 0.5, 0, 0, 0, 0, 0]
+        func learn(_ uid: String) throws {
+            try store.update(uid, before: 1, create: { UserWeights(ridge: .init(prior: [0, 0, 0], lambda: 1), bootstrapped: true) }) { w in
+                f.withUnsafeBufferPointer { _ = w.learn(features: $0.baseAddress!, target: 1) }
+            }
+        }
+        for u in 0..<200 { try learn("u\(u)") }
+        #expect(store.hotCount == 200, "dirty users stay hot")
+        let changed = store.takeChanged()
+        #expect(changed.count == 200 && store.hotCount == 200, "users being saved stay hot")
+        store.markChanged(changed)
+        #expect(store.hotCount == 200 && store.statistics.evictionCount == 0, "a failed save: dirty again")
+        store.finishSnapshot(store.takeChanged())
+        #expect(store.hotCount == 0 && store.statistics.evictionCount == 200, "saved, and the capacity is 0")
+        #expect(store.count == 200)
+        try store.read("u7") { #expect($0?.observations == 1) }
+        try learn("u7")
+        #expect(store.statistics.rebuildCount == 1 && store.hotCount == 1)
+        try store.read("u7") { #expect($0?.observations == 1, "rebuilt from the stand-in state, then learned once") }
+    }
+
     /// Every user's info, full ridge state and predictions agree bit for bit.
     func expectSame(_ m1: Manager, _ p1: Predictor, _ m2: Manager, _ p2: Predictor) throws {
         let s1 = try m1.registry.model("demo").current, s2 = try m2.registry.model("demo").current

@@ -64,3 +64,36 @@ struct SQLiteStoreTests {
         #expect(snapshot.users["new"] == fresh)
     }
 }
+
+/// A store written before tiering (full rows only, in `user_state`) is migrated: its rows move to
+/// `user_ridge` and get their compact twins in `user_weights`, unchanged.
+struct SnapshotMigrationTests {
+    @Test func aSnapshotFromBeforeTieringIsMigrated() throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let before = try t.store.loadSnapshot(model: "demo", version: 1)
+        let rows = before.users.map { SnapshotRow(uid: $0.key, weights: $0.value, seq: 3) }
+        // Back to the first schema: no compact rows, no user_ridge, full rows in user_state (RDG2).
+        try t.store.snapshotPool.write { db in
+            try db.execute(sql: "DROP TABLE user_weights; DROP TABLE user_ridge")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier IN ('user_weights', 'user_ridge')")
+        }
+        try t.store.saveLegacySnapshot(model: "demo", version: 1, rows: rows.map { r in
+            var legacy = r
+            legacy.state = before.users[r.uid]!.ridge.serializedUnpacked()
+            return legacy
+        })
+        let migrated = try t.reopen()
+        let after = try migrated.loadSnapshot(model: "demo", version: 1)
+        #expect(after.users == before.users)
+        #expect(try migrated.userCount(model: "demo", version: 1) == before.users.count)
+        var compact: [String: [Float]] = [:]
+        try migrated.forEachStoredWeights(model: "demo", version: 1, dimension: 5) { compact[$0.uid] = $0.weights }
+        #expect(compact.count == before.users.count)
+        #expect(compact.allSatisfy { uid, w in w == Array(before.users[uid]!.ridge.weights.prefix(5)) })
+        let uid = before.users.keys.sorted()[0]
+        #expect(try migrated.loadUserState(model: "demo", version: 1, uid: uid)?.weights == before.users[uid])
+        #expect(try migrated.loadUserState(model: "demo", version: 1, uid: uid)?.seq == 3)
+        #expect(try migrated.snapshotPool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM user_state") } == 0)
+    }
+}

@@ -17,8 +17,10 @@ Blob formats (Sources/OspreyStorage, Sources/OspreyMath/RidgeState+Serialization
   items x paddedStride(dimension) (dimension includes the bias feature 1; stride rounded up
   to a multiple of 8, zero lanes); version.offsets: float32 per item (mu + b_i);
   version.prior: float32 x dimension (the mean user weights).
-- user_state.state: "RDG2" magic u32, d u32, updates u64, then w (d float32),
-  A^-1 (d x d float32), the upper part of A, b (d float64).
+- user_ridge.state (user_state before the "user_ridge" migration): magic u32, d u32, updates u64,
+  then "RDG3": w (d float32), the upper triangle of A^-1 row by row (d(d+1)/2 float32; A^-1 is
+  symmetric), that of A, b (d float64); or "RDG2": w (d float32), A^-1 (d x d float32), the upper
+  part of A, b (d float64).
 A prediction is offsets[i] + w_u . features[i].
 """
 import json
@@ -30,6 +32,7 @@ import time
 import numpy as np
 
 MAGIC = 0x52444732  # "RDG2"
+PACKED_MAGIC = 0x52444733  # "RDG3"
 
 
 def export(data_dir, model, out):
@@ -55,17 +58,25 @@ def export(data_dir, model, out):
     ids = json.loads(ids)
     stride = (d + 7) // 8 * 8
     table = np.frombuffer(feats, dtype="<f4").reshape(len(ids), stride)[:, :d]
-    (users,) = snap.execute("SELECT COUNT(*) FROM user_state WHERE model = ? AND version = ?", (model, version)).fetchone()
+    tables = {name for (name,) in snap.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    table_name = "user_ridge" if "user_ridge" in tables else "user_state"
+    (users,) = snap.execute(f"SELECT COUNT(*) FROM {table_name} WHERE model = ? AND version = ?", (model, version)).fetchone()
+    upper = np.triu_indices(d)
     weights = np.empty((users, d), dtype=np.float32)
     inverse = np.empty((users, d, d), dtype=np.float32)
     uids = []
-    rows = snap.execute("SELECT uid, state FROM user_state WHERE model = ? AND version = ?", (model, version))
+    rows = snap.execute(f"SELECT uid, state FROM {table_name} WHERE model = ? AND version = ?", (model, version))
     for n, (uid, state) in enumerate(rows):
         magic, dim = np.frombuffer(state, dtype="<u4", count=2)
-        if magic != MAGIC or dim != d:
+        if magic not in (MAGIC, PACKED_MAGIC) or dim != d:
             sys.exit(f"export: user {uid}: not a d={d} ridge state")
         weights[n] = np.frombuffer(state, dtype="<f4", count=d, offset=16)
-        inverse[n] = np.frombuffer(state, dtype="<f4", count=d * d, offset=16 + 4 * d).reshape(d, d)
+        if magic == MAGIC:
+            inverse[n] = np.frombuffer(state, dtype="<f4", count=d * d, offset=16 + 4 * d).reshape(d, d)
+        else:
+            tri = np.frombuffer(state, dtype="<f4", count=len(upper[0]), offset=16 + 4 * d)
+            inverse[n][upper] = tri
+            inverse[n].T[upper] = tri
         uids.append(uid)
     np.save(os.path.join(out, "features.npy"), np.ascontiguousarray(table))
     np.save(os.path.join(out, "offsets.npy"), np.frombuffer(offsets, dtype="<f4"))
