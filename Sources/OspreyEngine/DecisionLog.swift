@@ -94,11 +94,6 @@ public final class DecisionLog: Sendable {
         return try store.decision(eventId: eventId)
     }
 
-    /// Decisions of `model` buffered or being written (not yet in the store). O(buffered).
-    func buffered(model: String) -> Int {
-        state.withLock { s in s.pending.count { $0.model == model } + s.writing.values.count { $0.model == model } }
-    }
-
     /// Writes every buffered decision now, on the caller's thread (it blocks on SQLite). On a
     /// failure the decisions go back to the buffer for the next flush.
     func flush() {

@@ -99,22 +99,24 @@ public struct Explorer: Sendable {
             }
             ridge = RidgeState(prior: w ?? v.prior, lambda: v.lambda)
         }
-        let rows: [Int]
+        // The candidates, and what the greedy ranking would show of them (an item outside it is
+        // shown by exploration): the shortlist is ranked already, best first.
+        let rows: [Int], greedy: Set<Int>
         if let items = q.items {
             rows = try Predictor.candidateRows(q, items: items, uid: uid, in: state)
+            greedy = Set(ExplorationSelector.ranking(
+                ExplorationSelector.scores(candidates: rows, weights: ridge.weights, features: features), k: q.k).map { rows[$0] })
         } else {
             var wide = q
             wide.k = max(configuration.shortlist, 2 * q.k)
             rows = try ridge.weights.withUnsafeBufferPointer { w in
                 try Predictor.rankRows(wide, uid: uid, weights: w.baseAddress!, in: state).map(\.index)
             }
+            greedy = Set(rows.prefix(q.k))
         }
         var rng = SplitMix64(seed: seed)
         let chosen = ExplorationSelector(policy: policy, propensitySamples: configuration.propensitySamples)
             .select(k: q.k, candidates: rows, ridge: ridge, features: features, using: &rng)
-        // What the greedy ranking would have shown: an item outside it is there by exploration.
-        let greedy = Set(ExplorationSelector.ranking(
-            ExplorationSelector.scores(candidates: rows, weights: ridge.weights, features: features), k: q.k).map { rows[$0] })
         let ids = features.catalog.ids
         let shown = chosen.map {
             DecisionRecord.Shown(item: ids[$0.row], score: $0.score, exploring: $0.exploring, propensity: $0.propensity,

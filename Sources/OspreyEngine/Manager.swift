@@ -86,8 +86,8 @@ public final class Manager: Service, Sendable {
     /// Retrains cancelled (for metrics).
     let retrainCancellations = Atomic<Int>(0)
     /// Observations learned since the manager started (for the snapshot policy).
-    private let learned = Atomic<Int>(0)
-    private let snapshotBase = Atomic<Int>(0)
+    let learned = Atomic<Int>(0)
+    let snapshotBase = Atomic<Int>(0)
 
     /// Loads every model's serving version and restores its users: the last snapshot, then the
     /// log after it, learned in log order exactly as it was live.
@@ -118,7 +118,8 @@ public final class Manager: Service, Sendable {
             do { policy = try ExplorationPolicy.parse(policies[record.name] ?? "greedy") } catch {
                 throw StorageError(.corrupt, "model \(record.name) has an unreadable exploration policy: \(error)")
             }
-            let model = ServedModel(state: state, observations: try store.observationCount(model: record.name), exploration: policy)
+            let model = ServedModel(state: state, observations: try store.observationCount(model: record.name), exploration: policy,
+                                    decisions: try store.decisionCount(model: record.name))
             if let record = competitions[record.name] {
                 model.competition = try Self.restoreCompetition(record, of: model, store: store, decisions: decisions,
                                                                 configuration: configuration)
@@ -278,66 +279,6 @@ public final class Manager: Service, Sendable {
         }
     }
 
-    /// Users serialized and written per snapshot transaction: the learning lock is held while
-    /// one chunk is serialized (about a millisecond), never for the whole snapshot.
-    static let snapshotChunk = 200
-
-    /// Saves every user changed since the last snapshot; once saved, they may leave the hot tier.
-    /// Each chunk of users is serialized under
-    /// the learning lock with the sequence learned so far, so every row is exact for its own
-    /// sequence, and no copy of all the changed state is ever held. Returns the number of users
-    /// saved. O(changed users · d²). Runs on the caller's thread; it blocks on SQLite.
-    @discardableResult
-    public func snapshot() throws -> Int {
-        snapshotBase.store(learned.load(ordering: .relaxed), ordering: .relaxed)
-        var saved = 0
-        for model in registry.all {
-            saved += try snapshot(model)
-        }
-        return saved
-    }
-
-    /// Saves the changed users of the model's serving state and of a challenger's.
-    private func snapshot(_ model: ServedModel) throws -> Int {
-        var saved = 0
-        for state in model.learningStates {
-            let version = state.version.number
-            let floor = applied.withLock { $0 }
-            let changed = state.users.takeChanged()
-            var start = 0
-            do {
-                while start < changed.count {
-                    let chunk = changed[start..<min(start + Self.snapshotChunk, changed.count)]
-                    let rows = applied.withLock { seq in
-                        chunk.compactMap { uid in
-                            // A changed user stays hot until this save finishes.
-                            state.users.readHot(uid) { w in w.map { SnapshotRow(uid: uid, weights: $0, seq: seq) } }
-                        }
-                    }
-                    try store.saveSnapshot(model: model.name, version: version, rows: rows)
-                    state.users.finishSnapshot(chunk)
-                    start += chunk.count
-                }
-                try store.advanceSnapshot(model: model.name, version: version, to: floor)
-            } catch {
-                state.users.markChanged(changed[start...])
-                throw error
-            }
-            saved += changed.count
-        }
-        return saved
-    }
-
-    /// ``snapshot()`` on a dispatch queue, off the Swift concurrency pool that serves requests.
-    @discardableResult
-    public func snapshotInBackground() async throws -> Int {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global(qos: .utility).async {
-                continuation.resume(with: Result { try self.snapshot() })
-            }
-        }
-    }
-
     /// Snapshots whenever ``Configuration/snapshotObservations`` observations have been learned
     /// since the last snapshot; on graceful shutdown, lets queued commits finish and snapshots
     /// once more.
@@ -380,7 +321,7 @@ public final class Manager: Service, Sendable {
             name: name, version: v.number, dimension: v.metadata.factors, users: state.users.count,
             items: v.features.catalog.count, observations: model.observations,
             versions: try store.versions(model: name), quality: state.quality, exploration: model.exploration,
-            decisions: try store.decisionCount(model: name) + decisions.buffered(model: name),
+            decisions: model.decisions,
             competition: model.competition.map { c in
                 CompetitionInfo(champion: v.number, challenger: c.challenger.version.number, allocation: c.allocation,
                                 since: c.since, challengerShare: c.challengerShare(champion: v.number),

@@ -167,14 +167,15 @@ public final class ServedModel: Sendable {
     let observationCount: Atomic<Int>
     private let policy: Mutex<ExplorationPolicy>
     private let contest = Mutex<Competition?>(nil)
-    /// Top-k decisions logged, and observations that named one (since the process started).
-    let decisionCount = Atomic<Int>(0), feedbackCount = Atomic<Int>(0)
+    /// Top-k decisions logged (all time), and observations that named one (since the process started).
+    let decisionCount: Atomic<Int>, feedbackCount = Atomic<Int>(0)
 
-    init(state: ServingState, observations: Int, exploration: ExplorationPolicy = .greedy) {
+    init(state: ServingState, observations: Int, exploration: ExplorationPolicy = .greedy, decisions: Int = 0) {
         name = state.version.model
         serving = Mutex(state)
         observationCount = Atomic(observations)
         policy = Mutex(exploration)
+        decisionCount = Atomic(decisions)
     }
 
     /// The model's exploration policy: how its top-k answers explore. O(1).
@@ -183,7 +184,7 @@ public final class ServedModel: Sendable {
         set { policy.withLock { $0 = newValue } }
     }
 
-    /// Top-k decisions logged since the process started.
+    /// Top-k decisions logged: those stored when the process started plus those since. O(1).
     public var decisions: Int { decisionCount.load(ordering: .relaxed) }
     /// Observations naming a logged decision since the process started.
     public var feedback: Int { feedbackCount.load(ordering: .relaxed) }

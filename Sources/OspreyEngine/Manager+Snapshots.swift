@@ -1,0 +1,66 @@
+import Dispatch
+import OspreyStorage
+
+/// Snapshots of the user weights (DESIGN.md §6): changed users saved in chunks, each row with the
+/// log sequence it reflects, so a restart replays only the log after them.
+extension Manager {
+    /// Users serialized and written per snapshot transaction: the learning lock is held while
+    /// one chunk is serialized (about a millisecond), never for the whole snapshot.
+    static let snapshotChunk = 200
+
+    /// Saves every user changed since the last snapshot; once saved, they may leave the hot tier.
+    /// Each chunk of users is serialized under the learning lock with the sequence learned so
+    /// far, so every row is exact for its own sequence, and no copy of all the changed state is
+    /// ever held. Returns the number of users
+    /// saved. O(changed users · d²). Runs on the caller's thread; it blocks on SQLite.
+    @discardableResult
+    public func snapshot() throws -> Int {
+        snapshotBase.store(learned.load(ordering: .relaxed), ordering: .relaxed)
+        var saved = 0
+        for model in registry.all {
+            saved += try snapshot(model)
+        }
+        return saved
+    }
+
+    /// Saves the changed users of the model's serving state and of a challenger's.
+    private func snapshot(_ model: ServedModel) throws -> Int {
+        var saved = 0
+        for state in model.learningStates {
+            let version = state.version.number
+            let floor = applied.withLock { $0 }
+            let changed = state.users.takeChanged()
+            var start = 0
+            do {
+                while start < changed.count {
+                    let chunk = changed[start..<min(start + Self.snapshotChunk, changed.count)]
+                    let rows = applied.withLock { seq in
+                        chunk.compactMap { uid in
+                            // A changed user stays hot until this save finishes.
+                            state.users.readHot(uid) { w in w.map { SnapshotRow(uid: uid, weights: $0, seq: seq) } }
+                        }
+                    }
+                    try store.saveSnapshot(model: model.name, version: version, rows: rows)
+                    state.users.finishSnapshot(chunk)
+                    start += chunk.count
+                }
+                try store.advanceSnapshot(model: model.name, version: version, to: floor)
+            } catch {
+                state.users.markChanged(changed[start...])
+                throw error
+            }
+            saved += changed.count
+        }
+        return saved
+    }
+
+    /// ``snapshot()`` on a dispatch queue, off the Swift concurrency pool that serves requests.
+    @discardableResult
+    public func snapshotInBackground() async throws -> Int {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global(qos: .utility).async {
+                continuation.resume(with: Result { try self.snapshot() })
+            }
+        }
+    }
+}
