@@ -23,24 +23,47 @@ extension Manager {
         return saved
     }
 
-    /// Saves the changed users of the model's serving state and of a challenger's.
+    /// Saves the changed users of the model's serving state and of a challenger's, and the items
+    /// users observed. Each state is cut under the learning lock: the sequence learned so far (the
+    /// snapshot's floor; held below an observation a failed rebuild left unlearned), the users
+    /// changed until then, and the items observed until then, recorded first. Each chunk's rows
+    /// carry the items their users observed since, so whatever a row reflects is recorded too.
     private func snapshot(_ model: ServedModel) throws -> Int {
         var saved = 0
         for state in model.learningStates {
             let version = state.version.number
-            let floor = applied.withLock { $0 }
-            let changed = state.users.takeChanged()
+            let (learned, unlearned, changed, observed) = applied.withLock { seq in
+                (seq, state.users.earliestUnlearned, state.users.takeChanged(), state.observed.takeAll())
+            }
+            let floor = min(learned, (unlearned ?? .max) - 1)
+            if let unlearned {
+                logger.warning("snapshot held back: an observation a failed rebuild left unlearned is replayed from the log at the next start", metadata: [
+                    "model.name": "\(model.name)", "model.version": "\(version)", "observation.seq": "\(unlearned)",
+                ])
+            }
+            do {
+                try store.saveObservedItems(model: model.name, observed)
+            } catch {
+                state.observed.putBack(observed)
+                state.users.markChanged(changed)
+                throw error
+            }
             var start = 0
             do {
                 while start < changed.count {
                     let chunk = changed[start..<min(start + Self.snapshotChunk, changed.count)]
-                    let rows = applied.withLock { seq in
-                        chunk.compactMap { uid in
-                            // A changed user stays hot until this save finishes.
+                    let (rows, items) = applied.withLock { seq in
+                        // A changed user stays hot until this save finishes.
+                        (chunk.compactMap { uid in
                             state.users.readHot(uid) { w in w.map { SnapshotRow(uid: uid, weights: $0, seq: seq) } }
-                        }
+                        }, state.observed.take(chunk))
                     }
-                    try store.saveSnapshot(model: model.name, version: version, rows: rows)
+                    do {
+                        try store.saveSnapshot(model: model.name, version: version, rows: rows, observedItems: items)
+                    } catch {
+                        state.observed.putBack(items)
+                        throw error
+                    }
                     state.users.finishSnapshot(chunk)
                     start += chunk.count
                 }

@@ -151,6 +151,14 @@ extension Manager {
                 model: v.model, number: v.number, createdAt: v.createdAt, features: v.features, lambda: v.lambda,
                 prior: Trainer.meanWeights(users.map(\.1.ridge), dimension: v.dimension), metadata: v.metadata, parent: v.parent)
         }
+        // The new version's snapshot says it reflects the log up to `through`, so a restart will
+        // not replay what came before: the items users observed until then must be recorded.
+        let observed = model.current.observed
+        let pending = observed.takeAll()
+        do { try store.saveObservedItems(model: model.name, pending) } catch {
+            observed.putBack(pending)
+            throw error
+        }
         try store.createVersion(version, users: users, reflecting: through, trainingRatings: [], serve: false)
         // The new version is held to the best standard the model has met, not only its own:
         // a retrain that did not recover (say, fitted on data still from before a drift) stays
@@ -160,7 +168,7 @@ extension Manager {
         // (w only) and are rebuilt from there when they next learn.
         let fresh = UserWeightStore(
             stride: version.features.stride, hotUsers: configuration.hotUsers,
-            rebuild: ServingState.rebuilder(store: store, version: version, validation: configuration.monitor),
+            rebuild: ServingState.rebuilder(store: store, version: version, validation: configuration.monitor, observed: observed),
             statistics: old.statistics)
         fresh.reserve(users: users.count)
         for (uid, w) in users {
@@ -173,10 +181,9 @@ extension Manager {
             }
         }
         users = []
-        // Everything each user ever rated (not only the possibly windowed training ratings) is
-        // read from the store on demand.
+        // Everything each user ever rated (not only the possibly windowed training ratings).
         let state = ServingState(
-            version: version, users: fresh, observed: ServingState.observedItems(store: store, version: version),
+            version: version, users: fresh, observed: observed,
             monitor: configuration.monitor, baselineAtMost: previousBaseline, predictions: nextCache(for: model))
         if let challenger {
             try installChallenger(state, in: model, caughtUpThrough: through, allocation: challenger)
@@ -229,7 +236,8 @@ extension Manager {
         let through = applied.withLock { $0 }
         let (state, replayed) = try ServingState.restore(
             model: name, version: number, store: store, through: through, monitor: configuration.monitor,
-            predictions: nextCache(for: model), hotUsers: configuration.hotUsers, statistics: model.current.users.statistics)
+            predictions: nextCache(for: model), hotUsers: configuration.hotUsers, statistics: model.current.users.statistics,
+            observed: model.current.observed)
         try install(state, in: model, caughtUpThrough: max(replayed, through))
         logger.info("rolled back", metadata: ["model.name": "\(name)", "model.version": "\(number)"])
     }

@@ -1,35 +1,74 @@
-/// The catalogue rows each user has rated or observed (initial training data and the log), for
-/// top-k's `exclude_observed`.
-///
-/// Served from the store, one user at a time (``init(load:)``): an index range read of that
-/// user's training ratings and log entries per request that asks, so nothing is held for a
-/// million users and nothing is rebuilt at startup. Tests without a store keep the sets in
-/// memory (``init()``), filled by learning.
-public final class ObservedItems: Sendable {
-    private let stripes = StripedLocks { [String: Set<Int32>]() }
-    private let load: (@Sendable (String) throws -> [Int])?
+import OspreyStorage
 
-    /// Sets kept in memory, filled by ``insert(uid:row:)``.
+/// The items each user of one model has rated or observed (initial training data and the log),
+/// for top-k's `exclude_observed`. One per served model, shared by its serving states (a retrain,
+/// a rollback and a challenger keep it), since what a user observed does not depend on the version.
+///
+/// Backed by the store (``init(load:)``): the training ratings and the items the snapshots have
+/// recorded are read one user at a time when a request asks, so nothing is held for a million
+/// users and nothing is loaded at startup; the items learned since are kept in memory
+/// (*pending*) until a snapshot records them (``takeAll()``, ``take(_:)``) — at most the
+/// observations of one snapshot interval. After a crash the replay of the log past the snapshot
+/// learns them again. Tests without a store keep everything in memory (``init()``).
+public final class ObservedItems: Sendable {
+    private let stripes = StripedLocks { [String: [String]]() }
+    private let load: (@Sendable (String) throws -> [String])?
+
+    /// Everything in memory, filled by ``insert(uid:item:)``; nothing is ever taken.
     init() {
         load = nil
     }
 
-    /// Rows read on demand: `load` returns the catalogue rows of one user's ratings (repeats and
-    /// any order allowed).
-    init(load: @escaping @Sendable (String) throws -> [Int]) {
+    /// Recorded items read on demand: `load` returns one user's rated and recorded items (repeats
+    /// allowed).
+    init(load: @escaping @Sendable (String) throws -> [String]) {
         self.load = load
     }
 
-    /// Records that `uid` rated catalogue row `row` (kept only in memory mode). O(1).
-    func insert(uid: String, row: Int) {
-        guard load == nil else { return }
-        stripes.withLock(uid) { _ = $0[uid, default: []].insert(Int32(row)) }
+    /// The store's record: the model's training ratings and the items its snapshots recorded.
+    static func stored(in store: SQLiteStore, model: String) -> ObservedItems {
+        ObservedItems { uid in try store.ratedItems(model: model, uid: uid) }
     }
 
-    /// The rows `uid` has rated, ascending, each once. O(r log r) for r rows, plus the read.
+    /// Records that `uid` observed `item` (pending until a snapshot records it). O(1).
+    func insert(uid: String, item: String) {
+        stripes.withLock(uid) { $0[uid, default: []].append(item) }
+    }
+
+    /// The items `uid` has rated or observed, each once. O(r) for r items, plus the read.
     /// - Throws: what the store's read throws.
-    public func rows(of uid: String) throws -> [Int] {
-        if let load { return Set(try load(uid)).sorted() }
-        return stripes.withLock(uid) { ($0[uid] ?? []).map(Int.init).sorted() }
+    public func items(of uid: String) throws -> Set<String> {
+        var items = Set(try load?(uid) ?? [])
+        stripes.withLock(uid) { items.formUnion($0[uid] ?? []) }
+        return items
+    }
+
+    /// Takes every pending item, for a snapshot to record (none when not backed by a store).
+    /// O(pending).
+    func takeAll() -> [ObservedItem] {
+        guard load != nil else { return [] }
+        var out: [ObservedItem] = []
+        stripes.forEach { pending in
+            for (uid, items) in pending { out += items.map { ObservedItem(uid: uid, item: $0) } }
+            pending.removeAll()
+        }
+        return out
+    }
+
+    /// Takes the pending items of `uids`, for a snapshot to record with their states. O(their items).
+    func take(_ uids: some Sequence<String>) -> [ObservedItem] {
+        guard load != nil else { return [] }
+        var out: [ObservedItem] = []
+        for uid in uids {
+            if let items = stripes.withLock(uid, { $0.removeValue(forKey: uid) }) {
+                out += items.map { ObservedItem(uid: uid, item: $0) }
+            }
+        }
+        return out
+    }
+
+    /// Makes items pending again after recording them failed. O(items).
+    func putBack(_ items: [ObservedItem]) {
+        for i in items { insert(uid: i.uid, item: i.item) }
     }
 }

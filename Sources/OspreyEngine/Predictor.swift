@@ -102,7 +102,7 @@ public struct Predictor: Sendable {
             }
         } else {
             var excluded = q.exclude.compactMap { features.catalog.row(of: $0) }
-            if q.excludeObserved { excluded += try state.observed.rows(of: uid) }
+            if q.excludeObserved { excluded += try state.observedRows(of: uid) }
             excluded.sort()
             scanCatalogue(features, weights: w, excluding: excluded, into: &selector)
         }
@@ -116,7 +116,7 @@ public struct Predictor: Sendable {
         let v = state.version
         let catalog = v.features.catalog
         var seen = Set(q.exclude.compactMap { catalog.row(of: $0) })
-        if q.excludeObserved { seen.formUnion(try state.observed.rows(of: uid)) }
+        if q.excludeObserved { seen.formUnion(try state.observedRows(of: uid)) }
         var rows: [Int] = []
         rows.reserveCapacity(items.count)
         for item in items {

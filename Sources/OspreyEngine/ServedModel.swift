@@ -3,8 +3,8 @@ import OspreyStorage
 import Synchronization
 
 /// What a model serves at one moment: an immutable version, the users' weights learned on top of
-/// it, and the items each user has rated. Swapped whole when a retrain or rollback finishes, so a
-/// reader always sees the three together.
+/// it, and the items each user has rated (shared with the model's other states). Swapped whole
+/// when a retrain or rollback finishes, so a reader always sees them together.
 public final class ServingState: Sendable {
     public let version: ModelVersion
     public let users: UserWeightStore
@@ -31,6 +31,13 @@ public final class ServingState: Sendable {
         self.monitor = Mutex(QualityMonitor(configuration: monitor, baseline: baseline))
     }
 
+    /// The rows of this version's catalogue that `uid` has rated or observed, ascending.
+    /// - Throws: what the store's read throws.
+    public func observedRows(of uid: String) throws -> [Int] {
+        let catalog = version.features.catalog
+        return try observed.items(of: uid).compactMap { catalog.row(of: $0) }.sorted()
+    }
+
     /// The quality monitor's state now.
     public var quality: QualityMonitor { monitor.withLock { $0 } }
 
@@ -50,8 +57,9 @@ public final class ServingState: Sendable {
         let outcome = try users.update(o.uid, before: logged.seq, create: {
             UserWeights(ridge: .init(prior: v.prior, lambda: v.lambda), bootstrapped: true)
         }) { w in
-            Self.apply(logged, to: &w, version: v, validation: validation, observed: observed)
+            Self.apply(logged, to: &w, version: v, validation: validation)
         }
+        observed.insert(uid: o.uid, item: o.item)
         guard let outcome else { return false }
         return monitor.withLock { m in
             if outcome.heldOut {
@@ -67,55 +75,56 @@ public final class ServingState: Sendable {
     /// scored for the validation sample, learned otherwise. Returns its squared prequential error
     /// and whether it was held out (nil for an unknown item). O(d²).
     static func apply(_ logged: LoggedObservation, to w: inout UserWeights, version v: ModelVersion,
-                      validation: QualityMonitor.Configuration, observed: ObservedItems? = nil) -> (loss: Double, heldOut: Bool)? {
+                      validation: QualityMonitor.Configuration) -> (loss: Double, heldOut: Bool)? {
         let o = logged.observation
         guard let row = v.features.catalog.row(of: o.item) else {
             w.countWithoutLearning()
             return nil
         }
         let heldOut = validation.holdsOut(seq: logged.seq)
-        observed?.insert(uid: o.uid, row: row)
         return v.features.withFeatures(item: row) { f, offset in
             if heldOut { return (w.countHeldOut(features: f, target: o.label - offset), true) }
             return (w.learn(features: f, target: o.label - offset), false)
         }
     }
 
-    /// How a cold user of version `v` is rebuilt: its full snapshot row (a point read), then its
-    /// own log entries after that row's sequence, applied as ``apply(_:to:version:validation:observed:)``
-    /// applies them live. O(d² · (1 + the user's entries since the row)).
-    static func rebuilder(store: SQLiteStore, version v: ModelVersion,
-                          validation: QualityMonitor.Configuration) -> UserWeightStore.Rebuild {
-        { uid, before in
+    /// How a cold user of version `v` is rebuilt: its full snapshot row (a point read); after a
+    /// failed rebuild, also the user's log entries in the range asked for (those after the row),
+    /// applied as ``apply(_:to:version:validation:)`` applies them live and recorded in
+    /// `observed`. O(d²), plus the replay.
+    static func rebuilder(store: SQLiteStore, version v: ModelVersion, validation: QualityMonitor.Configuration,
+                          observed: ObservedItems) -> UserWeightStore.Rebuild {
+        { uid, replay in
             guard let stored = try store.loadUserState(model: v.model, version: v.number, uid: uid) else {
                 throw StorageError(.notFound, "user \(uid) of \(v.model) v\(v.number) has no stored state to rebuild from")
             }
             var w = stored.weights
-            try store.forEachObservation(model: v.model, uid: uid, after: stored.seq, before: before) { logged in
-                _ = apply(logged, to: &w, version: v, validation: validation)
+            if let replay, replay.upperBound > stored.seq + 1 {
+                try store.forEachObservation(model: v.model, uid: uid, in: max(replay.lowerBound, stored.seq + 1)..<replay.upperBound) { logged in
+                    _ = apply(logged, to: &w, version: v, validation: validation)
+                    observed.insert(uid: uid, item: logged.observation.item)
+                }
             }
             return w
         }
-    }
-
-    /// The items a user rated, read from the store on demand, as rows of `v`'s catalogue.
-    static func observedItems(store: SQLiteStore, version v: ModelVersion) -> ObservedItems {
-        ObservedItems { uid in try store.ratedItems(model: v.model, uid: uid).compactMap { v.features.catalog.row(of: $0) } }
     }
 
     /// Restores the state of version `number` of `model` from the store, then learns the log
     /// after the snapshot up to `through` in log order exactly as it was live. Tiered
     /// (`hotUsers` < `Int.max`), it loads only every user's compact row (`w_u` and the small
     /// fields; cold) — the full states are read on a miss; untiered, every user's full state.
+    /// `observed` is the model's record of rated items (a new one from the store when nil).
     /// Returns the state and the last sequence replayed.
     static func restore(model: String, version number: Int, store: SQLiteStore, through: Int64 = .max,
                         monitor: QualityMonitor.Configuration = .init(),
                         predictions: PredictionCache = PredictionCache(), hotUsers: Int = .max,
-                        statistics: UserWeightStore.Statistics = .init()) throws -> (ServingState, Int64) {
+                        statistics: UserWeightStore.Statistics = .init(),
+                        observed: ObservedItems? = nil) throws -> (ServingState, Int64) {
         let version = try store.loadVersion(model: model, number: number)
+        let observed = observed ?? ObservedItems.stored(in: store, model: model)
         let users = UserWeightStore(
             stride: version.features.stride, hotUsers: hotUsers,
-            rebuild: rebuilder(store: store, version: version, validation: monitor), statistics: statistics)
+            rebuild: rebuilder(store: store, version: version, validation: monitor, observed: observed), statistics: statistics)
         let snapshot: UserSnapshot
         if users.hotUsers == .max {
             var full = try store.loadSnapshot(model: model, version: number)
@@ -133,8 +142,7 @@ public final class ServingState: Sendable {
             }
             snapshot = UserSnapshot(seq: seq, users: [:], ahead: ahead)
         }
-        let state = ServingState(version: version, users: users, observed: observedItems(store: store, version: version),
-                                 monitor: monitor, predictions: predictions)
+        let state = ServingState(version: version, users: users, observed: observed, monitor: monitor, predictions: predictions)
         let last = try state.replay(store: store, after: snapshot.seq, through: through, skipping: snapshot)
         return (state, max(last, snapshot.seq))
     }

@@ -15,20 +15,24 @@ import Synchronization
 ///   packed (``PackedRidgeState``: 10.6 KB at d = 50 against 18.8 KB unpacked; a learn unpacks
 ///   and repacks it, O(d²)), evicted by CLOCK (a second-chance approximation of LRU).
 ///   Learning an observation of a cold user first rebuilds its full state with ``Rebuild`` (its
-///   snapshot row plus its own log entries after that row), then promotes it. The rebuild runs
-///   under the user's stripe lock, so readers of that stripe wait for it (two point reads, about
-///   40 µs at 1M users with the snapshot DB in the page cache).
+///   snapshot row), then promotes it. The rebuild runs under the user's stripe lock, so readers of
+///   that stripe wait for it (a point read, about 40 µs at 1M users with the snapshot DB in the
+///   page cache).
 ///
 /// Only *clean* users are evicted — ones whose state the snapshot store already holds exactly — so
-/// a rebuild is always exact. A user changed since the last snapshot (dirty, or being saved) stays
+/// a cold user's snapshot row is its state, and a rebuild reads no log. The one exception: when a
+/// rebuild fails (the store could not be read), the observation stays in the log unlearned; the
+/// store remembers the user's first unlearned sequence (``earliestUnlearned``), the next rebuild
+/// replays the user's log entries from there, and snapshots keep their sequence below it, so a
+/// restart replays it too. A user changed since the last snapshot (dirty, or being saved) stays
 /// hot until the snapshot has saved it: the bound is soft between snapshots (at most
 /// ``hotUsers`` plus the users changed since the last snapshot). The capacity is split evenly
 /// over the stripes (``hotUsers``/64 each, rounded up).
 public final class UserWeightStore: Sendable {
-    /// Rebuilds the full state of a cold user `uid` from stored state, having learned exactly the
-    /// user's logged observations with sequence below `before`. O(d² + the user's log entries
-    /// since its snapshot row · d²).
-    public typealias Rebuild = @Sendable (_ uid: String, _ before: Int64) throws -> UserWeights
+    /// Rebuilds the full state of a cold user `uid` from its snapshot row, then learns the user's
+    /// logged observations with sequence in `replay` (nil: none; only after a failed rebuild).
+    /// O(d²), plus a read of the log range when replaying.
+    public typealias Rebuild = @Sendable (_ uid: String, _ replay: Range<Int64>?) throws -> UserWeights
 
     /// What a reader sees of one user: the cold tier's copy, always current.
     public struct View {
@@ -112,6 +116,8 @@ public final class UserWeightStore: Sendable {
         var saving: Set<Int32> = []
         /// Hot users that are neither dirty nor being saved: the ones eviction may drop.
         var cleanHot = 0
+        /// Cold users whose rebuild failed: the sequence of the first observation not learned.
+        var unlearned: [Int32: Int64] = [:]
 
         func isClean(_ slot: Int32) -> Bool { !dirty.contains(slot) && !saving.contains(slot) }
 
@@ -282,16 +288,17 @@ public final class UserWeightStore: Sendable {
             guard let slot = st.slots[uid] else { return nil }
             if let w = st.weights(hot: slot) { return w }
             guard let rebuild else { return nil }
-            return try rebuild(uid, .max)
+            return try rebuild(uid, st.unlearned[slot].map { $0..<Int64.max })
         }
     }
 
     /// Changes one user's full state under the stripe lock and marks the user for the next
-    /// snapshot. A cold user is first rebuilt (having learned its log entries before `before`)
-    /// and promoted; `create` supplies the starting state of a user never seen. Afterwards clean
-    /// users beyond the stripe's share of ``hotUsers`` are evicted. O(1) plus `body` when hot;
-    /// plus a rebuild when cold.
-    /// - Throws: what ``Rebuild`` throws; the user then stays cold and unchanged.
+    /// snapshot. A cold user is first rebuilt and promoted (having learned, after a failed
+    /// rebuild, its logged observations before `before`); `create` supplies the starting state of
+    /// a user never seen. Afterwards clean users beyond the stripe's share of ``hotUsers`` are
+    /// evicted. O(1) plus `body` when hot; plus a rebuild when cold.
+    /// - Throws: what ``Rebuild`` throws; the user then stays cold and unchanged, and `before` (the
+    ///   sequence of the observation being learned) is remembered as not learned.
     public func update<R>(_ uid: String, before: Int64, create: () -> UserWeights,
                           _ body: (inout UserWeights) throws -> R) throws -> R {
         let (result, evicted) = try stripes.withLock(uid) { st -> (R, Int) in
@@ -306,7 +313,13 @@ public final class UserWeightStore: Sendable {
                     w = create()
                 } else if let rebuild {
                     let clock = ContinuousClock(), start = clock.now
-                    w = try rebuild(uid, before)
+                    do {
+                        w = try rebuild(uid, st.unlearned[slot].map { $0..<before })
+                    } catch {
+                        st.unlearned[slot] = min(st.unlearned[slot] ?? before, before)
+                        throw error
+                    }
+                    st.unlearned[slot] = nil
                     let elapsed = (clock.now - start).components
                     statistics.rebuilds.add(1, ordering: .relaxed)
                     statistics.rebuildNanoseconds.add(Int(elapsed.seconds) * 1_000_000_000 + Int(elapsed.attoseconds / 1_000_000_000),
@@ -336,6 +349,16 @@ public final class UserWeightStore: Sendable {
         var n = 0
         stripes.forEach { n += $0.uids.count }
         return n
+    }
+
+    /// The sequence of the earliest observation a failed rebuild left unlearned (nil: none). A
+    /// snapshot must not record its sequence as reached. O(stripes + such users).
+    public var earliestUnlearned: Int64? {
+        var earliest: Int64?
+        stripes.forEach { st in
+            if let m = st.unlearned.values.min() { earliest = min(earliest ?? m, m) }
+        }
+        return earliest
     }
 
     /// The number of users whose full state is in memory. O(stripes).

@@ -72,6 +72,24 @@ public struct SnapshotRow: Sendable {
     }
 }
 
+/// An item a user of a model observed (logged an observation of), as the snapshot store records
+/// it for `exclude_observed`.
+public struct ObservedItem: Sendable, Hashable {
+    public var uid: String
+    public var item: String
+    public init(uid: String, item: String) {
+        self.uid = uid
+        self.item = item
+    }
+}
+
+extension ModelCatalog {
+    /// Saves users' weights, each row with the log sequence it reflects, in one transaction.
+    public func saveSnapshot(model: String, version: Int, rows: [SnapshotRow]) throws {
+        try saveSnapshot(model: model, version: version, rows: rows, observedItems: [])
+    }
+}
+
 /// One user's weights `w_u` and small fields as the compact snapshot table stores them: what a
 /// start loads for every user (the cold tier), without the d×d ridge statistics.
 public struct StoredWeights: Sendable {
@@ -125,8 +143,9 @@ public protocol ModelCatalog: Sendable {
     /// The latest snapshot of a version's user weights.
     func loadSnapshot(model: String, version: Int) throws -> UserSnapshot
 
-    /// Saves users' weights, each row with the log sequence it reflects, in one transaction.
-    func saveSnapshot(model: String, version: Int, rows: [SnapshotRow]) throws
+    /// Saves users' weights, each row with the log sequence it reflects, and items users observed,
+    /// in one transaction.
+    func saveSnapshot(model: String, version: Int, rows: [SnapshotRow], observedItems: [ObservedItem]) throws
 
     /// Records that every stored user of the version reflects the log up to `seq` (rows may be
     /// further ahead).

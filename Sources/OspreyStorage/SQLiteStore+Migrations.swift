@@ -73,6 +73,15 @@ extension SQLiteStore {
                 CREATE INDEX training_rating_model_uid ON training_rating (model, uid);
                 """)
         }
+        // The log's index by user put every appended observation on a random leaf of a B-tree:
+        // one more WAL page per observation in each group commit (durable observe fell from
+        // ~20k/s, p99 3 ms, to ~14k/s, p99 11 ms). A rebuild now reads a user's log entries only
+        // after a failed one (a sequence range), and the items each user observed are kept in
+        // the snapshot database's `user_item` (written with the snapshots); only the training
+        // ratings, written once, stay indexed by user.
+        migrator.registerMigration("log_without_user_index") { db in
+            try db.execute(sql: "DROP INDEX IF EXISTS observation_model_uid_seq")
+        }
         return migrator
     }
 
@@ -113,8 +122,9 @@ extension SQLiteStore {
         return migrator
     }
 
-    /// The schema of the snapshot database.
-    static var snapshotMigrator: DatabaseMigrator {
+    /// The schema of the snapshot database; `log` is the main database, read once to fill
+    /// `user_item` from the observations logged before it existed.
+    static func snapshotMigrator(log: DatabasePool) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: """
@@ -190,6 +200,26 @@ extension SQLiteStore {
                     SELECT model, version, uid, observations, running_loss, bootstrapped, seq, state FROM user_state;
                 DELETE FROM user_state;
                 """)
+        }
+        // The items each user of a model has observed (the log's, not the training ratings'),
+        // for `exclude_observed`: written by each snapshot with the users' states, so the log
+        // needs no index by user. Filled here from the log as it stands.
+        migrator.registerMigration("user_item") { db in
+            try db.execute(sql: """
+                CREATE TABLE user_item (
+                    model TEXT NOT NULL,
+                    uid TEXT NOT NULL,
+                    item TEXT NOT NULL,
+                    PRIMARY KEY (model, uid, item)
+                ) WITHOUT ROWID;
+                """)
+            let insert = try db.makeStatement(sql: "INSERT OR IGNORE INTO user_item (model, uid, item) VALUES (?, ?, ?)")
+            try log.read { source in
+                let rows = try Row.fetchCursor(source, sql: "SELECT model, uid, item FROM observation")
+                while let row = try rows.next() {
+                    try insert.execute(arguments: [row[0] as String, row[1] as String, row[2] as String])
+                }
+            }
         }
         return migrator
     }

@@ -40,8 +40,24 @@ extension SQLiteStore {
         }
     }
 
-    public func saveSnapshot(model: String, version: Int, rows: [SnapshotRow]) throws {
-        try snapshotPool.write { db in try Self.insert(rows, model: model, version: version, db) }
+    public func saveSnapshot(model: String, version: Int, rows: [SnapshotRow], observedItems: [ObservedItem]) throws {
+        try snapshotPool.write { db in
+            try Self.insert(rows, model: model, version: version, db)
+            try Self.insert(observedItems, model: model, db)
+        }
+    }
+
+    /// Records items users observed (see ``ObservedItem``), in one transaction; ones already
+    /// recorded are ignored. O(items · log n).
+    public func saveObservedItems(model: String, _ items: [ObservedItem]) throws {
+        guard !items.isEmpty else { return }
+        try snapshotPool.write { db in try Self.insert(items, model: model, db) }
+    }
+
+    private static func insert(_ items: [ObservedItem], model: String, _ db: Database) throws {
+        guard !items.isEmpty else { return }
+        let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO user_item (model, uid, item) VALUES (?, ?, ?)")
+        for i in items { try insert.execute(arguments: [model, i.uid, i.item]) }
     }
 
     /// Writes (or replaces) each row's full state in `user_ridge` and its compact twin in

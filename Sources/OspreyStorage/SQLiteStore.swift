@@ -40,7 +40,7 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
         let decisionPath = (directory as NSString).appendingPathComponent(Self.decisionFileName)
         do {
             pool = try Self.open(path, configuration, Self.migrator)
-            snapshotPool = try Self.open(snapshotPath, configuration, Self.snapshotMigrator)
+            snapshotPool = try Self.open(snapshotPath, configuration, Self.snapshotMigrator(log: pool))
             decisionPool = try Self.open(decisionPath, configuration, Self.decisionMigrator)
         } catch {
             throw StorageError(.io, "cannot open database in \(directory): \(error)")
@@ -119,34 +119,38 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
         }
     }
 
-    /// Calls `body` with user `uid`'s logged observations of `model` with sequence in
-    /// (`after`, `before`), in log order: what rebuilding one cold user replays. Uses the
-    /// (model, uid, seq) index, so it costs O(log n + the user's entries in the range).
-    public func forEachObservation(model: String, uid: String, after: Int64, before: Int64,
+    /// Calls `body` with user `uid`'s logged observations of `model` with sequence in `range`, in
+    /// log order: what rebuilding a cold user whose earlier rebuild failed replays. The log has no
+    /// index by user (it would cost every append a random B-tree leaf), so this reads every
+    /// observation of the model in the range: O(log n + the range's entries). Rare: only users
+    /// whose learning failed have entries to replay.
+    public func forEachObservation(model: String, uid: String, in range: Range<Int64>,
                                    _ body: (LoggedObservation) throws -> Void) throws {
-        // One statement: no explicit transaction, and the prepared statement is reused.
-        try pool.unsafeRead { db in
-            let statement = try db.cachedStatement(
-                sql: "SELECT seq, item, label, time FROM observation WHERE model = ? AND uid = ? AND seq > ? AND seq < ? ORDER BY seq")
-            let rows = try Row.fetchCursor(statement, arguments: [model, uid, after, before])
+        try pool.read { db in
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT seq, item, label, time, event_id FROM observation WHERE model = ? AND seq >= ? AND seq < ? AND uid = ? ORDER BY seq",
+                arguments: [model, range.lowerBound, range.upperBound, uid])
             while let row = try rows.next() {
-                let o = Observation(model: model, uid: uid, item: row[1], label: Float(row[2] as Double), time: row[3])
+                let o = Observation(model: model, uid: uid, item: row[1], label: Float(row[2] as Double), time: row[3], eventId: row[4])
                 try body(LoggedObservation(seq: row[0], observation: o))
             }
         }
     }
 
-    /// The items user `uid` has rated (the model's training ratings) or observed (the log), with
-    /// repeats: what `exclude_observed` leaves out. Two index range reads, O(log n + the user's rows).
+    /// The items user `uid` has rated (the model's training ratings) or observed (the log, as far
+    /// as the snapshots have recorded it in `user_item`), with repeats: with the observations
+    /// learned since the last snapshot, what `exclude_observed` leaves out. Two primary-key or
+    /// index range reads, O(log n + the user's rows).
     public func ratedItems(model: String, uid: String) throws -> [String] {
-        try pool.unsafeRead { db in
-            try String.fetchAll(
-                db.cachedStatement(sql: """
-                    SELECT item FROM training_rating WHERE model = ? AND uid = ?
-                    UNION ALL SELECT item FROM observation WHERE model = ? AND uid = ?
-                    """),
-                arguments: [model, uid, model, uid])
+        var items = try pool.unsafeRead { db in
+            try String.fetchAll(db.cachedStatement(sql: "SELECT item FROM training_rating WHERE model = ? AND uid = ?"),
+                                arguments: [model, uid])
         }
+        items += try snapshotPool.unsafeRead { db in
+            try String.fetchAll(db.cachedStatement(sql: "SELECT item FROM user_item WHERE model = ? AND uid = ?"),
+                                arguments: [model, uid])
+        }
+        return items
     }
 
     public func observationCount(model: String) throws -> Int {

@@ -76,22 +76,82 @@ struct TieredStoreTests {
         }
     }
 
-    /// A cold user's `exclude_observed` reads its rated items from the store.
+    /// `exclude_observed` leaves out what a user rated and observed, whether the observation is
+    /// still pending in memory, recorded by a snapshot, learned again after a kill, or from before
+    /// a retrain (whose version reflects the log up to its start).
     @Test func excludeObservedHoldsForColdUsers() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let (m, p) = try open(t, hotUsers: 0)
+        var (m, p) = try open(t, hotUsers: 0)
         let uid = t.ratings[0].uid
         let ids = try m.registry.model("demo").version.features.catalog.ids
-        try await m.observe(model: "demo", [(uid, ids[1], 5), ("stranger", ids[2], 1)])
+        var rated = Set(t.ratings.filter { $0.uid == uid }.map(\.item))
+        var strangers: Set<String> = []
+        func check(_ when: Comment) throws {
+            let top = try p.topK(model: "demo", uid: uid, k: ids.count, items: nil, excludeObserved: true).items.map(\.item)
+            #expect(Set(top) == Set(ids).subtracting(rated), when)
+            let stranger = try p.topK(model: "demo", uid: "stranger", k: ids.count, items: nil, excludeObserved: true).items.map(\.item)
+            #expect(Set(stranger) == Set(ids).subtracting(strangers), when)
+        }
+        func observe(_ n: Int) async throws {
+            try await m.observe(model: "demo", [(uid, ids[n], 5), ("stranger", ids[n + 1], 1)])
+            rated.insert(ids[n])
+            strangers.insert(ids[n + 1])
+        }
+        try await observe(1)
+        try check("pending")
         try m.snapshot()
         let users = try m.registry.model("demo").current.users
-        try users.readHot(uid) { #expect($0 == nil, "clean after the snapshot, so evicted") }
-        let rated = Set(t.ratings.filter { $0.uid == uid }.map(\.item)).union([ids[1]])
-        let top = try p.topK(model: "demo", uid: uid, k: ids.count, items: nil, excludeObserved: true).items.map(\.item)
-        #expect(Set(top) == Set(ids).subtracting(rated))
-        let stranger = try p.topK(model: "demo", uid: "stranger", k: ids.count, items: nil, excludeObserved: true).items.map(\.item)
-        #expect(Set(stranger) == Set(ids).subtracting([ids[2]]))
+        users.readHot(uid) { #expect($0 == nil, "clean after the snapshot, so evicted") }
+        try check("recorded by the snapshot")
+        let recorded = try await t.store.snapshotPool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM user_item") }
+        #expect(recorded == 2)
+        try await observe(3)
+        (m, p) = try open(t, hotUsers: 0)
+        try check("after a kill: the log past the snapshot learned again")
+        try await observe(5)
+        let id = try m.startRetrain(model: "demo")
+        #expect(try await m.wait(forJob: id, model: "demo").phase == .done)
+        try check("after a retrain")
+        (m, p) = try open(t, hotUsers: 0)
+        try check("after a kill following the retrain")
+    }
+
+    /// When a cold user's rebuild fails, its observation stays logged but unlearned: snapshots
+    /// keep their sequence below it, the user's next rebuild replays it, and so does a restart.
+    @Test func anObservationAFailedRebuildLeftIsLearnedLater() async throws {
+        let a = try TrainedStore(), b = try TrainedStore()
+        defer { a.remove(); b.remove() }
+        let (reference, pr) = try open(a, hotUsers: .max)
+        let (tiered, pt) = try open(b, hotUsers: 0)
+        let uid = "u3"
+        func both(_ batch: [(uid: String, item: String, label: Float)]) async throws {
+            try await reference.observe(model: "demo", batch)
+            try await tiered.observe(model: "demo", batch)
+        }
+        try await both([(uid, "i1", 4), ("u5", "i2", 1)])
+        try tiered.snapshot()
+        let saved = try #require(try b.store.loadUserState(model: "demo", version: 1, uid: uid))
+        // The user's row cannot be read: its next rebuild fails.
+        try await b.store.snapshotPool.write { try $0.execute(sql: "DELETE FROM user_ridge WHERE uid = ?", arguments: [uid]) }
+        try await both([(uid, "i4", 5), ("u5", "i6", 2)])
+        let failed = try b.store.lastSequence() - 1
+        let users = try tiered.registry.model("demo").current.users
+        #expect(users.earliestUnlearned == failed)
+        try tiered.snapshot()
+        #expect(try b.store.snapshotSequence(model: "demo", version: 1) < failed, "held below the unlearned observation")
+        // The row is readable again.
+        try b.store.saveSnapshot(model: "demo", version: 1, rows: [SnapshotRow(uid: uid, weights: saved.weights, seq: saved.seq)])
+        let restarted = try open(b, hotUsers: 0)
+        try expectSame(reference, pr, restarted.0, restarted.1)
+        // The live process: the next observation's rebuild replays the one left unlearned.
+        try await both([(uid, "i7", 3)])
+        #expect(users.earliestUnlearned == nil)
+        try expectSame(reference, pr, tiered, pt)
+        try tiered.snapshot()
+        #expect(try b.store.snapshotSequence(model: "demo", version: 1) > failed)
+        let again = try open(b, hotUsers: 0)
+        try expectSame(reference, pr, again.0, again.1)
     }
 
     /// A retrain installs its users cold; they rebuild from the new version's rows.
@@ -134,10 +194,10 @@ struct TieredStoreTests {
         store.finishSnapshot(store.takeChanged())
         #expect(store.hotCount == 0 && store.statistics.evictionCount == 200, "saved, and the capacity is 0")
         #expect(store.count == 200)
-        try store.read("u7") { #expect($0?.observations == 1) }
+        store.read("u7") { #expect($0?.observations == 1) }
         try learn("u7")
         #expect(store.statistics.rebuildCount == 1 && store.hotCount == 1)
-        try store.read("u7") { #expect($0?.observations == 1, "rebuilt from the stand-in state, then learned once") }
+        store.read("u7") { #expect($0?.observations == 1, "rebuilt from the stand-in state, then learned once") }
     }
 
     /// Every user's info, full ridge state and predictions agree bit for bit.

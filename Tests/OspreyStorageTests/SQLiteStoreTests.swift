@@ -96,4 +96,30 @@ struct SnapshotMigrationTests {
         #expect(try migrated.loadUserState(model: "demo", version: 1, uid: uid)?.seq == 3)
         #expect(try migrated.snapshotPool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM user_state") } == 0)
     }
+
+    /// A store whose log was indexed by user loses the index (so appends stay cheap), and the
+    /// items its users observed move to the snapshot database's `user_item`.
+    @Test func theLogsIndexByUserGivesWayToUserItems() throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let uid = t.ratings[0].uid
+        _ = try t.store.append([Observation(model: "demo", uid: uid, item: "new-item", label: 4, time: 1),
+                                Observation(model: "demo", uid: "stranger", item: "i1", label: 2, time: 2),
+                                Observation(model: "demo", uid: "stranger", item: "i1", label: 3, time: 3)])
+        // Back to the schema before: the index, no user_item.
+        try t.store.pool.write { db in
+            try db.execute(sql: "CREATE INDEX observation_model_uid_seq ON observation (model, uid, seq)")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'log_without_user_index'")
+        }
+        try t.store.snapshotPool.write { db in
+            try db.execute(sql: "DROP TABLE user_item")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'user_item'")
+        }
+        let migrated = try t.reopen()
+        let indexes = try migrated.pool.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'observation'") }
+        #expect(!indexes.contains("observation_model_uid_seq") && indexes.contains("observation_model_seq"))
+        #expect(try migrated.ratedItems(model: "demo", uid: "stranger") == ["i1"])
+        let rated = try migrated.ratedItems(model: "demo", uid: uid)
+        #expect(rated.sorted() == (t.ratings.filter { $0.uid == uid }.map(\.item) + ["new-item"]).sorted())
+    }
 }
