@@ -13,6 +13,16 @@ struct API: Sendable {
 
     typealias Handler = @Sendable (Request, BasicRequestContext) async throws -> Response
 
+    /// The `Server` header.
+    static let serverName = "osprey"
+
+    init(manager: Manager, configuration: ServerConfiguration) {
+        self.manager = manager
+        predictor = Predictor(registry: manager.registry)
+        self.configuration = configuration
+        metrics = ServerMetrics()
+    }
+
     func register(on router: Router<BasicRequestContext>) {
         router.get("/healthz", use: instrument("healthz") { _, _ in
             JSONWriter.response { $0.object { $0.field("status", "ok") } }
@@ -158,12 +168,17 @@ struct API: Sendable {
     }
 
     func predict(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let uid = try context.parameter("uid")
-        guard let item = Self.queryValue("item", in: request.uri), !item.isEmpty else {
+        let item = request.uri.query.flatMap { Self.queryValue("item", in: $0[...]) }
+        return .json(try predictAnswer(model: try context.parameter("model"), uid: try context.parameter("uid"), item: item))
+    }
+
+    /// predict's JSON answer, for the router and the event-loop fast path (``FastPathHandler``).
+    func predictAnswer(model: String, uid: String, item: String?) throws -> ByteBuffer {
+        guard let item, !item.isEmpty else {
             throw APIError.badRequest("predict needs the item as a query parameter: ?item=ITEM")
         }
-        let p = try predictor.predict(model: try context.parameter("model"), uid: uid, item: item)
-        return JSONWriter.response { w in
+        let p = try predictor.predict(model: model, uid: uid, item: item)
+        return JSONWriter.body { w in
             w.object { w in
                 w.field("uid", uid)
                 w.field("item", item)
@@ -175,7 +190,21 @@ struct API: Sendable {
 
     func topK(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let model = try context.parameter("model"), uid = try context.parameter("uid")
-        let body = try await request.decodeJSON(TopKBody.self, limit: configuration.maxBodyBytes)
+        let body = try TopKBody.decode(from: try await request.body.collect(upTo: configuration.maxBodyBytes))
+        return .json(try topKAnswer(model: model, uid: uid, body))
+    }
+
+    /// True when a top-k answer to `body` needs no read of the store: no `exclude_observed`, and
+    /// a policy that reads only `w_u` (greedy, ε-greedy), so the event-loop fast path may answer it.
+    /// - Throws: ``OspreyError`` `unknownModel`.
+    func answersFromMemory(model: String, _ body: TopKBody) throws -> Bool {
+        guard body.excludeObserved != true else { return false }
+        if body.explore == false { return true }
+        return !(try manager.registry.model(model).exploration.readsFullState)
+    }
+
+    /// topk's JSON answer, for the router and the event-loop fast path (``FastPathHandler``).
+    func topKAnswer(model: String, uid: String, _ body: TopKBody) throws -> ByteBuffer {
         let k = body.k ?? 10
         guard k >= 1, k <= configuration.maxK else {
             throw OspreyError(.invalidArgument, "k must be between 1 and \(configuration.maxK), got \(k)")
@@ -188,7 +217,7 @@ struct API: Sendable {
         case .thompson: "sampled"
         case .greedy, .epsilonGreedy: nil
         }
-        return JSONWriter.response { w in
+        return JSONWriter.body { w in
             w.object { w in
                 w.field("uid", uid)
                 w.field("version", answer.version)
@@ -298,10 +327,9 @@ extension API {
         }
     }
 
-    /// The value of query parameter `name`, percent-decoded, found without building a dictionary
-    /// of all parameters (this is on the predict path).
-    static func queryValue(_ name: String, in uri: URI) -> String? {
-        guard let query = uri.query else { return nil }
+    /// The value of query parameter `name` in a query string, percent-decoded, found without
+    /// building a dictionary of all parameters (this is on the predict path).
+    static func queryValue(_ name: String, in query: Substring) -> String? {
         for pair in query.split(separator: "&") {
             guard let equals = pair.firstIndex(of: "="), pair[..<equals] == name else { continue }
             let raw = pair[pair.index(after: equals)...]

@@ -16,9 +16,12 @@ struct APIError: HTTPResponseError {
     }
 
     static func badRequest(_ message: String) -> Self { .init(.badRequest, "bad_request", message) }
+    static let payloadTooLarge = APIError(
+        .contentTooLarge, "payload_too_large", "the request body is larger than the server's limit (--max-body-bytes)")
 
-    func response(from request: Request, context: some RequestContext) throws -> Response {
-        JSONWriter.response(status: status) { w in
+    /// The JSON body: `{"error":{"code","message"}}`.
+    var body: ByteBuffer {
+        JSONWriter.body { w in
             w.object { w in
                 w.key("error")
                 w.object { w in
@@ -27,6 +30,10 @@ struct APIError: HTTPResponseError {
                 }
             }
         }
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
 
     /// Maps any error thrown by a handler to its response.
@@ -45,7 +52,7 @@ struct APIError: HTTPResponseError {
             }
         case let e as any HTTPResponseError where e.status == .contentTooLarge:
             // NIOTooManyBytesError from collecting a body over the limit, or an HTTPError.
-            return .init(.contentTooLarge, "payload_too_large", "the request body is larger than the server's limit (--max-body-bytes)")
+            return .payloadTooLarge
         case let e as HTTPError:
             switch e.status {
             case .notFound:

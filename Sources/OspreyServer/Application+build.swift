@@ -4,21 +4,21 @@ import Logging
 import OspreyEngine
 
 /// Builds the HTTP application over a manager; the `osprey serve` command and the tests build
-/// the very same one.
+/// the very same one. With `fastPath` (the default), `predict` and in-memory `topk` requests are
+/// answered on the event loops (``FastPathHandler``) and the rest by the router.
 public func buildApplication(
     manager: Manager, configuration: ServerConfiguration = .init(), logger: Logger
 ) -> some ApplicationProtocol {
-    Application(
-        router: buildRouter(manager: manager, configuration: configuration),
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "osprey"),
-        logger: logger)
-}
-
-/// The router of the v1 API (DESIGN.md §5).
-public func buildRouter(manager: Manager, configuration: ServerConfiguration = .init()) -> Router<BasicRequestContext> {
+    let api = API(manager: manager, configuration: configuration)
     let router = Router(context: BasicRequestContext.self)
     router.middlewares.add(ErrorMiddleware())
-    let api = API(manager: manager, predictor: Predictor(registry: manager.registry), configuration: configuration, metrics: ServerMetrics())
     api.register(on: router)
-    return router
+    let predict = api.metrics.route("predict"), topK = api.metrics.route("topk")
+    let fastPath = configuration.fastPath
+    return Application(
+        router: router,
+        server: .http1(configuration: .init(additionalChannelHandlers: fastPath
+            ? [FastPathHandler(api: api, predictRoute: predict, topKRoute: topK)] : [])),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: API.serverName),
+        logger: logger)
 }

@@ -9,6 +9,13 @@ struct JSONWriter {
 
     init() { buffer = ByteBuffer() ; buffer.reserveCapacity(160) }
 
+    /// The written JSON.
+    static func body(_ build: (inout JSONWriter) -> Void) -> ByteBuffer {
+        var w = JSONWriter()
+        build(&w)
+        return w.buffer
+    }
+
     /// A 200 (or `status`) response with the written JSON body.
     static func response(status: HTTPResponse.Status = .ok, _ build: (inout JSONWriter) -> Void) -> Response {
         var w = JSONWriter()
@@ -73,7 +80,11 @@ struct JSONWriter {
 
     /// Writes `s` as a JSON string literal, escaping quotes, backslashes and control characters.
     static func writeString(_ s: String, to out: inout ByteBuffer) {
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+        let plain = s.utf8.withContiguousStorageIfAvailable { bytes in
+            for b in bytes where b < 0x20 || b == 0x22 || b == 0x5C { return false }
+            return true
+        } ?? !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C })
+        if plain {
             out.writeStaticString("\"")
             out.writeString(s)
             out.writeStaticString("\"")
@@ -102,5 +113,12 @@ struct JSONWriter {
             }
         }
         out += "\""
+    }
+}
+
+extension Response {
+    /// A 200 response with a JSON body.
+    static func json(_ body: ByteBuffer) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
 }

@@ -22,6 +22,12 @@ final class ServerMetrics: Sendable {
     }
 
     let registry = PrometheusCollectorRegistry()
+    /// Requests answered on the event loops by ``FastPathHandler`` (also counted by route).
+    let fastPath: Counter
+
+    init() {
+        fastPath = registry.makeCounter(name: "osprey_http_fast_path_requests_total")
+    }
 
     func route(_ name: String) -> Route {
         Route(

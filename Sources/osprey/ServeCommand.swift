@@ -40,6 +40,8 @@ struct ServeOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Log top-k decisions and give answers an event_id (for feedback joins and off-policy evaluation).")
     var decisionLog = true
     @Option(help: "Users per model whose full ridge state stays in memory (the hot tier; `all`: every user, no tiering). Every user's weights stay in memory regardless; a cold user's state is rebuilt from the snapshot and the log when it learns.") var hotUsers = "100000"
+    @Flag(inversion: .prefixedNo, help: "Answer predict and in-memory topk requests on the network event loops, past the router (off: every request goes through the router).")
+    var fastPath = true
     @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel = "info"
 }
 
@@ -88,7 +90,7 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
             exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog),
             hotUsers: hotUsers), logger: logger)
     let app = buildApplication(
-        manager: manager, configuration: .init(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes), logger: logger)
+        manager: manager, configuration: .init(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes, fastPath: o.fastPath), logger: logger)
     logger.info("serving \(manager.registry.all.count) model(s) from \(store.path) on http://\(o.host):\(o.port)")
     banner?("http://\(o.host):\(o.port)")
     // Services shut down in reverse order: the server drains first, then the manager snapshots.

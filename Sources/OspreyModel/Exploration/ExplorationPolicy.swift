@@ -59,6 +59,16 @@ public enum ExplorationPolicy: Sendable, Hashable, LosslessStringConvertible, Co
         }
     }
 
+    /// True when choosing under the policy needs a user's full ridge state (A⁻¹), not only `w_u`:
+    /// LinUCB's confidence bound and Thompson sampling's posterior draws.
+    public var readsFullState: Bool {
+        switch self {
+        case .greedy, .epsilonGreedy: false
+        case .linUCB(let a): a > 0
+        case .thompson(let s): s > 0
+        }
+    }
+
     /// True when the policy can show something other than the greedy ranking.
     public var explores: Bool {
         switch self {

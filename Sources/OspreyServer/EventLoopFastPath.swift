@@ -1,0 +1,204 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import NIOHTTPTypes
+
+/// Answers the hot read endpoints — `predict`, and `topk` when its answer comes from memory — on
+/// the NIO event loop that decoded the request, without the hop into Swift concurrency and the
+/// router that a route handler costs (Velox §5: the prediction path must be cheap). The answers
+/// are the router's own: the same ``API`` functions build them, the same metrics count them.
+///
+/// Everything else passes through to Hummingbird unchanged, and so does every request that
+/// arrives on a connection while an earlier one is still being answered there (this handler
+/// counts the responses it sees leaving), so a pipelining client gets its responses in order.
+/// A request with `Connection: close` passes through too (Hummingbird closes the connection).
+/// A `topk` that would read the store (`exclude_observed`, or a LinUCB or Thompson policy, which
+/// may rebuild a cold user's state) is passed on once its body is read, so no event loop blocks on
+/// disk.
+final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// The requests this handler answers.
+    enum Route {
+        case predict(model: String, uid: String, item: String?)
+        case topK(model: String, uid: String)
+    }
+
+    private enum State {
+        case idle
+        /// Reading the body of a request this handler answers.
+        case reading(HTTPRequest, Route, ByteBuffer)
+        /// Passing a request's parts on to the router.
+        case passing
+    }
+
+    private let api: API
+    private let predictRoute: ServerMetrics.Route, topKRoute: ServerMetrics.Route
+    private var state = State.idle
+    /// Requests passed to the router whose response has not ended.
+    private var routed = 0
+    /// The body being read is over the limit: it is dropped and the answer is a 413.
+    private var tooLarge = false
+    private var wroteSinceFlush = false
+    private var date = HTTPDate()
+
+    init(api: API, predictRoute: ServerMetrics.Route, topKRoute: ServerMetrics.Route) {
+        self.api = api
+        self.predictRoute = predictRoute
+        self.topKRoute = topKRoute
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (state, unwrapInboundIn(data)) {
+        case (.idle, .head(let request)):
+            if routed == 0, request.headerFields[.connection]?.lowercased() != "close", let route = Self.route(request) {
+                tooLarge = false
+                state = .reading(request, route, context.channel.allocator.buffer(capacity: 0))
+            } else {
+                routed += 1
+                state = .passing
+                context.fireChannelRead(data)
+            }
+        case (.reading(let request, let route, var body), .body(var chunk)):
+            state = .idle  // no second reference to the buffer while appending
+            if tooLarge || body.readableBytes + chunk.readableBytes > api.configuration.maxBodyBytes {
+                tooLarge = true
+                body.clear()
+            } else {
+                body.writeBuffer(&chunk)
+            }
+            state = .reading(request, route, body)
+        case (.reading(let request, let route, let body), .end):
+            state = .idle
+            answer(request, route, body: body, context: context)
+        case (.passing, .end):
+            state = .idle
+            context.fireChannelRead(data)
+        case (.passing, _):
+            context.fireChannelRead(data)
+        default:
+            // A part out of order: the router's handling reports it.
+            routed += 1
+            state = .passing
+            context.fireChannelRead(data)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if wroteSinceFlush {
+            wroteSinceFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // Only the router's responses pass here: this handler writes its own from its context,
+        // which starts past it.
+        if case .end = unwrapOutboundIn(data) { routed -= 1 }
+        context.write(data, promise: promise)
+    }
+
+    /// Answers a request this handler took, or passes it on (head, body, end) when its answer
+    /// would read the store.
+    private func answer(_ request: HTTPRequest, _ route: Route, body: ByteBuffer, context: ChannelHandlerContext) {
+        let start = ContinuousClock.now
+        var status = HTTPResponse.Status.ok
+        var out: ByteBuffer
+        do {
+            switch route {
+            case .predict(let model, let uid, let item):
+                out = try api.predictAnswer(model: model, uid: uid, item: item)
+            case .topK(let model, let uid):
+                if tooLarge { throw APIError.payloadTooLarge }
+                let query = try TopKBody.decode(from: body)
+                guard try api.answersFromMemory(model: model, query) else {
+                    pass(request, body: body, context: context)
+                    return
+                }
+                out = try api.topKAnswer(model: model, uid: uid, query)
+            }
+        } catch {
+            let e = APIError.from(error)
+            status = e.status
+            out = e.body
+        }
+        let metric = switch route {
+        case .predict: predictRoute
+        case .topK: topKRoute
+        }
+        api.metrics.record(metric, status: Int(status.code), duration: .now - start)
+        api.metrics.fastPath.increment()
+        var fields = HTTPFields()
+        fields[.contentType] = "application/json"
+        fields[.contentLength] = String(out.readableBytes)
+        fields[.date] = date.now
+        fields[.server] = API.serverName
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
+        context.write(wrapOutboundOut(.body(out)), promise: nil)
+        context.write(wrapOutboundOut(.end(nil)), promise: nil)
+        wroteSinceFlush = true
+    }
+
+    private func pass(_ request: HTTPRequest, body: ByteBuffer, context: ChannelHandlerContext) {
+        routed += 1
+        context.fireChannelRead(wrapInboundOut(.head(request)))
+        if body.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.body(body))) }
+        context.fireChannelRead(wrapInboundOut(.end(nil)))
+    }
+
+    /// The fast-path route of a request, or nil when the router must answer it. Paths:
+    /// `GET /v1/models/{model}/users/{uid}/predict?item=…`, `POST /v1/models/{model}/users/{uid}/topk`.
+    static func route(_ request: HTTPRequest) -> Route? {
+        guard let target = request.path else { return nil }
+        let (path, query) = target.utf8.firstIndex(of: UInt8(ascii: "?")).map {
+            (target[..<$0], target[target.index(after: $0)...])
+        } ?? (target[...], nil)
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 7, parts[0].isEmpty, parts[1] == "v1", parts[2] == "models", parts[4] == "users",
+              !parts[3].isEmpty, !parts[5].isEmpty,
+              let model = decoded(parts[3]), let uid = decoded(parts[5])
+        else { return nil }
+        switch (request.method, parts[6]) {
+        case (.get, "predict"):
+            return .predict(model: model, uid: uid, item: query.flatMap { API.queryValue("item", in: $0) })
+        case (.post, "topk"):
+            return .topK(model: model, uid: uid)
+        default:
+            return nil
+        }
+    }
+
+    /// A path segment, percent-decoded as the router decodes it (nil if it cannot be).
+    private static func decoded(_ segment: Substring) -> String? {
+        guard segment.utf8.contains(UInt8(ascii: "%")) else { return String(segment) }
+        return String(segment).removingPercentEncoding
+    }
+}
+
+/// The `Date` header's value (RFC 9110 IMF-fixdate), formatted at most once a second.
+struct HTTPDate {
+    private var second = -1
+    private var text = ""
+
+    var now: String {
+        mutating get {
+            var t = time(nil)
+            if t != second {
+                second = t
+                var parts = tm()
+                gmtime_r(&t, &parts)
+                let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+                let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+                func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+                text = "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+                    + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+            }
+            return text
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import Dispatch
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import OspreyEngine
+import OspreyTestSupport
+import Testing
+@testable import OspreyServer
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The event-loop fast path (``FastPathHandler``) on a live server: it answers as the router does,
+/// passes on what it must not answer, and keeps a pipelining client's responses in order.
+struct FastPathTests {
+    struct Answer: Equatable, CustomStringConvertible {
+        let status: Int
+        let contentType: String?
+        let body: String
+        var description: String { "\(status) \(contentType ?? "-") \(body)" }
+    }
+
+    /// Runs `body` with two live servers over one manager: with the fast path and without.
+    func withServers(_ body: @escaping @Sendable (_ fast: any TestClientProtocol, _ routed: any TestClientProtocol, TrainedStore) async throws -> Void) async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        // No decision log, so the same top-k request gets the same answer (no event_id).
+        let manager = try Manager(store: try t.reopen(), configuration: .init(exploration: .init(logDecisions: false)), logger: quiet)
+        let fast = buildApplication(manager: manager, configuration: .init(port: 0, maxBodyBytes: 2048), logger: quiet)
+        let routed = buildApplication(manager: manager, configuration: .init(port: 0, maxBodyBytes: 2048, fastPath: false), logger: quiet)
+        try await fast.test(.live) { f in
+            try await routed.test(.live) { r in try await body(f, r, t) }
+        }
+    }
+
+    func answer(_ client: any TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String, _ body: String?) async throws -> Answer {
+        try await client.execute(uri: uri, method: method, body: body.map { ByteBuffer(string: $0) }) { r in
+            Answer(status: Int(r.status.code), contentType: r.headers[.contentType], body: String(buffer: r.body))
+        }
+    }
+
+    func fastPathCount(_ client: any TestClientProtocol) async throws -> Int {
+        try await client.execute(uri: "/metrics", method: .get) { r in
+            let line = String(buffer: r.body).split(separator: "\n").first { $0.hasPrefix("osprey_http_fast_path_requests_total ") }
+            return line.flatMap { Int($0.split(separator: " ")[1]) } ?? -1
+        }
+    }
+
+    @Test func theFastPathAnswersAsTheRouterDoes() async throws {
+        try await withServers { fast, routed, t in
+            let uid = t.ratings[0].uid
+            let requests: [(HTTPRequest.Method, String, String?, Int)] = [
+                (.get, "/v1/models/demo/users/\(uid)/predict?item=i1", nil, 200),
+                (.get, "/v1/models/demo/users/new%20user/predict?item=i2", nil, 200),
+                (.get, "/v1/models/demo/users/\(uid)/predict", nil, 400),
+                (.get, "/v1/models/demo/users/\(uid)/predict?item=", nil, 400),
+                (.get, "/v1/models/nope/users/\(uid)/predict?item=i1", nil, 404),
+                (.get, "/v1/models/demo/users/\(uid)/predict?item=nope", nil, 404),
+                (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":3}"#, 200),
+                (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":2,"items":["i1","i2","i3","i1"],"exclude":["i2"]}"#, 200),
+                (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":5,"exclude_observed":true}"#, 200),
+                (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":0}"#, 400),
+                (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":"#, 400),
+                (.post, "/v1/models/demo/users/\(uid)/topk", "", 400),
+                (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":2,"items":["nope"]}"#, 404),
+                (.post, "/v1/models/nope/users/\(uid)/topk", #"{"k":2}"#, 404),
+                (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":2,"items":[""# + String(repeating: #""i1","#, count: 600) + #""i2"]}"#, 413),
+            ]
+            let before = try await fastPathCount(fast)
+            for (method, uri, body, status) in requests {
+                let a = try await answer(fast, method, uri, body), b = try await answer(routed, method, uri, body)
+                #expect(a == b, "\(method) \(uri)")
+                #expect(a.status == status, "\(method) \(uri): \(a)")
+            }
+            let after = try await fastPathCount(fast)
+            // All but the one with exclude_observed (passed on to the router, which reads the store).
+            #expect(after - before == requests.count - 1)
+            #expect(try await fastPathCount(routed) == 0)
+            // Both answers were counted by route, as the router counts them.
+            let metrics = try await fast.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+            #expect(metrics.contains(#"osprey_http_requests_total{route="predict",status="200"} 2"#))
+            #expect(metrics.contains(#"osprey_http_requests_total{route="topk",status="413"} 1"#))
+        }
+    }
+
+    /// Two requests sent at once on one connection: a slow one for the router, then a predict the
+    /// fast path could answer at once. The responses come back in request order.
+    @Test func aPipeliningClientGetsItsResponsesInOrder() async throws {
+        try await withServers { fast, _, t in
+            let port = try #require(fast.port)
+            let uid = t.ratings[0].uid
+            let topkBody = #"{"k":40,"exclude_observed":true}"#
+            let requests = "POST /v1/models/demo/users/\(uid)/topk HTTP/1.1\r\nHost: x\r\nContent-Length: \(topkBody.utf8.count)\r\n\r\n" + topkBody
+                + "GET /v1/models/demo HTTP/1.1\r\nHost: x\r\n\r\n"
+                + "GET /v1/models/demo/users/\(uid)/predict?item=i1 HTTP/1.1\r\nHost: x\r\n\r\n"
+            // A blocking socket, so off the concurrency pool (whose threads the server needs).
+            let reply = try await withCheckedThrowingContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(with: Result {
+                        try Self.exchange(port: port, send: requests, until: { $0.components(separatedBy: "HTTP/1.1 200").count == 4 })
+                    })
+                }
+            }
+            let topk = try #require(reply.range(of: "\"items\"")), info = try #require(reply.range(of: "\"versions\""))
+            let predict = try #require(reply.range(of: #""uid":"\#(uid)","item":"i1","score":"#))
+            #expect(topk.lowerBound < info.lowerBound && info.lowerBound < predict.lowerBound, "\(reply)")
+        }
+    }
+
+    /// Sends `text` on a fresh TCP connection to 127.0.0.1:`port` and reads until `until` holds
+    /// (at most 10 s).
+    static func exchange(port: Int, send text: String, until done: (String) -> Bool) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EIO) }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw POSIXError(.EIO) }
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while !done(String(decoding: received, as: UTF8.self)) {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else { break }
+            received += chunk[0..<n]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+}
+
+/// The direct reader of top-k bodies agrees with `JSONDecoder` on every body, and hands the
+/// unusual ones (and every malformed one) to it.
+struct TopKBodyTests {
+    @Test(arguments: [
+        #"{"k":10}"#, #"{}"#, #" { "k" : 3 , "items" : [ "i1" , 7 , "i3" ] } "#, #"{"items":[]}"#,
+        #"{"k":2,"exclude":["a b","c"],"exclude_observed":true,"explore":false}"#, #"{"explore":true,"k":1}"#,
+        #"{"k":007}"#, #"{"k":-1}"#, #"{"k":1.5}"#, #"{"k":1e2}"#, #"{"k":null}"#, #"{"k":1,"k":2}"#,
+        #"{"items":["é"]}"#, #"{"items":["a\"b"]}"#, #"{"items":["a\u0041"]}"#, #"{"other":1,"k":4}"#,
+        #"{"k":99999999999999999999}"#, #"{"k":"10"}"#, #"{"k":10"#, #"{"k":10}x"#, #"[1]"#, #"{"items":[1,]}"#,
+        #"{"exclude_observed":tru}"#, #"{"items":[12345678901234567890]}"#,
+    ])
+    func directAndJSONDecoderAgree(_ text: String) throws {
+        let buffer = ByteBuffer(string: text)
+        let expected = Result { try JSONDecoder().decode(TopKBody.self, from: Data(text.utf8)) }
+        let got = Result { try TopKBody.decode(from: buffer) }
+        switch (expected, got) {
+        case (.success(let a), .success(let b)): #expect(a == b, "\(text)")
+        case (.failure, .failure): break
+        default: Issue.record("\(text): JSONDecoder \(expected), direct \(got)")
+        }
+    }
+}
