@@ -127,6 +127,7 @@ extension Manager {
         trainer.onIteration = { [weak self] i, n in self?.update(job: id) { $0.iteration = i; $0.iterations = n } }
         trainer.isCancelled = { [weak self] in self?.cancelRequested(id) ?? true }
         let result = try trainer.train(model: model.name, number: number, parent: current.number, ratings: ratings, trainedThroughSeq: through)
+        ratings = []  // the trainer keeps its own compact copy (IDs as rows)
 
         // From here the job cannot be cancelled: a request now gets 409 (see cancel(job:model:)).
         let cancelled = jobs.withLock { state -> Bool in
@@ -138,19 +139,6 @@ extension Manager {
         }
         if cancelled { throw Trainer.Cancelled() }
         let old = model.current.users
-        var users = result.users.filter { !$0.uid.hasPrefix(Self.pastPrefix) }.map { entry in
-            (entry.uid, UserWeights(
-                ridge: entry.state, observations: counts[entry.uid] ?? 0,
-                runningLoss: old.read(entry.uid) { $0?.runningLoss }, bootstrapped: false))
-        }
-        var version = result.version
-        if users.count < result.users.count {
-            // A new user starts from the mean of today's users, not of the stand-ins' past tastes.
-            let v = version
-            version = ModelVersion(
-                model: v.model, number: v.number, createdAt: v.createdAt, features: v.features, lambda: v.lambda,
-                prior: Trainer.meanWeights(users.map(\.1.ridge), dimension: v.dimension), metadata: v.metadata, parent: v.parent)
-        }
         // The new version's snapshot says it reflects the log up to `through`, so a restart will
         // not replay what came before: the items users observed until then must be recorded.
         let observed = model.current.observed
@@ -159,28 +147,37 @@ extension Manager {
             observed.putBack(pending)
             throw error
         }
-        try store.createVersion(version, users: users, reflecting: through, trainingRatings: [], serve: false)
+        // The users' states are streamed into the snapshot store a chunk at a time (a million
+        // users' d×d states do not fit in memory); tiered, only their compact rows are kept here,
+        // and the new version's users start cold. A stand-in for a user's past ratings (see
+        // `windowed`) is not stored, and the prior averages only real users' weights.
+        let tiered = configuration.hotUsers != .max
+        var cold: [StoredWeights] = [], hot: [(uid: String, weights: UserWeights)] = []
+        let version = try store.createVersion(result, reflecting: through, trainingRatings: [], serve: false, stored: { uid, state in
+            guard !uid.hasPrefix(Self.pastPrefix) else { return nil }
+            return UserWeights(ridge: state, observations: counts[uid] ?? 0, runningLoss: old.read(uid) { $0?.runningLoss },
+                               bootstrapped: false)
+        }, each: { uid, w in
+            if tiered {
+                cold.append(StoredWeights(uid: uid, weights: Array(w.ridge.weights[0..<w.ridge.dimension]), observations: w.observations,
+                                          runningLoss: w.runningLoss, bootstrapped: w.bootstrapped, seq: through))
+            } else {
+                hot.append((uid, w))
+            }
+        })
         // The new version is held to the best standard the model has met, not only its own:
         // a retrain that did not recover (say, fitted on data still from before a drift) stays
         // subject to the next one.
         let previousBaseline = model.current.quality.baseline
-        // The new version's states are in the snapshot store now: tiered, its users start cold
-        // (w only) and are rebuilt from there when they next learn.
         let fresh = UserWeightStore(
             stride: version.features.stride, hotUsers: configuration.hotUsers,
             rebuild: ServingState.rebuilder(store: store, version: version, validation: configuration.monitor, observed: observed),
             statistics: old.statistics)
-        fresh.reserve(users: users.count)
-        for (uid, w) in users {
-            if fresh.hotUsers == .max {
-                fresh.insertHot(uid, w)
-            } else {
-                fresh.insertCold(StoredWeights(
-                    uid: uid, weights: Array(w.ridge.weights[0..<w.ridge.dimension]), observations: w.observations,
-                    runningLoss: w.runningLoss, bootstrapped: w.bootstrapped, seq: through))
-            }
-        }
-        users = []
+        fresh.reserve(users: cold.count + hot.count)
+        for row in cold { fresh.insertCold(row) }
+        for (uid, w) in hot { fresh.insertHot(uid, w) }
+        cold = []
+        hot = []
         // Everything each user ever rated (not only the possibly windowed training ratings).
         let state = ServingState(
             version: version, users: fresh, observed: observed,

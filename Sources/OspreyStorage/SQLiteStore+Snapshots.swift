@@ -6,12 +6,17 @@ import OspreyModel
 /// User-weight snapshots, in `snapshots.sqlite`.
 extension SQLiteStore {
     /// Writes a new version's initial user weights as its first snapshot at log sequence `seq`,
-    /// replacing anything left by an earlier failed attempt.
-    func saveInitialUsers(model: String, version: Int, seq: Int64, rows: [SnapshotRow]) throws {
+    /// replacing anything left by an earlier failed attempt; `rows` calls its argument with each
+    /// chunk of rows, each written in its own transaction (so no more than a chunk is held).
+    func saveInitialUsers(model: String, version: Int, seq: Int64, rows: (_ write: ([SnapshotRow]) throws -> Void) throws -> Void) throws {
         try snapshotPool.write { db in
             try db.execute(sql: "DELETE FROM user_ridge WHERE model = ? AND version = ?", arguments: [model, version])
             try db.execute(sql: "DELETE FROM user_weights WHERE model = ? AND version = ?", arguments: [model, version])
-            try Self.insert(rows, model: model, version: version, db)
+            try db.execute(sql: "DELETE FROM snapshot WHERE model = ? AND version = ?", arguments: [model, version])
+        }
+        try rows { chunk in try snapshotPool.write { db in try Self.insert(chunk, model: model, version: version, db) } }
+        // Last: a version whose snapshot row exists has all its users.
+        try snapshotPool.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO snapshot (model, version, seq) VALUES (?, ?, ?)", arguments: [model, version, seq])
         }
     }

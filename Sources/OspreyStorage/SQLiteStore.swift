@@ -191,12 +191,49 @@ public final class SQLiteStore: ObservationLog, ModelCatalog, Sendable {
 
     public func createVersion(_ version: ModelVersion, users: [(uid: String, weights: UserWeights)], reflecting seq: Int64,
                               trainingRatings: [Rating], serve: Bool) throws {
-        let metadata = String(decoding: try JSONEncoder().encode(version.metadata), as: UTF8.self)
-        let ids = try JSONEncoder().encode(version.features.catalog.ids)
         // User weights first: should the catalogue write below fail, they are orphans that the
         // next attempt at this version replaces.
-        try saveInitialUsers(model: version.model, version: version.number, seq: seq,
-                             rows: users.map { SnapshotRow(uid: $0.uid, weights: $0.weights, seq: seq) })
+        try saveInitialUsers(model: version.model, version: version.number, seq: seq) { write in
+            try write(users.map { SnapshotRow(uid: $0.uid, weights: $0.weights, seq: seq) })
+        }
+        try insertVersion(version, trainingRatings: trainingRatings, serve: serve)
+    }
+
+    /// Stores a trained version without ever holding all its users' states: each chunk of users
+    /// (``UserStates/forEachChunk(size:_:)``) is turned by `stored` into what is stored for each
+    /// user (nil: the user is not stored), written to the snapshot store (reflecting the log up
+    /// to `seq`) and handed to `each`; then the version is stored, its bootstrap prior the mean
+    /// of the stored users' weights. Returns the version as stored. O(users · d³).
+    @discardableResult
+    public func createVersion(
+        _ trained: Trainer.Result, reflecting seq: Int64, trainingRatings: [Rating], serve: Bool,
+        stored: (_ uid: String, _ state: RidgeState) -> UserWeights? = { UserWeights(ridge: $1, bootstrapped: false) },
+        each: (_ uid: String, _ weights: UserWeights) -> Void = { _, _ in }
+    ) throws -> ModelVersion {
+        var prior = PriorMean(dimension: trained.features.dimension)
+        try saveInitialUsers(model: trained.model, version: trained.number, seq: seq) { write in
+            try trained.users.forEachChunk { chunk in
+                var rows: [SnapshotRow] = []
+                rows.reserveCapacity(chunk.count)
+                for (uid, state) in chunk {
+                    guard let w = stored(uid, state) else { continue }
+                    prior.add(w.ridge)
+                    rows.append(SnapshotRow(uid: uid, weights: w, seq: seq))
+                    each(uid, w)
+                }
+                try write(rows)
+            }
+        }
+        let version = trained.version(prior: prior.mean)
+        try insertVersion(version, trainingRatings: trainingRatings, serve: serve)
+        return version
+    }
+
+    /// The version's catalogue row and training ratings, in one transaction; `serve` makes it
+    /// the model's serving version.
+    private func insertVersion(_ version: ModelVersion, trainingRatings: [Rating], serve: Bool) throws {
+        let metadata = String(decoding: try JSONEncoder().encode(version.metadata), as: UTF8.self)
+        let ids = try JSONEncoder().encode(version.features.catalog.ids)
         try pool.write { db in
             if try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM version WHERE model = ? AND number = ?",
                                 arguments: [version.model, version.number]) ?? 0 > 0 {

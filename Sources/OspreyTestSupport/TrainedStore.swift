@@ -19,9 +19,7 @@ public struct TrainedStore: Sendable {
         self.model = model
         let result = try Trainer(configuration: .init(factors: 4, lambda: 1, iterations: 5, seed: seed))
             .train(model: model, number: 1, parent: nil, ratings: self.ratings)
-        try store.createVersion(
-            result.version, users: result.users.map { ($0.uid, UserWeights(ridge: $0.state, bootstrapped: false)) },
-            reflecting: try store.lastSequence(), trainingRatings: self.ratings, serve: true)
+        try store.createVersion(result, reflecting: try store.lastSequence(), trainingRatings: self.ratings, serve: true)
     }
 
     /// Opens the same directory again, as a restarted process would.

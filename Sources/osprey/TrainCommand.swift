@@ -46,9 +46,14 @@ func train(dataDir: String, model: String, ratingsPath: String, configuration: T
     } catch let e as Trainer.ConfigurationError {
         throw ValidationError(e.description)
     }
-    try store.createVersion(
-        result.version, users: result.users.map { ($0.uid, UserWeights(ridge: $0.state, bootstrapped: false)) },
-        reflecting: try store.lastSequence(), trainingRatings: read.ratings, serve: true)
+    // Each user's ridge state is computed and stored a chunk at a time (a million users' d×d
+    // states would not fit in memory together).
+    var stored = 0
+    let total = result.users.count
+    try store.createVersion(result, reflecting: try store.lastSequence(), trainingRatings: read.ratings, serve: true, each: { _, _ in
+        stored += 1
+        if stored % 100_000 == 0, stored < total { Console.info("stored \(stored) of \(total) users' states") }
+    })
     try store.setExplorationPolicy(model: model, policy: exploration.description)
-    Console.info("stored \(model) v1 in \(store.path): \(result.users.count) users, \(result.version.features.catalog.count) items, exploration \(exploration)")
+    Console.info("stored \(model) v1 in \(store.path): \(total) users, \(result.features.catalog.count) items, exploration \(exploration)")
 }

@@ -125,9 +125,7 @@ struct CompetitionTests {
         defer { t.remove() }
         let result = try Trainer(configuration: .init(factors: 3, lambda: 1, iterations: 3, seed: 5))
             .train(model: "campaign-b", number: 1, parent: nil, ratings: t.ratings)
-        try t.store.createVersion(
-            result.version, users: result.users.map { ($0.uid, UserWeights(ridge: $0.state, bootstrapped: false)) },
-            reflecting: try t.store.lastSequence(), trainingRatings: t.ratings, serve: true)
+        try t.store.createVersion(result, reflecting: try t.store.lastSequence(), trainingRatings: t.ratings, serve: true)
         let m = try Manager(store: try t.reopen(), logger: quiet)
         let p = Predictor(registry: m.registry)
         let uid = t.ratings[0].uid

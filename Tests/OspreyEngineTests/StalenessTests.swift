@@ -17,8 +17,7 @@ struct StalenessTests {
         // baseline), then tastes change.
         let before = Array(ratings.prefix(8000)), after = Array(ratings.suffix(12000))
         let trained = try Trainer(configuration: .init(factors: 3, lambda: 1, iterations: 6)).train(model: "m", number: 1, parent: nil, ratings: before)
-        try store.createVersion(trained.version, users: trained.users.map { ($0.uid, UserWeights(ridge: $0.state, bootstrapped: false)) },
-                                reflecting: 0, trainingRatings: before, serve: true)
+        try store.createVersion(trained, reflecting: 0, trainingRatings: before, serve: true)
         let m = try Manager(store: store, configuration: .init(monitor: .init(window: 300, threshold: 1.3), autoRetrain: true, retrainWindow: 20), logger: quiet)
 
         var peak = 0.0, sawStale = false

@@ -12,7 +12,7 @@ struct TrainerTests {
         var rng = SplitMix64(seed: 4)
         var train: [Rating] = [], heldOut: [Rating] = []
         for r in all { if rng.nextUniform() < 0.1 { heldOut.append(r) } else { train.append(r) } }
-        let result = try Trainer().train(model: "m", number: 1, parent: nil, ratings: train)
+        let result = try Trainer().train(model: "m", number: 1, parent: nil, ratings: train).materialized()
         let v = result.version
         let users = Dictionary(uniqueKeysWithValues: result.users.map { ($0.uid, $0.state) })
         var sum = 0.0, n = 0
@@ -32,7 +32,8 @@ struct TrainerTests {
     /// Each user's starting ridge state is the exact ridge solution under the final features.
     @Test func userStatesAreRidgeSolutionsAndPriorIsTheirMean() throws {
         let ratings = try SyntheticRatings(.init(users: 30, items: 20, ratings: 300, dimension: 2, seed: 3)).ratings()
-        let result = try Trainer(configuration: .init(factors: 3, lambda: 2, iterations: 4)).train(model: "m", number: 1, parent: nil, ratings: ratings)
+        let trained = try Trainer(configuration: .init(factors: 3, lambda: 2, iterations: 4)).train(model: "m", number: 1, parent: nil, ratings: ratings)
+        let result = try trained.materialized()
         let v = result.version
         let d = v.dimension
         let (uid, state) = result.users[0]
@@ -48,8 +49,15 @@ struct TrainerTests {
         }
         let w = try Cholesky.solve(a, n: d, b)
         for k in 0..<d { #expect(abs(Double(state.weights[k]) - w[k]) < 1e-4) }
-        let mean = Trainer.meanWeights(result.users.map(\.state), dimension: d)
-        #expect(v.prior == mean)
+        // The mean, summed in Double in training order.
+        var sum = [Double](repeating: 0, count: d)
+        for u in result.users { for k in 0..<d { sum[k] += Double(u.state.weights[k]) } }
+        #expect(v.prior == sum.map { Float($0 / Double(result.users.count)) })
+        // Streamed in chunks of any size, the states are the same, in the same order.
+        var chunked: [(uid: String, state: RidgeState)] = []
+        try trained.users.forEachChunk(size: 7) { chunked += $0 }
+        #expect(chunked.map(\.uid) == result.users.map(\.uid))
+        #expect(chunked.map(\.state) == result.users.map(\.state))
     }
 
     @Test func rejectsBadSettings() {

@@ -98,7 +98,7 @@ public struct OnlineOfflineExperiment: Sendable {
         let (train, stream, heldOut) = Self.split(ratings)
         log("split: \(train.count) initial, \(stream.count) streamed, \(heldOut.count) held out")
         let trainer = Trainer(configuration: configuration, log: log)
-        let initial = try trainer.train(model: "evaluate", number: 1, parent: nil, ratings: train)
+        let initial = try trainer.train(model: "evaluate", number: 1, parent: nil, ratings: train).materialized()
         let v = initial.version
         let scored = heldOut.filter { v.features.catalog.row(of: $0.item) != nil }
         let trainedUsers = Dictionary(uniqueKeysWithValues: initial.users.map { ($0.uid, $0.state) })
@@ -139,7 +139,7 @@ public struct OnlineOfflineExperiment: Sendable {
         users = [:]
 
         log("full retrain on \(train.count + stream.count) ratings")
-        let retrained = try trainer.train(model: "evaluate", number: 2, parent: 1, ratings: train + stream)
+        let retrained = try trainer.train(model: "evaluate", number: 2, parent: 1, ratings: train + stream).materialized()
         let retrainUsers = Dictionary(uniqueKeysWithValues: retrained.users.map { ($0.uid, $0.state) })
         let retrainRMSE = Self.rmse(scored, features: retrained.version.features, prior: retrained.version.prior, users: retrainUsers)
         return Result(

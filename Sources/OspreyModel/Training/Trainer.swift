@@ -47,11 +47,29 @@ public struct Trainer: Sendable {
         public let description: String
     }
 
-    /// A trained version and the starting state of every user it was trained on.
+    /// A trained version, but for its bootstrap prior (the mean of the stored users' weights,
+    /// known once their states are), and the starting state of every user it was trained on.
     public struct Result: Sendable {
-        public var version: ModelVersion
-        /// Users in training order and their ridge statistics (`A = λI + Σ f fᵀ`, `b = Σ t f`).
-        public var users: [(uid: String, state: RidgeState)]
+        /// The model, the number, θ, the new-user penalty, the metadata and the parent.
+        public var model: String, number: Int, createdAt: Date, features: MaterializedFeatures, lambda: Float
+        public var metadata: TrainingMetadata, parent: Int?
+        /// Users in training order and their ridge statistics, computed a chunk at a time.
+        public var users: UserStates
+
+        /// The version with `prior` as the bootstrap prior.
+        public func version(prior: [Float]) -> ModelVersion {
+            ModelVersion(model: model, number: number, createdAt: createdAt, features: features, lambda: lambda,
+                         prior: prior, metadata: metadata, parent: parent)
+        }
+
+        /// The version, with every trained user's weights averaged as its prior, and every user's
+        /// state: for models small enough to hold them all (tests, experiments). O(users · d³).
+        public func materialized() throws -> (version: ModelVersion, users: [(uid: String, state: RidgeState)]) {
+            let users = try self.users.all()
+            var prior = PriorMean(dimension: features.dimension)
+            for u in users { prior.add(u.state) }
+            return (version(prior: prior.mean), users)
+        }
     }
 
     public var configuration: Configuration
@@ -112,19 +130,19 @@ public struct Trainer: Sendable {
         let features = MaterializedFeatures(
             dimension: factors.dimension, ids: indexed.itemIDs, table: factors.itemFeatures,
             offsets: factors.itemBiases.map { factors.mean + $0 })
-        let states = try userStates(indexed, features: features, regularization: regularization)
-        let prior = Self.meanWeights(states.map(\.state), dimension: factors.dimension)
+        let users = UserStates(
+            uids: indexed.userIDs,
+            ratings: SparseRows(rowCount: indexed.userIDs.count, rows: indexed.users, columns: indexed.items, labels: indexed.labels),
+            features: features, regularization: regularization, threads: c.threads)
         let trainingRMSE = factors.rmse(users: indexed.users, items: indexed.items, labels: indexed.labels)
         let metadata = TrainingMetadata(
             factors: c.factors, lambda: lambda, scaledLambda: regularization.scaled, lambdaSelection: selection, iterations: c.iterations, seed: c.seed,
             trainingRMSE: trainingRMSE, validationRMSE: validationRMSE, ratings: ratings.count,
             durationSeconds: Date().timeIntervalSince(start), trainedThroughSeq: trainedThroughSeq)
-        let version = ModelVersion(
-            model: model, number: number, createdAt: Date(), features: features,
-            lambda: regularization.newUserPenalty(medianRatings: indexed.medianRatingsPerUser),
-            prior: prior, metadata: metadata, parent: parent)
         log("trained \(model) v\(number): training RMSE \(String(format: "%.4f", trainingRMSE)) in \(String(format: "%.1f", metadata.durationSeconds)) s")
-        return Result(version: version, users: states)
+        return Result(model: model, number: number, createdAt: Date(), features: features,
+                      lambda: regularization.newUserPenalty(medianRatings: indexed.medianRatingsPerUser),
+                      metadata: metadata, parent: parent, users: users)
     }
 
     /// Tries each candidate λ on a split that holds out each user's latest ratings, and returns the
@@ -155,53 +173,10 @@ public struct Trainer: Sendable {
         return (best.0, best.1, "validation on each user's latest \(Int(c.validationShare * 100))% {" + record.joined(separator: ", ") + "}")
     }
 
-    /// Each user's ridge statistics under the final features. The penalty is fixed here: online
-    /// observations add only their rank-one terms, so updates stay exact Sherman–Morrison steps. O(n·D² + users·D³), on all threads.
-    func userStates(_ data: IndexedRatings, features: MaterializedFeatures, regularization: Regularization) throws -> [(uid: String, state: RidgeState)] {
-        let byUser = SparseRows(rowCount: data.userIDs.count, rows: data.users, columns: data.items, labels: data.labels)
-        let dim = features.dimension
-        let userCount = data.userIDs.count
-        let results = UnsafeMutableBufferPointer<RidgeState?>.allocate(capacity: userCount)
-        results.initialize(repeating: nil)
-        defer { results.deinitialize(); results.deallocate() }
-        nonisolated(unsafe) let out = results
-        let workers = max(1, min(configuration.threads, userCount))
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            var a = [Double](repeating: 0, count: dim * dim)
-            var b = [Double](repeating: 0, count: dim)
-            var u = worker
-            while u < userCount {
-                defer { u += workers }
-                let penalty = Double(regularization.lambda) * (regularization.scaled ? Double(byUser.count(ofRow: u)) : 1)
-                for k in 0..<a.count { a[k] = 0 }
-                for k in 0..<dim { b[k] = 0; a[k * dim + k] = penalty }
-                for e in byUser.offsets[u]..<byUser.offsets[u + 1] {
-                    features.withFeatures(item: Int(byUser.columns[e])) { f, offset in
-                        let t = Double(byUser.labels[e] - offset)
-                        for i in 0..<dim {
-                            let fi = Double(f[i])
-                            b[i] += t * fi
-                            for j in 0..<dim { a[i * dim + j] += fi * Double(f[j]) }
-                        }
-                    }
-                }
-                out[u] = try? RidgeState(gram: a, rhs: b)
-            }
-        }
-        var states: [(uid: String, state: RidgeState)] = []
-        states.reserveCapacity(userCount)
-        for u in 0..<userCount {
-            guard let s = results[u] else { throw ConfigurationError(description: "user \(data.userIDs[u])'s ridge system is singular; use a larger --lambda") }
-            states.append((data.userIDs[u], s))
-        }
-        return states
-    }
-
     /// The mean of the users' weights, the bootstrap prior for new users (Velox §5). O(users·d).
     public static func meanWeights(_ states: [RidgeState], dimension: Int) -> [Float] {
-        guard !states.isEmpty else { return [Float](repeating: 0, count: dimension) }
-        var sum = [Double](repeating: 0, count: dimension)
-        for s in states { for k in 0..<dimension { sum[k] += Double(s.weights[k]) } }
-        return sum.map { Float($0 / Double(states.count)) }
+        var mean = PriorMean(dimension: dimension)
+        for s in states { mean.add(s) }
+        return mean.mean
     }
 }
