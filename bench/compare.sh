@@ -107,6 +107,10 @@ for p in "$PORT" "$FASTAPI_PORT"; do
   echo "  :$p predict $(curl -s "http://127.0.0.1:$p/v1/models/bench/users/u1/predict?item=i7")"
 done
 
+# The export above wrote the FastAPI model's files (every user's A⁻¹, over a GB): flush them now,
+# or their writeback (and ext4's ordered-data journal commits) stalls the first durable commits
+# measured below — seen as a p99 near 200 ms in the first round's observe.
+sync
 echo "== warm-up (predict, 3 s each, not reported)"
 wrk -t1 -c32 -d3s -s "$LUA/predict.lua" "http://127.0.0.1:$PORT" >/dev/null
 wrk -t1 -c32 -d3s -s "$LUA/predict.lua" "http://127.0.0.1:$FASTAPI_PORT" >/dev/null

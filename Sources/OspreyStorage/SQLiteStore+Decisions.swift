@@ -19,12 +19,25 @@ extension SQLiteStore {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             for d in decisions {
+                // Each list encoded in one pass into its own buffer (this runs ~20,000 times a
+                // second under a top-k load, on the same two cores as the requests).
+                var ids = Data(), scores = Data(), exploring = Data(), propensities = Data(), explored = Data()
+                ids.reserveCapacity(d.items.count * 8)
+                scores.reserveCapacity(d.items.count * 4)
+                exploring.reserveCapacity(d.items.count * 4)
+                propensities.reserveCapacity(d.items.count * 8)
+                explored.reserveCapacity(d.items.count)
+                for (n, shown) in d.items.enumerated() {
+                    if n > 0 { ids.append(0) }
+                    ids.append(contentsOf: shown.item.utf8)
+                    Self.append(shown.score, to: &scores)
+                    Self.append(shown.exploring ?? .nan, to: &exploring)
+                    withUnsafeBytes(of: (shown.propensity ?? .nan).bitPattern.littleEndian) { propensities.append(contentsOf: $0) }
+                    explored.append(shown.explored ? 1 : 0)
+                }
                 try insert.execute(arguments: [
                     d.eventId, d.model, d.version, d.uid, d.policy, d.time,
-                    Self.joined(d.items.map(\.item)), Self.data(d.items.map(\.score)),
-                    Self.data(d.items.map { $0.exploring ?? .nan }),
-                    d.items.map { $0.propensity ?? .nan }.withUnsafeBytes { Data($0) },
-                    Data(d.items.map { $0.explored ? 1 : 0 }), d.candidates.map(Self.joined),
+                    ids, scores, exploring, propensities, explored, d.candidates.map(Self.joined),
                 ])
             }
         }
@@ -109,6 +122,10 @@ extension SQLiteStore {
     }
 
     private static func joined(_ ids: [String]) -> Data { Data(ids.joined(separator: "\0").utf8) }
+
+    private static func append(_ value: Float, to data: inout Data) {
+        withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) }
+    }
 
     private static func split(_ data: Data) -> [String] {
         data.isEmpty ? [] : data.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
