@@ -19,25 +19,28 @@ extension SQLiteStore {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             for d in decisions {
-                // Each list encoded in one pass into its own buffer (this runs ~20,000 times a
-                // second under a top-k load, on the same two cores as the requests).
-                var ids = Data(), scores = Data(), exploring = Data(), propensities = Data(), explored = Data()
-                ids.reserveCapacity(d.items.count * 8)
-                scores.reserveCapacity(d.items.count * 4)
-                exploring.reserveCapacity(d.items.count * 4)
-                propensities.reserveCapacity(d.items.count * 8)
-                explored.reserveCapacity(d.items.count)
-                for (n, shown) in d.items.enumerated() {
-                    if n > 0 { ids.append(0) }
+                // Each list gathered in one pass into plain arrays, then copied once into its blob
+                // (this runs ~20,000 times a second under a top-k load, on the same two cores as
+                // the requests; appending to `Data` piece by piece cost more than the insert).
+                let n = d.items.count
+                var ids: [UInt8] = [], scores: [Float] = [], exploring: [Float] = [], propensities: [Double] = [], explored: [UInt8] = []
+                ids.reserveCapacity(n * 8)
+                scores.reserveCapacity(n)
+                exploring.reserveCapacity(n)
+                propensities.reserveCapacity(n)
+                explored.reserveCapacity(n)
+                for (i, shown) in d.items.enumerated() {
+                    if i > 0 { ids.append(0) }
                     ids.append(contentsOf: shown.item.utf8)
-                    Self.append(shown.score, to: &scores)
-                    Self.append(shown.exploring ?? .nan, to: &exploring)
-                    withUnsafeBytes(of: (shown.propensity ?? .nan).bitPattern.littleEndian) { propensities.append(contentsOf: $0) }
+                    scores.append(shown.score)
+                    exploring.append(shown.exploring ?? .nan)
+                    propensities.append(shown.propensity ?? .nan)
                     explored.append(shown.explored ? 1 : 0)
                 }
                 try insert.execute(arguments: [
                     d.eventId, d.model, d.version, d.uid, d.policy, d.time,
-                    ids, scores, exploring, propensities, explored, d.candidates.map(Self.joined),
+                    Data(ids), Self.data(scores), Self.data(exploring), propensities.withUnsafeBytes { Data($0) }, Data(explored),
+                    d.candidates.map(Self.joined),
                 ])
             }
         }
@@ -123,9 +126,6 @@ extension SQLiteStore {
 
     private static func joined(_ ids: [String]) -> Data { Data(ids.joined(separator: "\0").utf8) }
 
-    private static func append(_ value: Float, to data: inout Data) {
-        withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) }
-    }
 
     private static func split(_ data: Data) -> [String] {
         data.isEmpty ? [] : data.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
