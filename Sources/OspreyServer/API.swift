@@ -241,7 +241,7 @@ struct API: Sendable {
 
     func observe(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let model = try context.parameter("model"), uid = try context.parameter("uid")
-        let body = try await request.decodeJSON(ObserveBody.self, limit: configuration.maxBodyBytes)
+        let body = try ObserveBody.decode(from: try await request.body.collect(upTo: configuration.maxBodyBytes))
         guard let label = body.label.finiteLabel else { throw OspreyError(.invalidArgument, "label must be a finite number") }
         let version = try await manager.observe(
             model: model, [Manager.Feedback(uid: uid, item: body.item.value, label: label, eventId: body.eventId)])

@@ -21,7 +21,7 @@ struct WireID: Decodable, Equatable {
     }
 }
 
-struct ObserveBody: Decodable {
+struct ObserveBody: Decodable, Equatable {
     let item: WireID
     let label: Double
     let eventId: String?
@@ -29,6 +29,24 @@ struct ObserveBody: Decodable {
     enum CodingKeys: String, CodingKey {
         case item, label
         case eventId = "event_id"
+    }
+
+    init(item: WireID, label: Double, eventId: String?) {
+        self.item = item
+        self.label = label
+        self.eventId = eventId
+    }
+
+    /// Decodes an observe body as ``TopKBody/decode(from:)`` decodes a top-k one: the plain shapes
+    /// directly (a label with an optional sign and fraction, no exponent), the rest with `JSONDecoder`.
+    /// - Throws: 400 for an empty body or malformed JSON.
+    static func decode(from buffer: ByteBuffer) throws -> ObserveBody {
+        let direct = buffer.readableBytesView.withContiguousStorageIfAvailable { bytes in
+            var reader = PlainReader(bytes: bytes)
+            return reader.observe()
+        }
+        if let body = direct ?? nil { return body }
+        return try API.decodeJSON(ObserveBody.self, from: buffer)
     }
 }
 
@@ -146,6 +164,52 @@ private struct PlainReader {
         return TopKBody(k: k, items: items, exclude: exclude, excludeObserved: excludeObserved, explore: explore)
     }
 
+    mutating func observe() -> ObserveBody? {
+        var item: WireID?, label: Double?, eventId: String?
+        guard take(UInt8(ascii: "{")), !take(UInt8(ascii: "}")) else { return nil }
+        repeat {
+            guard let key = string(), take(UInt8(ascii: ":")) else { return nil }
+            switch key {
+            case "item" where item == nil: guard let v = id() else { return nil }; item = v
+            case "label" where label == nil: guard let v = decimal() else { return nil }; label = v
+            case "event_id" where eventId == nil: guard let v = string() else { return nil }; eventId = v
+            default: return nil
+            }
+        } while take(UInt8(ascii: ","))
+        guard take(UInt8(ascii: "}")), let item, let label else { return nil }
+        skipSpace()
+        guard i == bytes.count else { return nil }
+        return ObserveBody(item: item, label: label, eventId: eventId)
+    }
+
+    /// A number with an optional minus sign and fraction, no exponent, at most 30 characters.
+    mutating func decimal() -> Double? {
+        skipSpace()
+        let start = i
+        if i < bytes.count, bytes[i] == UInt8(ascii: "-") { i += 1 }
+        let digitsStart = i
+        while i < bytes.count, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9") { i += 1 }
+        let whole = i - digitsStart
+        guard whole > 0, whole == 1 || bytes[digitsStart] != UInt8(ascii: "0") else { return nil }
+        if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
+            i += 1
+            let fractionStart = i
+            while i < bytes.count, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9") { i += 1 }
+            guard i > fractionStart else { return nil }
+        }
+        if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") { return nil }
+        guard i - start <= 30 else { return nil }
+        return Double(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
+    }
+
+    /// An id: a string, or an integer read as its decimal string.
+    mutating func id() -> WireID? {
+        skipSpace()
+        guard i < bytes.count else { return nil }
+        if bytes[i] == UInt8(ascii: "\"") { return string().map(WireID.init) }
+        return digits().map { WireID(String($0)) }
+    }
+
     mutating func skipSpace() {
         while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
     }
@@ -205,15 +269,8 @@ private struct PlainReader {
         var out: [WireID] = []
         if take(UInt8(ascii: "]")) { return out }
         repeat {
-            skipSpace()
-            guard i < bytes.count else { return nil }
-            if bytes[i] == UInt8(ascii: "\"") {
-                guard let s = string() else { return nil }
-                out.append(WireID(s))
-            } else {
-                guard let d = digits() else { return nil }
-                out.append(WireID(String(d)))
-            }
+            guard let id = id() else { return nil }
+            out.append(id)
         } while take(UInt8(ascii: ","))
         return take(UInt8(ascii: "]")) ? out : nil
     }

@@ -136,9 +136,9 @@ struct FastPathTests {
     }
 }
 
-/// The direct reader of top-k bodies agrees with `JSONDecoder` on every body, and hands the
-/// unusual ones (and every malformed one) to it.
-struct TopKBodyTests {
+/// The direct reader of top-k and observe bodies agrees with `JSONDecoder` on every body, and
+/// hands the unusual ones (and every malformed one) to it.
+struct DirectReaderTests {
     @Test(arguments: [
         #"{"k":10}"#, #"{}"#, #" { "k" : 3 , "items" : [ "i1" , 7 , "i3" ] } "#, #"{"items":[]}"#,
         #"{"k":2,"exclude":["a b","c"],"exclude_observed":true,"explore":false}"#, #"{"explore":true,"k":1}"#,
@@ -153,6 +153,24 @@ struct TopKBodyTests {
         let got = Result { try TopKBody.decode(from: buffer) }
         switch (expected, got) {
         case (.success(let a), .success(let b)): #expect(a == b, "\(text)")
+        case (.failure, .failure): break
+        default: Issue.record("\(text): JSONDecoder \(expected), direct \(got)")
+        }
+    }
+
+    @Test(arguments: [
+        #"{"item":"i1","label":4}"#, #"{"label":4.5,"item":"i1"}"#, #" {"item" : 17 , "label" : -0.25 , "event_id" : "e-1"} "#,
+        #"{"item":"i1","label":-0}"#, #"{"item":"i1","label":1e2}"#, #"{"item":"i1","label":01}"#, #"{"item":"i1","label":1.}"#,
+        #"{"item":"i1","label":.5}"#, #"{"item":"i1"}"#, #"{"label":3}"#, #"{}"#, #"{"item":"i1","label":3,"event_id":null}"#,
+        #"{"item":"i1","label":3,"event_id":7}"#, #"{"item":-5,"label":3}"#, #"{"item":"i1","label":"3"}"#,
+        #"{"item":"i1","label":3,"item":"i2"}"#, #"{"item":"i1","label":0.1000000000000000055511151231257827}"#,
+        #"{"item":"i1","label":3}x"#, #"{"item":"i\u0031","label":3}"#, #"{"item":"i1","label":3,}"#,
+    ])
+    func observeBodiesAgree(_ text: String) throws {
+        let expected = Result { try JSONDecoder().decode(ObserveBody.self, from: Data(text.utf8)) }
+        let got = Result { try ObserveBody.decode(from: ByteBuffer(string: text)) }
+        switch (expected, got) {
+        case (.success(let a), .success(let b)): #expect(a == b && a.label.sign == b.label.sign, "\(text)")
         case (.failure, .failure): break
         default: Issue.record("\(text): JSONDecoder \(expected), direct \(got)")
         }
