@@ -4,7 +4,8 @@
 # 100000, the whole log and the initial ratings, the new version installed cold), each timed with
 # its peak RSS (/usr/bin/time). Users' ridge states are streamed to the store a chunk at a time.
 # Baseline in the same run, at BASE_USERS users: the release before streaming (BASE_BINARY, built
-# from commit 9a9c0b8, which held every user's state in memory), and this one.
+# from commit 9a9c0b8, which held every user's state in memory; skipped when absent), and this one:
+#   git worktree add /tmp/osprey-stream-base 9a9c0b8 && (cd /tmp/osprey-stream-base && swift build -c release --product osprey)
 #
 # Usage: bench/train-1m.sh   (env: USERS=1000000 RATINGS_PER_USER=5 ITEMS=10000 DIM=50 ITERATIONS=3
 #                             BASE_USERS=100000 BASE_BINARY=/tmp/osprey-stream-base/.build/release/osprey
