@@ -31,11 +31,12 @@ public final class ServingState: Sendable {
         self.monitor = Mutex(QualityMonitor(configuration: monitor, baseline: baseline))
     }
 
-    /// The rows of this version's catalogue that `uid` has rated or observed, ascending.
+    /// The rows of this version's catalogue that `uid` has rated or observed, each once, in no
+    /// particular order.
     /// - Throws: what the store's read throws.
     public func observedRows(of uid: String) throws -> [Int] {
         let catalog = version.features.catalog
-        return try observed.items(of: uid).compactMap { catalog.row(of: $0) }.sorted()
+        return try observed.items(of: uid).compactMap { catalog.row(of: $0) }
     }
 
     /// The quality monitor's state now.

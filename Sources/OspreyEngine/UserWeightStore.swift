@@ -195,9 +195,9 @@ public final class UserWeightStore: Sendable {
     public let hotUsers: Int
     /// Counters (rebuilds, evictions), shared with the model's next states.
     public let statistics: Statistics
-    private let perStripe: Int
+    let perStripe: Int
     private let rebuild: Rebuild?
-    private let stripes = StripedLocks { Stripe() }
+    let stripes = StripedLocks { Stripe() }
 
     /// An empty store for weights padded to `stride`. Without `rebuild` nothing is ever evicted
     /// (every user stays hot, whatever `hotUsers` says).
@@ -351,59 +351,10 @@ public final class UserWeightStore: Sendable {
         return n
     }
 
-    /// The sequence of the earliest observation a failed rebuild left unlearned (nil: none). A
-    /// snapshot must not record its sequence as reached. O(stripes + such users).
-    public var earliestUnlearned: Int64? {
-        var earliest: Int64?
-        stripes.forEach { st in
-            if let m = st.unlearned.values.min() { earliest = min(earliest ?? m, m) }
-        }
-        return earliest
-    }
-
     /// The number of users whose full state is in memory. O(stripes).
     public var hotCount: Int {
         var n = 0
         stripes.forEach { n += $0.hot.count }
         return n
-    }
-
-    /// Takes the ids of the users changed since the last call; they stay hot until
-    /// ``finishSnapshot(_:)`` (or ``markChanged(_:)`` when saving them failed). O(changed).
-    public func takeChanged() -> [String] {
-        var out: [String] = []
-        stripes.forEach { st in
-            for slot in st.dirty { out.append(st.uids[Int(slot)]) }
-            st.saving.formUnion(st.dirty)
-            st.dirty.removeAll(keepingCapacity: true)
-        }
-        return out
-    }
-
-    /// Records that the snapshot store now holds these users' states: unless changed again
-    /// since, they are clean and may be evicted (which happens here for stripes over capacity).
-    public func finishSnapshot(_ uids: some Sequence<String>) {
-        var evicted = 0
-        for uid in uids {
-            evicted += stripes.withLock(uid) { st -> Int in
-                guard let slot = st.slots[uid], st.saving.remove(slot) != nil else { return 0 }
-                if !st.dirty.contains(slot), st.hot[slot] != nil { st.cleanHot += 1 }
-                return st.evict(limit: perStripe)
-            }
-        }
-        if evicted > 0 { statistics.evictions.add(evicted, ordering: .relaxed) }
-    }
-
-    /// Marks users changed again (after a snapshot of them failed to save).
-    public func markChanged(_ uids: some Sequence<String>) {
-        for uid in uids {
-            stripes.withLock(uid) { st in
-                guard let slot = st.slots[uid] else { return }
-                let wasClean = st.hot[slot] != nil && st.isClean(slot)
-                st.saving.remove(slot)
-                st.dirty.insert(slot)
-                if wasClean { st.cleanHot -= 1 }
-            }
-        }
     }
 }
