@@ -17,9 +17,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
+        .target(name: "COspreyKernels"),
         .target(
             name: "OspreyMath",
-            dependencies: [.product(name: "RealModule", package: "swift-numerics")]
+            dependencies: ["COspreyKernels", .product(name: "RealModule", package: "swift-numerics")]
         ),
         .target(
             name: "OspreyModel",

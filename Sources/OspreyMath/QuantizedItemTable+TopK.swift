@@ -13,7 +13,12 @@ extension QuantizedItemTable {
     /// Cost: O(items · d) reading d + 12 bytes per item, plus O(c · (d + log k)) for c candidates
     /// (typically k plus a few; up to every item when scores tie within the bound or k ≥ items),
     /// plus O(e) for e excluded rows. A non-finite query takes the exact O(items · d) scan.
-    public func selectTopK(query: UnsafePointer<Float>, excluding excluded: [Int], into selector: inout TopKSelector) {
+    /// `kernel` chooses the instruction set of the integer scan (all give the same answer; the
+    /// default is the widest this CPU has).
+    public func selectTopK(
+        query: UnsafePointer<Float>, excluding excluded: [Int], into selector: inout TopKSelector,
+        kernel: Int8Kernels.Level = .best
+    ) {
         guard rows > 0 else { return }
         let d = dimension
         var norm2 = 0.0
@@ -53,14 +58,14 @@ extension QuantizedItemTable {
             }
             scan(query: query, queryPairs: queryPairs, lowBias: Int32(truncatingIfNeeded: 128 * levelSum),
                  step: step, norm: Self.roundedUp(norm),
-                 excluding: excluded, into: &selector)
+                 excluding: excluded, into: &selector, kernel: kernel)
         }
     }
 
     /// The bounded scan of ``selectTopK(query:excluding:into:)`` once the query is quantized.
     @inline(__always)
     func scan(query: UnsafePointer<Float>, queryPairs: UnsafePointer<SIMD8<Int16>>, lowBias: Int32, step: Float, norm: Float,
-              excluding excluded: [Int], into selector: inout TopKSelector) {
+              excluding excluded: [Int], into selector: inout TopKSelector, kernel: Int8Kernels.Level) {
         let k = selector.k
         var lowerBounds = TopKSelector(k: k)
         var bound = -Float.infinity  // the k-th best lower bound so far
@@ -69,38 +74,38 @@ extension QuantizedItemTable {
         var nextExcluded = 0
         let blockCount = (rows + 7) / 8
         let pairs = self.pairs, blockBytes = self.blockBytes
-        let stepV = SIMD4<Float>(repeating: step), normV = SIMD4<Float>(repeating: norm)
-        let slackV = SIMD4<Float>(repeating: slack)
         blocks.withUnsafeBytes { raw in
             let base = raw.baseAddress!
-            for b in 0..<blockCount {
-                let header = base + b * blockBytes
-                let dots = Int8Kernels.dotBlock(
-                    header + Self.headerBytes, queryPairs: queryPairs, pairs: pairs, lowBias: lowBias)
-                let scaleLow = header.loadUnaligned(fromByteOffset: 0, as: SIMD4<Float>.self)
-                let scaleHigh = header.loadUnaligned(fromByteOffset: 16, as: SIMD4<Float>.self)
-                let radiusLow = header.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self)
-                let radiusHigh = header.loadUnaligned(fromByteOffset: 48, as: SIMD4<Float>.self)
-                let offsetLow = header.loadUnaligned(fromByteOffset: 64, as: SIMD4<Float>.self)
-                let offsetHigh = header.loadUnaligned(fromByteOffset: 80, as: SIMD4<Float>.self)
-                let approxLow = offsetLow + (SIMD4<Float>(dots.low) * scaleLow) * stepV
-                let approxHigh = offsetHigh + (SIMD4<Float>(dots.high) * scaleHigh) * stepV
-                let errorLow = normV * radiusLow + slackV
-                let errorHigh = normV * radiusHigh + slackV
-                let upperLow = approxLow + errorLow, upperHigh = approxHigh + errorHigh
-                let boundV = SIMD4<Float>(repeating: bound)
-                // NaN (padding, exact rows) compares false.
-                guard any((upperLow .>= boundV) .| (upperHigh .>= boundV)) else { continue }
-                let lowerLow = approxLow - errorLow, lowerHigh = approxHigh - errorHigh
-                for lane in 0..<8 {
-                    let upper = lane < 4 ? upperLow[lane] : upperHigh[lane - 4]
-                    guard upper >= bound else { continue }
-                    let row = b * 8 + lane
-                    while nextExcluded < excluded.count && excluded[nextExcluded] < row { nextExcluded += 1 }
-                    if nextExcluded < excluded.count && excluded[nextExcluded] == row { continue }
-                    candidates.append(ScoredIndex(index: row, score: upper))
-                    lowerBounds.offer(index: row, score: lane < 4 ? lowerLow[lane] : lowerHigh[lane - 4])
-                    bound = lowerBounds.threshold
+            // Bounds for a chunk of blocks at a time (8 KB, stays in L1), then the candidates.
+            let chunk = 128
+            withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 2 * chunk) { buffer in
+                let upper = buffer.baseAddress!, lower = upper + chunk
+                var first = 0
+                while first < blockCount {
+                    let count = min(chunk, blockCount - first)
+                    upper.withMemoryRebound(to: Float.self, capacity: 8 * count) { u in
+                        lower.withMemoryRebound(to: Float.self, capacity: 8 * count) { l in
+                            Int8Kernels.blockBounds(
+                                level: kernel, blocks: base + first * blockBytes, blockBytes: blockBytes,
+                                blockCount: count, queryPairs: queryPairs, pairs: pairs, lowBias: lowBias,
+                                step: step, norm: norm, slack: slack, upper: u, lower: l)
+                        }
+                    }
+                    for i in 0..<count {
+                        let uppers = upper[i]
+                        // NaN (padding, exact rows) compares false.
+                        guard any(uppers .>= SIMD8<Float>(repeating: bound)) else { continue }
+                        let lowers = lower[i]
+                        for lane in 0..<8 where uppers[lane] >= bound {
+                            let row = (first + i) * 8 + lane
+                            while nextExcluded < excluded.count && excluded[nextExcluded] < row { nextExcluded += 1 }
+                            if nextExcluded < excluded.count && excluded[nextExcluded] == row { continue }
+                            candidates.append(ScoredIndex(index: row, score: uppers[lane]))
+                            lowerBounds.offer(index: row, score: lowers[lane])
+                            bound = lowerBounds.threshold
+                        }
+                    }
+                    first += count
                 }
             }
         }

@@ -10,7 +10,7 @@
 ///
 /// Layout: blocks of 8 items. Each block is a 96-byte header (8 `Float` scales, 8 radii, 8
 /// offsets; NaN offset for padding and exactly-scanned rows) followed by `pairs` groups of 16
-/// bytes (see ``Int8Kernels/dotBlock(_:queryPairs:pairs:)``), one sequential stream. Item `i`
+/// bytes (see ``Int8Kernels/blockDots(level:blocks:blockBytes:headerBytes:blockCount:queryPairs:pairs:lowBias:out:)``), one sequential stream. Item `i`
 /// stores `x̃ = round(x / sᵢ)` with `sᵢ = max|x|/127`.
 ///
 /// Error bound (Q = ‖q‖₂, nᵢ = ‖xᵢ‖₂, rᵢ = ‖xᵢ − sᵢx̃ᵢ‖₂, the query quantized with step σ to q̃,
@@ -139,7 +139,7 @@ public struct QuantizedItemTable: Sendable {
                     residual2 += e * e
                     let (p, c) = (k / 2, k % 2)
                     let at = block + Self.headerBytes + p * 16 + 2 * (2 * (lane % 4) + c) + lane / 4
-                    // Low-byte items (lanes 0–3) are stored plus 128, see Int8Kernels.dotBlock.
+                    // Low-byte items (lanes 0–3) are stored plus 128, see Int8Kernels.blockDots.
                     raw.storeBytes(of: UInt8(truncatingIfNeeded: Int(level) + (lane < 4 ? 128 : 0)), toByteOffset: at, as: UInt8.self)
                 }
                 let residual = residual2.squareRoot()

@@ -109,9 +109,9 @@ enum Figure3 {
 
     /// Top-k with the quantized scan and exact rescoring of the candidates.
     @inline(__always)
-    static func quantizedTopK(_ data: Data, query: UnsafePointer<Float>) -> [ScoredIndex] {
+    static func quantizedTopK(_ data: Data, query: UnsafePointer<Float>, kernel: Int8Kernels.Level = .best) -> [ScoredIndex] {
         var selector = TopKSelector(k: k)
-        data.quantized.selectTopK(query: query, excluding: [], into: &selector)
+        data.quantized.selectTopK(query: query, excluding: [], into: &selector, kernel: kernel)
         return selector.sorted()
     }
 
@@ -213,6 +213,40 @@ enum Figure3 {
             agrees: agrees, quantizedAgrees: quantizedAgrees,
             blockedBytesPerItem: Double((data.blocked.count + data.blockedBias.count) * 4) / Double(n),
             quantizedBytesPerItem: Double(data.quantized.byteCount) / Double(n))
+    }
+}
+
+extension Figure3 {
+    /// The quantized top-10 at one width of the integer kernel (`Int8Kernels.Level`).
+    struct KernelWidth {
+        let d: Int, n: Int
+        let level: Int8Kernels.Level
+        let benchmark: Benchmark
+        /// The answer equals the widest level's for every query (items and score bits).
+        let agrees: Bool
+    }
+
+    /// The quantized top-10 at every kernel width this machine runs, on the data of `make(d:n:)`.
+    static func kernelWidths(d: Int, n: Int) -> [KernelWidth] {
+        let data = Data(d: d, n: n, seed: 0xF16_3000 &+ UInt64(d * 1_000_003 + n))
+        let s = data.stride
+        let references = (0..<queryCount).map { quantizedTopK(data, query: UnsafePointer(data.queries + $0 * s)) }
+        var next = 0
+        return Int8Kernels.Level.supported.map { level in
+            let agrees = (0..<queryCount).allSatisfy {
+                quantizedTopK(data, query: UnsafePointer(data.queries + $0 * s), kernel: level) == references[$0]
+            }
+            let benchmark = Benchmark("figure 3 d=\(d) n=\(n) quantized top-10, \(level)") { reps in
+                var acc: Float = 0
+                for _ in 0..<reps {
+                    let qp = UnsafePointer(data.queries + (next & (queryCount - 1)) * s)
+                    next &+= 1
+                    acc += quantizedTopK(data, query: qp, kernel: level)[0].score
+                }
+                consume(acc)
+            }
+            return KernelWidth(d: d, n: n, level: level, benchmark: benchmark, agrees: agrees)
+        }
     }
 }
 

@@ -192,48 +192,102 @@ struct QuantizedItemTableTests {
         }
     }
 
-    /// The integer kernel equals a scalar integer dot product for each item of a block, also at
-    /// the extremes (levels ±127, query levels ±32767) where intermediate sums wrap.
+    /// The integer kernel, at every width this machine runs, equals a scalar integer dot product
+    /// for each item of every block, also at the extremes (levels ±127, query levels ±32767) where
+    /// intermediate sums wrap, and for pair counts that leave every remainder of the wide loops.
     @Test(arguments: [false, true])
-    func dotBlockMatchesScalar(extremes: Bool) {
+    func blockDotsMatchScalar(extremes: Bool) {
         var rng = SplitMix64(seed: extremes ? 22 : 21)
-        let pairs = extremes ? 60 : 5
-        var levels = [[Int]](repeating: [], count: 8)  // per item, per dimension
-        for item in 0..<8 {
-            levels[item] = (0..<(2 * pairs)).map { _ in extremes ? (rng.next() % 2 == 0 ? 127 : -127) : Int(rng.next() % 255) - 127 }
-        }
-        let q = (0..<(2 * pairs)).map { k in
-            extremes ? Int16(k % 3 == 0 ? -32_767 : 32_767) : Int16(truncatingIfNeeded: Int(rng.next() % 65_535) - 32_767)
-        }
-        var bytes = [UInt8](repeating: 0, count: pairs * 16)
-        for item in 0..<8 {
-            for k in 0..<(2 * pairs) {
-                let at = (k / 2) * 16 + 2 * (2 * (item % 4) + k % 2) + item / 4
-                bytes[at] = UInt8(truncatingIfNeeded: levels[item][k] + (item < 4 ? 128 : 0))
+        for pairs in [1, 2, 3, 4, 5, 7, 8, 25, 60] {
+            let blockCount = 3, headerBytes = 96
+            let blockBytes = headerBytes + 16 * pairs
+            var levels = [[Int]](repeating: [], count: 8 * blockCount)  // per item, per dimension
+            for item in levels.indices {
+                levels[item] = (0..<(2 * pairs)).map { _ in
+                    extremes ? (rng.next() % 2 == 0 ? 127 : -127) : Int(rng.next() % 255) - 127
+                }
             }
-        }
-        let queryPairs = (0..<pairs).map { p in SIMD8<Int16>(q[2 * p], q[2 * p + 1], q[2 * p], q[2 * p + 1], q[2 * p], q[2 * p + 1], q[2 * p], q[2 * p + 1]) }
-        let lowBias = Int32(truncatingIfNeeded: 128 * q.reduce(0) { $0 + Int($1) })
-        let dots = bytes.withUnsafeBytes { b in
-            queryPairs.withUnsafeBufferPointer { Int8Kernels.dotBlock(b.baseAddress!, queryPairs: $0.baseAddress!, pairs: pairs, lowBias: lowBias) }
-        }
-        for item in 0..<8 {
-            var expected = 0
-            for k in 0..<(2 * pairs) { expected += levels[item][k] * Int(q[k]) }
-            #expect(Int(item < 4 ? dots.low[item] : dots.high[item - 4]) == expected)
+            let q = (0..<(2 * pairs)).map { k in
+                extremes ? Int16(k % 3 == 0 ? -32_767 : 32_767) : Int16(truncatingIfNeeded: Int(rng.next() % 65_535) - 32_767)
+            }
+            // Headers: 8 scales, 8 radii, 8 offsets per block (one offset NaN, as for padding).
+            var bytes = [UInt8](repeating: 0, count: blockCount * blockBytes)
+            var header = [Float](repeating: 0, count: 24 * blockCount)
+            for i in header.indices { header[i] = i % 24 == 23 ? .nan : Float(rng.nextGaussian()) }
+            for b in 0..<blockCount {
+                header[(24 * b)..<(24 * b + 24)].withUnsafeBytes { h in
+                    for j in 0..<headerBytes { bytes[b * blockBytes + j] = h[j] }
+                }
+            }
+            let (step, norm, slack): (Float, Float, Float) = (0.0123, 3.5, 1e-6)
+            for item in levels.indices {
+                let block = item / 8, lane = item % 8
+                for k in 0..<(2 * pairs) {
+                    let at = block * blockBytes + headerBytes + (k / 2) * 16 + 2 * (2 * (lane % 4) + k % 2) + lane / 4
+                    bytes[at] = UInt8(truncatingIfNeeded: levels[item][k] + (lane < 4 ? 128 : 0))
+                }
+            }
+            let queryPairs = (0..<pairs).map { p in
+                SIMD8<Int16>(q[2 * p], q[2 * p + 1], q[2 * p], q[2 * p + 1], q[2 * p], q[2 * p + 1], q[2 * p], q[2 * p + 1])
+            }
+            let lowBias = Int32(truncatingIfNeeded: 128 * q.reduce(0) { $0 + Int($1) })
+            for level in Int8Kernels.Level.supported {
+                var dots = [Int32](repeating: 0, count: 8 * blockCount)
+                bytes.withUnsafeBytes { b in
+                    queryPairs.withUnsafeBufferPointer { qp in
+                        dots.withUnsafeMutableBufferPointer { out in
+                            Int8Kernels.blockDots(
+                                level: level, blocks: b.baseAddress!, blockBytes: blockBytes, headerBytes: headerBytes,
+                                blockCount: blockCount, queryPairs: qp.baseAddress!, pairs: pairs, lowBias: lowBias,
+                                out: out.baseAddress!)
+                        }
+                    }
+                }
+                var upper = [Float](repeating: 0, count: 8 * blockCount), lower = upper
+                bytes.withUnsafeBytes { b in
+                    queryPairs.withUnsafeBufferPointer { qp in
+                        Int8Kernels.blockBounds(
+                            level: level, blocks: b.baseAddress!, blockBytes: blockBytes, blockCount: blockCount,
+                            queryPairs: qp.baseAddress!, pairs: pairs, lowBias: lowBias, step: step, norm: norm,
+                            slack: slack, upper: &upper, lower: &lower)
+                    }
+                }
+                for item in levels.indices {
+                    var expected = 0
+                    for k in 0..<(2 * pairs) { expected += levels[item][k] * Int(q[k]) }
+                    #expect(Int(dots[item]) == expected, "\(level), pairs \(pairs), item \(item)")
+                    // The bounds in the order the error analysis assumes, each operation rounded.
+                    let (block, lane) = (item / 8, item % 8)
+                    let scale = header[24 * block + lane], radius = header[24 * block + 8 + lane]
+                    let offset = header[24 * block + 16 + lane]
+                    let approx = offset + (Float(dots[item]) * scale) * step
+                    let error = norm * radius + slack
+                    #expect(upper[item].bitPattern == (approx + error).bitPattern, "\(level), pairs \(pairs), item \(item)")
+                    #expect(lower[item].bitPattern == (approx - error).bitPattern, "\(level), pairs \(pairs), item \(item)")
+                }
+            }
         }
     }
 
-    /// The portable pair multiply-add (other architectures) equals the one in use, edges included.
-    @Test func portableMultiplyAddMatches() {
-        var rng = SplitMix64(seed: 8)
-        for trial in 0..<1_000 {
-            var a = SIMD8<Int16>(), b = SIMD8<Int16>()
-            for j in 0..<8 {
-                a[j] = trial == 0 ? .min : Int16(truncatingIfNeeded: rng.next())
-                b[j] = trial == 0 ? .min : Int16(truncatingIfNeeded: rng.next())
+    /// Every kernel width returns the same top-k, items and score bits, on a real table.
+    @Test func everyKernelWidthGivesTheSameTopK() {
+        var rng = SplitMix64(seed: 5)
+        let rows = 1_003, d = 50, stride = 56
+        let table = (0..<(rows * stride)).map { i in i % stride < d ? Float(rng.nextGaussian()) : 0 }
+        let offsets = (0..<rows).map { _ in Float(rng.nextGaussian()) }
+        let quantized = QuantizedItemTable(table: table, offsets: offsets, rows: rows, stride: stride, dimension: d)
+        for trial in 0..<8 {
+            let query = (0..<stride).map { k in k < d ? Float(rng.nextGaussian()) * Float(trial + 1) : 0 }
+            var answers: [[ScoredIndex]] = []
+            for level in Int8Kernels.Level.supported {
+                var selector = TopKSelector(k: 10)
+                query.withUnsafeBufferPointer {
+                    quantized.selectTopK(query: $0.baseAddress!, excluding: [3, 500], into: &selector, kernel: level)
+                }
+                answers.append(selector.sorted())
             }
-            #expect(Int8Kernels.multiplyAddPairs(a, b) == Int8Kernels.multiplyAddPairsPortable(a, b))
+            #expect(Set(answers.map { $0.map(\.index) }).count == 1)
+            #expect(Set(answers.map { $0.map(\.score.bitPattern) }).count == 1)
         }
     }
 }
