@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The event-loop fast path against the router (BENCHMARKS.md): the same release binary on the
-# same model, `osprey serve` with and without --no-fast-path, predict and whole-catalogue topk
-# with wrk -t1 -c32 -d${DURATION}s --latency, alternating, ROUNDS rounds. Prediction cache off
+# same model, `osprey serve` with and without --no-fast-path, predict, whole-catalogue topk and
+# durable observe with wrk -t1 -c32 -d${DURATION}s --latency, alternating, ROUNDS rounds. Prediction cache off
 # (as in bench/compare.sh), decision log on (the default).
 #
 #   bench/fast-path.sh            DURATION=10 ROUNDS=2
@@ -25,7 +25,7 @@ for round in $(seq 1 "$ROUNDS"); do
   for mode in fast-path no-fast-path; do
     start_server "$DATA" "$PORT" --prediction-cache 0 --"$mode"
     wrk -t1 -c32 -d3s -s "$LUA/predict.lua" "http://127.0.0.1:$PORT" >/dev/null
-    for endpoint in predict topk; do
+    for endpoint in predict topk observe; do
       wrk -t1 -c32 -d"${DURATION}s" --latency -s "$LUA/$endpoint.lua" "http://127.0.0.1:$PORT" > "$LUA/out"
       read -r rps p50 p99 errors < <(wrk_summary "$LUA/out")
       echo "| $mode | $endpoint | $round | $rps | $p50 ms | $p99 ms | $errors |"

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Logging
 import OspreyStorage
 import Synchronization
@@ -22,6 +23,25 @@ public final class DecisionLog: Sendable {
         var scheduled = false
     }
 
+    /// Which decisions the log keeps: feedback can be joined, and policies evaluated, only
+    /// against decisions still in it.
+    public struct Retention: Sendable, Equatable {
+        /// Decisions older than this are deleted (nil: kept regardless of age).
+        public var maxAge: Duration?
+        /// Beyond this many, the oldest decisions are deleted (nil: no limit).
+        public var maxCount: Int?
+
+        /// Seven days and ten million decisions (about 4 GB of decisions at k = 10) by default.
+        public init(maxAge: Duration? = .seconds(7 * 24 * 3600), maxCount: Int? = 10_000_000) {
+            precondition(maxCount.map { $0 >= 0 } ?? true && maxAge.map { $0 >= .zero } ?? true)
+            self.maxAge = maxAge
+            self.maxCount = maxCount
+        }
+
+        /// Every decision is kept.
+        public static let forever = Retention(maxAge: nil, maxCount: nil)
+    }
+
     private let store: SQLiteStore
     private let logger: Logger
     private let state = Mutex(State())
@@ -33,13 +53,16 @@ public final class DecisionLog: Sendable {
     /// This process's event-id prefix (random) and counter.
     private let prefix: String
     private let counter = Atomic<UInt64>(0)
-    /// Decisions written, write failures, and decisions dropped after failures (for metrics).
-    let written = Atomic<Int>(0), failures = Atomic<Int>(0), dropped = Atomic<Int>(0)
+    private let retention: Retention
+    /// Decisions written, write failures, decisions dropped after failures, and decisions deleted
+    /// by the retention (for metrics).
+    let written = Atomic<Int>(0), failures = Atomic<Int>(0), dropped = Atomic<Int>(0), pruned = Atomic<Int>(0)
 
-    init(store: SQLiteStore, logger: Logger, flushInterval: DispatchTimeInterval = .milliseconds(50),
-         batchSize: Int = 1024, maxPending: Int = 1_000_000) {
+    init(store: SQLiteStore, logger: Logger, retention: Retention = .init(),
+         flushInterval: DispatchTimeInterval = .milliseconds(50), batchSize: Int = 1024, maxPending: Int = 1_000_000) {
         self.store = store
         self.logger = logger
+        self.retention = retention
         self.flushInterval = flushInterval
         self.batchSize = batchSize
         self.maxPending = maxPending
@@ -130,6 +153,31 @@ public final class DecisionLog: Sendable {
             }
             if reschedule { queue.asyncAfter(deadline: .now() + .seconds(1)) { self.flush() } }
         }
+    }
+
+    /// Deletes the decisions the retention no longer keeps, on the caller's thread (it blocks on
+    /// SQLite, a batch of 10,000 per transaction); returns how many. A failure is logged and
+    /// retried at the next call. O(deleted).
+    @discardableResult
+    func prune(now: Date = Date()) -> Int {
+        guard retention != .forever else { return 0 }
+        let before = retention.maxAge.map { age in
+            now.timeIntervalSince1970 - Double(age.components.seconds) - Double(age.components.attoseconds) * 1e-18
+        }
+        do {
+            let n = try store.pruneDecisions(before: before, keep: retention.maxCount)
+            pruned.add(n, ordering: .relaxed)
+            if n > 0 { logger.info("old decisions deleted", metadata: ["decisions": "\(n)"]) }
+            return n
+        } catch {
+            logger.error("decision log pruning failed; will retry", metadata: ["error": "\(error)"])
+            return 0
+        }
+    }
+
+    /// ``prune(now:)`` on the log's queue, after the writes queued before it; does not wait.
+    func pruneInBackground() {
+        queue.async { self.prune() }
     }
 
     /// ``flush()`` on the log's queue, awaited: every decision buffered before the call is

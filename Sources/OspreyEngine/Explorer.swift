@@ -22,12 +22,16 @@ public struct Explorer: Sendable {
         public var propensitySamples: Int
         /// Log decisions and give answers an `event_id` (off: neither).
         public var logDecisions: Bool
+        /// Which logged decisions are kept; older ones are deleted while the server runs.
+        public var decisionRetention: DecisionLog.Retention
 
-        public init(shortlist: Int = 100, propensitySamples: Int = 64, logDecisions: Bool = true) {
+        public init(shortlist: Int = 100, propensitySamples: Int = 64, logDecisions: Bool = true,
+                    decisionRetention: DecisionLog.Retention = .init()) {
             precondition(shortlist >= 1 && propensitySamples >= 0)
             self.shortlist = shortlist
             self.propensitySamples = propensitySamples
             self.logDecisions = logDecisions
+            self.decisionRetention = decisionRetention
         }
     }
 

@@ -10,7 +10,8 @@ import Synchronization
 final class GroupCommitter: Sendable {
     struct Request {
         var observations: [Observation]
-        var continuation: CheckedContinuation<Void, any Error>
+        /// Called once the batch holding these observations is durable and learned (nil), or failed.
+        var done: @Sendable ((any Error)?) -> Void
     }
 
     struct State {
@@ -40,18 +41,28 @@ final class GroupCommitter: Sendable {
     ///   ``OspreyError`` `unavailable` after ``close()``.
     func submit(_ observations: [Observation]) async throws {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            let action = state.withLock { s -> Int in
-                if s.closed { return 0 }
-                s.pending.append(Request(observations: observations, continuation: c))
-                if s.flushing { return 1 }
-                s.flushing = true
-                return 2
+            submit(observations) { error in
+                if let error { c.resume(throwing: error) } else { c.resume() }
             }
-            switch action {
-            case 0: c.resume(throwing: OspreyError(.unavailable, "the server is shutting down; retry against a running server"))
-            case 2: queue.async { self.flush() }
-            default: break
-            }
+        }
+    }
+
+    /// Calls `done` once `observations` are durable in the log and learned (with nil), or with
+    /// the log's error when the commit failed, or ``OspreyError`` `unavailable` after ``close()``.
+    /// `done` runs on the commit queue (or at once, on the caller's thread, after ``close()``),
+    /// so it must be quick.
+    func submit(_ observations: [Observation], done: @escaping @Sendable ((any Error)?) -> Void) {
+        let action = state.withLock { s -> Int in
+            if s.closed { return 0 }
+            s.pending.append(Request(observations: observations, done: done))
+            if s.flushing { return 1 }
+            s.flushing = true
+            return 2
+        }
+        switch action {
+        case 0: done(OspreyError(.unavailable, "the server is shutting down; retry against a running server"))
+        case 2: queue.async { self.flush() }
+        default: break
         }
     }
 
@@ -70,9 +81,9 @@ final class GroupCommitter: Sendable {
                 let seqs = try commit(observations)
                 commits.add(1, ordering: .relaxed)
                 apply(zip(seqs, observations).map { LoggedObservation(seq: $0, observation: $1) })
-                for r in batch { r.continuation.resume() }
+                for r in batch { r.done(nil) }
             } catch {
-                for r in batch { r.continuation.resume(throwing: error) }
+                for r in batch { r.done(error) }
             }
         }
     }

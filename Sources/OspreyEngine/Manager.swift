@@ -96,7 +96,7 @@ public final class Manager: Service, Sendable {
         self.store = store
         self.configuration = configuration
         self.logger = logger
-        let decisions = DecisionLog(store: store, logger: logger)
+        let decisions = DecisionLog(store: store, logger: logger, retention: configuration.exploration.decisionRetention)
         self.decisions = decisions
         var served: [ServedModel] = []
         let policies = try store.explorationPolicies()
@@ -221,6 +221,44 @@ public final class Manager: Service, Sendable {
     ///   is unknown or another user's); `unavailable` when the log cannot commit.
     @discardableResult
     public func observe(model name: String, _ items: [Feedback]) async throws -> Int {
+        let checked = try check(model: name, items)
+        guard !checked.observations.isEmpty else { return checked.model.version.number }
+        do {
+            try await groupCommitter.submit(checked.observations)
+        } catch {
+            throw commitFailure(error)
+        }
+        return learned(checked)
+    }
+
+    /// ``observe(model:_:)-(_,[Feedback])`` for a caller that must not suspend (the server's
+    /// event loops): checks the feedback now, throwing what that would throw before anything is
+    /// logged, then calls `completion` once the observations are durable and learned, with the
+    /// serving version, or with `unavailable` when the log cannot commit. `completion` runs on the
+    /// group-commit queue and must be quick. Checking an event id reads the decision log.
+    public func observe(
+        model name: String, _ items: [Feedback], completion: @escaping @Sendable (Result<Int, OspreyError>) -> Void
+    ) throws {
+        let checked = try check(model: name, items)
+        guard !checked.observations.isEmpty else { return completion(.success(checked.model.version.number)) }
+        groupCommitter.submit(checked.observations) { error in
+            if let error {
+                completion(.failure(self.commitFailure(error)))
+            } else {
+                completion(.success(self.learned(checked)))
+            }
+        }
+    }
+
+    /// Feedback that passed ``check(model:_:)``: its observations and the rewards its event ids carry.
+    private struct CheckedFeedback: Sendable {
+        let model: ServedModel
+        let observations: [Observation]
+        let rewards: [(version: Int, label: Float)]
+    }
+
+    /// Validates feedback and looks up its event ids; nothing is logged.
+    private func check(model name: String, _ items: [Feedback]) throws -> CheckedFeedback {
         let model = try registry.model(name)
         let now = Date().timeIntervalSince1970
         var observations: [Observation] = []
@@ -252,19 +290,24 @@ public final class Manager: Service, Sendable {
             observations.append(Observation(model: name, uid: o.uid, item: o.item, label: o.label, time: now,
                                             eventId: o.eventId, answersExploration: explored))
         }
-        guard !observations.isEmpty else { return model.version.number }
-        do {
-            try await groupCommitter.submit(observations)
-        } catch let error as OspreyError {
-            throw error
-        } catch {
-            logger.error("observation commit failed", metadata: ["error": "\(error)"])
-            throw OspreyError(.unavailable, "the observation log could not commit: \(error)")
-        }
-        if !rewards.isEmpty {
-            model.feedbackCount.add(rewards.count, ordering: .relaxed)
+        return CheckedFeedback(model: model, observations: observations, rewards: rewards)
+    }
+
+    /// A failed commit as the caller sees it.
+    private func commitFailure(_ error: any Error) -> OspreyError {
+        if let error = error as? OspreyError { return error }
+        logger.error("observation commit failed", metadata: ["error": "\(error)"])
+        return OspreyError(.unavailable, "the observation log could not commit: \(error)")
+    }
+
+    /// Credits committed feedback's rewards to the versions that made its decisions; returns the
+    /// serving version.
+    private func learned(_ checked: CheckedFeedback) -> Int {
+        let model = checked.model
+        if !checked.rewards.isEmpty {
+            model.feedbackCount.add(checked.rewards.count, ordering: .relaxed)
             if let competition = model.competition {
-                for r in rewards { competition.record(version: r.version, reward: Double(r.label)) }
+                for r in checked.rewards { competition.record(version: r.version, reward: Double(r.label)) }
             }
         }
         return model.version.number
@@ -280,11 +323,17 @@ public final class Manager: Service, Sendable {
     }
 
     /// Snapshots whenever ``Configuration/snapshotObservations`` observations have been learned
-    /// since the last snapshot; on graceful shutdown, lets queued commits finish and snapshots
-    /// once more.
+    /// since the last snapshot, and deletes decisions past their retention at start and then every
+    /// minute; on graceful shutdown, lets queued commits finish and snapshots once more.
     public func run() async throws {
         await cancelWhenGracefulShutdown {
+            let clock = ContinuousClock()
+            var pruned = clock.now - .seconds(60)
             while !Task.isCancelled {
+                if clock.now - pruned >= .seconds(60) {
+                    pruned = clock.now
+                    self.decisions.pruneInBackground()
+                }
                 try? await Task.sleep(for: self.configuration.snapshotCheckInterval)
                 if Task.isCancelled { break }
                 let pending = self.learned.load(ordering: .relaxed) - self.snapshotBase.load(ordering: .relaxed)
@@ -347,6 +396,9 @@ public final class Manager: Service, Sendable {
 
     /// Failed writes of the decision log since the manager started.
     public var decisionLogFailureCount: Int { decisions.failures.load(ordering: .relaxed) }
+
+    /// Decisions deleted by the retention since start.
+    public var decisionsPrunedCount: Int { decisions.pruned.load(ordering: .relaxed) }
 
     /// Commits made by the group committer.
     public var commitCount: Int { groupCommitter.commits.load(ordering: .relaxed) }

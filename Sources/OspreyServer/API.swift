@@ -242,13 +242,17 @@ struct API: Sendable {
     func observe(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let model = try context.parameter("model"), uid = try context.parameter("uid")
         let body = try ObserveBody.decode(from: try await request.body.collect(upTo: configuration.maxBodyBytes))
-        guard let label = body.label.finiteLabel else { throw OspreyError(.invalidArgument, "label must be a finite number") }
-        let version = try await manager.observe(
-            model: model, [Manager.Feedback(uid: uid, item: body.item.value, label: label, eventId: body.eventId)])
-        return JSONWriter.response { w in
+        let feedback = try body.feedback(uid: uid)
+        let version = try await manager.observe(model: model, [feedback])
+        return .json(Self.observeAnswer(feedback, version: version))
+    }
+
+    /// observe's JSON answer, for the router and the event-loop fast path (``FastPathHandler``).
+    static func observeAnswer(_ feedback: Manager.Feedback, version: Int) -> ByteBuffer {
+        JSONWriter.body { w in
             w.object { w in
-                w.field("uid", uid)
-                w.field("item", body.item.value)
+                w.field("uid", feedback.uid)
+                w.field("item", feedback.item)
                 w.field("version", version)
                 w.field("accepted", true)
             }

@@ -3,19 +3,24 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOHTTPTypes
+import OspreyEngine
 
-/// Answers the hot read endpoints — `predict`, and `topk` when its answer comes from memory — on
-/// the NIO event loop that decoded the request, without the hop into Swift concurrency and the
-/// router that a route handler costs (Velox §5: the prediction path must be cheap). The answers
-/// are the router's own: the same ``API`` functions build them, the same metrics count them.
+/// Answers the hot endpoints — `predict`, `topk` when its answer comes from memory, and `observe`
+/// — on the NIO event loop that decoded the request, without the hop into Swift concurrency and
+/// the router that a route handler costs (Velox §5: the prediction path must be cheap). The
+/// answers are the router's own: the same ``API`` functions build them, the same metrics count
+/// them. An `observe` is handed to the group commit and answered when its commit completes
+/// (``Manager/observe(model:_:completion:)``): never before it is durable and learned.
 ///
 /// Everything else passes through to Hummingbird unchanged, and so does every request that
-/// arrives on a connection while an earlier one is still being answered there (this handler
-/// counts the responses it sees leaving), so a pipelining client gets its responses in order.
-/// A request with `Connection: close` passes through too (Hummingbird closes the connection).
-/// A `topk` that would read the store (`exclude_observed`, or a LinUCB or Thompson policy, which
-/// may rebuild a cold user's state) is passed on once its body is read, so no event loop blocks on
-/// disk.
+/// arrives on a connection while an earlier one is still being answered by the router (this
+/// handler counts the responses it sees leaving); requests arriving while an `observe` waits for
+/// its commit are held and taken up once it is answered. So a pipelining client gets its
+/// responses in order. A request with `Connection: close` passes through too (Hummingbird closes
+/// the connection). A `topk` that would read the store (`exclude_observed`, or a LinUCB or
+/// Thompson policy, which may rebuild a cold user's state) and an `observe` naming an `event_id`
+/// (its decision is looked up in the log) are passed on once their body is read, so no event
+/// loop blocks on disk.
 final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -26,6 +31,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     enum Route {
         case predict(model: String, uid: String, item: String?)
         case topK(model: String, uid: String)
+        case observe(model: String, uid: String)
     }
 
     private enum State {
@@ -37,22 +43,32 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private let api: API
-    private let predictRoute: ServerMetrics.Route, topKRoute: ServerMetrics.Route
+    private let predictRoute: ServerMetrics.Route, topKRoute: ServerMetrics.Route, observeRoute: ServerMetrics.Route
     private var state = State.idle
     /// Requests passed to the router whose response has not ended.
     private var routed = 0
+    /// An `observe` is waiting for its commit; inbound parts wait in ``held`` meanwhile.
+    private var committing = false
+    private var held: [NIOAny] = []
+    /// Parts were passed on since the last `channelReadComplete`.
+    private var forwarded = false
     /// The body being read is over the limit: it is dropped and the answer is a 413.
     private var tooLarge = false
     private var wroteSinceFlush = false
     private var date = HTTPDate()
 
-    init(api: API, predictRoute: ServerMetrics.Route, topKRoute: ServerMetrics.Route) {
+    init(api: API, predictRoute: ServerMetrics.Route, topKRoute: ServerMetrics.Route, observeRoute: ServerMetrics.Route) {
         self.api = api
         self.predictRoute = predictRoute
         self.topKRoute = topKRoute
+        self.observeRoute = observeRoute
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if committing {
+            held.append(data)
+            return
+        }
         switch (state, unwrapInboundIn(data)) {
         case (.idle, .head(let request)):
             if routed == 0, request.headerFields[.connection]?.lowercased() != "close", let route = Self.route(request) {
@@ -61,7 +77,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             } else {
                 routed += 1
                 state = .passing
-                context.fireChannelRead(data)
+                forward(data, context: context)
             }
         case (.reading(let request, let route, var body), .body(var chunk)):
             state = .idle  // no second reference to the buffer while appending
@@ -77,18 +93,19 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             answer(request, route, body: body, context: context)
         case (.passing, .end):
             state = .idle
-            context.fireChannelRead(data)
+            forward(data, context: context)
         case (.passing, _):
-            context.fireChannelRead(data)
+            forward(data, context: context)
         default:
             // A part out of order: the router's handling reports it.
             routed += 1
             state = .passing
-            context.fireChannelRead(data)
+            forward(data, context: context)
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        forwarded = false
         if wroteSinceFlush {
             wroteSinceFlush = false
             context.flush()
@@ -121,38 +138,109 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     return
                 }
                 out = try api.topKAnswer(model: model, uid: uid, query)
+            case .observe(let model, let uid):
+                if tooLarge { throw APIError.payloadTooLarge }
+                let feedback = try ObserveBody.decode(from: body).feedback(uid: uid)
+                guard feedback.eventId == nil else {
+                    pass(request, body: body, context: context)
+                    return
+                }
+                try commit(feedback, model: model, start: start, context: context)
+                return
             }
         } catch {
             let e = APIError.from(error)
             status = e.status
             out = e.body
         }
+        respond(route, status: status, body: out, start: start, context: context)
+    }
+
+    /// Hands an observation to the group commit and holds this connection's later requests until
+    /// the commit completes; then answers (on this event loop) and takes them up.
+    /// - Throws: what checking the feedback throws (nothing was logged then).
+    private func commit(_ feedback: Manager.Feedback, model: String, start: ContinuousClock.Instant,
+                        context: ChannelHandlerContext) throws {
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
+        try api.manager.observe(model: model, [feedback]) { result in
+            loop.execute {
+                let (handler, context) = bound.value
+                var status = HTTPResponse.Status.ok
+                let out: ByteBuffer
+                switch result {
+                case .success(let version):
+                    out = API.observeAnswer(feedback, version: version)
+                case .failure(let error):
+                    let e = APIError.from(error)
+                    status = e.status
+                    out = e.body
+                }
+                handler.respond(.observe(model: model, uid: feedback.uid), status: status, body: out, start: start, context: context)
+                handler.committed(context: context)
+            }
+        }
+        // The completion runs on this loop after this call returns, so this is set before it.
+        committing = true
+    }
+
+    /// The held requests, taken up once the answer to an `observe` is written.
+    private func committed(context: ChannelHandlerContext) {
+        committing = false
+        var parts = held[...]
+        held = []
+        while let part = parts.popFirst() {
+            if committing {
+                held.append(part)
+            } else {
+                channelRead(context: context, data: part)
+            }
+        }
+        // What a read would end with: the router takes up what was passed on, answers go out.
+        if forwarded {
+            forwarded = false
+            context.fireChannelReadComplete()
+        }
+        wroteSinceFlush = false
+        context.flush()
+    }
+
+    /// Writes an answer and records it in the route's metrics.
+    private func respond(_ route: Route, status: HTTPResponse.Status, body: ByteBuffer, start: ContinuousClock.Instant,
+                         context: ChannelHandlerContext) {
         let metric = switch route {
         case .predict: predictRoute
         case .topK: topKRoute
+        case .observe: observeRoute
         }
         api.metrics.record(metric, status: Int(status.code), duration: .now - start)
         api.metrics.fastPath.increment()
         var fields = HTTPFields()
         fields[.contentType] = "application/json"
-        fields[.contentLength] = String(out.readableBytes)
+        fields[.contentLength] = String(body.readableBytes)
         fields[.date] = date.now
         fields[.server] = API.serverName
         context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
-        context.write(wrapOutboundOut(.body(out)), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
         context.write(wrapOutboundOut(.end(nil)), promise: nil)
         wroteSinceFlush = true
     }
 
     private func pass(_ request: HTTPRequest, body: ByteBuffer, context: ChannelHandlerContext) {
         routed += 1
-        context.fireChannelRead(wrapInboundOut(.head(request)))
-        if body.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.body(body))) }
-        context.fireChannelRead(wrapInboundOut(.end(nil)))
+        forward(wrapInboundOut(.head(request)), context: context)
+        if body.readableBytes > 0 { forward(wrapInboundOut(.body(body)), context: context) }
+        forward(wrapInboundOut(.end(nil)), context: context)
+    }
+
+    private func forward(_ part: NIOAny, context: ChannelHandlerContext) {
+        forwarded = true
+        context.fireChannelRead(part)
     }
 
     /// The fast-path route of a request, or nil when the router must answer it. Paths:
-    /// `GET /v1/models/{model}/users/{uid}/predict?item=…`, `POST /v1/models/{model}/users/{uid}/topk`.
+    /// `GET /v1/models/{model}/users/{uid}/predict?item=…`, `POST /v1/models/{model}/users/{uid}/topk`,
+    /// `POST /v1/models/{model}/users/{uid}/observe`.
     static func route(_ request: HTTPRequest) -> Route? {
         guard let target = request.path else { return nil }
         let (path, query) = target.utf8.firstIndex(of: UInt8(ascii: "?")).map {
@@ -168,6 +256,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return .predict(model: model, uid: uid, item: query.flatMap { API.queryValue("item", in: $0) })
         case (.post, "topk"):
             return .topK(model: model, uid: uid)
+        case (.post, "observe"):
+            return .observe(model: model, uid: uid)
         default:
             return nil
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import OspreyEngine
 
 /// A uid or item id: a JSON string, or a JSON integer read as its decimal string (DESIGN.md §5).
 struct WireID: Decodable, Equatable {
@@ -47,6 +48,13 @@ struct ObserveBody: Decodable, Equatable {
         }
         if let body = direct ?? nil { return body }
         return try API.decodeJSON(ObserveBody.self, from: buffer)
+    }
+
+    /// The feedback this body gives on user `uid`.
+    /// - Throws: ``OspreyError`` `invalidArgument` for a label that is not a finite Float.
+    func feedback(uid: String) throws -> Manager.Feedback {
+        guard let label = label.finiteLabel else { throw OspreyError(.invalidArgument, "label must be a finite number") }
+        return Manager.Feedback(uid: uid, item: item.value, label: label, eventId: eventId)
     }
 }
 

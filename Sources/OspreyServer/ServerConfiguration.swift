@@ -6,7 +6,8 @@ public struct ServerConfiguration: Sendable {
     public var maxBodyBytes: Int
     /// The largest `k` a top-k call may ask for.
     public var maxK: Int
-    /// Answer `predict` and in-memory `topk` on the event loops, past the router (``FastPathHandler``).
+    /// Answer `predict`, in-memory `topk` and `observe` without `event_id` on the event loops, past
+    /// the router (``FastPathHandler``).
     public var fastPath: Bool
 
     public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1 << 20, maxK: Int = 10_000,

@@ -113,6 +113,7 @@ final class ServerMetrics: Sendable {
         text += observations + users + version + items + stale + loss + validation + exploration + decisions + feedback + cache + tiers
         text += Self.competitionMetrics(manager)
         text += "# TYPE osprey_decision_log_write_failures_total counter\nosprey_decision_log_write_failures_total \(manager.decisionLogFailureCount)\n"
+        text += "# TYPE osprey_decisions_pruned_total counter\nosprey_decisions_pruned_total \(manager.decisionsPrunedCount)\n"
         text += "# TYPE osprey_group_commits_total counter\nosprey_group_commits_total \(manager.commitCount)\n"
         text += "# TYPE osprey_retrain_failures_total counter\nosprey_retrain_failures_total \(manager.retrainFailureCount)\n"
         text += "# TYPE osprey_retrain_cancellations_total counter\nosprey_retrain_cancellations_total \(manager.retrainCancellationCount)\n"

@@ -46,6 +46,41 @@ extension SQLiteStore {
         }
     }
 
+    /// Deletes the oldest decisions: every one logged before `before` (seconds since 1970), and
+    /// beyond that all but the newest `keep`. Decisions go in log order, `batch` per transaction,
+    /// so a concurrent append waits for one batch at most. Freed pages are reused by later
+    /// decisions (the file stops growing; it does not shrink). Returns how many were deleted.
+    /// O(deleted + batch).
+    public func pruneDecisions(before: Double?, keep: Int?, batch: Int = 10_000) throws -> Int {
+        precondition(batch > 0 && (keep ?? 0) >= 0, "prune batch must be positive and keep non-negative")
+        var deleted = 0
+        while true {
+            let n = try decisionPool.write { db -> Int in
+                // Only prefixes are ever deleted, so the rowids left are contiguous.
+                guard let range = try Row.fetchOne(db, sql: "SELECT min(rowid) AS first, max(rowid) AS last FROM decision"),
+                      let first = range["first"] as Int64?, let last = range["last"] as Int64?
+                else { return 0 }
+                var cut = first - 1  // delete rowids up to here
+                if let keep, last - first + 1 > Int64(keep) {
+                    cut += min(last - first + 1 - Int64(keep), Int64(batch))
+                }
+                if let before, cut < first - 1 + Int64(batch) {
+                    let rows = try Row.fetchAll(db, sql: "SELECT rowid AS r, time FROM decision WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                                                arguments: [cut, first - 1 + Int64(batch) - cut])
+                    for row in rows {
+                        guard (row["time"] as Double) < before else { break }
+                        cut = row["r"]
+                    }
+                }
+                guard cut >= first else { return 0 }
+                try db.execute(sql: "DELETE FROM decision WHERE rowid <= ?", arguments: [cut])
+                return db.changesCount
+            }
+            deleted += n
+            if n < batch { return deleted }
+        }
+    }
+
     /// The decision logged under `eventId`, or nil. O(log n).
     public func decision(eventId: String) throws -> DecisionRecord? {
         try decisionPool.read { db in

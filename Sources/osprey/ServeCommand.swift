@@ -39,8 +39,10 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Posterior draws behind a Thompson top-k answer's propensities (0: none).") var thompsonSamples = 64
     @Flag(inversion: .prefixedNo, help: "Log top-k decisions and give answers an event_id (for feedback joins and off-policy evaluation).")
     var decisionLog = true
+    @Option(help: "Hours a logged decision is kept for feedback joins and policy evaluation (0: regardless of age).") var decisionRetention = 168.0
+    @Option(help: "Logged decisions kept at most; the oldest beyond this are deleted (0: no limit).") var maxDecisions = 10_000_000
     @Option(help: "Users per model whose full ridge state stays in memory (the hot tier; `all`: every user, no tiering). Every user's weights stay in memory regardless; a cold user's state is rebuilt from the snapshot and the log when it learns.") var hotUsers = "100000"
-    @Flag(inversion: .prefixedNo, help: "Answer predict and in-memory topk requests on the network event loops, past the router (off: every request goes through the router).")
+    @Flag(inversion: .prefixedNo, help: "Answer predict, in-memory topk and observe (without event_id) requests on the network event loops, past the router (off: every request goes through the router).")
     var fastPath = true
     @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel = "info"
 }
@@ -60,6 +62,11 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
     guard o.cacheRepopulate >= 0 else { throw ValidationError("--cache-repopulate must be at least 0") }
     guard o.exploreShortlist >= 1 else { throw ValidationError("--explore-shortlist must be at least 1") }
     guard o.thompsonSamples >= 0, o.thompsonSamples <= 10_000 else { throw ValidationError("--thompson-samples must be between 0 and 10000") }
+    guard o.decisionRetention >= 0, o.decisionRetention.isFinite else { throw ValidationError("--decision-retention must be a number of hours, 0 or more") }
+    guard o.maxDecisions >= 0 else { throw ValidationError("--max-decisions must be at least 0") }
+    let retention = DecisionLog.Retention(
+        maxAge: o.decisionRetention > 0 ? .milliseconds(Int64(o.decisionRetention * 3_600_000)) : nil,
+        maxCount: o.maxDecisions > 0 ? o.maxDecisions : nil)
     guard let policy = EvictionPolicy(rawValue: o.cachePolicy) else {
         throw ValidationError("unknown --cache-policy \(o.cachePolicy); use one of \(EvictionPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
     }
@@ -87,7 +94,8 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
             monitor: .init(window: o.staleWindow, threshold: o.staleThreshold, validationFraction: o.validationFraction),
             autoRetrain: o.autoRetrain ?? autoRetrainByDefault, retrainWindow: o.retrainWindow,
             predictionCache: .init(capacity: o.predictionCache, policy: policy, repopulate: o.cacheRepopulate, scores: o.cacheScores),
-            exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog),
+            exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog,
+                               decisionRetention: retention),
             hotUsers: hotUsers), logger: logger)
     let app = buildApplication(
         manager: manager, configuration: .init(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes, fastPath: o.fastPath), logger: logger)

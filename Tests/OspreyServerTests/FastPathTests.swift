@@ -83,6 +83,75 @@ struct FastPathTests {
         }
     }
 
+    /// `observe` on the fast path: the same answers as the router's for good and bad bodies, each
+    /// acknowledged observation in the log and learned by the time it is answered, and one naming
+    /// an `event_id` passed on to the router.
+    @Test func observeOnTheFastPathAnswersAsTheRouterDoes() async throws {
+        try await withServers { fast, routed, t in
+            let requests: [(String, String, Int)] = [
+                ("demo/users/fresh-1", #"{"item":"i1","label":4.5}"#, 200),
+                ("demo/users/fresh-2", #"{"item":7,"label":-1}"#, 200),
+                ("demo/users/fresh-3", #"{"item":"i2","label":"x"}"#, 400),
+                ("demo/users/fresh-3", #"{"item":"i2","label":1e39}"#, 400),
+                ("demo/users/fresh-3", #"{"item":"","label":1}"#, 400),
+                ("demo/users/fresh-3", #"{"label":1}"#, 400),
+                ("demo/users/fresh-3", #"{"item":"i2","label":1"#, 400),
+                ("demo/users/fresh-3", #"{"item":"i2","label":1,"event_id":"no-such-decision"}"#, 400),
+                ("nope/users/fresh-3", #"{"item":"i2","label":1}"#, 404),
+                ("demo/users/fresh-3", #"{"item":""# + String(repeating: "i", count: 3000) + #"","label":1}"#, 413),
+            ]
+            let logged = try t.reopen()
+            let before = try await fastPathCount(fast)
+            var accepted = 0
+            for (path, body, status) in requests {
+                let uri = "/v1/models/\(path)/observe"
+                let a = try await answer(fast, .post, uri, body), b = try await answer(routed, .post, uri, body)
+                #expect(a == b, "\(uri) \(body)")
+                #expect(a.status == status, "\(uri) \(body): \(a)")
+                if a.status == 200 { accepted += 2 }
+                // Durable when answered: another connection to the log sees it.
+                #expect(try logged.observationCount(model: "demo") == accepted)
+            }
+            // Learned when answered: the fresh user has one observation.
+            let info = try await answer(fast, .get, "/v1/models/demo/users/fresh-1", nil)
+            #expect(info.body.contains(#""observations":2"#), "\(info)")
+            // All but the one naming an event id (its decision is looked up in the log).
+            #expect(try await fastPathCount(fast) - before == requests.count - 1)
+            let metrics = try await fast.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+            #expect(metrics.contains(#"osprey_http_requests_total{route="observe",status="200"} 2"#))
+            #expect(metrics.contains(#"osprey_http_requests_total{route="observe",status="413"} 1"#))
+        }
+    }
+
+    /// An observe and two predicts for the same user sent at once on one connection: the
+    /// predicts are held while the observe commits, then answered in order, reflecting it.
+    @Test func requestsBehindAnObserveWaitForItsCommit() async throws {
+        try await withServers { fast, _, t in
+            let port = try #require(fast.port)
+            let prior = try await answer(fast, .get, "/v1/models/demo/users/pipelined/predict?item=i1", nil)
+            let observe = #"{"item":"i1","label":5}"#
+            let predict = "GET /v1/models/demo/users/pipelined/predict?item=i1 HTTP/1.1\r\nHost: x\r\n\r\n"
+            let requests = "POST /v1/models/demo/users/pipelined/observe HTTP/1.1\r\nHost: x\r\nContent-Length: \(observe.utf8.count)\r\n\r\n"
+                + observe + predict + "GET /v1/models/demo HTTP/1.1\r\nHost: x\r\n\r\n" + predict
+            let reply = try await withCheckedThrowingContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(with: Result {
+                        try Self.exchange(port: port, send: requests, until: { $0.components(separatedBy: "HTTP/1.1 200").count == 5 })
+                    })
+                }
+            }
+            let after = try await answer(fast, .get, "/v1/models/demo/users/pipelined/predict?item=i1", nil)
+            #expect(after.body != prior.body)
+            let accepted = try #require(reply.range(of: #""accepted":true"#))
+            let predicts = reply.ranges(of: after.body)
+            let info = try #require(reply.range(of: "\"versions\""))
+            #expect(predicts.count == 2, "\(reply)")
+            #expect(accepted.lowerBound < (predicts.first?.lowerBound ?? reply.startIndex), "\(reply)")
+            #expect((predicts.first?.lowerBound ?? reply.endIndex) < info.lowerBound, "\(reply)")
+            #expect(info.lowerBound < (predicts.last?.lowerBound ?? reply.startIndex), "\(reply)")
+        }
+    }
+
     /// Two requests sent at once on one connection: a slow one for the router, then a predict the
     /// fast path could answer at once. The responses come back in request order.
     @Test func aPipeliningClientGetsItsResponsesInOrder() async throws {
