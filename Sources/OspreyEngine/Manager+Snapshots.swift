@@ -4,12 +4,12 @@ import OspreyStorage
 /// Snapshots of the user weights (DESIGN.md §6): changed users saved in chunks, each row with the
 /// log sequence it reflects, so a restart replays only the log after them.
 extension Manager {
-    /// Users serialized and written per snapshot transaction: the learning lock is held while
-    /// one chunk is serialized (about a millisecond), never for the whole snapshot.
+    /// Users written per snapshot transaction: the learning lock is held while one chunk's
+    /// states are captured (O(1) each), never for the whole snapshot.
     static let snapshotChunk = 200
 
     /// Saves every user changed since the last snapshot; once saved, they may leave the hot tier.
-    /// Each chunk of users is serialized under the learning lock with the sequence learned so
+    /// Each chunk of users is captured under the learning lock with the sequence learned so
     /// far, so every row is exact for its own sequence, and no copy of all the changed state is
     /// ever held. Returns the number of users
     /// saved. O(changed users · d²). Runs on the caller's thread; it blocks on SQLite.
@@ -52,12 +52,12 @@ extension Manager {
             do {
                 while start < changed.count {
                     let chunk = changed[start..<min(start + Self.snapshotChunk, changed.count)]
-                    let (rows, items) = applied.withLock { seq in
-                        // A changed user stays hot until this save finishes.
-                        (chunk.compactMap { uid in
-                            state.users.readHot(uid) { w in w.map { SnapshotRow(uid: uid, weights: $0, seq: seq) } }
-                        }, state.observed.take(chunk))
+                    // Captured under the learning lock in O(1) per user (a changed user stays hot
+                    // until this save finishes), unpacked and serialized after it.
+                    let (captured, items, seq) = applied.withLock { seq in
+                        (chunk.compactMap { uid in state.users.captureHot(uid).map { (uid, $0) } }, state.observed.take(chunk), seq)
                     }
+                    let rows = captured.map { SnapshotRow(uid: $0.0, weights: $0.1.weights, seq: seq) }
                     do {
                         try store.saveSnapshot(model: model.name, version: version, rows: rows, observedItems: items)
                     } catch {

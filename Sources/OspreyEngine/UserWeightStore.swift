@@ -156,6 +156,15 @@ public final class UserWeightStore: Sendable {
                                bootstrapped: bootstrapped[i])
         }
 
+        /// A hot user's state as ``Captured``, its ridge statistics shared, not copied. O(1).
+        func captured(hot slot: Int32) -> Captured? {
+            guard let h = hot[slot] else { return nil }
+            let i = Int(slot)
+            let loss = runningLoss[i]
+            return Captured(ridge: h, observations: observations[i], runningLoss: loss.isNaN ? nil : loss,
+                            bootstrapped: bootstrapped[i])
+        }
+
         mutating func promote(_ slot: Int32, _ w: UserWeights, clean: Bool) {
             hot[slot] = Hot(w.ridge, referenced: true)
             ring.append(slot)
@@ -268,6 +277,27 @@ public final class UserWeightStore: Sendable {
                               runningLoss: loss.isNaN ? nil : loss, bootstrapped: st.bootstrapped[i]))
             }
         }
+    }
+
+    /// A hot user's state, taken in O(1) under a lock and unpacked later (``weights``): its
+    /// packed ridge statistics are shared copy-on-write, so the user may go on learning meanwhile.
+    struct Captured: Sendable {
+        let ridge: Hot
+        let observations: Int
+        let runningLoss: Double?
+        let bootstrapped: Bool
+
+        /// The full state as it was when captured. O(d²).
+        var weights: UserWeights {
+            UserWeights(ridge: ridge.unpacked, observations: observations, runningLoss: runningLoss, bootstrapped: bootstrapped)
+        }
+    }
+
+    /// The user's state if it is hot (nil if cold or never seen), captured under the stripe lock
+    /// without unpacking it (see ``Captured``). A user changed since the last snapshot is always
+    /// hot. O(1).
+    func captureHot(_ uid: String) -> Captured? {
+        stripes.withLock(uid) { st in st.slots[uid].flatMap { st.captured(hot: $0) } }
     }
 
     /// Calls `body` with the user's full state if it is hot (nil if cold or never seen), under the

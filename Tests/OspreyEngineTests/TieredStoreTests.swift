@@ -173,6 +173,27 @@ struct TieredStoreTests {
         try expectSame(untiered, pu, tiered, pt)
     }
 
+    /// A snapshot's capture shares the packed state copy-on-write: the user learning afterwards
+    /// changes the store, not what was captured.
+    @Test func aCapturedStateIsUnchangedByLaterLearning() throws {
+        let store = UserWeightStore(stride: 8)
+        let f: [Float] = [1, 0.25, 0.5, 0, 0, 0, 0, 0]
+        func learn(_ target: Float) throws {
+            try store.update("u", before: 1, create: { UserWeights(ridge: .init(prior: [0, 0, 0], lambda: 1), bootstrapped: true) }) { w in
+                f.withUnsafeBufferPointer { _ = w.learn(features: $0.baseAddress!, target: target) }
+            }
+        }
+        try learn(1)
+        let before = try #require(store.readHot("u") { $0.map { copy $0 } })
+        let captured = try #require(store.captureHot("u"))
+        try learn(5)
+        try learn(-2)
+        #expect(captured.weights == before)
+        let after = try #require(store.readHot("u") { $0.map { copy $0 } })
+        #expect(after != before && after.observations == 3)
+        #expect(store.captureHot("nobody") == nil)
+    }
+
     /// Dirty users and users being saved stay hot; a failed save makes them dirty again; once
     /// saved they are evicted down to the capacity; a cold user that learns is rebuilt.
     @Test func onlySavedUsersAreEvicted() throws {
