@@ -120,10 +120,17 @@ extension Manager {
         if let window = configuration.retrainWindow { ratings = Self.windowed(window, perUserOf: ratings) }
         let number = (try store.versions(model: model.name).map(\.number).max() ?? current.number) + 1
         update(job: id) { $0.phase = .training }
+        // A λ given at training is kept; one chosen by validation is searched for again near the
+        // parent's choice (the data moved, but rarely by a factor of ten).
+        let parentLambda = Regularization(lambda: current.metadata.lambda, scaled: current.metadata.scaledLambda)
+        let given = current.metadata.lambdaSelection == "given"
         var trainer = Trainer(
-            configuration: .init(factors: current.metadata.factors, iterations: current.metadata.iterations,
-                                 seed: current.metadata.seed, threads: configuration.retrainThreads)
+            configuration: .init(factors: current.metadata.factors, lambda: given ? parentLambda.lambda : nil,
+                                 scaleLambda: parentLambda.scaled, iterations: current.metadata.iterations,
+                                 seed: current.metadata.seed, threads: configuration.retrainThreads,
+                                 lambdaNear: given ? nil : parentLambda)
         ) { [logger] line in logger.debug("\(line)", metadata: ["job.id": "\(id)"]) }
+        trainer.onLambdaFit = { [weak self] n in self?.update(job: id) { $0.lambdaFits = n } }
         trainer.onIteration = { [weak self] i, n in self?.update(job: id) { $0.iteration = i; $0.iterations = n } }
         trainer.isCancelled = { [weak self] in self?.cancelRequested(id) ?? true }
         let result = try trainer.train(model: model.name, number: number, parent: current.number, ratings: ratings, trainedThroughSeq: through)

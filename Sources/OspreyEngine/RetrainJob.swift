@@ -9,6 +9,8 @@ public struct RetrainJob: Sendable, Equatable {
     public let id: Int
     public let model: String
     public var phase: Phase
+    /// Candidate λ fitted so far while λ is chosen by validation, before the final fit.
+    public var lambdaFits = 0
     /// ALS iteration of the final fit (0 while λ is being chosen).
     public var iteration: Int
     public var iterations: Int

@@ -317,6 +317,7 @@ extension API {
                 w.field("id", job.id)
                 w.field("model", job.model)
                 w.field("phase", job.phase.rawValue)
+                w.field("lambda_fits", job.lambdaFits)
                 w.field("iteration", job.iteration)
                 w.field("iterations", job.iterations)
                 w.field("elapsed_seconds", job.elapsed)

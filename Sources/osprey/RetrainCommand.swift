@@ -24,12 +24,15 @@ struct RetrainCommand: AsyncParsableCommand {
         let manager = try Manager(store: try SQLiteStore(directory: dataDir), configuration: .init(retrainThreads: 2), logger: logger)
         let id: Int
         do { id = try manager.startRetrain(model: model) } catch let e as OspreyError { throw ValidationError(e.message) }
-        var shown = -1
+        var shown = (fits: -1, iteration: -1)
         while true {
             let job = try manager.job(id, model: model)
-            if job.iteration != shown && job.phase == .training {
-                shown = job.iteration
-                Console.info("  \(job.phase.rawValue): iteration \(job.iteration)/\(job.iterations) (\(String(format: "%.1f", job.elapsed)) s)")
+            if job.phase == .training && (job.lambdaFits, job.iteration) != shown && (job.lambdaFits, job.iteration) != (0, 0) {
+                shown = (job.lambdaFits, job.iteration)
+                let step = job.iteration == 0 && job.lambdaFits > 0
+                    ? "choosing λ: \(job.lambdaFits) candidate(s) fitted"
+                    : "iteration \(job.iteration)/\(job.iterations)"
+                Console.info("  \(job.phase.rawValue): \(step) (\(String(format: "%.1f", job.elapsed)) s)")
             }
             if job.finished {
                 if let error = job.error { throw ValidationError("retrain failed: \(error)") }

@@ -67,6 +67,26 @@ struct VersionTests {
         #expect(throws: OspreyError.self) { try m.rollback(model: "demo", to: 7) }
     }
 
+    /// A retrain keeps a λ given at training, and searches near one chosen by validation,
+    /// reporting its fits in the job.
+    @Test(arguments: [Float(1), nil])
+    func aRetrainKeepsAGivenLambdaAndSearchesNearAChosenOne(lambda: Float?) async throws {
+        let t = try TrainedStore(lambda: lambda)
+        defer { t.remove() }
+        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let parent = try t.store.loadVersion(model: "demo", number: 1).metadata
+        let job = try await m.wait(forJob: try m.startRetrain(model: "demo"), model: "demo")
+        #expect(job.phase == .done, "\(job)")
+        let child = try t.reopen().loadVersion(model: "demo", number: 2).metadata
+        if lambda != nil {
+            #expect(job.lambdaFits == 0)
+            #expect(child.lambda == parent.lambda && child.lambdaSelection == "given")
+        } else {
+            #expect((3...6).contains(job.lambdaFits), "\(job)")
+            #expect(child.lambdaSelection.contains("near the parent's"), "\(child.lambdaSelection)")
+        }
+    }
+
     @Test func aFailedRetrainLeavesServingUntouched() async throws {
         let t = try TrainedStore()
         defer { t.remove() }

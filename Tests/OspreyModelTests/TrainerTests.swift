@@ -1,3 +1,4 @@
+import Foundation
 import OspreyMath
 import Testing
 @testable import OspreyModel
@@ -27,6 +28,39 @@ struct TrainerTests {
         #expect(rmse <= sigma * 1.15, "held-out RMSE \(rmse) vs noise σ \(sigma); λ=\(v.lambda) (\(v.metadata.lambdaSelection))")
         #expect(v.metadata.validationRMSE != nil)
         #expect(v.metadata.lambdaSelection.contains("validation"))
+    }
+
+    /// A search near a given λ (a retrain's) fits 3 to 6 candidates, walks away from a poor
+    /// start in the right direction, and never ends worse than where it started.
+    @Test func aSearchNearALambdaFitsFewCandidatesAndImprovesOnIt() throws {
+        let ratings = try SyntheticRatings(.init(users: 150, items: 80, ratings: 6_000, dimension: 3, noise: 0.5, seed: 9)).ratings()
+        func train(near: Regularization?) throws -> (TrainingMetadata, fits: Int) {
+            let fits = Counter()
+            var trainer = Trainer(configuration: .init(factors: 4, iterations: 4, lambdaNear: near))
+            trainer.onLambdaFit = { n in fits.set(n) }
+            let v = try trainer.train(model: "m", number: 1, parent: nil, ratings: ratings)
+            return (v.metadata, fits.value)
+        }
+        let (full, fullFits) = try train(near: nil)
+        #expect(fullFits == Regularization.candidates.count + 2)
+        // From the grid's choice: never worse (the start is one of the fits).
+        let (again, againFits) = try train(near: .init(lambda: full.lambda, scaled: full.scaledLambda))
+        #expect((3...6).contains(againFits))
+        let againRMSE = try #require(again.validationRMSE), fullRMSE = try #require(full.validationRMSE)
+        #expect(againRMSE <= fullRMSE)
+        #expect(again.lambdaSelection.contains("near the parent's"))
+        // From far too strong a penalty: it walks down.
+        let (walked, walkedFits) = try train(near: .init(lambda: 300, scaled: false))
+        #expect((3...6).contains(walkedFits))
+        #expect(walked.lambda < 300 * 0.56, "chose \(walked.lambda): \(walked.lambdaSelection)")
+    }
+
+    /// A thread-safe box for a callback's count.
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var n = 0
+        func set(_ value: Int) { lock.lock(); n = value; lock.unlock() }
+        var value: Int { lock.lock(); defer { lock.unlock() }; return n }
     }
 
     /// Each user's starting ridge state is the exact ridge solution under the final features.
