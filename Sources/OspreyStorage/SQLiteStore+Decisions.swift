@@ -56,9 +56,10 @@ extension SQLiteStore {
         var deleted = 0
         while true {
             let n = try decisionPool.write { db -> Int in
-                // Only prefixes are ever deleted, so the rowids left are contiguous.
-                guard let range = try Row.fetchOne(db, sql: "SELECT min(rowid) AS first, max(rowid) AS last FROM decision"),
-                      let first = range["first"] as Int64?, let last = range["last"] as Int64?
+                // Only prefixes are ever deleted, so the rowids left are contiguous. (Two queries:
+                // SQLite finds a lone min() or max() in O(log n), but scans the table for both.)
+                guard let first = try Int64.fetchOne(db, sql: "SELECT min(rowid) FROM decision"),
+                      let last = try Int64.fetchOne(db, sql: "SELECT max(rowid) FROM decision")
                 else { return 0 }
                 var cut = first - 1  // delete rowids up to here
                 if let keep, last - first + 1 > Int64(keep) {
