@@ -73,8 +73,10 @@ let package = Package(
         .testTarget(
             name: "OspreyServerTests",
             dependencies: [
-                "OspreyServer", "OspreyTestSupport",
+                "OspreyServer", "OspreyStorage", "OspreyTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

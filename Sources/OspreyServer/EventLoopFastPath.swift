@@ -55,6 +55,9 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The body being read is over the limit: it is dropped and the answer is a 413.
     private var tooLarge = false
     private var wroteSinceFlush = false
+    /// A graceful shutdown asked this connection to close while this handler was reading or
+    /// committing a request; passed on once it has answered (see ``userInboundEventTriggered``).
+    private var quiesceHeld = false
     private var date = HTTPDate()
 
     init(api: API, predictRoute: ServerMetrics.Route, topKRoute: ServerMetrics.Route, observeRoute: ServerMetrics.Route) {
@@ -111,6 +114,33 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.flush()
         }
         context.fireChannelReadComplete()
+        passQuiesceIfAnswered(context: context)
+    }
+
+    /// Holds a graceful shutdown's `ChannelShouldQuiesceEvent` while a request this handler took
+    /// is being read or committed. Hummingbird's connection handler, further on, closes an idle
+    /// connection on this event and waits for the requests it has seen; it never sees this
+    /// handler's, so it would close the connection under an `observe` that is committing, whose
+    /// answer would be lost (and a client's retry would log the observation twice).
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent, busy {
+            quiesceHeld = true
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// Reading the body of a request this handler answers, or waiting for an `observe`'s commit.
+    private var busy: Bool {
+        if committing { return true }
+        if case .reading = state { return true }
+        return false
+    }
+
+    private func passQuiesceIfAnswered(context: ChannelHandlerContext) {
+        guard quiesceHeld, !busy else { return }
+        quiesceHeld = false
+        context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -203,6 +233,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         wroteSinceFlush = false
         context.flush()
+        passQuiesceIfAnswered(context: context)
     }
 
     /// Writes an answer and records it in the route's metrics.

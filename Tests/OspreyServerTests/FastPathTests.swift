@@ -1,11 +1,17 @@
 import Dispatch
 import Foundation
+import GRDB
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTesting
+import Logging
+import NIOCore
 import OspreyEngine
 import OspreyTestSupport
+import ServiceLifecycle
 import Testing
 @testable import OspreyServer
+@testable import OspreyStorage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -176,6 +182,59 @@ struct FastPathTests {
         }
     }
 
+    /// A graceful shutdown that begins while a fast-path `observe` is committing: the
+    /// connection stays open until the observation is answered (it was logged, so an answer
+    /// lost here would make a retrying client log it twice).
+    @Test func aGracefulShutdownWaitsForACommittingObserve() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let manager = try Manager(store: try t.reopen(), logger: quiet)
+        let (ports, announce) = AsyncStream.makeStream(of: Int.self)
+        let app = Announced(base: buildApplication(manager: manager, configuration: .init(port: 0), logger: quiet)) {
+            announce.yield($0)
+        }
+        let group = ServiceGroup(services: [app], logger: quiet)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var listening = ports.makeAsyncIterator()
+            let port = try #require(await listening.next())
+            // Another connection holds the log's write lock, so the observe's commit waits for it.
+            let blocker = try t.reopen()
+            let release = DispatchSemaphore(value: 0)
+            try await withCheckedThrowingContinuation { (locked: CheckedContinuation<Void, any Error>) in
+                DispatchQueue.global().async {
+                    do {
+                        try blocker.pool.writeWithoutTransaction { db in
+                            try db.execute(sql: "BEGIN IMMEDIATE")
+                            locked.resume()
+                            release.wait()
+                            try db.execute(sql: "ROLLBACK")
+                        }
+                    } catch {
+                        locked.resume(throwing: error)
+                    }
+                }
+            }
+            let body = #"{"item":"i1","label":5}"#
+            let request = "POST /v1/models/demo/users/shutdown-user/observe HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+            async let reply = withCheckedThrowingContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(with: Result { try Self.exchange(port: port, send: request, until: { $0.hasSuffix("}") }) })
+                }
+            }
+            try await Task.sleep(for: .milliseconds(300))  // the observe reaches the commit, which waits
+            await group.triggerGracefulShutdown()
+            try await Task.sleep(for: .milliseconds(300))  // the shutdown reaches the connection
+            release.signal()
+            let text = try await reply
+            #expect(text.hasPrefix("HTTP/1.1 200"), "\(text)")
+            #expect(text.contains(#""accepted":true"#), "\(text)")
+            try await tasks.waitForAll()
+        }
+        let logged = try t.reopen().observations(model: "demo", after: 0, limit: 1_000_000).filter { $0.observation.uid == "shutdown-user" }
+        #expect(logged.count == 1)
+    }
+
     /// Sends `text` on a fresh TCP connection to 127.0.0.1:`port` and reads until `until` holds
     /// (at most 10 s).
     static func exchange(port: Int, send text: String, until done: (String) -> Bool) throws -> String {
@@ -243,5 +302,24 @@ struct DirectReaderTests {
         case (.failure, .failure): break
         default: Issue.record("\(text): JSONDecoder \(expected), direct \(got)")
         }
+    }
+}
+
+/// An application that reports the port it listens on (the tests start servers on port 0).
+struct Announced<Base: ApplicationProtocol>: ApplicationProtocol {
+    let base: Base
+    let listening: @Sendable (Int) -> Void
+
+    var responder: Base.Responder { get async throws { try await base.responder } }
+    var server: HTTPServerBuilder { base.server }
+    var eventLoopGroup: any EventLoopGroup { base.eventLoopGroup }
+    var configuration: ApplicationConfiguration { base.configuration }
+    var logger: Logger { base.logger }
+    var services: [any Service] { base.services }
+    var processesRunBeforeServerStart: [@Sendable () async throws -> Void] { base.processesRunBeforeServerStart }
+
+    func onServerRunning(_ channel: any Channel) async {
+        await base.onServerRunning(channel)
+        if let port = channel.localAddress?.port { listening(port) }
     }
 }
