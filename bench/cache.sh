@@ -5,6 +5,12 @@
 # (--prediction-cache 0), alternating, twice each.
 #
 #   bench/cache.sh [USERS] [ITEMS] [RATINGS] [DIM]      (defaults 100000 10000 1000000 50)
+#   CACHE=feature bench/cache.sh ...
+#
+# With CACHE=feature it measures the feature cache instead: one server with --feature-cache
+# 10000 (10 % of the items, FEATURE_CACHE to change), one without, neither with a prediction
+# cache; the endpoints are predict and topk over a candidate list of 50 Zipf items (300,000 of
+# these requests per trace; the whole-catalogue scan reads its own table, not the feature cache).
 #
 # Users are drawn Zipf(1.0) over all users and, for predict, items Zipf(1.0) over all items, in
 # 1,000,000 requests prebuilt by wrk's Lua init (more than a 10 s run sends, so the trace does not
@@ -22,8 +28,13 @@ require_wrk
 build_release
 DATA=.bench-data/u${USERS}-i${ITEMS}-r${RATINGS}-d${DIM}
 if [ ! -f "$DATA/osprey.sqlite" ]; then echo "no model in $DATA: run bench/http.sh $USERS $ITEMS $RATINGS $DIM first"; exit 1; fi
+CACHE=${CACHE:-prediction}
 # Both servers read the same store; neither is sent observations, so they never write to it.
-start_server "$DATA" "$CACHED_PORT" --cache-scores
+case $CACHE in
+  prediction) start_server "$DATA" "$CACHED_PORT" --cache-scores ;;
+  feature) start_server "$DATA" "$CACHED_PORT" --prediction-cache 0 --feature-cache "${FEATURE_CACHE:-10000}" ;;
+  *) echo "CACHE must be prediction or feature"; exit 1 ;;
+esac
 CACHED=$PID
 start_server "$DATA" "$PLAIN_PORT" --prediction-cache 0
 PLAIN=$PID
@@ -33,16 +44,21 @@ done
 LUA=.bench-data/cache-run/lua
 rm -rf "$LUA"; mkdir -p "$LUA"
 
-# zipf_requests FILE EXPR: 1,000,000 requests built once from EXPR, which may call zu() (a Zipf
-# user rank) and zi() (a Zipf item rank).
+# zipf_requests FILE EXPR [COUNT]: COUNT (1,000,000) requests built once from EXPR, which may
+# call zu() (a Zipf user rank), zi() (a Zipf item rank) and candidates(zi) (a topk body).
 zipf_requests() {
   cat > "$1" <<LUAEOF
-local reqs, n, count = {}, 0, 1000000
+local reqs, n, count = {}, 0, ${3:-1000000}
 local function cdf(size)
   local c, total = {}, 0
   for k = 1, size do total = total + 1 / k; c[k] = total end
   for k = 1, size do c[k] = c[k] / total end
   return c
+end
+local function candidates(zi)
+  local ids = {}
+  for j = 1, 50 do ids[j] = "\"i" .. zi() .. "\"" end
+  return "{\"k\":10,\"items\":[" .. table.concat(ids, ",") .. "]}"
 end
 local function draw(c)
   local u, lo, hi = math.random(), 1, #c
@@ -61,10 +77,15 @@ LUAEOF
 }
 zipf_requests "$LUA/predict.lua" \
   'wrk.format("GET", "/v1/models/bench/users/u" .. zu() .. "/predict?item=i" .. zi())'
-zipf_requests "$LUA/topk.lua" \
-  'wrk.format("POST", "/v1/models/bench/users/u" .. zu() .. "/topk", {["Content-Type"]="application/json"}, "{\"k\":10}")'
+if [ "$CACHE" = feature ]; then
+  zipf_requests "$LUA/topk.lua" \
+    'wrk.format("POST", "/v1/models/bench/users/u" .. zu() .. "/topk", {["Content-Type"]="application/json"}, candidates(zi))' 300000
+else
+  zipf_requests "$LUA/topk.lua" \
+    'wrk.format("POST", "/v1/models/bench/users/u" .. zu() .. "/topk", {["Content-Type"]="application/json"}, "{\"k\":10}")'
+fi
 
-counter() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="osprey_prediction_cache_$2" '$1 ~ "^"m"\\{" {print $2}'; }
+counter() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="osprey_${CACHE}_cache_$2" '$1 ~ "^"m"\\{" {print $2}'; }
 echo "== warm-up of both servers (predict, 3 s each, not reported)"
 for port in $CACHED_PORT $PLAIN_PORT; do wrk -t1 -c32 -d3s -s "$LUA/predict.lua" "http://127.0.0.1:$port" >/dev/null; done
 seed=0

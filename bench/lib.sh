@@ -5,8 +5,10 @@ require_wrk() {
   command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk"; exit 1; }
 }
 
-# Builds the release binary and sets BIN to it.
+# Builds the release binary and sets BIN to it; with OSPREY_BIN set, uses that binary instead
+# (for an A/B of two builds in one period).
 build_release() {
+  if [ -n "${OSPREY_BIN:-}" ]; then BIN=$OSPREY_BIN; return; fi
   swift build -c release --product osprey >/dev/null
   BIN=.build/release/osprey
 }

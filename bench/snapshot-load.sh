@@ -6,6 +6,7 @@
 # two measured periods of wrk -t1 -c32 -d${DURATION}s --latency. Prediction cache off.
 #
 #   bench/snapshot-load.sh            DURATION=10 ROUNDS=2
+#   EVERY=100000 OSPREY_BIN=/path/to/osprey bench/snapshot-load.sh   (one setting, another build)
 #
 # The model is bench/http.sh's (100,000 users, 10,000 items, d=50, cached in .bench-data/).
 # Talks only to 127.0.0.1; stops the servers it started, by PID.
@@ -23,7 +24,7 @@ write_endpoint_requests "$LUA" 100000 10000
 echo "| snapshot every | round | period | requests/s | p50 | p99 | errors |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 for round in $(seq 1 "$ROUNDS"); do
-  for every in 100000 100000000; do
+  for every in ${EVERY:-100000 100000000}; do
     start_server "$DATA" "$PORT" --prediction-cache 0 --snapshot-observations "$every"
     wrk -t1 -c32 -d10s -s "$LUA/observe.lua" "http://127.0.0.1:$PORT" >/dev/null
     for period in 1 2; do

@@ -57,6 +57,8 @@ public final class DecisionLog: Sendable {
     /// Decisions written, write failures, decisions dropped after failures, and decisions deleted
     /// by the retention (for metrics).
     let written = Atomic<Int>(0), failures = Atomic<Int>(0), dropped = Atomic<Int>(0), pruned = Atomic<Int>(0)
+    /// Steps of ``pruneInBackground()`` are under way.
+    private let pruning = Atomic<Bool>(false)
 
     init(store: SQLiteStore, logger: Logger, retention: Retention = .init(),
          flushInterval: DispatchTimeInterval = .milliseconds(50), batchSize: Int = 1024, maxPending: Int = 1_000_000) {
@@ -131,7 +133,8 @@ public final class DecisionLog: Sendable {
         }
         guard !batch.isEmpty || !assignments.isEmpty else { return }
         do {
-            try store.appendDecisions(batch)
+            let trimmed = try store.appendDecisions(batch, trimBefore: oldestKept(now: Date()), trimKeep: retention.maxCount)
+            pruned.add(trimmed, ordering: .relaxed)
             try store.appendAssignments(assignments)
             written.add(batch.count, ordering: .relaxed)
             state.withLock { s in for d in batch { s.writing[d.eventId] = nil } }
@@ -155,19 +158,23 @@ public final class DecisionLog: Sendable {
         }
     }
 
-    /// Deletes the decisions the retention no longer keeps, on the caller's thread (it blocks on
-    /// SQLite, a batch of 10,000 per transaction); returns how many. A failure is logged and
-    /// retried at the next call. O(deleted).
-    @discardableResult
-    func prune(now: Date = Date()) -> Int {
-        guard retention != .forever else { return 0 }
-        let before = retention.maxAge.map { age in
+    /// The time before which the retention keeps no decision (seconds since 1970), if it has an
+    /// age limit.
+    private func oldestKept(now: Date) -> Double? {
+        retention.maxAge.map { age in
             now.timeIntervalSince1970 - Double(age.components.seconds) - Double(age.components.attoseconds) * 1e-18
         }
+    }
+
+    /// Deletes the decisions the retention no longer keeps, on the caller's thread (it blocks on
+    /// SQLite), `batch` per transaction and at most `maxBatches` transactions; returns how many.
+    /// A failure is logged and retried at the next call. O(deleted).
+    @discardableResult
+    func prune(now: Date = Date(), batch: Int = 10_000, maxBatches: Int = .max) -> Int {
+        guard retention != .forever else { return 0 }
         do {
-            let n = try store.pruneDecisions(before: before, keep: retention.maxCount)
+            let n = try store.pruneDecisions(before: oldestKept(now: now), keep: retention.maxCount, batch: batch, maxBatches: maxBatches)
             pruned.add(n, ordering: .relaxed)
-            if n > 0 { logger.info("old decisions deleted", metadata: ["decisions": "\(n)"]) }
             return n
         } catch {
             logger.error("decision log pruning failed; will retry", metadata: ["error": "\(error)"])
@@ -175,9 +182,30 @@ public final class DecisionLog: Sendable {
         }
     }
 
-    /// ``prune(now:)`` on the log's queue, after the writes queued before it; does not wait.
+    /// Decisions deleted per step of ``pruneInBackground()``, and the pause between steps: at
+    /// most 20,000 a second. Each flush also deletes what the retention no longer keeps, up to
+    /// twice what it writes, so under load the log stays within its limits without these steps;
+    /// they clear a backlog (left by an earlier process, or when no decisions are written) gently.
+    /// Deleting 300,000 at once, 10,000 per transaction, doubled durable observe's p99 for the
+    /// first seconds of a start (BENCHMARKS.md).
+    static let pruneStep = 1_000, prunePause = DispatchTimeInterval.milliseconds(50)
+
+    /// Deletes what the retention no longer keeps on the log's queue, one step at a time with a
+    /// pause between them (flushes go in between); does not wait. A call while an earlier one's
+    /// steps are still going does nothing.
     func pruneInBackground() {
-        queue.async { self.prune() }
+        guard !pruning.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        queue.async { self.pruneSteps(deleted: 0) }
+    }
+
+    private func pruneSteps(deleted: Int) {
+        let n = prune(batch: Self.pruneStep, maxBatches: 1)
+        if n == Self.pruneStep {
+            queue.asyncAfter(deadline: .now() + Self.prunePause) { self.pruneSteps(deleted: deleted + n) }
+            return
+        }
+        if deleted + n > 0 { logger.info("old decisions deleted", metadata: ["decisions": "\(deleted + n)"]) }
+        pruning.store(false, ordering: .releasing)
     }
 
     /// ``flush()`` on the log's queue, awaited: every decision buffered before the call is

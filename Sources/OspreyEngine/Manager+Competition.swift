@@ -28,7 +28,8 @@ extension Manager {
         let through = applied.withLock { $0 }
         let (state, replayed) = try ServingState.restore(
             model: name, version: number, store: store, through: through, monitor: configuration.monitor,
-            predictions: PredictionCache(configuration: configuration.predictionCache), hotUsers: configuration.hotUsers,
+            predictions: PredictionCache(configuration: configuration.predictionCache), features: configuration.featureCache,
+            featureStatistics: model.featureStatistics, hotUsers: configuration.hotUsers,
             observed: model.current.observed)
         try installChallenger(state, in: model, caughtUpThrough: max(replayed, through), allocation: allocation)
     }
@@ -109,7 +110,8 @@ extension Manager {
         let allocation = try TrafficAllocation.parse(record.allocation)
         let (state, _) = try ServingState.restore(
             model: model.name, version: record.challenger, store: store, monitor: configuration.monitor,
-            predictions: PredictionCache(configuration: configuration.predictionCache), hotUsers: configuration.hotUsers,
+            predictions: PredictionCache(configuration: configuration.predictionCache), features: configuration.featureCache,
+            featureStatistics: model.featureStatistics, hotUsers: configuration.hotUsers,
             observed: model.current.observed)
         let assigned = if case .thompson = allocation { try store.assignments(model: model.name, since: record.since) } else { [String: Int]() }
         let competition = Competition(challenger: state, allocation: allocation, since: record.since, assigned: assigned,

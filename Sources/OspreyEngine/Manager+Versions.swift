@@ -188,7 +188,8 @@ extension Manager {
         // Everything each user ever rated (not only the possibly windowed training ratings).
         let state = ServingState(
             version: version, users: fresh, observed: observed,
-            monitor: configuration.monitor, baselineAtMost: previousBaseline, predictions: nextCache(for: model))
+            monitor: configuration.monitor, baselineAtMost: previousBaseline, predictions: nextCache(for: model),
+            features: configuration.featureCache, featureStatistics: model.featureStatistics)
         if let challenger {
             try installChallenger(state, in: model, caughtUpThrough: through, allocation: challenger)
         } else {
@@ -240,7 +241,8 @@ extension Manager {
         let through = applied.withLock { $0 }
         let (state, replayed) = try ServingState.restore(
             model: name, version: number, store: store, through: through, monitor: configuration.monitor,
-            predictions: nextCache(for: model), hotUsers: configuration.hotUsers, statistics: model.current.users.statistics,
+            predictions: nextCache(for: model), features: configuration.featureCache, featureStatistics: model.featureStatistics,
+            hotUsers: configuration.hotUsers, statistics: model.current.users.statistics,
             observed: model.current.observed)
         try install(state, in: model, caughtUpThrough: max(replayed, through))
         logger.info("rolled back", metadata: ["model.name": "\(name)", "model.version": "\(number)"])

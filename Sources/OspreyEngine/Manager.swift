@@ -40,6 +40,8 @@ public final class Manager: Service, Sendable {
         public var retrainThreads: Int
         /// Each serving state's prediction cache.
         public var predictionCache: PredictionCache.Configuration
+        /// Each serving state's feature cache (none by default).
+        public var featureCache: FeatureCacheConfiguration
         /// Exploring top-k answers and the decision log.
         public var exploration: Explorer.Configuration
         /// The most users per model whose full ridge state is kept in memory (the hot tier; see
@@ -50,11 +52,12 @@ public final class Manager: Service, Sendable {
         public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
                     maxIdentifierBytes: Int = 256, keepVersions: Int = 10, retrainThreads: Int = 1,
                     monitor: QualityMonitor.Configuration = .init(), autoRetrain: Bool = false, retrainWindow: Int? = nil,
-                    predictionCache: PredictionCache.Configuration = .init(), exploration: Explorer.Configuration = .init(),
-                    hotUsers: Int = 100_000) {
+                    predictionCache: PredictionCache.Configuration = .init(), featureCache: FeatureCacheConfiguration = .init(),
+                    exploration: Explorer.Configuration = .init(), hotUsers: Int = 100_000) {
             precondition(hotUsers >= 0, "hotUsers must not be negative")
             self.hotUsers = hotUsers
             self.predictionCache = predictionCache
+            self.featureCache = featureCache
             self.exploration = exploration
             self.retrainWindow = retrainWindow
             self.monitor = monitor
@@ -113,7 +116,8 @@ public final class Manager: Service, Sendable {
             let start = clock.now
             let (state, _) = try ServingState.restore(
                 model: record.name, version: record.servingVersion, store: store, monitor: configuration.monitor,
-                predictions: PredictionCache(configuration: configuration.predictionCache), hotUsers: configuration.hotUsers)
+                predictions: PredictionCache(configuration: configuration.predictionCache), features: configuration.featureCache,
+                hotUsers: configuration.hotUsers)
             let policy: ExplorationPolicy
             do { policy = try ExplorationPolicy.parse(policies[record.name] ?? "greedy") } catch {
                 throw StorageError(.corrupt, "model \(record.name) has an unreadable exploration policy: \(error)")

@@ -75,7 +75,7 @@ public struct Predictor: Sendable {
             let answer: PredictionCache.Answer
             switch query {
             case .score(let row):
-                answer = .score(state.version.features.score(weights: w, item: row))
+                answer = .score(state.score(weights: w, item: row))
             case .ranking(let q):
                 answer = .ranking(try rank(q, uid: uid, weights: w, in: state))
             }
@@ -98,7 +98,7 @@ public struct Predictor: Sendable {
         var selector = TopKSelector(k: q.k)
         if let items = q.items {
             for row in try candidateRows(q, items: items, uid: uid, in: state) {
-                selector.offer(index: row, score: features.score(weights: w, item: row))
+                selector.offer(index: row, score: state.score(weights: w, item: row))
             }
         } else {
             var excluded = q.exclude.compactMap { features.catalog.row(of: $0) }

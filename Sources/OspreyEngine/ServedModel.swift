@@ -13,18 +13,28 @@ public final class ServingState: Sendable {
     let monitor: Mutex<QualityMonitor>
     /// Answers computed from this state (Velox §5); a new state starts a new cache.
     public let predictions: PredictionCache
+    /// The version's hottest item vectors, kept in front of its feature table (nil when not
+    /// configured; see ``FeatureCache``). Counts into the model's statistics, shared by its
+    /// versions.
+    public let featureCache: FeatureCache<MaterializedFeatures>?
     /// Which observations are the validation sample.
     let validation: QualityMonitor.Configuration
 
-    /// - Parameter baselineAtMost: a baseline met before (by the version this one replaces);
-    ///   the monitor's baseline is the lower of it and this version's validation loss.
+    /// - Parameters:
+    ///   - baselineAtMost: a baseline met before (by the version this one replaces); the
+    ///     monitor's baseline is the lower of it and this version's validation loss.
+    ///   - features: this state's feature cache, counting into `featureStatistics`.
     init(version: ModelVersion, users: UserWeightStore, observed: ObservedItems = ObservedItems(),
          monitor: QualityMonitor.Configuration = .init(), baselineAtMost: Double? = nil,
-         predictions: PredictionCache = PredictionCache()) {
+         predictions: PredictionCache = PredictionCache(),
+         features: FeatureCacheConfiguration = .init(), featureStatistics: CacheStatistics = .init()) {
         self.version = version
         self.users = users
         self.observed = observed
         self.predictions = predictions
+        featureCache = features.capacity > 0
+            ? FeatureCache(version.features, capacity: features.capacity, policy: features.policy, statistics: featureStatistics)
+            : nil
         validation = monitor
         let own = version.metadata.validationRMSE.map { $0 * $0 }
         let baseline = [own, baselineAtMost].compactMap { $0 }.min()
@@ -37,6 +47,13 @@ public final class ServingState: Sendable {
     public func observedRows(of uid: String) throws -> [Int] {
         let catalog = version.features.catalog
         return try observed.items(of: uid).compactMap { catalog.row(of: $0) }
+    }
+
+    /// `offset_i + w · f_i` for catalogue row `item`, through the feature cache when there is
+    /// one. O(d) on a hit or without a cache.
+    func score(weights: UnsafePointer<Float>, item: Int) -> Float {
+        if let featureCache { return featureCache.score(weights: weights, item: item) }
+        return version.features.score(weights: weights, item: item)
     }
 
     /// The quality monitor's state now.
@@ -118,8 +135,9 @@ public final class ServingState: Sendable {
     /// Returns the state and the last sequence replayed.
     static func restore(model: String, version number: Int, store: SQLiteStore, through: Int64 = .max,
                         monitor: QualityMonitor.Configuration = .init(),
-                        predictions: PredictionCache = PredictionCache(), hotUsers: Int = .max,
-                        statistics: UserWeightStore.Statistics = .init(),
+                        predictions: PredictionCache = PredictionCache(),
+                        features: FeatureCacheConfiguration = .init(), featureStatistics: CacheStatistics = .init(),
+                        hotUsers: Int = .max, statistics: UserWeightStore.Statistics = .init(),
                         observed: ObservedItems? = nil) throws -> (ServingState, Int64) {
         let version = try store.loadVersion(model: model, number: number)
         let observed = observed ?? ObservedItems.stored(in: store, model: model)
@@ -143,7 +161,8 @@ public final class ServingState: Sendable {
             }
             snapshot = UserSnapshot(seq: seq, users: [:], ahead: ahead)
         }
-        let state = ServingState(version: version, users: users, observed: observed, monitor: monitor, predictions: predictions)
+        let state = ServingState(version: version, users: users, observed: observed, monitor: monitor, predictions: predictions,
+                                 features: features, featureStatistics: featureStatistics)
         let last = try state.replay(store: store, after: snapshot.seq, through: through, skipping: snapshot)
         return (state, max(last, snapshot.seq))
     }
@@ -178,9 +197,12 @@ public final class ServedModel: Sendable {
     private let contest = Mutex<Competition?>(nil)
     /// Top-k decisions logged (all time), and observations that named one (since the process started).
     let decisionCount: Atomic<Int>, feedbackCount = Atomic<Int>(0)
+    /// The feature caches' counts, continued by each serving state that replaces the first.
+    let featureStatistics: CacheStatistics
 
     init(state: ServingState, observations: Int, exploration: ExplorationPolicy = .greedy, decisions: Int = 0) {
         name = state.version.model
+        featureStatistics = state.featureCache?.statistics ?? CacheStatistics()
         serving = Mutex(state)
         observationCount = Atomic(observations)
         policy = Mutex(exploration)

@@ -76,6 +76,22 @@ final class ServerMetrics: Sendable {
                 cache += "osprey_prediction_cache_\(name)\(Self.label(model.name)) \(value)\n"
             }
         }
+        for (name, type) in [("hits_total", "counter"), ("misses_total", "counter"),
+                             ("evictions_total", "counter"), ("entries", "gauge")] {
+            let models = manager.registry.all.compactMap { m in m.current.featureCache.map { (m.name, $0) } }
+            guard !models.isEmpty else { break }
+            cache += "# TYPE osprey_feature_cache_\(name) \(type)\n"
+            for (model, features) in models {
+                let s = features.statistics
+                let value = switch name {
+                case "hits_total": s.hitCount
+                case "misses_total": s.missCount
+                case "evictions_total": s.evictionCount
+                default: features.count
+                }
+                cache += "osprey_feature_cache_\(name)\(Self.label(model)) \(value)\n"
+            }
+        }
         var tiers = ""
         for (name, type) in [("users_hot", "gauge"), ("users_cold", "gauge"), ("user_rebuilds_total", "counter"),
                              ("user_evictions_total", "counter"), ("user_rebuild_seconds_total", "counter")] {

@@ -10,9 +10,14 @@ import OspreyModel
 /// the explored flags as one byte each.
 extension SQLiteStore {
     /// Appends decisions in one transaction. Event ids are unique; a repeated one is ignored.
-    public func appendDecisions(_ decisions: [DecisionRecord]) throws {
-        guard !decisions.isEmpty else { return }
-        try decisionPool.write { db in
+    /// With `trimBefore` or `trimKeep`, the same transaction then deletes the oldest decisions
+    /// those limits no longer keep (see ``pruneDecisions(before:keep:batch:maxBatches:)``), up to
+    /// twice as many as it appended: a log at its limits stays there at no extra commit, and a
+    /// backlog shrinks as fast as the log grows. Returns how many it deleted.
+    @discardableResult
+    public func appendDecisions(_ decisions: [DecisionRecord], trimBefore: Double? = nil, trimKeep: Int? = nil) throws -> Int {
+        guard !decisions.isEmpty else { return 0 }
+        return try decisionPool.write { db in
             let insert = try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO decision (event_id, model, version, uid, policy, time, items, scores, exploring,
                                                 propensities, explored, candidates)
@@ -43,43 +48,51 @@ extension SQLiteStore {
                     d.candidates.map(Self.joined),
                 ])
             }
+            guard trimBefore != nil || trimKeep != nil else { return 0 }
+            return try Self.pruneOldest(db, before: trimBefore, keep: trimKeep, batch: 2 * decisions.count)
         }
     }
 
     /// Deletes the oldest decisions: every one logged before `before` (seconds since 1970), and
-    /// beyond that all but the newest `keep`. Decisions go in log order, `batch` per transaction,
-    /// so a concurrent append waits for one batch at most. Freed pages are reused by later
-    /// decisions (the file stops growing; it does not shrink). Returns how many were deleted.
+    /// beyond that all but the newest `keep`. Decisions go in log order, `batch` per transaction
+    /// and at most `maxBatches` transactions, so a concurrent append waits for one batch at most.
+    /// Freed pages are reused by later decisions (the file stops growing; it does not shrink).
+    /// Returns how many were deleted: fewer than `batch · maxBatches` when no more were due.
     /// O(deleted + batch).
-    public func pruneDecisions(before: Double?, keep: Int?, batch: Int = 10_000) throws -> Int {
-        precondition(batch > 0 && (keep ?? 0) >= 0, "prune batch must be positive and keep non-negative")
+    public func pruneDecisions(before: Double?, keep: Int?, batch: Int = 10_000, maxBatches: Int = .max) throws -> Int {
+        precondition(batch > 0 && (keep ?? 0) >= 0 && maxBatches > 0, "prune batch and batches must be positive, keep non-negative")
         var deleted = 0
-        while true {
-            let n = try decisionPool.write { db -> Int in
-                // Only prefixes are ever deleted, so the rowids left are contiguous. (Two queries:
-                // SQLite finds a lone min() or max() in O(log n), but scans the table for both.)
-                guard let first = try Int64.fetchOne(db, sql: "SELECT min(rowid) FROM decision"),
-                      let last = try Int64.fetchOne(db, sql: "SELECT max(rowid) FROM decision")
-                else { return 0 }
-                var cut = first - 1  // delete rowids up to here
-                if let keep, last - first + 1 > Int64(keep) {
-                    cut += min(last - first + 1 - Int64(keep), Int64(batch))
-                }
-                if let before, cut < first - 1 + Int64(batch) {
-                    let rows = try Row.fetchAll(db, sql: "SELECT rowid AS r, time FROM decision WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                                                arguments: [cut, first - 1 + Int64(batch) - cut])
-                    for row in rows {
-                        guard (row["time"] as Double) < before else { break }
-                        cut = row["r"]
-                    }
-                }
-                guard cut >= first else { return 0 }
-                try db.execute(sql: "DELETE FROM decision WHERE rowid <= ?", arguments: [cut])
-                return db.changesCount
-            }
+        for _ in 0..<maxBatches {
+            let n = try decisionPool.write { db in try Self.pruneOldest(db, before: before, keep: keep, batch: batch) }
             deleted += n
-            if n < batch { return deleted }
+            if n < batch { break }
         }
+        return deleted
+    }
+
+    /// Deletes up to `batch` of the oldest decisions that `before` and `keep` no longer keep, in
+    /// the caller's transaction; returns how many. O(batch + log n).
+    private static func pruneOldest(_ db: Database, before: Double?, keep: Int?, batch: Int) throws -> Int {
+        // Only prefixes are ever deleted, so the rowids left are contiguous. (Two queries:
+        // SQLite finds a lone min() or max() in O(log n), but scans the table for both.)
+        guard let first = try Int64.fetchOne(db, sql: "SELECT min(rowid) FROM decision"),
+              let last = try Int64.fetchOne(db, sql: "SELECT max(rowid) FROM decision")
+        else { return 0 }
+        var cut = first - 1  // delete rowids up to here
+        if let keep, last - first + 1 > Int64(keep) {
+            cut += min(last - first + 1 - Int64(keep), Int64(batch))
+        }
+        if let before, cut < first - 1 + Int64(batch) {
+            let rows = try Row.fetchAll(db, sql: "SELECT rowid AS r, time FROM decision WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                                        arguments: [cut, first - 1 + Int64(batch) - cut])
+            for row in rows {
+                guard (row["time"] as Double) < before else { break }
+                cut = row["r"]
+            }
+        }
+        guard cut >= first else { return 0 }
+        try db.execute(sql: "DELETE FROM decision WHERE rowid <= ?", arguments: [cut])
+        return db.changesCount
     }
 
     /// The decision logged under `eventId`, or nil. O(log n).

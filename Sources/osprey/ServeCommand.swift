@@ -32,7 +32,8 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "A model is stale when its windowed loss exceeds this multiple of its first window's.") var staleThreshold = 1.5
     @Option(help: "Share of observations held out from learning as the validation sample (0 to 0.5; keep it fixed for a data directory).") var validationFraction = 0.02
     @Option(help: "Prediction cache entries per model (answers to predict and topk; 0 turns it off).") var predictionCache = 100_000
-    @Option(help: "Prediction cache eviction policy: s3fifo or lru.") var cachePolicy = "s3fifo"
+    @Option(help: "Prediction and feature cache eviction policy: s3fifo or lru.") var cachePolicy = "s3fifo"
+    @Option(help: "Feature cache entries per model: the hottest items' vectors kept contiguous in front of the feature table, for predict and candidate-list topk (0: none; a materialized table row is cheaper to read than a lookup).") var featureCache = 0
     @Flag(help: "Cache single-item predictions too, not only top-k rankings (a materialized score is cheaper than a lookup).") var cacheScores = false
     @Option(help: "Hottest cached answers a new version precomputes before it serves.") var cacheRepopulate = 10_000
     @Option(help: "Greedy candidates an exploring whole-catalogue top-k chooses among (at least 2k).") var exploreShortlist = 100
@@ -59,6 +60,7 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
     guard o.snapshotObservations >= 1 else { throw ValidationError("--snapshot-observations must be at least 1") }
     guard o.validationFraction >= 0, o.validationFraction <= 0.5 else { throw ValidationError("--validation-fraction must be between 0 and 0.5") }
     guard o.predictionCache >= 0 else { throw ValidationError("--prediction-cache must be at least 0") }
+    guard o.featureCache >= 0 else { throw ValidationError("--feature-cache must be at least 0") }
     guard o.cacheRepopulate >= 0 else { throw ValidationError("--cache-repopulate must be at least 0") }
     guard o.exploreShortlist >= 1 else { throw ValidationError("--explore-shortlist must be at least 1") }
     guard o.thompsonSamples >= 0, o.thompsonSamples <= 10_000 else { throw ValidationError("--thompson-samples must be between 0 and 10000") }
@@ -94,6 +96,7 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
             monitor: .init(window: o.staleWindow, threshold: o.staleThreshold, validationFraction: o.validationFraction),
             autoRetrain: o.autoRetrain ?? autoRetrainByDefault, retrainWindow: o.retrainWindow,
             predictionCache: .init(capacity: o.predictionCache, policy: policy, repopulate: o.cacheRepopulate, scores: o.cacheScores),
+            featureCache: .init(capacity: o.featureCache, policy: policy),
             exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog,
                                decisionRetention: retention),
             hotUsers: hotUsers), logger: logger)

@@ -57,15 +57,62 @@ struct DecisionRetentionTests {
             manager.decisions.append(d)
         }
         await manager.decisions.flushed()
-        // The old 60 go by age, then 10 of the recent ones by count.
-        #expect(manager.decisions.prune(now: now) == 70)
+        // The write itself trims: the old 60 go by age, then 10 of the recent ones by count.
         #expect(manager.decisionsPrunedCount == 70)
         #expect(try remaining(t.reopen(), of: 120) == Array(70..<120))
         #expect(manager.decisions.prune(now: now) == 0)
+        // A stricter retention over the same log (as after a restart with new limits) prunes the rest.
+        let stricter = try Manager(
+            store: try t.reopen(), configuration: .init(exploration: .init(decisionRetention: .init(maxAge: nil, maxCount: 20))),
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        #expect(stricter.decisions.prune(now: now) == 30)
+        #expect(try remaining(t.reopen(), of: 120) == Array(100..<120))
         // Kept forever: nothing is deleted.
         let keepAll = try Manager(
             store: try t.reopen(), configuration: .init(exploration: .init(decisionRetention: .forever)),
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         #expect(keepAll.decisions.prune(now: now.addingTimeInterval(1e9)) == 0)
+    }
+
+    /// A write trims at most twice what it appends, and pruning goes a bounded number of batches
+    /// at a time, so neither turns into a burst of deletes.
+    @Test func trimmingAndPruningAreBounded() throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let all = decisions(40, start: 1_000)
+        #expect(try t.store.appendDecisions(Array(all[0..<10]), trimKeep: 4) == 6)
+        #expect(try remaining(t.store, of: 40) == Array(6..<10))
+        // One more decision may trim only two (the backlog shrinks as the log grows).
+        #expect(try t.store.appendDecisions([all[10]], trimKeep: 0) == 2)
+        #expect(try remaining(t.store, of: 40) == Array(8..<11))
+        // By age at write time; a limit that keeps everything trims nothing.
+        #expect(try t.store.appendDecisions(Array(all[11..<20]), trimBefore: 1_009.5) == 2)
+        #expect(try t.store.appendDecisions(Array(all[20..<30]), trimBefore: 0, trimKeep: 1_000) == 0)
+        #expect(try remaining(t.store, of: 40) == Array(10..<30))
+        // Pruning: two batches of 3, no more.
+        #expect(try t.store.pruneDecisions(before: nil, keep: 0, batch: 3, maxBatches: 2) == 6)
+        #expect(try remaining(t.store, of: 40) == Array(16..<30))
+    }
+
+    /// The background pruning deletes a backlog in steps of ``DecisionLog/pruneStep``, with a
+    /// pause between them, until the retention holds; a second call while it runs does nothing.
+    @Test func backgroundPruningClearsABacklogInSteps() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let backlog = 2 * DecisionLog.pruneStep + 500
+        try t.store.appendDecisions(decisions(backlog + 10, start: Date().timeIntervalSince1970))
+        let manager = try Manager(
+            store: try t.reopen(),
+            configuration: .init(exploration: .init(decisionRetention: .init(maxAge: nil, maxCount: 10))),
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        manager.decisions.pruneInBackground()
+        manager.decisions.pruneInBackground()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while manager.decisionsPrunedCount < backlog, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        await manager.decisions.flushed()
+        #expect(manager.decisionsPrunedCount == backlog)
+        #expect(try remaining(t.reopen(), of: backlog + 10) == Array(backlog..<(backlog + 10)))
     }
 }

@@ -1,5 +1,6 @@
 import OspreyMath
 import OspreyModel
+import OspreyTestSupport
 import Synchronization
 import Testing
 @testable import OspreyEngine
@@ -38,5 +39,40 @@ struct FeatureCacheTests {
         #expect(base.calls.load(ordering: .relaxed) == s.missCount, "the base function runs on misses only")
         #expect(s.hitCount > accesses / 2 && s.evictionCount > 0)
         #expect(cache.dimension == base.dimension && cache.catalog.count == 2000)
+    }
+
+    /// A served model with a feature cache answers exactly as one without. The cache covers
+    /// predict and candidate rankings (the whole-catalogue scan reads its own table); its counts
+    /// continue across a retrain, whose new version starts with an empty cache.
+    @Test func aServedModelsFeatureCacheAnswersAsTheTableDoes() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let cached = try Manager(store: try t.reopen(), configuration: .init(
+            predictionCache: .init(capacity: 0), featureCache: .init(capacity: 640)), logger: quiet)
+        let plain = try Manager(store: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 0)), logger: quiet)
+        #expect(try plain.registry.model("demo").current.featureCache == nil)
+        let p = Predictor(registry: cached.registry), q = Predictor(registry: plain.registry)
+        let uids = Array(Set(t.ratings.map(\.uid)).sorted().prefix(5)) + ["stranger"]
+        let items = (0..<10).map { "i\($0)" }
+        for uid in uids {
+            for item in items {
+                #expect(try p.predict(model: "demo", uid: uid, item: item) == q.predict(model: "demo", uid: uid, item: item))
+            }
+            #expect(try p.topK(model: "demo", uid: uid, k: 3, items: items) == q.topK(model: "demo", uid: uid, k: 3, items: items))
+            #expect(try p.topK(model: "demo", uid: uid, k: 3, items: nil) == q.topK(model: "demo", uid: uid, k: 3, items: nil))
+        }
+        let first = try #require(try cached.registry.model("demo").current.featureCache)
+        let s = first.statistics
+        #expect(s.missCount == items.count && first.count == items.count, "each item's vector is produced once")
+        #expect(s.hitCount == uids.count * items.count * 2 - items.count)
+        #expect(s.evictionCount == 0)
+
+        let job = try cached.startRetrain(model: "demo")
+        #expect(try await cached.wait(forJob: job, model: "demo").phase == .done)
+        let second = try #require(try cached.registry.model("demo").current.featureCache)
+        #expect(second !== first && second.count == 0, "a new version's features start a new cache")
+        #expect(second.statistics === s, "the counts continue")
+        _ = try p.predict(model: "demo", uid: uids[0], item: "i1")
+        #expect(s.missCount == items.count + 1 && second.count == 1)
     }
 }

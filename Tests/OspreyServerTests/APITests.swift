@@ -325,6 +325,34 @@ struct APITests {
         }
     }
 
+    /// The feature cache's counts are in `/metrics` when it is configured, and absent when not.
+    @Test func featureCacheCountsAreMetrics() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        for capacity in [0, 256] {
+            let manager = try Manager(store: try t.reopen(), configuration: .init(featureCache: .init(capacity: capacity)), logger: quiet)
+            let app = buildApplication(manager: manager, logger: quiet)
+            try await app.test(.router) { client in
+                for _ in 0..<3 {
+                    try await client.execute(uri: "/v1/models/demo/users/\(t.ratings[0].uid)/predict?item=i1", method: .get) { r in
+                        #expect(r.status == .ok)
+                    }
+                }
+                try await client.execute(uri: "/metrics", method: .get) { r in
+                    let text = String(buffer: r.body)
+                    if capacity == 0 {
+                        #expect(!text.contains("osprey_feature_cache"))
+                    } else {
+                        #expect(text.contains(#"osprey_feature_cache_hits_total{model="demo"} 2"#), "\(text)")
+                        #expect(text.contains(#"osprey_feature_cache_misses_total{model="demo"} 1"#))
+                        #expect(text.contains(#"osprey_feature_cache_evictions_total{model="demo"} 0"#))
+                        #expect(text.contains(#"osprey_feature_cache_entries{model="demo"} 1"#))
+                    }
+                }
+            }
+        }
+    }
+
     @Test func percentEncodedIdsAreDecoded() async throws {
         try await withApp { client, _ in
             try await client.execute(uri: "/v1/models/demo/users/u%201/predict?x=1&item=i%31", method: .get) { r in

@@ -198,16 +198,20 @@ struct FastPathTests {
             tasks.addTask { try await group.run() }
             var listening = ports.makeAsyncIterator()
             let port = try #require(await listening.next())
-            // Another connection holds the log's write lock, so the observe's commit waits for it.
+            // Another connection holds the log's write lock, so the observe's commit waits for it,
+            // until the server has stopped listening (the shutdown has reached the connections),
+            // or 8 s at most (the store's busy timeout is 10 s). A thread of its own releases it:
+            // when parallel tests keep the concurrency pool busy, a sleeping task wakes late.
             let blocker = try t.reopen()
-            let release = DispatchSemaphore(value: 0)
             try await withCheckedThrowingContinuation { (locked: CheckedContinuation<Void, any Error>) in
                 DispatchQueue.global().async {
                     do {
                         try blocker.pool.writeWithoutTransaction { db in
                             try db.execute(sql: "BEGIN IMMEDIATE")
                             locked.resume()
-                            release.wait()
+                            let deadline = ContinuousClock.now + .seconds(8)
+                            while ContinuousClock.now < deadline, Self.listens(port: port) { usleep(20_000) }
+                            usleep(100_000)
                             try db.execute(sql: "ROLLBACK")
                         }
                     } catch {
@@ -224,8 +228,6 @@ struct FastPathTests {
             }
             try await Task.sleep(for: .milliseconds(300))  // the observe reaches the commit, which waits
             await group.triggerGracefulShutdown()
-            try await Task.sleep(for: .milliseconds(300))  // the shutdown reaches the connection
-            release.signal()
             let text = try await reply
             #expect(text.hasPrefix("HTTP/1.1 200"), "\(text)")
             #expect(text.contains(#""accepted":true"#), "\(text)")
@@ -233,6 +235,20 @@ struct FastPathTests {
         }
         let logged = try t.reopen().observations(model: "demo", after: 0, limit: 1_000_000).filter { $0.observation.uid == "shutdown-user" }
         #expect(logged.count == 1)
+    }
+
+    /// Whether a TCP connection to 127.0.0.1:`port` is accepted (it is closed at once).
+    static func listens(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
     }
 
     /// Sends `text` on a fresh TCP connection to 127.0.0.1:`port` and reads until `until` holds

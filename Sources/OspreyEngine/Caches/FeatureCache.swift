@@ -7,9 +7,11 @@ import OspreyModel
 /// instead of a computation.
 ///
 /// For the materialized table of a matrix-factorization model a lookup costs more than the table
-/// read it would save (measured in BENCHMARKS.md), so the serving path reads that table directly;
-/// this is the hook a computed feature function goes through. Thread-safe: items are sharded
-/// over locks, and `body` runs under its item's shard lock (keep it short: a dot product).
+/// read it would save (measured in BENCHMARKS.md), so a served model has none unless configured
+/// (``FeatureCacheConfiguration``; `osprey serve --feature-cache`); it is the hook a computed
+/// feature function goes through. A version's features never change, so a version's cache is
+/// never stale; a new version starts a new one. Thread-safe: items are sharded over locks, and
+/// `body` runs under its item's shard lock (keep it short: a dot product).
 public final class FeatureCache<Base: FeatureFunction>: FeatureFunction, Sendable {
     /// One shard: its policy maps item rows to slots of its slab.
     final class Shard: @unchecked Sendable {
@@ -43,6 +45,13 @@ public final class FeatureCache<Base: FeatureFunction>: FeatureFunction, Sendabl
         self.statistics = statistics
         let perShard = max(1, capacity / StripedLocks<Shard>.stripeCount)
         shards = StripedLocks { Shard(policy: policy, capacity: perShard, stride: base.stride) }
+    }
+
+    /// The item vectors held now. O(shards).
+    public var count: Int {
+        var total = 0
+        shards.forEach { total += $0.used }
+        return total
     }
 
     public var dimension: Int { base.dimension }
@@ -79,5 +88,20 @@ public final class FeatureCache<Base: FeatureFunction>: FeatureFunction, Sendabl
             }
             return try body(target, shard.offsets[Int(slot)])
         }
+    }
+}
+
+/// The feature cache of each serving state: how many item vectors it holds (0: none, the default
+/// for a materialized feature table) and how it evicts.
+public struct FeatureCacheConfiguration: Sendable, Equatable {
+    /// The most item vectors held; 0 serves without a feature cache.
+    public var capacity: Int
+    /// How entries are chosen for eviction.
+    public var policy: EvictionPolicy
+
+    public init(capacity: Int = 0, policy: EvictionPolicy = .s3fifo) {
+        precondition(capacity >= 0, "a feature cache's capacity must not be negative")
+        self.capacity = capacity
+        self.policy = policy
     }
 }
