@@ -13,11 +13,14 @@
 # The model is bench/http.sh's (100,000 users, 10,000 items, 1,000,000 ratings, d=50, cached in
 # .bench-data/); bench/baselines/export_model.py reads its serving version and user weights from
 # Osprey's SQLite store for FastAPI, and computes Redis's precomputed scores from it.
-# Then, for each round: Redis GET, Osprey predict/observe/topk, FastAPI predict/observe/topk,
+# Then, for each round: Redis GET, Osprey predict/observe/topk, Osprey's topk again on a second
+# server started with --no-decision-log (FastAPI logs no decisions: the same work as it does;
+# reported on its own line), FastAPI predict/observe/topk,
 # wrk -t1 -c32 -d${DURATION}s --latency with prebuilt random requests. Prints a Markdown table,
 # the ratios against issue 4's targets and each server's RSS.
 #
-# Knobs: DURATION (10), ROUNDS (2), PORT (Osprey, 18181), FASTAPI_PORT (18282), REDIS_PORT (18379),
+# Knobs: DURATION (10), ROUNDS (2), PORT (Osprey, 18181), NOLOG_PORT (the second, 18183),
+# FASTAPI_PORT (18282), REDIS_PORT (18379),
 # REDIS_KEYS (1,000,000 precomputed scores), REDIS_REQUESTS (GETs per round, 80,000 × DURATION),
 # SNAPSHOT (Osprey's --snapshot-observations, its default 500,000).
 # Installs redis-server and wrk (apt-get) if missing. Talks only to 127.0.0.1; stops the
@@ -27,7 +30,7 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 USERS=100000; ITEMS=10000; RATINGS=1000000; DIM=50
 DURATION=${DURATION:-10}; ROUNDS=${ROUNDS:-2}
-PORT=${PORT:-18181}; FASTAPI_PORT=${FASTAPI_PORT:-18282}; REDIS_PORT=${REDIS_PORT:-18379}
+PORT=${PORT:-18181}; NOLOG_PORT=${NOLOG_PORT:-18183}; FASTAPI_PORT=${FASTAPI_PORT:-18282}; REDIS_PORT=${REDIS_PORT:-18379}
 REDIS_KEYS=${REDIS_KEYS:-1000000}; REDIS_REQUESTS=${REDIS_REQUESTS:-$((80000 * DURATION))}
 SNAPSHOT=${SNAPSHOT:-500000}
 
@@ -65,6 +68,8 @@ OSPREY_PID=$PID
 curl -sf "http://127.0.0.1:$PORT/v1/models/bench" >/dev/null || { echo "model bench is not being served"; exit 1; }
 osprey_observations() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^osprey_observations_total/{s+=$NF} END{print s+0}'; }
 OSPREY_OBS_BEFORE=$(osprey_observations)
+echo "== starting Osprey without the decision log on :$NOLOG_PORT (topk only)"
+start_server "$DATA" "$NOLOG_PORT" --prediction-cache "${CACHE:-0}" --no-decision-log
 
 echo "== starting FastAPI (uvicorn, 2 workers) on :$FASTAPI_PORT"
 rm -f "$DATA"/fastapi-observations.sqlite*
@@ -133,6 +138,7 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "== round $round of $ROUNDS (system endpoint round req/s p50_ms p99_ms errors)"
   run_redis "$round"
   for ep in predict observe topk; do run_wrk osprey "$PORT" "$ep" "$round"; done
+  run_wrk osprey-nolog "$NOLOG_PORT" topk "$round"
   for ep in predict observe topk; do run_wrk fastapi "$FASTAPI_PORT" "$ep" "$round"; done
 done
 MISSES=$(redis_info stats keyspace_misses)
@@ -151,7 +157,7 @@ echo "| system | endpoint | round | requests/s | p50 | p99 | errors |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 awk 'function commas(n,  s, r) { s = sprintf("%d", n); while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) } return s r }
 {
-  name = $1 == "redis" ? "Redis (precomputed)" : $1 == "osprey" ? "Osprey" : "FastAPI + numpy"
+  name = $1 == "redis" ? "Redis (precomputed)" : $1 == "osprey" ? "Osprey" : $1 == "osprey-nolog" ? "Osprey, no decision log" : "FastAPI + numpy"
   ep = $2 == "GET" ? "GET (redis-benchmark)" : $2 == "observe" ? "observe (durable)" : $2 == "topk" ? "topk (10k items)" : $2
   printf "| %s | %s | %d | %s | %.2f ms | %.2f ms | %d |\n", name, ep, $3, commas($4), $5, $6, $7
 }' "$ROWS"
@@ -171,6 +177,7 @@ awk -v OFS="" '
     line("Osprey observe / FastAPI observe", ratio("osprey observe", "fastapi observe"), 10)
     p99line("Osprey observe", p99["osprey observe"], 5)
     line("Osprey topk / FastAPI topk", ratio("osprey topk", "fastapi topk"), 5)
+    line("Osprey topk without the decision log (what FastAPI does) / FastAPI topk", ratio("osprey-nolog topk", "fastapi topk"), 5)
   }' "$ROWS"
 echo
 echo "Memory (RSS after the runs): Osprey $((OSPREY_RSS / 1024)) MiB; FastAPI $((FASTAPI_RSS / 1024)) MiB (all uvicorn processes: supervisor, 2 workers each with its own copy of the weights, multiprocessing tracker); Redis $((REDIS_RSS / 1024)) MiB for $REDIS_KEYS keys."

@@ -115,4 +115,15 @@ struct DecisionRetentionTests {
         #expect(manager.decisionsPrunedCount == backlog)
         #expect(try remaining(t.reopen(), of: backlog + 10) == Array(backlog..<(backlog + 10)))
     }
+
+    /// A process's event ids sort as strings in the order they were issued (past the 16th and
+    /// the 4096th), so the log's `event_id` index grows, and is pruned, at one end of the run.
+    @Test func eventIDsSortInTheOrderTheyAreIssued() throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let log = DecisionLog(store: t.store, logger: Logger(label: "test"))
+        let ids = (0..<5000).map { _ in log.nextEventID().id }
+        #expect(ids.sorted() == ids)
+        #expect(Set(ids.map(\.count)) == [25], "12 hex digits, a dash, 12 hex digits")
+    }
 }
