@@ -68,7 +68,10 @@ let package = Package(
             dependencies: ["OspreyMath", .product(name: "Numerics", package: "swift-numerics")]
         ),
         .testTarget(name: "OspreyModelTests", dependencies: ["OspreyModel", "OspreyMath"]),
-        .testTarget(name: "OspreyStorageTests", dependencies: ["OspreyStorage", "OspreyMath", "OspreyTestSupport"]),
+        .testTarget(
+            name: "OspreyStorageTests",
+            dependencies: ["OspreyStorage", "OspreyMath", "OspreyTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(name: "OspreyEngineTests", dependencies: ["OspreyEngine", "OspreyMath", "OspreyTestSupport"]),
         .testTarget(
             name: "OspreyServerTests",

@@ -66,10 +66,16 @@ extension SQLiteStore {
     }
 
     /// Writes (or replaces) each row's full state in `user_ridge` and its compact twin in
-    /// `user_weights`, in the caller's transaction, so the two never disagree.
+    /// `user_weights`, in the caller's transaction, so the two never disagree. A user's full row
+    /// is updated where it is (an upsert): `INSERT OR REPLACE` would delete it and append it
+    /// under a new rowid, rewriting its entry in the unique index and a second leaf page too.
     private static func insert(_ rows: [SnapshotRow], model: String, version: Int, _ db: Database) throws {
-        let full = try db.cachedStatement(
-            sql: "INSERT OR REPLACE INTO user_ridge (model, version, uid, state, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        let full = try db.cachedStatement(sql: """
+            INSERT INTO user_ridge (model, version, uid, state, observations, running_loss, bootstrapped, seq)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (model, version, uid) DO UPDATE SET state = excluded.state, observations = excluded.observations,
+                running_loss = excluded.running_loss, bootstrapped = excluded.bootstrapped, seq = excluded.seq
+            """)
         let compact = try db.cachedStatement(
             sql: "INSERT OR REPLACE INTO user_weights (model, version, uid, weights, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         for r in rows {

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import OspreyMath
 import OspreyModel
 import OspreyTestSupport
@@ -62,6 +63,27 @@ struct SQLiteStoreTests {
         #expect(snapshot.seq == 41 && snapshot.ahead == [uid: 42])
         #expect(snapshot.users[uid] == w)
         #expect(snapshot.users["new"] == fresh)
+    }
+
+    /// A user saved again is updated where its row is (same rowid, one row), not deleted and
+    /// appended.
+    @Test func aUserSavedAgainKeepsItsRow() throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let snapshot = try t.store.loadSnapshot(model: "demo", version: 1)
+        let uid = snapshot.users.keys.sorted()[0]
+        func row() throws -> [Int64] {
+            try t.store.snapshotPool.read { db in
+                try Int64.fetchAll(db, sql: "SELECT id FROM user_ridge WHERE model = 'demo' AND version = 1 AND uid = ?", arguments: [uid])
+            }
+        }
+        let before = try row()
+        var w = snapshot.users[uid]!
+        w.observations += 5
+        try t.store.saveSnapshot(model: "demo", version: 1, rows: [.init(uid: uid, weights: w, seq: 9)])
+        #expect(try row() == before && before.count == 1)
+        let stored = try #require(try t.store.loadUserState(model: "demo", version: 1, uid: uid))
+        #expect(stored.weights == w && stored.seq == 9)
     }
 }
 
