@@ -83,9 +83,11 @@ extension SQLiteStore {
             cut += min(last - first + 1 - Int64(keep), Int64(batch))
         }
         if let before, cut < first - 1 + Int64(batch) {
-            let rows = try Row.fetchAll(db, sql: "SELECT rowid AS r, time FROM decision WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                                        arguments: [cut, first - 1 + Int64(batch) - cut])
-            for row in rows {
+            // A cursor, so a log with nothing old enough costs one row read, not a batch of them
+            // (each write of decisions runs this).
+            let rows = try Row.fetchCursor(db, sql: "SELECT rowid AS r, time FROM decision WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                                           arguments: [cut, first - 1 + Int64(batch) - cut])
+            while let row = try rows.next() {
                 guard (row["time"] as Double) < before else { break }
                 cut = row["r"]
             }

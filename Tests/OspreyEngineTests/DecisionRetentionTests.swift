@@ -126,4 +126,25 @@ struct DecisionRetentionTests {
         #expect(ids.sorted() == ids)
         #expect(Set(ids.map(\.count)) == [25], "12 hex digits, a dash, 12 hex digits")
     }
+
+    /// A decision reads back as it was written: greedy, without propensities, exploring, and
+    /// with no items.
+    @Test func decisionsReadBackAsWritten() throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        func record(_ id: String, _ items: [DecisionRecord.Shown]) -> DecisionRecord {
+            DecisionRecord(eventId: id, model: "demo", version: 1, uid: "u1", policy: "p", time: 1_000,
+                           items: items, candidates: id == "explored" ? ["i1", "i2", "i3", "i4"] : nil)
+        }
+        let records = [
+            record("greedy", [.init(item: "i1", score: 3, propensity: 1), .init(item: "i2", score: 2, propensity: 1)]),
+            record("none", [.init(item: "i1", score: 3, propensity: nil), .init(item: "i2", score: 2, propensity: nil)]),
+            record("explored", [.init(item: "i3", score: 1, exploring: 4, propensity: 0.5, explored: true),
+                                .init(item: "i1", score: 3, exploring: nil, propensity: 0.25)]),
+            record("one", [.init(item: "i1", score: 3, exploring: 2, propensity: 0.9)]),
+            record("empty", []),
+        ]
+        try t.store.appendDecisions(records)
+        for r in records { #expect(try t.store.decision(eventId: r.eventId) == r, "\(r.eventId)") }
+    }
 }
