@@ -93,9 +93,12 @@ final class GroupCommitter: Sendable {
         state.withLock { $0.closed = true }
     }
 
+    /// Whether a commit is running or queued. O(1).
+    var isCommitting: Bool { state.withLock { $0.flushing } }
+
     /// Waits until no commit is running or queued. O(queued).
     func drain() async {
-        while state.withLock({ $0.flushing }) {
+        while isCommitting {
             try? await Task.sleep(for: .milliseconds(1))
         }
     }

@@ -6,7 +6,7 @@ import HummingbirdCore
 import HummingbirdTesting
 import Logging
 import NIOCore
-import OspreyEngine
+@testable import OspreyEngine
 import OspreyTestSupport
 import ServiceLifecycle
 import Testing
@@ -198,18 +198,23 @@ struct FastPathTests {
             tasks.addTask { try await group.run() }
             var listening = ports.makeAsyncIterator()
             let port = try #require(await listening.next())
-            // Another connection holds the log's write lock, so the observe's commit waits for it,
-            // until the server has stopped listening (the shutdown has reached the connections),
-            // or 8 s at most (the store's busy timeout is 10 s). A thread of its own releases it:
-            // when parallel tests keep the concurrency pool busy, a sleeping task wakes late.
+            // Another connection holds the log's write lock, so the observe's commit waits for it:
+            // from when the commit has started until the server has stopped listening (the
+            // shutdown has reached the connections), 5 s at most (the store's busy timeout is
+            // 10 s; when the shutdown comes later, the observe is answered before it and the test
+            // proves less, but does not fail). A thread of its own releases it: when parallel
+            // tests keep the concurrency pool busy, a sleeping task wakes late.
             let blocker = try t.reopen()
+            let committer = manager.groupCommitter
             try await withCheckedThrowingContinuation { (locked: CheckedContinuation<Void, any Error>) in
                 DispatchQueue.global().async {
                     do {
                         try blocker.pool.writeWithoutTransaction { db in
                             try db.execute(sql: "BEGIN IMMEDIATE")
                             locked.resume()
-                            let deadline = ContinuousClock.now + .seconds(8)
+                            let started = ContinuousClock.now + .seconds(30)
+                            while ContinuousClock.now < started, !committer.isCommitting { usleep(5_000) }
+                            let deadline = ContinuousClock.now + .seconds(5)
                             while ContinuousClock.now < deadline, Self.listens(port: port) { usleep(20_000) }
                             usleep(100_000)
                             try db.execute(sql: "ROLLBACK")
@@ -226,7 +231,10 @@ struct FastPathTests {
                     continuation.resume(with: Result { try Self.exchange(port: port, send: request, until: { $0.hasSuffix("}") }) })
                 }
             }
-            try await Task.sleep(for: .milliseconds(300))  // the observe reaches the commit, which waits
+            // The shutdown starts once the observe is in its commit, which waits.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !committer.isCommitting, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(committer.isCommitting, "the observe reached the commit")
             await group.triggerGracefulShutdown()
             let text = try await reply
             #expect(text.hasPrefix("HTTP/1.1 200"), "\(text)")
