@@ -148,13 +148,7 @@ public final class UserWeightStore: Sendable {
         }
 
         /// The full state of a hot user: its ridge state unpacked, its small fields. O(d²).
-        func weights(hot slot: Int32) -> UserWeights? {
-            guard let h = hot[slot] else { return nil }
-            let i = Int(slot)
-            let loss = runningLoss[i]
-            return UserWeights(ridge: h.unpacked, observations: observations[i], runningLoss: loss.isNaN ? nil : loss,
-                               bootstrapped: bootstrapped[i])
-        }
+        func weights(hot slot: Int32) -> UserWeights? { captured(hot: slot)?.weights }
 
         /// A hot user's state as ``Captured``, its ridge statistics shared, not copied. O(1).
         func captured(hot slot: Int32) -> Captured? {

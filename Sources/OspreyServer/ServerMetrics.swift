@@ -76,12 +76,11 @@ final class ServerMetrics: Sendable {
                 cache += "osprey_prediction_cache_\(name)\(Self.label(model.name)) \(value)\n"
             }
         }
+        let featureCaches = manager.registry.all.compactMap { m in m.current.featureCache.map { (m.name, $0) } }
         for (name, type) in [("hits_total", "counter"), ("misses_total", "counter"),
-                             ("evictions_total", "counter"), ("entries", "gauge")] {
-            let models = manager.registry.all.compactMap { m in m.current.featureCache.map { (m.name, $0) } }
-            guard !models.isEmpty else { break }
+                             ("evictions_total", "counter"), ("entries", "gauge")] where !featureCaches.isEmpty {
             cache += "# TYPE osprey_feature_cache_\(name) \(type)\n"
-            for (model, features) in models {
+            for (model, features) in featureCaches {
                 let s = features.statistics
                 let value = switch name {
                 case "hits_total": s.hitCount

@@ -247,34 +247,37 @@ struct FastPathTests {
 
     /// Whether a TCP connection to 127.0.0.1:`port` is accepted (it is closed at once).
     static func listens(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
+        guard let fd = connected(port: port) else { return false }
+        close(fd)
+        return true
     }
 
-    /// Sends `text` on a fresh TCP connection to 127.0.0.1:`port` and reads until `until` holds
-    /// (at most 10 s).
-    static func exchange(port: Int, send text: String, until done: (String) -> Bool) throws -> String {
+    /// A blocking TCP socket connected to 127.0.0.1:`port` (reads time out after 10 s), or nil
+    /// when the connection is refused.
+    static func connected(port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.EIO) }
-        defer { close(fd) }
+        guard fd >= 0 else { return nil }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let connected = withUnsafePointer(to: &address) {
+        let status = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+        guard status == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
+    /// Sends `text` on a fresh TCP connection to 127.0.0.1:`port` and reads until `until` holds
+    /// (at most 10 s).
+    static func exchange(port: Int, send text: String, until done: (String) -> Bool) throws -> String {
+        guard let fd = connected(port: port) else { throw POSIXError(.ECONNREFUSED) }
+        defer { close(fd) }
         let bytes = Array(text.utf8)
         guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw POSIXError(.EIO) }
         var received: [UInt8] = []
