@@ -31,6 +31,7 @@ let package = Package(
             dependencies: [
                 "OspreyMath", "OspreyModel",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

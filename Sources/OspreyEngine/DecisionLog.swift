@@ -16,8 +16,11 @@ public final class DecisionLog: Sendable {
     struct State {
         var pending: [DecisionRecord] = []
         var pendingIndex: [String: Int] = [:]
-        /// Decisions being written: still found by ``lookup(_:)`` until their commit returns.
-        var writing: [String: DecisionRecord] = [:]
+        /// Decisions being written, and where each is among them: still found by ``lookup(_:)``
+        /// until their commit returns. (The buffer and its index move here whole; one flush runs
+        /// at a time.)
+        var writing: [DecisionRecord] = []
+        var writingIndex: [String: Int] = [:]
         /// Users allocated in a competition, written with the next batch.
         var assignments: [Assignment] = []
         var scheduled = false
@@ -120,7 +123,9 @@ public final class DecisionLog: Sendable {
     /// The decision logged under `eventId`: from the buffer, else from the store; nil when none.
     /// - Throws: ``StorageError`` when the store cannot be read.
     func lookup(_ eventId: String) throws -> DecisionRecord? {
-        let buffered = state.withLock { s in s.pendingIndex[eventId].map { s.pending[$0] } ?? s.writing[eventId] }
+        let buffered = state.withLock { s in
+            s.pendingIndex[eventId].map { s.pending[$0] } ?? s.writingIndex[eventId].map { s.writing[$0] }
+        }
         if let buffered { return buffered }
         return try store.decision(eventId: eventId)
     }
@@ -130,10 +135,11 @@ public final class DecisionLog: Sendable {
     func flush() {
         let (batch, assignments) = state.withLock { s -> ([DecisionRecord], [Assignment]) in
             let b = s.pending, a = s.assignments
+            s.writing = b
+            s.writingIndex = s.pendingIndex
             s.pending = []
             s.pendingIndex = [:]
             s.assignments = []
-            for d in b { s.writing[d.eventId] = d }
             s.scheduled = false
             return (b, a)
         }
@@ -143,12 +149,12 @@ public final class DecisionLog: Sendable {
             pruned.add(trimmed, ordering: .relaxed)
             try store.appendAssignments(assignments)
             written.add(batch.count, ordering: .relaxed)
-            state.withLock { s in for d in batch { s.writing[d.eventId] = nil } }
+            _ = state.withLock { s in Self.endWrite(&s) }
         } catch {
             failures.add(1, ordering: .relaxed)
             logger.error("decision log write failed; will retry", metadata: ["decisions": "\(batch.count)", "error": "\(error)"])
             let reschedule = state.withLock { s -> Bool in
-                for d in batch { s.writing[d.eventId] = nil }
+                _ = Self.endWrite(&s)
                 s.assignments = assignments + s.assignments
                 var all = batch + s.pending
                 if all.count > maxPending {
@@ -162,6 +168,16 @@ public final class DecisionLog: Sendable {
             }
             if reschedule { queue.asyncAfter(deadline: .now() + .seconds(1)) { self.flush() } }
         }
+    }
+
+    /// Ends a write: its decisions are no longer looked up among those being written. Returns
+    /// what was held for the lookups, so the caller frees it after the lock, not under it.
+    private static func endWrite(_ s: inout State) -> ([DecisionRecord], [String: Int]) {
+        defer {
+            s.writing = []
+            s.writingIndex = [:]
+        }
+        return (s.writing, s.writingIndex)
     }
 
     /// The time before which the retention keeps no decision (seconds since 1970), if it has an

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOPosix
 import OspreyEngine
 
 /// Builds the HTTP application over a manager; the `osprey serve` command and the tests build
@@ -21,5 +22,7 @@ public func buildApplication(
         server: .http1(configuration: .init(additionalChannelHandlers: fastPath
             ? [FastPathHandler(api: api, predictRoute: predict, topKRoute: topK, observeRoute: observe)] : [])),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: API.serverName),
+        // A group of its own lives as long as the process (a server is built once per process).
+        eventLoopGroupProvider: configuration.eventLoops.map { .shared(MultiThreadedEventLoopGroup(numberOfThreads: $0)) } ?? .singleton,
         logger: logger)
 }

@@ -9,13 +9,17 @@ public struct ServerConfiguration: Sendable {
     /// Answer `predict`, in-memory `topk` and `observe` without `event_id` on the event loops, past
     /// the router (``FastPathHandler``).
     public var fastPath: Bool
+    /// Network event-loop threads (nil: NIO's shared group, one per core).
+    public var eventLoops: Int?
 
     public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1 << 20, maxK: Int = 10_000,
-                fastPath: Bool = true) {
+                fastPath: Bool = true, eventLoops: Int? = nil) {
+        precondition(eventLoops.map { $0 >= 1 } ?? true, "at least one event loop")
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes
         self.maxK = maxK
         self.fastPath = fastPath
+        self.eventLoops = eventLoops
     }
 }

@@ -9,6 +9,7 @@
 //
 // Usage: osprey-bench [--quick] [--figure3 | --caches] [--build-label TEXT] [--note TEXT]...
 //        osprey-bench --tiers-build DIR USERS [rdg2] | --tiers-measure DIR HOT_USERS|all SAMPLES   (bench/tiers.sh)
+//        osprey-bench --decision-log DIR CAP   (the decision log's write path, into a fresh store in DIR)
 // Prints markdown to standard output; progress goes to standard error.
 
 import OspreyMath
@@ -54,6 +55,19 @@ while let argument = arguments.next() {
             exit(1)
         }
         exit(0)
+    case "--decision-log":
+        let rest = Array(CommandLine.arguments.drop { $0 != argument }.dropFirst())
+        guard rest.count == 2, let cap = Int(rest[1]), cap >= 1_000 else {
+            progress("usage: osprey-bench --decision-log DIR CAP   (CAP at least 1000)")
+            exit(2)
+        }
+        do {
+            try DecisionLogBench.run(directory: rest[0], cap: cap)
+        } catch {
+            progress("osprey-bench: \(error)")
+            exit(1)
+        }
+        exit(0)
     case "-h", "--help":
         print("usage: osprey-bench [--quick] [--figure3 | --caches] [--build-label TEXT] [--note TEXT]...")
         print("  --quick             far fewer repetitions (a smoke test; numbers are rough)")
@@ -61,6 +75,7 @@ while let argument = arguments.next() {
         print("  --figure3           run only figure 3 (top-k), not the dot product and figure 2")
         print("  --tiers-build DIR USERS [rdg2]          write a synthetic d=50 store of USERS users (bench/tiers.sh)")
         print("  --tiers-measure DIR HOT|all SAMPLES     start a manager on it in-process; time SAMPLES cold-user rebuilds")
+        print("  --decision-log DIR CAP                  time the decision log's writes: fill a fresh store to CAP, then at CAP")
         print("  --build-label TEXT  describe the build settings (default: read from the SwiftPM build description)")
         print("  --note TEXT         add a line to the header (e.g. the source revision measured)")
         exit(0)

@@ -127,8 +127,8 @@ struct DecisionRetentionTests {
         #expect(Set(ids.map(\.count)) == [25], "12 hex digits, a dash, 12 hex digits")
     }
 
-    /// A decision reads back as it was written: greedy, without propensities, exploring, and
-    /// with no items.
+    /// A decision reads back as it was written: greedy, without propensities, exploring, with no
+    /// items, and with ids outside ASCII (bound by their UTF-8 length, not their character count).
     @Test func decisionsReadBackAsWritten() throws {
         let t = try TrainedStore()
         defer { t.remove() }
@@ -143,6 +143,7 @@ struct DecisionRetentionTests {
                                 .init(item: "i1", score: 3, exploring: nil, propensity: 0.25)]),
             record("one", [.init(item: "i1", score: 3, exploring: 2, propensity: 0.9)]),
             record("empty", []),
+            record("ünïcode-🙂", [.init(item: "é-1", score: 1, propensity: nil), .init(item: "🙂", score: 0.5, propensity: nil)]),
         ]
         try t.store.appendDecisions(records)
         for r in records { #expect(try t.store.decision(eventId: r.eventId) == r, "\(r.eventId)") }

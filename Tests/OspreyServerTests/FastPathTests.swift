@@ -9,6 +9,7 @@ import NIOCore
 @testable import OspreyEngine
 import OspreyTestSupport
 import ServiceLifecycle
+import Synchronization
 import Testing
 @testable import OspreyServer
 @testable import OspreyStorage
@@ -243,6 +244,62 @@ struct FastPathTests {
         }
         let logged = try t.reopen().observations(model: "demo", after: 0, limit: 1_000_000).filter { $0.observation.uid == "shutdown-user" }
         #expect(logged.count == 1)
+    }
+
+    /// `--event-loops 1`: the server runs on a group of one loop, which every connection shares,
+    /// so an `observe` waiting for its commit (another connection holds the log's write lock)
+    /// must not hold that loop: a predict on another connection is answered meanwhile.
+    @Test func oneEventLoopAnswersOthersWhileAnObserveCommits() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let manager = try Manager(store: try t.reopen(), logger: quiet)
+        let app = buildApplication(manager: manager, configuration: .init(port: 0, eventLoops: 1), logger: quiet)
+        #expect(Array(app.eventLoopGroup.makeIterator()).count == 1)
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let committer = manager.groupCommitter
+            let predicted = Atomic<Bool>(false)
+            let blocker = try t.reopen()
+            // Held until the predict is answered (at most 5 s after the commit started), on a
+            // thread of its own (see aGracefulShutdownWaitsForACommittingObserve).
+            try await withCheckedThrowingContinuation { (locked: CheckedContinuation<Void, any Error>) in
+                DispatchQueue.global().async {
+                    do {
+                        try blocker.pool.writeWithoutTransaction { db in
+                            try db.execute(sql: "BEGIN IMMEDIATE")
+                            locked.resume()
+                            let started = ContinuousClock.now + .seconds(30)
+                            while ContinuousClock.now < started, !committer.isCommitting { usleep(5_000) }
+                            let deadline = ContinuousClock.now + .seconds(5)
+                            while ContinuousClock.now < deadline, !predicted.load(ordering: .acquiring) { usleep(5_000) }
+                            try db.execute(sql: "ROLLBACK")
+                        }
+                    } catch {
+                        locked.resume(throwing: error)
+                    }
+                }
+            }
+            func exchange(_ request: String) async throws -> String {
+                try await withCheckedThrowingContinuation { continuation in
+                    DispatchQueue.global().async {
+                        continuation.resume(with: Result { try Self.exchange(port: port, send: request, until: { $0.hasSuffix("}") }) })
+                    }
+                }
+            }
+            let body = #"{"item":"i1","label":5}"#
+            async let observed = exchange(
+                "POST /v1/models/demo/users/one-loop/observe HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !committer.isCommitting, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(committer.isCommitting, "the observe reached the commit")
+            let predict = try await exchange("GET /v1/models/demo/users/\(t.ratings[0].uid)/predict?item=i1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            let stillCommitting = committer.isCommitting
+            predicted.store(true, ordering: .releasing)
+            #expect(predict.hasPrefix("HTTP/1.1 200") && predict.contains(#""score":"#), "\(predict)")
+            #expect(stillCommitting, "the predict was answered while the observe waited for its commit")
+            let observe = try await observed
+            #expect(observe.hasPrefix("HTTP/1.1 200") && observe.contains(#""accepted":true"#), "\(observe)")
+        }
     }
 
     /// Whether a TCP connection to 127.0.0.1:`port` is accepted (it is closed at once).
