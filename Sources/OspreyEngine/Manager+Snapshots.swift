@@ -1,4 +1,3 @@
-import Dispatch
 import OspreyStorage
 
 /// Snapshots of the user weights (DESIGN.md §6): changed users saved in chunks, each row with the
@@ -77,13 +76,10 @@ extension Manager {
         return saved
     }
 
-    /// ``snapshot()`` on a dispatch queue, off the Swift concurrency pool that serves requests.
+    /// ``snapshot()`` on a background thread of its own (``BackgroundThread``: below the
+    /// threads that answer requests), off the Swift concurrency pool that serves them.
     @discardableResult
     public func snapshotInBackground() async throws -> Int {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global(qos: .utility).async {
-                continuation.resume(with: Result { try self.snapshot() })
-            }
-        }
+        try await BackgroundThread.run(name: "osprey-snapshot") { try self.snapshot() }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import OspreyMath
 import OspreyModel
@@ -104,6 +105,28 @@ struct ManagerTests {
             }
         }
         #expect(try m2.registry.model("demo").observations == 400)
+    }
+
+    /// Snapshots run on a background thread of their own at a lower priority (Linux keeps a
+    /// nice value per thread); the caller's priority is untouched, and results and errors come
+    /// back. The snapshot through it saves what changed.
+    @Test func snapshotsRunOnALowerPriorityThread() async throws {
+        struct Failure: Error {}
+        let callerNice = BackgroundThread.currentNice()
+        let (nice, name) = try await BackgroundThread.run(name: "osprey-test") { (BackgroundThread.currentNice(), Thread.current.name) }
+        #if os(Linux)
+        #expect(nice == min(19, (callerNice ?? 0) + BackgroundThread.nice), "nice \(String(describing: nice))")
+        #endif
+        #expect(name == "osprey-test")
+        #expect(BackgroundThread.currentNice() == callerNice)
+        await #expect(throws: Failure.self) { try await BackgroundThread.run(name: "osprey-test") { () throws -> Int in throw Failure() } }
+
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let (m, _) = try open(t)
+        try await m.observe(model: "demo", [("u1", "i1", 4), ("u2", "i2", 3)])
+        #expect(try await m.snapshotInBackground() == 2)
+        #expect(try await m.snapshotInBackground() == 0)
     }
 
     @Test func bulkIngestGivesTheSameWeightsAsSingleObserves() async throws {
