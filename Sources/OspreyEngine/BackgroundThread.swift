@@ -8,9 +8,9 @@ import Glibc
 /// first. Linux keeps a nice value per thread; a fresh thread is used because an unprivileged
 /// process cannot raise a thread's priority back, so a pooled thread would stay lowered.
 enum BackgroundThread {
-    /// How far background threads are lowered (nice values, of 40 levels): a snapshot running alongside a durable-observe
-    /// load cut observe's p99 from 6.8 to 6.1 ms (median of 10 and 16 periods) and took ~1.5×
-    /// as long (BENCHMARKS.md).
+    /// How many nice levels (of 40) background threads are lowered: a snapshot lowered by 10
+    /// while a durable-observe load ran cut observe's p99 from 6.8 to 6.1 ms (medians of 10 and
+    /// 16 periods) and took ~1.5× as long (BENCHMARKS.md).
     static let nice: Int32 = 10
 
     /// Runs `body` on a new thread named `name`, ``nice`` levels below the caller, and returns its

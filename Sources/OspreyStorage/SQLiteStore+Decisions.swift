@@ -148,7 +148,6 @@ extension SQLiteStore {
                               items: items, candidates: candidates.map(split))
     }
 
-
     private static func split(_ data: Data) -> [String] {
         data.isEmpty ? [] : data.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
     }
