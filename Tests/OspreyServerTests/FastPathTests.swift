@@ -140,13 +140,7 @@ struct FastPathTests {
             let predict = "GET /v1/models/demo/users/pipelined/predict?item=i1 HTTP/1.1\r\nHost: x\r\n\r\n"
             let requests = "POST /v1/models/demo/users/pipelined/observe HTTP/1.1\r\nHost: x\r\nContent-Length: \(observe.utf8.count)\r\n\r\n"
                 + observe + predict + "GET /v1/models/demo HTTP/1.1\r\nHost: x\r\n\r\n" + predict
-            let reply = try await withCheckedThrowingContinuation { continuation in
-                DispatchQueue.global().async {
-                    continuation.resume(with: Result {
-                        try Self.exchange(port: port, send: requests, until: { $0.components(separatedBy: "HTTP/1.1 200").count == 5 })
-                    })
-                }
-            }
+            let reply = try await Self.exchange(port: port, send: requests, until: { $0.components(separatedBy: "HTTP/1.1 200").count == 5 })
             let after = try await answer(fast, .get, "/v1/models/demo/users/pipelined/predict?item=i1", nil)
             #expect(after.body != prior.body)
             let accepted = try #require(reply.range(of: #""accepted":true"#))
@@ -169,14 +163,7 @@ struct FastPathTests {
             let requests = "POST /v1/models/demo/users/\(uid)/topk HTTP/1.1\r\nHost: x\r\nContent-Length: \(topkBody.utf8.count)\r\n\r\n" + topkBody
                 + "GET /v1/models/demo HTTP/1.1\r\nHost: x\r\n\r\n"
                 + "GET /v1/models/demo/users/\(uid)/predict?item=i1 HTTP/1.1\r\nHost: x\r\n\r\n"
-            // A blocking socket, so off the concurrency pool (whose threads the server needs).
-            let reply = try await withCheckedThrowingContinuation { continuation in
-                DispatchQueue.global().async {
-                    continuation.resume(with: Result {
-                        try Self.exchange(port: port, send: requests, until: { $0.components(separatedBy: "HTTP/1.1 200").count == 4 })
-                    })
-                }
-            }
+            let reply = try await Self.exchange(port: port, send: requests, until: { $0.components(separatedBy: "HTTP/1.1 200").count == 4 })
             let topk = try #require(reply.range(of: "\"items\"")), info = try #require(reply.range(of: "\"versions\""))
             let predict = try #require(reply.range(of: #""uid":"\#(uid)","item":"i1","score":"#))
             #expect(topk.lowerBound < info.lowerBound && info.lowerBound < predict.lowerBound, "\(reply)")
@@ -199,39 +186,15 @@ struct FastPathTests {
             tasks.addTask { try await group.run() }
             var listening = ports.makeAsyncIterator()
             let port = try #require(await listening.next())
-            // Another connection holds the log's write lock, so the observe's commit waits for it:
-            // from when the commit has started until the server has stopped listening (the
-            // shutdown has reached the connections), 5 s at most (the store's busy timeout is
-            // 10 s; when the shutdown comes later, the observe is answered before it and the test
-            // proves less, but does not fail). A thread of its own releases it: when parallel
-            // tests keep the concurrency pool busy, a sleeping task wakes late.
-            let blocker = try t.reopen()
+            // The observe's commit waits for the log's lock until the server has stopped listening
+            // (the shutdown has reached the connections). When the shutdown comes more than 5 s
+            // after the commit started, the observe is answered before it: the test proves less,
+            // but does not fail.
             let committer = manager.groupCommitter
-            try await withCheckedThrowingContinuation { (locked: CheckedContinuation<Void, any Error>) in
-                DispatchQueue.global().async {
-                    do {
-                        try blocker.pool.writeWithoutTransaction { db in
-                            try db.execute(sql: "BEGIN IMMEDIATE")
-                            locked.resume()
-                            let started = ContinuousClock.now + .seconds(30)
-                            while ContinuousClock.now < started, !committer.isCommitting { usleep(5_000) }
-                            let deadline = ContinuousClock.now + .seconds(5)
-                            while ContinuousClock.now < deadline, Self.listens(port: port) { usleep(20_000) }
-                            usleep(100_000)
-                            try db.execute(sql: "ROLLBACK")
-                        }
-                    } catch {
-                        locked.resume(throwing: error)
-                    }
-                }
-            }
+            try await Self.holdLogLock(t, committer: committer, linger: .milliseconds(100)) { !Self.listens(port: port) }
             let body = #"{"item":"i1","label":5}"#
             let request = "POST /v1/models/demo/users/shutdown-user/observe HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
-            async let reply = withCheckedThrowingContinuation { continuation in
-                DispatchQueue.global().async {
-                    continuation.resume(with: Result { try Self.exchange(port: port, send: request, until: { $0.hasSuffix("}") }) })
-                }
-            }
+            async let reply = Self.exchange(port: port, send: request, until: { $0.hasSuffix("}") })
             // The shutdown starts once the observe is in its commit, which waits.
             let deadline = ContinuousClock.now + .seconds(30)
             while !committer.isCommitting, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
@@ -259,32 +222,10 @@ struct FastPathTests {
             let port = try #require(client.port)
             let committer = manager.groupCommitter
             let predicted = Atomic<Bool>(false)
-            let blocker = try t.reopen()
-            // Held until the predict is answered (at most 5 s after the commit started), on a
-            // thread of its own (see aGracefulShutdownWaitsForACommittingObserve).
-            try await withCheckedThrowingContinuation { (locked: CheckedContinuation<Void, any Error>) in
-                DispatchQueue.global().async {
-                    do {
-                        try blocker.pool.writeWithoutTransaction { db in
-                            try db.execute(sql: "BEGIN IMMEDIATE")
-                            locked.resume()
-                            let started = ContinuousClock.now + .seconds(30)
-                            while ContinuousClock.now < started, !committer.isCommitting { usleep(5_000) }
-                            let deadline = ContinuousClock.now + .seconds(5)
-                            while ContinuousClock.now < deadline, !predicted.load(ordering: .acquiring) { usleep(5_000) }
-                            try db.execute(sql: "ROLLBACK")
-                        }
-                    } catch {
-                        locked.resume(throwing: error)
-                    }
-                }
-            }
+            // Held until the predict is answered.
+            try await Self.holdLogLock(t, committer: committer) { predicted.load(ordering: .acquiring) }
             func exchange(_ request: String) async throws -> String {
-                try await withCheckedThrowingContinuation { continuation in
-                    DispatchQueue.global().async {
-                        continuation.resume(with: Result { try Self.exchange(port: port, send: request, until: { $0.hasSuffix("}") }) })
-                    }
-                }
+                try await Self.exchange(port: port, send: request, until: { $0.hasSuffix("}") })
             }
             let body = #"{"item":"i1","label":5}"#
             async let observed = exchange(
@@ -299,6 +240,34 @@ struct FastPathTests {
             #expect(stillCommitting, "the predict was answered while the observe waited for its commit")
             let observe = try await observed
             #expect(observe.hasPrefix("HTTP/1.1 200") && observe.contains(#""accepted":true"#), "\(observe)")
+        }
+    }
+
+    /// Holds the log's write lock from another connection, so an observe's commit waits for it;
+    /// returns once it is held. It is released once a commit has started (waiting 30 s at most)
+    /// and then `released` holds (5 s at most; the store's busy timeout is 10 s), `linger` later.
+    /// A thread of its own holds it: when parallel tests keep the concurrency pool busy, a
+    /// sleeping task wakes late.
+    static func holdLogLock(_ t: TrainedStore, committer: GroupCommitter, linger: Duration = .zero,
+                            releasedWhen released: @escaping @Sendable () -> Bool) async throws {
+        let blocker = try t.reopen()
+        try await withCheckedThrowingContinuation { (locked: CheckedContinuation<Void, any Error>) in
+            DispatchQueue.global().async {
+                do {
+                    try blocker.pool.writeWithoutTransaction { db in
+                        try db.execute(sql: "BEGIN IMMEDIATE")
+                        locked.resume()
+                        let started = ContinuousClock.now + .seconds(30)
+                        while ContinuousClock.now < started, !committer.isCommitting { usleep(5_000) }
+                        let deadline = ContinuousClock.now + .seconds(5)
+                        while ContinuousClock.now < deadline, !released() { usleep(10_000) }
+                        usleep(useconds_t(linger / .microseconds(1)))
+                        try db.execute(sql: "ROLLBACK")
+                    }
+                } catch {
+                    locked.resume(throwing: error)
+                }
+            }
         }
     }
 
@@ -331,8 +300,17 @@ struct FastPathTests {
     }
 
     /// Sends `text` on a fresh TCP connection to 127.0.0.1:`port` and reads until `until` holds
-    /// (at most 10 s).
-    static func exchange(port: Int, send text: String, until done: (String) -> Bool) throws -> String {
+    /// (at most 10 s). The socket blocks, so it runs on a Dispatch thread, off the concurrency
+    /// pool whose threads the server needs.
+    static func exchange(port: Int, send text: String, until done: @escaping @Sendable (String) -> Bool) async throws -> String {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try blockingExchange(port: port, send: text, until: done) })
+            }
+        }
+    }
+
+    private static func blockingExchange(port: Int, send text: String, until done: (String) -> Bool) throws -> String {
         guard let fd = connected(port: port) else { throw POSIXError(.ECONNREFUSED) }
         defer { close(fd) }
         let bytes = Array(text.utf8)
