@@ -1,4 +1,5 @@
 import OspreyStorage
+import Synchronization
 
 /// Snapshots of the user weights (DESIGN.md §6): changed users saved in chunks, each row with the
 /// log sequence it reflects, so a restart replays only the log after them.
@@ -14,11 +15,25 @@ extension Manager {
     /// saved. O(changed users · d²). Runs on the caller's thread; it blocks on SQLite.
     @discardableResult
     public func snapshot() throws -> Int {
+        let stats = snapshotStatistics
+        stats.inProgress.add(1, ordering: .relaxed)
+        let start = ContinuousClock.now
+        defer {
+            stats.nanoseconds.add(Int((ContinuousClock.now - start) / .nanoseconds(1)), ordering: .relaxed)
+            stats.inProgress.subtract(1, ordering: .relaxed)
+        }
         snapshotBase.store(learned.load(ordering: .relaxed), ordering: .relaxed)
         var saved = 0
-        for model in registry.all {
-            saved += try snapshot(model)
+        do {
+            for model in registry.all {
+                saved += try snapshot(model)
+            }
+        } catch {
+            stats.failures.add(1, ordering: .relaxed)
+            throw error
         }
+        stats.completed.add(1, ordering: .relaxed)
+        stats.users.add(saved, ordering: .relaxed)
         return saved
     }
 
@@ -82,4 +97,25 @@ extension Manager {
     public func snapshotInBackground() async throws -> Int {
         try await BackgroundThread.run(name: "osprey-snapshot") { try self.snapshot() }
     }
+}
+
+/// What the snapshots have done since the manager started (for metrics): an operator sees how
+/// often they run, how long they take and whether one is under way (it costs durable observes
+/// some latency; BENCHMARKS.md).
+public final class SnapshotStatistics: Sendable {
+    let completed = Atomic<Int>(0), failures = Atomic<Int>(0), users = Atomic<Int>(0)
+    let nanoseconds = Atomic<Int>(0), inProgress = Atomic<Int>(0)
+
+    init() {}
+
+    /// Snapshots that saved every changed user.
+    public var completedCount: Int { completed.load(ordering: .relaxed) }
+    /// Snapshots that failed (they are retried; the users they did not save stay changed).
+    public var failureCount: Int { failures.load(ordering: .relaxed) }
+    /// Users saved by the completed snapshots.
+    public var usersSaved: Int { users.load(ordering: .relaxed) }
+    /// Time spent in snapshots, finished or failed, in seconds.
+    public var seconds: Double { Double(nanoseconds.load(ordering: .relaxed)) * 1e-9 }
+    /// Whether a snapshot is under way now.
+    public var running: Bool { inProgress.load(ordering: .relaxed) > 0 }
 }

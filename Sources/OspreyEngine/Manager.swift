@@ -91,6 +91,8 @@ public final class Manager: Service, Sendable {
     /// Observations learned since the manager started (for the snapshot policy).
     let learned = Atomic<Int>(0)
     let snapshotBase = Atomic<Int>(0)
+    /// What the snapshots have done since the manager started.
+    public let snapshotStatistics = SnapshotStatistics()
 
     /// Loads every model's serving version and restores its users: the last snapshot, then the
     /// log after it, learned in log order exactly as it was live.

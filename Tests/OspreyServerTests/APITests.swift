@@ -353,6 +353,32 @@ struct APITests {
         }
     }
 
+    /// Snapshots are counted in `/metrics`: how many, the users they saved, their time, and
+    /// whether one is under way.
+    @Test func snapshotsAreMetrics() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let manager = try Manager(store: try t.reopen(), logger: quiet)
+        let app = buildApplication(manager: manager, logger: quiet)
+        @Sendable func metric(_ text: String, _ name: String) -> Double? {
+            text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+        }
+        try await app.test(.router) { client in
+            for (uid, item) in [("u1", "i1"), ("u2", "i2"), ("u1", "i3")] {
+                try await client.execute(uri: "/v1/models/demo/users/\(uid)/observe", method: .post,
+                                         body: ByteBuffer(string: #"{"item":"\#(item)","label":4}"#)) { r in #expect(r.status == .ok) }
+            }
+            let before = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+            #expect(metric(before, "osprey_snapshots_total") == 0 && metric(before, "osprey_snapshot_users_total") == 0, "\(before)")
+            #expect(metric(before, "osprey_snapshot_seconds_total") == 0 && metric(before, "osprey_snapshot_in_progress") == 0)
+            #expect(metric(before, "osprey_snapshot_failures_total") == 0)
+            #expect(try manager.snapshot() == 2)
+            let after = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+            #expect(metric(after, "osprey_snapshots_total") == 1 && metric(after, "osprey_snapshot_users_total") == 2, "\(after)")
+            #expect((metric(after, "osprey_snapshot_seconds_total") ?? 0) > 0 && metric(after, "osprey_snapshot_in_progress") == 0)
+        }
+    }
+
     @Test func percentEncodedIdsAreDecoded() async throws {
         try await withApp { client, _ in
             try await client.execute(uri: "/v1/models/demo/users/u%201/predict?x=1&item=i%31", method: .get) { r in
