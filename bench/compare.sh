@@ -16,8 +16,10 @@
 # Then, for each round: Redis GET, Osprey predict/observe/topk, Osprey's topk again on a second
 # server started with --no-decision-log (FastAPI logs no decisions: the same work as it does;
 # reported on its own line), FastAPI predict/observe/topk,
-# wrk -t1 -c32 -d${DURATION}s --latency with prebuilt random requests. Prints a Markdown table,
-# the ratios against issue 4's targets and each server's RSS.
+# wrk -t1 -c32 -d${DURATION}s --latency with prebuilt random requests. Prints a Markdown table
+# (with, for each Osprey round, the share of once-a-second samples of /metrics that found a
+# snapshot under way: it costs durable observes latency), the ratios against issue 4's targets
+# (means and each round's own) and each server's RSS.
 #
 # Knobs: DURATION (10), ROUNDS (2), PORT (Osprey, 18181), NOLOG_PORT (the second, 18183),
 # FASTAPI_PORT (18282), REDIS_PORT (18379),
@@ -123,22 +125,39 @@ echo "== warm-up (predict, 3 s each, not reported)"
 wrk -t1 -c32 -d3s -s "$LUA/predict.lua" "http://127.0.0.1:$PORT" >/dev/null
 wrk -t1 -c32 -d3s -s "$LUA/predict.lua" "http://127.0.0.1:$FASTAPI_PORT" >/dev/null
 
-ROWS=$RESULTS/rows   # system endpoint round rps p50 p99 errors
+ROWS=$RESULTS/rows   # system endpoint round rps p50 p99 errors snapshot_share (- where no Osprey)
+# snapshot_samples PORT: once a second until killed, 1 if the Osprey server on PORT has a
+# snapshot under way (osprey_snapshot_in_progress), else 0, one per line on standard output.
+snapshot_samples() {
+  while sleep 1; do
+    curl -s "http://127.0.0.1:$1/metrics" | awk '$1 == "osprey_snapshot_in_progress" { print $2 }'
+  done
+}
 run_wrk() {  # run_wrk SYSTEM PORT ENDPOINT ROUND
+  local sampler="" share="-"
+  if [ "$1" != fastapi ]; then
+    snapshot_samples "$2" > "$RESULTS/snapshots" &
+    sampler=$!
+  fi
   wrk -t1 -c32 -d"${DURATION}s" --latency -s "$LUA/$3.lua" "http://127.0.0.1:$2" > "$RESULTS/out"
-  local row; row="$1 $3 $4 $(wrk_summary "$RESULTS/out")"
+  if [ -n "$sampler" ]; then
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    share=$(awk '{ n++; s += $1 } END { printf "%.0f", n ? 100 * s / n : 0 }' "$RESULTS/snapshots")
+  fi
+  local row; row="$1 $3 $4 $(wrk_summary "$RESULTS/out") $share"
   echo "$row" >> "$ROWS"
   echo "  $row"
 }
 run_redis() {  # run_redis ROUND
   redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c 32 -n "$REDIS_REQUESTS" -r "$REDIS_KEYS" -t get --csv > "$RESULTS/out"
   # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-  local row; row="redis GET $1 $(tr -d '"' < "$RESULTS/out" | awk -F, '$1=="GET"{printf "%.0f %.3f %.3f 0", $2, $5, $7}')"
+  local row; row="redis GET $1 $(tr -d '"' < "$RESULTS/out" | awk -F, '$1=="GET"{printf "%.0f %.3f %.3f 0 -", $2, $5, $7}')"
   echo "$row" >> "$ROWS"
   echo "  $row"
 }
 for round in $(seq 1 "$ROUNDS"); do
-  echo "== round $round of $ROUNDS (system endpoint round req/s p50_ms p99_ms errors)"
+  echo "== round $round of $ROUNDS (system endpoint round req/s p50_ms p99_ms errors snapshot_%)"
   run_redis "$round"
   for ep in predict observe topk; do run_wrk osprey "$PORT" "$ep" "$round"; done
   run_wrk osprey-nolog "$NOLOG_PORT" topk "$round"
@@ -156,13 +175,13 @@ FASTAPI_OBS=$("$PY" -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).e
 echo
 echo "== results: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), wrk -t1 -c32 -d${DURATION}s, $ROUNDS round(s), Osprey event loops: ${EVENT_LOOPS:-one per core}, $(date -u +%Y-%m-%d)"
 echo
-echo "| system | endpoint | round | requests/s | p50 | p99 | errors |"
-echo "|---|---|---:|---:|---:|---:|---:|"
+echo "| system | endpoint | round | requests/s | p50 | p99 | errors | Osprey snapshot under way |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|"
 awk 'function commas(n,  s, r) { s = sprintf("%d", n); while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) } return s r }
 {
   name = $1 == "redis" ? "Redis (precomputed)" : $1 == "osprey" ? "Osprey" : $1 == "osprey-nolog" ? "Osprey, no decision log" : "FastAPI + numpy"
   ep = $2 == "GET" ? "GET (redis-benchmark)" : $2 == "observe" ? "observe (durable)" : $2 == "topk" ? "topk (10k items)" : $2
-  printf "| %s | %s | %d | %s | %.2f ms | %.2f ms | %d |\n", name, ep, $3, commas($4), $5, $6, $7
+  printf "| %s | %s | %d | %s | %.2f ms | %.2f ms | %d | %s |\n", name, ep, $3, commas($4), $5, $6, $7, $8 == "-" ? "–" : $8 " %"
 }' "$ROWS"
 echo
 echo "Against issue 4's targets (mean requests/s over the rounds, worst p99; in brackets, each round's own):"
