@@ -134,17 +134,20 @@ snapshot_samples() {
   done
 }
 run_wrk() {  # run_wrk SYSTEM PORT ENDPOINT ROUND
-  local sampler="" share="-"
+  local sampler="" share="-" status=0
   if [ "$1" != fastapi ]; then
     snapshot_samples "$2" > "$RESULTS/snapshots" &
     sampler=$!
+    track_pid "$sampler"   # stopped on exit too, should wrk fail or the script be stopped
   fi
-  wrk -t1 -c32 -d"${DURATION}s" --latency -s "$LUA/$3.lua" "http://127.0.0.1:$2" > "$RESULTS/out"
+  wrk -t1 -c32 -d"${DURATION}s" --latency -s "$LUA/$3.lua" "http://127.0.0.1:$2" > "$RESULTS/out" || status=$?
   if [ -n "$sampler" ]; then
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
-    share=$(awk '{ n++; s += $1 } END { printf "%.0f", n ? 100 * s / n : 0 }' "$RESULTS/snapshots")
+    untrack_pid "$sampler"
+    share=$(awk 'NF { n++; s += $1 } END { printf "%.0f", n ? 100 * s / n : 0 }' "$RESULTS/snapshots")
   fi
+  [ "$status" = 0 ] || { echo "wrk failed against $1 $3"; return "$status"; }
   local row; row="$1 $3 $4 $(wrk_summary "$RESULTS/out") $share"
   echo "$row" >> "$ROWS"
   echo "  $row"

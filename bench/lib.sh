@@ -36,6 +36,12 @@ track_pid() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
 }
+# untrack_pid PID: PID was stopped and waited for by the script itself; forget it.
+untrack_pid() {
+  local pid kept=()
+  for pid in "${STARTED[@]}"; do [ "$pid" = "$1" ] || kept+=("$pid"); done
+  STARTED=(${kept[@]+"${kept[@]}"})
+}
 # await_pid PID...: children of a tracked process that it stops itself; waited for on exit.
 await_pid() {
   AWAITED+=("$@")
