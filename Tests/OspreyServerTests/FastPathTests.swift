@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import GRDB
 import Hummingbird
@@ -246,13 +245,12 @@ struct FastPathTests {
     /// Holds the log's write lock from another connection, so an observe's commit waits for it;
     /// returns once it is held. It is released once a commit has started (waiting 30 s at most)
     /// and then `released` holds (5 s at most; the store's busy timeout is 10 s), `linger` later.
-    /// A thread of its own holds it: when parallel tests keep the concurrency pool busy, a
-    /// sleeping task wakes late.
+    /// A thread of its own holds it (``onThread(_:)``).
     static func holdLogLock(_ t: TrainedStore, committer: GroupCommitter, linger: Duration = .zero,
                             releasedWhen released: @escaping @Sendable () -> Bool) async throws {
         let blocker = try t.reopen()
         try await withCheckedThrowingContinuation { (locked: CheckedContinuation<Void, any Error>) in
-            DispatchQueue.global().async {
+            Thread {
                 do {
                     try blocker.pool.writeWithoutTransaction { db in
                         try db.execute(sql: "BEGIN IMMEDIATE")
@@ -267,7 +265,18 @@ struct FastPathTests {
                 } catch {
                     locked.resume(throwing: error)
                 }
-            }
+            }.start()
+        }
+    }
+
+    /// Runs blocking test work (a socket, a held lock) on a new thread of its own: not on the
+    /// concurrency pool, whose threads the server needs and where a sleeping task wakes late
+    /// when parallel tests keep it busy, and not on Dispatch's global queue, which on Linux starts
+    /// about one item per core at once and adds a thread about once a second while they block,
+    /// so the blocking items of parallel tests queue behind each other (an observe sent 30 s late).
+    static func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
         }
     }
 
@@ -300,14 +309,9 @@ struct FastPathTests {
     }
 
     /// Sends `text` on a fresh TCP connection to 127.0.0.1:`port` and reads until `until` holds
-    /// (at most 10 s). The socket blocks, so it runs on a Dispatch thread, off the concurrency
-    /// pool whose threads the server needs.
+    /// (at most 10 s), on a thread of its own (``onThread(_:)``).
     static func exchange(port: Int, send text: String, until done: @escaping @Sendable (String) -> Bool) async throws -> String {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try blockingExchange(port: port, send: text, until: done) })
-            }
-        }
+        try await onThread { try blockingExchange(port: port, send: text, until: done) }
     }
 
     private static func blockingExchange(port: Int, send text: String, until done: (String) -> Bool) throws -> String {
