@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import OspreyModel
 import OspreyStorage
@@ -104,6 +105,12 @@ extension Manager {
             }
             observations.append(Observation(model: name, uid: o.uid, item: o.item, label: o.label, time: now,
                                             eventId: o.eventId, answersExploration: explored))
+        }
+        // A cold user's state is read while the commit syncs, not in the learning step after it,
+        // where every commit behind it would wait for the read (after a start, every user is cold).
+        let users = model.current.users
+        for o in observations {
+            if let read = users.prefetch(o.uid) { DispatchQueue.global(qos: .userInitiated).async(execute: read) }
         }
         return CheckedFeedback(model: model, observations: observations, rewards: rewards)
     }

@@ -48,12 +48,15 @@ public final class UserWeightStore: Sendable {
         let rebuilds = Atomic<Int>(0)
         let evictions = Atomic<Int>(0)
         let rebuildNanoseconds = Atomic<Int>(0)
+        let prefetchedRebuilds = Atomic<Int>(0)
         public init() {}
         /// Cold users whose full state was rebuilt (hot-tier misses).
         public var rebuildCount: Int { rebuilds.load(ordering: .relaxed) }
+        /// Of those, the rebuilds whose state had been read ahead (``UserWeightStore/prefetch(_:)``).
+        public var prefetchedRebuildCount: Int { prefetchedRebuilds.load(ordering: .relaxed) }
         /// Users whose full state was dropped from the hot tier.
         public var evictionCount: Int { evictions.load(ordering: .relaxed) }
-        /// Total time spent rebuilding, in seconds.
+        /// Total time spent rebuilding in the learning step, in seconds (reads ahead not included).
         public var rebuildSeconds: Double { Double(rebuildNanoseconds.load(ordering: .relaxed)) / 1e9 }
     }
 
@@ -118,6 +121,12 @@ public final class UserWeightStore: Sendable {
         var cleanHot = 0
         /// Cold users whose rebuild failed: the sequence of the first observation not learned.
         var unlearned: [Int32: Int64] = [:]
+        /// Cold users' full states read ahead of learning (``prefetch(_:)``), and the reads under
+        /// way, by ticket. Both are dropped when the user turns hot, so a state read before a
+        /// promotion is never used after it (the user's row may be rewritten once it is hot).
+        var prefetched: [Int32: UserWeights] = [:]
+        var prefetching: [Int32: UInt64] = [:]
+        var nextTicket: UInt64 = 0
 
         func isClean(_ slot: Int32) -> Bool { !dirty.contains(slot) && !saving.contains(slot) }
 
@@ -160,6 +169,8 @@ public final class UserWeightStore: Sendable {
         }
 
         mutating func promote(_ slot: Int32, _ w: UserWeights, clean: Bool) {
+            prefetched[slot] = nil
+            prefetching[slot] = nil
             hot[slot] = Hot(w.ridge, referenced: true)
             ring.append(slot)
             if clean { cleanHot += 1 }
@@ -316,6 +327,39 @@ public final class UserWeightStore: Sendable {
         }
     }
 
+    /// Reads held ahead at most, per stripe (a full state is ~20 KB at d = 50: ~20 MB at most).
+    static let prefetchLimit = 16
+
+    /// The read of a cold user's full state ahead of learning its observation, to run off the
+    /// caller's thread (for example while the observation's commit syncs): the learning step then
+    /// promotes the user without reading the store under its stripe lock, where every learn
+    /// behind it waits. Nil when there is nothing to read: a user unknown or hot, a read already
+    /// held or under way, a failed rebuild to replay (the learning step does that), or
+    /// ``prefetchLimit`` reads held. The state read is kept only if the user is still cold and has
+    /// not been promoted since this call; a cold user's snapshot row is its state until then. A
+    /// read that fails keeps nothing (the learning step reads again). O(1); the read is a rebuild.
+    public func prefetch(_ uid: String) -> (@Sendable () -> Void)? {
+        guard let rebuild else { return nil }
+        let ticket = stripes.withLock(uid) { st -> UInt64? in
+            guard let slot = st.slots[uid], st.hot[slot] == nil, st.unlearned[slot] == nil,
+                  st.prefetched[slot] == nil, st.prefetching[slot] == nil,
+                  st.prefetched.count + st.prefetching.count < Self.prefetchLimit
+            else { return nil }
+            st.nextTicket += 1
+            st.prefetching[slot] = st.nextTicket
+            return st.nextTicket
+        }
+        guard let ticket else { return nil }
+        return { [self] in
+            let w = try? rebuild(uid, nil)
+            stripes.withLock(uid) { st in
+                guard let slot = st.slots[uid], st.prefetching[slot] == ticket else { return }
+                st.prefetching[slot] = nil
+                if let w, st.hot[slot] == nil, st.unlearned[slot] == nil { st.prefetched[slot] = w }
+            }
+        }
+    }
+
     /// Changes one user's full state under the stripe lock and marks the user for the next
     /// snapshot. A cold user is first rebuilt and promoted (having learned, after a failed
     /// rebuild, its logged observations before `before`); `create` supplies the starting state of
@@ -337,12 +381,19 @@ public final class UserWeightStore: Sendable {
                     w = create()
                 } else if let rebuild {
                     let clock = ContinuousClock(), start = clock.now
-                    do {
-                        w = try rebuild(uid, st.unlearned[slot].map { $0..<before })
-                    } catch {
-                        st.unlearned[slot] = min(st.unlearned[slot] ?? before, before)
-                        throw error
+                    if st.unlearned[slot] == nil, let ready = st.prefetched.removeValue(forKey: slot) {
+                        w = ready
+                        statistics.prefetchedRebuilds.add(1, ordering: .relaxed)
+                    } else {
+                        do {
+                            w = try rebuild(uid, st.unlearned[slot].map { $0..<before })
+                        } catch {
+                            st.unlearned[slot] = min(st.unlearned[slot] ?? before, before)
+                            throw error
+                        }
                     }
+                    st.prefetched[slot] = nil
+                    st.prefetching[slot] = nil
                     st.unlearned[slot] = nil
                     let elapsed = (clock.now - start).components
                     statistics.rebuilds.add(1, ordering: .relaxed)

@@ -93,7 +93,8 @@ final class ServerMetrics: Sendable {
         }
         var tiers = ""
         for (name, type) in [("users_hot", "gauge"), ("users_cold", "gauge"), ("user_rebuilds_total", "counter"),
-                             ("user_evictions_total", "counter"), ("user_rebuild_seconds_total", "counter")] {
+                             ("user_rebuilds_prefetched_total", "counter"), ("user_evictions_total", "counter"),
+                             ("user_rebuild_seconds_total", "counter")] {
             tiers += "# TYPE osprey_\(name) \(type)\n"
             for model in manager.registry.all {
                 let users = model.current.users
@@ -103,6 +104,7 @@ final class ServerMetrics: Sendable {
                 case "users_hot": value = "\(users.hotCount)"
                 case "users_cold": value = "\(users.count - users.hotCount)"
                 case "user_rebuilds_total": value = "\(s.rebuildCount)"
+                case "user_rebuilds_prefetched_total": value = "\(s.prefetchedRebuildCount)"
                 case "user_evictions_total": value = "\(s.evictionCount)"
                 default: value = "\(s.rebuildSeconds)"
                 }

@@ -2,6 +2,7 @@ import OspreyMath
 import OspreyModel
 @testable import OspreyStorage
 import OspreyTestSupport
+import Synchronization
 import Testing
 @testable import OspreyEngine
 
@@ -219,6 +220,56 @@ struct TieredStoreTests {
         try learn("u7")
         #expect(store.statistics.rebuildCount == 1 && store.hotCount == 1)
         store.read("u7") { #expect($0?.observations == 1, "rebuilt from the stand-in state, then learned once") }
+    }
+
+    /// A cold user's state read ahead (``UserWeightStore/prefetch(_:)``) is what its learning
+    /// uses, without another read; a read that finishes after the user was promoted is dropped,
+    /// so once the user is saved and cold again its new row is read, not the old state.
+    @Test func aStateReadAheadIsUsedOnlyWhileTheUserStaysCold() throws {
+        // The "snapshot rows": one stand-in state per generation of the row; the rebuild counts reads.
+        let row = Mutex(0), reads = Atomic(0)
+        @Sendable func state(_ generation: Int) -> UserWeights {
+            UserWeights(ridge: .init(prior: [Float(generation), 0.5, 0.5], lambda: 1), observations: generation, bootstrapped: false)
+        }
+        let store = UserWeightStore(stride: 8, hotUsers: 0, rebuild: { _, _ in
+            reads.add(1, ordering: .relaxed)
+            return row.withLock { state($0) }
+        })
+        let f: [Float] = [1, 0, 0.5, 0, 0, 0, 0, 0]
+        func learn(_ uid: String) throws {
+            try store.update(uid, before: 1, create: { UserWeights(ridge: .init(prior: [0, 0, 0], lambda: 1), bootstrapped: true) }) { w in
+                f.withUnsafeBufferPointer { _ = w.learn(features: $0.baseAddress!, target: 1) }
+            }
+        }
+        func save() { store.finishSnapshot(store.takeChanged()) }
+        #expect(store.prefetch("u") == nil, "an unknown user has nothing to read")
+        try learn("u")
+        #expect(store.prefetch("u") == nil, "nor has a hot one")
+        save()
+        #expect(store.hotCount == 0)
+
+        // Read ahead, then learned: one read, and the state is the row's, then learned once.
+        row.withLock { $0 = 1 }
+        let read = try #require(store.prefetch("u"))
+        #expect(store.prefetch("u") == nil, "one read at a time")
+        read()
+        #expect(reads.load(ordering: .relaxed) == 1)
+        try learn("u")
+        #expect(reads.load(ordering: .relaxed) == 1 && store.statistics.prefetchedRebuildCount == 1 && store.statistics.rebuildCount == 1)
+        store.read("u") { #expect($0?.observations == 2, "the row's state (1 observation), learned once") }
+        save()
+
+        // A read that finishes after the user was promoted is dropped: the next rebuild reads
+        // the row as it is then.
+        row.withLock { $0 = 5 }
+        let late = try #require(store.prefetch("u"))
+        try learn("u")  // promoted by a rebuild of its own (row 5)
+        late()
+        save()
+        row.withLock { $0 = 9 }
+        try learn("u")
+        store.read("u") { #expect($0?.observations == 10, "row 9, learned once; not the late read of row 5") }
+        #expect(store.statistics.prefetchedRebuildCount == 1 && store.statistics.rebuildCount == 3)
     }
 
     /// Every user's info, full ridge state and predictions agree bit for bit.
