@@ -351,6 +351,9 @@ public final class UserWeightStore: Sendable {
         }
         guard let ticket else { return nil }
         return { [self] in
+            // The learning step may have promoted the user while this read waited for a thread.
+            let due = stripes.withLock(uid) { st in st.slots[uid].map { st.prefetching[$0] == ticket } ?? false }
+            guard due else { return }
             let w = try? rebuild(uid, nil)
             stripes.withLock(uid) { st in
                 guard let slot = st.slots[uid], st.prefetching[slot] == ticket else { return }
