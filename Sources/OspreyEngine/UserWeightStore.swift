@@ -17,7 +17,7 @@ import Synchronization
 ///   Learning an observation of a cold user first rebuilds its full state with ``Rebuild`` (its
 ///   snapshot row), then promotes it. The rebuild runs under the user's stripe lock, so readers of
 ///   that stripe wait for it (a point read, about 40 µs at 1M users with the snapshot DB in the
-///   page cache).
+///   page cache), unless the state was read ahead off the lock (``prefetch(_:)``).
 ///
 /// Only *clean* users are evicted — ones whose state the snapshot store already holds exactly — so
 /// a cold user's snapshot row is its state, and a rebuild reads no log. The one exception: when a
@@ -168,6 +168,7 @@ public final class UserWeightStore: Sendable {
                             bootstrapped: bootstrapped[i])
         }
 
+        /// Makes a cold user hot; a state read ahead for it, or a read under way, is dropped.
         mutating func promote(_ slot: Int32, _ w: UserWeights, clean: Bool) {
             prefetched[slot] = nil
             prefetching[slot] = nil
@@ -210,7 +211,8 @@ public final class UserWeightStore: Sendable {
     /// Counters (rebuilds, evictions), shared with the model's next states.
     public let statistics: Statistics
     let perStripe: Int
-    private let rebuild: Rebuild?
+    /// How a cold user's full state is rebuilt (nil: never evicted, nothing to rebuild).
+    let rebuild: Rebuild?
     let stripes = StripedLocks { Stripe() }
 
     /// An empty store for weights padded to `stride`. Without `rebuild` nothing is ever evicted
@@ -327,42 +329,6 @@ public final class UserWeightStore: Sendable {
         }
     }
 
-    /// Reads held ahead at most, per stripe (a full state is ~20 KB at d = 50: ~20 MB at most).
-    static let prefetchLimit = 16
-
-    /// The read of a cold user's full state ahead of learning its observation, to run off the
-    /// caller's thread (for example while the observation's commit syncs): the learning step then
-    /// promotes the user without reading the store under its stripe lock, where every learn
-    /// behind it waits. Nil when there is nothing to read: a user unknown or hot, a read already
-    /// held or under way, a failed rebuild to replay (the learning step does that), or
-    /// ``prefetchLimit`` reads held. The state read is kept only if the user is still cold and has
-    /// not been promoted since this call; a cold user's snapshot row is its state until then. A
-    /// read that fails keeps nothing (the learning step reads again). O(1); the read is a rebuild.
-    public func prefetch(_ uid: String) -> (@Sendable () -> Void)? {
-        guard let rebuild else { return nil }
-        let ticket = stripes.withLock(uid) { st -> UInt64? in
-            guard let slot = st.slots[uid], st.hot[slot] == nil, st.unlearned[slot] == nil,
-                  st.prefetched[slot] == nil, st.prefetching[slot] == nil,
-                  st.prefetched.count + st.prefetching.count < Self.prefetchLimit
-            else { return nil }
-            st.nextTicket += 1
-            st.prefetching[slot] = st.nextTicket
-            return st.nextTicket
-        }
-        guard let ticket else { return nil }
-        return { [self] in
-            // The learning step may have promoted the user while this read waited for a thread.
-            let due = stripes.withLock(uid) { st in st.slots[uid].map { st.prefetching[$0] == ticket } ?? false }
-            guard due else { return }
-            let w = try? rebuild(uid, nil)
-            stripes.withLock(uid) { st in
-                guard let slot = st.slots[uid], st.prefetching[slot] == ticket else { return }
-                st.prefetching[slot] = nil
-                if let w, st.hot[slot] == nil, st.unlearned[slot] == nil { st.prefetched[slot] = w }
-            }
-        }
-    }
-
     /// Changes one user's full state under the stripe lock and marks the user for the next
     /// snapshot. A cold user is first rebuilt and promoted (having learned, after a failed
     /// rebuild, its logged observations before `before`); `create` supplies the starting state of
@@ -395,13 +361,9 @@ public final class UserWeightStore: Sendable {
                             throw error
                         }
                     }
-                    st.prefetched[slot] = nil
-                    st.prefetching[slot] = nil
                     st.unlearned[slot] = nil
-                    let elapsed = (clock.now - start).components
                     statistics.rebuilds.add(1, ordering: .relaxed)
-                    statistics.rebuildNanoseconds.add(Int(elapsed.seconds) * 1_000_000_000 + Int(elapsed.attoseconds / 1_000_000_000),
-                                                      ordering: .relaxed)
+                    statistics.rebuildNanoseconds.add(Int((clock.now - start) / .nanoseconds(1)), ordering: .relaxed)
                 } else {
                     preconditionFailure("a cold user in a store that cannot rebuild")
                 }
@@ -412,8 +374,7 @@ public final class UserWeightStore: Sendable {
                 st.hot[slot]!.store(w.ridge)
                 st.hot[slot]!.referenced = true
             } else {
-                st.hot[slot] = Hot(w.ridge, referenced: true)
-                st.ring.append(slot)
+                st.promote(slot, w, clean: false)  // dirty now
             }
             st.writeThrough(w, slot: slot, stride: stride)
             return (r, st.evict(limit: perStripe))
