@@ -41,8 +41,7 @@ if [ -n "${EVENT_LOOPS:-}" ]; then LOOPS=(--event-loops "$EVENT_LOOPS"); fi
 
 # --- what the baselines need
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null || ! command -v wrk >/dev/null; then
-  echo "== installing redis-server and wrk (Debian)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server wrk >/dev/null
+  apt_install redis-server wrk
 fi
 VENV=.bench-data/venv
 if [ ! -x "$VENV/bin/uvicorn" ] || ! cmp -s bench/baselines/requirements.txt "$VENV/requirements.txt"; then

@@ -6,7 +6,7 @@
 # Builds release, generates and trains a model (once per size, cached in .bench-data/), starts the
 # server, and runs wrk -t1 -c32 -d10s against predict (random users and items), durable observe,
 # and whole-catalogue topk, twice each, alternating. Prints wrk's summary and latency percentiles
-# and the server's RSS. Needs `wrk` (apt-get install wrk). Talks only to 127.0.0.1; stops the
+# and the server's RSS. Installs `wrk` (Debian) if missing. Talks only to 127.0.0.1; stops the
 # server it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,8 +1,18 @@
 # Shared by the bench scripts, sourced from the repository root under `set -euo pipefail`.
 
-# Stops with a hint when wrk is not installed.
+# apt_install PACKAGE...: installs Debian packages, reading the package lists first when they
+# are missing (a fresh machine has none, and `apt-get install` then finds nothing).
+apt_install() {
+  echo "== installing $* (Debian)"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null 2>&1; then
+    apt-get update >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null
+  fi
+}
+
+# Installs wrk when it is missing.
 require_wrk() {
-  command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk"; exit 1; }
+  command -v wrk >/dev/null || apt_install wrk
 }
 
 # Builds the release binary and sets BIN to it; with OSPREY_BIN set, uses that binary instead

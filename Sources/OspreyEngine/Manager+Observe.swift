@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import OspreyModel
 import OspreyStorage
@@ -110,7 +109,7 @@ extension Manager {
         // where every commit behind it would wait for the read (after a start, every user is cold).
         let users = model.current.users
         for o in observations {
-            if let read = users.prefetch(o.uid) { DispatchQueue.global(qos: .userInitiated).async(execute: read) }
+            if let read = users.prefetch(o.uid) { ReadAheadPool.shared.submit(read) }
         }
         return CheckedFeedback(model: model, observations: observations, rewards: rewards)
     }

@@ -48,14 +48,18 @@ public final class Manager: Service, Sendable {
         /// ``UserWeightStore``); every user's weights stay in memory regardless. `Int.max`: all
         /// users hot, loaded whole at startup (no tiering).
         public var hotUsers: Int
+        /// After a start, make the users who had learned observations hot again in the
+        /// background (``Manager/warmStart(stop:)``), so their first observations need no rebuild.
+        public var warmStart: Bool
 
         public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
                     maxIdentifierBytes: Int = 256, keepVersions: Int = 10, retrainThreads: Int = 1,
                     monitor: QualityMonitor.Configuration = .init(), autoRetrain: Bool = false, retrainWindow: Int? = nil,
                     predictionCache: PredictionCache.Configuration = .init(), featureCache: FeatureCacheConfiguration = .init(),
-                    exploration: Explorer.Configuration = .init(), hotUsers: Int = 100_000) {
+                    exploration: Explorer.Configuration = .init(), hotUsers: Int = 100_000, warmStart: Bool = true) {
             precondition(hotUsers >= 0, "hotUsers must not be negative")
             self.hotUsers = hotUsers
+            self.warmStart = warmStart
             self.predictionCache = predictionCache
             self.featureCache = featureCache
             self.exploration = exploration
@@ -119,7 +123,7 @@ public final class Manager: Service, Sendable {
             let (state, _) = try ServingState.restore(
                 model: record.name, version: record.servingVersion, store: store, monitor: configuration.monitor,
                 predictions: PredictionCache(configuration: configuration.predictionCache), features: configuration.featureCache,
-                hotUsers: configuration.hotUsers)
+                hotUsers: configuration.hotUsers, warmStart: configuration.warmStart)
             let policy: ExplorationPolicy
             do { policy = try ExplorationPolicy.parse(policies[record.name] ?? "greedy") } catch {
                 throw StorageError(.corrupt, "model \(record.name) has an unreadable exploration policy: \(error)")
@@ -196,11 +200,13 @@ public final class Manager: Service, Sendable {
 
     var groupCommitter: GroupCommitter { committer.withLock { $0! } }
 
-    /// Snapshots whenever ``Configuration/snapshotObservations`` observations have been learned
-    /// since the last snapshot, and deletes decisions past their retention at start and then every
-    /// minute; on graceful shutdown, lets queued commits finish and snapshots once more.
+    /// Warms the hot tier (``Configuration/warmStart``), snapshots whenever
+    /// ``Configuration/snapshotObservations`` observations have been learned since the last
+    /// snapshot, and deletes decisions past their retention at start and then every minute; on
+    /// graceful shutdown, stops the warm start, lets queued commits finish and snapshots once more.
     public func run() async throws {
         await cancelWhenGracefulShutdown {
+            async let warmed = self.configuration.warmStart ? self.warmStartInBackground() : 0
             let clock = ContinuousClock()
             var pruned = clock.now - .seconds(60)
             while !Task.isCancelled {
@@ -221,6 +227,7 @@ public final class Manager: Service, Sendable {
                     self.logger.error("snapshot failed; will retry", metadata: ["error": "\(error)"])
                 }
             }
+            _ = await warmed
         }
         try await shutdown()
     }

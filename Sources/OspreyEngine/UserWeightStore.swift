@@ -49,11 +49,14 @@ public final class UserWeightStore: Sendable {
         let evictions = Atomic<Int>(0)
         let rebuildNanoseconds = Atomic<Int>(0)
         let prefetchedRebuilds = Atomic<Int>(0)
+        let warmed = Atomic<Int>(0)
         public init() {}
         /// Cold users whose full state was rebuilt (hot-tier misses).
         public var rebuildCount: Int { rebuilds.load(ordering: .relaxed) }
         /// Of those, the rebuilds whose state had been read ahead (``UserWeightStore/prefetch(_:)``).
         public var prefetchedRebuildCount: Int { prefetchedRebuilds.load(ordering: .relaxed) }
+        /// Cold users made hot by a warm start (``UserWeightStore/warm(_:)``), not by learning.
+        public var warmedCount: Int { warmed.load(ordering: .relaxed) }
         /// Users whose full state was dropped from the hot tier.
         public var evictionCount: Int { evictions.load(ordering: .relaxed) }
         /// Total time spent rebuilding in the learning step, in seconds (reads ahead not included).
@@ -169,10 +172,11 @@ public final class UserWeightStore: Sendable {
         }
 
         /// Makes a cold user hot; a state read ahead for it, or a read under way, is dropped.
-        mutating func promote(_ slot: Int32, _ w: UserWeights, clean: Bool) {
+        /// `referenced` gives it a second chance before the CLOCK hand evicts it.
+        mutating func promote(_ slot: Int32, _ w: UserWeights, clean: Bool, referenced: Bool = true) {
             prefetched[slot] = nil
             prefetching[slot] = nil
-            hot[slot] = Hot(w.ridge, referenced: true)
+            hot[slot] = Hot(w.ridge, referenced: referenced)
             ring.append(slot)
             if clean { cleanHot += 1 }
         }
@@ -214,6 +218,8 @@ public final class UserWeightStore: Sendable {
     /// How a cold user's full state is rebuilt (nil: never evicted, nothing to rebuild).
     let rebuild: Rebuild?
     let stripes = StripedLocks { Stripe() }
+    /// The users a warm start makes hot (``takeWarmStart()``), most recently saved first.
+    private let warmStartUsers = Mutex<[String]>([])
 
     /// An empty store for weights padded to `stride`. Without `rebuild` nothing is ever evicted
     /// (every user stays hot, whatever `hotUsers` says).
@@ -238,6 +244,20 @@ public final class UserWeightStore: Sendable {
             st.observations.reserveCapacity(n)
             st.runningLoss.reserveCapacity(n)
             st.bootstrapped.reserveCapacity(n)
+        }
+    }
+
+    /// Names the users a warm start should make hot, most recently saved first; the list is cut
+    /// to ``hotUsers``. O(users).
+    public func setWarmStart(_ uids: [String]) {
+        warmStartUsers.withLock { $0 = Array(uids.prefix(hotUsers)) }
+    }
+
+    /// Takes the users a warm start should make hot (see ``warm(_:)``), once. O(1).
+    public func takeWarmStart() -> [String] {
+        warmStartUsers.withLock { l in
+            defer { l = [] }
+            return l
         }
     }
 

@@ -93,7 +93,7 @@ final class ServerMetrics: Sendable {
         }
         var tiers = ""
         for (name, type) in [("users_hot", "gauge"), ("users_cold", "gauge"), ("user_rebuilds_total", "counter"),
-                             ("user_rebuilds_prefetched_total", "counter"), ("user_evictions_total", "counter"),
+                             ("user_rebuilds_prefetched_total", "counter"), ("users_warmed_total", "counter"), ("user_evictions_total", "counter"),
                              ("user_rebuild_seconds_total", "counter")] {
             tiers += "# TYPE osprey_\(name) \(type)\n"
             for model in manager.registry.all {
@@ -105,6 +105,7 @@ final class ServerMetrics: Sendable {
                 case "users_cold": value = "\(users.count - users.hotCount)"
                 case "user_rebuilds_total": value = "\(s.rebuildCount)"
                 case "user_rebuilds_prefetched_total": value = "\(s.prefetchedRebuildCount)"
+                case "users_warmed_total": value = "\(s.warmedCount)"
                 case "user_evictions_total": value = "\(s.evictionCount)"
                 default: value = "\(s.rebuildSeconds)"
                 }

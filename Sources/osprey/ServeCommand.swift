@@ -43,6 +43,8 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Hours a logged decision is kept for feedback joins and policy evaluation (0: regardless of age).") var decisionRetention = 168.0
     @Option(help: "Logged decisions kept at most; the oldest beyond this are deleted (0: no limit).") var maxDecisions = 10_000_000
     @Option(help: "Users per model whose full ridge state stays in memory (the hot tier; `all`: every user, no tiering). Every user's weights stay in memory regardless; a cold user's state is rebuilt from the snapshot and the log when it learns.") var hotUsers = "100000"
+    @Flag(inversion: .prefixedNo, help: "After a start, make the users who had learned observations hot again in the background (up to --hot-users, most recently saved first), so their first observations need no rebuild.")
+    var warmStart = true
     @Flag(inversion: .prefixedNo, help: "Answer predict, in-memory topk and observe (without event_id) requests on the network event loops, past the router (off: every request goes through the router).")
     var fastPath = true
     @Option(help: "Network event-loop threads (default: one per core).") var eventLoops: Int?
@@ -101,7 +103,7 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
             featureCache: .init(capacity: o.featureCache, policy: policy),
             exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog,
                                decisionRetention: retention),
-            hotUsers: hotUsers), logger: logger)
+            hotUsers: hotUsers, warmStart: o.warmStart), logger: logger)
     let app = buildApplication(
         manager: manager, configuration: .init(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes, fastPath: o.fastPath, eventLoops: o.eventLoops), logger: logger)
     logger.info("serving \(manager.registry.all.count) model(s) from \(store.path) on http://\(o.host):\(o.port)")

@@ -272,6 +272,96 @@ struct TieredStoreTests {
         #expect(store.statistics.prefetchedRebuildCount == 1 && store.statistics.rebuildCount == 3)
     }
 
+    /// A warm start (``UserWeightStore/warm(_:)``) makes a cold user hot from its row, clean
+    /// and without learning; it never evicts anyone, skips hot and unknown users, and drops a
+    /// read whose user learned (and so was promoted) while it was under way.
+    @Test func aWarmStartPromotesColdUsersWithoutEvictingOrLearning() throws {
+        let reads = Atomic(0)
+        // Set while the rebuild should first learn `racer` itself (a learn during the read).
+        let racer = Mutex<String?>(nil)
+        let storeBox = Mutex<UserWeightStore?>(nil)
+        let f: [Float] = [1, 0, 0.5, 0, 0, 0, 0, 0]
+        @Sendable func learn(_ store: UserWeightStore, _ uid: String) throws {
+            try store.update(uid, before: 1, create: { UserWeights(ridge: .init(prior: [0, 0, 0], lambda: 1), bootstrapped: true) }) { w in
+                f.withUnsafeBufferPointer { _ = w.learn(features: $0.baseAddress!, target: 1) }
+            }
+        }
+        let store = UserWeightStore(stride: 8, hotUsers: 64, rebuild: { uid, _ in
+            if let r = racer.withLock({ r in defer { r = nil }; return r }), let store = storeBox.withLock({ $0 }) {
+                try learn(store, r)
+            }
+            reads.add(1, ordering: .relaxed)
+            return UserWeights(ridge: .init(prior: [2, 0.5, 0.5], lambda: 1), observations: 3, runningLoss: 0.25, bootstrapped: false)
+        })
+        storeBox.withLock { $0 = store }
+        for n in 0..<300 {
+            store.insertCold(StoredWeights(uid: "u\(n)", weights: [2, 0.5, 0.5], observations: 3, runningLoss: 0.25, bootstrapped: false, seq: 1))
+        }
+        #expect(!store.warm("nobody"), "an unknown user has no row")
+        #expect(store.warm("u0") && store.hotCount == 1 && reads.load(ordering: .relaxed) == 1)
+        #expect(!store.warm("u0") && reads.load(ordering: .relaxed) == 1, "a hot user is not read again")
+        store.read("u0") { #expect($0?.observations == 3 && $0?.runningLoss == 0.25) }
+        #expect(store.takeChanged().isEmpty, "warmed users are clean: a snapshot has nothing to save")
+
+        // Its first learn needs no rebuild.
+        try learn(store, "u0")
+        #expect(store.statistics.rebuildCount == 0 && reads.load(ordering: .relaxed) == 1)
+        store.read("u0") { #expect($0?.observations == 4) }
+
+        // The tier holds 1 user per stripe: warming 300 fills at most the 64 stripes and evicts
+        // no one (u0 is dirty now, and warming would not push out a clean one either).
+        var warmed = 1
+        for n in 1..<300 where store.warm("u\(n)") { warmed += 1 }
+        #expect(store.hotCount == warmed && warmed <= 64 && warmed > 1)
+        #expect(store.statistics.evictionCount == 0 && store.statistics.warmedCount == warmed)
+        store.readHot("u0") { #expect($0?.observations == 4, "the learned user stays hot") }
+
+        // A learn of the user while its warm read is under way wins: the read is dropped.
+        let cold = (0..<300).map { "u\($0)" }.first { uid in store.readHot(uid) { $0 == nil } }!
+        store.finishSnapshot(store.takeChanged())  // u0 clean: its stripe may evict it for `cold`
+        racer.withLock { $0 = cold }
+        #expect(!store.warm(cold), "promoted by its own learn during the read")
+        store.read(cold) { #expect($0?.observations == 4, "the row's state learned once, not replaced by the warm read") }
+        #expect(store.statistics.rebuildCount == 1 && store.statistics.warmedCount == warmed)
+    }
+
+    /// After a restart the users who learned observations are made hot again, at most the hot
+    /// tier's capacity, most recently saved first; their next observations rebuild no one, and
+    /// the warmed server equals one that rebuilt its users on demand.
+    @Test func aRestartWarmsTheUsersWhoLearned() async throws {
+        // The same history in two stores: u0...u19 learn (u10...u19 last); the other trained
+        // users have only training ratings.
+        let a = try TrainedStore(), b = try TrainedStore()
+        defer { a.remove(); b.remove() }
+        for t in [a, b] {
+            let (live, _) = try open(t, hotUsers: .max)
+            try await live.observe(model: "demo", (0..<10).map { ("u\($0)", "i\($0)", 4) })
+            try live.snapshot()
+            try await live.observe(model: "demo", (10..<20).map { ("u\($0)", "i\($0)", 3) })
+            try live.snapshot()
+            #expect(try live.registry.model("demo").current.users.count > 20)
+        }
+
+        let (warm, pw) = try open(a, hotUsers: 1000)
+        let users = try warm.registry.model("demo").current.users
+        #expect(users.hotCount == 0, "a start loads compact rows only")
+        #expect(warm.warmStart() == 20 && users.hotCount == 20 && users.statistics.warmedCount == 20)
+        #expect(warm.warmStart() == 0, "once per start")
+        let (cold, pc) = try open(b, hotUsers: 1000)
+        let next: [(uid: String, item: String, label: Float)] = (0..<20).map { ("u\($0)", "i\($0 + 1)", 5) }
+        try await warm.observe(model: "demo", next)
+        try await cold.observe(model: "demo", next)
+        #expect(users.statistics.rebuildCount == 0)
+        #expect(try cold.registry.model("demo").current.users.statistics.rebuildCount == 20)
+        try expectSame(warm, pw, cold, pc)
+
+        // A smaller tier names the most recently saved users first; none without a warm start.
+        let (tiny, _) = try open(b, hotUsers: 10)
+        #expect(Set(try tiny.registry.model("demo").current.users.takeWarmStart()) == Set((10..<20).map { "u\($0)" }))
+        let off = try Manager(store: try b.reopen(), configuration: .init(hotUsers: 1000, warmStart: false), logger: quiet)
+        #expect(off.warmStart() == 0, "--no-warm-start")
+    }
+
     /// Every user's info, full ridge state and predictions agree bit for bit.
     func expectSame(_ m1: Manager, _ p1: Predictor, _ m2: Manager, _ p2: Predictor) throws {
         let s1 = try m1.registry.model("demo").current, s2 = try m2.registry.model("demo").current

@@ -1,0 +1,94 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// A few threads of the process that run blocking reads in the order handed over: the reads of
+/// cold users' states ahead of learning them (``UserWeightStore/prefetch(_:)``). Dispatch's
+/// global queues on Linux start about one blocking item per core and add a thread about once a
+/// second, so reads queued behind one another there finished after the commit they were meant
+/// to overlap (BENCHMARKS.md); reads from the disk also go faster several at a time. Threads
+/// start on demand, up to ``threads``, and end after ``idleTimeout`` without work.
+final class ReadAheadPool: Sendable {
+    /// The pool the engine's reads ahead use.
+    static let shared = ReadAheadPool(threads: 4)
+
+    let threads: Int
+    let idleTimeout: DispatchTimeInterval
+
+    private struct State {
+        var queue: [@Sendable () -> Void] = []
+        var head = 0
+        /// Threads running, and of those the ones waiting for work no one has woken yet.
+        var live = 0
+        var idle = 0
+    }
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+
+    init(threads: Int, idleTimeout: DispatchTimeInterval = .seconds(2)) {
+        precondition(threads >= 1, "a pool needs a thread")
+        self.threads = threads
+        self.idleTimeout = idleTimeout
+    }
+
+    /// Runs `work` on one of the pool's threads, after the work handed over before it has
+    /// started. O(1).
+    func submit(_ work: @escaping @Sendable () -> Void) {
+        enum Action { case wake, spawn, none }
+        let action = state.withLock { s -> Action in
+            s.queue.append(work)
+            if s.idle > 0 {
+                s.idle -= 1
+                return .wake
+            }
+            if s.live < threads {
+                s.live += 1
+                return .spawn
+            }
+            return .none  // a running thread takes it when it finishes its item
+        }
+        switch action {
+        case .wake: wake.signal()
+        case .spawn:
+            Thread { [self] in
+                Thread.current.name = "osprey-read-ahead"  // on Linux, set from the thread itself
+                runWorker()
+            }.start()
+        case .none: break
+        }
+    }
+
+    /// Threads running now. O(1).
+    var liveThreads: Int { state.withLock { $0.live } }
+
+    /// The loop of one thread: take the oldest item, or wait to be woken; end after an idle timeout.
+    private func runWorker() {
+        while true {
+            let next = state.withLock { s -> (@Sendable () -> Void)? in
+                guard s.head < s.queue.count else {
+                    s.idle += 1
+                    return nil
+                }
+                let w = s.queue[s.head]
+                s.head += 1
+                if s.head == s.queue.count { s.queue.removeAll(keepingCapacity: true); s.head = 0 }
+                return w
+            }
+            if let next {
+                next()
+                continue
+            }
+            if wake.wait(timeout: .now() + idleTimeout) == .success { continue }
+            // Timed out. Still counted idle: no one will wake this thread, so it may end. Not
+            // counted: a submit claimed it, and its wake-up is on the way.
+            let ends = state.withLock { s -> Bool in
+                guard s.idle > 0 else { return false }
+                s.idle -= 1
+                s.live -= 1
+                return true
+            }
+            if ends { return }
+            wake.wait()
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import OspreyModel
+import Synchronization
+
+/// Reading cold users' full states off the stripe lock: ahead of learning them, and to warm the
+/// hot tier after a start.
+extension UserWeightStore {
+    /// Reads held ahead at most, per stripe (a full state is ~20 KB at d = 50: ~20 MB at most).
+    static let prefetchLimit = 16
+
+    /// The read of a cold user's full state ahead of learning its observation, to run off the
+    /// caller's thread (for example while the observation's commit syncs): the learning step then
+    /// promotes the user without reading the store under its stripe lock, where every learn
+    /// behind it waits. Nil when there is nothing to read: a user unknown or hot, a read already
+    /// held or under way, a failed rebuild to replay (the learning step does that), or
+    /// ``prefetchLimit`` reads held. The state read is kept only if the user is still cold and has
+    /// not been promoted since this call; a cold user's snapshot row is its state until then. A
+    /// read that fails keeps nothing (the learning step reads again). O(1); the read is a rebuild.
+    public func prefetch(_ uid: String) -> (@Sendable () -> Void)? {
+        guard let read = readAhead(uid, limited: true, keep: { st, slot, w in
+            st.prefetched[slot] = w
+            return true
+        }) else { return nil }
+        return { _ = read() }
+    }
+
+    /// Makes a cold user hot from its snapshot row without learning anything: a warm start, so
+    /// that the users who were active before a restart do not each pay a rebuild, inside the
+    /// learning step, on their first observation after it. The read runs on the caller's thread,
+    /// off the stripe lock. The user is promoted — clean, so evictable, and without the second
+    /// chance a learn gives — only if it is still cold, has not been promoted since the read
+    /// began, and its stripe has room: warming never evicts anyone. Returns whether it was.
+    /// O(1) for a user it skips; otherwise a rebuild.
+    @discardableResult
+    public func warm(_ uid: String) -> Bool {
+        let read = readAhead(uid, limited: false) { [perStripe] st, slot, w in
+            guard st.hot.count < perStripe else { return false }
+            st.promote(slot, w, clean: st.isClean(slot), referenced: false)
+            return true
+        }
+        guard let read, read() else { return false }
+        statistics.warmed.add(1, ordering: .relaxed)
+        return true
+    }
+
+    /// Registers a read of cold user `uid`'s state (a ticket, under the stripe lock) and returns
+    /// it; the read calls `keep` under the lock with what it read if the ticket still holds then
+    /// (no promotion since, the user still cold, no failed rebuild), and returns what `keep`
+    /// returned (false when not called). Nil when there is nothing to read (see ``prefetch(_:)``;
+    /// `limited`: at most ``prefetchLimit`` reads per stripe).
+    private func readAhead(
+        _ uid: String, limited: Bool, keep: @escaping @Sendable (inout Stripe, Int32, UserWeights) -> Bool
+    ) -> (@Sendable () -> Bool)? {
+        guard let rebuild else { return nil }
+        let ticket = stripes.withLock(uid) { st -> UInt64? in
+            guard let slot = st.slots[uid], st.hot[slot] == nil, st.unlearned[slot] == nil,
+                  st.prefetched[slot] == nil, st.prefetching[slot] == nil,
+                  !limited || st.prefetched.count + st.prefetching.count < Self.prefetchLimit
+            else { return nil }
+            st.nextTicket += 1
+            st.prefetching[slot] = st.nextTicket
+            return st.nextTicket
+        }
+        guard let ticket else { return nil }
+        return { [self] in
+            // The learning step may have promoted the user while this read waited for a thread.
+            let due = stripes.withLock(uid) { st in st.slots[uid].map { st.prefetching[$0] == ticket } ?? false }
+            guard due else { return false }
+            let w = try? rebuild(uid, nil)
+            return stripes.withLock(uid) { st in
+                guard let slot = st.slots[uid], st.prefetching[slot] == ticket else { return false }
+                st.prefetching[slot] = nil
+                guard let w, st.hot[slot] == nil, st.unlearned[slot] == nil else { return false }
+                return keep(&st, slot, w)
+            }
+        }
+    }
+}
