@@ -11,7 +11,8 @@
 #
 #   bench/cold-start.sh                 DURATION=10 ROUNDS=3 STARTS=2 DROP_CACHES=0
 #   VARIANTS=$'base|/tmp/base/osprey\nthis|.build/release/osprey\nno warm|.build/release/osprey --no-warm-start' \
-#     bench/cold-start.sh               A/B/C: the variants (label|binary [serve options]) alternate, start by start
+#     bench/cold-start.sh               A/B/C: the variants (label|binary [serve options]) alternate, start by
+#                                       start, each start in an order rotated by one
 #   NEW_USERS=1 bench/cold-start.sh     each start observes users of its own (a fresh seed per start), so
 #                                       none of them learned before: no warm start applies to them
 #
@@ -44,7 +45,10 @@ echo "| variant | start | period | observes/s | p50 | p99 | errors | rebuilds | 
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 seed=7
 for start in $(seq 1 "$STARTS"); do
-  for variant in "${VARIANT_LIST[@]}"; do
+  # Each start rotates the order of the variants, so none always runs first after another.
+  n=${#VARIANT_LIST[@]}
+  for i in $(seq 0 $((n - 1))); do
+    variant=${VARIANT_LIST[$(( (i + start - 1) % n ))]}
     [ -n "$variant" ] || continue
     label=${variant%%|*}; command=${variant#*|}
     if [ "$NEW_USERS" = 1 ]; then

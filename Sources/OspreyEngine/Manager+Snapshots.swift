@@ -87,6 +87,16 @@ extension Manager {
                 throw error
             }
             saved += changed.count
+            // For the next start's warm start: who is hot now that the changed users are saved.
+            if state.users.isTiered {
+                do {
+                    try store.saveHotUsers(model: model.name, version: version, state.users.hotUids())
+                } catch {
+                    logger.warning("could not record the hot users for the next warm start", metadata: [
+                        "model.name": "\(model.name)", "model.version": "\(version)", "error": "\(error)",
+                    ])
+                }
+            }
         }
         return saved
     }

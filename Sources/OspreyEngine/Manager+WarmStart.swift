@@ -2,51 +2,72 @@ import Synchronization
 
 /// Warm start: after a start every user is cold, and each user's first observation rebuilds its
 /// full state inside the learning step, where every commit behind it waits (BENCHMARKS.md: the
-/// first seconds after a start). So the users who were active before the start are made hot
-/// again in the background, below the request threads, most recently saved first.
+/// first seconds after a start). So the users who were hot at the last snapshot before the start
+/// (each snapshot records them; a graceful stop ends with one) are made hot again in the
+/// background, below the request threads: the hot tier as it was.
 extension Manager {
-    /// Makes hot, for every model, the users its restore named (``UserWeightStore/takeWarmStart()``:
-    /// those who have learned observations, most recently saved first, at most ``Configuration/hotUsers``),
-    /// without evicting anyone; stops early when `stop` returns true or a model's serving state
-    /// was replaced. Returns the users made hot. O(users named) rebuilds. Runs on the caller's
-    /// thread; it blocks on SQLite.
-    @discardableResult
-    public func warmStart(stop: () -> Bool = { false }) -> Int {
-        var warmed = 0
-        for model in registry.all {
-            let users = model.current.users
-            let named = users.takeWarmStart()
-            guard !named.isEmpty else { continue }
-            let clock = ContinuousClock(), start = clock.now
-            var made = 0
-            for uid in named {
-                // A retrain or rollback swapped in another state: its users are not these.
-                if stop() || model.current.users !== users { break }
-                if users.warm(uid) { made += 1 }
-            }
-            logger.info("warm start: users made hot", metadata: [
-                "model.name": "\(model.name)", "users": "\(made)", "named": "\(named.count)", "duration": "\(clock.now - start)",
-            ])
-            warmed += made
-        }
-        return warmed
-    }
+    /// Threads a warm start reads with: reads from the disk (after a reboot) go several at a time.
+    public static let warmStartThreads = 4
 
-    /// ``warmStart(stop:)`` on a thread of its own (``BackgroundThread``: below the request
-    /// threads), stopped early when the calling task is cancelled.
-    func warmStartInBackground() async -> Int {
+    /// Makes hot, for every model, the users its restore named (``UserWeightStore/takeWarmStart()``:
+    /// those hot at its last snapshot, at most ``Configuration/hotUsers``), without evicting anyone, on `threads` threads of their own
+    /// (``BackgroundThread``: below the request threads). Stops early when the calling task is
+    /// cancelled or a model's serving state is replaced. Returns the users made hot. O(users
+    /// named) rebuilds.
+    @discardableResult
+    public func warmStart(threads: Int = warmStartThreads) async -> Int {
+        precondition(threads >= 1, "a warm start needs a thread")
         let stop = StopFlag()
         return await withTaskCancellationHandler {
-            (try? await BackgroundThread.run(name: "osprey-warm-start") { self.warmStart(stop: stop.isSet) }) ?? 0
+            var warmed = 0
+            for model in registry.all {
+                let users = model.current.users
+                let named = users.takeWarmStart()
+                guard !named.isEmpty else { continue }
+                let clock = ContinuousClock(), start = clock.now
+                let cursor = Cursor()
+                let made = await withTaskGroup(of: Int.self) { group in
+                    for _ in 0..<min(threads, named.count) {
+                        group.addTask {
+                            (try? await BackgroundThread.run(name: "osprey-warm-start") {
+                                var made = 0
+                                // A retrain or rollback swapped in another state: its users are not these.
+                                while !stop.isSet(), model.current.users === users, let i = cursor.next(below: named.count) {
+                                    if users.warm(named[i]) { made += 1 }
+                                }
+                                return made
+                            }) ?? 0
+                        }
+                    }
+                    return await group.reduce(0, +)
+                }
+                // Stopped early: the users not reached are still to be recorded as hot.
+                if let rest = cursor.next(below: named.count) { users.setWarmStart(Array(named[rest...])) }
+                logger.info("warm start: users made hot", metadata: [
+                    "model.name": "\(model.name)", "users": "\(made)", "named": "\(named.count)", "duration": "\(clock.now - start)",
+                ])
+                warmed += made
+            }
+            return warmed
         } onCancel: {
             stop.set()
         }
     }
 }
 
-/// A flag one task sets and a thread polls.
+/// A flag one task sets and threads poll.
 final class StopFlag: Sendable {
     private let value = Atomic<Bool>(false)
     func set() { value.store(true, ordering: .relaxed) }
-    @Sendable func isSet() -> Bool { value.load(ordering: .relaxed) }
+    func isSet() -> Bool { value.load(ordering: .relaxed) }
+}
+
+/// Hands out 0, 1, 2, … to threads sharing a list.
+final class Cursor: Sendable {
+    private let value = Atomic<Int>(0)
+    /// The next index, or nil once `count` are handed out. O(1).
+    func next(below count: Int) -> Int? {
+        let i = value.add(1, ordering: .relaxed).oldValue
+        return i < count ? i : nil
+    }
 }

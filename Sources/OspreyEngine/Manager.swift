@@ -48,8 +48,8 @@ public final class Manager: Service, Sendable {
         /// ``UserWeightStore``); every user's weights stay in memory regardless. `Int.max`: all
         /// users hot, loaded whole at startup (no tiering).
         public var hotUsers: Int
-        /// After a start, make the users who had learned observations hot again in the
-        /// background (``Manager/warmStart(stop:)``), so their first observations need no rebuild.
+        /// After a start, make the users who were hot at the last snapshot hot again in the
+        /// background (``Manager/warmStart(threads:)``), so their first observations need no rebuild.
         public var warmStart: Bool
 
         public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
@@ -206,7 +206,7 @@ public final class Manager: Service, Sendable {
     /// graceful shutdown, stops the warm start, lets queued commits finish and snapshots once more.
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            async let warmed = self.configuration.warmStart ? self.warmStartInBackground() : 0
+            async let warmed = self.configuration.warmStart ? self.warmStart() : 0
             let clock = ContinuousClock()
             var pruned = clock.now - .seconds(60)
             while !Task.isCancelled {

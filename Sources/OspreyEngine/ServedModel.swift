@@ -132,8 +132,8 @@ public final class ServingState: Sendable {
     /// (`hotUsers` < `Int.max`), it loads only every user's compact row (`w_u` and the small
     /// fields; cold) — the full states are read on a miss; untiered, every user's full state.
     /// `observed` is the model's record of rated items (a new one from the store when nil).
-    /// With `warmStart` (tiered only), the users who have learned observations are named for
-    /// ``UserWeightStore/takeWarmStart()``, most recently saved first.
+    /// With `warmStart` (tiered only), the users hot at the version's last snapshot are named
+    /// for ``UserWeightStore/takeWarmStart()``.
     /// Returns the state and the last sequence replayed.
     static func restore(model: String, version number: Int, store: SQLiteStore, through: Int64 = .max,
                         monitor: QualityMonitor.Configuration = .init(),
@@ -157,18 +157,11 @@ public final class ServingState: Sendable {
             let seq = try store.snapshotSequence(model: model, version: number)
             users.reserve(users: try store.userCount(model: model, version: number))
             var ahead: [String: Int64] = [:]
-            // The users who learned observations, most recently saved first: the warm start's
-            // guess at who was hot before this start (training alone makes no one hot).
-            var active: [(seq: Int64, uid: String)] = []
             try store.forEachStoredWeights(model: model, version: number, dimension: version.dimension) { row in
                 users.insertCold(row)
                 if row.seq > seq { ahead[row.uid] = row.seq }
-                if warmStart, row.observations > 0 { active.append((row.seq, row.uid)) }
             }
-            if warmStart {
-                active.sort { $0.seq > $1.seq }
-                users.setWarmStart(active.map(\.uid))
-            }
+            if warmStart { users.setWarmStart(try store.hotUsers(model: model, version: number)) }
             snapshot = UserSnapshot(seq: seq, users: [:], ahead: ahead)
         }
         let state = ServingState(version: version, users: users, observed: observed, monitor: monitor, predictions: predictions,

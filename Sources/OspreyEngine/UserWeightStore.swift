@@ -218,7 +218,7 @@ public final class UserWeightStore: Sendable {
     /// How a cold user's full state is rebuilt (nil: never evicted, nothing to rebuild).
     let rebuild: Rebuild?
     let stripes = StripedLocks { Stripe() }
-    /// The users a warm start makes hot (``takeWarmStart()``), most recently saved first.
+    /// The users a warm start makes hot (``takeWarmStart()``).
     private let warmStartUsers = Mutex<[String]>([])
 
     /// An empty store for weights padded to `stride`. Without `rebuild` nothing is ever evicted
@@ -247,8 +247,7 @@ public final class UserWeightStore: Sendable {
         }
     }
 
-    /// Names the users a warm start should make hot, most recently saved first; the list is cut
-    /// to ``hotUsers``. O(users).
+    /// Names the users a warm start should make hot (the list is cut to ``hotUsers``). O(users).
     public func setWarmStart(_ uids: [String]) {
         warmStartUsers.withLock { $0 = Array(uids.prefix(hotUsers)) }
     }
@@ -408,6 +407,19 @@ public final class UserWeightStore: Sendable {
         var n = 0
         stripes.forEach { n += $0.uids.count }
         return n
+    }
+
+    /// Whether users leave the hot tier (a capacity below every user, and a way to rebuild them).
+    public var isTiered: Bool { hotUsers != .max }
+
+    /// The ids of the users whose full state is in memory, and of those a warm start has yet to
+    /// make hot (so a stop during a warm start records the hot tier it was restoring). O(hot users).
+    public func hotUids() -> [String] {
+        var out = warmStartUsers.withLock { $0 }
+        stripes.forEach { st in
+            for slot in st.hot.keys { out.append(st.uids[Int(slot)]) }
+        }
+        return out
     }
 
     /// The number of users whose full state is in memory. O(stripes).

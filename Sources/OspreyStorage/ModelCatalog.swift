@@ -150,6 +150,11 @@ public protocol ModelCatalog: Sendable {
     /// Records that every stored user of the version reflects the log up to `seq` (rows may be
     /// further ahead).
     func advanceSnapshot(model: String, version: Int, to seq: Int64) throws
+    /// Records the users whose full state a serving process holds in memory (its hot tier),
+    /// replacing the version's previous record. O(users · log users).
+    func saveHotUsers(model: String, version: Int, _ uids: [String]) throws
+    /// The users last recorded by ``saveHotUsers(model:version:_:)`` (none if never). O(users).
+    func hotUsers(model: String, version: Int) throws -> [String]
 
     /// The number of users with stored weights in a version.
     func userCount(model: String, version: Int) throws -> Int

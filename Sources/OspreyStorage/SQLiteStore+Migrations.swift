@@ -221,6 +221,18 @@ extension SQLiteStore {
                 }
             }
         }
+        // The users whose full state a serving process held in memory (its hot tier) at its
+        // last snapshot, for the next start's warm start.
+        migrator.registerMigration("user_hot") { db in
+            try db.execute(sql: """
+                CREATE TABLE user_hot (
+                    model TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    uid TEXT NOT NULL,
+                    PRIMARY KEY (model, version, uid)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

@@ -145,6 +145,25 @@ extension SQLiteStore {
         }
     }
 
+    public func saveHotUsers(model: String, version: Int, _ uids: [String]) throws {
+        try snapshotPool.write { db in
+            try db.execute(sql: "DELETE FROM user_hot WHERE model = ? AND version = ?", arguments: [model, version])
+            let insert = try db.cachedStatement(sql: "INSERT INTO user_hot (model, version, uid) VALUES (?, ?, ?)")
+            // In key order, so each insert goes to the end of the B-tree.
+            var last: String?
+            for uid in uids.sorted() where uid != last {
+                try insert.execute(arguments: [model, version, uid])
+                last = uid
+            }
+        }
+    }
+
+    public func hotUsers(model: String, version: Int) throws -> [String] {
+        try snapshotPool.read { db in
+            try String.fetchAll(db, sql: "SELECT uid FROM user_hot WHERE model = ? AND version = ?", arguments: [model, version])
+        }
+    }
+
     public func advanceSnapshot(model: String, version: Int, to seq: Int64) throws {
         try snapshotPool.write { db in
             try db.execute(sql: "UPDATE snapshot SET seq = ? WHERE model = ? AND version = ? AND seq < ?",
@@ -159,6 +178,7 @@ extension SQLiteStore {
                 try db.execute(sql: "DELETE FROM user_ridge WHERE model = ? AND version = ?", arguments: [model, v])
                 try db.execute(sql: "DELETE FROM user_weights WHERE model = ? AND version = ?", arguments: [model, v])
                 try db.execute(sql: "DELETE FROM snapshot WHERE model = ? AND version = ?", arguments: [model, v])
+                try db.execute(sql: "DELETE FROM user_hot WHERE model = ? AND version = ?", arguments: [model, v])
             }
         }
     }

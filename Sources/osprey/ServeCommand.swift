@@ -43,7 +43,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Hours a logged decision is kept for feedback joins and policy evaluation (0: regardless of age).") var decisionRetention = 168.0
     @Option(help: "Logged decisions kept at most; the oldest beyond this are deleted (0: no limit).") var maxDecisions = 10_000_000
     @Option(help: "Users per model whose full ridge state stays in memory (the hot tier; `all`: every user, no tiering). Every user's weights stay in memory regardless; a cold user's state is rebuilt from the snapshot and the log when it learns.") var hotUsers = "100000"
-    @Flag(inversion: .prefixedNo, help: "After a start, make the users who had learned observations hot again in the background (up to --hot-users, most recently saved first), so their first observations need no rebuild.")
+    @Flag(inversion: .prefixedNo, help: "After a start, make the users who were hot at the last snapshot (each snapshot and a graceful stop record them) hot again in the background, so their first observations need no rebuild.")
     var warmStart = true
     @Flag(inversion: .prefixedNo, help: "Answer predict, in-memory topk and observe (without event_id) requests on the network event loops, past the router (off: every request goes through the router).")
     var fastPath = true

@@ -325,29 +325,31 @@ struct TieredStoreTests {
         #expect(store.statistics.rebuildCount == 1 && store.statistics.warmedCount == warmed)
     }
 
-    /// After a restart the users who learned observations are made hot again, at most the hot
-    /// tier's capacity, most recently saved first; their next observations rebuild no one, and
-    /// the warmed server equals one that rebuilt its users on demand.
-    @Test func aRestartWarmsTheUsersWhoLearned() async throws {
-        // The same history in two stores: u0...u19 learn (u10...u19 last); the other trained
-        // users have only training ratings.
+    /// After a restart the users who were hot at the last snapshot are made hot again (at most
+    /// the hot tier's capacity); their next observations rebuild no one, and the warmed server
+    /// equals one that rebuilt its users on demand. The warmed users are hot at its next
+    /// snapshot, so the hot tier carries over restart after restart.
+    @Test func aRestartWarmsTheUsersHotAtTheLastSnapshot() async throws {
+        // The same history in two stores: u0...u19 learn, on a tiered server (the other trained
+        // users stay cold).
         let a = try TrainedStore(), b = try TrainedStore()
         defer { a.remove(); b.remove() }
         for t in [a, b] {
-            let (live, _) = try open(t, hotUsers: .max)
-            try await live.observe(model: "demo", (0..<10).map { ("u\($0)", "i\($0)", 4) })
-            try live.snapshot()
-            try await live.observe(model: "demo", (10..<20).map { ("u\($0)", "i\($0)", 3) })
+            let (live, _) = try open(t, hotUsers: 1000)
+            try await live.observe(model: "demo", (0..<20).map { ("u\($0)", "i\($0)", 4) })
             try live.snapshot()
             #expect(try live.registry.model("demo").current.users.count > 20)
         }
+        #expect(Set(try a.store.hotUsers(model: "demo", version: 1)) == Set((0..<20).map { "u\($0)" }))
 
         let (warm, pw) = try open(a, hotUsers: 1000)
         let users = try warm.registry.model("demo").current.users
         #expect(users.hotCount == 0, "a start loads compact rows only")
-        #expect(warm.warmStart() == 20 && users.hotCount == 20 && users.statistics.warmedCount == 20)
-        #expect(warm.warmStart() == 0, "once per start")
-        let (cold, pc) = try open(b, hotUsers: 1000)
+        #expect(await warm.warmStart() == 20 && users.hotCount == 20 && users.statistics.warmedCount == 20)
+        #expect(await warm.warmStart() == 0, "once per start")
+        let cold = try Manager(store: try b.reopen(), configuration: .init(hotUsers: 1000, warmStart: false), logger: quiet)
+        let pc = Predictor(registry: cold.registry)
+        #expect(await cold.warmStart(threads: 1) == 0, "--no-warm-start")
         let next: [(uid: String, item: String, label: Float)] = (0..<20).map { ("u\($0)", "i\($0 + 1)", 5) }
         try await warm.observe(model: "demo", next)
         try await cold.observe(model: "demo", next)
@@ -355,11 +357,23 @@ struct TieredStoreTests {
         #expect(try cold.registry.model("demo").current.users.statistics.rebuildCount == 20)
         try expectSame(warm, pw, cold, pc)
 
-        // A smaller tier names the most recently saved users first; none without a warm start.
-        let (tiny, _) = try open(b, hotUsers: 10)
-        #expect(Set(try tiny.registry.model("demo").current.users.takeWarmStart()) == Set((10..<20).map { "u\($0)" }))
-        let off = try Manager(store: try b.reopen(), configuration: .init(hotUsers: 1000, warmStart: false), logger: quiet)
-        #expect(off.warmStart() == 0, "--no-warm-start")
+        // Warmed, then snapshotted: the same users are named for the start after.
+        try await warm.observe(model: "demo", [("u30", "i1", 2)])
+        try warm.snapshot()
+        let (again, _) = try open(a, hotUsers: 1000)
+        #expect(Set(try again.registry.model("demo").current.users.takeWarmStart()) == Set((0..<20).map { "u\($0)" } + ["u30"]))
+        // A warm start stopped before it made anyone hot still records them as hot.
+        let (stopped, _) = try open(a, hotUsers: 1000)
+        let made = await Task { () async -> Int in
+            withUnsafeCurrentTask { $0?.cancel() }
+            return await stopped.warmStart()
+        }.value
+        let s = try stopped.registry.model("demo").current.users
+        #expect(made == 0 && s.hotCount == 0)
+        #expect(Set(s.hotUids()) == Set((0..<20).map { "u\($0)" } + ["u30"]))
+        // A smaller tier takes as many as it holds.
+        let (tiny, _) = try open(a, hotUsers: 10)
+        #expect(try tiny.registry.model("demo").current.users.takeWarmStart().count == 10)
     }
 
     /// Every user's info, full ridge state and predictions agree bit for bit.

@@ -65,6 +65,22 @@ struct SQLiteStoreTests {
         #expect(snapshot.users["new"] == fresh)
     }
 
+    /// The record of a version's hot users is replaced whole by each save, kept per version,
+    /// and goes with the version's users.
+    @Test func hotUsersAreReplacedPerVersionAndDeletedWithIt() throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        #expect(try t.store.hotUsers(model: "demo", version: 1).isEmpty, "none recorded yet")
+        try t.store.saveHotUsers(model: "demo", version: 1, ["u3", "u1", "u2", "u1"])
+        try t.store.saveHotUsers(model: "demo", version: 2, ["u9"])
+        #expect(Set(try t.reopen().hotUsers(model: "demo", version: 1)) == ["u1", "u2", "u3"])
+        try t.store.saveHotUsers(model: "demo", version: 1, ["u2", "u4"])
+        #expect(Set(try t.store.hotUsers(model: "demo", version: 1)) == ["u2", "u4"])
+        try t.store.deleteUsers(model: "demo", versions: [1])
+        #expect(try t.store.hotUsers(model: "demo", version: 1).isEmpty)
+        #expect(try t.store.hotUsers(model: "demo", version: 2) == ["u9"])
+    }
+
     /// A user saved again is updated where its row is (same rowid, one row), not deleted and
     /// appended.
     @Test func aUserSavedAgainKeepsItsRow() throws {
