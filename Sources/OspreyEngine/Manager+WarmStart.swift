@@ -10,10 +10,11 @@ extension Manager {
     public static let warmStartThreads = 4
 
     /// Makes hot, for every model, the users its restore named (``UserWeightStore/takeWarmStart()``:
-    /// those hot at its last snapshot, at most ``Configuration/hotUsers``), without evicting anyone, on `threads` threads of their own
-    /// (``BackgroundThread``: below the request threads). Stops early when the calling task is
-    /// cancelled or a model's serving state is replaced. Returns the users made hot. O(users
-    /// named) rebuilds.
+    /// those hot at its last snapshot, at most ``Configuration/hotUsers``), without evicting
+    /// anyone, on `threads` threads of their own (``BackgroundThread``: below the request
+    /// threads). Stops early when the calling task is cancelled or a model's serving state is
+    /// replaced; the users not reached stay named, so the next snapshot records them as hot.
+    /// Returns the users made hot. O(users named) rebuilds.
     @discardableResult
     public func warmStart(threads: Int = warmStartThreads) async -> Int {
         precondition(threads >= 1, "a warm start needs a thread")
