@@ -42,6 +42,19 @@ extension UserWeightStore {
         return true
     }
 
+    /// Names the users a warm start should make hot (the list is cut to ``hotUsers``). O(users).
+    public func setWarmStart(_ uids: [String]) {
+        warmStartUsers.withLock { $0 = Array(uids.prefix(hotUsers)) }
+    }
+
+    /// Takes the users a warm start should make hot (see ``warm(_:)``), once. O(1).
+    public func takeWarmStart() -> [String] {
+        warmStartUsers.withLock { l in
+            defer { l = [] }
+            return l
+        }
+    }
+
     /// Registers a read of cold user `uid`'s state (a ticket, under the stripe lock) and returns
     /// it; the read calls `keep` under the lock with what it read if the ticket still holds then
     /// (no promotion since, the user still cold, no failed rebuild), and returns what `keep`

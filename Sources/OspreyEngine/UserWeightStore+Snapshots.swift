@@ -27,6 +27,19 @@ extension UserWeightStore {
         if evicted > 0 { statistics.evictions.add(evicted, ordering: .relaxed) }
     }
 
+    /// Whether users leave the hot tier (a capacity below every user, and a way to rebuild them).
+    public var isTiered: Bool { hotUsers != .max }
+
+    /// The ids of the users whose full state is in memory, and of those a warm start has yet to
+    /// make hot (so a stop during a warm start records the hot tier it was restoring). O(hot users).
+    public func hotUids() -> [String] {
+        var out = warmStartUsers.withLock { $0 }
+        stripes.forEach { st in
+            for slot in st.hot.keys { out.append(st.uids[Int(slot)]) }
+        }
+        return out
+    }
+
     /// Marks users changed again (after a snapshot of them failed to save).
     public func markChanged(_ uids: some Sequence<String>) {
         for uid in uids {

@@ -43,26 +43,6 @@ public final class UserWeightStore: Sendable {
         public let bootstrapped: Bool
     }
 
-    /// Counters of the tiers, kept across the states of one served model.
-    public final class Statistics: Sendable {
-        let rebuilds = Atomic<Int>(0)
-        let evictions = Atomic<Int>(0)
-        let rebuildNanoseconds = Atomic<Int>(0)
-        let prefetchedRebuilds = Atomic<Int>(0)
-        let warmed = Atomic<Int>(0)
-        public init() {}
-        /// Cold users whose full state was rebuilt (hot-tier misses).
-        public var rebuildCount: Int { rebuilds.load(ordering: .relaxed) }
-        /// Of those, the rebuilds whose state had been read ahead (``UserWeightStore/prefetch(_:)``).
-        public var prefetchedRebuildCount: Int { prefetchedRebuilds.load(ordering: .relaxed) }
-        /// Cold users made hot by a warm start (``UserWeightStore/warm(_:)``), not by learning.
-        public var warmedCount: Int { warmed.load(ordering: .relaxed) }
-        /// Users whose full state was dropped from the hot tier.
-        public var evictionCount: Int { evictions.load(ordering: .relaxed) }
-        /// Total time spent rebuilding in the learning step, in seconds (reads ahead not included).
-        public var rebuildSeconds: Double { Double(rebuildNanoseconds.load(ordering: .relaxed)) / 1e9 }
-    }
-
     /// A hot user's ridge state: packed (``PackedRidgeState``, about half the bytes) whenever it
     /// packs exactly, else as is. The small fields live in the cold tier's arrays.
     struct Hot {
@@ -219,7 +199,7 @@ public final class UserWeightStore: Sendable {
     let rebuild: Rebuild?
     let stripes = StripedLocks { Stripe() }
     /// The users a warm start makes hot (``takeWarmStart()``).
-    private let warmStartUsers = Mutex<[String]>([])
+    let warmStartUsers = Mutex<[String]>([])
 
     /// An empty store for weights padded to `stride`. Without `rebuild` nothing is ever evicted
     /// (every user stays hot, whatever `hotUsers` says).
@@ -244,19 +224,6 @@ public final class UserWeightStore: Sendable {
             st.observations.reserveCapacity(n)
             st.runningLoss.reserveCapacity(n)
             st.bootstrapped.reserveCapacity(n)
-        }
-    }
-
-    /// Names the users a warm start should make hot (the list is cut to ``hotUsers``). O(users).
-    public func setWarmStart(_ uids: [String]) {
-        warmStartUsers.withLock { $0 = Array(uids.prefix(hotUsers)) }
-    }
-
-    /// Takes the users a warm start should make hot (see ``warm(_:)``), once. O(1).
-    public func takeWarmStart() -> [String] {
-        warmStartUsers.withLock { l in
-            defer { l = [] }
-            return l
         }
     }
 
@@ -407,19 +374,6 @@ public final class UserWeightStore: Sendable {
         var n = 0
         stripes.forEach { n += $0.uids.count }
         return n
-    }
-
-    /// Whether users leave the hot tier (a capacity below every user, and a way to rebuild them).
-    public var isTiered: Bool { hotUsers != .max }
-
-    /// The ids of the users whose full state is in memory, and of those a warm start has yet to
-    /// make hot (so a stop during a warm start records the hot tier it was restoring). O(hot users).
-    public func hotUids() -> [String] {
-        var out = warmStartUsers.withLock { $0 }
-        stripes.forEach { st in
-            for slot in st.hot.keys { out.append(st.uids[Int(slot)]) }
-        }
-        return out
     }
 
     /// The number of users whose full state is in memory. O(stripes).
