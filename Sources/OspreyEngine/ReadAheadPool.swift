@@ -6,8 +6,9 @@ import Synchronization
 /// cold users' states ahead of learning them (``UserWeightStore/prefetch(_:)``). Dispatch's
 /// global queues on Linux start about one blocking item per core and add a thread about once a
 /// second, so reads queued behind one another there finished after the commit they were meant
-/// to overlap (BENCHMARKS.md); reads from the disk also go faster several at a time. Threads
-/// start on demand, up to ``threads``, and end after ``idleTimeout`` without work.
+/// to overlap (BENCHMARKS.md: here a few more finish in time), and a blocked worker holds one of
+/// that queue's few threads. Threads start on demand, up to ``threads``, and end after
+/// ``idleTimeout`` without work.
 final class ReadAheadPool: Sendable {
     /// The pool the engine's reads ahead use.
     static let shared = ReadAheadPool(threads: 4)
@@ -71,7 +72,14 @@ final class ReadAheadPool: Sendable {
                 }
                 let w = s.queue[s.head]
                 s.head += 1
-                if s.head == s.queue.count { s.queue.removeAll(keepingCapacity: true); s.head = 0 }
+                if s.head == s.queue.count {
+                    s.queue.removeAll(keepingCapacity: true)
+                    s.head = 0
+                } else if s.head >= 1024, s.head * 2 >= s.queue.count {
+                    // Never drained under a steady load: drop the items taken, O(1) amortized.
+                    s.queue.removeFirst(s.head)
+                    s.head = 0
+                }
                 return w
             }
             if let next {

@@ -38,4 +38,24 @@ struct ReadAheadPoolTests {
         pool.submit { done.signal() }
         #expect(done.wait(timeout: .now() + 10) == .success)
     }
+
+    /// One thread runs a long backlog in the order it was handed over, also while the items
+    /// already taken are dropped from the front of the queue.
+    @Test func aLongBacklogRunsInOrder() throws {
+        let pool = ReadAheadPool(threads: 1)
+        let release = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        let ran = Mutex<[Int]>([])
+        let n = 5000
+        for i in 0..<n {
+            pool.submit {
+                if i == 0 { release.wait() }
+                ran.withLock { $0.append(i) }
+                if i % 7 == 0 { usleep(1) }
+                if i == n - 1 { done.signal() }
+            }
+        }
+        release.signal()
+        #expect(done.wait(timeout: .now() + 30) == .success)
+        #expect(ran.withLock { $0 } == Array(0..<n))
+    }
 }
