@@ -8,7 +8,7 @@
 #
 #   bench/exploration.sh [USERS] [ITEMS] [RATINGS] [DIM]      (defaults 100000 10000 1000000 50)
 #
-# Needs wrk; reuses bench/http.sh's cached model in .bench-data/ (the logging server writes its
+# Installs wrk if missing; reuses bench/http.sh's cached model in .bench-data/ (the logging server writes its
 # decisions to that store's decisions.sqlite). The prediction cache is off, as in bench/http.sh.
 # Talks only to 127.0.0.1; stops what it started and sets the policy back to greedy.
 set -euo pipefail
