@@ -9,7 +9,7 @@ extension Manager {
     /// Threads a warm start reads with: reads from the disk (after a reboot) go several at a time.
     public static let warmStartThreads = 4
 
-    /// Makes hot, for every model, the users its restore named (``UserWeightStore/takeWarmStart()``:
+    /// Makes hot, for every model, the users its restore named (``UserWeightStore/warmStartList``:
     /// those hot at its last snapshot, at most ``Configuration/hotUsers``), without evicting
     /// anyone, on `threads` threads of their own (``BackgroundThread``: below the request
     /// threads). Stops early when the calling task is cancelled or a model's serving state is
@@ -23,7 +23,7 @@ extension Manager {
             var warmed = 0
             for model in registry.all {
                 let users = model.current.users
-                let named = users.takeWarmStart()
+                let named = users.warmStartList
                 guard !named.isEmpty else { continue }
                 let clock = ContinuousClock(), start = clock.now
                 let cursor = Cursor()
@@ -42,8 +42,8 @@ extension Manager {
                     }
                     return await group.reduce(0, +)
                 }
-                // Stopped early: the users not reached are still to be recorded as hot.
-                if let rest = cursor.next(below: named.count) { users.setWarmStart(Array(named[rest...])) }
+                // Those not reached (stopped early) stay named, to be recorded as hot; none once done.
+                users.setWarmStart(cursor.next(below: named.count).map { Array(named[$0...]) } ?? [])
                 logger.info("warm start: users made hot", metadata: [
                     "model.name": "\(model.name)", "users": "\(made)", "named": "\(named.count)", "duration": "\(clock.now - start)",
                 ])

@@ -133,7 +133,7 @@ public final class ServingState: Sendable {
     /// fields; cold) — the full states are read on a miss; untiered, every user's full state.
     /// `observed` is the model's record of rated items (a new one from the store when nil).
     /// With `warmStart` (tiered only), the users hot at the version's last snapshot are named
-    /// for ``UserWeightStore/takeWarmStart()``.
+    /// for ``UserWeightStore/warmStartList``.
     /// Returns the state and the last sequence replayed.
     static func restore(model: String, version number: Int, store: SQLiteStore, through: Int64 = .max,
                         monitor: QualityMonitor.Configuration = .init(),

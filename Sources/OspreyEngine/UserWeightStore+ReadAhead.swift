@@ -47,13 +47,10 @@ extension UserWeightStore {
         warmStartUsers.withLock { $0 = Array(uids.prefix(hotUsers)) }
     }
 
-    /// Takes the users a warm start should make hot (see ``warm(_:)``), once. O(1).
-    public func takeWarmStart() -> [String] {
-        warmStartUsers.withLock { l in
-            defer { l = [] }
-            return l
-        }
-    }
+    /// The users a warm start should make hot (see ``warm(_:)``). They stay named until the warm
+    /// start names the ones it did not reach (none, once it finished), so a snapshot taken
+    /// meanwhile records them as hot. O(1).
+    public var warmStartList: [String] { warmStartUsers.withLock { $0 } }
 
     /// Registers a read of cold user `uid`'s state (a ticket, under the stripe lock) and returns
     /// it; the read calls `keep` under the lock with what it read if the ticket still holds then

@@ -31,7 +31,8 @@ extension UserWeightStore {
     public var isTiered: Bool { hotUsers != .max }
 
     /// The ids of the users whose full state is in memory, and of those a warm start has yet to
-    /// make hot (so a stop during a warm start records the hot tier it was restoring). O(hot users).
+    /// make hot (``warmStartList``: so a snapshot during a warm start, or after one stopped
+    /// early, records the hot tier it is restoring); some may be named twice. O(hot users).
     public func hotUids() -> [String] {
         var out = warmStartUsers.withLock { $0 }
         stripes.forEach { st in

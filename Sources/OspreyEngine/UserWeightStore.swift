@@ -198,7 +198,7 @@ public final class UserWeightStore: Sendable {
     /// How a cold user's full state is rebuilt (nil: never evicted, nothing to rebuild).
     let rebuild: Rebuild?
     let stripes = StripedLocks { Stripe() }
-    /// The users a warm start makes hot (``takeWarmStart()``).
+    /// The users a warm start makes hot (``warmStartList``).
     let warmStartUsers = Mutex<[String]>([])
 
     /// An empty store for weights padded to `stride`. Without `rebuild` nothing is ever evicted
