@@ -103,12 +103,16 @@ extension SQLiteStore {
         }
     }
 
-    /// The version behind each of the model's decisions logged at or after `since`.
+    /// The version behind each of the model's decisions logged at or after `since`. Reads the
+    /// decisions logged from a minute before `since` on (all models'), found by a binary search
+    /// over the rowids: O(log n + those decisions). A clock stepped back by more than that minute
+    /// while the competition ran hides the decisions logged before the step.
     public func decisionVersions(model: String, since: Double) throws -> [String: Int] {
         try decisionPool.read { db in
             var out: [String: Int] = [:]
-            let rows = try Row.fetchCursor(db, sql: "SELECT event_id, version FROM decision WHERE model = ? AND time >= ?",
-                                           arguments: [model, since])
+            let start = try Self.firstDecisionRowid(db, atOrAfter: since - 60)
+            let rows = try Row.fetchCursor(db, sql: "SELECT event_id, version FROM decision WHERE rowid >= ? AND model = ? AND time >= ?",
+                                           arguments: [start, model, since])
             while let row = try rows.next() { out[row[0]] = row[1] }
             return out
         }

@@ -142,6 +142,7 @@ struct DecisionRetentionTests {
             record("explored", [.init(item: "i3", score: 1, exploring: 4, propensity: 0.5, explored: true),
                                 .init(item: "i1", score: 3, exploring: nil, propensity: 0.25)]),
             record("one", [.init(item: "i1", score: 3, exploring: 2, propensity: 0.9)]),
+            record("certain", [.init(item: "i1", score: 3, exploring: 2, propensity: 1), .init(item: "i2", score: 1, exploring: 1, propensity: 1)]),
             record("empty", []),
             record("ünïcode-🙂", [.init(item: "é-1", score: 1, propensity: nil), .init(item: "🙂", score: 0.5, propensity: nil)]),
         ]
