@@ -34,7 +34,8 @@ public final class DecisionLog: Sendable {
         /// Beyond this many, the oldest decisions are deleted (nil: no limit).
         public var maxCount: Int?
 
-        /// Seven days and ten million decisions (about 4 GB of decisions at k = 10) by default.
+        /// Seven days and ten million decisions by default (about 2 GB of greedy decisions at
+        /// k = 10; exploring ones keep longer lists).
         public init(maxAge: Duration? = .seconds(7 * 24 * 3600), maxCount: Int? = 10_000_000) {
             precondition(maxCount.map { $0 >= 0 } ?? true && maxAge.map { $0 >= .zero } ?? true)
             self.maxAge = maxAge

@@ -218,7 +218,8 @@ public final class ServedModel: Sendable {
         set { policy.withLock { $0 = newValue } }
     }
 
-    /// Top-k decisions logged: those stored when the process started plus those since. O(1).
+    /// Top-k decisions logged: the store's count when the process started (pruning leaves it)
+    /// plus those since. O(1).
     public var decisions: Int { decisionCount.load(ordering: .relaxed) }
     /// Observations naming a logged decision since the process started.
     public var feedback: Int { feedbackCount.load(ordering: .relaxed) }
