@@ -49,11 +49,7 @@ extension SQLiteStore {
     /// Deletes up to `batch` of the oldest decisions that `before` and `keep` no longer keep, in
     /// the caller's transaction; returns how many. O(batch + log n).
     private static func pruneOldest(_ db: Database, before: Double?, keep: Int?, batch: Int) throws -> Int {
-        // Only prefixes are ever deleted, so the rowids left are contiguous. (Two queries:
-        // SQLite finds a lone min() or max() in O(log n), but scans the table for both.)
-        guard let first = try Int64.fetchOne(db, sql: "SELECT min(rowid) FROM decision"),
-              let last = try Int64.fetchOne(db, sql: "SELECT max(rowid) FROM decision")
-        else { return 0 }
+        guard let (first, last) = try rowids(db) else { return 0 }
         var cut = first - 1  // delete rowids up to here
         if let keep, last - first + 1 > Int64(keep) {
             cut += min(last - first + 1 - Int64(keep), Int64(batch))
@@ -99,20 +95,28 @@ extension SQLiteStore {
         }
     }
 
+    /// The first and last rowid of the decisions, nil when there are none. Only prefixes are ever
+    /// deleted, so the rowids between are all there. O(log n): two queries, as SQLite finds a lone
+    /// min() or max() in O(log n) but scans the table for both.
+    private static func rowids(_ db: Database) throws -> (first: Int64, last: Int64)? {
+        guard let first = try Int64.fetchOne(db, sql: "SELECT min(rowid) FROM decision"),
+              let last = try Int64.fetchOne(db, sql: "SELECT max(rowid) FROM decision")
+        else { return nil }
+        return (first, last)
+    }
+
     /// The first rowid of the decisions logged at or after `time` (seconds since 1970), or the
     /// next rowid to be used when none is: a binary search over the rowids, in O(log n) rows
     /// read. Rowids follow the log order and decisions are logged in time order (one writer,
     /// timestamps taken just before the append), so this holds as long as the clock does not
     /// step back; callers searching from a time allow a margin for that.
     static func firstDecisionRowid(_ db: Database, atOrAfter time: Double) throws -> Int64 {
-        guard let first = try Int64.fetchOne(db, sql: "SELECT min(rowid) FROM decision"),
-              let last = try Int64.fetchOne(db, sql: "SELECT max(rowid) FROM decision")
-        else { return 1 }
+        guard let (first, last) = try rowids(db) else { return 1 }
         let at = try db.makeStatement(sql: "SELECT time FROM decision WHERE rowid >= ? ORDER BY rowid LIMIT 1")
         var low = first, high = last + 1  // the answer is in [low, high]
         while low < high {
             let mid = low + (high - low) / 2
-            // Rowids are contiguous (only prefixes are deleted); the next row stands in for a missing one.
+            // The next row stands in for a missing one (there are none; see `rowids`).
             let t = try Double.fetchOne(at, arguments: [mid]) ?? .infinity
             if t < time { low = mid + 1 } else { high = mid }
         }
