@@ -122,8 +122,8 @@ extension SQLiteStore {
         migrator.registerMigration("v3-count-without-time-index") { db in
             // Each model's decisions logged, kept by the appends (a prune leaves it), so the
             // count at start needs no index; a competition's decisions are found by time over
-            // the rowids (see `decisionVersions`). The `(model, time)` index cost a quarter of
-            // each append's CPU.
+            // the rowids (see `decisionVersions`). The `(model, time)` index cost 16–32 % of
+            // each append's CPU at the cap (BENCHMARKS.md).
             try db.execute(sql: """
                 CREATE TABLE decision_count (
                     model TEXT PRIMARY KEY NOT NULL,
