@@ -334,14 +334,27 @@ extension API {
 
     /// The value of query parameter `name` in a query string, percent-decoded, found without
     /// building a dictionary of all parameters (this is on the predict path).
-    static func queryValue(_ name: String, in query: Substring) -> String? {
-        for pair in query.split(separator: "&") {
-            guard let equals = pair.firstIndex(of: "="), pair[..<equals] == name else { continue }
-            let raw = pair[pair.index(after: equals)...]
-            guard raw.contains("%") || raw.contains("+") else { return String(raw) }
-            return String(raw).replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+    static func queryValue(_ name: StaticString, in query: Substring) -> String? {
+        var query = query
+        return query.withUTF8 { queryValue(name, in: $0[...]) }
+    }
+
+    /// ``queryValue(_:in:)`` over the query's bytes: O(its length), allocating only the value.
+    static func queryValue(_ name: StaticString, in query: Slice<UnsafeBufferPointer<UInt8>>) -> String? {
+        name.withUTF8Buffer { name in
+            var rest = query[...]
+            while !rest.isEmpty {
+                let pairEnd = rest.firstIndex(of: UInt8(ascii: "&")) ?? rest.endIndex
+                let pair = rest[..<pairEnd]
+                rest = pairEnd < rest.endIndex ? rest[(pairEnd + 1)...] : rest[rest.endIndex...]
+                guard let equals = pair.firstIndex(of: UInt8(ascii: "=")), pair[..<equals].elementsEqual(name) else { continue }
+                let raw = pair[(equals + 1)...]
+                let value = String(decoding: UnsafeBufferPointer(rebasing: raw), as: UTF8.self)
+                guard raw.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return value }
+                return value.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+            }
+            return nil
         }
-        return nil
     }
 }
 

@@ -271,23 +271,40 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The fast-path route of a request, or nil when the router must answer it. Paths:
     /// `GET /v1/models/{model}/users/{uid}/predict?item=…`, `POST /v1/models/{model}/users/{uid}/topk`,
-    /// `POST /v1/models/{model}/users/{uid}/observe`.
+    /// `POST /v1/models/{model}/users/{uid}/observe`. Reads the target's bytes in place: O(its
+    /// length), allocating only the strings it returns.
     static func route(_ request: HTTPRequest) -> Route? {
-        guard let target = request.path else { return nil }
-        let (path, query) = target.utf8.firstIndex(of: UInt8(ascii: "?")).map {
-            (target[..<$0], target[target.index(after: $0)...])
-        } ?? (target[...], nil)
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 7, parts[0].isEmpty, parts[1] == "v1", parts[2] == "models", parts[4] == "users",
-              !parts[3].isEmpty, !parts[5].isEmpty,
-              let model = decoded(parts[3]), let uid = decoded(parts[5])
+        guard var target = request.path else { return nil }
+        let method = request.method
+        guard method == .get || method == .post else { return nil }
+        return target.withUTF8 { route(method, target: $0) }
+    }
+
+    private static func route(_ method: HTTPRequest.Method, target: UnsafeBufferPointer<UInt8>) -> Route? {
+        let pathEnd = target.firstIndex(of: UInt8(ascii: "?")) ?? target.count
+        // The path's seven segments: "", "v1", "models", model, "users", uid, action.
+        var segments = InlineArray<7, Range<Int>>(repeating: 0..<0)
+        var count = 0, start = 0
+        for i in 0...pathEnd where i == pathEnd || target[i] == UInt8(ascii: "/") {
+            guard count < 7 else { return nil }
+            segments[count] = start..<i
+            count += 1
+            start = i + 1
+        }
+        func segment(_ n: Int, is text: StaticString) -> Bool {
+            text.withUTF8Buffer { $0.elementsEqual(target[segments[n]]) }
+        }
+        guard count == 7, segments[0].isEmpty, segment(1, is: "v1"), segment(2, is: "models"), segment(4, is: "users"),
+              !segments[3].isEmpty, !segments[5].isEmpty,
+              let model = decoded(target[segments[3]]), let uid = decoded(target[segments[5]])
         else { return nil }
-        switch (request.method, parts[6]) {
-        case (.get, "predict"):
+        switch method {
+        case .get where segment(6, is: "predict"):
+            let query = pathEnd < target.count ? target[(pathEnd + 1)...] : nil
             return .predict(model: model, uid: uid, item: query.flatMap { API.queryValue("item", in: $0) })
-        case (.post, "topk"):
+        case .post where segment(6, is: "topk"):
             return .topK(model: model, uid: uid)
-        case (.post, "observe"):
+        case .post where segment(6, is: "observe"):
             return .observe(model: model, uid: uid)
         default:
             return nil
@@ -295,9 +312,10 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// A path segment, percent-decoded as the router decodes it (nil if it cannot be).
-    private static func decoded(_ segment: Substring) -> String? {
-        guard segment.utf8.contains(UInt8(ascii: "%")) else { return String(segment) }
-        return String(segment).removingPercentEncoding
+    private static func decoded(_ segment: Slice<UnsafeBufferPointer<UInt8>>) -> String? {
+        let text = String(decoding: UnsafeBufferPointer(rebasing: segment), as: UTF8.self)
+        guard segment.contains(UInt8(ascii: "%")) else { return text }
+        return text.removingPercentEncoding
     }
 }
 

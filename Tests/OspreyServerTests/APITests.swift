@@ -392,6 +392,9 @@ struct APITests {
     @Test func queryValueParsing() {
         #expect(API.queryValue("item", in: "item=a%2Fb") == "a/b")
         #expect(API.queryValue("item", in: "items=x&item=y") == "y")
+        #expect(API.queryValue("item", in: "&&item=y&item=z") == "y")
+        #expect(API.queryValue("item", in: "item=a+b%2B") == "a b+")
+        #expect(API.queryValue("item", in: "item=%ZZ") == nil)
         #expect(API.queryValue("item", in: "other=1") == nil)
         #expect(API.queryValue("item", in: "") == nil)
     }

@@ -330,6 +330,53 @@ struct FastPathTests {
     }
 }
 
+/// The fast path's reading of a request target: the routes it takes, with their path segments
+/// and `item` percent-decoded as the router decodes them, and every other target left to the router.
+struct FastPathRouteTests {
+    static func describe(_ method: HTTPRequest.Method, _ path: String) -> String {
+        let request = HTTPRequest(method: method, scheme: nil, authority: nil, path: path)
+        switch FastPathHandler.route(request) {
+        case .predict(let model, let uid, let item): return "predict \(model) \(uid) \(item ?? "<none>")"
+        case .topK(let model, let uid): return "topk \(model) \(uid)"
+        case .observe(let model, let uid): return "observe \(model) \(uid)"
+        case nil: return "router"
+        }
+    }
+
+    @Test(arguments: [
+        ("GET", "/v1/models/m/users/u1/predict?item=i1", "predict m u1 i1"),
+        ("GET", "/v1/models/m/users/u1/predict?other=1&item=a%2Fb&item=second", "predict m u1 a/b"),
+        ("GET", "/v1/models/m/users/u1/predict?items=x&item=a+b", "predict m u1 a b"),
+        ("GET", "/v1/models/m/users/u1/predict?item=", "predict m u1 "),
+        ("GET", "/v1/models/m/users/u1/predict?item", "predict m u1 <none>"),
+        ("GET", "/v1/models/m/users/u1/predict", "predict m u1 <none>"),
+        ("GET", "/v1/models/m/users/u1/predict?", "predict m u1 <none>"),
+        ("GET", "/v1/models/m%20x/users/new%20user/predict?item=%C3%A9", "predict m x new user é"),
+        ("GET", "/v1/models/m/users/é/predict?item=ü", "predict m é ü"),
+        ("POST", "/v1/models/m/users/u1/topk", "topk m u1"),
+        ("POST", "/v1/models/m/users/u1/topk?debug=1", "topk m u1"),
+        ("POST", "/v1/models/m/users/u1/observe", "observe m u1"),
+        ("GET", "/v1/models/m/users/u1/topk", "router"),
+        ("POST", "/v1/models/m/users/u1/predict?item=i1", "router"),
+        ("PUT", "/v1/models/m/users/u1/observe", "router"),
+        ("GET", "/v1/models/m/users/u1/predictx?item=i1", "router"),
+        ("GET", "/v1/models/m/users/u1/predict/?item=i1", "router"),
+        ("GET", "/v1/models/m/users/u1/predict/x?item=i1", "router"),
+        ("GET", "/v1/models//users/u1/predict?item=i1", "router"),
+        ("GET", "/v1/models/m/users//predict?item=i1", "router"),
+        ("GET", "/v1/models/m/user/u1/predict?item=i1", "router"),
+        ("GET", "/v2/models/m/users/u1/predict?item=i1", "router"),
+        ("GET", "//v1/models/m/users/u1/predict?item=i1", "router"),
+        ("GET", "/v1/models/m/users/u1", "router"),
+        ("GET", "/v1/models/m%2/users/u1/predict?item=i1", "router"),
+        ("GET", "/", "router"),
+        ("GET", "", "router"),
+    ])
+    func routes(_ method: String, _ path: String, _ expected: String) {
+        #expect(Self.describe(HTTPRequest.Method(method)!, path) == expected, "\(method) \(path)")
+    }
+}
+
 /// The direct reader of top-k and observe bodies agrees with `JSONDecoder` on every body, and
 /// hands the unusual ones (and every malformed one) to it.
 struct DirectReaderTests {
