@@ -109,7 +109,7 @@ extension Manager {
         // where every commit behind it would wait for the read (after a start, every user is cold).
         let users = model.current.users
         for o in observations {
-            if let read = users.prefetch(o.uid) { ReadAheadPool.shared.submit(read) }
+            if let read = users.prefetch(o.uid) { WorkerPool.readAhead.submit(read) }
         }
         return CheckedFeedback(model: model, observations: observations, rewards: rewards)
     }

@@ -1,13 +1,15 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import NIOPosix
 import OspreyEngine
 
 /// Builds the HTTP application over a manager; the `osprey serve` command and the tests build
 /// the very same one. With `fastPath` (the default), `predict`, in-memory `topk` and plain
-/// `observe` requests are answered on the event loops (``FastPathHandler``) and the rest by the
-/// router.
+/// `observe` requests are answered on the event loops (``FastPathHandler``), whole-catalogue top-k
+/// scans run on a pool of ``ServerConfiguration/scanThreads`` threads, and the rest is answered
+/// by the router.
 public func buildApplication(
     manager: Manager, configuration: ServerConfiguration = .init(), logger: Logger
 ) -> some ApplicationProtocol {
@@ -17,12 +19,23 @@ public func buildApplication(
     api.register(on: router)
     let predict = api.metrics.route("predict"), topK = api.metrics.route("topk"), observe = api.metrics.route("observe")
     let fastPath = configuration.fastPath
+    let scanThreads = configuration.scanThreads ?? System.coreCount
+    let scans = scanThreads > 0 ? WorkerPool(name: "osprey-scan", threads: scanThreads) : nil
     return Application(
         router: router,
         server: .http1(configuration: .init(additionalChannelHandlers: fastPath
-            ? [FastPathHandler(api: api, predictRoute: predict, topKRoute: topK, observeRoute: observe)] : [])),
+            ? [FastPathHandler(api: api, scans: scans, predictRoute: predict, topKRoute: topK, observeRoute: observe)] : [])),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: API.serverName),
         // A group of its own lives as long as the process (a server is built once per process).
-        eventLoopGroupProvider: configuration.eventLoops.map { .shared(MultiThreadedEventLoopGroup(numberOfThreads: $0)) } ?? .singleton,
+        eventLoopGroupProvider: .shared(configuration.eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
+            ?? defaultEventLoops),
         logger: logger)
 }
+
+/// The event loops of a server built without a count: half the cores, at least one. The loops only
+/// read requests and write answers (and answer `predict` and short top-k lists); whole-catalogue
+/// scans, the group commit and snapshots run on threads of their own, which the other cores are
+/// left for. On two cores one loop with the scan pool served predict with a lower p99 and top-k
+/// faster than two loops (BENCHMARKS.md). Shared by every server of the process, as NIO's
+/// singleton is.
+let defaultEventLoops = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount / 2))

@@ -10,12 +10,15 @@ import OspreyEngine
 /// the router that a route handler costs (Velox §5: the prediction path must be cheap). The
 /// answers are the router's own: the same ``API`` functions build them, the same metrics count
 /// them. An `observe` is handed to the group commit and answered when its commit completes
-/// (``Manager/observe(model:_:completion:)``): never before it is durable and learned.
+/// (``Manager/observe(model:_:completion:)``): never before it is durable and learned. A `topk`
+/// over the whole catalogue (or a long candidate list) is scored on the scan pool when the server
+/// has one (``ServerConfiguration/scanThreads``) and answered on this loop when done, so the
+/// loop's other connections do not wait behind the scan.
 ///
 /// Everything else passes through to Hummingbird unchanged, and so does every request that
 /// arrives on a connection while an earlier one is still being answered by the router (this
 /// handler counts the responses it sees leaving); requests arriving while an `observe` waits for
-/// its commit are held and taken up once it is answered. So a pipelining client gets its
+/// its commit, or a `topk` for its scan, are held and taken up once it is answered. So a pipelining client gets its
 /// responses in order. A request with `Connection: close` passes through too (Hummingbird closes
 /// the connection). A `topk` that would read the store (`exclude_observed`, or a LinUCB or
 /// Thompson policy, which may rebuild a cold user's state) and an `observe` naming an `event_id`
@@ -43,12 +46,15 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private let api: API
+    /// Where long top-k scans run; nil: on this loop.
+    private let scans: WorkerPool?
     private let predictRoute: ServerMetrics.Route, topKRoute: ServerMetrics.Route, observeRoute: ServerMetrics.Route
     private var state = State.idle
     /// Requests passed to the router whose response has not ended.
     private var routed = 0
-    /// An `observe` is waiting for its commit; inbound parts wait in ``held`` meanwhile.
-    private var committing = false
+    /// An `observe` is waiting for its commit, or a `topk` for its scan; inbound parts wait in
+    /// ``held`` meanwhile.
+    private var waiting = false
     private var held: [NIOAny] = []
     /// Parts were passed on since the last `channelReadComplete`.
     private var forwarded = false
@@ -56,19 +62,21 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var tooLarge = false
     private var wroteSinceFlush = false
     /// A graceful shutdown asked this connection to close while this handler was reading or
-    /// committing a request; passed on once it has answered (see ``userInboundEventTriggered``).
+    /// waiting for an answer to a request; passed on once it has answered (see ``userInboundEventTriggered``).
     private var quiesceHeld = false
     private var date = HTTPDate()
 
-    init(api: API, predictRoute: ServerMetrics.Route, topKRoute: ServerMetrics.Route, observeRoute: ServerMetrics.Route) {
+    init(api: API, scans: WorkerPool?, predictRoute: ServerMetrics.Route, topKRoute: ServerMetrics.Route,
+         observeRoute: ServerMetrics.Route) {
         self.api = api
+        self.scans = scans
         self.predictRoute = predictRoute
         self.topKRoute = topKRoute
         self.observeRoute = observeRoute
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if committing {
+        if waiting {
             held.append(data)
             return
         }
@@ -118,7 +126,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Holds a graceful shutdown's `ChannelShouldQuiesceEvent` while a request this handler took
-    /// is being read or committed. Hummingbird's connection handler, further on, closes an idle
+    /// is being read or answered elsewhere. Hummingbird's connection handler, further on, closes an idle
     /// connection on this event and waits for the requests it has seen; it never sees this
     /// handler's, so it would close the connection under an `observe` that is committing, whose
     /// answer would be lost (and a client's retry would log the observation twice).
@@ -130,9 +138,9 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Reading the body of a request this handler answers, or waiting for an `observe`'s commit.
+    /// Reading the body of a request this handler answers, or waiting for its answer.
     private var busy: Bool {
-        if committing { return true }
+        if waiting { return true }
         if case .reading = state { return true }
         return false
     }
@@ -165,6 +173,10 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 let query = try TopKBody.decode(from: body)
                 guard try api.answersFromMemory(model: model, query) else {
                     pass(request, body: body, context: context)
+                    return
+                }
+                if let scans, query.scansMany {
+                    scan(query, model: model, uid: uid, on: scans, start: start, context: context)
                     return
                 }
                 out = try api.topKAnswer(model: model, uid: uid, query)
@@ -207,20 +219,47 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     out = e.body
                 }
                 handler.respond(.observe(model: model, uid: feedback.uid), status: status, body: out, start: start, context: context)
-                handler.committed(context: context)
+                handler.answered(context: context)
             }
         }
         // The completion runs on this loop after this call returns, so this is set before it.
-        committing = true
+        waiting = true
     }
 
-    /// The held requests, taken up once the answer to an `observe` is written.
-    private func committed(context: ChannelHandlerContext) {
-        committing = false
+    /// Scores a top-k on the scan pool and holds this connection's later requests until its
+    /// answer is written (on this event loop). O(candidates · d) on the pool.
+    private func scan(_ query: TopKBody, model: String, uid: String, on pool: WorkerPool, start: ContinuousClock.Instant,
+                      context: ChannelHandlerContext) {
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
+        let api = self.api
+        waiting = true
+        pool.submit {
+            var status = HTTPResponse.Status.ok
+            let out: ByteBuffer
+            do {
+                out = try api.topKAnswer(model: model, uid: uid, query)
+            } catch {
+                let e = APIError.from(error)
+                status = e.status
+                out = e.body
+            }
+            api.metrics.scanned.increment()
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.respond(.topK(model: model, uid: uid), status: status, body: out, start: start, context: context)
+                handler.answered(context: context)
+            }
+        }
+    }
+
+    /// The held requests, taken up once the answer to an `observe` or a scanned `topk` is written.
+    private func answered(context: ChannelHandlerContext) {
+        waiting = false
         var parts = held[...]
         held = []
         while let part = parts.popFirst() {
-            if committing {
+            if waiting {
                 held.append(part)
             } else {
                 channelRead(context: context, data: part)

@@ -9,17 +9,22 @@ public struct ServerConfiguration: Sendable {
     /// Answer `predict`, in-memory `topk` and `observe` without `event_id` on the event loops, past
     /// the router (``FastPathHandler``).
     public var fastPath: Bool
-    /// Network event-loop threads (nil: NIO's shared group, one per core).
+    /// Network event-loop threads (nil: a group shared by the process, of half the cores, at least one).
     public var eventLoops: Int?
+    /// Threads that score the fast path's whole-catalogue (and long-list) top-k calls, so an event
+    /// loop only reads requests and writes answers (nil: one per core; 0: each loop scores its own).
+    public var scanThreads: Int?
 
     public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1 << 20, maxK: Int = 10_000,
-                fastPath: Bool = true, eventLoops: Int? = nil) {
+                fastPath: Bool = true, eventLoops: Int? = nil, scanThreads: Int? = nil) {
         precondition(eventLoops.map { $0 >= 1 } ?? true, "at least one event loop")
+        precondition(scanThreads.map { $0 >= 0 } ?? true, "scan threads cannot be negative")
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes
         self.maxK = maxK
         self.fastPath = fastPath
         self.eventLoops = eventLoops
+        self.scanThreads = scanThreads
     }
 }

@@ -24,9 +24,12 @@ final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     /// Requests answered on the event loops by ``FastPathHandler`` (also counted by route).
     let fastPath: Counter
+    /// Of those, the `topk` calls scored on the scan pool.
+    let scanned: Counter
 
     init() {
         fastPath = registry.makeCounter(name: "osprey_http_fast_path_requests_total")
+        scanned = registry.makeCounter(name: "osprey_http_scanned_requests_total")
     }
 
     func route(_ name: String) -> Route {

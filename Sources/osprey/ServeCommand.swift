@@ -47,7 +47,8 @@ struct ServeOptions: ParsableArguments {
     var warmStart = true
     @Flag(inversion: .prefixedNo, help: "Answer predict, in-memory topk and observe (without event_id) requests on the network event loops, past the router (off: every request goes through the router).")
     var fastPath = true
-    @Option(help: "Network event-loop threads (default: one per core).") var eventLoops: Int?
+    @Option(help: "Network event-loop threads (default: half the cores, at least one).") var eventLoops: Int?
+    @Option(help: "Threads that score whole-catalogue top-k calls off the event loops (default: one per core; 0: on the event loops).") var scanThreads: Int?
     @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel = "info"
 }
 
@@ -70,6 +71,7 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
     guard o.decisionRetention >= 0, o.decisionRetention.isFinite else { throw ValidationError("--decision-retention must be a number of hours, 0 or more") }
     guard o.maxDecisions >= 0 else { throw ValidationError("--max-decisions must be at least 0") }
     if let n = o.eventLoops, n < 1 || n > 256 { throw ValidationError("--event-loops must be between 1 and 256") }
+    if let n = o.scanThreads, n < 0 || n > 256 { throw ValidationError("--scan-threads must be between 0 and 256") }
     let retention = DecisionLog.Retention(
         maxAge: o.decisionRetention > 0 ? .milliseconds(Int64(o.decisionRetention * 3_600_000)) : nil,
         maxCount: o.maxDecisions > 0 ? o.maxDecisions : nil)
@@ -105,7 +107,8 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
                                decisionRetention: retention),
             hotUsers: hotUsers, warmStart: o.warmStart), logger: logger)
     let app = buildApplication(
-        manager: manager, configuration: .init(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes, fastPath: o.fastPath, eventLoops: o.eventLoops), logger: logger)
+        manager: manager, configuration: .init(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes, fastPath: o.fastPath,
+                              eventLoops: o.eventLoops, scanThreads: o.scanThreads), logger: logger)
     logger.info("serving \(manager.registry.all.count) model(s) from \(store.path) on http://\(o.host):\(o.port)")
     banner?("http://\(o.host):\(o.port)")
     // Services shut down in reverse order: the server drains first, then the manager snapshots.

@@ -26,13 +26,15 @@ struct FastPathTests {
         var description: String { "\(status) \(contentType ?? "-") \(body)" }
     }
 
-    /// Runs `body` with two live servers over one manager: with the fast path and without.
-    func withServers(_ body: @escaping @Sendable (_ fast: any TestClientProtocol, _ routed: any TestClientProtocol, TrainedStore) async throws -> Void) async throws {
+    /// Runs `body` with two live servers over one manager: with the fast path and without. The
+    /// fast one scores long top-k calls on a pool of `scanThreads` threads (nil: one per core; 0: on
+    /// its event loops).
+    func withServers(scanThreads: Int? = nil, _ body: @escaping @Sendable (_ fast: any TestClientProtocol, _ routed: any TestClientProtocol, TrainedStore) async throws -> Void) async throws {
         let t = try TrainedStore()
         defer { t.remove() }
         // No decision log, so the same top-k request gets the same answer (no event_id).
         let manager = try Manager(store: try t.reopen(), configuration: .init(exploration: .init(logDecisions: false)), logger: quiet)
-        let fast = buildApplication(manager: manager, configuration: .init(port: 0, maxBodyBytes: 2048), logger: quiet)
+        let fast = buildApplication(manager: manager, configuration: .init(port: 0, maxBodyBytes: 2048, scanThreads: scanThreads), logger: quiet)
         let routed = buildApplication(manager: manager, configuration: .init(port: 0, maxBodyBytes: 2048, fastPath: false), logger: quiet)
         try await fast.test(.live) { f in
             try await routed.test(.live) { r in try await body(f, r, t) }
@@ -45,15 +47,16 @@ struct FastPathTests {
         }
     }
 
-    func fastPathCount(_ client: any TestClientProtocol) async throws -> Int {
+    func fastPathCount(_ client: any TestClientProtocol, _ counter: String = "osprey_http_fast_path_requests_total") async throws -> Int {
         try await client.execute(uri: "/metrics", method: .get) { r in
-            let line = String(buffer: r.body).split(separator: "\n").first { $0.hasPrefix("osprey_http_fast_path_requests_total ") }
+            let line = String(buffer: r.body).split(separator: "\n").first { $0.hasPrefix(counter + " ") }
             return line.flatMap { Int($0.split(separator: " ")[1]) } ?? -1
         }
     }
 
-    @Test func theFastPathAnswersAsTheRouterDoes() async throws {
-        try await withServers { fast, routed, t in
+    @Test(arguments: [nil, 0] as [Int?])
+    func theFastPathAnswersAsTheRouterDoes(scanThreads: Int?) async throws {
+        try await withServers(scanThreads: scanThreads) { fast, routed, t in
             let uid = t.ratings[0].uid
             let requests: [(HTTPRequest.Method, String, String?, Int)] = [
                 (.get, "/v1/models/demo/users/\(uid)/predict?item=i1", nil, 200),
@@ -65,6 +68,10 @@ struct FastPathTests {
                 (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":3}"#, 200),
                 (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":2,"items":["i1","i2","i3","i1"],"exclude":["i2"]}"#, 200),
                 (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":5,"exclude_observed":true}"#, 200),
+                // Long candidate lists, scored on the scan pool when there is one.
+                (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":2,"items":["# + String(repeating: #""i1","#, count: 300) + #""i2"]}"#, 200),
+                (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":2,"items":["# + String(repeating: #""i1","#, count: 300) + #""nope"]}"#, 404),
+                (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":100000}"#, 400),
                 (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":0}"#, 400),
                 (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":"#, 400),
                 (.post, "/v1/models/demo/users/\(uid)/topk", "", 400),
@@ -72,7 +79,7 @@ struct FastPathTests {
                 (.post, "/v1/models/nope/users/\(uid)/topk", #"{"k":2}"#, 404),
                 (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":2,"items":[""# + String(repeating: #""i1","#, count: 600) + #""i2"]}"#, 413),
             ]
-            let before = try await fastPathCount(fast)
+            let before = try await fastPathCount(fast), scannedBefore = try await fastPathCount(fast, "osprey_http_scanned_requests_total")
             for (method, uri, body, status) in requests {
                 let a = try await answer(fast, method, uri, body), b = try await answer(routed, method, uri, body)
                 #expect(a == b, "\(method) \(uri)")
@@ -81,6 +88,11 @@ struct FastPathTests {
             let after = try await fastPathCount(fast)
             // All but the one with exclude_observed (passed on to the router, which reads the store).
             #expect(after - before == requests.count - 1)
+            // The scan pool answered the whole-catalogue rankings (those with a bad k too: the
+            // answer checks k) and the long lists, not the short lists nor the bodies, models and
+            // sizes rejected while reading the request.
+            let scanned = try await fastPathCount(fast, "osprey_http_scanned_requests_total") - scannedBefore
+            #expect(scanned == (scanThreads == 0 ? 0 : 5), "\(scanned) scanned")
             #expect(try await fastPathCount(routed) == 0)
             // Both answers were counted by route, as the router counts them.
             let metrics = try await fast.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
@@ -149,6 +161,33 @@ struct FastPathTests {
             #expect(accepted.lowerBound < (predicts.first?.lowerBound ?? reply.startIndex), "\(reply)")
             #expect((predicts.first?.lowerBound ?? reply.endIndex) < info.lowerBound, "\(reply)")
             #expect(info.lowerBound < (predicts.last?.lowerBound ?? reply.startIndex), "\(reply)")
+        }
+    }
+
+    /// Requests sent at once on one connection behind whole-catalogue top-k calls, which are scored
+    /// on the scan pool: each is answered in its turn, with the answer a lone request gets.
+    @Test func requestsBehindAScannedTopKWaitForIt() async throws {
+        try await withServers { fast, _, t in
+            let port = try #require(fast.port)
+            let uid = t.ratings[0].uid
+            let topk = { (k: Int) in
+                let body = #"{"k":\#(k)}"#
+                return "POST /v1/models/demo/users/\(uid)/topk HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+            }
+            let alone = try await answer(fast, .post, "/v1/models/demo/users/\(uid)/topk", #"{"k":3}"#)
+            let aloneOne = try await answer(fast, .post, "/v1/models/demo/users/\(uid)/topk", #"{"k":1}"#)
+            let predict = try await answer(fast, .get, "/v1/models/demo/users/\(uid)/predict?item=i1", nil)
+            let requests = topk(3) + "GET /v1/models/demo/users/\(uid)/predict?item=i1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                + topk(1) + "GET /v1/models/demo HTTP/1.1\r\nHost: x\r\n\r\n" + topk(3)
+            let reply = try await Self.exchange(port: port, send: requests, until: { $0.components(separatedBy: "HTTP/1.1 200").count == 6 })
+            let threes = reply.ranges(of: alone.body)
+            let first = try #require(threes.first), last = try #require(threes.last)
+            let p = try #require(reply.range(of: predict.body))
+            let one = try #require(reply.range(of: aloneOne.body))
+            let info = try #require(reply.range(of: "\"versions\""))
+            #expect(threes.count == 2, "\(reply)")
+            #expect(first.lowerBound < p.lowerBound && p.lowerBound < one.lowerBound && one.lowerBound < info.lowerBound
+                        && info.lowerBound < last.lowerBound, "\(reply)")
         }
     }
 

@@ -2,18 +2,22 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// A few threads of the process that run blocking reads in the order handed over: the reads of
-/// cold users' states ahead of learning them (``UserWeightStore/prefetch(_:)``). Dispatch's
-/// global queues on Linux start about one blocking item per core and add a thread about once a
-/// second, so reads queued behind one another there finished after the commit they were meant
-/// to overlap (BENCHMARKS.md: here a few more finish in time), and a blocked worker holds one of
-/// that queue's few threads. Threads start on demand, up to ``threads``, and end after
+/// A few threads of the process that run work items in the order handed over: the reads of cold
+/// users' states ahead of learning them (``UserWeightStore/prefetch(_:)``, ``readAhead``), and the
+/// server's whole-catalogue top-k scans, kept off the network event loops. Dispatch's global
+/// queues on Linux start about one blocking item per core and add a thread about once a second,
+/// so reads queued behind one another there finished after the commit they were meant to overlap
+/// (BENCHMARKS.md: here a few more finish in time), and a blocked worker holds one of that
+/// queue's few threads. Threads start on demand, up to ``threads``, and end after
 /// ``idleTimeout`` without work.
-final class ReadAheadPool: Sendable {
+public final class WorkerPool: Sendable {
     /// The pool the engine's reads ahead use.
-    static let shared = ReadAheadPool(threads: 4)
+    static let readAhead = WorkerPool(name: "osprey-read-ahead", threads: 4)
 
-    let threads: Int
+    /// The most threads the pool runs at once.
+    public let threads: Int
+    /// The name its threads carry (shown by `top -H`, `perf` and debuggers).
+    public let name: String
     let idleTimeout: DispatchTimeInterval
 
     private struct State {
@@ -26,15 +30,17 @@ final class ReadAheadPool: Sendable {
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
 
-    init(threads: Int, idleTimeout: DispatchTimeInterval = .seconds(2)) {
+    /// A pool of up to `threads` threads named `name`; none runs until work is handed over.
+    public init(name: String, threads: Int, idleTimeout: DispatchTimeInterval = .seconds(2)) {
         precondition(threads >= 1, "a pool needs a thread")
+        self.name = name
         self.threads = threads
         self.idleTimeout = idleTimeout
     }
 
     /// Runs `work` on one of the pool's threads, after the work handed over before it has
     /// started. O(1).
-    func submit(_ work: @escaping @Sendable () -> Void) {
+    public func submit(_ work: @escaping @Sendable () -> Void) {
         enum Action { case wake, spawn, none }
         let action = state.withLock { s -> Action in
             s.queue.append(work)
@@ -52,7 +58,7 @@ final class ReadAheadPool: Sendable {
         case .wake: wake.signal()
         case .spawn:
             Thread { [self] in
-                Thread.current.name = "osprey-read-ahead"  // on Linux, set from the thread itself
+                Thread.current.name = name  // on Linux, set from the thread itself
                 runWorker()
             }.start()
         case .none: break

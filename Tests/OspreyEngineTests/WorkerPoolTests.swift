@@ -6,9 +6,9 @@ import Testing
 
 /// The read-ahead threads run every item once, several at a time but never more than the pool
 /// has threads, and end when idle (so a process's pools leave no threads behind).
-struct ReadAheadPoolTests {
+struct WorkerPoolTests {
     @Test func everyItemRunsOnceOnAtMostItsThreads() throws {
-        let pool = ReadAheadPool(threads: 3, idleTimeout: .milliseconds(100))
+        let pool = WorkerPool(name: "test-pool", threads: 3, idleTimeout: .milliseconds(100))
         let running = Atomic(0), most = Atomic(0), ran = Mutex<[Int]>([])
         let release = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
         let n = 40
@@ -42,7 +42,7 @@ struct ReadAheadPoolTests {
     /// One thread runs a long backlog in the order it was handed over, also while the items
     /// already taken are dropped from the front of the queue.
     @Test func aLongBacklogRunsInOrder() throws {
-        let pool = ReadAheadPool(threads: 1)
+        let pool = WorkerPool(name: "test-pool", threads: 1)
         let release = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
         let ran = Mutex<[Int]>([])
         let n = 5000
