@@ -25,7 +25,8 @@
 # FASTAPI_PORT (18282), REDIS_PORT (18379),
 # REDIS_KEYS (1,000,000 precomputed scores), REDIS_REQUESTS (GETs per round, 80,000 × DURATION),
 # SNAPSHOT (Osprey's --snapshot-observations, its default 500,000), EVENT_LOOPS (both Osprey
-# servers' --event-loops; default one per core).
+# servers' --event-loops; default the server's own, half the cores), SCAN_THREADS (their
+# --scan-threads; default the server's own, one per core).
 # Installs redis-server and wrk (apt-get) if missing. Talks only to 127.0.0.1; stops the
 # processes it started, by PID, when it exits (also on an error or Ctrl-C).
 set -euo pipefail
@@ -36,8 +37,9 @@ DURATION=${DURATION:-10}; ROUNDS=${ROUNDS:-2}
 PORT=${PORT:-18181}; NOLOG_PORT=${NOLOG_PORT:-18183}; FASTAPI_PORT=${FASTAPI_PORT:-18282}; REDIS_PORT=${REDIS_PORT:-18379}
 REDIS_KEYS=${REDIS_KEYS:-1000000}; REDIS_REQUESTS=${REDIS_REQUESTS:-$((80000 * DURATION))}
 SNAPSHOT=${SNAPSHOT:-500000}
-LOOPS=()
-if [ -n "${EVENT_LOOPS:-}" ]; then LOOPS=(--event-loops "$EVENT_LOOPS"); fi
+THREAD_OPTS=()
+if [ -n "${EVENT_LOOPS:-}" ]; then THREAD_OPTS=(--event-loops "$EVENT_LOOPS"); fi
+if [ -n "${SCAN_THREADS:-}" ]; then THREAD_OPTS+=(--scan-threads "$SCAN_THREADS"); fi
 
 # --- what the baselines need
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null || ! command -v wrk >/dev/null; then
@@ -67,13 +69,13 @@ mkdir -p "$LUA"
 echo "== starting Osprey on :$PORT"
 # The prediction cache is off (CACHE=N to turn it on): wrk cycles 20,000 prebuilt requests, so
 # with it on most topk answers would be cache hits, and FastAPI caches nothing.
-start_server "$DATA" "$PORT" --snapshot-observations "$SNAPSHOT" --prediction-cache "${CACHE:-0}" ${LOOPS[@]+"${LOOPS[@]}"}
+start_server "$DATA" "$PORT" --snapshot-observations "$SNAPSHOT" --prediction-cache "${CACHE:-0}" ${THREAD_OPTS[@]+"${THREAD_OPTS[@]}"}
 OSPREY_PID=$PID
 curl -sf "http://127.0.0.1:$PORT/v1/models/bench" >/dev/null || { echo "model bench is not being served"; exit 1; }
 osprey_observations() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^osprey_observations_total/{s+=$NF} END{print s+0}'; }
 OSPREY_OBS_BEFORE=$(osprey_observations)
 echo "== starting Osprey without the decision log on :$NOLOG_PORT (topk only)"
-start_server "$DATA" "$NOLOG_PORT" --prediction-cache "${CACHE:-0}" --no-decision-log ${LOOPS[@]+"${LOOPS[@]}"}
+start_server "$DATA" "$NOLOG_PORT" --prediction-cache "${CACHE:-0}" --no-decision-log ${THREAD_OPTS[@]+"${THREAD_OPTS[@]}"}
 
 echo "== starting FastAPI (uvicorn, 2 workers) on :$FASTAPI_PORT"
 rm -f "$DATA"/fastapi-observations.sqlite*
@@ -175,7 +177,7 @@ FASTAPI_OBS=$("$PY" -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).e
 
 # --- the report
 echo
-echo "== results: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), wrk -t1 -c32 -d${DURATION}s, $ROUNDS round(s), Osprey event loops: ${EVENT_LOOPS:-one per core}, $(date -u +%Y-%m-%d)"
+echo "== results: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), wrk -t1 -c32 -d${DURATION}s, $ROUNDS round(s), Osprey event loops: ${EVENT_LOOPS:-half the cores}, scan threads: ${SCAN_THREADS:-one per core}, $(date -u +%Y-%m-%d)"
 echo
 echo "| system | endpoint | round | requests/s | p50 | p99 | errors | Osprey snapshot under way |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|"

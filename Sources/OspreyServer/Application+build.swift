@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
@@ -23,8 +24,13 @@ public func buildApplication(
     let scans = scanThreads > 0 ? WorkerPool(name: "osprey-scan", threads: scanThreads) : nil
     return Application(
         router: router,
-        server: .http1(configuration: .init(additionalChannelHandlers: fastPath
-            ? [FastPathHandler(api: api, scans: scans, predictRoute: predict, topKRoute: topK, observeRoute: observe)] : [])),
+        server: fastPath
+            ? HTTPServerBuilder { responder in
+                FastPathChannel(responder: responder) {
+                    FastPathHandler(api: api, scans: scans, predictRoute: predict, topKRoute: topK, observeRoute: observe)
+                }
+            }
+            : .http1(),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: API.serverName),
         // A group of its own lives as long as the process (a server is built once per process).
         eventLoopGroupProvider: .shared(configuration.eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }

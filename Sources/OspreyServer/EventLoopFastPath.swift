@@ -2,12 +2,14 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import NIOHTTPTypes
+import NIOHTTP1
 import OspreyEngine
 
 /// Answers the hot endpoints — `predict`, `topk` when its answer comes from memory, and `observe`
 /// — on the NIO event loop that decoded the request, without the hop into Swift concurrency and
-/// the router that a route handler costs (Velox §5: the prediction path must be cheap). The
+/// the router that a route handler costs (Velox §5: the prediction path must be cheap). It sits
+/// right after NIO's HTTP/1 decoder (``FastPathChannel``), so the requests it answers skip the
+/// conversion to and from swift-http-types as well. The
 /// answers are the router's own: the same ``API`` functions build them, the same metrics count
 /// them. An `observe` is handed to the group commit and answered when its commit completes
 /// (``Manager/observe(model:_:completion:)``): never before it is durable and learned. A `topk`
@@ -19,16 +21,16 @@ import OspreyEngine
 /// arrives on a connection while an earlier one is still being answered by the router (this
 /// handler counts the responses it sees leaving); requests arriving while an `observe` waits for
 /// its commit, or a `topk` for its scan, are held and taken up once it is answered. So a pipelining client gets its
-/// responses in order. A request with `Connection: close` passes through too (Hummingbird closes
-/// the connection). A `topk` that would read the store (`exclude_observed`, or a LinUCB or
+/// responses in order. A request that does not keep its connection alive (`Connection: close`, or
+/// HTTP/1.0 without keep-alive) passes through too (Hummingbird closes the connection). A `topk` that would read the store (`exclude_observed`, or a LinUCB or
 /// Thompson policy, which may rebuild a cold user's state) and an `observe` naming an `event_id`
 /// (its decision is looked up in the log) are passed on once their body is read, so no event
 /// loop blocks on disk.
 final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
     /// The requests this handler answers.
     enum Route {
@@ -40,7 +42,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private enum State {
         case idle
         /// Reading the body of a request this handler answers.
-        case reading(HTTPRequest, Route, ByteBuffer)
+        case reading(HTTPRequestHead, Route, ByteBuffer)
         /// Passing a request's parts on to the router.
         case passing
     }
@@ -82,7 +84,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         switch (state, unwrapInboundIn(data)) {
         case (.idle, .head(let request)):
-            if routed == 0, request.headerFields[.connection]?.lowercased() != "close", let route = Self.route(request) {
+            if routed == 0, request.isKeepAlive, let route = Self.route(request) {
                 tooLarge = false
                 state = .reading(request, route, context.channel.allocator.buffer(capacity: 0))
             } else {
@@ -160,7 +162,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Answers a request this handler took, or passes it on (head, body, end) when its answer
     /// would read the store.
-    private func answer(_ request: HTTPRequest, _ route: Route, body: ByteBuffer, context: ChannelHandlerContext) {
+    private func answer(_ request: HTTPRequestHead, _ route: Route, body: ByteBuffer, context: ChannelHandlerContext) {
         let start = ContinuousClock.now
         var status = HTTPResponse.Status.ok
         var out: ByteBuffer
@@ -285,18 +287,19 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         api.metrics.record(metric, status: Int(status.code), duration: .now - start)
         api.metrics.fastPath.increment()
-        var fields = HTTPFields()
-        fields[.contentType] = "application/json"
-        fields[.contentLength] = String(body.readableBytes)
-        fields[.date] = date.now
-        fields[.server] = API.serverName
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
-        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        // The router's headers, as swift-http-types spells them on the wire.
+        let headers = HTTPHeaders([
+            ("Content-Type", "application/json"), ("Content-Length", String(body.readableBytes)),
+            ("Date", date.now), ("Server", API.serverName),
+        ])
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: Int(status.code)), headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.write(wrapOutboundOut(.end(nil)), promise: nil)
         wroteSinceFlush = true
     }
 
-    private func pass(_ request: HTTPRequest, body: ByteBuffer, context: ChannelHandlerContext) {
+    private func pass(_ request: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
         routed += 1
         forward(wrapInboundOut(.head(request)), context: context)
         if body.readableBytes > 0 { forward(wrapInboundOut(.body(body)), context: context) }
@@ -312,14 +315,15 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// `GET /v1/models/{model}/users/{uid}/predict?item=…`, `POST /v1/models/{model}/users/{uid}/topk`,
     /// `POST /v1/models/{model}/users/{uid}/observe`. Reads the target's bytes in place: O(its
     /// length), allocating only the strings it returns.
-    static func route(_ request: HTTPRequest) -> Route? {
-        guard var target = request.path else { return nil }
+    /// Only origin-form targets are taken (`/v1/…`); any other form goes to the router.
+    static func route(_ request: HTTPRequestHead) -> Route? {
         let method = request.method
-        guard method == .get || method == .post else { return nil }
+        guard method == .GET || method == .POST else { return nil }
+        var target = request.uri
         return target.withUTF8 { route(method, target: $0) }
     }
 
-    private static func route(_ method: HTTPRequest.Method, target: UnsafeBufferPointer<UInt8>) -> Route? {
+    private static func route(_ method: HTTPMethod, target: UnsafeBufferPointer<UInt8>) -> Route? {
         let pathEnd = target.firstIndex(of: UInt8(ascii: "?")) ?? target.count
         // The path's seven segments: "", "v1", "models", model, "users", uid, action.
         var segments = InlineArray<7, Range<Int>>(repeating: 0..<0)
@@ -338,12 +342,12 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
               let model = decoded(target[segments[3]]), let uid = decoded(target[segments[5]])
         else { return nil }
         switch method {
-        case .get where segment(6, is: "predict"):
+        case .GET where segment(6, is: "predict"):
             let query = pathEnd < target.count ? target[(pathEnd + 1)...] : nil
             return .predict(model: model, uid: uid, item: query.flatMap { API.queryValue("item", in: $0) })
-        case .post where segment(6, is: "topk"):
+        case .POST where segment(6, is: "topk"):
             return .topK(model: model, uid: uid)
-        case .post where segment(6, is: "observe"):
+        case .POST where segment(6, is: "observe"):
             return .observe(model: model, uid: uid)
         default:
             return nil

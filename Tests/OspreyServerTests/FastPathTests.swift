@@ -5,6 +5,7 @@ import HummingbirdCore
 import HummingbirdTesting
 import Logging
 import NIOCore
+import NIOHTTP1
 @testable import OspreyEngine
 import OspreyTestSupport
 import ServiceLifecycle
@@ -191,6 +192,25 @@ struct FastPathTests {
         }
     }
 
+    /// A request that does not keep its connection alive goes to the router: with
+    /// `Connection: close` it closes the connection after the answer (the read ends only when it
+    /// does); HTTP/1.0 without keep-alive gets the same answer (Hummingbird keeps such connections
+    /// open, as it does for every request).
+    @Test func requestsNotKeptAliveGoToTheRouter() async throws {
+        try await withServers { fast, _, t in
+            let port = try #require(fast.port)
+            let predict = try await answer(fast, .get, "/v1/models/demo/users/u1/predict?item=i1", nil)
+            let before = try await fastPathCount(fast)
+            let closing = "GET /v1/models/demo/users/u1/predict?item=i1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            let closed = try await Self.exchange(port: port, send: closing, until: { _ in false })
+            #expect(closed.hasPrefix("HTTP/1.1 200 OK") && closed.hasSuffix(predict.body), "\(closed)")
+            let old = "GET /v1/models/demo/users/u1/predict?item=i1 HTTP/1.0\r\n\r\n"
+            let reply = try await Self.exchange(port: port, send: old, until: { $0.hasSuffix(predict.body) })
+            #expect(reply.contains(" 200 OK") && reply.hasSuffix(predict.body), "\(reply)")
+            #expect(try await fastPathCount(fast) == before, "answered by the router")
+        }
+    }
+
     /// Two requests sent at once on one connection: a slow one for the router, then a predict the
     /// fast path could answer at once. The responses come back in request order.
     @Test func aPipeliningClientGetsItsResponsesInOrder() async throws {
@@ -372,8 +392,8 @@ struct FastPathTests {
 /// The fast path's reading of a request target: the routes it takes, with their path segments
 /// and `item` percent-decoded as the router decodes them, and every other target left to the router.
 struct FastPathRouteTests {
-    static func describe(_ method: HTTPRequest.Method, _ path: String) -> String {
-        let request = HTTPRequest(method: method, scheme: nil, authority: nil, path: path)
+    static func describe(_ method: String, _ path: String) -> String {
+        let request = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path)
         switch FastPathHandler.route(request) {
         case .predict(let model, let uid, let item): return "predict \(model) \(uid) \(item ?? "<none>")"
         case .topK(let model, let uid): return "topk \(model) \(uid)"
@@ -408,11 +428,14 @@ struct FastPathRouteTests {
         ("GET", "//v1/models/m/users/u1/predict?item=i1", "router"),
         ("GET", "/v1/models/m/users/u1", "router"),
         ("GET", "/v1/models/m%2/users/u1/predict?item=i1", "router"),
+        ("GET", "http://example.com/v1/models/m/users/u1/predict?item=i1", "router"),
+        ("GET", "*", "router"),
+        ("HEAD", "/v1/models/m/users/u1/predict?item=i1", "router"),
         ("GET", "/", "router"),
         ("GET", "", "router"),
     ])
     func routes(_ method: String, _ path: String, _ expected: String) {
-        #expect(Self.describe(HTTPRequest.Method(method)!, path) == expected, "\(method) \(path)")
+        #expect(Self.describe(method, path) == expected, "\(method) \(path)")
     }
 }
 
