@@ -8,24 +8,25 @@ import OspreyEngine
 /// Answers the hot endpoints — `predict`, `topk` when its answer comes from memory, and `observe`
 /// — on the NIO event loop that decoded the request, without the hop into Swift concurrency and
 /// the router that a route handler costs (Velox §5: the prediction path must be cheap). It sits
-/// right after NIO's HTTP/1 decoder (``FastPathChannel``), so the requests it answers skip the
-/// conversion to and from swift-http-types as well. The
-/// answers are the router's own: the same ``API`` functions build them, the same metrics count
-/// them. An `observe` is handed to the group commit and answered when its commit completes
-/// (``Manager/observe(model:_:completion:)``): never before it is durable and learned. A `topk`
-/// over the whole catalogue (or a long candidate list) is scored on the scan pool when the server
-/// has one (``ServerConfiguration/scanThreads``) and answered on this loop when done, so the
-/// loop's other connections do not wait behind the scan.
+/// right after NIO's HTTP/1 decoder (``FastPathChannel``), so the requests it answers also skip
+/// the conversion to and from swift-http-types. The answers are the router's own: the same
+/// ``API`` functions build them, the same metrics count them. An `observe` is handed to the group
+/// commit and answered when its commit completes (``Manager/observe(model:_:completion:)``):
+/// never before it is durable and learned. A `topk` over the whole catalogue (or a long
+/// candidate list) is scored on the scan pool when the server has one
+/// (``ServerConfiguration/scanThreads``) and answered on this loop when done, so the loop's other
+/// connections do not wait behind the scan.
 ///
 /// Everything else passes through to Hummingbird unchanged, and so does every request that
 /// arrives on a connection while an earlier one is still being answered by the router (this
 /// handler counts the responses it sees leaving); requests arriving while an `observe` waits for
-/// its commit, or a `topk` for its scan, are held and taken up once it is answered. So a pipelining client gets its
-/// responses in order. A request that does not keep its connection alive (`Connection: close`, or
-/// HTTP/1.0 without keep-alive) passes through too (Hummingbird closes the connection). A `topk` that would read the store (`exclude_observed`, or a LinUCB or
-/// Thompson policy, which may rebuild a cold user's state) and an `observe` naming an `event_id`
-/// (its decision is looked up in the log) are passed on once their body is read, so no event
-/// loop blocks on disk.
+/// its commit, or a `topk` for its scan, are held and taken up once it is answered. So a
+/// pipelining client gets its responses in order. A request that does not keep its connection
+/// alive (`Connection: close`, or HTTP/1.0 without keep-alive) passes through too (Hummingbird
+/// answers it). A `topk` that would read the store (`exclude_observed`, or a LinUCB or Thompson
+/// policy, which may rebuild a cold user's state) and an `observe` naming an `event_id` (its
+/// decision is looked up in the log) are passed on once their body is read, so no event loop
+/// blocks on disk.
 final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -63,8 +64,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The body being read is over the limit: it is dropped and the answer is a 413.
     private var tooLarge = false
     private var wroteSinceFlush = false
-    /// A graceful shutdown asked this connection to close while this handler was reading or
-    /// waiting for an answer to a request; passed on once it has answered (see ``userInboundEventTriggered``).
+    /// A graceful shutdown asked this connection to close while this handler was reading a request
+    /// or waiting for its answer; passed on once it has answered (see ``userInboundEventTriggered``).
     private var quiesceHeld = false
     private var date = HTTPDate()
 
@@ -128,10 +129,11 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Holds a graceful shutdown's `ChannelShouldQuiesceEvent` while a request this handler took
-    /// is being read or answered elsewhere. Hummingbird's connection handler, further on, closes an idle
-    /// connection on this event and waits for the requests it has seen; it never sees this
+    /// is being read or answered elsewhere. Hummingbird's connection handler, further on, closes
+    /// an idle connection on this event and waits for the requests it has seen; it never sees this
     /// handler's, so it would close the connection under an `observe` that is committing, whose
-    /// answer would be lost (and a client's retry would log the observation twice).
+    /// answer would be lost (and a client's retry would log the observation twice), or under a
+    /// `topk` being scanned.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent, busy {
             quiesceHeld = true
@@ -313,9 +315,9 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The fast-path route of a request, or nil when the router must answer it. Paths:
     /// `GET /v1/models/{model}/users/{uid}/predict?item=…`, `POST /v1/models/{model}/users/{uid}/topk`,
-    /// `POST /v1/models/{model}/users/{uid}/observe`. Reads the target's bytes in place: O(its
-    /// length), allocating only the strings it returns.
-    /// Only origin-form targets are taken (`/v1/…`); any other form goes to the router.
+    /// `POST /v1/models/{model}/users/{uid}/observe`, in origin form (any other form of target
+    /// goes to the router). Reads the target's bytes in place: O(its length), allocating only the
+    /// strings it returns.
     static func route(_ request: HTTPRequestHead) -> Route? {
         let method = request.method
         guard method == .GET || method == .POST else { return nil }
