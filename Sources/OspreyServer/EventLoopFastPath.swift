@@ -239,14 +239,12 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let api = self.api
         waiting = true
         pool.submit {
-            var status = HTTPResponse.Status.ok
-            let out: ByteBuffer
+            let status: HTTPResponse.Status, out: ByteBuffer
             do {
-                out = try api.topKAnswer(model: model, uid: uid, query)
+                (status, out) = (.ok, try api.topKAnswer(model: model, uid: uid, query))
             } catch {
                 let e = APIError.from(error)
-                status = e.status
-                out = e.body
+                (status, out) = (e.status, e.body)
             }
             api.metrics.scanned.increment()
             loop.execute {

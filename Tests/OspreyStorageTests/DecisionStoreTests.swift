@@ -71,7 +71,7 @@ struct DecisionStoreTests {
         defer { t.remove() }
         #expect(try t.store.decisionPool.read { try SQLiteStore.firstDecisionRowid($0, atOrAfter: 0) } == 1)
         try t.store.appendDecisions(decisions(0..<37))
-        try t.store.pruneDecisions(before: nil, keep: 30)  // rowids 8…37 left, times 1,007…1,036
+        #expect(try t.store.pruneDecisions(before: nil, keep: 30) == 7)  // rowids 8…37 left, times 1,007…1,036
         for (time, rowid) in [(0.0, 8), (1_007, 8), (1_007.5, 9), (1_020, 21), (1_036, 37), (1_036.1, 38), (5_000, 38)] as [(Double, Int64)] {
             #expect(try t.store.decisionPool.read { try SQLiteStore.firstDecisionRowid($0, atOrAfter: time) } == rowid, "\(time)")
         }
