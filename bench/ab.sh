@@ -47,9 +47,9 @@ done
 echo
 echo "| build | endpoint | median requests/s | median p99 |"
 echo "|---|---|---:|---:|"
+median() { sort -g | awk '{ v[NR] = $1 } END { m = int((NR + 1) / 2); print (NR % 2 ? v[m] : (v[m] + v[m + 1]) / 2) }'; }
 for endpoint in $ENDPOINTS; do
   for name in base new; do
-    median() { sort -g | awk '{ v[NR] = $1 } END { m = int((NR + 1) / 2); print (NR % 2 ? v[m] : (v[m] + v[m + 1]) / 2) }'; }
     rps=$(awk -v n="$name" -v e="$endpoint" '$1 == n && $2 == e { print $3 }' "$OUT/results" | median)
     p99=$(awk -v n="$name" -v e="$endpoint" '$1 == n && $2 == e { print $4 }' "$OUT/results" | median)
     echo "| $name | $endpoint | $rps | $p99 ms |"

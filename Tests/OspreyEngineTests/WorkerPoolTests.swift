@@ -4,7 +4,7 @@ import Synchronization
 import Testing
 @testable import OspreyEngine
 
-/// The read-ahead threads run every item once, several at a time but never more than the pool
+/// A pool's threads run every item once, several at a time but never more than the pool
 /// has threads, and end when idle (so a process's pools leave no threads behind).
 struct WorkerPoolTests {
     @Test func everyItemRunsOnceOnAtMostItsThreads() throws {
