@@ -20,7 +20,7 @@ public func buildApplication(
     api.register(on: router)
     let predict = api.metrics.route("predict"), topK = api.metrics.route("topk"), observe = api.metrics.route("observe")
     let fastPath = configuration.fastPath
-    let scanThreads = configuration.scanThreads ?? System.coreCount
+    let scanThreads = configuration.scanThreadCount
     let scans = scanThreads > 0 ? WorkerPool(name: "osprey-scan", threads: scanThreads) : nil
     return Application(
         router: router,
@@ -44,4 +44,4 @@ public func buildApplication(
 /// left for. On two cores one loop with the scan pool served predict with a lower p99 and top-k
 /// faster than two loops (BENCHMARKS.md). Shared by every server of the process, as NIO's
 /// singleton is.
-let defaultEventLoops = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount / 2))
+let defaultEventLoops = MultiThreadedEventLoopGroup(numberOfThreads: ServerConfiguration.defaultEventLoops)

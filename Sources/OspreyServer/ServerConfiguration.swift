@@ -1,3 +1,5 @@
+import NIOCore
+
 /// HTTP server settings.
 public struct ServerConfiguration: Sendable {
     public var host: String
@@ -27,4 +29,13 @@ public struct ServerConfiguration: Sendable {
         self.eventLoops = eventLoops
         self.scanThreads = scanThreads
     }
+
+    /// The event loops of a server built without a count: half the cores, at least one.
+    public static let defaultEventLoops = max(1, System.coreCount / 2)
+
+    /// The event-loop threads a server with these settings runs.
+    public var eventLoopCount: Int { eventLoops ?? Self.defaultEventLoops }
+
+    /// The scan threads a server with these settings runs at most (0: none, the loops scan).
+    public var scanThreadCount: Int { scanThreads ?? System.coreCount }
 }

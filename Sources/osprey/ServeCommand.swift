@@ -106,10 +106,12 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
             exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog,
                                decisionRetention: retention),
             hotUsers: hotUsers, warmStart: o.warmStart), logger: logger)
-    let app = buildApplication(
-        manager: manager, configuration: .init(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes, fastPath: o.fastPath,
-                              eventLoops: o.eventLoops, scanThreads: o.scanThreads), logger: logger)
-    logger.info("serving \(manager.registry.all.count) model(s) from \(store.path) on http://\(o.host):\(o.port)")
+    let server = ServerConfiguration(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes, fastPath: o.fastPath,
+                                     eventLoops: o.eventLoops, scanThreads: o.scanThreads)
+    let app = buildApplication(manager: manager, configuration: server, logger: logger)
+    let threads = o.fastPath ? "\(server.eventLoopCount) event loop(s), \(server.scanThreadCount) scan thread(s)"
+        : "\(server.eventLoopCount) event loop(s), no fast path"
+    logger.info("serving \(manager.registry.all.count) model(s) from \(store.path) on http://\(o.host):\(o.port) (\(threads))")
     banner?("http://\(o.host):\(o.port)")
     // Services shut down in reverse order: the server drains first, then the manager snapshots.
     let group = ServiceGroup(configuration: .init(

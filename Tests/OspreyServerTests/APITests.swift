@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTesting
 import Logging
+import NIOCore
 import OspreyEngine
 import OspreyTestSupport
 import Testing
@@ -387,6 +388,16 @@ struct APITests {
                 #expect(body["uid"] as? String == "u 1" && body["item"] as? String == "i1")
             }
         }
+    }
+
+    /// The thread counts a server runs by default and when asked: half the cores' event loops (at
+    /// least one) and a scan thread per core.
+    @Test func serverThreadCounts() {
+        let cores = System.coreCount
+        #expect(ServerConfiguration().eventLoopCount == max(1, cores / 2))
+        #expect(ServerConfiguration().scanThreadCount == cores)
+        #expect(ServerConfiguration(eventLoops: 3, scanThreads: 0).eventLoopCount == 3)
+        #expect(ServerConfiguration(eventLoops: 3, scanThreads: 0).scanThreadCount == 0)
     }
 
     @Test func queryValueParsing() {
