@@ -34,14 +34,14 @@ public func buildApplication(
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: API.serverName),
         // A group of its own lives as long as the process (a server is built once per process).
         eventLoopGroupProvider: .shared(configuration.eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
-            ?? defaultEventLoops),
+            ?? defaultEventLoopGroup),
         logger: logger)
 }
 
 /// The event loops of a server built without a count: half the cores, at least one. The loops only
 /// read requests and write answers (and answer `predict` and short top-k lists); whole-catalogue
 /// scans, the group commit and snapshots run on threads of their own, which the other cores are
-/// left for. On two cores one loop with the scan pool served predict with a lower p99 and top-k
-/// faster than two loops (BENCHMARKS.md). Shared by every server of the process, as NIO's
-/// singleton is.
-let defaultEventLoops = MultiThreadedEventLoopGroup(numberOfThreads: ServerConfiguration.defaultEventLoops)
+/// left for. On two cores one loop with the scan pool served predict with a lower p99 than two
+/// loops, and as many top-k calls a second (BENCHMARKS.md). Shared by every server of the
+/// process, as NIO's singleton is.
+let defaultEventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: ServerConfiguration.defaultEventLoops)
