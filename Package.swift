@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(name: "osprey-bench", dependencies: [
             "OspreyMath", "OspreyModel", "OspreyEngine", "OspreyStorage", .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "OspreyTestSupport", dependencies: ["OspreyModel", "OspreyStorage"]),
+        .target(name: "OspreyTestSupport", dependencies: ["OspreyMath", "OspreyModel", "OspreyStorage", "OspreyEngine"]),
         .testTarget(
             name: "OspreyMathTests",
             dependencies: ["OspreyMath", .product(name: "Numerics", package: "swift-numerics")]
@@ -82,7 +82,13 @@ let package = Package(
             name: "OspreyStorageTests",
             dependencies: ["OspreyStorage", "OspreyMath", "OspreyTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
-        .testTarget(name: "OspreyEngineTests", dependencies: ["OspreyEngine", "OspreyMath", "OspreyTestSupport"]),
+        .testTarget(
+            name: "OspreyEngineTests",
+            dependencies: [
+                "OspreyEngine", "OspreyMath", "OspreyModel", "OspreyStorage", "OspreyTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "OspreyServerTests",
             dependencies: [

@@ -46,7 +46,7 @@ public final class DecisionLog: Sendable {
         public static let forever = Retention(maxAge: nil, maxCount: nil)
     }
 
-    private let store: SQLiteStore
+    private let store: any DecisionStore
     private let logger: Logger
     private let state = Mutex(State())
     private let queue = DispatchQueue(label: "osprey.decision-log", qos: .utility)
@@ -64,7 +64,7 @@ public final class DecisionLog: Sendable {
     /// Steps of ``pruneInBackground()`` are under way.
     private let pruning = Atomic<Bool>(false)
 
-    init(store: SQLiteStore, logger: Logger, retention: Retention = .init(),
+    init(store: any DecisionStore, logger: Logger, retention: Retention = .init(),
          flushInterval: DispatchTimeInterval = .milliseconds(50), batchSize: Int = 1024, maxPending: Int = 1_000_000) {
         self.store = store
         self.logger = logger

@@ -22,12 +22,12 @@ extension Manager {
         guard number != model.version.number else {
             throw OspreyError(.invalidArgument, "version \(number) is the serving version; a challenger must be another one")
         }
-        guard try store.versions(model: name).contains(where: { $0.number == number }) else {
+        guard try stores.versions.versions(model: name).contains(where: { $0.number == number }) else {
             throw OspreyError(.unknownVersion, "model `\(name)` has no version \(number); GET /v1/models/\(name) lists them")
         }
         let through = applied.withLock { $0 }
         let (state, replayed) = try ServingState.restore(
-            model: name, version: number, store: store, through: through, monitor: configuration.monitor,
+            model: name, version: number, stores: stores, through: through, monitor: configuration.monitor,
             predictions: PredictionCache(configuration: configuration.predictionCache), features: configuration.featureCache,
             featureStatistics: model.featureStatistics, hotUsers: configuration.hotUsers,
             observed: model.current.observed)
@@ -49,14 +49,14 @@ extension Manager {
     /// competes it has missed no observation and learns every later one.
     func installChallenger(_ state: ServingState, in model: ServedModel, caughtUpThrough seq: Int64,
                            allocation: TrafficAllocation) throws {
-        let caught = try state.replay(store: store, after: seq, through: applied.withLock { $0 })
+        let caught = try state.replay(stores: stores, after: seq, through: applied.withLock { $0 })
         let since = Date().timeIntervalSince1970
         try applied.withLock { last in
-            try state.replay(store: store, after: max(seq, caught), through: last)
+            try state.replay(stores: stores, after: max(seq, caught), through: last)
             guard model.competition == nil else {
                 throw OspreyError(.conflict, "model `\(model.name)` already has a challenger; promote it or stop the competition first")
             }
-            try store.setCompetition(model: model.name, CompetitionRecord(
+            try stores.versions.setCompetition(model: model.name, CompetitionRecord(
                 challenger: state.version.number, allocation: allocation.description, since: since))
             model.competition = Competition(challenger: state, allocation: allocation, since: since,
                                             persist: Self.persistAssignment(model: model.name, since: since, decisions))
@@ -75,7 +75,7 @@ extension Manager {
             guard let competition = model.competition else {
                 throw OspreyError(.conflict, "model `\(name)` has no challenger")
             }
-            try store.setCompetition(model: name, nil)
+            try stores.versions.setCompetition(model: name, nil)
             model.competition = nil
             logger.info("competition stopped", metadata: [
                 "model.name": "\(name)", "challenger": "\(competition.challenger.version.number)",
@@ -94,7 +94,7 @@ extension Manager {
                 throw OspreyError(.conflict, "model `\(name)` has no challenger to promote")
             }
             let state = competition.challenger
-            try store.promoteChallenger(model: name, version: state.version.number)
+            try stores.versions.promoteChallenger(model: name, version: state.version.number)
             model.swap(to: state)
             model.competition = nil
             logger.info("challenger promoted", metadata: ["model.name": "\(name)", "model.version": "\(state.version.number)"])
@@ -105,20 +105,20 @@ extension Manager {
     /// The competition stored for a model, restored at startup: the challenger's state from its
     /// snapshot and the log, its users' assignments, and each version's reward from the
     /// decisions logged since it started joined with their feedback.
-    static func restoreCompetition(_ record: CompetitionRecord, of model: ServedModel, store: SQLiteStore,
+    static func restoreCompetition(_ record: CompetitionRecord, of model: ServedModel, stores: Stores,
                                    decisions: DecisionLog, configuration: Configuration) throws -> Competition {
         let allocation = try TrafficAllocation.parse(record.allocation)
         let (state, _) = try ServingState.restore(
-            model: model.name, version: record.challenger, store: store, monitor: configuration.monitor,
+            model: model.name, version: record.challenger, stores: stores, monitor: configuration.monitor,
             predictions: PredictionCache(configuration: configuration.predictionCache), features: configuration.featureCache,
             featureStatistics: model.featureStatistics, hotUsers: configuration.hotUsers,
             observed: model.current.observed)
-        let assigned = if case .thompson = allocation { try store.assignments(model: model.name, since: record.since) } else { [String: Int]() }
+        let assigned = if case .thompson = allocation { try stores.decisions.assignments(model: model.name, since: record.since) } else { [String: Int]() }
         let competition = Competition(challenger: state, allocation: allocation, since: record.since, assigned: assigned,
                                       persist: persistAssignment(model: model.name, since: record.since, decisions))
-        let versions = try store.decisionVersions(model: model.name, since: record.since)
+        let versions = try stores.decisions.decisionVersions(model: model.name, since: record.since)
         for version in versions.values { competition.countDecision(version: version) }
-        for (id, feedback) in try store.feedback(model: model.name) {
+        for (id, feedback) in try stores.log.feedback(model: model.name) {
             if let version = versions[id] { competition.record(version: version, reward: Double(feedback.label)) }
         }
         return competition

@@ -8,7 +8,7 @@ extension Manager {
     /// - Throws: ``OspreyError`` `unknownModel`.
     public func setExploration(model name: String, policy: ExplorationPolicy) throws {
         let model = try registry.model(name)
-        try store.setExplorationPolicy(model: name, policy: policy.description)
+        try stores.versions.setExplorationPolicy(model: name, policy: policy.description)
         model.exploration = policy
         logger.info("exploration policy set", metadata: ["model.name": "\(name)", "policy": "\(policy)"])
     }
@@ -34,8 +34,8 @@ extension Manager {
         return try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global(qos: .utility).async {
                 continuation.resume(with: Result {
-                    let records = try self.store.decisions(model: name, limit: limit)
-                    let feedback = try self.store.feedback(model: name)
+                    let records = try self.stores.decisions.decisions(model: name, limit: limit)
+                    let feedback = try self.stores.log.feedback(model: name)
                     let state = model.current
                     if number == nil || number == state.version.number {
                         return PolicyEvaluation.evaluate(
@@ -44,14 +44,14 @@ extension Manager {
                     }
                     let version: ModelVersion
                     do {
-                        version = try self.store.loadVersion(model: name, number: number!)
+                        version = try self.stores.versions.loadVersion(model: name, number: number!)
                     } catch let e as StorageError where e.code == .notFound {
                         throw OspreyError(.unknownVersion, "model `\(name)` has no version \(number!)")
                     }
                     // The decisions' users' stored states only (a point read each), not every user's.
                     return PolicyEvaluation.evaluate(
                         records, feedback: feedback, policy: policy, version: version,
-                        states: { uid in (try? self.store.loadUserState(model: name, version: version.number, uid: uid))??.weights.ridge },
+                        states: { uid in (try? self.stores.snapshots.loadUserState(model: name, version: version.number, uid: uid))??.weights.ridge },
                         propensitySamples: propensitySamples, seed: seed)
                 })
             }

@@ -56,7 +56,7 @@ extension Manager {
                 ])
             }
             do {
-                try store.saveObservedItems(model: model.name, observed)
+                try stores.snapshots.saveObservedItems(model: model.name, observed)
             } catch {
                 state.observed.putBack(observed)
                 state.users.markChanged(changed)
@@ -73,7 +73,7 @@ extension Manager {
                     }
                     let rows = captured.map { SnapshotRow(uid: $0.0, weights: $0.1.weights, seq: seq) }
                     do {
-                        try store.saveSnapshot(model: model.name, version: version, rows: rows, observedItems: items)
+                        try stores.snapshots.saveSnapshot(model: model.name, version: version, rows: rows, observedItems: items)
                     } catch {
                         state.observed.putBack(items)
                         throw error
@@ -81,7 +81,7 @@ extension Manager {
                     state.users.finishSnapshot(chunk)
                     start += chunk.count
                 }
-                try store.advanceSnapshot(model: model.name, version: version, to: floor)
+                try stores.snapshots.advanceSnapshot(model: model.name, version: version, to: floor)
             } catch {
                 state.users.markChanged(changed[start...])
                 throw error
@@ -90,7 +90,7 @@ extension Manager {
             // For the next start's warm start: who is hot now that the changed users are saved.
             if state.users.isTiered {
                 do {
-                    try store.saveHotUsers(model: model.name, version: version, state.users.hotUids())
+                    try stores.snapshots.saveHotUsers(model: model.name, version: version, state.users.hotUids())
                 } catch {
                     logger.warning("could not record the hot users for the next warm start", metadata: [
                         "model.name": "\(model.name)", "model.version": "\(version)", "error": "\(error)",

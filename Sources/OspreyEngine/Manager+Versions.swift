@@ -94,7 +94,7 @@ extension Manager {
             ])
         } catch {
             // A version it stored but could not serve is marked failed, not left as if retired.
-            _ = try? store.failUnservedVersions(model: model.name)
+            _ = try? stores.versions.failUnservedVersions(model: model.name)
             update(job: id) { $0.phase = .failed; $0.error = "\(error)"; $0.finishedAt = Date() }
             retrainFailures.add(1, ordering: .relaxed)
             logger.error("retrain failed; the serving version is unchanged", metadata: [
@@ -107,9 +107,9 @@ extension Manager {
     private func retrain(_ model: ServedModel, job id: Int, challenger: TrafficAllocation?) throws -> Int {
         let current = model.current.version
         let through = applied.withLock { $0 }
-        var ratings = try store.initialRatings(model: model.name)
+        var ratings = try stores.versions.initialRatings(model: model.name)
         var counts: [String: Int] = [:]
-        try store.forEachObservation(model: model.name, after: 0) { logged in
+        try stores.log.forEachObservation(model: model.name, after: 0) { logged in
             guard logged.seq <= through else { return }
             let o = logged.observation
             counts[o.uid, default: 0] += 1
@@ -118,7 +118,7 @@ extension Manager {
             ratings.append(Rating(uid: o.uid, item: o.item, label: o.label, timestamp: o.time))
         }
         if let window = configuration.retrainWindow { ratings = Self.windowed(window, perUserOf: ratings) }
-        let number = (try store.versions(model: model.name).map(\.number).max() ?? current.number) + 1
+        let number = (try stores.versions.versions(model: model.name).map(\.number).max() ?? current.number) + 1
         update(job: id) { $0.phase = .training }
         // A λ given at training is kept; one chosen by validation is searched for again near the
         // parent's choice (the data moved, but rarely by a factor of ten).
@@ -150,7 +150,7 @@ extension Manager {
         // not replay what came before: the items users observed until then must be recorded.
         let observed = model.current.observed
         let pending = observed.takeAll()
-        do { try store.saveObservedItems(model: model.name, pending) } catch {
+        do { try stores.snapshots.saveObservedItems(model: model.name, pending) } catch {
             observed.putBack(pending)
             throw error
         }
@@ -160,7 +160,7 @@ extension Manager {
         // `windowed`) is not stored, and the prior averages only real users' weights.
         let tiered = configuration.hotUsers != .max
         var cold: [StoredWeights] = [], hot: [(uid: String, weights: UserWeights)] = []
-        let version = try store.createVersion(result, reflecting: through, trainingRatings: [], serve: false, stored: { uid, state in
+        let version = try stores.storeVersion(result, reflecting: through, trainingRatings: [], serve: false, stored: { uid, state in
             guard !uid.hasPrefix(Self.pastPrefix) else { return nil }
             return UserWeights(ridge: state, observations: counts[uid] ?? 0, runningLoss: old.read(uid) { $0?.runningLoss },
                                bootstrapped: false)
@@ -178,7 +178,7 @@ extension Manager {
         let previousBaseline = model.current.quality.baseline
         let fresh = UserWeightStore(
             stride: version.features.stride, hotUsers: configuration.hotUsers,
-            rebuild: ServingState.rebuilder(store: store, version: version, validation: configuration.monitor, observed: observed),
+            rebuild: ServingState.rebuilder(stores: stores, version: version, validation: configuration.monitor, observed: observed),
             statistics: old.statistics)
         fresh.reserve(users: cold.count + hot.count)
         for row in cold { fresh.insertCold(row) }
@@ -196,7 +196,7 @@ extension Manager {
             try install(state, in: model, caughtUpThrough: through)
         }
         Self.returnFreedMemory()
-        let pruned = try store.pruneVersions(model: model.name, keep: configuration.keepVersions)
+        let pruned = try stores.pruneVersions(model: model.name, keep: configuration.keepVersions)
         if !pruned.isEmpty {
             logger.info("pruned old versions", metadata: ["model.name": "\(model.name)", "versions": "\(pruned)"])
         }
@@ -232,7 +232,7 @@ extension Manager {
     /// - Throws: ``OspreyError`` `unknownModel`, `unknownVersion`.
     public func rollback(model name: String, to number: Int) throws {
         let model = try registry.model(name)
-        guard try store.versions(model: name).contains(where: { $0.number == number }) else {
+        guard try stores.versions.versions(model: name).contains(where: { $0.number == number }) else {
             throw OspreyError(.unknownVersion, "model `\(name)` has no version \(number); GET /v1/models/\(name) lists them")
         }
         if model.competition?.challenger.version.number == number {
@@ -240,7 +240,7 @@ extension Manager {
         }
         let through = applied.withLock { $0 }
         let (state, replayed) = try ServingState.restore(
-            model: name, version: number, store: store, through: through, monitor: configuration.monitor,
+            model: name, version: number, stores: stores, through: through, monitor: configuration.monitor,
             predictions: nextCache(for: model), features: configuration.featureCache, featureStatistics: model.featureStatistics,
             hotUsers: configuration.hotUsers, statistics: model.current.users.statistics,
             observed: model.current.observed)
@@ -270,7 +270,7 @@ extension Manager {
     /// serving state's cache are computed again from the new one (Velox §4.2), so the first
     /// requests after it are not all misses.
     private func install(_ state: ServingState, in model: ServedModel, caughtUpThrough seq: Int64) throws {
-        let caught = try state.replay(store: store, after: seq, through: applied.withLock { $0 })
+        let caught = try state.replay(stores: stores, after: seq, through: applied.withLock { $0 })
         let warmed = Self.repopulate(state, from: model.current)
         if warmed > 0 {
             logger.info("prediction cache repopulated", metadata: [
@@ -278,8 +278,8 @@ extension Manager {
             ])
         }
         try applied.withLock { last in
-            try state.replay(store: store, after: max(seq, caught), through: last)
-            try store.setServing(model: model.name, version: state.version.number)
+            try state.replay(stores: stores, after: max(seq, caught), through: last)
+            try stores.versions.setServing(model: model.name, version: state.version.number)
             model.swap(to: state)
         }
     }

@@ -78,7 +78,7 @@ public final class Manager: Service, Sendable {
     /// Top-k answers under each model's exploration policy, logged as decisions.
     public let explorer: Explorer
     let decisions: DecisionLog
-    let store: SQLiteStore
+    let stores: Stores
     let configuration: Configuration
     let logger: Logger
     /// The highest log sequence learned. Held while learning a batch, while serializing a
@@ -101,18 +101,18 @@ public final class Manager: Service, Sendable {
     /// Loads every model's serving version and restores its users: the last snapshot, then the
     /// log after it, learned in log order exactly as it was live.
     /// - Throws: ``StorageError`` when the store cannot be read.
-    public init(store: SQLiteStore, configuration: Configuration = .init(), logger: Logger) throws {
-        self.store = store
+    public init(stores: Stores, configuration: Configuration = .init(), logger: Logger) throws {
+        self.stores = stores
         self.configuration = configuration
         self.logger = logger
-        let decisions = DecisionLog(store: store, logger: logger, retention: configuration.exploration.decisionRetention)
+        let decisions = DecisionLog(store: stores.decisions, logger: logger, retention: configuration.exploration.decisionRetention)
         self.decisions = decisions
         var served: [ServedModel] = []
-        let policies = try store.explorationPolicies()
-        let competitions = try store.competitions()
-        for record in try store.models() {
+        let policies = try stores.versions.explorationPolicies()
+        let competitions = try stores.versions.competitions()
+        for record in try stores.versions.models() {
             // A version still `built` was being installed when the last process stopped.
-            let unserved = try store.failUnservedVersions(model: record.name)
+            let unserved = try stores.versions.failUnservedVersions(model: record.name)
             if !unserved.isEmpty {
                 logger.warning("versions never served (their retrain did not finish installing) marked failed", metadata: [
                     "model.name": "\(record.name)", "versions": "\(unserved)",
@@ -121,17 +121,17 @@ public final class Manager: Service, Sendable {
             let clock = ContinuousClock()
             let start = clock.now
             let (state, _) = try ServingState.restore(
-                model: record.name, version: record.servingVersion, store: store, monitor: configuration.monitor,
+                model: record.name, version: record.servingVersion, stores: stores, monitor: configuration.monitor,
                 predictions: PredictionCache(configuration: configuration.predictionCache), features: configuration.featureCache,
                 hotUsers: configuration.hotUsers, warmStart: configuration.warmStart)
             let policy: ExplorationPolicy
             do { policy = try ExplorationPolicy.parse(policies[record.name] ?? "greedy") } catch {
                 throw StorageError(.corrupt, "model \(record.name) has an unreadable exploration policy: \(error)")
             }
-            let model = ServedModel(state: state, observations: try store.observationCount(model: record.name), exploration: policy,
-                                    decisions: try store.decisionCount(model: record.name))
+            let model = ServedModel(state: state, observations: try stores.log.observationCount(model: record.name), exploration: policy,
+                                    decisions: try stores.decisions.decisionCount(model: record.name))
             if let record = competitions[record.name] {
-                model.competition = try Self.restoreCompetition(record, of: model, store: store, decisions: decisions,
+                model.competition = try Self.restoreCompetition(record, of: model, stores: stores, decisions: decisions,
                                                                 configuration: configuration)
             }
             served.append(model)
@@ -144,8 +144,8 @@ public final class Manager: Service, Sendable {
         registry = ModelRegistry(models: served)
         explorer = Explorer(registry: registry, log: decisions, configuration: configuration.exploration)
         Self.returnFreedMemory()
-        applied = Mutex(try store.lastSequence())
-        let commit: @Sendable ([Observation]) throws -> [Int64] = { [store] in try store.append($0) }
+        applied = Mutex(try stores.log.lastSequence())
+        let commit: @Sendable ([Observation]) throws -> [Int64] = { [log = stores.log] in try log.append($0) }
         let committer = GroupCommitter(commit: commit) { [unowned self] batch in self.learn(batch) }
         self.committer.withLock { $0 = committer }
     }
@@ -250,7 +250,7 @@ public final class Manager: Service, Sendable {
         return ModelInfo(
             name: name, version: v.number, dimension: v.metadata.factors, users: state.users.count,
             items: v.features.catalog.count, observations: model.observations,
-            versions: try store.versions(model: name), quality: state.quality, exploration: model.exploration,
+            versions: try stores.versions.versions(model: name), quality: state.quality, exploration: model.exploration,
             decisions: model.decisions,
             competition: model.competition.map { c in
                 CompetitionInfo(champion: v.number, challenger: c.challenger.version.number, allocation: c.allocation,

@@ -26,8 +26,10 @@ public final class ObservedItems: Sendable {
     }
 
     /// The store's record: the model's training ratings and the items its snapshots recorded.
-    static func stored(in store: SQLiteStore, model: String) -> ObservedItems {
-        ObservedItems { uid in try store.ratedItems(model: model, uid: uid) }
+    static func stored(in stores: Stores, model: String) -> ObservedItems {
+        ObservedItems { uid in
+            try stores.versions.trainingItems(model: model, uid: uid) + stores.snapshots.observedItems(model: model, uid: uid)
+        }
     }
 
     /// Records that `uid` observed `item` (pending until a snapshot records it). O(1).

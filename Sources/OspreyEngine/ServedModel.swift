@@ -110,15 +110,15 @@ public final class ServingState: Sendable {
     /// failed rebuild, also the user's log entries in the range asked for (those after the row),
     /// applied as ``apply(_:to:version:validation:)`` applies them live and recorded in
     /// `observed`. O(d²), plus the replay.
-    static func rebuilder(store: SQLiteStore, version v: ModelVersion, validation: QualityMonitor.Configuration,
+    static func rebuilder(stores: Stores, version v: ModelVersion, validation: QualityMonitor.Configuration,
                           observed: ObservedItems) -> UserWeightStore.Rebuild {
         { uid, replay in
-            guard let stored = try store.loadUserState(model: v.model, version: v.number, uid: uid) else {
+            guard let stored = try stores.snapshots.loadUserState(model: v.model, version: v.number, uid: uid) else {
                 throw StorageError(.notFound, "user \(uid) of \(v.model) v\(v.number) has no stored state to rebuild from")
             }
             var w = stored.weights
             if let replay, replay.upperBound > stored.seq + 1 {
-                try store.forEachObservation(model: v.model, uid: uid, in: max(replay.lowerBound, stored.seq + 1)..<replay.upperBound) { logged in
+                try stores.log.forEachObservation(model: v.model, uid: uid, in: max(replay.lowerBound, stored.seq + 1)..<replay.upperBound) { logged in
                     _ = apply(logged, to: &w, version: v, validation: validation)
                     observed.insert(uid: uid, item: logged.observation.item)
                 }
@@ -135,49 +135,49 @@ public final class ServingState: Sendable {
     /// With `warmStart` (tiered only), the users hot at the version's last snapshot are named
     /// for ``UserWeightStore/warmStartList``.
     /// Returns the state and the last sequence replayed.
-    static func restore(model: String, version number: Int, store: SQLiteStore, through: Int64 = .max,
+    static func restore(model: String, version number: Int, stores: Stores, through: Int64 = .max,
                         monitor: QualityMonitor.Configuration = .init(),
                         predictions: PredictionCache = PredictionCache(),
                         features: FeatureCacheConfiguration = .init(), featureStatistics: CacheStatistics = .init(),
                         hotUsers: Int = .max, statistics: UserWeightStore.Statistics = .init(),
                         observed: ObservedItems? = nil, warmStart: Bool = false) throws -> (ServingState, Int64) {
-        let version = try store.loadVersion(model: model, number: number)
-        let observed = observed ?? ObservedItems.stored(in: store, model: model)
+        let version = try stores.versions.loadVersion(model: model, number: number)
+        let observed = observed ?? ObservedItems.stored(in: stores, model: model)
         let users = UserWeightStore(
             stride: version.features.stride, hotUsers: hotUsers,
-            rebuild: rebuilder(store: store, version: version, validation: monitor, observed: observed), statistics: statistics)
+            rebuild: rebuilder(stores: stores, version: version, validation: monitor, observed: observed), statistics: statistics)
         let snapshot: UserSnapshot
         if users.hotUsers == .max {
-            var full = try store.loadSnapshot(model: model, version: number)
+            var full = try stores.snapshots.loadSnapshot(model: model, version: number)
             users.reserve(users: full.users.count)
             // Packed one by one, so the unpacked states are not all held twice.
             while let (uid, w) = full.users.popFirst() { users.insertHot(uid, w) }
             snapshot = UserSnapshot(seq: full.seq, users: [:], ahead: full.ahead)
         } else {
-            let seq = try store.snapshotSequence(model: model, version: number)
-            users.reserve(users: try store.userCount(model: model, version: number))
+            let seq = try stores.snapshots.snapshotSequence(model: model, version: number)
+            users.reserve(users: try stores.snapshots.userCount(model: model, version: number))
             var ahead: [String: Int64] = [:]
-            try store.forEachStoredWeights(model: model, version: number, dimension: version.dimension) { row in
+            try stores.snapshots.forEachStoredWeights(model: model, version: number, dimension: version.dimension) { row in
                 users.insertCold(row)
                 if row.seq > seq { ahead[row.uid] = row.seq }
             }
-            if warmStart { users.setWarmStart(try store.hotUsers(model: model, version: number)) }
+            if warmStart { users.setWarmStart(try stores.snapshots.hotUsers(model: model, version: number)) }
             snapshot = UserSnapshot(seq: seq, users: [:], ahead: ahead)
         }
         let state = ServingState(version: version, users: users, observed: observed, monitor: monitor, predictions: predictions,
                                  features: features, featureStatistics: featureStatistics)
-        let last = try state.replay(store: store, after: snapshot.seq, through: through, skipping: snapshot)
+        let last = try state.replay(stores: stores, after: snapshot.seq, through: through, skipping: snapshot)
         return (state, max(last, snapshot.seq))
     }
 
     /// Learns the model's logged observations with sequence in (`after`, `through`], skipping
     /// what `snapshot` says a user's stored state already reflects. Returns the last sequence seen.
     @discardableResult
-    func replay(store: SQLiteStore, after: Int64, through: Int64 = .max, skipping snapshot: UserSnapshot? = nil) throws -> Int64 {
+    func replay(stores: Stores, after: Int64, through: Int64 = .max, skipping snapshot: UserSnapshot? = nil) throws -> Int64 {
         var last = after
         // Pages of the log, so no read stays open while a cold user's rebuild reads the store.
         while last < through {
-            let page = try store.observations(model: version.model, after: last, limit: 10_000)
+            let page = try stores.log.observations(model: version.model, after: last, limit: 10_000)
             for logged in page {
                 guard logged.seq <= through else { return last }
                 last = logged.seq

@@ -1,15 +1,39 @@
 import OspreyModel
 
-/// The append-only, durable record of all observations (DESIGN.md §2, §6): the source of truth
-/// that user weights are a view of and that retraining reads.
+/// The append-only, durable record of all observations: the source of truth that user weights
+/// are a view of and that retraining reads (docs/architecture.md, storage semantics).
+///
+/// Ordering: every appended observation gets a sequence number, unique across models and
+/// strictly increasing in the order of the commits; within one ``append(_:)`` the numbers follow
+/// the array. A reader sees a commit whole or not at all. Sequence numbers are never reused, so
+/// "the log after seq" names the same observations for every reader, on every restart.
+///
+/// Durability: when ``append(_:)`` returns, the observations survive a process kill and a power
+/// loss (the SQLite log commits with `synchronous = FULL`). When it throws, none of them were
+/// logged. Callers batch concurrent writers into one append (group commit).
 public protocol ObservationLog: Sendable {
     /// Appends observations in one durable commit and returns their sequence numbers, in order.
-    /// When it returns, the observations survive a crash or power loss.
+    /// - Throws: ``StorageError`` `.io` when the commit fails; then nothing was appended.
     func append(_ observations: [Observation]) throws -> [Int64]
 
+    /// At most `limit` of the model's observations with sequence above `seq`, in sequence order:
+    /// a replay reads the log in such pages, so it holds no read open while it learns.
+    /// O(limit + log n).
+    func observations(model: String, after seq: Int64, limit: Int) throws -> [LoggedObservation]
+
     /// Calls `body` for each of `model`'s observations with a sequence number above `seq`, in
-    /// sequence order.
+    /// sequence order, from one consistent read.
     func forEachObservation(model: String, after seq: Int64, _ body: (LoggedObservation) throws -> Void) throws
+
+    /// Calls `body` with user `uid`'s observations of `model` with sequence in `range`, in order:
+    /// what rebuilding a cold user whose earlier rebuild failed replays. The log need not be
+    /// indexed by user, so this may read every observation of the model in the range.
+    func forEachObservation(model: String, uid: String, in range: Range<Int64>,
+                            _ body: (LoggedObservation) throws -> Void) throws
+
+    /// The first observation carrying each event id, for the model's observations with one: the
+    /// feedback joined to logged decisions.
+    func feedback(model: String) throws -> [String: DecisionFeedback]
 
     /// The number of `model`'s observations in the log.
     func observationCount(model: String) throws -> Int

@@ -1,31 +1,84 @@
 import Foundation
+import OspreyEngine
 import OspreyModel
 import OspreyStorage
+import Synchronization
 
-/// A store in a fresh temporary directory holding one small trained model, for tests.
+/// Stores holding one small trained model, for tests: in memory by default, or SQLite in a fresh
+/// temporary directory for tests about storage. The ALS fit behind it is made once per process
+/// for each set of parameters and stored anew for each test, so tests pay no training.
 public struct TrainedStore: Sendable {
-    public let directory: String
-    public let store: SQLiteStore
+    /// Where the stores live.
+    public enum Backend: Sendable { case memory, sqlite }
+
+    /// The stores the manager takes.
+    public let stores: Stores
+    /// The same stores as SQLite types (`.sqlite` only).
+    public let sqlite: SQLiteStores?
+    /// The data directory (`.sqlite` only).
+    public let directory: String?
     public let ratings: [Rating]
     public let model: String
 
     /// Generates `ratings` synthetic ratings, trains model `model` (d=4, λ=1 unless `lambda` is
     /// nil — chosen by validation then —, 5 iterations) and stores it as version 1.
     public init(model: String = "demo", users: Int = 60, items: Int = 40, ratings: Int = 1200, seed: UInt64 = 7,
-                lambda: Float? = 1) throws {
-        directory = NSTemporaryDirectory() + "osprey-test-" + UUID().uuidString
-        store = try SQLiteStore(directory: directory)
-        let data = try SyntheticRatings(.init(users: users, items: items, ratings: ratings, dimension: 3, noise: 0.3, seed: seed))
-        self.ratings = data.ratings()
+                lambda: Float? = 1, backend: Backend = .memory) throws {
+        let fixture = try Self.fixture(Key(model: model, users: users, items: items, ratings: ratings, seed: seed, lambda: lambda))
+        self.ratings = fixture.ratings
         self.model = model
-        let result = try Trainer(configuration: .init(factors: 4, lambda: lambda, iterations: 5, seed: seed))
-            .train(model: model, number: 1, parent: nil, ratings: self.ratings)
-        try store.createVersion(result, reflecting: try store.lastSequence(), trainingRatings: self.ratings, serve: true)
+        switch backend {
+        case .memory:
+            stores = .inMemory()
+            sqlite = nil
+            directory = nil
+        case .sqlite:
+            let directory = NSTemporaryDirectory() + "osprey-test-" + UUID().uuidString
+            let sqlite = try SQLiteStores(directory: directory)
+            self.directory = directory
+            self.sqlite = sqlite
+            stores = sqlite.stores
+        }
+        try stores.storeVersion(fixture.result, reflecting: try stores.log.lastSequence(), trainingRatings: fixture.ratings, serve: true)
     }
 
-    /// Opens the same directory again, as a restarted process would.
-    public func reopen() throws -> SQLiteStore { try SQLiteStore(directory: directory) }
+    /// The stores as a restarted process finds them: SQLite opens the directory again; in memory,
+    /// the same stores (they outlive a manager as files do).
+    public func reopen() throws -> Stores {
+        try reopenSQLite()?.stores ?? stores
+    }
 
-    /// Deletes the directory.
-    public func remove() { try? FileManager.default.removeItem(atPath: directory) }
+    /// The SQLite stores opened again (nil in memory).
+    public func reopenSQLite() throws -> SQLiteStores? {
+        try directory.map { try SQLiteStores(directory: $0) }
+    }
+
+    /// Deletes the directory, if any.
+    public func remove() {
+        if let directory { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    private struct Key: Hashable {
+        var model: String, users: Int, items: Int, ratings: Int, seed: UInt64, lambda: Float?
+    }
+
+    private struct Fixture: Sendable {
+        var result: Trainer.Result
+        var ratings: [Rating]
+    }
+
+    /// Trained fits, by parameters: immutable once made.
+    private static let fixtures = Mutex<[Key: Fixture]>([:])
+
+    private static func fixture(_ key: Key) throws -> Fixture {
+        if let made = fixtures.withLock({ $0[key] }) { return made }
+        let data = try SyntheticRatings(.init(users: key.users, items: key.items, ratings: key.ratings, dimension: 3, noise: 0.3,
+                                              seed: key.seed))
+        let ratings = data.ratings()
+        let result = try Trainer(configuration: .init(factors: 4, lambda: key.lambda, iterations: 5, seed: key.seed))
+            .train(model: key.model, number: 1, parent: nil, ratings: ratings)
+        let made = Fixture(result: result, ratings: ratings)
+        fixtures.withLock { $0[key] = made }
+        return made
+    }
 }

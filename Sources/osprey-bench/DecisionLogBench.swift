@@ -1,7 +1,7 @@
 import Foundation
 import OspreyStorage
 
-/// The decision log's write path in-process: `SQLiteStore.appendDecisions` as the server's
+/// The decision log's write path in-process: `SQLiteDecisionStore.appendDecisions` as the server's
 /// decision log calls it (batches of `batch`, ten greedy items each, ids like the server's), into
 /// a fresh store in `directory`, first filling it to `cap` decisions, then at the cap, where each
 /// batch also deletes as many of the oldest. Prints wall time and this process's CPU time per
@@ -9,11 +9,11 @@ import OspreyStorage
 enum DecisionLogBench {
     static func run(directory: String, cap: Int, batch: Int = 1_000) throws {
         precondition(cap >= batch && batch > 0, "cap at least one batch")
-        guard !SQLiteStore.exists(in: directory) else {
+        guard !SQLiteStores.exists(in: directory) else {
             progress("osprey-bench: \(directory) already holds a store; give a fresh directory")
             exit(2)
         }
-        let store = try SQLiteStore(directory: directory)
+        let store = try SQLiteStores(directory: directory).decisions
         let prefix = "3f09a1c2b7e4-"
         var counter = 0
         var rng = SystemRandomNumberGenerator()
@@ -35,7 +35,7 @@ enum DecisionLogBench {
             for b in 0..<batches {
                 let decisions = nextBatch()  // not timed
                 let cpu = processCPUSeconds(), start = clock.now
-                try store.appendDecisions(decisions, trimKeep: keep)
+                try store.appendDecisions(decisions, trimBefore: nil, trimKeep: keep)
                 wall += clock.now - start
                 cpuSeconds += processCPUSeconds() - cpu
                 if (b + 1) % 100 == 0 { progress("  \(name): \(b + 1)/\(batches) batches") }

@@ -19,7 +19,7 @@ enum TierBench {
     /// "RDG3" in `user_ridge` with their compact rows.
     static func build(directory: String, users: Int, items: Int = 10_000, d: Int = 50, ratingsPerUser: Int = 5,
                       seed: UInt64 = 1, legacyFormat: Bool = false) throws {
-        let store = try SQLiteStore(directory: directory)
+        let store = try SQLiteStores(directory: directory)
         var rng = SplitMix64(seed: seed)
         let stride = VectorKernels.paddedStride(d)
         var table = [Float](repeating: 0, count: items * stride)
@@ -47,7 +47,7 @@ enum TierBench {
             }
         }
         let clock = ContinuousClock(), start = clock.now
-        try store.createVersion(version, users: [], reflecting: 0, trainingRatings: ratings, serve: true)
+        try store.stores.createVersion(version, users: [], reflecting: 0, trainingRatings: ratings, serve: true)
         progress("stored \(ratings.count) training ratings (\(clock.now - start))")
         let batch = 10_000
         var done = 0
@@ -63,9 +63,9 @@ enum TierBench {
                 return row
             }
             if legacyFormat {
-                try store.saveLegacySnapshot(model: model, version: 1, rows: rows)
+                try store.snapshots.saveLegacySnapshot(model: model, version: 1, rows: rows)
             } else {
-                try store.saveSnapshot(model: model, version: 1, rows: rows)
+                try store.snapshots.saveSnapshot(model: model, version: 1, rows: rows)
             }
             done += rows.count
             if done % 100_000 == 0 || done == users {
@@ -82,7 +82,7 @@ enum TierBench {
         let quiet = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
         let rssBefore = residentMB()
         let clock = ContinuousClock(), t0 = clock.now
-        let manager = try Manager(store: try SQLiteStore(directory: directory), configuration: .init(hotUsers: hotUsers), logger: quiet)
+        let manager = try Manager(stores: try SQLiteStores(directory: directory).stores, configuration: .init(hotUsers: hotUsers), logger: quiet)
         let startup = clock.now - t0
         let state = try manager.registry.model(model).current
         let users = state.users.count
@@ -101,12 +101,12 @@ enum TierBench {
         }
         // The point read of the full row alone, on another sample of users (a rebuild reads the
         // log only after a failed one).
-        let store = try SQLiteStore(directory: directory)
+        let store = try SQLiteStores(directory: directory)
         var reads: [Double] = []
         for _ in 0..<samples {
             let uid = "u\(rng.next() % UInt64(users))"
             let s = clock.now
-            _ = try store.loadUserState(model: model, version: 1, uid: uid)
+            _ = try store.snapshots.loadUserState(model: model, version: 1, uid: uid)
             let e = (clock.now - s).components
             reads.append(Double(e.seconds) * 1e6 + Double(e.attoseconds) / 1e12)
         }
@@ -120,13 +120,13 @@ enum TierBench {
         for _ in 0..<samples {
             let uid = "u\(rng.next() % UInt64(users))"
             let s = clock.now
-            let items = try store.ratedItems(model: model, uid: uid)
+            let items = try store.versions.trainingItems(model: model, uid: uid) + store.snapshots.observedItems(model: model, uid: uid)
             let e = (clock.now - s).components
             rated.append(Double(e.seconds) * 1e6 + Double(e.attoseconds) / 1e12)
             consume(Float(items.count))
         }
         rated.sort()
-        emit("- `exclude_observed`'s read of one user's rated items (`SQLiteStore.ratedItems`: training ratings and the snapshots' `user_item`, two range reads; 5 rows here), \(samples) random users: median \(fixed(pct(rated, 0.5), 1)) µs, p99 \(fixed(pct(rated, 0.99), 1)) µs")
+        emit("- `exclude_observed`'s read of one user's rated items (training ratings and the snapshots' `user_item`, two range reads; 5 rows here), \(samples) random users: median \(fixed(pct(rated, 0.5), 1)) µs, p99 \(fixed(pct(rated, 0.99), 1)) µs")
     }
 
     /// This process's resident set size in MB (VmRSS).

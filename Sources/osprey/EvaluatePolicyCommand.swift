@@ -105,20 +105,20 @@ struct EvaluatePolicyCommand: ParsableCommand {
 
     /// Evaluates on a server's decision log and stored weights.
     func runOnStore(dataDir: String, name: String) throws {
-        guard SQLiteStore.exists(in: dataDir) else { throw ValidationError("no Osprey store in \(dataDir)") }
-        let store = try SQLiteStore(directory: dataDir)
-        guard let record = try store.models().first(where: { $0.name == name }) else {
+        guard SQLiteStores.exists(in: dataDir) else { throw ValidationError("no Osprey store in \(dataDir)") }
+        let store = try SQLiteStores(directory: dataDir)
+        guard let record = try store.versions.models().first(where: { $0.name == name }) else {
             throw ValidationError("model `\(name)` is not in \(dataDir)")
         }
         let number = version ?? record.servingVersion
         let v: ModelVersion
-        do { v = try store.loadVersion(model: name, number: number) } catch { throw ValidationError("\(error)") }
-        let records = try store.decisions(model: name, limit: limit)
-        let feedback = try store.feedback(model: name)
+        do { v = try store.versions.loadVersion(model: name, number: number) } catch { throw ValidationError("\(error)") }
+        let records = try store.decisions.decisions(model: name, limit: limit)
+        let feedback = try store.log.feedback(model: name)
         Console.info("read \(records.count) decisions and \(feedback.count) joined rewards of \(name); target \(target) on v\(number)")
         let policy = try parsePolicies(target)[0]
         let e = PolicyEvaluation.evaluate(records, feedback: feedback, policy: policy, version: v,
-                                          states: { uid in (try? store.loadUserState(model: name, version: number, uid: uid))??.weights.ridge },
+                                          states: { uid in (try? store.snapshots.loadUserState(model: name, version: number, uid: uid))??.weights.ridge },
                                           propensitySamples: samples, seed: seed)
         let k = e.skipped
         print("decisions: \(e.used) used, \(k.total) skipped (no feedback \(k.noFeedback), no propensity \(k.noPropensity), unknown item \(k.unknownItem), no candidates \(k.noCandidates))")

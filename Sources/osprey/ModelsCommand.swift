@@ -9,17 +9,17 @@ struct ModelsCommand: ParsableCommand {
     @Option(help: "Data directory.") var dataDir = "osprey-data"
 
     func run() throws {
-        guard SQLiteStore.exists(in: dataDir) else {
+        guard SQLiteStores.exists(in: dataDir) else {
             throw ValidationError("no Osprey store in \(dataDir); `osprey train --data-dir \(dataDir) ...` creates one")
         }
-        let store = try SQLiteStore(directory: dataDir)
-        let models = try store.models()
+        let store = try SQLiteStores(directory: dataDir)
+        let models = try store.versions.models()
         if models.isEmpty { print("no models in \(dataDir)") }
         for m in models {
-            let observations = try store.observationCount(model: m.name)
+            let observations = try store.log.observationCount(model: m.name)
             print("\(m.name)  serving v\(m.servingVersion)  observations \(observations)")
-            for v in try store.versions(model: m.name) {
-                let users = try store.userCount(model: m.name, version: v.number)
+            for v in try store.versions.versions(model: m.name) {
+                let users = try store.snapshots.userCount(model: m.name, version: v.number)
                 let validation = v.metadata.validationRMSE.map { String(format: "%.4f", $0) } ?? "-"
                 print("  v\(v.number)  \(v.status.rawValue)  d=\(v.metadata.factors)  users \(users)  items \(v.items)  λ=\(String(format: "%g", v.metadata.lambda))\(v.metadata.scaledLambda ? "·n" : "")  training RMSE \(String(format: "%.4f", v.metadata.trainingRMSE))  validation RMSE \(validation)  created \(v.createdAt)")
             }

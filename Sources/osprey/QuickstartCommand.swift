@@ -14,8 +14,8 @@ struct QuickstartCommand: AsyncParsableCommand {
 
     func run() async throws {
         var exists = false
-        if SQLiteStore.exists(in: options.dataDir) {
-            exists = try SQLiteStore(directory: options.dataDir).models().contains { $0.name == self.model }
+        if SQLiteStores.exists(in: options.dataDir) {
+            exists = try SQLiteStores(directory: options.dataDir).versions.models().contains { $0.name == self.model }
         }
         if exists {
             Console.info("model `\(model)` already in \(options.dataDir); serving it (delete the directory to start over)")

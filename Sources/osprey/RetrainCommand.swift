@@ -15,13 +15,13 @@ struct RetrainCommand: AsyncParsableCommand {
     @Option(help: "Model name.") var model: String
 
     func run() async throws {
-        guard SQLiteStore.exists(in: dataDir) else { throw ValidationError("no Osprey store in \(dataDir)") }
+        guard SQLiteStores.exists(in: dataDir) else { throw ValidationError("no Osprey store in \(dataDir)") }
         let logger = Logger(label: "osprey", factory: { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .info
             return handler
         })
-        let manager = try Manager(store: try SQLiteStore(directory: dataDir), configuration: .init(retrainThreads: 2), logger: logger)
+        let manager = try Manager(stores: try SQLiteStores(directory: dataDir).stores, configuration: .init(retrainThreads: 2), logger: logger)
         let id: Int
         do { id = try manager.startRetrain(model: model) } catch let e as OspreyError { throw ValidationError(e.message) }
         var shown = (fits: -1, iteration: -1)

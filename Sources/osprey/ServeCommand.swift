@@ -93,11 +93,11 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
         return handler
     }
     let logger = Logger(label: "osprey")
-    guard SQLiteStore.exists(in: o.dataDir) else {
+    guard SQLiteStores.exists(in: o.dataDir) else {
         throw ValidationError("no Osprey store in \(o.dataDir); create a model first with `osprey train --data-dir \(o.dataDir) --model NAME --ratings FILE` or run `osprey quickstart`")
     }
-    let store = try SQLiteStore(directory: o.dataDir, logger: logger)
-    let manager = try Manager(store: store, configuration: .init(
+    let store = try SQLiteStores(directory: o.dataDir, logger: logger)
+    let manager = try Manager(stores: store.stores, configuration: .init(
             snapshotObservations: o.snapshotObservations, keepVersions: o.keepVersions,
             monitor: .init(window: o.staleWindow, threshold: o.staleThreshold, validationFraction: o.validationFraction),
             autoRetrain: o.autoRetrain ?? autoRetrainByDefault, retrainWindow: o.retrainWindow,

@@ -33,8 +33,8 @@ func train(dataDir: String, model: String, ratingsPath: String, configuration: T
     guard !model.isEmpty, model.utf8.count <= 128, !model.contains("/") else {
         throw ValidationError("--model must be a non-empty name of at most 128 bytes without `/`")
     }
-    let store = try SQLiteStore(directory: dataDir)
-    if let existing = try store.models().first(where: { $0.name == model }) {
+    let store = try SQLiteStores(directory: dataDir)
+    if let existing = try store.versions.models().first(where: { $0.name == model }) {
         throw ValidationError("model `\(model)` already exists in \(dataDir) (serving version \(existing.servingVersion)); choose another --model name")
     }
     let read = try readRatings(ratingsPath)
@@ -50,10 +50,10 @@ func train(dataDir: String, model: String, ratingsPath: String, configuration: T
     // states would not fit in memory together).
     var stored = 0
     let total = result.users.count
-    try store.createVersion(result, reflecting: try store.lastSequence(), trainingRatings: read.ratings, serve: true, each: { _, _ in
+    try store.stores.storeVersion(result, reflecting: try store.log.lastSequence(), trainingRatings: read.ratings, serve: true, each: { _, _ in
         stored += 1
         if stored % 100_000 == 0, stored < total { Console.info("stored \(stored) of \(total) users' states") }
     })
-    try store.setExplorationPolicy(model: model, policy: exploration.description)
+    try store.versions.setExplorationPolicy(model: model, policy: exploration.description)
     Console.info("stored \(model) v1 in \(store.path): \(total) users, \(result.features.catalog.count) items, exploration \(exploration)")
 }

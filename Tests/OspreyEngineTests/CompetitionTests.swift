@@ -14,14 +14,14 @@ struct CompetitionTests {
     @Test func aSplitChallengerIsStickyLearnsEverythingAndCanBePromoted() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
         let job = try m.startRetrain(model: "demo", challenger: .split(0.5))
         #expect(try await m.wait(forJob: job, model: "demo").phase == .done)
         let model = try m.registry.model("demo")
         #expect(model.version.number == 1, "the retrained version competes; it does not serve")
         let info = try #require(try m.info(model: "demo").competition)
         #expect(info.champion == 1 && info.challenger == 2 && info.allocation == .split(0.5))
-        #expect(try t.store.versions(model: "demo").map(\.status) == [.serving, .challenger])
+        #expect(try t.stores.versions.versions(model: "demo").map(\.status) == [.serving, .challenger])
 
         let uids = users(t)
         let assigned = uids.map { model.state(for: $0).version.number }
@@ -44,7 +44,7 @@ struct CompetitionTests {
 
         // A restart restores the competition and the challenger's weights bit for bit.
         try await m.shutdown()
-        let r = try Manager(store: try t.reopen(), logger: quiet)
+        let r = try Manager(stores: try t.reopen(), logger: quiet)
         let restored = try #require(try r.registry.model("demo").competition)
         #expect(try restored.challenger.users.fullState(uid)?.ridge == learned)
         #expect(uids.map { try! r.registry.model("demo").state(for: $0).version.number } == assigned)
@@ -55,15 +55,15 @@ struct CompetitionTests {
         #expect(try r.registry.model("demo").current.users.fullState(uid)?.ridge == learned)
         #expect(throws: OspreyError.self) { try r.promote(model: "demo") }
         try await r.shutdown()
-        let again = try Manager(store: try t.reopen(), logger: quiet)
+        let again = try Manager(stores: try t.reopen(), logger: quiet)
         #expect(try again.registry.model("demo").version.number == 2 && again.registry.model("demo").competition == nil)
-        #expect(try t.store.versions(model: "demo").map(\.status) == [.retired, .serving])
+        #expect(try t.stores.versions.versions(model: "demo").map(\.status) == [.retired, .serving])
     }
 
     @Test func competitionsAreCheckedAndStop() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
         #expect(throws: OspreyError.self) { try m.startCompetition(model: "demo", challenger: 1, allocation: .thompson) }
         #expect(throws: OspreyError.self) { try m.startCompetition(model: "demo", challenger: 7, allocation: .thompson) }
         #expect(throws: OspreyError.self) { try m.stopCompetition(model: "demo") }
@@ -78,14 +78,14 @@ struct CompetitionTests {
         try m.stopCompetition(model: "demo")
         #expect(try m.info(model: "demo").competition == nil)
         #expect(users(t).allSatisfy { (try? m.registry.model("demo").state(for: $0).version.number) == 2 })
-        #expect(try t.store.versions(model: "demo").map(\.status) == [.retired, .serving])
+        #expect(try t.stores.versions.versions(model: "demo").map(\.status) == [.retired, .serving])
     }
 
     /// A bandit allocation moves new users to the version whose answers earn more.
     @Test func thompsonAllocationShiftsUsersToTheBetterVersion() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
         let job = try m.startRetrain(model: "demo")
         #expect(try await m.wait(forJob: job, model: "demo").version == 2)
         try m.startCompetition(model: "demo", challenger: 1, allocation: .thompson)
@@ -111,7 +111,7 @@ struct CompetitionTests {
         // so its few rewards are biased low.)
         // Sticky, across a restart too: allocations are stored, rewards recounted from the log.
         try await m.shutdown()
-        let r = try Manager(store: try t.reopen(), logger: quiet)
+        let r = try Manager(stores: try t.reopen(), logger: quiet)
         let model = try r.registry.model("demo")
         #expect(seen.allSatisfy { model.state(for: $0.key).version.number == $0.value })
         let restored = try #require(try r.info(model: "demo").competition)
@@ -125,8 +125,8 @@ struct CompetitionTests {
         defer { t.remove() }
         let result = try Trainer(configuration: .init(factors: 3, lambda: 1, iterations: 3, seed: 5))
             .train(model: "campaign-b", number: 1, parent: nil, ratings: t.ratings)
-        try t.store.createVersion(result, reflecting: try t.store.lastSequence(), trainingRatings: t.ratings, serve: true)
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        try t.stores.storeVersion(result, reflecting: try t.stores.log.lastSequence(), trainingRatings: t.ratings, serve: true)
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
         let p = Predictor(registry: m.registry)
         let uid = t.ratings[0].uid
         let b = try p.predict(model: "campaign-b", uid: uid, item: "i1").score

@@ -16,39 +16,39 @@ struct DecisionRetentionTests {
         }
     }
 
-    func remaining(_ store: SQLiteStore, of count: Int) throws -> [Int] {
+    func remaining(_ store: any DecisionStore, of count: Int) throws -> [Int] {
         try (0..<count).filter { try store.decision(eventId: "e\($0)") != nil }
     }
 
     @Test func theStoreDeletesByAgeAndByCountOldestFirst() throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        try t.store.appendDecisions(decisions(95, start: 1_000))
+        try t.stores.decisions.appendDecisions(decisions(95, start: 1_000))
         // By age, in batches smaller than what goes: e0…e29 are older than 1,030.
-        #expect(try t.store.pruneDecisions(before: 1_030, keep: nil, batch: 7) == 30)
-        #expect(try remaining(t.store, of: 95) == Array(30..<95))
+        #expect(try t.stores.decisions.pruneDecisions(before: 1_030, keep: nil, batch: 7, maxBatches: .max) == 30)
+        #expect(try remaining(t.stores.decisions, of: 95) == Array(30..<95))
         // Nothing more to delete by age.
-        #expect(try t.store.pruneDecisions(before: 1_030, keep: nil, batch: 7) == 0)
+        #expect(try t.stores.decisions.pruneDecisions(before: 1_030, keep: nil, batch: 7, maxBatches: .max) == 0)
         // By count: keep the newest 40.
-        #expect(try t.store.pruneDecisions(before: nil, keep: 40, batch: 8) == 25)
-        #expect(try remaining(t.store, of: 95) == Array(55..<95))
+        #expect(try t.stores.decisions.pruneDecisions(before: nil, keep: 40, batch: 8, maxBatches: .max) == 25)
+        #expect(try remaining(t.stores.decisions, of: 95) == Array(55..<95))
         // Both at once: the stricter one wins (age deletes through e69).
-        #expect(try t.store.pruneDecisions(before: 1_070, keep: 30, batch: 1_000) == 15)
-        #expect(try remaining(t.store, of: 95) == Array(70..<95))
+        #expect(try t.stores.decisions.pruneDecisions(before: 1_070, keep: 30, batch: 1_000, maxBatches: .max) == 15)
+        #expect(try remaining(t.stores.decisions, of: 95) == Array(70..<95))
         // New decisions after pruning are still appended and counted right.
-        try t.store.appendDecisions(decisions(100, start: 2_000).suffix(5))
-        #expect(try t.store.pruneDecisions(before: nil, keep: 10, batch: 3) == 20)
-        #expect(try remaining(t.store, of: 100) == Array(90..<100))
-        #expect(try t.store.pruneDecisions(before: nil, keep: 0, batch: 4) == 10)
-        #expect(try remaining(t.store, of: 100).isEmpty)
-        #expect(try t.store.pruneDecisions(before: 1e12, keep: 0) == 0)
+        try t.stores.decisions.appendDecisions(decisions(100, start: 2_000).suffix(5))
+        #expect(try t.stores.decisions.pruneDecisions(before: nil, keep: 10, batch: 3, maxBatches: .max) == 20)
+        #expect(try remaining(t.stores.decisions, of: 100) == Array(90..<100))
+        #expect(try t.stores.decisions.pruneDecisions(before: nil, keep: 0, batch: 4, maxBatches: .max) == 10)
+        #expect(try remaining(t.stores.decisions, of: 100).isEmpty)
+        #expect(try t.stores.decisions.pruneDecisions(before: 1e12, keep: 0) == 0)
     }
 
     @Test func theServersLogAppliesItsRetention() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
         let manager = try Manager(
-            store: try t.reopen(),
+            stores: try t.reopen(),
             configuration: .init(exploration: .init(decisionRetention: .init(maxAge: .seconds(3600), maxCount: 50))),
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         let now = Date()
@@ -59,17 +59,17 @@ struct DecisionRetentionTests {
         await manager.decisions.flushed()
         // The write itself trims: the old 60 go by age, then 10 of the recent ones by count.
         #expect(manager.decisionsPrunedCount == 70)
-        #expect(try remaining(t.reopen(), of: 120) == Array(70..<120))
+        #expect(try remaining(t.reopen().decisions, of: 120) == Array(70..<120))
         #expect(manager.decisions.prune(now: now) == 0)
         // A stricter retention over the same log (as after a restart with new limits) prunes the rest.
         let stricter = try Manager(
-            store: try t.reopen(), configuration: .init(exploration: .init(decisionRetention: .init(maxAge: nil, maxCount: 20))),
+            stores: try t.reopen(), configuration: .init(exploration: .init(decisionRetention: .init(maxAge: nil, maxCount: 20))),
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         #expect(stricter.decisions.prune(now: now) == 30)
-        #expect(try remaining(t.reopen(), of: 120) == Array(100..<120))
+        #expect(try remaining(t.reopen().decisions, of: 120) == Array(100..<120))
         // Kept forever: nothing is deleted.
         let keepAll = try Manager(
-            store: try t.reopen(), configuration: .init(exploration: .init(decisionRetention: .forever)),
+            stores: try t.reopen(), configuration: .init(exploration: .init(decisionRetention: .forever)),
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         #expect(keepAll.decisions.prune(now: now.addingTimeInterval(1e9)) == 0)
     }
@@ -80,18 +80,18 @@ struct DecisionRetentionTests {
         let t = try TrainedStore()
         defer { t.remove() }
         let all = decisions(40, start: 1_000)
-        #expect(try t.store.appendDecisions(Array(all[0..<10]), trimKeep: 4) == 6)
-        #expect(try remaining(t.store, of: 40) == Array(6..<10))
+        #expect(try t.stores.decisions.appendDecisions(Array(all[0..<10]), trimBefore: nil, trimKeep: 4) == 6)
+        #expect(try remaining(t.stores.decisions, of: 40) == Array(6..<10))
         // One more decision may trim only two (the backlog shrinks as the log grows).
-        #expect(try t.store.appendDecisions([all[10]], trimKeep: 0) == 2)
-        #expect(try remaining(t.store, of: 40) == Array(8..<11))
+        #expect(try t.stores.decisions.appendDecisions([all[10]], trimBefore: nil, trimKeep: 0) == 2)
+        #expect(try remaining(t.stores.decisions, of: 40) == Array(8..<11))
         // By age at write time; a limit that keeps everything trims nothing.
-        #expect(try t.store.appendDecisions(Array(all[11..<20]), trimBefore: 1_009.5) == 2)
-        #expect(try t.store.appendDecisions(Array(all[20..<30]), trimBefore: 0, trimKeep: 1_000) == 0)
-        #expect(try remaining(t.store, of: 40) == Array(10..<30))
+        #expect(try t.stores.decisions.appendDecisions(Array(all[11..<20]), trimBefore: 1_009.5, trimKeep: nil) == 2)
+        #expect(try t.stores.decisions.appendDecisions(Array(all[20..<30]), trimBefore: 0, trimKeep: 1_000) == 0)
+        #expect(try remaining(t.stores.decisions, of: 40) == Array(10..<30))
         // Pruning: two batches of 3, no more.
-        #expect(try t.store.pruneDecisions(before: nil, keep: 0, batch: 3, maxBatches: 2) == 6)
-        #expect(try remaining(t.store, of: 40) == Array(16..<30))
+        #expect(try t.stores.decisions.pruneDecisions(before: nil, keep: 0, batch: 3, maxBatches: 2) == 6)
+        #expect(try remaining(t.stores.decisions, of: 40) == Array(16..<30))
     }
 
     /// The background pruning deletes a backlog in steps of ``DecisionLog/pruneStep``, with a
@@ -100,9 +100,9 @@ struct DecisionRetentionTests {
         let t = try TrainedStore()
         defer { t.remove() }
         let backlog = 2 * DecisionLog.pruneStep + 500
-        try t.store.appendDecisions(decisions(backlog + 10, start: Date().timeIntervalSince1970))
+        try t.stores.decisions.appendDecisions(decisions(backlog + 10, start: Date().timeIntervalSince1970))
         let manager = try Manager(
-            store: try t.reopen(),
+            stores: try t.reopen(),
             configuration: .init(exploration: .init(decisionRetention: .init(maxAge: nil, maxCount: 10))),
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         manager.decisions.pruneInBackground()
@@ -113,7 +113,7 @@ struct DecisionRetentionTests {
         }
         await manager.decisions.flushed()
         #expect(manager.decisionsPrunedCount == backlog)
-        #expect(try remaining(t.reopen(), of: backlog + 10) == Array(backlog..<(backlog + 10)))
+        #expect(try remaining(t.reopen().decisions, of: backlog + 10) == Array(backlog..<(backlog + 10)))
     }
 
     /// A process's event ids sort as strings in the order they were issued (past the 16th and
@@ -121,7 +121,7 @@ struct DecisionRetentionTests {
     @Test func eventIDsSortInTheOrderTheyAreIssued() throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let log = DecisionLog(store: t.store, logger: Logger(label: "test"))
+        let log = DecisionLog(store: t.stores.decisions, logger: Logger(label: "test"))
         let ids = (0..<5000).map { _ in log.nextEventID().id }
         #expect(ids.sorted() == ids)
         #expect(Set(ids.map(\.count)) == [25], "12 hex digits, a dash, 12 hex digits")
@@ -146,7 +146,7 @@ struct DecisionRetentionTests {
             record("empty", []),
             record("ünïcode-🙂", [.init(item: "é-1", score: 1, propensity: nil), .init(item: "🙂", score: 0.5, propensity: nil)]),
         ]
-        try t.store.appendDecisions(records)
-        for r in records { #expect(try t.store.decision(eventId: r.eventId) == r, "\(r.eventId)") }
+        try t.stores.decisions.appendDecisions(records)
+        for r in records { #expect(try t.stores.decisions.decision(eventId: r.eventId) == r, "\(r.eventId)") }
     }
 }

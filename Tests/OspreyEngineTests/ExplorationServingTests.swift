@@ -14,9 +14,9 @@ struct ExplorationServingTests {
     @Test func thePolicyIsStoredAndEpsilonGreedyPropensitiesAreExact() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
         try m.setExploration(model: "demo", policy: .epsilonGreedy(0.5))
-        let restarted = try Manager(store: try t.reopen(), logger: quiet)
+        let restarted = try Manager(stores: try t.reopen(), logger: quiet)
         #expect(try restarted.registry.model("demo").exploration == .epsilonGreedy(0.5))
         #expect(try restarted.info(model: "demo").exploration == .epsilonGreedy(0.5))
 
@@ -49,7 +49,7 @@ struct ExplorationServingTests {
     @Test func linUCBRanksByTheUpperBoundOfADirectSolve() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
         let alpha = 2.0
         try m.setExploration(model: "demo", policy: .linUCB(alpha))
         let uid = t.ratings[0].uid
@@ -96,7 +96,7 @@ struct ExplorationServingTests {
     @Test func thompsonAnswersTheWholeCatalogueFromAShortlist() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), configuration: .init(exploration: .init(shortlist: 12, propensitySamples: 32)),
+        let m = try Manager(stores: try t.reopen(), configuration: .init(exploration: .init(shortlist: 12, propensitySamples: 32)),
                             logger: quiet)
         try m.setExploration(model: "demo", policy: .thompson(1))
         let uid = t.ratings[0].uid
@@ -107,7 +107,7 @@ struct ExplorationServingTests {
         #expect(answer.items.allSatisfy { $0.exploring != nil && ($0.propensity ?? 0) > 0 && ($0.propensity ?? 2) <= 1 })
         await m.decisions.flushed()
         let id = try #require(answer.eventId)
-        let logged = try #require(try t.store.decision(eventId: id))
+        let logged = try #require(try t.stores.decisions.decision(eventId: id))
         #expect(logged.candidates == greedy.items.map(\.item), "the shortlist is logged as the candidates")
         #expect(logged.items == answer.items && logged.policy == "thompson(1.0)")
     }
@@ -115,7 +115,7 @@ struct ExplorationServingTests {
     @Test func feedbackIsJoinedByEventIdAndChecked() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
         try m.setExploration(model: "demo", policy: .epsilonGreedy(1))
         let uid = t.ratings[0].uid, other = t.ratings.first { $0.uid != uid }!.uid
         let answer = try m.explorer.topK(model: "demo", uid: uid, k: 1, items: candidates)
@@ -131,12 +131,12 @@ struct ExplorationServingTests {
         await #expect(throws: OspreyError.self) {
             try await m.observe(model: "demo", [Manager.Feedback(uid: uid, item: item, label: 4, eventId: "no-such-event")])
         }
-        #expect(try t.store.observationCount(model: "demo") == 1, "rejected calls log nothing")
+        #expect(try t.stores.log.observationCount(model: "demo") == 1, "rejected calls log nothing")
         try await m.shutdown()
         // After a restart the decision is read from the store, and the join from the log.
-        let restarted = try Manager(store: try t.reopen(), logger: quiet)
+        let restarted = try Manager(stores: try t.reopen(), logger: quiet)
         #expect(try restarted.decisions.lookup(id)?.items == answer.items)
-        #expect(try t.store.feedback(model: "demo")[id] == DecisionFeedback(item: item, label: 4, seq: 1))
+        #expect(try t.stores.log.feedback(model: "demo")[id] == DecisionFeedback(item: item, label: 4, seq: 1))
         #expect(try restarted.info(model: "demo").decisions == 1)
         try await restarted.observe(model: "demo", [Manager.Feedback(uid: uid, item: item, label: 5, eventId: id)])
     }
@@ -147,9 +147,9 @@ struct ExplorationServingTests {
     @Test func offPolicyEstimatesOverTheServerLogCoverTheTrueValue() async throws {
         let t = try TrainedStore(users: 40, items: 30, ratings: 500)
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
         try m.setExploration(model: "demo", policy: .epsilonGreedy(0.4))
-        let truth = Predictor(registry: try Manager(store: try t.reopen(), logger: quiet).registry)
+        let truth = Predictor(registry: try Manager(stores: try t.reopen(), logger: quiet).registry)
         func reward(_ uid: String, _ item: String) throws -> Float { try truth.predict(model: "demo", uid: uid, item: item).score }
         let users = Array(Set(t.ratings.map(\.uid))).sorted()
         let catalogue = try m.registry.model("demo").version.features.catalog.ids
@@ -172,9 +172,9 @@ struct ExplorationServingTests {
         let e = try await m.evaluatePolicy(model: "demo", policy: .greedy, limit: 10_000)
         #expect(e.decisions == 3000 && e.used == 2700 && e.skipped.noFeedback == 300)
         // The true value: greedy on today's weights picks the best-scored candidate; its reward.
-        let feedback = try t.store.feedback(model: "demo")
+        let feedback = try t.stores.log.feedback(model: "demo")
         var total = 0.0
-        for d in try t.store.decisions(model: "demo", limit: 10_000) where feedback[d.eventId] != nil {
+        for d in try t.stores.decisions.decisions(model: "demo", limit: 10_000) where feedback[d.eventId] != nil {
             let best = try Predictor(registry: m.registry).topK(model: "demo", uid: d.uid, k: 1, items: d.candidates)
             total += Double(try reward(d.uid, best.items[0].item))
         }

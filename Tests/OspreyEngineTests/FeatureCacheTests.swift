@@ -47,9 +47,9 @@ struct FeatureCacheTests {
     @Test func aServedModelsFeatureCacheAnswersAsTheTableDoes() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let cached = try Manager(store: try t.reopen(), configuration: .init(
+        let cached = try Manager(stores: try t.reopen(), configuration: .init(
             predictionCache: .init(capacity: 0), featureCache: .init(capacity: 640)), logger: quiet)
-        let plain = try Manager(store: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 0)), logger: quiet)
+        let plain = try Manager(stores: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 0)), logger: quiet)
         #expect(try plain.registry.model("demo").current.featureCache == nil)
         let p = Predictor(registry: cached.registry), q = Predictor(registry: plain.registry)
         let uids = Array(Set(t.ratings.map(\.uid)).sorted().prefix(5)) + ["stranger"]

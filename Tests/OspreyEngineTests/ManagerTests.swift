@@ -11,7 +11,7 @@ let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
 struct ManagerTests {
     func open(_ t: TrainedStore) throws -> (Manager, Predictor) {
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
         return (m, Predictor(registry: m.registry))
     }
 
@@ -28,7 +28,7 @@ struct ManagerTests {
         let info = try m.info(model: "demo", uid: uid)
         #expect(info.observations == 1 && !info.bootstrapped)
         #expect(info.runningLoss.map { abs($0 - 9) < 1e-3 } == true, "first prequential loss is (3)²")
-        #expect(try t.store.observationCount(model: "demo") == 1)
+        #expect(try t.stores.log.observationCount(model: "demo") == 1)
     }
 
     @Test func newUsersStartFromTheMeanWeights() async throws {
@@ -58,7 +58,7 @@ struct ManagerTests {
         try await m.observe(model: "demo", [(uid, "brand-new-item", 4)])
         #expect(try p.predict(model: "demo", uid: uid, item: "i1") == before)
         #expect(try m.info(model: "demo", uid: uid).observations == 1)
-        #expect(try t.store.observationCount(model: "demo") == 1)
+        #expect(try t.stores.log.observationCount(model: "demo") == 1)
         #expect(throws: OspreyError.self) { try p.predict(model: "demo", uid: uid, item: "brand-new-item") }
     }
 
@@ -79,7 +79,7 @@ struct ManagerTests {
             await #expect(throws: OspreyError.self) { try await m.observe(model: model, batch) }
             do { try await m.observe(model: model, batch) } catch let e as OspreyError { #expect(e.code == code) }
         }
-        #expect(try t.store.observationCount(model: "demo") == 0)
+        #expect(try t.stores.log.observationCount(model: "demo") == 0)
         #expect(try m.info(model: "demo", uid: "u1").observations == 0)
     }
 
@@ -152,7 +152,7 @@ struct ManagerTests {
             }
             try await group.waitForAll()
         }
-        #expect(try t.store.observationCount(model: "demo") == 200)
+        #expect(try t.stores.log.observationCount(model: "demo") == 200)
         #expect(m.commitCount <= 200)
         for n in 0..<10 { #expect(try m.info(model: "demo", uid: "c\(n)").observations == 20) }
     }
@@ -180,20 +180,20 @@ struct PartialSnapshotTests {
     @Test func partiallyWrittenSnapshotRestoresExactly() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
         let p = Predictor(registry: m.registry)
         for n in 0..<60 { try await m.observe(model: "demo", [("u\(n % 12)", "i\(n % 9)", Float(n % 5))]) }
         let model = try m.registry.model("demo").current
         let changed = model.users.takeChanged()
-        let last = try t.store.lastSequence()
+        let last = try t.stores.log.lastSequence()
         // Only half of the changed users reach the store, and the snapshot's floor stays where it was.
         let rows = changed.prefix(changed.count / 2).map { uid in
             model.users.readHot(uid) { SnapshotRow(uid: uid, weights: $0!, seq: last) }
         }
-        try t.store.saveSnapshot(model: "demo", version: 1, rows: rows)
-        try await t.store.snapshotPool.write { try $0.execute(sql: "UPDATE snapshot SET seq = 0") }
+        try t.stores.snapshots.saveSnapshot(model: "demo", version: 1, rows: rows)
+        #expect(try t.stores.snapshots.snapshotSequence(model: "demo", version: 1) == 0, "the floor is the trained version's")
         for n in 0..<30 { try await m.observe(model: "demo", [("u\(n % 12)", "i\(n % 7)", 2)]) }
-        let restored = try Manager(store: try t.reopen(), logger: quiet)
+        let restored = try Manager(stores: try t.reopen(), logger: quiet)
         let q = Predictor(registry: restored.registry)
         for u in 0..<12 {
             #expect(try restored.info(model: "demo", uid: "u\(u)") == m.info(model: "demo", uid: "u\(u)"))
@@ -207,7 +207,7 @@ struct TopKFilterTests {
     @Test func excludesListedAndObservedItems() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
         let p = Predictor(registry: m.registry)
         let uid = t.ratings[0].uid
         let ids = try m.registry.model("demo").version.features.catalog.ids
@@ -228,7 +228,7 @@ struct TopKFilterTests {
         // Excluding everything leaves nothing, not an error.
         #expect(try p.topK(model: "demo", uid: uid, k: 3, items: nil, exclude: ids).items.isEmpty)
         // After a restart the observed items are rebuilt from the training data and the log.
-        let restarted = Predictor(registry: try Manager(store: try t.reopen(), logger: quiet).registry)
+        let restarted = Predictor(registry: try Manager(stores: try t.reopen(), logger: quiet).registry)
         #expect(try restarted.topK(model: "demo", uid: uid, k: 8, items: nil, excludeObserved: true).items.map(\.item) == observed)
     }
 }

@@ -8,8 +8,8 @@ struct PredictionCacheTests {
     /// A cached and an uncached manager on two identical stores (one store each: a cold user's
     /// rebuild reads the log, which must hold only its own manager's observations).
     func managers(_ t: TrainedStore, _ twin: TrainedStore, policy: EvictionPolicy = .s3fifo) throws -> (cached: Manager, uncached: Manager) {
-        let cached = try Manager(store: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 1000, policy: policy, scores: true)), logger: quiet)
-        let uncached = try Manager(store: try twin.reopen(), configuration: .init(predictionCache: .init(capacity: 0)), logger: quiet)
+        let cached = try Manager(stores: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 1000, policy: policy, scores: true)), logger: quiet)
+        let uncached = try Manager(stores: try twin.reopen(), configuration: .init(predictionCache: .init(capacity: 0)), logger: quiet)
         return (cached, uncached)
     }
 
@@ -70,7 +70,7 @@ struct PredictionCacheTests {
     @Test func aRetrainRepopulatesTheNewVersionsCacheWithWhatWasHot() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), configuration: .init(predictionCache: .init(scores: true)), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), configuration: .init(predictionCache: .init(scores: true)), logger: quiet)
         let p = Predictor(registry: m.registry)
         let uids = Array(Set(t.ratings.map(\.uid))).sorted().prefix(10)
         for uid in uids {
@@ -85,7 +85,7 @@ struct PredictionCacheTests {
         #expect(state.predictions.count == 2 * uids.count, "every hot answer recomputed from version 2")
         let s = state.predictions.statistics
         let (hits, misses) = (s.hitCount, s.missCount)
-        let fresh = Predictor(registry: try Manager(store: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 0)), logger: quiet).registry)
+        let fresh = Predictor(registry: try Manager(stores: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 0)), logger: quiet).registry)
         for uid in uids {
             #expect(try p.predict(model: "demo", uid: uid, item: "i2") == fresh.predict(model: "demo", uid: uid, item: "i2"))
             #expect(try p.topK(model: "demo", uid: uid, k: 4, items: nil, excludeObserved: true)
@@ -97,7 +97,7 @@ struct PredictionCacheTests {
     @Test func byDefaultOnlyRankingsAreCached() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
         let p = Predictor(registry: m.registry)
         let uid = t.ratings[0].uid
         for _ in 0..<3 {

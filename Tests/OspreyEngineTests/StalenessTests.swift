@@ -10,15 +10,13 @@ struct StalenessTests {
     @Test func driftMakesTheModelStaleAndAnAutomaticRetrainRecovers() async throws {
         let data = try SyntheticRatings(.init(users: 150, items: 300, ratings: 20_000, dimension: 3, noise: 0.3, seed: 8, drift: 1, driftAt: 0.5))
         let ratings = data.ratings()
-        let directory = NSTemporaryDirectory() + "osprey-stale-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try SQLiteStore(directory: directory)
+        let store = Stores.inMemory()
         // Train on the first 40%; the stream starts with 10% from before the drift (the monitor's
         // baseline), then tastes change.
         let before = Array(ratings.prefix(8000)), after = Array(ratings.suffix(12000))
         let trained = try Trainer(configuration: .init(factors: 3, lambda: 1, iterations: 6)).train(model: "m", number: 1, parent: nil, ratings: before)
-        try store.createVersion(trained, reflecting: 0, trainingRatings: before, serve: true)
-        let m = try Manager(store: store, configuration: .init(monitor: .init(window: 300, threshold: 1.3), autoRetrain: true, retrainWindow: 20), logger: quiet)
+        try store.storeVersion(trained, reflecting: 0, trainingRatings: before, serve: true)
+        let m = try Manager(stores: store, configuration: .init(monitor: .init(window: 300, threshold: 1.3), autoRetrain: true, retrainWindow: 20), logger: quiet)
 
         var peak = 0.0, sawStale = false
         var preDrift: Double?, last: Double?

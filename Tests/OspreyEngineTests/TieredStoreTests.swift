@@ -10,7 +10,7 @@ import Testing
 /// same bits as keeping every user's full state in memory.
 struct TieredStoreTests {
     func open(_ t: TrainedStore, hotUsers: Int) throws -> (Manager, Predictor) {
-        let m = try Manager(store: try t.reopen(), configuration: .init(hotUsers: hotUsers), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), configuration: .init(hotUsers: hotUsers), logger: quiet)
         return (m, Predictor(registry: m.registry))
     }
 
@@ -47,12 +47,12 @@ struct TieredStoreTests {
         #expect(all.hotCount == all.count, "untiered: every user stays hot")
         try expectSame(untiered, pu, tiered, pt)
         // The stored snapshots agree row for row, full and compact.
-        let sa = try a.store.loadSnapshot(model: "demo", version: 1), sb = try b.store.loadSnapshot(model: "demo", version: 1)
+        let sa = try a.stores.snapshots.loadSnapshot(model: "demo", version: 1), sb = try b.stores.snapshots.loadSnapshot(model: "demo", version: 1)
         #expect(sa.users == sb.users)
         let d = try tiered.registry.model("demo").version.dimension
         var ca: [String: [Float]] = [:], cb: [String: [Float]] = [:]
-        try a.store.forEachStoredWeights(model: "demo", version: 1, dimension: d) { ca[$0.uid] = $0.weights }
-        try b.store.forEachStoredWeights(model: "demo", version: 1, dimension: d) { cb[$0.uid] = $0.weights }
+        try a.stores.snapshots.forEachStoredWeights(model: "demo", version: 1, dimension: d) { ca[$0.uid] = $0.weights }
+        try b.stores.snapshots.forEachStoredWeights(model: "demo", version: 1, dimension: d) { cb[$0.uid] = $0.weights }
         #expect(ca == cb && ca.count == sa.users.count)
         #expect(ca.allSatisfy { uid, w in w == Array(sa.users[uid]!.ridge.weights.prefix(d)) })
     }
@@ -105,7 +105,8 @@ struct TieredStoreTests {
         let users = try m.registry.model("demo").current.users
         users.readHot(uid) { #expect($0 == nil, "clean after the snapshot, so evicted") }
         try check("recorded by the snapshot")
-        let recorded = try await t.store.snapshotPool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM user_item") }
+        let recorded = try t.stores.snapshots.observedItems(model: "demo", uid: uid).count
+            + t.stores.snapshots.observedItems(model: "demo", uid: "stranger").count
         #expect(recorded == 2)
         try await observe(3)
         (m, p) = try open(t, hotUsers: 0)
@@ -121,7 +122,7 @@ struct TieredStoreTests {
     /// When a cold user's rebuild fails, its observation stays logged but unlearned: snapshots
     /// keep their sequence below it, the user's next rebuild replays it, and so does a restart.
     @Test func anObservationAFailedRebuildLeftIsLearnedLater() async throws {
-        let a = try TrainedStore(), b = try TrainedStore()
+        let a = try TrainedStore(), b = try TrainedStore(backend: .sqlite)
         defer { a.remove(); b.remove() }
         let (reference, pr) = try open(a, hotUsers: .max)
         let (tiered, pt) = try open(b, hotUsers: 0)
@@ -132,17 +133,17 @@ struct TieredStoreTests {
         }
         try await both([(uid, "i1", 4), ("u5", "i2", 1)])
         try tiered.snapshot()
-        let saved = try #require(try b.store.loadUserState(model: "demo", version: 1, uid: uid))
+        let saved = try #require(try b.stores.snapshots.loadUserState(model: "demo", version: 1, uid: uid))
         // The user's row cannot be read: its next rebuild fails.
-        try await b.store.snapshotPool.write { try $0.execute(sql: "DELETE FROM user_ridge WHERE uid = ?", arguments: [uid]) }
+        try await #require(b.sqlite).snapshots.database.pool.write { try $0.execute(sql: "DELETE FROM user_ridge WHERE uid = ?", arguments: [uid]) }
         try await both([(uid, "i4", 5), ("u5", "i6", 2)])
-        let failed = try b.store.lastSequence() - 1
+        let failed = try b.stores.log.lastSequence() - 1
         let users = try tiered.registry.model("demo").current.users
         #expect(users.earliestUnlearned == failed)
         try tiered.snapshot()
-        #expect(try b.store.snapshotSequence(model: "demo", version: 1) < failed, "held below the unlearned observation")
+        #expect(try b.stores.snapshots.snapshotSequence(model: "demo", version: 1) < failed, "held below the unlearned observation")
         // The row is readable again.
-        try b.store.saveSnapshot(model: "demo", version: 1, rows: [SnapshotRow(uid: uid, weights: saved.weights, seq: saved.seq)])
+        try b.stores.snapshots.saveSnapshot(model: "demo", version: 1, rows: [SnapshotRow(uid: uid, weights: saved.weights, seq: saved.seq)])
         let restarted = try open(b, hotUsers: 0)
         try expectSame(reference, pr, restarted.0, restarted.1)
         // The live process: the next observation's rebuild replays the one left unlearned.
@@ -150,7 +151,7 @@ struct TieredStoreTests {
         #expect(users.earliestUnlearned == nil)
         try expectSame(reference, pr, tiered, pt)
         try tiered.snapshot()
-        #expect(try b.store.snapshotSequence(model: "demo", version: 1) > failed)
+        #expect(try b.stores.snapshots.snapshotSequence(model: "demo", version: 1) > failed)
         let again = try open(b, hotUsers: 0)
         try expectSame(reference, pr, again.0, again.1)
     }
@@ -340,14 +341,14 @@ struct TieredStoreTests {
             try live.snapshot()
             #expect(try live.registry.model("demo").current.users.count > 20)
         }
-        #expect(Set(try a.store.hotUsers(model: "demo", version: 1)) == Set((0..<20).map { "u\($0)" }))
+        #expect(Set(try a.stores.snapshots.hotUsers(model: "demo", version: 1)) == Set((0..<20).map { "u\($0)" }))
 
         let (warm, pw) = try open(a, hotUsers: 1000)
         let users = try warm.registry.model("demo").current.users
         #expect(users.hotCount == 0, "a start loads compact rows only")
         #expect(await warm.warmStart() == 20 && users.hotCount == 20 && users.statistics.warmedCount == 20)
         #expect(await warm.warmStart() == 0 && users.warmStartList.isEmpty, "once per start")
-        let cold = try Manager(store: try b.reopen(), configuration: .init(hotUsers: 1000, warmStart: false), logger: quiet)
+        let cold = try Manager(stores: try b.reopen(), configuration: .init(hotUsers: 1000, warmStart: false), logger: quiet)
         let pc = Predictor(registry: cold.registry)
         #expect(await cold.warmStart(threads: 1) == 0, "--no-warm-start")
         let next: [(uid: String, item: String, label: Float)] = (0..<20).map { ("u\($0)", "i\($0 + 1)", 5) }

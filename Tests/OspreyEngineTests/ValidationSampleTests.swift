@@ -11,7 +11,7 @@ struct ValidationSampleTests {
         let t = try TrainedStore()
         defer { t.remove() }
         let monitor = QualityMonitor.Configuration(window: 10, validationFraction: 0.3)
-        let m = try Manager(store: try t.reopen(), configuration: .init(monitor: monitor), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), configuration: .init(monitor: monitor), logger: quiet)
         let uid = t.ratings[0].uid
         let state = try m.registry.model("demo").current
         var reference = try #require(try state.users.fullState(uid)?.ridge)
@@ -38,10 +38,10 @@ struct ValidationSampleTests {
         let windowed = quality.validationLoss ?? .nan
         #expect(abs(windowed - expectedValidation / Double(held)) < 1e-4 * max(1, windowed))
         #expect(try m.info(model: "demo", uid: uid).observations == 60, "every observation is counted")
-        #expect(try t.store.observationCount(model: "demo") == 60, "and logged")
+        #expect(try t.stores.log.observationCount(model: "demo") == 60, "and logged")
 
         // A restart replays the log to the same weights and the same validation sample.
-        let restarted = try Manager(store: try t.reopen(), configuration: .init(monitor: monitor), logger: quiet)
+        let restarted = try Manager(stores: try t.reopen(), configuration: .init(monitor: monitor), logger: quiet)
         let again = try restarted.registry.model("demo").current
         #expect(try again.users.fullState(uid)?.ridge.weights == learned.weights)
         #expect(again.quality.validationScored == held)

@@ -8,7 +8,7 @@ import Testing
 struct VersionTests {
     /// Every user's state in `a` equals a fresh restore from the store (snapshot + log replay).
     func expectSameAsFreshStart(_ m: Manager, _ t: TrainedStore, uids: [String], items: [String]) throws {
-        let fresh = try Manager(store: try t.reopen(), logger: quiet)
+        let fresh = try Manager(stores: try t.reopen(), logger: quiet)
         let p = Predictor(registry: m.registry), q = Predictor(registry: fresh.registry)
         #expect(try fresh.registry.model("demo").version.number == m.registry.model("demo").version.number)
         for uid in uids {
@@ -22,7 +22,7 @@ struct VersionTests {
     @Test func retrainSwapsInANewVersionWithoutLosingObservations() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
         for n in 0..<40 { try await m.observe(model: "demo", [("u\(n % 8)", "new-item", 4), ("u\(n % 8)", "i\(n % 5)", 2)]) }
         let id = try m.startRetrain(model: "demo")
         #expect(throws: OspreyError.self) { try m.startRetrain(model: "demo") }
@@ -49,7 +49,7 @@ struct VersionTests {
     @Test func rollbackServesTheOldVersionWithEverythingLearnedSince() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
         let p = Predictor(registry: m.registry)
         try await m.observe(model: "demo", [("u1", "i1", 5), ("u2", "i2", 1)])
         let id = try m.startRetrain(model: "demo")
@@ -73,11 +73,11 @@ struct VersionTests {
     func aRetrainKeepsAGivenLambdaAndSearchesNearAChosenOne(lambda: Float?) async throws {
         let t = try TrainedStore(lambda: lambda)
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), logger: quiet)
-        let parent = try t.store.loadVersion(model: "demo", number: 1).metadata
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
+        let parent = try t.stores.versions.loadVersion(model: "demo", number: 1).metadata
         let job = try await m.wait(forJob: try m.startRetrain(model: "demo"), model: "demo")
         #expect(job.phase == .done, "\(job)")
-        let child = try t.reopen().loadVersion(model: "demo", number: 2).metadata
+        let child = try t.reopen().versions.loadVersion(model: "demo", number: 2).metadata
         if lambda != nil {
             #expect(job.lambdaFits == 0)
             #expect(child.lambda == parent.lambda && child.lambdaSelection == "given")
@@ -89,12 +89,14 @@ struct VersionTests {
 
     @Test func aFailedRetrainLeavesServingUntouched() async throws {
         let t = try TrainedStore()
-        defer { t.remove() }
-        try await t.store.pool.write { try $0.execute(sql: "DELETE FROM training_rating") }
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let faults = Faults()
+        let m = try Manager(stores: t.stores.injectingFaults(faults), logger: quiet)
         let before = try Predictor(registry: m.registry).predict(model: "demo", uid: "u1", item: "i1")
+        // The retrain cannot read the ratings it trains on.
+        faults.failAll(.versionRead)
         let job = try await m.wait(forJob: try m.startRetrain(model: "demo"), model: "demo")
-        #expect(job.phase == .failed && job.error?.contains("no ratings") == true)
+        faults.heal(.versionRead)
+        #expect(job.phase == .failed && job.error?.contains("injected fault") == true, "\(job)")
         #expect(m.retrainFailureCount == 1)
         #expect(try Predictor(registry: m.registry).predict(model: "demo", uid: "u1", item: "i1") == before)
         #expect(try m.info(model: "demo").versions.count == 1)
@@ -106,7 +108,7 @@ extension VersionTests {
     @Test func aCancelledRetrainLeavesServingUntouched() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
         let before = try Predictor(registry: m.registry).predict(model: "demo", uid: "u1", item: "i1")
         let id = try m.startRetrain(model: "demo")
         #expect(try m.cancel(job: id, model: "demo").cancelRequested)
@@ -126,12 +128,12 @@ extension VersionTests {
     @Test func aVersionNeverServedIsMarkedFailedAtTheNextStart() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let v1 = try t.store.loadVersion(model: "demo", number: 1)
+        let v1 = try t.stores.versions.loadVersion(model: "demo", number: 1)
         let v2 = ModelVersion(model: "demo", number: 2, createdAt: v1.createdAt, features: v1.features, lambda: v1.lambda,
                               prior: v1.prior, metadata: v1.metadata, parent: 1)
-        try t.store.createVersion(v2, users: [], reflecting: 0, trainingRatings: [], serve: false)
-        #expect(try t.store.versions(model: "demo").map(\.status) == [.serving, .built])
-        let m = try Manager(store: try t.reopen(), logger: quiet)
+        try t.stores.createVersion(v2, users: [], reflecting: 0, trainingRatings: [], serve: false)
+        #expect(try t.stores.versions.versions(model: "demo").map(\.status) == [.serving, .built])
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
         #expect(try m.info(model: "demo").versions.map(\.status) == [.serving, .failed])
         #expect(try m.registry.model("demo").version.number == 1)
     }
@@ -143,7 +145,7 @@ extension VersionTests {
     @Test func aWindowedRetrainServesRealUsersOnly() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), configuration: .init(retrainWindow: 5), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), configuration: .init(retrainWindow: 5), logger: quiet)
         let id = try m.startRetrain(model: "demo")
         #expect(try await m.wait(forJob: id, model: "demo").phase == .done)
         let state = try m.registry.model("demo").current
@@ -152,7 +154,7 @@ extension VersionTests {
         let weights = try uids.compactMap { uid in try state.users.fullState(uid)?.ridge }
         let mean = Trainer.meanWeights(weights, dimension: state.version.dimension)
         #expect(zip(mean, state.version.prior).allSatisfy { abs($0 - $1) < 1e-6 })
-        #expect(try t.store.loadVersion(model: "demo", number: 2).prior == state.version.prior)
+        #expect(try t.stores.versions.loadVersion(model: "demo", number: 2).prior == state.version.prior)
     }
 }
 
@@ -161,7 +163,7 @@ struct RetentionTests {
     @Test func prunesOldVersionsButNeverServingOrItsParent() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let m = try Manager(store: try t.reopen(), configuration: .init(keepVersions: 2), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), configuration: .init(keepVersions: 2), logger: quiet)
         func retrain() async throws { _ = try await m.wait(forJob: try m.startRetrain(model: "demo"), model: "demo") }
         try await retrain()  // v2
         try await retrain()  // v3: v1 is pruned (not serving, not v3's parent)
@@ -170,7 +172,7 @@ struct RetentionTests {
         try await retrain()  // v4, parent v2: keeps 3 and 4, and 2 as the parent
         #expect(try m.info(model: "demo").versions.map(\.number) == [2, 3, 4])
         #expect(throws: OspreyError.self) { try m.rollback(model: "demo", to: 1) }
-        #expect(try t.store.userCount(model: "demo", version: 1) == 0)
+        #expect(try t.stores.snapshots.userCount(model: "demo", version: 1) == 0)
     }
 
     @Test func aRetrainWindowMovesOlderRatingsToStandInsInSlices() {

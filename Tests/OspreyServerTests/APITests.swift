@@ -16,7 +16,7 @@ struct APITests {
     func withApp(maxBodyBytes: Int = 1 << 20, _ body: @escaping @Sendable (any TestClientProtocol, TrainedStore) async throws -> Void) async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let manager = try Manager(store: try t.reopen(), logger: quiet)
+        let manager = try Manager(stores: try t.reopen(), logger: quiet)
         let app = buildApplication(manager: manager, configuration: .init(maxBodyBytes: maxBodyBytes), logger: quiet)
         try await app.test(.router) { client in try await body(client, t) }
     }
@@ -144,7 +144,7 @@ struct APITests {
                     #expect(r.headers[.contentType] == "application/json")
                 }
             }
-            #expect(try t.store.observationCount(model: "demo") == 0)
+            #expect(try t.stores.log.observationCount(model: "demo") == 0)
             try await client.execute(uri: "/v1/models/demo/users/u1", method: .get) { r in
                 #expect(json(r.body)["observations"] as? Int == 0)
             }
@@ -331,7 +331,7 @@ struct APITests {
         let t = try TrainedStore()
         defer { t.remove() }
         for capacity in [0, 256] {
-            let manager = try Manager(store: try t.reopen(), configuration: .init(featureCache: .init(capacity: capacity)), logger: quiet)
+            let manager = try Manager(stores: try t.reopen(), configuration: .init(featureCache: .init(capacity: capacity)), logger: quiet)
             let app = buildApplication(manager: manager, logger: quiet)
             try await app.test(.router) { client in
                 for _ in 0..<3 {
@@ -359,7 +359,7 @@ struct APITests {
     @Test func snapshotsAreMetrics() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let manager = try Manager(store: try t.reopen(), logger: quiet)
+        let manager = try Manager(stores: try t.reopen(), logger: quiet)
         let app = buildApplication(manager: manager, logger: quiet)
         @Sendable func metric(_ text: String, _ name: String) -> Double? {
             text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }

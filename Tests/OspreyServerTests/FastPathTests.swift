@@ -34,7 +34,7 @@ struct FastPathTests {
         let t = try TrainedStore()
         defer { t.remove() }
         // No decision log, so the same top-k request gets the same answer (no event_id).
-        let manager = try Manager(store: try t.reopen(), configuration: .init(exploration: .init(logDecisions: false)), logger: quiet)
+        let manager = try Manager(stores: try t.reopen(), configuration: .init(exploration: .init(logDecisions: false)), logger: quiet)
         let fast = buildApplication(manager: manager, configuration: .init(port: 0, maxBodyBytes: 2048, scanThreads: scanThreads), logger: quiet)
         let routed = buildApplication(manager: manager, configuration: .init(port: 0, maxBodyBytes: 2048, fastPath: false), logger: quiet)
         try await fast.test(.live) { f in
@@ -129,7 +129,7 @@ struct FastPathTests {
                 #expect(a.status == status, "\(uri) \(body): \(a)")
                 if a.status == 200 { accepted += 2 }
                 // Durable when answered: another connection to the log sees it.
-                #expect(try logged.observationCount(model: "demo") == accepted)
+                #expect(try logged.log.observationCount(model: "demo") == accepted)
             }
             // Learned when answered: the fresh user has one observation.
             let info = try await answer(fast, .get, "/v1/models/demo/users/fresh-1", nil)
@@ -232,9 +232,9 @@ struct FastPathTests {
     /// connection stays open until the observation is answered (it was logged, so an answer
     /// lost here would make a retrying client log it twice).
     @Test func aGracefulShutdownWaitsForACommittingObserve() async throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        let manager = try Manager(store: try t.reopen(), logger: quiet)
+        let manager = try Manager(stores: try t.reopen(), logger: quiet)
         let (ports, announce) = AsyncStream.makeStream(of: Int.self)
         let app = Announced(base: buildApplication(manager: manager, configuration: .init(port: 0), logger: quiet)) {
             announce.yield($0)
@@ -263,7 +263,7 @@ struct FastPathTests {
             #expect(text.contains(#""accepted":true"#), "\(text)")
             try await tasks.waitForAll()
         }
-        let logged = try t.reopen().observations(model: "demo", after: 0, limit: 1_000_000).filter { $0.observation.uid == "shutdown-user" }
+        let logged = try t.reopen().log.observations(model: "demo", after: 0, limit: 1_000_000).filter { $0.observation.uid == "shutdown-user" }
         #expect(logged.count == 1)
     }
 
@@ -271,9 +271,9 @@ struct FastPathTests {
     /// so an `observe` waiting for its commit (another connection holds the log's write lock)
     /// must not hold that loop: a predict on another connection is answered meanwhile.
     @Test func oneEventLoopAnswersOthersWhileAnObserveCommits() async throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        let manager = try Manager(store: try t.reopen(), logger: quiet)
+        let manager = try Manager(stores: try t.reopen(), logger: quiet)
         let app = buildApplication(manager: manager, configuration: .init(port: 0, eventLoops: 1), logger: quiet)
         #expect(Array(app.eventLoopGroup.makeIterator()).count == 1)
         try await app.test(.live) { client in
@@ -307,7 +307,7 @@ struct FastPathTests {
     /// A thread of its own holds it (``onThread(_:)``).
     static func holdLogLock(_ t: TrainedStore, committer: GroupCommitter, linger: Duration = .zero,
                             releasedWhen released: @escaping @Sendable () -> Bool) async throws {
-        let blocker = try t.reopen()
+        let blocker = try #require(try t.reopenSQLite()).log.database
         try await withCheckedThrowingContinuation { (locked: CheckedContinuation<Void, any Error>) in
             Thread {
                 do {

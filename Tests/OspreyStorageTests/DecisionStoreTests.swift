@@ -18,81 +18,81 @@ struct DecisionStoreTests {
     }
 
     @Test func countsAreKeptByAppendsAndOutlivePruning() throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        #expect(try t.store.decisionCount(model: "a") == 0)
+        #expect(try t.sqlite!.decisions.decisionCount(model: "a") == 0)
         let first = decisions(0..<42)
-        try t.store.appendDecisions(first)
+        try t.sqlite!.decisions.appendDecisions(first)
         // A repeated event id is ignored, and not counted.
-        try t.store.appendDecisions(decisions(40..<50))
+        try t.sqlite!.decisions.appendDecisions(decisions(40..<50))
         let expected = { (m: String) in self.decisions(0..<50).filter { $0.model == m }.count }
-        #expect(try t.store.decisionCount(model: "a") == expected("a"))
-        #expect(try t.store.decisionCount(model: "b") == expected("b"))
+        #expect(try t.sqlite!.decisions.decisionCount(model: "a") == expected("a"))
+        #expect(try t.sqlite!.decisions.decisionCount(model: "b") == expected("b"))
         #expect(expected("a") + expected("b") == 50)
         // Pruning deletes decisions, not the count of those logged; appends that trim keep counting.
-        #expect(try t.store.pruneDecisions(before: nil, keep: 10) == 40)
-        try t.store.appendDecisions(decisions(50..<60), trimKeep: 10)
-        #expect(try t.store.decision(eventId: "e49") == nil)
-        let reopened = try t.reopen()
-        #expect(try reopened.decisionCount(model: "a") == decisions(0..<60).filter { $0.model == "a" }.count)
-        #expect(try reopened.decisionCount(model: "b") == decisions(0..<60).filter { $0.model == "b" }.count)
-        #expect(try reopened.decisionCount(model: "c") == 0)
+        #expect(try t.sqlite!.decisions.pruneDecisions(before: nil, keep: 10) == 40)
+        try t.sqlite!.decisions.appendDecisions(decisions(50..<60), trimBefore: nil, trimKeep: 10)
+        #expect(try t.sqlite!.decisions.decision(eventId: "e49") == nil)
+        let reopened = try t.reopenSQLite()!
+        #expect(try reopened.decisions.decisionCount(model: "a") == decisions(0..<60).filter { $0.model == "a" }.count)
+        #expect(try reopened.decisions.decisionCount(model: "b") == decisions(0..<60).filter { $0.model == "b" }.count)
+        #expect(try reopened.decisions.decisionCount(model: "c") == 0)
     }
 
     /// `decisionVersions` against a filter of every decision, for starts before, inside and after
     /// the log, with timestamps a little out of order, and after the oldest are pruned.
     @Test func aCompetitionsDecisionsAreFoundFromItsStart() throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
         // Every fourth decision carries a time up to 2.5 s earlier than the one before it.
         let all = decisions(0..<400, run: 3) { i in i % 4 == 0 ? -2.5 : 0 }
         for batch in stride(from: 0, to: all.count, by: 64) {
-            try t.store.appendDecisions(Array(all[batch..<min(batch + 64, all.count)]))
+            try t.sqlite!.decisions.appendDecisions(Array(all[batch..<min(batch + 64, all.count)]))
         }
         func check(_ kept: ArraySlice<DecisionRecord>) throws {
             for since in [-1e9, 900, 1_000, 1_001.5, 1_037, 1_200, 1_250.25, 1_397, 1_399, 1_400, 2_000] {
                 for model in ["a", "b", "c"] {
                     let want = Dictionary(uniqueKeysWithValues: kept.filter { $0.model == model && $0.time >= since }
                         .map { ($0.eventId, $0.version) })
-                    #expect(try t.store.decisionVersions(model: model, since: since) == want, "\(model) since \(since)")
+                    #expect(try t.sqlite!.decisions.decisionVersions(model: model, since: since) == want, "\(model) since \(since)")
                 }
             }
         }
         try check(all[...])
-        #expect(try t.store.pruneDecisions(before: nil, keep: 150) == 250)
+        #expect(try t.sqlite!.decisions.pruneDecisions(before: nil, keep: 150) == 250)
         try check(all[250...])
-        #expect(try t.store.pruneDecisions(before: nil, keep: 0) == 150)
+        #expect(try t.sqlite!.decisions.pruneDecisions(before: nil, keep: 0) == 150)
         try check(all[400...])
     }
 
     /// The binary search lands on the first decision at or after a time: on each rowid in turn.
     @Test func theFirstRowidAtATime() throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        #expect(try t.store.decisionPool.read { try SQLiteStore.firstDecisionRowid($0, atOrAfter: 0) } == 1)
-        try t.store.appendDecisions(decisions(0..<37))
-        #expect(try t.store.pruneDecisions(before: nil, keep: 30) == 7)  // rowids 8…37 left, times 1,007…1,036
+        #expect(try t.sqlite!.decisions.database.pool.read { try SQLiteDecisionStore.firstDecisionRowid($0, atOrAfter: 0) } == 1)
+        try t.sqlite!.decisions.appendDecisions(decisions(0..<37))
+        #expect(try t.sqlite!.decisions.pruneDecisions(before: nil, keep: 30) == 7)  // rowids 8…37 left, times 1,007…1,036
         for (time, rowid) in [(0.0, 8), (1_007, 8), (1_007.5, 9), (1_020, 21), (1_036, 37), (1_036.1, 38), (5_000, 38)] as [(Double, Int64)] {
-            #expect(try t.store.decisionPool.read { try SQLiteStore.firstDecisionRowid($0, atOrAfter: time) } == rowid, "\(time)")
+            #expect(try t.sqlite!.decisions.database.pool.read { try SQLiteDecisionStore.firstDecisionRowid($0, atOrAfter: time) } == rowid, "\(time)")
         }
     }
 
     /// A list holding only its default is stored empty; a row from before that, with every list
     /// at full length, reads back the same.
     @Test func defaultListsAreStoredEmptyAndFullOnesStillRead() throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
         let greedy = DecisionRecord(eventId: "new", model: "a", version: 2, uid: "u1", policy: "greedy", time: 1_000,
                                     items: [.init(item: "i1", score: 3, propensity: 1), .init(item: "i2", score: 2, propensity: 1)],
                                     candidates: nil)
-        try t.store.appendDecisions([greedy])
-        let lengths = try t.store.decisionPool.read { db in
+        try t.sqlite!.decisions.appendDecisions([greedy])
+        let lengths = try t.sqlite!.decisions.database.pool.read { db in
             try Row.fetchOne(db, sql: """
                 SELECT length(items), length(scores), length(exploring), length(propensities), length(explored) FROM decision
                 """)
         }
         #expect(lengths.map { r in (0..<5).map { r[$0] as Int } } == [5, 8, 0, 0, 0])
-        try t.store.decisionPool.write { db in
+        try t.sqlite!.decisions.database.pool.write { db in
             let nan = Float.nan, one = 1.0
             try db.execute(sql: """
                 INSERT INTO decision (event_id, model, version, uid, policy, time, items, scores, exploring, propensities, explored)
@@ -102,8 +102,8 @@ struct DecisionStoreTests {
         }
         var old = greedy
         old.eventId = "old"
-        #expect(try t.store.decision(eventId: "old") == old)
-        #expect(try t.store.decision(eventId: "new") == greedy)
+        #expect(try t.sqlite!.decisions.decision(eventId: "old") == old)
+        #expect(try t.sqlite!.decisions.decision(eventId: "new") == greedy)
     }
 
     /// A decision database from before the count table (with the `(model, time)` index) gets
@@ -113,8 +113,8 @@ struct DecisionStoreTests {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         do {
-            let old = try DatabaseQueue(path: (directory as NSString).appendingPathComponent(SQLiteStore.decisionFileName))
-            try SQLiteStore.decisionMigrator.migrate(old, upTo: "v2-assignment")
+            let old = try DatabaseQueue(path: (directory as NSString).appendingPathComponent(SQLiteDecisionStore.fileName))
+            try SQLiteDecisionStore.migrator.migrate(old, upTo: "v2-assignment")
             try old.write { db in
                 for (i, model) in ["a", "b", "a", "a", "c"].enumerated() {
                     try db.execute(sql: """
@@ -126,12 +126,12 @@ struct DecisionStoreTests {
             #expect(try old.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'decision'") }
                 .contains("decision_model_time"))
         }
-        let store = try SQLiteStore(directory: directory)
-        #expect(try store.decisionCount(model: "a") == 3)
-        #expect(try store.decisionCount(model: "b") == 1)
-        #expect(try store.decisionCount(model: "c") == 1)
-        #expect(try store.decisionPool.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'decision'") }
+        let store = try SQLiteStores(directory: directory)
+        #expect(try store.decisions.decisionCount(model: "a") == 3)
+        #expect(try store.decisions.decisionCount(model: "b") == 1)
+        #expect(try store.decisions.decisionCount(model: "c") == 1)
+        #expect(try store.decisions.database.pool.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'decision'") }
             .allSatisfy { $0.hasPrefix("sqlite_autoindex") })
-        #expect(try store.decisionVersions(model: "a", since: 1_002) == ["e2": 1, "e3": 1])
+        #expect(try store.decisions.decisionVersions(model: "a", since: 1_002) == ["e2": 1, "e3": 1])
     }
 }

@@ -8,58 +8,58 @@ import Testing
 
 struct SQLiteStoreTests {
     @Test func durableSettings() throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        #expect(try t.store.synchronousMode() == 2)
-        #expect(try t.store.journalMode() == "wal")
-        #expect(try t.store.snapshotPool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == 2)
+        #expect(try t.sqlite!.log.database.synchronousMode() == 2)
+        #expect(try t.sqlite!.log.database.journalMode() == "wal")
+        #expect(try t.sqlite!.snapshots.database.pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == 2)
         // Reopening keeps FULL on the new writer too.
-        #expect(try t.reopen().synchronousMode() == 2)
+        #expect(try t.reopenSQLite()!.log.database.synchronousMode() == 2)
     }
 
     @Test func logAppendsInOrderAndReadsAfterASequence() throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        let seqs = try t.store.append((0..<5).map { Observation(model: "demo", uid: "u\($0)", item: "i1", label: Float($0), time: 1) })
-        _ = try t.store.append([Observation(model: "other", uid: "x", item: "y", label: 1, time: 1)])
+        let seqs = try t.sqlite!.log.append((0..<5).map { Observation(model: "demo", uid: "u\($0)", item: "i1", label: Float($0), time: 1) })
+        _ = try t.sqlite!.log.append([Observation(model: "other", uid: "x", item: "y", label: 1, time: 1)])
         #expect(seqs == seqs.sorted() && Set(seqs).count == 5)
         var seen: [LoggedObservation] = []
-        try t.store.forEachObservation(model: "demo", after: seqs[1]) { seen.append($0) }
+        try t.sqlite!.log.forEachObservation(model: "demo", after: seqs[1]) { seen.append($0) }
         #expect(seen.map(\.seq) == Array(seqs[2...]))
         #expect(seen.map(\.observation.uid) == ["u2", "u3", "u4"])
-        #expect(try t.store.observationCount(model: "demo") == 5)
-        #expect(try t.store.lastSequence() > seqs[4])
+        #expect(try t.sqlite!.log.observationCount(model: "demo") == 5)
+        #expect(try t.sqlite!.log.lastSequence() > seqs[4])
     }
 
     @Test func versionRoundTripsAndConflicts() throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        let v = try t.store.loadVersion(model: "demo", number: 1)
+        let v = try t.sqlite!.versions.loadVersion(model: "demo", number: 1)
         #expect(v.features.catalog.count == Set(t.ratings.map(\.item)).count)
-        #expect(try t.store.models().map(\.name) == ["demo"])
-        let versions = try t.store.versions(model: "demo")
+        #expect(try t.sqlite!.versions.models().map(\.name) == ["demo"])
+        let versions = try t.sqlite!.versions.versions(model: "demo")
         #expect(versions.count == 1 && versions[0].status == .serving)
-        #expect(try t.store.userCount(model: "demo", version: 1) == Set(t.ratings.map(\.uid)).count)
-        #expect(try t.store.initialRatings(model: "demo") == t.ratings)
-        #expect(throws: StorageError.self) { try t.store.createVersion(v, users: [], reflecting: 0, trainingRatings: [], serve: true) }
-        #expect(throws: StorageError.self) { try t.store.loadVersion(model: "demo", number: 9) }
+        #expect(try t.sqlite!.snapshots.userCount(model: "demo", version: 1) == Set(t.ratings.map(\.uid)).count)
+        #expect(try t.sqlite!.versions.initialRatings(model: "demo") == t.ratings)
+        #expect(throws: StorageError.self) { try t.sqlite!.versions.insertVersion(v, trainingRatings: [], serve: true) }
+        #expect(throws: StorageError.self) { try t.sqlite!.versions.loadVersion(model: "demo", number: 9) }
     }
 
     @Test func snapshotsSaveChangedUsersWithTheirSequence() throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        var snapshot = try t.store.loadSnapshot(model: "demo", version: 1)
+        var snapshot = try t.sqlite!.snapshots.loadSnapshot(model: "demo", version: 1)
         let uid = snapshot.users.keys.sorted()[0]
         var w = snapshot.users[uid]!
         let f = (0..<w.ridge.stride).map { $0 < w.ridge.dimension ? Float(0.5) : 0 }
         f.withUnsafeBufferPointer { _ = w.learn(features: $0.baseAddress!, target: 2) }
         let fresh = UserWeights(ridge: RidgeState(prior: [Float](repeating: 0, count: w.ridge.dimension), lambda: 1), observations: 3, runningLoss: 0.25, bootstrapped: true)
-        try t.store.saveSnapshot(model: "demo", version: 1, rows: [.init(uid: uid, weights: w, seq: 42), .init(uid: "new", weights: fresh, seq: 40)])
-        snapshot = try t.reopen().loadSnapshot(model: "demo", version: 1)
+        try t.sqlite!.snapshots.saveSnapshot(model: "demo", version: 1, rows: [.init(uid: uid, weights: w, seq: 42), .init(uid: "new", weights: fresh, seq: 40)])
+        snapshot = try t.reopenSQLite()!.snapshots.loadSnapshot(model: "demo", version: 1)
         #expect(snapshot.seq == 0 && snapshot.ahead == [uid: 42, "new": 40])
         #expect(snapshot.reflects(uid: uid, seq: 42) && !snapshot.reflects(uid: uid, seq: 43) && !snapshot.reflects(uid: "other", seq: 1))
-        try t.store.advanceSnapshot(model: "demo", version: 1, to: 41)
-        snapshot = try t.reopen().loadSnapshot(model: "demo", version: 1)
+        try t.sqlite!.snapshots.advanceSnapshot(model: "demo", version: 1, to: 41)
+        snapshot = try t.reopenSQLite()!.snapshots.loadSnapshot(model: "demo", version: 1)
         #expect(snapshot.seq == 41 && snapshot.ahead == [uid: 42])
         #expect(snapshot.users[uid] == w)
         #expect(snapshot.users["new"] == fresh)
@@ -68,37 +68,37 @@ struct SQLiteStoreTests {
     /// The record of a version's hot users is replaced whole by each save, kept per version,
     /// and goes with the version's users.
     @Test func hotUsersAreReplacedPerVersionAndDeletedWithIt() throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        #expect(try t.store.hotUsers(model: "demo", version: 1).isEmpty, "none recorded yet")
-        try t.store.saveHotUsers(model: "demo", version: 1, ["u3", "u1", "u2", "u1"])
-        try t.store.saveHotUsers(model: "demo", version: 2, ["u9"])
-        #expect(Set(try t.reopen().hotUsers(model: "demo", version: 1)) == ["u1", "u2", "u3"])
-        try t.store.saveHotUsers(model: "demo", version: 1, ["u2", "u4"])
-        #expect(Set(try t.store.hotUsers(model: "demo", version: 1)) == ["u2", "u4"])
-        try t.store.deleteUsers(model: "demo", versions: [1])
-        #expect(try t.store.hotUsers(model: "demo", version: 1).isEmpty)
-        #expect(try t.store.hotUsers(model: "demo", version: 2) == ["u9"])
+        #expect(try t.sqlite!.snapshots.hotUsers(model: "demo", version: 1).isEmpty, "none recorded yet")
+        try t.sqlite!.snapshots.saveHotUsers(model: "demo", version: 1, ["u3", "u1", "u2", "u1"])
+        try t.sqlite!.snapshots.saveHotUsers(model: "demo", version: 2, ["u9"])
+        #expect(Set(try t.reopenSQLite()!.snapshots.hotUsers(model: "demo", version: 1)) == ["u1", "u2", "u3"])
+        try t.sqlite!.snapshots.saveHotUsers(model: "demo", version: 1, ["u2", "u4"])
+        #expect(Set(try t.sqlite!.snapshots.hotUsers(model: "demo", version: 1)) == ["u2", "u4"])
+        try t.sqlite!.snapshots.deleteUsers(model: "demo", versions: [1])
+        #expect(try t.sqlite!.snapshots.hotUsers(model: "demo", version: 1).isEmpty)
+        #expect(try t.sqlite!.snapshots.hotUsers(model: "demo", version: 2) == ["u9"])
     }
 
     /// A user saved again is updated where its row is (same rowid, one row), not deleted and
     /// appended.
     @Test func aUserSavedAgainKeepsItsRow() throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        let snapshot = try t.store.loadSnapshot(model: "demo", version: 1)
+        let snapshot = try t.sqlite!.snapshots.loadSnapshot(model: "demo", version: 1)
         let uid = snapshot.users.keys.sorted()[0]
         func row() throws -> [Int64] {
-            try t.store.snapshotPool.read { db in
+            try t.sqlite!.snapshots.database.pool.read { db in
                 try Int64.fetchAll(db, sql: "SELECT id FROM user_ridge WHERE model = 'demo' AND version = 1 AND uid = ?", arguments: [uid])
             }
         }
         let before = try row()
         var w = snapshot.users[uid]!
         w.observations += 5
-        try t.store.saveSnapshot(model: "demo", version: 1, rows: [.init(uid: uid, weights: w, seq: 9)])
+        try t.sqlite!.snapshots.saveSnapshot(model: "demo", version: 1, rows: [.init(uid: uid, weights: w, seq: 9)])
         #expect(try row() == before && before.count == 1)
-        let stored = try #require(try t.store.loadUserState(model: "demo", version: 1, uid: uid))
+        let stored = try #require(try t.sqlite!.snapshots.loadUserState(model: "demo", version: 1, uid: uid))
         #expect(stored.weights == w && stored.seq == 9)
     }
 }
@@ -107,57 +107,57 @@ struct SQLiteStoreTests {
 /// `user_ridge` and get their compact twins in `user_weights`, unchanged.
 struct SnapshotMigrationTests {
     @Test func aSnapshotFromBeforeTieringIsMigrated() throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        let before = try t.store.loadSnapshot(model: "demo", version: 1)
+        let before = try t.sqlite!.snapshots.loadSnapshot(model: "demo", version: 1)
         let rows = before.users.map { SnapshotRow(uid: $0.key, weights: $0.value, seq: 3) }
         // Back to the first schema: no compact rows, no user_ridge, full rows in user_state (RDG2).
-        try t.store.snapshotPool.write { db in
+        try t.sqlite!.snapshots.database.pool.write { db in
             try db.execute(sql: "DROP TABLE user_weights; DROP TABLE user_ridge")
             try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier IN ('user_weights', 'user_ridge')")
         }
-        try t.store.saveLegacySnapshot(model: "demo", version: 1, rows: rows.map { r in
+        try t.sqlite!.snapshots.saveLegacySnapshot(model: "demo", version: 1, rows: rows.map { r in
             var legacy = r
             legacy.state = before.users[r.uid]!.ridge.serializedUnpacked()
             return legacy
         })
-        let migrated = try t.reopen()
-        let after = try migrated.loadSnapshot(model: "demo", version: 1)
+        let migrated = try t.reopenSQLite()!
+        let after = try migrated.snapshots.loadSnapshot(model: "demo", version: 1)
         #expect(after.users == before.users)
-        #expect(try migrated.userCount(model: "demo", version: 1) == before.users.count)
+        #expect(try migrated.snapshots.userCount(model: "demo", version: 1) == before.users.count)
         var compact: [String: [Float]] = [:]
-        try migrated.forEachStoredWeights(model: "demo", version: 1, dimension: 5) { compact[$0.uid] = $0.weights }
+        try migrated.snapshots.forEachStoredWeights(model: "demo", version: 1, dimension: 5) { compact[$0.uid] = $0.weights }
         #expect(compact.count == before.users.count)
         #expect(compact.allSatisfy { uid, w in w == Array(before.users[uid]!.ridge.weights.prefix(5)) })
         let uid = before.users.keys.sorted()[0]
-        #expect(try migrated.loadUserState(model: "demo", version: 1, uid: uid)?.weights == before.users[uid])
-        #expect(try migrated.loadUserState(model: "demo", version: 1, uid: uid)?.seq == 3)
-        #expect(try migrated.snapshotPool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM user_state") } == 0)
+        #expect(try migrated.snapshots.loadUserState(model: "demo", version: 1, uid: uid)?.weights == before.users[uid])
+        #expect(try migrated.snapshots.loadUserState(model: "demo", version: 1, uid: uid)?.seq == 3)
+        #expect(try migrated.snapshots.database.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM user_state") } == 0)
     }
 
     /// A store whose log was indexed by user loses the index (so appends stay cheap), and the
     /// items its users observed move to the snapshot database's `user_item`.
     @Test func theLogsIndexByUserGivesWayToUserItems() throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
         let uid = t.ratings[0].uid
-        _ = try t.store.append([Observation(model: "demo", uid: uid, item: "new-item", label: 4, time: 1),
+        _ = try t.sqlite!.log.append([Observation(model: "demo", uid: uid, item: "new-item", label: 4, time: 1),
                                 Observation(model: "demo", uid: "stranger", item: "i1", label: 2, time: 2),
                                 Observation(model: "demo", uid: "stranger", item: "i1", label: 3, time: 3)])
         // Back to the schema before: the index, no user_item.
-        try t.store.pool.write { db in
+        try t.sqlite!.log.database.pool.write { db in
             try db.execute(sql: "CREATE INDEX observation_model_uid_seq ON observation (model, uid, seq)")
             try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'log_without_user_index'")
         }
-        try t.store.snapshotPool.write { db in
+        try t.sqlite!.snapshots.database.pool.write { db in
             try db.execute(sql: "DROP TABLE user_item")
             try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'user_item'")
         }
-        let migrated = try t.reopen()
-        let indexes = try migrated.pool.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'observation'") }
+        let migrated = try t.reopenSQLite()!
+        let indexes = try migrated.log.database.pool.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'observation'") }
         #expect(!indexes.contains("observation_model_uid_seq") && indexes.contains("observation_model_seq"))
-        #expect(try migrated.ratedItems(model: "demo", uid: "stranger") == ["i1"])
-        let rated = try migrated.ratedItems(model: "demo", uid: uid)
+        #expect(try migrated.snapshots.observedItems(model: "demo", uid: "stranger") == ["i1"])
+        let rated = try migrated.versions.trainingItems(model: "demo", uid: uid) + migrated.snapshots.observedItems(model: "demo", uid: uid)
         #expect(rated.sorted() == (t.ratings.filter { $0.uid == uid }.map(\.item) + ["new-item"]).sorted())
     }
 }

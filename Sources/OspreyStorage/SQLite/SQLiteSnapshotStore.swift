@@ -3,26 +3,40 @@ import GRDB
 import OspreyMath
 import OspreyModel
 
-/// User-weight snapshots, in `snapshots.sqlite`.
-extension SQLiteStore {
-    /// Writes a new version's initial user weights as its first snapshot at log sequence `seq`,
-    /// replacing anything left by an earlier failed attempt; `rows` calls its argument with each
-    /// chunk of rows, each written in its own transaction (so no more than a chunk is held).
-    func saveInitialUsers(model: String, version: Int, seq: Int64, rows: (_ write: ([SnapshotRow]) throws -> Void) throws -> Void) throws {
-        try snapshotPool.write { db in
+/// User-weight snapshots in `snapshots.sqlite`, a file of its own so that a snapshot's large
+/// writes never hold up an observation's commit (SQLite has one writer per file). Tables:
+/// `user_ridge` (full ridge states, "RDG3"), `user_weights` (their compact twins, written in the
+/// same transaction), `snapshot` (each version's snapshot sequence), `user_item` (items users
+/// observed) and `user_hot` (the users hot at the last snapshot).
+public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
+    /// The snapshot database file inside a data directory.
+    public static let fileName = "snapshots.sqlite"
+    /// The database the snapshots are in.
+    public let database: SQLiteDatabase
+    private var pool: DatabasePool { database.pool }
+
+    /// Opens the snapshot database at `path`; `log` is read once, by the migration that fills
+    /// `user_item` from the observations logged before it existed.
+    init(path: String, log: SQLiteObservationLog) throws {
+        database = try SQLiteDatabase(path: path, migrator: Self.migrator(log: log.database.pool))
+    }
+
+    public func replaceUsers(model: String, version: Int, reflecting seq: Int64,
+                             _ rows: (_ write: ([SnapshotRow]) throws -> Void) throws -> Void) throws {
+        try pool.write { db in
             try db.execute(sql: "DELETE FROM user_ridge WHERE model = ? AND version = ?", arguments: [model, version])
             try db.execute(sql: "DELETE FROM user_weights WHERE model = ? AND version = ?", arguments: [model, version])
             try db.execute(sql: "DELETE FROM snapshot WHERE model = ? AND version = ?", arguments: [model, version])
         }
-        try rows { chunk in try snapshotPool.write { db in try Self.insert(chunk, model: model, version: version, db) } }
+        try rows { chunk in try pool.write { db in try Self.insert(chunk, model: model, version: version, db) } }
         // Last: a version whose snapshot row exists has all its users.
-        try snapshotPool.write { db in
+        try pool.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO snapshot (model, version, seq) VALUES (?, ?, ?)", arguments: [model, version, seq])
         }
     }
 
     public func loadSnapshot(model: String, version: Int) throws -> UserSnapshot {
-        try snapshotPool.read { db in
+        try pool.read { db in
             guard let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM snapshot WHERE model = ? AND version = ?",
                                                arguments: [model, version])
             else { throw StorageError(.notFound, "model \(model) has no stored user weights for version \(version)") }
@@ -46,17 +60,16 @@ extension SQLiteStore {
     }
 
     public func saveSnapshot(model: String, version: Int, rows: [SnapshotRow], observedItems: [ObservedItem]) throws {
-        try snapshotPool.write { db in
+        try pool.write { db in
             try Self.insert(rows, model: model, version: version, db)
             try Self.insert(observedItems, model: model, db)
         }
     }
 
-    /// Records items users observed (see ``ObservedItem``), in one transaction; ones already
-    /// recorded are ignored. O(items · log n).
+    /// O(items · log n).
     public func saveObservedItems(model: String, _ items: [ObservedItem]) throws {
         guard !items.isEmpty else { return }
-        try snapshotPool.write { db in try Self.insert(items, model: model, db) }
+        try pool.write { db in try Self.insert(items, model: model, db) }
     }
 
     private static func insert(_ items: [ObservedItem], model: String, _ db: Database) throws {
@@ -80,7 +93,7 @@ extension SQLiteStore {
             sql: "INSERT OR REPLACE INTO user_weights (model, version, uid, weights, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         for r in rows {
             try full.execute(arguments: [model, version, r.uid, Data(r.state), r.observations, r.runningLoss, r.bootstrapped, r.seq])
-            try compact.execute(arguments: [model, version, r.uid, data(r.weights), r.observations, r.runningLoss, r.bootstrapped, r.seq])
+            try compact.execute(arguments: [model, version, r.uid, SQLiteDatabase.data(r.weights), r.observations, r.runningLoss, r.bootstrapped, r.seq])
         }
     }
 
@@ -88,7 +101,7 @@ extension SQLiteStore {
     /// before the `user_ridge` migration read them; no compact rows): for benchmarks that compare
     /// against such a release on the same data. A current store does not read these rows.
     public func saveLegacySnapshot(model: String, version: Int, rows: [SnapshotRow]) throws {
-        try snapshotPool.write { db in
+        try pool.write { db in
             let insert = try db.cachedStatement(
                 sql: "INSERT OR REPLACE INTO user_state (model, version, uid, state, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             for r in rows {
@@ -97,10 +110,8 @@ extension SQLiteStore {
         }
     }
 
-    /// The sequence every stored user of the version has reached (see ``UserSnapshot``).
-    /// - Throws: ``StorageError`` `.notFound` when the version has no stored users.
     public func snapshotSequence(model: String, version: Int) throws -> Int64 {
-        try snapshotPool.read { db in
+        try pool.read { db in
             guard let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM snapshot WHERE model = ? AND version = ?",
                                                arguments: [model, version])
             else { throw StorageError(.notFound, "model \(model) has no stored user weights for version \(version)") }
@@ -108,17 +119,14 @@ extension SQLiteStore {
         }
     }
 
-    /// Calls `body` with every stored user's compact row (`w_u` and the small fields, no ridge
-    /// statistics): what a start loads. O(users · d).
-    /// - Throws: ``StorageError`` `.corrupt` for a row whose weights are not `dimension` floats.
     public func forEachStoredWeights(model: String, version: Int, dimension: Int, _ body: (StoredWeights) throws -> Void) throws {
-        try snapshotPool.read { db in
+        try pool.read { db in
             let rows = try Row.fetchCursor(
                 db, sql: "SELECT uid, weights, observations, running_loss, bootstrapped, seq FROM user_weights WHERE model = ? AND version = ?",
                 arguments: [model, version])
             while let row = try rows.next() {
                 let uid: String = row[0]
-                let w = Self.floats(row[1])
+                let w = SQLiteDatabase.floats(row[1])
                 guard w.count == dimension else {
                     throw StorageError(.corrupt, "stored weights of user \(uid) in \(model) v\(version) have \(w.count) values, not \(dimension)")
                 }
@@ -127,13 +135,10 @@ extension SQLiteStore {
         }
     }
 
-    /// One user's full stored state and the log sequence it reflects, or nil when the version
-    /// stores none for the user: a point read by primary key. O(d²).
-    /// - Throws: ``StorageError`` `.corrupt` when the stored state is unreadable.
     public func loadUserState(model: String, version: Int, uid: String) throws -> (weights: UserWeights, seq: Int64)? {
         // One statement reads consistently on its own: no explicit transaction, and the
         // prepared statement is reused (this runs on every hot-tier miss).
-        try snapshotPool.unsafeRead { db in
+        try pool.unsafeRead { db in
             let statement = try db.cachedStatement(
                 sql: "SELECT state, observations, running_loss, bootstrapped, seq FROM user_ridge WHERE model = ? AND version = ? AND uid = ?")
             guard let row = try Row.fetchOne(statement, arguments: [model, version, uid]) else { return nil }
@@ -146,7 +151,7 @@ extension SQLiteStore {
     }
 
     public func saveHotUsers(model: String, version: Int, _ uids: [String]) throws {
-        try snapshotPool.write { db in
+        try pool.write { db in
             try db.execute(sql: "DELETE FROM user_hot WHERE model = ? AND version = ?", arguments: [model, version])
             let insert = try db.cachedStatement(sql: "INSERT INTO user_hot (model, version, uid) VALUES (?, ?, ?)")
             // In key order, so each insert goes to the end of the B-tree.
@@ -159,21 +164,20 @@ extension SQLiteStore {
     }
 
     public func hotUsers(model: String, version: Int) throws -> [String] {
-        try snapshotPool.read { db in
+        try pool.read { db in
             try String.fetchAll(db, sql: "SELECT uid FROM user_hot WHERE model = ? AND version = ?", arguments: [model, version])
         }
     }
 
     public func advanceSnapshot(model: String, version: Int, to seq: Int64) throws {
-        try snapshotPool.write { db in
+        try pool.write { db in
             try db.execute(sql: "UPDATE snapshot SET seq = ? WHERE model = ? AND version = ? AND seq < ?",
                            arguments: [seq, model, version, seq])
         }
     }
 
-    /// Deletes the stored user weights of the given versions.
-    func deleteUsers(model: String, versions: [Int]) throws {
-        try snapshotPool.write { db in
+    public func deleteUsers(model: String, versions: [Int]) throws {
+        try pool.write { db in
             for v in versions {
                 try db.execute(sql: "DELETE FROM user_ridge WHERE model = ? AND version = ?", arguments: [model, v])
                 try db.execute(sql: "DELETE FROM user_weights WHERE model = ? AND version = ?", arguments: [model, v])
@@ -183,8 +187,17 @@ extension SQLiteStore {
         }
     }
 
+    /// A primary-key range read of `user_item`, through a reused statement and no explicit
+    /// transaction (`exclude_observed` runs it per request).
+    public func observedItems(model: String, uid: String) throws -> [String] {
+        try pool.unsafeRead { db in
+            try String.fetchAll(db.cachedStatement(sql: "SELECT item FROM user_item WHERE model = ? AND uid = ?"),
+                                arguments: [model, uid])
+        }
+    }
+
     public func userCount(model: String, version: Int) throws -> Int {
-        try snapshotPool.read { db in
+        try pool.read { db in
             // The compact table has the same rows and a fraction of the pages to count.
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user_weights WHERE model = ? AND version = ?", arguments: [model, version]) ?? 0
         }

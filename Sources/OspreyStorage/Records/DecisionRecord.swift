@@ -1,6 +1,6 @@
 import OspreyModel
 
-/// One top-k answer as the decision log keeps it (issue 5): who was served by which version and
+/// One top-k answer as the decision log keeps it (docs/architecture.md, exploration): who was served by which version and
 /// policy, what was shown with each item's propensity, and what the policy chose from. Joined
 /// with the observations that carry its `eventId`, it becomes a ``LoggedDecision`` for
 /// off-policy evaluation.
@@ -67,4 +67,10 @@ public struct DecisionFeedback: Sendable, Equatable {
     public var item: String
     public var label: Float
     public var seq: Int64
+
+    public init(item: String, label: Float, seq: Int64) {
+        self.item = item
+        self.label = label
+        self.seq = seq
+    }
 }

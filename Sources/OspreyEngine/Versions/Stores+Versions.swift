@@ -1,0 +1,65 @@
+import OspreyMath
+import OspreyModel
+import OspreyStorage
+
+/// Storing and deleting whole versions: the version's catalogue row and its users' weights live
+/// in two stores, written in an order that leaves nothing half-visible if the second write fails.
+extension Stores {
+    /// Stores a trained version without ever holding all its users' states: each chunk of users
+    /// (``UserStates/forEachChunk(size:_:)``) is turned by `stored` into what is stored for each
+    /// user (nil: the user is not stored), written to the snapshot store (reflecting the log up
+    /// to `seq`) and handed to `each`; then the version goes into the catalogue, its bootstrap
+    /// prior the mean of the stored users' weights (``PriorMean``: a user never seen starts
+    /// from it). Returns the version as stored. O(users · d³).
+    ///
+    /// User weights are written first: should the catalogue write fail, they are orphans that
+    /// the next attempt at this version number replaces.
+    @discardableResult
+    public func storeVersion(
+        _ trained: Trainer.Result, reflecting seq: Int64, trainingRatings: [Rating], serve: Bool,
+        stored: (_ uid: String, _ state: RidgeState) -> UserWeights? = { UserWeights(ridge: $1, bootstrapped: false) },
+        each: (_ uid: String, _ weights: UserWeights) -> Void = { _, _ in }
+    ) throws -> ModelVersion {
+        var prior = PriorMean(dimension: trained.features.dimension)
+        try snapshots.replaceUsers(model: trained.model, version: trained.number, reflecting: seq) { write in
+            try trained.users.forEachChunk { chunk in
+                var rows: [SnapshotRow] = []
+                rows.reserveCapacity(chunk.count)
+                for (uid, state) in chunk {
+                    guard let w = stored(uid, state) else { continue }
+                    prior.add(w.ridge)
+                    rows.append(SnapshotRow(uid: uid, weights: w, seq: seq))
+                    each(uid, w)
+                }
+                try write(rows)
+            }
+        }
+        let version = trained.version(prior: prior.mean)
+        try versions.insertVersion(version, trainingRatings: trainingRatings, serve: serve)
+        return version
+    }
+
+    /// Stores a version whose users' weights are given whole (their prior already in
+    /// `version`), reflecting the log up to `seq`. O(users · d²).
+    public func createVersion(_ version: ModelVersion, users: [(uid: String, weights: UserWeights)], reflecting seq: Int64,
+                              trainingRatings: [Rating], serve: Bool) throws {
+        try snapshots.replaceUsers(model: version.model, version: version.number, reflecting: seq) { write in
+            try write(users.map { SnapshotRow(uid: $0.uid, weights: $0.weights, seq: seq) })
+        }
+        try versions.insertVersion(version, trainingRatings: trainingRatings, serve: serve)
+    }
+
+    /// Deletes the versions ``VersionPolicy/prunable(_:serving:challenger:keep:)`` names: their
+    /// catalogue rows first (once gone, a version cannot be loaded, so leftover weights, should
+    /// the second step fail, are only unused rows), then their users' weights. Returns them.
+    public func pruneVersions(model: String, keep: Int) throws -> [Int] {
+        guard let serving = try versions.models().first(where: { $0.name == model })?.servingVersion else { return [] }
+        let doomed = VersionPolicy.prunable(
+            try versions.versions(model: model), serving: serving, challenger: try versions.competitions()[model]?.challenger,
+            keep: keep)
+        guard !doomed.isEmpty else { return [] }
+        try versions.deleteVersions(model: model, doomed)
+        try snapshots.deleteUsers(model: model, versions: doomed)
+        return doomed
+    }
+}

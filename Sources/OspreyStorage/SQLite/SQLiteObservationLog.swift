@@ -1,0 +1,95 @@
+import Foundation
+import GRDB
+import OspreyModel
+
+/// The observation log in `osprey.sqlite`: table `observation`, one row per observation, its
+/// `seq` the rowid (so sequence numbers follow commit order and are never reused). The log has no
+/// index by user: one would put every appended observation on a random B-tree leaf, one more WAL
+/// page per observation in each group commit. The database also holds the catalogue (its
+/// migrations shipped in one migrator), which ``SQLiteVersionStore`` works on.
+public final class SQLiteObservationLog: ObservationLog, Sendable {
+    /// The database the log is in.
+    public let database: SQLiteDatabase
+    private var pool: DatabasePool { database.pool }
+
+    init(database: SQLiteDatabase) {
+        self.database = database
+    }
+
+    public func append(_ observations: [Observation]) throws -> [Int64] {
+        guard !observations.isEmpty else { return [] }
+        return try pool.write { db in
+            let insert = try db.cachedStatement(
+                sql: "INSERT INTO observation (model, uid, item, label, time, event_id) VALUES (?, ?, ?, ?, ?, ?)")
+            var seqs: [Int64] = []
+            seqs.reserveCapacity(observations.count)
+            for o in observations {
+                try insert.execute(arguments: [o.model, o.uid, o.item, Double(o.label), o.time, o.eventId])
+                seqs.append(db.lastInsertedRowID)
+            }
+            return seqs
+        }
+    }
+
+    public func observations(model: String, after seq: Int64, limit: Int) throws -> [LoggedObservation] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT seq, uid, item, label, time, event_id FROM observation WHERE model = ? AND seq > ? ORDER BY seq LIMIT ?",
+                arguments: [model, seq, limit]
+            ).map { row in
+                LoggedObservation(seq: row[0], observation: Observation(
+                    model: model, uid: row[1], item: row[2], label: Float(row[3] as Double), time: row[4], eventId: row[5]))
+            }
+        }
+    }
+
+    public func forEachObservation(model: String, after seq: Int64, _ body: (LoggedObservation) throws -> Void) throws {
+        try pool.read { db in
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT seq, uid, item, label, time, event_id FROM observation WHERE model = ? AND seq > ? ORDER BY seq",
+                arguments: [model, seq])
+            while let row = try rows.next() {
+                let o = Observation(model: model, uid: row[1], item: row[2], label: Float(row[3] as Double), time: row[4],
+                                    eventId: row[5])
+                try body(LoggedObservation(seq: row[0], observation: o))
+            }
+        }
+    }
+
+    /// Reads every observation of the model in the range (no index by user):
+    /// O(log n + the range's entries). Rare: only users whose learning failed have entries to replay.
+    public func forEachObservation(model: String, uid: String, in range: Range<Int64>,
+                                   _ body: (LoggedObservation) throws -> Void) throws {
+        try pool.read { db in
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT seq, item, label, time, event_id FROM observation WHERE model = ? AND seq >= ? AND seq < ? AND uid = ? ORDER BY seq",
+                arguments: [model, range.lowerBound, range.upperBound, uid])
+            while let row = try rows.next() {
+                let o = Observation(model: model, uid: uid, item: row[1], label: Float(row[2] as Double), time: row[3], eventId: row[4])
+                try body(LoggedObservation(seq: row[0], observation: o))
+            }
+        }
+    }
+
+    public func feedback(model: String) throws -> [String: DecisionFeedback] {
+        try pool.read { db in
+            var out: [String: DecisionFeedback] = [:]
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT event_id, item, label, seq FROM observation WHERE model = ? AND event_id IS NOT NULL ORDER BY seq
+                """, arguments: [model])
+            while let row = try rows.next() {
+                let id: String = row[0]
+                if out[id] == nil { out[id] = DecisionFeedback(item: row[1], label: Float(row[2] as Double), seq: row[3]) }
+            }
+            return out
+        }
+    }
+
+    public func observationCount(model: String) throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM observation WHERE model = ?", arguments: [model]) ?? 0 }
+    }
+
+    public func lastSequence() throws -> Int64 {
+        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM observation") ?? 0 }
+    }
+}

@@ -1,0 +1,211 @@
+import Foundation
+import GRDB
+import OspreyMath
+import OspreyModel
+
+/// The catalogue in `osprey.sqlite`: tables `model` (serving version, exploration policy,
+/// competition), `version` (θ as Float32 blobs, prior, metadata as JSON) and `training_rating`.
+/// It shares the database with the observation log, whose migrator (shipped, so never split)
+/// created both; version writes are rare and short beside the log's group commits.
+public final class SQLiteVersionStore: VersionStore, Sendable {
+    /// The database the catalogue is in.
+    public let database: SQLiteDatabase
+    private var pool: DatabasePool { database.pool }
+
+    init(database: SQLiteDatabase) {
+        self.database = database
+    }
+
+    public func models() throws -> [ModelRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, serving_version, created_at FROM model ORDER BY name").map {
+                ModelRecord(name: $0[0], servingVersion: $0[1], createdAt: Date(timeIntervalSince1970: $0[2]))
+            }
+        }
+    }
+
+    public func versions(model: String) throws -> [VersionRecord] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT number, created_at, status, parent, dimension, item_count, metadata FROM version WHERE model = ? ORDER BY number",
+                arguments: [model]
+            ).map { row in
+                let json: String = row[6]
+                guard let metadata = try? JSONDecoder().decode(TrainingMetadata.self, from: Data(json.utf8)) else {
+                    throw StorageError(.corrupt, "metadata of \(model) v\(row[0] as Int) is unreadable")
+                }
+                return VersionRecord(
+                    model: model, number: row[0], createdAt: Date(timeIntervalSince1970: row[1]),
+                    status: VersionRecord.Status(rawValue: row[2]) ?? .retired, parent: row[3],
+                    dimension: row[4], items: row[5], metadata: metadata)
+            }
+        }
+    }
+
+    public func loadVersion(model: String, number: Int) throws -> ModelVersion {
+        try pool.read { db in
+            guard let row = try Row.fetchOne(
+                db, sql: "SELECT created_at, parent, dimension, lambda, metadata, item_ids, features, offsets, prior FROM version WHERE model = ? AND number = ?",
+                arguments: [model, number])
+            else { throw StorageError(.notFound, "model \(model) has no version \(number)") }
+            let dimension: Int = row[2]
+            let stride = VectorKernels.paddedStride(dimension)
+            let json: String = row[4]
+            guard let metadata = try? JSONDecoder().decode(TrainingMetadata.self, from: Data(json.utf8)),
+                  let ids = try? JSONDecoder().decode([String].self, from: row[5] as Data)
+            else { throw StorageError(.corrupt, "version \(number) of \(model) is unreadable") }
+            let table = SQLiteDatabase.floats(row[6]), offsets = SQLiteDatabase.floats(row[7])
+            let prior = SQLiteDatabase.floats(row[8])
+            guard table.count == ids.count * stride, offsets.count == ids.count, prior.count == dimension else {
+                throw StorageError(.corrupt, "version \(number) of \(model) has inconsistent sizes")
+            }
+            return ModelVersion(
+                model: model, number: number, createdAt: Date(timeIntervalSince1970: row[0]),
+                features: MaterializedFeatures(dimension: dimension, ids: ids, table: table, offsets: offsets),
+                lambda: Float(row[3] as Double), prior: prior, metadata: metadata, parent: row[1])
+        }
+    }
+
+    public func insertVersion(_ version: ModelVersion, trainingRatings: [Rating], serve: Bool) throws {
+        let metadata = String(decoding: try JSONEncoder().encode(version.metadata), as: UTF8.self)
+        let ids = try JSONEncoder().encode(version.features.catalog.ids)
+        try pool.write { db in
+            if try Self.exists(db, model: version.model, version: version.number) {
+                throw StorageError(.conflict, "model \(version.model) already has a version \(version.number)")
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO version (model, number, created_at, status, parent, dimension, lambda, item_count,
+                                         metadata, item_ids, features, offsets, prior)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    version.model, version.number, version.createdAt.timeIntervalSince1970,
+                    serve ? "serving" : "built", version.parent, version.dimension, Double(version.lambda),
+                    version.features.catalog.count, metadata, ids, SQLiteDatabase.data(version.features.table),
+                    SQLiteDatabase.data(version.features.offsets), SQLiteDatabase.data(version.prior),
+                ])
+            let insertRating = try db.cachedStatement(
+                sql: "INSERT INTO training_rating (model, version, uid, item, label, time) VALUES (?, ?, ?, ?, ?, ?)")
+            for r in trainingRatings {
+                try insertRating.execute(arguments: [version.model, version.number, r.uid, r.item, Double(r.label), r.timestamp])
+            }
+            if serve { try Self.serve(db, model: version.model, version: version.number) }
+        }
+    }
+
+    public func setServing(model: String, version: Int) throws {
+        try pool.write { db in
+            guard try Self.exists(db, model: model, version: version) else {
+                throw StorageError(.notFound, "model \(model) has no version \(version)")
+            }
+            try Self.serve(db, model: model, version: version)
+        }
+    }
+
+    @discardableResult
+    public func failUnservedVersions(model: String) throws -> [Int] {
+        try pool.write { db in
+            let numbers = try Int.fetchAll(db, sql: "SELECT number FROM version WHERE model = ? AND status = 'built'", arguments: [model])
+            try db.execute(sql: "UPDATE version SET status = 'failed' WHERE model = ? AND status = 'built'", arguments: [model])
+            return numbers
+        }
+    }
+
+    public func deleteVersions(model: String, _ numbers: [Int]) throws {
+        guard !numbers.isEmpty else { return }
+        try pool.write { db in
+            for v in numbers { try db.execute(sql: "DELETE FROM version WHERE model = ? AND number = ?", arguments: [model, v]) }
+        }
+    }
+
+    public func initialRatings(model: String) throws -> [Rating] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT uid, item, label, time FROM training_rating WHERE model = ? ORDER BY rowid",
+                             arguments: [model]).map {
+                Rating(uid: $0[0], item: $0[1], label: Float($0[2] as Double), timestamp: $0[3])
+            }
+        }
+    }
+
+    /// An index range read on `(model, uid)`, through a reused statement and no explicit
+    /// transaction (`exclude_observed` runs it per request).
+    public func trainingItems(model: String, uid: String) throws -> [String] {
+        try pool.unsafeRead { db in
+            try String.fetchAll(db.cachedStatement(sql: "SELECT item FROM training_rating WHERE model = ? AND uid = ?"),
+                                arguments: [model, uid])
+        }
+    }
+
+    public func competitions() throws -> [String: CompetitionRecord] {
+        try pool.read { db in
+            var out: [String: CompetitionRecord] = [:]
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT name, challenger_version, challenger_allocation, challenger_since FROM model
+                WHERE challenger_version IS NOT NULL
+                """)
+            for row in rows {
+                out[row[0]] = CompetitionRecord(challenger: row[1], allocation: row[2], since: row[3])
+            }
+            return out
+        }
+    }
+
+    public func setCompetition(model: String, _ record: CompetitionRecord?) throws {
+        try pool.write { db in
+            if let record, try !Self.exists(db, model: model, version: record.challenger) {
+                throw StorageError(.notFound, "model \(model) has no version \(record.challenger)")
+            }
+            try db.execute(
+                sql: "UPDATE model SET challenger_version = ?, challenger_allocation = ?, challenger_since = ? WHERE name = ?",
+                arguments: [record?.challenger, record?.allocation, record?.since, model])
+            guard db.changesCount > 0 else { throw StorageError(.notFound, "model \(model) does not exist") }
+            try db.execute(sql: "UPDATE version SET status = 'retired' WHERE model = ? AND status = 'challenger'", arguments: [model])
+            if let record {
+                try db.execute(sql: "UPDATE version SET status = 'challenger' WHERE model = ? AND number = ?",
+                               arguments: [model, record.challenger])
+            }
+        }
+    }
+
+    public func promoteChallenger(model: String, version: Int) throws {
+        try pool.write { db in
+            try Self.serve(db, model: model, version: version)
+            try db.execute(
+                sql: "UPDATE model SET challenger_version = NULL, challenger_allocation = NULL, challenger_since = NULL WHERE name = ?",
+                arguments: [model])
+        }
+    }
+
+    public func explorationPolicies() throws -> [String: String] {
+        try pool.read { db in
+            var out: [String: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT name, exploration FROM model") { out[row[0]] = row[1] }
+            return out
+        }
+    }
+
+    public func setExplorationPolicy(model: String, policy: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE model SET exploration = ? WHERE name = ?", arguments: [policy, model])
+            guard db.changesCount > 0 else { throw StorageError(.notFound, "model \(model) does not exist") }
+        }
+    }
+
+    private static func exists(_ db: Database, model: String, version: Int) throws -> Bool {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM version WHERE model = ? AND number = ?", arguments: [model, version]) ?? 0 > 0
+    }
+
+    /// Marks `version` serving (creating the model row if new) and retires the previous one.
+    private static func serve(_ db: Database, model: String, version: Int) throws {
+        try db.execute(sql: "UPDATE version SET status = 'retired' WHERE model = ? AND number <> ? AND status = 'serving'",
+                       arguments: [model, version])
+        try db.execute(sql: "UPDATE version SET status = 'serving' WHERE model = ? AND number = ?", arguments: [model, version])
+        try db.execute(
+            sql: """
+                INSERT INTO model (name, serving_version, created_at) VALUES (?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET serving_version = excluded.serving_version
+                """,
+            arguments: [model, version, Date().timeIntervalSince1970])
+    }
+}

@@ -1,0 +1,71 @@
+import OspreyModel
+
+/// Snapshots of each version's user weights, the items users observed (for `exclude_observed`)
+/// and the users a process held hot (for the warm start).
+///
+/// Ordering: each user row carries the log sequence it reflects, and each version has a
+/// snapshot sequence every row has reached (``advanceSnapshot(model:version:to:)`` only raises
+/// it). A snapshot may be written in several transactions; cut short by a crash, what was
+/// written is still exact for the rows it holds, because a restore replays the log after each
+/// row's own sequence (see ``UserSnapshot``). Writes are durable when they return.
+public protocol SnapshotStore: Sendable {
+    /// Writes a new version's initial user weights as its first snapshot at log sequence `seq`,
+    /// replacing anything left by an earlier failed attempt. `rows` calls its argument with each
+    /// chunk of rows, each written in its own transaction (so no more than a chunk is held); the
+    /// version's snapshot sequence is written last, so a version whose sequence exists has all
+    /// its users.
+    func replaceUsers(model: String, version: Int, reflecting seq: Int64,
+                      _ rows: (_ write: ([SnapshotRow]) throws -> Void) throws -> Void) throws
+
+    /// Saves users' weights, each row with the log sequence it reflects, and items users
+    /// observed, in one transaction.
+    func saveSnapshot(model: String, version: Int, rows: [SnapshotRow], observedItems: [ObservedItem]) throws
+
+    /// Records items users observed, in one transaction; ones already recorded are ignored.
+    func saveObservedItems(model: String, _ items: [ObservedItem]) throws
+
+    /// The items user `uid` observed as recorded so far (without repeats). O(log n + rows).
+    func observedItems(model: String, uid: String) throws -> [String]
+
+    /// Records that every stored user of the version reflects the log up to `seq` (rows may be
+    /// further ahead). Never lowers the sequence.
+    func advanceSnapshot(model: String, version: Int, to seq: Int64) throws
+
+    /// The latest snapshot of a version's user weights, with every full state.
+    /// - Throws: ``StorageError`` `.notFound` when the version has no stored users, `.corrupt`.
+    func loadSnapshot(model: String, version: Int) throws -> UserSnapshot
+
+    /// The sequence every stored user of the version has reached (see ``UserSnapshot``).
+    /// - Throws: ``StorageError`` `.notFound` when the version has no stored users.
+    func snapshotSequence(model: String, version: Int) throws -> Int64
+
+    /// Calls `body` with every stored user's compact row (`w_u` and the small fields, no ridge
+    /// statistics): what a start loads. O(users · d).
+    /// - Throws: ``StorageError`` `.corrupt` for a row whose weights are not `dimension` floats.
+    func forEachStoredWeights(model: String, version: Int, dimension: Int, _ body: (StoredWeights) throws -> Void) throws
+
+    /// One user's full stored state and the log sequence it reflects, or nil when the version
+    /// stores none for the user. O(d²) and one point read: this runs on every hot-tier miss.
+    /// - Throws: ``StorageError`` `.corrupt` when the stored state is unreadable.
+    func loadUserState(model: String, version: Int, uid: String) throws -> (weights: UserWeights, seq: Int64)?
+
+    /// The number of users with stored weights in a version.
+    func userCount(model: String, version: Int) throws -> Int
+
+    /// Records the users whose full state a serving process holds in memory (its hot tier),
+    /// replacing the version's previous record. O(users · log users).
+    func saveHotUsers(model: String, version: Int, _ uids: [String]) throws
+
+    /// The users last recorded by ``saveHotUsers(model:version:_:)`` (none if never). O(users).
+    func hotUsers(model: String, version: Int) throws -> [String]
+
+    /// Deletes the stored user weights, snapshot sequence and hot users of the given versions.
+    func deleteUsers(model: String, versions: [Int]) throws
+}
+
+extension SnapshotStore {
+    /// Saves users' weights, each row with the log sequence it reflects, in one transaction.
+    public func saveSnapshot(model: String, version: Int, rows: [SnapshotRow]) throws {
+        try saveSnapshot(model: model, version: version, rows: rows, observedItems: [])
+    }
+}

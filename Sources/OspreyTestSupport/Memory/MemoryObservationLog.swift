@@ -1,0 +1,57 @@
+import OspreyModel
+import OspreyStorage
+import Synchronization
+
+/// An ``ObservationLog`` in memory, with the SQLite log's ordering: sequence numbers from 1 in
+/// append order, never reused. Durable for as long as the object lives, so a test "restarts" by
+/// building a new manager on the same stores.
+public final class MemoryObservationLog: ObservationLog, Sendable {
+    private let entries = Mutex<[LoggedObservation]>([])
+
+    public init() {}
+
+    public func append(_ observations: [Observation]) throws -> [Int64] {
+        entries.withLock { log in
+            observations.map { o in
+                let seq = Int64(log.count + 1)
+                log.append(LoggedObservation(seq: seq, observation: o))
+                return seq
+            }
+        }
+    }
+
+    /// Every entry, in sequence order (a copy: callers iterate without holding the lock).
+    public var all: [LoggedObservation] { entries.withLock { $0 } }
+
+    public func observations(model: String, after seq: Int64, limit: Int) throws -> [LoggedObservation] {
+        Array(all.lazy.filter { $0.seq > seq && $0.observation.model == model }.prefix(limit))
+    }
+
+    public func forEachObservation(model: String, after seq: Int64, _ body: (LoggedObservation) throws -> Void) throws {
+        for logged in all where logged.seq > seq && logged.observation.model == model { try body(logged) }
+    }
+
+    public func forEachObservation(model: String, uid: String, in range: Range<Int64>,
+                                   _ body: (LoggedObservation) throws -> Void) throws {
+        for logged in all where range.contains(logged.seq) && logged.observation.model == model && logged.observation.uid == uid {
+            try body(logged)
+        }
+    }
+
+    public func feedback(model: String) throws -> [String: DecisionFeedback] {
+        var out: [String: DecisionFeedback] = [:]
+        for logged in all where logged.observation.model == model {
+            let o = logged.observation
+            if let id = o.eventId, out[id] == nil { out[id] = DecisionFeedback(item: o.item, label: o.label, seq: logged.seq) }
+        }
+        return out
+    }
+
+    public func observationCount(model: String) throws -> Int {
+        all.lazy.filter { $0.observation.model == model }.count
+    }
+
+    public func lastSequence() throws -> Int64 {
+        entries.withLock { Int64($0.count) }
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import OspreyModel
+import OspreyStorage
+import Synchronization
+
+/// A ``VersionStore`` in memory, with the SQLite catalogue's rules: a version number is taken
+/// once, serving one version retires the previous, a competition names a stored version.
+public final class MemoryVersionStore: VersionStore, Sendable {
+    private struct Model {
+        var record: ModelRecord
+        var exploration = "greedy"
+        var competition: CompetitionRecord?
+    }
+
+    private struct State {
+        var models: [String: Model] = [:]
+        var versions: [String: [Int: (record: VersionRecord, version: ModelVersion)]] = [:]
+        var ratings: [String: [Rating]] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public func models() throws -> [ModelRecord] {
+        state.withLock { $0.models.values.map(\.record).sorted { $0.name < $1.name } }
+    }
+
+    public func versions(model: String) throws -> [VersionRecord] {
+        state.withLock { ($0.versions[model] ?? [:]).values.map(\.record).sorted { $0.number < $1.number } }
+    }
+
+    public func loadVersion(model: String, number: Int) throws -> ModelVersion {
+        guard let v = state.withLock({ $0.versions[model]?[number]?.version }) else {
+            throw StorageError(.notFound, "model \(model) has no version \(number)")
+        }
+        return v
+    }
+
+    public func insertVersion(_ version: ModelVersion, trainingRatings: [Rating], serve: Bool) throws {
+        try state.withLock { s in
+            if s.versions[version.model]?[version.number] != nil {
+                throw StorageError(.conflict, "model \(version.model) already has a version \(version.number)")
+            }
+            let record = VersionRecord(
+                model: version.model, number: version.number, createdAt: version.createdAt, status: serve ? .serving : .built,
+                parent: version.parent, dimension: version.dimension, items: version.features.catalog.count,
+                metadata: version.metadata)
+            s.versions[version.model, default: [:]][version.number] = (record, version)
+            s.ratings[version.model, default: []] += trainingRatings
+            if serve { Self.serve(&s, model: version.model, version: version.number) }
+        }
+    }
+
+    public func setServing(model: String, version: Int) throws {
+        try state.withLock { s in
+            guard s.versions[model]?[version] != nil else { throw StorageError(.notFound, "model \(model) has no version \(version)") }
+            Self.serve(&s, model: model, version: version)
+        }
+    }
+
+    @discardableResult
+    public func failUnservedVersions(model: String) throws -> [Int] {
+        state.withLock { s in
+            var failed: [Int] = []
+            for (n, v) in s.versions[model] ?? [:] where v.record.status == .built {
+                s.versions[model]?[n]?.record.status = .failed
+                failed.append(n)
+            }
+            return failed.sorted()
+        }
+    }
+
+    public func deleteVersions(model: String, _ numbers: [Int]) throws {
+        state.withLock { s in for n in numbers { s.versions[model]?[n] = nil } }
+    }
+
+    public func initialRatings(model: String) throws -> [Rating] {
+        state.withLock { $0.ratings[model] ?? [] }
+    }
+
+    public func trainingItems(model: String, uid: String) throws -> [String] {
+        state.withLock { ($0.ratings[model] ?? []).filter { $0.uid == uid }.map(\.item) }
+    }
+
+    public func competitions() throws -> [String: CompetitionRecord] {
+        state.withLock { $0.models.compactMapValues(\.competition) }
+    }
+
+    public func setCompetition(model: String, _ record: CompetitionRecord?) throws {
+        try state.withLock { s in
+            if let record, s.versions[model]?[record.challenger] == nil {
+                throw StorageError(.notFound, "model \(model) has no version \(record.challenger)")
+            }
+            guard s.models[model] != nil else { throw StorageError(.notFound, "model \(model) does not exist") }
+            s.models[model]?.competition = record
+            for (n, v) in s.versions[model] ?? [:] where v.record.status == .challenger { s.versions[model]?[n]?.record.status = .retired }
+            if let record { s.versions[model]?[record.challenger]?.record.status = .challenger }
+        }
+    }
+
+    public func promoteChallenger(model: String, version: Int) throws {
+        state.withLock { s in
+            Self.serve(&s, model: model, version: version)
+            s.models[model]?.competition = nil
+        }
+    }
+
+    public func explorationPolicies() throws -> [String: String] {
+        state.withLock { $0.models.mapValues(\.exploration) }
+    }
+
+    public func setExplorationPolicy(model: String, policy: String) throws {
+        try state.withLock { s in
+            guard s.models[model] != nil else { throw StorageError(.notFound, "model \(model) does not exist") }
+            s.models[model]?.exploration = policy
+        }
+    }
+
+    private static func serve(_ s: inout State, model: String, version: Int) {
+        for (n, v) in s.versions[model] ?? [:] where n != version && v.record.status == .serving {
+            s.versions[model]?[n]?.record.status = .retired
+        }
+        s.versions[model]?[version]?.record.status = .serving
+        if s.models[model] == nil {
+            s.models[model] = Model(record: ModelRecord(name: model, servingVersion: version, createdAt: Date()))
+        } else {
+            s.models[model]?.record.servingVersion = version
+        }
+    }
+}
