@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Osprey's exploration policies against Vowpal Wabbit's contextual bandits on the same world
-# (issue 5; results in BENCHMARKS.md, plot in docs/regret.svg).
+# (docs/operations.md, "The simulator and evaluate-policy"; results in BENCHMARKS.md, plot in
+# docs/regret.svg).
 #
 #   bench/bandit-compare.sh          ROUNDS=50000 SEED=1 by default; ROUNDS=5000 for a smoke run
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prediction cache over HTTP (issue 4): a Zipf workload (exponent 1.0) of predict and of
+# The prediction cache over HTTP (docs/operations.md, "Caches"): a Zipf workload (exponent 1.0) of predict and of
 # repeated whole-catalogue topk calls against two servers on the same model, one with the cache
 # (default size and policy, single-item scores cached too: --cache-scores) and one without
 # (--prediction-cache 0), alternating, twice each.

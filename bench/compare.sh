@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Osprey against the alternatives, side by side in one run (issue 4; results in BENCHMARKS.md).
+# Osprey against the alternatives, side by side in one run (results in BENCHMARKS.md).
 #
 #   bench/compare.sh            DURATION=10 ROUNDS=2 by default; DURATION=2 ROUNDS=1 for a smoke run
 #
@@ -18,7 +18,7 @@
 # reported on its own line), FastAPI predict/observe/topk,
 # wrk -t1 -c32 -d${DURATION}s --latency with prebuilt random requests. Prints a Markdown table
 # (with, for each Osprey round, the share of once-a-second samples of /metrics that found a
-# snapshot under way: it costs durable observes latency), the ratios against issue 4's targets
+# snapshot under way: it costs durable observes latency), the ratios against the targets
 # (means and each round's own) and each server's RSS.
 #
 # Knobs: DURATION (10), ROUNDS (2), PORT (Osprey, 18181), NOLOG_PORT (the second, 18183),
@@ -188,7 +188,7 @@ awk 'function commas(n,  s, r) { s = sprintf("%d", n); while (length(s) > 3) { r
   printf "| %s | %s | %d | %s | %.2f ms | %.2f ms | %d | %s |\n", name, ep, $3, commas($4), $5, $6, $7, $8 == "-" ? "–" : $8 " %"
 }' "$ROWS"
 echo
-echo "Against issue 4's targets (mean requests/s over the rounds, worst p99; in brackets, each round's own):"
+echo "Against the targets (mean requests/s over the rounds, worst p99; in brackets, each round's own):"
 awk -v OFS="" '
   { n[$1" "$2]++; rps[$1" "$2] += $4; round[$1" "$2" "$3] = $4; if ($3 > rounds) rounds = $3
     if ($6 > p99[$1" "$2]) p99[$1" "$2] = $6; p99s[$1" "$2] = p99s[$1" "$2] (p99s[$1" "$2] == "" ? "" : ", ") sprintf("%.2f", $6) }

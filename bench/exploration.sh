@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What exploring top-k answers and the decision log cost over HTTP (issue 5): whole-catalogue
+# What exploring top-k answers and the decision log cost over HTTP (docs/operations.md, "Exploration and the decision log"): whole-catalogue
 # topk (k=10) of bench/http.sh's model (100k users, 10k items, d=50), random users, wrk -t1 -c32,
 # against two servers on the same store — one with --no-decision-log (the baseline: greedy, no
 # event_id), one logging every decision — and, on the logging one, each exploration policy in turn

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP benchmark of `osprey serve` with wrk on loopback (DESIGN.md §8; results in BENCHMARKS.md).
+# HTTP benchmark of `osprey serve` with wrk on loopback (results in BENCHMARKS.md).
 #
 #   bench/http.sh [USERS] [ITEMS] [RATINGS] [DIM]      (defaults 100000 10000 1000000 50)
 #

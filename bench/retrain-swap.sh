@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Predict latency while a retrain runs and its version is swapped in (issue: zero failed requests,
+# Predict latency while a retrain runs and its version is swapped in (targets: zero failed requests,
 # p99 during the swap ≤ 3× steady state). Results in BENCHMARKS.md.
 #
 #   bench/retrain-swap.sh [USERS] [ITEMS] [RATINGS] [DIM]     (defaults 10000 5000 200000 20)

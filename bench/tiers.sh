@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tiered user state at a million users (issue 4). Builds synthetic stores without ALS
+# Tiered user state at a million users (docs/operations.md, "Tiered user state"). Builds synthetic stores without ALS
 # (`osprey-bench --tiers-build`: random item factors, each user's ridge state from 5 synthetic
 # ratings, d = 50, 10,000 items, written through the store API in batches of 10,000), then
 #  - in-process (`osprey-bench --tiers-measure`): a manager's start time and resident memory, and

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Training and retraining at a million users (issue 4): `osprey train` on generated ratings, then
-# `osprey retrain` offline (the server's retrain path: a Manager with the default --hot-users
-# 100000, the whole log and the initial ratings, the given λ kept, the new version installed
-# cold), each timed with
-# its peak RSS (/usr/bin/time). Users' ridge states are streamed to the store a chunk at a time.
+# Training and retraining at a million users (docs/operations.md, "Training and choosing λ"):
+# `osprey train` on generated ratings, then `osprey retrain` offline (the server's retrain path:
+# a Manager with the default --hot-users 100000, the whole log and the initial ratings, the given
+# λ kept, the new version installed cold), each timed with its peak RSS (/usr/bin/time). Users'
+# ridge states are streamed to the store a chunk at a time.
 # Baseline in the same run, at BASE_USERS users: the release before streaming (BASE_BINARY, built
 # from commit 9a9c0b8, which held every user's state in memory; skipped when absent), and this one:
 #   git worktree add /tmp/osprey-stream-base 9a9c0b8 && (cd /tmp/osprey-stream-base && swift build -c release --product osprey)

@@ -37,7 +37,7 @@ public struct TrainingMetadata: Sendable, Codable, Equatable {
     }
 }
 
-/// An immutable version of a model (DESIGN.md §2): the feature parameters θ (here a materialized
+/// An immutable version of a model (docs/architecture.md, "Vocabulary"): the feature parameters θ (here a materialized
 /// table), the ridge penalty online learning uses, the bootstrap prior, and training metadata.
 /// A model serves exactly one version at a time; a new version is swapped in whole. It is a
 /// class so a reader takes it with one reference count, whatever the size of θ.

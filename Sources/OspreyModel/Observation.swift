@@ -1,6 +1,6 @@
 import Foundation
 
-/// Feedback from the application (DESIGN.md §2): user `uid` gave `item` the label `label`.
+/// Feedback from the application (docs/architecture.md, "Vocabulary"): user `uid` gave `item` the label `label`.
 public struct Observation: Sendable, Equatable {
     public var model: String
     public var uid: String

@@ -2,7 +2,7 @@ import OspreyMath
 
 /// One user's learned state: the ridge statistics behind `w_u`, and what the API reports.
 ///
-/// It is a materialized view of the log (DESIGN.md §3): applying the same observations in log
+/// It is a materialized view of the log (docs/architecture.md, "Storage semantics"): applying the same observations in log
 /// order to the same starting state gives the same bits, which is how a restart restores it.
 public struct UserWeights: Sendable, Equatable {
     /// The smoothing factor of ``runningLoss``: roughly the last 1/α observations count.

@@ -1,5 +1,6 @@
-// The eviction-policy study of issue 4 (`osprey-bench --caches`): hit ratio and cost per request
-// of LRU and S3-FIFO on Zipf-distributed request traces, with and without scans mixed in.
+// The eviction-policy study (`osprey-bench --caches`; docs/operations.md, "Caches"): hit ratio
+// and cost per request of LRU and S3-FIFO on Zipf-distributed request traces, with and without
+// scans mixed in.
 
 import OspreyEngine
 import OspreyMath

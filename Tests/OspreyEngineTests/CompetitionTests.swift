@@ -6,7 +6,7 @@ import OspreyTestSupport
 import Testing
 @testable import OspreyEngine
 
-/// Competing versions (issue 5): a challenger serving beside the champion, sticky allocation by
+/// Competing versions (docs/architecture.md, "Competing versions"): a challenger serving beside the champion, sticky allocation by
 /// split or bandit, per-version reward, promote, and restarts in the middle.
 struct CompetitionTests {
     func users(_ t: TrainedStore) -> [String] { Array(Set(t.ratings.map(\.uid))).sorted() }

@@ -7,7 +7,7 @@ import Testing
 @testable import OspreyEngine
 
 /// Exploring top-k answers, the decision log, feedback joined by event id, and off-policy
-/// evaluation over the server's own log (issue 5).
+/// evaluation over the server's own log (docs/architecture.md, "Exploration and the decision log").
 struct ExplorationServingTests {
     let candidates = (1...10).map { "i\($0)" }
 

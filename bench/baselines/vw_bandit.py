@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Vowpal Wabbit's contextual bandits on Osprey's bandit world (bench/bandit-compare.sh, issue 5).
+"""Vowpal Wabbit's contextual bandits on Osprey's bandit world (bench/bandit-compare.sh).
 
   vw_bandit.py run WORLD.json OUT.csv [--rounds N] [--configs "NAME=ARGS;..."] [--seed S]
   vw_bandit.py report OSPREY.csv VW.csv SVG [--target 0.8]

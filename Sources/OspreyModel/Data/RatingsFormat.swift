@@ -1,4 +1,4 @@
-/// The ratings file formats Osprey reads (DESIGN.md §10).
+/// The ratings file formats Osprey reads (``RatingsReader`` detects which from the first line).
 public enum RatingsFormat: String, Sendable, Equatable {
     /// MovieLens 100k `u.data`: `user<TAB>item<TAB>rating<TAB>timestamp`.
     case movieLensTab = "movielens-tab"

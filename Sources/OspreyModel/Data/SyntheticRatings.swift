@@ -1,7 +1,6 @@
 import OspreyMath
 
-/// Synthetic ratings from a known latent-factor model, so tests and benchmarks need no download
-/// (DESIGN.md §10).
+/// Synthetic ratings from a known latent-factor model, so tests and benchmarks need no download.
 ///
 /// `label = μ + b_u + b_i + p_u · q_i + ε` with `p_u, q_i ~ N(0, d^-1/2 I)` (so `p_u · q_i` has
 /// unit variance), biases `~ N(0, 0.5²)`, noise `ε ~ N(0, σ²)`. Items are drawn with Zipf

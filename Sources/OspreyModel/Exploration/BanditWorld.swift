@@ -1,6 +1,7 @@
 import OspreyMath
 
-/// A synthetic world for contextual bandits (issue 5): users with true latent tastes, a
+/// A synthetic world for contextual bandits (docs/operations.md, "The simulator and
+/// evaluate-policy"): users with true latent tastes, a
 /// catalogue of items with latent vectors, and rewards = true rating + noise.
 ///
 /// The true rating is the model Osprey fits: `r(u, i) = μ + b_i + [q_i; 1] · [p_u; b_u]` with

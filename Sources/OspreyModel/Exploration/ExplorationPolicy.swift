@@ -1,5 +1,5 @@
 /// How a model trades showing what it believes is best against learning about what it is unsure
-/// of (issue 5). The API spells a policy `greedy`, `epsilon_greedy(0.1)`, `linucb(1.0)` or
+/// of (docs/architecture.md, "Exploration and the decision log"). The API spells a policy `greedy`, `epsilon_greedy(0.1)`, `linucb(1.0)` or
 /// `thompson(1.0)`; ``description`` prints that form and ``init(_:)`` parses it.
 ///
 /// - `greedy`: rank by the score `offset + w_u · f(x)`; never explores.

@@ -41,7 +41,7 @@ public struct OffPolicyEstimate: Sendable, Equatable {
     public func contains(_ x: Double) -> Bool { lower <= x && x <= upper }
 }
 
-/// Off-policy evaluation (issue 5): how much reward a target policy would have earned, estimated
+/// Off-policy evaluation (docs/operations.md, "Off-policy evaluation"): how much reward a target policy would have earned, estimated
 /// from decisions logged under another policy with known propensities (Dudík, Langford & Li,
 /// "Doubly Robust Policy Evaluation and Learning", ICML 2011).
 ///

@@ -15,7 +15,7 @@ import OspreyMath
 /// user u (Velox eq. 2 with the roles of users and items swapped).
 ///
 /// Use it with the user side in this order, which is the one measured best
-/// (BENCHMARKS.md, "The Velox §4.2 experiment"): learn the observation into the item with the
+/// (bench/results/2026-11-21-online-vs-retrain.md): learn the observation into the item with the
 /// user's current weights, then into the user's weights against the item's updated row. (The
 /// other order hands the item only the residual the user's update left, and learns less.)
 ///
@@ -25,9 +25,10 @@ import OspreyMath
 /// Memory: one ``RidgeState`` per item, about `2·(d+1)·stride` floats (≈ 23 KB at d = 50).
 ///
 /// For the serving engine: unlike a user's state, an item's state is written by observations of
-/// every user, so updates partitioned by uid (DESIGN.md §7) meet on popular items; an engine
-/// adopting this needs per-item locks (the state is per item, so striping by item row works) and,
-/// since the prediction and feature caches hold rows, to invalidate an item's entries when it moves.
+/// every user, so updates partitioned by uid (docs/architecture.md, "Threads and locks") meet
+/// on popular items; an engine adopting this needs per-item locks (the state is per item, so
+/// striping by item row works) and, since the prediction and feature caches hold rows, to
+/// invalidate an item's entries when it moves.
 public struct ItemWeights: FeatureFunction {
     /// Settings of the item-side updates.
     public struct Configuration: Sendable {
