@@ -72,7 +72,12 @@ let package = Package(
         .executableTarget(name: "osprey-bench", dependencies: [
             "OspreyMath", "OspreyModel", "OspreyEngine", "OspreyStorage", .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "OspreyTestSupport", dependencies: ["OspreyMath", "OspreyModel", "OspreyStorage", "OspreyEngine"]),
+        .target(
+            name: "OspreyTestSupport",
+            dependencies: [
+                "OspreyMath", "OspreyModel", "OspreyStorage", "OspreyEngine", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "OspreyMathTests",
             dependencies: ["OspreyMath", .product(name: "Numerics", package: "swift-numerics")]

@@ -10,7 +10,7 @@ extension API {
         let model = try context.parameter("model")
         let body = try await request.decodeJSON(ExplorationBody.self, limit: configuration.maxBodyBytes)
         let policy = try Self.policy(body.policy)
-        try manager.setExploration(model: model, policy: policy)
+        try manager.exploration.setPolicy(model: model, policy)
         return JSONWriter.response { w in
             w.object { w in
                 w.field("name", model)
@@ -23,7 +23,7 @@ extension API {
         let model = try context.parameter("model")
         let body = try await request.decodeJSON(EvaluatePolicyBody.self, limit: configuration.maxBodyBytes)
         let policy = try Self.policy(body.policy)
-        let e = try await manager.evaluatePolicy(
+        let e = try await manager.exploration.evaluate(
             model: model, policy: policy, version: body.version, limit: body.limit ?? 10_000,
             propensitySamples: body.samples ?? 64, seed: body.seed ?? 1)
         return JSONWriter.response { w in
@@ -62,19 +62,19 @@ extension API {
         let model = try context.parameter("model")
         let body = try await request.decodeJSON(ChallengerBody.self, limit: configuration.maxBodyBytes)
         let allocation = try TrafficAllocation.parse(body.allocation ?? "thompson")
-        try await manager.startCompetitionInBackground(model: model, challenger: body.version, allocation: allocation)
+        try await manager.installer.startCompetition(model: model, challenger: body.version, allocation: allocation)
         return try competitionResponse(model)
     }
 
     func stopChallenger(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let model = try context.parameter("model")
-        try manager.stopCompetition(model: model)
+        try manager.installer.stopCompetition(model: model)
         return try competitionResponse(model)
     }
 
     func promote(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let model = try context.parameter("model")
-        let version = try manager.promote(model: model)
+        let version = try manager.installer.promote(model: model)
         return JSONWriter.response { w in
             w.object { w in
                 w.field("name", model)

@@ -243,12 +243,12 @@ struct API: Sendable {
         let model = try context.parameter("model"), uid = try context.parameter("uid")
         let body = try ObserveBody.decode(from: try await request.body.collect(upTo: configuration.maxBodyBytes))
         let feedback = try body.feedback(uid: uid)
-        let version = try await manager.observe(model: model, [feedback])
+        let version = try await manager.ingestor.observe(model: model, [feedback])
         return .json(Self.observeAnswer(feedback, version: version))
     }
 
     /// observe's JSON answer, for the router and the event-loop fast path (``FastPathHandler``).
-    static func observeAnswer(_ feedback: Manager.Feedback, version: Int) -> ByteBuffer {
+    static func observeAnswer(_ feedback: Feedback, version: Int) -> ByteBuffer {
         JSONWriter.body { w in
             w.object { w in
                 w.field("uid", feedback.uid)
@@ -263,15 +263,15 @@ struct API: Sendable {
         let model = try context.parameter("model")
         let body = try await request.decodeJSON(BulkObserveBody.self, limit: configuration.maxBodyBytes)
         guard !body.observations.isEmpty else { throw OspreyError(.invalidArgument, "observations must not be empty") }
-        var batch: [Manager.Feedback] = []
+        var batch: [Feedback] = []
         batch.reserveCapacity(body.observations.count)
         for (n, o) in body.observations.enumerated() {
             guard let label = o.label.finiteLabel else {
                 throw OspreyError(.invalidArgument, "observation \(n): label must be a finite number")
             }
-            batch.append(Manager.Feedback(uid: o.uid.value, item: o.item.value, label: label, eventId: o.eventId))
+            batch.append(Feedback(uid: o.uid.value, item: o.item.value, label: label, eventId: o.eventId))
         }
-        try await manager.observe(model: model, batch)
+        try await manager.ingestor.observe(model: model, batch)
         return JSONWriter.response { $0.object { $0.field("accepted", batch.count) } }
     }
 }
@@ -281,27 +281,27 @@ extension API {
         let model = try context.parameter("model")
         let body = try await request.decodeJSON(RetrainBody.self, limit: configuration.maxBodyBytes,
                                                 emptyAs: RetrainBody(wait: nil, challenger: nil))
-        let id = try manager.startRetrain(model: model, challenger: try body.challenger.map(TrafficAllocation.parse))
-        guard body.wait == true else { return Self.response(try manager.job(id, model: model), status: .accepted) }
-        return Self.response(try await manager.wait(forJob: id, model: model))
+        let id = try manager.retrainer.start(model: model, challenger: try body.challenger.map(TrafficAllocation.parse))
+        guard body.wait == true else { return Self.response(try manager.retrainer.job(id, model: model), status: .accepted) }
+        return Self.response(try await manager.retrainer.wait(forJob: id, model: model))
     }
 
     func job(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let model = try context.parameter("model")
         guard let id = Int(try context.parameter("id")) else { throw APIError.badRequest("a job id is a number") }
-        return Self.response(try manager.job(id, model: model))
+        return Self.response(try manager.retrainer.job(id, model: model))
     }
 
     func cancel(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let model = try context.parameter("model")
         guard let id = Int(try context.parameter("id")) else { throw APIError.badRequest("a job id is a number") }
-        return Self.response(try manager.cancel(job: id, model: model))
+        return Self.response(try manager.retrainer.cancel(job: id, model: model))
     }
 
     func rollback(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let model = try context.parameter("model")
         let body = try await request.decodeJSON(RollbackBody.self, limit: configuration.maxBodyBytes)
-        try await manager.rollbackInBackground(model: model, to: body.version)
+        try await manager.installer.rollback(model: model, to: body.version)
         return JSONWriter.response { w in
             w.object { w in
                 w.field("name", model)

@@ -10,7 +10,8 @@ import OspreyEngine
 /// the very same one. With `fastPath` (the default), `predict`, in-memory `topk` and plain
 /// `observe` requests are answered on the event loops (``FastPathHandler``), whole-catalogue top-k
 /// scans run on a pool of ``ServerConfiguration/scanThreads`` threads, and the rest is answered
-/// by the router.
+/// by the router. The application's services own the event-loop group and the scan pool, and
+/// stop them after the server has stopped.
 public func buildApplication(
     manager: Manager, configuration: ServerConfiguration = .init(), logger: Logger
 ) -> some ApplicationProtocol {
@@ -22,6 +23,7 @@ public func buildApplication(
     let fastPath = configuration.fastPath
     let scanThreads = configuration.scanThreadCount
     let scans = scanThreads > 0 ? WorkerPool(name: "osprey-scan", threads: scanThreads) : nil
+    let loops = EventLoopGroupService(threads: configuration.eventLoopCount)
     return Application(
         router: router,
         server: fastPath
@@ -32,16 +34,8 @@ public func buildApplication(
             }
             : .http1(),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: API.serverName),
-        // A group of its own lives as long as the process (a server is built once per process).
-        eventLoopGroupProvider: .shared(configuration.eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
-            ?? defaultEventLoopGroup),
+        // Stopped in reverse order after the server: the scans it waits for, then the loops.
+        services: [loops] + (scans.map { [$0] } ?? []),
+        eventLoopGroupProvider: .shared(loops.group),
         logger: logger)
 }
-
-/// The event loops of a server built without a count: half the cores, at least one. The loops only
-/// read requests and write answers (and answer `predict` and short top-k lists); whole-catalogue
-/// scans, the group commit and snapshots run on threads of their own, which the other cores are
-/// left for. On two cores one loop with the scan pool served predict with a lower p99 than two
-/// loops, and as many top-k calls a second (BENCHMARKS.md). Shared by every server of the
-/// process, as NIO's singleton is.
-let defaultEventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: ServerConfiguration.defaultEventLoops)

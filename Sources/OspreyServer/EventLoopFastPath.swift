@@ -205,11 +205,11 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Hands an observation to the group commit and holds this connection's later requests until
     /// the commit completes; then answers (on this event loop) and takes them up.
     /// - Throws: what checking the feedback throws (nothing was logged then).
-    private func commit(_ feedback: Manager.Feedback, model: String, start: ContinuousClock.Instant,
+    private func commit(_ feedback: Feedback, model: String, start: ContinuousClock.Instant,
                         context: ChannelHandlerContext) throws {
         let loop = context.eventLoop
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
-        try api.manager.observe(model: model, [feedback]) { result in
+        try api.manager.ingestor.observe(model: model, [feedback]) { result in
             loop.execute {
                 let (handler, context) = bound.value
                 var status = HTTPResponse.Status.ok

@@ -52,9 +52,9 @@ struct ObserveBody: Decodable, Equatable {
 
     /// The feedback this body gives on user `uid`.
     /// - Throws: ``OspreyError`` `invalidArgument` for a label that is not a finite Float.
-    func feedback(uid: String) throws -> Manager.Feedback {
+    func feedback(uid: String) throws -> Feedback {
         guard let label = label.finiteLabel else { throw OspreyError(.invalidArgument, "label must be a finite number") }
-        return Manager.Feedback(uid: uid, item: item.value, label: label, eventId: eventId)
+        return Feedback(uid: uid, item: item.value, label: label, eventId: eventId)
     }
 }
 

@@ -11,7 +11,11 @@ public struct ServerConfiguration: Sendable {
     /// Answer `predict`, in-memory `topk` and `observe` without `event_id` on the event loops, past
     /// the router (``FastPathHandler``).
     public var fastPath: Bool
-    /// Network event-loop threads (nil: a group shared by the process, of half the cores, at least one).
+    /// Network event-loop threads (nil: half the cores, at least one). The loops only read
+    /// requests and write answers (and answer `predict` and short top-k lists); whole-catalogue
+    /// scans, the group commit and snapshots run on threads of their own, which the other cores
+    /// are left for. On two cores one loop with the scan pool served predict with a lower p99
+    /// than two loops, and as many top-k calls a second (BENCHMARKS.md).
     public var eventLoops: Int?
     /// Threads that score the fast path's whole-catalogue (and long-list) top-k calls, so an event
     /// loop only reads requests and writes answers (nil: one per core; 0: each loop scores its own).

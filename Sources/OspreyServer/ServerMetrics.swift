@@ -135,15 +135,15 @@ final class ServerMetrics: Sendable {
         text += Self.competitionMetrics(manager)
         text += "# TYPE osprey_decision_log_write_failures_total counter\nosprey_decision_log_write_failures_total \(manager.decisionLogFailureCount)\n"
         text += "# TYPE osprey_decisions_pruned_total counter\nosprey_decisions_pruned_total \(manager.decisionsPrunedCount)\n"
-        text += "# TYPE osprey_group_commits_total counter\nosprey_group_commits_total \(manager.commitCount)\n"
-        let snapshots = manager.snapshotStatistics
+        text += "# TYPE osprey_group_commits_total counter\nosprey_group_commits_total \(manager.ingestor.commitCount)\n"
+        let snapshots = manager.snapshotter.statistics
         text += "# TYPE osprey_snapshots_total counter\nosprey_snapshots_total \(snapshots.completedCount)\n"
         text += "# TYPE osprey_snapshot_failures_total counter\nosprey_snapshot_failures_total \(snapshots.failureCount)\n"
         text += "# TYPE osprey_snapshot_users_total counter\nosprey_snapshot_users_total \(snapshots.usersSaved)\n"
         text += "# TYPE osprey_snapshot_seconds_total counter\nosprey_snapshot_seconds_total \(snapshots.seconds)\n"
         text += "# TYPE osprey_snapshot_in_progress gauge\nosprey_snapshot_in_progress \(snapshots.running ? 1 : 0)\n"
-        text += "# TYPE osprey_retrain_failures_total counter\nosprey_retrain_failures_total \(manager.retrainFailureCount)\n"
-        text += "# TYPE osprey_retrain_cancellations_total counter\nosprey_retrain_cancellations_total \(manager.retrainCancellationCount)\n"
+        text += "# TYPE osprey_retrain_failures_total counter\nosprey_retrain_failures_total \(manager.retrainer.failureCount)\n"
+        text += "# TYPE osprey_retrain_cancellations_total counter\nosprey_retrain_cancellations_total \(manager.retrainer.cancellationCount)\n"
         return text
     }
 

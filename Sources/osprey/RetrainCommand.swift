@@ -22,11 +22,16 @@ struct RetrainCommand: AsyncParsableCommand {
             return handler
         })
         let manager = try Manager(stores: try SQLiteStores(directory: dataDir).stores, configuration: .init(retrainThreads: 2), logger: logger)
+        try await manager.withServices(logger: logger) { try await Self.retrain(model, on: manager) }
+    }
+
+    /// Runs the retrain job and prints its progress.
+    private static func retrain(_ model: String, on manager: Manager) async throws {
         let id: Int
-        do { id = try manager.startRetrain(model: model) } catch let e as OspreyError { throw ValidationError(e.message) }
+        do { id = try manager.retrainer.start(model: model) } catch let e as OspreyError { throw ValidationError(e.message) }
         var shown = (fits: -1, iteration: -1)
         while true {
-            let job = try manager.job(id, model: model)
+            let job = try manager.retrainer.job(id, model: model)
             if job.phase == .training && (job.lambdaFits, job.iteration) != shown && (job.lambdaFits, job.iteration) != (0, 0) {
                 shown = (job.lambdaFits, job.iteration)
                 let step = job.iteration == 0 && job.lambdaFits > 0
@@ -43,6 +48,5 @@ struct RetrainCommand: AsyncParsableCommand {
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        try await manager.shutdown()
     }
 }

@@ -113,9 +113,10 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
         : "\(server.eventLoopCount) event loop(s), no fast path"
     logger.info("serving \(manager.registry.all.count) model(s) from \(store.path) on http://\(o.host):\(o.port) (\(threads))")
     banner?("http://\(o.host):\(o.port)")
-    // Services shut down in reverse order: the server drains first, then the manager snapshots.
+    // Services shut down in reverse order: the server drains first, then the manager's services
+    // (the ingestor answers what is queued, the snapshotter saves every changed user, ...).
     let group = ServiceGroup(configuration: .init(
-        services: [.init(service: manager), .init(service: app)],
+        services: manager.services.map { .init(service: $0) } + [.init(service: app)],
         gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     try await group.run()
 }

@@ -15,8 +15,8 @@ struct CompetitionTests {
         let t = try TrainedStore()
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), logger: quiet)
-        let job = try m.startRetrain(model: "demo", challenger: .split(0.5))
-        #expect(try await m.wait(forJob: job, model: "demo").phase == .done)
+        let job = try m.retrainer.start(model: "demo", challenger: .split(0.5))
+        #expect(try await m.retrainer.wait(forJob: job, model: "demo").phase == .done)
         let model = try m.registry.model("demo")
         #expect(model.version.number == 1, "the retrained version competes; it does not serve")
         let info = try #require(try m.info(model: "demo").competition)
@@ -50,10 +50,10 @@ struct CompetitionTests {
         #expect(uids.map { try! r.registry.model("demo").state(for: $0).version.number } == assigned)
 
         // Promote: the challenger serves everyone, with what it learned.
-        #expect(try r.promote(model: "demo") == 2)
+        #expect(try r.installer.promote(model: "demo") == 2)
         #expect(try r.registry.model("demo").competition == nil)
         #expect(try r.registry.model("demo").current.users.fullState(uid)?.ridge == learned)
-        #expect(throws: OspreyError.self) { try r.promote(model: "demo") }
+        #expect(throws: OspreyError.self) { try r.installer.promote(model: "demo") }
         try await r.shutdown()
         let again = try Manager(stores: try t.reopen(), logger: quiet)
         #expect(try again.registry.model("demo").version.number == 2 && again.registry.model("demo").competition == nil)
@@ -64,18 +64,18 @@ struct CompetitionTests {
         let t = try TrainedStore()
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), logger: quiet)
-        #expect(throws: OspreyError.self) { try m.startCompetition(model: "demo", challenger: 1, allocation: .thompson) }
-        #expect(throws: OspreyError.self) { try m.startCompetition(model: "demo", challenger: 7, allocation: .thompson) }
-        #expect(throws: OspreyError.self) { try m.stopCompetition(model: "demo") }
+        await #expect(throws: OspreyError.self) { try await m.installer.startCompetition(model: "demo", challenger: 1, allocation: .thompson) }
+        await #expect(throws: OspreyError.self) { try await m.installer.startCompetition(model: "demo", challenger: 7, allocation: .thompson) }
+        #expect(throws: OspreyError.self) { try m.installer.stopCompetition(model: "demo") }
         #expect(throws: OspreyError.self) { try TrafficAllocation.parse("split(1.5)") }
         #expect(try TrafficAllocation.parse(" Split(0.25) ") == .split(0.25))
-        let job = try m.startRetrain(model: "demo")
-        #expect(try await m.wait(forJob: job, model: "demo").version == 2)
-        try m.startCompetition(model: "demo", challenger: 1, allocation: .split(0.3))
-        #expect(throws: OspreyError.self) { try m.startCompetition(model: "demo", challenger: 1, allocation: .thompson) }
-        #expect(throws: OspreyError.self) { try m.rollback(model: "demo", to: 1) }
-        #expect(throws: OspreyError.self) { try m.startRetrain(model: "demo", challenger: .thompson) }
-        try m.stopCompetition(model: "demo")
+        let job = try m.retrainer.start(model: "demo")
+        #expect(try await m.retrainer.wait(forJob: job, model: "demo").version == 2)
+        try await m.installer.startCompetition(model: "demo", challenger: 1, allocation: .split(0.3))
+        await #expect(throws: OspreyError.self) { try await m.installer.startCompetition(model: "demo", challenger: 1, allocation: .thompson) }
+        await #expect(throws: OspreyError.self) { try await m.installer.rollback(model: "demo", to: 1) }
+        #expect(throws: OspreyError.self) { try m.retrainer.start(model: "demo", challenger: .thompson) }
+        try m.installer.stopCompetition(model: "demo")
         #expect(try m.info(model: "demo").competition == nil)
         #expect(users(t).allSatisfy { (try? m.registry.model("demo").state(for: $0).version.number) == 2 })
         #expect(try t.stores.versions.versions(model: "demo").map(\.status) == [.retired, .serving])
@@ -86,9 +86,9 @@ struct CompetitionTests {
         let t = try TrainedStore()
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), logger: quiet)
-        let job = try m.startRetrain(model: "demo")
-        #expect(try await m.wait(forJob: job, model: "demo").version == 2)
-        try m.startCompetition(model: "demo", challenger: 1, allocation: .thompson)
+        let job = try m.retrainer.start(model: "demo")
+        #expect(try await m.retrainer.wait(forJob: job, model: "demo").version == 2)
+        try await m.installer.startCompetition(model: "demo", challenger: 1, allocation: .thompson)
         var noise = SplitMix64(seed: 11)
         var late = [0, 0]
         var seen: [String: Int] = [:]
@@ -99,7 +99,7 @@ struct CompetitionTests {
             if n >= 200 { late[a.version == 1 ? 1 : 0] += 1 }
             // The challenger's answers are clicked more: reward 1 against 0.5, noise σ = 0.5.
             let reward = (a.version == 1 ? 1.0 : 0.5) + 0.5 * noise.nextGaussian()
-            try await m.observe(model: "demo", [Manager.Feedback(uid: uid, item: a.items[0].item, label: Float(reward), eventId: a.eventId)])
+            try await m.observe(model: "demo", [Feedback(uid: uid, item: a.items[0].item, label: Float(reward), eventId: a.eventId)])
         }
         let info = try #require(try m.info(model: "demo").competition)
         #expect(info.challengerShare > 0.95, "share \(info.challengerShare)")

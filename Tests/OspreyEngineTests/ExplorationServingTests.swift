@@ -15,7 +15,7 @@ struct ExplorationServingTests {
         let t = try TrainedStore()
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), logger: quiet)
-        try m.setExploration(model: "demo", policy: .epsilonGreedy(0.5))
+        try m.exploration.setPolicy(model: "demo", .epsilonGreedy(0.5))
         let restarted = try Manager(stores: try t.reopen(), logger: quiet)
         #expect(try restarted.registry.model("demo").exploration == .epsilonGreedy(0.5))
         #expect(try restarted.info(model: "demo").exploration == .epsilonGreedy(0.5))
@@ -51,7 +51,7 @@ struct ExplorationServingTests {
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), logger: quiet)
         let alpha = 2.0
-        try m.setExploration(model: "demo", policy: .linUCB(alpha))
+        try m.exploration.setPolicy(model: "demo", .linUCB(alpha))
         let uid = t.ratings[0].uid
         let answer = try m.explorer.topK(model: "demo", uid: uid, k: 10, items: candidates)
         let state = try m.registry.model("demo").current
@@ -98,7 +98,7 @@ struct ExplorationServingTests {
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), configuration: .init(exploration: .init(shortlist: 12, propensitySamples: 32)),
                             logger: quiet)
-        try m.setExploration(model: "demo", policy: .thompson(1))
+        try m.exploration.setPolicy(model: "demo", .thompson(1))
         let uid = t.ratings[0].uid
         let greedy = try Predictor(registry: m.registry).topK(model: "demo", uid: uid, k: 12, items: nil)
         let answer = try m.explorer.topK(model: "demo", uid: uid, k: 3, items: nil)
@@ -116,20 +116,20 @@ struct ExplorationServingTests {
         let t = try TrainedStore()
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), logger: quiet)
-        try m.setExploration(model: "demo", policy: .epsilonGreedy(1))
+        try m.exploration.setPolicy(model: "demo", .epsilonGreedy(1))
         let uid = t.ratings[0].uid, other = t.ratings.first { $0.uid != uid }!.uid
         let answer = try m.explorer.topK(model: "demo", uid: uid, k: 1, items: candidates)
         let id = try #require(answer.eventId)
         let item = answer.items[0].item
         #expect(answer.items[0].explored, "ε = 1 always explores")
         // Named while still buffered: found, joined, and it feeds the exploration pool.
-        try await m.observe(model: "demo", [Manager.Feedback(uid: uid, item: item, label: 4, eventId: id)])
+        try await m.observe(model: "demo", [Feedback(uid: uid, item: item, label: 4, eventId: id)])
         #expect(try m.registry.model("demo").current.quality.explorationScored == 1)
         await #expect(throws: OspreyError.self) {
-            try await m.observe(model: "demo", [Manager.Feedback(uid: other, item: item, label: 4, eventId: id)])
+            try await m.observe(model: "demo", [Feedback(uid: other, item: item, label: 4, eventId: id)])
         }
         await #expect(throws: OspreyError.self) {
-            try await m.observe(model: "demo", [Manager.Feedback(uid: uid, item: item, label: 4, eventId: "no-such-event")])
+            try await m.observe(model: "demo", [Feedback(uid: uid, item: item, label: 4, eventId: "no-such-event")])
         }
         #expect(try t.stores.log.observationCount(model: "demo") == 1, "rejected calls log nothing")
         try await m.shutdown()
@@ -138,7 +138,7 @@ struct ExplorationServingTests {
         #expect(try restarted.decisions.lookup(id)?.items == answer.items)
         #expect(try t.stores.log.feedback(model: "demo")[id] == DecisionFeedback(item: item, label: 4, seq: 1))
         #expect(try restarted.info(model: "demo").decisions == 1)
-        try await restarted.observe(model: "demo", [Manager.Feedback(uid: uid, item: item, label: 5, eventId: id)])
+        try await restarted.observe(model: "demo", [Feedback(uid: uid, item: item, label: 5, eventId: id)])
     }
 
     /// A simulated client: rewards are a fixed truth (the version's initial scores); decisions
@@ -148,20 +148,20 @@ struct ExplorationServingTests {
         let t = try TrainedStore(users: 40, items: 30, ratings: 500)
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), logger: quiet)
-        try m.setExploration(model: "demo", policy: .epsilonGreedy(0.4))
+        try m.exploration.setPolicy(model: "demo", .epsilonGreedy(0.4))
         let truth = Predictor(registry: try Manager(stores: try t.reopen(), logger: quiet).registry)
         func reward(_ uid: String, _ item: String) throws -> Float { try truth.predict(model: "demo", uid: uid, item: item).score }
         let users = Array(Set(t.ratings.map(\.uid))).sorted()
         let catalogue = try m.registry.model("demo").version.features.catalog.ids
         var rng = SplitMix64(seed: 3)
-        var batch: [Manager.Feedback] = []
+        var batch: [Feedback] = []
         for n in 0..<3000 {
             let uid = users[Int(rng.next() % UInt64(users.count))]
             var pool = catalogue
             for i in stride(from: pool.count - 1, to: 0, by: -1) { pool.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
             let a = try m.explorer.topK(model: "demo", uid: uid, k: 1, items: Array(pool.prefix(6)))
             if n % 10 != 9 {   // some decisions get no feedback
-                batch.append(Manager.Feedback(uid: uid, item: a.items[0].item, label: try reward(uid, a.items[0].item), eventId: a.eventId))
+                batch.append(Feedback(uid: uid, item: a.items[0].item, label: try reward(uid, a.items[0].item), eventId: a.eventId))
             }
             if batch.count == 100 {
                 try await m.observe(model: "demo", batch)
@@ -169,7 +169,7 @@ struct ExplorationServingTests {
             }
         }
         try await m.observe(model: "demo", batch)
-        let e = try await m.evaluatePolicy(model: "demo", policy: .greedy, limit: 10_000)
+        let e = try await m.exploration.evaluate(model: "demo", policy: .greedy, limit: 10_000)
         #expect(e.decisions == 3000 && e.used == 2700 && e.skipped.noFeedback == 300)
         // The true value: greedy on today's weights picks the best-scored candidate; its reward.
         let feedback = try t.stores.log.feedback(model: "demo")

@@ -67,8 +67,8 @@ struct FeatureCacheTests {
         #expect(s.hitCount == uids.count * items.count * 2 - items.count)
         #expect(s.evictionCount == 0)
 
-        let job = try cached.startRetrain(model: "demo")
-        #expect(try await cached.wait(forJob: job, model: "demo").phase == .done)
+        let job = try cached.retrainer.start(model: "demo")
+        #expect(try await cached.retrainer.wait(forJob: job, model: "demo").phase == .done)
         let second = try #require(try cached.registry.model("demo").current.featureCache)
         #expect(second !== first && second.count == 0, "a new version's features start a new cache")
         #expect(second.statistics === s, "the counts continue")

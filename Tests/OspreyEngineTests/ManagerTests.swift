@@ -92,7 +92,7 @@ struct ManagerTests {
         }
         let (m, p) = try open(t)
         for _ in 0..<10 { try await m.observe(model: "demo", randomBatch()) }
-        try m.snapshot()
+        try m.snapshotter.snapshot()
         for _ in 0..<10 { try await m.observe(model: "demo", randomBatch()) }
         // No shutdown: the second half is only in the log, as after a kill.
         let (m2, p2) = try open(t)
@@ -125,8 +125,8 @@ struct ManagerTests {
         defer { t.remove() }
         let (m, _) = try open(t)
         try await m.observe(model: "demo", [("u1", "i1", 4), ("u2", "i2", 3)])
-        #expect(try await m.snapshotInBackground() == 2)
-        #expect(try await m.snapshotInBackground() == 0)
+        #expect(try await m.snapshotter.snapshotInBackground() == 2)
+        #expect(try await m.snapshotter.snapshotInBackground() == 0)
     }
 
     @Test func bulkIngestGivesTheSameWeightsAsSingleObserves() async throws {
@@ -153,7 +153,7 @@ struct ManagerTests {
             try await group.waitForAll()
         }
         #expect(try t.stores.log.observationCount(model: "demo") == 200)
-        #expect(m.commitCount <= 200)
+        #expect(m.ingestor.commitCount <= 200)
         for n in 0..<10 { #expect(try m.info(model: "demo", uid: "c\(n)").observations == 20) }
     }
 

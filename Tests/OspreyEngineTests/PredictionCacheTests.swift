@@ -78,8 +78,8 @@ struct PredictionCacheTests {
             _ = try p.topK(model: "demo", uid: uid, k: 4, items: nil, excludeObserved: true)
         }
         try await m.observe(model: "demo", [(uids[uids.startIndex], "i2", 5)])
-        let id = try m.startRetrain(model: "demo")
-        #expect(try await m.wait(forJob: id, model: "demo").phase == .done)
+        let id = try m.retrainer.start(model: "demo")
+        #expect(try await m.retrainer.wait(forJob: id, model: "demo").phase == .done)
         let state = try m.registry.model("demo").current
         #expect(state.version.number == 2)
         #expect(state.predictions.count == 2 * uids.count, "every hot answer recomputed from version 2")

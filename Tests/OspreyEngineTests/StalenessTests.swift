@@ -28,11 +28,11 @@ struct StalenessTests {
             peak = max(peak, quality.windowedLoss ?? 0)
             last = quality.windowedLoss ?? last
             // Let a retrain finish before streaming on, as a slower stream would.
-            let running = m.jobs.withLock { $0.jobs.values.first { !$0.finished }?.id }
-            if let running { _ = try await m.wait(forJob: running, model: "m") }
+            let running = m.retrainer.jobs.withLock { $0.jobs.values.first { !$0.finished }?.id }
+            if let running { _ = try await m.retrainer.wait(forJob: running, model: "m") }
         }
         #expect(sawStale)
-        let job = try m.job(1, model: "m")
+        let job = try m.retrainer.job(1, model: "m")
         #expect(job.phase == .done && job.version == 2)
         let info = try m.info(model: "m")
         #expect(info.version >= 2)

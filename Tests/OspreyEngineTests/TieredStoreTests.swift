@@ -37,8 +37,8 @@ struct TieredStoreTests {
                 try await untiered.observe(model: "demo", batch)
                 try await tiered.observe(model: "demo", batch)
             }
-            try untiered.snapshot()
-            try tiered.snapshot()
+            try untiered.snapshotter.snapshot()
+            try tiered.snapshotter.snapshot()
         }
         let users = try tiered.registry.model("demo").current.users
         #expect(users.statistics.rebuildCount > 0 && users.statistics.evictionCount > 0)
@@ -69,7 +69,7 @@ struct TieredStoreTests {
                 ("u\(rng.next() % 70)", "i\(rng.next() % 45)", Float(rng.nextUniform() * 5))
             }
             try await live.observe(model: "demo", batch)
-            if round < 3 { try live.snapshot() }
+            if round < 3 { try live.snapshotter.snapshot() }
         }
         for hot in [0, 4, Int.max] {
             let (restarted, q) = try open(t, hotUsers: hot)
@@ -101,7 +101,7 @@ struct TieredStoreTests {
         }
         try await observe(1)
         try check("pending")
-        try m.snapshot()
+        try m.snapshotter.snapshot()
         let users = try m.registry.model("demo").current.users
         users.readHot(uid) { #expect($0 == nil, "clean after the snapshot, so evicted") }
         try check("recorded by the snapshot")
@@ -112,8 +112,8 @@ struct TieredStoreTests {
         (m, p) = try open(t, hotUsers: 0)
         try check("after a kill: the log past the snapshot learned again")
         try await observe(5)
-        let id = try m.startRetrain(model: "demo")
-        #expect(try await m.wait(forJob: id, model: "demo").phase == .done)
+        let id = try m.retrainer.start(model: "demo")
+        #expect(try await m.retrainer.wait(forJob: id, model: "demo").phase == .done)
         try check("after a retrain")
         (m, p) = try open(t, hotUsers: 0)
         try check("after a kill following the retrain")
@@ -132,7 +132,7 @@ struct TieredStoreTests {
             try await tiered.observe(model: "demo", batch)
         }
         try await both([(uid, "i1", 4), ("u5", "i2", 1)])
-        try tiered.snapshot()
+        try tiered.snapshotter.snapshot()
         let saved = try #require(try b.stores.snapshots.loadUserState(model: "demo", version: 1, uid: uid))
         // The user's row cannot be read: its next rebuild fails.
         try await #require(b.sqlite).snapshots.database.pool.write { try $0.execute(sql: "DELETE FROM user_ridge WHERE uid = ?", arguments: [uid]) }
@@ -140,7 +140,7 @@ struct TieredStoreTests {
         let failed = try b.stores.log.lastSequence() - 1
         let users = try tiered.registry.model("demo").current.users
         #expect(users.earliestUnlearned == failed)
-        try tiered.snapshot()
+        try tiered.snapshotter.snapshot()
         #expect(try b.stores.snapshots.snapshotSequence(model: "demo", version: 1) < failed, "held below the unlearned observation")
         // The row is readable again.
         try b.stores.snapshots.saveSnapshot(model: "demo", version: 1, rows: [SnapshotRow(uid: uid, weights: saved.weights, seq: saved.seq)])
@@ -150,7 +150,7 @@ struct TieredStoreTests {
         try await both([(uid, "i7", 3)])
         #expect(users.earliestUnlearned == nil)
         try expectSame(reference, pr, tiered, pt)
-        try tiered.snapshot()
+        try tiered.snapshotter.snapshot()
         #expect(try b.stores.snapshots.snapshotSequence(model: "demo", version: 1) > failed)
         let again = try open(b, hotUsers: 0)
         try expectSame(reference, pr, again.0, again.1)
@@ -166,8 +166,8 @@ struct TieredStoreTests {
         try await untiered.observe(model: "demo", batch)
         try await tiered.observe(model: "demo", batch)
         for m in [untiered, tiered] {
-            let id = try m.startRetrain(model: "demo")
-            #expect(try await m.wait(forJob: id, model: "demo").phase == .done)
+            let id = try m.retrainer.start(model: "demo")
+            #expect(try await m.retrainer.wait(forJob: id, model: "demo").phase == .done)
         }
         #expect(try tiered.registry.model("demo").current.users.hotCount == 0)
         try await untiered.observe(model: "demo", Array(batch.prefix(20)))
@@ -338,7 +338,7 @@ struct TieredStoreTests {
         for t in [a, b] {
             let (live, _) = try open(t, hotUsers: 1000)
             try await live.observe(model: "demo", (0..<20).map { ("u\($0)", "i\($0)", 4) })
-            try live.snapshot()
+            try live.snapshotter.snapshot()
             #expect(try live.registry.model("demo").current.users.count > 20)
         }
         #expect(Set(try a.stores.snapshots.hotUsers(model: "demo", version: 1)) == Set((0..<20).map { "u\($0)" }))
@@ -346,11 +346,11 @@ struct TieredStoreTests {
         let (warm, pw) = try open(a, hotUsers: 1000)
         let users = try warm.registry.model("demo").current.users
         #expect(users.hotCount == 0, "a start loads compact rows only")
-        #expect(await warm.warmStart() == 20 && users.hotCount == 20 && users.statistics.warmedCount == 20)
-        #expect(await warm.warmStart() == 0 && users.warmStartList.isEmpty, "once per start")
+        #expect(await warm.warmStart.warm() == 20 && users.hotCount == 20 && users.statistics.warmedCount == 20)
+        #expect(await warm.warmStart.warm() == 0 && users.warmStartList.isEmpty, "once per start")
         let cold = try Manager(stores: try b.reopen(), configuration: .init(hotUsers: 1000, warmStart: false), logger: quiet)
         let pc = Predictor(registry: cold.registry)
-        #expect(await cold.warmStart(threads: 1) == 0, "--no-warm-start")
+        #expect(await cold.warmStart.warm(threads: 1) == 0, "--no-warm-start")
         let next: [(uid: String, item: String, label: Float)] = (0..<20).map { ("u\($0)", "i\($0 + 1)", 5) }
         try await warm.observe(model: "demo", next)
         try await cold.observe(model: "demo", next)
@@ -360,7 +360,7 @@ struct TieredStoreTests {
 
         // Warmed, then snapshotted: the same users are named for the start after.
         try await warm.observe(model: "demo", [("u30", "i1", 2)])
-        try warm.snapshot()
+        try warm.snapshotter.snapshot()
         let (again, _) = try open(a, hotUsers: 1000)
         #expect(Set(try again.registry.model("demo").current.users.warmStartList) == Set((0..<20).map { "u\($0)" } + ["u30"]))
         // A warm start stopped before it made anyone hot still records them as hot.
@@ -369,7 +369,7 @@ struct TieredStoreTests {
         #expect(Set(try stopped.registry.model("demo").current.users.hotUids()) == named, "a snapshot before the warm start records them")
         let made = await Task { () async -> Int in
             withUnsafeCurrentTask { $0?.cancel() }
-            return await stopped.warmStart()
+            return await stopped.warmStart.warm()
         }.value
         let s = try stopped.registry.model("demo").current.users
         #expect(made == 0 && s.hotCount == 0)

@@ -47,8 +47,8 @@ struct ValidationSampleTests {
         #expect(again.quality.validationScored == held)
 
         // A retrain fits the initial ratings and the learned observations only.
-        let id = try m.startRetrain(model: "demo")
-        #expect(try await m.wait(forJob: id, model: "demo").phase == .done)
+        let id = try m.retrainer.start(model: "demo")
+        #expect(try await m.retrainer.wait(forJob: id, model: "demo").phase == .done)
         #expect(try m.registry.model("demo").version.metadata.ratings == t.ratings.count + 60 - held)
     }
 }

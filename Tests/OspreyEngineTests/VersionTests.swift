@@ -24,15 +24,15 @@ struct VersionTests {
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), logger: quiet)
         for n in 0..<40 { try await m.observe(model: "demo", [("u\(n % 8)", "new-item", 4), ("u\(n % 8)", "i\(n % 5)", 2)]) }
-        let id = try m.startRetrain(model: "demo")
-        #expect(throws: OspreyError.self) { try m.startRetrain(model: "demo") }
+        let id = try m.retrainer.start(model: "demo")
+        #expect(throws: OspreyError.self) { try m.retrainer.start(model: "demo") }
         // Keep observing while the retrain runs: these must reach the new version too.
         var during = 0
-        while !(try m.job(id, model: "demo").finished) || during < 5 {
+        while !(try m.retrainer.job(id, model: "demo").finished) || during < 5 {
             try await m.observe(model: "demo", [("u\(during % 8)", "i\(during % 7)", Float(during % 5))])
             during += 1
         }
-        let job = try m.job(id, model: "demo")
+        let job = try m.retrainer.job(id, model: "demo")
         #expect(job.phase == .done && job.version == 2 && job.error == nil)
         let info = try m.info(model: "demo")
         #expect(info.version == 2)
@@ -52,19 +52,19 @@ struct VersionTests {
         let m = try Manager(stores: try t.reopen(), logger: quiet)
         let p = Predictor(registry: m.registry)
         try await m.observe(model: "demo", [("u1", "i1", 5), ("u2", "i2", 1)])
-        let id = try m.startRetrain(model: "demo")
-        _ = try await m.wait(forJob: id, model: "demo")
+        let id = try m.retrainer.start(model: "demo")
+        _ = try await m.retrainer.wait(forJob: id, model: "demo")
         try await m.observe(model: "demo", [("u1", "i3", 5), ("u9", "i4", 2)])
-        try m.snapshot()
-        try m.rollback(model: "demo", to: 1)
+        try m.snapshotter.snapshot()
+        try await m.installer.rollback(model: "demo", to: 1)
         #expect(try p.predict(model: "demo", uid: "u1", item: "i1").version == 1)
         #expect(try m.info(model: "demo", uid: "u1").observations == 2)
         #expect(try m.info(model: "demo").versions.map(\.status) == [.serving, .retired])
         try expectSameAsFreshStart(m, t, uids: ["u1", "u2", "u9", "u5"], items: ["i1", "i3"])
         // And forward again.
-        try m.rollback(model: "demo", to: 2)
+        try await m.installer.rollback(model: "demo", to: 2)
         try expectSameAsFreshStart(m, t, uids: ["u1", "u2", "u9", "u5"], items: ["i1", "i3"])
-        #expect(throws: OspreyError.self) { try m.rollback(model: "demo", to: 7) }
+        await #expect(throws: OspreyError.self) { try await m.installer.rollback(model: "demo", to: 7) }
     }
 
     /// A retrain keeps a λ given at training, and searches near one chosen by validation,
@@ -75,7 +75,7 @@ struct VersionTests {
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), logger: quiet)
         let parent = try t.stores.versions.loadVersion(model: "demo", number: 1).metadata
-        let job = try await m.wait(forJob: try m.startRetrain(model: "demo"), model: "demo")
+        let job = try await m.retrainer.wait(forJob: try m.retrainer.start(model: "demo"), model: "demo")
         #expect(job.phase == .done, "\(job)")
         let child = try t.reopen().versions.loadVersion(model: "demo", number: 2).metadata
         if lambda != nil {
@@ -94,13 +94,13 @@ struct VersionTests {
         let before = try Predictor(registry: m.registry).predict(model: "demo", uid: "u1", item: "i1")
         // The retrain cannot read the ratings it trains on.
         faults.failAll(.versionRead)
-        let job = try await m.wait(forJob: try m.startRetrain(model: "demo"), model: "demo")
+        let job = try await m.retrainer.wait(forJob: try m.retrainer.start(model: "demo"), model: "demo")
         faults.heal(.versionRead)
         #expect(job.phase == .failed && job.error?.contains("injected fault") == true, "\(job)")
-        #expect(m.retrainFailureCount == 1)
+        #expect(m.retrainer.failureCount == 1)
         #expect(try Predictor(registry: m.registry).predict(model: "demo", uid: "u1", item: "i1") == before)
         #expect(try m.info(model: "demo").versions.count == 1)
-        #expect(throws: OspreyError.self) { try m.job(99, model: "demo") }
+        #expect(throws: OspreyError.self) { try m.retrainer.job(99, model: "demo") }
     }
 }
 
@@ -110,17 +110,17 @@ extension VersionTests {
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), logger: quiet)
         let before = try Predictor(registry: m.registry).predict(model: "demo", uid: "u1", item: "i1")
-        let id = try m.startRetrain(model: "demo")
-        #expect(try m.cancel(job: id, model: "demo").cancelRequested)
-        let job = try await m.wait(forJob: id, model: "demo")
+        let id = try m.retrainer.start(model: "demo")
+        #expect(try m.retrainer.cancel(job: id, model: "demo").cancelRequested)
+        let job = try await m.retrainer.wait(forJob: id, model: "demo")
         #expect(job.phase == .cancelled && job.version == nil && job.finished)
-        #expect(m.retrainCancellationCount == 1 && m.retrainFailureCount == 0)
+        #expect(m.retrainer.cancellationCount == 1 && m.retrainer.failureCount == 0)
         #expect(try Predictor(registry: m.registry).predict(model: "demo", uid: "u1", item: "i1") == before)
         #expect(try m.info(model: "demo").versions.map(\.number) == [1])
-        #expect(throws: OspreyError.self) { try m.cancel(job: id, model: "demo") }   // finished
-        #expect(throws: OspreyError.self) { try m.cancel(job: 42, model: "demo") }   // unknown
+        #expect(throws: OspreyError.self) { try m.retrainer.cancel(job: id, model: "demo") }   // finished
+        #expect(throws: OspreyError.self) { try m.retrainer.cancel(job: 42, model: "demo") }   // unknown
         // The model can be retrained again afterwards.
-        #expect(try await m.wait(forJob: try m.startRetrain(model: "demo"), model: "demo").phase == .done)
+        #expect(try await m.retrainer.wait(forJob: try m.retrainer.start(model: "demo"), model: "demo").phase == .done)
     }
 
     /// A process stopped while installing a version leaves it `built`; the next start marks it
@@ -146,8 +146,8 @@ extension VersionTests {
         let t = try TrainedStore()
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), configuration: .init(retrainWindow: 5), logger: quiet)
-        let id = try m.startRetrain(model: "demo")
-        #expect(try await m.wait(forJob: id, model: "demo").phase == .done)
+        let id = try m.retrainer.start(model: "demo")
+        #expect(try await m.retrainer.wait(forJob: id, model: "demo").phase == .done)
         let state = try m.registry.model("demo").current
         let uids = Set(t.ratings.map(\.uid))
         #expect(state.users.count == uids.count, "no stand-in is served")
@@ -164,14 +164,14 @@ struct RetentionTests {
         let t = try TrainedStore()
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), configuration: .init(keepVersions: 2), logger: quiet)
-        func retrain() async throws { _ = try await m.wait(forJob: try m.startRetrain(model: "demo"), model: "demo") }
+        func retrain() async throws { _ = try await m.retrainer.wait(forJob: try m.retrainer.start(model: "demo"), model: "demo") }
         try await retrain()  // v2
         try await retrain()  // v3: v1 is pruned (not serving, not v3's parent)
         #expect(try m.info(model: "demo").versions.map(\.number) == [2, 3])
-        try m.rollback(model: "demo", to: 2)
+        try await m.installer.rollback(model: "demo", to: 2)
         try await retrain()  // v4, parent v2: keeps 3 and 4, and 2 as the parent
         #expect(try m.info(model: "demo").versions.map(\.number) == [2, 3, 4])
-        #expect(throws: OspreyError.self) { try m.rollback(model: "demo", to: 1) }
+        await #expect(throws: OspreyError.self) { try await m.installer.rollback(model: "demo", to: 1) }
         #expect(try t.stores.snapshots.userCount(model: "demo", version: 1) == 0)
     }
 
@@ -179,12 +179,12 @@ struct RetentionTests {
         // u1 has 50 ratings (timestamps 1…50, stored out of order), u2 has 3.
         let u1 = (1...50).reversed().map { Rating(uid: "u1", item: "i\($0)", label: 1, timestamp: Double($0)) }
         let u2 = (1...3).map { Rating(uid: "u2", item: "i\($0)", label: 2, timestamp: Double($0)) }
-        let out = Manager.windowed(20, perUserOf: u1 + u2)
+        let out = RetrainRun.windowed(20, perUserOf: u1 + u2)
         #expect(out.map(\.item) == (u1 + u2).map(\.item), "order and items kept")
         func owner(_ t: Int) -> String { out.first { $0.uid.hasSuffix("u1") && $0.timestamp == Double(t) }!.uid }
         #expect((31...50).allSatisfy { owner($0) == "u1" }, "the latest 20 stay the user's")
-        #expect((11...30).allSatisfy { owner($0) == Manager.pastPrefix + "1\u{0}u1" })
-        #expect((1...10).allSatisfy { owner($0) == Manager.pastPrefix + "2\u{0}u1" })
+        #expect((11...30).allSatisfy { owner($0) == RetrainRun.pastPrefix + "1\u{0}u1" })
+        #expect((1...10).allSatisfy { owner($0) == RetrainRun.pastPrefix + "2\u{0}u1" })
         #expect(out.suffix(3).allSatisfy { $0.uid == "u2" })
     }
 }

@@ -373,7 +373,7 @@ struct APITests {
             #expect(metric(before, "osprey_snapshots_total") == 0 && metric(before, "osprey_snapshot_users_total") == 0, "\(before)")
             #expect(metric(before, "osprey_snapshot_seconds_total") == 0 && metric(before, "osprey_snapshot_in_progress") == 0)
             #expect(metric(before, "osprey_snapshot_failures_total") == 0)
-            #expect(try manager.snapshot() == 2)
+            #expect(try manager.snapshotter.snapshot() == 2)
             let after = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
             #expect(metric(after, "osprey_snapshots_total") == 1 && metric(after, "osprey_snapshot_users_total") == 2, "\(after)")
             #expect((metric(after, "osprey_snapshot_seconds_total") ?? 0) > 0 && metric(after, "osprey_snapshot_in_progress") == 0)

@@ -248,7 +248,7 @@ struct FastPathTests {
             // (the shutdown has reached the connections). When the shutdown comes more than 5 s
             // after the commit started, the observe is answered before it: the test proves less,
             // but does not fail.
-            let committer = manager.groupCommitter
+            let committer = manager.ingestor
             try await Self.holdLogLock(t, committer: committer, linger: .milliseconds(100)) { !Self.listens(port: port) }
             let body = #"{"item":"i1","label":5}"#
             let request = "POST /v1/models/demo/users/shutdown-user/observe HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
@@ -278,7 +278,7 @@ struct FastPathTests {
         #expect(Array(app.eventLoopGroup.makeIterator()).count == 1)
         try await app.test(.live) { client in
             let port = try #require(client.port)
-            let committer = manager.groupCommitter
+            let committer = manager.ingestor
             let predicted = Atomic<Bool>(false)
             // Held until the predict is answered.
             try await Self.holdLogLock(t, committer: committer) { predicted.load(ordering: .acquiring) }
@@ -305,7 +305,7 @@ struct FastPathTests {
     /// returns once it is held. It is released once a commit has started (waiting 30 s at most)
     /// and then `released` holds (5 s at most; the store's busy timeout is 10 s), `linger` later.
     /// A thread of its own holds it (``onThread(_:)``).
-    static func holdLogLock(_ t: TrainedStore, committer: GroupCommitter, linger: Duration = .zero,
+    static func holdLogLock(_ t: TrainedStore, committer: Ingestor, linger: Duration = .zero,
                             releasedWhen released: @escaping @Sendable () -> Bool) async throws {
         let blocker = try #require(try t.reopenSQLite()).log.database
         try await withCheckedThrowingContinuation { (locked: CheckedContinuation<Void, any Error>) in

@@ -2,7 +2,7 @@ import OspreyMath
 import OspreyModel
 import OspreyStorage
 
-/// Off-policy evaluation over a model's own decision log (issue 5): the reward a target policy
+/// Off-policy evaluation over a model's own decision log (docs/architecture.md, "Exploration and the decision log"): the reward a target policy
 /// (on the serving or another version) would have earned on the logged decisions, from the
 /// rewards joined to them by `event_id`.
 public struct PolicyEvaluation: Sendable {

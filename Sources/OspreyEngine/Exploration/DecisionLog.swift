@@ -2,9 +2,10 @@ import Dispatch
 import Foundation
 import Logging
 import OspreyStorage
+import ServiceLifecycle
 import Synchronization
 
-/// The decision log (issue 5): every top-k answer, with each shown item's propensity, kept so
+/// The decision log (docs/architecture.md, "Exploration and the decision log"): every top-k answer, with each shown item's propensity, kept so
 /// that feedback can be joined to it by `event_id` and other policies evaluated off-line.
 ///
 /// Decisions are buffered and written in batches (one transaction per `flushInterval` or per
@@ -12,7 +13,10 @@ import Synchronization
 /// waits for a disk. A decision is looked up in the buffer first, so feedback can name it the
 /// moment its answer is sent. A crash loses at most the last interval's decisions — never an
 /// observation — and feedback naming a lost decision is simply not joined.
-public final class DecisionLog: Sendable {
+///
+/// As a `Service` it deletes what the retention no longer keeps at start and then every minute,
+/// and on graceful shutdown writes what is still buffered.
+public final class DecisionLog: Service, Sendable {
     struct State {
         var pending: [DecisionRecord] = []
         var pendingIndex: [String: Int] = [:]
@@ -229,6 +233,17 @@ public final class DecisionLog: Sendable {
         }
         if deleted + n > 0 { logger.info("old decisions deleted", metadata: ["decisions": "\(deleted + n)"]) }
         pruning.store(false, ordering: .releasing)
+    }
+
+    /// Prunes at start and every minute; on graceful shutdown, flushes the buffer.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                self.pruneInBackground()
+                try? await Task.sleep(for: .seconds(60))
+            }
+        }
+        await flushed()
     }
 
     /// ``flush()`` on the log's queue, awaited: every decision buffered before the call is

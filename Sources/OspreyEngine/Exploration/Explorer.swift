@@ -3,7 +3,7 @@ import OspreyMath
 import OspreyModel
 import OspreyStorage
 
-/// Top-k answers under the model's exploration policy (issue 5, Velox §5 "bandits"), each
+/// Top-k answers under the model's exploration policy (Velox §5 "bandits"; docs/architecture.md, "Exploration and the decision log"), each
 /// logged in the ``DecisionLog`` under a fresh `event_id` with every shown item's propensity.
 ///
 /// - A greedy answer (the policy is `greedy`, or the request says `explore: false`) is the

@@ -39,7 +39,7 @@ public enum TrafficAllocation: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// A challenger version serving beside the champion (issue 5): its own ``ServingState``
+/// A challenger version serving beside the champion (docs/architecture.md, "Competing versions"): its own ``ServingState``
 /// (learning every observation, like the champion), the users allocated to it, and each
 /// version's reward from feedback joined to its decisions.
 public final class Competition: Sendable {

@@ -1,12 +1,27 @@
 import Dispatch
+import Logging
 import OspreyMath
 import OspreyModel
 import OspreyStorage
 
-extension Manager {
+/// Each model's exploration policy, set durably, and off-policy evaluation of another policy on
+/// the model's own decision log (docs/architecture.md, "Exploration and the decision log").
+public final class ExplorationControl: Sendable {
+    private let stores: Stores
+    private let registry: ModelRegistry
+    private let decisions: DecisionLog
+    private let logger: Logger
+
+    init(stores: Stores, registry: ModelRegistry, decisions: DecisionLog, logger: Logger) {
+        self.stores = stores
+        self.registry = registry
+        self.decisions = decisions
+        self.logger = logger
+    }
+
     /// Sets the model's exploration policy, durably; top-k answers use it from now on.
     /// - Throws: ``OspreyError`` `unknownModel`.
-    public func setExploration(model name: String, policy: ExplorationPolicy) throws {
+    public func setPolicy(model name: String, _ policy: ExplorationPolicy) throws {
         let model = try registry.model(name)
         try stores.versions.setExplorationPolicy(model: name, policy: policy.description)
         model.exploration = policy
@@ -21,7 +36,7 @@ extension Manager {
     /// version with its stored weights). Buffered decisions are written first. Runs on a
     /// dispatch queue, off the pool serving requests.
     /// - Throws: ``OspreyError`` `unknownModel`, `unknownVersion` or `invalidArgument`.
-    public func evaluatePolicy(model name: String, policy: ExplorationPolicy, version number: Int? = nil,
+    public func evaluate(model name: String, policy: ExplorationPolicy, version number: Int? = nil,
                                limit: Int = 10_000, propensitySamples: Int = 64, seed: UInt64 = 1) async throws -> PolicyEvaluation {
         let model = try registry.model(name)
         guard limit >= 1, limit <= Self.maxEvaluatedDecisions else {

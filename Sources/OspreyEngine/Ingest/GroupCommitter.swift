@@ -2,7 +2,7 @@ import Dispatch
 import OspreyModel
 import Synchronization
 
-/// Group commit (DESIGN.md §6): concurrent writers share one durable commit. The first writer
+/// Group commit (docs/architecture.md, "The path of one observation"): concurrent writers share one durable commit. The first writer
 /// to arrive starts a flush on a dedicated queue (off the Swift concurrency pool, since a commit
 /// blocks on fsync); everyone who arrives while that commit runs is taken by the next one. Each
 /// caller resumes only after its observations are durable *and* learned, so a prediction made

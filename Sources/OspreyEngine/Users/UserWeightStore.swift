@@ -4,7 +4,7 @@ import OspreyStorage
 import Synchronization
 
 /// Every user's state for one model, in two tiers, sharded by uid over striped locks
-/// (DESIGN.md §7): an update locks one stripe, so users on other stripes are read and written
+/// (docs/architecture.md, "Threads and locks"): an update locks one stripe, so users on other stripes are read and written
 /// concurrently.
 ///
 /// - The **cold tier** holds every user's weights `w_u` (Float32, padded to the stride) and the

@@ -1,9 +1,58 @@
+import Logging
 import OspreyStorage
+import ServiceLifecycle
 import Synchronization
 
-/// Snapshots of the user weights (DESIGN.md §6): changed users saved in chunks, each row with the
-/// log sequence it reflects, so a restart replays only the log after them.
-extension Manager {
+/// Snapshots of the user weights (docs/architecture.md, "Storage semantics"): changed users
+/// saved in chunks, each row with the log sequence it reflects, so a restart replays only the
+/// log after them.
+///
+/// As a `Service` it snapshots once ``Manager/Configuration/snapshotObservations`` observations
+/// have been learned since the last snapshot (replay of the log is cheap, about a microsecond
+/// per observation, so snapshots bound restart time; durability is the log's), and once more on
+/// graceful shutdown, after the ingestor has answered every queued observation.
+public final class Snapshotter: Service, Sendable {
+    private let stores: Stores
+    private let registry: ModelRegistry
+    private let progress: LearningProgress
+    private let configuration: Manager.Configuration
+    private let logger: Logger
+    /// Observations learned when the last snapshot started.
+    private let base = Atomic<Int>(0)
+    /// What the snapshots have done since start.
+    public let statistics = SnapshotStatistics()
+
+    init(stores: Stores, registry: ModelRegistry, progress: LearningProgress, configuration: Manager.Configuration,
+         logger: Logger) {
+        self.stores = stores
+        self.registry = registry
+        self.progress = progress
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Snapshots whenever enough observations have been learned; on graceful shutdown, once more.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: self.configuration.snapshotCheckInterval)
+                if Task.isCancelled { break }
+                let pending = self.progress.learned.load(ordering: .relaxed) - self.base.load(ordering: .relaxed)
+                guard pending >= self.configuration.snapshotObservations else { continue }
+                do {
+                    let clock = ContinuousClock()
+                    let start = clock.now
+                    let saved = try await self.snapshotInBackground()
+                    self.logger.info("snapshot saved", metadata: ["users": "\(saved)", "duration": "\(clock.now - start)"])
+                } catch {
+                    self.logger.error("snapshot failed; will retry", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        let saved = try await snapshotInBackground()
+        logger.info("snapshot saved on shutdown", metadata: ["users": "\(saved)"])
+    }
+
     /// Users written per snapshot transaction: the learning lock is held while one chunk's
     /// states are captured (O(1) each), never for the whole snapshot.
     static let snapshotChunk = 200
@@ -15,14 +64,14 @@ extension Manager {
     /// saved. O(changed users · d²). Runs on the caller's thread; it blocks on SQLite.
     @discardableResult
     public func snapshot() throws -> Int {
-        let stats = snapshotStatistics
+        let stats = statistics
         stats.inProgress.add(1, ordering: .relaxed)
         let start = ContinuousClock.now
         defer {
             stats.nanoseconds.add(Int((ContinuousClock.now - start) / .nanoseconds(1)), ordering: .relaxed)
             stats.inProgress.subtract(1, ordering: .relaxed)
         }
-        snapshotBase.store(learned.load(ordering: .relaxed), ordering: .relaxed)
+        base.store(progress.learned.load(ordering: .relaxed), ordering: .relaxed)
         var saved = 0
         do {
             for model in registry.all {
@@ -46,7 +95,7 @@ extension Manager {
         var saved = 0
         for state in model.learningStates {
             let version = state.version.number
-            let (learned, unlearned, changed, observed) = applied.withLock { seq in
+            let (learned, unlearned, changed, observed) = progress.applied.withLock { seq in
                 (seq, state.users.earliestUnlearned, state.users.takeChanged(), state.observed.takeAll())
             }
             let floor = min(learned, (unlearned ?? .max) - 1)
@@ -68,7 +117,7 @@ extension Manager {
                     let chunk = changed[start..<min(start + Self.snapshotChunk, changed.count)]
                     // Captured under the learning lock in O(1) per user (a changed user stays hot
                     // until this save finishes), unpacked and serialized after it.
-                    let (captured, items, seq) = applied.withLock { seq in
+                    let (captured, items, seq) = progress.applied.withLock { seq in
                         (chunk.compactMap { uid in state.users.captureHot(uid).map { (uid, $0) } }, state.observed.take(chunk), seq)
                     }
                     let rows = captured.map { SnapshotRow(uid: $0.0, weights: $0.1.weights, seq: seq) }

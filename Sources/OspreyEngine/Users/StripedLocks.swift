@@ -1,6 +1,6 @@
 import Synchronization
 
-/// State sharded over a fixed number of locks by uid (DESIGN.md §7): work on one user locks one
+/// State sharded over a fixed number of locks by uid (docs/architecture.md, "Threads and locks"): work on one user locks one
 /// stripe, so users on other stripes proceed concurrently.
 final class StripedLocks<State: Sendable>: Sendable {
     /// The number of stripes; a power of two.

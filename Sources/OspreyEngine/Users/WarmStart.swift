@@ -1,3 +1,5 @@
+import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// Warm start: after a start every user is cold, and each user's first observation rebuilds its
@@ -5,18 +7,38 @@ import Synchronization
 /// first seconds after a start). So the users who were hot at the last snapshot before the start
 /// (each snapshot records them; a graceful stop ends with one) are made hot again in the
 /// background, below the request threads: the hot tier as it was.
-extension Manager {
+///
+/// As a `Service` it warms once after the start (when enabled) and stops early on graceful
+/// shutdown; the users it did not reach stay named, so the final snapshot records them as hot.
+public final class WarmStart: Service, Sendable {
+    private let registry: ModelRegistry
+    private let enabled: Bool
+    private let logger: Logger
+
+    init(registry: ModelRegistry, enabled: Bool, logger: Logger) {
+        self.registry = registry
+        self.enabled = enabled
+        self.logger = logger
+    }
+
+    /// Warms the hot tier (if enabled), then waits for the graceful shutdown.
+    public func run() async throws {
+        if enabled { _ = await cancelWhenGracefulShutdown { await self.warm() } }
+        try? await gracefulShutdown()
+    }
+
+
     /// Threads a warm start reads with: reads from the disk (after a reboot) go several at a time.
-    public static let warmStartThreads = 4
+    public static let threads = 4
 
     /// Makes hot, for every model, the users its restore named (``UserWeightStore/warmStartList``:
-    /// those hot at its last snapshot, at most ``Configuration/hotUsers``), without evicting
+    /// those hot at its last snapshot, at most ``Manager/Configuration/hotUsers``), without evicting
     /// anyone, on `threads` threads of their own (``BackgroundThread``: below the request
     /// threads). Stops early when the calling task is cancelled or a model's serving state is
     /// replaced; the users not reached stay named, so the next snapshot records them as hot.
     /// Returns the users made hot. O(users named) rebuilds.
     @discardableResult
-    public func warmStart(threads: Int = warmStartThreads) async -> Int {
+    public func warm(threads: Int = threads) async -> Int {
         precondition(threads >= 1, "a warm start needs a thread")
         let stop = StopFlag()
         return await withTaskCancellationHandler {

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import ServiceLifecycle
 import Synchronization
 
 /// A few threads of the process that run work items in the order handed over: the reads of cold
@@ -10,10 +11,10 @@ import Synchronization
 /// (BENCHMARKS.md: here a few more finish in time), and a blocked worker holds one of that
 /// queue's few threads. Threads start on demand, up to ``threads``, and end after
 /// ``idleTimeout`` without work.
-public final class WorkerPool: Sendable {
-    /// The pool the engine's reads ahead use.
-    static let readAhead = WorkerPool(name: "osprey-read-ahead", threads: 4)
-
+///
+/// As a `Service` it stops on graceful shutdown: idle threads end at once, busy ones after their
+/// item, and work handed over afterwards runs on the caller's thread.
+public final class WorkerPool: Service, Sendable {
     /// The most threads the pool runs at once.
     public let threads: Int
     /// The name its threads carry (shown by `top -H`, `perf` and debuggers).
@@ -26,6 +27,7 @@ public final class WorkerPool: Sendable {
         /// Threads running, and of those the ones waiting for work no one has woken yet.
         var live = 0
         var idle = 0
+        var stopped = false
     }
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
@@ -41,8 +43,9 @@ public final class WorkerPool: Sendable {
     /// Runs `work` on one of the pool's threads, after the work handed over before it has
     /// started. O(1).
     public func submit(_ work: @escaping @Sendable () -> Void) {
-        enum Action { case wake, spawn, none }
+        enum Action { case wake, spawn, none, inline }
         let action = state.withLock { s -> Action in
+            if s.stopped { return .inline }
             s.queue.append(work)
             if s.idle > 0 {
                 s.idle -= 1
@@ -62,7 +65,25 @@ public final class WorkerPool: Sendable {
                 runWorker()
             }.start()
         case .none: break
+        case .inline: work()
         }
+    }
+
+    /// Waits for the graceful shutdown, then stops the pool.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        stop()
+    }
+
+    /// Stops the pool: idle threads end now, busy ones once the queue is empty; later work runs
+    /// on the caller's thread. O(threads).
+    public func stop() {
+        let idle = state.withLock { s -> Int in
+            s.stopped = true
+            defer { s.idle = 0 }
+            return s.idle
+        }
+        for _ in 0..<idle { wake.signal() }
     }
 
     /// Threads running now. O(1).
@@ -71,10 +92,15 @@ public final class WorkerPool: Sendable {
     /// The loop of one thread: take the oldest item, or wait to be woken; end after an idle timeout.
     private func runWorker() {
         while true {
-            let next = state.withLock { s -> (@Sendable () -> Void)? in
+            enum Next { case work(@Sendable () -> Void), wait, exit }
+            let next = state.withLock { s -> Next in
                 guard s.head < s.queue.count else {
+                    if s.stopped {
+                        s.live -= 1
+                        return .exit
+                    }
                     s.idle += 1
-                    return nil
+                    return .wait
                 }
                 let w = s.queue[s.head]
                 s.head += 1
@@ -86,11 +112,14 @@ public final class WorkerPool: Sendable {
                     s.queue.removeFirst(s.head)
                     s.head = 0
                 }
-                return w
+                return .work(w)
             }
-            if let next {
-                next()
+            switch next {
+            case .work(let work):
+                work()
                 continue
+            case .exit: return
+            case .wait: break
             }
             if wake.wait(timeout: .now() + idleTimeout) == .success { continue }
             // Timed out. Still counted idle: no one will wake this thread, so it may end. Not

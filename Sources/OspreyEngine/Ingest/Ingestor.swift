@@ -1,0 +1,181 @@
+import Foundation
+import Logging
+import OspreyModel
+import OspreyStorage
+import ServiceLifecycle
+
+/// Takes observations in (Velox §4, the manager's ingest): one observation reads top to bottom
+/// here, from validation to the acknowledgement (docs/architecture.md, "The path of one
+/// observation"):
+///
+/// 1. ``observe(model:_:completion:)`` validates the feedback and looks up its event ids;
+///    nothing is logged if any of it is bad. A cold user's state is read ahead meanwhile.
+/// 2. The ``GroupCommitter`` appends the observations of every concurrent caller to the log in
+///    one durable commit.
+/// 3. ``learn(_:)`` learns the committed batch in log order under the learning lock.
+/// 4. The completion runs: the observations are durable *and* learned.
+///
+/// As a `Service` it closes the group commit on graceful shutdown and waits for the commits
+/// already queued, so every caller gets its answer before the final snapshot.
+public final class Ingestor: Service, Sendable {
+    private let registry: ModelRegistry
+    private let decisions: DecisionLog
+    private let progress: LearningProgress
+    private let maxIdentifierBytes: Int
+    private let readAhead: WorkerPool
+    private let logger: Logger
+    private let committer: GroupCommitter
+
+    /// - Parameter onStale: called (on the commit queue) with a model an observation made stale.
+    init(log: any ObservationLog, registry: ModelRegistry, decisions: DecisionLog, progress: LearningProgress,
+         maxIdentifierBytes: Int, readAhead: WorkerPool, logger: Logger,
+         onStale: @escaping @Sendable (ServedModel) -> Void) {
+        self.registry = registry
+        self.decisions = decisions
+        self.progress = progress
+        self.maxIdentifierBytes = maxIdentifierBytes
+        self.readAhead = readAhead
+        self.logger = logger
+        committer = GroupCommitter(commit: { try log.append($0) }) { batch in
+            Self.learn(batch, registry: registry, progress: progress, logger: logger, onStale: onStale)
+        }
+    }
+
+    /// Checks `items` now, throwing before anything is logged, then calls `completion` once the
+    /// observations are durable and learned, with the serving version, or with `unavailable`
+    /// when the log cannot commit. All or none: one bad observation rejects the whole call.
+    /// An observation with an event id must name a logged decision of this model for this user
+    /// (looking it up may read the decision log); one answering an item the decision showed by
+    /// exploring feeds the exploration pool. `completion` runs on the group-commit queue and
+    /// must be quick. O(items) here, O(items · d²) in the learning step.
+    /// - Throws: ``OspreyError`` `unknownModel` or `invalidArgument` (also for an event id that
+    ///   is unknown or another user's), `unavailable` when the decision log cannot be read.
+    public func observe(model name: String, _ items: [Feedback],
+                        completion: @escaping @Sendable (Result<Int, OspreyError>) -> Void) throws {
+        let checked = try check(model: name, items)
+        guard !checked.observations.isEmpty else { return completion(.success(checked.model.version.number)) }
+        committer.submit(checked.observations) { error in
+            if let error {
+                completion(.failure(self.commitFailure(error)))
+            } else {
+                completion(.success(self.credit(checked)))
+            }
+        }
+    }
+
+    /// Closes the group commit on graceful shutdown and waits for the commits queued before.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        committer.close()
+        await committer.drain()
+    }
+
+    /// Commits made since start (for metrics).
+    public var commitCount: Int { committer.commits.load(ordering: .relaxed) }
+
+    /// Whether a commit is running or queued. O(1).
+    var isCommitting: Bool { committer.isCommitting }
+
+    /// Feedback that passed ``check(model:_:)``: its observations and the rewards its event ids carry.
+    private struct CheckedFeedback: Sendable {
+        let model: ServedModel
+        let observations: [Observation]
+        let rewards: [(version: Int, label: Float)]
+    }
+
+    /// Validates feedback and looks up its event ids; nothing is logged.
+    private func check(model name: String, _ items: [Feedback]) throws -> CheckedFeedback {
+        let model = try registry.model(name)
+        let now = Date().timeIntervalSince1970
+        var observations: [Observation] = []
+        observations.reserveCapacity(items.count)
+        var rewards: [(version: Int, label: Float)] = []
+        for (n, o) in items.enumerated() {
+            let which = items.count > 1 ? "observation \(n): " : ""
+            try validate(id: o.uid, "uid", which)
+            try validate(id: o.item, "item", which)
+            guard o.label.isFinite else {
+                throw OspreyError(.invalidArgument, "\(which)label must be a finite number")
+            }
+            var explored = false
+            if let id = o.eventId {
+                try validate(id: id, "event_id", which)
+                let decision: DecisionRecord?
+                do { decision = try decisions.lookup(id) } catch {
+                    throw OspreyError(.unavailable, "the decision log could not be read: \(error)")
+                }
+                guard let decision, decision.model == name else {
+                    throw OspreyError(.invalidArgument, "\(which)event_id `\(id)` names no top-k answer of model `\(name)`")
+                }
+                guard decision.uid == o.uid else {
+                    throw OspreyError(.invalidArgument, "\(which)event_id `\(id)` was an answer to user `\(decision.uid)`, not `\(o.uid)`")
+                }
+                explored = decision.shown(o.item)?.explored ?? false
+                rewards.append((decision.version, o.label))
+            }
+            observations.append(Observation(model: name, uid: o.uid, item: o.item, label: o.label, time: now,
+                                            eventId: o.eventId, answersExploration: explored))
+        }
+        // A cold user's state is read while the commit syncs, not in the learning step after it,
+        // where every commit behind it would wait for the read (after a start, every user is cold).
+        let users = model.current.users
+        for o in observations {
+            if let read = users.prefetch(o.uid) { readAhead.submit(read) }
+        }
+        return CheckedFeedback(model: model, observations: observations, rewards: rewards)
+    }
+
+    private func validate(id: String, _ field: String, _ which: String) throws {
+        guard !id.isEmpty else { throw OspreyError(.invalidArgument, "\(which)\(field) must not be empty") }
+        // NUL is reserved: a retrain window names its stand-in users with it.
+        guard !id.utf8.contains(0) else { throw OspreyError(.invalidArgument, "\(which)\(field) must not contain NUL") }
+        guard id.utf8.count <= maxIdentifierBytes else {
+            throw OspreyError(.invalidArgument, "\(which)\(field) is longer than \(maxIdentifierBytes) bytes")
+        }
+    }
+
+    /// Learns a committed batch in log order and advances the learned sequence; hands the
+    /// models it made stale to `onStale`. O(batch · d²).
+    private static func learn(_ batch: [LoggedObservation], registry: ModelRegistry, progress: LearningProgress,
+                              logger: Logger, onStale: @Sendable (ServedModel) -> Void) {
+        var stale: [ServedModel] = []
+        progress.applied.withLock { last in
+            for logged in batch {
+                if let model = try? registry.model(logged.observation.model) {
+                    do {
+                        if try model.learn(logged) { stale.append(model) }
+                    } catch {
+                        // The observation is durable; the user stays cold and its next rebuild
+                        // replays it from the log.
+                        logger.error("could not rebuild a cold user's state; the observation is logged and will be learned at its next rebuild", metadata: [
+                            "model.name": "\(model.name)", "user.uid": "\(logged.observation.uid)", "error": "\(error)",
+                        ])
+                    }
+                }
+                last = logged.seq
+            }
+        }
+        progress.learned.add(batch.count, ordering: .relaxed)
+        for model in stale { onStale(model) }
+    }
+
+    /// A failed commit as the caller sees it.
+    private func commitFailure(_ error: any Error) -> OspreyError {
+        if let error = error as? OspreyError { return error }
+        logger.error("observation commit failed", metadata: ["error": "\(error)"])
+        return OspreyError(.unavailable, "the observation log could not commit: \(error)")
+    }
+
+    /// Credits committed feedback's rewards to the versions that made its decisions; returns the
+    /// serving version.
+    private func credit(_ checked: CheckedFeedback) -> Int {
+        let model = checked.model
+        if !checked.rewards.isEmpty {
+            model.feedbackCount.add(checked.rewards.count, ordering: .relaxed)
+            if let competition = model.competition {
+                for r in checked.rewards { competition.record(version: r.version, reward: Double(r.label)) }
+            }
+        }
+        return model.version.number
+    }
+}

@@ -1,0 +1,60 @@
+import OspreyModel
+
+extension Manager {
+    /// Settings.
+    public struct Configuration: Sendable {
+        /// Snapshot once this many observations have been learned since the last snapshot.
+        public var snapshotObservations: Int
+        /// How often the snapshot policy is checked.
+        public var snapshotCheckInterval: Duration
+        /// The longest uid or item id accepted, in bytes.
+        public var maxIdentifierBytes: Int
+        /// Versions kept per model after a retrain (the serving one and its parent always are).
+        public var keepVersions: Int
+        /// The staleness monitor of every serving version.
+        public var monitor: QualityMonitor.Configuration
+        /// Start a retrain by itself when the serving version goes stale.
+        public var autoRetrain: Bool
+        /// Fit each user's weights on their latest this-many ratings only (nil: all of them); older
+        /// ratings still inform the item factors. Under drift, old ratings describe tastes that
+        /// are gone; a window lets a retrain follow the change.
+        public var retrainWindow: Int?
+        /// Cores a retrain's ALS uses. One by default, so a retrain inside a serving process
+        /// leaves the other core to requests.
+        public var retrainThreads: Int
+        /// Each serving state's prediction cache.
+        public var predictionCache: PredictionCache.Configuration
+        /// Each serving state's feature cache (none by default).
+        public var featureCache: FeatureCacheConfiguration
+        /// Exploring top-k answers and the decision log.
+        public var exploration: Explorer.Configuration
+        /// The most users per model whose full ridge state is kept in memory (the hot tier; see
+        /// ``UserWeightStore``); every user's weights stay in memory regardless. `Int.max`: all
+        /// users hot, loaded whole at startup (no tiering).
+        public var hotUsers: Int
+        /// After a start, make the users who were hot at the last snapshot hot again in the
+        /// background (``Manager/warmStart(threads:)``), so their first observations need no rebuild.
+        public var warmStart: Bool
+
+        public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
+                    maxIdentifierBytes: Int = 256, keepVersions: Int = 10, retrainThreads: Int = 1,
+                    monitor: QualityMonitor.Configuration = .init(), autoRetrain: Bool = false, retrainWindow: Int? = nil,
+                    predictionCache: PredictionCache.Configuration = .init(), featureCache: FeatureCacheConfiguration = .init(),
+                    exploration: Explorer.Configuration = .init(), hotUsers: Int = 100_000, warmStart: Bool = true) {
+            precondition(hotUsers >= 0, "hotUsers must not be negative")
+            self.hotUsers = hotUsers
+            self.warmStart = warmStart
+            self.predictionCache = predictionCache
+            self.featureCache = featureCache
+            self.exploration = exploration
+            self.retrainWindow = retrainWindow
+            self.monitor = monitor
+            self.autoRetrain = autoRetrain
+            self.retrainThreads = retrainThreads
+            self.snapshotObservations = snapshotObservations
+            self.snapshotCheckInterval = snapshotCheckInterval
+            self.maxIdentifierBytes = maxIdentifierBytes
+            self.keepVersions = keepVersions
+        }
+    }
+}

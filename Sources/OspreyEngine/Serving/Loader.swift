@@ -1,0 +1,119 @@
+import OspreyModel
+import OspreyStorage
+
+/// Builds the serving state of a version (TensorFlow Serving's *loader*): every place that makes
+/// a version servable — a start, a rollback, a challenger, a retrain's new version — goes
+/// through it, so they all restore users, caches and monitors alike.
+struct Loader: Sendable {
+    let stores: Stores
+    let configuration: Manager.Configuration
+
+    /// What a new state continues from the state it replaces (or joins, as a challenger): the
+    /// counts of its caches and users, and the model's record of rated items. A first load
+    /// starts fresh.
+    struct Continuing {
+        var predictions: PredictionCache.Statistics = .init()
+        var features: CacheStatistics = .init()
+        var users: UserWeightStore.Statistics = .init()
+        var observed: ObservedItems?
+
+        /// Continues `model`'s current state: a state that replaces it carries on its counts; a
+        /// challenger, which serves beside it, counts its prediction cache and users apart and
+        /// shares only the feature counts and the rated items.
+        init(_ model: ServedModel, asChallenger: Bool = false) {
+            let current = model.current
+            predictions = asChallenger ? .init() : current.predictions.statistics
+            features = model.featureStatistics
+            users = asChallenger ? .init() : current.users.statistics
+            observed = current.observed
+        }
+
+        init() {}
+    }
+
+    /// Restores version `number` of `model` from the stores, then learns the log after its
+    /// snapshot up to `through` in log order exactly as it was live. Tiered
+    /// (``Manager/Configuration/hotUsers`` < `Int.max`), it loads only every user's compact row
+    /// (`w_u` and the small fields; cold) — full states are read on a miss; untiered, every
+    /// user's full state. With `warmStart` (tiered only), the users hot at the version's last
+    /// snapshot are named for ``UserWeightStore/warmStartList``. Returns the state and the last
+    /// sequence it reflects. O(users · d) tiered, O(users · d²) untiered, plus the replay.
+    /// - Throws: ``StorageError`` when the stores cannot be read.
+    func load(model: String, version number: Int, through: Int64 = .max, continuing: Continuing = .init(),
+              warmStart: Bool = false) throws -> (ServingState, Int64) {
+        let version = try stores.versions.loadVersion(model: model, number: number)
+        let observed = continuing.observed ?? ObservedItems.stored(in: stores, model: model)
+        let users = userStore(for: version, observed: observed, statistics: continuing.users)
+        let snapshot: UserSnapshot
+        if users.hotUsers == .max {
+            var full = try stores.snapshots.loadSnapshot(model: model, version: number)
+            users.reserve(users: full.users.count)
+            // Packed one by one, so the unpacked states are not all held twice.
+            while let (uid, w) = full.users.popFirst() { users.insertHot(uid, w) }
+            snapshot = UserSnapshot(seq: full.seq, users: [:], ahead: full.ahead)
+        } else {
+            let seq = try stores.snapshots.snapshotSequence(model: model, version: number)
+            users.reserve(users: try stores.snapshots.userCount(model: model, version: number))
+            var ahead: [String: Int64] = [:]
+            try stores.snapshots.forEachStoredWeights(model: model, version: number, dimension: version.dimension) { row in
+                users.insertCold(row)
+                if row.seq > seq { ahead[row.uid] = row.seq }
+            }
+            if warmStart { users.setWarmStart(try stores.snapshots.hotUsers(model: model, version: number)) }
+            snapshot = UserSnapshot(seq: seq, users: [:], ahead: ahead)
+        }
+        let state = servingState(version, users: users, observed: observed, continuing: continuing)
+        let last = try state.replay(log: stores.log, after: snapshot.seq, through: through, skipping: snapshot)
+        return (state, max(last, snapshot.seq))
+    }
+
+    /// The state of a version a retrain just stored, from its users' weights as they were
+    /// written (``Stores/storeVersion(_:reflecting:trainingRatings:serve:stored:each:)``):
+    /// compact rows (`cold`, tiered) or full states (`hot`, untiered). It reflects the log up to
+    /// what they reflect; the install replays the rest. `baselineAtMost` holds it to the best
+    /// baseline the model has met. O(users · d), or O(users · d²) untiered.
+    func load(trained version: ModelVersion, cold: [StoredWeights], hot: [(uid: String, weights: UserWeights)],
+              baselineAtMost: Double?, continuing: Continuing) -> ServingState {
+        let observed = continuing.observed ?? ObservedItems.stored(in: stores, model: version.model)
+        let users = userStore(for: version, observed: observed, statistics: continuing.users)
+        users.reserve(users: cold.count + hot.count)
+        for row in cold { users.insertCold(row) }
+        for (uid, w) in hot { users.insertHot(uid, w) }
+        return servingState(version, users: users, observed: observed, continuing: continuing, baselineAtMost: baselineAtMost)
+    }
+
+    private func userStore(for version: ModelVersion, observed: ObservedItems,
+                           statistics: UserWeightStore.Statistics) -> UserWeightStore {
+        UserWeightStore(stride: version.features.stride, hotUsers: configuration.hotUsers,
+                        rebuild: rebuilder(version, observed: observed), statistics: statistics)
+    }
+
+    private func servingState(_ version: ModelVersion, users: UserWeightStore, observed: ObservedItems,
+                              continuing: Continuing, baselineAtMost: Double? = nil) -> ServingState {
+        ServingState(
+            version: version, users: users, observed: observed, monitor: configuration.monitor, baselineAtMost: baselineAtMost,
+            predictions: PredictionCache(configuration: configuration.predictionCache, statistics: continuing.predictions),
+            features: configuration.featureCache, featureStatistics: continuing.features)
+    }
+
+    /// How a cold user of version `v` is rebuilt: its full snapshot row (a point read); after a
+    /// failed rebuild, also the user's log entries in the range asked for (those after the row),
+    /// applied as ``ServingState/apply(_:to:version:validation:)`` applies them live and recorded
+    /// in `observed`. O(d²), plus the replay.
+    private func rebuilder(_ v: ModelVersion, observed: ObservedItems) -> UserWeightStore.Rebuild {
+        let stores = stores, validation = configuration.monitor
+        return { uid, replay in
+            guard let stored = try stores.snapshots.loadUserState(model: v.model, version: v.number, uid: uid) else {
+                throw StorageError(.notFound, "user \(uid) of \(v.model) v\(v.number) has no stored state to rebuild from")
+            }
+            var w = stored.weights
+            if let replay, replay.upperBound > stored.seq + 1 {
+                try stores.log.forEachObservation(model: v.model, uid: uid, in: max(replay.lowerBound, stored.seq + 1)..<replay.upperBound) { logged in
+                    _ = ServingState.apply(logged, to: &w, version: v, validation: validation)
+                    observed.insert(uid: uid, item: logged.observation.item)
+                }
+            }
+            return w
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import OspreyModel
+import OspreyStorage
+import Synchronization
+
+/// A model as the engine serves it: its current ``ServingState``, swapped atomically.
+public final class ServedModel: Sendable {
+    public let name: String
+    private let serving: Mutex<ServingState>
+    /// Observations of this model in the log.
+    let observationCount: Atomic<Int>
+    private let policy: Mutex<ExplorationPolicy>
+    private let contest = Mutex<Competition?>(nil)
+    /// Top-k decisions logged (all time), and observations that named one (since the process started).
+    let decisionCount: Atomic<Int>, feedbackCount = Atomic<Int>(0)
+    /// The feature caches' counts, continued by each serving state that replaces the first.
+    let featureStatistics: CacheStatistics
+
+    init(state: ServingState, observations: Int, exploration: ExplorationPolicy = .greedy, decisions: Int = 0) {
+        name = state.version.model
+        featureStatistics = state.featureCache?.statistics ?? CacheStatistics()
+        serving = Mutex(state)
+        observationCount = Atomic(observations)
+        policy = Mutex(exploration)
+        decisionCount = Atomic(decisions)
+    }
+
+    /// The model's exploration policy: how its top-k answers explore. O(1).
+    public var exploration: ExplorationPolicy {
+        get { policy.withLock { $0 } }
+        set { policy.withLock { $0 = newValue } }
+    }
+
+    /// Top-k decisions logged: the store's count when the process started (pruning leaves it)
+    /// plus those since. O(1).
+    public var decisions: Int { decisionCount.load(ordering: .relaxed) }
+    /// Observations naming a logged decision since the process started.
+    public var feedback: Int { feedbackCount.load(ordering: .relaxed) }
+
+    /// What the model serves now. Readers keep what they got even if a swap follows. O(1).
+    public var current: ServingState { serving.withLock { $0 } }
+
+    /// The version serving now (the champion, during a competition). O(1).
+    public var version: ModelVersion { current.version }
+
+    /// The running competition between the serving version and a challenger, if any. O(1).
+    public var competition: Competition? {
+        get { contest.withLock { $0 } }
+        set { contest.withLock { $0 = newValue } }
+    }
+
+    /// The state that serves user `uid`: the serving one, or during a competition the version
+    /// the user is allocated to. O(1).
+    public func state(for uid: String) -> ServingState {
+        let champion = current
+        guard let competition else { return champion }
+        let v = competition.version(for: uid, champion: champion.version.number)
+        return v == champion.version.number ? champion : competition.challenger
+    }
+
+    /// Every state learning live: the serving one and a challenger's.
+    var learningStates: [ServingState] {
+        let champion = current
+        guard let competition else { return [champion] }
+        return [champion, competition.challenger]
+    }
+
+    /// The number of observations of this model in the log.
+    public var observations: Int { observationCount.load(ordering: .relaxed) }
+
+    /// Serves `state` from now on.
+    func swap(to state: ServingState) {
+        serving.withLock { $0 = state }
+    }
+
+    /// Learns a live observation into the current state (and a challenger's) and counts it.
+    /// Returns true when it made the serving version stale. O(d²).
+    /// - Throws: when the user was cold and its stored state could not be read.
+    func learn(_ logged: LoggedObservation) throws -> Bool {
+        observationCount.add(1, ordering: .relaxed)
+        let stale = try current.learn(logged)
+        try competition?.challenger.learn(logged)
+        return stale
+    }
+}

@@ -1,0 +1,127 @@
+import OspreyModel
+import OspreyStorage
+import Synchronization
+
+/// What a model serves at one moment: an immutable version, the users' weights learned on top of
+/// it, and the items each user has rated (shared with the model's other states). Swapped whole
+/// when a retrain or rollback finishes, so a reader always sees them together.
+public final class ServingState: Sendable {
+    public let version: ModelVersion
+    public let users: UserWeightStore
+    public let observed: ObservedItems
+    /// Prequential loss of this version's observations, and whether it has gone stale.
+    let monitor: Mutex<QualityMonitor>
+    /// Answers computed from this state (Velox §5); a new state starts a new cache.
+    public let predictions: PredictionCache
+    /// The version's hottest item vectors, kept in front of its feature table (nil when not
+    /// configured; see ``FeatureCache``). Counts into the model's statistics, shared by its
+    /// versions.
+    public let featureCache: FeatureCache<MaterializedFeatures>?
+    /// Which observations are the validation sample.
+    let validation: QualityMonitor.Configuration
+
+    /// - Parameters:
+    ///   - baselineAtMost: a baseline met before (by the version this one replaces); the
+    ///     monitor's baseline is the lower of it and this version's validation loss.
+    ///   - features: this state's feature cache, counting into `featureStatistics`.
+    init(version: ModelVersion, users: UserWeightStore, observed: ObservedItems = ObservedItems(),
+         monitor: QualityMonitor.Configuration = .init(), baselineAtMost: Double? = nil,
+         predictions: PredictionCache = PredictionCache(),
+         features: FeatureCacheConfiguration = .init(), featureStatistics: CacheStatistics = .init()) {
+        self.version = version
+        self.users = users
+        self.observed = observed
+        self.predictions = predictions
+        featureCache = features.capacity > 0
+            ? FeatureCache(version.features, capacity: features.capacity, policy: features.policy, statistics: featureStatistics)
+            : nil
+        validation = monitor
+        let own = version.metadata.validationRMSE.map { $0 * $0 }
+        let baseline = [own, baselineAtMost].compactMap { $0 }.min()
+        self.monitor = Mutex(QualityMonitor(configuration: monitor, baseline: baseline))
+    }
+
+    /// The rows of this version's catalogue that `uid` has rated or observed, each once, in no
+    /// particular order.
+    /// - Throws: what the store's read throws.
+    public func observedRows(of uid: String) throws -> [Int] {
+        let catalog = version.features.catalog
+        return try observed.items(of: uid).compactMap { catalog.row(of: $0) }
+    }
+
+    /// `offset_i + w · f_i` for catalogue row `item`, through the feature cache when there is
+    /// one. O(d) on a hit or without a cache.
+    func score(weights: UnsafePointer<Float>, item: Int) -> Float {
+        if let featureCache { return featureCache.score(weights: weights, item: item) }
+        return version.features.score(weights: weights, item: item)
+    }
+
+    /// The quality monitor's state now.
+    public var quality: QualityMonitor { monitor.withLock { $0 } }
+
+    /// Learns one logged observation (live and on replay alike, in log order): a user never seen
+    /// starts from the version's prior (bootstrapping, Velox §5); a cold user is first rebuilt
+    /// from stored state (see ``UserWeightStore``); an item the version does not know is counted
+    /// but cannot move the weights; an observation in the validation sample is scored into the
+    /// monitor's validation loss and counted, never learned. Returns true when this observation
+    /// made the version stale. An observation answering an exploratory choice is also scored into
+    /// the monitor's exploration pool. O(d²), plus a rebuild for a cold user.
+    /// - Throws: when a cold user's stored state cannot be read; the user is then unchanged (the
+    ///   log still holds the observation: the next rebuild of the user replays it).
+    @discardableResult
+    func learn(_ logged: LoggedObservation) throws -> Bool {
+        let o = logged.observation
+        let v = version
+        let outcome = try users.update(o.uid, before: logged.seq, create: {
+            UserWeights(ridge: .init(prior: v.prior, lambda: v.lambda), bootstrapped: true)
+        }) { w in
+            Self.apply(logged, to: &w, version: v, validation: validation)
+        }
+        observed.insert(uid: o.uid, item: o.item)
+        guard let outcome else { return false }
+        return monitor.withLock { m in
+            if outcome.heldOut {
+                m.recordValidation(outcome.loss)
+                return false
+            }
+            let stale = m.record(outcome.loss)
+            return o.answersExploration ? m.recordExploration(outcome.loss) || stale : stale
+        }
+    }
+
+    /// Applies one logged observation to a user's state: counted only for an unknown item,
+    /// scored for the validation sample, learned otherwise. Returns its squared prequential error
+    /// and whether it was held out (nil for an unknown item). O(d²).
+    static func apply(_ logged: LoggedObservation, to w: inout UserWeights, version v: ModelVersion,
+                      validation: QualityMonitor.Configuration) -> (loss: Double, heldOut: Bool)? {
+        let o = logged.observation
+        guard let row = v.features.catalog.row(of: o.item) else {
+            w.countWithoutLearning()
+            return nil
+        }
+        let heldOut = validation.holdsOut(seq: logged.seq)
+        return v.features.withFeatures(item: row) { f, offset in
+            if heldOut { return (w.countHeldOut(features: f, target: o.label - offset), true) }
+            return (w.learn(features: f, target: o.label - offset), false)
+        }
+    }
+
+    /// Learns the model's logged observations with sequence in (`after`, `through`], skipping
+    /// what `snapshot` says a user's stored state already reflects. Returns the last sequence seen.
+    @discardableResult
+    func replay(log: any ObservationLog, after: Int64, through: Int64 = .max, skipping snapshot: UserSnapshot? = nil) throws -> Int64 {
+        var last = after
+        // Pages of the log, so no read stays open while a cold user's rebuild reads the store.
+        while last < through {
+            let page = try log.observations(model: version.model, after: last, limit: 10_000)
+            for logged in page {
+                guard logged.seq <= through else { return last }
+                last = logged.seq
+                if let snapshot, snapshot.reflects(uid: logged.observation.uid, seq: logged.seq) { continue }
+                try learn(logged)
+            }
+            if page.count < 10_000 { break }
+        }
+        return last
+    }
+}

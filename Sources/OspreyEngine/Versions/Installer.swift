@@ -1,0 +1,214 @@
+import Dispatch
+import Foundation
+import Logging
+import OspreyModel
+import OspreyStorage
+
+/// Changes what a model serves (TensorFlow Serving's *manager* swapping *servables*): installs a
+/// loaded state as the serving version or as a competing challenger, rolls back, promotes and
+/// ends competitions (Velox §4.2, §5). A state is swapped in whole under the learning lock, with
+/// every observation logged meanwhile learned first, so readers never wait and no observation
+/// is learned twice or skipped across a swap. The catalogue's record changes with the swap.
+public final class Installer: Sendable {
+    private let stores: Stores
+    private let loader: Loader
+    private let registry: ModelRegistry
+    private let progress: LearningProgress
+    private let decisions: DecisionLog
+    private let logger: Logger
+
+    init(stores: Stores, loader: Loader, registry: ModelRegistry, progress: LearningProgress, decisions: DecisionLog,
+         logger: Logger) {
+        self.stores = stores
+        self.loader = loader
+        self.registry = registry
+        self.progress = progress
+        self.decisions = decisions
+        self.logger = logger
+    }
+
+    /// Serves version `number` again (Velox §6): θ of that version with its own user weights, to
+    /// which every observation logged since they were saved is applied, so nothing learned is
+    /// dropped and the result equals a fresh server started on that version. Reads the stores
+    /// and replays the log on a dispatch queue, off the Swift concurrency pool.
+    /// - Throws: ``OspreyError`` `unknownModel`, `unknownVersion`, or `conflict` for the
+    ///   challenger.
+    public func rollback(model name: String, to number: Int) async throws {
+        try await Self.offPool { try self.rollbackNow(model: name, to: number) }
+    }
+
+    /// ``rollback(model:to:)`` on the caller's thread.
+    func rollbackNow(model name: String, to number: Int) throws {
+        let model = try registry.model(name)
+        try requireVersion(number, of: name)
+        if model.competition?.challenger.version.number == number {
+            throw OspreyError(.conflict, "version \(number) is competing as the challenger; promote it instead")
+        }
+        let through = progress.sequence
+        let (state, replayed) = try loader.load(model: name, version: number, through: through, continuing: .init(model))
+        try install(state, in: model, caughtUpThrough: max(replayed, through))
+        logger.info("rolled back", metadata: ["model.name": "\(name)", "model.version": "\(number)"])
+    }
+
+    /// Swaps `state` in atomically. It has learned the log up to `seq`; the rest is learned in
+    /// two steps — most of it without blocking anyone, the tail under the learning lock — so
+    /// that no observation is learned twice or skipped, and the swap and the catalogue's record
+    /// of the serving version happen together. Before the swap, the answers hottest in the
+    /// serving state's cache are computed again from the new one (Velox §4.2), so the first
+    /// requests after it are not all misses.
+    func install(_ state: ServingState, in model: ServedModel, caughtUpThrough seq: Int64) throws {
+        let caught = try state.replay(log: stores.log, after: seq, through: progress.sequence)
+        let warmed = Self.repopulate(state, from: model.current)
+        if warmed > 0 {
+            logger.info("prediction cache repopulated", metadata: [
+                "model.name": "\(model.name)", "model.version": "\(state.version.number)", "answers": "\(warmed)",
+            ])
+        }
+        try progress.applied.withLock { last in
+            try state.replay(log: stores.log, after: max(seq, caught), through: last)
+            try stores.versions.setServing(model: model.name, version: state.version.number)
+            model.swap(to: state)
+        }
+    }
+
+    /// Computes, from `state`, the answers to the hottest queries in `previous`'s cache (items are
+    /// matched by id; ones the new version lacks are skipped). Returns how many were cached.
+    /// O(repopulate · (d or a top-k scan)).
+    static func repopulate(_ state: ServingState, from previous: ServingState) -> Int {
+        let limit = state.predictions.configuration.repopulate
+        guard state.predictions.isEnabled, limit > 0 else { return 0 }
+        let oldCatalog = previous.version.features.catalog, newCatalog = state.version.features.catalog
+        var warmed = 0
+        for key in previous.predictions.hottest(limit) {
+            var query = key.query
+            if case .score(let row) = query {
+                guard state.predictions.caches(query), let newRow = newCatalog.row(of: oldCatalog.ids[row]) else { continue }
+                query = .score(item: newRow)
+            }
+            if (try? Predictor.answer(query, uid: key.uid, in: state, lookup: false)) != nil { warmed += 1 }
+        }
+        return warmed
+    }
+
+    // MARK: Competing versions
+
+    /// Starts a competition (Velox §5, "multiple models"): version `number` (any stored version
+    /// but the serving one) serves the users `allocation` gives it, with its own user weights to
+    /// which every observation logged since they were saved is applied first (as a rollback
+    /// does); both versions learn every observation from then on. Runs off the concurrency pool.
+    /// - Throws: ``OspreyError`` `unknownModel`, `unknownVersion`, `invalidArgument` for the
+    ///   serving version, `conflict` while another competition runs.
+    public func startCompetition(model name: String, challenger number: Int, allocation: TrafficAllocation) async throws {
+        try await Self.offPool { try self.startCompetitionNow(model: name, challenger: number, allocation: allocation) }
+    }
+
+    /// ``startCompetition(model:challenger:allocation:)`` on the caller's thread.
+    func startCompetitionNow(model name: String, challenger number: Int, allocation: TrafficAllocation) throws {
+        let model = try registry.model(name)
+        guard model.competition == nil else {
+            throw OspreyError(.conflict, "model `\(name)` already has a challenger; promote it or stop the competition first")
+        }
+        guard number != model.version.number else {
+            throw OspreyError(.invalidArgument, "version \(number) is the serving version; a challenger must be another one")
+        }
+        try requireVersion(number, of: name)
+        let through = progress.sequence
+        let (state, replayed) = try loader.load(model: name, version: number, through: through,
+                                                continuing: .init(model, asChallenger: true))
+        try installChallenger(state, in: model, caughtUpThrough: max(replayed, through), allocation: allocation)
+    }
+
+    /// Attaches `state` as the model's challenger. It has learned the log up to `seq`; the rest
+    /// is learned as in an install, the tail under the learning lock, so that from the moment it
+    /// competes it has missed no observation and learns every later one.
+    func installChallenger(_ state: ServingState, in model: ServedModel, caughtUpThrough seq: Int64,
+                           allocation: TrafficAllocation) throws {
+        let caught = try state.replay(log: stores.log, after: seq, through: progress.sequence)
+        let since = Date().timeIntervalSince1970
+        try progress.applied.withLock { last in
+            try state.replay(log: stores.log, after: max(seq, caught), through: last)
+            guard model.competition == nil else {
+                throw OspreyError(.conflict, "model `\(model.name)` already has a challenger; promote it or stop the competition first")
+            }
+            try stores.versions.setCompetition(model: model.name, CompetitionRecord(
+                challenger: state.version.number, allocation: allocation.description, since: since))
+            model.competition = Competition(challenger: state, allocation: allocation, since: since,
+                                            persist: Self.persistAssignment(model: model.name, since: since, decisions))
+        }
+        logger.info("competition started", metadata: [
+            "model.name": "\(model.name)", "champion": "\(model.version.number)",
+            "challenger": "\(state.version.number)", "allocation": "\(allocation)",
+        ])
+    }
+
+    /// Ends the competition; every user is served by the serving version again.
+    /// - Throws: ``OspreyError`` `unknownModel`, or `conflict` when there is none.
+    public func stopCompetition(model name: String) throws {
+        let model = try registry.model(name)
+        try progress.applied.withLock { _ in
+            guard let competition = model.competition else {
+                throw OspreyError(.conflict, "model `\(name)` has no challenger")
+            }
+            try stores.versions.setCompetition(model: name, nil)
+            model.competition = nil
+            logger.info("competition stopped", metadata: [
+                "model.name": "\(name)", "challenger": "\(competition.challenger.version.number)",
+            ])
+        }
+    }
+
+    /// Makes the challenger the serving version (with the weights it learned while competing)
+    /// and ends the competition. Returns its number.
+    /// - Throws: ``OspreyError`` `unknownModel`, or `conflict` when there is no challenger.
+    @discardableResult
+    public func promote(model name: String) throws -> Int {
+        let model = try registry.model(name)
+        return try progress.applied.withLock { _ in
+            guard let competition = model.competition else {
+                throw OspreyError(.conflict, "model `\(name)` has no challenger to promote")
+            }
+            let state = competition.challenger
+            try stores.versions.promoteChallenger(model: name, version: state.version.number)
+            model.swap(to: state)
+            model.competition = nil
+            logger.info("challenger promoted", metadata: ["model.name": "\(name)", "model.version": "\(state.version.number)"])
+            return state.version.number
+        }
+    }
+
+    /// The competition stored for a model, restored at startup: the challenger's state from its
+    /// snapshot and the log, its users' assignments, and each version's reward from the
+    /// decisions logged since it started joined with their feedback.
+    static func restoreCompetition(_ record: CompetitionRecord, of model: ServedModel, stores: Stores, loader: Loader,
+                                   decisions: DecisionLog) throws -> Competition {
+        let allocation = try TrafficAllocation.parse(record.allocation)
+        let (state, _) = try loader.load(model: model.name, version: record.challenger, continuing: .init(model, asChallenger: true))
+        let assigned = if case .thompson = allocation { try stores.decisions.assignments(model: model.name, since: record.since) } else { [String: Int]() }
+        let competition = Competition(challenger: state, allocation: allocation, since: record.since, assigned: assigned,
+                                      persist: persistAssignment(model: model.name, since: record.since, decisions))
+        let versions = try stores.decisions.decisionVersions(model: model.name, since: record.since)
+        for version in versions.values { competition.countDecision(version: version) }
+        for (id, feedback) in try stores.log.feedback(model: model.name) {
+            if let version = versions[id] { competition.record(version: version, reward: Double(feedback.label)) }
+        }
+        return competition
+    }
+
+    private static func persistAssignment(model: String, since: Double, _ decisions: DecisionLog) -> @Sendable (String, Int) -> Void {
+        { uid, version in decisions.append(Assignment(model: model, since: since, uid: uid, version: version)) }
+    }
+
+    private func requireVersion(_ number: Int, of name: String) throws {
+        guard try stores.versions.versions(model: name).contains(where: { $0.number == number }) else {
+            throw OspreyError(.unknownVersion, "model `\(name)` has no version \(number); GET /v1/models/\(name) lists them")
+        }
+    }
+
+    /// Runs blocking work (store reads, a replay) on a dispatch queue, off the Swift concurrency
+    /// pool that serves requests.
+    static func offPool(_ work: @escaping @Sendable () throws -> Void) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            DispatchQueue.global(qos: .userInitiated).async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+import Logging
+import OspreyModel
+import OspreyStorage
+
+/// One retrain of one model, in the steps a reader can follow and test apart: ``gather(through:)``
+/// the ratings, ``train(_:)`` by ALS, ``store(_:gathered:)`` the new version, ``load(_:)`` its
+/// serving state, ``swap(_:caughtUpThrough:installer:challenger:)`` it in (or attach it as a
+/// challenger) and prune old versions. Each step throws instead of changing what serves; only
+/// the swap does that, atomically.
+struct RetrainRun {
+    let job: Int
+    let model: ServedModel
+    let retrainer: Retrainer
+    let stores: Stores
+    let loader: Loader
+    let configuration: Manager.Configuration
+    let logger: Logger
+
+    /// What a retrain trains on.
+    struct Gathered {
+        /// The initial ratings and the log up to `through`, without the validation sample (and
+        /// windowed per user when a retrain window is set).
+        var ratings: [Rating]
+        /// Each user's observations in the log up to `through` (the validation sample included).
+        var counts: [String: Int]
+        /// The log sequence the new version reflects.
+        var through: Int64
+        /// The new version's number.
+        var number: Int
+    }
+
+    /// Reads the ratings to train on: the model's initial ratings plus its log up to `through`.
+    /// The validation sample stays out of every fit, so it keeps measuring generalization.
+    /// O(ratings + log).
+    func gather(through: Int64) throws -> Gathered {
+        var ratings = try stores.versions.initialRatings(model: model.name)
+        var counts: [String: Int] = [:]
+        try stores.log.forEachObservation(model: model.name, after: 0) { logged in
+            guard logged.seq <= through else { return }
+            let o = logged.observation
+            counts[o.uid, default: 0] += 1
+            if configuration.monitor.holdsOut(seq: logged.seq) { return }
+            ratings.append(Rating(uid: o.uid, item: o.item, label: o.label, timestamp: o.time))
+        }
+        if let window = configuration.retrainWindow { ratings = Self.windowed(window, perUserOf: ratings) }
+        let number = (try stores.versions.versions(model: model.name).map(\.number).max() ?? model.version.number) + 1
+        return Gathered(ratings: ratings, counts: counts, through: through, number: number)
+    }
+
+    /// Fits version N+1 by ALS with the parent's hyperparameters: a λ given at training is kept;
+    /// one chosen by validation is searched for again near the parent's choice (the data moved,
+    /// but rarely by a factor of ten). Reports progress on the job; stops between iterations
+    /// when the job is cancelled. O(ALS).
+    /// - Throws: `Trainer.Cancelled`, or what the trainer throws.
+    func train(_ gathered: Gathered) throws -> Trainer.Result {
+        let current = model.current.version
+        retrainer.update(job: job) { $0.phase = .training }
+        let parentLambda = Regularization(lambda: current.metadata.lambda, scaled: current.metadata.scaledLambda)
+        let given = current.metadata.lambdaSelection == "given"
+        let id = job
+        var trainer = Trainer(
+            configuration: .init(factors: current.metadata.factors, lambda: given ? parentLambda.lambda : nil,
+                                 scaleLambda: parentLambda.scaled, iterations: current.metadata.iterations,
+                                 seed: current.metadata.seed, threads: configuration.retrainThreads,
+                                 lambdaNear: given ? nil : parentLambda)
+        ) { [logger] line in logger.debug("\(line)", metadata: ["job.id": "\(id)"]) }
+        trainer.onLambdaFit = { [weak retrainer] n in retrainer?.update(job: id) { $0.lambdaFits = n } }
+        trainer.onIteration = { [weak retrainer] i, n in retrainer?.update(job: id) { $0.iteration = i; $0.iterations = n } }
+        trainer.isCancelled = { [weak retrainer] in retrainer?.cancelRequested(id) ?? true }
+        return try trainer.train(model: model.name, number: gathered.number, parent: current.number, ratings: gathered.ratings,
+                                 trainedThroughSeq: gathered.through)
+    }
+
+    /// The new version as stored, with its users' weights as the serving state loads them.
+    struct Stored {
+        var version: ModelVersion
+        /// Compact rows (tiered) or full states (untiered).
+        var cold: [StoredWeights]
+        var hot: [(uid: String, weights: UserWeights)]
+    }
+
+    /// Stores the version (status `built`) and its users' weights. The users' states are
+    /// streamed into the snapshot store a chunk at a time (a million users' d×d states do not
+    /// fit in memory); tiered, only their compact rows are kept here, and the new version's users
+    /// start cold. A stand-in for a user's past ratings (see ``windowed(_:perUserOf:)``) is not
+    /// stored, and the prior averages only real users' weights. O(users · d³).
+    func store(_ trained: Trainer.Result, gathered: Gathered) throws -> Stored {
+        // The new version's snapshot says it reflects the log up to `through`, so a restart will
+        // not replay what came before: the items users observed until then must be recorded.
+        let observed = model.current.observed
+        let pending = observed.takeAll()
+        do { try stores.snapshots.saveObservedItems(model: model.name, pending) } catch {
+            observed.putBack(pending)
+            throw error
+        }
+        let old = model.current.users, through = gathered.through
+        let tiered = configuration.hotUsers != .max
+        var cold: [StoredWeights] = [], hot: [(uid: String, weights: UserWeights)] = []
+        let version = try stores.storeVersion(trained, reflecting: through, trainingRatings: [], serve: false, stored: { uid, state in
+            guard !uid.hasPrefix(Self.pastPrefix) else { return nil }
+            return UserWeights(ridge: state, observations: gathered.counts[uid] ?? 0, runningLoss: old.read(uid) { $0?.runningLoss },
+                               bootstrapped: false)
+        }, each: { uid, w in
+            if tiered {
+                cold.append(StoredWeights(uid: uid, weights: Array(w.ridge.weights[0..<w.ridge.dimension]),
+                                          observations: w.observations, runningLoss: w.runningLoss, bootstrapped: w.bootstrapped,
+                                          seq: through))
+            } else {
+                hot.append((uid, w))
+            }
+        })
+        return Stored(version: version, cold: cold, hot: hot)
+    }
+
+    /// The new version's serving state, continuing the model's counts and rated items. It is
+    /// held to the best standard the model has met, not only its own: a retrain that did not
+    /// recover (say, fitted on data still from before a drift) stays subject to the next one.
+    func load(_ stored: Stored) -> ServingState {
+        loader.load(trained: stored.version, cold: stored.cold, hot: stored.hot,
+                    baselineAtMost: model.current.quality.baseline, continuing: .init(model))
+    }
+
+    /// Installs the new state (or attaches it as a challenger), then prunes versions past
+    /// ``Manager/Configuration/keepVersions`` (``VersionPolicy``). A failed prune is logged:
+    /// the new version serves regardless.
+    func swap(_ state: ServingState, caughtUpThrough through: Int64, installer: Installer,
+              challenger: TrafficAllocation?) throws {
+        if let challenger {
+            try installer.installChallenger(state, in: model, caughtUpThrough: through, allocation: challenger)
+        } else {
+            try installer.install(state, in: model, caughtUpThrough: through)
+        }
+        Manager.returnFreedMemory()
+        do {
+            let pruned = try stores.pruneVersions(model: model.name, keep: configuration.keepVersions)
+            if !pruned.isEmpty {
+                logger.info("pruned old versions", metadata: ["model.name": "\(model.name)", "versions": "\(pruned)"])
+            }
+        } catch {
+            logger.error("could not prune old versions; the new version serves", metadata: [
+                "model.name": "\(model.name)", "error": "\(error)",
+            ])
+        }
+    }
+
+    /// The prefix of the stand-in users that hold a user's ratings from before the retrain window.
+    static let pastPrefix = "\u{0}before-window\u{0}"
+
+    /// Each user's latest `window` ratings (by timestamp; log observations are newer than the
+    /// initial ratings) stay theirs; older ones go, `window` at a time from the newest, to
+    /// stand-in users (``pastPrefix``, the slice number, NUL, the uid) — the user as they were
+    /// then. So the user's new weights fit only their recent tastes, while the items keep every
+    /// rating as evidence, each fitted against the user's tastes of its time (as timeSVD++ gives a
+    /// user a factor per period). The stand-ins are dropped after training. Order is kept.
+    /// O(n log n).
+    static func windowed(_ window: Int, perUserOf ratings: [Rating]) -> [Rating] {
+        var byUser: [String: [Int]] = [:]
+        for (i, r) in ratings.enumerated() { byUser[r.uid, default: []].append(i) }
+        var out = ratings
+        for indices in byUser.values where indices.count > window {
+            let newestFirst = indices.sorted { (ratings[$0].timestamp, $0) > (ratings[$1].timestamp, $1) }
+            for (n, i) in newestFirst.enumerated().dropFirst(window) {
+                out[i].uid = pastPrefix + "\(n / window)\u{0}" + ratings[i].uid
+            }
+        }
+        return out
+    }
+}

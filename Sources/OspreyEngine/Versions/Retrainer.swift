@@ -1,0 +1,171 @@
+import Dispatch
+import Foundation
+import Logging
+import OspreyModel
+import OspreyStorage
+import Synchronization
+
+/// Offline retraining (Velox §4.2): starts, tracks and cancels retrain jobs, each a
+/// ``RetrainRun`` of five steps (gather, train, store, load, swap) on a background queue, and
+/// starts one by itself when a model goes stale if asked to. A failed or cancelled retrain
+/// leaves the serving version untouched.
+public final class Retrainer: Sendable {
+    private let stores: Stores
+    private let loader: Loader
+    private let installer: Installer
+    private let registry: ModelRegistry
+    private let progress: LearningProgress
+    private let configuration: Manager.Configuration
+    private let logger: Logger
+    /// Retrain jobs, by id.
+    let jobs = Mutex<(jobs: [Int: RetrainJob], nextID: Int)>(([:], 0))
+    private let failures = Atomic<Int>(0), cancellations = Atomic<Int>(0)
+
+    init(stores: Stores, loader: Loader, installer: Installer, registry: ModelRegistry, progress: LearningProgress,
+         configuration: Manager.Configuration, logger: Logger) {
+        self.stores = stores
+        self.loader = loader
+        self.installer = installer
+        self.registry = registry
+        self.progress = progress
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Starts retraining `model` on a background queue: the initial ratings plus every logged
+    /// observation (except the validation sample), ALS with λ chosen by validation, as version
+    /// N+1, which then serves — or, with `challenger`, competes with the serving version under
+    /// that allocation. Returns the job id.
+    /// - Throws: ``OspreyError`` `unknownModel`, or `conflict` while a retrain of the model runs
+    ///   (or, for a challenger, while another competes).
+    public func start(model name: String, challenger: TrafficAllocation? = nil) throws -> Int {
+        let model = try registry.model(name)
+        if challenger != nil, model.competition != nil {
+            throw OspreyError(.conflict, "model `\(name)` already has a challenger; promote it or stop the competition first")
+        }
+        let id = try jobs.withLock { state -> Int in
+            if state.jobs.values.contains(where: { $0.model == name && !$0.finished }) {
+                throw OspreyError(.conflict, "a retrain of `\(name)` is already running; GET its job or wait for it")
+            }
+            state.nextID += 1
+            state.jobs[state.nextID] = RetrainJob(
+                id: state.nextID, model: name, phase: .loading, iteration: 0,
+                iterations: model.version.metadata.iterations, startedAt: Date())
+            return state.nextID
+        }
+        logger.info("retrain started", metadata: ["model.name": "\(name)", "job.id": "\(id)"])
+        DispatchQueue.global(qos: .utility).async { self.run(job: id, model: model, challenger: challenger) }
+        return id
+    }
+
+    /// The job with this id.
+    /// - Throws: ``OspreyError`` `unknownJob`.
+    public func job(_ id: Int, model: String) throws -> RetrainJob {
+        guard let job = jobs.withLock({ $0.jobs[id] }), job.model == model else {
+            throw OspreyError(.unknownJob, "model `\(model)` has no job \(id)")
+        }
+        return job
+    }
+
+    /// Asks a running retrain to stop: it ends at its next check (between ALS iterations) unless
+    /// it is already installing its version, and the serving version stays as it is. Returns the
+    /// job as it is now.
+    /// - Throws: ``OspreyError`` `unknownJob`, or `conflict` once it has finished or is installing.
+    @discardableResult
+    public func cancel(job id: Int, model: String) throws -> RetrainJob {
+        try jobs.withLock { state in
+            guard var job = state.jobs[id], job.model == model else {
+                throw OspreyError(.unknownJob, "model `\(model)` has no job \(id)")
+            }
+            guard !job.finished else { throw OspreyError(.conflict, "job \(id) has already finished (\(job.phase.rawValue))") }
+            guard job.phase != .installing else {
+                throw OspreyError(.conflict, "job \(id) is already installing its version; roll back afterwards instead")
+            }
+            job.cancelRequested = true
+            state.jobs[id] = job
+            return job
+        }
+    }
+
+    /// Waits until the job is done, failed or cancelled, and returns it.
+    public func wait(forJob id: Int, model: String) async throws -> RetrainJob {
+        while true {
+            let job = try job(id, model: model)
+            if job.finished { return job }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Retrains that failed since start.
+    public var failureCount: Int { failures.load(ordering: .relaxed) }
+    /// Retrains cancelled since start.
+    public var cancellationCount: Int { cancellations.load(ordering: .relaxed) }
+
+    /// A serving version's loss rose past the threshold: say so, and retrain if asked to.
+    func wentStale(_ model: ServedModel) {
+        let quality = model.current.quality
+        logger.warning("model is stale", metadata: [
+            "model.name": "\(model.name)", "model.version": "\(model.version.number)",
+            "loss.window": "\(quality.windowedLoss ?? .nan)", "loss.baseline": "\(quality.baseline ?? .nan)",
+        ])
+        guard configuration.autoRetrain else { return }
+        do {
+            _ = try start(model: model.name)
+        } catch {
+            logger.info("no automatic retrain", metadata: ["model.name": "\(model.name)", "reason": "\(error)"])
+        }
+    }
+
+    /// Changes the job's record.
+    func update(job id: Int, _ change: (inout RetrainJob) -> Void) {
+        jobs.withLock { if var job = $0.jobs[id] { change(&job); $0.jobs[id] = job } }
+    }
+
+    /// Whether cancellation of the job was asked for.
+    func cancelRequested(_ id: Int) -> Bool { jobs.withLock { $0.jobs[id]?.cancelRequested ?? false } }
+
+    /// Moves the job to `installing` unless cancellation was asked for; from then on a cancel gets
+    /// 409. Returns false when it was cancelled.
+    func beginInstalling(_ id: Int) -> Bool {
+        jobs.withLock { state -> Bool in
+            guard var job = state.jobs[id], !job.cancelRequested else { return false }
+            job.phase = .installing
+            state.jobs[id] = job
+            return true
+        }
+    }
+
+    /// Runs a retrain job to its end; a failure leaves the serving version untouched.
+    private func run(job id: Int, model: ServedModel, challenger: TrafficAllocation?) {
+        do {
+            let run = RetrainRun(job: id, model: model, retrainer: self, stores: stores, loader: loader,
+                                 configuration: configuration, logger: logger)
+            let gathered = try run.gather(through: progress.sequence)
+            let trained = try run.train(gathered)
+            guard beginInstalling(id) else { throw Trainer.Cancelled() }
+            let stored = try run.store(trained, gathered: gathered)
+            let state = run.load(stored)
+            try run.swap(state, caughtUpThrough: gathered.through, installer: installer, challenger: challenger)
+            let number = stored.version.number
+            update(job: id) { $0.phase = .done; $0.version = number; $0.finishedAt = Date() }
+            logger.info("retrain finished", metadata: ["model.name": "\(model.name)", "model.version": "\(number)", "job.id": "\(id)"])
+            // Observations that arrived during the retrain were replayed into the new version
+            // before it served; if they already show it stale, act on that now.
+            if model.current.quality.stale { wentStale(model) }
+        } catch is Trainer.Cancelled {
+            update(job: id) { $0.phase = .cancelled; $0.finishedAt = Date() }
+            cancellations.add(1, ordering: .relaxed)
+            logger.notice("retrain cancelled; the serving version is unchanged", metadata: [
+                "model.name": "\(model.name)", "job.id": "\(id)",
+            ])
+        } catch {
+            // A version it stored but could not serve is marked failed, not left as if retired.
+            _ = try? stores.versions.failUnservedVersions(model: model.name)
+            update(job: id) { $0.phase = .failed; $0.error = "\(error)"; $0.finishedAt = Date() }
+            failures.add(1, ordering: .relaxed)
+            logger.error("retrain failed; the serving version is unchanged", metadata: [
+                "model.name": "\(model.name)", "job.id": "\(id)", "error": "\(error)",
+            ])
+        }
+    }
+}

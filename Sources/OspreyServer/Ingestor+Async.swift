@@ -1,0 +1,17 @@
+import OspreyEngine
+
+extension Ingestor {
+    /// ``observe(model:_:completion:)`` for a route handler: suspends until the observations
+    /// are durable and learned and returns the serving version.
+    /// - Throws: what the check throws, or ``OspreyError`` `unavailable` when the log cannot commit.
+    @discardableResult
+    func observe(model name: String, _ items: [Feedback]) async throws -> Int {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
+            do {
+                try observe(model: name, items) { continuation.resume(with: $0.mapError { $0 as any Error }) }
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+}
