@@ -1,0 +1,89 @@
+import Foundation
+import OspreyModel
+import OspreyStorage
+import OspreyTestSupport
+import Testing
+@testable import OspreyEngine
+
+/// Storage failures injected through the fault-injecting stores: the engine reports them, keeps
+/// what it acknowledged and what it serves, and recovers when the store does.
+struct FaultInjectionTests {
+    @Test func theNthCallOfAKindFailsAndNoOther() throws {
+        let faults = Faults()
+        let stores = Stores.inMemory().injectingFaults(faults)
+        faults.failNext(.commit, nth: 2)
+        let observation = Observation(model: "m", uid: "u", item: "i", label: 1)
+        _ = try stores.log.append([observation])
+        #expect(throws: StorageError.self) { try stores.log.append([observation]) }
+        _ = try stores.log.append([observation])
+        #expect(try stores.log.lastSequence() == 2, "the failed commit appended nothing")
+        #expect(faults.calls(.commit) == 3 && faults.calls(.logRead) == 1)
+        faults.failAll(.snapshotRead)
+        #expect(throws: StorageError.self) { try stores.snapshots.hotUsers(model: "m", version: 1) }
+        #expect(throws: StorageError.self) { try stores.snapshots.hotUsers(model: "m", version: 1) }
+        faults.heal(.snapshotRead)
+        #expect(try stores.snapshots.hotUsers(model: "m", version: 1).isEmpty)
+    }
+
+    /// Every observe of a failed commit gets `unavailable` and nothing of it is learned; reads
+    /// keep serving; once the log commits again, so do observes.
+    @Test func aFailedCommitIsUnavailableAndLearnsNothing() async throws {
+        let t = try TrainedStore()
+        let faults = Faults()
+        let m = try Manager(stores: t.stores.injectingFaults(faults), logger: quiet)
+        let p = Predictor(registry: m.registry)
+        let uid = t.ratings[0].uid
+        let before = try m.info(model: "demo", uid: uid), score = try p.predict(model: "demo", uid: uid, item: "i1")
+        faults.failAll(.commit)
+        let outcomes = await withTaskGroup(of: OspreyError.Code?.self) { group in
+            for n in 0..<8 {
+                group.addTask {
+                    do { try await m.observe(model: "demo", [(uid, "i\(n)", 5)]); return nil } catch let e as OspreyError { return e.code } catch { return nil }
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(outcomes.allSatisfy { $0 == .unavailable }, "\(outcomes)")
+        #expect(try m.info(model: "demo", uid: uid) == before)
+        #expect(try p.predict(model: "demo", uid: uid, item: "i1") == score, "reads keep serving")
+        #expect(try m.registry.model("demo").observations == 0 && t.stores.log.lastSequence() == 0)
+        faults.heal(.commit)
+        try await m.observe(model: "demo", [(uid, "i1", 5)])
+        #expect(try m.info(model: "demo", uid: uid).observations == before.observations + 1)
+    }
+
+    /// A failed snapshot write is counted and leaves its users changed, so the next snapshot
+    /// saves them; a restart then restores what was learned.
+    @Test func aFailedSnapshotIsRetriedWhole() async throws {
+        let t = try TrainedStore()
+        let faults = Faults()
+        let m = try Manager(stores: t.stores.injectingFaults(faults), logger: quiet)
+        try await m.observe(model: "demo", (0..<30).map { ("u\($0 % 10)", "i\($0 % 7)", Float($0 % 5)) })
+        faults.failNext(.snapshotWrite, nth: 2)
+        #expect(throws: StorageError.self) { try m.snapshotter.snapshot() }
+        #expect(m.snapshotter.statistics.failureCount == 1)
+        #expect(try m.snapshotter.snapshot() == 10, "every changed user, the failed chunk's too")
+        let restarted = try Manager(stores: t.stores, logger: quiet)
+        for u in 0..<10 { #expect(try restarted.info(model: "demo", uid: "u\(u)") == m.info(model: "demo", uid: "u\(u)")) }
+        #expect(try t.stores.snapshots.snapshotSequence(model: "demo", version: 1) == t.stores.log.lastSequence())
+    }
+
+    /// A retrain that swapped in its version is done even when pruning old versions fails
+    /// afterwards; the versions left are pruned by a later retrain.
+    @Test func aFailedPruneAfterTheSwapLeavesTheRetrainDone() async throws {
+        let t = try TrainedStore()
+        let faults = Faults()
+        let m = try Manager(stores: t.stores.injectingFaults(faults), configuration: .init(keepVersions: 1), logger: quiet)
+        #expect(try await m.retrainer.wait(forJob: m.retrainer.start(model: "demo"), model: "demo").phase == .done)
+        // Version 3's retrain writes the catalogue three times: the version, serving it, then the
+        // prune of version 1 (version 2 is its parent).
+        faults.failNext(.versionWrite, nth: 3)
+        let job = try await m.retrainer.wait(forJob: m.retrainer.start(model: "demo"), model: "demo")
+        #expect(job.phase == .done && job.version == 3, "\(job)")
+        #expect(m.retrainer.failureCount == 0)
+        #expect(try m.info(model: "demo").version == 3)
+        #expect(try t.stores.versions.versions(model: "demo").map(\.number) == [1, 2, 3], "the prune failed")
+        #expect(try await m.retrainer.wait(forJob: m.retrainer.start(model: "demo"), model: "demo").phase == .done)
+        #expect(try t.stores.versions.versions(model: "demo").map(\.number) == [3, 4])
+    }
+}

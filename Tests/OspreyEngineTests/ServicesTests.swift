@@ -1,0 +1,40 @@
+import Logging
+import OspreyTestSupport
+import Synchronization
+import Testing
+@testable import OspreyEngine
+
+/// The engine's background work runs as services, and a graceful shutdown stops every one.
+struct ServicesTests {
+    @Test func aGracefulShutdownStopsEveryService() async throws {
+        let t = try TrainedStore()
+        let m = try Manager(stores: t.stores, logger: quiet)
+        #expect(m.services.count == 5)
+        let uid = t.ratings[0].uid
+        try await m.withServices(logger: quiet) {
+            try await m.observe(model: "demo", [(uid, "i1", 5)])
+            _ = try m.explorer.topK(model: "demo", uid: uid, k: 3, items: nil)
+        }
+        // The ingestor takes no more observations.
+        await #expect(throws: OspreyError.self) { try await m.observe(model: "demo", [(uid, "i2", 4)]) }
+        // The snapshotter saved the changed user; the decision log wrote its buffer.
+        #expect(try t.stores.snapshots.snapshotSequence(model: "demo", version: 1) == 1)
+        #expect(try t.stores.decisions.decisionCount(model: "demo") == 1)
+        // The read-ahead pool runs later work on the caller's thread.
+        let ran = Mutex<Bool>(false)
+        m.readAhead.submit { ran.withLock { $0 = true } }
+        #expect(ran.withLock { $0 }, "run at once, inline")
+    }
+
+    @Test func aStoppedPoolEndsItsThreads() async throws {
+        let pool = WorkerPool(name: "test-pool", threads: 3, idleTimeout: .seconds(60))
+        let done = Atomic<Int>(0)
+        for _ in 0..<6 { pool.submit { done.add(1, ordering: .relaxed) } }
+        while done.load(ordering: .relaxed) < 6 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(pool.liveThreads > 0)
+        pool.stop()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while pool.liveThreads > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(pool.liveThreads == 0, "idle threads end at once, not after their 60 s timeout")
+    }
+}

@@ -1,0 +1,181 @@
+import Foundation
+import OspreyMath
+import OspreyModel
+import OspreyStorage
+import OspreyTestSupport
+import Testing
+
+/// The storage protocols' documented semantics, checked on every implementation: the SQLite
+/// stores (what users run) and their in-memory twins (what the engine's tests run on) must
+/// answer alike, so a test passing in memory says something about SQLite too.
+struct StoreContractTests {
+    enum Backend: String, CaseIterable, CustomTestStringConvertible {
+        case memory, sqlite
+        var testDescription: String { rawValue }
+    }
+
+    /// Fresh, empty stores of a backend; the directory (SQLite) is removed by `body`'s end.
+    func withStores(_ backend: Backend, _ body: (Stores, _ reopen: () throws -> Stores) throws -> Void) throws {
+        switch backend {
+        case .memory:
+            let stores = Stores.inMemory()
+            try body(stores) { stores }
+        case .sqlite:
+            let directory = NSTemporaryDirectory() + "osprey-contract-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            try body(try SQLiteStores(directory: directory).stores) { try SQLiteStores(directory: directory).stores }
+        }
+    }
+
+    static func version(_ model: String, _ number: Int, parent: Int? = nil) -> ModelVersion {
+        let d = 3, stride = VectorKernels.paddedStride(d)
+        var table = [Float](repeating: 0, count: 2 * stride)
+        for k in 0..<d { table[k] = Float(k + 1); table[stride + k] = Float(number) }
+        let metadata = TrainingMetadata(factors: d, lambda: 1, scaledLambda: false, lambdaSelection: "given", iterations: 1,
+                                        seed: 1, trainingRMSE: 0.5, validationRMSE: nil, ratings: 2, durationSeconds: 0)
+        return ModelVersion(model: model, number: number, createdAt: Date(timeIntervalSince1970: 1_000),
+                            features: MaterializedFeatures(dimension: d, ids: ["i1", "i2"], table: table, offsets: [3, 4]),
+                            lambda: 1, prior: [0.1, 0.2, 0.3], metadata: metadata, parent: parent)
+    }
+
+    static func weights(_ label: Float, observations: Int = 1) -> UserWeights {
+        var ridge = RidgeState(prior: [0, 0, 0], lambda: 1)
+        _ = ridge.update(features: [1, Float(observations), 0.5], target: label)
+        return UserWeights(ridge: ridge, observations: observations, runningLoss: Double(label), bootstrapped: false)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func theLogKeepsCommitOrderPerModel(_ backend: Backend) throws {
+        try withStores(backend) { s, reopen in
+            #expect(try s.log.lastSequence() == 0)
+            let a = try s.log.append((0..<5).map { Observation(model: "a", uid: "u\($0 % 2)", item: "i\($0)", label: Float($0), time: 1) })
+            let b = try s.log.append([Observation(model: "b", uid: "u0", item: "x", label: 1, time: 2, eventId: "e1"),
+                                      Observation(model: "b", uid: "u0", item: "y", label: 2, time: 3, eventId: "e1")])
+            #expect(a == a.sorted() && Set(a).count == 5 && b[0] > a[4] && b[1] > b[0], "increasing across commits and models")
+            #expect(try s.log.append([]).isEmpty)
+            let log = try reopen().log
+            #expect(try log.lastSequence() == b[1])
+            var seen: [LoggedObservation] = []
+            try log.forEachObservation(model: "a", after: a[1]) { seen.append($0) }
+            #expect(seen.map(\.seq) == Array(a[2...]) && seen.map(\.observation.item) == ["i2", "i3", "i4"])
+            #expect(try log.observations(model: "a", after: 0, limit: 2).map(\.seq) == Array(a[0..<2]))
+            #expect(try log.observations(model: "a", after: a[3], limit: 10).map(\.seq) == [a[4]])
+            var user: [Int64] = []
+            try log.forEachObservation(model: "a", uid: "u0", in: a[1]..<a[4]) { user.append($0.seq) }
+            #expect(user == [a[2]], "the range is half-open and per user")
+            #expect(try log.observationCount(model: "a") == 5 && log.observationCount(model: "c") == 0)
+            #expect(try log.feedback(model: "b") == ["e1": DecisionFeedback(item: "x", label: 1, seq: b[0])], "the first feedback")
+            #expect(try log.feedback(model: "a").isEmpty)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func theCatalogueServesOneVersionAtATime(_ backend: Backend) throws {
+        try withStores(backend) { s, reopen in
+            let ratings = [Rating(uid: "u1", item: "i1", label: 4, timestamp: 1), Rating(uid: "u1", item: "i2", label: 2, timestamp: 2),
+                           Rating(uid: "u2", item: "i1", label: 5, timestamp: 3)]
+            try s.versions.insertVersion(Self.version("m", 1), trainingRatings: ratings, serve: true)
+            #expect(throws: StorageError.self) { try s.versions.insertVersion(Self.version("m", 1), trainingRatings: [], serve: true) }
+            try s.versions.insertVersion(Self.version("m", 2, parent: 1), trainingRatings: [], serve: false)
+            try s.versions.insertVersion(Self.version("m", 3, parent: 2), trainingRatings: [], serve: false)
+            let v = try reopen().versions
+            #expect(try v.models().map(\.name) == ["m"] && v.models()[0].servingVersion == 1)
+            #expect(try v.versions(model: "m").map(\.status) == [.serving, .built, .built])
+            #expect(try v.failUnservedVersions(model: "m") == [2, 3])
+            try v.setServing(model: "m", version: 2)
+            #expect(try v.versions(model: "m").map(\.status) == [.retired, .serving, .failed])
+            #expect(throws: StorageError.self) { try v.setServing(model: "m", version: 9) }
+            let loaded = try v.loadVersion(model: "m", number: 2)
+            #expect(loaded.features.table == Self.version("m", 2).features.table && loaded.prior == [0.1, 0.2, 0.3] && loaded.parent == 1)
+            #expect(throws: StorageError.self) { try v.loadVersion(model: "m", number: 9) }
+            #expect(try v.initialRatings(model: "m") == ratings)
+            #expect(try v.trainingItems(model: "m", uid: "u1").sorted() == ["i1", "i2"])
+            // Competitions name a stored version; promoting serves it and ends the competition.
+            #expect(throws: StorageError.self) { try v.setCompetition(model: "m", CompetitionRecord(challenger: 9, allocation: "thompson", since: 5)) }
+            #expect(throws: StorageError.self) { try v.setCompetition(model: "x", nil) }
+            try v.setCompetition(model: "m", CompetitionRecord(challenger: 1, allocation: "split(0.5)", since: 5))
+            #expect(try v.competitions() == ["m": CompetitionRecord(challenger: 1, allocation: "split(0.5)", since: 5)])
+            #expect(try v.versions(model: "m")[0].status == .challenger)
+            try v.promoteChallenger(model: "m", version: 1)
+            #expect(try v.competitions().isEmpty && v.models()[0].servingVersion == 1)
+            #expect(try v.versions(model: "m").map(\.status) == [.serving, .retired, .failed])
+            #expect(try v.explorationPolicies() == ["m": "greedy"])
+            try v.setExplorationPolicy(model: "m", policy: "linucb(1.0)")
+            #expect(throws: StorageError.self) { try v.setExplorationPolicy(model: "x", policy: "greedy") }
+            try v.deleteVersions(model: "m", [3, 7])
+            #expect(try reopen().versions.versions(model: "m").map(\.number) == [1, 2])
+            #expect(try reopen().versions.explorationPolicies() == ["m": "linucb(1.0)"])
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func snapshotsKeepEachRowsSequence(_ backend: Backend) throws {
+        try withStores(backend) { s, reopen in
+            #expect(throws: StorageError.self) { try s.snapshots.snapshotSequence(model: "m", version: 1) }
+            try s.snapshots.replaceUsers(model: "m", version: 1, reflecting: 10) { write in
+                try write([SnapshotRow(uid: "u1", weights: Self.weights(1), seq: 10)])
+                try write([SnapshotRow(uid: "u2", weights: Self.weights(2), seq: 10)])
+            }
+            try s.snapshots.saveSnapshot(model: "m", version: 1, rows: [SnapshotRow(uid: "u2", weights: Self.weights(3, observations: 2), seq: 14)],
+                                         observedItems: [ObservedItem(uid: "u2", item: "i1"), ObservedItem(uid: "u2", item: "i1")])
+            try s.snapshots.advanceSnapshot(model: "m", version: 1, to: 12)
+            try s.snapshots.advanceSnapshot(model: "m", version: 1, to: 11)
+            let snapshots = try reopen().snapshots
+            let full = try snapshots.loadSnapshot(model: "m", version: 1)
+            #expect(full.seq == 12 && full.ahead == ["u2": 14], "advanced, never lowered; the row ahead is named")
+            let u2 = try #require(full.users["u2"]), u1 = try #require(full.users["u1"])
+            #expect(u2.observations == 2 && u2.runningLoss == 3 && u1.observations == 1)
+            #expect(Array(u2.ridge.weights.prefix(3)) == Array(Self.weights(3, observations: 2).ridge.weights.prefix(3)))
+            #expect(full.reflects(uid: "u2", seq: 13) && !full.reflects(uid: "u1", seq: 13))
+            var compact: [String: StoredWeights] = [:]
+            try snapshots.forEachStoredWeights(model: "m", version: 1, dimension: 3) { compact[$0.uid] = $0 }
+            #expect(compact["u2"]?.weights == Array(Self.weights(3, observations: 2).ridge.weights.prefix(3)) && compact["u2"]?.seq == 14)
+            #expect(throws: StorageError.self) { try snapshots.forEachStoredWeights(model: "m", version: 1, dimension: 4) { _ in } }
+            #expect(try snapshots.loadUserState(model: "m", version: 1, uid: "u1")?.seq == 10)
+            #expect(try snapshots.loadUserState(model: "m", version: 1, uid: "nobody") == nil)
+            #expect(try snapshots.userCount(model: "m", version: 1) == 2)
+            #expect(try snapshots.observedItems(model: "m", uid: "u2") == ["i1"])
+            try snapshots.saveObservedItems(model: "m", [ObservedItem(uid: "u2", item: "i2")])
+            #expect(try snapshots.observedItems(model: "m", uid: "u2").sorted() == ["i1", "i2"])
+            try snapshots.saveHotUsers(model: "m", version: 1, ["u2", "u1", "u2"])
+            #expect(try snapshots.hotUsers(model: "m", version: 1).sorted() == ["u1", "u2"])
+            try snapshots.saveHotUsers(model: "m", version: 1, ["u1"])
+            #expect(try snapshots.hotUsers(model: "m", version: 1) == ["u1"], "replaced, not added to")
+            // A new attempt at a version replaces what an earlier one left.
+            try snapshots.replaceUsers(model: "m", version: 1, reflecting: 20) { write in
+                try write([SnapshotRow(uid: "u3", weights: Self.weights(5), seq: 20)])
+            }
+            #expect(try snapshots.loadSnapshot(model: "m", version: 1).users.keys.sorted() == ["u3"])
+            try snapshots.deleteUsers(model: "m", versions: [1])
+            #expect(throws: StorageError.self) { try snapshots.loadSnapshot(model: "m", version: 1) }
+            #expect(try snapshots.userCount(model: "m", version: 1) == 0 && snapshots.hotUsers(model: "m", version: 1).isEmpty)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func decisionsArePrunedOldestFirstAndCountedForGood(_ backend: Backend) throws {
+        func decision(_ n: Int, model: String = "m", version: Int = 1) -> DecisionRecord {
+            DecisionRecord(eventId: "e\(n)", model: model, version: version, uid: "u\(n % 3)", policy: "greedy", time: 1_000 + Double(n),
+                           items: [.init(item: "i\(n)", score: 1, propensity: 1)], candidates: nil)
+        }
+        try withStores(backend) { s, reopen in
+            try s.decisions.appendDecisions((0..<10).map { decision($0) } + [decision(20, model: "other", version: 2)])
+            try s.decisions.appendDecisions([decision(3)])
+            #expect(try s.decisions.decisionCount(model: "m") == 10, "a repeated event id is ignored")
+            #expect(try s.decisions.decision(eventId: "e3") == decision(3))
+            #expect(try s.decisions.decisions(model: "m", limit: 3).map(\.eventId) == ["e7", "e8", "e9"])
+            #expect(try s.decisions.pruneDecisions(before: 1_002, keep: nil, batch: 1, maxBatches: 10) == 2)
+            #expect(try s.decisions.pruneDecisions(before: nil, keep: 6, batch: 2, maxBatches: 1) == 2, "one batch")
+            // Nine left, across models; the append trims to six, at most twice what it appended.
+            #expect(try s.decisions.appendDecisions([decision(10)], trimBefore: nil, trimKeep: 6) == 2)
+            let d = try reopen().decisions
+            #expect(try d.decision(eventId: "e5") == nil && d.decision(eventId: "e6") == decision(6))
+            #expect(try d.decisionCount(model: "m") == 11, "pruning leaves the count")
+            #expect(try d.decisionVersions(model: "m", since: 1_008) == ["e8": 1, "e9": 1, "e10": 1])
+            #expect(try d.decisionVersions(model: "other", since: 0) == ["e20": 2])
+            try d.appendAssignments([Assignment(model: "m", since: 5, uid: "u1", version: 2), Assignment(model: "m", since: 5, uid: "u1", version: 1),
+                                     Assignment(model: "m", since: 6, uid: "u2", version: 1)])
+            #expect(try d.assignments(model: "m", since: 5) == ["u1": 2], "the first allocation stands")
+        }
+    }
+}
