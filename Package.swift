@@ -49,12 +49,15 @@ let package = Package(
         .target(
             name: "OspreyServer",
             dependencies: [
-                "OspreyEngine",
+                "OspreyEngine", "OspreyModel",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                // The fast path's place in the HTTP/1 pipeline (FastPathChannel).
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // The fast path's place in the HTTP/1 pipeline (FastPathChannel), and its loops.
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
@@ -65,8 +68,11 @@ let package = Package(
         .executableTarget(
             name: "osprey",
             dependencies: [
-                "OspreyServer",
+                "OspreyServer", "OspreyEngine", "OspreyMath", "OspreyModel", "OspreyStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(name: "osprey-bench", dependencies: [
@@ -85,7 +91,7 @@ let package = Package(
         .testTarget(name: "OspreyModelTests", dependencies: ["OspreyModel", "OspreyMath"]),
         .testTarget(
             name: "OspreyStorageTests",
-            dependencies: ["OspreyStorage", "OspreyMath", "OspreyTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["OspreyStorage", "OspreyMath", "OspreyModel", "OspreyTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "OspreyEngineTests",
@@ -97,9 +103,12 @@ let package = Package(
         .testTarget(
             name: "OspreyServerTests",
             dependencies: [
-                "OspreyServer", "OspreyStorage", "OspreyTestSupport",
+                "OspreyServer", "OspreyEngine", "OspreyStorage", "OspreyTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
