@@ -1,5 +1,6 @@
 import Foundation
 import OspreyMath
+import OspreyModel
 
 /// The online-versus-offline experiment of Velox §4.2: how much of a full retrain's accuracy
 /// gain do online updates recover?

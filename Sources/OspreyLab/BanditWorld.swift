@@ -1,4 +1,6 @@
 import OspreyMath
+import OspreyModel
+import RealModule
 
 /// A synthetic world for contextual bandits (issue 5): users with true latent tastes, a
 /// catalogue of items with latent vectors, and rewards = true rating + noise.
@@ -195,5 +197,3 @@ public struct BanditWorld: Sendable {
         return out
     }
 }
-
-import RealModule

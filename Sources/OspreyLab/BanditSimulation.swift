@@ -1,4 +1,5 @@
 import OspreyMath
+import OspreyModel
 
 /// Runs one exploration policy through a ``BanditWorld``: each round the arriving user's
 /// candidates are ranked by ``ExplorationSelector`` from the user's ridge state, one item is

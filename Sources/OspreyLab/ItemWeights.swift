@@ -1,5 +1,6 @@
 import Dispatch
 import OspreyMath
+import OspreyModel
 
 /// Item-side online learning: the materialized feature table θ, kept up to date observation by
 /// observation as Oryx's speed layer does, instead of only at the next retrain as Velox does.
