@@ -2,7 +2,7 @@ import OspreyMath
 import OspreyModel
 import RealModule
 
-/// A synthetic world for contextual bandits (issue 5): users with true latent tastes, a
+/// A synthetic world for contextual bandits: users with true latent tastes, a
 /// catalogue of items with latent vectors, and rewards = true rating + noise.
 ///
 /// The true rating is the model Osprey fits: `r(u, i) = μ + b_i + [q_i; 1] · [p_u; b_u]` with
@@ -27,7 +27,9 @@ import RealModule
 public struct BanditWorld: Sendable {
     /// The shape of a world.
     public struct Configuration: Sendable, Codable, Equatable {
+        /// Number of users.
         public var users: Int
+        /// Number of items in the catalogue.
         public var items: Int
         /// Items offered per round (N).
         public var candidates: Int
@@ -35,6 +37,7 @@ public struct BanditWorld: Sendable {
         public var dimension: Int
         /// Standard deviation σ of the reward noise.
         public var noise: Double
+        /// Seed of the world and of its rounds (``BanditWorld`` lists the order of the draws).
         public var seed: UInt64
         /// Zipf exponent of user arrivals; 0 for uniform.
         public var userZipf: Double
@@ -51,6 +54,8 @@ public struct BanditWorld: Sendable {
         /// round's N candidates are drawn; 0 draws candidates from the whole catalogue.
         public var userPool: Int
 
+        /// A configuration; the defaults are a uniform, unclustered world of 500 users and 2000
+        /// items. O(1); ``BanditWorld/init(_:)`` checks it.
         public init(users: Int = 500, items: Int = 2000, candidates: Int = 20, dimension: Int = 10, noise: Double = 1.0,
                     seed: UInt64 = 1, userZipf: Double = 0, mean: Double = 3.5, clusters: Int = 0, clusterSpread: Double = 0.3, userPool: Int = 0) {
             self.userPool = userPool
@@ -69,17 +74,21 @@ public struct BanditWorld: Sendable {
 
     /// A world that cannot be made.
     public struct ConfigurationError: Error, CustomStringConvertible {
+        /// What is wrong with the configuration.
         public let description: String
     }
 
     /// One round: who arrives, what can be shown, and the noise on its reward.
     public struct Round: Sendable, Equatable {
+        /// The arriving user (0 ..< users).
         public var user: Int
         /// Catalogue rows, distinct.
         public var candidates: [Int]
+        /// The noise ε added to the shown item's expected reward.
         public var noise: Double
     }
 
+    /// The configuration the world was drawn from.
     public let configuration: Configuration
     /// The learner's feature function: rows `[q_i; 1]` (dimension d + 1), offsets `μ + b_i`,
     /// ids `i0`, `i1`, ….

@@ -26,7 +26,7 @@ import OspreyModel
 /// Memory: one ``RidgeState`` per item, about `2·(d+1)·stride` floats (≈ 23 KB at d = 50).
 ///
 /// For the serving engine: unlike a user's state, an item's state is written by observations of
-/// every user, so updates partitioned by uid (DESIGN.md §7) meet on popular items; an engine
+/// every user, so the engine's updates, partitioned by uid, meet on popular items; an engine
 /// adopting this needs per-item locks (the state is per item, so striping by item row works) and,
 /// since the prediction and feature caches hold rows, to invalidate an item's entries when it moves.
 public struct ItemWeights: FeatureFunction {
@@ -53,8 +53,11 @@ public struct ItemWeights: FeatureFunction {
         /// True when the last feature of each row is the constant 1 that carries the user bias
         /// (models trained with biases); the user's last weight is then its bias `c_u`.
         public var hasBiasFeature: Bool
+        /// Where each item's regression starts.
         public var start: Start
 
+        /// Settings with penalty `lambda` (> 0); by default unscaled, learning offsets, with a
+        /// bias feature, starting from the served rows. O(1).
         public init(lambda: Float, scaledLambda: Bool = false, learnsOffset: Bool = true, hasBiasFeature: Bool = true,
                     start: Start = .servedRows) {
             self.lambda = lambda
@@ -65,9 +68,13 @@ public struct ItemWeights: FeatureFunction {
         }
     }
 
+    /// Entries per row, as in the version's features (the bias feature included).
     public let dimension: Int
+    /// Floats between the starts of consecutive rows of ``table`` (the padded dimension).
     public let stride: Int
+    /// The items, in row order: the version's catalogue.
     public let catalog: ItemCatalog
+    /// The settings the states were built with.
     public let configuration: Configuration
     /// The current rows, `catalog.count` rows of ``stride`` floats (the constant bias feature
     /// stays 1).
@@ -198,6 +205,7 @@ public struct ItemWeights: FeatureFunction {
         }
     }
 
+    /// Calls `body` with item row `item`'s current features and offset. O(1).
     @inlinable
     public func withFeatures<R>(item: Int, _ body: (UnsafePointer<Float>, Float) throws -> R) rethrows -> R {
         try table.withUnsafeBufferPointer { try body($0.baseAddress! + item * stride, offsets[item]) }
