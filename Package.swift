@@ -29,6 +29,12 @@ let package = Package(
             name: "OspreyModel",
             dependencies: ["OspreyMath", .product(name: "RealModule", package: "swift-numerics")]
         ),
+        // Research code (the bandit simulator, the online-versus-offline experiment and its
+        // item-side updates): used by the CLI, never by the serving modules.
+        .target(
+            name: "OspreyLab",
+            dependencies: ["OspreyMath", "OspreyModel", .product(name: "RealModule", package: "swift-numerics")]
+        ),
         .target(
             name: "OspreyStorage",
             dependencies: [
@@ -68,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "osprey",
             dependencies: [
-                "OspreyServer", "OspreyEngine", "OspreyMath", "OspreyModel", "OspreyStorage",
+                "OspreyMath", "OspreyModel", "OspreyLab", "OspreyStorage", "OspreyEngine", "OspreyServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -89,6 +95,7 @@ let package = Package(
             dependencies: ["OspreyMath", .product(name: "Numerics", package: "swift-numerics")]
         ),
         .testTarget(name: "OspreyModelTests", dependencies: ["OspreyModel", "OspreyMath"]),
+        .testTarget(name: "OspreyLabTests", dependencies: ["OspreyLab", "OspreyModel", "OspreyMath"]),
         .testTarget(
             name: "OspreyStorageTests",
             dependencies: ["OspreyStorage", "OspreyMath", "OspreyModel", "OspreyTestSupport", .product(name: "GRDB", package: "GRDB.swift")]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import OspreyMath
+import OspreyLab
 import OspreyModel
 
 /// The JSON file `osprey simulate --export-world` / `--export-model` write and `osprey

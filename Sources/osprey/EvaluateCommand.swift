@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OspreyLab
 import OspreyModel
 
 /// `osprey evaluate`: the Velox §4.2 online-versus-offline experiment on a ratings file.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OspreyLab
 import OspreyModel
 
 /// `osprey simulate`: exploration policies against a synthetic world with known tastes.

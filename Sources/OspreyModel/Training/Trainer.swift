@@ -50,6 +50,11 @@ public struct Trainer: Sendable {
     /// A settings error, reported before any work is done.
     public struct ConfigurationError: Error, CustomStringConvertible {
         public let description: String
+
+        /// An error that reports `description` as it is. O(1).
+        public init(description: String) {
+            self.description = description
+        }
     }
 
     /// A trained version, but for its bootstrap prior (the mean of the stored users' weights,

@@ -1,4 +1,6 @@
 import OspreyMath
+import OspreyModel
+import RealModule
 
 /// A synthetic world for contextual bandits (docs/operations.md, "The simulator and
 /// evaluate-policy"): users with true latent tastes, a
@@ -26,7 +28,9 @@ import OspreyMath
 public struct BanditWorld: Sendable {
     /// The shape of a world.
     public struct Configuration: Sendable, Codable, Equatable {
+        /// Number of users.
         public var users: Int
+        /// Number of items in the catalogue.
         public var items: Int
         /// Items offered per round (N).
         public var candidates: Int
@@ -34,6 +38,7 @@ public struct BanditWorld: Sendable {
         public var dimension: Int
         /// Standard deviation σ of the reward noise.
         public var noise: Double
+        /// Seed of the world and of its rounds (``BanditWorld`` lists the order of the draws).
         public var seed: UInt64
         /// Zipf exponent of user arrivals; 0 for uniform.
         public var userZipf: Double
@@ -50,6 +55,8 @@ public struct BanditWorld: Sendable {
         /// round's N candidates are drawn; 0 draws candidates from the whole catalogue.
         public var userPool: Int
 
+        /// A configuration; the defaults are a uniform, unclustered world of 500 users and 2000
+        /// items. O(1); ``BanditWorld/init(_:)`` checks it.
         public init(users: Int = 500, items: Int = 2000, candidates: Int = 20, dimension: Int = 10, noise: Double = 1.0,
                     seed: UInt64 = 1, userZipf: Double = 0, mean: Double = 3.5, clusters: Int = 0, clusterSpread: Double = 0.3, userPool: Int = 0) {
             self.userPool = userPool
@@ -68,17 +75,21 @@ public struct BanditWorld: Sendable {
 
     /// A world that cannot be made.
     public struct ConfigurationError: Error, CustomStringConvertible {
+        /// What is wrong with the configuration.
         public let description: String
     }
 
     /// One round: who arrives, what can be shown, and the noise on its reward.
     public struct Round: Sendable, Equatable {
+        /// The arriving user (0 ..< users).
         public var user: Int
         /// Catalogue rows, distinct.
         public var candidates: [Int]
+        /// The noise ε added to the shown item's expected reward.
         public var noise: Double
     }
 
+    /// The configuration the world was drawn from.
     public let configuration: Configuration
     /// The learner's feature function: rows `[q_i; 1]` (dimension d + 1), offsets `μ + b_i`,
     /// ids `i0`, `i1`, ….
@@ -196,5 +207,3 @@ public struct BanditWorld: Sendable {
         return out
     }
 }
-
-import RealModule

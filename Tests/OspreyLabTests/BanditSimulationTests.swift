@@ -1,6 +1,7 @@
 import OspreyMath
+import OspreyModel
 import Testing
-@testable import OspreyModel
+@testable import OspreyLab
 
 /// The simulator: deterministic, regret accounted exactly, and exploration beating greedy.
 struct BanditSimulationTests {

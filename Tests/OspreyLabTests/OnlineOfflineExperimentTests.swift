@@ -1,5 +1,6 @@
+import OspreyModel
 import Testing
-@testable import OspreyModel
+@testable import OspreyLab
 
 struct OnlineOfflineExperimentTests {
     @Test func splitsEachUserByTime() {

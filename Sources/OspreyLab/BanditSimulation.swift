@@ -1,4 +1,5 @@
 import OspreyMath
+import OspreyModel
 
 /// Runs one exploration policy through a ``BanditWorld``: each round the arriving user's
 /// candidates are ranked by ``ExplorationSelector`` from the user's ridge state, one item is
@@ -12,6 +13,7 @@ import OspreyMath
 public struct BanditSimulation: Sendable {
     /// What one policy did over the rounds.
     public struct Result: Sendable {
+        /// The policy that ran.
         public var policy: ExplorationPolicy
         /// Cumulative regret after each round (index t: after round t + 1).
         public var cumulativeRegret: [Double]
@@ -37,11 +39,15 @@ public struct BanditSimulation: Sendable {
         public var totalRegret: Double { cumulativeRegret.last ?? 0 }
     }
 
+    /// The world the rounds come from (its true tastes score every choice).
     public let world: BanditWorld
+    /// The rounds every policy is run through, in order.
     public let rounds: [BanditWorld.Round]
     /// The ridge penalty of each user's online regression.
     public var lambda: Float
 
+    /// A simulation of `rounds` of `world`, each user learning with ridge penalty `lambda`. O(1):
+    /// nothing runs until ``run(policy:seed:propensitySamples:log:)``.
     public init(world: BanditWorld, rounds: [BanditWorld.Round], lambda: Float = 1) {
         self.world = world
         self.rounds = rounds

@@ -1,5 +1,6 @@
 import Dispatch
 import OspreyMath
+import OspreyModel
 
 /// Item-side online learning: the materialized feature table θ, kept up to date observation by
 /// observation as Oryx's speed layer does, instead of only at the next retrain as Velox does.
@@ -53,8 +54,11 @@ public struct ItemWeights: FeatureFunction {
         /// True when the last feature of each row is the constant 1 that carries the user bias
         /// (models trained with biases); the user's last weight is then its bias `c_u`.
         public var hasBiasFeature: Bool
+        /// Where each item's regression starts.
         public var start: Start
 
+        /// Settings with penalty `lambda` (> 0); by default unscaled, learning offsets, with a
+        /// bias feature, starting from the served rows. O(1).
         public init(lambda: Float, scaledLambda: Bool = false, learnsOffset: Bool = true, hasBiasFeature: Bool = true,
                     start: Start = .servedRows) {
             self.lambda = lambda
@@ -65,9 +69,13 @@ public struct ItemWeights: FeatureFunction {
         }
     }
 
+    /// Entries per row, as in the version's features (the bias feature included).
     public let dimension: Int
+    /// Floats between the starts of consecutive rows of ``table`` (the padded dimension).
     public let stride: Int
+    /// The items, in row order: the version's catalogue.
     public let catalog: ItemCatalog
+    /// The settings the states were built with.
     public let configuration: Configuration
     /// The current rows, `catalog.count` rows of ``stride`` floats (the constant bias feature
     /// stays 1).
@@ -198,6 +206,7 @@ public struct ItemWeights: FeatureFunction {
         }
     }
 
+    /// Calls `body` with item row `item`'s current features and offset. O(1).
     @inlinable
     public func withFeatures<R>(item: Int, _ body: (UnsafePointer<Float>, Float) throws -> R) rethrows -> R {
         try table.withUnsafeBufferPointer { try body($0.baseAddress! + item * stride, offsets[item]) }

@@ -1,6 +1,7 @@
 import OspreyMath
+import OspreyModel
 import Testing
-@testable import OspreyModel
+@testable import OspreyLab
 
 /// Item-side online updates checked against a direct ridge solve of each item's regression.
 struct ItemWeightsTests {

@@ -1,5 +1,6 @@
 import Foundation
 import OspreyMath
+import OspreyModel
 
 /// The online-versus-offline experiment of Velox §4.2: how much of a full retrain's accuracy
 /// gain do online updates recover?
@@ -15,16 +16,21 @@ import OspreyMath
 public struct OnlineOfflineExperiment: Sendable {
     /// The experiment's outcome.
     public struct Result: Sendable, Equatable {
+        /// Ratings the initial model was trained on (the first half of each user's).
         public var trainingRatings: Int
+        /// Ratings streamed as observations, in time order.
         public var streamedRatings: Int
+        /// Held-out ratings scored (of items the initial model knows).
         public var heldOutRatings: Int
         /// Held-out ratings left out because the initial model does not know the item.
         public var heldOutSkipped: Int
+        /// Held-out RMSE of the initial model.
         public var initialRMSE: Double
         /// After online updates of the user weights only (Velox).
         public var onlineRMSE: Double
         /// After online updates of the user weights and the items' rows.
         public var itemOnlineRMSE: Double
+        /// After a full retrain on the initial and streamed ratings.
         public var retrainRMSE: Double
 
         /// The share of the retrain's RMSE reduction that online updates of the user weights
@@ -47,6 +53,7 @@ public struct OnlineOfflineExperiment: Sendable {
             case itemFirst = "item-first"
         }
 
+        /// Which side learns each observation first.
         public var order: Order
         /// The items' ridge penalty; nil uses the training λ (and its scaling by count).
         public var lambda: Float?
@@ -55,6 +62,8 @@ public struct OnlineOfflineExperiment: Sendable {
         /// Start from the served rows (true) or re-solve them from the training data (false).
         public var startFromServedRows: Bool
 
+        /// Settings; by default item first (measured better), the training λ, offsets learned,
+        /// starting from the served rows. O(1).
         public init(order: Order = .itemFirst, lambda: Float? = nil, learnsOffset: Bool = true, startFromServedRows: Bool = true) {
             self.order = order
             self.lambda = lambda
@@ -63,10 +72,14 @@ public struct OnlineOfflineExperiment: Sendable {
         }
     }
 
+    /// The training settings of the initial model and of the retrain.
     public var configuration: Trainer.Configuration
+    /// How the streamed observations are learned into the items' rows.
     public var itemUpdates: ItemUpdates
+    /// Receives one line per step of the experiment and of its trainings.
     public var log: @Sendable (String) -> Void
 
+    /// An experiment with these settings. O(1): nothing runs until ``run(ratings:)``.
     public init(configuration: Trainer.Configuration = .init(), itemUpdates: ItemUpdates = .init(),
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.configuration = configuration
