@@ -12,15 +12,15 @@ extension Manager {
     /// Starts a competition: version `number` (any stored version but the serving one) serves
     /// the users `allocation` gives it, with its own user weights to which every observation
     /// logged since they were saved is applied first (as a rollback does).
-    /// - Throws: ``OspreyError`` `unknownModel`, `unknownVersion`, `invalidArgument` for the
-    ///   serving version, `conflict` while another competition runs.
+    /// - Throws: ``OspreyError`` `unknownModel`, `unknownVersion`, `conflict` for the serving
+    ///   version or while another competition runs.
     public func startCompetition(model name: String, challenger number: Int, allocation: TrafficAllocation) throws {
         let model = try registry.model(name)
         guard model.competition == nil else {
             throw OspreyError(.conflict, "model `\(name)` already has a challenger; promote it or stop the competition first")
         }
         guard number != model.version.number else {
-            throw OspreyError(.invalidArgument, "version \(number) is the serving version; a challenger must be another one")
+            throw OspreyError(.conflict, "version \(number) is the serving version; a challenger must be another one")
         }
         guard try store.versions(model: name).contains(where: { $0.number == number }) else {
             throw OspreyError(.unknownVersion, "model `\(name)` has no version \(number); GET /v1/models/\(name) lists them")

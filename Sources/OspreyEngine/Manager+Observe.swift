@@ -32,8 +32,8 @@ extension Manager {
     /// Logs observations durably and learns them, as the tuple form does; an
     /// observation with an event id must name a logged decision of this model for this user, and
     /// one answering an item the decision showed by exploring feeds the exploration pool.
-    /// - Throws: ``OspreyError`` `unknownModel` or `invalidArgument` (also for an event id that
-    ///   is unknown or another user's); `unavailable` when the log cannot commit.
+    /// - Throws: ``OspreyError`` `unknownModel`, `invalidArgument`, `unknownEvent` for an event id
+    ///   that is unknown or another user's; `unavailable` when the log cannot commit.
     @discardableResult
     public func observe(model name: String, _ items: [Feedback]) async throws -> Int {
         let checked = try check(model: name, items)
@@ -94,10 +94,10 @@ extension Manager {
                     throw OspreyError(.unavailable, "the decision log could not be read: \(error)")
                 }
                 guard let decision, decision.model == name else {
-                    throw OspreyError(.invalidArgument, "\(which)event_id `\(id)` names no top-k answer of model `\(name)`")
+                    throw OspreyError(.unknownEvent, "\(which)event_id `\(id)` names no top-k answer of model `\(name)`")
                 }
                 guard decision.uid == o.uid else {
-                    throw OspreyError(.invalidArgument, "\(which)event_id `\(id)` was an answer to user `\(decision.uid)`, not `\(o.uid)`")
+                    throw OspreyError(.unknownEvent, "\(which)event_id `\(id)` names no top-k answer to user `\(o.uid)` (it answered `\(decision.uid)`)")
                 }
                 explored = decision.shown(o.item)?.explored ?? false
                 rewards.append((decision.version, o.label))
@@ -138,8 +138,11 @@ extension Manager {
         guard !id.isEmpty else { throw OspreyError(.invalidArgument, "\(which)\(field) must not be empty") }
         // NUL is reserved: a retrain window names its stand-in users with it.
         guard !id.utf8.contains(0) else { throw OspreyError(.invalidArgument, "\(which)\(field) must not contain NUL") }
-        guard id.utf8.count <= configuration.maxIdentifierBytes else {
-            throw OspreyError(.invalidArgument, "\(which)\(field) is longer than \(configuration.maxIdentifierBytes) bytes")
+        // Counted in code points, as openapi.yaml's maxLength counts; a string of at most that
+        // many UTF-8 bytes has no more code points, so the count is skipped for it.
+        let limit = configuration.maxIdentifierLength
+        guard id.utf8.count <= limit || id.unicodeScalars.count <= limit else {
+            throw OspreyError(.invalidArgument, "\(which)\(field) is longer than \(limit) characters")
         }
     }
 }
