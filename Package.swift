@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(
             name: "OspreyServerTests",
             dependencies: [
-                "OspreyServer", "OspreyEngine", "OspreyStorage", "OspreyTestSupport",
+                "OspreyServer", "OspreyEngine", "OspreyModel", "OspreyStorage", "OspreyTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

@@ -7,8 +7,9 @@ extension Manager {
         public var snapshotObservations: Int
         /// How often the snapshot policy is checked.
         public var snapshotCheckInterval: Duration
-        /// The longest uid or item id accepted, in bytes.
-        public var maxIdentifierBytes: Int
+        /// The longest uid, item id or event id accepted, in Unicode scalars (code points, as
+        /// JSON Schema's `maxLength` counts them in openapi.yaml).
+        public var maxIdentifierLength: Int
         /// Versions kept per model after a retrain (the serving one and its parent always are).
         public var keepVersions: Int
         /// The staleness monitor of every serving version.
@@ -37,7 +38,7 @@ extension Manager {
         public var warmStart: Bool
 
         public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
-                    maxIdentifierBytes: Int = 256, keepVersions: Int = 10, retrainThreads: Int = 1,
+                    maxIdentifierLength: Int = 256, keepVersions: Int = 10, retrainThreads: Int = 1,
                     monitor: QualityMonitor.Configuration = .init(), autoRetrain: Bool = false, retrainWindow: Int? = nil,
                     predictionCache: PredictionCache.Configuration = .init(), featureCache: FeatureCacheConfiguration = .init(),
                     exploration: Explorer.Configuration = .init(), hotUsers: Int = 100_000, warmStart: Bool = true) {
@@ -53,7 +54,7 @@ extension Manager {
             self.retrainThreads = retrainThreads
             self.snapshotObservations = snapshotObservations
             self.snapshotCheckInterval = snapshotCheckInterval
-            self.maxIdentifierBytes = maxIdentifierBytes
+            self.maxIdentifierLength = maxIdentifierLength
             self.keepVersions = keepVersions
         }
     }

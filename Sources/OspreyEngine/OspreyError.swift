@@ -9,6 +9,8 @@ public struct OspreyError: Error, CustomStringConvertible, Equatable {
         case unknownVersion = "unknown_version"
         case unknownJob = "unknown_job"
         case conflict = "conflict"
+        /// An `event_id` that names no logged top-k answer of the model to the user.
+        case unknownEvent = "unknown_event"
     }
 
     public let code: Code

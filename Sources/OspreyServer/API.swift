@@ -23,34 +23,43 @@ struct API: Sendable {
         metrics = ServerMetrics()
     }
 
-    func register(on router: Router<BasicRequestContext>) {
-        router.get("/healthz", use: instrument("healthz") { _, _ in
+    /// Registers every endpoint on `router`; returns the table of their paths and methods (for
+    /// ``MethodNotAllowedMiddleware``).
+    @discardableResult
+    func register(on router: Router<BasicRequestContext>) -> RouteTable {
+        var table = RouteTable()
+        func on(_ method: HTTPRequest.Method, _ path: String, _ handler: @escaping Handler) {
+            router.on(RouterPath(path), method: method, use: handler)
+            table.add(method, path)
+        }
+        on(.get, "/healthz", instrument("healthz") { _, _ in
             JSONWriter.response { $0.object { $0.field("status", "ok") } }
         })
-        router.get("/metrics") { _, _ in
+        on(.get, "/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(string: metrics.render(manager: manager))))
         }
         let openAPI = Self.openAPIDocument()
-        router.get("/openapi.yaml") { _, _ in
+        on(.get, "/openapi.yaml") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: openAPI))
         }
-        router.get("/v1/models", use: instrument("models", listModels))
-        router.get("/v1/models/{model}", use: instrument("model", modelInfo))
-        router.get("/v1/models/{model}/users/{uid}", use: instrument("user", userInfo))
-        router.get("/v1/models/{model}/users/{uid}/predict", use: instrument("predict", predict))
-        router.post("/v1/models/{model}/users/{uid}/topk", use: instrument("topk", topK))
-        router.post("/v1/models/{model}/users/{uid}/observe", use: instrument("observe", observe))
-        router.post("/v1/models/{model}/observations", use: instrument("observations", observeBulk))
-        router.post("/v1/models/{model}/retrain", use: instrument("retrain", retrain))
-        router.get("/v1/models/{model}/jobs/{id}", use: instrument("job", job))
-        router.post("/v1/models/{model}/jobs/{id}/cancel", use: instrument("cancel", cancel))
-        router.post("/v1/models/{model}/rollback", use: instrument("rollback", rollback))
-        router.put("/v1/models/{model}/exploration", use: instrument("exploration", setExploration))
-        router.post("/v1/models/{model}/challenger", use: instrument("challenger", startChallenger))
-        router.delete("/v1/models/{model}/challenger", use: instrument("challenger", stopChallenger))
-        router.post("/v1/models/{model}/promote", use: instrument("promote", promote))
-        router.post("/v1/models/{model}/evaluate-policy", use: instrument("evaluate_policy", evaluatePolicy))
+        on(.get, "/v1/models", instrument("models", listModels))
+        on(.get, "/v1/models/{model}", instrument("model", modelInfo))
+        on(.get, "/v1/models/{model}/users/{uid}", instrument("user", userInfo))
+        on(.get, "/v1/models/{model}/users/{uid}/predict", instrument("predict", predict))
+        on(.post, "/v1/models/{model}/users/{uid}/topk", instrument("topk", topK))
+        on(.post, "/v1/models/{model}/users/{uid}/observe", instrument("observe", observe))
+        on(.post, "/v1/models/{model}/observations", instrument("observations", observeBulk))
+        on(.post, "/v1/models/{model}/retrain", instrument("retrain", retrain))
+        on(.get, "/v1/models/{model}/jobs/{id}", instrument("job", job))
+        on(.post, "/v1/models/{model}/jobs/{id}/cancel", instrument("cancel", cancel))
+        on(.post, "/v1/models/{model}/rollback", instrument("rollback", rollback))
+        on(.put, "/v1/models/{model}/exploration", instrument("exploration", setExploration))
+        on(.post, "/v1/models/{model}/challenger", instrument("challenger", startChallenger))
+        on(.delete, "/v1/models/{model}/challenger", instrument("challenger", stopChallenger))
+        on(.post, "/v1/models/{model}/promote", instrument("promote", promote))
+        on(.post, "/v1/models/{model}/evaluate-policy", instrument("evaluate_policy", evaluatePolicy))
+        return table
     }
 
     /// Wraps a handler to count it and time it under `name`.
@@ -267,7 +276,7 @@ struct API: Sendable {
         batch.reserveCapacity(body.observations.count)
         for (n, o) in body.observations.enumerated() {
             guard let label = o.label.finiteLabel else {
-                throw OspreyError(.invalidArgument, "observation \(n): label must be a finite number")
+                throw OspreyError(.invalidArgument, "observation \(n): label \(Double.labelRangeText)")
             }
             batch.append(Feedback(uid: o.uid.value, item: o.item.value, label: label, eventId: o.eventId))
         }
@@ -281,21 +290,28 @@ extension API {
         let model = try context.parameter("model")
         let body = try await request.decodeJSON(RetrainBody.self, limit: configuration.maxBodyBytes,
                                                 emptyAs: RetrainBody(wait: nil, challenger: nil))
-        let id = try manager.retrainer.start(model: model, challenger: try body.challenger.map(TrafficAllocation.parse))
+        let id = try manager.retrainer.start(model: model, challenger: try body.challenger.map(Self.allocation))
         guard body.wait == true else { return Self.response(try manager.retrainer.job(id, model: model), status: .accepted) }
         return Self.response(try await manager.retrainer.wait(forJob: id, model: model))
     }
 
     func job(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let model = try context.parameter("model")
-        guard let id = Int(try context.parameter("id")) else { throw APIError.badRequest("a job id is a number") }
-        return Self.response(try manager.retrainer.job(id, model: model))
+        return Self.response(try manager.retrainer.job(try Self.jobID(try context.parameter("id")), model: model))
     }
 
     func cancel(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let model = try context.parameter("model")
-        guard let id = Int(try context.parameter("id")) else { throw APIError.badRequest("a job id is a number") }
-        return Self.response(try manager.retrainer.cancel(job: id, model: model))
+        return Self.response(try manager.retrainer.cancel(job: try Self.jobID(try context.parameter("id")), model: model))
+    }
+
+    /// A job id as openapi.yaml has it: an integer (optional minus sign, decimal digits) of 64 bits.
+    /// - Throws: 400 for anything else (`Int` alone would also take a leading `+`).
+    static func jobID(_ text: String) throws -> Int {
+        guard !text.hasPrefix("+"), let id = Int(text) else {
+            throw APIError.badRequest("a job id is an integer from \(Int.min) to \(Int.max), got `\(text)`")
+        }
+        return id
     }
 
     func rollback(_ request: Request, _ context: BasicRequestContext) async throws -> Response {

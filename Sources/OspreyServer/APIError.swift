@@ -8,16 +8,25 @@ struct APIError: HTTPResponseError {
     let status: HTTPResponse.Status
     let code: String
     let message: String
+    /// The `Allow` header of a 405: the methods the path supports.
+    let allow: String?
 
-    init(_ status: HTTPResponse.Status, _ code: String, _ message: String) {
+    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, allow: String? = nil) {
         self.status = status
         self.code = code
         self.message = message
+        self.allow = allow
     }
 
     static func badRequest(_ message: String) -> Self { .init(.badRequest, "bad_request", message) }
     static let payloadTooLarge = APIError(
         .contentTooLarge, "payload_too_large", "the request body is larger than the server's limit (--max-body-bytes)")
+
+    /// A method the path does not support; `allowed` are those it does (RFC 9110 §15.5.6).
+    static func methodNotAllowed(_ method: HTTPRequest.Method, path: String, allowed: [HTTPRequest.Method]) -> Self {
+        let list = allowed.map(\.rawValue).joined(separator: ", ")
+        return .init(.methodNotAllowed, "method_not_allowed", "\(method.rawValue) is not allowed on \(path); use \(list)", allow: list)
+    }
 
     /// The JSON body: `{"error":{"code","message"}}`.
     var body: ByteBuffer {
@@ -33,7 +42,9 @@ struct APIError: HTTPResponseError {
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let allow { headers[.allow] = allow }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
     }
 
     /// Maps any error thrown by a handler to its response.
@@ -49,6 +60,7 @@ struct APIError: HTTPResponseError {
             case .unavailable: return .init(.serviceUnavailable, e.code.rawValue, e.message)
             case .unknownVersion, .unknownJob: return .init(.notFound, e.code.rawValue, e.message)
             case .conflict: return .init(.conflict, e.code.rawValue, e.message)
+            case .unknownEvent: return .init(.notFound, e.code.rawValue, e.message)
             }
         case let e as any HTTPResponseError where e.status == .contentTooLarge:
             // NIOTooManyBytesError from collecting a body over the limit, or an HTTPError.
@@ -75,8 +87,12 @@ struct APIError: HTTPResponseError {
         switch error {
         case .keyNotFound(let key, let c):
             return "missing field \(path(c.codingPath + [key]))"
-        case .typeMismatch(_, let c), .valueNotFound(_, let c):
-            return "field \(path(c.codingPath)) has the wrong type: \(c.debugDescription)"
+        case .valueNotFound(_, let c):
+            return c.codingPath.isEmpty ? "the body must be a JSON object, not null" : "field \(path(c.codingPath)) must not be null"
+        case .typeMismatch(_, let c):
+            return c.codingPath.isEmpty ? "the body must be a JSON object" : "field \(path(c.codingPath)) has the wrong type: \(c.debugDescription)"
+        case .dataCorrupted(let c) where c.debugDescription.hasPrefix(StrictDecoding.unknownField):
+            return "unknown field \(path(c.codingPath)) (the fields are \(c.debugDescription.dropFirst(StrictDecoding.unknownField.count)))"
         case .dataCorrupted(let c):
             return c.codingPath.isEmpty ? "the body is not valid JSON" : "field \(path(c.codingPath)) is invalid: \(c.debugDescription)"
         @unknown default:

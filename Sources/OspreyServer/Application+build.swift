@@ -18,7 +18,9 @@ public func buildApplication(
     let api = API(manager: manager, configuration: configuration)
     let router = Router(context: BasicRequestContext.self)
     router.middlewares.add(ErrorMiddleware())
-    api.register(on: router)
+    let routes = api.register(on: router)
+    // After the routes: it wraps only the not-found responder (see MethodNotAllowedMiddleware).
+    router.middlewares.add(MethodNotAllowedMiddleware(routes: routes))
     let predict = api.metrics.route("predict"), topK = api.metrics.route("topk"), observe = api.metrics.route("observe")
     let fastPath = configuration.fastPath
     let scanThreads = configuration.scanThreadCount

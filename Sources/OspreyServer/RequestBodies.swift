@@ -17,7 +17,8 @@ struct WireID: Decodable, Equatable {
         } else if let n = try? c.decode(Int64.self) {
             value = String(n)
         } else {
-            throw DecodingError.typeMismatch(String.self, .init(codingPath: c.codingPath, debugDescription: "expected a string or an integer id"))
+            throw DecodingError.typeMismatch(String.self, .init(
+                codingPath: c.codingPath, debugDescription: "expected a string or an integer id from \(Int64.min) to \(Int64.max)"))
         }
     }
 }
@@ -27,7 +28,7 @@ struct ObserveBody: Decodable, Equatable {
     let label: Double
     let eventId: String?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case item, label
         case eventId = "event_id"
     }
@@ -38,67 +39,28 @@ struct ObserveBody: Decodable, Equatable {
         self.eventId = eventId
     }
 
+    /// openapi.yaml's `ObserveRequest`: no other field, no `null` (StrictDecoding.swift).
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        item = try c.value(WireID.self, forKey: .item)
+        label = try c.number(forKey: .label)
+        eventId = try c.optional(String.self, forKey: .eventId)
+    }
+
     /// Decodes an observe body as ``TopKBody/decode(from:)`` decodes a top-k one: the plain shapes
     /// directly (a label with an optional sign and fraction, no exponent), the rest with `JSONDecoder`.
-    /// - Throws: 400 for an empty body or malformed JSON.
+    /// - Throws: 400 for an empty body, malformed JSON, or a field the schema does not allow.
     static func decode(from buffer: ByteBuffer) throws -> ObserveBody {
-        let direct = buffer.readableBytesView.withContiguousStorageIfAvailable { bytes in
-            var reader = PlainReader(bytes: bytes)
-            return reader.observe()
-        }
-        if let body = direct ?? nil { return body }
+        if let body = PlainReader.observe(in: buffer) { return body }
         return try API.decodeJSON(ObserveBody.self, from: buffer)
     }
 
     /// The feedback this body gives on user `uid`.
-    /// - Throws: ``OspreyError`` `invalidArgument` for a label that is not a finite Float.
+    /// - Throws: ``OspreyError`` `invalidArgument` for a label beyond Float's range.
     func feedback(uid: String) throws -> Feedback {
-        guard let label = label.finiteLabel else { throw OspreyError(.invalidArgument, "label must be a finite number") }
+        guard let label = label.finiteLabel else { throw OspreyError(.invalidArgument, "label \(Double.labelRangeText)") }
         return Feedback(uid: uid, item: item.value, label: label, eventId: eventId)
     }
-}
-
-struct BulkObservation: Decodable {
-    let uid: WireID
-    let item: WireID
-    let label: Double
-    let eventId: String?
-
-    enum CodingKeys: String, CodingKey {
-        case uid, item, label
-        case eventId = "event_id"
-    }
-}
-
-struct ExplorationBody: Decodable {
-    let policy: String
-}
-
-struct EvaluatePolicyBody: Decodable {
-    let policy: String
-    let version: Int?
-    let limit: Int?
-    let samples: Int?
-    let seed: UInt64?
-}
-
-struct BulkObserveBody: Decodable {
-    let observations: [BulkObservation]
-}
-
-struct RetrainBody: Decodable {
-    let wait: Bool?
-    /// Compete with the serving version under this allocation instead of replacing it.
-    let challenger: String?
-}
-
-struct ChallengerBody: Decodable {
-    let version: Int
-    let allocation: String?
-}
-
-struct RollbackBody: Decodable {
-    let version: Int
 }
 
 struct TopKBody: Decodable, Equatable {
@@ -109,9 +71,19 @@ struct TopKBody: Decodable, Equatable {
     /// false: a pure (greedy) ranking whatever the model's exploration policy.
     let explore: Bool?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case k, items, exclude, explore
         case excludeObserved = "exclude_observed"
+    }
+
+    /// openapi.yaml's `TopKRequest`: no other field, no `null` (StrictDecoding.swift).
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        k = try c.optionalInteger(Int.self, forKey: .k)
+        items = try c.optional([WireID].self, forKey: .items)
+        exclude = try c.optional([WireID].self, forKey: .exclude)
+        excludeObserved = try c.optional(Bool.self, forKey: .excludeObserved)
+        explore = try c.optional(Bool.self, forKey: .explore)
     }
 
     /// Candidate lists from this long are scored on the server's scan pool rather than on an
@@ -124,17 +96,12 @@ struct TopKBody: Decodable, Equatable {
     /// Decodes a top-k body: the plain shapes (an object of known keys, each once; integers
     /// without sign, zeros or exponent; ASCII strings without escapes; true and false) are read
     /// directly, which costs a fraction of `JSONDecoder` on this hot path; anything else — and
-    /// so every malformed body, with its error message — goes to `JSONDecoder`, so the two
-    /// agree on every body the direct reader accepts.
-    /// - Throws: 400 for an empty body or malformed JSON.
+    /// so every malformed or unknown field, `null` and repeated key, with its error message —
+    /// goes to `JSONDecoder` and the strict reading of StrictDecoding.swift, so the two agree on
+    /// every body the direct reader accepts (RequestParserEquivalenceTests checks it).
+    /// - Throws: 400 for an empty body, malformed JSON, or a field the schema does not allow.
     static func decode(from buffer: ByteBuffer) throws -> TopKBody {
-        let direct = buffer.readableBytesView.withContiguousStorageIfAvailable { bytes in
-            var reader = PlainReader(bytes: bytes)
-            return reader.topK()
-        }
-        if let body = direct ?? nil {
-            return body
-        }
+        if let body = PlainReader.topK(in: buffer) { return body }
         return try API.decodeJSON(TopKBody.self, from: buffer)
     }
 
@@ -147,17 +114,34 @@ struct TopKBody: Decodable, Equatable {
     }
 }
 
-/// The direct reader behind ``TopKBody/decode(from:)``: nil as soon as the body is not one of the
-/// plain shapes it reads.
-private struct PlainReader {
-    let bytes: UnsafeBufferPointer<UInt8>
-    var i = 0
+/// The direct reader behind ``TopKBody/decode(from:)`` and ``ObserveBody/decode(from:)``: nil as
+/// soon as the body is not one of the plain shapes it reads. It reads in place and allocates only
+/// the values it returns.
+struct PlainReader {
+    private let bytes: UnsafeBufferPointer<UInt8>
+    private var i = 0
 
-    init(bytes: UnsafeBufferPointer<UInt8>) {
+    private init(bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
     }
 
-    mutating func topK() -> TopKBody? {
+    /// A top-k body read directly, or nil when `JSONDecoder` must read it.
+    static func topK(in buffer: ByteBuffer) -> TopKBody? {
+        buffer.readableBytesView.withContiguousStorageIfAvailable { bytes in
+            var reader = PlainReader(bytes: bytes)
+            return reader.topK()
+        } ?? nil
+    }
+
+    /// An observe body read directly, or nil when `JSONDecoder` must read it.
+    static func observe(in buffer: ByteBuffer) -> ObserveBody? {
+        buffer.readableBytesView.withContiguousStorageIfAvailable { bytes in
+            var reader = PlainReader(bytes: bytes)
+            return reader.observe()
+        } ?? nil
+    }
+
+    private mutating func topK() -> TopKBody? {
         var k: Int?, items: [WireID]?, exclude: [WireID]?, excludeObserved: Bool?, explore: Bool?
         guard take(UInt8(ascii: "{")) else { return nil }
         if !take(UInt8(ascii: "}")) {
@@ -179,7 +163,7 @@ private struct PlainReader {
         return TopKBody(k: k, items: items, exclude: exclude, excludeObserved: excludeObserved, explore: explore)
     }
 
-    mutating func observe() -> ObserveBody? {
+    private mutating func observe() -> ObserveBody? {
         var item: WireID?, label: Double?, eventId: String?
         guard take(UInt8(ascii: "{")), !take(UInt8(ascii: "}")) else { return nil }
         repeat {
@@ -198,7 +182,7 @@ private struct PlainReader {
     }
 
     /// A number with an optional minus sign and fraction, no exponent, at most 30 characters.
-    mutating func decimal() -> Double? {
+    private mutating func decimal() -> Double? {
         skipSpace()
         let start = i
         if i < bytes.count, bytes[i] == UInt8(ascii: "-") { i += 1 }
@@ -218,19 +202,19 @@ private struct PlainReader {
     }
 
     /// An id: a string, or an integer read as its decimal string.
-    mutating func id() -> WireID? {
+    private mutating func id() -> WireID? {
         skipSpace()
         guard i < bytes.count else { return nil }
         if bytes[i] == UInt8(ascii: "\"") { return string().map(WireID.init) }
         return digits().map { WireID(String($0)) }
     }
 
-    mutating func skipSpace() {
+    private mutating func skipSpace() {
         while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
     }
 
     /// Skips whitespace, then consumes `byte` if it is next.
-    mutating func take(_ byte: UInt8) -> Bool {
+    private mutating func take(_ byte: UInt8) -> Bool {
         skipSpace()
         guard i < bytes.count, bytes[i] == byte else { return false }
         i += 1
@@ -238,7 +222,7 @@ private struct PlainReader {
     }
 
     /// A string of printable ASCII without escapes.
-    mutating func string() -> String? {
+    private mutating func string() -> String? {
         guard take(UInt8(ascii: "\"")) else { return nil }
         let start = i
         while i < bytes.count {
@@ -254,7 +238,7 @@ private struct PlainReader {
     }
 
     /// A non-negative integer without leading zeros that fits an `Int`, as digits.
-    mutating func digits() -> Substring? {
+    private mutating func digits() -> Substring? {
         skipSpace()
         let start = i
         while i < bytes.count, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9") { i += 1 }
@@ -265,9 +249,9 @@ private struct PlainReader {
         return Substring(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
     }
 
-    mutating func integer() -> Int? { digits().flatMap { Int($0) } }
+    private mutating func integer() -> Int? { digits().flatMap { Int($0) } }
 
-    mutating func boolean() -> Bool? {
+    private mutating func boolean() -> Bool? {
         skipSpace()
         for (word, value) in [("true", true), ("false", false)] where bytes.count - i >= word.utf8.count {
             if word.utf8.elementsEqual(bytes[i..<(i + word.utf8.count)]) {
@@ -279,7 +263,7 @@ private struct PlainReader {
     }
 
     /// An array of ids: strings, or integers read as their decimal strings.
-    mutating func ids() -> [WireID]? {
+    private mutating func ids() -> [WireID]? {
         guard take(UInt8(ascii: "[")) else { return nil }
         var out: [WireID] = []
         if take(UInt8(ascii: "]")) { return out }
@@ -300,21 +284,32 @@ extension Request {
 }
 
 extension API {
-    /// Decodes a JSON body.
-    /// - Throws: 400 for an empty body (unless `empty` stands in for it) or malformed JSON.
+    /// Decodes a JSON body with `JSONDecoder`, then rejects one with a key repeated within an
+    /// object (``DuplicateKeys``), which `JSONDecoder` would read as its first value.
+    /// - Throws: 400 for an empty body (unless `empty` stands in for it), malformed JSON, a
+    ///   repeated key, and what `T`'s decoding throws (a missing, unknown, null or wrong-typed field).
     static func decodeJSON<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer, emptyAs empty: T? = nil) throws -> T {
         guard buffer.readableBytes > 0 else {
             if let empty { return empty }
             throw APIError.badRequest("the request needs a JSON body")
         }
-        return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        let data = Data(buffer.readableBytesView)
+        let value = try JSONDecoder().decode(T.self, from: data)
+        if let key = DuplicateKeys.first(in: data) { throw APIError.badRequest("field `\(key)` appears twice") }
+        return value
     }
 }
 
 extension Double {
-    /// The label as a Float, or nil when it is not finite as a Float.
+    /// The largest label magnitude: Float's largest finite value (labels are stored as Float).
+    /// openapi.yaml gives it as the labels' `minimum` and `maximum`.
+    static let maxLabel = Double(Float.greatestFiniteMagnitude)
+
+    static let labelRangeText = "must be a number from -\(maxLabel) to \(maxLabel) (a finite Float)"
+
+    /// The label as a Float, or nil beyond ±``maxLabel`` (a Double just beyond it would round to
+    /// the largest Float; the schema's bound is exact, so the check is on the Double).
     var finiteLabel: Float? {
-        let f = Float(self)
-        return f.isFinite ? f : nil
+        abs(self) <= Self.maxLabel ? Float(self) : nil
     }
 }

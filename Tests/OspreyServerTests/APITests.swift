@@ -209,8 +209,12 @@ struct APITests {
             let bad: [(String, HTTPRequest.Method, String, HTTPResponse.Status, String)] = [
                 ("/v1/models/demo/exploration", .put, #"{"policy":"sometimes"}"#, .badRequest, "invalid_argument"),
                 ("/v1/models/demo/exploration", .put, #"{"policy":"epsilon_greedy(2)"}"#, .badRequest, "invalid_argument"),
+                // The canonical form only, as openapi.yaml's pattern has it.
+                ("/v1/models/demo/exploration", .put, #"{"policy":"LinUCB(1.5)"}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/demo/exploration", .put, #"{"policy":"linucb( 1.5 )"}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/demo/exploration", .put, #"{"policy":null}"#, .badRequest, "bad_request"),
                 ("/v1/models/nope/exploration", .put, #"{"policy":"greedy"}"#, .notFound, "unknown_model"),
-                ("/v1/models/demo/users/\(uid)/observe", .post, #"{"item":"i1","label":3,"event_id":"nope"}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/demo/users/\(uid)/observe", .post, #"{"item":"i1","label":3,"event_id":"nope"}"#, .notFound, "unknown_event"),
                 ("/v1/models/demo/evaluate-policy", .post, #"{"policy":"linucb(-1)"}"#, .badRequest, "invalid_argument"),
                 ("/v1/models/demo/evaluate-policy", .post, #"{"policy":"greedy","limit":0}"#, .badRequest, "invalid_argument"),
                 ("/v1/models/demo/evaluate-policy", .post, #"{"policy":"greedy","version":9}"#, .notFound, "unknown_version"),
@@ -221,7 +225,7 @@ struct APITests {
                     #expect(errorCode(r.body) == code, "\(uri) \(body)")
                 }
             }
-            try await client.execute(uri: "/v1/models/demo/exploration", method: .put, body: ByteBuffer(string: #"{"policy":"LinUCB(1.5)"}"#)) { r in
+            try await client.execute(uri: "/v1/models/demo/exploration", method: .put, body: ByteBuffer(string: #"{"policy":"linucb(1.5)"}"#)) { r in
                 #expect(r.status == .ok && json(r.body)["exploration"] as? String == "linucb(1.5)")
             }
             try await client.execute(uri: "/v1/models/demo", method: .get) { r in
@@ -252,7 +256,7 @@ struct APITests {
             }
             try await client.execute(uri: "/v1/models/demo/observations", method: .post,
                                      body: ByteBuffer(string: #"{"observations":[{"uid":"someone-else","item":"i1","label":4,"event_id":"\#(eventId)"}]}"#)) { r in
-                #expect(r.status == .badRequest && errorCode(r.body) == "invalid_argument")
+                #expect(r.status == .notFound && errorCode(r.body) == "unknown_event")
             }
             try await client.execute(uri: "/v1/models/demo/evaluate-policy", method: .post, body: ByteBuffer(string: #"{"policy":"greedy"}"#)) { r in
                 let body = json(r.body)
@@ -272,7 +276,7 @@ struct APITests {
     @Test func competingVersionsThroughTheAPI() async throws {
         try await withApp { client, t in
             let bad: [(String, HTTPRequest.Method, String?, HTTPResponse.Status, String)] = [
-                ("/v1/models/demo/challenger", .post, #"{"version":1}"#, .badRequest, "invalid_argument"),
+                ("/v1/models/demo/challenger", .post, #"{"version":1}"#, .conflict, "conflict"),
                 ("/v1/models/demo/challenger", .post, #"{"version":9}"#, .notFound, "unknown_version"),
                 ("/v1/models/demo/challenger", .post, #"{"version":9,"allocation":"half"}"#, .badRequest, "invalid_argument"),
                 ("/v1/models/demo/retrain", .post, #"{"challenger":"split(0)"}"#, .badRequest, "invalid_argument"),

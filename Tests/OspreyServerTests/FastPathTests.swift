@@ -79,6 +79,12 @@ struct FastPathTests {
                 (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":2,"items":["nope"]}"#, 404),
                 (.post, "/v1/models/nope/users/\(uid)/topk", #"{"k":2}"#, 404),
                 (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":2,"items":[""# + String(repeating: #""i1","#, count: 600) + #""i2"]}"#, 413),
+                // Read strictly, as openapi.yaml's TopKRequest says (StrictDecoding.swift).
+                (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":2,"explore":null}"#, 400),
+                (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":2,"exclude_observd":true}"#, 400),
+                (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":2,"k":3}"#, 400),
+                (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":99999999999999999999}"#, 400),
+                (.post, "/v1/models/demo/users/\(uid)/topk", #"{"k":2.0,"items":["i1","i2","i3"]}"#, 200),
             ]
             let before = try await fastPathCount(fast), scannedBefore = try await fastPathCount(fast, "osprey_http_scanned_requests_total")
             for (method, uri, body, status) in requests {
@@ -103,26 +109,33 @@ struct FastPathTests {
     }
 
     /// `observe` on the fast path: the same answers as the router's for good and bad bodies, each
-    /// acknowledged observation in the log and learned by the time it is answered, and one naming
+    /// acknowledged observation in the log and learned by the time it is answered, and those naming
     /// an `event_id` passed on to the router.
     @Test func observeOnTheFastPathAnswersAsTheRouterDoes() async throws {
         try await withServers { fast, routed, t in
-            let requests: [(String, String, Int)] = [
-                ("demo/users/fresh-1", #"{"item":"i1","label":4.5}"#, 200),
-                ("demo/users/fresh-2", #"{"item":7,"label":-1}"#, 200),
-                ("demo/users/fresh-3", #"{"item":"i2","label":"x"}"#, 400),
-                ("demo/users/fresh-3", #"{"item":"i2","label":1e39}"#, 400),
-                ("demo/users/fresh-3", #"{"item":"","label":1}"#, 400),
-                ("demo/users/fresh-3", #"{"label":1}"#, 400),
-                ("demo/users/fresh-3", #"{"item":"i2","label":1"#, 400),
-                ("demo/users/fresh-3", #"{"item":"i2","label":1,"event_id":"no-such-decision"}"#, 400),
-                ("nope/users/fresh-3", #"{"item":"i2","label":1}"#, 404),
-                ("demo/users/fresh-3", #"{"item":""# + String(repeating: "i", count: 3000) + #"","label":1}"#, 413),
+            // (path, body, status, passed on to the router once read)
+            let requests: [(String, String, Int, Bool)] = [
+                ("demo/users/fresh-1", #"{"item":"i1","label":4.5}"#, 200, false),
+                ("demo/users/fresh-2", #"{"item":7,"label":-1}"#, 200, false),
+                ("demo/users/fresh-3", #"{"item":"i2","label":"x"}"#, 400, false),
+                ("demo/users/fresh-3", #"{"item":"i2","label":1e39}"#, 400, false),
+                ("demo/users/fresh-3", #"{"item":"","label":1}"#, 400, false),
+                ("demo/users/fresh-3", #"{"label":1}"#, 400, false),
+                ("demo/users/fresh-3", #"{"item":"i2","label":1"#, 400, false),
+                ("demo/users/fresh-3", #"{"item":"i2","label":1,"event_id":"no-such-decision"}"#, 404, true),
+                ("nope/users/fresh-3", #"{"item":"i2","label":1}"#, 404, false),
+                ("demo/users/fresh-3", #"{"item":""# + String(repeating: "i", count: 3000) + #"","label":1}"#, 413, false),
+                // Read strictly (StrictDecoding.swift); an empty event_id is passed on like any other.
+                ("demo/users/fresh-3", #"{"item":"i2","label":1,"event_id":""}"#, 400, true),
+                ("demo/users/fresh-3", #"{"item":"i2","label":1,"event_id":null}"#, 400, false),
+                ("demo/users/fresh-3", #"{"item":"i2","label":1,"extra":true}"#, 400, false),
+                ("demo/users/fresh-3", #"{"item":"i2","label":1,"item":"i3"}"#, 400, false),
+                ("demo/users/fresh-3", #"{"item":"i2","label":3.4028235e38}"#, 400, false),
             ]
             let logged = try t.reopen()
             let before = try await fastPathCount(fast)
             var accepted = 0
-            for (path, body, status) in requests {
+            for (path, body, status, _) in requests {
                 let uri = "/v1/models/\(path)/observe"
                 let a = try await answer(fast, .post, uri, body), b = try await answer(routed, .post, uri, body)
                 #expect(a == b, "\(uri) \(body)")
@@ -134,8 +147,8 @@ struct FastPathTests {
             // Learned when answered: the fresh user has one observation.
             let info = try await answer(fast, .get, "/v1/models/demo/users/fresh-1", nil)
             #expect(info.body.contains(#""observations":2"#), "\(info)")
-            // All but the one naming an event id (its decision is looked up in the log).
-            #expect(try await fastPathCount(fast) - before == requests.count - 1)
+            // All but those naming an event id (its decision is looked up in the log).
+            #expect(try await fastPathCount(fast) - before == requests.filter { !$0.3 }.count)
             let metrics = try await fast.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
             #expect(metrics.contains(#"osprey_http_requests_total{route="observe",status="200"} 2"#))
             #expect(metrics.contains(#"osprey_http_requests_total{route="observe",status="413"} 1"#))
@@ -439,8 +452,9 @@ struct FastPathRouteTests {
     }
 }
 
-/// The direct reader of top-k and observe bodies agrees with `JSONDecoder` on every body, and
-/// hands the unusual ones (and every malformed one) to it.
+/// The direct reader of top-k and observe bodies agrees with `JSONDecoder` (read strictly, as
+/// ``API/decodeJSON(_:from:emptyAs:)`` reads) on every body, and hands the unusual ones (and every
+/// malformed one) to it. RequestParserEquivalenceTests compares both with plain Codable mirrors.
 struct DirectReaderTests {
     @Test(arguments: [
         #"{"k":10}"#, #"{}"#, #" { "k" : 3 , "items" : [ "i1" , 7 , "i3" ] } "#, #"{"items":[]}"#,
@@ -452,7 +466,7 @@ struct DirectReaderTests {
     ])
     func directAndJSONDecoderAgree(_ text: String) throws {
         let buffer = ByteBuffer(string: text)
-        let expected = Result { try JSONDecoder().decode(TopKBody.self, from: Data(text.utf8)) }
+        let expected = Result { try API.decodeJSON(TopKBody.self, from: buffer) }
         let got = Result { try TopKBody.decode(from: buffer) }
         switch (expected, got) {
         case (.success(let a), .success(let b)): #expect(a == b, "\(text)")
@@ -470,7 +484,7 @@ struct DirectReaderTests {
         #"{"item":"i1","label":3}x"#, #"{"item":"i\u0031","label":3}"#, #"{"item":"i1","label":3,}"#,
     ])
     func observeBodiesAgree(_ text: String) throws {
-        let expected = Result { try JSONDecoder().decode(ObserveBody.self, from: Data(text.utf8)) }
+        let expected = Result { try API.decodeJSON(ObserveBody.self, from: ByteBuffer(string: text)) }
         let got = Result { try ObserveBody.decode(from: ByteBuffer(string: text)) }
         switch (expected, got) {
         case (.success(let a), .success(let b)): #expect(a == b && a.label.sign == b.label.sign, "\(text)")

@@ -21,19 +21,19 @@ public final class Ingestor: Service, Sendable {
     private let registry: ModelRegistry
     private let decisions: DecisionLog
     private let progress: LearningProgress
-    private let maxIdentifierBytes: Int
+    private let maxIdentifierLength: Int
     private let readAhead: WorkerPool
     private let logger: Logger
     private let committer: GroupCommitter
 
     /// - Parameter onStale: called (on the commit queue) with a model an observation made stale.
     init(log: any ObservationLog, registry: ModelRegistry, decisions: DecisionLog, progress: LearningProgress,
-         maxIdentifierBytes: Int, readAhead: WorkerPool, logger: Logger,
+         maxIdentifierLength: Int, readAhead: WorkerPool, logger: Logger,
          onStale: @escaping @Sendable (ServedModel) -> Void) {
         self.registry = registry
         self.decisions = decisions
         self.progress = progress
-        self.maxIdentifierBytes = maxIdentifierBytes
+        self.maxIdentifierLength = maxIdentifierLength
         self.readAhead = readAhead
         self.logger = logger
         committer = GroupCommitter(commit: { try log.append($0) }) { batch in
@@ -48,8 +48,8 @@ public final class Ingestor: Service, Sendable {
     /// (looking it up may read the decision log); one answering an item the decision showed by
     /// exploring feeds the exploration pool. `completion` runs on the group-commit queue and
     /// must be quick. O(items) here, O(items · d²) in the learning step.
-    /// - Throws: ``OspreyError`` `unknownModel` or `invalidArgument` (also for an event id that
-    ///   is unknown or another user's), `unavailable` when the decision log cannot be read.
+    /// - Throws: ``OspreyError`` `unknownModel`, `invalidArgument`, `unknownEvent` for an event id
+    ///   that is unknown or another user's, `unavailable` when the decision log cannot be read.
     public func observe(model name: String, _ items: [Feedback],
                         completion: @escaping @Sendable (Result<Int, OspreyError>) -> Void) throws {
         let checked = try check(model: name, items)
@@ -105,10 +105,10 @@ public final class Ingestor: Service, Sendable {
                     throw OspreyError(.unavailable, "the decision log could not be read: \(error)")
                 }
                 guard let decision, decision.model == name else {
-                    throw OspreyError(.invalidArgument, "\(which)event_id `\(id)` names no top-k answer of model `\(name)`")
+                    throw OspreyError(.unknownEvent, "\(which)event_id `\(id)` names no top-k answer of model `\(name)`")
                 }
                 guard decision.uid == o.uid else {
-                    throw OspreyError(.invalidArgument, "\(which)event_id `\(id)` was an answer to user `\(decision.uid)`, not `\(o.uid)`")
+                    throw OspreyError(.unknownEvent, "\(which)event_id `\(id)` names no top-k answer to user `\(o.uid)` (it answered `\(decision.uid)`)")
                 }
                 explored = decision.shown(o.item)?.explored ?? false
                 rewards.append((decision.version, o.label))
@@ -129,8 +129,10 @@ public final class Ingestor: Service, Sendable {
         guard !id.isEmpty else { throw OspreyError(.invalidArgument, "\(which)\(field) must not be empty") }
         // NUL is reserved: a retrain window names its stand-in users with it.
         guard !id.utf8.contains(0) else { throw OspreyError(.invalidArgument, "\(which)\(field) must not contain NUL") }
-        guard id.utf8.count <= maxIdentifierBytes else {
-            throw OspreyError(.invalidArgument, "\(which)\(field) is longer than \(maxIdentifierBytes) bytes")
+        // Counted in code points, as openapi.yaml's maxLength counts; a string of at most that
+        // many UTF-8 bytes has no more code points, so the count is skipped for it.
+        guard id.utf8.count <= maxIdentifierLength || id.unicodeScalars.count <= maxIdentifierLength else {
+            throw OspreyError(.invalidArgument, "\(which)\(field) is longer than \(maxIdentifierLength) characters")
         }
     }
 

@@ -96,8 +96,8 @@ public final class Installer: Sendable {
     /// but the serving one) serves the users `allocation` gives it, with its own user weights to
     /// which every observation logged since they were saved is applied first (as a rollback
     /// does); both versions learn every observation from then on. Runs off the concurrency pool.
-    /// - Throws: ``OspreyError`` `unknownModel`, `unknownVersion`, `invalidArgument` for the
-    ///   serving version, `conflict` while another competition runs.
+    /// - Throws: ``OspreyError`` `unknownModel`, `unknownVersion`, `conflict` for the serving
+    ///   version or while another competition runs.
     public func startCompetition(model name: String, challenger number: Int, allocation: TrafficAllocation) async throws {
         try await Self.offPool { try self.startCompetitionNow(model: name, challenger: number, allocation: allocation) }
     }
@@ -109,7 +109,7 @@ public final class Installer: Sendable {
             throw OspreyError(.conflict, "model `\(name)` already has a challenger; promote it or stop the competition first")
         }
         guard number != model.version.number else {
-            throw OspreyError(.invalidArgument, "version \(number) is the serving version; a challenger must be another one")
+            throw OspreyError(.conflict, "version \(number) is the serving version; a challenger must be another one")
         }
         try requireVersion(number, of: name)
         let through = progress.sequence

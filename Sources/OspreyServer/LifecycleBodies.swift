@@ -1,0 +1,119 @@
+/// The request bodies of the endpoints the router alone answers (bulk ingest, exploration,
+/// retraining and versions), each read as its schema in openapi.yaml says: no field it does not
+/// define, no `null`, integers within their type (StrictDecoding.swift). The hot endpoints'
+/// bodies, which the fast path reads too, are in RequestBodies.swift.
+struct BulkObservation: Decodable {
+    let uid: WireID
+    let item: WireID
+    let label: Double
+    let eventId: String?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case uid, item, label
+        case eventId = "event_id"
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        uid = try c.value(WireID.self, forKey: .uid)
+        item = try c.value(WireID.self, forKey: .item)
+        label = try c.number(forKey: .label)
+        eventId = try c.optional(String.self, forKey: .eventId)
+    }
+}
+
+struct BulkObserveBody: Decodable {
+    let observations: [BulkObservation]
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case observations
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        observations = try c.value([BulkObservation].self, forKey: .observations)
+    }
+}
+
+struct ExplorationBody: Decodable {
+    let policy: String
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case policy
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        policy = try c.value(String.self, forKey: .policy)
+    }
+}
+
+struct EvaluatePolicyBody: Decodable {
+    let policy: String
+    let version: Int?
+    let limit: Int?
+    let samples: Int?
+    let seed: UInt64?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case policy, version, limit, samples, seed
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        policy = try c.value(String.self, forKey: .policy)
+        version = try c.optionalInteger(Int.self, forKey: .version)
+        limit = try c.optionalInteger(Int.self, forKey: .limit)
+        samples = try c.optionalInteger(Int.self, forKey: .samples)
+        seed = try c.optionalInteger(UInt64.self, forKey: .seed)
+    }
+}
+
+struct RetrainBody: Decodable {
+    let wait: Bool?
+    /// Compete with the serving version under this allocation instead of replacing it.
+    let challenger: String?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case wait, challenger
+    }
+
+    init(wait: Bool?, challenger: String?) {
+        self.wait = wait
+        self.challenger = challenger
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        wait = try c.optional(Bool.self, forKey: .wait)
+        challenger = try c.optional(String.self, forKey: .challenger)
+    }
+}
+
+struct ChallengerBody: Decodable {
+    let version: Int
+    let allocation: String?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case version, allocation
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        version = try c.integer(Int.self, forKey: .version)
+        allocation = try c.optional(String.self, forKey: .allocation)
+    }
+}
+
+struct RollbackBody: Decodable {
+    let version: Int
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case version
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        version = try c.integer(Int.self, forKey: .version)
+    }
+}

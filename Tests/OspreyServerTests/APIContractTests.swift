@@ -1,0 +1,228 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import OspreyEngine
+import OspreyModel
+import OspreyTestSupport
+import Testing
+@testable import OspreyServer
+
+/// Where openapi.yaml and the server must agree beyond what scripts/contract-test.sh (schemathesis
+/// against a live server) can sample: wrong methods, the exact patterns and bounds the schema
+/// states, and the error codes of strictly read bodies.
+struct APIContractTests {
+    func withApp(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let manager = try Manager(stores: try t.reopen(), logger: quiet)
+        try await buildApplication(manager: manager, logger: quiet).test(.router) { try await body($0) }
+    }
+
+    static func errorCode(_ buffer: ByteBuffer) -> String? {
+        let json = (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any]
+        return (json?["error"] as? [String: Any])?["code"] as? String
+    }
+
+    // MARK: Methods
+
+    /// A known path with a method it does not have: 405, `Allow` naming the methods it has, and
+    /// the JSON error body; an unknown path stays a 404.
+    @Test(arguments: [
+        ("TRACE", "/healthz", "GET"),
+        ("HEAD", "/healthz", "GET"),
+        ("POST", "/metrics", "GET"),
+        ("PUT", "/openapi.yaml", "GET"),
+        ("DELETE", "/v1/models", "GET"),
+        ("POST", "/v1/models/demo", "GET"),
+        ("PATCH", "/v1/models/nope", "GET"),
+        ("POST", "/v1/models/demo/users/u1", "GET"),
+        ("DELETE", "/v1/models/demo/users/u1/predict?item=i1", "GET"),
+        ("GET", "/v1/models/demo/users/u1/topk", "POST"),
+        ("PUT", "/v1/models/demo/users/u1/observe", "POST"),
+        ("GET", "/v1/models/demo/observations", "POST"),
+        ("GET", "/v1/models/demo/retrain", "POST"),
+        ("POST", "/v1/models/demo/jobs/1", "GET"),
+        ("GET", "/v1/models/demo/jobs/x/cancel", "POST"),
+        ("GET", "/v1/models/demo/rollback", "POST"),
+        ("POST", "/v1/models/demo/exploration", "PUT"),
+        ("OPTIONS", "/v1/models/demo/challenger", "POST, DELETE"),
+        ("PUT", "/v1/models/demo/challenger", "POST, DELETE"),
+        ("GET", "/v1/models/demo/promote", "POST"),
+        ("GET", "/v1/models/demo/evaluate-policy", "POST"),
+        ("TRACE", "/v1/models/demo/users/a%2Fb/observe/", "POST"),
+    ])
+    func aWrongMethodIs405(_ method: String, _ uri: String, _ allow: String) async throws {
+        try await withApp { client in
+            try await client.execute(uri: uri, method: HTTPRequest.Method(method)!) { r in
+                #expect(r.status == .methodNotAllowed, "\(method) \(uri)")
+                #expect(r.headers[.allow] == allow, "\(method) \(uri)")
+                #expect(r.headers[.contentType] == "application/json")
+                if method != "HEAD" { #expect(Self.errorCode(r.body) == "method_not_allowed", "\(method) \(uri)") }
+            }
+        }
+    }
+
+    @Test(arguments: [
+        ("GET", "/nothing"), ("TRACE", "/nothing"), ("GET", "/v1/models/demo/users"), ("POST", "/v1/models/demo/users/u1/rate"),
+        ("GET", "/v1/models/demo/jobs/1/cancel/now"), ("GET", "/v2/models"),
+    ])
+    func anUnknownPathIs404(_ method: String, _ uri: String) async throws {
+        try await withApp { client in
+            try await client.execute(uri: uri, method: HTTPRequest.Method(method)!) { r in
+                #expect(r.status == .notFound && r.headers[.allow] == nil, "\(method) \(uri)")
+                #expect(Self.errorCode(r.body) == "not_found", "\(method) \(uri)")
+            }
+        }
+    }
+
+    /// The fast path leaves wrong methods to the router, so a live server answers them as the
+    /// router alone does, `Allow` included.
+    @Test func theFastPathAnswersWrongMethodsAsTheRouterDoes() async throws {
+        try await FastPathTests().withServers { fast, routed, _ in
+            for (method, uri) in [("GET", "/v1/models/demo/users/u1/topk"), ("PUT", "/v1/models/demo/users/u1/observe"),
+                                  ("POST", "/v1/models/demo/users/u1/predict?item=i1"), ("TRACE", "/v1/models/demo/users/u1/predict")] {
+                func answer(_ client: any TestClientProtocol) async throws -> String {
+                    try await client.execute(uri: uri, method: HTTPRequest.Method(method)!, body: ByteBuffer(string: "{}")) { r in
+                        "\(r.status.code) \(r.headers[.allow] ?? "-") \(String(buffer: r.body))"
+                    }
+                }
+                let a = try await answer(fast), b = try await answer(routed)
+                #expect(a == b, "\(method) \(uri)")
+                #expect(a.hasPrefix("405 "), "\(method) \(uri): \(a)")
+            }
+        }
+    }
+
+    // MARK: Bodies
+
+    /// Each way a body can break its schema, with its code; the same on every endpoint.
+    @Test(arguments: [
+        ("/v1/models/demo/users/u1/topk", #"{"k":2,"explore":null}"#, "bad_request", "`explore` must not be null"),
+        ("/v1/models/demo/users/u1/topk", #"{"k":2,"exclude_observd":true}"#, "bad_request", "unknown field `exclude_observd`"),
+        ("/v1/models/demo/users/u1/topk", #"{"k":2,"k":3}"#, "bad_request", "`k` appears twice"),
+        ("/v1/models/demo/users/u1/topk", #"{"k":2.5}"#, "bad_request", "`k` is invalid"),
+        ("/v1/models/demo/users/u1/observe", #"{"item":"i1","label":1,"event_id":null}"#, "bad_request", "`event_id` must not be null"),
+        ("/v1/models/demo/users/u1/observe", #"{"item":"i1","label":1,"event_id":""}"#, "invalid_argument", "event_id"),
+        ("/v1/models/demo/users/u1/observe", #"{"item":"i1","label":3.4028235e38}"#, "invalid_argument", "label"),
+        ("/v1/models/demo/users/u1/observe", #"{"item":"i1","label":1e400}"#, "bad_request", "`label`"),
+        ("/v1/models/demo/users/u1/observe", #"{"item":"\#(String(repeating: "é", count: 257))","label":1}"#, "invalid_argument", "longer than 256"),
+        ("/v1/models/demo/users/u1/observe", #"{"item":"a\u0000b","label":1}"#, "invalid_argument", "NUL"),
+        ("/v1/models/demo/observations", #"{"observations":[{"uid":"u1","item":"i1","label":1,"uid":"u2"}]}"#, "bad_request", "`observations.0.uid` appears twice"),
+        ("/v1/models/demo/observations", #"{"observations":[{"uid":"u1","item":"i1","label":1}],"wait":true}"#, "bad_request", "unknown field `wait`"),
+        ("/v1/models/demo/retrain", #"{"wait":false,"challenger":null}"#, "bad_request", "`challenger` must not be null"),
+        ("/v1/models/demo/retrain", #"{"challenger":{"allocation":"thompson"}}"#, "bad_request", "`challenger`"),
+        ("/v1/models/demo/retrain", #"{"challenger":"split(1)"}"#, "invalid_argument", "split(p)"),
+        ("/v1/models/demo/challenger", #"{"version":-5795895321630999279358894407680}"#, "bad_request", "`version` is invalid"),
+        ("/v1/models/demo/challenger", #"{"version":2,"allocation":"Thompson"}"#, "invalid_argument", "allocation"),
+        ("/v1/models/demo/rollback", #"{"version":1,"force":true}"#, "bad_request", "unknown field `force`"),
+        ("/v1/models/demo/evaluate-policy", #"{"policy":"greedy","seed":-1}"#, "bad_request", "`seed` is invalid"),
+        ("/v1/models/demo/evaluate-policy", #"{"policy":"greedy","samples":0}"#, "invalid_argument", "samples"),
+    ])
+    func aBodyThatBreaksItsSchemaIs400(_ uri: String, _ body: String, _ code: String, _ message: String) async throws {
+        try await withApp { client in
+            try await client.execute(uri: uri, method: .post, body: ByteBuffer(string: body)) { r in
+                #expect(r.status == .badRequest, "\(uri) \(body)")
+                #expect(Self.errorCode(r.body) == code, "\(uri) \(body): \(String(buffer: r.body))")
+                #expect(String(buffer: r.body).contains(message), "\(uri) \(body): \(String(buffer: r.body))")
+            }
+        }
+    }
+
+    /// An `event_id` of no decision, or of another user's, names nothing this user can answer.
+    @Test func anUnknownEventIs404() async throws {
+        try await withApp { client in
+            for (uri, body) in [("/v1/models/demo/users/u1/observe", #"{"item":"i1","label":1,"event_id":"nope"}"#),
+                                ("/v1/models/demo/observations", #"{"observations":[{"uid":"u1","item":"i1","label":1,"event_id":"nope"}]}"#)] {
+                try await client.execute(uri: uri, method: .post, body: ByteBuffer(string: body)) { r in
+                    #expect(r.status == .notFound && Self.errorCode(r.body) == "unknown_event", "\(uri)")
+                }
+            }
+        }
+    }
+
+    // MARK: What openapi.yaml states
+
+    /// openapi.yaml, and the value of `key` on the first line after the line `anchor` that has it.
+    static func schemaValue(after anchor: String, _ key: String) throws -> String {
+        let lines = String(buffer: API.openAPIDocument()).split(separator: "\n", omittingEmptySubsequences: false)
+        let start = try #require(lines.firstIndex { $0 == anchor }, "no line `\(anchor)` in openapi.yaml")
+        let line = try #require(lines[start...].first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(key + ": ") })
+        var value = line.trimmingCharacters(in: .whitespaces).dropFirst(key.count + 2)
+        if value.hasPrefix("'"), value.hasSuffix("'") { value = value.dropFirst().dropLast() }
+        return String(value)
+    }
+
+    @Test func theSchemaStatesTheServersPatternsAndBounds() throws {
+        #expect(try Self.schemaValue(after: "    Policy:", "pattern") == API.policyPattern)
+        #expect(try Self.schemaValue(after: "    Allocation:", "pattern") == API.allocationPattern)
+        #expect(Double(try Self.schemaValue(after: "    Label:", "maximum")) == Double.maxLabel)
+        #expect(Double(try Self.schemaValue(after: "    Label:", "minimum")) == -Double.maxLabel)
+        let length = Manager.Configuration().maxIdentifierLength
+        for anchor in ["    ObservedId:", "    EventId:", "    ObservedUid:"] {
+            #expect(Int(try Self.schemaValue(after: anchor, "maxLength")) == length, "\(anchor)")
+        }
+        #expect(Int(try Self.schemaValue(after: "    JobId:", "maximum")) == Int.max)
+        #expect(try Self.schemaValue(after: "    JobId:", "minimum") == String(Int.min))
+    }
+
+    /// Every policy the pattern admits is one the server accepts, and the server prints each
+    /// policy in a form the pattern admits (so a client may send back what it reads).
+    @Test(arguments: [
+        "greedy", "epsilon_greedy(0)", "epsilon_greedy(0.0)", "epsilon_greedy(0.25)", "epsilon_greedy(1)", "epsilon_greedy(1.000)",
+        "epsilon_greedy(1e-05)", "epsilon_greedy(9.99e-1)", "epsilon_greedy(0e-999)", "epsilon_greedy(9.9999999999999999999e-1)",
+        "linucb(0)", "linucb(1.5)", "linucb(1e-05)", "linucb(1e+16)", "linucb(9.5e+99)", "thompson(0.5)", "thompson(2e-3)",
+    ])
+    func aPolicyThePatternAdmitsIsAccepted(_ text: String) throws {
+        #expect(text.wholeMatch(of: API.policyForm) != nil)
+        let policy = try API.policy(text)
+        #expect(policy.description.wholeMatch(of: API.policyForm) != nil, "\(policy)")
+        #expect(try API.policy(policy.description) == policy)
+    }
+
+    @Test(arguments: [
+        "Greedy", "greedy ", " greedy", "greedy\n", "epsilon_greedy(2)", "epsilon_greedy(1.5)", "epsilon_greedy(1e0)", "epsilon_greedy(-0.1)",
+        "epsilon_greedy(.5)", "epsilon_greedy(1.)", "linucb(-1)", "linucb(1e400)", "linucb(01)", "linucb(1E5)", "linucb(inf)", "linucb(nan)",
+        "linucb()", "linucb(1,2)", "thompson( 1 )", "thompson(0x10)", "ucb(1)", "",
+    ])
+    func aPolicyThePatternRefusesIsRefused(_ text: String) {
+        #expect(text.wholeMatch(of: API.policyForm) == nil)
+        #expect(throws: OspreyError.self) { try API.policy(text) }
+    }
+
+    @Test(arguments: [
+        "thompson", "split(0.1)", "split(0.5)", "split(0.0000000000000001)", "split(0.9999999999999999)", "split(1e-05)",
+        "split(9.999999999999999e-1)", "split(1e-99)", "split(0.10)",
+    ])
+    func anAllocationThePatternAdmitsIsAccepted(_ text: String) throws {
+        #expect(text.wholeMatch(of: API.allocationForm) != nil)
+        let allocation = try API.allocation(text)
+        #expect(allocation.description.wholeMatch(of: API.allocationForm) != nil, "\(allocation)")
+    }
+
+    @Test(arguments: [
+        "Thompson", "split(0)", "split(1)", "split(1.0)", "split(0.0)", "split(-0.1)", "split(.5)", "split(0.99999999999999999)",
+        "split(1e-100)", "split(5e0)", "split( 0.1 )", "half", "",
+    ])
+    func anAllocationThePatternRefusesIsRefused(_ text: String) {
+        #expect(text.wholeMatch(of: API.allocationForm) == nil)
+        #expect(throws: OspreyError.self) { try API.allocation(text) }
+    }
+
+    /// A label within the schema's bounds is a finite Float; one beyond them is refused, even
+    /// where Float's rounding would still have given a finite value.
+    @Test func labelBounds() {
+        #expect(Double.maxLabel.finiteLabel == Float.greatestFiniteMagnitude)
+        #expect((-Double.maxLabel).finiteLabel == -Float.greatestFiniteMagnitude)
+        #expect(Double.maxLabel.nextUp.finiteLabel == nil)
+        #expect(Double.nan.finiteLabel == nil && Double.infinity.finiteLabel == nil)
+        #expect((-0.0).finiteLabel.map { $0.sign } == .minus)
+    }
+
+    @Test func jobIDs() throws {
+        #expect(try API.jobID("12") == 12 && API.jobID("-3") == -3 && API.jobID("007") == 7)
+        for bad in ["+1", "", "1.0", "x", "9223372036854775808", " 1"] {
+            #expect(throws: APIError.self, "\(bad)") { try API.jobID(bad) }
+        }
+    }
+}
