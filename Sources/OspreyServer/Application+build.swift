@@ -21,7 +21,7 @@ public func buildApplication(
     let routes = api.register(on: router)
     // After the routes: it wraps only the not-found responder (see MethodNotAllowedMiddleware).
     router.middlewares.add(MethodNotAllowedMiddleware(routes: routes))
-    let predict = api.metrics.route("predict"), topK = api.metrics.route("topk"), observe = api.metrics.route("observe")
+    let fastPathMetrics = FastPathHandler.patterns.map { api.metrics.route($0.endpoint.metricName!) }
     let fastPath = configuration.fastPath
     let scanThreads = configuration.scanThreadCount
     let scans = scanThreads > 0 ? WorkerPool(name: "osprey-scan", threads: scanThreads) : nil
@@ -31,7 +31,7 @@ public func buildApplication(
         server: fastPath
             ? HTTPServerBuilder { responder in
                 FastPathChannel(responder: responder) {
-                    FastPathHandler(api: api, scans: scans, predictRoute: predict, topKRoute: topK, observeRoute: observe)
+                    FastPathHandler(api: api, scans: scans, routeMetrics: fastPathMetrics)
                 }
             }
             : .http1(),

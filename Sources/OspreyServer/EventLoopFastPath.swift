@@ -11,7 +11,7 @@ import OspreyEngine
 /// right after NIO's HTTP/1 decoder (``FastPathChannel``), so the requests it answers also skip
 /// the conversion to and from swift-http-types. The answers are the router's own: the same
 /// ``API`` functions build them, the same metrics count them. An `observe` is handed to the group
-/// commit and answered when its commit completes (``Manager/observe(model:_:completion:)``):
+/// commit and answered when its commit completes (``Ingestor/observe(model:_:completion:)``):
 /// never before it is durable and learned. A `topk` over the whole catalogue (or a long
 /// candidate list) is scored on the scan pool when the server has one
 /// (``ServerConfiguration/scanThreads``) and answered on this loop when done, so the loop's other
@@ -33,11 +33,14 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// The requests this handler answers.
-    enum Route {
-        case predict(model: String, uid: String, item: String?)
-        case topK(model: String, uid: String)
-        case observe(model: String, uid: String)
+    /// A request this handler answers: one of the ``Endpoint`` table's fast-path entries, with
+    /// its path's `model` and `uid` (and predict's `item`).
+    struct Route: Equatable {
+        let endpoint: Endpoint
+        /// Its index in ``patterns`` (and in ``routeMetrics``).
+        let pattern: Int
+        let model: String, uid: String
+        var item: String? = nil
     }
 
     private enum State {
@@ -51,7 +54,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let api: API
     /// Where long top-k scans run; nil: on this loop.
     private let scans: WorkerPool?
-    private let predictRoute: ServerMetrics.Route, topKRoute: ServerMetrics.Route, observeRoute: ServerMetrics.Route
+    /// The request metrics of each fast-path endpoint, by its index in ``patterns``.
+    private let routeMetrics: [ServerMetrics.Route]
     private var state = State.idle
     /// Requests passed to the router whose response has not ended.
     private var routed = 0
@@ -69,13 +73,12 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var quiesceHeld = false
     private var date = HTTPDate()
 
-    init(api: API, scans: WorkerPool?, predictRoute: ServerMetrics.Route, topKRoute: ServerMetrics.Route,
-         observeRoute: ServerMetrics.Route) {
+    /// - Parameter routeMetrics: each fast-path endpoint's request metrics, in ``patterns``' order.
+    init(api: API, scans: WorkerPool?, routeMetrics: [ServerMetrics.Route]) {
+        precondition(routeMetrics.count == Self.patterns.count, "one metrics route per fast-path endpoint")
         self.api = api
         self.scans = scans
-        self.predictRoute = predictRoute
-        self.topKRoute = topKRoute
-        self.observeRoute = observeRoute
+        self.routeMetrics = routeMetrics
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -169,30 +172,32 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var status = HTTPResponse.Status.ok
         var out: ByteBuffer
         do {
-            switch route {
-            case .predict(let model, let uid, let item):
-                out = try api.predictAnswer(model: model, uid: uid, item: item)
-            case .topK(let model, let uid):
+            switch route.endpoint {
+            case .predict:
+                out = try api.predictAnswer(model: route.model, uid: route.uid, item: route.item).body
+            case .topK:
                 if tooLarge { throw APIError.payloadTooLarge }
                 let query = try TopKBody.decode(from: body)
-                guard try api.answersFromMemory(model: model, query) else {
+                guard try api.answersFromMemory(model: route.model, query) else {
                     pass(request, body: body, context: context)
                     return
                 }
                 if let scans, query.scansMany {
-                    scan(query, model: model, uid: uid, on: scans, start: start, context: context)
+                    scan(query, route: route, on: scans, start: start, context: context)
                     return
                 }
-                out = try api.topKAnswer(model: model, uid: uid, query)
-            case .observe(let model, let uid):
+                out = try api.topKAnswer(model: route.model, uid: route.uid, query).body
+            case .observe:
                 if tooLarge { throw APIError.payloadTooLarge }
-                let feedback = try ObserveBody.decode(from: body).feedback(uid: uid)
+                let feedback = try ObserveBody.decode(from: body).feedback(uid: route.uid)
                 guard feedback.eventId == nil else {
                     pass(request, body: body, context: context)
                     return
                 }
-                try commit(feedback, model: model, start: start, context: context)
+                try commit(feedback, route: route, start: start, context: context)
                 return
+            default:
+                preconditionFailure("\(route.endpoint) is not a fast-path endpoint")
             }
         } catch {
             let e = APIError.from(error)
@@ -205,24 +210,24 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Hands an observation to the group commit and holds this connection's later requests until
     /// the commit completes; then answers (on this event loop) and takes them up.
     /// - Throws: what checking the feedback throws (nothing was logged then).
-    private func commit(_ feedback: Feedback, model: String, start: ContinuousClock.Instant,
+    private func commit(_ feedback: Feedback, route: Route, start: ContinuousClock.Instant,
                         context: ChannelHandlerContext) throws {
         let loop = context.eventLoop
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
-        try api.manager.ingestor.observe(model: model, [feedback]) { result in
+        try api.manager.ingestor.observe(model: route.model, [feedback]) { result in
             loop.execute {
                 let (handler, context) = bound.value
                 var status = HTTPResponse.Status.ok
                 let out: ByteBuffer
                 switch result {
                 case .success(let version):
-                    out = API.observeAnswer(feedback, version: version)
+                    out = ObserveResponse(feedback: feedback, version: version).body
                 case .failure(let error):
                     let e = APIError.from(error)
                     status = e.status
                     out = e.body
                 }
-                handler.respond(.observe(model: model, uid: feedback.uid), status: status, body: out, start: start, context: context)
+                handler.respond(route, status: status, body: out, start: start, context: context)
                 handler.answered(context: context)
             }
         }
@@ -232,7 +237,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Scores a top-k on the scan pool and holds this connection's later requests until its
     /// answer is written (on this event loop). O(candidates · d) on the pool.
-    private func scan(_ query: TopKBody, model: String, uid: String, on pool: WorkerPool, start: ContinuousClock.Instant,
+    private func scan(_ query: TopKBody, route: Route, on pool: WorkerPool, start: ContinuousClock.Instant,
                       context: ChannelHandlerContext) {
         let loop = context.eventLoop
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
@@ -241,7 +246,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         pool.submit {
             let status: HTTPResponse.Status, out: ByteBuffer
             do {
-                (status, out) = (.ok, try api.topKAnswer(model: model, uid: uid, query))
+                (status, out) = (.ok, try api.topKAnswer(model: route.model, uid: route.uid, query).body)
             } catch {
                 let e = APIError.from(error)
                 (status, out) = (e.status, e.body)
@@ -249,7 +254,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             api.metrics.scanned.increment()
             loop.execute {
                 let (handler, context) = bound.value
-                handler.respond(.topK(model: model, uid: uid), status: status, body: out, start: start, context: context)
+                handler.respond(route, status: status, body: out, start: start, context: context)
                 handler.answered(context: context)
             }
         }
@@ -280,12 +285,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Writes an answer and records it in the route's metrics.
     private func respond(_ route: Route, status: HTTPResponse.Status, body: ByteBuffer, start: ContinuousClock.Instant,
                          context: ChannelHandlerContext) {
-        let metric = switch route {
-        case .predict: predictRoute
-        case .topK: topKRoute
-        case .observe: observeRoute
-        }
-        api.metrics.record(metric, status: Int(status.code), duration: .now - start)
+        api.metrics.record(routeMetrics[route.pattern], status: Int(status.code), duration: .now - start)
         api.metrics.fastPath.increment()
         // The router's headers, as swift-http-types spells them on the wire.
         let headers = HTTPHeaders([
@@ -309,78 +309,5 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func forward(_ part: NIOAny, context: ChannelHandlerContext) {
         forwarded = true
         context.fireChannelRead(part)
-    }
-
-    /// The fast-path route of a request, or nil when the router must answer it. Paths:
-    /// `GET /v1/models/{model}/users/{uid}/predict?item=…`, `POST /v1/models/{model}/users/{uid}/topk`,
-    /// `POST /v1/models/{model}/users/{uid}/observe`, in origin form (any other form of target
-    /// goes to the router). Reads the target's bytes in place: O(its length), allocating only the
-    /// strings it returns.
-    static func route(_ request: HTTPRequestHead) -> Route? {
-        let method = request.method
-        guard method == .GET || method == .POST else { return nil }
-        var target = request.uri
-        return target.withUTF8 { route(method, target: $0) }
-    }
-
-    private static func route(_ method: HTTPMethod, target: UnsafeBufferPointer<UInt8>) -> Route? {
-        let pathEnd = target.firstIndex(of: UInt8(ascii: "?")) ?? target.count
-        // The path's seven segments: "", "v1", "models", model, "users", uid, action.
-        var segments = InlineArray<7, Range<Int>>(repeating: 0..<0)
-        var count = 0, start = 0
-        for i in 0...pathEnd where i == pathEnd || target[i] == UInt8(ascii: "/") {
-            guard count < 7 else { return nil }
-            segments[count] = start..<i
-            count += 1
-            start = i + 1
-        }
-        func segment(_ n: Int, is text: StaticString) -> Bool {
-            text.withUTF8Buffer { $0.elementsEqual(target[segments[n]]) }
-        }
-        guard count == 7, segments[0].isEmpty, segment(1, is: "v1"), segment(2, is: "models"), segment(4, is: "users"),
-              !segments[3].isEmpty, !segments[5].isEmpty,
-              let model = decoded(target[segments[3]]), let uid = decoded(target[segments[5]])
-        else { return nil }
-        switch method {
-        case .GET where segment(6, is: "predict"):
-            let query = pathEnd < target.count ? target[(pathEnd + 1)...] : nil
-            return .predict(model: model, uid: uid, item: query.flatMap { API.queryValue("item", in: $0) })
-        case .POST where segment(6, is: "topk"):
-            return .topK(model: model, uid: uid)
-        case .POST where segment(6, is: "observe"):
-            return .observe(model: model, uid: uid)
-        default:
-            return nil
-        }
-    }
-
-    /// A path segment, percent-decoded as the router decodes it (nil if it cannot be).
-    private static func decoded(_ segment: Slice<UnsafeBufferPointer<UInt8>>) -> String? {
-        let text = String(decoding: UnsafeBufferPointer(rebasing: segment), as: UTF8.self)
-        guard segment.contains(UInt8(ascii: "%")) else { return text }
-        return text.removingPercentEncoding
-    }
-}
-
-/// The `Date` header's value (RFC 9110 IMF-fixdate), formatted at most once a second.
-struct HTTPDate {
-    private var second = -1
-    private var text = ""
-
-    var now: String {
-        mutating get {
-            var t = time(nil)
-            if t != second {
-                second = t
-                var parts = tm()
-                gmtime_r(&t, &parts)
-                let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-                let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-                func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
-                text = "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
-                    + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
-            }
-            return text
-        }
     }
 }

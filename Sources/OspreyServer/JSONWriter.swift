@@ -1,8 +1,9 @@
 import Hummingbird
 
 /// Writes JSON responses by hand straight into a `ByteBuffer`: the hot endpoints' responses are
-/// small and fixed in shape, and this costs less than `JSONEncoder` (NOTES.md: ~10% more
-/// requests/s) or building a `String` first.
+/// small and fixed in shape, and this costs less than `JSONEncoder` (about 10% more
+/// requests/s on a minimal handler) or building a `String` first. Each endpoint's answer is one
+/// ``APIResponse`` type whose `write(to:)` is its one encoder.
 struct JSONWriter {
     private(set) var buffer: ByteBuffer
     private var needsComma = false

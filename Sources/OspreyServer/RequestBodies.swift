@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import OspreyEngine
 
-/// A uid or item id: a JSON string, or a JSON integer read as its decimal string (DESIGN.md §5).
+/// A uid or item id: a JSON string, or a JSON integer read as its decimal string, as openapi.yaml has it.
 struct WireID: Decodable, Equatable {
     let value: String
 

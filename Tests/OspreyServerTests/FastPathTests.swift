@@ -407,11 +407,24 @@ struct FastPathTests {
 struct FastPathRouteTests {
     static func describe(_ method: String, _ path: String) -> String {
         let request = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path)
-        switch FastPathHandler.route(request) {
-        case .predict(let model, let uid, let item): return "predict \(model) \(uid) \(item ?? "<none>")"
-        case .topK(let model, let uid): return "topk \(model) \(uid)"
-        case .observe(let model, let uid): return "observe \(model) \(uid)"
-        case nil: return "router"
+        guard let route = FastPathHandler.route(request) else { return "router" }
+        switch route.endpoint {
+        case .predict: return "predict \(route.model) \(route.uid) \(route.item ?? "<none>")"
+        case .topK: return "topk \(route.model) \(route.uid)"
+        case .observe: return "observe \(route.model) \(route.uid)"
+        default: return "unexpected \(route.endpoint)"
+        }
+    }
+
+    /// The router and the fast path read the same table: every fast-path entry is a route the
+    /// router has, and the fast path takes a request of exactly those.
+    @Test func theFastPathTakesExactlyTheTablesFastPathEndpoints() {
+        #expect(FastPathHandler.patterns.map(\.endpoint) == Endpoint.allCases.filter(\.onFastPath))
+        for endpoint in Endpoint.allCases {
+            let path = endpoint.path.replacingOccurrences(of: "{model}", with: "m").replacingOccurrences(of: "{uid}", with: "u")
+                .replacingOccurrences(of: "{id}", with: "1")
+            let taken = FastPathHandler.route(HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: endpoint.method.rawValue), uri: path))
+            #expect(taken?.endpoint == (endpoint.onFastPath ? endpoint : nil), "\(endpoint.method) \(path)")
         }
     }
 
