@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "OspreyServer",
             dependencies: [
-                "OspreyEngine", "OspreyModel",
+                "OspreyEngine", "OspreyModel", "OspreyStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

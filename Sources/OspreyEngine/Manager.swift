@@ -31,7 +31,7 @@ public final class Manager: Sendable {
     public let explorer: Explorer
     public let exploration: ExplorationControl
     let decisions: DecisionLog
-    let readAhead = WorkerPool(name: "osprey-read-ahead", threads: 4)
+    let readAhead = WorkerPool(name: "osprey-prefetch", threads: 4)
     let stores: Stores
     let configuration: Configuration
 

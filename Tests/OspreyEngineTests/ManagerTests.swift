@@ -113,7 +113,7 @@ struct ManagerTests {
     @Test func snapshotsRunOnALowerPriorityThread() async throws {
         struct Failure: Error {}
         let callerNice = BackgroundThread.currentNice()
-        let (nice, name) = try await BackgroundThread.run(name: "osprey-test") { (BackgroundThread.currentNice(), Thread.current.name) }
+        let (nice, name) = try await BackgroundThread.run(name: "osprey-test") { (BackgroundThread.currentNice(), BackgroundThread.currentThreadName()) }
         #if os(Linux)
         #expect(nice == min(19, (callerNice ?? 0) + BackgroundThread.nice), "nice \(String(describing: nice))")
         #endif

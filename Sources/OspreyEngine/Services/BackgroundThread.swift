@@ -18,11 +18,38 @@ enum BackgroundThread {
     static func run<T: Sendable>(name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             Thread {
-                Thread.current.name = name  // on Linux, set from the thread itself to reach the OS
+                nameCurrentThread(name)
                 lower()
                 continuation.resume(with: Result { try body() })
             }.start()
         }
+    }
+
+    /// Names the calling thread for the OS (`top -H`, `perf`, debuggers show it): at most 15
+    /// bytes on Linux, the rest cut off. Set through `pthread_self()`, not `Thread.current.name`,
+    /// whose Linux implementation can reach another thread's handle while a new thread starts.
+    static func nameCurrentThread(_ name: String) {
+        #if os(Linux)
+        // glibc's, declared only under _GNU_SOURCE, so not in the Glibc module.
+        typealias SetName = @convention(c) (pthread_t, UnsafePointer<CChar>) -> Int32
+        guard let symbol = dlsym(nil, "pthread_setname_np") else { return }
+        _ = unsafeBitCast(symbol, to: SetName.self)(pthread_self(), String(decoding: name.utf8.prefix(15), as: UTF8.self))
+        #else
+        Thread.current.name = name
+        #endif
+    }
+
+    /// The calling thread's name as the OS has it.
+    static func currentThreadName() -> String {
+        #if os(Linux)
+        typealias GetName = @convention(c) (pthread_t, UnsafeMutablePointer<CChar>, Int) -> Int32
+        guard let symbol = dlsym(nil, "pthread_getname_np") else { return "" }
+        var buffer = [CChar](repeating: 0, count: 32)
+        _ = unsafeBitCast(symbol, to: GetName.self)(pthread_self(), &buffer, buffer.count)
+        return String(cString: buffer)
+        #else
+        return Thread.current.name ?? ""
+        #endif
     }
 
     /// The calling thread's nice value (nil where threads have none of their own).

@@ -61,7 +61,7 @@ public final class WorkerPool: Service, Sendable {
         case .wake: wake.signal()
         case .spawn:
             Thread { [self] in
-                Thread.current.name = name  // on Linux, set from the thread itself
+                BackgroundThread.nameCurrentThread(name)
                 runWorker()
             }.start()
         case .none: break

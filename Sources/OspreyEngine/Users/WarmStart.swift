@@ -52,7 +52,7 @@ public final class WarmStart: Service, Sendable {
                 let made = await withTaskGroup(of: Int.self) { group in
                     for _ in 0..<min(threads, named.count) {
                         group.addTask {
-                            (try? await BackgroundThread.run(name: "osprey-warm-start") {
+                            (try? await BackgroundThread.run(name: "osprey-warm") {
                                 var made = 0
                                 // A retrain or rollback swapped in another state: its users are not these.
                                 while !stop.isSet(), model.current.users === users, let i = cursor.next(below: named.count) {
