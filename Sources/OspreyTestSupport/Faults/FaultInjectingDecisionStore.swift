@@ -10,33 +10,22 @@ public struct FaultInjectingDecisionStore: DecisionStore {
         self.faults = faults
     }
 
-    private func read<T>(_ body: () throws -> T) throws -> T {
-        try faults.check(.decisionRead)
-        return try body()
-    }
-
-    private func write<T>(_ body: () throws -> T) throws -> T {
-        try faults.check(.decisionWrite)
-        return try body()
-    }
-
-    @discardableResult
     public func appendDecisions(_ decisions: [DecisionRecord], trimBefore: Double?, trimKeep: Int?) throws -> Int {
-        try write { try base.appendDecisions(decisions, trimBefore: trimBefore, trimKeep: trimKeep) }
+        try faults.run(.decisionWrite) { try base.appendDecisions(decisions, trimBefore: trimBefore, trimKeep: trimKeep) }
     }
     public func pruneDecisions(before: Double?, keep: Int?, batch: Int, maxBatches: Int) throws -> Int {
-        try write { try base.pruneDecisions(before: before, keep: keep, batch: batch, maxBatches: maxBatches) }
+        try faults.run(.decisionWrite) { try base.pruneDecisions(before: before, keep: keep, batch: batch, maxBatches: maxBatches) }
     }
-    public func decision(eventId: String) throws -> DecisionRecord? { try read { try base.decision(eventId: eventId) } }
+    public func decision(eventId: String) throws -> DecisionRecord? { try faults.run(.decisionRead) { try base.decision(eventId: eventId) } }
     public func decisions(model: String, limit: Int) throws -> [DecisionRecord] {
-        try read { try base.decisions(model: model, limit: limit) }
+        try faults.run(.decisionRead) { try base.decisions(model: model, limit: limit) }
     }
-    public func decisionCount(model: String) throws -> Int { try read { try base.decisionCount(model: model) } }
+    public func decisionCount(model: String) throws -> Int { try faults.run(.decisionRead) { try base.decisionCount(model: model) } }
     public func decisionVersions(model: String, since: Double) throws -> [String: Int] {
-        try read { try base.decisionVersions(model: model, since: since) }
+        try faults.run(.decisionRead) { try base.decisionVersions(model: model, since: since) }
     }
-    public func appendAssignments(_ assignments: [Assignment]) throws { try write { try base.appendAssignments(assignments) } }
+    public func appendAssignments(_ assignments: [Assignment]) throws { try faults.run(.decisionWrite) { try base.appendAssignments(assignments) } }
     public func assignments(model: String, since: Double) throws -> [String: Int] {
-        try read { try base.assignments(model: model, since: since) }
+        try faults.run(.decisionRead) { try base.assignments(model: model, since: since) }
     }
 }

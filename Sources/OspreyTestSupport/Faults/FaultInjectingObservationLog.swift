@@ -12,38 +12,31 @@ public struct FaultInjectingObservationLog: ObservationLog {
     }
 
     public func append(_ observations: [Observation]) throws -> [Int64] {
-        try faults.check(.commit)
-        return try base.append(observations)
+        try faults.run(.commit) { try base.append(observations) }
     }
 
     public func observations(model: String, after seq: Int64, limit: Int) throws -> [LoggedObservation] {
-        try faults.check(.logRead)
-        return try base.observations(model: model, after: seq, limit: limit)
+        try faults.run(.logRead) { try base.observations(model: model, after: seq, limit: limit) }
     }
 
     public func forEachObservation(model: String, after seq: Int64, _ body: (LoggedObservation) throws -> Void) throws {
-        try faults.check(.logRead)
-        try base.forEachObservation(model: model, after: seq, body)
+        try faults.run(.logRead) { try base.forEachObservation(model: model, after: seq, body) }
     }
 
     public func forEachObservation(model: String, uid: String, in range: Range<Int64>,
                                    _ body: (LoggedObservation) throws -> Void) throws {
-        try faults.check(.logRead)
-        try base.forEachObservation(model: model, uid: uid, in: range, body)
+        try faults.run(.logRead) { try base.forEachObservation(model: model, uid: uid, in: range, body) }
     }
 
     public func feedback(model: String) throws -> [String: DecisionFeedback] {
-        try faults.check(.logRead)
-        return try base.feedback(model: model)
+        try faults.run(.logRead) { try base.feedback(model: model) }
     }
 
     public func observationCount(model: String) throws -> Int {
-        try faults.check(.logRead)
-        return try base.observationCount(model: model)
+        try faults.run(.logRead) { try base.observationCount(model: model) }
     }
 
     public func lastSequence() throws -> Int64 {
-        try faults.check(.logRead)
-        return try base.lastSequence()
+        try faults.run(.logRead) { try base.lastSequence() }
     }
 }

@@ -11,48 +11,38 @@ public struct FaultInjectingSnapshotStore: SnapshotStore {
         self.faults = faults
     }
 
-    private func read<T>(_ body: () throws -> T) throws -> T {
-        try faults.check(.snapshotRead)
-        return try body()
-    }
-
-    private func write<T>(_ body: () throws -> T) throws -> T {
-        try faults.check(.snapshotWrite)
-        return try body()
-    }
-
     public func replaceUsers(model: String, version: Int, reflecting seq: Int64,
                              _ rows: (_ write: ([SnapshotRow]) throws -> Void) throws -> Void) throws {
-        try write { try base.replaceUsers(model: model, version: version, reflecting: seq, rows) }
+        try faults.run(.snapshotWrite) { try base.replaceUsers(model: model, version: version, reflecting: seq, rows) }
     }
     public func saveSnapshot(model: String, version: Int, rows: [SnapshotRow], observedItems: [ObservedItem]) throws {
-        try write { try base.saveSnapshot(model: model, version: version, rows: rows, observedItems: observedItems) }
+        try faults.run(.snapshotWrite) { try base.saveSnapshot(model: model, version: version, rows: rows, observedItems: observedItems) }
     }
     public func saveObservedItems(model: String, _ items: [ObservedItem]) throws {
-        try write { try base.saveObservedItems(model: model, items) }
+        try faults.run(.snapshotWrite) { try base.saveObservedItems(model: model, items) }
     }
     public func observedItems(model: String, uid: String) throws -> [String] {
-        try read { try base.observedItems(model: model, uid: uid) }
+        try faults.run(.snapshotRead) { try base.observedItems(model: model, uid: uid) }
     }
     public func advanceSnapshot(model: String, version: Int, to seq: Int64) throws {
-        try write { try base.advanceSnapshot(model: model, version: version, to: seq) }
+        try faults.run(.snapshotWrite) { try base.advanceSnapshot(model: model, version: version, to: seq) }
     }
     public func loadSnapshot(model: String, version: Int) throws -> UserSnapshot {
-        try read { try base.loadSnapshot(model: model, version: version) }
+        try faults.run(.snapshotRead) { try base.loadSnapshot(model: model, version: version) }
     }
     public func snapshotSequence(model: String, version: Int) throws -> Int64 {
-        try read { try base.snapshotSequence(model: model, version: version) }
+        try faults.run(.snapshotRead) { try base.snapshotSequence(model: model, version: version) }
     }
     public func forEachStoredWeights(model: String, version: Int, dimension: Int, _ body: (StoredWeights) throws -> Void) throws {
-        try read { try base.forEachStoredWeights(model: model, version: version, dimension: dimension, body) }
+        try faults.run(.snapshotRead) { try base.forEachStoredWeights(model: model, version: version, dimension: dimension, body) }
     }
     public func loadUserState(model: String, version: Int, uid: String) throws -> (weights: UserWeights, seq: Int64)? {
-        try read { try base.loadUserState(model: model, version: version, uid: uid) }
+        try faults.run(.snapshotRead) { try base.loadUserState(model: model, version: version, uid: uid) }
     }
-    public func userCount(model: String, version: Int) throws -> Int { try read { try base.userCount(model: model, version: version) } }
+    public func userCount(model: String, version: Int) throws -> Int { try faults.run(.snapshotRead) { try base.userCount(model: model, version: version) } }
     public func saveHotUsers(model: String, version: Int, _ uids: [String]) throws {
-        try write { try base.saveHotUsers(model: model, version: version, uids) }
+        try faults.run(.snapshotWrite) { try base.saveHotUsers(model: model, version: version, uids) }
     }
-    public func hotUsers(model: String, version: Int) throws -> [String] { try read { try base.hotUsers(model: model, version: version) } }
-    public func deleteUsers(model: String, versions: [Int]) throws { try write { try base.deleteUsers(model: model, versions: versions) } }
+    public func hotUsers(model: String, version: Int) throws -> [String] { try faults.run(.snapshotRead) { try base.hotUsers(model: model, version: version) } }
+    public func deleteUsers(model: String, versions: [Int]) throws { try faults.run(.snapshotWrite) { try base.deleteUsers(model: model, versions: versions) } }
 }

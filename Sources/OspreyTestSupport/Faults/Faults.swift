@@ -65,6 +65,12 @@ public final class Faults: Sendable {
         rules.withLock { $0[operation]?.calls ?? 0 }
     }
 
+    /// Counts a call of `operation`; runs `body` unless the call is to fail, then throws.
+    func run<T>(_ operation: Operation, _ body: () throws -> T) throws -> T {
+        try check(operation)
+        return try body()
+    }
+
     /// Counts a call of `operation` and throws when it is to fail.
     func check(_ operation: Operation) throws {
         let fail = rules.withLock { r -> Bool in
