@@ -46,7 +46,7 @@ enum BackgroundThread {
         guard let symbol = dlsym(nil, "pthread_getname_np") else { return "" }
         var buffer = [CChar](repeating: 0, count: 32)
         _ = unsafeBitCast(symbol, to: GetName.self)(pthread_self(), &buffer, buffer.count)
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         #else
         return Thread.current.name ?? ""
         #endif
