@@ -1,6 +1,10 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+// The numerics (ALS, ridge updates, top-k scans) are optimized in debug builds too: unoptimized,
+// they run 10-50x slower, and the test suite's ALS fits dominated its wall time.
+let optimizedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "osprey",
     platforms: [.macOS(.v15)],
@@ -23,11 +27,13 @@ let package = Package(
         .target(name: "COspreyKernels"),
         .target(
             name: "OspreyMath",
-            dependencies: ["COspreyKernels", .product(name: "RealModule", package: "swift-numerics")]
+            dependencies: ["COspreyKernels", .product(name: "RealModule", package: "swift-numerics")],
+            swiftSettings: optimizedInDebug
         ),
         .target(
             name: "OspreyModel",
-            dependencies: ["OspreyMath", .product(name: "RealModule", package: "swift-numerics")]
+            dependencies: ["OspreyMath", .product(name: "RealModule", package: "swift-numerics")],
+            swiftSettings: optimizedInDebug
         ),
         // Research code (the bandit simulator, the online-versus-offline experiment and its
         // item-side updates): used by the CLI, never by the serving modules.
