@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 import OspreyModel
 import OspreyStorage
@@ -46,7 +43,7 @@ public final class Manager: Sendable {
         let loader = Loader(stores: stores, configuration: configuration)
         registry = ModelRegistry(models: try Self.load(stores, loader: loader, decisions: decisions, configuration: configuration,
                                                         logger: logger))
-        Self.returnFreedMemory()
+        ProcessMemory.returnFreed()
         let progress = LearningProgress(applied: try stores.log.lastSequence())
         installer = Installer(stores: stores, loader: loader, registry: registry, progress: progress, decisions: decisions,
                               logger: logger)
@@ -104,16 +101,6 @@ public final class Manager: Sendable {
             ])
         }
         return served
-    }
-
-    /// Hands memory freed by a large load (a start, a retrain) back to the system: glibc keeps
-    /// freed chunks in its arenas, so without this the resident size stays at the load's peak.
-    static func returnFreedMemory() {
-        #if canImport(Glibc)
-        // malloc_trim is glibc's (malloc.h, not in the Glibc module); RTLD_DEFAULT is a null handle.
-        typealias Trim = @convention(c) (Int) -> Int32
-        if let symbol = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(symbol, to: Trim.self)(0) }
-        #endif
     }
 
     /// The model's serving version, sizes and version history.

@@ -36,17 +36,6 @@ final class GroupCommitter: Sendable {
         self.apply = apply
     }
 
-    /// Returns once `observations` are durable in the log and learned.
-    /// - Throws: the log's error when the commit failed (nothing was learned), or
-    ///   ``OspreyError`` `unavailable` after ``close()``.
-    func submit(_ observations: [Observation]) async throws {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            submit(observations) { error in
-                if let error { c.resume(throwing: error) } else { c.resume() }
-            }
-        }
-    }
-
     /// Calls `done` once `observations` are durable in the log and learned (with nil), or with
     /// the log's error when the commit failed, or ``OspreyError`` `unavailable` after ``close()``.
     /// `done` runs on the commit queue (or at once, on the caller's thread, after ``close()``),

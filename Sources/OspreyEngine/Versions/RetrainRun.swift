@@ -130,7 +130,7 @@ struct RetrainRun {
         } else {
             try installer.install(state, in: model, caughtUpThrough: through)
         }
-        Manager.returnFreedMemory()
+        ProcessMemory.returnFreed()
         do {
             let pruned = try stores.pruneVersions(model: model.name, keep: configuration.keepVersions)
             if !pruned.isEmpty {
