@@ -63,7 +63,7 @@ public final class Manager: Sendable {
     /// The engine's background work, in start order; a service group stops them in reverse on
     /// graceful shutdown: the ingestor answers what is queued, the warm start stops, the
     /// snapshotter saves every changed user, the decision log writes its buffer, the read-ahead
-    /// threads end. Run them after (so, stopped before) nothing: the HTTP server goes last.
+    /// threads end. List them before the HTTP server in the group, so the server stops first.
     public var services: [any Service] { [readAhead, decisions, snapshotter, warmStart, ingestor] }
 
     /// Loads every model of the stores, with its competition if one runs.
