@@ -31,30 +31,37 @@ public final class Manager: Sendable {
     let readAhead = WorkerPool(name: "osprey-prefetch", threads: 4)
     let stores: Stores
     let configuration: Configuration
+    /// The instruments every role records into.
+    public let metrics: EngineMetrics
 
     /// Loads every model's serving version and restores its users (and a competing
     /// challenger's). O(users · d) per model when tiered, plus the replay of the log.
+    /// - Parameter metrics: where the roles record their metrics (the default records nothing).
     /// - Throws: ``StorageError`` when the stores cannot be read.
-    public init(stores: Stores, configuration: Configuration = .init(), logger: Logger) throws {
+    public init(stores: Stores, configuration: Configuration = .init(), metrics: EngineMetrics = .init(),
+                logger: Logger) throws {
         self.stores = stores
         self.configuration = configuration
-        let decisions = DecisionLog(store: stores.decisions, logger: logger, retention: configuration.exploration.decisionRetention)
+        self.metrics = metrics
+        let decisions = DecisionLog(store: stores.decisions, logger: logger, retention: configuration.exploration.decisionRetention,
+                                    metrics: metrics.decisionLog)
         self.decisions = decisions
         let loader = Loader(stores: stores, configuration: configuration)
         registry = ModelRegistry(models: try Self.load(stores, loader: loader, decisions: decisions, configuration: configuration,
-                                                        logger: logger))
+                                                        metrics: metrics, logger: logger))
         ProcessMemory.returnFreed()
         let progress = LearningProgress(applied: try stores.log.lastSequence())
         installer = Installer(stores: stores, loader: loader, registry: registry, progress: progress, decisions: decisions,
                               logger: logger)
         let retrainer = Retrainer(stores: stores, loader: loader, installer: installer, registry: registry, progress: progress,
-                                  configuration: configuration, logger: logger)
+                                  configuration: configuration, metrics: metrics, logger: logger)
         self.retrainer = retrainer
         ingestor = Ingestor(log: stores.log, registry: registry, decisions: decisions, progress: progress,
-                            maxIdentifierLength: configuration.maxIdentifierLength, readAhead: readAhead, logger: logger,
+                            maxIdentifierLength: configuration.maxIdentifierLength, readAhead: readAhead,
+                            commits: metrics.groupCommits, logger: logger,
                             onStale: { retrainer.wentStale($0) })
         snapshotter = Snapshotter(stores: stores, registry: registry, progress: progress, configuration: configuration,
-                                  logger: logger)
+                                  metrics: metrics.snapshots, logger: logger)
         warmStart = WarmStart(registry: registry, enabled: configuration.warmStart, logger: logger)
         explorer = Explorer(registry: registry, log: decisions, configuration: configuration.exploration)
         exploration = ExplorationControl(stores: stores, registry: registry, decisions: decisions, logger: logger)
@@ -68,7 +75,7 @@ public final class Manager: Sendable {
 
     /// Loads every model of the stores, with its competition if one runs.
     private static func load(_ stores: Stores, loader: Loader, decisions: DecisionLog, configuration: Configuration,
-                             logger: Logger) throws -> [ServedModel] {
+                             metrics: EngineMetrics, logger: Logger) throws -> [ServedModel] {
         var served: [ServedModel] = []
         let policies = try stores.versions.explorationPolicies()
         let competitions = try stores.versions.competitions()
@@ -82,13 +89,16 @@ public final class Manager: Sendable {
             }
             let clock = ContinuousClock()
             let start = clock.now
-            let (state, _) = try loader.load(model: record.name, version: record.servingVersion, warmStart: configuration.warmStart)
+            let modelMetrics = metrics.model(record.name, featureCache: configuration.featureCache.capacity > 0)
+            let (state, _) = try loader.load(model: record.name, version: record.servingVersion,
+                                             continuing: .init(metrics: modelMetrics), warmStart: configuration.warmStart)
             let policy: ExplorationPolicy
             do { policy = try ExplorationPolicy.parse(policies[record.name] ?? "greedy") } catch {
                 throw StorageError(.corrupt, "model \(record.name) has an unreadable exploration policy: \(error)")
             }
             let model = ServedModel(state: state, observations: try stores.log.observationCount(model: record.name),
-                                    exploration: policy, decisions: try stores.decisions.decisionCount(model: record.name))
+                                    exploration: policy, decisions: try stores.decisions.decisionCount(model: record.name),
+                                    metrics: modelMetrics)
             if let record = competitions[record.name] {
                 model.competition = try Installer.restoreCompetition(record, of: model, stores: stores, loader: loader,
                                                                      decisions: decisions)
@@ -131,10 +141,4 @@ public final class Manager: Sendable {
             return UserInfo(uid: uid, observations: w.observations, runningLoss: w.runningLoss, bootstrapped: w.bootstrapped)
         }
     }
-
-    /// Failed writes of the decision log since the manager started.
-    public var decisionLogFailureCount: Int { decisions.failures.load(ordering: .relaxed) }
-
-    /// Decisions deleted by the retention since start.
-    public var decisionsPrunedCount: Int { decisions.pruned.load(ordering: .relaxed) }
 }

@@ -20,7 +20,7 @@ struct API: Sendable {
         self.manager = manager
         predictor = Predictor(registry: manager.registry)
         self.configuration = configuration
-        metrics = ServerMetrics()
+        metrics = ServerMetrics(engine: manager.metrics)
     }
 
     /// Registers every endpoint of the table (``Endpoint``) on `router`; returns their paths and
@@ -42,9 +42,9 @@ struct API: Sendable {
         switch endpoint {
         case .health: { _, _ in HealthResponse().response() }
         case .metrics:
-            { [metrics, manager] _, _ in
+            { [metrics] _, _ in
                 Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                         body: .init(byteBuffer: ByteBuffer(string: metrics.render(manager: manager))))
+                         body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
             }
         case .openAPI:
             { [openAPI = Self.openAPIDocument()] _, _ in

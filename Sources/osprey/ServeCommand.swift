@@ -105,7 +105,7 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
             featureCache: .init(capacity: o.featureCache, policy: policy),
             exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog,
                                decisionRetention: retention),
-            hotUsers: hotUsers, warmStart: o.warmStart), logger: logger)
+            hotUsers: hotUsers, warmStart: o.warmStart), metrics: .prometheus(), logger: logger)
     let server = ServerConfiguration(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes, fastPath: o.fastPath,
                                      eventLoops: o.eventLoops, scanThreads: o.scanThreads)
     let app = buildApplication(manager: manager, configuration: server, logger: logger)

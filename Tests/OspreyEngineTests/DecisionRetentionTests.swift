@@ -45,12 +45,12 @@ struct DecisionRetentionTests {
     }
 
     @Test func theServersLogAppliesItsRetention() async throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(), metrics = RecordedMetrics()
         defer { t.remove() }
         let manager = try Manager(
             stores: try t.reopen(),
             configuration: .init(exploration: .init(decisionRetention: .init(maxAge: .seconds(3600), maxCount: 50))),
-            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            metrics: metrics.engine, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         let now = Date()
         // 60 decisions an hour and a half old, then 60 from the last minute.
         for d in decisions(60, start: now.timeIntervalSince1970 - 5_400) + decisions(120, start: now.timeIntervalSince1970 - 60).suffix(60) {
@@ -58,7 +58,8 @@ struct DecisionRetentionTests {
         }
         await manager.decisions.flushed()
         // The write itself trims: the old 60 go by age, then 10 of the recent ones by count.
-        #expect(manager.decisionsPrunedCount == 70)
+        #expect(metrics.count("osprey_decisions_pruned_total") == 70)
+        #expect(metrics.count("osprey_decisions_written_total") == 120 && metrics.gauge("osprey_decisions_pending") == 0)
         #expect(try remaining(t.reopen().decisions, of: 120) == Array(70..<120))
         #expect(manager.decisions.prune(now: now) == 0)
         // A stricter retention over the same log (as after a restart with new limits) prunes the rest.
@@ -99,20 +100,20 @@ struct DecisionRetentionTests {
     @Test func backgroundPruningClearsABacklogInSteps() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let backlog = 2 * DecisionLog.pruneStep + 500
+        let backlog = 2 * DecisionLog.pruneStep + 500, metrics = RecordedMetrics()
         try t.stores.decisions.appendDecisions(decisions(backlog + 10, start: Date().timeIntervalSince1970))
         let manager = try Manager(
             stores: try t.reopen(),
             configuration: .init(exploration: .init(decisionRetention: .init(maxAge: nil, maxCount: 10))),
-            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            metrics: metrics.engine, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         manager.decisions.pruneInBackground()
         manager.decisions.pruneInBackground()
         let deadline = ContinuousClock.now + .seconds(10)
-        while manager.decisionsPrunedCount < backlog, ContinuousClock.now < deadline {
+        while metrics.count("osprey_decisions_pruned_total") < backlog, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
         await manager.decisions.flushed()
-        #expect(manager.decisionsPrunedCount == backlog)
+        #expect(metrics.count("osprey_decisions_pruned_total") == backlog)
         #expect(try remaining(t.reopen().decisions, of: backlog + 10) == Array(backlog..<(backlog + 10)))
     }
 

@@ -55,14 +55,16 @@ struct FaultInjectionTests {
     /// A failed snapshot write is counted and leaves its users changed, so the next snapshot
     /// saves them; a restart then restores what was learned.
     @Test func aFailedSnapshotIsRetriedWhole() async throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(), metrics = RecordedMetrics()
         let faults = Faults()
-        let m = try Manager(stores: t.stores.injectingFaults(faults), logger: quiet)
+        let m = try Manager(stores: t.stores.injectingFaults(faults), metrics: metrics.engine, logger: quiet)
         try await m.observe(model: "demo", (0..<30).map { ("u\($0 % 10)", "i\($0 % 7)", Float($0 % 5)) })
         faults.failNext(.snapshotWrite, nth: 2)
         #expect(throws: StorageError.self) { try m.snapshotter.snapshot() }
-        #expect(m.snapshotter.statistics.failureCount == 1)
+        #expect(metrics.count("osprey_snapshot_failures_total") == 1 && metrics.count("osprey_snapshots_total") == 0)
+        #expect(metrics.gauge("osprey_snapshot_in_progress") == 0)
         #expect(try m.snapshotter.snapshot() == 10, "every changed user, the failed chunk's too")
+        #expect(metrics.count("osprey_snapshots_total") == 1 && metrics.count("osprey_snapshot_users_total") == 10)
         let restarted = try Manager(stores: t.stores, logger: quiet)
         for u in 0..<10 { #expect(try restarted.info(model: "demo", uid: "u\(u)") == m.info(model: "demo", uid: "u\(u)")) }
         #expect(try t.stores.snapshots.snapshotSequence(model: "demo", version: 1) == t.stores.log.lastSequence())
@@ -71,17 +73,18 @@ struct FaultInjectionTests {
     /// A retrain that swapped in its version is done even when pruning old versions fails
     /// afterwards; the versions left are pruned by a later retrain.
     @Test func aFailedPruneAfterTheSwapLeavesTheRetrainDone() async throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(), metrics = RecordedMetrics()
         let faults = Faults()
-        let m = try Manager(stores: t.stores.injectingFaults(faults), configuration: .init(keepVersions: 1), logger: quiet)
+        let m = try Manager(stores: t.stores.injectingFaults(faults), configuration: .init(keepVersions: 1), metrics: metrics.engine,
+                            logger: quiet)
         #expect(try await m.retrainer.wait(forJob: m.retrainer.start(model: "demo"), model: "demo").phase == .done)
         // Version 3's retrain writes the catalogue three times: the version, serving it, then the
         // prune of version 1 (version 2 is its parent).
         faults.failNext(.versionWrite, nth: 3)
         let job = try await m.retrainer.wait(forJob: m.retrainer.start(model: "demo"), model: "demo")
         #expect(job.phase == .done && job.version == 3, "\(job)")
-        #expect(m.retrainer.failureCount == 0)
-        #expect(try m.info(model: "demo").version == 3)
+        #expect(metrics.count("osprey_retrain_failures_total") == 0)
+        #expect(try m.info(model: "demo").version == 3 && metrics.gauge("osprey_model_version", model: "demo") == 3)
         #expect(try t.stores.versions.versions(model: "demo").map(\.number) == [1, 2, 3], "the prune failed")
         #expect(try await m.retrainer.wait(forJob: m.retrainer.start(model: "demo"), model: "demo").phase == .done)
         #expect(try t.stores.versions.versions(model: "demo").map(\.number) == [3, 4])

@@ -142,18 +142,26 @@ struct ManagerTests {
         }
     }
 
+    /// Observes that arrive while a commit is under way wait for it, then share one commit.
     @Test func concurrentObservesShareCommits() async throws {
-        let t = try TrainedStore()
-        defer { t.remove() }
-        let (m, _) = try open(t)
+        let t = try TrainedStore(), faults = Faults(), metrics = RecordedMetrics()
+        let m = try Manager(stores: t.stores.injectingFaults(faults), metrics: metrics.engine, logger: quiet)
+        faults.hold(.commit)
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for n in 0..<200 {
+            group.addTask { try await m.observe(model: "demo", [("c0", "i0", 3)]) }
+            while faults.calls(.commit) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+            // The first commit is under way (held): the other 199 queue behind it.
+            for n in 1..<200 {
                 group.addTask { try await m.observe(model: "demo", [("c\(n % 10)", "i\(n % 30)", 3)]) }
             }
+            while m.ingestor.waitingCount < 199 { try await Task.sleep(for: .milliseconds(1)) }
+            faults.release(.commit)
             try await group.waitForAll()
         }
         #expect(try t.stores.log.observationCount(model: "demo") == 200)
-        #expect(m.ingestor.commitCount <= 200)
+        #expect(faults.calls(.commit) == 2 && metrics.count("osprey_group_commits_total") == 2,
+                "the first observe's commit, then one for the 199 that waited")
+        #expect(metrics.count("osprey_observations_total", model: "demo") == 200)
         for n in 0..<10 { #expect(try m.info(model: "demo", uid: "c\(n)").observations == 20) }
     }
 

@@ -7,19 +7,22 @@ import Testing
 struct PredictionCacheTests {
     /// A cached and an uncached manager on two identical stores (one store each: a cold user's
     /// rebuild reads the log, which must hold only its own manager's observations).
-    func managers(_ t: TrainedStore, _ twin: TrainedStore, policy: EvictionPolicy = .s3fifo) throws -> (cached: Manager, uncached: Manager) {
-        let cached = try Manager(stores: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 1000, policy: policy, scores: true)), logger: quiet)
+    func managers(_ t: TrainedStore, _ twin: TrainedStore, policy: EvictionPolicy = .s3fifo,
+                  metrics: RecordedMetrics = .init()) throws -> (cached: Manager, uncached: Manager) {
+        let cached = try Manager(stores: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 1000, policy: policy, scores: true)),
+                                 metrics: metrics.engine, logger: quiet)
         let uncached = try Manager(stores: try twin.reopen(), configuration: .init(predictionCache: .init(capacity: 0)), logger: quiet)
         return (cached, uncached)
     }
 
-    func statistics(_ m: Manager) throws -> PredictionCache.Statistics { try m.registry.model("demo").current.predictions.statistics }
+    /// The counts of model `demo`'s prediction cache.
+    func counts(_ metrics: RecordedMetrics) -> RecordedMetrics.CacheCounts { metrics.cache("osprey_prediction_cache", model: "demo") }
 
     @Test(arguments: EvictionPolicy.allCases)
     func repeatedRequestsAreHitsAndObservationsInvalidateOnlyThatUser(_ policy: EvictionPolicy) async throws {
-        let t = try TrainedStore(), twin = try TrainedStore()
+        let t = try TrainedStore(), twin = try TrainedStore(), metrics = RecordedMetrics()
         defer { t.remove(); twin.remove() }
-        let (m, plain) = try managers(t, twin, policy: policy)
+        let (m, plain) = try managers(t, twin, policy: policy, metrics: metrics)
         let p = Predictor(registry: m.registry), q = Predictor(registry: plain.registry)
         let (a, b) = (t.ratings[0].uid, t.ratings.first { $0.uid != t.ratings[0].uid }!.uid)
         for _ in 0..<3 {
@@ -28,26 +31,25 @@ struct PredictionCacheTests {
                 #expect(try p.topK(model: "demo", uid: uid, k: 5, items: nil) == q.topK(model: "demo", uid: uid, k: 5, items: nil))
             }
         }
-        let s = try statistics(m)
-        #expect(s.missCount == 6 && s.hitCount == 12 && s.staleCount == 0)
+        #expect(counts(metrics) == .init(hits: 12, misses: 6, stale: 0, evictions: 0))
 
         // An observation for `a` (sent to both managers) makes a's answers stale, not b's.
         for manager in [m, plain] { try await manager.observe(model: "demo", [(a, "i3", 5)]) }
         #expect(try p.predict(model: "demo", uid: a, item: "i3") == q.predict(model: "demo", uid: a, item: "i3"))
         #expect(try p.topK(model: "demo", uid: a, k: 5, items: nil) == q.topK(model: "demo", uid: a, k: 5, items: nil))
         #expect(try p.predict(model: "demo", uid: b, item: "i3") == q.predict(model: "demo", uid: b, item: "i3"))
-        #expect(s.staleCount == 2 && s.missCount == 8 && s.hitCount == 13)
+        #expect(counts(metrics) == .init(hits: 13, misses: 8, stale: 2, evictions: 0))
 
         // A stranger's first observation creates the user: the prior's answers no longer apply.
         for manager in [m, plain] { try await manager.observe(model: "demo", [("stranger", "i3", 1)]) }
         #expect(try p.predict(model: "demo", uid: "stranger", item: "i3") == q.predict(model: "demo", uid: "stranger", item: "i3"))
-        #expect(s.staleCount == 3)
+        #expect(counts(metrics).stale == 3)
     }
 
     @Test func differentRequestsOfOneUserAreDifferentEntries() async throws {
-        let t = try TrainedStore(), twin = try TrainedStore()
+        let t = try TrainedStore(), twin = try TrainedStore(), metrics = RecordedMetrics()
         defer { t.remove(); twin.remove() }
-        let (m, plain) = try managers(t, twin)
+        let (m, plain) = try managers(t, twin, metrics: metrics)
         let p = Predictor(registry: m.registry), q = Predictor(registry: plain.registry)
         let uid = t.ratings[0].uid
         let requests: [(Int, [String]?, [String], Bool)] = [
@@ -60,7 +62,7 @@ struct PredictionCacheTests {
                     == q.topK(model: "demo", uid: uid, k: k, items: items, exclude: exclude, excludeObserved: observed))
             }
         }
-        #expect(try statistics(m).hitCount == requests.count)
+        #expect(counts(metrics).hits == requests.count)
         // An unknown candidate is an error every time, never a cached answer.
         for _ in 0..<2 {
             #expect(throws: OspreyError.self) { try p.topK(model: "demo", uid: uid, k: 2, items: ["nope"]) }
@@ -68,9 +70,10 @@ struct PredictionCacheTests {
     }
 
     @Test func aRetrainRepopulatesTheNewVersionsCacheWithWhatWasHot() async throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(), metrics = RecordedMetrics()
         defer { t.remove() }
-        let m = try Manager(stores: try t.reopen(), configuration: .init(predictionCache: .init(scores: true)), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), configuration: .init(predictionCache: .init(scores: true)), metrics: metrics.engine,
+                            logger: quiet)
         let p = Predictor(registry: m.registry)
         let uids = Array(Set(t.ratings.map(\.uid))).sorted().prefix(10)
         for uid in uids {
@@ -83,21 +86,23 @@ struct PredictionCacheTests {
         let state = try m.registry.model("demo").current
         #expect(state.version.number == 2)
         #expect(state.predictions.count == 2 * uids.count, "every hot answer recomputed from version 2")
-        let s = state.predictions.statistics
-        let (hits, misses) = (s.hitCount, s.missCount)
+        #expect(metrics.gauge("osprey_prediction_cache_entries", model: "demo") == Double(2 * uids.count),
+                "the entries gauge follows the serving state's cache")
+        let before = counts(metrics)
         let fresh = Predictor(registry: try Manager(stores: try t.reopen(), configuration: .init(predictionCache: .init(capacity: 0)), logger: quiet).registry)
         for uid in uids {
             #expect(try p.predict(model: "demo", uid: uid, item: "i2") == fresh.predict(model: "demo", uid: uid, item: "i2"))
             #expect(try p.topK(model: "demo", uid: uid, k: 4, items: nil, excludeObserved: true)
                 == fresh.topK(model: "demo", uid: uid, k: 4, items: nil, excludeObserved: true))
         }
-        #expect(s.hitCount - hits == 2 * uids.count && s.missCount == misses, "the first requests after the swap are hits")
+        let after = counts(metrics)
+        #expect(after.hits - before.hits == 2 * uids.count && after.misses == before.misses, "the first requests after the swap are hits")
     }
 
     @Test func byDefaultOnlyRankingsAreCached() async throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(), metrics = RecordedMetrics()
         defer { t.remove() }
-        let m = try Manager(stores: try t.reopen(), logger: quiet)
+        let m = try Manager(stores: try t.reopen(), metrics: metrics.engine, logger: quiet)
         let p = Predictor(registry: m.registry)
         let uid = t.ratings[0].uid
         for _ in 0..<3 {
@@ -105,6 +110,7 @@ struct PredictionCacheTests {
             _ = try p.topK(model: "demo", uid: uid, k: 3, items: nil)
         }
         let cache = try m.registry.model("demo").current.predictions
-        #expect(cache.count == 1 && cache.statistics.hitCount == 2 && cache.statistics.missCount == 1)
+        #expect(cache.count == 1 && counts(metrics).hits == 2 && counts(metrics).misses == 1)
+        #expect(metrics.gauge("osprey_prediction_cache_entries", model: "demo") == 1)
     }
 }

@@ -9,8 +9,8 @@ import Testing
 /// Tiered user state: a tiny hot tier, which evicts and rebuilds users all the time, gives the
 /// same bits as keeping every user's full state in memory.
 struct TieredStoreTests {
-    func open(_ t: TrainedStore, hotUsers: Int) throws -> (Manager, Predictor) {
-        let m = try Manager(stores: try t.reopen(), configuration: .init(hotUsers: hotUsers), logger: quiet)
+    func open(_ t: TrainedStore, hotUsers: Int, metrics: RecordedMetrics = .init()) throws -> (Manager, Predictor) {
+        let m = try Manager(stores: try t.reopen(), configuration: .init(hotUsers: hotUsers), metrics: metrics.engine, logger: quiet)
         return (m, Predictor(registry: m.registry))
     }
 
@@ -18,10 +18,10 @@ struct TieredStoreTests {
     /// evicted, then rebuilt when they learn again), into an untiered store and tiered ones.
     @Test(arguments: [0, 4])
     func aTinyHotTierMatchesAnUntieredStore(hotUsers: Int) async throws {
-        let a = try TrainedStore(), b = try TrainedStore()
+        let a = try TrainedStore(), b = try TrainedStore(), metrics = RecordedMetrics()
         defer { a.remove(); b.remove() }
         let (untiered, pu) = try open(a, hotUsers: .max)
-        let (tiered, pt) = try open(b, hotUsers: hotUsers)
+        let (tiered, pt) = try open(b, hotUsers: hotUsers, metrics: metrics)
         var rng = SplitMix64(seed: 99)
         for round in 0..<8 {
             let batch: [(uid: String, item: String, label: Float)] = (0..<40).map { _ in
@@ -41,8 +41,11 @@ struct TieredStoreTests {
             try tiered.snapshotter.snapshot()
         }
         let users = try tiered.registry.model("demo").current.users
-        #expect(users.statistics.rebuildCount > 0 && users.statistics.evictionCount > 0)
+        #expect(metrics.users(model: "demo").rebuilds > 0 && metrics.users(model: "demo").evictions > 0)
         #expect(users.hotCount <= 64 * ((hotUsers + 63) / 64), "after a snapshot every user is clean, so the bound holds")
+        #expect(metrics.gauge("osprey_users", model: "demo") == Double(users.count)
+            && metrics.gauge("osprey_users_hot", model: "demo") == Double(users.hotCount)
+            && metrics.gauge("osprey_users_cold", model: "demo") == Double(users.count - users.hotCount))
         let all = try untiered.registry.model("demo").current.users
         #expect(all.hotCount == all.count, "untiered: every user stays hot")
         try expectSame(untiered, pu, tiered, pt)
@@ -199,9 +202,10 @@ struct TieredStoreTests {
     /// Dirty users and users being saved stay hot; a failed save makes them dirty again; once
     /// saved they are evicted down to the capacity; a cold user that learns is rebuilt.
     @Test func onlySavedUsersAreEvicted() throws {
+        let metrics = RecordedMetrics()
         let store = UserWeightStore(stride: 8, hotUsers: 0, rebuild: { _, _ in
             UserWeights(ridge: .init(prior: [0.5, 0.5, 0.5], lambda: 1), bootstrapped: false)
-        })
+        }, metrics: UserMetrics(factory: metrics.factory))
         let f: [Float] = [1, 0, 0.5, 0, 0, 0, 0, 0]
         func learn(_ uid: String) throws {
             try store.update(uid, before: 1, create: { UserWeights(ridge: .init(prior: [0, 0, 0], lambda: 1), bootstrapped: true) }) { w in
@@ -213,13 +217,15 @@ struct TieredStoreTests {
         let changed = store.takeChanged()
         #expect(changed.count == 200 && store.hotCount == 200, "users being saved stay hot")
         store.markChanged(changed)
-        #expect(store.hotCount == 200 && store.statistics.evictionCount == 0, "a failed save: dirty again")
+        #expect(store.hotCount == 200 && metrics.users().evictions == 0, "a failed save: dirty again")
+        #expect(metrics.gauge("osprey_users_hot") == 200)
         store.finishSnapshot(store.takeChanged())
-        #expect(store.hotCount == 0 && store.statistics.evictionCount == 200, "saved, and the capacity is 0")
+        #expect(store.hotCount == 0 && metrics.users().evictions == 200, "saved, and the capacity is 0")
         #expect(store.count == 200)
+        #expect(metrics.gauge("osprey_users") == 200 && metrics.gauge("osprey_users_hot") == 0 && metrics.gauge("osprey_users_cold") == 200)
         store.read("u7") { #expect($0?.observations == 1) }
         try learn("u7")
-        #expect(store.statistics.rebuildCount == 1 && store.hotCount == 1)
+        #expect(metrics.users().rebuilds == 1 && store.hotCount == 1 && metrics.gauge("osprey_users_hot") == 1)
         store.read("u7") { #expect($0?.observations == 1, "rebuilt from the stand-in state, then learned once") }
     }
 
@@ -232,10 +238,11 @@ struct TieredStoreTests {
         @Sendable func state(_ generation: Int) -> UserWeights {
             UserWeights(ridge: .init(prior: [Float(generation), 0.5, 0.5], lambda: 1), observations: generation, bootstrapped: false)
         }
+        let metrics = RecordedMetrics()
         let store = UserWeightStore(stride: 8, hotUsers: 0, rebuild: { _, _ in
             reads.add(1, ordering: .relaxed)
             return row.withLock { state($0) }
-        })
+        }, metrics: UserMetrics(factory: metrics.factory))
         let f: [Float] = [1, 0, 0.5, 0, 0, 0, 0, 0]
         func learn(_ uid: String) throws {
             try store.update(uid, before: 1, create: { UserWeights(ridge: .init(prior: [0, 0, 0], lambda: 1), bootstrapped: true) }) { w in
@@ -256,7 +263,7 @@ struct TieredStoreTests {
         read()
         #expect(reads.load(ordering: .relaxed) == 1)
         try learn("u")
-        #expect(reads.load(ordering: .relaxed) == 1 && store.statistics.prefetchedRebuildCount == 1 && store.statistics.rebuildCount == 1)
+        #expect(reads.load(ordering: .relaxed) == 1 && metrics.users().prefetchedRebuilds == 1 && metrics.users().rebuilds == 1)
         store.read("u") { #expect($0?.observations == 2, "the row's state (1 observation), learned once") }
         save()
 
@@ -270,7 +277,7 @@ struct TieredStoreTests {
         row.withLock { $0 = 9 }
         try learn("u")
         store.read("u") { #expect($0?.observations == 10, "row 9, learned once; not the late read of row 5") }
-        #expect(store.statistics.prefetchedRebuildCount == 1 && store.statistics.rebuildCount == 3)
+        #expect(metrics.users().prefetchedRebuilds == 1 && metrics.users().rebuilds == 3)
     }
 
     /// A warm start (``UserWeightStore/warm(_:)``) makes a cold user hot from its row, clean
@@ -287,13 +294,14 @@ struct TieredStoreTests {
                 f.withUnsafeBufferPointer { _ = w.learn(features: $0.baseAddress!, target: 1) }
             }
         }
+        let metrics = RecordedMetrics()
         let store = UserWeightStore(stride: 8, hotUsers: 64, rebuild: { uid, _ in
             if let r = racer.withLock({ r in defer { r = nil }; return r }), let store = storeBox.withLock({ $0 }) {
                 try learn(store, r)
             }
             reads.add(1, ordering: .relaxed)
             return UserWeights(ridge: .init(prior: [2, 0.5, 0.5], lambda: 1), observations: 3, runningLoss: 0.25, bootstrapped: false)
-        })
+        }, metrics: UserMetrics(factory: metrics.factory))
         storeBox.withLock { $0 = store }
         for n in 0..<300 {
             store.insertCold(StoredWeights(uid: "u\(n)", weights: [2, 0.5, 0.5], observations: 3, runningLoss: 0.25, bootstrapped: false, seq: 1))
@@ -306,7 +314,7 @@ struct TieredStoreTests {
 
         // Its first learn needs no rebuild.
         try learn(store, "u0")
-        #expect(store.statistics.rebuildCount == 0 && reads.load(ordering: .relaxed) == 1)
+        #expect(metrics.users().rebuilds == 0 && reads.load(ordering: .relaxed) == 1)
         store.read("u0") { #expect($0?.observations == 4) }
 
         // The tier holds 1 user per stripe: warming 300 fills at most the 64 stripes and evicts
@@ -314,7 +322,8 @@ struct TieredStoreTests {
         var warmed = 1
         for n in 1..<300 where store.warm("u\(n)") { warmed += 1 }
         #expect(store.hotCount == warmed && warmed <= 64 && warmed > 1)
-        #expect(store.statistics.evictionCount == 0 && store.statistics.warmedCount == warmed)
+        #expect(metrics.users().evictions == 0 && metrics.users().warmed == warmed)
+        #expect(metrics.gauge("osprey_users_hot") == Double(warmed) && metrics.gauge("osprey_users_cold") == Double(300 - warmed))
         store.readHot("u0") { #expect($0?.observations == 4, "the learned user stays hot") }
 
         // A learn of the user while its warm read is under way wins: the read is dropped.
@@ -323,7 +332,7 @@ struct TieredStoreTests {
         racer.withLock { $0 = cold }
         #expect(!store.warm(cold), "promoted by its own learn during the read")
         store.read(cold) { #expect($0?.observations == 4, "the row's state learned once, not replaced by the warm read") }
-        #expect(store.statistics.rebuildCount == 1 && store.statistics.warmedCount == warmed)
+        #expect(metrics.users().rebuilds == 1 && metrics.users().warmed == warmed)
     }
 
     /// After a restart the users who were hot at the last snapshot are made hot again (at most
@@ -343,19 +352,21 @@ struct TieredStoreTests {
         }
         #expect(Set(try a.stores.snapshots.hotUsers(model: "demo", version: 1)) == Set((0..<20).map { "u\($0)" }))
 
-        let (warm, pw) = try open(a, hotUsers: 1000)
+        let metrics = RecordedMetrics(), coldMetrics = RecordedMetrics()
+        let (warm, pw) = try open(a, hotUsers: 1000, metrics: metrics)
         let users = try warm.registry.model("demo").current.users
         #expect(users.hotCount == 0, "a start loads compact rows only")
-        #expect(await warm.warmStart.warm() == 20 && users.hotCount == 20 && users.statistics.warmedCount == 20)
+        #expect(await warm.warmStart.warm() == 20 && users.hotCount == 20 && metrics.users(model: "demo").warmed == 20)
         #expect(await warm.warmStart.warm() == 0 && users.warmStartList.isEmpty, "once per start")
-        let cold = try Manager(stores: try b.reopen(), configuration: .init(hotUsers: 1000, warmStart: false), logger: quiet)
+        let cold = try Manager(stores: try b.reopen(), configuration: .init(hotUsers: 1000, warmStart: false), metrics: coldMetrics.engine,
+                               logger: quiet)
         let pc = Predictor(registry: cold.registry)
         #expect(await cold.warmStart.warm(threads: 1) == 0, "--no-warm-start")
         let next: [(uid: String, item: String, label: Float)] = (0..<20).map { ("u\($0)", "i\($0 + 1)", 5) }
         try await warm.observe(model: "demo", next)
         try await cold.observe(model: "demo", next)
-        #expect(users.statistics.rebuildCount == 0)
-        #expect(try cold.registry.model("demo").current.users.statistics.rebuildCount == 20)
+        #expect(metrics.users(model: "demo").rebuilds == 0)
+        #expect(coldMetrics.users(model: "demo").rebuilds == 20)
         try expectSame(warm, pw, cold, pc)
 
         // Warmed, then snapshotted: the same users are named for the start after.

@@ -88,16 +88,16 @@ struct VersionTests {
     }
 
     @Test func aFailedRetrainLeavesServingUntouched() async throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(), metrics = RecordedMetrics()
         let faults = Faults()
-        let m = try Manager(stores: t.stores.injectingFaults(faults), logger: quiet)
+        let m = try Manager(stores: t.stores.injectingFaults(faults), metrics: metrics.engine, logger: quiet)
         let before = try Predictor(registry: m.registry).predict(model: "demo", uid: "u1", item: "i1")
         // The retrain cannot read the ratings it trains on.
         faults.failAll(.versionRead)
         let job = try await m.retrainer.wait(forJob: try m.retrainer.start(model: "demo"), model: "demo")
         faults.heal(.versionRead)
         #expect(job.phase == .failed && job.error?.contains("injected fault") == true, "\(job)")
-        #expect(m.retrainer.failureCount == 1)
+        #expect(metrics.count("osprey_retrain_failures_total") == 1)
         #expect(try Predictor(registry: m.registry).predict(model: "demo", uid: "u1", item: "i1") == before)
         #expect(try m.info(model: "demo").versions.count == 1)
         #expect(throws: OspreyError.self) { try m.retrainer.job(99, model: "demo") }
@@ -106,15 +106,18 @@ struct VersionTests {
 
 extension VersionTests {
     @Test func aCancelledRetrainLeavesServingUntouched() async throws {
-        let t = try TrainedStore()
+        let t = try TrainedStore(), metrics = RecordedMetrics(), faults = Faults()
         defer { t.remove() }
-        let m = try Manager(stores: try t.reopen(), logger: quiet)
+        let m = try Manager(stores: t.stores.injectingFaults(faults), metrics: metrics.engine, logger: quiet)
         let before = try Predictor(registry: m.registry).predict(model: "demo", uid: "u1", item: "i1")
+        // The job waits in its gather step (a held catalogue read) until the cancel is in.
+        faults.hold(.versionRead)
         let id = try m.retrainer.start(model: "demo")
         #expect(try m.retrainer.cancel(job: id, model: "demo").cancelRequested)
+        faults.release(.versionRead)
         let job = try await m.retrainer.wait(forJob: id, model: "demo")
         #expect(job.phase == .cancelled && job.version == nil && job.finished)
-        #expect(m.retrainer.cancellationCount == 1 && m.retrainer.failureCount == 0)
+        #expect(metrics.count("osprey_retrain_cancellations_total") == 1 && metrics.count("osprey_retrain_failures_total") == 0)
         #expect(try Predictor(registry: m.registry).predict(model: "demo", uid: "u1", item: "i1") == before)
         #expect(try m.info(model: "demo").versions.map(\.number) == [1])
         #expect(throws: OspreyError.self) { try m.retrainer.cancel(job: id, model: "demo") }   // finished

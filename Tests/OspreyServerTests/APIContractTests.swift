@@ -15,7 +15,7 @@ struct APIContractTests {
     func withApp(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let manager = try Manager(stores: try t.reopen(), logger: quiet)
+        let manager = try Manager(stores: try t.reopen(), metrics: .prometheus(), logger: quiet)
         try await buildApplication(manager: manager, logger: quiet).test(.router) { try await body($0) }
     }
 

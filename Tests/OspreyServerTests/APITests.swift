@@ -16,7 +16,7 @@ struct APITests {
     func withApp(maxBodyBytes: Int = 1 << 20, _ body: @escaping @Sendable (any TestClientProtocol, TrainedStore) async throws -> Void) async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let manager = try Manager(stores: try t.reopen(), logger: quiet)
+        let manager = try Manager(stores: try t.reopen(), metrics: .prometheus(), logger: quiet)
         let app = buildApplication(manager: manager, configuration: .init(maxBodyBytes: maxBodyBytes), logger: quiet)
         try await app.test(.router) { client in try await body(client, t) }
     }
@@ -321,6 +321,11 @@ struct APITests {
             try await client.execute(uri: "/v1/models/demo", method: .get) { r in
                 #expect(json(r.body)["version"] as? Int == 2 && json(r.body)["competition"] is NSNull)
             }
+            try await client.execute(uri: "/metrics", method: .get) { r in
+                let text = String(buffer: r.body)
+                #expect(!text.contains("osprey_competition_decisions_total{"), "an ended competition's series are removed")
+                #expect(text.contains(#"osprey_model_version{model="demo"} 2"#), "the promoted version is recorded")
+            }
             try await client.execute(uri: "/v1/models/demo/challenger", method: .post, body: ByteBuffer(string: #"{"version":1,"allocation":"thompson"}"#)) { r in
                 #expect(r.status == .ok && (json(r.body)["competition"] as? [String: Any])?["challenger"] as? Int == 1)
             }
@@ -335,7 +340,7 @@ struct APITests {
         let t = try TrainedStore()
         defer { t.remove() }
         for capacity in [0, 256] {
-            let manager = try Manager(stores: try t.reopen(), configuration: .init(featureCache: .init(capacity: capacity)), logger: quiet)
+            let manager = try Manager(stores: try t.reopen(), configuration: .init(featureCache: .init(capacity: capacity)), metrics: .prometheus(), logger: quiet)
             let app = buildApplication(manager: manager, logger: quiet)
             try await app.test(.router) { client in
                 for _ in 0..<3 {
@@ -363,7 +368,7 @@ struct APITests {
     @Test func snapshotsAreMetrics() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let manager = try Manager(stores: try t.reopen(), logger: quiet)
+        let manager = try Manager(stores: try t.reopen(), metrics: .prometheus(), logger: quiet)
         let app = buildApplication(manager: manager, logger: quiet)
         @Sendable func metric(_ text: String, _ name: String) -> Double? {
             text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }

@@ -247,7 +247,7 @@ struct FastPathTests {
     @Test func aGracefulShutdownWaitsForACommittingObserve() async throws {
         let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        let manager = try Manager(stores: try t.reopen(), logger: quiet)
+        let manager = try Manager(stores: try t.reopen(), metrics: .prometheus(), logger: quiet)
         let (ports, announce) = AsyncStream.makeStream(of: Int.self)
         let app = Announced(base: buildApplication(manager: manager, configuration: .init(port: 0), logger: quiet)) {
             announce.yield($0)
@@ -286,7 +286,7 @@ struct FastPathTests {
     @Test func oneEventLoopAnswersOthersWhileAnObserveCommits() async throws {
         let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        let manager = try Manager(stores: try t.reopen(), logger: quiet)
+        let manager = try Manager(stores: try t.reopen(), metrics: .prometheus(), logger: quiet)
         let app = buildApplication(manager: manager, configuration: .init(port: 0, eventLoops: 1), logger: quiet)
         #expect(Array(app.eventLoopGroup.makeIterator()).count == 1)
         try await app.test(.live) { client in

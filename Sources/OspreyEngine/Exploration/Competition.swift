@@ -67,13 +67,17 @@ public final class Competition: Sendable {
     private let rng: Mutex<SplitMix64>
     /// Stores a new allocation (Thompson only).
     private let persist: @Sendable (String, Int) -> Void
+    /// Each version's counts and reward, and the challenger's share, as metrics.
+    let metrics: CompetitionMetrics
 
     init(challenger: ServingState, allocation: TrafficAllocation, since: Double, assigned: [String: Int] = [:],
-         seed: UInt64 = UInt64.random(in: 0...UInt64.max), persist: @escaping @Sendable (String, Int) -> Void) {
+         seed: UInt64 = UInt64.random(in: 0...UInt64.max), metrics: CompetitionMetrics,
+         persist: @escaping @Sendable (String, Int) -> Void) {
         self.challenger = challenger
         self.allocation = allocation
         self.since = since
         self.persist = persist
+        self.metrics = metrics
         rng = Mutex(SplitMix64(seed: seed))
         var users: [Int: Int] = [:]
         for (uid, version) in assigned {
@@ -81,6 +85,7 @@ public final class Competition: Sendable {
             users[version, default: 0] += 1
         }
         arms.withLock { a in for (v, n) in users { a[v, default: Arm(version: v)].users = n } }
+        for (v, n) in users { metrics.arm(v).users.set(n) }
     }
 
     /// The version user `uid` is served by, given the champion's number now: the user's
@@ -101,7 +106,11 @@ public final class Competition: Sendable {
             return (drawn, true)
         }
         if fresh {
-            arms.withLock { $0[version, default: Arm(version: version)].users += 1 }
+            let n = arms.withLock { a -> Int in
+                a[version, default: Arm(version: version)].users += 1
+                return a[version]!.users
+            }
+            metrics.arm(version).users.set(n)
             // A split needs no record: the hash gives the same answer after a restart.
             if case .thompson = allocation { persist(uid, version) }
         }
@@ -120,6 +129,7 @@ public final class Competition: Sendable {
     /// Counts a top-k decision made by `version`.
     func countDecision(version: Int) {
         arms.withLock { $0[version, default: Arm(version: version)].decisions += 1 }
+        metrics.arm(version).decisions.increment()
     }
 
     /// Records the reward of feedback joined to a decision of `version`.
@@ -132,6 +142,15 @@ public final class Competition: Sendable {
             arm.rewardSquares += reward * reward
             a[version] = arm
         }
+        let arm = metrics.arm(version)
+        arm.feedback.increment()
+        arm.reward.increment(by: reward)
+    }
+
+    /// Records the challenger's share of new users given the champion's number now (at the
+    /// start, and after feedback moves the posteriors).
+    func recordShare(champion: Int) {
+        metrics.share.set(challengerShare(champion: champion))
     }
 
     /// Each version's counts and reward, champion and challenger first, then any earlier

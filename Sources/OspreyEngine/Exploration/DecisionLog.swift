@@ -1,3 +1,4 @@
+import CoreMetrics
 import Dispatch
 import Foundation
 import Logging
@@ -62,15 +63,17 @@ public final class DecisionLog: Service, Sendable {
     private let prefix: String
     private let counter = Atomic<UInt64>(0)
     private let retention: Retention
-    /// Decisions written, write failures, decisions dropped after failures, and decisions deleted
-    /// by the retention (for metrics).
-    let written = Atomic<Int>(0), failures = Atomic<Int>(0), dropped = Atomic<Int>(0), pruned = Atomic<Int>(0)
+    /// Decisions written, write failures, decisions dropped after failures, decisions deleted by
+    /// the retention, and decisions waiting.
+    private let metrics: DecisionLogMetrics
     /// Steps of ``pruneInBackground()`` are under way.
     private let pruning = Atomic<Bool>(false)
 
     init(store: any DecisionStore, logger: Logger, retention: Retention = .init(),
-         flushInterval: DispatchTimeInterval = .milliseconds(50), batchSize: Int = 1024, maxPending: Int = 1_000_000) {
+         flushInterval: DispatchTimeInterval = .milliseconds(50), batchSize: Int = 1024, maxPending: Int = 1_000_000,
+         metrics: DecisionLogMetrics = .init(factory: NOOPMetricsHandler.instance)) {
         self.store = store
+        self.metrics = metrics
         self.logger = logger
         self.retention = retention
         self.flushInterval = flushInterval
@@ -149,23 +152,26 @@ public final class DecisionLog: Service, Sendable {
             return (b, a)
         }
         guard !batch.isEmpty || !assignments.isEmpty else { return }
+        metrics.pending.set(batch.count)
         do {
             let trimmed = try store.appendDecisions(batch, trimBefore: oldestKept(now: Date()), trimKeep: retention.maxCount)
-            pruned.add(trimmed, ordering: .relaxed)
+            metrics.pruned.increment(by: trimmed)
             try store.appendAssignments(assignments)
-            written.add(batch.count, ordering: .relaxed)
+            metrics.written.increment(by: batch.count)
+            metrics.pending.set(0)
             _ = state.withLock { s in Self.endWrite(&s) }
         } catch {
-            failures.add(1, ordering: .relaxed)
+            metrics.failures.increment()
             logger.error("decision log write failed; will retry", metadata: ["decisions": "\(batch.count)", "error": "\(error)"])
             let reschedule = state.withLock { s -> Bool in
                 _ = Self.endWrite(&s)
                 s.assignments = assignments + s.assignments
                 var all = batch + s.pending
                 if all.count > maxPending {
-                    dropped.add(all.count - maxPending, ordering: .relaxed)
+                    metrics.dropped.increment(by: all.count - maxPending)
                     all.removeFirst(all.count - maxPending)
                 }
+                metrics.pending.set(all.count)
                 s.pending = all
                 s.pendingIndex = Dictionary(uniqueKeysWithValues: all.enumerated().map { ($1.eventId, $0) })
                 defer { s.scheduled = true }
@@ -201,7 +207,7 @@ public final class DecisionLog: Service, Sendable {
         guard retention != .forever else { return 0 }
         do {
             let n = try store.pruneDecisions(before: oldestKept(now: now), keep: retention.maxCount, batch: batch, maxBatches: maxBatches)
-            pruned.add(n, ordering: .relaxed)
+            metrics.pruned.increment(by: n)
             return n
         } catch {
             logger.error("decision log pruning failed; will retry", metadata: ["error": "\(error)"])

@@ -78,8 +78,7 @@ public struct Explorer: Sendable {
             log.append(DecisionRecord(
                 eventId: event.id, model: name, version: state.version.number, uid: uid, policy: policy.description,
                 time: Date().timeIntervalSince1970, items: shown, candidates: candidates))
-            model.decisionCount.add(1, ordering: .relaxed)
-            model.competition?.countDecision(version: state.version.number)
+            model.countDecision(version: state.version.number)
         }
         return Answer(items: shown, version: state.version.number, policy: policy, eventId: event?.id)
     }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Dispatch
 import OspreyModel
 import Synchronization
@@ -24,14 +25,16 @@ final class GroupCommitter: Sendable {
     private let queue = DispatchQueue(label: "osprey.group-commit", qos: .userInitiated)
     private let commit: @Sendable ([Observation]) throws -> [Int64]
     private let apply: @Sendable ([LoggedObservation]) -> Void
-    /// Commits made and observations in them (for metrics).
-    let commits = Atomic<Int>(0)
+    /// Commits made.
+    private let commits: Counter
 
     /// - Parameters:
+    ///   - commits: counts each commit made.
     ///   - commit: appends a batch to the log durably, returning sequence numbers.
     ///   - apply: learns a committed batch, in sequence order.
-    init(commit: @escaping @Sendable ([Observation]) throws -> [Int64],
+    init(commits: Counter, commit: @escaping @Sendable ([Observation]) throws -> [Int64],
          apply: @escaping @Sendable ([LoggedObservation]) -> Void) {
+        self.commits = commits
         self.commit = commit
         self.apply = apply
     }
@@ -68,7 +71,7 @@ final class GroupCommitter: Sendable {
             let observations = batch.flatMap(\.observations)
             do {
                 let seqs = try commit(observations)
-                commits.add(1, ordering: .relaxed)
+                commits.increment()
                 apply(zip(seqs, observations).map { LoggedObservation(seq: $0, observation: $1) })
                 for r in batch { r.done(nil) }
             } catch {
@@ -81,6 +84,9 @@ final class GroupCommitter: Sendable {
     func close() {
         state.withLock { $0.closed = true }
     }
+
+    /// Observations waiting for the next commit. O(waiting requests).
+    var waiting: Int { state.withLock { $0.pending.reduce(0) { $0 + $1.observations.count } } }
 
     /// Whether a commit is running or queued. O(1).
     var isCommitting: Bool { state.withLock { $0.flushing } }

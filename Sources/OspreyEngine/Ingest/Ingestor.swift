@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import OspreyModel
@@ -28,7 +29,7 @@ public final class Ingestor: Service, Sendable {
 
     /// - Parameter onStale: called (on the commit queue) with a model an observation made stale.
     init(log: any ObservationLog, registry: ModelRegistry, decisions: DecisionLog, progress: LearningProgress,
-         maxIdentifierLength: Int, readAhead: WorkerPool, logger: Logger,
+         maxIdentifierLength: Int, readAhead: WorkerPool, commits: Counter, logger: Logger,
          onStale: @escaping @Sendable (ServedModel) -> Void) {
         self.registry = registry
         self.decisions = decisions
@@ -36,7 +37,7 @@ public final class Ingestor: Service, Sendable {
         self.maxIdentifierLength = maxIdentifierLength
         self.readAhead = readAhead
         self.logger = logger
-        committer = GroupCommitter(commit: { try log.append($0) }) { batch in
+        committer = GroupCommitter(commits: commits, commit: { try log.append($0) }) { batch in
             Self.learn(batch, registry: registry, progress: progress, logger: logger, onStale: onStale)
         }
     }
@@ -70,11 +71,11 @@ public final class Ingestor: Service, Sendable {
         await committer.drain()
     }
 
-    /// Commits made since start (for metrics).
-    public var commitCount: Int { committer.commits.load(ordering: .relaxed) }
-
     /// Whether a commit is running or queued. O(1).
     var isCommitting: Bool { committer.isCommitting }
+
+    /// Observations waiting for the next group commit. O(waiting requests).
+    var waitingCount: Int { committer.waiting }
 
     /// Feedback that passed ``check(model:_:)``: its observations and the rewards its event ids carry.
     private struct CheckedFeedback: Sendable {
@@ -140,10 +141,11 @@ public final class Ingestor: Service, Sendable {
     /// models it made stale to `onStale`. O(batch · d²).
     private static func learn(_ batch: [LoggedObservation], registry: ModelRegistry, progress: LearningProgress,
                               logger: Logger, onStale: @Sendable (ServedModel) -> Void) {
-        var stale: [ServedModel] = []
+        var stale: [ServedModel] = [], learned: [ServedModel] = []
         progress.applied.withLock { last in
             for logged in batch {
                 if let model = try? registry.model(logged.observation.model) {
+                    if !learned.contains(where: { $0 === model }) { learned.append(model) }
                     do {
                         if try model.learn(logged) { stale.append(model) }
                     } catch {
@@ -158,6 +160,7 @@ public final class Ingestor: Service, Sendable {
             }
         }
         progress.learned.add(batch.count, ordering: .relaxed)
+        for model in learned { model.recordQuality() }
         for model in stale { onStale(model) }
     }
 
@@ -172,12 +175,7 @@ public final class Ingestor: Service, Sendable {
     /// serving version.
     private func credit(_ checked: CheckedFeedback) -> Int {
         let model = checked.model
-        if !checked.rewards.isEmpty {
-            model.feedbackCount.add(checked.rewards.count, ordering: .relaxed)
-            if let competition = model.competition {
-                for r in checked.rewards { competition.record(version: r.version, reward: Double(r.label)) }
-            }
-        }
+        model.countFeedback(checked.rewards)
         return model.version.number
     }
 }

@@ -19,12 +19,13 @@ public final class Snapshotter: Service, Sendable {
     private let logger: Logger
     /// Observations learned when the last snapshot started.
     private let base = Atomic<Int>(0)
-    /// What the snapshots have done since start.
-    public let statistics = SnapshotStatistics()
+    /// Snapshots made and failed, users saved, time spent, snapshots under way.
+    private let metrics: SnapshotMetrics
 
     init(stores: Stores, registry: ModelRegistry, progress: LearningProgress, configuration: Manager.Configuration,
-         logger: Logger) {
+         metrics: SnapshotMetrics, logger: Logger) {
         self.stores = stores
+        self.metrics = metrics
         self.registry = registry
         self.progress = progress
         self.configuration = configuration
@@ -64,12 +65,11 @@ public final class Snapshotter: Service, Sendable {
     /// saved. O(changed users · d²). Runs on the caller's thread; it blocks on SQLite.
     @discardableResult
     public func snapshot() throws -> Int {
-        let stats = statistics
-        stats.inProgress.add(1, ordering: .relaxed)
+        metrics.inProgress.increment()
         let start = ContinuousClock.now
         defer {
-            stats.nanoseconds.add(Int((ContinuousClock.now - start) / .nanoseconds(1)), ordering: .relaxed)
-            stats.inProgress.subtract(1, ordering: .relaxed)
+            metrics.seconds.increment(by: Double((ContinuousClock.now - start) / .nanoseconds(1)) * 1e-9)
+            metrics.inProgress.decrement()
         }
         base.store(progress.learned.load(ordering: .relaxed), ordering: .relaxed)
         var saved = 0
@@ -78,11 +78,11 @@ public final class Snapshotter: Service, Sendable {
                 saved += try snapshot(model)
             }
         } catch {
-            stats.failures.add(1, ordering: .relaxed)
+            metrics.failures.increment()
             throw error
         }
-        stats.completed.add(1, ordering: .relaxed)
-        stats.users.add(saved, ordering: .relaxed)
+        metrics.completed.increment()
+        metrics.users.increment(by: saved)
         return saved
     }
 
@@ -156,25 +156,4 @@ public final class Snapshotter: Service, Sendable {
     public func snapshotInBackground() async throws -> Int {
         try await BackgroundThread.run(name: "osprey-snapshot") { try self.snapshot() }
     }
-}
-
-/// What the snapshots have done since the manager started (for metrics): an operator sees how
-/// often they run, how long they take and whether one is under way (it costs durable observes
-/// some latency; BENCHMARKS.md).
-public final class SnapshotStatistics: Sendable {
-    let completed = Atomic<Int>(0), failures = Atomic<Int>(0), users = Atomic<Int>(0)
-    let nanoseconds = Atomic<Int>(0), inProgress = Atomic<Int>(0)
-
-    init() {}
-
-    /// Snapshots that saved every changed user.
-    public var completedCount: Int { completed.load(ordering: .relaxed) }
-    /// Snapshots that failed (they are retried; the users they did not save stay changed).
-    public var failureCount: Int { failures.load(ordering: .relaxed) }
-    /// Users saved by the completed snapshots.
-    public var usersSaved: Int { users.load(ordering: .relaxed) }
-    /// Time spent in snapshots, finished or failed, in seconds.
-    public var seconds: Double { Double(nanoseconds.load(ordering: .relaxed)) * 1e-9 }
-    /// Whether a snapshot is under way now.
-    public var running: Bool { inProgress.load(ordering: .relaxed) > 0 }
 }

@@ -8,27 +8,23 @@ struct Loader: Sendable {
     let stores: Stores
     let configuration: Manager.Configuration
 
-    /// What a new state continues from the state it replaces (or joins, as a challenger): the
-    /// counts of its caches and users, and the model's record of rated items. A first load
-    /// starts fresh.
+    /// What a new state continues from the model (whether it replaces the serving state or
+    /// joins it as a challenger): its metrics, and its record of rated items. A first load has
+    /// the model's new metrics and reads the rated items from the stores.
     struct Continuing {
-        var predictions: PredictionCache.Statistics = .init()
-        var features: CacheStatistics = .init()
-        var users: UserWeightStore.Statistics = .init()
+        var metrics: ModelMetrics
         var observed: ObservedItems?
 
-        /// Continues `model`'s current state: a state that replaces it carries on its counts; a
-        /// challenger, which serves beside it, counts its prediction cache and users apart and
-        /// shares only the feature counts and the rated items.
-        init(_ model: ServedModel, asChallenger: Bool = false) {
-            let current = model.current
-            predictions = asChallenger ? .init() : current.predictions.statistics
-            features = model.featureStatistics
-            users = asChallenger ? .init() : current.users.statistics
-            observed = current.observed
+        /// Continues `model`'s current state.
+        init(_ model: ServedModel) {
+            metrics = model.metrics
+            observed = model.current.observed
         }
 
-        init() {}
+        /// A model's first load, with its metrics.
+        init(metrics: ModelMetrics) {
+            self.metrics = metrics
+        }
     }
 
     /// Restores version `number` of `model` from the stores, then learns the log after its
@@ -39,11 +35,12 @@ struct Loader: Sendable {
     /// snapshot are named for ``UserWeightStore/warmStartList``. Returns the state and the last
     /// sequence it reflects. O(users · d) tiered, O(users · d²) untiered, plus the replay.
     /// - Throws: ``StorageError`` when the stores cannot be read.
-    func load(model: String, version number: Int, through: Int64 = .max, continuing: Continuing = .init(),
+    func load(model: String, version number: Int, through: Int64 = .max, continuing: Continuing,
               warmStart: Bool = false) throws -> (ServingState, Int64) {
         let version = try stores.versions.loadVersion(model: model, number: number)
         let observed = continuing.observed ?? ObservedItems.stored(in: stores, model: model)
-        let users = userStore(for: version, observed: observed, statistics: continuing.users)
+        let metrics = continuing.metrics.forState()
+        let users = userStore(for: version, observed: observed, metrics: metrics.users)
         let snapshot: UserSnapshot
         if users.hotUsers == .max {
             var full = try stores.snapshots.loadSnapshot(model: model, version: number)
@@ -62,7 +59,7 @@ struct Loader: Sendable {
             if warmStart { users.setWarmStart(try stores.snapshots.hotUsers(model: model, version: number)) }
             snapshot = UserSnapshot(seq: seq, users: [:], ahead: ahead)
         }
-        let state = servingState(version, users: users, observed: observed, continuing: continuing)
+        let state = servingState(version, users: users, observed: observed, metrics: metrics)
         let last = try state.replay(log: stores.log, after: snapshot.seq, through: through, skipping: snapshot)
         return (state, max(last, snapshot.seq))
     }
@@ -75,25 +72,26 @@ struct Loader: Sendable {
     func load(trained version: ModelVersion, cold: [StoredWeights], hot: [(uid: String, weights: UserWeights)],
               baselineAtMost: Double?, continuing: Continuing) -> ServingState {
         let observed = continuing.observed ?? ObservedItems.stored(in: stores, model: version.model)
-        let users = userStore(for: version, observed: observed, statistics: continuing.users)
+        let metrics = continuing.metrics.forState()
+        let users = userStore(for: version, observed: observed, metrics: metrics.users)
         users.reserve(users: cold.count + hot.count)
         for row in cold { users.insertCold(row) }
         for (uid, w) in hot { users.insertHot(uid, w) }
-        return servingState(version, users: users, observed: observed, continuing: continuing, baselineAtMost: baselineAtMost)
+        return servingState(version, users: users, observed: observed, metrics: metrics, baselineAtMost: baselineAtMost)
     }
 
-    private func userStore(for version: ModelVersion, observed: ObservedItems,
-                           statistics: UserWeightStore.Statistics) -> UserWeightStore {
+    private func userStore(for version: ModelVersion, observed: ObservedItems, metrics: UserMetrics) -> UserWeightStore {
         UserWeightStore(stride: version.features.stride, hotUsers: configuration.hotUsers,
-                        rebuild: rebuilder(version, observed: observed), statistics: statistics)
+                        rebuild: rebuilder(version, observed: observed), metrics: metrics)
     }
 
     private func servingState(_ version: ModelVersion, users: UserWeightStore, observed: ObservedItems,
-                              continuing: Continuing, baselineAtMost: Double? = nil) -> ServingState {
+                              metrics: (predictions: CacheMetrics, features: CacheMetrics, users: UserMetrics),
+                              baselineAtMost: Double? = nil) -> ServingState {
         ServingState(
             version: version, users: users, observed: observed, monitor: configuration.monitor, baselineAtMost: baselineAtMost,
-            predictions: PredictionCache(configuration: configuration.predictionCache, statistics: continuing.predictions),
-            features: configuration.featureCache, featureStatistics: continuing.features)
+            predictions: PredictionCache(configuration: configuration.predictionCache, metrics: metrics.predictions),
+            features: configuration.featureCache, featureMetrics: metrics.features)
     }
 
     /// How a cold user of version `v` is rebuilt: its full snapshot row (a point read); after a

@@ -12,16 +12,23 @@ public final class ServedModel: Sendable {
     private let contest = Mutex<Competition?>(nil)
     /// Top-k decisions logged (all time), and observations that named one (since the process started).
     let decisionCount: Atomic<Int>, feedbackCount = Atomic<Int>(0)
-    /// The feature caches' counts, continued by each serving state that replaces the first.
-    let featureStatistics: CacheStatistics
+    /// The model's metrics, carried on by each serving state that replaces the first.
+    let metrics: ModelMetrics
 
-    init(state: ServingState, observations: Int, exploration: ExplorationPolicy = .greedy, decisions: Int = 0) {
+    /// - Parameter metrics: the instruments `state` was loaded with; they count on from
+    ///   `observations` and `decisions`.
+    init(state: ServingState, observations: Int, exploration: ExplorationPolicy = .greedy, decisions: Int = 0,
+         metrics: ModelMetrics) {
         name = state.version.model
-        featureStatistics = state.featureCache?.statistics ?? CacheStatistics()
+        self.metrics = metrics
         serving = Mutex(state)
         observationCount = Atomic(observations)
         policy = Mutex(exploration)
         decisionCount = Atomic(decisions)
+        metrics.observations.increment(by: observations)
+        metrics.decisions.increment(by: decisions)
+        state.setLive(true)
+        metrics.record(serving: state)
     }
 
     /// The model's exploration policy: how its top-k answers explore. O(1).
@@ -43,9 +50,16 @@ public final class ServedModel: Sendable {
     public var version: ModelVersion { current.version }
 
     /// The running competition between the serving version and a challenger, if any. O(1).
+    /// Setting it removes the metrics of the competition it replaces.
     public var competition: Competition? {
         get { contest.withLock { $0 } }
-        set { contest.withLock { $0 = newValue } }
+        set {
+            let ended = contest.withLock { c in
+                defer { c = newValue }
+                return c
+            }
+            if let ended, ended !== newValue { ended.metrics.destroy() }
+        }
     }
 
     /// The state that serves user `uid`: the serving one, or during a competition the version
@@ -64,12 +78,41 @@ public final class ServedModel: Sendable {
         return [champion, competition.challenger]
     }
 
+    /// Records the serving state's quality monitor in the model's metrics (after a learned batch).
+    func recordQuality() {
+        metrics.record(quality: current.quality)
+    }
+
     /// The number of observations of this model in the log.
     public var observations: Int { observationCount.load(ordering: .relaxed) }
 
-    /// Serves `state` from now on.
+    /// Serves `state` from now on, and records what it serves in the model's metrics.
     func swap(to state: ServingState) {
-        serving.withLock { $0 = state }
+        let replaced = serving.withLock { current in
+            defer { current = state }
+            return current
+        }
+        if replaced !== state { replaced.setLive(false) }
+        state.setLive(true)
+        metrics.record(serving: state)
+    }
+
+    /// Counts a top-k decision logged, made by `version`.
+    func countDecision(version: Int) {
+        decisionCount.add(1, ordering: .relaxed)
+        metrics.decisions.increment()
+        competition?.countDecision(version: version)
+    }
+
+    /// Counts feedback joined to logged decisions: `rewards` by the version that decided. Credits
+    /// each reward to its version when a competition runs.
+    func countFeedback(_ rewards: [(version: Int, label: Float)]) {
+        guard !rewards.isEmpty else { return }
+        feedbackCount.add(rewards.count, ordering: .relaxed)
+        metrics.feedback.increment(by: rewards.count)
+        guard let competition else { return }
+        for r in rewards { competition.record(version: r.version, reward: Double(r.label)) }
+        competition.recordShare(champion: version.number)
     }
 
     /// Learns a live observation into the current state (and a challenger's) and counts it.
@@ -77,6 +120,7 @@ public final class ServedModel: Sendable {
     /// - Throws: when the user was cold and its stored state could not be read.
     func learn(_ logged: LoggedObservation) throws -> Bool {
         observationCount.add(1, ordering: .relaxed)
+        metrics.observations.increment()
         let stale = try current.learn(logged)
         try competition?.challenger.learn(logged)
         return stale

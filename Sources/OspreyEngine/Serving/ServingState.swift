@@ -14,7 +14,7 @@ public final class ServingState: Sendable {
     /// Answers computed from this state (Velox §5); a new state starts a new cache.
     public let predictions: PredictionCache
     /// The version's hottest item vectors, kept in front of its feature table (nil when not
-    /// configured; see ``FeatureCache``). Counts into the model's statistics, shared by its
+    /// configured; see ``FeatureCache``). Counts into the model's metrics, shared by its
     /// versions.
     public let featureCache: FeatureCache<MaterializedFeatures>?
     /// Which observations are the validation sample.
@@ -23,17 +23,17 @@ public final class ServingState: Sendable {
     /// - Parameters:
     ///   - baselineAtMost: a baseline met before (by the version this one replaces); the
     ///     monitor's baseline is the lower of it and this version's validation loss.
-    ///   - features: this state's feature cache, counting into `featureStatistics`.
+    ///   - features: this state's feature cache, recording into `featureMetrics`.
     init(version: ModelVersion, users: UserWeightStore, observed: ObservedItems = ObservedItems(),
          monitor: QualityMonitor.Configuration = .init(), baselineAtMost: Double? = nil,
          predictions: PredictionCache = PredictionCache(),
-         features: FeatureCacheConfiguration = .init(), featureStatistics: CacheStatistics = .init()) {
+         features: FeatureCacheConfiguration = .init(), featureMetrics: CacheMetrics = .init(countsStale: false)) {
         self.version = version
         self.users = users
         self.observed = observed
         self.predictions = predictions
         featureCache = features.capacity > 0
-            ? FeatureCache(version.features, capacity: features.capacity, policy: features.policy, statistics: featureStatistics)
+            ? FeatureCache(version.features, capacity: features.capacity, policy: features.policy, metrics: featureMetrics)
             : nil
         validation = monitor
         let own = version.metadata.validationRMSE.map { $0 * $0 }
@@ -54,6 +54,14 @@ public final class ServingState: Sendable {
     func score(weights: UnsafePointer<Float>, item: Int) -> Float {
         if let featureCache { return featureCache.score(weights: weights, item: item) }
         return version.features.score(weights: weights, item: item)
+    }
+
+    /// Makes the state's caches and users record their sizes in the model's metrics (it serves)
+    /// or stop (it was replaced).
+    func setLive(_ live: Bool) {
+        users.metrics.live.store(live, ordering: .relaxed)
+        predictions.metrics.live.store(live, ordering: .relaxed)
+        featureCache?.metrics.live.store(live, ordering: .relaxed)
     }
 
     /// The quality monitor's state now.

@@ -38,7 +38,8 @@ extension UserWeightStore {
             return true
         }
         guard let read, read() else { return false }
-        statistics.warmed.add(1, ordering: .relaxed)
+        metrics.warmed.increment()
+        tally(users: 0, hot: 1)
         return true
     }
 

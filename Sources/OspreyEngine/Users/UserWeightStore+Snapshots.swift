@@ -24,7 +24,10 @@ extension UserWeightStore {
                 return st.evict(limit: perStripe)
             }
         }
-        if evicted > 0 { statistics.evictions.add(evicted, ordering: .relaxed) }
+        if evicted > 0 {
+            metrics.evictions.increment(by: evicted)
+            tally(users: 0, hot: -evicted)
+        }
     }
 
     /// Whether users leave the hot tier (a capacity below every user, and a way to rebuild them).

@@ -192,8 +192,10 @@ public final class UserWeightStore: Sendable {
     public let stride: Int
     /// The most users whose full state is kept (`Int.max`: all of them, no tiering).
     public let hotUsers: Int
-    /// Counters (rebuilds, evictions), shared with the model's next states.
-    public let statistics: Statistics
+    /// Rebuilds, evictions and user counts, carried on by the model's next states.
+    public let metrics: UserMetrics
+    /// Users, and of them the hot ones, over every stripe.
+    private let userTotal = Atomic<Int>(0), hotTotal = Atomic<Int>(0)
     let perStripe: Int
     /// How a cold user's full state is rebuilt (nil: never evicted, nothing to rebuild).
     let rebuild: Rebuild?
@@ -203,11 +205,11 @@ public final class UserWeightStore: Sendable {
 
     /// An empty store for weights padded to `stride`. Without `rebuild` nothing is ever evicted
     /// (every user stays hot, whatever `hotUsers` says).
-    public init(stride: Int, hotUsers: Int = .max, rebuild: Rebuild? = nil, statistics: Statistics = Statistics()) {
+    public init(stride: Int, hotUsers: Int = .max, rebuild: Rebuild? = nil, metrics: UserMetrics = UserMetrics()) {
         precondition(hotUsers >= 0, "hotUsers must not be negative")
         self.stride = stride
         self.rebuild = rebuild
-        self.statistics = statistics
+        self.metrics = metrics
         let tiered = rebuild != nil && hotUsers != .max
         self.hotUsers = tiered ? hotUsers : .max
         let n = StripedLocks<Stripe>.stripeCount
@@ -229,8 +231,8 @@ public final class UserWeightStore: Sendable {
 
     /// Adds a clean user known only by its compact row (cold). O(d).
     public func insertCold(_ stored: StoredWeights) {
-        stripes.withLock(stored.uid) { st in
-            let (slot, _) = st.slot(for: stored.uid, stride: stride)
+        let isNew = stripes.withLock(stored.uid) { st -> Bool in
+            let (slot, isNew) = st.slot(for: stored.uid, stride: stride)
             let i = Int(slot)
             st.weights.withUnsafeMutableBufferPointer { dst in
                 let p = dst.baseAddress! + i * stride
@@ -240,22 +242,26 @@ public final class UserWeightStore: Sendable {
             st.observations[i] = stored.observations
             st.runningLoss[i] = stored.runningLoss ?? .nan
             st.bootstrapped[i] = stored.bootstrapped
+            return isNew
         }
+        if isNew { tally(users: 1, hot: 0) }
     }
 
     /// Adds a clean user with its full state (hot, as just loaded from a snapshot). O(d).
     public func insertHot(_ uid: String, _ weights: UserWeights) {
-        let evicted = stripes.withLock(uid) { st -> Int in
-            let (slot, _) = st.slot(for: uid, stride: stride)
+        let (isNew, promoted, evicted) = stripes.withLock(uid) { st -> (Bool, Bool, Int) in
+            let (slot, isNew) = st.slot(for: uid, stride: stride)
             st.writeThrough(weights, slot: slot, stride: stride)
-            if st.hot[slot] == nil {
+            let promoted = st.hot[slot] == nil
+            if promoted {
                 st.promote(slot, weights, clean: st.isClean(slot))
             } else {
                 st.hot[slot] = Hot(weights.ridge, referenced: true)
             }
-            return st.evict(limit: perStripe)
+            return (isNew, promoted, st.evict(limit: perStripe))
         }
-        if evicted > 0 { statistics.evictions.add(evicted, ordering: .relaxed) }
+        if evicted > 0 { metrics.evictions.increment(by: evicted) }
+        tally(users: isNew ? 1 : 0, hot: (promoted ? 1 : 0) - evicted)
     }
 
     /// Calls `body` with a view of the user (nil for a user never seen) under the stripe lock,
@@ -324,7 +330,7 @@ public final class UserWeightStore: Sendable {
     ///   sequence of the observation being learned) is remembered as not learned.
     public func update<R>(_ uid: String, before: Int64, create: () -> UserWeights,
                           _ body: (inout UserWeights) throws -> R) throws -> R {
-        let (result, evicted) = try stripes.withLock(uid) { st -> (R, Int) in
+        let (result, isNew, promoted, evicted) = try stripes.withLock(uid) { st -> (R, Bool, Bool, Int) in
             let (slot, isNew) = st.slot(for: uid, stride: stride)
             var w: UserWeights
             let wasHot = st.hot[slot] != nil
@@ -338,7 +344,7 @@ public final class UserWeightStore: Sendable {
                     let clock = ContinuousClock(), start = clock.now
                     if st.unlearned[slot] == nil, let ready = st.prefetched.removeValue(forKey: slot) {
                         w = ready
-                        statistics.prefetchedRebuilds.add(1, ordering: .relaxed)
+                        metrics.prefetchedRebuilds.increment()
                     } else {
                         do {
                             w = try rebuild(uid, st.unlearned[slot].map { $0..<before })
@@ -348,8 +354,8 @@ public final class UserWeightStore: Sendable {
                         }
                     }
                     st.unlearned[slot] = nil
-                    statistics.rebuilds.add(1, ordering: .relaxed)
-                    statistics.rebuildNanoseconds.add(Int((clock.now - start) / .nanoseconds(1)), ordering: .relaxed)
+                    metrics.rebuilds.increment()
+                    metrics.rebuildSeconds.increment(by: Double((clock.now - start) / .nanoseconds(1)) * 1e-9)
                 } else {
                     preconditionFailure("a cold user in a store that cannot rebuild")
                 }
@@ -363,23 +369,24 @@ public final class UserWeightStore: Sendable {
                 st.promote(slot, w, clean: false)  // dirty now
             }
             st.writeThrough(w, slot: slot, stride: stride)
-            return (r, st.evict(limit: perStripe))
+            return (r, isNew, !wasHot, st.evict(limit: perStripe))
         }
-        if evicted > 0 { statistics.evictions.add(evicted, ordering: .relaxed) }
+        if evicted > 0 { metrics.evictions.increment(by: evicted) }
+        if isNew || promoted || evicted > 0 { tally(users: isNew ? 1 : 0, hot: (promoted ? 1 : 0) - evicted) }
         return result
     }
 
-    /// The number of users. O(stripes).
-    public var count: Int {
-        var n = 0
-        stripes.forEach { n += $0.uids.count }
-        return n
-    }
+    /// The number of users. O(1).
+    public var count: Int { userTotal.load(ordering: .relaxed) }
 
-    /// The number of users whose full state is in memory. O(stripes).
-    public var hotCount: Int {
-        var n = 0
-        stripes.forEach { n += $0.hot.count }
-        return n
+    /// The number of users whose full state is in memory. O(1).
+    public var hotCount: Int { hotTotal.load(ordering: .relaxed) }
+
+    /// Counts users added and users turned hot (negative: evicted), and records the counts in
+    /// ``metrics`` (only the serving state's store does: ``UserMetrics/live``).
+    func tally(users: Int, hot: Int) {
+        let all = users == 0 ? count : userTotal.add(users, ordering: .relaxed).newValue
+        let hotNow = hot == 0 ? hotCount : hotTotal.add(hot, ordering: .relaxed).newValue
+        metrics.record(users: all, hot: hotNow)
     }
 }

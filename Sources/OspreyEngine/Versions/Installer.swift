@@ -114,7 +114,7 @@ public final class Installer: Sendable {
         try requireVersion(number, of: name)
         let through = progress.sequence
         let (state, replayed) = try loader.load(model: name, version: number, through: through,
-                                                continuing: .init(model, asChallenger: true))
+                                                continuing: .init(model))
         try installChallenger(state, in: model, caughtUpThrough: max(replayed, through), allocation: allocation)
     }
 
@@ -132,8 +132,11 @@ public final class Installer: Sendable {
             }
             try stores.versions.setCompetition(model: model.name, CompetitionRecord(
                 challenger: state.version.number, allocation: allocation.description, since: since))
-            model.competition = Competition(challenger: state, allocation: allocation, since: since,
-                                            persist: Self.persistAssignment(model: model.name, since: since, decisions))
+            let competition = Competition(challenger: state, allocation: allocation, since: since,
+                                          metrics: CompetitionMetrics(model: model.name, factory: model.metrics.factory),
+                                          persist: Self.persistAssignment(model: model.name, since: since, decisions))
+            competition.recordShare(champion: model.version.number)
+            model.competition = competition
         }
         logger.info("competition started", metadata: [
             "model.name": "\(model.name)", "champion": "\(model.version.number)",
@@ -182,15 +185,17 @@ public final class Installer: Sendable {
     static func restoreCompetition(_ record: CompetitionRecord, of model: ServedModel, stores: Stores, loader: Loader,
                                    decisions: DecisionLog) throws -> Competition {
         let allocation = try TrafficAllocation.parse(record.allocation)
-        let (state, _) = try loader.load(model: model.name, version: record.challenger, continuing: .init(model, asChallenger: true))
+        let (state, _) = try loader.load(model: model.name, version: record.challenger, continuing: .init(model))
         let assigned = if case .thompson = allocation { try stores.decisions.assignments(model: model.name, since: record.since) } else { [String: Int]() }
         let competition = Competition(challenger: state, allocation: allocation, since: record.since, assigned: assigned,
+                                      metrics: CompetitionMetrics(model: model.name, factory: model.metrics.factory),
                                       persist: persistAssignment(model: model.name, since: record.since, decisions))
         let versions = try stores.decisions.decisionVersions(model: model.name, since: record.since)
         for version in versions.values { competition.countDecision(version: version) }
         for (id, feedback) in try stores.log.feedback(model: model.name) {
             if let version = versions[id] { competition.record(version: version, reward: Double(feedback.label)) }
         }
+        competition.recordShare(champion: model.version.number)
         return competition
     }
 

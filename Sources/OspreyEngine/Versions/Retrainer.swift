@@ -1,3 +1,4 @@
+import CoreMetrics
 import Dispatch
 import Foundation
 import Logging
@@ -19,10 +20,13 @@ public final class Retrainer: Sendable {
     private let logger: Logger
     /// Retrain jobs, by id.
     let jobs = Mutex<(jobs: [Int: RetrainJob], nextID: Int)>(([:], 0))
-    private let failures = Atomic<Int>(0), cancellations = Atomic<Int>(0)
+    /// Retrain jobs that failed, and that were cancelled.
+    private let failures: Counter, cancellations: Counter
 
     init(stores: Stores, loader: Loader, installer: Installer, registry: ModelRegistry, progress: LearningProgress,
-         configuration: Manager.Configuration, logger: Logger) {
+         configuration: Manager.Configuration, metrics: EngineMetrics, logger: Logger) {
+        failures = metrics.retrainFailures
+        cancellations = metrics.retrainCancellations
         self.stores = stores
         self.loader = loader
         self.installer = installer
@@ -96,11 +100,6 @@ public final class Retrainer: Sendable {
         }
     }
 
-    /// Retrains that failed since start.
-    public var failureCount: Int { failures.load(ordering: .relaxed) }
-    /// Retrains cancelled since start.
-    public var cancellationCount: Int { cancellations.load(ordering: .relaxed) }
-
     /// A serving version's loss rose past the threshold: say so, and retrain if asked to.
     func wentStale(_ model: ServedModel) {
         let quality = model.current.quality
@@ -154,7 +153,7 @@ public final class Retrainer: Sendable {
             if model.current.quality.stale { wentStale(model) }
         } catch is Trainer.Cancelled {
             update(job: id) { $0.phase = .cancelled; $0.finishedAt = Date() }
-            cancellations.add(1, ordering: .relaxed)
+            cancellations.increment()
             logger.notice("retrain cancelled; the serving version is unchanged", metadata: [
                 "model.name": "\(model.name)", "job.id": "\(id)",
             ])
@@ -162,7 +161,7 @@ public final class Retrainer: Sendable {
             // A version it stored but could not serve is marked failed, not left as if retired.
             _ = try? stores.versions.failUnservedVersions(model: model.name)
             update(job: id) { $0.phase = .failed; $0.error = "\(error)"; $0.finishedAt = Date() }
-            failures.add(1, ordering: .relaxed)
+            failures.increment()
             logger.error("retrain failed; the serving version is unchanged", metadata: [
                 "model.name": "\(model.name)", "job.id": "\(id)", "error": "\(error)",
             ])

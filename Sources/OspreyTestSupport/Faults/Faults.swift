@@ -1,3 +1,4 @@
+import Foundation
 import OspreyStorage
 import Synchronization
 
@@ -34,8 +35,21 @@ public final class Faults: Sendable {
     }
 
     private let rules = Mutex<[Operation: Rule]>([:])
+    /// Operations whose calls wait (``hold(_:)``).
+    private let held = Mutex<Set<Operation>>([])
 
     public init() {}
+
+    /// Makes calls of `operation` wait, once counted, until ``release(_:)``: a test can then line
+    /// work up behind a call under way (observes behind a slow commit).
+    public func hold(_ operation: Operation) {
+        _ = held.withLock { $0.insert(operation) }
+    }
+
+    /// Lets the calls of `operation` that wait, and later ones, go on.
+    public func release(_ operation: Operation) {
+        _ = held.withLock { $0.remove(operation) }
+    }
 
     /// Makes the `n`th call of `operation` from now fail (1: the next one).
     public func failNext(_ operation: Operation, nth n: Int = 1) {
@@ -80,6 +94,7 @@ public final class Faults: Sendable {
             r[operation] = rule
             return fail
         }
+        while held.withLock({ $0.contains(operation) }) { usleep(500) }
         if fail { throw StorageError(.io, "injected fault: \(operation.rawValue) failed") }
     }
 }

@@ -1,4 +1,5 @@
 import OspreyModel
+import Synchronization
 
 /// The feature cache of Velox §5: a feature function in front of another whose vectors are
 /// costly to produce (computed feature functions: a network's embedding, a hashed feature
@@ -36,23 +37,22 @@ public final class FeatureCache<Base: FeatureFunction>: FeatureFunction, Sendabl
 
     /// The feature function whose vectors are cached.
     public let base: Base
-    public let statistics: CacheStatistics
+    /// Hits, misses, evictions and entries, carried on by the caches of the model's later states.
+    public let metrics: CacheMetrics
     private let shards: StripedLocks<Shard>
+    /// The item vectors held now, over every shard.
+    private let entries = Atomic<Int>(0)
 
     /// A cache of up to about `capacity` item vectors (at least one per shard) in front of `base`.
-    public init(_ base: Base, capacity: Int, policy: EvictionPolicy = .s3fifo, statistics: CacheStatistics = .init()) {
+    public init(_ base: Base, capacity: Int, policy: EvictionPolicy = .s3fifo, metrics: CacheMetrics = .init(countsStale: false)) {
         self.base = base
-        self.statistics = statistics
+        self.metrics = metrics
         let perShard = max(1, capacity / StripedLocks<Shard>.stripeCount)
         shards = StripedLocks { Shard(policy: policy, capacity: perShard, stride: base.stride) }
     }
 
-    /// The item vectors held now. O(shards).
-    public var count: Int {
-        var total = 0
-        shards.forEach { total += $0.used }
-        return total
-    }
+    /// The item vectors held now. O(1).
+    public var count: Int { entries.load(ordering: .relaxed) }
 
     public var dimension: Int { base.dimension }
     public var stride: Int { base.stride }
@@ -64,22 +64,24 @@ public final class FeatureCache<Base: FeatureFunction>: FeatureFunction, Sendabl
         let stride = base.stride
         return try shards.withLock(number: item) { shard in
             if let slot = shard.cache.value(for: item) {
-                statistics.hits.add(1, ordering: .relaxed)
+                metrics.hits.increment()
                 return try body(shard.slab + Int(slot) * stride, shard.offsets[Int(slot)])
             }
-            statistics.misses.add(1, ordering: .relaxed)
+            metrics.misses.increment()
             var slot: Int32
             if shard.used < shard.capacity {
                 slot = Int32(shard.used)
                 shard.used += 1
                 _ = shard.cache.insert(slot, for: item)
+                let n = entries.add(1, ordering: .relaxed).newValue
+                if metrics.live.load(ordering: .relaxed) { metrics.entries.set(n) }
             } else {
                 // Full: the entry evicted to make room gives up its slot to this item.
                 slot = -1
                 _ = shard.cache.insert(-1, for: item) { _, freed in slot = freed }
                 precondition(slot >= 0, "a full cache evicts to insert")
                 _ = shard.cache.insert(slot, for: item)
-                statistics.evictions.add(1, ordering: .relaxed)
+                metrics.evictions.increment()
             }
             let target = shard.slab + Int(slot) * stride
             shard.offsets[Int(slot)] = base.withFeatures(item: item) { f, offset in

@@ -86,17 +86,17 @@ public final class PredictionCache: Sendable {
     /// One shard's cache.
     typealias Shard = PolicyCache<Key, Entry>
 
-    /// Hit, miss and eviction counts, kept across the caches of successive serving states.
-    public typealias Statistics = CacheStatistics
-
     public let configuration: Configuration
-    public let statistics: Statistics
+    /// Hits, misses, evictions and entries, carried on by the caches of successive serving states.
+    public let metrics: CacheMetrics
     private let shards: StripedLocks<Shard>?
+    /// The answers held now, over every shard.
+    private let entries = Atomic<Int>(0)
 
-    /// An empty cache; `statistics` carries the counts of the cache it replaces.
-    public init(configuration: Configuration = .init(), statistics: Statistics = .init()) {
+    /// An empty cache; `metrics` carries on those of the cache it replaces.
+    public init(configuration: Configuration = .init(), metrics: CacheMetrics = .init()) {
         self.configuration = configuration
-        self.statistics = statistics
+        self.metrics = metrics
         if configuration.capacity > 0 {
             let perShard = max(1, configuration.capacity / StripedLocks<Shard>.stripeCount)
             shards = StripedLocks { Shard(configuration.policy, capacity: perShard) }
@@ -121,19 +121,27 @@ public final class PredictionCache: Sendable {
         guard let shards, caches(key.query) else { return nil }
         let entry = shards.withLock(number: key.hash) { $0.value(for: key) }
         if let entry, entry.epoch == epoch {
-            statistics.hits.add(1, ordering: .relaxed)
+            metrics.hits.increment()
             return entry.answer
         }
-        if entry != nil { statistics.stale.add(1, ordering: .relaxed) }
-        statistics.misses.add(1, ordering: .relaxed)
+        if entry != nil { metrics.stale?.increment() }
+        metrics.misses.increment()
         return nil
     }
 
     /// Caches `answer`, computed from the user's weights at `epoch`. O(1) amortized.
     public func store(_ answer: Answer, for key: Key, epoch: Int) {
         guard let shards, caches(key.query) else { return }
-        let evicted = shards.withLock(number: key.hash) { $0.insert(Entry(epoch: epoch, answer: answer), for: key) }
-        if evicted > 0 { statistics.evictions.add(evicted, ordering: .relaxed) }
+        let (evicted, added) = shards.withLock(number: key.hash) { shard in
+            let before = shard.cache.count
+            let evicted = shard.insert(Entry(epoch: epoch, answer: answer), for: key)
+            return (evicted, shard.cache.count - before)
+        }
+        if evicted > 0 { metrics.evictions.increment(by: evicted) }
+        if added != 0 {
+            let n = entries.add(added, ordering: .relaxed).newValue
+            if metrics.live.load(ordering: .relaxed) { metrics.entries.set(n) }
+        }
     }
 
     /// About `limit` keys the eviction policy values most, spread evenly over the shards.
@@ -146,10 +154,6 @@ public final class PredictionCache: Sendable {
         return Array(keys.prefix(limit))
     }
 
-    /// The answers held now. O(shards).
-    public var count: Int {
-        var n = 0
-        shards?.forEach { n += $0.cache.count }
-        return n
-    }
+    /// The answers held now. O(1).
+    public var count: Int { entries.load(ordering: .relaxed) }
 }

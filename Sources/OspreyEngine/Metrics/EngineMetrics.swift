@@ -1,0 +1,70 @@
+import CoreMetrics
+
+/// The engine's metrics (swift-metrics), each recorded by the role where its event happens
+/// (docs/operations.md, "Metrics"): the server passes its Prometheus factory; the default records
+/// nothing. Per-model instruments are made once per model (``model(_:featureCache:)``) and carried
+/// on across the model's serving states.
+public struct EngineMetrics: Sendable {
+    /// The factory every instrument is made from.
+    public let factory: any MetricsFactory
+    /// Commits of the observation log (one per group of observes).
+    let groupCommits: Counter
+    let snapshots: SnapshotMetrics
+    let decisionLog: DecisionLogMetrics
+    /// Retrain jobs that failed, and that were cancelled.
+    let retrainFailures: Counter, retrainCancellations: Counter
+
+    public init(factory: any MetricsFactory = NOOPMetricsHandler.instance) {
+        self.factory = factory
+        groupCommits = Counter(label: "osprey_group_commits_total", factory: factory)
+        snapshots = SnapshotMetrics(factory: factory)
+        decisionLog = DecisionLogMetrics(factory: factory)
+        retrainFailures = Counter(label: "osprey_retrain_failures_total", factory: factory)
+        retrainCancellations = Counter(label: "osprey_retrain_cancellations_total", factory: factory)
+    }
+
+    /// The instruments of model `name`; feature-cache ones only when it has a feature cache.
+    func model(_ name: String, featureCache: Bool) -> ModelMetrics {
+        ModelMetrics(model: name, featureCache: featureCache, factory: factory)
+    }
+}
+
+/// What the snapshots do: recorded by ``Snapshotter`` as each one starts and ends. An operator
+/// sees how often they run, how long they take and whether one is under way (it costs durable
+/// observes some latency; BENCHMARKS.md).
+struct SnapshotMetrics: Sendable {
+    /// Snapshots that saved every changed user, and snapshots that failed (retried; the users
+    /// they did not save stay changed).
+    let completed: Counter, failures: Counter
+    /// Users saved by the completed snapshots.
+    let users: Counter
+    /// Time spent in snapshots, finished or failed.
+    let seconds: FloatingPointCounter
+    /// Snapshots under way now.
+    let inProgress: Meter
+
+    init(factory: any MetricsFactory) {
+        completed = Counter(label: "osprey_snapshots_total", factory: factory)
+        failures = Counter(label: "osprey_snapshot_failures_total", factory: factory)
+        users = Counter(label: "osprey_snapshot_users_total", factory: factory)
+        seconds = FloatingPointCounter(label: "osprey_snapshot_seconds_total", factory: factory)
+        inProgress = Meter(label: "osprey_snapshot_in_progress", factory: factory)
+    }
+}
+
+/// What the decision log does: recorded by ``DecisionLog`` as it writes, fails, drops and prunes.
+struct DecisionLogMetrics: Sendable {
+    /// Decisions written, failed batch writes, decisions dropped (the oldest, when writes kept
+    /// failing and the pending buffer was full), decisions deleted by the retention.
+    let written: Counter, failures: Counter, dropped: Counter, pruned: Counter
+    /// Decisions waiting to be written.
+    let pending: Meter
+
+    init(factory: any MetricsFactory) {
+        written = Counter(label: "osprey_decisions_written_total", factory: factory)
+        failures = Counter(label: "osprey_decision_log_write_failures_total", factory: factory)
+        dropped = Counter(label: "osprey_decisions_dropped_total", factory: factory)
+        pruned = Counter(label: "osprey_decisions_pruned_total", factory: factory)
+        pending = Meter(label: "osprey_decisions_pending", factory: factory)
+    }
+}
