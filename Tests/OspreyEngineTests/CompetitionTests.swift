@@ -137,3 +137,29 @@ struct CompetitionTests {
         #expect(try m.info(model: "campaign-b", uid: uid).observations == 0)
     }
 }
+
+extension CompetitionTests {
+    /// A challenger learns an observation even when the champion's rebuild of the (cold) user
+    /// fails: the champion replays it at the user's next rebuild, the challenger must not miss it.
+    @Test func aChallengerLearnsWhatTheChampionCouldNot() throws {
+        let t = try TrainedStore()
+        let m = try Manager(stores: t.stores, logger: quiet)
+        let version = try m.registry.model("demo").current.version
+        let failing = UserWeightStore(stride: version.features.stride, hotUsers: 0, rebuild: { _, _ in
+            throw StorageError(.io, "injected: the user's row cannot be read")
+        })
+        failing.insertCold(StoredWeights(uid: "u", weights: version.prior, observations: 0, runningLoss: nil, bootstrapped: false, seq: 0))
+        let challenger = ServingState(version: version, users: UserWeightStore(stride: version.features.stride))
+        let factory = RecordedMetrics().factory
+        let model = ServedModel(state: ServingState(version: version, users: failing), observations: 0,
+                                metrics: ModelMetrics(model: "demo", featureCache: false, factory: factory))
+        model.competition = Competition(challenger: challenger, allocation: .split(0.5), since: 0,
+                                        metrics: CompetitionMetrics(model: "demo", factory: factory), persist: { _, _ in })
+        let item = version.features.catalog.ids[0]
+        #expect(throws: StorageError.self) {
+            try model.learn(LoggedObservation(seq: 1, observation: Observation(model: "demo", uid: "u", item: item, label: 4)))
+        }
+        failing.read("u") { #expect($0?.observations == 0, "the champion could not learn it") }
+        challenger.users.read("u") { #expect($0?.observations == 1, "the challenger did") }
+    }
+}

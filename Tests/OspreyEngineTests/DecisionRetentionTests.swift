@@ -151,3 +151,27 @@ struct DecisionRetentionTests {
         for r in records { #expect(try t.stores.decisions.decision(eventId: r.eventId) == r, "\(r.eventId)") }
     }
 }
+
+extension DecisionRetentionTests {
+    /// While writes fail the buffer stays bounded: the oldest decisions are dropped and counted,
+    /// and once the store recovers the newest are written.
+    @Test func aFailingLogKeepsItsMemoryBounded() async throws {
+        let t = try TrainedStore(), faults = Faults(), metrics = RecordedMetrics()
+        let log = DecisionLog(store: t.stores.injectingFaults(faults).decisions,
+                              logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+                              retention: .forever, flushInterval: .seconds(3600), batchSize: 50, maxPending: 100,
+                              metrics: EngineMetrics(factory: metrics.factory).decisionLog)
+        faults.failAll(.decisionWrite)
+        for d in decisions(2000, start: 1_000) {
+            log.append(d)
+            #expect(log.bufferedCount <= 2 * (100 + 100 / 8), "bounded while writes fail: the buffer and a failing batch")
+        }
+        await log.flushed()
+        #expect(log.bufferedCount == 100 && metrics.count("osprey_decisions_dropped_total") == 1900)
+        #expect(metrics.count("osprey_decision_log_write_failures_total") > 0 && metrics.gauge("osprey_decisions_pending") == 100)
+        faults.heal(.decisionWrite)
+        await log.flushed()
+        #expect(try remaining(t.stores.decisions, of: 2000) == Array(1900..<2000), "the newest are kept and written")
+        #expect(metrics.count("osprey_decisions_written_total") == 100 && log.bufferedCount == 0)
+    }
+}

@@ -38,3 +38,25 @@ struct ServicesTests {
         #expect(pool.liveThreads == 0, "idle threads end at once, not after their 60 s timeout")
     }
 }
+
+extension ServicesTests {
+    /// A failed snapshot is retried after a backoff, not after another full interval of
+    /// observations, and counted.
+    @Test func aFailedSnapshotIsRetriedWithoutWaitingForMoreObservations() async throws {
+        let t = try TrainedStore(), faults = Faults(), metrics = RecordedMetrics()
+        let m = try Manager(stores: t.stores.injectingFaults(faults),
+                            configuration: .init(snapshotObservations: 20, snapshotCheckInterval: .milliseconds(10)),
+                            metrics: metrics.engine, logger: quiet)
+        faults.failNext(.snapshotWrite)
+        let service = Task { try await m.snapshotter.run() }
+        defer { service.cancel() }
+        try await m.observe(model: "demo", (0..<20).map { ("u\($0 % 5)", "i\($0)", 4) })
+        let deadline = ContinuousClock.now + .seconds(10)
+        while metrics.count("osprey_snapshots_total") == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(metrics.count("osprey_snapshot_failures_total") == 1)
+        #expect(metrics.count("osprey_snapshots_total") == 1, "retried with no new observation")
+        #expect(try t.stores.snapshots.snapshotSequence(model: "demo", version: 1) == 20)
+    }
+}

@@ -191,3 +191,24 @@ struct RetentionTests {
         #expect(out.suffix(3).allSatisfy { $0.uid == "u2" })
     }
 }
+
+extension VersionTests {
+    /// A rollback made while a retrain runs wins: the retrain's version is stored, marked failed
+    /// and not served, and the job says why.
+    @Test func aRollbackDuringARetrainIsNotUndone() async throws {
+        let t = try TrainedStore(), faults = Faults()
+        let m = try Manager(stores: t.stores.injectingFaults(faults), logger: quiet)
+        #expect(try await m.retrainer.wait(forJob: m.retrainer.start(model: "demo"), model: "demo").phase == .done)
+        #expect(try m.registry.model("demo").version.number == 2)
+        // The next retrain (from version 2) waits in its store step while version 1 is rolled back to.
+        faults.hold(.snapshotWrite)
+        let id = try m.retrainer.start(model: "demo")
+        while faults.calls(.snapshotWrite) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        try await m.installer.rollback(model: "demo", to: 1)
+        faults.release(.snapshotWrite)
+        let job = try await m.retrainer.wait(forJob: id, model: "demo")
+        #expect(job.phase == .failed && job.error?.contains("rollback") == true, "\(job)")
+        #expect(try m.registry.model("demo").version.number == 1, "the rollback stands")
+        #expect(try t.stores.versions.versions(model: "demo").map(\.status) == [.serving, .retired, .failed])
+    }
+}

@@ -96,22 +96,51 @@ public final class DecisionLog: Service, Sendable {
         return (prefix + String(n, radix: 16).leftPadded(to: 12), n)
     }
 
-    /// Buffers a decision; it is written within the flush interval. O(1).
+    /// Buffers a decision; it is written within the flush interval. While writes fail, the
+    /// buffer holds at most about ``maxPending`` decisions: past that the oldest are dropped
+    /// (counted in `osprey_decisions_dropped_total`). O(1) amortized.
     func append(_ decision: DecisionRecord) {
+        var dropped = 0
         schedule(state.withLock { s -> Bool? in
             s.pendingIndex[decision.eventId] = s.pending.count
             s.pending.append(decision)
+            if s.pending.count > maxPending + overflow { dropped = Self.dropOldest(&s, keeping: maxPending) }
             return Self.due(&s, count: s.pending.count, batchSize: batchSize)
         })
+        if dropped > 0 { metrics.dropped.increment(by: dropped) }
     }
 
-    /// Buffers a user's allocation in a competition; written with the next batch. O(1).
+    /// Buffers a user's allocation in a competition; written with the next batch. Bounded as
+    /// decisions are (a dropped allocation is drawn again after a restart). O(1) amortized.
     func append(_ assignment: Assignment) {
+        var dropped = 0
         schedule(state.withLock { s -> Bool? in
             s.assignments.append(assignment)
+            if s.assignments.count > maxPending + overflow {
+                dropped = s.assignments.count - maxPending
+                s.assignments.removeFirst(dropped)
+            }
             return Self.due(&s, count: s.assignments.count, batchSize: batchSize)
         })
+        if dropped > 0 { metrics.dropped.increment(by: dropped) }
     }
+
+    /// How far the buffer may grow past ``maxPending`` before its oldest are dropped, so the
+    /// drop (which re-indexes the buffer) runs once per that many appends.
+    private var overflow: Int { max(1, maxPending / 8) }
+
+    /// Drops the oldest pending decisions beyond `keeping` and re-indexes the rest; returns how
+    /// many it dropped. O(pending).
+    private static func dropOldest(_ s: inout State, keeping: Int) -> Int {
+        let dropped = s.pending.count - keeping
+        guard dropped > 0 else { return 0 }
+        s.pending.removeFirst(dropped)
+        s.pendingIndex = Dictionary(uniqueKeysWithValues: s.pending.enumerated().map { ($1.eventId, $0) })
+        return dropped
+    }
+
+    /// Decisions and allocations held in memory (buffered or being written). O(1).
+    var bufferedCount: Int { state.withLock { $0.pending.count + $0.writing.count + $0.assignments.count } }
 
     /// Whether a flush must start now (true), later (false), or is already on its way (nil).
     private static func due(_ s: inout State, count: Int, batchSize: Int) -> Bool? {
@@ -166,14 +195,14 @@ public final class DecisionLog: Service, Sendable {
             let reschedule = state.withLock { s -> Bool in
                 _ = Self.endWrite(&s)
                 s.assignments = assignments + s.assignments
-                var all = batch + s.pending
-                if all.count > maxPending {
-                    metrics.dropped.increment(by: all.count - maxPending)
-                    all.removeFirst(all.count - maxPending)
+                s.pending = batch + s.pending
+                metrics.dropped.increment(by: Self.dropOldest(&s, keeping: maxPending))
+                s.pendingIndex = Dictionary(uniqueKeysWithValues: s.pending.enumerated().map { ($1.eventId, $0) })
+                if s.assignments.count > maxPending {
+                    metrics.dropped.increment(by: s.assignments.count - maxPending)
+                    s.assignments.removeFirst(s.assignments.count - maxPending)
                 }
-                metrics.pending.set(all.count)
-                s.pending = all
-                s.pendingIndex = Dictionary(uniqueKeysWithValues: all.enumerated().map { ($1.eventId, $0) })
+                metrics.pending.set(s.pending.count)
                 defer { s.scheduled = true }
                 return !s.scheduled
             }

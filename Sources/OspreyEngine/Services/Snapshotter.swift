@@ -17,7 +17,7 @@ public final class Snapshotter: Service, Sendable {
     private let progress: LearningProgress
     private let configuration: Manager.Configuration
     private let logger: Logger
-    /// Observations learned when the last snapshot started.
+    /// Observations learned when the last successful snapshot started.
     private let base = Atomic<Int>(0)
     /// Snapshots made and failed, users saved, time spent, snapshots under way.
     private let metrics: SnapshotMetrics
@@ -32,21 +32,35 @@ public final class Snapshotter: Service, Sendable {
         self.logger = logger
     }
 
-    /// Snapshots whenever enough observations have been learned; on graceful shutdown, once more.
+    /// The wait before retrying a failed snapshot; it doubles with each failure in a row, up to
+    /// ``maxRetryDelay``.
+    static let firstRetryDelay: Duration = .seconds(1), maxRetryDelay: Duration = .seconds(60)
+
+    /// Snapshots whenever enough observations have been learned; after a failure, again after a
+    /// backoff (``firstRetryDelay``, doubling), whatever has been learned since; on graceful
+    /// shutdown, once more.
     public func run() async throws {
         await cancelWhenGracefulShutdown {
+            let clock = ContinuousClock()
+            var retry: (at: ContinuousClock.Instant, delay: Duration)?
             while !Task.isCancelled {
                 try? await Task.sleep(for: self.configuration.snapshotCheckInterval)
                 if Task.isCancelled { break }
-                let pending = self.progress.learned.load(ordering: .relaxed) - self.base.load(ordering: .relaxed)
-                guard pending >= self.configuration.snapshotObservations else { continue }
+                if let retry {
+                    guard clock.now >= retry.at else { continue }
+                } else {
+                    let pending = self.progress.learned.load(ordering: .relaxed) - self.base.load(ordering: .relaxed)
+                    guard pending >= self.configuration.snapshotObservations else { continue }
+                }
                 do {
-                    let clock = ContinuousClock()
                     let start = clock.now
                     let saved = try await self.snapshotInBackground()
+                    retry = nil
                     self.logger.info("snapshot saved", metadata: ["users": "\(saved)", "duration": "\(clock.now - start)"])
                 } catch {
-                    self.logger.error("snapshot failed; will retry", metadata: ["error": "\(error)"])
+                    let delay = retry.map { min($0.delay * 2, Self.maxRetryDelay) } ?? Self.firstRetryDelay
+                    retry = (clock.now + delay, delay)
+                    self.logger.error("snapshot failed; retrying", metadata: ["error": "\(error)", "retry.after": "\(delay)"])
                 }
             }
         }
@@ -71,7 +85,9 @@ public final class Snapshotter: Service, Sendable {
             metrics.seconds.increment(by: Double((ContinuousClock.now - start) / .nanoseconds(1)) * 1e-9)
             metrics.inProgress.decrement()
         }
-        base.store(progress.learned.load(ordering: .relaxed), ordering: .relaxed)
+        // Counted from here once this snapshot succeeds; a failed one leaves the base, so its
+        // observations still count towards the next.
+        let learned = progress.learned.load(ordering: .relaxed)
         var saved = 0
         do {
             for model in registry.all {
@@ -81,6 +97,7 @@ public final class Snapshotter: Service, Sendable {
             metrics.failures.increment()
             throw error
         }
+        base.store(learned, ordering: .relaxed)
         metrics.completed.increment()
         metrics.users.increment(by: saved)
         return saved
@@ -106,6 +123,7 @@ public final class Snapshotter: Service, Sendable {
             }
             do {
                 try stores.snapshots.saveObservedItems(model: model.name, observed)
+                state.observed.finishSaving(observed)
             } catch {
                 state.observed.putBack(observed)
                 state.users.markChanged(changed)
@@ -123,6 +141,7 @@ public final class Snapshotter: Service, Sendable {
                     let rows = captured.map { SnapshotRow(uid: $0.0, weights: $0.1.weights, seq: seq) }
                     do {
                         try stores.snapshots.saveSnapshot(model: model.name, version: version, rows: rows, observedItems: items)
+                        state.observed.finishSaving(items)
                     } catch {
                         state.observed.putBack(items)
                         throw error

@@ -7,11 +7,22 @@ import OspreyStorage
 /// Backed by the store (``init(load:)``): the training ratings and the items the snapshots have
 /// recorded are read one user at a time when a request asks, so nothing is held for a million
 /// users and nothing is loaded at startup; the items learned since are kept in memory
-/// (*pending*) until a snapshot records them (``takeAll()``, ``take(_:)``) — at most the
-/// observations of one snapshot interval. After a crash the replay of the log past the snapshot
-/// learns them again. Tests without a store keep everything in memory (``init()``).
+/// (*pending*) until a snapshot records them — at most the observations of one snapshot
+/// interval. After a crash the replay of the log past the snapshot learns them again. Tests
+/// without a store keep everything in memory (``init()``).
+///
+/// Recording is two steps, so an item is never missing from ``items(of:)``, whose answers the
+/// prediction cache keeps: ``takeAll()`` or ``take(_:)`` marks pending items as being saved (still
+/// read from memory), then ``finishSaving(_:)`` drops them once the store holds them, or
+/// ``putBack(_:)`` makes them pending again after a failed write.
 public final class ObservedItems: Sendable {
-    private let stripes = StripedLocks { [String: [String]]() }
+    struct Stripe {
+        /// Items not yet handed to a write, and items being written, by user.
+        var pending: [String: [String]] = [:]
+        var saving: [String: [String]] = [:]
+    }
+
+    private let stripes = StripedLocks { Stripe() }
     private let load: (@Sendable (String) throws -> [String])?
 
     /// Everything in memory, filled by ``insert(uid:item:)``; nothing is ever taken.
@@ -34,43 +45,70 @@ public final class ObservedItems: Sendable {
 
     /// Records that `uid` observed `item` (pending until a snapshot records it). O(1).
     func insert(uid: String, item: String) {
-        stripes.withLock(uid) { $0[uid, default: []].append(item) }
+        stripes.withLock(uid) { $0.pending[uid, default: []].append(item) }
     }
 
-    /// The items `uid` has rated or observed, each once. O(r) for r items, plus the read.
+    /// The items `uid` has rated or observed, each once. Memory is read before the store: an item
+    /// a write moves from one to the other is in the store before it leaves memory, so it is
+    /// always found. O(r) for r items, plus the read.
     /// - Throws: what the store's read throws.
     public func items(of uid: String) throws -> Set<String> {
-        var items = Set(try load?(uid) ?? [])
-        stripes.withLock(uid) { items.formUnion($0[uid] ?? []) }
+        var items = stripes.withLock(uid) { Set(($0.pending[uid] ?? []) + ($0.saving[uid] ?? [])) }
+        items.formUnion(try load?(uid) ?? [])
         return items
     }
 
-    /// Takes every pending item, for a snapshot to record (none when not backed by a store).
-    /// O(pending).
+    /// The items of `uid` held in memory (pending or being saved), in order. O(their items).
+    func inMemory(of uid: String) -> [String] {
+        stripes.withLock(uid) { ($0.saving[uid] ?? []) + ($0.pending[uid] ?? []) }
+    }
+
+    /// Takes every pending item for a write to record (none when not backed by a store); they
+    /// are read from memory until ``finishSaving(_:)``. O(pending).
     func takeAll() -> [ObservedItem] {
         guard load != nil else { return [] }
         var out: [ObservedItem] = []
-        stripes.forEach { pending in
-            for (uid, items) in pending { out += items.map { ObservedItem(uid: uid, item: $0) } }
-            pending.removeAll()
+        stripes.forEach { st in
+            for (uid, items) in st.pending {
+                out += items.map { ObservedItem(uid: uid, item: $0) }
+                st.saving[uid, default: []] += items
+            }
+            st.pending.removeAll()
         }
         return out
     }
 
-    /// Takes the pending items of `uids`, for a snapshot to record with their states. O(their items).
+    /// Takes the pending items of `uids`, for a snapshot to record with their states; they are
+    /// read from memory until ``finishSaving(_:)``. O(their items).
     func take(_ uids: some Sequence<String>) -> [ObservedItem] {
         guard load != nil else { return [] }
         var out: [ObservedItem] = []
         for uid in uids {
-            if let items = stripes.withLock(uid, { $0.removeValue(forKey: uid) }) {
-                out += items.map { ObservedItem(uid: uid, item: $0) }
+            let items = stripes.withLock(uid) { st -> [String]? in
+                guard let items = st.pending.removeValue(forKey: uid) else { return nil }
+                st.saving[uid, default: []] += items
+                return items
             }
+            if let items { out += items.map { ObservedItem(uid: uid, item: $0) } }
         }
         return out
     }
 
-    /// Makes items pending again after recording them failed. O(items).
+    /// Drops items a write has recorded in the store. O(items · their user's items being saved).
+    func finishSaving(_ items: [ObservedItem]) {
+        for i in items {
+            stripes.withLock(i.uid) { st in
+                guard var saving = st.saving[i.uid], let at = saving.firstIndex(of: i.item) else { return }
+                saving.remove(at: at)
+                st.saving[i.uid] = saving.isEmpty ? nil : saving
+            }
+        }
+    }
+
+    /// Makes items being saved pending again after recording them failed. O(items · their
+    /// user's items being saved).
     func putBack(_ items: [ObservedItem]) {
+        finishSaving(items)
         for i in items { insert(uid: i.uid, item: i.item) }
     }
 }

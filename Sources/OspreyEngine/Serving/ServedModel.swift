@@ -115,14 +115,19 @@ public final class ServedModel: Sendable {
         competition.recordShare(champion: version.number)
     }
 
-    /// Learns a live observation into the current state (and a challenger's) and counts it.
-    /// Returns true when it made the serving version stale. O(d²).
-    /// - Throws: when the user was cold and its stored state could not be read.
+    /// Learns a live observation into the current state and a challenger's, each whatever the
+    /// other does, and counts it. Returns true when it made the serving version stale. O(d²).
+    /// - Throws: when the user was cold in either state and its stored state could not be read.
     func learn(_ logged: LoggedObservation) throws -> Bool {
         observationCount.add(1, ordering: .relaxed)
         metrics.observations.increment()
-        let stale = try current.learn(logged)
-        try competition?.challenger.learn(logged)
+        // Each state learns even when the other could not (a cold user's failed rebuild): the one
+        // that failed replays the observation at the user's next rebuild; the other must not
+        // miss it for good.
+        var stale = false, failure: (any Error)?
+        do { stale = try current.learn(logged) } catch { failure = error }
+        do { try competition?.challenger.learn(logged) } catch { failure = failure ?? error }
+        if let failure { throw failure }
         return stale
     }
 }

@@ -80,12 +80,14 @@ public final class ServingState: Sendable {
     func learn(_ logged: LoggedObservation) throws -> Bool {
         let o = logged.observation
         let v = version
+        // Recorded before the user's epoch moves (the update counts the observation): an answer
+        // computed at the new epoch, and cached under it, excludes the item.
+        observed.insert(uid: o.uid, item: o.item)
         let outcome = try users.update(o.uid, before: logged.seq, create: {
             UserWeights(ridge: .init(prior: v.prior, lambda: v.lambda), bootstrapped: true)
         }) { w in
             Self.apply(logged, to: &w, version: v, validation: validation)
         }
-        observed.insert(uid: o.uid, item: o.item)
         guard let outcome else { return false }
         return monitor.withLock { m in
             if outcome.heldOut {

@@ -55,8 +55,10 @@ public final class Installer: Sendable {
     /// that no observation is learned twice or skipped, and the swap and the catalogue's record
     /// of the serving version happen together. Before the swap, the answers hottest in the
     /// serving state's cache are computed again from the new one (Velox §4.2), so the first
-    /// requests after it are not all misses.
-    func install(_ state: ServingState, in model: ServedModel, caughtUpThrough seq: Int64) throws {
+    /// requests after it are not all misses. With `parent`, it installs only in place of that
+    /// version: a retrain's version does not undo a rollback or a promotion made while it trained.
+    /// - Throws: ``OspreyError`` `conflict` when `parent` no longer serves; what the stores throw.
+    func install(_ state: ServingState, in model: ServedModel, caughtUpThrough seq: Int64, replacing parent: Int? = nil) throws {
         let caught = try state.replay(log: stores.log, after: seq, through: progress.sequence)
         let warmed = Self.repopulate(state, from: model.current)
         if warmed > 0 {
@@ -65,6 +67,9 @@ public final class Installer: Sendable {
             ])
         }
         try progress.applied.withLock { last in
+            if let parent, model.version.number != parent {
+                throw OspreyError(.conflict, "version \(model.version.number) of `\(model.name)` was installed while the retrain from version \(parent) ran (a rollback or a promotion); version \(state.version.number) is stored but not served: retrain again to train on what serves now")
+            }
             try state.replay(log: stores.log, after: max(seq, caught), through: last)
             try stores.versions.setServing(model: model.name, version: state.version.number)
             model.swap(to: state)

@@ -4,7 +4,7 @@ import OspreyStorage
 
 /// One retrain of one model, in the steps a reader can follow and test apart: ``gather(through:)``
 /// the ratings, ``train(_:)`` by ALS, ``store(_:gathered:)`` the new version, ``load(_:)`` its
-/// serving state, ``swap(_:caughtUpThrough:installer:challenger:)`` it in (or attach it as a
+/// serving state, ``swap(_:caughtUpThrough:replacing:installer:challenger:)`` it in (or attach it as a
 /// challenger) and prune old versions. Each step throws instead of changing what serves; only
 /// the swap does that, atomically.
 struct RetrainRun {
@@ -27,12 +27,15 @@ struct RetrainRun {
         var through: Int64
         /// The new version's number.
         var number: Int
+        /// The version serving when the retrain began: the new one replaces it, or nothing.
+        var parent: Int
     }
 
     /// Reads the ratings to train on: the model's initial ratings plus its log up to `through`.
     /// The validation sample stays out of every fit, so it keeps measuring generalization.
     /// O(ratings + log).
     func gather(through: Int64) throws -> Gathered {
+        let parent = model.version.number
         var ratings = try stores.versions.initialRatings(model: model.name)
         var counts: [String: Int] = [:]
         try stores.log.forEachObservation(model: model.name, after: 0) { logged in
@@ -44,7 +47,7 @@ struct RetrainRun {
         }
         if let window = configuration.retrainWindow { ratings = Self.windowed(window, perUserOf: ratings) }
         let number = (try stores.versions.versions(model: model.name).map(\.number).max() ?? model.version.number) + 1
-        return Gathered(ratings: ratings, counts: counts, through: through, number: number)
+        return Gathered(ratings: ratings, counts: counts, through: through, number: number, parent: parent)
     }
 
     /// Fits version N+1 by ALS with the parent's hyperparameters: a λ given at training is kept;
@@ -89,7 +92,10 @@ struct RetrainRun {
         // not replay what came before: the items users observed until then must be recorded.
         let observed = model.current.observed
         let pending = observed.takeAll()
-        do { try stores.snapshots.saveObservedItems(model: model.name, pending) } catch {
+        do {
+            try stores.snapshots.saveObservedItems(model: model.name, pending)
+            observed.finishSaving(pending)
+        } catch {
             observed.putBack(pending)
             throw error
         }
@@ -120,15 +126,17 @@ struct RetrainRun {
                     baselineAtMost: model.current.quality.baseline, continuing: .init(model))
     }
 
-    /// Installs the new state (or attaches it as a challenger), then prunes versions past
-    /// ``Manager/Configuration/keepVersions`` (``VersionPolicy``). A failed prune is logged:
-    /// the new version serves regardless.
-    func swap(_ state: ServingState, caughtUpThrough through: Int64, installer: Installer,
+    /// Installs the new state in place of `parent` (or attaches it as a challenger), then prunes
+    /// versions past ``Manager/Configuration/keepVersions`` (``VersionPolicy``). A failed prune
+    /// is logged: the new version serves regardless.
+    /// - Throws: ``OspreyError`` `conflict` when another version serves now than when the retrain
+    ///   began (a rollback or a promotion meanwhile wins: the new version is not served).
+    func swap(_ state: ServingState, caughtUpThrough through: Int64, replacing parent: Int, installer: Installer,
               challenger: TrafficAllocation?) throws {
         if let challenger {
             try installer.installChallenger(state, in: model, caughtUpThrough: through, allocation: challenger)
         } else {
-            try installer.install(state, in: model, caughtUpThrough: through)
+            try installer.install(state, in: model, caughtUpThrough: through, replacing: parent)
         }
         ProcessMemory.returnFreed()
         do {

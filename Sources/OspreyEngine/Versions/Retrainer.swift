@@ -144,7 +144,8 @@ public final class Retrainer: Sendable {
             guard beginInstalling(id) else { throw Trainer.Cancelled() }
             let stored = try run.store(trained, gathered: gathered)
             let state = run.load(stored)
-            try run.swap(state, caughtUpThrough: gathered.through, installer: installer, challenger: challenger)
+            try run.swap(state, caughtUpThrough: gathered.through, replacing: gathered.parent, installer: installer,
+                         challenger: challenger)
             let number = stored.version.number
             update(job: id) { $0.phase = .done; $0.version = number; $0.finishedAt = Date() }
             logger.info("retrain finished", metadata: ["model.name": "\(model.name)", "model.version": "\(number)", "job.id": "\(id)"])
