@@ -202,8 +202,9 @@ extension VersionTests {
         #expect(try m.registry.model("demo").version.number == 2)
         // The next retrain (from version 2) waits in its store step while version 1 is rolled back to.
         faults.hold(.snapshotWrite)
+        let writes = faults.calls(.snapshotWrite)
         let id = try m.retrainer.start(model: "demo")
-        while faults.calls(.snapshotWrite) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        while faults.calls(.snapshotWrite) == writes { try await Task.sleep(for: .milliseconds(1)) }
         try await m.installer.rollback(model: "demo", to: 1)
         faults.release(.snapshotWrite)
         let job = try await m.retrainer.wait(forJob: id, model: "demo")
