@@ -101,7 +101,7 @@ enum TierBench {
         }
         // The point read of the full row alone, on another sample of users (a rebuild reads the
         // log only after a failed one).
-        let store = try SQLiteStores(directory: directory)
+        let store = try SQLiteStores(directory: directory, access: .readOnly)  // the manager holds the lock
         var reads: [Double] = []
         for _ in 0..<samples {
             let uid = "u\(rng.next() % UInt64(users))"

@@ -106,7 +106,7 @@ struct EvaluatePolicyCommand: ParsableCommand {
     /// Evaluates on a server's decision log and stored weights.
     func runOnStore(dataDir: String, name: String) throws {
         guard SQLiteStores.exists(in: dataDir) else { throw ValidationError("no Osprey store in \(dataDir)") }
-        let store = try SQLiteStores(directory: dataDir)
+        let store = try SQLiteStores(directory: dataDir, access: .readOnly)
         guard let record = try store.versions.models().first(where: { $0.name == name }) else {
             throw ValidationError("model `\(name)` is not in \(dataDir)")
         }

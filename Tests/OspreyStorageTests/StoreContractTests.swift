@@ -23,7 +23,7 @@ struct StoreContractTests {
         case .sqlite:
             let directory = NSTemporaryDirectory() + "osprey-contract-" + UUID().uuidString
             defer { try? FileManager.default.removeItem(atPath: directory) }
-            try body(try SQLiteStores(directory: directory).stores) { try SQLiteStores(directory: directory).stores }
+            try body(try SQLiteStores(directory: directory, access: .unlocked).stores) { try SQLiteStores(directory: directory, access: .unlocked).stores }
         }
     }
 

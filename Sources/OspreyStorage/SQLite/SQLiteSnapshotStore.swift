@@ -16,9 +16,10 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
     private var pool: DatabasePool { database.pool }
 
     /// Opens the snapshot database at `path`; `log` is read once, by the migration that fills
-    /// `user_item` from the observations logged before it existed.
-    init(path: String, log: SQLiteObservationLog) throws {
-        database = try SQLiteDatabase(path: path, migrator: Self.migrator(log: log.database.pool))
+    /// `user_item` from the observations logged before it existed. `lock` is held while the
+    /// store is open.
+    init(path: String, log: SQLiteObservationLog, lock: DataDirectoryLock?, readOnly: Bool = false) throws {
+        database = try SQLiteDatabase(path: path, migrator: Self.migrator(log: log.database.pool), lock: lock, readOnly: readOnly)
     }
 
     public func replaceUsers(model: String, version: Int, reflecting seq: Int64,
