@@ -106,7 +106,7 @@ enum TierBench {
         for _ in 0..<samples {
             let uid = "u\(rng.next() % UInt64(users))"
             let s = clock.now
-            _ = try store.snapshots.loadUserState(model: model, version: 1, uid: uid)
+            _ = try store.snapshots.loadUserState(model: model, version: 1, uid: uid, dimension: state.version.dimension)
             let e = (clock.now - s).components
             reads.append(Double(e.seconds) * 1e6 + Double(e.attoseconds) / 1e12)
         }

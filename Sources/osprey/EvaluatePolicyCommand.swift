@@ -118,7 +118,7 @@ struct EvaluatePolicyCommand: ParsableCommand {
         Console.info("read \(records.count) decisions and \(feedback.count) joined rewards of \(name); target \(target) on v\(number)")
         let policy = try parsePolicies(target)[0]
         let e = PolicyEvaluation.evaluate(records, feedback: feedback, policy: policy, version: v,
-                                          states: { uid in (try? store.snapshots.loadUserState(model: name, version: number, uid: uid))??.weights.ridge },
+                                          states: { uid in (try? store.snapshots.loadUserState(model: name, version: number, uid: uid, dimension: v.dimension))??.weights.ridge },
                                           propensitySamples: samples, seed: seed)
         let k = e.skipped
         print("decisions: \(e.used) used, \(k.total) skipped (no feedback \(k.noFeedback), no propensity \(k.noPropensity), unknown item \(k.unknownItem), no candidates \(k.noCandidates))")
