@@ -41,8 +41,10 @@ struct EvaluatePolicyCommand: ParsableCommand {
         case (_?, _?, nil, nil), (nil, nil, _?, _?): break
         default: throw ValidationError("give either --log and --model (files) or --data-dir and --name (a server's store)")
         }
-        guard limit >= 1 else { throw ValidationError("--limit must be at least 1") }
-        guard bootstrap >= 0, samples >= 1 else { throw ValidationError("--bootstrap must be ≥ 0 and --samples ≥ 1") }
+        try Bounds.check("limit", limit, 1...Int.max)
+        try Bounds.check("bootstrap", bootstrap, Bounds.bootstrap)
+        try Bounds.check("samples", samples, 1...Bounds.posteriorSamples.upperBound)
+        if let version { try Bounds.check("version", version, 1...Int.max) }
     }
 
     func run() throws {
