@@ -3,7 +3,8 @@
 
 Kills the server with SIGKILL while client threads stream observations, restarts it on the
 same data directory, and checks that every acknowledged observation is in the log and in the
-user's restored weights. Then stops the restarted server gracefully (SIGTERM), starts it a
+user's restored weights. Before the kill, a second `serve` and a `retrain` on the directory must
+be refused by its lock; after the restart, `models` must read it beside the server. Then stops the restarted server gracefully (SIGTERM), starts it a
 third time and checks that the snapshot taken on shutdown restores exactly.
 
 Only talks to 127.0.0.1 and only signals the server processes it started (by PID). Bounded by
@@ -313,6 +314,38 @@ class ClientThread(threading.Thread):
 
 
 # --------------------------------------------------------------------------------------------
+# The data directory's lock (docs/operations.md, "Where the data lives")
+
+
+def check_locked(binary, data_dir, holder_pid, deadline, failures):
+    """While a server runs, a second writer of its data directory must fail at once, naming the
+    directory and the server's PID, without a crash."""
+    expected = f"data directory {data_dir} is in use by another Osprey process (pid {holder_pid})"
+    for args in (["serve", "--data-dir", data_dir, "--port", "0"], ["retrain", "--data-dir", data_dir, "--model", MODEL]):
+        what = f"a second `osprey {args[0]}` beside server 1"
+        try:
+            proc = subprocess.run([binary] + args, stdin=subprocess.DEVNULL, capture_output=True,
+                                  timeout=deadline.cap(15))
+        except subprocess.TimeoutExpired:
+            failures.append(f"{what} did not fail within 15s (it should not wait for the lock)")
+            continue
+        err = proc.stderr.decode(errors="replace")
+        if proc.returncode <= 0 or expected not in err or "Fatal error" in err:
+            failures.append(f"{what}: exit {proc.returncode}, expected a clean failure saying {expected!r}; stderr: {err[-400:]!r}")
+        else:
+            log(f"{what} refused (exit {proc.returncode}): {err.strip().splitlines()[-1]}")
+
+
+def check_reader_beside(binary, data_dir, deadline, failures):
+    """`osprey models` only reads: it works beside a server that holds the lock."""
+    proc = subprocess.run([binary, "models", "--data-dir", data_dir], stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=deadline.cap(15))
+    if proc.returncode != 0 or f"{MODEL}  serving v1" not in proc.stdout.decode(errors="replace"):
+        failures.append(f"`osprey models` beside a running server: exit {proc.returncode}, "
+                        f"stdout {proc.stdout[-300:]!r}, stderr {proc.stderr[-300:]!r}")
+
+
+# --------------------------------------------------------------------------------------------
 # The test
 
 
@@ -350,6 +383,7 @@ def run_test(args, work, deadline, failures):
     servers = Servers(binary, data_dir, work, deadline)
     args._servers = servers
     proc1, port1 = servers.start("1")
+    check_locked(binary, data_dir, proc1.pid, deadline, failures)
 
     users = [f"crash-u{i}" for i in range(N_USERS)]
     score_before = {}
@@ -405,8 +439,10 @@ def run_test(args, work, deadline, failures):
     if total_acked == 0:
         raise Failure("no observation was acknowledged before the kill; the test proved nothing")
 
-    # Restart after the crash and check every acknowledged observation survived.
+    # Restart after the crash (the lock file SIGKILL left behind must not block it) and check
+    # every acknowledged observation survived.
     proc2, port2 = servers.start("2", avoid_ports=(port1,))
+    check_reader_beside(binary, data_dir, deadline, failures)
     after_crash = snapshot_state(port2, users)
     acked_users = [u for u in users if acked[u] > 0]
     excess = []

@@ -31,9 +31,11 @@ public protocol SnapshotStore: Sendable {
     /// further ahead). Never lowers the sequence.
     func advanceSnapshot(model: String, version: Int, to seq: Int64) throws
 
-    /// The latest snapshot of a version's user weights, with every full state.
-    /// - Throws: ``StorageError`` `.notFound` when the version has no stored users, `.corrupt`.
-    func loadSnapshot(model: String, version: Int) throws -> UserSnapshot
+    /// The latest snapshot of a version's user weights, with every full state; each must have the
+    /// version's `dimension`.
+    /// - Throws: ``StorageError`` `.notFound` when the version has no stored users, `.corrupt`
+    ///   naming the first row (model, version, uid) that is unreadable or of another dimension.
+    func loadSnapshot(model: String, version: Int, dimension: Int) throws -> UserSnapshot
 
     /// The sequence every stored user of the version has reached (see ``UserSnapshot``).
     /// - Throws: ``StorageError`` `.notFound` when the version has no stored users.
@@ -41,13 +43,14 @@ public protocol SnapshotStore: Sendable {
 
     /// Calls `body` with every stored user's compact row (`w_u` and the small fields, no ridge
     /// statistics): what a start loads. O(users · d).
-    /// - Throws: ``StorageError`` `.corrupt` for a row whose weights are not `dimension` floats.
+    /// - Throws: ``StorageError`` `.corrupt` naming a row whose weights are not `dimension` floats.
     func forEachStoredWeights(model: String, version: Int, dimension: Int, _ body: (StoredWeights) throws -> Void) throws
 
     /// One user's full stored state and the log sequence it reflects, or nil when the version
     /// stores none for the user. O(d²) and one point read: this runs on every hot-tier miss.
-    /// - Throws: ``StorageError`` `.corrupt` when the stored state is unreadable.
-    func loadUserState(model: String, version: Int, uid: String) throws -> (weights: UserWeights, seq: Int64)?
+    /// - Throws: ``StorageError`` `.corrupt` naming the row when the stored state is unreadable
+    ///   or not of the version's `dimension`.
+    func loadUserState(model: String, version: Int, uid: String, dimension: Int) throws -> (weights: UserWeights, seq: Int64)?
 
     /// The number of users with stored weights in a version.
     func userCount(model: String, version: Int) throws -> Int

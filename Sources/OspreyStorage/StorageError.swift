@@ -5,6 +5,8 @@ public struct StorageError: Error, CustomStringConvertible {
         case corrupt
         case io
         case conflict
+        /// Another process holds the data directory's lock (``DataDirectoryLock``).
+        case locked
     }
 
     public let code: Code

@@ -34,7 +34,7 @@ public struct TrainedStore: Sendable {
             directory = nil
         case .sqlite:
             let directory = NSTemporaryDirectory() + "osprey-test-" + UUID().uuidString
-            let sqlite = try SQLiteStores(directory: directory)
+            let sqlite = try SQLiteStores(directory: directory, access: .unlocked)
             self.directory = directory
             self.sqlite = sqlite
             stores = sqlite.stores
@@ -42,15 +42,16 @@ public struct TrainedStore: Sendable {
         try stores.storeVersion(fixture.result, reflecting: try stores.log.lastSequence(), trainingRatings: fixture.ratings, serve: true)
     }
 
-    /// The stores as a restarted process finds them: SQLite opens the directory again; in memory,
-    /// the same stores (they outlive a manager as files do).
+    /// The stores as a restarted process finds them: SQLite opens the directory again (without
+    /// its lock, as the first stores are still open); in memory, the same stores (they outlive a
+    /// manager as files do).
     public func reopen() throws -> Stores {
         try reopenSQLite()?.stores ?? stores
     }
 
     /// The SQLite stores opened again (nil in memory).
     public func reopenSQLite() throws -> SQLiteStores? {
-        try directory.map { try SQLiteStores(directory: $0) }
+        try directory.map { try SQLiteStores(directory: $0, access: .unlocked) }
     }
 
     /// Deletes the directory, if any.

@@ -101,12 +101,12 @@ enum TierBench {
         }
         // The point read of the full row alone, on another sample of users (a rebuild reads the
         // log only after a failed one).
-        let store = try SQLiteStores(directory: directory)
+        let store = try SQLiteStores(directory: directory, access: .readOnly)  // the manager holds the lock
         var reads: [Double] = []
         for _ in 0..<samples {
             let uid = "u\(rng.next() % UInt64(users))"
             let s = clock.now
-            _ = try store.snapshots.loadUserState(model: model, version: 1, uid: uid)
+            _ = try store.snapshots.loadUserState(model: model, version: 1, uid: uid, dimension: state.version.dimension)
             let e = (clock.now - s).components
             reads.append(Double(e.seconds) * 1e6 + Double(e.attoseconds) / 1e12)
         }

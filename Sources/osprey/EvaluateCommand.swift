@@ -25,7 +25,7 @@ struct EvaluateCommand: ParsableCommand {
     @Flag(help: "Item-side updates start from rows re-solved with the final user weights, not the served rows.") var itemResolve = false
 
     func validate() throws {
-        if let l = itemLambda, !(l > 0 && l.isFinite) { throw ValidationError("--item-lambda must be a positive number") }
+        if let itemLambda { try Bounds.checkPositive("item-lambda", Double(itemLambda)) }
     }
 
     func run() throws {

@@ -41,8 +41,10 @@ struct EvaluatePolicyCommand: ParsableCommand {
         case (_?, _?, nil, nil), (nil, nil, _?, _?): break
         default: throw ValidationError("give either --log and --model (files) or --data-dir and --name (a server's store)")
         }
-        guard limit >= 1 else { throw ValidationError("--limit must be at least 1") }
-        guard bootstrap >= 0, samples >= 1 else { throw ValidationError("--bootstrap must be ≥ 0 and --samples ≥ 1") }
+        try Bounds.check("limit", limit, 1...Int.max)
+        try Bounds.check("bootstrap", bootstrap, Bounds.bootstrap)
+        try Bounds.check("samples", samples, 1...Bounds.posteriorSamples.upperBound)
+        if let version { try Bounds.check("version", version, 1...Int.max) }
     }
 
     func run() throws {
@@ -106,7 +108,7 @@ struct EvaluatePolicyCommand: ParsableCommand {
     /// Evaluates on a server's decision log and stored weights.
     func runOnStore(dataDir: String, name: String) throws {
         guard SQLiteStores.exists(in: dataDir) else { throw ValidationError("no Osprey store in \(dataDir)") }
-        let store = try SQLiteStores(directory: dataDir)
+        let store = try SQLiteStores(directory: dataDir, access: .readOnly)
         guard let record = try store.versions.models().first(where: { $0.name == name }) else {
             throw ValidationError("model `\(name)` is not in \(dataDir)")
         }
@@ -118,7 +120,7 @@ struct EvaluatePolicyCommand: ParsableCommand {
         Console.info("read \(records.count) decisions and \(feedback.count) joined rewards of \(name); target \(target) on v\(number)")
         let policy = try parsePolicies(target)[0]
         let e = PolicyEvaluation.evaluate(records, feedback: feedback, policy: policy, version: v,
-                                          states: { uid in (try? store.snapshots.loadUserState(model: name, version: number, uid: uid))??.weights.ridge },
+                                          states: { uid in (try? store.snapshots.loadUserState(model: name, version: number, uid: uid, dimension: v.dimension))??.weights.ridge },
                                           propensitySamples: samples, seed: seed)
         let k = e.skipped
         print("decisions: \(e.used) used, \(k.total) skipped (no feedback \(k.noFeedback), no propensity \(k.noPropensity), unknown item \(k.unknownItem), no candidates \(k.noCandidates))")

@@ -19,6 +19,23 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Where in the file the tastes change, as a share of the ratings.") var driftAt = 0.5
     @Option(help: "Output file.") var out: String
 
+    func validate() throws {
+        try Bounds.check("users", users, Bounds.users)
+        try Bounds.check("items", items, Bounds.items)
+        try Bounds.check("ratings", ratings, Bounds.ratings)
+        try Bounds.check("dim", dim, Bounds.dimension)
+        try Bounds.check("noise", noise, Bounds.noise)
+        try Bounds.check("zipf", zipf, Bounds.zipf)
+        try Bounds.check("drift", drift, Bounds.share)
+        try Bounds.check("drift-at", driftAt, Bounds.share)
+        guard (users + items) * dim <= Bounds.generatedFactors else {
+            throw ValidationError("(--users + --items) × --dim must be at most \(Bounds.generatedFactors) (the true model's factors)")
+        }
+        guard ratings <= users * items / 2 else {
+            throw ValidationError("--ratings \(ratings) is more than half of the \(users) × \(items) (user, item) pairs; ask for fewer ratings or more users/items")
+        }
+    }
+
     func run() throws {
         let data = try SyntheticRatings.Configuration.make(
             users: users, items: items, ratings: ratings, dim: dim, noise: noise, seed: seed, zipf: zipf,

@@ -12,7 +12,7 @@ struct ModelsCommand: ParsableCommand {
         guard SQLiteStores.exists(in: dataDir) else {
             throw ValidationError("no Osprey store in \(dataDir); `osprey train --data-dir \(dataDir) ...` creates one")
         }
-        let store = try SQLiteStores(directory: dataDir)
+        let store = try SQLiteStores(directory: dataDir, access: .readOnly)
         let models = try store.versions.models()
         if models.isEmpty { print("no models in \(dataDir)") }
         for m in models {

@@ -4,8 +4,9 @@ import Logging
 import OspreyEngine
 import OspreyStorage
 
-/// `osprey retrain`: retrain a model offline (the server on this data directory should be
-/// stopped; it picks the new version up when it starts).
+/// `osprey retrain`: retrain a model offline (the server on this data directory must be
+/// stopped: the directory's lock refuses a retrain beside it; it serves the new version when it
+/// starts).
 struct RetrainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retrain",

@@ -50,43 +50,51 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Network event-loop threads (default: half the cores, at least one).") var eventLoops: Int?
     @Option(help: "Threads that score whole-catalogue top-k calls off the event loops (default: one per core; 0: on the event loops).") var scanThreads: Int?
     @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel = "info"
+
+    /// Every option checked against ``Bounds`` before anything runs (`quickstart` checks them
+    /// before it generates and trains).
+    func validate() throws {
+        try Bounds.check("port", port, Bounds.port)
+        try Bounds.check("max-body-bytes", maxBodyBytes, Bounds.bodyBytes)
+        try Bounds.check("snapshot-observations", snapshotObservations, 1...Int.max)
+        try Bounds.check("keep-versions", keepVersions, 1...Int.max)
+        try Bounds.check("stale-window", staleWindow, Bounds.staleWindow)
+        if let retrainWindow { try Bounds.check("retrain-window", retrainWindow, 1...Int.max) }
+        guard staleThreshold > 1, staleThreshold.isFinite else { throw ValidationError("--stale-threshold must be a number greater than 1") }
+        try Bounds.check("validation-fraction", validationFraction, 0...0.5)
+        try Bounds.check("prediction-cache", predictionCache, Bounds.cacheEntries)
+        try Bounds.check("feature-cache", featureCache, Bounds.cacheEntries)
+        try Bounds.check("cache-repopulate", cacheRepopulate, Bounds.cacheEntries)
+        try Bounds.check("explore-shortlist", exploreShortlist, 1...Bounds.items.upperBound)
+        try Bounds.check("thompson-samples", thompsonSamples, Bounds.posteriorSamples)
+        try Bounds.check("decision-retention", decisionRetention, Bounds.retentionHours)
+        try Bounds.check("max-decisions", maxDecisions, 0...Int.max)
+        guard hotUserCount != nil else { throw ValidationError("--hot-users must be a number of users (0 or more) or `all`") }
+        if let eventLoops { try Bounds.check("event-loops", eventLoops, Bounds.eventLoops) }
+        if let scanThreads { try Bounds.check("scan-threads", scanThreads, Bounds.scanThreads) }
+        guard EvictionPolicy(rawValue: cachePolicy) != nil else {
+            throw ValidationError("unknown --cache-policy \(cachePolicy); use one of \(EvictionPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+    }
+
+    /// `--hot-users` as a number (`all`: `Int.max`), nil when it is neither.
+    var hotUserCount: Int? {
+        if hotUsers == "all" { return .max }
+        return Int(hotUsers).flatMap { $0 >= 0 ? $0 : nil }
+    }
 }
 
 /// Runs the manager and the HTTP server until SIGTERM or SIGINT; then the server finishes its
 /// in-flight requests, the manager snapshots, and the process exits 0.
 func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((String) -> Void)? = nil) async throws {
-    guard o.port >= 0, o.port < 65536 else { throw ValidationError("--port must be between 0 and 65535") }
-    guard o.maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
-    if let w = o.retrainWindow, w < 1 { throw ValidationError("--retrain-window must be at least 1") }
-    guard o.staleWindow >= 10 else { throw ValidationError("--stale-window must be at least 10") }
-    guard o.staleThreshold > 1 else { throw ValidationError("--stale-threshold must be greater than 1") }
-    guard o.keepVersions >= 1 else { throw ValidationError("--keep-versions must be at least 1") }
-    guard o.snapshotObservations >= 1 else { throw ValidationError("--snapshot-observations must be at least 1") }
-    guard o.validationFraction >= 0, o.validationFraction <= 0.5 else { throw ValidationError("--validation-fraction must be between 0 and 0.5") }
-    guard o.predictionCache >= 0 else { throw ValidationError("--prediction-cache must be at least 0") }
-    guard o.featureCache >= 0 else { throw ValidationError("--feature-cache must be at least 0") }
-    guard o.cacheRepopulate >= 0 else { throw ValidationError("--cache-repopulate must be at least 0") }
-    guard o.exploreShortlist >= 1 else { throw ValidationError("--explore-shortlist must be at least 1") }
-    guard o.thompsonSamples >= 0, o.thompsonSamples <= 10_000 else { throw ValidationError("--thompson-samples must be between 0 and 10000") }
-    guard o.decisionRetention >= 0, o.decisionRetention.isFinite else { throw ValidationError("--decision-retention must be a number of hours, 0 or more") }
-    guard o.maxDecisions >= 0 else { throw ValidationError("--max-decisions must be at least 0") }
-    if let n = o.eventLoops, n < 1 || n > 256 { throw ValidationError("--event-loops must be between 1 and 256") }
-    if let n = o.scanThreads, n < 0 || n > 256 { throw ValidationError("--scan-threads must be between 0 and 256") }
+    try o.validate()  // done by the parser already; what follows relies on it
     let retention = DecisionLog.Retention(
         maxAge: o.decisionRetention > 0 ? .milliseconds(Int64(o.decisionRetention * 3_600_000)) : nil,
         maxCount: o.maxDecisions > 0 ? o.maxDecisions : nil)
-    guard let policy = EvictionPolicy(rawValue: o.cachePolicy) else {
-        throw ValidationError("unknown --cache-policy \(o.cachePolicy); use one of \(EvictionPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
-    }
-    let hotUsers: Int
-    if o.hotUsers == "all" {
-        hotUsers = .max
-    } else if let n = Int(o.hotUsers), n >= 0 {
-        hotUsers = n
-    } else {
-        throw ValidationError("--hot-users must be a number of users (0 or more) or `all`")
-    }
-    guard let level = Logger.Level(rawValue: o.logLevel) else { throw ValidationError("unknown --log-level \(o.logLevel)") }
+    let policy = EvictionPolicy(rawValue: o.cachePolicy) ?? .s3fifo
+    let hotUsers = o.hotUserCount ?? 0
+    let level = Logger.Level(rawValue: o.logLevel) ?? .info
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = level

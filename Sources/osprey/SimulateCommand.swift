@@ -44,9 +44,21 @@ struct SimulateCommand: ParsableCommand {
     var exportModel: String?
 
     func validate() throws {
-        guard rounds > 0 else { throw ValidationError("--rounds must be positive") }
-        guard seriesEvery > 0 else { throw ValidationError("--series-every must be positive") }
-        guard lambda > 0, lambda.isFinite else { throw ValidationError("--lambda must be a positive number") }
+        try Bounds.check("rounds", rounds, Bounds.rounds)
+        try Bounds.check("users", users, Bounds.worldSize)
+        try Bounds.check("items", items, Bounds.worldSize)
+        try Bounds.check("candidates", candidates, 1...items)
+        try Bounds.check("dim", dim, Bounds.dimension)
+        try Bounds.check("noise", noise, Bounds.noise)
+        try Bounds.check("user-zipf", userZipf, Bounds.userZipf)
+        try Bounds.check("clusters", clusters, 0...Bounds.worldSize.upperBound)
+        try Bounds.check("cluster-spread", clusterSpread, Bounds.share)
+        try Bounds.check("user-pool", userPool, 0...items)
+        try Bounds.check("series-every", seriesEvery, 1...Int.max)
+        try Bounds.checkPositive("lambda", Double(lambda))
+        guard min(users, rounds) * (dim + 1) * (dim + 1) <= Bounds.simulatedStates else {
+            throw ValidationError("the learner would keep min(--users, --rounds) ridge states of (--dim + 1)² values: at most \(Bounds.simulatedStates) in all")
+        }
         if exportModel != nil && logDecisions == nil { throw ValidationError("--export-model needs --log-decisions") }
         _ = try parsePolicies(policies)
         _ = try parsePolicies(logPolicy)

@@ -10,6 +10,9 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Random seed of the initialization.") var seed: UInt64 = 1
 
     func validate() throws {
+        try Bounds.check("dim", dim, Bounds.dimension)
+        try Bounds.check("iterations", iterations, Bounds.iterations)
+        if let lambda { try Bounds.checkPositive("lambda", Double(lambda)) }
         if scaleLambda && lambda == nil { throw ValidationError("--scale-lambda needs --lambda") }
     }
 

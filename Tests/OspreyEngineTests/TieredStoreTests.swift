@@ -50,7 +50,7 @@ struct TieredStoreTests {
         #expect(all.hotCount == all.count, "untiered: every user stays hot")
         try expectSame(untiered, pu, tiered, pt)
         // The stored snapshots agree row for row, full and compact.
-        let sa = try a.stores.snapshots.loadSnapshot(model: "demo", version: 1), sb = try b.stores.snapshots.loadSnapshot(model: "demo", version: 1)
+        let sa = try a.stores.snapshots.loadSnapshot(model: "demo", version: 1, dimension: 5), sb = try b.stores.snapshots.loadSnapshot(model: "demo", version: 1, dimension: 5)
         #expect(sa.users == sb.users)
         let d = try tiered.registry.model("demo").version.dimension
         var ca: [String: [Float]] = [:], cb: [String: [Float]] = [:]
@@ -136,7 +136,7 @@ struct TieredStoreTests {
         }
         try await both([(uid, "i1", 4), ("u5", "i2", 1)])
         try tiered.snapshotter.snapshot()
-        let saved = try #require(try b.stores.snapshots.loadUserState(model: "demo", version: 1, uid: uid))
+        let saved = try #require(try b.stores.snapshots.loadUserState(model: "demo", version: 1, uid: uid, dimension: 5))
         // The user's row cannot be read: its next rebuild fails.
         try await #require(b.sqlite).snapshots.database.pool.write { try $0.execute(sql: "DELETE FROM user_ridge WHERE uid = ?", arguments: [uid]) }
         try await both([(uid, "i4", 5), ("u5", "i6", 2)])

@@ -48,18 +48,18 @@ struct SQLiteStoreTests {
     @Test func snapshotsSaveChangedUsersWithTheirSequence() throws {
         let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        var snapshot = try t.sqlite!.snapshots.loadSnapshot(model: "demo", version: 1)
+        var snapshot = try t.sqlite!.snapshots.loadSnapshot(model: "demo", version: 1, dimension: 5)
         let uid = snapshot.users.keys.sorted()[0]
         var w = snapshot.users[uid]!
         let f = (0..<w.ridge.stride).map { $0 < w.ridge.dimension ? Float(0.5) : 0 }
         f.withUnsafeBufferPointer { _ = w.learn(features: $0.baseAddress!, target: 2) }
         let fresh = UserWeights(ridge: RidgeState(prior: [Float](repeating: 0, count: w.ridge.dimension), lambda: 1), observations: 3, runningLoss: 0.25, bootstrapped: true)
         try t.sqlite!.snapshots.saveSnapshot(model: "demo", version: 1, rows: [.init(uid: uid, weights: w, seq: 42), .init(uid: "new", weights: fresh, seq: 40)])
-        snapshot = try t.reopenSQLite()!.snapshots.loadSnapshot(model: "demo", version: 1)
+        snapshot = try t.reopenSQLite()!.snapshots.loadSnapshot(model: "demo", version: 1, dimension: 5)
         #expect(snapshot.seq == 0 && snapshot.ahead == [uid: 42, "new": 40])
         #expect(snapshot.reflects(uid: uid, seq: 42) && !snapshot.reflects(uid: uid, seq: 43) && !snapshot.reflects(uid: "other", seq: 1))
         try t.sqlite!.snapshots.advanceSnapshot(model: "demo", version: 1, to: 41)
-        snapshot = try t.reopenSQLite()!.snapshots.loadSnapshot(model: "demo", version: 1)
+        snapshot = try t.reopenSQLite()!.snapshots.loadSnapshot(model: "demo", version: 1, dimension: 5)
         #expect(snapshot.seq == 41 && snapshot.ahead == [uid: 42])
         #expect(snapshot.users[uid] == w)
         #expect(snapshot.users["new"] == fresh)
@@ -86,7 +86,7 @@ struct SQLiteStoreTests {
     @Test func aUserSavedAgainKeepsItsRow() throws {
         let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        let snapshot = try t.sqlite!.snapshots.loadSnapshot(model: "demo", version: 1)
+        let snapshot = try t.sqlite!.snapshots.loadSnapshot(model: "demo", version: 1, dimension: 5)
         let uid = snapshot.users.keys.sorted()[0]
         func row() throws -> [Int64] {
             try t.sqlite!.snapshots.database.pool.read { db in
@@ -98,7 +98,7 @@ struct SQLiteStoreTests {
         w.observations += 5
         try t.sqlite!.snapshots.saveSnapshot(model: "demo", version: 1, rows: [.init(uid: uid, weights: w, seq: 9)])
         #expect(try row() == before && before.count == 1)
-        let stored = try #require(try t.sqlite!.snapshots.loadUserState(model: "demo", version: 1, uid: uid))
+        let stored = try #require(try t.sqlite!.snapshots.loadUserState(model: "demo", version: 1, uid: uid, dimension: 5))
         #expect(stored.weights == w && stored.seq == 9)
     }
 }
@@ -109,7 +109,7 @@ struct SnapshotMigrationTests {
     @Test func aSnapshotFromBeforeTieringIsMigrated() throws {
         let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        let before = try t.sqlite!.snapshots.loadSnapshot(model: "demo", version: 1)
+        let before = try t.sqlite!.snapshots.loadSnapshot(model: "demo", version: 1, dimension: 5)
         let rows = before.users.map { SnapshotRow(uid: $0.key, weights: $0.value, seq: 3) }
         // Back to the first schema: no compact rows, no user_ridge, full rows in user_state (RDG2).
         try t.sqlite!.snapshots.database.pool.write { db in
@@ -122,7 +122,7 @@ struct SnapshotMigrationTests {
             return legacy
         })
         let migrated = try t.reopenSQLite()!
-        let after = try migrated.snapshots.loadSnapshot(model: "demo", version: 1)
+        let after = try migrated.snapshots.loadSnapshot(model: "demo", version: 1, dimension: 5)
         #expect(after.users == before.users)
         #expect(try migrated.snapshots.userCount(model: "demo", version: 1) == before.users.count)
         var compact: [String: [Float]] = [:]
@@ -130,8 +130,8 @@ struct SnapshotMigrationTests {
         #expect(compact.count == before.users.count)
         #expect(compact.allSatisfy { uid, w in w == Array(before.users[uid]!.ridge.weights.prefix(5)) })
         let uid = before.users.keys.sorted()[0]
-        #expect(try migrated.snapshots.loadUserState(model: "demo", version: 1, uid: uid)?.weights == before.users[uid])
-        #expect(try migrated.snapshots.loadUserState(model: "demo", version: 1, uid: uid)?.seq == 3)
+        #expect(try migrated.snapshots.loadUserState(model: "demo", version: 1, uid: uid, dimension: 5)?.weights == before.users[uid])
+        #expect(try migrated.snapshots.loadUserState(model: "demo", version: 1, uid: uid, dimension: 5)?.seq == 3)
         #expect(try migrated.snapshots.database.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM user_state") } == 0)
     }
 

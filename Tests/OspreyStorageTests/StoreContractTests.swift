@@ -23,7 +23,7 @@ struct StoreContractTests {
         case .sqlite:
             let directory = NSTemporaryDirectory() + "osprey-contract-" + UUID().uuidString
             defer { try? FileManager.default.removeItem(atPath: directory) }
-            try body(try SQLiteStores(directory: directory).stores) { try SQLiteStores(directory: directory).stores }
+            try body(try SQLiteStores(directory: directory, access: .unlocked).stores) { try SQLiteStores(directory: directory, access: .unlocked).stores }
         }
     }
 
@@ -121,7 +121,7 @@ struct StoreContractTests {
             try s.snapshots.advanceSnapshot(model: "m", version: 1, to: 12)
             try s.snapshots.advanceSnapshot(model: "m", version: 1, to: 11)
             let snapshots = try reopen().snapshots
-            let full = try snapshots.loadSnapshot(model: "m", version: 1)
+            let full = try snapshots.loadSnapshot(model: "m", version: 1, dimension: 3)
             #expect(full.seq == 12 && full.ahead == ["u2": 14], "advanced, never lowered; the row ahead is named")
             let u2 = try #require(full.users["u2"]), u1 = try #require(full.users["u1"])
             #expect(u2.observations == 2 && u2.runningLoss == 3 && u1.observations == 1)
@@ -131,8 +131,8 @@ struct StoreContractTests {
             try snapshots.forEachStoredWeights(model: "m", version: 1, dimension: 3) { compact[$0.uid] = $0 }
             #expect(compact["u2"]?.weights == Array(Self.weights(3, observations: 2).ridge.weights.prefix(3)) && compact["u2"]?.seq == 14)
             #expect(throws: StorageError.self) { try snapshots.forEachStoredWeights(model: "m", version: 1, dimension: 4) { _ in } }
-            #expect(try snapshots.loadUserState(model: "m", version: 1, uid: "u1")?.seq == 10)
-            #expect(try snapshots.loadUserState(model: "m", version: 1, uid: "nobody") == nil)
+            #expect(try snapshots.loadUserState(model: "m", version: 1, uid: "u1", dimension: 3)?.seq == 10)
+            #expect(try snapshots.loadUserState(model: "m", version: 1, uid: "nobody", dimension: 3) == nil)
             #expect(try snapshots.userCount(model: "m", version: 1) == 2)
             #expect(try snapshots.observedItems(model: "m", uid: "u2") == ["i1"])
             try snapshots.saveObservedItems(model: "m", [ObservedItem(uid: "u2", item: "i2")])
@@ -145,9 +145,9 @@ struct StoreContractTests {
             try snapshots.replaceUsers(model: "m", version: 1, reflecting: 20) { write in
                 try write([SnapshotRow(uid: "u3", weights: Self.weights(5), seq: 20)])
             }
-            #expect(try snapshots.loadSnapshot(model: "m", version: 1).users.keys.sorted() == ["u3"])
+            #expect(try snapshots.loadSnapshot(model: "m", version: 1, dimension: 3).users.keys.sorted() == ["u3"])
             try snapshots.deleteUsers(model: "m", versions: [1])
-            #expect(throws: StorageError.self) { try snapshots.loadSnapshot(model: "m", version: 1) }
+            #expect(throws: StorageError.self) { try snapshots.loadSnapshot(model: "m", version: 1, dimension: 3) }
             #expect(try snapshots.userCount(model: "m", version: 1) == 0 && snapshots.hotUsers(model: "m", version: 1).isEmpty)
         }
     }

@@ -66,7 +66,7 @@ public final class ExplorationControl: Sendable {
                     // The decisions' users' stored states only (a point read each), not every user's.
                     return PolicyEvaluation.evaluate(
                         records, feedback: feedback, policy: policy, version: version,
-                        states: { uid in (try? self.stores.snapshots.loadUserState(model: name, version: version.number, uid: uid))??.weights.ridge },
+                        states: { uid in (try? self.stores.snapshots.loadUserState(model: name, version: version.number, uid: uid, dimension: version.dimension))??.weights.ridge },
                         propensitySamples: propensitySamples, seed: seed)
                 })
             }

@@ -43,7 +43,7 @@ struct Loader: Sendable {
         let users = userStore(for: version, observed: observed, metrics: metrics.users)
         let snapshot: UserSnapshot
         if users.hotUsers == .max {
-            var full = try stores.snapshots.loadSnapshot(model: model, version: number)
+            var full = try stores.snapshots.loadSnapshot(model: model, version: number, dimension: version.dimension)
             users.reserve(users: full.users.count)
             // Packed one by one, so the unpacked states are not all held twice.
             while let (uid, w) = full.users.popFirst() { users.insertHot(uid, w) }
@@ -101,7 +101,7 @@ struct Loader: Sendable {
     private func rebuilder(_ v: ModelVersion, observed: ObservedItems) -> UserWeightStore.Rebuild {
         let stores = stores, validation = configuration.monitor
         return { uid, replay in
-            guard let stored = try stores.snapshots.loadUserState(model: v.model, version: v.number, uid: uid) else {
+            guard let stored = try stores.snapshots.loadUserState(model: v.model, version: v.number, uid: uid, dimension: v.dimension) else {
                 throw StorageError(.notFound, "user \(uid) of \(v.model) v\(v.number) has no stored state to rebuild from")
             }
             var w = stored.weights

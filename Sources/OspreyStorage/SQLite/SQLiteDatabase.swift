@@ -11,15 +11,29 @@ public final class SQLiteDatabase: Sendable {
     /// The database file.
     public let path: String
     let pool: DatabasePool
+    /// The data directory's lock, held as long as this database is open (nil: not locked).
+    let directoryLock: DataDirectoryLock?
 
-    /// Opens (creating if needed) the database at `path` and migrates it.
-    /// - Throws: ``StorageError`` `.io` when it cannot be opened, migrated or made durable.
-    init(path: String, migrator: DatabaseMigrator) throws {
+    /// Opens (creating if needed) the database at `path` and migrates it; `lock` is kept for as
+    /// long as the database is. Read-only, it opens read-only connections and migrates nothing:
+    /// the file must exist and be migrated.
+    /// - Throws: ``StorageError`` `.io` when it cannot be opened, migrated or made durable, or
+    ///   (read-only) is not migrated.
+    init(path: String, migrator: DatabaseMigrator, lock: DataDirectoryLock?, readOnly: Bool = false) throws {
         self.path = path
+        directoryLock = lock
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
+        configuration.readonly = readOnly
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            if readOnly {
+                guard try pool.read({ try migrator.hasCompletedMigrations($0) }) else {
+                    throw StorageError(.io, "database \(path) needs a migration, which a read-only open does not make: "
+                        + "open its data directory once with a command that writes it (osprey serve)")
+                }
+                return
+            }
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try migrator.migrate(pool)
         } catch let error as StorageError {

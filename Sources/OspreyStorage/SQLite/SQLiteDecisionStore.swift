@@ -19,8 +19,9 @@ public final class SQLiteDecisionStore: DecisionStore, Sendable {
     public let database: SQLiteDatabase
     private var pool: DatabasePool { database.pool }
 
-    init(path: String) throws {
-        database = try SQLiteDatabase(path: path, migrator: Self.migrator)
+    /// Opens the decision database at `path`; `lock` is held while the store is open.
+    init(path: String, lock: DataDirectoryLock?, readOnly: Bool = false) throws {
+        database = try SQLiteDatabase(path: path, migrator: Self.migrator, lock: lock, readOnly: readOnly)
     }
 
     /// Appends decisions in one transaction, and adds those appended to their models' counts

@@ -16,9 +16,10 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
     private var pool: DatabasePool { database.pool }
 
     /// Opens the snapshot database at `path`; `log` is read once, by the migration that fills
-    /// `user_item` from the observations logged before it existed.
-    init(path: String, log: SQLiteObservationLog) throws {
-        database = try SQLiteDatabase(path: path, migrator: Self.migrator(log: log.database.pool))
+    /// `user_item` from the observations logged before it existed. `lock` is held while the
+    /// store is open.
+    init(path: String, log: SQLiteObservationLog, lock: DataDirectoryLock?, readOnly: Bool = false) throws {
+        database = try SQLiteDatabase(path: path, migrator: Self.migrator(log: log.database.pool), lock: lock, readOnly: readOnly)
     }
 
     public func replaceUsers(model: String, version: Int, reflecting seq: Int64,
@@ -35,7 +36,7 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
         }
     }
 
-    public func loadSnapshot(model: String, version: Int) throws -> UserSnapshot {
+    public func loadSnapshot(model: String, version: Int, dimension: Int) throws -> UserSnapshot {
         try pool.read { db in
             guard let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM snapshot WHERE model = ? AND version = ?",
                                                arguments: [model, version])
@@ -47,10 +48,8 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
                 arguments: [model, version])
             while let row = try rows.next() {
                 let uid: String = row[0]
-                let blob: Data = row[1]
-                guard let ridge = try? RidgeState(serialized: blob) else {
-                    throw StorageError(.corrupt, "stored weights of user \(uid) in \(model) v\(version) are unreadable")
-                }
+                let ridge = try Self.ridgeState(row[1], SnapshotRowKey(table: "user_ridge", model: model, version: version, uid: uid),
+                                                dimension: dimension)
                 users[uid] = UserWeights(ridge: ridge, observations: row[2], runningLoss: row[3], bootstrapped: row[4])
                 let rowSeq: Int64 = row[5]
                 if rowSeq > seq { ahead[uid] = rowSeq }
@@ -126,26 +125,22 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
                 arguments: [model, version])
             while let row = try rows.next() {
                 let uid: String = row[0]
-                let w = SQLiteDatabase.floats(row[1])
-                guard w.count == dimension else {
-                    throw StorageError(.corrupt, "stored weights of user \(uid) in \(model) v\(version) have \(w.count) values, not \(dimension)")
-                }
+                let w = try Self.weights(row[1], SnapshotRowKey(table: "user_weights", model: model, version: version, uid: uid),
+                                         dimension: dimension)
                 try body(StoredWeights(uid: uid, weights: w, observations: row[2], runningLoss: row[3], bootstrapped: row[4], seq: row[5]))
             }
         }
     }
 
-    public func loadUserState(model: String, version: Int, uid: String) throws -> (weights: UserWeights, seq: Int64)? {
+    public func loadUserState(model: String, version: Int, uid: String, dimension: Int) throws -> (weights: UserWeights, seq: Int64)? {
         // One statement reads consistently on its own: no explicit transaction, and the
         // prepared statement is reused (this runs on every hot-tier miss).
         try pool.unsafeRead { db in
             let statement = try db.cachedStatement(
                 sql: "SELECT state, observations, running_loss, bootstrapped, seq FROM user_ridge WHERE model = ? AND version = ? AND uid = ?")
             guard let row = try Row.fetchOne(statement, arguments: [model, version, uid]) else { return nil }
-            let blob: Data = row[0]
-            guard let ridge = try? RidgeState(serialized: blob) else {
-                throw StorageError(.corrupt, "stored weights of user \(uid) in \(model) v\(version) are unreadable")
-            }
+            let ridge = try Self.ridgeState(row[0], SnapshotRowKey(table: "user_ridge", model: model, version: version, uid: uid),
+                                            dimension: dimension)
             return (UserWeights(ridge: ridge, observations: row[1], runningLoss: row[2], bootstrapped: row[3]), row[4])
         }
     }

@@ -4,7 +4,9 @@ import Logging
 /// The embedded store: the four stores in SQLite databases (WAL, through GRDB) inside one data
 /// directory. `osprey.sqlite` holds the observation log and the catalogue, `snapshots.sqlite`
 /// the user weights, `decisions.sqlite` the decision log; each file has its own writer, so a
-/// snapshot's or the decision log's writes never hold up an observation's commit.
+/// snapshot's or the decision log's writes never hold up an observation's commit. Opened to
+/// write, it holds the directory's lock (`osprey.lock`, ``DataDirectoryLock``) while any of its
+/// stores is alive, so only one process writes a data directory at a time.
 public struct SQLiteStores: Sendable {
     /// The log and catalogue database file inside a data directory.
     public static let fileName = "osprey.sqlite"
@@ -20,21 +22,44 @@ public struct SQLiteStores: Sendable {
     /// The four as the engine takes them.
     public var stores: Stores { Stores(log: log, versions: versions, snapshots: snapshots, decisions: decisions) }
 
-    /// Opens (creating if needed) the stores in data directory `directory` and migrates them.
-    /// - Throws: ``StorageError`` `.io` when the directory or a database cannot be opened.
-    public init(directory: String, logger: Logger = Logger(label: "osprey.storage")) throws {
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw StorageError(.io, "cannot create data directory \(directory): \(error.localizedDescription)")
+    /// How a process opens a data directory (docs/operations.md, "Where the data lives").
+    public enum Access: Sendable {
+        /// Reads and writes, holding the directory's ``DataDirectoryLock`` for as long as any of
+        /// the four stores is alive: another exclusive opener fails at once. What every command
+        /// that writes a data directory uses (`serve`, `retrain`, `train`).
+        case exclusive
+        /// Reads only, without the lock, so it works beside a process that holds it (SQLite's
+        /// WAL readers see whole commits and never block its writers); migrates nothing. For
+        /// commands that only read (`models`, `evaluate-policy`).
+        case readOnly
+        /// Reads and writes without the lock: for tests that open one directory several times
+        /// in one process to act out a restart. Never for two processes.
+        case unlocked
+    }
+
+    /// Opens the stores in data directory `directory` and, unless read-only, creates what is
+    /// missing and migrates them.
+    /// - Throws: ``StorageError`` `.locked` (exclusive) when another process holds the
+    ///   directory; `.io` when the directory or a database cannot be opened (read-only: a
+    ///   database is missing or needs a migration).
+    public init(directory: String, access: Access = .exclusive, logger: Logger = Logger(label: "osprey.storage")) throws {
+        if access != .readOnly {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw StorageError(.io, "cannot create data directory \(directory): \(error.localizedDescription)")
+            }
         }
+        // Taken before any database is opened: opening migrates, which writes.
+        let lock = access == .exclusive ? try DataDirectoryLock(directory: directory) : nil
+        let readOnly = access == .readOnly
         func file(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
-        let main = try SQLiteDatabase(path: file(Self.fileName), migrator: SQLiteObservationLog.migrator)
+        let main = try SQLiteDatabase(path: file(Self.fileName), migrator: SQLiteObservationLog.migrator, lock: lock, readOnly: readOnly)
         log = SQLiteObservationLog(database: main)
         versions = SQLiteVersionStore(database: main)
-        snapshots = try SQLiteSnapshotStore(path: file(SQLiteSnapshotStore.fileName), log: log)
-        decisions = try SQLiteDecisionStore(path: file(SQLiteDecisionStore.fileName))
-        logger.debug("opened store", metadata: ["store.path": "\(main.path)"])
+        snapshots = try SQLiteSnapshotStore(path: file(SQLiteSnapshotStore.fileName), log: log, lock: lock, readOnly: readOnly)
+        decisions = try SQLiteDecisionStore(path: file(SQLiteDecisionStore.fileName), lock: lock, readOnly: readOnly)
+        logger.debug("opened store", metadata: ["store.path": "\(main.path)", "store.access": "\(access)"])
     }
 
     /// True when a data directory already holds a store.

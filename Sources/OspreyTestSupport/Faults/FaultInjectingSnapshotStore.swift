@@ -27,8 +27,8 @@ public struct FaultInjectingSnapshotStore: SnapshotStore {
     public func advanceSnapshot(model: String, version: Int, to seq: Int64) throws {
         try faults.run(.snapshotWrite) { try base.advanceSnapshot(model: model, version: version, to: seq) }
     }
-    public func loadSnapshot(model: String, version: Int) throws -> UserSnapshot {
-        try faults.run(.snapshotRead) { try base.loadSnapshot(model: model, version: version) }
+    public func loadSnapshot(model: String, version: Int, dimension: Int) throws -> UserSnapshot {
+        try faults.run(.snapshotRead) { try base.loadSnapshot(model: model, version: version, dimension: dimension) }
     }
     public func snapshotSequence(model: String, version: Int) throws -> Int64 {
         try faults.run(.snapshotRead) { try base.snapshotSequence(model: model, version: version) }
@@ -36,8 +36,8 @@ public struct FaultInjectingSnapshotStore: SnapshotStore {
     public func forEachStoredWeights(model: String, version: Int, dimension: Int, _ body: (StoredWeights) throws -> Void) throws {
         try faults.run(.snapshotRead) { try base.forEachStoredWeights(model: model, version: version, dimension: dimension, body) }
     }
-    public func loadUserState(model: String, version: Int, uid: String) throws -> (weights: UserWeights, seq: Int64)? {
-        try faults.run(.snapshotRead) { try base.loadUserState(model: model, version: version, uid: uid) }
+    public func loadUserState(model: String, version: Int, uid: String, dimension: Int) throws -> (weights: UserWeights, seq: Int64)? {
+        try faults.run(.snapshotRead) { try base.loadUserState(model: model, version: version, uid: uid, dimension: dimension) }
     }
     public func userCount(model: String, version: Int) throws -> Int { try faults.run(.snapshotRead) { try base.userCount(model: model, version: version) } }
     public func saveHotUsers(model: String, version: Int, _ uids: [String]) throws {

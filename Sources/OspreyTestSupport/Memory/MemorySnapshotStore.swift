@@ -56,12 +56,12 @@ public final class MemorySnapshotStore: SnapshotStore, Sendable {
         }
     }
 
-    public func loadSnapshot(model: String, version: Int) throws -> UserSnapshot {
+    public func loadSnapshot(model: String, version: Int, dimension: Int) throws -> UserSnapshot {
         let (seq, rows) = try stored(model: model, version: version)
         var users: [String: UserWeights] = [:]
         var ahead: [String: Int64] = [:]
         for r in rows.values {
-            users[r.uid] = try Self.weights(r, model: model, version: version)
+            users[r.uid] = try Self.weights(r, model: model, version: version, dimension: dimension)
             if r.seq > seq { ahead[r.uid] = r.seq }
         }
         return UserSnapshot(seq: seq, users: users, ahead: ahead)
@@ -75,16 +75,17 @@ public final class MemorySnapshotStore: SnapshotStore, Sendable {
         let rows = state.withLock { $0.rows[Key(model: model, version: version)] ?? [:] }
         for r in rows.values {
             guard r.weights.count == dimension else {
-                throw StorageError(.corrupt, "stored weights of user \(r.uid) in \(model) v\(version) have \(r.weights.count) values, not \(dimension)")
+                throw Self.corrupt(r, "user_weights", model: model, version: version,
+                                   "its weights are \(r.weights.count) values, not \(dimension) (the version's dimension)")
             }
             try body(StoredWeights(uid: r.uid, weights: r.weights, observations: r.observations, runningLoss: r.runningLoss,
                                    bootstrapped: r.bootstrapped, seq: r.seq))
         }
     }
 
-    public func loadUserState(model: String, version: Int, uid: String) throws -> (weights: UserWeights, seq: Int64)? {
+    public func loadUserState(model: String, version: Int, uid: String, dimension: Int) throws -> (weights: UserWeights, seq: Int64)? {
         guard let r = state.withLock({ $0.rows[Key(model: model, version: version)]?[uid] }) else { return nil }
-        return (try Self.weights(r, model: model, version: version), r.seq)
+        return (try Self.weights(r, model: model, version: version, dimension: dimension), r.seq)
     }
 
     public func userCount(model: String, version: Int) throws -> Int {
@@ -118,10 +119,19 @@ public final class MemorySnapshotStore: SnapshotStore, Sendable {
         return found
     }
 
-    private static func weights(_ r: SnapshotRow, model: String, version: Int) throws -> UserWeights {
-        guard let ridge = try? RidgeState(serialized: r.state) else {
-            throw StorageError(.corrupt, "stored weights of user \(r.uid) in \(model) v\(version) are unreadable")
+    /// A row's full state, checked as the SQLite store checks it.
+    private static func weights(_ r: SnapshotRow, model: String, version: Int, dimension: Int) throws -> UserWeights {
+        let ridge: RidgeState
+        do { ridge = try RidgeState(serialized: r.state) } catch {
+            throw corrupt(r, "user_ridge", model: model, version: version, "its state is unreadable (\(error))")
+        }
+        guard ridge.dimension == dimension else {
+            throw corrupt(r, "user_ridge", model: model, version: version, "its state has dimension \(ridge.dimension), the version's is \(dimension)")
         }
         return UserWeights(ridge: ridge, observations: r.observations, runningLoss: r.runningLoss, bootstrapped: r.bootstrapped)
+    }
+
+    private static func corrupt(_ r: SnapshotRow, _ table: String, model: String, version: Int, _ problem: String) -> StorageError {
+        StorageError(.corrupt, "snapshot row \(table) (model \(model), version \(version), uid \(r.uid)) is corrupt: \(problem)")
     }
 }
