@@ -51,7 +51,7 @@ public final class Manager: Sendable {
                                   configuration: configuration, logger: logger)
         self.retrainer = retrainer
         ingestor = Ingestor(log: stores.log, registry: registry, decisions: decisions, progress: progress,
-                            maxIdentifierLength: configuration.maxIdentifierLength, readAhead: readAhead, logger: logger,
+                            rules: configuration.inputRules, readAhead: readAhead, logger: logger,
                             onStale: { retrainer.wentStale($0) })
         snapshotter = Snapshotter(stores: stores, registry: registry, progress: progress, configuration: configuration,
                                   logger: logger)

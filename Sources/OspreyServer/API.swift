@@ -150,7 +150,7 @@ struct API: Sendable {
     func observe(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let model = try context.parameter("model"), uid = try context.parameter("uid")
         let body = try ObserveBody.decode(from: try await request.body.collect(upTo: configuration.maxBodyBytes))
-        let feedback = try body.feedback(uid: uid)
+        let feedback = body.feedback(uid: uid)
         let version = try await manager.ingestor.observe(model: model, [feedback])
         return ObserveResponse(feedback: feedback, version: version).response()
     }
@@ -161,11 +161,8 @@ struct API: Sendable {
         guard !body.observations.isEmpty else { throw OspreyError(.invalidArgument, "observations must not be empty") }
         var batch: [Feedback] = []
         batch.reserveCapacity(body.observations.count)
-        for (n, o) in body.observations.enumerated() {
-            guard let label = o.label.finiteLabel else {
-                throw OspreyError(.invalidArgument, "observation \(n): label \(Double.labelRangeText)")
-            }
-            batch.append(Feedback(uid: o.uid.value, item: o.item.value, label: label, eventId: o.eventId))
+        for o in body.observations {
+            batch.append(Feedback(uid: o.uid.value, item: o.item.value, label: o.label, eventId: o.eventId))
         }
         try await manager.ingestor.observe(model: model, batch)
         return BulkObserveResponse(accepted: batch.count).response()

@@ -55,11 +55,10 @@ struct ObserveBody: Decodable, Equatable {
         return try API.decodeJSON(ObserveBody.self, from: buffer)
     }
 
-    /// The feedback this body gives on user `uid`.
-    /// - Throws: ``OspreyError`` `invalidArgument` for a label beyond Float's range.
-    func feedback(uid: String) throws -> Feedback {
-        guard let label = label.finiteLabel else { throw OspreyError(.invalidArgument, "label \(Double.labelRangeText)") }
-        return Feedback(uid: uid, item: item.value, label: label, eventId: eventId)
+    /// The feedback this body gives on user `uid`, unchecked: the ingestor checks it
+    /// (``Ingestor/observe(model:_:completion:)``), on the fast path and the router alike.
+    func feedback(uid: String) -> Feedback {
+        Feedback(uid: uid, item: item.value, label: label, eventId: eventId)
     }
 }
 
@@ -297,19 +296,5 @@ extension API {
         let value = try JSONDecoder().decode(T.self, from: data)
         if let key = DuplicateKeys.first(in: data) { throw APIError.badRequest("field `\(key)` appears twice") }
         return value
-    }
-}
-
-extension Double {
-    /// The largest label magnitude: Float's largest finite value (labels are stored as Float).
-    /// openapi.yaml gives it as the labels' `minimum` and `maximum`.
-    static let maxLabel = Double(Float.greatestFiniteMagnitude)
-
-    static let labelRangeText = "must be a number from -\(maxLabel) to \(maxLabel) (a finite Float)"
-
-    /// The label as a Float, or nil beyond ±``maxLabel`` (a Double just beyond it would round to
-    /// the largest Float; the schema's bound is exact, so the check is on the Double).
-    var finiteLabel: Float? {
-        abs(self) <= Self.maxLabel ? Float(self) : nil
     }
 }

@@ -13,6 +13,7 @@ struct QuickstartCommand: AsyncParsableCommand {
     @Option(help: "Model name.") var model = "demo"
 
     func run() async throws {
+        try validateMaxAbsLabel(options.maxAbsLabel)
         var exists = false
         if SQLiteStores.exists(in: options.dataDir) {
             exists = try SQLiteStores(directory: options.dataDir).versions.models().contains { $0.name == self.model }
@@ -26,7 +27,8 @@ struct QuickstartCommand: AsyncParsableCommand {
                 users: 2000, items: 1000, ratings: 100_000, dim: 10, noise: 0.5, seed: 42, zipf: 1.0)
             try write(data.ratings(), to: path)
             Console.info("generated 100000 synthetic ratings (2000 users, 1000 items, d=10, noise σ=0.5) in \(path)")
-            try train(dataDir: options.dataDir, model: model, ratingsPath: path, configuration: .init(factors: 10))
+            try train(dataDir: options.dataDir, model: model, ratingsPath: path, configuration: .init(factors: 10),
+                      rules: InputRules(maxAbsLabel: options.maxAbsLabel))
         }
         let name = model
         try await serve(options, autoRetrainByDefault: true) { base in

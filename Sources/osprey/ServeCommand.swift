@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import OspreyEngine
+import OspreyModel
 import OspreyServer
 import OspreyStorage
 import ServiceLifecycle
@@ -23,6 +24,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on.") var port = 8080
     @Option(help: "Largest accepted request body in bytes.") var maxBodyBytes = 1 << 20
+    @Option(help: "Largest label magnitude an observation may have: labels outside -N...N are refused (400).") var maxAbsLabel = InputRules.defaultMaxAbsLabel
     @Option(help: "Snapshot changed user weights after this many observations (restart replays at most this many).") var snapshotObservations = 500_000
     @Option(help: "Versions kept per model after a retrain (the serving one and its parent always are).") var keepVersions = 10
     @Flag(inversion: .prefixedNo, help: "Retrain a model by itself when it goes stale (default: on in quickstart, off in serve).")
@@ -57,6 +59,7 @@ struct ServeOptions: ParsableArguments {
 func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((String) -> Void)? = nil) async throws {
     guard o.port >= 0, o.port < 65536 else { throw ValidationError("--port must be between 0 and 65535") }
     guard o.maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+    try validateMaxAbsLabel(o.maxAbsLabel)
     if let w = o.retrainWindow, w < 1 { throw ValidationError("--retrain-window must be at least 1") }
     guard o.staleWindow >= 10 else { throw ValidationError("--stale-window must be at least 10") }
     guard o.staleThreshold > 1 else { throw ValidationError("--stale-threshold must be greater than 1") }
@@ -98,7 +101,7 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
     }
     let store = try SQLiteStores(directory: o.dataDir, logger: logger)
     let manager = try Manager(stores: store.stores, configuration: .init(
-            snapshotObservations: o.snapshotObservations, keepVersions: o.keepVersions,
+            snapshotObservations: o.snapshotObservations, maxAbsLabel: o.maxAbsLabel, keepVersions: o.keepVersions,
             monitor: .init(window: o.staleWindow, threshold: o.staleThreshold, validationFraction: o.validationFraction),
             autoRetrain: o.autoRetrain ?? autoRetrainByDefault, retrainWindow: o.retrainWindow,
             predictionCache: .init(capacity: o.predictionCache, policy: policy, repopulate: o.cacheRepopulate, scores: o.cacheScores),
