@@ -159,8 +159,10 @@ struct APIContractTests {
         #expect(Double(try Self.schemaValue(after: "    Label:", "maximum")) == Manager.Configuration().maxAbsLabel)
         #expect(Double(try Self.schemaValue(after: "    Label:", "minimum")) == -Manager.Configuration().maxAbsLabel)
         let length = Manager.Configuration().maxIdentifierLength
-        for anchor in ["    ObservedId:", "    EventId:", "    ObservedUid:"] {
+        // The ids of bodies, the uid of every path and predict's item query parameter.
+        for anchor in ["    Id:", "    EventId:", "    Uid:", "  /v1/models/{model}/users/{uid}/predict:"] {
             #expect(Int(try Self.schemaValue(after: anchor, "maxLength")) == length, "\(anchor)")
+            #expect(try Self.schemaValue(after: anchor, "pattern") == #"^[^\x00]*$"#, "\(anchor)")
         }
         #expect(Int(try Self.schemaValue(after: "    JobId:", "maximum")) == Int.max)
         #expect(try Self.schemaValue(after: "    JobId:", "minimum") == String(Int.min))
