@@ -3,22 +3,29 @@ import Hummingbird
 import OspreyEngine
 
 /// A uid or item id: a JSON string, or a JSON integer read as its decimal string, as openapi.yaml has it.
-struct WireID: Decodable, Equatable {
+struct WireID: BodyFieldType, Equatable {
     let value: String
+
+    static var expected: String { "a string or an integer" }
+    static var plural: String { "ids (strings or integers)" }
 
     init(_ value: String) {
         self.value = value
     }
 
+    /// - Throws: ``BodyError`` for anything else (a fraction, an integer beyond 64 bits, `null`).
     init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if let s = try? c.decode(String.self) {
             value = s
         } else if let n = try? c.decode(Int64.self) {
             value = String(n)
+        } else if c.decodeNil() {
+            throw BodyError.null(at: c.codingPath, expected: Self.expected)
+        } else if let x = try? c.decode(Double.self), x == x.rounded() {
+            throw BodyError.wrongType(at: c.codingPath, expected: "a string or an integer from \(Int64.min) to \(Int64.max)")
         } else {
-            throw DecodingError.typeMismatch(String.self, .init(
-                codingPath: c.codingPath, debugDescription: "expected a string or an integer id from \(Int64.min) to \(Int64.max)"))
+            throw BodyError.wrongType(at: c.codingPath, expected: Self.expected)
         }
     }
 }
