@@ -10,6 +10,11 @@ extension Manager {
         /// The longest uid, item id or event id accepted, in Unicode scalars (code points, as
         /// JSON Schema's `maxLength` counts them in openapi.yaml).
         public var maxIdentifierLength: Int
+        /// The largest label magnitude accepted: an observation's label must lie in
+        /// `-maxAbsLabel ... maxAbsLabel` (openapi.yaml's `Label` bounds state the default). At
+        /// most Float's largest finite value (``InputRules/init(maxIdentifierLength:maxAbsLabel:)``
+        /// traps otherwise when the manager starts).
+        public var maxAbsLabel: Double
         /// Versions kept per model after a retrain (the serving one and its parent always are).
         public var keepVersions: Int
         /// The staleness monitor of every serving version.
@@ -38,7 +43,8 @@ extension Manager {
         public var warmStart: Bool
 
         public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
-                    maxIdentifierLength: Int = 256, keepVersions: Int = 10, retrainThreads: Int = 1,
+                    maxIdentifierLength: Int = InputRules.defaultMaxIdentifierLength,
+                    maxAbsLabel: Double = InputRules.defaultMaxAbsLabel, keepVersions: Int = 10, retrainThreads: Int = 1,
                     monitor: QualityMonitor.Configuration = .init(), autoRetrain: Bool = false, retrainWindow: Int? = nil,
                     predictionCache: PredictionCache.Configuration = .init(), featureCache: FeatureCacheConfiguration = .init(),
                     exploration: Explorer.Configuration = .init(), hotUsers: Int = 100_000, warmStart: Bool = true) {
@@ -55,7 +61,16 @@ extension Manager {
             self.snapshotObservations = snapshotObservations
             self.snapshotCheckInterval = snapshotCheckInterval
             self.maxIdentifierLength = maxIdentifierLength
+            self.maxAbsLabel = maxAbsLabel
             self.keepVersions = keepVersions
         }
+
+        /// The identifier and label rules these settings give (``InputRules``).
+        public var inputRules: InputRules {
+            InputRules(maxIdentifierLength: maxIdentifierLength, maxAbsLabel: maxAbsLabel)
+        }
     }
+
+    /// The identifier and label rules of this engine, which every endpoint applies to its input.
+    public var inputRules: InputRules { configuration.inputRules }
 }

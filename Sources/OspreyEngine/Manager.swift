@@ -57,7 +57,7 @@ public final class Manager: Sendable {
                                   configuration: configuration, metrics: metrics, logger: logger)
         self.retrainer = retrainer
         ingestor = Ingestor(log: stores.log, registry: registry, decisions: decisions, progress: progress,
-                            maxIdentifierLength: configuration.maxIdentifierLength, readAhead: readAhead,
+                            rules: configuration.inputRules, readAhead: readAhead,
                             commits: metrics.groupCommits, logger: logger,
                             onStale: { retrainer.wentStale($0) })
         snapshotter = Snapshotter(stores: stores, registry: registry, progress: progress, configuration: configuration,

@@ -1,3 +1,5 @@
+import OspreyModel
+
 /// An error a client can act on. The server maps each code to an HTTP status; the message says
 /// what was wrong and how to fix it.
 public struct OspreyError: Error, CustomStringConvertible, Equatable {
@@ -22,6 +24,12 @@ public struct OspreyError: Error, CustomStringConvertible, Equatable {
     }
 
     public var description: String { message }
+
+    /// An id or label that breaks the ``InputRules``, as `invalidArgument`; `prefix` says which
+    /// of several inputs it is (`observation 3: `).
+    public init(_ violation: InputRuleViolation, _ prefix: String = "") {
+        self.init(.invalidArgument, prefix + violation.description)
+    }
 
     static func unknownModel(_ name: String) -> Self {
         .init(.unknownModel, "model `\(name)` does not exist; GET /v1/models lists the models, `osprey train` creates one")

@@ -104,7 +104,20 @@ struct API: Sendable {
     }
 
     func userInfo(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        UserResponse(info: try manager.info(model: try context.parameter("model"), uid: try context.parameter("uid"))).response()
+        let model = try context.parameter("model"), uid = try context.parameter("uid")
+        try check(id: uid, "uid")
+        return UserResponse(info: try manager.info(model: model, uid: uid)).response()
+    }
+
+    /// Checks an id from a request by the engine's ``InputRules`` (the ingestor checks the ids
+    /// it logs by the same rules).
+    /// - Throws: ``OspreyError`` `invalidArgument` naming `field`.
+    func check(id: String, _ field: @autoclosure () -> String) throws {
+        do throws(InputRuleViolation) {
+            try manager.inputRules.check(id: id, field: field())
+        } catch {
+            throw OspreyError(error)
+        }
     }
 
     func predict(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -113,10 +126,14 @@ struct API: Sendable {
     }
 
     /// predict's answer, for the router and the event-loop fast path (``FastPathHandler``).
+    /// - Throws: 400 without `item`, ``OspreyError`` `invalidArgument` for an id that breaks the
+    ///   ``InputRules``, what ``Predictor/predict(model:uid:item:)`` throws.
     func predictAnswer(model: String, uid: String, item: String?) throws -> PredictResponse {
-        guard let item, !item.isEmpty else {
+        guard let item else {
             throw APIError.badRequest("predict needs the item as a query parameter: ?item=ITEM")
         }
+        try check(id: uid, "uid")
+        try check(id: item, "item")
         return PredictResponse(uid: uid, item: item, prediction: try predictor.predict(model: model, uid: uid, item: item))
     }
 
@@ -136,7 +153,12 @@ struct API: Sendable {
     }
 
     /// topk's answer, for the router and the event-loop fast path (``FastPathHandler``).
+    /// - Throws: ``OspreyError`` `invalidArgument` for a `k` out of range or a uid or candidate
+    ///   that breaks the ``InputRules`` (O(candidates) to check them), what
+    ///   ``Explorer/topK(model:uid:k:items:exclude:excludeObserved:explore:)`` throws.
     func topKAnswer(model: String, uid: String, _ body: TopKBody) throws -> TopKResponse {
+        try check(id: uid, "uid")
+        for (n, item) in (body.items ?? []).enumerated() { try check(id: item.value, "items.\(n)") }
         let k = body.k ?? 10
         guard k >= 1, k <= configuration.maxK else {
             throw OspreyError(.invalidArgument, "k must be between 1 and \(configuration.maxK), got \(k)")
@@ -150,7 +172,7 @@ struct API: Sendable {
     func observe(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let model = try context.parameter("model"), uid = try context.parameter("uid")
         let body = try ObserveBody.decode(from: try await request.body.collect(upTo: configuration.maxBodyBytes))
-        let feedback = try body.feedback(uid: uid)
+        let feedback = body.feedback(uid: uid)
         let version = try await manager.ingestor.observe(model: model, [feedback])
         return ObserveResponse(feedback: feedback, version: version).response()
     }
@@ -161,11 +183,8 @@ struct API: Sendable {
         guard !body.observations.isEmpty else { throw OspreyError(.invalidArgument, "observations must not be empty") }
         var batch: [Feedback] = []
         batch.reserveCapacity(body.observations.count)
-        for (n, o) in body.observations.enumerated() {
-            guard let label = o.label.finiteLabel else {
-                throw OspreyError(.invalidArgument, "observation \(n): label \(Double.labelRangeText)")
-            }
-            batch.append(Feedback(uid: o.uid.value, item: o.item.value, label: label, eventId: o.eventId))
+        for o in body.observations {
+            batch.append(Feedback(uid: o.uid.value, item: o.item.value, label: o.label, eventId: o.eventId))
         }
         try await manager.ingestor.observe(model: model, batch)
         return BulkObserveResponse(accepted: batch.count).response()
@@ -236,9 +255,14 @@ extension API {
 
 extension BasicRequestContext {
     /// A path parameter, percent-decoded.
+    /// - Throws: 400 when its percent-encoding is broken or encodes no UTF-8 text (`%FF`, `50%`):
+    ///   taking such a segment as it stands would give one id two spellings (`%FF` and `%25FF`).
     func parameter(_ name: String) throws -> String {
         let raw = try parameters.require(name)
         guard raw.utf8.contains(UInt8(ascii: "%")) else { return raw }
-        return raw.removingPercentEncoding ?? raw
+        guard let decoded = raw.removingPercentEncoding else {
+            throw APIError.badRequest("\(name) `\(raw)` in the path is not percent-encoded UTF-8 text")
+        }
+        return decoded
     }
 }

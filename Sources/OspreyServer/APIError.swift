@@ -72,6 +72,8 @@ struct APIError: HTTPResponseError {
             default:
                 return .init(e.status, "http_\(e.status.code)", e.body ?? e.status.reasonPhrase)
             }
+        case let e as BodyError:
+            return .badRequest(e.description)
         case let e as DecodingError:
             return .badRequest(describe(e))
         default:
@@ -79,24 +81,23 @@ struct APIError: HTTPResponseError {
         }
     }
 
-    /// A client-facing account of a JSON decoding failure.
+    /// A client-facing account of a JSON decoding failure that is not a ``BodyError``: the body
+    /// is not JSON at all, or (were a body read without StrictDecoding.swift's helpers) a value
+    /// of the wrong type, named by its path, in the API's words rather than `JSONDecoder`'s.
     static func describe(_ error: DecodingError) -> String {
-        func path(_ keys: [any CodingKey]) -> String {
-            keys.isEmpty ? "the body" : "`" + keys.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".") + "`"
-        }
         switch error {
-        case .keyNotFound(let key, let c):
-            return "missing field \(path(c.codingPath + [key]))"
-        case .valueNotFound(_, let c):
-            return c.codingPath.isEmpty ? "the body must be a JSON object, not null" : "field \(path(c.codingPath)) must not be null"
-        case .typeMismatch(_, let c):
-            return c.codingPath.isEmpty ? "the body must be a JSON object" : "field \(path(c.codingPath)) has the wrong type: \(c.debugDescription)"
-        case .dataCorrupted(let c) where c.debugDescription.hasPrefix(StrictDecoding.unknownField):
-            return "unknown field \(path(c.codingPath)) (the fields are \(c.debugDescription.dropFirst(StrictDecoding.unknownField.count)))"
-        case .dataCorrupted(let c):
-            return c.codingPath.isEmpty ? "the body is not valid JSON" : "field \(path(c.codingPath)) is invalid: \(c.debugDescription)"
-        @unknown default:
-            return "the body could not be decoded"
+        case .dataCorrupted(let c) where c.codingPath.isEmpty:
+            return "the body is not valid JSON"
+        case .typeMismatch(let type, let c) where c.codingPath.isEmpty, .valueNotFound(let type, let c) where c.codingPath.isEmpty:
+            return "the body must be \((type as? any BodyFieldType.Type)?.expected ?? "a JSON object")"
+        case .keyNotFound:
+            return "\(BodyError.name(error.path)) is missing"
+        default:
+            let expected = switch error {
+            case .typeMismatch(let type, _), .valueNotFound(let type, _): (type as? any BodyFieldType.Type)?.expected
+            default: String?.none
+            }
+            return "\(BodyError.name(error.path)) " + (expected.map { "must be \($0)" } ?? "is not what the schema allows")
         }
     }
 }

@@ -2,11 +2,14 @@
 /// retraining and versions), each read as its schema in openapi.yaml says: no field it does not
 /// define, no `null`, integers within their type (StrictDecoding.swift). The hot endpoints'
 /// bodies, which the fast path reads too, are in RequestBodies.swift.
-struct BulkObservation: Decodable {
+struct BulkObservation: BodyFieldType {
     let uid: WireID
     let item: WireID
     let label: Double
     let eventId: String?
+
+    static var expected: String { "a JSON object" }
+    static var plural: String { "observations (JSON objects)" }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case uid, item, label

@@ -3,22 +3,29 @@ import Hummingbird
 import OspreyEngine
 
 /// A uid or item id: a JSON string, or a JSON integer read as its decimal string, as openapi.yaml has it.
-struct WireID: Decodable, Equatable {
+struct WireID: BodyFieldType, Equatable {
     let value: String
+
+    static var expected: String { "a string or an integer" }
+    static var plural: String { "ids (strings or integers)" }
 
     init(_ value: String) {
         self.value = value
     }
 
+    /// - Throws: ``BodyError`` for anything else (a fraction, an integer beyond 64 bits, `null`).
     init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if let s = try? c.decode(String.self) {
             value = s
         } else if let n = try? c.decode(Int64.self) {
             value = String(n)
+        } else if c.decodeNil() {
+            throw BodyError.null(at: c.codingPath, expected: Self.expected)
+        } else if let x = try? c.decode(Double.self), x == x.rounded() {
+            throw BodyError.wrongType(at: c.codingPath, expected: "a string or an integer from \(Int64.min) to \(Int64.max)")
         } else {
-            throw DecodingError.typeMismatch(String.self, .init(
-                codingPath: c.codingPath, debugDescription: "expected a string or an integer id from \(Int64.min) to \(Int64.max)"))
+            throw BodyError.wrongType(at: c.codingPath, expected: Self.expected)
         }
     }
 }
@@ -55,11 +62,10 @@ struct ObserveBody: Decodable, Equatable {
         return try API.decodeJSON(ObserveBody.self, from: buffer)
     }
 
-    /// The feedback this body gives on user `uid`.
-    /// - Throws: ``OspreyError`` `invalidArgument` for a label beyond Float's range.
-    func feedback(uid: String) throws -> Feedback {
-        guard let label = label.finiteLabel else { throw OspreyError(.invalidArgument, "label \(Double.labelRangeText)") }
-        return Feedback(uid: uid, item: item.value, label: label, eventId: eventId)
+    /// The feedback this body gives on user `uid`, unchecked: the ingestor checks it
+    /// (``Ingestor/observe(model:_:completion:)``), on the fast path and the router alike.
+    func feedback(uid: String) -> Feedback {
+        Feedback(uid: uid, item: item.value, label: label, eventId: eventId)
     }
 }
 
@@ -297,19 +303,5 @@ extension API {
         let value = try JSONDecoder().decode(T.self, from: data)
         if let key = DuplicateKeys.first(in: data) { throw APIError.badRequest("field `\(key)` appears twice") }
         return value
-    }
-}
-
-extension Double {
-    /// The largest label magnitude: Float's largest finite value (labels are stored as Float).
-    /// openapi.yaml gives it as the labels' `minimum` and `maximum`.
-    static let maxLabel = Double(Float.greatestFiniteMagnitude)
-
-    static let labelRangeText = "must be a number from -\(maxLabel) to \(maxLabel) (a finite Float)"
-
-    /// The label as a Float, or nil beyond ±``maxLabel`` (a Double just beyond it would round to
-    /// the largest Float; the schema's bound is exact, so the check is on the Double).
-    var finiteLabel: Float? {
-        abs(self) <= Self.maxLabel ? Float(self) : nil
     }
 }

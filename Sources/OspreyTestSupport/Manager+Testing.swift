@@ -20,7 +20,7 @@ extension Manager {
     /// ``observe(model:_:)-(_,[Feedback])`` of `(uid, item, label)` triples.
     @discardableResult
     public func observe(model name: String, _ items: [(uid: String, item: String, label: Float)]) async throws -> Int {
-        try await observe(model: name, items.map { Feedback(uid: $0.uid, item: $0.item, label: $0.label) })
+        try await observe(model: name, items.map { Feedback(uid: $0.uid, item: $0.item, label: Double($0.label)) })
     }
 
     /// Starts the manager's services and stops them at once, as a graceful stop of a server

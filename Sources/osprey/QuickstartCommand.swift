@@ -26,7 +26,8 @@ struct QuickstartCommand: AsyncParsableCommand {
                 users: 2000, items: 1000, ratings: 100_000, dim: 10, noise: 0.5, seed: 42, zipf: 1.0)
             try write(data.ratings(), to: path)
             Console.info("generated 100000 synthetic ratings (2000 users, 1000 items, d=10, noise σ=0.5) in \(path)")
-            try train(dataDir: options.dataDir, model: model, ratingsPath: path, configuration: .init(factors: 10))
+            try train(dataDir: options.dataDir, model: model, ratingsPath: path, configuration: .init(factors: 10),
+                      rules: InputRules(maxAbsLabel: options.maxAbsLabel))
         }
         let name = model
         try await serve(options, autoRetrainByDefault: true) { base in

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import OspreyEngine
+import OspreyModel
 import OspreyServer
 import OspreyStorage
 import ServiceLifecycle
@@ -23,6 +24,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on.") var port = 8080
     @Option(help: "Largest accepted request body in bytes.") var maxBodyBytes = 1 << 20
+    @Option(help: "Largest label magnitude an observation may have: labels outside -N...N are refused (400).") var maxAbsLabel = InputRules.defaultMaxAbsLabel
     @Option(help: "Snapshot changed user weights after this many observations (restart replays at most this many).") var snapshotObservations = 500_000
     @Option(help: "Versions kept per model after a retrain (the serving one and its parent always are).") var keepVersions = 10
     @Flag(inversion: .prefixedNo, help: "Retrain a model by itself when it goes stale (default: on in quickstart, off in serve).")
@@ -56,6 +58,7 @@ struct ServeOptions: ParsableArguments {
     func validate() throws {
         try Bounds.check("port", port, Bounds.port)
         try Bounds.check("max-body-bytes", maxBodyBytes, Bounds.bodyBytes)
+        try validateMaxAbsLabel(maxAbsLabel)
         try Bounds.check("snapshot-observations", snapshotObservations, 1...Int.max)
         try Bounds.check("keep-versions", keepVersions, 1...Int.max)
         try Bounds.check("stale-window", staleWindow, Bounds.staleWindow)
@@ -106,7 +109,7 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
     }
     let store = try SQLiteStores(directory: o.dataDir, logger: logger)
     let manager = try Manager(stores: store.stores, configuration: .init(
-            snapshotObservations: o.snapshotObservations, keepVersions: o.keepVersions,
+            snapshotObservations: o.snapshotObservations, maxAbsLabel: o.maxAbsLabel, keepVersions: o.keepVersions,
             monitor: .init(window: o.staleWindow, threshold: o.staleThreshold, validationFraction: o.validationFraction),
             autoRetrain: o.autoRetrain ?? autoRetrainByDefault, retrainWindow: o.retrainWindow,
             predictionCache: .init(capacity: o.predictionCache, policy: policy, repopulate: o.cacheRepopulate, scores: o.cacheScores),

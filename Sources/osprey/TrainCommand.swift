@@ -13,23 +13,26 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Data directory (created if missing).") var dataDir = "osprey-data"
     @Option(help: "Model name.") var model: String
     @Option(help: "Ratings file.") var ratings: String
+    @Option(help: "Largest label magnitude a rating may have (a line with a label outside -N...N is an error); serve with the same --max-abs-label.")
+    var maxAbsLabel = InputRules.defaultMaxAbsLabel
     @OptionGroup var training: TrainingOptions
     @Option(help: "How top-k answers explore: greedy, epsilon_greedy(ε), linucb(α) or thompson(σ) (change it later with PUT /v1/models/NAME/exploration).")
     var exploration = "greedy"
 
     func validate() throws {
         do { _ = try ExplorationPolicy.parse(exploration) } catch { throw ValidationError("--exploration: \(error)") }
+        try validateMaxAbsLabel(maxAbsLabel)
     }
 
     func run() throws {
         try train(dataDir: dataDir, model: model, ratingsPath: ratings, configuration: training.configuration,
-                  exploration: try ExplorationPolicy.parse(exploration))
+                  exploration: try ExplorationPolicy.parse(exploration), rules: InputRules(maxAbsLabel: maxAbsLabel))
     }
 }
 
 /// Trains `model` from `ratingsPath` into the store in `dataDir`, printing progress.
 func train(dataDir: String, model: String, ratingsPath: String, configuration: Trainer.Configuration,
-           exploration: ExplorationPolicy = .greedy) throws {
+           exploration: ExplorationPolicy = .greedy, rules: InputRules = .init()) throws {
     guard !model.isEmpty, model.utf8.count <= 128, !model.contains("/") else {
         throw ValidationError("--model must be a non-empty name of at most 128 bytes without `/`")
     }
@@ -37,7 +40,7 @@ func train(dataDir: String, model: String, ratingsPath: String, configuration: T
     if let existing = try store.versions.models().first(where: { $0.name == model }) {
         throw ValidationError("model `\(model)` already exists in \(dataDir) (serving version \(existing.servingVersion)); choose another --model name")
     }
-    let read = try readRatings(ratingsPath)
+    let read = try readRatings(ratingsPath, rules: rules)
     Console.info("read \(read.ratings.count) ratings from \(ratingsPath) (\(read.format.rawValue))")
     let trainer = Trainer(configuration: configuration) { Console.info($0) }
     let result: Trainer.Result

@@ -22,10 +22,17 @@ struct TrainingOptions: ParsableArguments {
 }
 
 /// Reads a ratings file, turning its errors into command-line errors.
-func readRatings(_ path: String) throws -> (ratings: [Rating], format: RatingsFormat) {
+func readRatings(_ path: String, rules: InputRules = .init()) throws -> (ratings: [Rating], format: RatingsFormat) {
     do {
-        return try RatingsReader(progress: Console.fileProgress("reading \(path)")).read(path: path)
+        return try RatingsReader(rules: rules, progress: Console.fileProgress("reading \(path)")).read(path: path)
     } catch let e as RatingsFileError {
         throw ValidationError(e.description)
+    }
+}
+
+/// `--max-abs-label`: positive and at most Float's largest finite value (labels are stored as Float).
+func validateMaxAbsLabel(_ value: Double) throws {
+    guard value > 0, value <= Double(Float.greatestFiniteMagnitude) else {
+        throw ValidationError("--max-abs-label must be a positive number of at most \(Float.greatestFiniteMagnitude)")
     }
 }

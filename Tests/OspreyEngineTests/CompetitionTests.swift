@@ -99,7 +99,7 @@ struct CompetitionTests {
             if n >= 200 { late[a.version == 1 ? 1 : 0] += 1 }
             // The challenger's answers are clicked more: reward 1 against 0.5, noise σ = 0.5.
             let reward = (a.version == 1 ? 1.0 : 0.5) + 0.5 * noise.nextGaussian()
-            try await m.observe(model: "demo", [Feedback(uid: uid, item: a.items[0].item, label: Float(reward), eventId: a.eventId)])
+            try await m.observe(model: "demo", [Feedback(uid: uid, item: a.items[0].item, label: reward, eventId: a.eventId)])
         }
         let info = try #require(try m.info(model: "demo").competition)
         // The share is a posterior probability whose spread depends on the bandit's own (unseeded)

@@ -161,7 +161,7 @@ struct ExplorationServingTests {
             for i in stride(from: pool.count - 1, to: 0, by: -1) { pool.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
             let a = try m.explorer.topK(model: "demo", uid: uid, k: 1, items: Array(pool.prefix(6)))
             if n % 10 != 9 {   // some decisions get no feedback
-                batch.append(Feedback(uid: uid, item: a.items[0].item, label: try reward(uid, a.items[0].item), eventId: a.eventId))
+                batch.append(Feedback(uid: uid, item: a.items[0].item, label: Double(try reward(uid, a.items[0].item)), eventId: a.eventId))
             }
             if batch.count == 100 {
                 try await m.observe(model: "demo", batch)

@@ -83,6 +83,37 @@ struct ManagerTests {
         #expect(try m.info(model: "demo", uid: "u1").observations == 0)
     }
 
+    /// A label beyond ±`maxAbsLabel` (1e6 by default, exact on the Double sent) is refused with
+    /// the field and the limit, before anything is logged or learned; in a batch, the message
+    /// names the observation and nothing of the batch is logged.
+    @Test(arguments: [nil, 10.0] as [Double?])
+    func labelsOutsideTheConfiguredRangeAreRefused(limit: Double?) async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let m = try Manager(stores: try t.reopen(), configuration: limit.map { .init(maxAbsLabel: $0) } ?? .init(), logger: quiet)
+        let max = limit ?? 1_000_000
+        let text = limit == nil ? "1000000" : "10"
+        func refusal(_ batch: [Feedback]) async -> OspreyError? {
+            do { try await m.observe(model: "demo", batch) } catch let e as OspreyError { return e } catch { return nil }
+            return nil
+        }
+        for bad in [max.nextUp, -max.nextUp, max * 2, .infinity, .nan] {
+            let e = await refusal([Feedback(uid: "u1", item: "i1", label: bad)])
+            #expect(e?.code == .invalidArgument, "\(bad)")
+            #expect(e?.message.hasPrefix("label must be a number from -\(text) to \(text), got ") == true, "\(e?.message ?? "")")
+        }
+        let batch = [Feedback(uid: "u1", item: "i1", label: 1), Feedback(uid: "u2", item: "i1", label: max),
+                     Feedback(uid: "u3", item: "i1", label: -max * 3)]
+        let e = await refusal(batch)
+        #expect(e?.message == "observation 2: label must be a number from -\(text) to \(text), got -\(limit == nil ? "3000000" : "30")")
+        #expect(try t.stores.log.observationCount(model: "demo") == 0)
+        #expect(try m.info(model: "demo", uid: "u1").observations == 0)
+        // At the limits, accepted and stored as given.
+        try await m.observe(model: "demo", [Feedback(uid: "u1", item: "i1", label: max), Feedback(uid: "u1", item: "i2", label: -max)])
+        let logged = try t.stores.log.observations(model: "demo", after: 0, limit: 10).map(\.observation.label)
+        #expect(logged == [Float(max), Float(-max)])
+    }
+
     @Test func restartRestoresEveryUserExactly() async throws {
         let t = try TrainedStore()
         defer { t.remove() }

@@ -38,9 +38,9 @@ struct RatingsReaderTests {
     @Test func badLinesAreReportedByNumber() throws {
         let cases: [(String, String)] = [
             ("1\t2\t3\t4\n1\t2\n", "line 2: expected at least 3 fields"),
-            ("uid,item,label\na,b,4\na,b,NaN\n", "line 3: label `NaN` is not a finite number"),
-            ("uid,item,label\na,b,4\na,b,x\n", "line 3: label `x` is not a finite number"),
-            ("uid,item,label\na,,4\n", "line 2: empty item id"),
+            ("uid,item,label\na,b,4\na,b,NaN\n", "line 3: label must be a number from -1000000 to 1000000, got nan"),
+            ("uid,item,label\na,b,4\na,b,x\n", "line 3: label must be a number, got `x`"),
+            ("uid,item,label\na,,4\n", "line 2: item id must not be empty"),
             ("1::2::3::later\n", "line 1: timestamp `later` is not a number"),
         ]
         for (text, message) in cases {
@@ -48,6 +48,35 @@ struct RatingsReaderTests {
             #expect(error?.code == .badLine)
             #expect(error?.description.contains(message) == true, "\(error?.description ?? "") should contain \(message)")
         }
+    }
+
+    /// The ids and labels of a training file follow the rules the server applies to
+    /// observations (``InputRules``), and a line that breaks them is named.
+    @Test func idsAndLabelsFollowTheServersRules() throws {
+        let long = String(repeating: "é", count: 257)
+        let cases: [(String, String)] = [
+            ("uid,item,label\na,b,4\na,b,1000001\n", "line 3: label must be a number from -1000000 to 1000000, got 1000001"),
+            ("uid,item,label\na,b,-1e7\n", "line 2: label must be a number from -1000000 to 1000000, got -10000000"),
+            ("uid,item,label\na,b,inf\n", "line 2: label must be a number from -1000000 to 1000000, got inf"),
+            ("1\t2\t1e39\t4\n", "line 1: label must be a number from -1000000 to 1000000, got 1e+39"),
+            ("uid,item,label\na,b,4\na\u{0}x,b,4\n", "line 3: user id must not contain NUL (U+0000)"),
+            ("1::2\u{0}::3::4\n", "line 1: item id must not contain NUL (U+0000)"),
+            ("uid,item,label\n\(long),b,4\n", "line 2: user id must be at most 256 characters long"),
+            ("uid,item,label\na,\(long),4\n", "line 2: item id must be at most 256 characters long"),
+            ("uid,item,label\n ,b,4\n", "line 2: user id must not be empty"),
+        ]
+        for (text, message) in cases {
+            let error = #expect(throws: RatingsFileError.self) { try parse(text) }
+            #expect(error?.code == .badLine)
+            #expect(error?.description == "test.data " + message, "\(error?.description ?? "") should be \(message)")
+        }
+        // At the limits: 256 characters, ±1e6.
+        let edge = try parse("uid,item,label\n\(String(repeating: "é", count: 256)),b,1000000\nc,d,-1000000\n")
+        #expect(edge.ratings.map(\.label) == [1_000_000, -1_000_000])
+        // Another limit.
+        let loose = RatingsReader(rules: InputRules(maxIdentifierLength: 4, maxAbsLabel: 1e7))
+        #expect(try loose.parse(Data("uid,item,label\nabcd,b,-1e7\n".utf8), path: "t").ratings.map(\.label) == [-1e7])
+        #expect(throws: RatingsFileError.self) { try loose.parse(Data("uid,item,label\nabcde,b,1\n".utf8), path: "t") }
     }
 
     @Test func unusableFiles() {

@@ -30,11 +30,15 @@ struct FastPathTests {
     /// Runs `body` with two live servers over one manager: with the fast path and without. The
     /// fast one scores long top-k calls on a pool of `scanThreads` threads (nil: one per core; 0: on
     /// its event loops).
-    func withServers(scanThreads: Int? = nil, _ body: @escaping @Sendable (_ fast: any TestClientProtocol, _ routed: any TestClientProtocol, TrainedStore) async throws -> Void) async throws {
+    /// `configure` changes the manager's settings.
+    func withServers(scanThreads: Int? = nil, configure: (inout Manager.Configuration) -> Void = { _ in },
+                     _ body: @escaping @Sendable (_ fast: any TestClientProtocol, _ routed: any TestClientProtocol, TrainedStore) async throws -> Void) async throws {
         let t = try TrainedStore()
         defer { t.remove() }
         // No decision log, so the same top-k request gets the same answer (no event_id).
-        let manager = try Manager(stores: try t.reopen(), configuration: .init(exploration: .init(logDecisions: false)), logger: quiet)
+        var configuration = Manager.Configuration(exploration: .init(logDecisions: false))
+        configure(&configuration)
+        let manager = try Manager(stores: try t.reopen(), configuration: configuration, logger: quiet)
         let fast = buildApplication(manager: manager, configuration: .init(port: 0, maxBodyBytes: 2048, scanThreads: scanThreads), logger: quiet)
         let routed = buildApplication(manager: manager, configuration: .init(port: 0, maxBodyBytes: 2048, fastPath: false), logger: quiet)
         try await fast.test(.live) { f in

@@ -72,6 +72,8 @@ struct RequestParserEquivalenceTests {
         Body(#"{"items":[null]}"#), Body(#"{"items":[true]}"#), Body(#"{"items":[1.5]}"#), Body(#"{"items":[1e400]}"#),
         Body(#"{"items":[9223372036854775808]}"#), Body(#"{"items":[[]]}"#), Body(#"{"items":[{}]}"#), Body(#"{"items":"i1"}"#),
         Body(#"{"explore":"false"}"#), Body(#"{"explore":0}"#), Body(#"{"exclude_observed":tru}"#),
+        Body(#"{"k": 2.5}"#), Body(#"{"k":2.5,"items":["i1"]}"#), Body(#"[{"k":2}]"#), Body(#"{"k":"2"}"#), Body(#"{"k":1e-400}"#),
+        Body(#"{"exclude":{"i1":true}}"#), Body(#"{"exclude":[false]}"#), Body(#"{"items":["i1",true]}"#), Body(#"{"exclude_observed":1}"#),
         // Extra fields, nested garbage.
         Body(#"{"extra":1}"#), Body(#"{"K":1}"#), Body(#"{"k ":1}"#), Body(#"{"k":1,"extra":{"nested":[1,2,{"x":null}]}}"#),
         Body(#"{"k":{"k":{"k":[]}}}"#), Body(#"{"items":[{"item":"i1"}]}"#),
@@ -106,6 +108,8 @@ struct RequestParserEquivalenceTests {
         Body(#"{"item":"i1","label":1,"event_id":7}"#), Body(#"{"item":"i1","label":1e400}"#), Body(#"{"item":"i1","label":-1e400}"#),
         Body(#"{"item":"i1","label":1e-400}"#), Body(#"{"item":[],"label":1}"#), Body(#"{"item":true,"label":1}"#),
         Body(#"{"item":{"id":"i1"},"label":1}"#), Body(#"{"item":2.5,"label":1}"#), Body(#"{"item":18446744073709551615,"label":1}"#),
+        Body(#"{"item":"i1","label":"5"}"#), Body(#"{"item":"i1","label":[5]}"#), Body(#"{"item":"i1","label":{}}"#),
+        Body(#"[{"item":"i1","label":1}]"#), Body(#"{"item":"i1","label":1,"event_id":["e"]}"#), Body(#"{"item":"i1","label":1000001}"#),
         // Extra fields.
         Body(#"{"item":"i1","label":1,"extra":null}"#), Body(#"{"item":"i1","label":1,"uid":"u1"}"#), Body(#"{"item":"i1","label":1,"Label":2}"#),
         // Malformed.
@@ -124,6 +128,9 @@ struct RequestParserEquivalenceTests {
         Body(#"{"observations":[{"uid":"u1","item":"i2"}]}"#), Body(#"{"observations":[{"uid":"u1","item":"i2","label":1,"event_id":null}]}"#),
         Body(#"{"observations":[{"uid":"u1","item":"i2","label":1,"extra":0}]}"#), Body(#"{"observations":[],"extra":0}"#),
         Body(#"{"observations":[{"uid":9223372036854775808,"item":"i2","label":1}]}"#),
+        Body(#"[{"observations":[]}]"#), Body(#"{"observations":[[1]]}"#), Body(#"{"observations":"x"}"#), Body(#"{"observations":[1]}"#),
+        Body(#"{"observations":[{"uid":"u1","item":"i2","label":"1"}]}"#), Body(#"{"observations":[{"uid":true,"item":"i2","label":1}]}"#),
+        Body(#"{"observations":[{"uid":"u1","item":"i2","label":1},null]}"#),
         Body(#"{"observations":[{"uid":"u1","item":"i2","label":1,"uid":"u2"}]}"#, differs: repeatedKey),
         Body(#"{"observations":[],"observations":[]}"#, differs: repeatedKey),
     ]
@@ -144,7 +151,8 @@ struct RequestParserEquivalenceTests {
 
     static let rollback: [Body] = malformed + [
         Body(#"{"version":1}"#), Body(#"{"version":1e0}"#), Body("{}"), Body(#"{"version":null}"#), Body(#"{"version":1.5}"#),
-        Body(#"{"version":1e19}"#), Body(#"{"version":[1]}"#), Body(#"{"version":1,"to":2}"#),
+        Body(#"{"version":1e19}"#), Body(#"{"version":[1]}"#), Body(#"{"version":1,"to":2}"#), Body(#"{"version":"1"}"#),
+        Body(#"{"version":true}"#), Body("[1]"),
         Body(#"{"version":1,"version":1}"#, differs: repeatedKey),
     ]
 
@@ -401,6 +409,47 @@ struct RequestParserEquivalenceTests {
     func evaluatePolicyBodies(_ body: Body) {
         check(body, EvaluatePolicyMirror.self, EvaluatePolicyMirror.shape, same: { $0.same(as: $1) },
               server: { try API.decodeJSON(EvaluatePolicyBody.self, from: $0) })
+    }
+
+    /// Every body the server rejects is told in the API's words (openapi.yaml's): the field's
+    /// path in the body, or the body itself, and what it must be; never `JSONDecoder`'s account
+    /// (Swift type names, "Expected to decode", a number "not representable"), and never "not
+    /// valid JSON" for a body that is valid JSON.
+    @Test(arguments: ["topk", "observe", "observations", "retrain", "challenger", "rollback", "exploration", "evaluate-policy"])
+    func rejectionsAreToldInTheAPIsWords(_ endpoint: String) {
+        let (corpus, read): ([Body], (ByteBuffer) throws -> Void) = switch endpoint {
+        case "topk": (Self.topK, { _ = try TopKBody.decode(from: $0) })
+        case "observe": (Self.observe, { _ = try ObserveBody.decode(from: $0) })
+        case "observations": (Self.observations, { _ = try API.decodeJSON(BulkObserveBody.self, from: $0) })
+        case "retrain": (Self.retrain, { _ = try API.decodeJSON(RetrainBody.self, from: $0) })
+        case "challenger": (Self.challenger, { _ = try API.decodeJSON(ChallengerBody.self, from: $0) })
+        case "rollback": (Self.rollback, { _ = try API.decodeJSON(RollbackBody.self, from: $0) })
+        case "exploration": (Self.exploration, { _ = try API.decodeJSON(ExplorationBody.self, from: $0) })
+        default: (Self.evaluatePolicy, { _ = try API.decodeJSON(EvaluatePolicyBody.self, from: $0) })
+        }
+        let forms = [
+            #"^the request needs a JSON body$"#, #"^the body is not valid JSON$"#,
+            #"^(the body|[a-z_]+(\.[0-9]+(\.[a-z_]+)?)?) must be (a JSON object|an integer|a number|true or false|a string|a string or an integer|an array of [A-Za-z (),]+)( from -?[0-9]+ to [0-9]+| a 64-bit float can hold)?(, not null)?$"#,
+            #"^[a-z_]+(\.[0-9]+\.[a-z_]+)? is missing: it must be [A-Za-z (),]+$"#,
+            #"^unknown field `[^`]*` \(the fields are [a-z_, ]+\)$"#, #"^field `[^`]*` appears twice$"#,
+        ].map { try! Regex($0) }
+        for body in corpus {
+            let error: any Error
+            do {
+                try read(ByteBuffer(bytes: body.bytes))
+                continue
+            } catch let e {
+                error = e
+            }
+            let message = APIError.from(error).message
+            #expect(forms.contains { message.wholeMatch(of: $0) != nil }, "\(endpoint) \(body.testDescription): \(message)")
+            for token in ["Expected", "Dictionary", "Array<", "Int64", "UInt64", "Double", "Swift", "representable", "Optional", "CodingKeys"] {
+                #expect(!message.contains(token), "\(endpoint) \(body.testDescription): \(message)")
+            }
+            if (try? JSONSerialization.jsonObject(with: Data(body.bytes), options: [.fragmentsAllowed])) != nil {
+                #expect(message != "the body is not valid JSON", "\(endpoint) \(body.testDescription) is JSON")
+            }
+        }
     }
 
     /// The direct reader keeps the hot path off `JSONDecoder` for the bodies clients send: were it

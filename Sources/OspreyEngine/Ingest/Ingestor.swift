@@ -22,19 +22,20 @@ public final class Ingestor: Service, Sendable {
     private let registry: ModelRegistry
     private let decisions: DecisionLog
     private let progress: LearningProgress
-    private let maxIdentifierLength: Int
+    /// What an id and a label must be (``InputRules``).
+    public let rules: InputRules
     private let readAhead: WorkerPool
     private let logger: Logger
     private let committer: GroupCommitter
 
     /// - Parameter onStale: called (on the commit queue) with a model an observation made stale.
     init(log: any ObservationLog, registry: ModelRegistry, decisions: DecisionLog, progress: LearningProgress,
-         maxIdentifierLength: Int, readAhead: WorkerPool, commits: Counter, logger: Logger,
+         rules: InputRules, readAhead: WorkerPool, commits: Counter, logger: Logger,
          onStale: @escaping @Sendable (ServedModel) -> Void) {
         self.registry = registry
         self.decisions = decisions
         self.progress = progress
-        self.maxIdentifierLength = maxIdentifierLength
+        self.rules = rules
         self.readAhead = readAhead
         self.logger = logger
         committer = GroupCommitter(commits: commits, commit: { try log.append($0) }) { batch in
@@ -44,7 +45,9 @@ public final class Ingestor: Service, Sendable {
 
     /// Checks `items` now, throwing before anything is logged, then calls `completion` once the
     /// observations are durable and learned, with the serving version, or with `unavailable`
-    /// when the log cannot commit. All or none: one bad observation rejects the whole call.
+    /// when the log cannot commit. All or none: one bad observation rejects the whole call, and
+    /// the error names it (`observation 3: …`) when there are several. Each uid, item and event
+    /// id must pass ``rules`` and each label lie within ±``InputRules/maxAbsLabel``.
     /// An observation with an event id must name a logged decision of this model for this user
     /// (looking it up may read the decision log); one answering an item the decision showed by
     /// exploring feeds the exploration pool. `completion` runs on the group-commit queue and
@@ -93,14 +96,17 @@ public final class Ingestor: Service, Sendable {
         var rewards: [(version: Int, label: Float)] = []
         for (n, o) in items.enumerated() {
             let which = items.count > 1 ? "observation \(n): " : ""
-            try validate(id: o.uid, "uid", which)
-            try validate(id: o.item, "item", which)
-            guard o.label.isFinite else {
-                throw OspreyError(.invalidArgument, "\(which)label must be a finite number")
+            let label: Float
+            do throws(InputRuleViolation) {
+                try rules.check(id: o.uid, field: "uid")
+                try rules.check(id: o.item, field: "item")
+                if let id = o.eventId { try rules.check(id: id, field: "event_id") }
+                label = try rules.check(label: o.label)
+            } catch {
+                throw OspreyError(error, which)
             }
             var explored = false
             if let id = o.eventId {
-                try validate(id: id, "event_id", which)
                 let decision: DecisionRecord?
                 do { decision = try decisions.lookup(id) } catch {
                     throw OspreyError(.unavailable, "the decision log could not be read: \(error)")
@@ -112,9 +118,9 @@ public final class Ingestor: Service, Sendable {
                     throw OspreyError(.unknownEvent, "\(which)event_id `\(id)` names no top-k answer to user `\(o.uid)` (it answered `\(decision.uid)`)")
                 }
                 explored = decision.shown(o.item)?.explored ?? false
-                rewards.append((decision.version, o.label))
+                rewards.append((decision.version, label))
             }
-            observations.append(Observation(model: name, uid: o.uid, item: o.item, label: o.label, time: now,
+            observations.append(Observation(model: name, uid: o.uid, item: o.item, label: label, time: now,
                                             eventId: o.eventId, answersExploration: explored))
         }
         // A cold user's state is read while the commit syncs, not in the learning step after it,
@@ -124,17 +130,6 @@ public final class Ingestor: Service, Sendable {
             if let read = users.prefetch(o.uid) { readAhead.submit(read) }
         }
         return CheckedFeedback(model: model, observations: observations, rewards: rewards)
-    }
-
-    private func validate(id: String, _ field: String, _ which: String) throws {
-        guard !id.isEmpty else { throw OspreyError(.invalidArgument, "\(which)\(field) must not be empty") }
-        // NUL is reserved: a retrain window names its stand-in users with it.
-        guard !id.utf8.contains(0) else { throw OspreyError(.invalidArgument, "\(which)\(field) must not contain NUL") }
-        // Counted in code points, as openapi.yaml's maxLength counts; a string of at most that
-        // many UTF-8 bytes has no more code points, so the count is skipped for it.
-        guard id.utf8.count <= maxIdentifierLength || id.unicodeScalars.count <= maxIdentifierLength else {
-            throw OspreyError(.invalidArgument, "\(which)\(field) is longer than \(maxIdentifierLength) characters")
-        }
     }
 
     /// Learns a committed batch in log order and advances the learned sequence; hands the

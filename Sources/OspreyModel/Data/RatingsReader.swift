@@ -2,13 +2,16 @@ import Foundation
 
 /// Reads ratings files in any ``RatingsFormat``, detecting which from the first line.
 ///
-/// A malformed line stops the read with a ``RatingsFileError`` that gives its line number;
-/// labels must be finite numbers. O(file size).
+/// A malformed line stops the read with a ``RatingsFileError`` that gives its line number; ids
+/// and labels must pass the ``InputRules`` the server applies to observations. O(file size).
 public struct RatingsReader: Sendable {
     /// Called with (bytes read, total bytes) every few megabytes, for progress display.
     public var progress: (@Sendable (Int, Int) -> Void)?
+    /// What each user id, item id and label must be.
+    public var rules: InputRules
 
-    public init(progress: (@Sendable (Int, Int) -> Void)? = nil) {
+    public init(rules: InputRules = .init(), progress: (@Sendable (Int, Int) -> Void)? = nil) {
+        self.rules = rules
         self.progress = progress
     }
 
@@ -60,24 +63,30 @@ public struct RatingsReader: Sendable {
             case .csv: fields = line.split(separator: ",", omittingEmptySubsequences: false)
             }
             let cols = columns ?? CSVColumns.positional
-            ratings.append(try Self.rating(fields, cols, line: lineNumber, path: path))
+            ratings.append(try rating(fields, cols, line: lineNumber, path: path))
         }
         progress?(data.count, data.count)
         guard let found = format, !ratings.isEmpty else { throw RatingsFileError.empty(path) }
         return (ratings, found)
     }
 
-    private static func rating(_ f: [Substring], _ c: CSVColumns, line: Int, path: String) throws -> Rating {
+    private func rating(_ f: [Substring], _ c: CSVColumns, line: Int, path: String) throws -> Rating {
         guard f.count >= c.minimumFields else {
             throw RatingsFileError.badLine(path, line, "expected at least \(c.minimumFields) fields, found \(f.count)")
         }
         let uid = f[c.user].trimmingCharacters(in: .whitespaces)
         let item = f[c.item].trimmingCharacters(in: .whitespaces)
-        guard !uid.isEmpty else { throw RatingsFileError.badLine(path, line, "empty user id") }
-        guard !item.isEmpty else { throw RatingsFileError.badLine(path, line, "empty item id") }
         let labelText = f[c.label].trimmingCharacters(in: .whitespaces)
-        guard let label = Float(labelText), label.isFinite else {
-            throw RatingsFileError.badLine(path, line, "label `\(labelText)` is not a finite number")
+        let label: Float
+        do throws(InputRuleViolation) {
+            try rules.check(id: uid, field: "user id")
+            try rules.check(id: item, field: "item id")
+            guard let value = Double(labelText) else {
+                throw InputRuleViolation(field: "label", problem: "must be a number, got `\(labelText)`")
+            }
+            label = try rules.check(label: value)
+        } catch {
+            throw RatingsFileError.badLine(path, line, error.description)
         }
         var timestamp = Double(line)
         if let t = c.timestamp, t < f.count {
