@@ -3,7 +3,9 @@
 
     export_model.py export DATA_DIR MODEL OUT_DIR
         Reads the serving version (item ids, feature table, offsets, prior) from
-        DATA_DIR/osprey.sqlite and every user's weights and A^-1 from the latest snapshot in
+        DATA_DIR/catalog.sqlite (osprey.sqlite in a directory no newer server has opened), the
+        log's last sequence from DATA_DIR/osprey.sqlite, and every user's weights and A^-1 from
+        the latest snapshot in
         DATA_DIR/snapshots.sqlite, and writes them as .npy/.json files into OUT_DIR for
         fastapi_app.py. Does nothing when OUT_DIR already holds this snapshot.
 
@@ -37,8 +39,10 @@ PACKED_MAGIC = 0x52444733  # "RDG3"
 
 def export(data_dir, model, out):
     db = sqlite3.connect(f"file:{data_dir}/osprey.sqlite?mode=ro", uri=True)
+    catalog_file = os.path.join(data_dir, "catalog.sqlite")
+    catalog = sqlite3.connect(f"file:{catalog_file}?mode=ro", uri=True) if os.path.exists(catalog_file) else db
     snap = sqlite3.connect(f"file:{data_dir}/snapshots.sqlite?mode=ro", uri=True)
-    (version,) = db.execute("SELECT serving_version FROM model WHERE name = ?", (model,)).fetchone()
+    (version,) = catalog.execute("SELECT serving_version FROM model WHERE name = ?", (model,)).fetchone()
     (seq,) = snap.execute("SELECT seq FROM snapshot WHERE model = ? AND version = ?", (model, version)).fetchone()
     (logged,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM observation WHERE model = ?", (model,)).fetchone()
     stamp = {"model": model, "version": version, "snapshot_seq": seq}
@@ -52,7 +56,7 @@ def export(data_dir, model, out):
         pass
     os.makedirs(out, exist_ok=True)
     started = time.monotonic()
-    d, lam, ids, feats, offsets, prior = db.execute(
+    d, lam, ids, feats, offsets, prior = catalog.execute(
         "SELECT dimension, lambda, item_ids, features, offsets, prior FROM version WHERE model = ? AND number = ?",
         (model, version)).fetchone()
     ids = json.loads(ids)

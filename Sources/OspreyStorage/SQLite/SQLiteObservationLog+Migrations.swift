@@ -2,8 +2,9 @@ import GRDB
 
 extension SQLiteObservationLog {
     /// The schema, one migration per change. A shipped migration is never edited
-    /// (docs/architecture.md, storage semantics). It creates the catalogue's tables too (see
-    /// ``SQLiteVersionStore``).
+    /// (docs/architecture.md, storage semantics). The first ones also built the catalogue's
+    /// tables, from before the catalogue had its own database; opening the stores moves them
+    /// out (``SQLiteVersionStore/moveCatalogue(from:)``).
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in

@@ -2,13 +2,14 @@ import Foundation
 import Logging
 
 /// The embedded store: the four stores in SQLite databases (WAL, through GRDB) inside one data
-/// directory. `osprey.sqlite` holds the observation log and the catalogue, `snapshots.sqlite`
-/// the user weights, `decisions.sqlite` the decision log; each file has its own writer, so a
-/// snapshot's or the decision log's writes never hold up an observation's commit. Opened to
+/// directory, each in its own file with its own migrator and writer: `osprey.sqlite` the
+/// observation log, `catalog.sqlite` the catalogue, `snapshots.sqlite` the user weights,
+/// `decisions.sqlite` the decision log. So a snapshot's, a retrain's or the decision log's
+/// writes never hold up an observation's commit. Opened to
 /// write, it holds the directory's lock (`osprey.lock`, ``DataDirectoryLock``) while any of its
 /// stores is alive, so only one process writes a data directory at a time.
 public struct SQLiteStores: Sendable {
-    /// The log and catalogue database file inside a data directory.
+    /// The log's database file inside a data directory (its presence marks a store).
     public static let fileName = "osprey.sqlite"
 
     public let log: SQLiteObservationLog
@@ -16,7 +17,7 @@ public struct SQLiteStores: Sendable {
     public let snapshots: SQLiteSnapshotStore
     public let decisions: SQLiteDecisionStore
 
-    /// The log and catalogue database's path.
+    /// The log database's path.
     public var path: String { log.database.path }
 
     /// The four as the engine takes them.
@@ -56,7 +57,15 @@ public struct SQLiteStores: Sendable {
         func file(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
         let main = try SQLiteDatabase(path: file(Self.fileName), migrator: SQLiteObservationLog.migrator, lock: lock, readOnly: readOnly)
         log = SQLiteObservationLog(database: main)
-        versions = SQLiteVersionStore(database: main)
+        versions = try SQLiteVersionStore(path: file(SQLiteVersionStore.fileName), lock: lock, readOnly: readOnly)
+        if !readOnly {
+            let moved = try versions.moveCatalogue(from: main)
+            if moved > 0 {
+                logger.notice("moved the catalogue to its own database", metadata: [
+                    "store.path": "\(versions.database.path)", "models": "\(moved)",
+                ])
+            }
+        }
         snapshots = try SQLiteSnapshotStore(path: file(SQLiteSnapshotStore.fileName), log: log, lock: lock, readOnly: readOnly)
         decisions = try SQLiteDecisionStore(path: file(SQLiteDecisionStore.fileName), lock: lock, readOnly: readOnly)
         logger.debug("opened store", metadata: ["store.path": "\(main.path)", "store.access": "\(access)"])

@@ -3,15 +3,27 @@ import GRDB
 import OspreyMath
 import OspreyModel
 
-/// The catalogue in `osprey.sqlite`: tables `model` (serving version, exploration policy,
-/// competition), `version` (θ as Float32 blobs, prior, metadata as JSON) and `training_rating`.
-/// It shares the database with the observation log, whose migrator (shipped, so never split)
-/// created both; version writes are rare and short beside the log's group commits.
+/// The catalogue in `catalog.sqlite`, a database of its own with its own migrator: tables
+/// `model` (serving version, exploration policy, competition), `version` (θ as Float32 blobs,
+/// prior, metadata as JSON) and `training_rating`. Data directories from before it had its own
+/// file keep it in `osprey.sqlite`; opening one moves it here (``moveCatalogue(from:)``).
 public final class SQLiteVersionStore: VersionStore, Sendable {
+    /// The catalogue database file inside a data directory.
+    public static let fileName = "catalog.sqlite"
+
     /// The database the catalogue is in.
     public let database: SQLiteDatabase
     private var pool: DatabasePool { database.pool }
 
+    /// Opens (creating and migrating, unless read-only) the catalogue at `path`; `lock` is the
+    /// data directory's, kept as long as the store is.
+    /// - Throws: ``StorageError`` `.io` when it cannot be opened or migrated.
+    init(path: String, lock: DataDirectoryLock?, readOnly: Bool = false) throws {
+        database = try SQLiteDatabase(path: path, migrator: Self.migrator, lock: lock, readOnly: readOnly)
+    }
+
+    /// A catalogue in an already open database (tests: one written as before the catalogue had
+    /// its own file).
     init(database: SQLiteDatabase) {
         self.database = database
     }
