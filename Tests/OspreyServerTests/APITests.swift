@@ -304,12 +304,25 @@ struct APITests {
             }
             let uids = Set(t.ratings.map(\.uid)).sorted()
             var versions = Set<Int>()
+            var answers: [(uid: String, item: String, event: String, version: Int)] = []
             for uid in uids.prefix(20) {
                 try await client.execute(uri: "/v1/models/demo/users/\(uid)/topk", method: .post, body: ByteBuffer(string: #"{"k":1}"#)) { r in
-                    versions.insert(json(r.body)["version"] as? Int ?? 0)
+                    let body = json(r.body)
+                    versions.insert(body["version"] as? Int ?? 0)
+                    let item = ((body["items"] as? [[String: Any]])?.first?["item"] as? String) ?? ""
+                    answers.append((uid, item, body["event_id"] as? String ?? "", body["version"] as? Int ?? 0))
                 }
             }
             #expect(versions == [1, 2], "both versions serve someone")
+            // Feedback with a negative reward is credited to the version that decided.
+            let first = try #require(answers.first)
+            try await client.execute(uri: "/v1/models/demo/users/\(first.uid)/observe", method: .post,
+                                     body: ByteBuffer(string: #"{"item":"\#(first.item)","label":-2.5,"event_id":"\#(first.event)"}"#)) { r in
+                #expect(r.status == .ok)
+            }
+            try await client.execute(uri: "/metrics", method: .get) { r in
+                #expect(String(buffer: r.body).contains(#"osprey_competition_reward_sum{model="demo",version="\#(first.version)"} -2.5"#))
+            }
             try await client.execute(uri: "/metrics", method: .get) { r in
                 let text = String(buffer: r.body)
                 #expect(text.contains(#"osprey_competition_challenger_share{model="demo"} 0.5"#))

@@ -135,16 +135,17 @@ public final class Competition: Sendable {
     /// Records the reward of feedback joined to a decision of `version`.
     func record(version: Int, reward: Double) {
         guard reward.isFinite else { return }
-        arms.withLock { a in
+        let sum = arms.withLock { a -> Double in
             var arm = a[version, default: Arm(version: version)]
             arm.feedback += 1
             arm.rewardSum += reward
             arm.rewardSquares += reward * reward
             a[version] = arm
+            return arm.rewardSum
         }
         let arm = metrics.arm(version)
         arm.feedback.increment()
-        arm.reward.increment(by: reward)
+        arm.reward.set(sum)
     }
 
     /// Records the challenger's share of new users given the champion's number now (at the

@@ -80,7 +80,8 @@ final class ModelMetrics: Sendable {
 final class CompetitionMetrics: Sendable {
     /// One version's instruments.
     struct Arm: Sendable {
-        let users: Meter, decisions: Counter, feedback: Counter, reward: FloatingPointCounter
+        /// The reward sum is a gauge: rewards (labels) may be negative, which a counter refuses.
+        let users: Meter, decisions: Counter, feedback: Counter, reward: Meter
     }
 
     private let model: String
@@ -103,7 +104,7 @@ final class CompetitionMetrics: Sendable {
             let arm = Arm(users: Meter(label: "osprey_competition_users", dimensions: d, factory: factory),
                           decisions: Counter(label: "osprey_competition_decisions_total", dimensions: d, factory: factory),
                           feedback: Counter(label: "osprey_competition_feedback_total", dimensions: d, factory: factory),
-                          reward: FloatingPointCounter(label: "osprey_competition_reward_sum", dimensions: d, factory: factory))
+                          reward: Meter(label: "osprey_competition_reward_sum", dimensions: d, factory: factory))
             arms[version] = arm
             return arm
         }
