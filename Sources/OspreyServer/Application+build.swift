@@ -12,8 +12,12 @@ import OspreyEngine
 /// scans run on a pool of ``ServerConfiguration/scanThreads`` threads, and the rest is answered
 /// by the router. The application's services own the event-loop group and the scan pool, and
 /// stop them after the server has stopped.
+///
+/// `onListening` is called with the port once the server listens (the one chosen when
+/// ``ServerConfiguration/port`` is 0).
 public func buildApplication(
-    manager: Manager, configuration: ServerConfiguration = .init(), logger: Logger
+    manager: Manager, configuration: ServerConfiguration = .init(), logger: Logger,
+    onListening: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let api = API(manager: manager, configuration: configuration)
     let router = Router(context: BasicRequestContext.self)
@@ -38,6 +42,7 @@ public func buildApplication(
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: API.serverName),
         // Stopped in reverse order after the server: the scans it waits for, then the loops.
         services: [loops] + (scans.map { [$0] } ?? []),
+        onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
         eventLoopGroupProvider: .shared(loops.group),
         logger: logger)
 }

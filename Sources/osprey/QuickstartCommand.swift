@@ -42,6 +42,7 @@ struct QuickstartCommand: AsyncParsableCommand {
                   curl -s '\(base)/v1/models/\(name)/users/new-user'
                   curl -s -X PUT '\(base)/v1/models/\(name)/exploration' -d '{"policy":"linucb(1.0)"}'
                   curl -s -X POST '\(base)/v1/models/\(name)/users/u1/topk' -d '{"k":3}'
+                  curl -s -X PUT '\(base)/v1/models/\(name)/exploration' -d '{"policy":"greedy"}'
                   curl -s '\(base)/v1/models/\(name)'
                   curl -s '\(base)/metrics'
 

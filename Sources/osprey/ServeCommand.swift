@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import OspreyEngine
 import OspreyModel
 import OspreyServer
@@ -31,7 +32,7 @@ struct ServeOptions: ParsableArguments {
     var autoRetrain: Bool?
     @Option(help: "Observations per window of the staleness monitor.") var staleWindow = 1000
     @Option(help: "A retrain fits each user's weights on their latest N ratings only (older ones still inform the items), so retrains can follow drifting tastes (default: all).") var retrainWindow: Int?
-    @Option(help: "A model is stale when its windowed loss exceeds this multiple of its first window's.") var staleThreshold = 1.5
+    @Option(help: "A model is stale when its windowed loss exceeds this multiple of its baseline (the lower of its validation loss and the best its predecessors met).") var staleThreshold = 1.5
     @Option(help: "Share of observations held out from learning as the validation sample (0 to 0.5; keep it fixed for a data directory).") var validationFraction = 0.02
     @Option(help: "Prediction cache entries per model (answers to predict and topk; 0 turns it off).") var predictionCache = 100_000
     @Option(help: "Prediction and feature cache eviction policy: s3fifo or lru.") var cachePolicy = "s3fifo"
@@ -90,7 +91,7 @@ struct ServeOptions: ParsableArguments {
 
 /// Runs the manager and the HTTP server until SIGTERM or SIGINT; then the server finishes its
 /// in-flight requests, the manager snapshots, and the process exits 0.
-func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((String) -> Void)? = nil) async throws {
+func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: (@Sendable (String) -> Void)? = nil) async throws {
     try o.validate()  // done by the parser already; what follows relies on it
     let retention = DecisionLog.Retention(
         maxAge: o.decisionRetention > 0 ? .milliseconds(Int64(o.decisionRetention * 3_600_000)) : nil,
@@ -119,15 +120,32 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: ((Stri
             hotUsers: hotUsers, warmStart: o.warmStart), metrics: .prometheus(), logger: logger)
     let server = ServerConfiguration(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes, fastPath: o.fastPath,
                                      eventLoops: o.eventLoops, scanThreads: o.scanThreads)
-    let app = buildApplication(manager: manager, configuration: server, logger: logger)
     let threads = o.fastPath ? "\(server.eventLoopCount) event loop(s), \(server.scanThreadCount) scan thread(s)"
         : "\(server.eventLoopCount) event loop(s), no fast path"
-    logger.info("serving \(manager.registry.all.count) model(s) from \(store.path) on http://\(o.host):\(o.port) (\(threads))")
-    banner?("http://\(o.host):\(o.port)")
+    let models = manager.registry.all.count, path = store.path
+    // Announced once the socket is bound, so nothing is promised on a port that turned out busy.
+    let app = buildApplication(manager: manager, configuration: server, logger: logger) { port in
+        logger.info("serving \(models) model(s) from \(path) on http://\(o.host):\(port) (\(threads))")
+        banner?("http://\(o.host):\(port)")
+    }
     // Services shut down in reverse order: the server drains first, then the manager's services
     // (the ingestor answers what is queued, the snapshotter saves every changed user, ...).
     let group = ServiceGroup(configuration: .init(
         services: manager.services.map { .init(service: $0) } + [.init(service: app)],
         gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-    try await group.run()
+    do {
+        try await group.run()
+    } catch let error as IOError where error.errnoCode == EADDRINUSE {
+        throw PortInUse(host: o.host, port: o.port)
+    }
+}
+
+/// The listening address is taken: said in the user's terms, with the option that changes it.
+struct PortInUse: Error, CustomStringConvertible {
+    let host: String
+    let port: Int
+
+    var description: String {
+        "port \(port) on \(host) is already in use (another Osprey, or another server?): stop it, or choose another port with --port"
+    }
 }
