@@ -21,6 +21,8 @@ extension Manager {
         public var monitor: QualityMonitor.Configuration
         /// Start a retrain by itself when the serving version goes stale.
         public var autoRetrain: Bool
+        /// How often a model may retrain by itself.
+        public var autoRetrainLimit: AutoRetrainLimit
         /// Fit each user's weights on their latest this-many ratings only (nil: all of them); older
         /// ratings still inform the item factors. Under drift, old ratings describe tastes that
         /// are gone; a window lets a retrain follow the change.
@@ -45,7 +47,8 @@ extension Manager {
         public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
                     maxIdentifierLength: Int = InputRules.defaultMaxIdentifierLength,
                     maxAbsLabel: Double = InputRules.defaultMaxAbsLabel, keepVersions: Int = 10, retrainThreads: Int = 1,
-                    monitor: QualityMonitor.Configuration = .init(), autoRetrain: Bool = false, retrainWindow: Int? = nil,
+                    monitor: QualityMonitor.Configuration = .init(), autoRetrain: Bool = false,
+                    autoRetrainLimit: AutoRetrainLimit = .init(), retrainWindow: Int? = nil,
                     predictionCache: PredictionCache.Configuration = .init(), featureCache: FeatureCacheConfiguration = .init(),
                     exploration: Explorer.Configuration = .init(), hotUsers: Int = 100_000, warmStart: Bool = true) {
             precondition(hotUsers >= 0, "hotUsers must not be negative")
@@ -57,6 +60,7 @@ extension Manager {
             self.retrainWindow = retrainWindow
             self.monitor = monitor
             self.autoRetrain = autoRetrain
+            self.autoRetrainLimit = autoRetrainLimit
             self.retrainThreads = retrainThreads
             self.snapshotObservations = snapshotObservations
             self.snapshotCheckInterval = snapshotCheckInterval

@@ -19,10 +19,13 @@ public struct TrainingMetadata: Sendable, Codable, Equatable {
     /// The span of the observation log the version was trained on: observations with sequence
     /// numbers up to this one (nil when it was trained on a ratings file alone).
     public var trainedThroughSeq: Int64?
+    /// What started the training: `train` (a ratings file), `request` (a retrain asked for) or
+    /// `staleness` (an automatic retrain); nil for a version trained before this was recorded.
+    public var trigger: String?
 
     public init(factors: Int, lambda: Float, scaledLambda: Bool, lambdaSelection: String, iterations: Int, seed: UInt64,
                 trainingRMSE: Double, validationRMSE: Double?, ratings: Int, durationSeconds: Double,
-                trainedThroughSeq: Int64? = nil) {
+                trainedThroughSeq: Int64? = nil, trigger: String? = nil) {
         self.factors = factors
         self.lambda = lambda
         self.scaledLambda = scaledLambda
@@ -34,6 +37,7 @@ public struct TrainingMetadata: Sendable, Codable, Equatable {
         self.ratings = ratings
         self.durationSeconds = durationSeconds
         self.trainedThroughSeq = trainedThroughSeq
+        self.trigger = trigger
     }
 }
 

@@ -54,6 +54,10 @@ enum Bounds {
     static let retentionHours = 0.0...1_000_000.0
     /// Bootstrap resamples.
     static let bootstrap = 0...100_000
+    /// Seconds between two automatic retrains of a model (up to a day).
+    static let autoRetrainInterval = 0.0...86_400.0
+    /// Automatic retrains of a model in an hour.
+    static let autoRetrainsPerHour = 1...3600
 
     /// Throws a `ValidationError` unless `value` of `--option` is in `range`.
     static func check(_ option: String, _ value: Int, _ range: ClosedRange<Int>) throws {

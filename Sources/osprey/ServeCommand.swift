@@ -30,6 +30,8 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Versions kept per model after a retrain (the serving one and its parent always are).") var keepVersions = 10
     @Flag(inversion: .prefixedNo, help: "Retrain a model by itself when it goes stale (default: on in quickstart, off in serve).")
     var autoRetrain: Bool?
+    @Option(help: "Least seconds between two automatic retrains of a model.") var autoRetrainInterval = 30.0
+    @Option(help: "Most automatic retrains of a model in any hour.") var autoRetrainsPerHour = 20
     @Option(help: "Observations per window of the staleness monitor.") var staleWindow = 1000
     @Option(help: "A retrain fits each user's weights on their latest N ratings only (older ones still inform the items), so retrains can follow drifting tastes (default: all).") var retrainWindow: Int?
     @Option(help: "A model is stale when its windowed loss exceeds this multiple of its baseline (the lower of its validation loss and the best its predecessors met).") var staleThreshold = 1.5
@@ -64,6 +66,8 @@ struct ServeOptions: ParsableArguments {
         try Bounds.check("keep-versions", keepVersions, 1...Int.max)
         try Bounds.check("stale-window", staleWindow, Bounds.staleWindow)
         if let retrainWindow { try Bounds.check("retrain-window", retrainWindow, 1...Int.max) }
+        try Bounds.check("auto-retrain-interval", autoRetrainInterval, Bounds.autoRetrainInterval)
+        try Bounds.check("auto-retrains-per-hour", autoRetrainsPerHour, Bounds.autoRetrainsPerHour)
         guard staleThreshold > 1, staleThreshold.isFinite else { throw ValidationError("--stale-threshold must be a number greater than 1") }
         try Bounds.check("validation-fraction", validationFraction, 0...0.5)
         try Bounds.check("prediction-cache", predictionCache, Bounds.cacheEntries)
@@ -112,7 +116,9 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: (@Send
     let manager = try Manager(stores: store.stores, configuration: .init(
             snapshotObservations: o.snapshotObservations, maxAbsLabel: o.maxAbsLabel, keepVersions: o.keepVersions,
             monitor: .init(window: o.staleWindow, threshold: o.staleThreshold, validationFraction: o.validationFraction),
-            autoRetrain: o.autoRetrain ?? autoRetrainByDefault, retrainWindow: o.retrainWindow,
+            autoRetrain: o.autoRetrain ?? autoRetrainByDefault,
+            autoRetrainLimit: .init(minimumInterval: .milliseconds(Int64(o.autoRetrainInterval * 1000)), perHour: o.autoRetrainsPerHour),
+            retrainWindow: o.retrainWindow,
             predictionCache: .init(capacity: o.predictionCache, policy: policy, repopulate: o.cacheRepopulate, scores: o.cacheScores),
             featureCache: .init(capacity: o.featureCache, policy: policy),
             exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog,

@@ -1,6 +1,7 @@
 import Foundation
 import OspreyModel
 import OspreyStorage
+import OspreyTestSupport
 import Testing
 @testable import OspreyEngine
 
@@ -16,7 +17,8 @@ struct StalenessTests {
         let before = Array(ratings.prefix(8000)), after = Array(ratings.suffix(12000))
         let trained = try Trainer(configuration: .init(factors: 3, lambda: 1, iterations: 6)).train(model: "m", number: 1, parent: nil, ratings: before)
         try store.storeVersion(trained, reflecting: 0, trainingRatings: before, serve: true)
-        let m = try Manager(stores: store, configuration: .init(monitor: .init(window: 300, threshold: 1.3), autoRetrain: true, retrainWindow: 20), logger: quiet)
+        let m = try Manager(stores: store, configuration: .init(monitor: .init(window: 300, threshold: 1.3), autoRetrain: true,
+                                                             autoRetrainLimit: .none, retrainWindow: 20), logger: quiet)
 
         var peak = 0.0, sawStale = false
         var preDrift: Double?, last: Double?
@@ -45,5 +47,40 @@ struct StalenessTests {
         // back. Measured in runs of this test: 0.14 before the drift, about 1.1 at worst,
         // 0.13–0.16 over the last 5,000 observations.
         #expect(recovered < 1.5 * baseline, "windowed loss \(recovered) at the end vs \(baseline) before the drift (\(peak) at its worst)")
+    }
+}
+
+/// Automatic retrains are limited (a minimum interval, a budget per hour); requested ones are not,
+/// and each version records what started it.
+struct AutoRetrainLimitTests {
+    @Test func theLimitIsAnIntervalAndAnHourlyBudget() {
+        let limit = AutoRetrainLimit(minimumInterval: .seconds(30), perHour: 3)
+        let t0 = ContinuousClock.now
+        #expect(limit.refusal(now: t0, starts: []) == nil)
+        #expect(limit.refusal(now: t0 + .seconds(10), starts: [t0]) != nil, "too soon")
+        #expect(limit.refusal(now: t0 + .seconds(30), starts: [t0]) == nil)
+        let three = [t0, t0 + .seconds(100), t0 + .seconds(200)]
+        #expect(limit.refusal(now: t0 + .seconds(300), starts: three) != nil, "the hour's budget is spent")
+        #expect(limit.refusal(now: t0 + .seconds(3601), starts: three) == nil, "the first left the hour")
+        #expect(AutoRetrainLimit.none.refusal(now: t0, starts: [t0, t0]) == nil)
+    }
+
+    @Test func aModelThatStaysStaleRetrainsOnceWithinTheInterval() async throws {
+        let t = try TrainedStore(), metrics = RecordedMetrics()
+        let m = try Manager(stores: t.stores, configuration: .init(autoRetrain: true, autoRetrainLimit: .init(minimumInterval: .seconds(3600))),
+                            metrics: metrics.engine, logger: quiet)
+        let model = try m.registry.model("demo")
+        m.retrainer.wentStale(model)
+        let first = try #require(m.retrainer.jobs.withLock { $0.jobs.values.first })
+        #expect(first.trigger == .staleness)
+        #expect(try await m.retrainer.wait(forJob: first.id, model: "demo").phase == .done)
+        m.retrainer.wentStale(model)
+        m.retrainer.wentStale(model)
+        #expect(m.retrainer.jobs.withLock { $0.jobs.count } == 1, "held back by the interval")
+        #expect(metrics.count("osprey_auto_retrains_limited_total") == 2)
+        // A requested retrain is not limited.
+        #expect(try await m.retrainer.wait(forJob: m.retrainer.start(model: "demo"), model: "demo").phase == .done)
+        let triggers = try (1...3).map { try t.stores.versions.loadVersion(model: "demo", number: $0).metadata.trigger }
+        #expect(triggers == ["train", "staleness", "request"])
     }
 }

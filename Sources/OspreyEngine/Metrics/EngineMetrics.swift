@@ -11,8 +11,9 @@ public struct EngineMetrics: Sendable {
     let groupCommits: Counter
     let snapshots: SnapshotMetrics
     let decisionLog: DecisionLogMetrics
-    /// Retrain jobs that failed, and that were cancelled.
-    let retrainFailures: Counter, retrainCancellations: Counter
+    /// Retrain jobs that failed, and that were cancelled; automatic retrains held back by
+    /// ``Manager/Configuration/autoRetrainLimit``.
+    let retrainFailures: Counter, retrainCancellations: Counter, autoRetrainsLimited: Counter
 
     public init(factory: any MetricsFactory = NOOPMetricsHandler.instance) {
         self.factory = factory
@@ -21,6 +22,7 @@ public struct EngineMetrics: Sendable {
         decisionLog = DecisionLogMetrics(factory: factory)
         retrainFailures = Counter(label: "osprey_retrain_failures_total", factory: factory)
         retrainCancellations = Counter(label: "osprey_retrain_cancellations_total", factory: factory)
+        autoRetrainsLimited = Counter(label: "osprey_auto_retrains_limited_total", factory: factory)
     }
 
     /// The instruments of model `name`; feature-cache ones only when it has a feature cache.

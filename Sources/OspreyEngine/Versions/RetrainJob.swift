@@ -6,8 +6,17 @@ public struct RetrainJob: Sendable, Equatable {
         case loading, training, installing, done, failed, cancelled
     }
 
+    /// What started a retrain (recorded in its version's metadata too).
+    public enum Trigger: String, Sendable {
+        /// Asked for, through the API or `osprey retrain`.
+        case request
+        /// The serving version went stale, with automatic retraining on.
+        case staleness
+    }
+
     public let id: Int
     public let model: String
+    public let trigger: Trigger
     public var phase: Phase
     /// Candidate λ fitted so far while λ is chosen by validation, before the final fit.
     public var lambdaFits = 0

@@ -9,6 +9,8 @@ import OspreyStorage
 /// the swap does that, atomically.
 struct RetrainRun {
     let job: Int
+    /// What started it, recorded in the new version's metadata.
+    let trigger: RetrainJob.Trigger
     let model: ServedModel
     let retrainer: Retrainer
     let stores: Stores
@@ -71,7 +73,7 @@ struct RetrainRun {
         trainer.onIteration = { [weak retrainer] i, n in retrainer?.update(job: id) { $0.iteration = i; $0.iterations = n } }
         trainer.isCancelled = { [weak retrainer] in retrainer?.cancelRequested(id) ?? true }
         return try trainer.train(model: model.name, number: gathered.number, parent: current.number, ratings: gathered.ratings,
-                                 trainedThroughSeq: gathered.through)
+                                 trainedThroughSeq: gathered.through, trigger: trigger.rawValue)
     }
 
     /// The new version as stored, with its users' weights as the serving state loads them.

@@ -20,13 +20,16 @@ public final class Retrainer: Sendable {
     private let logger: Logger
     /// Retrain jobs, by id.
     let jobs = Mutex<(jobs: [Int: RetrainJob], nextID: Int)>(([:], 0))
-    /// Retrain jobs that failed, and that were cancelled.
-    private let failures: Counter, cancellations: Counter
+    /// Retrain jobs that failed, and that were cancelled; automatic retrains the limit held back.
+    private let failures: Counter, cancellations: Counter, limited: Counter
+    /// When each model's automatic retrains started, within the last hour.
+    private let automaticStarts = Mutex<[String: [ContinuousClock.Instant]]>([:])
 
     init(stores: Stores, loader: Loader, installer: Installer, registry: ModelRegistry, progress: LearningProgress,
          configuration: Manager.Configuration, metrics: EngineMetrics, logger: Logger) {
         failures = metrics.retrainFailures
         cancellations = metrics.retrainCancellations
+        limited = metrics.autoRetrainsLimited
         self.stores = stores
         self.loader = loader
         self.installer = installer
@@ -42,7 +45,7 @@ public final class Retrainer: Sendable {
     /// that allocation. Returns the job id.
     /// - Throws: ``OspreyError`` `unknownModel`, or `conflict` while a retrain of the model runs
     ///   (or, for a challenger, while another competes).
-    public func start(model name: String, challenger: TrafficAllocation? = nil) throws -> Int {
+    public func start(model name: String, challenger: TrafficAllocation? = nil, trigger: RetrainJob.Trigger = .request) throws -> Int {
         let model = try registry.model(name)
         if challenger != nil, model.competition != nil {
             throw OspreyError(.conflict, "model `\(name)` already has a challenger; promote it or stop the competition first")
@@ -53,11 +56,11 @@ public final class Retrainer: Sendable {
             }
             state.nextID += 1
             state.jobs[state.nextID] = RetrainJob(
-                id: state.nextID, model: name, phase: .loading, iteration: 0,
+                id: state.nextID, model: name, trigger: trigger, phase: .loading, iteration: 0,
                 iterations: model.version.metadata.iterations, startedAt: Date())
             return state.nextID
         }
-        logger.info("retrain started", metadata: ["model.name": "\(name)", "job.id": "\(id)"])
+        logger.info("retrain started", metadata: ["model.name": "\(name)", "job.id": "\(id)", "retrain.trigger": "\(trigger.rawValue)"])
         DispatchQueue.global(qos: .utility).async { self.run(job: id, model: model, challenger: challenger) }
         return id
     }
@@ -108,8 +111,20 @@ public final class Retrainer: Sendable {
             "loss.window": "\(quality.windowedLoss ?? .nan)", "loss.baseline": "\(quality.baseline ?? .nan)",
         ])
         guard configuration.autoRetrain else { return }
+        let now = ContinuousClock.now
+        let refusal = automaticStarts.withLock { starts -> String? in
+            let recent = (starts[model.name] ?? []).filter { now - $0 < .seconds(3600) }
+            starts[model.name] = recent
+            return configuration.autoRetrainLimit.refusal(now: now, starts: recent)
+        }
+        if let refusal {
+            limited.increment()
+            logger.info("no automatic retrain", metadata: ["model.name": "\(model.name)", "reason": "\(refusal)"])
+            return
+        }
         do {
-            _ = try start(model: model.name)
+            _ = try start(model: model.name, trigger: .staleness)
+            automaticStarts.withLock { $0[model.name, default: []].append(now) }
         } catch {
             logger.info("no automatic retrain", metadata: ["model.name": "\(model.name)", "reason": "\(error)"])
         }
@@ -137,7 +152,8 @@ public final class Retrainer: Sendable {
     /// Runs a retrain job to its end; a failure leaves the serving version untouched.
     private func run(job id: Int, model: ServedModel, challenger: TrafficAllocation?) {
         do {
-            let run = RetrainRun(job: id, model: model, retrainer: self, stores: stores, loader: loader,
+            let trigger = jobs.withLock { $0.jobs[id]?.trigger } ?? .request
+            let run = RetrainRun(job: id, trigger: trigger, model: model, retrainer: self, stores: stores, loader: loader,
                                  configuration: configuration, logger: logger)
             let gathered = try run.gather(through: progress.sequence)
             let trained = try run.train(gathered)

@@ -104,9 +104,11 @@ public struct Trainer: Sendable {
         self.log = log
     }
 
-    /// Trains version `number` of `model` on `ratings`.
+    /// Trains version `number` of `model` on `ratings`; `trigger` says what started it (recorded
+    /// in the metadata; ``TrainingMetadata/trigger``).
     /// - Throws: ``ConfigurationError`` for bad settings or no ratings.
-    public func train(model: String, number: Int, parent: Int?, ratings: [Rating], trainedThroughSeq: Int64? = nil) throws -> Result {
+    public func train(model: String, number: Int, parent: Int?, ratings: [Rating], trainedThroughSeq: Int64? = nil,
+                      trigger: String = "train") throws -> Result {
         let c = configuration
         guard !ratings.isEmpty else { throw ConfigurationError(description: "no ratings to train on") }
         guard c.factors >= 1, c.factors <= 512 else { throw ConfigurationError(description: "--dim must be between 1 and 512") }
@@ -150,7 +152,7 @@ public struct Trainer: Sendable {
         let metadata = TrainingMetadata(
             factors: c.factors, lambda: lambda, scaledLambda: regularization.scaled, lambdaSelection: selection, iterations: c.iterations, seed: c.seed,
             trainingRMSE: trainingRMSE, validationRMSE: validationRMSE, ratings: ratings.count,
-            durationSeconds: Date().timeIntervalSince(start), trainedThroughSeq: trainedThroughSeq)
+            durationSeconds: Date().timeIntervalSince(start), trainedThroughSeq: trainedThroughSeq, trigger: trigger)
         log("trained \(model) v\(number): training RMSE \(String(format: "%.4f", trainingRMSE)) in \(String(format: "%.1f", metadata.durationSeconds)) s")
         return Result(model: model, number: number, createdAt: Date(), features: features,
                       lambda: regularization.newUserPenalty(medianRatings: indexed.medianRatingsPerUser),

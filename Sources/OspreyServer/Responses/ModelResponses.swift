@@ -80,6 +80,8 @@ struct ModelResponse: APIResponse {
             w.field("ratings", v.metadata.ratings)
             w.field("training_seconds", v.metadata.durationSeconds)
             w.field("trained_through_seq", v.metadata.trainedThroughSeq.map(Int.init))
+            w.key("trigger")
+            if let t = v.metadata.trigger { w.value(t) } else { w.null() }
         }
     }
 }
@@ -93,6 +95,7 @@ struct JobResponse: APIResponse {
         w.object { w in
             w.field("id", job.id)
             w.field("model", job.model)
+            w.field("trigger", job.trigger.rawValue)
             w.field("phase", job.phase.rawValue)
             w.field("lambda_fits", job.lambdaFits)
             w.field("iteration", job.iteration)
