@@ -8,6 +8,7 @@ flag as it goes. Talks only to 127.0.0.1 and stops the server it started.
 
 Usage: scripts/drift-demo.py [--binary .build/release/osprey] [--users 1000] [--items 500]
        [--ratings 80000] [--drift 1.0] [--retrain-window 30] [--rate OBSERVATIONS_PER_SECOND]
+       [--auto-retrain-interval 5]
 
 By default the stream goes as fast as the server takes it; --rate caps it (a real stream is
 slower than a retrain), so the automatic retrains can catch up with the drift.
@@ -50,6 +51,8 @@ def main():
     ap.add_argument("--window", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--rate", type=float, default=0, help="observations per second (0: as fast as possible)")
+    ap.add_argument("--auto-retrain-interval", type=float, default=5,
+                    help="least seconds between automatic retrains (the server's default is 30; the demo compresses hours into a minute)")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="osprey-drift-")
@@ -71,7 +74,8 @@ def main():
         log = open(os.path.join(work, "serve.log"), "w")
         server = subprocess.Popen([args.binary, "serve", "--data-dir", data, "--port", str(port), "--auto-retrain",
                                    "--stale-window", str(args.window), "--stale-threshold", "1.3",
-                                   "--retrain-window", str(args.retrain_window)], stderr=log)
+                                   "--retrain-window", str(args.retrain_window),
+                                   "--auto-retrain-interval", str(args.auto_retrain_interval)], stderr=log)
         base = f"http://127.0.0.1:{port}"
         for _ in range(150):
             try:

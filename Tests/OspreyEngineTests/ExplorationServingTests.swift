@@ -187,3 +187,28 @@ struct ExplorationServingTests {
         }
     }
 }
+
+extension ExplorationServingTests {
+    /// An off-policy evaluation runs one at a time per model, within a cap on its work.
+    @Test func evaluationsRunOneAtATimeWithinACap() async throws {
+        let t = try TrainedStore(), faults = Faults()
+        let m = try Manager(stores: t.stores.injectingFaults(faults), logger: quiet)
+        _ = try m.explorer.topK(model: "demo", uid: "u1", k: 3, items: nil)
+        await #expect(throws: OspreyError.self) {
+            try await m.exploration.evaluate(model: "demo", policy: .greedy, limit: 1_000_000, propensitySamples: 10_000)
+        }
+        faults.hold(.decisionRead)
+        let reads = faults.calls(.decisionRead)
+        let first = Task { try await m.exploration.evaluate(model: "demo", policy: .greedy) }
+        while faults.calls(.decisionRead) == reads { try await Task.sleep(for: .milliseconds(1)) }
+        do {
+            _ = try await m.exploration.evaluate(model: "demo", policy: .greedy)
+            Issue.record("a second evaluation of the model ran beside the first")
+        } catch let error as OspreyError {
+            #expect(error.code == .conflict, "\(error)")
+        }
+        faults.release(.decisionRead)
+        #expect(try await first.value.decisions == 1)
+        #expect(try await m.exploration.evaluate(model: "demo", policy: .greedy).decisions == 1, "the next one runs")
+    }
+}

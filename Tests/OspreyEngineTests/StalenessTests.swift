@@ -63,6 +63,15 @@ struct AutoRetrainLimitTests {
         #expect(limit.refusal(now: t0 + .seconds(300), starts: three) != nil, "the hour's budget is spent")
         #expect(limit.refusal(now: t0 + .seconds(3601), starts: three) == nil, "the first left the hour")
         #expect(AutoRetrainLimit.none.refusal(now: t0, starts: [t0, t0]) == nil)
+        // When it allows again: the interval after the last start, or the hour after the oldest
+        // start that fills the budget.
+        #expect(limit.nextAllowed(now: t0 + .seconds(10), starts: [t0]) == t0 + .seconds(30))
+        #expect(limit.nextAllowed(now: t0 + .seconds(300), starts: three) == t0 + .seconds(3600))
+        #expect(limit.nextAllowed(now: t0 + .seconds(300), starts: []) == t0 + .seconds(300))
+        for n in [200, 229, 230, 299, 3599, 3600, 3700] {
+            let at = t0 + .seconds(n), next = limit.nextAllowed(now: at, starts: three)
+            #expect(limit.refusal(now: next, starts: three) == nil && (next == at || limit.refusal(now: at, starts: three) != nil))
+        }
     }
 
     @Test func aModelThatStaysStaleRetrainsOnceWithinTheInterval() async throws {

@@ -3,6 +3,7 @@ import Logging
 import OspreyMath
 import OspreyModel
 import OspreyStorage
+import Synchronization
 
 /// Each model's exploration policy, set durably, and off-policy evaluation of another policy on
 /// the model's own decision log (docs/architecture.md, "Exploration and the decision log").
@@ -30,12 +31,20 @@ public final class ExplorationControl: Sendable {
 
     /// The most decisions one evaluation reads.
     public static let maxEvaluatedDecisions = 1_000_000
+    /// The most propensity draws one evaluation makes (decisions × samples): about a minute of a
+    /// core at worst.
+    public static let maxEvaluationDraws = 20_000_000
+
+    /// The models with an evaluation running (one at a time per model).
+    private let evaluating = Mutex<Set<String>>([])
 
     /// Estimates from the model's latest `limit` logged decisions the reward `policy` would have
     /// earned run on `version` (default: the serving one, with users' live weights; another
     /// version with its stored weights). Buffered decisions are written first. Runs on a
-    /// dispatch queue, off the pool serving requests.
-    /// - Throws: ``OspreyError`` `unknownModel`, `unknownVersion` or `invalidArgument`.
+    /// dispatch queue, off the pool serving requests, one at a time per model, within
+    /// ``maxEvaluatedDecisions`` and ``maxEvaluationDraws``.
+    /// - Throws: ``OspreyError`` `unknownModel`, `unknownVersion`, `invalidArgument` (sizes), or
+    ///   `conflict` while another evaluation of the model runs.
     public func evaluate(model name: String, policy: ExplorationPolicy, version number: Int? = nil,
                                limit: Int = 10_000, propensitySamples: Int = 64, seed: UInt64 = 1) async throws -> PolicyEvaluation {
         let model = try registry.model(name)
@@ -45,6 +54,13 @@ public final class ExplorationControl: Sendable {
         guard propensitySamples >= 1, propensitySamples <= 10_000 else {
             throw OspreyError(.invalidArgument, "samples must be between 1 and 10000")
         }
+        guard limit * propensitySamples <= Self.maxEvaluationDraws else {
+            throw OspreyError(.invalidArgument, "limit × samples must be at most \(Self.maxEvaluationDraws) (got \(limit) × \(propensitySamples)): fewer decisions or fewer samples")
+        }
+        guard evaluating.withLock({ $0.insert(name).inserted }) else {
+            throw OspreyError(.conflict, "an evaluation of model `\(name)` is running; wait for its answer before asking for another")
+        }
+        defer { _ = evaluating.withLock { $0.remove(name) } }
         await decisions.flushed()
         return try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global(qos: .utility).async {

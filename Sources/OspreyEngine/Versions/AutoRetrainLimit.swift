@@ -19,6 +19,16 @@ public struct AutoRetrainLimit: Sendable, Equatable {
     /// No limit (tests of the retrain mechanism itself).
     public static let none = AutoRetrainLimit(minimumInterval: .zero, perHour: .max)
 
+    /// The first moment from `now` on when an automatic retrain may start, after automatic
+    /// retrains started at `starts` (oldest first). O(starts).
+    public func nextAllowed(now: ContinuousClock.Instant, starts: [ContinuousClock.Instant]) -> ContinuousClock.Instant {
+        var next = now
+        if let last = starts.last { next = max(next, last + minimumInterval) }
+        let lastHour = starts.filter { next - $0 < .seconds(3600) }
+        if lastHour.count >= perHour { next = max(next, lastHour[lastHour.count - perHour] + .seconds(3600)) }
+        return next
+    }
+
     /// Nil when an automatic retrain may start at `now` after automatic retrains started at
     /// `starts` (oldest first), else why not. O(starts).
     public func refusal(now: ContinuousClock.Instant, starts: [ContinuousClock.Instant]) -> String? {

@@ -22,8 +22,9 @@ public final class Retrainer: Sendable {
     let jobs = Mutex<(jobs: [Int: RetrainJob], nextID: Int)>(([:], 0))
     /// Retrain jobs that failed, and that were cancelled; automatic retrains the limit held back.
     private let failures: Counter, cancellations: Counter, limited: Counter
-    /// When each model's automatic retrains started, within the last hour.
-    private let automaticStarts = Mutex<[String: [ContinuousClock.Instant]]>([:])
+    /// When each model's automatic retrains started, within the last hour; the models with a
+    /// check scheduled for when the limit allows again.
+    private let automaticStarts = Mutex<(starts: [String: [ContinuousClock.Instant]], rechecks: Set<String>)>(([:], []))
 
     init(stores: Stores, loader: Loader, installer: Installer, registry: ModelRegistry, progress: LearningProgress,
          configuration: Manager.Configuration, metrics: EngineMetrics, logger: Logger) {
@@ -112,19 +113,32 @@ public final class Retrainer: Sendable {
         ])
         guard configuration.autoRetrain else { return }
         let now = ContinuousClock.now
-        let refusal = automaticStarts.withLock { starts -> String? in
-            let recent = (starts[model.name] ?? []).filter { now - $0 < .seconds(3600) }
-            starts[model.name] = recent
-            return configuration.autoRetrainLimit.refusal(now: now, starts: recent)
+        let limit = configuration.autoRetrainLimit
+        let (refusal, recheckAt) = automaticStarts.withLock { state -> (String?, ContinuousClock.Instant?) in
+            let recent = (state.starts[model.name] ?? []).filter { now - $0 < .seconds(3600) }
+            state.starts[model.name] = recent
+            guard let refusal = limit.refusal(now: now, starts: recent) else { return (nil, nil) }
+            // A model that stays stale sends no new signal: look again once the limit allows.
+            let first = state.rechecks.insert(model.name).inserted
+            return (refusal, first ? limit.nextAllowed(now: now, starts: recent) : nil)
         }
         if let refusal {
             limited.increment()
-            logger.info("no automatic retrain", metadata: ["model.name": "\(model.name)", "reason": "\(refusal)"])
+            logger.info("no automatic retrain yet", metadata: ["model.name": "\(model.name)", "reason": "\(refusal)"])
+            if let recheckAt {
+                let delay = recheckAt - now
+                let nanoseconds = Int(delay.components.seconds) * 1_000_000_000 + Int(delay.components.attoseconds / 1_000_000_000)
+                DispatchQueue.global(qos: .utility).asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [weak self] in
+                    guard let self else { return }
+                    _ = self.automaticStarts.withLock { $0.rechecks.remove(model.name) }
+                    if model.current.quality.stale { self.wentStale(model) }
+                }
+            }
             return
         }
         do {
             _ = try start(model: model.name, trigger: .staleness)
-            automaticStarts.withLock { $0[model.name, default: []].append(now) }
+            automaticStarts.withLock { $0.starts[model.name, default: []].append(now) }
         } catch {
             logger.info("no automatic retrain", metadata: ["model.name": "\(model.name)", "reason": "\(error)"])
         }
