@@ -3,6 +3,7 @@ import OspreyMath
 import OspreyModel
 @testable import OspreyStorage
 import OspreyTestSupport
+import Synchronization
 import Testing
 @testable import OspreyEngine
 
@@ -201,13 +202,22 @@ extension ExplorationServingTests {
         let reads = faults.calls(.decisionRead)
         let first = Task { try await m.exploration.evaluate(model: "demo", policy: .greedy) }
         while faults.calls(.decisionRead) == reads { try await Task.sleep(for: .milliseconds(1)) }
-        do {
-            _ = try await m.exploration.evaluate(model: "demo", policy: .greedy)
-            Issue.record("a second evaluation of the model ran beside the first")
-        } catch let error as OspreyError {
-            #expect(error.code == .conflict, "\(error)")
+        // A second one is refused at once, while the first still waits (bounded: were it let in,
+        // it would wait on the held read too).
+        let outcome = Mutex<String?>(nil)
+        let second = Task {
+            do {
+                _ = try await m.exploration.evaluate(model: "demo", policy: .greedy)
+                outcome.withLock { $0 = "ran beside the first" }
+            } catch {
+                outcome.withLock { $0 = (error as? OspreyError)?.code.rawValue ?? "\(error)" }
+            }
         }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while outcome.withLock({ $0 }) == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
+        #expect(outcome.withLock { $0 } == "conflict")
         faults.release(.decisionRead)
+        await second.value
         #expect(try await first.value.decisions == 1)
         #expect(try await m.exploration.evaluate(model: "demo", policy: .greedy).decisions == 1, "the next one runs")
     }
