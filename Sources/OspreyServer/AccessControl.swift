@@ -8,6 +8,8 @@ public struct AccessControl: Sendable {
     /// `/healthz` without a token (otherwise it needs `read`).
     public var openHealth: Bool
 
+    /// Settings as `osprey serve` has them by default: no tokens (open), and with tokens
+    /// `/healthz` open, `/metrics` for `read`.
     public init(tokens: AccessTokens = .init(), openMetrics: Bool = false, openHealth: Bool = true) {
         self.tokens = tokens
         self.openMetrics = openMetrics

@@ -27,11 +27,13 @@ public enum AccessRole: String, CaseIterable, Comparable, Sendable {
         }
     }
 
+    /// `read` < `write` < `admin`: each grants what the ones before it do.
     public static func < (a: Self, b: Self) -> Bool { a.bit < b.bit }
 }
 
 /// Why a tokens file or `OSPREY_TOKENS` was refused: it names the entry, never the token.
 public struct AccessTokensError: Error, CustomStringConvertible, Sendable {
+    /// What is wrong and where (`--tokens-file PATH line 3: ...`).
     public let description: String
 }
 
