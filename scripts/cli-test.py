@@ -46,6 +46,10 @@ REFUSED = [
     (["serve"], ["--hot-users=-1"], "--hot-users must be a number of users"),
     (["serve"], ["--event-loops", "0"], "--event-loops must be between 1 and 256"),
     (["serve"], ["--scan-threads", "100000"], "--scan-threads must be between 0 and 256"),
+    # access tokens (docs/operations.md, "Access tokens"): no open server off loopback by mistake
+    (["serve"], ["--host", "0.0.0.0"], "refusing to serve on 0.0.0.0 without access tokens"),
+    (["serve"], ["--tokens-file", "{tmp}/no-such-tokens"], "cannot read --tokens-file"),
+    (["quickstart"], ["--host", "0.0.0.0"], "refusing to serve on 0.0.0.0 without access tokens"),
     # quickstart: the same options, refused before it generates or trains anything
     (["quickstart"], ["--stale-window", BIG], "--stale-window must be between"),
     (["quickstart"], ["--decision-retention", "1e300"], "--decision-retention must be a number between 0 and"),

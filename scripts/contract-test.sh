@@ -14,6 +14,8 @@
 #   CONTRACT_MAX_EXAMPLES   test cases per operation and phase (default 150)
 #   CONTRACT_TIMEOUT        seconds schemathesis may run before it is stopped (default 150)
 #   CONTRACT_KEEP=1         keep the temporary directory (data, server log, reports)
+#   CONTRACT_TOKENS=1       serve with an access token (--tokens-file, role admin) and send it
+#                           with every request (docs/operations.md, "Access tokens")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,11 +72,21 @@ free_port() {
   --dim 4 --iterations 3 --lambda 0.1 >"$WORK/train.log" 2>&1 \
   || { cat "$WORK/train.log" >&2; echo "contract-test: training failed" >&2; exit 1; }
 
+# With CONTRACT_TOKENS=1, one admin token, written to a file only this user can read.
+SERVE_AUTH=()
+SCHEMATHESIS_AUTH=()
+if [ "${CONTRACT_TOKENS:-0}" = 1 ]; then
+  TOKEN="contract-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+  (umask 077; printf '# contract test\nadmin %s\n' "$TOKEN" >"$WORK/tokens")
+  SERVE_AUTH=(--tokens-file "$WORK/tokens")
+  SCHEMATHESIS_AUTH=(--header "Authorization: Bearer $TOKEN")
+fi
+
 # Start the server; retry on another port if the free one was taken meanwhile.
 PORT=""
 for attempt in 1 2 3; do
   port="$(free_port)"
-  "$BIN" serve --data-dir "$WORK/data" --host "$HOST" --port "$port" --log-level warning \
+  "$BIN" serve --data-dir "$WORK/data" --host "$HOST" --port "$port" --log-level warning "${SERVE_AUTH[@]}" \
     >"$WORK/serve.log" 2>&1 </dev/null &
   SERVER_PID=$!
   for _ in $(seq 300); do
@@ -95,7 +107,7 @@ for attempt in 1 2 3; do
 done
 [ -n "$PORT" ] || { echo "contract-test: no free port after 3 attempts" >&2; exit 1; }
 BASE="http://$HOST:$PORT"
-echo "contract-test: osprey serve (pid $SERVER_PID) on $BASE, model $MODEL"
+echo "contract-test: osprey serve (pid $SERVER_PID) on $BASE, model $MODEL${SERVE_AUTH:+, with an access token}"
 
 # Deterministic generation (which also keeps no example database), so each run sends the same
 # cases and CI does not flake on a rare one; no colours in CI logs.
@@ -107,6 +119,7 @@ timeout --kill-after=10 "$TIME_LIMIT" "$SCHEMATHESIS" --no-color --config-file s
   --max-examples "$MAX_EXAMPLES" \
   --generation-deterministic \
   --request-timeout 30 \
+  "${SCHEMATHESIS_AUTH[@]}" \
   --report "${CONTRACT_REPORTS:-junit}" --report-dir "$WORK/report" \
   2>&1 | tee "$WORK/schemathesis.log"
 rc=${PIPESTATUS[0]}

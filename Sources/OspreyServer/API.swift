@@ -29,7 +29,7 @@ struct API: Sendable {
     func register(on router: Router<BasicRequestContext>) -> RouteTable {
         var table = RouteTable()
         for endpoint in Endpoint.allCases {
-            let handler = handler(for: endpoint)
+            let handler = guarded(endpoint, handler(for: endpoint))
             router.on(RouterPath(endpoint.path), method: endpoint.method,
                       use: endpoint.metricName.map { instrument($0, handler) } ?? handler)
             table.add(endpoint.method, endpoint.path)
@@ -66,6 +66,17 @@ struct API: Sendable {
         case .stopChallenger: stopChallenger
         case .promote: promote
         case .evaluatePolicy: evaluatePolicy
+        }
+    }
+
+    /// Wraps `endpoint`'s handler in the access check that the fast path makes too
+    /// (``AccessControl/check(_:authorization:)``); an open server's handlers stay as they are.
+    func guarded(_ endpoint: Endpoint, _ handler: @escaping Handler) -> Handler {
+        let access = configuration.access
+        guard access.role(for: endpoint) != nil else { return handler }
+        return { request, context in
+            try access.check(endpoint, authorization: request.headers[.authorization])
+            return try await handler(request, context)
         }
     }
 

@@ -10,12 +10,26 @@ struct APIError: HTTPResponseError {
     let message: String
     /// The `Allow` header of a 405: the methods the path supports.
     let allow: String?
+    /// The `WWW-Authenticate` header of a 401.
+    let challenge: String?
 
-    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, allow: String? = nil) {
+    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, allow: String? = nil, challenge: String? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.allow = allow
+        self.challenge = challenge
+    }
+
+    /// No `Authorization: Bearer` token, or one the server does not have (docs/operations.md,
+    /// "Access tokens"). The message never repeats what was sent.
+    static let unauthorized = APIError(
+        .unauthorized, "unauthorized", "this endpoint needs an access token: send `Authorization: Bearer TOKEN` with a token the server has",
+        challenge: "Bearer")
+
+    /// A known token without the role `role` the endpoint needs.
+    static func forbidden(_ role: AccessRole) -> Self {
+        .init(.forbidden, "forbidden", "this endpoint needs a token with the `\(role.rawValue)` role")
     }
 
     static func badRequest(_ message: String) -> Self { .init(.badRequest, "bad_request", message) }
@@ -44,6 +58,7 @@ struct APIError: HTTPResponseError {
     func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let allow { headers[.allow] = allow }
+        if let challenge { headers[.wwwAuthenticate] = challenge }
         return Response(status: status, headers: headers, body: .init(byteBuffer: body))
     }
 

@@ -1,8 +1,8 @@
 import HTTPTypes
 
 /// Every endpoint of the HTTP API, once (openapi.yaml documents the same list): its method and
-/// path, the `route` label of its request metrics, and whether the event-loop fast path may
-/// answer it. The router registers each from here (``API/register(on:)``), the 405 check learns
+/// path, the `route` label of its request metrics, the role a token needs to call it, and whether
+/// the event-loop fast path may answer it. The router registers each from here (``API/register(on:)``), the 405 check learns
 /// each path's methods from here (``RouteTable``), and the fast path matches requests against
 /// the entries marked for it (``FastPathHandler/route(_:)``), so the three cannot disagree.
 enum Endpoint: CaseIterable, Sendable {
@@ -66,6 +66,18 @@ enum Endpoint: CaseIterable, Sendable {
         case .startChallenger, .stopChallenger: "challenger"
         case .promote: "promote"
         case .evaluatePolicy: "evaluate_policy"
+        }
+    }
+
+    /// The role an access token needs to call it when the server has tokens (docs/operations.md,
+    /// "Access tokens"); nil: none, ever (the API's description is public). ``AccessControl`` may
+    /// leave `/healthz` and `/metrics` open too.
+    var role: AccessRole? {
+        switch self {
+        case .openAPI: nil
+        case .health, .metrics, .models, .model, .user, .predict, .topK: .read
+        case .observe, .observations: .write
+        case .retrain, .job, .cancelJob, .rollback, .exploration, .startChallenger, .stopChallenger, .promote, .evaluatePolicy: .admin
         }
     }
 

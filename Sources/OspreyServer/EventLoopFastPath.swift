@@ -169,9 +169,9 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// would read the store.
     private func answer(_ request: HTTPRequestHead, _ route: Route, body: ByteBuffer, context: ChannelHandlerContext) {
         let start = ContinuousClock.now
-        var status = HTTPResponse.Status.ok
-        var out: ByteBuffer
+        let out: ByteBuffer
         do {
+            try api.configuration.access.check(route.endpoint, authorization: request.headers.first(name: "Authorization"))
             switch route.endpoint {
             case .predict:
                 out = try api.predictAnswer(model: route.model, uid: route.uid, item: route.item).body
@@ -201,10 +201,10 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         } catch {
             let e = APIError.from(error)
-            status = e.status
-            out = e.body
+            respond(route, status: e.status, body: e.body, challenge: e.challenge, start: start, context: context)
+            return
         }
-        respond(route, status: status, body: out, start: start, context: context)
+        respond(route, status: .ok, body: out, start: start, context: context)
     }
 
     /// Hands an observation to the group commit and holds this connection's later requests until
@@ -283,15 +283,17 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Writes an answer and records it in the route's metrics.
-    private func respond(_ route: Route, status: HTTPResponse.Status, body: ByteBuffer, start: ContinuousClock.Instant,
-                         context: ChannelHandlerContext) {
+    /// - Parameter challenge: the `WWW-Authenticate` header of a 401.
+    private func respond(_ route: Route, status: HTTPResponse.Status, body: ByteBuffer, challenge: String? = nil,
+                         start: ContinuousClock.Instant, context: ChannelHandlerContext) {
         api.metrics.record(routeMetrics[route.pattern], status: Int(status.code), duration: .now - start)
         api.metrics.fastPath.increment()
         // The router's headers, as swift-http-types spells them on the wire.
-        let headers = HTTPHeaders([
+        var headers = HTTPHeaders([
             ("Content-Type", "application/json"), ("Content-Length", String(body.readableBytes)),
             ("Date", date.now), ("Server", API.serverName),
         ])
+        if let challenge { headers.add(name: "WWW-Authenticate", value: challenge) }
         let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: Int(status.code)), headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)

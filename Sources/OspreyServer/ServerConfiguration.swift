@@ -20,9 +20,11 @@ public struct ServerConfiguration: Sendable {
     /// Threads that score the fast path's whole-catalogue (and long-list) top-k calls, so an event
     /// loop only reads requests and writes answers (nil: one per core; 0: each loop scores its own).
     public var scanThreads: Int?
+    /// The access tokens and open probes (default: no tokens, every endpoint open).
+    public var access: AccessControl
 
     public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1 << 20, maxK: Int = 10_000,
-                fastPath: Bool = true, eventLoops: Int? = nil, scanThreads: Int? = nil) {
+                fastPath: Bool = true, eventLoops: Int? = nil, scanThreads: Int? = nil, access: AccessControl = .init()) {
         precondition(eventLoops.map { $0 >= 1 } ?? true, "at least one event loop")
         precondition(scanThreads.map { $0 >= 0 } ?? true, "scan threads cannot be negative")
         self.host = host
@@ -32,6 +34,7 @@ public struct ServerConfiguration: Sendable {
         self.fastPath = fastPath
         self.eventLoops = eventLoops
         self.scanThreads = scanThreads
+        self.access = access
     }
 
     /// The event loops of a server built without a count: half the cores, at least one.

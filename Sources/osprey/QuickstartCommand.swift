@@ -46,6 +46,9 @@ struct QuickstartCommand: AsyncParsableCommand {
                   curl -s '\(base)/v1/models/\(name)'
                   curl -s '\(base)/metrics'
 
+                To require access tokens, put lines like `admin TOKEN` (roles: read, write, admin) in a file
+                and pass --tokens-file FILE; then send `-H 'Authorization: Bearer TOKEN'` (docs/operations.md).
+
                 Ctrl-C stops the server gracefully (in-flight requests finish, user weights are snapshotted).
 
                 """)

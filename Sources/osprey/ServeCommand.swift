@@ -55,6 +55,12 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Network event-loop threads (default: half the cores, at least one).") var eventLoops: Int?
     @Option(help: "Threads that score whole-catalogue top-k calls off the event loops (default: one per core; 0: on the event loops).") var scanThreads: Int?
     @Option(help: "Log level (trace, debug, info, notice, warning, error).") var logLevel = "info"
+    @Option(help: "Access tokens, one a line: `ROLES TOKEN` (roles read, write, admin, comma-separated; tokens of 16 characters or more). With tokens (here or in OSPREY_TOKENS), every request needs `Authorization: Bearer TOKEN`.")
+    var tokensFile: String?
+    @Flag(help: "Serve on an address other than loopback without access tokens (refused otherwise).") var insecure = false
+    @Flag(help: "With access tokens, serve /metrics without one (otherwise it needs `read`).") var openMetrics = false
+    @Flag(inversion: .prefixedNo, help: "With access tokens, serve /healthz without one (off: it needs `read`).")
+    var openHealth = true
 
     /// Every option checked against ``Bounds`` before anything runs (`quickstart` checks them
     /// before it generates and trains).
@@ -84,6 +90,39 @@ struct ServeOptions: ParsableArguments {
             throw ValidationError("unknown --cache-policy \(cachePolicy); use one of \(EvictionPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        let tokens = try accessTokens()
+        do {
+            try AccessControl.checkExposure(host: host, hasTokens: !tokens.isEmpty, insecure: insecure)
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    /// The tokens of `--tokens-file` and of the `OSPREY_TOKENS` environment variable (entries
+    /// separated by `;` or newlines), never from the command line, where `ps` shows them
+    /// (docs/operations.md, "Access tokens").
+    /// - Throws: `ValidationError` naming the file and line (or the variable's entry) that is
+    ///   malformed, never the token.
+    func accessTokens(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> AccessTokens {
+        do {
+            var tokens = AccessTokens()
+            if let tokensFile {
+                let text: String
+                do {
+                    text = try String(contentsOfFile: tokensFile, encoding: .utf8)
+                } catch {
+                    throw ValidationError("cannot read --tokens-file \(tokensFile): \(error.localizedDescription)")
+                }
+                tokens = try AccessTokens(parsing: text, source: "--tokens-file \(tokensFile)")
+                guard !tokens.isEmpty else { throw ValidationError("--tokens-file \(tokensFile) holds no token") }
+            }
+            if let variable = environment["OSPREY_TOKENS"] {
+                tokens = tokens.merging(try AccessTokens(parsing: variable, source: "OSPREY_TOKENS", separators: [";"]))
+            }
+            return tokens
+        } catch let error as AccessTokensError {
+            throw ValidationError(error.description)
+        }
     }
 
     /// `--hot-users` as a number (`all`: `Int.max`), nil when it is neither.
@@ -124,14 +163,17 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: (@Send
             exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog,
                                decisionRetention: retention),
             hotUsers: hotUsers, warmStart: o.warmStart), metrics: .prometheus(), logger: logger)
+    let tokens = try o.accessTokens()
     let server = ServerConfiguration(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes, fastPath: o.fastPath,
-                                     eventLoops: o.eventLoops, scanThreads: o.scanThreads)
+                                     eventLoops: o.eventLoops, scanThreads: o.scanThreads,
+                                     access: .init(tokens: tokens, openMetrics: o.openMetrics, openHealth: o.openHealth))
     let threads = o.fastPath ? "\(server.eventLoopCount) event loop(s), \(server.scanThreadCount) scan thread(s)"
         : "\(server.eventLoopCount) event loop(s), no fast path"
+    let access = tokens.isEmpty ? "no access tokens: every endpoint is open" : "\(tokens.count) access token(s)"
     let models = manager.registry.all.count, path = store.path
     // Announced once the socket is bound, so nothing is promised on a port that turned out busy.
     let app = buildApplication(manager: manager, configuration: server, logger: logger) { port in
-        logger.info("serving \(models) model(s) from \(path) on http://\(o.host):\(port) (\(threads))")
+        logger.info("serving \(models) model(s) from \(path) on http://\(o.host):\(port) (\(threads); \(access))")
         banner?("http://\(o.host):\(port)")
     }
     // Services shut down in reverse order: the server drains first, then the manager's services

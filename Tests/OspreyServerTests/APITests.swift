@@ -13,11 +13,12 @@ let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
 /// The HTTP API through the router, on a small trained model in a fresh directory.
 struct APITests {
-    func withApp(maxBodyBytes: Int = 1 << 20, _ body: @escaping @Sendable (any TestClientProtocol, TrainedStore) async throws -> Void) async throws {
+    func withApp(maxBodyBytes: Int = 1 << 20, access: AccessControl = .init(),
+                 _ body: @escaping @Sendable (any TestClientProtocol, TrainedStore) async throws -> Void) async throws {
         let t = try TrainedStore()
         defer { t.remove() }
         let manager = try Manager(stores: try t.reopen(), metrics: .prometheus(), logger: quiet)
-        let app = buildApplication(manager: manager, configuration: .init(maxBodyBytes: maxBodyBytes), logger: quiet)
+        let app = buildApplication(manager: manager, configuration: .init(maxBodyBytes: maxBodyBytes, access: access), logger: quiet)
         try await app.test(.router) { client in try await body(client, t) }
     }
 

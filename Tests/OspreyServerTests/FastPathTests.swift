@@ -30,8 +30,8 @@ struct FastPathTests {
     /// Runs `body` with two live servers over one manager: with the fast path and without. The
     /// fast one scores long top-k calls on a pool of `scanThreads` threads (nil: one per core; 0: on
     /// its event loops).
-    /// `configure` changes the manager's settings.
-    func withServers(scanThreads: Int? = nil, configure: (inout Manager.Configuration) -> Void = { _ in },
+    /// `configure` changes the manager's settings; `access` is both servers' access control.
+    func withServers(scanThreads: Int? = nil, access: AccessControl = .init(), configure: (inout Manager.Configuration) -> Void = { _ in },
                      _ body: @escaping @Sendable (_ fast: any TestClientProtocol, _ routed: any TestClientProtocol, TrainedStore) async throws -> Void) async throws {
         let t = try TrainedStore()
         defer { t.remove() }
@@ -39,8 +39,9 @@ struct FastPathTests {
         var configuration = Manager.Configuration(exploration: .init(logDecisions: false))
         configure(&configuration)
         let manager = try Manager(stores: try t.reopen(), configuration: configuration, logger: quiet)
-        let fast = buildApplication(manager: manager, configuration: .init(port: 0, maxBodyBytes: 2048, scanThreads: scanThreads), logger: quiet)
-        let routed = buildApplication(manager: manager, configuration: .init(port: 0, maxBodyBytes: 2048, fastPath: false), logger: quiet)
+        let fast = buildApplication(manager: manager, configuration: .init(
+            port: 0, maxBodyBytes: 2048, scanThreads: scanThreads, access: access), logger: quiet)
+        let routed = buildApplication(manager: manager, configuration: .init(port: 0, maxBodyBytes: 2048, fastPath: false, access: access), logger: quiet)
         try await fast.test(.live) { f in
             try await routed.test(.live) { r in try await body(f, r, t) }
         }
