@@ -14,9 +14,12 @@ public struct Observation: Sendable, Equatable {
     /// the decision `eventId` names). Known live, not stored: it feeds the quality monitor's
     /// exploration pool, which is soft state like the rest of the monitor.
     public var answersExploration: Bool
+    /// The client's id for this observation, if it gave one: a retry with the same id is not
+    /// logged again (``ObservationLog``'s append skips it). Not read back from the log.
+    public var observationId: String?
 
     public init(model: String, uid: String, item: String, label: Float, time: Double = Date().timeIntervalSince1970,
-                eventId: String? = nil, answersExploration: Bool = false) {
+                eventId: String? = nil, answersExploration: Bool = false, observationId: String? = nil) {
         self.model = model
         self.uid = uid
         self.item = item
@@ -24,6 +27,7 @@ public struct Observation: Sendable, Equatable {
         self.time = time
         self.eventId = eventId
         self.answersExploration = answersExploration
+        self.observationId = observationId
     }
 }
 

@@ -184,8 +184,8 @@ struct API: Sendable {
         let model = try context.parameter("model"), uid = try context.parameter("uid")
         let body = try ObserveBody.decode(from: try await request.body.collect(upTo: configuration.maxBodyBytes))
         let feedback = body.feedback(uid: uid)
-        let version = try await manager.ingestor.observe(model: model, [feedback])
-        return ObserveResponse(feedback: feedback, version: version).response()
+        let acknowledgement = try await manager.ingestor.observe(model: model, [feedback])
+        return ObserveResponse(feedback: feedback, acknowledgement: acknowledgement).response()
     }
 
     func observeBulk(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -195,10 +195,11 @@ struct API: Sendable {
         var batch: [Feedback] = []
         batch.reserveCapacity(body.observations.count)
         for o in body.observations {
-            batch.append(Feedback(uid: o.uid.value, item: o.item.value, label: o.label, eventId: o.eventId))
+            batch.append(Feedback(uid: o.uid.value, item: o.item.value, label: o.label, eventId: o.eventId,
+                                  observationId: o.observationId))
         }
-        try await manager.ingestor.observe(model: model, batch)
-        return BulkObserveResponse(accepted: batch.count).response()
+        let acknowledgement = try await manager.ingestor.observe(model: model, batch)
+        return BulkObserveResponse(accepted: batch.count, duplicates: acknowledgement.duplicates).response()
     }
 }
 

@@ -220,8 +220,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 var status = HTTPResponse.Status.ok
                 let out: ByteBuffer
                 switch result {
-                case .success(let version):
-                    out = ObserveResponse(feedback: feedback, version: version).body
+                case .success(let acknowledgement):
+                    out = ObserveResponse(feedback: feedback, acknowledgement: acknowledgement).body
                 case .failure(let error):
                     let e = APIError.from(error)
                     status = e.status

@@ -7,6 +7,7 @@ struct BulkObservation: BodyFieldType {
     let item: WireID
     let label: Double
     let eventId: String?
+    let observationId: String?
 
     static var expected: String { "a JSON object" }
     static var plural: String { "observations (JSON objects)" }
@@ -14,6 +15,7 @@ struct BulkObservation: BodyFieldType {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case uid, item, label
         case eventId = "event_id"
+        case observationId = "observation_id"
     }
 
     init(from decoder: any Decoder) throws {
@@ -22,6 +24,7 @@ struct BulkObservation: BodyFieldType {
         item = try c.value(WireID.self, forKey: .item)
         label = try c.number(forKey: .label)
         eventId = try c.optional(String.self, forKey: .eventId)
+        observationId = try c.optional(String.self, forKey: .observationId)
     }
 }
 

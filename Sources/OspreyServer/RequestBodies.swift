@@ -34,16 +34,20 @@ struct ObserveBody: Decodable, Equatable {
     let item: WireID
     let label: Double
     let eventId: String?
+    /// The client's id for the observation: a retry with it is acknowledged, not logged twice.
+    let observationId: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case item, label
         case eventId = "event_id"
+        case observationId = "observation_id"
     }
 
-    init(item: WireID, label: Double, eventId: String?) {
+    init(item: WireID, label: Double, eventId: String?, observationId: String? = nil) {
         self.item = item
         self.label = label
         self.eventId = eventId
+        self.observationId = observationId
     }
 
     /// openapi.yaml's `ObserveRequest`: no other field, no `null` (StrictDecoding.swift).
@@ -52,6 +56,7 @@ struct ObserveBody: Decodable, Equatable {
         item = try c.value(WireID.self, forKey: .item)
         label = try c.number(forKey: .label)
         eventId = try c.optional(String.self, forKey: .eventId)
+        observationId = try c.optional(String.self, forKey: .observationId)
     }
 
     /// Decodes an observe body as ``TopKBody/decode(from:)`` decodes a top-k one: the plain shapes
@@ -65,7 +70,7 @@ struct ObserveBody: Decodable, Equatable {
     /// The feedback this body gives on user `uid`, unchecked: the ingestor checks it
     /// (``Ingestor/observe(model:_:completion:)``), on the fast path and the router alike.
     func feedback(uid: String) -> Feedback {
-        Feedback(uid: uid, item: item.value, label: label, eventId: eventId)
+        Feedback(uid: uid, item: item.value, label: label, eventId: eventId, observationId: observationId)
     }
 }
 
@@ -170,7 +175,7 @@ struct PlainReader {
     }
 
     private mutating func observe() -> ObserveBody? {
-        var item: WireID?, label: Double?, eventId: String?
+        var item: WireID?, label: Double?, eventId: String?, observationId: String?
         guard take(UInt8(ascii: "{")), !take(UInt8(ascii: "}")) else { return nil }
         repeat {
             guard let key = string(), take(UInt8(ascii: ":")) else { return nil }
@@ -178,13 +183,14 @@ struct PlainReader {
             case "item" where item == nil: guard let v = id() else { return nil }; item = v
             case "label" where label == nil: guard let v = decimal() else { return nil }; label = v
             case "event_id" where eventId == nil: guard let v = string() else { return nil }; eventId = v
+            case "observation_id" where observationId == nil: guard let v = string() else { return nil }; observationId = v
             default: return nil
             }
         } while take(UInt8(ascii: ","))
         guard take(UInt8(ascii: "}")), let item, let label else { return nil }
         skipSpace()
         guard i == bytes.count else { return nil }
-        return ObserveBody(item: item, label: label, eventId: eventId)
+        return ObserveBody(item: item, label: label, eventId: eventId, observationId: observationId)
     }
 
     /// A number with an optional minus sign and fraction, no exponent, at most 30 characters.

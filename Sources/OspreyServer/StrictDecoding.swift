@@ -48,7 +48,7 @@ struct BodyError: Error, CustomStringConvertible, Equatable {
         .init(description: "\(name(path)) is missing: it must be \(expected)")
     }
 
-    /// ``unknown field `extra` (the fields are item, label, event_id)``.
+    /// ``unknown field `extra` (the fields are item, label, event_id, observation_id)``.
     static func unknown(at path: [any CodingKey], fields: [String]) -> Self {
         .init(description: "unknown field `\(name(path))` (the fields are \(fields.joined(separator: ", ")))")
     }

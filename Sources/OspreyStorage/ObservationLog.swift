@@ -11,10 +11,16 @@ import OspreyModel
 /// Durability: when ``append(_:)`` returns, the observations survive a process kill and a power
 /// loss (the SQLite log commits with `synchronous = FULL`). When it throws, none of them were
 /// logged. Callers batch concurrent writers into one append (group commit).
+///
+/// Idempotency: an observation with an ``Observation/observationId`` that the model's log already
+/// holds — or that an earlier observation of the same append carries — is not appended. The ids
+/// are kept with their observations, so a retry is recognized for as long as the first is in the
+/// log (forever, unless its user is erased), across restarts.
 public protocol ObservationLog: Sendable {
-    /// Appends observations in one durable commit and returns their sequence numbers, in order.
+    /// Appends observations in one durable commit and returns their sequence numbers, in order;
+    /// nil for an observation not appended because its observation id is already logged.
     /// - Throws: ``StorageError`` `.io` when the commit fails; then nothing was appended.
-    func append(_ observations: [Observation]) throws -> [Int64]
+    func append(_ observations: [Observation]) throws -> [Int64?]
 
     /// At most `limit` of the model's observations with sequence above `seq`, in sequence order:
     /// a replay reads the log in such pages, so it holds no read open while it learns.

@@ -8,7 +8,12 @@ extension Manager {
     /// version.
     @discardableResult
     public func observe(model name: String, _ items: [Feedback]) async throws -> Int {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
+        try await acknowledge(model: name, items).version
+    }
+
+    /// The ingestor's observe, awaited: the acknowledgement (serving version, duplicates).
+    public func acknowledge(model name: String, _ items: [Feedback]) async throws -> Acknowledgement {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Acknowledgement, any Error>) in
             do {
                 try ingestor.observe(model: name, items) { continuation.resume(with: $0.mapError { $0 as any Error }) }
             } catch {

@@ -195,9 +195,9 @@ extension ExplorationServingTests {
         let t = try TrainedStore(), faults = Faults()
         let m = try Manager(stores: t.stores.injectingFaults(faults), logger: quiet)
         _ = try m.explorer.topK(model: "demo", uid: "u1", k: 3, items: nil)
-        await #expect(throws: OspreyError.self) {
-            try await m.exploration.evaluate(model: "demo", policy: .greedy, limit: 1_000_000, propensitySamples: 10_000)
-        }
+        // The asked-for draws are lowered to the cap: 20M draws over a million decisions.
+        #expect(try await m.exploration.evaluate(model: "demo", policy: .greedy, limit: 1_000_000, propensitySamples: 10_000).samples == 20)
+        #expect(try await m.exploration.evaluate(model: "demo", policy: .greedy, limit: 100, propensitySamples: 64).samples == 64)
         faults.hold(.decisionRead)
         let reads = faults.calls(.decisionRead)
         let first = Task { try await m.exploration.evaluate(model: "demo", policy: .greedy) }

@@ -271,3 +271,40 @@ struct TopKFilterTests {
         #expect(try restarted.topK(model: "demo", uid: uid, k: 8, items: nil, excludeObserved: true).items.map(\.item) == observed)
     }
 }
+
+extension ManagerTests {
+    /// An observation id makes a retry harmless: acknowledged, not logged or learned twice — after
+    /// a failed commit (it was not logged, so the retry is), behind the first in the same group
+    /// commit, and after a restart.
+    @Test func aRetriedObservationIdIsAcknowledgedOnce() async throws {
+        let t = try TrainedStore(), faults = Faults()
+        let m = try Manager(stores: t.stores.injectingFaults(faults), logger: quiet)
+        func send(_ id: String, label: Double = 4) async throws -> Acknowledgement {
+            try await m.acknowledge(model: "demo", [Feedback(uid: "retry-user", item: "i1", label: label, observationId: id)])
+        }
+        func learned() throws -> Int { try m.info(model: "demo", uid: "retry-user").observations }
+        // A failed commit logs nothing: its retry is the first delivery.
+        faults.failNext(.commit)
+        await #expect(throws: OspreyError.self) { try await send("a") }
+        #expect(try await send("a").duplicates == 0 && learned() == 1)
+        #expect(try await send("a").duplicates == 1 && learned() == 1, "a retry after a timeout")
+        // Two deliveries in one group commit: one is logged.
+        faults.hold(.commit)
+        let calls = faults.calls(.commit)
+        async let blocker = send("b")
+        while faults.calls(.commit) == calls { try await Task.sleep(for: .milliseconds(1)) }
+        async let first = send("c"), second = send("c")
+        while m.ingestor.waitingCount < 2 { try await Task.sleep(for: .milliseconds(1)) }
+        faults.release(.commit)
+        let answers = try await [blocker.duplicates, first.duplicates, second.duplicates]
+        #expect(try answers.sorted() == [0, 0, 1] && learned() == 3)
+        #expect(try t.stores.log.observationCount(model: "demo") == 3)
+        // A bulk call counts its duplicates; a restart still knows the ids.
+        let restarted = try Manager(stores: t.stores, logger: quiet)
+        let bulk = try await restarted.acknowledge(model: "demo", [
+            Feedback(uid: "retry-user", item: "i2", label: 3, observationId: "a"),
+            Feedback(uid: "retry-user", item: "i2", label: 3, observationId: "d"),
+        ])
+        #expect(try bulk.duplicates == 1 && restarted.info(model: "demo", uid: "retry-user").observations == 4)
+    }
+}

@@ -42,7 +42,7 @@ struct ErrorMessageTests {
                 (observe, #"{"item":["i1"],"label":1}"#, "item must be a string or an integer"),
                 (observe, #"{"item":"i1","label":1,"event_id":5}"#, "event_id must be a string"),
                 (observe, #"[{"item":"i1","label":1}]"#, "the body must be a JSON object"),
-                (observe, #"{"item":"i1","label":1,"rating":2}"#, "unknown field `rating` (the fields are item, label, event_id)"),
+                (observe, #"{"item":"i1","label":1,"rating":2}"#, "unknown field `rating` (the fields are item, label, event_id, observation_id)"),
             ]
             for (uri, body, message) in requests {
                 let a = try await FastPathTests().answer(fast, .post, uri, body)

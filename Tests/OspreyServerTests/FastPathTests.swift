@@ -530,3 +530,25 @@ struct Announced<Base: ApplicationProtocol>: ApplicationProtocol {
         if let port = channel.localAddress?.port { listening(port) }
     }
 }
+
+extension FastPathTests {
+    /// An observe retried with its `observation_id` is answered `"duplicate":true` and not learned
+    /// again, on the fast path and the router alike; a bulk call counts its duplicates.
+    @Test func aRetriedObservationIdIsADuplicateOnBothPaths() async throws {
+        try await withServers { fast, routed, _ in
+            for (client, user) in [(fast, "retry-fast"), (routed, "retry-routed")] {
+                // Ids are unique per model: each server's user has its own.
+                let body = #"{"item":"i1","label":4,"observation_id":"order-"# + user + #""}"#
+                let first = try await answer(client, .post, "/v1/models/demo/users/\(user)/observe", body)
+                let retry = try await answer(client, .post, "/v1/models/demo/users/\(user)/observe", body)
+                #expect(first.status == 200 && first.body.contains(#""duplicate":false"#), "\(first.body)")
+                #expect(retry.status == 200 && retry.body.contains(#""duplicate":true"#), "\(retry.body)")
+                let info = try await answer(client, .get, "/v1/models/demo/users/\(user)", nil)
+                #expect(info.body.contains(#""observations":1"#), "\(info.body)")
+            }
+            let bulk = #"{"observations":[{"uid":"retry-fast","item":"i2","label":3,"observation_id":"order-retry-fast"},{"uid":"retry-fast","item":"i2","label":3,"observation_id":"order-2"}]}"#
+            let answered = try await answer(routed, .post, "/v1/models/demo/observations", bulk)
+            #expect(answered.status == 200 && answered.body == #"{"accepted":2,"duplicates":1}"#, "\(answered.body)")
+        }
+    }
+}

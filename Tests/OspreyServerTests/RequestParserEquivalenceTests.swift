@@ -96,6 +96,9 @@ struct RequestParserEquivalenceTests {
         Body(#"{"item":"i1","label":-0}"#), Body(#"{"item":"i1","label":0.30000000000000004}"#), Body(#"{"item":"i1","label":9007199254740993}"#),
         Body(#"{"item":"i1","label":123456789012345678901234567890}"#), Body(#"{"item":"i1","label":1,"event_id":""}"#),
         Body(#"{"item":"","label":1}"#), Body(#"{"item":0,"label":1}"#),
+        Body(#"{"item":"i1","label":1,"observation_id":"o-1"}"#), Body(#"{"observation_id":"o 2","event_id":"e","item":"i1","label":2}"#),
+        Body(#"{"item":"i1","label":1,"observation_id":null}"#), Body(#"{"item":"i1","label":1,"observation_id":3}"#),
+        Body(#"{"item":"i1","label":1,"observation_id":"a","observation_id":"b"}"#, differs: repeatedKey),
         // Valid, read by JSONDecoder.
         Body(#"{"item":"i1","label":1e2}"#), Body(#"{"item":"i1","label":1E-2}"#), Body(#"{"item":"i1","label":-0.0e0}"#),
         Body(#"{"item":"i1","label":0.1000000000000000055511151231257827}"#), Body(#"{"item":"i1","label":1e39}"#),
@@ -209,12 +212,14 @@ struct RequestParserEquivalenceTests {
         var item: IDMirror
         var label: Double
         var event_id: String?
+        var observation_id: String?
 
-        static let shape = Shape.object(["item": .scalar, "label": .scalar, "event_id": .scalar])
+        static let shape = Shape.object(["item": .scalar, "label": .scalar, "event_id": .scalar, "observation_id": .scalar])
 
         /// The label's bits, so that -0 and 0 differ.
         func same(as b: ObserveBody) -> Bool {
             item.text == b.item.value && label.bitPattern == b.label.bitPattern && event_id == b.eventId
+                && observation_id == b.observationId
         }
     }
 
@@ -223,19 +228,20 @@ struct RequestParserEquivalenceTests {
         var item: IDMirror
         var label: Double
         var event_id: String?
+        var observation_id: String?
     }
 
     struct BulkMirror: Decodable {
         var observations: [ObservationMirror]
 
         static let shape = Shape.object(["observations": .array(.object([
-            "uid": .scalar, "item": .scalar, "label": .scalar, "event_id": .scalar,
+            "uid": .scalar, "item": .scalar, "label": .scalar, "event_id": .scalar, "observation_id": .scalar,
         ]))])
 
         func same(as b: BulkObserveBody) -> Bool {
             observations.count == b.observations.count && zip(observations, b.observations).allSatisfy { m, o in
                 m.uid.text == o.uid.value && m.item.text == o.item.value && m.label.bitPattern == o.label.bitPattern
-                    && m.event_id == o.eventId
+                    && m.event_id == o.eventId && m.observation_id == o.observationId
             }
         }
     }

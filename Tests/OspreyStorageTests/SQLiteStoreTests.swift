@@ -20,7 +20,7 @@ struct SQLiteStoreTests {
     @Test func logAppendsInOrderAndReadsAfterASequence() throws {
         let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
-        let seqs = try t.sqlite!.log.append((0..<5).map { Observation(model: "demo", uid: "u\($0)", item: "i1", label: Float($0), time: 1) })
+        let seqs = try t.sqlite!.log.append((0..<5).map { Observation(model: "demo", uid: "u\($0)", item: "i1", label: Float($0), time: 1) }).compactMap { $0 }
         _ = try t.sqlite!.log.append([Observation(model: "other", uid: "x", item: "y", label: 1, time: 1)])
         #expect(seqs == seqs.sorted() && Set(seqs).count == 5)
         var seen: [LoggedObservation] = []

@@ -44,13 +44,33 @@ struct StoreContractTests {
         return UserWeights(ridge: ridge, observations: observations, runningLoss: Double(label), bootstrapped: false)
     }
 
+    /// An observation whose observation id the model's log holds is not appended again: nil in
+    /// its place, in the same append or a later one, across a reopen; other models keep their own ids.
+    @Test(arguments: Backend.allCases)
+    func theLogSkipsAnObservationIdItHolds(_ backend: Backend) throws {
+        try withStores(backend) { s, reopen in
+            func o(_ model: String, _ id: String?, _ label: Float) -> Observation {
+                Observation(model: model, uid: "u", item: "i", label: label, time: 1, observationId: id)
+            }
+            let first = try s.log.append([o("a", "x", 1), o("a", "x", 2), o("a", nil, 3), o("a", nil, 4), o("b", "x", 5)])
+            #expect(first[0] != nil && first[1] == nil && first[2] != nil && first[3] != nil && first[4] != nil)
+            let again = try reopen().log.append([o("a", "x", 6), o("a", "y", 7)])
+            #expect(again[0] == nil && again[1] != nil)
+            #expect(try s.log.observationCount(model: "a") == 4 && s.log.observationCount(model: "b") == 1)
+            var labels: [Float] = []
+            try reopen().log.forEachObservation(model: "a", after: 0) { labels.append($0.observation.label) }
+            #expect(labels == [1, 3, 4, 7], "the retries were not logged")
+        }
+    }
+
     @Test(arguments: Backend.allCases)
     func theLogKeepsCommitOrderPerModel(_ backend: Backend) throws {
         try withStores(backend) { s, reopen in
             #expect(try s.log.lastSequence() == 0)
             let a = try s.log.append((0..<5).map { Observation(model: "a", uid: "u\($0 % 2)", item: "i\($0)", label: Float($0), time: 1) })
+                .compactMap { $0 }
             let b = try s.log.append([Observation(model: "b", uid: "u0", item: "x", label: 1, time: 2, eventId: "e1"),
-                                      Observation(model: "b", uid: "u0", item: "y", label: 2, time: 3, eventId: "e1")])
+                                      Observation(model: "b", uid: "u0", item: "y", label: 2, time: 3, eventId: "e1")]).compactMap { $0 }
             #expect(a == a.sorted() && Set(a).count == 5 && b[0] > a[4] && b[1] > b[0], "increasing across commits and models")
             #expect(try s.log.append([]).isEmpty)
             let log = try reopen().log

@@ -42,7 +42,8 @@ public final class ExplorationControl: Sendable {
     /// earned run on `version` (default: the serving one, with users' live weights; another
     /// version with its stored weights). Buffered decisions are written first. Runs on a
     /// dispatch queue, off the pool serving requests, one at a time per model, within
-    /// ``maxEvaluatedDecisions`` and ``maxEvaluationDraws``.
+    /// ``maxEvaluatedDecisions``; `propensitySamples` is lowered so that decisions × samples stays
+    /// within ``maxEvaluationDraws`` (``PolicyEvaluation/samples`` says what was used).
     /// - Throws: ``OspreyError`` `unknownModel`, `unknownVersion`, `invalidArgument` (sizes), or
     ///   `conflict` while another evaluation of the model runs.
     public func evaluate(model name: String, policy: ExplorationPolicy, version number: Int? = nil,
@@ -54,9 +55,8 @@ public final class ExplorationControl: Sendable {
         guard propensitySamples >= 1, propensitySamples <= 10_000 else {
             throw OspreyError(.invalidArgument, "samples must be between 1 and 10000")
         }
-        guard limit * propensitySamples <= Self.maxEvaluationDraws else {
-            throw OspreyError(.invalidArgument, "limit × samples must be at most \(Self.maxEvaluationDraws) (got \(limit) × \(propensitySamples)): fewer decisions or fewer samples")
-        }
+        // At most maxEvaluationDraws in all: more decisions, fewer draws each (the answer says how many).
+        let propensitySamples = min(propensitySamples, max(1, Self.maxEvaluationDraws / limit))
         guard evaluating.withLock({ $0.insert(name).inserted }) else {
             throw OspreyError(.conflict, "an evaluation of model `\(name)` is running; wait for its answer before asking for another")
         }

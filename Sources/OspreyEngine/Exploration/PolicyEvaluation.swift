@@ -19,6 +19,9 @@ public struct PolicyEvaluation: Sendable {
     public var estimates: [OffPolicyEstimate]
     public var policy: ExplorationPolicy
     public var version: Int
+    /// The posterior draws behind a stochastic target's propensities (the asked-for number,
+    /// capped so one evaluation stays within ``ExplorationControl/maxEvaluationDraws``).
+    public var samples = 0
 
     /// Evaluates `policy` run on `version` with users' states `states` (a user without one starts
     /// from the version's prior) on logged `records` joined with `feedback`. Decisions are
@@ -45,7 +48,8 @@ public struct PolicyEvaluation: Sendable {
             targetStates: targetStates, lambda: version.lambda, seed: seed)
         let s = data.samples
         var result = PolicyEvaluation(decisions: records.count, used: s.count, skipped: data.skipped, loggedReward: nil,
-                                      effectiveSampleSize: nil, estimates: [], policy: policy, version: version.number)
+                                      effectiveSampleSize: nil, estimates: [], policy: policy, version: version.number,
+                                      samples: max(1, propensitySamples))
         guard s.count > 1 else { return result }
         result.loggedReward = s.reduce(0) { $0 + $1.reward } / Double(s.count)
         let weights = s.map(\.weight)

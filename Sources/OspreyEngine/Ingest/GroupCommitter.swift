@@ -11,8 +11,10 @@ import Synchronization
 final class GroupCommitter: Sendable {
     struct Request {
         var observations: [Observation]
-        /// Called once the batch holding these observations is durable and learned (nil), or failed.
-        var done: @Sendable ((any Error)?) -> Void
+        /// Called once the batch holding these observations is durable and learned, with which
+        /// of them were already logged under their observation id (so not logged again), or
+        /// with the error that failed the commit.
+        var done: @Sendable (Result<[Bool], any Error>) -> Void
     }
 
     struct State {
@@ -23,7 +25,7 @@ final class GroupCommitter: Sendable {
 
     private let state = Mutex(State())
     private let queue = DispatchQueue(label: "osprey.group-commit", qos: .userInitiated)
-    private let commit: @Sendable ([Observation]) throws -> [Int64]
+    private let commit: @Sendable ([Observation]) throws -> [Int64?]
     private let apply: @Sendable ([LoggedObservation]) -> Void
     /// Commits made.
     private let commits: Counter
@@ -32,18 +34,19 @@ final class GroupCommitter: Sendable {
     ///   - commits: counts each commit made.
     ///   - commit: appends a batch to the log durably, returning sequence numbers.
     ///   - apply: learns a committed batch, in sequence order.
-    init(commits: Counter, commit: @escaping @Sendable ([Observation]) throws -> [Int64],
+    init(commits: Counter, commit: @escaping @Sendable ([Observation]) throws -> [Int64?],
          apply: @escaping @Sendable ([LoggedObservation]) -> Void) {
         self.commits = commits
         self.commit = commit
         self.apply = apply
     }
 
-    /// Calls `done` once `observations` are durable in the log and learned (with nil), or with
+    /// Calls `done` once `observations` are durable in the log and learned (with, for each, whether
+    /// it was already logged under its observation id: acknowledged, not logged again), or with
     /// the log's error when the commit failed, or ``OspreyError`` `unavailable` after ``close()``.
     /// `done` runs on the commit queue (or at once, on the caller's thread, after ``close()``),
     /// so it must be quick.
-    func submit(_ observations: [Observation], done: @escaping @Sendable ((any Error)?) -> Void) {
+    func submit(_ observations: [Observation], done: @escaping @Sendable (Result<[Bool], any Error>) -> Void) {
         let action = state.withLock { s -> Int in
             if s.closed { return 0 }
             s.pending.append(Request(observations: observations, done: done))
@@ -52,7 +55,7 @@ final class GroupCommitter: Sendable {
             return 2
         }
         switch action {
-        case 0: done(OspreyError(.unavailable, "the server is shutting down; retry against a running server"))
+        case 0: done(.failure(OspreyError(.unavailable, "the server is shutting down; retry against a running server")))
         case 2: queue.async { self.flush() }
         default: break
         }
@@ -72,10 +75,15 @@ final class GroupCommitter: Sendable {
             do {
                 let seqs = try commit(observations)
                 commits.increment()
-                apply(zip(seqs, observations).map { LoggedObservation(seq: $0, observation: $1) })
-                for r in batch { r.done(nil) }
+                apply(zip(seqs, observations).compactMap { seq, o in seq.map { LoggedObservation(seq: $0, observation: o) } })
+                var start = 0
+                for r in batch {
+                    let end = start + r.observations.count
+                    r.done(.success(seqs[start..<end].map { $0 == nil }))
+                    start = end
+                }
             } catch {
-                for r in batch { r.done(error) }
+                for r in batch { r.done(.failure(error)) }
             }
         }
     }

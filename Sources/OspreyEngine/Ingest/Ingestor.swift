@@ -55,14 +55,16 @@ public final class Ingestor: Service, Sendable {
     /// - Throws: ``OspreyError`` `unknownModel`, `invalidArgument`, `unknownEvent` for an event id
     ///   that is unknown or another user's, `unavailable` when the decision log cannot be read.
     public func observe(model name: String, _ items: [Feedback],
-                        completion: @escaping @Sendable (Result<Int, OspreyError>) -> Void) throws {
+                        completion: @escaping @Sendable (Result<Acknowledgement, OspreyError>) -> Void) throws {
         let checked = try check(model: name, items)
-        guard !checked.observations.isEmpty else { return completion(.success(checked.model.version.number)) }
-        committer.submit(checked.observations) { error in
-            if let error {
-                completion(.failure(self.commitFailure(error)))
-            } else {
-                completion(.success(self.credit(checked)))
+        guard !checked.observations.isEmpty else { return completion(.success(Acknowledgement(version: checked.model.version.number))) }
+        committer.submit(checked.observations) { result in
+            switch result {
+            case .failure(let error): completion(.failure(self.commitFailure(error)))
+            case .success(let duplicate):
+                // A retry's reward was credited with its first delivery.
+                let version = self.credit(checked, skipping: duplicate)
+                completion(.success(Acknowledgement(version: version, duplicates: duplicate.count { $0 })))
             }
         }
     }
@@ -84,7 +86,8 @@ public final class Ingestor: Service, Sendable {
     private struct CheckedFeedback: Sendable {
         let model: ServedModel
         let observations: [Observation]
-        let rewards: [(version: Int, label: Float)]
+        /// The rewards, with the index of the observation each came with.
+        let rewards: [(index: Int, version: Int, label: Float)]
     }
 
     /// Validates feedback and looks up its event ids; nothing is logged.
@@ -93,7 +96,7 @@ public final class Ingestor: Service, Sendable {
         let now = Date().timeIntervalSince1970
         var observations: [Observation] = []
         observations.reserveCapacity(items.count)
-        var rewards: [(version: Int, label: Float)] = []
+        var rewards: [(index: Int, version: Int, label: Float)] = []
         for (n, o) in items.enumerated() {
             let which = items.count > 1 ? "observation \(n): " : ""
             let label: Float
@@ -101,6 +104,7 @@ public final class Ingestor: Service, Sendable {
                 try rules.check(id: o.uid, field: "uid")
                 try rules.check(id: o.item, field: "item")
                 if let id = o.eventId { try rules.check(id: id, field: "event_id") }
+                if let id = o.observationId { try rules.check(id: id, field: "observation_id") }
                 label = try rules.check(label: o.label)
             } catch {
                 throw OspreyError(error, which)
@@ -118,10 +122,10 @@ public final class Ingestor: Service, Sendable {
                     throw OspreyError(.unknownEvent, "\(which)event_id `\(id)` names no top-k answer to user `\(o.uid)` (it answered `\(decision.uid)`)")
                 }
                 explored = decision.shown(o.item)?.explored ?? false
-                rewards.append((decision.version, label))
+                rewards.append((n, decision.version, label))
             }
             observations.append(Observation(model: name, uid: o.uid, item: o.item, label: label, time: now,
-                                            eventId: o.eventId, answersExploration: explored))
+                                            eventId: o.eventId, answersExploration: explored, observationId: o.observationId))
         }
         // A cold user's state is read while the commit syncs, not in the learning step after it,
         // where every commit behind it would wait for the read (after a start, every user is cold).
@@ -166,11 +170,12 @@ public final class Ingestor: Service, Sendable {
         return OspreyError(.unavailable, "the observation log could not commit: \(error)")
     }
 
-    /// Credits committed feedback's rewards to the versions that made its decisions; returns the
-    /// serving version.
-    private func credit(_ checked: CheckedFeedback) -> Int {
+    /// Credits committed feedback's rewards to the versions that made its decisions, except those
+    /// of observations that were `duplicate`s (credited when first logged); returns the serving
+    /// version.
+    private func credit(_ checked: CheckedFeedback, skipping duplicate: [Bool]) -> Int {
         let model = checked.model
-        model.countFeedback(checked.rewards)
+        model.countFeedback(checked.rewards.filter { !duplicate[$0.index] }.map { ($0.version, $0.label) })
         return model.version.number
     }
 }

@@ -183,16 +183,17 @@ public final class Retrainer: Sendable {
             // before it served; if they already show it stale, act on that now.
             if model.current.quality.stale { wentStale(model) }
         } catch is Trainer.Cancelled {
-            update(job: id) { $0.phase = .cancelled; $0.finishedAt = Date() }
+            // Counted before the job reads finished, so whoever waits for it sees the count.
             cancellations.increment()
+            update(job: id) { $0.phase = .cancelled; $0.finishedAt = Date() }
             logger.notice("retrain cancelled; the serving version is unchanged", metadata: [
                 "model.name": "\(model.name)", "job.id": "\(id)",
             ])
         } catch {
             // A version it stored but could not serve is marked failed, not left as if retired.
             _ = try? stores.versions.failUnservedVersions(model: model.name)
-            update(job: id) { $0.phase = .failed; $0.error = "\(error)"; $0.finishedAt = Date() }
             failures.increment()
+            update(job: id) { $0.phase = .failed; $0.error = "\(error)"; $0.finishedAt = Date() }
             logger.error("retrain failed; the serving version is unchanged", metadata: [
                 "model.name": "\(model.name)", "job.id": "\(id)", "error": "\(error)",
             ])

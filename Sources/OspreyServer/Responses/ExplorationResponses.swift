@@ -28,6 +28,7 @@ struct EvaluationResponse: APIResponse {
             w.field("version", e.version)
             w.field("decisions", e.decisions)
             w.field("used", e.used)
+            w.field("samples", e.samples)
             w.key("skipped")
             w.object { w in
                 w.field("no_feedback", e.skipped.noFeedback)

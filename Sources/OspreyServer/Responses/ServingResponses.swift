@@ -48,26 +48,33 @@ struct TopKResponse: APIResponse {
 }
 
 /// `POST /v1/models/{model}/users/{uid}/observe`: sent once the observation is durable and learned.
+/// `duplicate`: its `observation_id` was already logged (a retry): acknowledged, not logged again.
 struct ObserveResponse: APIResponse {
     let feedback: Feedback
-    let version: Int
+    let acknowledgement: Acknowledgement
 
     func write(to w: inout JSONWriter) {
         w.object { w in
             w.field("uid", feedback.uid)
             w.field("item", feedback.item)
-            w.field("version", version)
+            w.field("version", acknowledgement.version)
             w.field("accepted", true)
+            w.field("duplicate", acknowledgement.duplicates > 0)
         }
     }
 }
 
-/// `POST /v1/models/{model}/observations`.
+/// `POST /v1/models/{model}/observations`: `duplicates` of the accepted observations were
+/// already logged under their `observation_id`.
 struct BulkObserveResponse: APIResponse {
     let accepted: Int
+    let duplicates: Int
 
     func write(to w: inout JSONWriter) {
-        w.object { $0.field("accepted", accepted) }
+        w.object { w in
+            w.field("accepted", accepted)
+            w.field("duplicates", duplicates)
+        }
     }
 }
 

@@ -83,6 +83,14 @@ extension SQLiteObservationLog {
         migrator.registerMigration("log_without_user_index") { db in
             try db.execute(sql: "DROP INDEX IF EXISTS observation_model_uid_seq")
         }
+        // Idempotent observes: a client's id for an observation, unique per model, so a retry is
+        // not logged twice. The index holds only observations that carry one.
+        migrator.registerMigration("observation_id") { db in
+            try db.execute(sql: """
+                ALTER TABLE observation ADD COLUMN observation_id TEXT;
+                CREATE UNIQUE INDEX observation_id_unique ON observation (model, observation_id) WHERE observation_id IS NOT NULL;
+                """)
+        }
         return migrator
     }
 }

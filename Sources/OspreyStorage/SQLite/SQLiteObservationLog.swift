@@ -16,16 +16,26 @@ public final class SQLiteObservationLog: ObservationLog, Sendable {
         self.database = database
     }
 
-    public func append(_ observations: [Observation]) throws -> [Int64] {
+    public func append(_ observations: [Observation]) throws -> [Int64?] {
         guard !observations.isEmpty else { return [] }
         return try pool.write { db in
             let insert = try db.cachedStatement(
                 sql: "INSERT INTO observation (model, uid, item, label, time, event_id) VALUES (?, ?, ?, ?, ?, ?)")
-            var seqs: [Int64] = []
+            // An observation with an id is skipped when the id is logged (the partial unique index).
+            let insertWithID = try db.cachedStatement(sql: """
+                INSERT INTO observation (model, uid, item, label, time, event_id, observation_id) VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (model, observation_id) WHERE observation_id IS NOT NULL DO NOTHING
+                """)
+            var seqs: [Int64?] = []
             seqs.reserveCapacity(observations.count)
             for o in observations {
-                try insert.execute(arguments: [o.model, o.uid, o.item, Double(o.label), o.time, o.eventId])
-                seqs.append(db.lastInsertedRowID)
+                if let id = o.observationId {
+                    try insertWithID.execute(arguments: [o.model, o.uid, o.item, Double(o.label), o.time, o.eventId, id])
+                    seqs.append(db.changesCount > 0 ? db.lastInsertedRowID : nil)
+                } else {
+                    try insert.execute(arguments: [o.model, o.uid, o.item, Double(o.label), o.time, o.eventId])
+                    seqs.append(db.lastInsertedRowID)
+                }
             }
             return seqs
         }

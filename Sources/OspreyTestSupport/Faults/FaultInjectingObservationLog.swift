@@ -11,7 +11,7 @@ public struct FaultInjectingObservationLog: ObservationLog {
         self.faults = faults
     }
 
-    public func append(_ observations: [Observation]) throws -> [Int64] {
+    public func append(_ observations: [Observation]) throws -> [Int64?] {
         try faults.run(.commit) { try base.append(observations) }
     }
 

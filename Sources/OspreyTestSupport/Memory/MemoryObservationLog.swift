@@ -7,15 +7,24 @@ import Synchronization
 /// building a new manager on the same stores.
 public final class MemoryObservationLog: ObservationLog, Sendable {
     private let entries = Mutex<[LoggedObservation]>([])
+    /// The observation ids logged, per model.
+    private let ids = Mutex<[String: Set<String>]>([:])
 
     public init() {}
 
-    public func append(_ observations: [Observation]) throws -> [Int64] {
-        entries.withLock { log in
-            observations.map { o in
-                let seq = Int64(log.count + 1)
-                log.append(LoggedObservation(seq: seq, observation: o))
-                return seq
+    public func append(_ observations: [Observation]) throws -> [Int64?] {
+        ids.withLock { ids in
+            entries.withLock { log in
+                observations.map { o -> Int64? in
+                    if let id = o.observationId {
+                        guard ids[o.model, default: []].insert(id).inserted else { return nil }
+                    }
+                    let seq = Int64(log.count + 1)
+                    var stored = o
+                    stored.observationId = nil  // as the SQLite log reads it back
+                    log.append(LoggedObservation(seq: seq, observation: stored))
+                    return seq
+                }
             }
         }
     }
