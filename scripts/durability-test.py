@@ -116,8 +116,30 @@ def traced_observes(binary, work, preload=None):
             if status == 200:
                 acknowledged += 1
     finally:
-        stop(server)
+        # strace detaches from the server when it is signalled: stop the server itself (its
+        # child), then strace ends with it.
+        for child in children(server.pid):
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            stop(server)
     return acknowledged, unsynced_answers(trace)
+
+
+def children(pid):
+    """The child processes of `pid` (from /proc)."""
+    out = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return out
 
 
 def unsynced_answers(trace):
