@@ -9,7 +9,8 @@ import Synchronization
 public final class Faults: Sendable {
     /// The kinds of storage call that can be made to fail.
     public enum Operation: String, Sendable, CaseIterable {
-        /// ``ObservationLog/append(_:)``: a group commit.
+        /// ``ObservationLog/append(_:)`` (a group commit) and
+        /// ``ObservationLog/deleteUser(model:uid:through:)``: a write of the log.
         case commit
         /// Any read of the observation log.
         case logRead

@@ -7,15 +7,19 @@ import Synchronization
 /// building a new manager on the same stores.
 public final class MemoryObservationLog: ObservationLog, Sendable {
     private let entries = Mutex<[LoggedObservation]>([])
+    /// The highest sequence number given out (erasures never lower it).
+    private let last = Mutex<Int64>(0)
 
     public init() {}
 
     public func append(_ observations: [Observation]) throws -> [Int64] {
-        entries.withLock { log in
-            observations.map { o in
-                let seq = Int64(log.count + 1)
-                log.append(LoggedObservation(seq: seq, observation: o))
-                return seq
+        last.withLock { last in
+            entries.withLock { log in
+                observations.map { o in
+                    last += 1
+                    log.append(LoggedObservation(seq: last, observation: o))
+                    return last
+                }
             }
         }
     }
@@ -52,6 +56,14 @@ public final class MemoryObservationLog: ObservationLog, Sendable {
     }
 
     public func lastSequence() throws -> Int64 {
-        entries.withLock { Int64($0.count) }
+        last.withLock { $0 }
+    }
+
+    public func deleteUser(model: String, uid: String, through seq: Int64) throws -> Int {
+        entries.withLock { log in
+            let before = log.count
+            log.removeAll { $0.seq <= seq && $0.observation.model == model && $0.observation.uid == uid }
+            return before - log.count
+        }
     }
 }
