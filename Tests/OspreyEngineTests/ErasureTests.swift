@@ -111,4 +111,23 @@ struct ErasureTests {
         let twins = try p.topK(model: "demo", uid: "twin", k: 5, items: nil, excludeObserved: true)
         #expect(mine.items.map(\.item) == twins.items.map(\.item) && mine.items.map(\.score) == twins.items.map(\.score))
     }
+
+    @Test func aFailedErasureIsUnavailableAndARetryFinishesIt() async throws {
+        let t = try TrainedStore(), faults = Faults()
+        let m = try Manager(stores: t.stores.injectingFaults(faults), logger: quiet)
+        let uid = t.ratings[0].uid
+        try await m.observe(model: "demo", [(uid, "i1", 5), (uid, "i2", 1)])
+        faults.failNext(.snapshotWrite)
+        do {
+            _ = try m.eraseUser(model: "demo", uid: uid)
+            Issue.record("the erasure succeeded through a failing store")
+        } catch let e as OspreyError {
+            #expect(e.code == .unavailable)
+        }
+        #expect(try t.stores.log.observationCount(model: "demo") == 0, "the log, erased first, stays erased")
+        #expect(try m.info(model: "demo", uid: uid).observations == 2, "memory is left as it was")
+        let erased = try m.eraseUser(model: "demo", uid: uid)
+        #expect(erased.observations == 0 && erased.trainingRatings > 0)
+        #expect(try traces(of: uid, in: t.stores) == [] && m.info(model: "demo", uid: uid).observations == 0)
+    }
 }
