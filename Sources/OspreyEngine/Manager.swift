@@ -31,6 +31,8 @@ public final class Manager: Sendable {
     let readAhead = WorkerPool(name: "osprey-prefetch", threads: 4)
     let stores: Stores
     let configuration: Configuration
+    /// The learning lock and how far learning has come, shared with the roles.
+    let progress: LearningProgress
     /// The instruments every role records into.
     public let metrics: EngineMetrics
 
@@ -51,6 +53,7 @@ public final class Manager: Sendable {
                                                         metrics: metrics, logger: logger))
         ProcessMemory.returnFreed()
         let progress = LearningProgress(applied: try stores.log.lastSequence())
+        self.progress = progress
         installer = Installer(stores: stores, loader: loader, registry: registry, progress: progress, decisions: decisions,
                               logger: logger)
         let retrainer = Retrainer(stores: stores, loader: loader, installer: installer, registry: registry, progress: progress,

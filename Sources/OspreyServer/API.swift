@@ -53,6 +53,7 @@ struct API: Sendable {
         case .models: listModels
         case .model: modelInfo
         case .user: userInfo
+        case .eraseUser: eraseUser
         case .predict: predict
         case .topK: topK
         case .observe: observe
@@ -230,6 +231,14 @@ extension API {
             throw APIError.badRequest("a job id is an integer from \(Int.min) to \(Int.max), got `\(text)`")
         }
         return id
+    }
+
+    /// Erases a user's data (docs/operations.md, "Erasing a user").
+    func eraseUser(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let model = try context.parameter("model"), uid = try context.parameter("uid")
+        try check(id: uid, "uid")
+        let erased = try await manager.eraseUserInBackground(model: model, uid: uid)
+        return ErasureResponse(model: model, uid: uid, erased: erased).response()
     }
 
     func rollback(_ request: Request, _ context: BasicRequestContext) async throws -> Response {

@@ -7,7 +7,7 @@ import HTTPTypes
 /// the entries marked for it (``FastPathHandler/route(_:)``), so the three cannot disagree.
 enum Endpoint: CaseIterable, Sendable {
     case health, metrics, openAPI
-    case models, model, user
+    case models, model, user, eraseUser
     case predict, topK, observe, observations
     case retrain, job, cancelJob, rollback
     case exploration, startChallenger, stopChallenger, promote, evaluatePolicy
@@ -17,7 +17,7 @@ enum Endpoint: CaseIterable, Sendable {
         case .health, .metrics, .openAPI, .models, .model, .user, .predict, .job: .get
         case .topK, .observe, .observations, .retrain, .cancelJob, .rollback, .startChallenger, .promote, .evaluatePolicy: .post
         case .exploration: .put
-        case .stopChallenger: .delete
+        case .stopChallenger, .eraseUser: .delete
         }
     }
 
@@ -29,7 +29,7 @@ enum Endpoint: CaseIterable, Sendable {
         case .openAPI: "/openapi.yaml"
         case .models: "/v1/models"
         case .model: "/v1/models/{model}"
-        case .user: "/v1/models/{model}/users/{uid}"
+        case .user, .eraseUser: "/v1/models/{model}/users/{uid}"
         case .predict: "/v1/models/{model}/users/{uid}/predict"
         case .topK: "/v1/models/{model}/users/{uid}/topk"
         case .observe: "/v1/models/{model}/users/{uid}/observe"
@@ -54,6 +54,7 @@ enum Endpoint: CaseIterable, Sendable {
         case .models: "models"
         case .model: "model"
         case .user: "user"
+        case .eraseUser: "erase_user"
         case .predict: "predict"
         case .topK: "topk"
         case .observe: "observe"
@@ -77,7 +78,7 @@ enum Endpoint: CaseIterable, Sendable {
         case .openAPI: nil
         case .health, .metrics, .models, .model, .user, .predict, .topK: .read
         case .observe, .observations: .write
-        case .retrain, .job, .cancelJob, .rollback, .exploration, .startChallenger, .stopChallenger, .promote, .evaluatePolicy: .admin
+        case .eraseUser, .retrain, .job, .cancelJob, .rollback, .exploration, .startChallenger, .stopChallenger, .promote, .evaluatePolicy: .admin
         }
     }
 

@@ -35,6 +35,14 @@ public protocol DecisionStore: Sendable {
 
     /// The users allocated in the model's competition started at `since`, with their versions.
     func assignments(model: String, since: Double) throws -> [String: Int]
+
+    /// Erases user `uid`'s decisions of `model` and its allocations in the model's competitions
+    /// (a user's erasure, docs/operations.md "Erasing a user"), in one transaction; returns the
+    /// rows erased (decisions and allocations). The only deletion besides the oldest: the log
+    /// keeps its order with gaps in it, and the model's count of decisions ever logged stays.
+    /// Idempotent: a second call erases 0. O(n) in the decisions (no index by user).
+    /// - Throws: ``StorageError`` `.io` when the write fails; then nothing was erased.
+    func deleteUser(model: String, uid: String) throws -> Int
 }
 
 extension DecisionStore {

@@ -46,4 +46,13 @@ public protocol ObservationLog: Sendable {
 
     /// The highest sequence number in the log (0 when empty).
     func lastSequence() throws -> Int64
+
+    /// Erases user `uid`'s observations of `model` with sequence at most `seq` (a user's
+    /// erasure, docs/operations.md "Erasing a user") in one durable commit, and returns how many
+    /// it erased. The only change the log ever sees besides appends: sequence numbers are still
+    /// never reused (``lastSequence()`` does not go down), and a reader sees the log with all of
+    /// them or none. Idempotent: a second call erases 0. O(the model's observations): the log
+    /// has no index by user.
+    /// - Throws: ``StorageError`` `.io` when the commit fails; then nothing was erased.
+    func deleteUser(model: String, uid: String, through seq: Int64) throws -> Int
 }

@@ -64,6 +64,15 @@ public protocol SnapshotStore: Sendable {
 
     /// Deletes the stored user weights, snapshot sequence and hot users of the given versions.
     func deleteUsers(model: String, versions: [Int]) throws
+
+    /// Erases user `uid` from every version of `model` (a user's erasure, docs/operations.md
+    /// "Erasing a user"): its states (`user_ridge` and its compact twin `user_weights`), the
+    /// items it observed and its hot-user records, in one durable transaction. Returns the rows
+    /// erased, counting a state and its twin once. The versions' snapshot sequences stay: a
+    /// restore then starts the user afresh from the log after them. Idempotent: a second call
+    /// erases 0. O(log n + the user's rows) per table.
+    /// - Throws: ``StorageError`` `.io` when the write fails; then nothing was erased.
+    func deleteUser(model: String, uid: String) throws -> Int
 }
 
 extension SnapshotStore {

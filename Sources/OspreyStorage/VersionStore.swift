@@ -43,6 +43,13 @@ public protocol VersionStore: Sendable {
     /// The items user `uid` rated in the model's training ratings, with repeats. O(log n + rows).
     func trainingItems(model: String, uid: String) throws -> [String]
 
+    /// Erases user `uid`'s ratings from the model's training ratings (a user's erasure,
+    /// docs/operations.md "Erasing a user"), in one transaction; returns how many. Versions
+    /// already trained keep what they learned; a retrain after it never sees them. Idempotent.
+    /// O(log n + rows).
+    /// - Throws: ``StorageError`` `.io` when the write fails; then nothing was erased.
+    func deleteTrainingRatings(model: String, uid: String) throws -> Int
+
     /// Each model's running competition.
     func competitions() throws -> [String: CompetitionRecord]
 

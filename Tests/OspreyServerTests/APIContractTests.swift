@@ -41,7 +41,7 @@ struct APIContractTests {
         ("DELETE", "/v1/models", "GET"),
         ("POST", "/v1/models/demo", "GET"),
         ("PATCH", "/v1/models/nope", "GET"),
-        ("POST", "/v1/models/demo/users/u1", "GET"),
+        ("POST", "/v1/models/demo/users/u1", "GET, DELETE"),
         ("DELETE", "/v1/models/demo/users/u1/predict?item=i1", "GET"),
         ("GET", "/v1/models/demo/users/u1/topk", "POST"),
         ("PUT", "/v1/models/demo/users/u1/observe", "POST"),

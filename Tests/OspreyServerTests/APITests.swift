@@ -30,6 +30,36 @@ struct APITests {
         (json(buffer)["error"] as? [String: Any])?["code"] as? String
     }
 
+    @Test func deletingAUserErasesItAndIsIdempotent() async throws {
+        try await withApp { client, t in
+            let uid = t.ratings[0].uid, rated = t.ratings.filter { $0.uid == uid }.count
+            try await client.execute(uri: "/v1/models/demo/users/\(uid)/observe", method: .post,
+                                     body: ByteBuffer(string: #"{"item":"i1","label":4}"#)) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/v1/models/demo/users/\(uid)", method: .delete) { r in
+                #expect(r.status == .ok)
+                let body = json(r.body), deleted = body["deleted"] as? [String: Any]
+                #expect(body["model"] as? String == "demo" && body["uid"] as? String == uid)
+                #expect(deleted?["observations"] as? Int == 1 && deleted?["training_ratings"] as? Int == rated)
+                #expect(deleted?["decisions"] as? Int == 0 && (deleted?["snapshot_rows"] as? Int ?? -1) >= 1)
+            }
+            try await client.execute(uri: "/v1/models/demo/users/\(uid)", method: .get) { r in
+                #expect(json(r.body)["observations"] as? Int == 0 && json(r.body)["bootstrapped"] as? Bool == true)
+            }
+            try await client.execute(uri: "/v1/models/demo/users/\(uid)", method: .delete) { r in
+                #expect(r.status == .ok)
+                let deleted = json(r.body)["deleted"] as? [String: Int]
+                #expect(deleted == ["observations": 0, "snapshot_rows": 0, "decisions": 0, "training_ratings": 0])
+            }
+            try await client.execute(uri: "/v1/models/nope/users/\(uid)", method: .delete) { r in
+                #expect(r.status == .notFound && errorCode(r.body) == "unknown_model")
+            }
+            let tooLong = String(repeating: "u", count: 300)
+            try await client.execute(uri: "/v1/models/demo/users/\(tooLong)", method: .delete) { r in
+                #expect(r.status == .badRequest && errorCode(r.body) == "invalid_argument")
+            }
+        }
+    }
+
     @Test func predictObserveAndTopK() async throws {
         try await withApp { client, t in
             let uid = t.ratings[0].uid

@@ -131,6 +131,7 @@ struct AccessTokenTests {
         Call(method: .get, uri: "/v1/models/demo/jobs/999", body: nil, role: .admin, status: 404),
         Call(method: .put, uri: "/v1/models/demo/exploration", body: #"{"policy":"greedy"}"#, role: .admin, status: 200),
         Call(method: .delete, uri: "/v1/models/demo/challenger", body: nil, role: .admin, status: 409),
+        Call(method: .delete, uri: "/v1/models/demo/users/u9", body: nil, role: .admin, status: 200),
         Call(method: .get, uri: "/metrics", body: nil, role: .read, status: 200),
         Call(method: .get, uri: "/healthz", body: nil, role: nil, status: 200),
         Call(method: .get, uri: "/openapi.yaml", body: nil, role: nil, status: 200),

@@ -60,6 +60,10 @@ struct StoreContractTests {
             var labels: [Float] = []
             try reopen().log.forEachObservation(model: "a", after: 0) { labels.append($0.observation.label) }
             #expect(labels == [1, 3, 4, 7], "the retries were not logged")
+            // An erased user's ids go with their observations (deleted rows and the newest,
+            // blanked one alike).
+            _ = try s.log.deleteUser(model: "a", uid: "u", through: .max)
+            #expect(try s.log.append([o("a", "x", 8), o("a", "y", 9)]).allSatisfy { $0 != nil })
         }
     }
 
@@ -196,6 +200,81 @@ struct StoreContractTests {
             try d.appendAssignments([Assignment(model: "m", since: 5, uid: "u1", version: 2), Assignment(model: "m", since: 5, uid: "u1", version: 1),
                                      Assignment(model: "m", since: 6, uid: "u2", version: 1)])
             #expect(try d.assignments(model: "m", since: 5) == ["u1": 2], "the first allocation stands")
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aUsersErasureReachesEveryStoreAndIsIdempotent(_ backend: Backend) throws {
+        try withStores(backend) { s, reopen in
+            // The log: u0's entries up to the given sequence go, its last one too (the log's
+            // newest), and the sequence numbers are never taken again.
+            let seqs = try s.log.append([Observation(model: "a", uid: "u0", item: "i1", label: 1, time: 1),
+                                         Observation(model: "a", uid: "u1", item: "i1", label: 2, time: 1),
+                                         Observation(model: "b", uid: "u0", item: "i1", label: 3, time: 1),
+                                         Observation(model: "a", uid: "u0", item: "i2", label: 4, time: 1, eventId: "e1")]).compactMap { $0 }
+            #expect(try s.log.deleteUser(model: "a", uid: "u0", through: seqs[0]) == 1, "only up to the sequence")
+            #expect(try s.log.deleteUser(model: "a", uid: "u0", through: seqs[3]) == 1, "the newest entry too")
+            #expect(try s.log.deleteUser(model: "a", uid: "u0", through: .max) == 0, "idempotent")
+            var log = try reopen().log
+            #expect(try log.lastSequence() == seqs[3], "the last sequence stays")
+            #expect(try log.observations(model: "a", after: 0, limit: 10).map(\.observation.uid) == ["u1"])
+            #expect(try log.observationCount(model: "a") == 1 && log.observationCount(model: "b") == 1, "other models keep theirs")
+            #expect(try log.feedback(model: "a").isEmpty)
+            let next = try log.append([Observation(model: "a", uid: "u2", item: "i1", label: 5, time: 2)])
+            #expect(next[0]! > seqs[3], "a sequence number is never reused")
+            log = try reopen().log
+            #expect(try log.lastSequence() == next[0])
+
+            // The catalogue's training ratings.
+            try s.versions.insertVersion(Self.version("a", 1), trainingRatings: [
+                Rating(uid: "u0", item: "i1", label: 4, timestamp: 1), Rating(uid: "u1", item: "i2", label: 2, timestamp: 2),
+                Rating(uid: "u0", item: "i2", label: 5, timestamp: 3)], serve: true)
+            #expect(try s.versions.deleteTrainingRatings(model: "a", uid: "u0") == 2)
+            #expect(try s.versions.deleteTrainingRatings(model: "a", uid: "u0") == 0)
+            #expect(try reopen().versions.initialRatings(model: "a").map(\.uid) == ["u1"])
+            #expect(try reopen().versions.trainingItems(model: "a", uid: "u0").isEmpty)
+
+            // Snapshots: every version's state, the observed items, the hot users; the floor stays.
+            for v in [1, 2] {
+                try s.snapshots.replaceUsers(model: "a", version: v, reflecting: 3) { write in
+                    try write([SnapshotRow(uid: "u0", weights: Self.weights(1), seq: 3), SnapshotRow(uid: "u1", weights: Self.weights(2), seq: 3)])
+                }
+                try s.snapshots.saveHotUsers(model: "a", version: v, ["u0", "u1"])
+            }
+            try s.snapshots.replaceUsers(model: "b", version: 1, reflecting: 3) { write in
+                try write([SnapshotRow(uid: "u0", weights: Self.weights(1), seq: 3)])
+            }
+            try s.snapshots.saveObservedItems(model: "a", [ObservedItem(uid: "u0", item: "i1"), ObservedItem(uid: "u0", item: "i2"),
+                                                           ObservedItem(uid: "u1", item: "i1")])
+            #expect(try s.snapshots.deleteUser(model: "a", uid: "u0") == 2 + 2 + 2, "two states, two items, two hot records")
+            #expect(try s.snapshots.deleteUser(model: "a", uid: "u0") == 0)
+            let snapshots = try reopen().snapshots
+            for v in [1, 2] {
+                #expect(try snapshots.loadUserState(model: "a", version: v, uid: "u0", dimension: 3) == nil)
+                #expect(try snapshots.loadSnapshot(model: "a", version: v, dimension: 3).users.keys.sorted() == ["u1"])
+                var compact: [String] = []
+                try snapshots.forEachStoredWeights(model: "a", version: v, dimension: 3) { compact.append($0.uid) }
+                #expect(try compact == ["u1"] && snapshots.userCount(model: "a", version: v) == 1)
+                #expect(try snapshots.hotUsers(model: "a", version: v) == ["u1"] && snapshots.snapshotSequence(model: "a", version: v) == 3)
+            }
+            #expect(try snapshots.observedItems(model: "a", uid: "u0").isEmpty && snapshots.observedItems(model: "a", uid: "u1") == ["i1"])
+            #expect(try snapshots.userCount(model: "b", version: 1) == 1, "other models keep theirs")
+
+            // The decision log: decisions and allocations; the count ever logged stays.
+            func decision(_ n: Int, uid: String) -> DecisionRecord {
+                DecisionRecord(eventId: "e\(n)", model: "a", version: 1, uid: uid, policy: "greedy", time: 1_000 + Double(n),
+                               items: [.init(item: "i1", score: 1, propensity: 1)], candidates: nil)
+            }
+            try s.decisions.appendDecisions((0..<6).map { decision($0, uid: $0 % 2 == 0 ? "u0" : "u1") })
+            try s.decisions.appendAssignments([Assignment(model: "a", since: 5, uid: "u0", version: 2),
+                                               Assignment(model: "a", since: 5, uid: "u1", version: 1)])
+            #expect(try s.decisions.deleteUser(model: "a", uid: "u0") == 3 + 1)
+            #expect(try s.decisions.deleteUser(model: "a", uid: "u0") == 0)
+            let d = try reopen().decisions
+            #expect(try d.decisions(model: "a", limit: 10).map(\.eventId) == ["e1", "e3", "e5"])
+            #expect(try d.decision(eventId: "e2") == nil && d.decisionCount(model: "a") == 6)
+            #expect(try d.assignments(model: "a", since: 5) == ["u1": 1])
+            #expect(try d.decisionVersions(model: "a", since: 1_002) == ["e3": 1, "e5": 1], "found across the gaps")
         }
     }
 }

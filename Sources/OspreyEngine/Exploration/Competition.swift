@@ -117,6 +117,12 @@ public final class Competition: Sendable {
         return version
     }
 
+    /// Forgets user `uid`'s allocation (a user's erasure): its next request is allocated afresh.
+    /// The arms' counts keep it. O(1).
+    func forget(_ uid: String) {
+        _ = assignments.withLock(uid) { $0.removeValue(forKey: uid) }
+    }
+
     /// A uniform number in [0, 1) from the uid's bytes (FNV-1a, then SplitMix64): the same in
     /// every process, unlike `hashValue`.
     static func unitHash(_ uid: String) -> Double {

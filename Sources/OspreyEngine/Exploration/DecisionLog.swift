@@ -281,6 +281,23 @@ public final class DecisionLog: Service, Sendable {
         await flushed()
     }
 
+    /// Erases user `uid`'s decisions and allocations of `model`: those buffered, then the
+    /// store's, on the log's queue, so no write of them is under way meanwhile and none is left
+    /// to come. Returns how many, buffered ones included. O(buffered + the store's erasure).
+    /// - Throws: what the store's erasure throws; the buffered ones are gone already.
+    func erase(model: String, uid: String) throws -> Int {
+        try queue.sync {
+            let dropped = state.withLock { s -> Int in
+                let before = s.pending.count + s.assignments.count
+                s.pending.removeAll { $0.model == model && $0.uid == uid }
+                s.pendingIndex = Dictionary(uniqueKeysWithValues: s.pending.enumerated().map { ($1.eventId, $0) })
+                s.assignments.removeAll { $0.model == model && $0.uid == uid }
+                return before - s.pending.count - s.assignments.count
+            }
+            return try dropped + store.deleteUser(model: model, uid: uid)
+        }
+    }
+
     /// ``flush()`` on the log's queue, awaited: every decision buffered before the call is
     /// written (or back in the buffer after a failure) when it returns.
     func flushed() async {

@@ -9,6 +9,10 @@ final class LearningProgress: Sendable {
     let applied: Mutex<Int64>
     /// Observations learned since the process started (the snapshot policy counts from it).
     let learned = Atomic<Int>(0)
+    /// Held by a snapshot from capturing users' states (or taking observed items) until it has
+    /// written them, and by a user's erasure for its whole run, so that no snapshot captured
+    /// before an erasure writes the user back after it. Taken before ``applied``, never under it.
+    let snapshotWrites = Mutex<Void>(())
 
     init(applied: Int64) {
         self.applied = Mutex(applied)

@@ -112,8 +112,21 @@ public final class Snapshotter: Service, Sendable {
         var saved = 0
         for state in model.learningStates {
             let version = state.version.number
-            let (learned, unlearned, changed, observed) = progress.applied.withLock { seq in
-                (seq, state.users.earliestUnlearned, state.users.takeChanged(), state.observed.takeAll())
+            // Each capture and its write under `snapshotWrites`: an erasure waits for the write,
+            // so nothing captured before it is written after it (docs/operations.md, "Erasing a user").
+            let (learned, unlearned, changed) = try progress.snapshotWrites.withLock { _ in
+                let (learned, unlearned, changed, observed) = progress.applied.withLock { seq in
+                    (seq, state.users.earliestUnlearned, state.users.takeChanged(), state.observed.takeAll())
+                }
+                do {
+                    try stores.snapshots.saveObservedItems(model: model.name, observed)
+                    state.observed.finishSaving(observed)
+                } catch {
+                    state.observed.putBack(observed)
+                    state.users.markChanged(changed)
+                    throw error
+                }
+                return (learned, unlearned, changed)
             }
             let floor = min(learned, (unlearned ?? .max) - 1)
             if let unlearned {
@@ -121,32 +134,26 @@ public final class Snapshotter: Service, Sendable {
                     "model.name": "\(model.name)", "model.version": "\(version)", "observation.seq": "\(unlearned)",
                 ])
             }
-            do {
-                try stores.snapshots.saveObservedItems(model: model.name, observed)
-                state.observed.finishSaving(observed)
-            } catch {
-                state.observed.putBack(observed)
-                state.users.markChanged(changed)
-                throw error
-            }
             var start = 0
             do {
                 while start < changed.count {
                     let chunk = changed[start..<min(start + Self.snapshotChunk, changed.count)]
-                    // Captured under the learning lock in O(1) per user (a changed user stays hot
-                    // until this save finishes), unpacked and serialized after it.
-                    let (captured, items, seq) = progress.applied.withLock { seq in
-                        (chunk.compactMap { uid in state.users.captureHot(uid).map { (uid, $0) } }, state.observed.take(chunk), seq)
+                    try progress.snapshotWrites.withLock { _ in
+                        // Captured under the learning lock in O(1) per user (a changed user stays
+                        // hot until this save finishes), unpacked and serialized after it.
+                        let (captured, items, seq) = progress.applied.withLock { seq in
+                            (chunk.compactMap { uid in state.users.captureHot(uid).map { (uid, $0) } }, state.observed.take(chunk), seq)
+                        }
+                        let rows = captured.map { SnapshotRow(uid: $0.0, weights: $0.1.weights, seq: seq) }
+                        do {
+                            try stores.snapshots.saveSnapshot(model: model.name, version: version, rows: rows, observedItems: items)
+                            state.observed.finishSaving(items)
+                        } catch {
+                            state.observed.putBack(items)
+                            throw error
+                        }
+                        state.users.finishSnapshot(chunk)
                     }
-                    let rows = captured.map { SnapshotRow(uid: $0.0, weights: $0.1.weights, seq: seq) }
-                    do {
-                        try stores.snapshots.saveSnapshot(model: model.name, version: version, rows: rows, observedItems: items)
-                        state.observed.finishSaving(items)
-                    } catch {
-                        state.observed.putBack(items)
-                        throw error
-                    }
-                    state.users.finishSnapshot(chunk)
                     start += chunk.count
                 }
                 try stores.snapshots.advanceSnapshot(model: model.name, version: version, to: floor)
@@ -158,7 +165,9 @@ public final class Snapshotter: Service, Sendable {
             // For the next start's warm start: who is hot now that the changed users are saved.
             if state.users.isTiered {
                 do {
-                    try stores.snapshots.saveHotUsers(model: model.name, version: version, state.users.hotUids())
+                    try progress.snapshotWrites.withLock { _ in
+                        try stores.snapshots.saveHotUsers(model: model.name, version: version, state.users.hotUids())
+                    }
                 } catch {
                     logger.warning("could not record the hot users for the next warm start", metadata: [
                         "model.name": "\(model.name)", "model.version": "\(version)", "error": "\(error)",

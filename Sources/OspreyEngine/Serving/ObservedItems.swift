@@ -94,6 +94,15 @@ public final class ObservedItems: Sendable {
         return out
     }
 
+    /// Forgets the items of `uid` held in memory, pending or being saved (a user's erasure, run
+    /// while no snapshot is writing: docs/operations.md "Erasing a user"). Returns how many. O(1).
+    @discardableResult
+    func remove(_ uid: String) -> Int {
+        stripes.withLock(uid) { st in
+            (st.pending.removeValue(forKey: uid)?.count ?? 0) + (st.saving.removeValue(forKey: uid)?.count ?? 0)
+        }
+    }
+
     /// Drops items a write has recorded in the store. O(items · their user's items being saved).
     func finishSaving(_ items: [ObservedItem]) {
         for i in items {

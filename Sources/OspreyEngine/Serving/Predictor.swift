@@ -67,7 +67,9 @@ public struct Predictor: Sendable {
     /// - Throws: ``OspreyError`` `unknownItem` for a ranking naming an item the version lacks.
     static func answer(_ query: PredictionCache.Query, uid: String, in state: ServingState,
                        lookup: Bool = true) throws -> PredictionCache.Answer {
-        try withWeights(state, uid) { w, epoch in
+        // Read before the weights: an erasure between the two makes the answer stale at once.
+        let generation = state.predictions.generation
+        return try withWeights(state, uid) { w, epoch in
             let cache = state.predictions
             // The key (and its hash) only for queries this cache keeps: not on the default predict path.
             let key = cache.caches(query) ? PredictionCache.Key(uid: uid, query: query) : nil
@@ -79,7 +81,7 @@ public struct Predictor: Sendable {
             case .ranking(let q):
                 answer = .ranking(try rank(q, uid: uid, weights: w, in: state))
             }
-            if let key { cache.store(answer, for: key, epoch: epoch) }
+            if let key { cache.store(answer, for: key, epoch: epoch, generation: generation) }
             return answer
         }
     }

@@ -92,6 +92,27 @@ struct UserResponse: APIResponse {
     }
 }
 
+/// `DELETE /v1/models/{model}/users/{uid}`: what the erasure deleted, per store.
+struct ErasureResponse: APIResponse {
+    let model: String
+    let uid: String
+    let erased: UserErasure
+
+    func write(to w: inout JSONWriter) {
+        w.object { w in
+            w.field("model", model)
+            w.field("uid", uid)
+            w.key("deleted")
+            w.object { w in
+                w.field("observations", erased.observations)
+                w.field("snapshot_rows", erased.snapshotRows)
+                w.field("decisions", erased.decisions)
+                w.field("training_ratings", erased.trainingRatings)
+            }
+        }
+    }
+}
+
 /// `GET /healthz`.
 struct HealthResponse: APIResponse {
     func write(to w: inout JSONWriter) {

@@ -107,8 +107,9 @@ public final class SQLiteDecisionStore: DecisionStore, Sendable {
         }
     }
 
-    /// The first and last rowid of the decisions, nil when there are none. Only prefixes are ever
-    /// deleted, so the rowids between are all there. O(log n): two queries, as SQLite finds a lone
+    /// The first and last rowid of the decisions, nil when there are none. Besides prefixes only
+    /// a user's erasure deletes, leaving gaps: then a `keep` prune keeps a few fewer than `keep`,
+    /// and the binary search below lets the next row stand in for a missing one. O(log n): two queries, as SQLite finds a lone
     /// min() or max() in O(log n) but scans the table for both.
     private static func rowids(_ db: Database) throws -> (first: Int64, last: Int64)? {
         guard let first = try Int64.fetchOne(db, sql: "SELECT min(rowid) FROM decision"),
@@ -128,7 +129,7 @@ public final class SQLiteDecisionStore: DecisionStore, Sendable {
         var low = first, high = last + 1  // the answer is in [low, high]
         while low < high {
             let mid = low + (high - low) / 2
-            // The next row stands in for a missing one (there are none; see `rowids`).
+            // The next row stands in for a missing one (an erasure's gap; see `rowids`).
             let t = try Double.fetchOne(at, arguments: [mid]) ?? .infinity
             if t < time { low = mid + 1 } else { high = mid }
         }
@@ -142,6 +143,15 @@ public final class SQLiteDecisionStore: DecisionStore, Sendable {
             let insert = try db.cachedStatement(
                 sql: "INSERT OR IGNORE INTO assignment (model, since, uid, version) VALUES (?, ?, ?, ?)")
             for a in assignments { try insert.execute(arguments: [a.model, a.since, a.uid, a.version]) }
+        }
+    }
+
+    public func deleteUser(model: String, uid: String) throws -> Int {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM decision WHERE model = ? AND uid = ?", arguments: [model, uid])
+            let decisions = db.changesCount
+            try db.execute(sql: "DELETE FROM assignment WHERE model = ? AND uid = ?", arguments: [model, uid])
+            return decisions + db.changesCount
         }
     }
 

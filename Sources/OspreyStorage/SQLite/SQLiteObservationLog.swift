@@ -102,4 +102,22 @@ public final class SQLiteObservationLog: ObservationLog, Sendable {
     public func lastSequence() throws -> Int64 {
         try pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM observation") ?? 0 }
     }
+
+    /// `seq` is a rowid without AUTOINCREMENT, so the next append takes the highest rowid plus
+    /// one: the log's newest row, if it is the user's, is blanked (a row of no model, which no
+    /// read names) instead of deleted, so its sequence number is never taken again.
+    public func deleteUser(model: String, uid: String, through seq: Int64) throws -> Int {
+        try pool.write { db in
+            let last = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM observation") ?? 0
+            try db.execute(sql: "DELETE FROM observation WHERE model = ? AND uid = ? AND seq <= ? AND seq < ?",
+                           arguments: [model, uid, seq, last])
+            var erased = db.changesCount
+            try db.execute(sql: """
+                UPDATE observation SET model = '', uid = '', item = '', label = 0, time = 0, event_id = NULL, observation_id = NULL
+                WHERE seq = ? AND seq <= ? AND model = ? AND uid = ?
+                """, arguments: [last, seq, model, uid])
+            erased += db.changesCount
+            return erased
+        }
+    }
 }

@@ -182,6 +182,19 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
         }
     }
 
+    public func deleteUser(model: String, uid: String) throws -> Int {
+        try pool.write { db in
+            var erased = 0
+            // `user_ridge` is the twin of `user_weights`: the same (model, version, uid) rows.
+            try db.execute(sql: "DELETE FROM user_ridge WHERE model = ? AND uid = ?", arguments: [model, uid])
+            for table in ["user_weights", "user_item", "user_hot"] {
+                try db.execute(sql: "DELETE FROM \(table) WHERE model = ? AND uid = ?", arguments: [model, uid])
+                erased += db.changesCount
+            }
+            return erased
+        }
+    }
+
     /// A primary-key range read of `user_item`, through a reused statement and no explicit
     /// transaction (`exclude_observed` runs it per request).
     public func observedItems(model: String, uid: String) throws -> [String] {

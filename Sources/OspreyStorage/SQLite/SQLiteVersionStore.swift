@@ -149,6 +149,13 @@ public final class SQLiteVersionStore: VersionStore, Sendable {
         }
     }
 
+    public func deleteTrainingRatings(model: String, uid: String) throws -> Int {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM training_rating WHERE model = ? AND uid = ?", arguments: [model, uid])
+            return db.changesCount
+        }
+    }
+
     public func competitions() throws -> [String: CompetitionRecord] {
         try pool.read { db in
             var out: [String: CompetitionRecord] = [:]

@@ -10,6 +10,10 @@ public struct FaultInjectingDecisionStore: DecisionStore {
         self.faults = faults
     }
 
+    public func deleteUser(model: String, uid: String) throws -> Int {
+        try faults.run(.decisionWrite) { try base.deleteUser(model: model, uid: uid) }
+    }
+
     public func appendDecisions(_ decisions: [DecisionRecord], trimBefore: Double?, trimKeep: Int?) throws -> Int {
         try faults.run(.decisionWrite) { try base.appendDecisions(decisions, trimBefore: trimBefore, trimKeep: trimKeep) }
     }

@@ -39,4 +39,8 @@ public struct FaultInjectingObservationLog: ObservationLog {
     public func lastSequence() throws -> Int64 {
         try faults.run(.logRead) { try base.lastSequence() }
     }
+
+    public func deleteUser(model: String, uid: String, through seq: Int64) throws -> Int {
+        try faults.run(.commit) { try base.deleteUser(model: model, uid: uid, through: seq) }
+    }
 }

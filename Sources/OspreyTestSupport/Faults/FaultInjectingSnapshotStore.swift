@@ -15,6 +15,9 @@ public struct FaultInjectingSnapshotStore: SnapshotStore {
                              _ rows: (_ write: ([SnapshotRow]) throws -> Void) throws -> Void) throws {
         try faults.run(.snapshotWrite) { try base.replaceUsers(model: model, version: version, reflecting: seq, rows) }
     }
+    public func deleteUser(model: String, uid: String) throws -> Int {
+        try faults.run(.snapshotWrite) { try base.deleteUser(model: model, uid: uid) }
+    }
     public func saveSnapshot(model: String, version: Int, rows: [SnapshotRow], observedItems: [ObservedItem]) throws {
         try faults.run(.snapshotWrite) { try base.saveSnapshot(model: model, version: version, rows: rows, observedItems: observedItems) }
     }

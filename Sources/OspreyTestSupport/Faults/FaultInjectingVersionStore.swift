@@ -27,6 +27,9 @@ public struct FaultInjectingVersionStore: VersionStore {
     public func trainingItems(model: String, uid: String) throws -> [String] {
         try faults.run(.versionRead) { try base.trainingItems(model: model, uid: uid) }
     }
+    public func deleteTrainingRatings(model: String, uid: String) throws -> Int {
+        try faults.run(.versionWrite) { try base.deleteTrainingRatings(model: model, uid: uid) }
+    }
     public func competitions() throws -> [String: CompetitionRecord] { try faults.run(.versionRead) { try base.competitions() } }
     public func setCompetition(model: String, _ record: CompetitionRecord?) throws {
         try faults.run(.versionWrite) { try base.setCompetition(model: model, record) }

@@ -9,19 +9,20 @@ import Synchronization
 public final class Faults: Sendable {
     /// The kinds of storage call that can be made to fail.
     public enum Operation: String, Sendable, CaseIterable {
-        /// ``ObservationLog/append(_:)``: a group commit.
+        /// ``ObservationLog/append(_:)`` (a group commit) and
+        /// ``ObservationLog/deleteUser(model:uid:through:)``: a write of the log.
         case commit
         /// Any read of the observation log.
         case logRead
-        /// A write of the catalogue (a version, serving, a competition, a policy).
+        /// A write of the catalogue (a version, serving, a competition, a policy, an erasure).
         case versionWrite
         /// A read of the catalogue.
         case versionRead
-        /// A write of the snapshot store (user rows, observed items, hot users).
+        /// A write of the snapshot store (user rows, observed items, hot users, an erasure).
         case snapshotWrite
         /// A read of the snapshot store (a start's load, a cold user's rebuild).
         case snapshotRead
-        /// A write of the decision log (decisions, assignments, pruning).
+        /// A write of the decision log (decisions, assignments, pruning, an erasure).
         case decisionWrite
         /// A read of the decision log.
         case decisionRead

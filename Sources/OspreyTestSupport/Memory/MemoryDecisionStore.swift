@@ -70,6 +70,19 @@ public final class MemoryDecisionStore: DecisionStore, Sendable {
         }
     }
 
+    public func deleteUser(model: String, uid: String) throws -> Int {
+        state.withLock { s in
+            let before = s.log.count
+            for d in s.log where d.model == model && d.uid == uid { s.ids.remove(d.eventId) }
+            s.log.removeAll { $0.model == model && $0.uid == uid }
+            var erased = before - s.log.count
+            for since in (s.assignments[model] ?? [:]).keys where s.assignments[model]?[since]?.removeValue(forKey: uid) != nil {
+                erased += 1
+            }
+            return erased
+        }
+    }
+
     public func assignments(model: String, since: Double) throws -> [String: Int] {
         state.withLock { $0.assignments[model]?[since] ?? [:] }
     }

@@ -7,23 +7,28 @@ import Synchronization
 /// building a new manager on the same stores.
 public final class MemoryObservationLog: ObservationLog, Sendable {
     private let entries = Mutex<[LoggedObservation]>([])
-    /// The observation ids logged, per model.
-    private let ids = Mutex<[String: Set<String>]>([:])
+    /// The highest sequence number given out (erasures never lower it).
+    private let last = Mutex<Int64>(0)
+    /// The observation ids logged, per model, with the user and sequence of their observation.
+    private let ids = Mutex<[String: [String: (uid: String, seq: Int64)]]>([:])
 
     public init() {}
 
     public func append(_ observations: [Observation]) throws -> [Int64?] {
         ids.withLock { ids in
-            entries.withLock { log in
-                observations.map { o -> Int64? in
-                    if let id = o.observationId {
-                        guard ids[o.model, default: []].insert(id).inserted else { return nil }
+            last.withLock { last in
+                entries.withLock { log in
+                    observations.map { o -> Int64? in
+                        if let id = o.observationId {
+                            guard ids[o.model]?[id] == nil else { return nil }
+                            ids[o.model, default: [:]][id] = (o.uid, last + 1)
+                        }
+                        last += 1
+                        var stored = o
+                        stored.observationId = nil  // as the SQLite log reads it back
+                        log.append(LoggedObservation(seq: last, observation: stored))
+                        return last
                     }
-                    let seq = Int64(log.count + 1)
-                    var stored = o
-                    stored.observationId = nil  // as the SQLite log reads it back
-                    log.append(LoggedObservation(seq: seq, observation: stored))
-                    return seq
                 }
             }
         }
@@ -61,6 +66,16 @@ public final class MemoryObservationLog: ObservationLog, Sendable {
     }
 
     public func lastSequence() throws -> Int64 {
-        entries.withLock { Int64($0.count) }
+        last.withLock { $0 }
+    }
+
+    public func deleteUser(model: String, uid: String, through seq: Int64) throws -> Int {
+        // The erased observations' ids go with them, as their rows do in SQLite.
+        ids.withLock { ids in ids[model] = ids[model]?.filter { !($0.value.uid == uid && $0.value.seq <= seq) } }
+        return entries.withLock { log in
+            let before = log.count
+            log.removeAll { $0.seq <= seq && $0.observation.model == model && $0.observation.uid == uid }
+            return before - log.count
+        }
     }
 }

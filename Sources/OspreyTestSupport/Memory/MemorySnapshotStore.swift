@@ -111,6 +111,22 @@ public final class MemorySnapshotStore: SnapshotStore, Sendable {
         }
     }
 
+    public func deleteUser(model: String, uid: String) throws -> Int {
+        state.withLock { s in
+            var erased = 0
+            for key in s.rows.keys where key.model == model {
+                if s.rows[key]?.removeValue(forKey: uid) != nil { erased += 1 }
+            }
+            for key in s.hot.keys where key.model == model {
+                let before = s.hot[key]!.count
+                s.hot[key]!.removeAll { $0 == uid }
+                erased += before - s.hot[key]!.count
+            }
+            erased += s.observed[model]?.removeValue(forKey: uid)?.count ?? 0
+            return erased
+        }
+    }
+
     private func stored(model: String, version: Int) throws -> (seq: Int64, rows: [String: SnapshotRow]) {
         let key = Key(model: model, version: version)
         guard let found = state.withLock({ s in s.seq[key].map { ($0, s.rows[key] ?? [:]) } }) else {

@@ -83,6 +83,14 @@ public final class MemoryVersionStore: VersionStore, Sendable {
         state.withLock { ($0.ratings[model] ?? []).filter { $0.uid == uid }.map(\.item) }
     }
 
+    public func deleteTrainingRatings(model: String, uid: String) throws -> Int {
+        state.withLock { s in
+            let before = s.ratings[model]?.count ?? 0
+            s.ratings[model]?.removeAll { $0.uid == uid }
+            return before - (s.ratings[model]?.count ?? 0)
+        }
+    }
+
     public func competitions() throws -> [String: CompetitionRecord] {
         state.withLock { $0.models.compactMapValues(\.competition) }
     }

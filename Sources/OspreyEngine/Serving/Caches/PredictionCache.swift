@@ -80,6 +80,8 @@ public final class PredictionCache: Sendable {
 
     struct Entry: Sendable {
         var epoch: Int
+        /// The cache's ``generation`` when the answer's weights were read.
+        var generation: Int
         var answer: Answer
     }
 
@@ -92,6 +94,8 @@ public final class PredictionCache: Sendable {
     private let shards: StripedLocks<Shard>?
     /// The answers held now, over every shard.
     private let entries = Atomic<Int>(0)
+    /// Raised by ``invalidateAll()``; an entry serves only in the generation it was computed in.
+    private let generations = Atomic<Int>(0)
 
     /// An empty cache; `metrics` carries on those of the cache it replaces.
     public init(configuration: Configuration = .init(), metrics: CacheMetrics = .init()) {
@@ -115,12 +119,24 @@ public final class PredictionCache: Sendable {
         return true
     }
 
+    /// The cache's generation now: read it before reading the user's weights, and store the
+    /// answer computed from them with it (``store(_:for:epoch:generation:)``). O(1).
+    public var generation: Int { generations.load(ordering: .acquiring) }
+
+    /// Makes every answer held stale (lazily, as a new epoch does): after a user's erasure, whose
+    /// epochs start again from nothing, so an answer computed before it can never serve after it
+    /// (docs/operations.md, "Erasing a user"). Every user's answers go, as the cache is not
+    /// indexed by user; they are computed again on their next request. O(1).
+    public func invalidateAll() {
+        generations.add(1, ordering: .releasing)
+    }
+
     /// The answer cached for `key` at the user's current `epoch`, or nil. Counts a hit or a miss.
     /// O(1) plus hashing the key.
     public func lookup(_ key: Key, epoch: Int) -> Answer? {
         guard let shards, caches(key.query) else { return nil }
         let entry = shards.withLock(number: key.hash) { $0.value(for: key) }
-        if let entry, entry.epoch == epoch {
+        if let entry, entry.epoch == epoch, entry.generation == generation {
             metrics.hits.increment()
             return entry.answer
         }
@@ -129,12 +145,14 @@ public final class PredictionCache: Sendable {
         return nil
     }
 
-    /// Caches `answer`, computed from the user's weights at `epoch`. O(1) amortized.
-    public func store(_ answer: Answer, for key: Key, epoch: Int) {
+    /// Caches `answer`, computed from the user's weights at `epoch`, read in `generation` (nil:
+    /// the current one). O(1) amortized.
+    public func store(_ answer: Answer, for key: Key, epoch: Int, generation: Int? = nil) {
         guard let shards, caches(key.query) else { return }
+        let generation = generation ?? self.generation
         let (evicted, added) = shards.withLock(number: key.hash) { shard in
             let before = shard.cache.count
-            let evicted = shard.insert(Entry(epoch: epoch, answer: answer), for: key)
+            let evicted = shard.insert(Entry(epoch: epoch, generation: generation, answer: answer), for: key)
             return (evicted, shard.cache.count - before)
         }
         if evicted > 0 { metrics.evictions.increment(by: evicted) }
