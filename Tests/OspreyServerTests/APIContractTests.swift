@@ -244,3 +244,41 @@ struct APIContractTests {
         }
     }
 }
+
+extension APIContractTests {
+    /// The responses each operation of openapi.yaml documents, by path and lowercase method,
+    /// read line by line from the document the server serves (two-space YAML: paths at 2,
+    /// methods at 4, status codes at 8).
+    static func documentedStatuses() -> [String: Set<String>] {
+        let text = String(buffer: API.openAPIDocument())
+        var out: [String: Set<String>] = [:]
+        var path: String?, method: String?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let indent = line.prefix { $0 == " " }.count
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if indent == 0, !trimmed.isEmpty { path = nil; method = nil }
+            if indent == 2, trimmed.hasPrefix("/"), trimmed.hasSuffix(":") { path = String(trimmed.dropLast()); method = nil }
+            if indent == 4, let p = path, ["get:", "post:", "put:", "delete:"].contains(trimmed) {
+                method = "\(p) \(trimmed.dropLast())"
+                out[method!] = []
+            }
+            if indent == 8, let m = method, trimmed.count == 6, trimmed.hasPrefix("'"), trimmed.hasSuffix("':") {
+                out[m, default: []].insert(String(trimmed.dropFirst().prefix(3)))
+            }
+        }
+        return out
+    }
+
+    /// Every endpoint that needs a token documents 401, and 403 exactly when a token could lack
+    /// its role (write and admin: every token may read); the public document documents neither.
+    @Test func theRoleTableAndTheDocumentAgreeOn401And403() {
+        let documented = Self.documentedStatuses()
+        #expect(documented.count == Endpoint.allCases.count, "\(documented.keys.sorted())")
+        for endpoint in Endpoint.allCases {
+            let key = "\(endpoint.path) \(endpoint.method.rawValue.lowercased())"
+            let statuses = documented[key] ?? []
+            #expect(statuses.contains("401") == (endpoint.role != nil), "\(key): \(statuses.sorted())")
+            #expect(statuses.contains("403") == (endpoint.role.map { $0 > .read } ?? false), "\(key): \(statuses.sorted())")
+        }
+    }
+}
