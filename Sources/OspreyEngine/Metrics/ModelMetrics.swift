@@ -65,10 +65,7 @@ final class ModelMetrics: Sendable {
     func record(serving state: ServingState) {
         version.set(state.version.number)
         items.set(state.version.features.catalog.count)
-        let all = state.users.count, hot = state.users.hotCount
-        users.users.set(all)
-        users.hot.set(hot)
-        users.cold.set(all - hot)
+        users.set(users: state.users.count, hot: state.users.hotCount)
         predictions.entries.set(state.predictions.count)
         if let cache = state.featureCache { features.entries.set(cache.count) }
         record(quality: state.quality)

@@ -54,6 +54,11 @@ public final class UserMetrics: Sendable {
     /// Records user counts (when live).
     func record(users all: Int, hot hotNow: Int) {
         guard live.load(ordering: .relaxed) else { return }
+        set(users: all, hot: hotNow)
+    }
+
+    /// Sets the user gauges: all users, hot ones, and the cold rest.
+    func set(users all: Int, hot hotNow: Int) {
         users.set(all)
         hot.set(hotNow)
         cold.set(all - hotNow)
