@@ -178,6 +178,48 @@ struct TieredStoreTests {
         try expectSame(untiered, pu, tiered, pt)
     }
 
+    /// A retrain, and a rollback, carry the hot set over: the users hot before the swap are hot
+    /// after it (read from the new version's rows before it serves), so their next observations
+    /// rebuild no one, and the result equals a server that rebuilt them on demand.
+    @Test func aRetrainAndARollbackCarryTheHotSetOver() async throws {
+        let a = try TrainedStore(), b = try TrainedStore()
+        defer { a.remove(); b.remove() }
+        let metrics = RecordedMetrics()
+        let (carried, pc) = try open(a, hotUsers: 1000, metrics: metrics)
+        let (onDemand, pd) = try open(b, hotUsers: 0)
+        let active = Set((0..<20).map { "u\($0)" })
+        let first: [(uid: String, item: String, label: Float)] = (0..<20).map { ("u\($0)", "i\($0)", 4) }
+        let next: [(uid: String, item: String, label: Float)] = (0..<20).map { ("u\($0)", "i\($0 + 1)", 5) }
+        for m in [carried, onDemand] {
+            try await m.observe(model: "demo", first)
+        }
+        #expect(Set(try carried.registry.model("demo").current.users.hotUids()) == active)
+        for m in [carried, onDemand] {
+            let id = try m.retrainer.start(model: "demo")
+            #expect(try await m.retrainer.wait(forJob: id, model: "demo").phase == .done)
+        }
+        let retrained = try carried.registry.model("demo").current
+        #expect(retrained.version.number == 2 && retrained.users.count > 20)
+        #expect(Set(retrained.users.hotUids()) == active, "the users hot before the retrain are hot after it")
+        let rebuilds = metrics.users(model: "demo").rebuilds
+        for m in [carried, onDemand] {
+            try await m.observe(model: "demo", next)
+        }
+        #expect(metrics.users(model: "demo").rebuilds == rebuilds, "no rebuild for a carried user")
+        try expectSame(carried, pc, onDemand, pd)
+
+        for m in [carried, onDemand] {
+            try await m.installer.rollback(model: "demo", to: 1)
+        }
+        #expect(Set(try carried.registry.model("demo").current.users.hotUids()) == active, "and after a rollback")
+        let rolledBack = metrics.users(model: "demo").rebuilds
+        for m in [carried, onDemand] {
+            try await m.observe(model: "demo", first)
+        }
+        #expect(metrics.users(model: "demo").rebuilds == rolledBack)
+        try expectSame(carried, pc, onDemand, pd)
+    }
+
     /// A snapshot's capture shares the packed state copy-on-write: the user learning afterwards
     /// changes the store, not what was captured.
     @Test func aCapturedStateIsUnchangedByLaterLearning() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,6 +24,26 @@ enum BackgroundThread {
                 continuation.resume(with: Result { try body() })
             }.start()
         }
+    }
+
+    /// Runs `body(0)`, …, `body(count - 1)`, each on a new thread named `name`, ``nice`` levels
+    /// below the caller, and waits for all of them; returns their results in that order. For
+    /// callers that are already off the Swift concurrency pool (a retrain, a rollback).
+    static func runEach<T: Sendable>(name: String, count: Int, _ body: @escaping @Sendable (Int) -> T) -> [T] {
+        let results = Mutex<[Int: T]>([:])
+        let done = DispatchGroup()
+        for i in 0..<count {
+            done.enter()
+            Thread {
+                nameCurrentThread(name)
+                lower()
+                let result = body(i)
+                results.withLock { $0[i] = result }
+                done.leave()
+            }.start()
+        }
+        done.wait()
+        return results.withLock { all in (0..<count).map { all[$0]! } }
     }
 
     /// Names the calling thread for the OS (`top -H`, `perf`, debuggers show it): at most 15

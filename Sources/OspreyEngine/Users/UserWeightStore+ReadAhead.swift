@@ -43,6 +43,22 @@ extension UserWeightStore {
         return true
     }
 
+    /// Makes hot those of `uids` that are cold here (``warm(_:)``: never evicting anyone), on
+    /// `threads` threads of their own below the request threads (``BackgroundThread``), while
+    /// `proceed` holds; `cursor` hands out the list, so a caller that stops early can tell how far
+    /// it got. Blocks until done; returns the users made hot. O(uids) rebuilds.
+    func warm(_ uids: [String], threads: Int, cursor: Cursor = Cursor(),
+              while proceed: @escaping @Sendable () -> Bool = { true }) -> Int {
+        guard !uids.isEmpty else { return 0 }
+        return BackgroundThread.runEach(name: "osprey-warm", count: min(max(threads, 1), uids.count)) { _ in
+            var made = 0
+            while proceed(), let i = cursor.next(below: uids.count) {
+                if self.warm(uids[i]) { made += 1 }
+            }
+            return made
+        }.reduce(0, +)
+    }
+
     /// Names the users a warm start should make hot (the list is cut to ``hotUsers``). O(users).
     public func setWarmStart(_ uids: [String]) {
         warmStartUsers.withLock { $0 = Array(uids.prefix(hotUsers)) }

@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -49,20 +50,13 @@ public final class WarmStart: Service, Sendable {
                 guard !named.isEmpty else { continue }
                 let clock = ContinuousClock(), start = clock.now
                 let cursor = Cursor()
-                let made = await withTaskGroup(of: Int.self) { group in
-                    for _ in 0..<min(threads, named.count) {
-                        group.addTask {
-                            (try? await BackgroundThread.run(name: "osprey-warm") {
-                                var made = 0
-                                // A retrain or rollback swapped in another state: its users are not these.
-                                while !stop.isSet(), model.current.users === users, let i = cursor.next(below: named.count) {
-                                    if users.warm(named[i]) { made += 1 }
-                                }
-                                return made
-                            }) ?? 0
-                        }
+                // A retrain or rollback swapped in another state: its users are not these.
+                let made = await withCheckedContinuation { (done: CheckedContinuation<Int, Never>) in
+                    DispatchQueue.global().async {
+                        done.resume(returning: users.warm(named, threads: threads, cursor: cursor) {
+                            !stop.isSet() && model.current.users === users
+                        })
                     }
-                    return await group.reduce(0, +)
                 }
                 // Those not reached (stopped early) stay named, to be recorded as hot; none once done.
                 users.setWarmStart(cursor.next(below: named.count).map { Array(named[$0...]) } ?? [])

@@ -55,11 +55,13 @@ public final class Installer: Sendable {
     /// that no observation is learned twice or skipped, and the swap and the catalogue's record
     /// of the serving version happen together. Before the swap, the answers hottest in the
     /// serving state's cache are computed again from the new one (Velox §4.2), so the first
-    /// requests after it are not all misses. With `parent`, it installs only in place of that
+    /// requests after it are not all misses, and the users hot in the serving state are made hot
+    /// in the new one (``carryHotSet(from:to:)``), so their next observations rebuild no one. With `parent`, it installs only in place of that
     /// version: a retrain's version does not undo a rollback or a promotion made while it trained.
     /// - Throws: ``OspreyError`` `conflict` when `parent` no longer serves; what the stores throw.
     func install(_ state: ServingState, in model: ServedModel, caughtUpThrough seq: Int64, replacing parent: Int? = nil) throws {
         let caught = try state.replay(log: stores.log, after: seq, through: progress.sequence)
+        carryHotSet(from: model.current, to: state)
         let warmed = Self.repopulate(state, from: model.current)
         if warmed > 0 {
             logger.info("prediction cache repopulated", metadata: [
@@ -74,6 +76,26 @@ public final class Installer: Sendable {
             try stores.versions.setServing(model: model.name, version: state.version.number)
             model.swap(to: state)
         }
+    }
+
+    /// Makes hot in `state` the users hot in `previous` (as many as its hot tier holds), from
+    /// `state`'s snapshot rows, before it serves: after a retrain or a rollback every user would
+    /// otherwise be cold, and each active user's next observation would pay a rebuild inside the
+    /// learning step, where every commit behind it waits. Runs on ``WarmStart/threads`` threads
+    /// below the request threads. Returns the users made hot. O(hot users) rebuilds.
+    @discardableResult
+    func carryHotSet(from previous: ServingState, to state: ServingState) -> Int {
+        guard state.users.hotUsers != .max else { return 0 }
+        let clock = ContinuousClock(), start = clock.now
+        let hot = previous.users.hotUids()
+        let made = state.users.warm(hot, threads: WarmStart.threads)
+        if made > 0 {
+            logger.info("hot users carried over", metadata: [
+                "model.name": "\(state.version.model)", "model.version": "\(state.version.number)",
+                "users": "\(made)", "duration": "\(clock.now - start)",
+            ])
+        }
+        return made
     }
 
     /// Computes, from `state`, the answers to the hottest queries in `previous`'s cache (items are
