@@ -97,6 +97,49 @@ struct ErasureTests {
         #expect(try traces(of: uid, in: t.stores) == [])
     }
 
+    /// A retrain that read the user's training ratings before the erasure finished trains again
+    /// without them: the version it stores and serves holds nothing of the user.
+    @Test func aRetrainThatGatheredAnErasedUserTrainsAgainWithoutThem() async throws {
+        let t = try TrainedStore(), faults = Faults()
+        defer { t.remove() }
+        let m = try Manager(stores: t.stores.injectingFaults(faults), logger: quiet)
+        let uid = t.ratings[0].uid
+        try await m.observe(model: "demo", [(uid, "i1", 5), ("other", "i2", 1)])
+        // The retrain has read the training ratings, the user's among them, and waits to read the log.
+        let reads = faults.calls(.logRead)
+        faults.hold(.logRead)
+        let id = try m.retrainer.start(model: "demo")
+        while faults.calls(.logRead) == reads { try await Task.sleep(for: .milliseconds(5)) }
+        let erased = try await m.eraseUserInBackground(model: "demo", uid: uid)
+        #expect(erased.trainingRatings > 0 && erased.observations == 1)
+        faults.release(.logRead)
+        let job = try await m.retrainer.wait(forJob: id, model: "demo")
+        #expect(job.phase == .done && job.version == 2, "\(job)")
+        #expect(try traces(of: uid, in: t.stores) == [], "version 2 was trained again, without the user")
+    }
+
+    /// An erasure waits while a retrain stores and swaps in its version, then erases the user
+    /// from that version too.
+    @Test func anErasureWaitsForARetrainStoringItsVersion() async throws {
+        let t = try TrainedStore(), faults = Faults()
+        defer { t.remove() }
+        let m = try Manager(stores: t.stores.injectingFaults(faults), logger: quiet)
+        let uid = t.ratings[0].uid
+        try await m.observe(model: "demo", [(uid, "i1", 5)])
+        let writes = faults.calls(.snapshotWrite)
+        faults.hold(.snapshotWrite)
+        let id = try m.retrainer.start(model: "demo")
+        while faults.calls(.snapshotWrite) == writes { try await Task.sleep(for: .milliseconds(5)) }
+        let erasure = Task { try await m.eraseUserInBackground(model: "demo", uid: uid) }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try t.stores.log.observationCount(model: "demo") == 1, "the erasure has not begun while the retrain stores")
+        faults.release(.snapshotWrite)
+        let job = try await m.retrainer.wait(forJob: id, model: "demo")
+        #expect(job.phase == .done && job.version == 2, "\(job)")
+        #expect(try await erasure.value.observations == 1)
+        #expect(try traces(of: uid, in: t.stores) == [], "the user is erased from version 2 too")
+    }
+
     @Test func noCachedAnswerOutlivesTheErasure() async throws {
         let t = try TrainedStore()
         let m = try Manager(stores: t.stores, logger: quiet)

@@ -14,6 +14,13 @@ public final class ServedModel: Sendable {
     let decisionCount: Atomic<Int>, feedbackCount = Atomic<Int>(0)
     /// The model's metrics, carried on by each serving state that replaces the first.
     let metrics: ModelMetrics
+    /// Users erased so far (``Manager/eraseUser(model:uid:)``), counted when an erasure has
+    /// finished. A retrain reads it before it gathers, and again before it stores its version.
+    let erasures = Atomic<Int>(0)
+    /// Held by an erasure, and by a retrain from its second read of ``erasures`` until its
+    /// version serves: no version trained on a user's data is stored or served after the user's
+    /// erasure (docs/operations.md, "Erasing a user"). Taken before the snapshot-writes lock.
+    let erasing = Mutex<Void>(())
 
     /// - Parameter metrics: the instruments `state` was loaded with; they count on from
     ///   `observations` and `decisions`.

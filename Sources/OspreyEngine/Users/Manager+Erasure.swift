@@ -27,9 +27,10 @@ extension Manager {
     /// and a challenger's), its weights, observed items and allocation, and every cached answer.
     /// The user is then served as one never seen, bootstrapped from the prior.
     ///
-    /// Runs while no snapshot writes (``LearningProgress/snapshotWrites``) and under the learning
-    /// lock, so no observation of the user is learned and no captured state of it is written
-    /// meanwhile. Observations committed but not yet learned when it takes the lock stay: they
+    /// Runs while no retrain stores or swaps in a version (``ServedModel/erasing``; a retrain that
+    /// gathered before the erasure finished trains again), while no snapshot writes
+    /// (``LearningProgress/snapshotWrites``) and under the learning lock, so no observation of the
+    /// user is learned and no captured state of it is written meanwhile. Observations committed but not yet learned when it takes the lock stay: they
     /// come after the erasure, and are learned as a new user's. The stores are erased first, the
     /// log first of them, then memory: a store that fails stops the call with memory as it was,
     /// and since every step is idempotent, calling again finishes it.
@@ -55,6 +56,14 @@ extension Manager {
     }
 
     private func erase(_ uid: String, of model: ServedModel) throws -> UserErasure {
+        try model.erasing.withLock { _ in
+            let erased = try eraseUnderLocks(uid, of: model)
+            model.erasures.add(1, ordering: .releasing)
+            return erased
+        }
+    }
+
+    private func eraseUnderLocks(_ uid: String, of model: ServedModel) throws -> UserErasure {
         let name = model.name
         return try progress.snapshotWrites.withLock { _ in
             try progress.applied.withLock { learned in

@@ -163,20 +163,48 @@ public final class Retrainer: Sendable {
         }
     }
 
-    /// Runs a retrain job to its end; a failure leaves the serving version untouched.
+    /// Gathers, trains, stores and swaps in (or attaches as a challenger) the new version;
+    /// returns its number. Trains again when a user was erased since it gathered: the version is
+    /// stored and swapped in under ``ServedModel/erasing``, after checking that no erasure
+    /// finished since the gather began.
+    private func trainAndSwap(_ run: RetrainRun, job id: Int, challenger: TrafficAllocation?) throws -> Int {
+        let model = run.model
+        for attempt in 1...Self.erasureAttempts {
+            if attempt > 1 {
+                update(job: id) { $0.phase = .loading; $0.iteration = 0; $0.lambdaFits = 0 }
+                logger.notice("a user was erased while the retrain trained: training again without their data", metadata: [
+                    "model.name": "\(model.name)", "job.id": "\(id)", "attempt": "\(attempt)",
+                ])
+            }
+            let erasures = model.erasures.load(ordering: .acquiring)
+            let gathered = try run.gather(through: progress.sequence)
+            let trained = try run.train(gathered)
+            guard beginInstalling(id) else { throw Trainer.Cancelled() }
+            let installed = try model.erasing.withLock { _ -> Int? in
+                guard model.erasures.load(ordering: .acquiring) == erasures else { return nil }
+                let stored = try run.store(trained, gathered: gathered)
+                try run.swap(run.load(stored), caughtUpThrough: gathered.through, replacing: gathered.parent,
+                             installer: installer, challenger: challenger)
+                return stored.version.number
+            }
+            if let installed { return installed }
+        }
+        throw OspreyError(.conflict, "users were erased while the retrain trained, \(Self.erasureAttempts) times in a row; nothing was stored: retrain again")
+    }
+
+    /// How many times a retrain trains at most when users are erased while it trains (each time
+    /// it gathered their data before the erasure), before it gives up.
+    static let erasureAttempts = 3
+
+    /// Runs a retrain job to its end; a failure leaves the serving version untouched. A user
+    /// erased while it trained is not in what it stores: it trains again (docs/operations.md,
+    /// "Erasing a user").
     private func run(job id: Int, model: ServedModel, challenger: TrafficAllocation?) {
         do {
             let trigger = jobs.withLock { $0.jobs[id]?.trigger } ?? .request
             let run = RetrainRun(job: id, trigger: trigger, model: model, retrainer: self, stores: stores, loader: loader,
                                  configuration: configuration, logger: logger)
-            let gathered = try run.gather(through: progress.sequence)
-            let trained = try run.train(gathered)
-            guard beginInstalling(id) else { throw Trainer.Cancelled() }
-            let stored = try run.store(trained, gathered: gathered)
-            let state = run.load(stored)
-            try run.swap(state, caughtUpThrough: gathered.through, replacing: gathered.parent, installer: installer,
-                         challenger: challenger)
-            let number = stored.version.number
+            let number = try trainAndSwap(run, job: id, challenger: challenger)
             update(job: id) { $0.phase = .done; $0.version = number; $0.finishedAt = Date() }
             logger.info("retrain finished", metadata: ["model.name": "\(model.name)", "model.version": "\(number)", "job.id": "\(id)"])
             // Observations that arrived during the retrain were replayed into the new version
