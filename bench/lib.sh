@@ -92,12 +92,13 @@ rss_kib() {
   echo $total
 }
 
-# write_requests FILE LUA_EXPRESSION: a wrk script that builds 20,000 requests once in init()
-# from the expression (re-evaluated for each, so random parts differ) and cycles through them,
-# so wrk's own Lua string building does not become the bottleneck on this 2-core machine.
+# write_requests FILE LUA_EXPRESSION [COUNT]: a wrk script that builds COUNT (20,000) requests
+# once in init() from the expression (re-evaluated for each, so random parts differ) and cycles
+# through them, so wrk's own Lua string building does not become the bottleneck on this 2-core
+# machine.
 write_requests() {
   cat > "$1" <<LUAEOF
-local reqs, n, count = {}, 0, 20000
+local reqs, n, count = {}, 0, ${3:-20000}
 init = function(args)
   math.randomseed(7)
   for i = 1, count do reqs[i] = $2 end

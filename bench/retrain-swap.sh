@@ -1,49 +1,64 @@
 #!/usr/bin/env bash
-# Predict latency while a retrain runs and its version is swapped in (targets: zero failed requests,
-# p99 during the swap ≤ 3× steady state). Results in BENCHMARKS.md.
+# Serving while a retrain runs and its version is swapped in. Results in BENCHMARKS.md.
 #
 #   bench/retrain-swap.sh [USERS] [ITEMS] [RATINGS] [DIM]     (defaults 10000 5000 200000 20)
+#   LOAD=observe bench/retrain-swap.sh 100000 10000 1000000 50
+#   OSPREY_BIN=/path/to/osprey LOAD=observe bench/retrain-swap.sh …   (another build)
 #
-# Trains a model (cached in .bench-data/), starts the release server, runs wrk -t1 -c32 in 2-second
-# slices against predict (random users and items): three before the retrain, then slices until the
-# retrain job is done, then three after. Each slice prints requests/s, p50, p99, errors and the
-# job phase at its end. Talks only to 127.0.0.1; stops the server it started.
+# LOAD=predict (the default; targets: zero failed requests, p99 during the swap ≤ 3× steady
+# state) or LOAD=observe (durable observes of 200,000 pre-built requests over random users: what
+# the users' cold rebuilds after a swap cost). Trains a model once (cached in .bench-data/), copies
+# its data directory so every run starts from the same version, starts the release server, runs
+# wrk -t1 -c32 in 2-second slices: a 10 s warm-up, three slices before the retrain, slices until
+# the job is done, then ten after. Each slice prints requests/s, p50, p99, errors, the user
+# rebuilds in it (from /metrics) and the job phase at its end. Talks only to 127.0.0.1; stops the
+# server it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 USERS=${1:-10000}; ITEMS=${2:-5000}; RATINGS=${3:-200000}; DIM=${4:-20}
-PORT=${PORT:-18191}
+PORT=${PORT:-18191}; LOAD=${LOAD:-predict}
 require_wrk
 build_release
 DATA=.bench-data/swap-u${USERS}-i${ITEMS}-r${RATINGS}-d${DIM}
 mkdir -p "$DATA"
 if [ ! -f "$DATA/osprey.sqlite" ]; then
   $BIN generate --users "$USERS" --items "$ITEMS" --ratings "$RATINGS" --dim 10 --noise 0.5 --seed 2 --out "$DATA/ratings.csv"
-  $BIN train --data-dir "$DATA" --model bench --ratings "$DATA/ratings.csv" --dim "$DIM" 2> "$DATA/train.log" \
-    || { tail -5 "$DATA/train.log"; rm -f "$DATA"/*.sqlite*; exit 1; }
+  $BIN train --data-dir "$DATA" --model bench --ratings "$DATA/ratings.csv" --dim "$DIM" --lambda 0.1 --scale-lambda \
+    --iterations 5 2> "$DATA/train.log" || { tail -5 "$DATA/train.log"; rm -f "$DATA"/*.sqlite*; exit 1; }
 fi
-start_server "$DATA" "$PORT"
-LUA=$(mktemp -d)
+RUN=$(mktemp -d)
+cp "$DATA"/*.sqlite "$RUN/"
+start_server "$RUN" "$PORT"
+cleanup() { stop_started; rm -rf "$RUN"; }
+trap cleanup EXIT   # after start_server, whose trap only stops the server
 # Items i0…i999 are the most popular (Zipf), so all are in the catalogue: no 404s to muddle the count.
-write_requests "$LUA/predict.lua" \
-  'wrk.format("GET", "/v1/models/bench/users/u" .. math.random(0, '"$USERS"' - 1) .. "/predict?item=i" .. math.random(0, math.min('"$ITEMS"', 1000) - 1))'
-slice() {
-  local out; out=$(wrk -t1 -c32 -d2s --latency -s "$LUA/predict.lua" "http://127.0.0.1:$PORT")
-  local rps p50 p99 errors phase
-  rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
-  p50=$(echo "$out" | awk '$1=="50%"{print $2}')
-  p99=$(echo "$out" | awk '$1=="99%"{print $2}')
-  errors=$(echo "$out" | awk '/Non-2xx/{s+=$NF} /Socket errors/{gsub(",","");s+=$4+$6+$8+$10} END{print s+0}')
-  phase=$(curl -s "http://127.0.0.1:$PORT/v1/models/bench/jobs/1" | sed -n 's/.*"phase":"\([a-z]*\)".*"version":\([0-9a-z]*\).*/\1 (version \2)/p')
-  printf "%-8s %10s req/s  p50 %8s  p99 %8s  errors %s  %s\n" "$1" "$rps" "$p50" "$p99" "$errors" "${phase:-no job}"
+case "$LOAD" in
+  predict) write_requests "$RUN/load.lua" \
+    'wrk.format("GET", "/v1/models/bench/users/u" .. math.random(0, '"$USERS"' - 1) .. "/predict?item=i" .. math.random(0, math.min('"$ITEMS"', 1000) - 1))' ;;
+  observe) write_requests "$RUN/load.lua" \
+    'wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, '"$USERS"' - 1) .. "/observe", {["Content-Type"]="application/json"}, "{\"item\":\"i" .. math.random(0, math.min('"$ITEMS"', 1000) - 1) .. "\",\"label\":" .. math.random(1, 5) .. "}")' 200000 ;;
+  *) echo "LOAD is predict or observe"; exit 2 ;;
+esac
+rebuilds() {
+  curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^osprey_user_rebuilds_total\{.*model="bench"/{s+=$NF} END{printf "%d", s}'
 }
-wrk -t1 -c32 -d2s -s "$LUA/predict.lua" "http://127.0.0.1:$PORT" >/dev/null   # warm-up
+slice() {
+  local before after rps p50 p99 errors phase
+  before=$(rebuilds)
+  wrk -t1 -c32 -d2s --latency -s "$RUN/load.lua" "http://127.0.0.1:$PORT" > "$RUN/out"
+  after=$(rebuilds)
+  read -r rps p50 p99 errors < <(wrk_summary "$RUN/out")
+  phase=$(curl -s "http://127.0.0.1:$PORT/v1/models/bench/jobs/1" | sed -n 's/.*"phase":"\([a-z]*\)".*"version":\([0-9a-z]*\).*/\1 (version \2)/p')
+  printf "%-8s %8s req/s  p50 %7s ms  p99 %7s ms  errors %s  rebuilds %6s  %s\n" "$1" "$rps" "$p50" "$p99" "$errors" \
+    "$((after - before))" "${phase:-no job}"
+}
+wrk -t1 -c32 -d10s -s "$RUN/load.lua" "http://127.0.0.1:$PORT" >/dev/null   # warm-up
 for i in 1 2 3; do slice before; done
 curl -s -X POST "http://127.0.0.1:$PORT/v1/models/bench/retrain" >/dev/null
-for i in $(seq 1 60); do
+for i in $(seq 1 300); do
   slice during
   curl -s "http://127.0.0.1:$PORT/v1/models/bench/jobs/1" | grep -qE '"phase":"(done|failed)"' && break
 done
-for i in 1 2 3; do slice after; done
+for i in $(seq 1 10); do slice after; done
 curl -s "http://127.0.0.1:$PORT/v1/models/bench/jobs/1"; echo
-rm -rf "$LUA"
