@@ -50,6 +50,14 @@ REFUSED = [
     (["serve"], ["--host", "0.0.0.0"], "refusing to serve on 0.0.0.0 without access tokens"),
     (["serve"], ["--tokens-file", "{tmp}/no-such-tokens"], "cannot read --tokens-file"),
     (["quickstart"], ["--host", "0.0.0.0"], "refusing to serve on 0.0.0.0 without access tokens"),
+    # TLS (docs/operations.md, "TLS"): both files or neither, each read and checked before binding
+    (["serve"], ["--tls-cert", "{tmp}/cert.pem"], "--tls-cert needs --tls-key"),
+    (["serve"], ["--tls-key", "{tmp}/key.pem"], "--tls-key needs --tls-cert"),
+    (["serve"], ["--tls-cert", "{tmp}/no-such-cert.pem", "--tls-key", "{tmp}/not-pem.txt"], "--tls-cert {tmp}/no-such-cert.pem does not exist"),
+    (["serve"], ["--tls-cert", "{tmp}/not-pem.txt", "--tls-key", "{tmp}/no-such-key.pem"], "--tls-key {tmp}/no-such-key.pem does not exist"),
+    (["serve"], ["--tls-cert", "{tmp}/not-pem.txt", "--tls-key", "{tmp}/not-pem.txt"], "--tls-cert {tmp}/not-pem.txt holds no PEM certificate"),
+    (["serve"], ["--tls-cert", "{tmp}", "--tls-key", "{tmp}/not-pem.txt"], "--tls-cert {tmp} is a directory"),
+    (["quickstart"], ["--tls-cert", "{tmp}/cert.pem"], "Unknown option '--tls-cert'"),
     # quickstart: the same options, refused before it generates or trains anything
     (["quickstart"], ["--stale-window", BIG], "--stale-window must be between"),
     (["quickstart"], ["--decision-retention", "1e300"], "--decision-retention must be a number between 0 and"),
@@ -103,6 +111,30 @@ ACCEPTED = [
 ]
 
 
+def tls_cases(tmp):
+    """With the `openssl` command: a real certificate with a key that is not its own, with its key
+    in the certificate's place, and a good pair off loopback without tokens (none without the
+    command)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        print("cli-test: no openssl command, the certificate-and-key cases are skipped")
+        return []
+    for key in ("key.pem", "other-key.pem"):
+        subprocess.run([openssl, "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-out", os.path.join(tmp, key)], check=True, capture_output=True)
+    subprocess.run([openssl, "req", "-x509", "-key", os.path.join(tmp, "key.pem"), "-out", os.path.join(tmp, "cert.pem"),
+                    "-days", "2", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    return [
+        (["serve"], ["--tls-cert", "{tmp}/cert.pem", "--tls-key", "{tmp}/other-key.pem"],
+         "--tls-key {tmp}/other-key.pem is not the private key of the certificate in {tmp}/cert.pem"),
+        (["serve"], ["--tls-cert", "{tmp}/key.pem", "--tls-key", "{tmp}/cert.pem"], "--tls-cert {tmp}/key.pem holds no PEM certificate"),
+        (["serve"], ["--tls-cert", "{tmp}/cert.pem", "--tls-key", "{tmp}/not-pem.txt"], "--tls-key {tmp}/not-pem.txt holds no PEM private key"),
+        # TLS does not stand in for access tokens
+        (["serve"], ["--host", "0.0.0.0", "--tls-cert", "{tmp}/cert.pem", "--tls-key", "{tmp}/key.pem"],
+         "refusing to serve on 0.0.0.0 without access tokens"),
+    ]
+
+
 def run(binary, args, cwd):
     """(exit code or None on a timeout, stderr text). Run in `cwd`, so that a command that is not
     refused writes its default data directory there."""
@@ -125,8 +157,12 @@ def main():
     tmp = tempfile.mkdtemp(prefix="osprey-cli-test-")
     passed, failures = 0, []
     try:
-        for base, option, expected in REFUSED:
-            argv = [a.replace("{tmp}", tmp) for a in base] + option
+        with open(os.path.join(tmp, "not-pem.txt"), "w") as f:
+            f.write("not a certificate\n")
+        refused = REFUSED + tls_cases(tmp)
+        for base, option, expected in refused:
+            argv = [a.replace("{tmp}", tmp) for a in base + option]
+            expected = expected.replace("{tmp}", tmp)
             shown = "osprey " + " ".join(base[:1] + option)
             code, err = run(binary, argv, tmp)
             if code is None:

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOPosix
@@ -12,6 +13,10 @@ import OspreyEngine
 /// scans run on a pool of ``ServerConfiguration/scanThreads`` threads, and the rest is answered
 /// by the router. The application's services own the event-loop group and the scan pool, and
 /// stop them after the server has stopped.
+///
+/// With ``ServerConfiguration/tls``, every connection begins with a TLS handshake (HummingbirdTLS's
+/// `TLSChannel` in front of either child channel), so both the fast path and the router answer
+/// over HTTPS.
 ///
 /// `onListening` is called with the port once the server listens (the one chosen when
 /// ``ServerConfiguration/port`` is 0).
@@ -30,19 +35,26 @@ public func buildApplication(
     let scanThreads = configuration.scanThreadCount
     let scans = scanThreads > 0 ? WorkerPool(name: "osprey-scan", threads: scanThreads) : nil
     let loops = EventLoopGroupService(threads: configuration.eventLoopCount)
+    let tls = configuration.tls
     return Application(
         router: router,
-        server: fastPath
-            ? HTTPServerBuilder { responder in
-                FastPathChannel(responder: responder) {
+        server: HTTPServerBuilder { responder in
+            let http: any ServerChildChannel = fastPath
+                ? FastPathChannel(responder: responder) {
                     FastPathHandler(api: api, scans: scans, routeMetrics: fastPathMetrics)
                 }
-            }
-            : .http1(),
+                : HTTP1Channel(responder: responder, configuration: .init())
+            return try tls.map { try withTLS(http, $0) } ?? http
+        },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: API.serverName),
         // Stopped in reverse order after the server: the scans it waits for, then the loops.
         services: [loops] + (scans.map { [$0] } ?? []),
         onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
         eventLoopGroupProvider: .shared(loops.group),
         logger: logger)
+}
+
+/// `channel` behind a TLS handshake with `tls`'s certificate and key.
+private func withTLS(_ channel: some ServerChildChannel, _ tls: ServerTLS) throws -> any ServerChildChannel {
+    try TLSChannel(channel, tlsConfiguration: tls.configuration)
 }

@@ -22,9 +22,13 @@ public struct ServerConfiguration: Sendable {
     public var scanThreads: Int?
     /// The access tokens and open probes (default: no tokens, every endpoint open).
     public var access: AccessControl
+    /// The certificate and key to speak HTTPS with (nil: plain HTTP). Both the fast path and the
+    /// router answer over it.
+    public var tls: ServerTLS?
 
     public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1 << 20, maxK: Int = 10_000,
-                fastPath: Bool = true, eventLoops: Int? = nil, scanThreads: Int? = nil, access: AccessControl = .init()) {
+                fastPath: Bool = true, eventLoops: Int? = nil, scanThreads: Int? = nil, access: AccessControl = .init(),
+                tls: ServerTLS? = nil) {
         precondition(eventLoops.map { $0 >= 1 } ?? true, "at least one event loop")
         precondition(scanThreads.map { $0 >= 0 } ?? true, "scan threads cannot be negative")
         self.host = host
@@ -35,6 +39,7 @@ public struct ServerConfiguration: Sendable {
         self.eventLoops = eventLoops
         self.scanThreads = scanThreads
         self.access = access
+        self.tls = tls
     }
 
     /// The event loops of a server built without a count: half the cores, at least one.

@@ -9,14 +9,49 @@ import OspreyServer
 import OspreyStorage
 import ServiceLifecycle
 
-/// `osprey serve`: serve every model in a data directory over HTTP.
+/// `osprey serve`: serve every model in a data directory over HTTP or HTTPS.
 struct ServeCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Serve every model in a data directory over HTTP.")
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Serve every model in a data directory over HTTP (or HTTPS).")
 
     @OptionGroup var options: ServeOptions
+    @OptionGroup var tls: TLSOptions
 
     func run() async throws {
-        try await serve(options)
+        try await serve(options, tls: try tls.serverTLS())
+    }
+}
+
+/// `--tls-cert` and `--tls-key`: `serve`'s only, so `quickstart` stays plain HTTP on loopback.
+struct TLSOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Serve HTTPS with this PEM certificate chain (the server's certificate first, then any intermediates); needs --tls-key.",
+        valueName: "file"))
+    var tlsCert: String?
+    @Option(help: ArgumentHelp("The PEM private key of --tls-cert's certificate (unencrypted); needs --tls-cert.", valueName: "file"))
+    var tlsKey: String?
+
+    /// Both options or neither; both files are read and checked here, so a bad one is a usage
+    /// error before the store is opened or the port bound.
+    func validate() throws {
+        _ = try serverTLS()
+    }
+
+    /// The certificate and key, nil without the options.
+    /// - Throws: `ValidationError` when only one option is given, or naming the option and file
+    ///   that is missing, unreadable, not PEM, or a key that is not the certificate's.
+    func serverTLS() throws -> ServerTLS? {
+        switch (tlsCert, tlsKey) {
+        case (nil, nil): return nil
+        case (_?, nil): throw ValidationError("--tls-cert needs --tls-key: give the certificate's private key too")
+        case (nil, _?): throw ValidationError("--tls-key needs --tls-cert: give the certificate chain too")
+        case let (cert?, key?):
+            do {
+                return try ServerTLS(certificateFile: cert, keyFile: key)
+            } catch {
+                let option = error.kind == .certificate ? "--tls-cert" : "--tls-key"
+                throw ValidationError("\(option) \(error.file) \(error.problem)")
+            }
+        }
     }
 }
 
@@ -134,7 +169,10 @@ struct ServeOptions: ParsableArguments {
 
 /// Runs the manager and the HTTP server until SIGTERM or SIGINT; then the server finishes its
 /// in-flight requests, the manager snapshots, and the process exits 0.
-func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: (@Sendable (String) -> Void)? = nil) async throws {
+///
+/// With `tls`, the server speaks HTTPS only (the access-token rule for other hosts still holds).
+func serve(_ o: ServeOptions, tls: ServerTLS? = nil, autoRetrainByDefault: Bool = false,
+           banner: (@Sendable (String) -> Void)? = nil) async throws {
     try o.validate()  // done by the parser already; what follows relies on it
     let retention = DecisionLog.Retention(
         maxAge: o.decisionRetention > 0 ? .milliseconds(Int64(o.decisionRetention * 3_600_000)) : nil,
@@ -166,15 +204,20 @@ func serve(_ o: ServeOptions, autoRetrainByDefault: Bool = false, banner: (@Send
     let tokens = try o.accessTokens()
     let server = ServerConfiguration(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes, fastPath: o.fastPath,
                                      eventLoops: o.eventLoops, scanThreads: o.scanThreads,
-                                     access: .init(tokens: tokens, openMetrics: o.openMetrics, openHealth: o.openHealth))
+                                     access: .init(tokens: tokens, openMetrics: o.openMetrics, openHealth: o.openHealth),
+                                     tls: tls)
     let threads = o.fastPath ? "\(server.eventLoopCount) event loop(s), \(server.scanThreadCount) scan thread(s)"
         : "\(server.eventLoopCount) event loop(s), no fast path"
     let access = tokens.isEmpty ? "no access tokens: every endpoint is open" : "\(tokens.count) access token(s)"
     let models = manager.registry.all.count, path = store.path
+    let scheme = tls == nil ? "http" : "https"
+    if let tls, tls.notValidAfter < Date() {
+        logger.warning("the certificate in \(tls.certificateFile) expired on \(tls.notValidAfter); clients will refuse it")
+    }
     // Announced once the socket is bound, so nothing is promised on a port that turned out busy.
     let app = buildApplication(manager: manager, configuration: server, logger: logger) { port in
-        logger.info("serving \(models) model(s) from \(path) on http://\(o.host):\(port) (\(threads); \(access))")
-        banner?("http://\(o.host):\(port)")
+        logger.info("serving \(models) model(s) from \(path) on \(scheme)://\(o.host):\(port) (\(threads); \(access))")
+        banner?("\(scheme)://\(o.host):\(port)")
     }
     // Services shut down in reverse order: the server drains first, then the manager's services
     // (the ingestor answers what is queued, the snapshotter saves every changed user, ...).
