@@ -424,7 +424,8 @@ def cmd_report(args):
       "`observation_id`, repeats answered as duplicates) and 5 % bulk observations (5 a request). "
       f"Model: 100,000 users, 10,000 items, d = 50 (bench/http.sh's). Server options: `{meta['serve']}`.")
     w("")
-    w(f"**Control.** Every {meta['control']} s a retrain (polled until done); after every second retrain a "
+    w(f"**Control.** A retrain after a pause of {meta['control']} s (drawn uniformly) from the end of the last "
+      "action, polled until done; after every second retrain a "
       "rollback to the version before, then 10–20 s later to the new one. Snapshots come from "
       f"`--snapshot-observations`. Warm-up: the first {warmup:.0f} s ({meta['warmup_rule']}), excluded from the "
       "RSS and p99 figures.")
@@ -484,7 +485,7 @@ def cmd_report(args):
 def write_svg(path, samples, actions, warmup, meta):
     W, left, right, top = 1000, 70, 20, 40
     panels = [("RSS (MiB)", [num(s["rss_kib"]) / 1024 for s in samples], "#1f77b4"),
-              ("p99 (ms)", [num(s["p99_ms"]) for s in samples], "#d62728"),
+              ("p99 (ms, log scale)", [num(s["p99_ms"]) for s in samples], "#d62728"),
               ("requests/s", [num(s["requests_per_s"]) for s in samples], "#2ca02c")]
     ph, gap = 170, 30
     H = top + len(panels) * (ph + gap) + 50
@@ -515,9 +516,17 @@ def write_svg(path, samples, actions, warmup, meta):
     for i, (label, ys, color) in enumerate(panels):
         y0 = top + i * (ph + gap)
         good = [y for y in ys if not math.isnan(y)]
-        lo = 0.0
-        hi = nice_max(max(good) * 1.1) if good and max(good) > 0 else 1.0
-        Y = lambda v: y0 + ph - ph * (v - lo) / (hi - lo)
+        if i == 1 and good and min(good) > 0:   # p99 on a log scale: spikes stay readable beside the rest
+            lo = 10 ** math.floor(math.log10(min(good)))
+            hi = max(10 * lo, 10 ** math.ceil(math.log10(max(good))))
+            Y = lambda v: y0 + ph - ph * math.log10(max(v, lo) / lo) / math.log10(hi / lo)
+            ticks = [m * 10 ** e for e in range(round(math.log10(lo)), round(math.log10(hi)) + 1)
+                     for m in (1, 2, 5) if lo <= m * 10 ** e <= hi]
+        else:
+            lo = 0.0
+            hi = nice_max(max(good) * 1.1) if good and max(good) > 0 else 1.0
+            Y = lambda v: y0 + ph - ph * (v - lo) / (hi - lo)
+            ticks = [lo + (hi - lo) * k / 4 for k in range(5)]
         o.append(f'<rect x="{left}" y="{y0}" width="{W - left - right}" height="{ph}" fill="none" stroke="#999"/>')
         o.append(f'<rect x="{left}" y="{y0}" width="{X(min(warmup, tmax)) - left:.1f}" height="{ph}" fill="#eee"/>')
         for a, b, ok in spans:
@@ -528,10 +537,12 @@ def write_svg(path, samples, actions, warmup, meta):
                      'stroke-width="1.5" stroke-dasharray="4,3"/>')
         for t in snaps:
             o.append(f'<path d="M{X(t):.1f},{y0 + ph} l-4,7 h8 z" fill="#7f7f7f"/>')
-        for k in range(5):
-            v = lo + (hi - lo) * k / 4
+        for v in ticks:
             o.append(f'<line x1="{left - 4}" y1="{Y(v):.1f}" x2="{W - right}" y2="{Y(v):.1f}" stroke="#ddd"/>')
             o.append(f'<text x="{left - 6}" y="{Y(v) + 4:.1f}" text-anchor="end">{v:,.{0 if hi > 20 else 2}f}</text>')
+        if ts and tmax > ts[-1] + 1:   # actions the control loop finished after the load
+            o.append(f'<line x1="{X(ts[-1]):.1f}" y1="{y0}" x2="{X(ts[-1]):.1f}" y2="{y0 + ph}" stroke="#333" stroke-width="1.5"/>')
+            o.append(f'<text x="{X(ts[-1]) + 4:.1f}" y="{y0 + ph - 6}">load ended</text>')
         late = [(t, y) for t, y in zip(ts, ys) if t > warmup and not math.isnan(y)]
         if i == 0 and len(late) >= 3:   # the ±10 % band around the median after the warm-up
             med = statistics.median(y for _, y in late)
@@ -540,14 +551,14 @@ def write_svg(path, samples, actions, warmup, meta):
                          'stroke="#1f77b4" stroke-dasharray="6,4" stroke-opacity="0.6"/>')
             o.append(f'<text x="{W - right - 4}" y="{Y(1.1 * med) - 4:.1f}" text-anchor="end" fill="#1f77b4">'
                      'median after warm-up ±10 %</text>')
-        if i == 1 and len(late) >= 3:   # the least-squares line after the warm-up
-            b = slope([t for t, _ in late], [y for _, y in late])
-            mt = sum(t for t, _ in late) / len(late)
-            my = sum(y for _, y in late) / len(late)
-            ya, yb = my + b * (late[0][0] - mt), my + b * (late[-1][0] - mt)
-            o.append(f'<line x1="{X(late[0][0]):.1f}" y1="{Y(ya):.1f}" x2="{X(late[-1][0]):.1f}" y2="{Y(yb):.1f}" '
-                     'stroke="#000" stroke-dasharray="6,4"/>')
-            o.append(f'<text x="{W - right - 4}" y="{y0 + 15}" text-anchor="end">dashed: least-squares fit after warm-up</text>')
+        if i == 1 and len(late) >= 3:   # the medians of the first and last thirds after the warm-up
+            k = len(late) // 3
+            for part in (late[:k], late[-k:]):
+                v = statistics.median(y for _, y in part)
+                o.append(f'<line x1="{X(part[0][0]):.1f}" y1="{Y(v):.1f}" x2="{X(part[-1][0]):.1f}" y2="{Y(v):.1f}" '
+                         'stroke="#000" stroke-width="2" stroke-dasharray="6,4"/>')
+            o.append(f'<text x="{W - right - 4}" y="{y0 + 15}" text-anchor="end">dashed: median p99 of the first '
+                     'and the last third after warm-up</text>')
         pts = " ".join(f"{X(t):.1f},{Y(y):.1f}" for t, y in zip(ts, ys) if not math.isnan(y))
         o.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.6"/>')
         o.append(f'<text x="{left + 6}" y="{y0 + 15}" fill="{color}" font-weight="bold">{esc(label)}</text>')

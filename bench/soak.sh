@@ -110,6 +110,7 @@ python3 bench/soak.py load --port "$PORT" --pid "$PID" --duration "$DURATION" --
   --connections "$CONNECTIONS" --delay-ms "$DELAY_MS" --users $USERS --items $ITEMS \
   --control-min "${CONTROL%-*}" --control-max "${CONTROL#*-}" --samples "$OUT.csv" --actions "$OUT-actions.csv"
 
+kill -0 "$PID" 2>/dev/null || { echo "the server (PID $PID) died during the load: see $OUT.csv and $OUT-actions.csv"; exit 1; }
 echo "== loss check: observes with unique ids, SIGKILL after $KILL_AFTER s, restart, resend the acknowledged"
 python3 bench/soak.py burst --port "$PORT" --users $USERS --items $ITEMS --out "$RUN/burst.json" &
 BURST=$!
@@ -130,7 +131,7 @@ python3 - "$RUN/meta.json" <<PYEOF
 import json, sys
 json.dump({"date": "$(date +%F)", "commit": "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources Package.swift || echo +changes)",
            "binary": "$BIN", "machine": "$(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)",
-           "command": "DURATION=$DURATION bench/soak.sh", "connections": $CONNECTIONS, "delay_ms": $DELAY_MS,
+           "command": "DURATION=$DURATION CONTROL=$CONTROL CONNECTIONS=$CONNECTIONS DELAY_MS=$DELAY_MS SNAPSHOT=$SNAPSHOT bench/soak.sh", "connections": $CONNECTIONS, "delay_ms": $DELAY_MS,
            "segment": 10, "policy": "$POLICY", "serve": "${SERVE[*]}", "control": "$CONTROL",
            "kill_after": $KILL_AFTER, "warmup_rule": "$WARMUP_RULE"},
           open(sys.argv[1], "w"))
