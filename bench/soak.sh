@@ -8,15 +8,17 @@
 #   DURATION=120 CONTROL=30-45 OUT=/tmp/soak bench/soak.sh          (a short trial)
 #
 # - Load: wrk -t1 -cCONNECTIONS (16) in back-to-back 10-second segments (--latency, so each gives
-#   a p99), each connection pausing DELAY_MS (4) after each answer (0: unpaced, the machine
-#   saturated), each segment a new set of 20,000 prebuilt requests (bench/soak.py's Lua mix):
+#   a p99), each connection pausing DELAY_MS (4) after each answer (about 3,000 requests/s here;
+#   0: unpaced, the machine saturated), each segment a new set of 20,000 prebuilt requests (the
+#   Lua mix below):
 #   45 % predict, 20 % greedy topk (`"explore": false`), 10 % exploring topk (the model's policy,
 #   POLICY, default linucb(1.0)), 20 % durable observe (half with an observation_id), 5 % bulk
 #   observations of 5. After each segment: the server's RSS (/proc/PID/status), the segment's
 #   requests/s, p50/p99/max, non-2xx and socket errors (by status and error code).
-# - Control (bench/soak.py load): a retrain every CONTROL (60-120) seconds, polled until done;
-#   after every second one a rollback to the version before and, 10–20 s later, to the new one.
-#   Snapshots every SNAPSHOT (100000) observations (`serve --snapshot-observations`).
+# - Control (bench/soak.py load): a retrain after a pause of CONTROL (60-120) seconds from the end
+#   of the last action, polled until done; after every second one a rollback to the version
+#   before and, 10–20 s later, to the new one. Snapshots every SNAPSHOT (100000) observations
+#   (`serve --snapshot-observations`); SERVE_OPTIONS adds serve options (`--hot-users all`, say).
 # - Loss check: concurrent observes, each with a unique observation_id; the server is SIGKILLed
 #   KILL_AFTER (3) seconds into the burst, restarted on the same data directory, and every
 #   acknowledged observation is sent again: each must be answered `duplicate: true`.
@@ -49,7 +51,7 @@ rm -rf "$RUN"; mkdir -p "$RUN"
 for f in "$DATA"/*.sqlite "$DATA"/*.sqlite-wal; do [ ! -e "$f" ] || cp "$f" "$RUN"/; done
 # Several versions a run; keep few, so the snapshot store (about 1 GB a version) stays small.
 # The decision log is capped so that it reaches its steady state (pruning as it writes).
-SERVE=(--snapshot-observations "$SNAPSHOT" --keep-versions 3 --max-decisions 1000000)
+SERVE=(--snapshot-observations "$SNAPSHOT" --keep-versions 3 --max-decisions 1000000 ${SERVE_OPTIONS:-})
 
 cat > "$RUN/mix.lua" <<'LUAEOF'
 -- bench/soak.sh's request mix. Arguments: seed users items pause_ms.
