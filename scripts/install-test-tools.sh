@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Installs the Debian tools scripts/durability-test.py needs, when missing: strace (the order of
-# fsyncs and answers) and gcc (its LD_PRELOAD control). Idempotent; apt-get runs only when one is
-# missing (as root).
+# Installs the Debian tools the tests need, when missing: strace (scripts/durability-test.py: the
+# order of fsyncs and answers), gcc (its LD_PRELOAD control) and openssl (the certificates of
+# TLSTests and scripts/cli-test.py's TLS cases). Idempotent; apt-get runs only when one is missing
+# (as root).
 #
 #   bash scripts/install-test-tools.sh
 set -euo pipefail
 missing=()
-for tool in strace gcc; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in strace gcc openssl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-test-tools: strace and gcc present"
+  echo "install-test-tools: strace, gcc and openssl present"
   exit 0
 fi
 echo "install-test-tools: installing ${missing[*]}"
