@@ -78,7 +78,7 @@ prepare_model() {
 start_server() {
   local data=$1 port=$2
   shift 2
-  $BIN serve --data-dir "$data" --port "$port" --log-level warning "$@" &
+  $BIN serve --data-dir "$data" --port "$port" --log-level ${LOG_LEVEL:-warning} "$@" &
   PID=$!
   track_pid $PID
   for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return; sleep 0.2; done

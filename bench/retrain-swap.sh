@@ -29,7 +29,7 @@ if [ ! -f "$DATA/osprey.sqlite" ]; then
 fi
 RUN=$(mktemp -d)
 cp "$DATA"/*.sqlite "$RUN/"
-start_server "$RUN" "$PORT"
+start_server "$RUN" "$PORT" ${SERVE_OPTIONS:-}
 cleanup() { stop_started; rm -rf "$RUN"; }
 trap cleanup EXIT   # after start_server, whose trap only stops the server
 # Items i0…i999 are the most popular (Zipf), so all are in the catalogue: no 404s to muddle the count.

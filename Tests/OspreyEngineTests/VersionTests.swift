@@ -46,6 +46,40 @@ struct VersionTests {
         try expectSameAsFreshStart(m, t, uids: (0..<8).map { "u\($0)" }, items: ["i1", "i3", "new-item"])
     }
 
+    /// The catch-up before a swap learns the log in rounds, without the learning lock, while
+    /// observations keep arriving: whatever the rounds, every observation is learned once, in
+    /// order, so the caught-up state equals the one that learned them live.
+    @Test func theCatchUpBeforeASwapLearnsEveryObservationOnce() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
+        let model = try m.registry.model("demo")
+        for n in 0..<30 { try await m.observe(model: "demo", [("u\(n % 8)", "i\(n % 5)", Float(n % 5))]) }
+        // Version 1 as stored: it has learned nothing of the log yet.
+        let (state, _) = try Loader(stores: m.stores, configuration: m.configuration)
+            .load(model: "demo", version: 1, through: 0, continuing: .init(model))
+        let stream = Task {
+            for n in 0..<400 {
+                try await m.observe(model: "demo", [("u\(n % 8)", "i\(n % 7)", Float(n % 5)), ("u\((n + 3) % 8)", "i\(n % 3)", 1)])
+            }
+        }
+        let total = m.progress.sequence + 800
+        var caught: Int64 = 0, rounds = 0
+        while m.progress.sequence < total {
+            let before = m.progress.sequence
+            caught = try m.installer.catchUp(state, after: caught, lockedTail: 0)
+            #expect(caught >= before, "a catch-up reaches at least what was learned when it began")
+            rounds += 1
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        try await stream.value
+        caught = try m.installer.catchUp(state, after: caught, lockedTail: 0)
+        #expect(caught == m.progress.sequence && rounds >= 2, "\(rounds) rounds while observations arrived")
+        for u in 0..<8 {
+            #expect(try state.users.fullState("u\(u)") == model.current.users.fullState("u\(u)"), "u\(u)")
+        }
+    }
+
     @Test func rollbackServesTheOldVersionWithEverythingLearnedSince() async throws {
         let t = try TrainedStore()
         defer { t.remove() }

@@ -93,8 +93,11 @@ public final class ServedModel: Sendable {
     /// The number of observations of this model in the log.
     public var observations: Int { observationCount.load(ordering: .relaxed) }
 
-    /// Serves `state` from now on, and records what it serves in the model's metrics.
-    func swap(to state: ServingState) {
+    /// Serves `state` from now on, and records what it serves in the model's metrics. Returns the
+    /// state it replaced: a caller under the learning lock keeps it until it has let go of the
+    /// lock, so that freeing it (every user's state, at scale a gigabyte) holds up no one.
+    @discardableResult
+    func swap(to state: ServingState) -> ServingState {
         let replaced = serving.withLock { current in
             defer { current = state }
             return current
@@ -102,6 +105,7 @@ public final class ServedModel: Sendable {
         if replaced !== state { replaced.setLive(false) }
         state.setLive(true)
         metrics.record(serving: state)
+        return replaced
     }
 
     /// Counts a top-k decision logged, made by `version`.

@@ -60,7 +60,7 @@ public final class Installer: Sendable {
     /// version: a retrain's version does not undo a rollback or a promotion made while it trained.
     /// - Throws: ``OspreyError`` `conflict` when `parent` no longer serves; what the stores throw.
     func install(_ state: ServingState, in model: ServedModel, caughtUpThrough seq: Int64, replacing parent: Int? = nil) throws {
-        let caught = try state.replay(log: stores.log, after: seq, through: progress.sequence)
+        var caught = try catchUp(state, after: seq)
         carryHotSet(from: model.current, to: state)
         let warmed = Self.repopulate(state, from: model.current)
         if warmed > 0 {
@@ -68,14 +68,43 @@ public final class Installer: Sendable {
                 "model.name": "\(model.name)", "model.version": "\(state.version.number)", "answers": "\(warmed)",
             ])
         }
-        try progress.applied.withLock { last in
+        caught = try catchUp(state, after: caught)
+        let clock = ContinuousClock(), locked = clock.now
+        let (replaced, tail) = try progress.applied.withLock { last -> (ServingState, Int64) in
             if let parent, model.version.number != parent {
                 throw OspreyError(.conflict, "version \(model.version.number) of `\(model.name)` was installed while the retrain from version \(parent) ran (a rollback or a promotion); version \(state.version.number) is stored but not served: retrain again to train on what serves now")
             }
-            try state.replay(log: stores.log, after: max(seq, caught), through: last)
+            try state.replay(log: stores.log, after: caught, through: last)
             try stores.versions.setServing(model: model.name, version: state.version.number)
-            model.swap(to: state)
+            return (model.swap(to: state), last - caught)
         }
+        logger.info("version swapped in", metadata: [
+            "model.name": "\(model.name)", "model.version": "\(state.version.number)",
+            "tail": "\(tail)", "learning.paused": "\(clock.now - locked)",
+        ])
+        // The replaced state is freed here, off the learning lock (withExtendedLifetime keeps it
+        // until this line, whatever the optimizer does).
+        withExtendedLifetime(replaced) {}
+    }
+
+    /// The most observations a swap learns under the learning lock, when it can help it: the
+    /// catch-up before the swap repeats until the log's tail is this short (or ``catchUpRounds``).
+    static let lockedTail: Int64 = 1_000, catchUpRounds = 8
+
+    /// Learns into `state` the log after `seq` up to what the serving state has learned, without
+    /// blocking anyone, again and again while more arrived meanwhile than ``lockedTail``: each
+    /// round is shorter than the last (a catch-up learns faster than observations arrive), so
+    /// the swap learns only a short tail under the learning lock. Returns the sequence reached.
+    func catchUp(_ state: ServingState, after seq: Int64, lockedTail: Int64 = lockedTail) throws -> Int64 {
+        var caught = seq
+        for _ in 0..<Self.catchUpRounds {
+            let target = progress.sequence
+            guard target - caught > lockedTail else { break }
+            // Every observation up to `target` is in the log (it was learned), so all are now.
+            try state.replay(log: stores.log, after: caught, through: target)
+            caught = target
+        }
+        return caught
     }
 
     /// Makes hot in `state` the users hot in `previous` (as many as its hot tier holds), from
