@@ -15,6 +15,13 @@ struct SQLiteStoreTests {
         #expect(try t.sqlite!.snapshots.database.pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == 2)
         // Reopening keeps FULL on the new writer too.
         #expect(try t.reopenSQLite()!.log.database.synchronousMode() == 2)
+        // The snapshot file checkpoints in small steps; the log keeps SQLite's default.
+        func checkpointPages(_ db: SQLiteDatabase) throws -> Int? {
+            try db.pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA wal_autocheckpoint") }
+        }
+        #expect(try checkpointPages(t.sqlite!.snapshots.database) == SQLiteSnapshotStore.checkpointPages)
+        #expect(try checkpointPages(t.reopenSQLite()!.snapshots.database) == 16)
+        #expect(try checkpointPages(t.sqlite!.log.database) == 1000)
     }
 
     @Test func logAppendsInOrderAndReadsAfterASequence() throws {

@@ -104,7 +104,8 @@ struct RetrainRun {
         let old = model.current.users, through = gathered.through
         let tiered = configuration.hotUsers != .max
         var cold: [StoredWeights] = [], hot: [(uid: String, weights: UserWeights)] = []
-        let version = try stores.storeVersion(trained, reflecting: through, trainingRatings: [], serve: false, stored: { uid, state in
+        let version = try stores.storeVersion(trained, reflecting: through, trainingRatings: [], serve: false,
+                                              chunk: Snapshotter.snapshotChunk, stored: { uid, state in
             guard !uid.hasPrefix(Self.pastPrefix) else { return nil }
             return UserWeights(ridge: state, observations: gathered.counts[uid] ?? 0, runningLoss: old.read(uid) { $0?.runningLoss },
                                bootstrapped: false)

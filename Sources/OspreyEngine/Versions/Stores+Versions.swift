@@ -13,19 +13,21 @@ extension Stores {
     /// from it). Returns the version as stored. O(users · d³).
     ///
     /// User weights are written first: should the catalogue write fail, they are orphans that
-    /// the next attempt at this version number replaces.
+    /// the next attempt at this version number replaces. `chunk` users go in each transaction: a
+    /// retrain inside a serving process writes small ones (``Snapshotter/snapshotChunk``), so
+    /// that the log's commits never wait behind a large write to the same disk.
     @discardableResult
     public func storeVersion(
-        _ trained: Trainer.Result, reflecting seq: Int64, trainingRatings: [Rating], serve: Bool,
+        _ trained: Trainer.Result, reflecting seq: Int64, trainingRatings: [Rating], serve: Bool, chunk: Int = 2048,
         stored: (_ uid: String, _ state: RidgeState) -> UserWeights? = { UserWeights(ridge: $1, bootstrapped: false) },
         each: (_ uid: String, _ weights: UserWeights) -> Void = { _, _ in }
     ) throws -> ModelVersion {
         var prior = PriorMean(dimension: trained.features.dimension)
         try snapshots.replaceUsers(model: trained.model, version: trained.number, reflecting: seq) { write in
-            try trained.users.forEachChunk { chunk in
+            try trained.users.forEachChunk(size: chunk) { users in
                 var rows: [SnapshotRow] = []
-                rows.reserveCapacity(chunk.count)
-                for (uid, state) in chunk {
+                rows.reserveCapacity(users.count)
+                for (uid, state) in users {
                     guard let w = stored(uid, state) else { continue }
                     prior.add(w.ridge)
                     rows.append(SnapshotRow(uid: uid, weights: w, seq: seq))

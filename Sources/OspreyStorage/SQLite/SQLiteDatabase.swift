@@ -19,7 +19,9 @@ public final class SQLiteDatabase: Sendable {
     /// the file must exist and be migrated.
     /// - Throws: ``StorageError`` `.io` when it cannot be opened, migrated or made durable, or
     ///   (read-only) is not migrated.
-    init(path: String, migrator: DatabaseMigrator, lock: DataDirectoryLock?, readOnly: Bool = false) throws {
+    /// `checkpointPages` sets the writer's `wal_autocheckpoint` (nil: SQLite's 1,000 pages).
+    init(path: String, migrator: DatabaseMigrator, lock: DataDirectoryLock?, readOnly: Bool = false,
+         checkpointPages: Int? = nil) throws {
         self.path = path
         directoryLock = lock
         var configuration = Configuration()
@@ -34,7 +36,10 @@ public final class SQLiteDatabase: Sendable {
                 }
                 return
             }
-            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                if let checkpointPages { try db.execute(sql: "PRAGMA wal_autocheckpoint = \(checkpointPages)") }
+            }
             try migrator.migrate(pool)
         } catch let error as StorageError {
             throw error

@@ -19,8 +19,15 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
     /// `user_item` from the observations logged before it existed. `lock` is held while the
     /// store is open.
     init(path: String, log: SQLiteObservationLog, lock: DataDirectoryLock?, readOnly: Bool = false) throws {
-        database = try SQLiteDatabase(path: path, migrator: Self.migrator(log: log.database.pool), lock: lock, readOnly: readOnly)
+        database = try SQLiteDatabase(path: path, migrator: Self.migrator(log: log.database.pool), lock: lock, readOnly: readOnly,
+                                      checkpointPages: Self.checkpointPages)
     }
+
+    /// The WAL pages after which a commit copies them into the database file and syncs it
+    /// (`wal_autocheckpoint`; SQLite's default is 1,000, 4 MB). Small, so each sync of this file
+    /// writes little and a log commit that waits behind it on the disk waits little
+    /// (`Snapshotter.snapshotChunk` in OspreyEngine, BENCHMARKS.md).
+    public static let checkpointPages = 16
 
     public func replaceUsers(model: String, version: Int, reflecting seq: Int64,
                              _ rows: (_ write: ([SnapshotRow]) throws -> Void) throws -> Void) throws {
