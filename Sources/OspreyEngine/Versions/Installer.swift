@@ -83,8 +83,9 @@ public final class Installer: Sendable {
             "tail": "\(tail)", "learning.paused": "\(clock.now - locked)",
         ])
         // The replaced state is freed here, off the learning lock (withExtendedLifetime keeps it
-        // until this line, whatever the optimizer does).
+        // until this line, whatever the optimizer does), and its memory handed back.
         withExtendedLifetime(replaced) {}
+        ProcessMemory.returnFreed()
     }
 
     /// The most observations a swap learns under the learning lock, when it can help it: the

@@ -141,7 +141,6 @@ struct RetrainRun {
         } else {
             try installer.install(state, in: model, caughtUpThrough: through, replacing: parent)
         }
-        ProcessMemory.returnFreed()
         do {
             let pruned = try stores.pruneVersions(model: model.name, keep: configuration.keepVersions)
             if !pruned.isEmpty {
