@@ -452,7 +452,7 @@ def cmd_report(args):
           f"median of the first third {rss_first:.0f} MiB, of the last third {rss_last:.0f} MiB. "
           f"RSS at the first sample: {num(samples[0]['rss_kib']) / 1024:.0f} MiB. The CSV's `users_hot` is the hot "
           "tier (users with their full ridge state in memory, about 10.6 KB each at d = 50): it fills as users "
-          "learn, and a retrained version's users start cold (docs/operations.md, tiered user state).")
+          "learn, and a retrain or a rollback carries it over to the new version (docs/operations.md, tiered user state).")
         w(f"- p99 after warm-up: median of the first third {first:.2f} ms, of the last third {last:.2f} ms; "
           f"least-squares slope {p99_slope:+.2f} ms per hour; range {min(p99):.2f}–{max(p99):.2f} ms over "
           f"{len(p99)} segments. Requests/s after warm-up: median "

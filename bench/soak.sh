@@ -6,6 +6,7 @@
 #
 #   bench/soak.sh
 #   DURATION=120 CONTROL=30-45 OUT=/tmp/soak bench/soak.sh          (a short trial)
+#   OSPREY_BIN=/path/to/osprey COMMIT=abc1234 bench/soak.sh           (another build; COMMIT names it)
 #
 # - Load: wrk -t1 -cCONNECTIONS (16) in back-to-back 10-second segments (--latency, so each gives
 #   a p99), each connection pausing DELAY_MS (4) after each answer (about 3,000 requests/s here;
@@ -131,7 +132,7 @@ stop_started
 
 python3 - "$RUN/meta.json" <<PYEOF
 import json, sys
-json.dump({"date": "$(date +%F)", "commit": "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources Package.swift || echo +changes)",
+json.dump({"date": "$(date +%F)", "commit": "${COMMIT:-$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources Package.swift || echo +changes)}",
            "binary": "$BIN", "machine": "$(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)",
            "command": "DURATION=$DURATION CONTROL=$CONTROL CONNECTIONS=$CONNECTIONS DELAY_MS=$DELAY_MS SNAPSHOT=$SNAPSHOT bench/soak.sh", "connections": $CONNECTIONS, "delay_ms": $DELAY_MS,
            "segment": 10, "policy": "$POLICY", "serve": "${SERVE[*]}", "control": "$CONTROL",
