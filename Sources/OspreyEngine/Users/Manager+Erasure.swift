@@ -30,10 +30,11 @@ extension Manager {
     /// Runs while no retrain stores or swaps in a version (``ServedModel/erasing``; a retrain that
     /// gathered before the erasure finished trains again), while no snapshot writes
     /// (``LearningProgress/snapshotWrites``) and under the learning lock, so no observation of the
-    /// user is learned and no captured state of it is written meanwhile. Observations committed but not yet learned when it takes the lock stay: they
-    /// come after the erasure, and are learned as a new user's. The stores are erased first, the
-    /// log first of them, then memory: a store that fails stops the call with memory as it was,
-    /// and since every step is idempotent, calling again finishes it.
+    /// user is learned and no captured state of it is written meanwhile. Observations committed
+    /// but not yet learned when it takes the lock stay: they come after the erasure, and are
+    /// learned as a new user's. The stores are erased first, the log first of them, then memory:
+    /// a store that fails stops the call with memory as it was, and since every step is
+    /// idempotent, calling again finishes it.
     ///
     /// Learning waits meanwhile: O(the model's observations and decisions) in the stores, which
     /// index neither by user.

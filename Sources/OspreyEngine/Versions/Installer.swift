@@ -56,8 +56,9 @@ public final class Installer: Sendable {
     /// of the serving version happen together. Before the swap, the answers hottest in the
     /// serving state's cache are computed again from the new one (Velox §4.2), so the first
     /// requests after it are not all misses, and the users hot in the serving state are made hot
-    /// in the new one (``carryHotSet(from:to:)``), so their next observations rebuild no one. With `parent`, it installs only in place of that
-    /// version: a retrain's version does not undo a rollback or a promotion made while it trained.
+    /// in the new one (``carryHotSet(from:to:)``), so their next observations rebuild no one.
+    /// With `parent`, it installs only in place of that version: a retrain's version does not
+    /// undo a rollback or a promotion made while it trained.
     /// - Throws: ``OspreyError`` `conflict` when `parent` no longer serves; what the stores throw.
     func install(_ state: ServingState, in model: ServedModel, caughtUpThrough seq: Int64, replacing parent: Int? = nil) throws {
         var caught = try catchUp(state, after: seq)
