@@ -79,14 +79,15 @@ public final class Installer: Sendable {
             try stores.versions.setServing(model: model.name, version: state.version.number)
             return (model.swap(to: state), last - caught)
         }
-        logger.info("version swapped in", metadata: [
-            "model.name": "\(model.name)", "model.version": "\(state.version.number)",
-            "tail": "\(tail)", "learning.paused": "\(clock.now - locked)",
-        ])
+        let unlocked = clock.now
         // The replaced state is freed here, off the learning lock (withExtendedLifetime keeps it
         // until this line, whatever the optimizer does), and its memory handed back.
         withExtendedLifetime(replaced) {}
         ProcessMemory.returnFreed()
+        logger.info("version swapped in", metadata: [
+            "model.name": "\(model.name)", "model.version": "\(state.version.number)",
+            "tail": "\(tail)", "learning.paused": "\(unlocked - locked)", "memory.freed.in": "\(clock.now - unlocked)",
+        ])
     }
 
     /// The most observations a swap learns under the learning lock, when it can help it: the
