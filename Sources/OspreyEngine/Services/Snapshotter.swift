@@ -71,8 +71,9 @@ public final class Snapshotter: Service, Sendable {
     /// Users written per snapshot transaction (about 110 KB at d = 50), each committed and synced
     /// on its own. Small, because the log's commits sync the same disk: a sync waits for what
     /// other writes queued before it, and durable observe's p99 with a snapshot always under way
-    /// fell from 16.7–19.6 ms (200 users, SQLite's default checkpoint of 1,000 pages) to
-    /// 3.8–3.9 ms (10 users, ``SQLiteSnapshotStore/checkpointPages``) (BENCHMARKS.md). The
+    /// fell from 20.2–22.2 ms (200 users, SQLite's default checkpoint of 1,000 pages) to
+    /// 3.8–4.7 ms (10 users, ``SQLiteSnapshotStore/checkpointPages``; `bench/snapshot-load.sh`,
+    /// BENCHMARKS.md). The
     /// learning lock is held while one chunk's states are captured (O(1) each), never for the
     /// whole snapshot.
     public static let snapshotChunk = 10
