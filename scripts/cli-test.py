@@ -74,7 +74,12 @@ REFUSED = [
     (["generate", "--out", "{tmp}/g.csv"], ["--drift-at=-1"], "--drift-at must be a number between 0 and 1"),
     (["generate", "--out", "{tmp}/g.csv"], ["--users", "10000000", "--items", "10000000", "--dim", "20"], "(--users + --items) × --dim must be at most"),
     (["generate", "--out", "{tmp}/g.csv"], ["--users", "3", "--items", "3", "--ratings", "5"], "more than half of the 3 × 3"),
+    (["generate", "--out", "{tmp}/g.csv", "--items-out", "{tmp}/gi.csv"], ["--attribute-share", "1.5"], "--attribute-share must be a number between 0 and 1"),
+    (["generate", "--out", "{tmp}/g.csv", "--items-out", "{tmp}/gi.csv"], ["--attribute-share", "nan"], "--attribute-share must be a number between 0 and 1"),
+    (["generate", "--out", "{tmp}/g.csv"], ["--attribute-share", "0.5"], "--attribute-share needs --items-out"),
     # train (refused before the data directory is created) and evaluate
+    (["train", "--data-dir", "{tmp}/data", "--model", "m", "--ratings", "{tmp}/none.csv"], ["--items", "{tmp}/bad-items.csv"], "--items: {tmp}/bad-items.csv line 3: "),
+    (["train", "--data-dir", "{tmp}/data", "--model", "m", "--ratings", "{tmp}/none.csv"], ["--items", "{tmp}/missing-items.csv"], "--items: "),
     (["train", "--data-dir", "{tmp}/data", "--model", "m", "--ratings", "{tmp}/none.csv"], ["--dim", "100000000"], "--dim must be between 1 and 512"),
     (["train", "--data-dir", "{tmp}/data", "--model", "m", "--ratings", "{tmp}/none.csv"], ["--dim", "0"], "--dim must be between 1 and 512"),
     (["train", "--data-dir", "{tmp}/data", "--model", "m", "--ratings", "{tmp}/none.csv"], ["--iterations", "0"], "--iterations must be between 1 and 1000"),
@@ -107,6 +112,8 @@ REFUSED = [
 # Values in range run to the end (exit 0).
 ACCEPTED = [
     ["generate", "--users", "50", "--items", "40", "--ratings", "500", "--dim", "3", "--zipf", "3", "--drift", "1", "--out", "{tmp}/ok.csv"],
+    ["generate", "--users", "50", "--items", "40", "--ratings", "500", "--items-out", "{tmp}/ok-items.csv", "--attribute-share", "0.3", "--out", "{tmp}/ok2.csv"],
+    ["train", "--data-dir", "{tmp}/trained", "--model", "m", "--ratings", "{tmp}/ok2.csv", "--items", "{tmp}/ok-items.csv", "--dim", "3"],
     ["simulate", "--rounds", "300", "--users", "20", "--items", "50", "--policies", "greedy", "--series-every", "1000"],
 ]
 
@@ -159,6 +166,8 @@ def main():
     try:
         with open(os.path.join(tmp, "not-pem.txt"), "w") as f:
             f.write("not a certificate\n")
+        with open(os.path.join(tmp, "bad-items.csv"), "w") as f:
+            f.write("item,genres\ni1,Drama\ni1,Comedy\n")
         refused = REFUSED + tls_cases(tmp)
         for base, option, expected in refused:
             argv = [a.replace("{tmp}", tmp) for a in base + option]

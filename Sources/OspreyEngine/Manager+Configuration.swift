@@ -34,6 +34,8 @@ extension Manager {
         public var predictionCache: PredictionCache.Configuration
         /// Each serving state's feature cache (none by default).
         public var featureCache: FeatureCacheConfiguration
+        /// Each serving state's cache of item vectors computed from attributes (Velox §5).
+        public var computedFeatureCache: FeatureCacheConfiguration
         /// Exploring top-k answers and the decision log.
         public var exploration: Explorer.Configuration
         /// The most users per model whose full ridge state is kept in memory (the hot tier; see
@@ -50,7 +52,9 @@ extension Manager {
                     monitor: QualityMonitor.Configuration = .init(), autoRetrain: Bool = false,
                     autoRetrainLimit: AutoRetrainLimit = .init(), retrainWindow: Int? = nil,
                     predictionCache: PredictionCache.Configuration = .init(), featureCache: FeatureCacheConfiguration = .init(),
+                    computedFeatureCache: FeatureCacheConfiguration = .init(capacity: FeatureCacheConfiguration.computedDefault),
                     exploration: Explorer.Configuration = .init(), hotUsers: Int = 100_000, warmStart: Bool = true) {
+            self.computedFeatureCache = computedFeatureCache
             precondition(hotUsers >= 0, "hotUsers must not be negative")
             self.hotUsers = hotUsers
             self.warmStart = warmStart

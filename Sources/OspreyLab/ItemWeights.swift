@@ -30,7 +30,7 @@ import OspreyModel
 /// on popular items; an engine adopting this needs per-item locks (the state is per item, so
 /// striping by item row works) and, since the prediction and feature caches hold rows, to
 /// invalidate an item's entries when it moves.
-public struct ItemWeights: FeatureFunction {
+public struct ItemWeights: CataloguedFeatures {
     /// Settings of the item-side updates.
     public struct Configuration: Sendable {
         /// Where each item's regression starts.

@@ -171,7 +171,7 @@ public struct OnlineOfflineExperiment: Sendable {
 
     /// Held-out RMSE of the given features with the given users' states (others scored with the
     /// prior; items the features do not know are skipped). O(n·d).
-    static func rmse(_ ratings: [Rating], features: some FeatureFunction, prior: [Float], users: [String: RidgeState]) -> Double {
+    static func rmse(_ ratings: [Rating], features: some CataloguedFeatures, prior: [Float], users: [String: RidgeState]) -> Double {
         let prior = prior + [Float](repeating: 0, count: features.stride - features.dimension)
         var sum = 0.0, n = 0
         for r in ratings {

@@ -115,7 +115,7 @@ extension QuantizedItemTable {
                 selector.offer(index: c.index, score: Int8Kernels.exactScore(
                     row: t + c.index * stride, query: query, dimension: dimension, offset: offsets[c.index]))
             }
-            for row in exactRows where !Self.contains(excluded, row) {
+            for row in exactRows where !excluded.sortedContains(row) {
                 selector.offer(index: row, score: Int8Kernels.exactScore(
                     row: t + row * stride, query: query, dimension: dimension, offset: offsets[row]))
             }
@@ -134,15 +134,5 @@ extension QuantizedItemTable {
                     row: t + row * stride, query: query, dimension: dimension, offset: offsets[row]))
             }
         }
-    }
-
-    /// Binary search in an ascending array. O(log n).
-    static func contains(_ sorted: [Int], _ value: Int) -> Bool {
-        var lo = 0, hi = sorted.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if sorted[mid] < value { lo = mid + 1 } else { hi = mid }
-        }
-        return lo < sorted.count && sorted[lo] == value
     }
 }

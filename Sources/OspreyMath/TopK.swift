@@ -94,3 +94,15 @@ public struct TopKSelector: Sendable {
         heap.sorted { Self.worse($1, $0) }
     }
 }
+
+extension Array where Element == Int {
+    /// Whether this ascending array holds `value`, by binary search. O(log n).
+    public func sortedContains(_ value: Int) -> Bool {
+        var lo = 0, hi = count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if self[mid] < value { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < count && self[lo] == value
+    }
+}

@@ -5,16 +5,23 @@ import OspreyMath
 /// not explain (the global mean plus the item bias).
 ///
 /// Vectors are laid out with ``stride`` floats (a multiple of 8, zero-padded) so the predictor's
-/// SIMD kernels read them whole.
+/// SIMD kernels read them whole. Items are addressed by row: a ``MaterializedFeatures`` table's
+/// rows are its trained items (its ``ItemCatalog``); a ``ComputedFeatures`` function's rows are
+/// those of the attribute source it reads.
 public protocol FeatureFunction: Sendable {
     /// The length of a feature vector (and of every user's weights).
     var dimension: Int { get }
     /// The padded length of a stored feature vector.
     var stride: Int { get }
-    /// The items this function knows.
-    var catalog: ItemCatalog { get }
     /// Calls `body` with the padded feature vector of item row `item` and its label offset.
     func withFeatures<R>(item: Int, _ body: (UnsafePointer<Float>, Float) throws -> R) rethrows -> R
+}
+
+/// A feature function over a fixed set of items named by an ``ItemCatalog``: the rows of a
+/// trained table.
+public protocol CataloguedFeatures: FeatureFunction {
+    /// The items this function knows, by row.
+    var catalog: ItemCatalog { get }
 }
 
 extension FeatureFunction {

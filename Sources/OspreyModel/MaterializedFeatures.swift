@@ -4,7 +4,7 @@ import OspreyMath
 /// factors of matrix factorization, with a constant 1 for the user bias), and per-item label
 /// offsets `μ + b_i`. The table is one contiguous row-major buffer, so a whole-catalogue scan
 /// streams through memory.
-public struct MaterializedFeatures: FeatureFunction {
+public struct MaterializedFeatures: CataloguedFeatures {
     public let dimension: Int
     public let stride: Int
     public let catalog: ItemCatalog

@@ -49,8 +49,15 @@ public final class ModelVersion: Sendable {
     public let model: String
     public let number: Int
     public let createdAt: Date
-    /// θ: the item feature table and offsets.
+    /// θ: the item feature table and offsets of the items the version was trained on.
     public let features: MaterializedFeatures
+    /// θ's computed part, when the catalogue had attributes to fit it on: the feature function
+    /// of every item without a trained vector (``ComputedFeatureFunction``). Stored with the
+    /// version.
+    public let computed: (any ComputedFeatureFunction)?
+    /// The feature function of every item without a trained vector: ``computed``, or, without
+    /// one, the mean trained item (``MeanItemFeatures``).
+    public let computedFeatures: any ComputedFeatureFunction
     /// The ridge penalty of a new user's regression: how strongly the prior holds against the
     /// first observations.
     public let lambda: Float
@@ -59,9 +66,14 @@ public final class ModelVersion: Sendable {
     public let metadata: TrainingMetadata
     public let parent: Int?
 
-    public init(model: String, number: Int, createdAt: Date, features: MaterializedFeatures, lambda: Float,
+    public init(model: String, number: Int, createdAt: Date, features: MaterializedFeatures,
+                computed: (any ComputedFeatureFunction)? = nil, lambda: Float,
                 prior: [Float], metadata: TrainingMetadata, parent: Int?) {
         precondition(prior.count == features.dimension, "prior must have one weight per feature")
+        precondition(computed == nil || computed!.dimension == features.dimension,
+                     "a computed feature function must have the table's dimension")
+        self.computed = computed
+        computedFeatures = computed ?? MeanItemFeatures(features)
         self.model = model
         self.number = number
         self.createdAt = createdAt

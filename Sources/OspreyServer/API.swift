@@ -58,6 +58,11 @@ struct API: Sendable {
         case .topK: topK
         case .observe: observe
         case .observations: observeBulk
+        case .item: itemInfo
+        case .putItem: putItem
+        case .putItems: putItems
+        case .hideItem: setHidden(true)
+        case .showItem: setHidden(false)
         case .retrain: retrain
         case .job: job
         case .cancelJob: cancel

@@ -9,14 +9,16 @@ enum Endpoint: CaseIterable, Sendable {
     case health, metrics, openAPI
     case models, model, user, eraseUser
     case predict, topK, observe, observations
+    case item, putItem, putItems, hideItem, showItem
     case retrain, job, cancelJob, rollback
     case exploration, startChallenger, stopChallenger, promote, evaluatePolicy
 
     var method: HTTPRequest.Method {
         switch self {
-        case .health, .metrics, .openAPI, .models, .model, .user, .predict, .job: .get
+        case .health, .metrics, .openAPI, .models, .model, .user, .predict, .job, .item: .get
         case .topK, .observe, .observations, .retrain, .cancelJob, .rollback, .startChallenger, .promote, .evaluatePolicy: .post
-        case .exploration: .put
+        case .putItems, .hideItem, .showItem: .post
+        case .exploration, .putItem: .put
         case .stopChallenger, .eraseUser: .delete
         }
     }
@@ -34,6 +36,10 @@ enum Endpoint: CaseIterable, Sendable {
         case .topK: "/v1/models/{model}/users/{uid}/topk"
         case .observe: "/v1/models/{model}/users/{uid}/observe"
         case .observations: "/v1/models/{model}/observations"
+        case .item, .putItem: "/v1/models/{model}/items/{item}"
+        case .putItems: "/v1/models/{model}/items"
+        case .hideItem: "/v1/models/{model}/items/{item}/hide"
+        case .showItem: "/v1/models/{model}/items/{item}/show"
         case .retrain: "/v1/models/{model}/retrain"
         case .job: "/v1/models/{model}/jobs/{id}"
         case .cancelJob: "/v1/models/{model}/jobs/{id}/cancel"
@@ -59,6 +65,9 @@ enum Endpoint: CaseIterable, Sendable {
         case .topK: "topk"
         case .observe: "observe"
         case .observations: "observations"
+        case .item: "item"
+        case .putItem, .putItems: "put_items"
+        case .hideItem, .showItem: "hide_item"
         case .retrain: "retrain"
         case .job: "job"
         case .cancelJob: "cancel"
@@ -76,8 +85,8 @@ enum Endpoint: CaseIterable, Sendable {
     var role: AccessRole? {
         switch self {
         case .openAPI: nil
-        case .health, .metrics, .models, .model, .user, .predict, .topK: .read
-        case .observe, .observations: .write
+        case .health, .metrics, .models, .model, .user, .predict, .topK, .item: .read
+        case .observe, .observations, .putItem, .putItems, .hideItem, .showItem: .write
         case .eraseUser, .retrain, .job, .cancelJob, .rollback, .exploration, .startChallenger, .stopChallenger, .promote, .evaluatePolicy: .admin
         }
     }

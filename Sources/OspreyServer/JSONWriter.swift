@@ -61,6 +61,9 @@ struct JSONWriter {
 
     mutating func null() { raw("null") }
 
+    /// Writes a number (`null` when it is not finite).
+    mutating func number(_ x: Double) { raw(x.isFinite ? x.description : "null") }
+
     private mutating func raw(_ text: String) {
         separator()
         buffer.writeString(text)

@@ -1,7 +1,8 @@
 import OspreyModel
 
 /// The catalogue: models, their versions (θ, bootstrap prior, training metadata), the ratings a
-/// model was first trained on, and each model's exploration policy and running competition.
+/// model was first trained on, each model's exploration policy and running competition, and
+/// each model's items (their attributes and hidden flag).
 ///
 /// Every method is one transaction: a reader sees a change whole or not at all. A version is
 /// immutable once inserted; only its status changes. The store keeps no policy of its own: which
@@ -67,4 +68,27 @@ public protocol VersionStore: Sendable {
     /// Sets a model's exploration policy (its API form).
     /// - Throws: ``StorageError`` `.notFound` for an unknown model.
     func setExplorationPolicy(model: String, policy: String) throws
+
+    /// Creates or replaces items of `model`'s catalogue (attributes and hidden flag as given), in
+    /// one transaction, durable when it returns. A replaced item keeps its place in
+    /// ``catalogueItems(model:)``'s order; a new one goes last. When one id appears more than once
+    /// in `items`, the last one wins (and the item's place is that of its first write). The model
+    /// need not have a version yet. O(items · log catalogue).
+    /// - Throws: ``StorageError`` `.io` when the write fails, or an attribute is a number JSON
+    ///   cannot hold (not finite, which ``AttributeRules`` rejects first); then nothing was written.
+    func putItems(model: String, _ items: [CatalogueItem]) throws
+
+    /// Hides or shows item `item` of `model`'s catalogue, in one transaction; returns false (and
+    /// writes nothing) when the catalogue does not hold it. Idempotent. O(log catalogue).
+    /// - Throws: ``StorageError`` `.io` when the write fails; then nothing was written.
+    func setItemHidden(model: String, item: String, hidden: Bool) throws -> Bool
+
+    /// The model's catalogue in the order items were first written (empty for an unknown model).
+    /// O(items).
+    /// - Throws: ``StorageError`` `.corrupt` when an item's stored attributes are unreadable.
+    func catalogueItems(model: String) throws -> [CatalogueItem]
+
+    /// Item `id` of the model's catalogue, or nil. O(log items).
+    /// - Throws: ``StorageError`` `.corrupt` when its stored attributes are unreadable.
+    func catalogueItem(model: String, id: String) throws -> CatalogueItem?
 }

@@ -22,11 +22,14 @@ struct QuickstartCommand: AsyncParsableCommand {
         } else {
             try FileManager.default.createDirectory(atPath: options.dataDir, withIntermediateDirectories: true)
             let path = (options.dataDir as NSString).appendingPathComponent("\(model)-ratings.csv")
+            let itemsPath = (options.dataDir as NSString).appendingPathComponent("\(model)-items.csv")
             let data = try SyntheticRatings.Configuration.make(
-                users: 2000, items: 1000, ratings: 100_000, dim: 10, noise: 0.5, seed: 42, zipf: 1.0)
+                users: 2000, items: 1000, ratings: 100_000, dim: 10, noise: 0.5, seed: 42, zipf: 1.0, attributeShare: 0.6)
             try write(data.ratings(), to: path)
-            Console.info("generated 100000 synthetic ratings (2000 users, 1000 items, d=10, noise σ=0.5) in \(path)")
-            try train(dataDir: options.dataDir, model: model, ratingsPath: path, configuration: .init(factors: 10),
+            try SyntheticItems.csv(data.catalogue!.items).write(toFile: itemsPath, atomically: true, encoding: .utf8)
+            Console.info("generated 100000 synthetic ratings (2000 users, 1000 items, d=10, noise σ=0.5) in \(path), "
+                + "the items' attributes in \(itemsPath)")
+            try train(dataDir: options.dataDir, model: model, ratingsPath: path, itemsPath: itemsPath, configuration: .init(factors: 10),
                       rules: InputRules(maxAbsLabel: options.maxAbsLabel))
         }
         let name = model
@@ -40,6 +43,8 @@ struct QuickstartCommand: AsyncParsableCommand {
                   curl -s -X POST '\(base)/v1/models/\(name)/users/u1/observe' -d '{"item":"i7","label":5}'
                   curl -s '\(base)/v1/models/\(name)/users/u1/predict?item=i7'
                   curl -s '\(base)/v1/models/\(name)/users/new-user'
+                  curl -s -X PUT '\(base)/v1/models/\(name)/items/new-film' -d '{"attributes":{"genres":["Drama"],"year":2001}}'
+                  curl -s '\(base)/v1/models/\(name)/users/u1/predict?item=new-film'
                   curl -s -X PUT '\(base)/v1/models/\(name)/exploration' -d '{"policy":"linucb(1.0)"}'
                   curl -s -X POST '\(base)/v1/models/\(name)/users/u1/topk' -d '{"k":3}'
                   curl -s -X PUT '\(base)/v1/models/\(name)/exploration' -d '{"policy":"greedy"}'

@@ -8,11 +8,19 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train a new model by ALS from a ratings file and store it as version 1.",
-        discussion: "Reads MovieLens u.data, ratings.dat, or CSV with a header (format detected).")
+        discussion: """
+            Reads MovieLens u.data, ratings.dat, or CSV with a header (format detected). With --items, \
+            also reads the items' attributes (a CSV with a header: the item id, then one column per \
+            attribute, `|` between the values of a multi-valued column, as MovieLens movies.csv), \
+            stores them as the model's catalogue and fits the attribute map that scores items no \
+            one has rated.
+            """)
 
     @Option(help: "Data directory (created if missing).") var dataDir = "osprey-data"
     @Option(help: "Model name.") var model: String
     @Option(help: "Ratings file.") var ratings: String
+    @Option(help: "Items file: CSV with a header, the item id first, then the attributes (optional).")
+    var items: String?
     @Option(help: "Largest label magnitude a rating may have (a line with a label outside -N...N is an error); serve with the same --max-abs-label.")
     var maxAbsLabel = InputRules.defaultMaxAbsLabel
     @OptionGroup var training: TrainingOptions
@@ -25,16 +33,27 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        try train(dataDir: dataDir, model: model, ratingsPath: ratings, configuration: training.configuration,
+        try train(dataDir: dataDir, model: model, ratingsPath: ratings, itemsPath: items, configuration: training.configuration,
                   exploration: try ExplorationPolicy.parse(exploration), rules: InputRules(maxAbsLabel: maxAbsLabel))
     }
 }
 
-/// Trains `model` from `ratingsPath` into the store in `dataDir`, printing progress.
-func train(dataDir: String, model: String, ratingsPath: String, configuration: Trainer.Configuration,
+/// Trains `model` from `ratingsPath` (and the items' attributes in `itemsPath`) into the store in
+/// `dataDir`, printing progress.
+func train(dataDir: String, model: String, ratingsPath: String, itemsPath: String? = nil, configuration: Trainer.Configuration,
            exploration: ExplorationPolicy = .greedy, rules: InputRules = .init()) throws {
     guard !model.isEmpty, model.utf8.count <= 128, !model.contains("/") else {
         throw ValidationError("--model must be a non-empty name of at most 128 bytes without `/`")
+    }
+    // The items file is checked before anything is created.
+    var catalogue: [CatalogueItem] = []
+    if let itemsPath {
+        do {
+            catalogue = try ItemsReader(rules: rules).read(path: itemsPath)
+        } catch {
+            throw ValidationError("--items: \(error)")
+        }
+        Console.info("read \(catalogue.count) items from \(itemsPath)")
     }
     let store = try SQLiteStores(directory: dataDir)
     if let existing = try store.versions.models().first(where: { $0.name == model }) {
@@ -43,11 +62,16 @@ func train(dataDir: String, model: String, ratingsPath: String, configuration: T
     let read = try readRatings(ratingsPath, rules: rules)
     Console.info("read \(read.ratings.count) ratings from \(ratingsPath) (\(read.format.rawValue))")
     let trainer = Trainer(configuration: configuration) { Console.info($0) }
-    let result: Trainer.Result
+    var result: Trainer.Result
     do {
         result = try trainer.train(model: model, number: 1, parent: nil, ratings: read.ratings)
     } catch let e as Trainer.ConfigurationError {
         throw ValidationError(e.description)
+    }
+    if !catalogue.isEmpty {
+        let attributes = Dictionary(catalogue.map { ($0.id, $0.attributes) }, uniquingKeysWith: { $1 })
+        result.fitAttributeMap(attributes: { attributes[$0] }) { Console.info($0) }
+        try store.versions.putItems(model: model, catalogue)
     }
     // Each user's ridge state is computed and stored a chunk at a time (a million users' d×d
     // states would not fit in memory together).
@@ -58,5 +82,6 @@ func train(dataDir: String, model: String, ratingsPath: String, configuration: T
         if stored % 100_000 == 0, stored < total { Console.info("stored \(stored) of \(total) users' states") }
     })
     try store.versions.setExplorationPolicy(model: model, policy: exploration.description)
-    Console.info("stored \(model) v1 in \(store.path): \(total) users, \(result.features.catalog.count) items, exploration \(exploration)")
+    Console.info("stored \(model) v1 in \(store.path): \(total) users, \(result.features.catalog.count) trained items"
+        + (catalogue.isEmpty ? "" : ", \(catalogue.count) catalogue items") + ", exploration \(exploration)")
 }

@@ -6,7 +6,7 @@ import Testing
 @testable import OspreyEngine
 
 /// A computed feature function: item row r ↦ (r, r+1, …) padded, offset r/2; counts its calls.
-final class CountingFeatures: FeatureFunction {
+final class CountingFeatures: CataloguedFeatures {
     let dimension = 5
     let stride = VectorKernels.paddedStride(5)
     let catalog: ItemCatalog

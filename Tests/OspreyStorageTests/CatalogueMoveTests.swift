@@ -35,6 +35,9 @@ struct CatalogueMoveTests {
         // Written as before: the catalogue in the log's database.
         do {
             let old = try SQLiteDatabase(path: dir + "/" + SQLiteStores.fileName, migrator: SQLiteObservationLog.migrator, lock: nil)
+            // Today's insert names the columns later migrations added to `version`; the move
+            // copies the old columns only.
+            try old.pool.write { try $0.execute(sql: "ALTER TABLE version ADD COLUMN computed_kind TEXT; ALTER TABLE version ADD COLUMN computed BLOB") }
             let legacy = SQLiteVersionStore(database: old)
             try legacy.insertVersion(version, trainingRatings: t.ratings, serve: true)
             try legacy.setExplorationPolicy(model: "demo", policy: "linucb(1.0)")

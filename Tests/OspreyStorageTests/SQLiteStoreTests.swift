@@ -168,3 +168,60 @@ struct SnapshotMigrationTests {
         #expect(rated.sorted() == (t.ratings.filter { $0.uid == uid }.map(\.item) + ["new-item"]).sorted())
     }
 }
+
+/// The catalogue's items in `catalog.sqlite`'s `item` table.
+struct SQLiteCatalogueItemTests {
+    /// A row whose attributes are not a JSON object of values is reported, naming the model and
+    /// the item, by the catalogue's reads alike; other models read on.
+    @Test func unreadableAttributesAreCorrupt() throws {
+        let t = try TrainedStore(backend: .sqlite)
+        defer { t.remove() }
+        let versions = t.sqlite!.versions
+        try versions.putItems(model: "demo", [CatalogueItem(id: "i1", attributes: ["genre": .string("drama")]), CatalogueItem(id: "i2")])
+        try versions.putItems(model: "other", [CatalogueItem(id: "i1")])
+        try versions.database.pool.write { db in
+            try db.execute(sql: "UPDATE item SET attributes = '{\"genre\": {\"nested\": 1}}' WHERE model = 'demo' AND id = 'i1'")
+        }
+        let reads: [() throws -> Void] = [{ _ = try versions.catalogueItems(model: "demo") }, { _ = try versions.catalogueItem(model: "demo", id: "i1") }]
+        for read in reads {
+            let error = try #require(throws: StorageError.self) { try read() }
+            #expect(error.code == .corrupt && error.message.contains("i1") && error.message.contains("demo"))
+        }
+        #expect(try versions.catalogueItem(model: "demo", id: "i2") == CatalogueItem(id: "i2"))
+        #expect(try versions.catalogueItems(model: "other").map(\.id) == ["i1"])
+        try versions.database.pool.write { db in try db.execute(sql: "UPDATE item SET attributes = 'not json' WHERE model = 'other'") }
+        #expect(throws: StorageError.self) { try versions.catalogueItems(model: "other") }
+    }
+
+    /// Attributes are stored as JSON with sorted keys; a replaced item keeps its position, so the
+    /// order is that of first writes even after a `VACUUM` (which may renumber rowids).
+    @Test func itemsAreStoredAsSortedJSONInFirstWriteOrder() throws {
+        let t = try TrainedStore(backend: .sqlite)
+        defer { t.remove() }
+        let versions = t.sqlite!.versions
+        try versions.putItems(model: "demo", [CatalogueItem(id: "b", attributes: ["z": .number(1), "a": .strings(["t"])]), CatalogueItem(id: "a")])
+        try versions.putItems(model: "demo", [CatalogueItem(id: "c"), CatalogueItem(id: "b", attributes: ["z": .number(2), "a": .string("s")])])
+        let json = try versions.database.pool.read { db in
+            try String.fetchOne(db, sql: "SELECT attributes FROM item WHERE model = 'demo' AND id = 'b'")
+        }
+        #expect(json == #"{"a":"s","z":2}"#)
+        try versions.database.pool.writeWithoutTransaction { db in try db.execute(sql: "VACUUM") }
+        #expect(try t.reopenSQLite()!.versions.catalogueItems(model: "demo").map(\.id) == ["b", "a", "c"])
+    }
+
+    /// A catalogue written before items (migrated up to "catalog-v1" only) gets the `item` table
+    /// when opened, and keeps its versions.
+    @Test func aCatalogueFromBeforeItemsIsMigrated() throws {
+        let t = try TrainedStore(backend: .sqlite)
+        defer { t.remove() }
+        try t.sqlite!.versions.database.pool.write { db in
+            try db.execute(sql: "DROP TABLE item")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'catalog-v2-items'")
+        }
+        let migrated = try t.reopenSQLite()!
+        #expect(try migrated.versions.catalogueItems(model: "demo").isEmpty)
+        try migrated.versions.putItems(model: "demo", [CatalogueItem(id: "i1", hidden: true)])
+        #expect(try t.reopenSQLite()!.versions.catalogueItem(model: "demo", id: "i1")?.hidden == true)
+        #expect(try migrated.versions.versions(model: "demo").map(\.number) == [1])
+    }
+}

@@ -132,6 +132,88 @@ struct StoreContractTests {
         }
     }
 
+    /// A model's items read back as written (each kind of attribute, the hidden flag), in
+    /// first-write order: a replaced item keeps its place, a repeated id in one call is written
+    /// once, the last one winning; models keep their own catalogues; all of it across a reopen.
+    @Test(arguments: Backend.allCases)
+    func theCatalogueKeepsItemsInFirstWriteOrder(_ backend: Backend) throws {
+        try withStores(backend) { s, reopen in
+            let a = CatalogueItem(id: "a", attributes: ["genre": .string("drama"), "year": .number(1_999.5), "tags": .strings(["x", "y"])])
+            let b = CatalogueItem(id: "b", attributes: ["genre": .string("comedy")], hidden: true)
+            let c = CatalogueItem(id: "c")
+            #expect(try s.versions.catalogueItems(model: "m").isEmpty)
+            try s.versions.putItems(model: "m", [b, a])
+            try s.versions.putItems(model: "m", [c])
+            #expect(try reopen().versions.catalogueItems(model: "m") == [b, a, c])
+            #expect(try reopen().versions.catalogueItem(model: "m", id: "a") == a)
+            #expect(try s.versions.catalogueItem(model: "m", id: "b")?.hidden == true)
+
+            // Replacing: new attributes and flag, the old place. A repeated id: the last wins.
+            let a2 = CatalogueItem(id: "a", attributes: ["genre": .string("thriller")], hidden: true)
+            let d1 = CatalogueItem(id: "d", attributes: ["n": .number(1)]), d2 = CatalogueItem(id: "d", attributes: ["n": .number(2)])
+            let b2 = CatalogueItem(id: "b", attributes: [:], hidden: false)
+            try s.versions.putItems(model: "m", [d1, a2, b2, d2])
+            let v = try reopen().versions
+            #expect(try v.catalogueItems(model: "m") == [b2, a2, c, d2])
+            #expect(try v.catalogueItem(model: "m", id: "a") == a2 && v.catalogueItem(model: "m", id: "d") == d2)
+
+            // Models are separate; an unknown id or model has no item.
+            try s.versions.putItems(model: "other", [CatalogueItem(id: "c", attributes: ["k": .string("v")]), CatalogueItem(id: "z")])
+            #expect(try reopen().versions.catalogueItems(model: "other").map(\.id) == ["c", "z"])
+            #expect(try s.versions.catalogueItem(model: "m", id: "c") == c && s.versions.catalogueItem(model: "m", id: "z") == nil)
+            #expect(try s.versions.catalogueItem(model: "nobody", id: "a") == nil && s.versions.catalogueItems(model: "nobody").isEmpty)
+            try s.versions.putItems(model: "m", [])
+            #expect(try reopen().versions.catalogueItems(model: "m").count == 4)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func anItemIsHiddenAndShownAgain(_ backend: Backend) throws {
+        try withStores(backend) { s, reopen in
+            let a = CatalogueItem(id: "a", attributes: ["genre": .string("drama")])
+            try s.versions.putItems(model: "m", [a, CatalogueItem(id: "b")])
+            try s.versions.putItems(model: "other", [CatalogueItem(id: "a")])
+            #expect(try s.versions.setItemHidden(model: "m", item: "a", hidden: true))
+            #expect(try reopen().versions.catalogueItem(model: "m", id: "a") == CatalogueItem(id: "a", attributes: a.attributes, hidden: true))
+            #expect(try s.versions.setItemHidden(model: "m", item: "a", hidden: true), "idempotent")
+            #expect(try reopen().versions.catalogueItems(model: "m").map(\.hidden) == [true, false], "only that item")
+            #expect(try reopen().versions.catalogueItem(model: "other", id: "a")?.hidden == false, "only that model's")
+            #expect(try s.versions.setItemHidden(model: "m", item: "a", hidden: false))
+            #expect(try reopen().versions.catalogueItem(model: "m", id: "a") == a)
+            #expect(try !s.versions.setItemHidden(model: "m", item: "nothing", hidden: true))
+            #expect(try !s.versions.setItemHidden(model: "nobody", item: "a", hidden: true))
+            #expect(try reopen().versions.catalogueItem(model: "m", id: "nothing") == nil, "nothing written")
+            #expect(try reopen().versions.catalogueItems(model: "m").map(\.id) == ["a", "b"])
+        }
+    }
+
+    /// A `putItems` that fails writes nothing: not when an attribute cannot be stored, not when
+    /// the write itself fails (injected); a retry then writes it all.
+    @Test(arguments: Backend.allCases)
+    func aFailedPutOfItemsWritesNothing(_ backend: Backend) throws {
+        try withStores(backend) { s, reopen in
+            try s.versions.putItems(model: "m", [CatalogueItem(id: "a", attributes: ["n": .number(1)])])
+            let batch = [CatalogueItem(id: "a", attributes: ["n": .number(2)]), CatalogueItem(id: "b"),
+                         CatalogueItem(id: "c", attributes: ["n": .number(.infinity)])]
+            #expect(throws: StorageError.self) { try s.versions.putItems(model: "m", batch) }
+            #expect(try reopen().versions.catalogueItems(model: "m") == [CatalogueItem(id: "a", attributes: ["n": .number(1)])])
+
+            let faults = Faults()
+            let failing = s.injectingFaults(faults)
+            faults.failNext(.versionWrite)
+            let good = Array(batch.prefix(2))
+            #expect(throws: StorageError.self) { try failing.versions.putItems(model: "m", good) }
+            #expect(try failing.versions.catalogueItems(model: "m") == [CatalogueItem(id: "a", attributes: ["n": .number(1)])])
+            faults.failNext(.versionWrite)
+            #expect(throws: StorageError.self) { try failing.versions.setItemHidden(model: "m", item: "a", hidden: true) }
+            faults.failNext(.versionRead)
+            #expect(throws: StorageError.self) { try failing.versions.catalogueItem(model: "m", id: "a") }
+            #expect(faults.calls(.versionWrite) == 2 && faults.calls(.versionRead) == 2)
+            try failing.versions.putItems(model: "m", good)
+            #expect(try reopen().versions.catalogueItems(model: "m") == good)
+        }
+    }
+
     @Test(arguments: Backend.allCases)
     func snapshotsKeepEachRowsSequence(_ backend: Backend) throws {
         try withStores(backend) { s, reopen in

@@ -70,8 +70,8 @@ public struct Explorer: Sendable {
             }
             shown = ranked.map { DecisionRecord.Shown(item: $0.item, score: $0.score, propensity: 1) }
             if event != nil, let items {
-                let ids = state.version.features.catalog.ids
-                candidates = try Predictor.candidateRows(query, items: items, uid: uid, in: state).map { ids[$0] }
+                let features = state.features
+                candidates = try Predictor.candidateRows(query, items: items, uid: uid, in: state).map { features.id(of: $0) }
             }
         }
         if let event {
@@ -88,7 +88,7 @@ public struct Explorer: Sendable {
     static func explore(_ q: PredictionCache.RankingQuery, uid: String, policy: ExplorationPolicy, in state: ServingState,
                         configuration: Configuration, seed: UInt64) throws -> ([DecisionRecord.Shown], [String]) {
         let v = state.version
-        let features = v.features
+        let features = state.features
         let ridge: RidgeState
         switch policy {
         case .linUCB, .thompson:
@@ -120,11 +120,10 @@ public struct Explorer: Sendable {
         var rng = SplitMix64(seed: seed)
         let chosen = ExplorationSelector(policy: policy, propensitySamples: configuration.propensitySamples)
             .select(k: q.k, candidates: rows, ridge: ridge, features: features, using: &rng)
-        let ids = features.catalog.ids
         let shown = chosen.map {
-            DecisionRecord.Shown(item: ids[$0.row], score: $0.score, exploring: $0.exploring, propensity: $0.propensity,
+            DecisionRecord.Shown(item: features.id(of: $0.row), score: $0.score, exploring: $0.exploring, propensity: $0.propensity,
                                  explored: !greedy.contains($0.row))
         }
-        return (shown, rows.map { ids[$0] })
+        return (shown, rows.map { features.id(of: $0) })
     }
 }

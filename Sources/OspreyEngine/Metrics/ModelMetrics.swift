@@ -16,6 +16,8 @@ final class ModelMetrics: Sendable {
     /// The instruments of the serving states' caches and users (each state records through its
     /// own copies: ``forState()``).
     let predictions: CacheMetrics, features: CacheMetrics, users: UserMetrics
+    /// The cache of item vectors computed from attributes.
+    let computed: CacheMetrics
     let factory: any MetricsFactory
     let dimensions: [(String, String)]
     /// The monitor's losses, made at their first value (a loss not yet measured is not reported
@@ -36,6 +38,7 @@ final class ModelMetrics: Sendable {
         features = featureCache
             ? CacheMetrics(prefix: "osprey_feature_cache", dimensions: d, countsStale: false, factory: factory)
             : CacheMetrics(countsStale: false)
+        computed = CacheMetrics(prefix: "osprey_computed_feature_cache", dimensions: d, countsStale: false, factory: factory)
         users = UserMetrics(model: model, factory: factory)
     }
 
@@ -56,8 +59,14 @@ final class ModelMetrics: Sendable {
     /// The instruments for a new serving state of the model (its caches and users): they count
     /// into the model's series, but record their sizes only once the state serves
     /// (``ServingState/setLive(_:)``). A challenger's counts add to the model's.
-    func forState() -> (predictions: CacheMetrics, features: CacheMetrics, users: UserMetrics) {
-        (CacheMetrics(sharing: predictions), CacheMetrics(sharing: features), UserMetrics(sharing: users))
+    func forState() -> StateMetrics {
+        StateMetrics(predictions: CacheMetrics(sharing: predictions), features: CacheMetrics(sharing: features),
+                     computed: CacheMetrics(sharing: computed), users: UserMetrics(sharing: users))
+    }
+
+    /// One serving state's instruments (``forState()``).
+    struct StateMetrics {
+        var predictions: CacheMetrics, features: CacheMetrics, computed: CacheMetrics, users: UserMetrics
     }
 
     /// Records what a serving state swapped in serves: its version, catalogue, users, caches and
@@ -68,6 +77,7 @@ final class ModelMetrics: Sendable {
         users.set(users: state.users.count, hot: state.users.hotCount)
         predictions.entries.set(state.predictions.count)
         if let cache = state.featureCache { features.entries.set(cache.count) }
+        if let cache = state.features.computedCache { computed.entries.set(cache.count) }
         record(quality: state.quality)
     }
 }

@@ -9,16 +9,18 @@ struct Loader: Sendable {
     let configuration: Manager.Configuration
 
     /// What a new state continues from the model (whether it replaces the serving state or
-    /// joins it as a challenger): its metrics, and its record of rated items. A first load has
-    /// the model's new metrics and reads the rated items from the stores.
+    /// joins it as a challenger): its metrics, its record of rated items and its item
+    /// catalogue. A first load has the model's new metrics and reads the others from the stores.
     struct Continuing {
         var metrics: ModelMetrics
         var observed: ObservedItems?
+        var catalogue: ItemCatalogue?
 
         /// Continues `model`'s current state.
         init(_ model: ServedModel) {
             metrics = model.metrics
             observed = model.current.observed
+            catalogue = model.current.catalogue
         }
 
         /// A model's first load, with its metrics.
@@ -39,8 +41,9 @@ struct Loader: Sendable {
               warmStart: Bool = false) throws -> (ServingState, Int64) {
         let version = try stores.versions.loadVersion(model: model, number: number)
         let observed = continuing.observed ?? ObservedItems.stored(in: stores, model: model)
+        let catalogue = try continuing.catalogue ?? ItemCatalogue.stored(in: stores, model: model)
         let metrics = continuing.metrics.forState()
-        let users = userStore(for: version, observed: observed, metrics: metrics.users)
+        let users = userStore(for: version, observed: observed, catalogue: catalogue, metrics: metrics.users)
         let snapshot: UserSnapshot
         if users.hotUsers == .max {
             var full = try stores.snapshots.loadSnapshot(model: model, version: number, dimension: version.dimension)
@@ -59,7 +62,7 @@ struct Loader: Sendable {
             if warmStart { users.setWarmStart(try stores.snapshots.hotUsers(model: model, version: number)) }
             snapshot = UserSnapshot(seq: seq, users: [:], ahead: ahead)
         }
-        let state = servingState(version, users: users, observed: observed, metrics: metrics)
+        let state = servingState(version, users: users, observed: observed, catalogue: catalogue, metrics: metrics)
         let last = try state.replay(log: stores.log, after: snapshot.seq, through: through, skipping: snapshot)
         return (state, max(last, snapshot.seq))
     }
@@ -69,37 +72,43 @@ struct Loader: Sendable {
     /// compact rows (`cold`, tiered) or full states (`hot`, untiered). It reflects the log up to
     /// what they reflect; the install replays the rest. `baselineAtMost` holds it to the best
     /// baseline the model has met. O(users · d), or O(users · d²) untiered.
+    /// - Throws: ``StorageError`` when a first load cannot read the item catalogue.
     func load(trained version: ModelVersion, cold: [StoredWeights], hot: [(uid: String, weights: UserWeights)],
-              baselineAtMost: Double?, continuing: Continuing) -> ServingState {
+              baselineAtMost: Double?, continuing: Continuing) throws -> ServingState {
         let observed = continuing.observed ?? ObservedItems.stored(in: stores, model: version.model)
+        let catalogue = try continuing.catalogue ?? ItemCatalogue.stored(in: stores, model: version.model)
         let metrics = continuing.metrics.forState()
-        let users = userStore(for: version, observed: observed, metrics: metrics.users)
+        let users = userStore(for: version, observed: observed, catalogue: catalogue, metrics: metrics.users)
         users.reserve(users: cold.count + hot.count)
         for row in cold { users.insertCold(row) }
         for (uid, w) in hot { users.insertHot(uid, w) }
-        return servingState(version, users: users, observed: observed, metrics: metrics, baselineAtMost: baselineAtMost)
+        return servingState(version, users: users, observed: observed, catalogue: catalogue, metrics: metrics,
+                            baselineAtMost: baselineAtMost)
     }
 
-    private func userStore(for version: ModelVersion, observed: ObservedItems, metrics: UserMetrics) -> UserWeightStore {
+    private func userStore(for version: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue,
+                           metrics: UserMetrics) -> UserWeightStore {
         UserWeightStore(stride: version.features.stride, hotUsers: configuration.hotUsers,
-                        rebuild: rebuilder(version, observed: observed), metrics: metrics)
+                        rebuild: rebuilder(version, observed: observed, catalogue: catalogue), metrics: metrics)
     }
 
-    private func servingState(_ version: ModelVersion, users: UserWeightStore, observed: ObservedItems,
-                              metrics: (predictions: CacheMetrics, features: CacheMetrics, users: UserMetrics),
-                              baselineAtMost: Double? = nil) -> ServingState {
+    private func servingState(_ version: ModelVersion, users: UserWeightStore, observed: ObservedItems, catalogue: ItemCatalogue,
+                              metrics: ModelMetrics.StateMetrics, baselineAtMost: Double? = nil) -> ServingState {
         ServingState(
-            version: version, users: users, observed: observed, monitor: configuration.monitor, baselineAtMost: baselineAtMost,
+            version: version, users: users, observed: observed, catalogue: catalogue, monitor: configuration.monitor,
+            baselineAtMost: baselineAtMost,
             predictions: PredictionCache(configuration: configuration.predictionCache, metrics: metrics.predictions),
-            features: configuration.featureCache, featureMetrics: metrics.features)
+            features: configuration.featureCache, featureMetrics: metrics.features,
+            computedFeatures: configuration.computedFeatureCache, computedMetrics: metrics.computed)
     }
 
     /// How a cold user of version `v` is rebuilt: its full snapshot row (a point read); after a
     /// failed rebuild, also the user's log entries in the range asked for (those after the row),
     /// applied as ``ServingState/apply(_:to:version:validation:)`` applies them live and recorded
     /// in `observed`. O(d²), plus the replay.
-    private func rebuilder(_ v: ModelVersion, observed: ObservedItems) -> UserWeightStore.Rebuild {
+    private func rebuilder(_ v: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue) -> UserWeightStore.Rebuild {
         let stores = stores, validation = configuration.monitor
+        let features = ServingFeatures(uncached: v, catalogue: catalogue)
         return { uid, replay in
             guard let stored = try stores.snapshots.loadUserState(model: v.model, version: v.number, uid: uid, dimension: v.dimension) else {
                 throw StorageError(.notFound, "user \(uid) of \(v.model) v\(v.number) has no stored state to rebuild from")
@@ -107,7 +116,7 @@ struct Loader: Sendable {
             var w = stored.weights
             if let replay, replay.upperBound > stored.seq + 1 {
                 try stores.log.forEachObservation(model: v.model, uid: uid, in: max(replay.lowerBound, stored.seq + 1)..<replay.upperBound) { logged in
-                    _ = ServingState.apply(logged, to: &w, version: v, validation: validation)
+                    _ = ServingState.apply(logged, to: &w, features: features, validation: validation)
                     observed.insert(uid: uid, item: logged.observation.item)
                 }
             }

@@ -34,7 +34,7 @@ public struct Predictor: Sendable {
     /// - Throws: ``OspreyError`` `unknownModel` or `unknownItem`.
     public func predict(model: String, uid: String, item: String) throws -> Prediction {
         let state = try registry.model(model).state(for: uid)
-        guard let row = state.version.features.catalog.row(of: item) else {
+        guard let row = state.features.row(of: item) else {
             throw OspreyError.unknownItem(item, model: model, version: state.version.number)
         }
         guard case .score(let score) = try Self.answer(.score(item: row), uid: uid, in: state) else {
@@ -45,9 +45,11 @@ public struct Predictor: Sendable {
 
     /// The `k` best of `items` for user `uid`, or of the whole catalogue when `items` is nil,
     /// with a bounded heap; from the prediction cache when the user has not changed since the
-    /// same request was answered. Duplicate candidates count once. Items in `exclude` (unknown
-    /// ids are ignored) and, with `excludeObserved`, items the user has rated or observed are left
-    /// out. O(n·d + n log k) for n candidates, plus O(e log e) for e excluded items.
+    /// same request was answered. Duplicate candidates count once. Hidden items, items in
+    /// `exclude` (unknown ids are ignored) and, with `excludeObserved`, items the user has rated
+    /// or observed are left out. The whole catalogue is the version's trained items and the
+    /// catalogue's other items, scored from their attributes. O(n·d + n log k) for n candidates,
+    /// plus O(e log e) for e excluded items.
     /// - Throws: ``OspreyError`` `unknownModel`, `unknownItem` (naming the first unknown
     ///   candidate) or `invalidArgument` for k < 1.
     public func topK(model: String, uid: String, k: Int, items: [String]?,
@@ -89,40 +91,48 @@ public struct Predictor: Sendable {
     /// Computes a ranking with the user's weights `w`.
     static func rank(_ q: PredictionCache.RankingQuery, uid: String, weights w: UnsafePointer<Float>,
                      in state: ServingState) throws -> [(item: String, score: Float)] {
-        let ids = state.version.features.catalog.ids
-        return try rankRows(q, uid: uid, weights: w, in: state).map { (ids[$0.index], $0.score) }
+        let features = state.features
+        return try rankRows(q, uid: uid, weights: w, in: state).map { (features.id(of: $0.index), $0.score) }
     }
 
     /// Computes a ranking with the user's weights `w`, as catalogue rows and scores, best first.
     static func rankRows(_ q: PredictionCache.RankingQuery, uid: String, weights w: UnsafePointer<Float>,
                          in state: ServingState) throws -> [(index: Int, score: Float)] {
-        let features = state.version.features
+        let features = state.features
         var selector = TopKSelector(k: q.k)
         if let items = q.items {
             for row in try candidateRows(q, items: items, uid: uid, in: state) {
                 selector.offer(index: row, score: state.score(weights: w, item: row))
             }
         } else {
-            var excluded = q.exclude.compactMap { features.catalog.row(of: $0) }
+            let view = state.items()
+            var excluded = q.exclude.compactMap { features.row(of: $0) }
             if q.excludeObserved { excluded += try state.observedRows(of: uid) }
+            excluded += view.hidden
             excluded.sort()
-            scanCatalogue(features, weights: w, excluding: excluded, into: &selector)
+            // The trained table's scan skips rows past it; the catalogue's other items are scored one by one.
+            scanCatalogue(features.table, weights: w, excluding: excluded, into: &selector)
+            for row in view.computed where !excluded.sortedContains(row) {
+                selector.offer(index: row, score: state.score(weights: w, item: row))
+            }
         }
         return selector.sorted().map { ($0.index, $0.score) }
     }
 
-    /// The request's candidate items as catalogue rows, first occurrences only, without the
-    /// excluded ones (and, with `excludeObserved`, the user's rated ones).
+    /// The request's candidate items as rows (``ServingFeatures``), first occurrences only,
+    /// without hidden items and the excluded ones (and, with `excludeObserved`, the user's rated
+    /// ones).
     /// - Throws: ``OspreyError`` `unknownItem` naming the first unknown item.
     static func candidateRows(_ q: PredictionCache.RankingQuery, items: [String], uid: String, in state: ServingState) throws -> [Int] {
         let v = state.version
-        let catalog = v.features.catalog
-        var seen = Set(q.exclude.compactMap { catalog.row(of: $0) })
+        let features = state.features
+        var seen = Set(q.exclude.compactMap { features.row(of: $0) })
         if q.excludeObserved { seen.formUnion(try state.observedRows(of: uid)) }
+        seen.formUnion(state.items().hidden)
         var rows: [Int] = []
         rows.reserveCapacity(items.count)
         for item in items {
-            guard let row = catalog.row(of: item) else { throw OspreyError.unknownItem(item, model: v.model, version: v.number) }
+            guard let row = features.row(of: item) else { throw OspreyError.unknownItem(item, model: v.model, version: v.number) }
             if seen.insert(row).inserted { rows.append(row) }
         }
         return rows
@@ -142,7 +152,7 @@ public struct Predictor: Sendable {
     /// for a user never seen). O(d).
     static func withWeights<R>(_ state: ServingState, _ uid: String, _ body: (UnsafePointer<Float>, Int) throws -> R) rethrows -> R {
         let v = state.version
-        let stride = v.features.stride
+        let stride = state.features.stride
         return try withUnsafeTemporaryAllocation(of: Float.self, capacity: stride) { buffer in
             let p = buffer.baseAddress!
             let epoch = state.users.read(uid) { w -> Int? in

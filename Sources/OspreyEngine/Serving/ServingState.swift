@@ -16,7 +16,14 @@ public final class ServingState: Sendable {
     /// The version's hottest item vectors, kept in front of its feature table (nil when not
     /// configured; see ``FeatureCache``). Counts into the model's metrics, shared by its
     /// versions.
-    public let featureCache: FeatureCache<MaterializedFeatures>?
+    public var featureCache: FeatureCache<MaterializedFeatures>? { features.tableCache }
+    /// The model's catalogue: items' attributes and hidden flags (shared by its states).
+    public let catalogue: ItemCatalogue
+    /// What this state scores with: the version's trained table, then the catalogue's items
+    /// computed from their attributes (``ServingFeatures``).
+    public let features: ServingFeatures
+    /// Which rows are hidden or served from attributes, as of a catalogue generation.
+    private let itemView = Mutex<ItemView?>(nil)
     /// Which observations are the validation sample.
     let validation: QualityMonitor.Configuration
 
@@ -24,17 +31,31 @@ public final class ServingState: Sendable {
     ///   - baselineAtMost: a baseline met before (by the version this one replaces); the
     ///     monitor's baseline is the lower of it and this version's validation loss.
     ///   - features: this state's feature cache, recording into `featureMetrics`.
+    ///   - computedFeatures: the cache of vectors computed from attributes, recording into
+    ///     `computedMetrics`.
     init(version: ModelVersion, users: UserWeightStore, observed: ObservedItems = ObservedItems(),
+         catalogue: ItemCatalogue = ItemCatalogue(),
          monitor: QualityMonitor.Configuration = .init(), baselineAtMost: Double? = nil,
          predictions: PredictionCache = PredictionCache(),
-         features: FeatureCacheConfiguration = .init(), featureMetrics: CacheMetrics = .init(countsStale: false)) {
+         features: FeatureCacheConfiguration = .init(), featureMetrics: CacheMetrics = .init(countsStale: false),
+         computedFeatures: FeatureCacheConfiguration = .init(capacity: FeatureCacheConfiguration.computedDefault),
+         computedMetrics: CacheMetrics = .init(countsStale: false)) {
         self.version = version
         self.users = users
         self.observed = observed
+        self.catalogue = catalogue
         self.predictions = predictions
-        featureCache = features.capacity > 0
-            ? FeatureCache(version.features, capacity: features.capacity, policy: features.policy, metrics: featureMetrics)
-            : nil
+        let computed = ComputedFeatures(version.computedFeatures, source: catalogue)
+        self.features = ServingFeatures(
+            table: version.features,
+            tableCache: features.capacity > 0
+                ? FeatureCache(version.features, capacity: features.capacity, policy: features.policy, metrics: featureMetrics)
+                : nil,
+            computed: computed,
+            computedCache: computedFeatures.capacity > 0
+                ? FeatureCache(computed, capacity: computedFeatures.capacity, policy: computedFeatures.policy, metrics: computedMetrics)
+                : nil,
+            catalogue: catalogue)
         validation = monitor
         let own = version.metadata.validationRMSE.map { $0 * $0 }
         let baseline = [own, baselineAtMost].compactMap { $0 }.min()
@@ -45,15 +66,43 @@ public final class ServingState: Sendable {
     /// particular order.
     /// - Throws: what the store's read throws.
     public func observedRows(of uid: String) throws -> [Int] {
-        let catalog = version.features.catalog
-        return try observed.items(of: uid).compactMap { catalog.row(of: $0) }
+        try observed.items(of: uid).compactMap { features.row(of: $0) }
     }
 
-    /// `offset_i + w · f_i` for catalogue row `item`, through the feature cache when there is
-    /// one. O(d) on a hit or without a cache.
+    /// `offset_i + w · f_i` for row `item` (``ServingFeatures``), through the feature caches
+    /// when there are. O(d) on a hit or without a cache.
     func score(weights: UnsafePointer<Float>, item: Int) -> Float {
-        if let featureCache { return featureCache.score(weights: weights, item: item) }
-        return version.features.score(weights: weights, item: item)
+        features.score(weights: weights, item: item)
+    }
+
+    /// The rows a whole-catalogue answer leaves out or adds to the trained table's scan.
+    struct ItemView {
+        /// The catalogue generation it was made at.
+        var generation: Int
+        /// Hidden rows, ascending.
+        var hidden: [Int]
+        /// Visible rows past the trained table (catalogue items the version has no vector for).
+        var computed: [Int]
+    }
+
+    /// The rows hidden and the rows computed from attributes, as the catalogue holds them now;
+    /// made again when the catalogue has changed. O(1), or O(catalogue) when it changed.
+    func items() -> ItemView {
+        let generation = catalogue.generation
+        if let view = itemView.withLock({ $0 }), view.generation == generation { return view }
+        var view = ItemView(generation: generation, hidden: [], computed: [])
+        let n = features.trained
+        for (index, item) in catalogue.view().enumerated() {
+            let row = version.features.catalog.row(of: item.id) ?? n + index
+            if item.hidden {
+                view.hidden.append(row)
+            } else if row >= n {
+                view.computed.append(row)
+            }
+        }
+        view.hidden.sort()
+        itemView.withLock { $0 = view }
+        return view
     }
 
     /// Makes the state's caches and users record their sizes in the model's metrics (it serves)
@@ -62,6 +111,7 @@ public final class ServingState: Sendable {
         users.metrics.live.store(live, ordering: .relaxed)
         predictions.metrics.live.store(live, ordering: .relaxed)
         featureCache?.metrics.live.store(live, ordering: .relaxed)
+        features.computedCache?.metrics.live.store(live, ordering: .relaxed)
     }
 
     /// The quality monitor's state now.
@@ -83,10 +133,11 @@ public final class ServingState: Sendable {
         // Recorded before the user's epoch moves (the update counts the observation): an answer
         // computed at the new epoch, and cached under it, excludes the item.
         observed.insert(uid: o.uid, item: o.item)
+        let features = self.features
         let outcome = try users.update(o.uid, before: logged.seq, create: {
             UserWeights(ridge: .init(prior: v.prior, lambda: v.lambda), bootstrapped: true)
         }) { w in
-            Self.apply(logged, to: &w, version: v, validation: validation)
+            Self.apply(logged, to: &w, features: features, validation: validation)
         }
         guard let outcome else { return false }
         return monitor.withLock { m in
@@ -99,18 +150,19 @@ public final class ServingState: Sendable {
         }
     }
 
-    /// Applies one logged observation to a user's state: counted only for an unknown item,
-    /// scored for the validation sample, learned otherwise. Returns its squared prequential error
-    /// and whether it was held out (nil for an unknown item). O(d²).
-    static func apply(_ logged: LoggedObservation, to w: inout UserWeights, version v: ModelVersion,
+    /// Applies one logged observation to a user's state: counted only for an item neither the
+    /// version nor the catalogue knows, scored for the validation sample, learned otherwise (a
+    /// catalogue item with its vector computed from its attributes as they are now). Returns its
+    /// squared prequential error and whether it was held out (nil for an unknown item). O(d²).
+    static func apply(_ logged: LoggedObservation, to w: inout UserWeights, features: ServingFeatures,
                       validation: QualityMonitor.Configuration) -> (loss: Double, heldOut: Bool)? {
         let o = logged.observation
-        guard let row = v.features.catalog.row(of: o.item) else {
+        guard let row = features.row(of: o.item) else {
             w.countWithoutLearning()
             return nil
         }
         let heldOut = validation.holdsOut(seq: logged.seq)
-        return v.features.withFeatures(item: row) { f, offset in
+        return features.withFeatures(item: row) { f, offset in
             if heldOut { return (w.countHeldOut(features: f, target: o.label - offset), true) }
             return (w.learn(features: f, target: o.label - offset), false)
         }

@@ -136,12 +136,11 @@ public final class Installer: Sendable {
     static func repopulate(_ state: ServingState, from previous: ServingState) -> Int {
         let limit = state.predictions.configuration.repopulate
         guard state.predictions.isEnabled, limit > 0 else { return 0 }
-        let oldCatalog = previous.version.features.catalog, newCatalog = state.version.features.catalog
         var warmed = 0
         for key in previous.predictions.hottest(limit) {
             var query = key.query
             if case .score(let row) = query {
-                guard state.predictions.caches(query), let newRow = newCatalog.row(of: oldCatalog.ids[row]) else { continue }
+                guard state.predictions.caches(query), let newRow = state.features.row(of: previous.features.id(of: row)) else { continue }
                 query = .score(item: newRow)
             }
             if (try? Predictor.answer(query, uid: key.uid, in: state, lookup: false)) != nil { warmed += 1 }

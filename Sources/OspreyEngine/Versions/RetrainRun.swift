@@ -54,8 +54,9 @@ struct RetrainRun {
 
     /// Fits version N+1 by ALS with the parent's hyperparameters: a λ given at training is kept;
     /// one chosen by validation is searched for again near the parent's choice (the data moved,
-    /// but rarely by a factor of ten). Reports progress on the job; stops between iterations
-    /// when the job is cancelled. O(ALS).
+    /// but rarely by a factor of ten). Then fits the attribute map on the catalogue's
+    /// attributes (``HashedAttributeFeatures``). Reports progress on the job; stops between
+    /// iterations when the job is cancelled. O(ALS + the map's fit).
     /// - Throws: `Trainer.Cancelled`, or what the trainer throws.
     func train(_ gathered: Gathered) throws -> Trainer.Result {
         let current = model.current.version
@@ -72,8 +73,13 @@ struct RetrainRun {
         trainer.onLambdaFit = { [weak retrainer] n in retrainer?.update(job: id) { $0.lambdaFits = n } }
         trainer.onIteration = { [weak retrainer] i, n in retrainer?.update(job: id) { $0.iteration = i; $0.iterations = n } }
         trainer.isCancelled = { [weak retrainer] in retrainer?.cancelRequested(id) ?? true }
-        return try trainer.train(model: model.name, number: gathered.number, parent: current.number, ratings: gathered.ratings,
-                                 trainedThroughSeq: gathered.through, trigger: trigger.rawValue)
+        var result = try trainer.train(model: model.name, number: gathered.number, parent: current.number, ratings: gathered.ratings,
+                                       trainedThroughSeq: gathered.through, trigger: trigger.rawValue)
+        let catalogue = model.current.catalogue
+        result.fitAttributeMap(attributes: { catalogue.item($0)?.attributes }) { [logger] line in
+            logger.debug("\(line)", metadata: ["job.id": "\(id)"])
+        }
+        return result
     }
 
     /// The new version as stored, with its users' weights as the serving state loads them.
@@ -124,8 +130,8 @@ struct RetrainRun {
     /// The new version's serving state, continuing the model's counts and rated items. It is
     /// held to the best standard the model has met, not only its own: a retrain that did not
     /// recover (say, fitted on data still from before a drift) stays subject to the next one.
-    func load(_ stored: Stored) -> ServingState {
-        loader.load(trained: stored.version, cold: stored.cold, hot: stored.hot,
+    func load(_ stored: Stored) throws -> ServingState {
+        try loader.load(trained: stored.version, cold: stored.cold, hot: stored.hot,
                     baselineAtMost: model.current.quality.baseline, continuing: .init(model))
     }
 

@@ -9,6 +9,11 @@ import OspreyMath
 ///
 /// With `drift` > 0 users' tastes change: ratings from the `driftAt` share of the file onwards use
 /// `p'_u = √(1 − drift²) p_u + drift r_u` with a fresh random `r_u` (drift 1 replaces them).
+///
+/// With an `attributeShare` s the items also get attributes (``catalogue``, ``SyntheticItems``)
+/// and `q_i = d^-1/4 (√s a_i + √(1 − s) e_i)`: `a_i` the attribute part, unit variance per
+/// dimension, and `e_i ~ N(0, I)` the item factors drawn as without attributes. Without it every
+/// seed gives the same ratings it always has.
 public struct SyntheticRatings: Sendable {
     /// What to generate.
     public struct Configuration: Sendable {
@@ -24,10 +29,14 @@ public struct SyntheticRatings: Sendable {
         public var drift: Double
         /// Where in the file (a share of the ratings) the tastes change.
         public var driftAt: Double
+        /// The share of each item vector's variance its attributes explain, 0 to 1; nil: items
+        /// have no attributes (and the item factors are those drawn before items had any).
+        public var attributeShare: Double?
 
         public init(users: Int = 1000, items: Int = 500, ratings: Int = 50_000, dimension: Int = 10,
                     noise: Double = 0.5, seed: UInt64 = 1, zipfExponent: Double = 1.0, mean: Double = 3.5,
-                    drift: Double = 0, driftAt: Double = 0.5) {
+                    drift: Double = 0, driftAt: Double = 0.5, attributeShare: Double? = nil) {
+            self.attributeShare = attributeShare
             self.drift = drift
             self.driftAt = driftAt
             self.users = users
@@ -53,12 +62,15 @@ public struct SyntheticRatings: Sendable {
     public let driftedUserFactors: [Double]
     /// True item factors, `items × dimension`.
     public let itemFactors: [Double]
+    /// The items' attributes and their part of ``itemFactors``; nil without an
+    /// ``Configuration/attributeShare``.
+    public let catalogue: SyntheticItems?
     public let userBiases: [Double]
     public let itemBiases: [Double]
 
     /// Draws the true model. O((users + items) · d).
-    /// - Throws: ``ConfigurationError`` for non-positive sizes, negative noise, or more ratings
-    ///   than half of all (user, item) pairs.
+    /// - Throws: ``ConfigurationError`` for non-positive sizes, negative noise, a share outside
+    ///   0...1, or more ratings than half of all (user, item) pairs.
     public init(_ c: Configuration) throws {
         guard c.users > 0, c.items > 0, c.ratings > 0, c.dimension > 0 else {
             throw ConfigurationError(description: "users, items, ratings and dimension must all be positive")
@@ -67,6 +79,9 @@ public struct SyntheticRatings: Sendable {
         guard (0...1).contains(c.drift), (0...1).contains(c.driftAt) else {
             throw ConfigurationError(description: "drift and drift-at must be between 0 and 1")
         }
+        if let share = c.attributeShare, !(0...1).contains(share) {
+            throw ConfigurationError(description: "attribute share must be between 0 and 1")
+        }
         guard c.ratings <= c.users * c.items / 2 else {
             throw ConfigurationError(description: "\(c.ratings) ratings is more than half of the \(c.users) × \(c.items) (user, item) pairs; ask for fewer ratings or more users/items")
         }
@@ -74,7 +89,17 @@ public struct SyntheticRatings: Sendable {
         var rng = SplitMix64(seed: c.seed)
         let scale = 1 / Double(c.dimension).squareRoot().squareRoot()
         userFactors = (0..<(c.users * c.dimension)).map { _ in rng.nextGaussian() * scale }
-        itemFactors = (0..<(c.items * c.dimension)).map { _ in rng.nextGaussian() * scale }
+        let independent = (0..<(c.items * c.dimension)).map { _ in rng.nextGaussian() * scale }
+        // The items' attributes come from a generator of their own, so the draws above and below
+        // are the same with or without them.
+        if let share = c.attributeShare {
+            let items = SyntheticItems(count: c.items, dimension: c.dimension, seed: c.seed &+ 0xA77B)
+            catalogue = items
+            itemFactors = items.mix(independent: independent, share: share, scale: scale)
+        } else {
+            catalogue = nil
+            itemFactors = independent
+        }
         userBiases = (0..<c.users).map { _ in rng.nextGaussian() * 0.5 }
         itemBiases = (0..<c.items).map { _ in rng.nextGaussian() * 0.5 }
         var driftRNG = SplitMix64(seed: c.seed &+ 0xD81F7)

@@ -30,7 +30,7 @@ extension OffPolicyEvaluation {
     /// also returns the target's true value on these decisions' contexts,
     /// `mean_t Σ_a π(a|x_t) r̄(x_t, a)`, computed with the very probabilities the samples use. O(n·(d² + N·d)) for n decisions of N candidates, plus the
     /// target's selector cost per decision (O(M·N·d) for Thompson with M draws).
-    public static func samples<F: FeatureFunction>(
+    public static func samples<F: CataloguedFeatures>(
         decisions: [LoggedDecision], features: F, target: ExplorationSelector, targetStates: [String: RidgeState],
         lambda: Float, seed: UInt64 = 1, expectedReward: ((String, Int) -> Double)? = nil
     ) -> (samples: [OffPolicySample], skipped: Skipped, trueValue: Double?) {

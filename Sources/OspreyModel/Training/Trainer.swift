@@ -65,10 +65,12 @@ public struct Trainer: Sendable {
         public var metadata: TrainingMetadata, parent: Int?
         /// Users in training order and their ridge statistics, computed a chunk at a time.
         public var users: UserStates
+        /// θ's computed part, set by the caller that has the items' attributes (nil: none).
+        public var computed: (any ComputedFeatureFunction)?
 
         /// The version with `prior` as the bootstrap prior.
         public func version(prior: [Float]) -> ModelVersion {
-            ModelVersion(model: model, number: number, createdAt: createdAt, features: features, lambda: lambda,
+            ModelVersion(model: model, number: number, createdAt: createdAt, features: features, computed: computed, lambda: lambda,
                          prior: prior, metadata: metadata, parent: parent)
         }
 

@@ -47,10 +47,34 @@ extension SQLiteVersionStore {
                 CREATE INDEX training_rating_model_uid ON training_rating (model, uid);
                 """)
         }
+        // Each model's items; `position` is taken on an item's first write and kept when it is
+        // replaced (the catalogue's order). Not in ``tables``: the old database never had it.
+        migrator.registerMigration("catalog-v2-items") { db in
+            try db.execute(sql: """
+                CREATE TABLE item (
+                    model TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    attributes TEXT NOT NULL, -- a JSON object, keys sorted
+                    hidden INTEGER NOT NULL DEFAULT 0,
+                    position INTEGER NOT NULL,
+                    PRIMARY KEY (model, id)
+                );
+                CREATE INDEX item_model_position ON item (model, position);
+                """)
+        }
+        // θ's computed part: its kind (``ComputedFeatureKinds``) and its bytes; NULL for a
+        // version without one.
+        migrator.registerMigration("catalog-v3-computed-features") { db in
+            try db.execute(sql: """
+                ALTER TABLE version ADD COLUMN computed_kind TEXT;
+                ALTER TABLE version ADD COLUMN computed BLOB;
+                """)
+        }
         return migrator
     }
 
-    /// The catalogue's tables, in copy order.
+    /// The catalogue's tables as they stood in `osprey.sqlite`, in copy order (`item` came later,
+    /// so it is never moved).
     static let tables: [(name: String, columns: String)] = [
         ("model", "name, serving_version, created_at, exploration, challenger_version, challenger_allocation, challenger_since"),
         ("version", "model, number, created_at, status, parent, dimension, lambda, item_count, metadata, item_ids, features, offsets, prior"),

@@ -4,8 +4,10 @@ import OspreyMath
 import OspreyModel
 
 /// The catalogue in `catalog.sqlite`, a database of its own with its own migrator: tables
-/// `model` (serving version, exploration policy, competition), `version` (θ as Float32 blobs,
-/// prior, metadata as JSON) and `training_rating`. Data directories from before it had its own
+/// `model` (serving version, exploration policy, competition), `version` (θ as Float32 blobs and,
+/// when it has one, its computed feature function's kind and bytes; prior, metadata as JSON),
+/// `training_rating` and `item` (each model's items, attributes as
+/// JSON; `SQLiteVersionStore+Items.swift`). Data directories from before it had its own
 /// file keep it in `osprey.sqlite`; opening one moves it here (``moveCatalogue(from:)``).
 public final class SQLiteVersionStore: VersionStore, Sendable {
     /// The catalogue database file inside a data directory.
@@ -57,7 +59,10 @@ public final class SQLiteVersionStore: VersionStore, Sendable {
     public func loadVersion(model: String, number: Int) throws -> ModelVersion {
         try pool.read { db in
             guard let row = try Row.fetchOne(
-                db, sql: "SELECT created_at, parent, dimension, lambda, metadata, item_ids, features, offsets, prior FROM version WHERE model = ? AND number = ?",
+                db, sql: """
+                    SELECT created_at, parent, dimension, lambda, metadata, item_ids, features, offsets, prior, computed_kind, computed
+                    FROM version WHERE model = ? AND number = ?
+                    """,
                 arguments: [model, number])
             else { throw StorageError(.notFound, "model \(model) has no version \(number)") }
             let dimension: Int = row[2]
@@ -71,9 +76,20 @@ public final class SQLiteVersionStore: VersionStore, Sendable {
             guard table.count == ids.count * stride, offsets.count == ids.count, prior.count == dimension else {
                 throw StorageError(.corrupt, "version \(number) of \(model) has inconsistent sizes")
             }
+            var computed: (any ComputedFeatureFunction)?
+            if let kind = row[9] as String? {
+                do {
+                    computed = try ComputedFeatureKinds.decode(kind: kind, row[10] as Data? ?? Data())
+                } catch {
+                    throw StorageError(.corrupt, "the computed features of version \(number) of \(model) are unreadable: \(error)")
+                }
+                guard computed!.dimension == dimension else {
+                    throw StorageError(.corrupt, "the computed features of version \(number) of \(model) have dimension \(computed!.dimension), not \(dimension)")
+                }
+            }
             return ModelVersion(
                 model: model, number: number, createdAt: Date(timeIntervalSince1970: row[0]),
-                features: MaterializedFeatures(dimension: dimension, ids: ids, table: table, offsets: offsets),
+                features: MaterializedFeatures(dimension: dimension, ids: ids, table: table, offsets: offsets), computed: computed,
                 lambda: Float(row[3] as Double), prior: prior, metadata: metadata, parent: row[1])
         }
     }
@@ -81,6 +97,7 @@ public final class SQLiteVersionStore: VersionStore, Sendable {
     public func insertVersion(_ version: ModelVersion, trainingRatings: [Rating], serve: Bool) throws {
         let metadata = String(decoding: try JSONEncoder().encode(version.metadata), as: UTF8.self)
         let ids = try JSONEncoder().encode(version.features.catalog.ids)
+        let computed = try version.computed.map { (kind: type(of: $0).kind, bytes: try $0.encoded()) }
         try pool.write { db in
             if try Self.exists(db, model: version.model, version: version.number) {
                 throw StorageError(.conflict, "model \(version.model) already has a version \(version.number)")
@@ -88,14 +105,15 @@ public final class SQLiteVersionStore: VersionStore, Sendable {
             try db.execute(
                 sql: """
                     INSERT INTO version (model, number, created_at, status, parent, dimension, lambda, item_count,
-                                         metadata, item_ids, features, offsets, prior)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                         metadata, item_ids, features, offsets, prior, computed_kind, computed)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     version.model, version.number, version.createdAt.timeIntervalSince1970,
                     serve ? "serving" : "built", version.parent, version.dimension, Double(version.lambda),
                     version.features.catalog.count, metadata, ids, SQLiteDatabase.data(version.features.table),
                     SQLiteDatabase.data(version.features.offsets), SQLiteDatabase.data(version.prior),
+                    computed?.kind, computed?.bytes,
                 ])
             let insertRating = try db.cachedStatement(
                 sql: "INSERT INTO training_rating (model, version, uid, item, label, time) VALUES (?, ?, ?, ?, ?, ?)")

@@ -41,4 +41,12 @@ public struct FaultInjectingVersionStore: VersionStore {
     public func setExplorationPolicy(model: String, policy: String) throws {
         try faults.run(.versionWrite) { try base.setExplorationPolicy(model: model, policy: policy) }
     }
+    public func putItems(model: String, _ items: [CatalogueItem]) throws { try faults.run(.versionWrite) { try base.putItems(model: model, items) } }
+    public func setItemHidden(model: String, item: String, hidden: Bool) throws -> Bool {
+        try faults.run(.versionWrite) { try base.setItemHidden(model: model, item: item, hidden: hidden) }
+    }
+    public func catalogueItems(model: String) throws -> [CatalogueItem] { try faults.run(.versionRead) { try base.catalogueItems(model: model) } }
+    public func catalogueItem(model: String, id: String) throws -> CatalogueItem? {
+        try faults.run(.versionRead) { try base.catalogueItem(model: model, id: id) }
+    }
 }

@@ -14,7 +14,7 @@ public final class Faults: Sendable {
         case commit
         /// Any read of the observation log.
         case logRead
-        /// A write of the catalogue (a version, serving, a competition, a policy, an erasure).
+        /// A write of the catalogue (a version, serving, a competition, a policy, an erasure, items).
         case versionWrite
         /// A read of the catalogue.
         case versionRead

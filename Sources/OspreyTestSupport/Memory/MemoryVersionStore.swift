@@ -4,7 +4,8 @@ import OspreyStorage
 import Synchronization
 
 /// A ``VersionStore`` in memory, with the SQLite catalogue's rules: a version number is taken
-/// once, serving one version retires the previous, a competition names a stored version.
+/// once, serving one version retires the previous, a competition names a stored version, a
+/// model's items read back in first-write order.
 public final class MemoryVersionStore: VersionStore, Sendable {
     private struct Model {
         var record: ModelRecord
@@ -16,6 +17,13 @@ public final class MemoryVersionStore: VersionStore, Sendable {
         var models: [String: Model] = [:]
         var versions: [String: [Int: (record: VersionRecord, version: ModelVersion)]] = [:]
         var ratings: [String: [Rating]] = [:]
+        var items: [String: Items] = [:]
+    }
+
+    /// A model's items and their first-write order.
+    private struct Items {
+        var order: [String] = []
+        var byId: [String: CatalogueItem] = [:]
     }
 
     private let state = Mutex(State())
@@ -123,6 +131,42 @@ public final class MemoryVersionStore: VersionStore, Sendable {
             guard s.models[model] != nil else { throw StorageError(.notFound, "model \(model) does not exist") }
             s.models[model]?.exploration = policy
         }
+    }
+
+    public func putItems(model: String, _ items: [CatalogueItem]) throws {
+        // As SQLite's JSON: a number that is not finite cannot be written.
+        for item in items {
+            for case .number(let x) in item.attributes.values where !x.isFinite {
+                throw StorageError(.io, "cannot write item \(item.id) of \(model): its attributes cannot be encoded as JSON (a number that is not finite?)")
+            }
+        }
+        state.withLock { s in
+            var stored = s.items[model] ?? Items()
+            for item in items {
+                if stored.byId[item.id] == nil { stored.order.append(item.id) }
+                stored.byId[item.id] = item
+            }
+            s.items[model] = stored
+        }
+    }
+
+    public func setItemHidden(model: String, item: String, hidden: Bool) throws -> Bool {
+        state.withLock { s in
+            guard s.items[model]?.byId[item] != nil else { return false }
+            s.items[model]?.byId[item]?.hidden = hidden
+            return true
+        }
+    }
+
+    public func catalogueItems(model: String) throws -> [CatalogueItem] {
+        state.withLock { s in
+            guard let stored = s.items[model] else { return [] }
+            return stored.order.compactMap { stored.byId[$0] }
+        }
+    }
+
+    public func catalogueItem(model: String, id: String) throws -> CatalogueItem? {
+        state.withLock { $0.items[model]?.byId[id] }
     }
 
     private static func serve(_ s: inout State, model: String, version: Int) {

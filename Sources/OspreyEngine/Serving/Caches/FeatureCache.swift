@@ -56,7 +56,6 @@ public final class FeatureCache<Base: FeatureFunction>: FeatureFunction, Sendabl
 
     public var dimension: Int { base.dimension }
     public var stride: Int { base.stride }
-    public var catalog: ItemCatalog { base.catalog }
 
     /// Calls `body` with item `item`'s cached vector and offset, producing them with the base
     /// function on a miss. O(1) on a hit; a miss adds the base function's cost and a copy.
@@ -93,6 +92,11 @@ public final class FeatureCache<Base: FeatureFunction>: FeatureFunction, Sendabl
     }
 }
 
+extension FeatureCache: CataloguedFeatures where Base: CataloguedFeatures {
+    /// The items of the cached function.
+    public var catalog: ItemCatalog { base.catalog }
+}
+
 /// The feature cache of each serving state: how many item vectors it holds (0: none, the default
 /// for a materialized feature table) and how it evicts.
 public struct FeatureCacheConfiguration: Sendable, Equatable {
@@ -100,6 +104,10 @@ public struct FeatureCacheConfiguration: Sendable, Equatable {
     public var capacity: Int
     /// How entries are chosen for eviction.
     public var policy: EvictionPolicy
+
+    /// The default capacity of the cache of vectors computed from attributes: 10,000 items,
+    /// about 2 MB at d = 50.
+    public static let computedDefault = 10_000
 
     public init(capacity: Int = 0, policy: EvictionPolicy = .s3fifo) {
         precondition(capacity >= 0, "a feature cache's capacity must not be negative")

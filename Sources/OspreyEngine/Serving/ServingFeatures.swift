@@ -1,0 +1,64 @@
+import OspreyMath
+import OspreyModel
+
+/// The feature function a serving state scores with (Velox's materialized and computed `f`
+/// together): rows below ``trained`` are the version's trained items, read from its table;
+/// row `trained + i` is item `i` of the model's ``ItemCatalogue``, its vector computed from its
+/// attributes by the version's computed function through the feature cache (Velox §5).
+///
+/// A computed vector is cached under the item's index tagged with its revision, so a changed
+/// item's old vector is never read again (it ages out). O(d) for a trained row or a cached one;
+/// a miss adds the computed function's cost.
+public struct ServingFeatures: FeatureFunction {
+    /// The version's trained table.
+    public let table: MaterializedFeatures
+    /// The table's feature cache, when configured.
+    let tableCache: FeatureCache<MaterializedFeatures>?
+    /// The catalogue's computed vectors, and their cache when configured.
+    let computed: ComputedFeatures
+    let computedCache: FeatureCache<ComputedFeatures>?
+    let catalogue: ItemCatalogue
+    /// Version `v`'s features over `catalogue`, without caches: the same bits as a cached
+    /// state's (a cache holds copies). For a cold user's rebuild.
+    init(uncached v: ModelVersion, catalogue: ItemCatalogue) {
+        self.init(table: v.features, tableCache: nil, computed: ComputedFeatures(v.computedFeatures, source: catalogue),
+                  computedCache: nil, catalogue: catalogue)
+    }
+
+    init(table: MaterializedFeatures, tableCache: FeatureCache<MaterializedFeatures>?, computed: ComputedFeatures,
+         computedCache: FeatureCache<ComputedFeatures>?, catalogue: ItemCatalogue) {
+        self.table = table
+        self.tableCache = tableCache
+        self.computed = computed
+        self.computedCache = computedCache
+        self.catalogue = catalogue
+    }
+
+    public var dimension: Int { table.dimension }
+    public var stride: Int { table.stride }
+    /// The number of trained rows.
+    public var trained: Int { table.catalog.count }
+
+    public func withFeatures<R>(item: Int, _ body: (UnsafePointer<Float>, Float) throws -> R) rethrows -> R {
+        if item < trained {
+            if let tableCache { return try tableCache.withFeatures(item: item, body) }
+            return try table.withFeatures(item: item, body)
+        }
+        let index = item - trained
+        if let computedCache {
+            return try computedCache.withFeatures(item: index | catalogue.revision(at: index) << 32, body)
+        }
+        return try computed.withFeatures(item: index, body)
+    }
+
+    /// The row of item `id`: its trained row, else its catalogue row, else nil. O(1).
+    public func row(of id: String) -> Int? {
+        if let row = table.catalog.row(of: id) { return row }
+        return catalogue.index(of: id).map { trained + $0 }
+    }
+
+    /// The id of row `row`. O(1).
+    public func id(of row: Int) -> String {
+        row < trained ? table.catalog.ids[row] : catalogue.id(at: row - trained)
+    }
+}

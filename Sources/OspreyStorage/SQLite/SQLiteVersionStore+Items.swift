@@ -1,0 +1,65 @@
+import Foundation
+import GRDB
+import OspreyModel
+
+/// Each model's items in table `item` (migration "catalog-v2-items"): one row per `(model, id)`,
+/// its attributes as a JSON object (keys sorted), its hidden flag, and its `position`, taken on
+/// the item's first write and kept when the item is replaced, so the catalogue reads back in
+/// first-write order (an explicit column, not the rowid, which a `VACUUM` may renumber).
+extension SQLiteVersionStore {
+    public func putItems(model: String, _ items: [CatalogueItem]) throws {
+        guard !items.isEmpty else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let rows = try items.map { item -> (id: String, attributes: String, hidden: Bool) in
+            guard let json = try? encoder.encode(item.attributes) else {
+                throw StorageError(.io, "cannot write item \(item.id) of \(model): its attributes cannot be encoded as JSON (a number that is not finite?)")
+            }
+            return (item.id, String(decoding: json, as: UTF8.self), item.hidden)
+        }
+        try database.pool.write { db in
+            var position = try Int64.fetchOne(db, sql: "SELECT MAX(position) FROM item WHERE model = ?", arguments: [model]) ?? 0
+            // A replaced item keeps its position; the one the statement offered goes unused.
+            let upsert = try db.cachedStatement(sql: """
+                INSERT INTO item (model, id, attributes, hidden, position) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(model, id) DO UPDATE SET attributes = excluded.attributes, hidden = excluded.hidden
+                """)
+            for row in rows {
+                position += 1
+                try upsert.execute(arguments: [model, row.id, row.attributes, row.hidden ? 1 : 0, position])
+            }
+        }
+    }
+
+    public func setItemHidden(model: String, item: String, hidden: Bool) throws -> Bool {
+        try database.pool.write { db in
+            try db.execute(sql: "UPDATE item SET hidden = ? WHERE model = ? AND id = ?", arguments: [hidden ? 1 : 0, model, item])
+            return db.changesCount > 0
+        }
+    }
+
+    public func catalogueItems(model: String) throws -> [CatalogueItem] {
+        try database.pool.read { db in
+            let decoder = JSONDecoder()
+            return try Row.fetchAll(db, sql: "SELECT id, attributes, hidden FROM item WHERE model = ? ORDER BY position",
+                                    arguments: [model]).map { try Self.item($0, model: model, decoder: decoder) }
+        }
+    }
+
+    public func catalogueItem(model: String, id: String) throws -> CatalogueItem? {
+        try database.pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT id, attributes, hidden FROM item WHERE model = ? AND id = ?", arguments: [model, id])
+                .map { try Self.item($0, model: model, decoder: JSONDecoder()) }
+        }
+    }
+
+    /// The item of a row `(id, attributes, hidden)`.
+    /// - Throws: ``StorageError`` `.corrupt` when its attributes are not a JSON object of values.
+    private static func item(_ row: Row, model: String, decoder: JSONDecoder) throws -> CatalogueItem {
+        let id: String = row[0], json: String = row[1]
+        guard let attributes = try? decoder.decode(ItemAttributes.self, from: Data(json.utf8)) else {
+            throw StorageError(.corrupt, "attributes of item \(id) of \(model) are unreadable")
+        }
+        return CatalogueItem(id: id, attributes: attributes, hidden: (row[2] as Int) != 0)
+    }
+}
