@@ -101,6 +101,9 @@ REFUSED = [
     (["simulate"], ["--series-every", "0"], "--series-every must be at least 1"),
     (["simulate"], ["--lambda", "inf"], "--lambda must be a positive number"),
     (["simulate"], ["--users", "1000000", "--dim", "100"], "ridge states of (--dim + 1)² values: at most"),
+    # cold-start
+    (["cold-start", "--ratings", "{tmp}/none.csv", "--items", "{tmp}/none.csv"], ["--new-share", "0"], "--new-share must be a number between 0 and 1"),
+    (["cold-start", "--ratings", "{tmp}/none.csv", "--items", "{tmp}/none.csv"], ["--first=-1"], "--first must be between 0 and 1000"),
     # evaluate-policy
     (["evaluate-policy", "--data-dir", "{tmp}/data", "--name", "m"], ["--limit", "0"], "--limit must be at least 1"),
     (["evaluate-policy", "--data-dir", "{tmp}/data", "--name", "m"], ["--bootstrap", "1000000000000"], "--bootstrap must be between 0 and"),
@@ -114,6 +117,7 @@ ACCEPTED = [
     ["generate", "--users", "50", "--items", "40", "--ratings", "500", "--dim", "3", "--zipf", "3", "--drift", "1", "--out", "{tmp}/ok.csv"],
     ["generate", "--users", "50", "--items", "40", "--ratings", "500", "--items-out", "{tmp}/ok-items.csv", "--attribute-share", "0.3", "--out", "{tmp}/ok2.csv"],
     ["train", "--data-dir", "{tmp}/trained", "--model", "m", "--ratings", "{tmp}/ok2.csv", "--items", "{tmp}/ok-items.csv", "--dim", "3"],
+    ["cold-start", "--ratings", "{tmp}/ok2.csv", "--items", "{tmp}/ok-items.csv", "--dim", "3", "--new-share", "0.3", "--first", "2"],
     ["simulate", "--rounds", "300", "--users", "20", "--items", "50", "--policies", "greedy", "--series-every", "1000"],
 ]
 

@@ -57,7 +57,7 @@ struct ItemBody: Decodable {
 }
 
 /// One item of `POST /v1/models/{model}/items`: openapi.yaml's `ItemsRequest` entries.
-struct ItemEntry: BodyFieldType {
+struct ItemEntry: BodyFieldType, Equatable {
     let id: WireID
     let attributes: WireAttributes
 
@@ -82,6 +82,20 @@ struct ItemsBody: Decodable {
     init(from decoder: any Decoder) throws {
         let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
         items = try c.value([ItemEntry].self, forKey: .items)
+    }
+}
+
+/// `POST /v1/models/{model}/users/{uid}/predict`: openapi.yaml's `PredictRequest`.
+struct PredictBody: Decodable {
+    let item: WireID
+    let attributes: WireAttributes?
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case item, attributes }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        item = try c.value(WireID.self, forKey: .item)
+        attributes = try c.optional(WireAttributes.self, forKey: .attributes)
     }
 }
 
@@ -139,6 +153,44 @@ extension API {
         }
         try manager.putItems(model: model, body.items.map { ($0.id.value, $0.attributes.value) })
         return ItemsResponse(accepted: body.items.count).response()
+    }
+
+    /// The most inline items one request may carry.
+    static let maxInlineItems = 1_000
+
+    /// Checks a request's inline items: ids, attributes, count.
+    /// - Throws: ``OspreyError`` `invalidArgument` naming the field.
+    func checkInline(_ items: [ItemEntry], field: String = "inline_items") throws -> [(id: String, attributes: ItemAttributes)] {
+        guard items.count <= Self.maxInlineItems else {
+            throw OspreyError(.invalidArgument, "\(field) holds \(items.count) items; send at most \(Self.maxInlineItems)")
+        }
+        for (n, item) in items.enumerated() {
+            try check(id: item.id.value, "\(field).\(n).id")
+            do throws(InputRuleViolation) {
+                try AttributeRules.default.check(item.attributes.value, field: "\(field).\(n).attributes")
+            } catch {
+                throw OspreyError(error)
+            }
+        }
+        return items.map { ($0.id.value, $0.attributes.value) }
+    }
+
+    /// `POST .../users/{uid}/predict`: the score of an item, given with its attributes when the
+    /// model does not hold it.
+    func predictInline(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let model = try context.parameter("model"), uid = try context.parameter("uid")
+        let body = try await request.decodeJSON(PredictBody.self, limit: configuration.maxBodyBytes)
+        let item = body.item.value
+        try check(id: uid, "uid")
+        try check(id: item, "item")
+        guard let attributes = body.attributes?.value else { return try predictAnswer(model: model, uid: uid, item: item).response() }
+        do throws(InputRuleViolation) {
+            try AttributeRules.default.check(attributes)
+        } catch {
+            throw OspreyError(error)
+        }
+        return PredictResponse(uid: uid, item: item, prediction: try predictor.predict(model: model, uid: uid, item: item, attributes: attributes))
+            .response()
     }
 
     func itemInfo(_ request: Request, _ context: BasicRequestContext) async throws -> Response {

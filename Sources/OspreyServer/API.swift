@@ -55,6 +55,7 @@ struct API: Sendable {
         case .user: userInfo
         case .eraseUser: eraseUser
         case .predict: predict
+        case .predictInline: predictInline
         case .topK: topK
         case .observe: observe
         case .observations: observeBulk
@@ -164,7 +165,7 @@ struct API: Sendable {
     /// a policy that reads only `w_u` (greedy, ε-greedy), so the event-loop fast path may answer it.
     /// - Throws: ``OspreyError`` `unknownModel`.
     func answersFromMemory(model: String, _ body: TopKBody) throws -> Bool {
-        guard body.excludeObserved != true else { return false }
+        guard body.excludeObserved != true, body.inlineItems == nil else { return false }
         if body.explore == false { return true }
         return !(try manager.registry.model(model).exploration.readsFullState)
     }
@@ -176,13 +177,15 @@ struct API: Sendable {
     func topKAnswer(model: String, uid: String, _ body: TopKBody) throws -> TopKResponse {
         try check(id: uid, "uid")
         for (n, item) in (body.items ?? []).enumerated() { try check(id: item.value, "items.\(n)") }
+        let inline = try checkInline(body.inlineItems ?? [])
         let k = body.k ?? 10
         guard k >= 1, k <= configuration.maxK else {
             throw OspreyError(.invalidArgument, "k must be between 1 and \(configuration.maxK), got \(k)")
         }
         let answer = try manager.explorer.topK(
             model: model, uid: uid, k: k, items: body.items?.map(\.value),
-            exclude: body.exclude?.map(\.value) ?? [], excludeObserved: body.excludeObserved ?? false, explore: body.explore)
+            exclude: body.exclude?.map(\.value) ?? [], excludeObserved: body.excludeObserved ?? false, explore: body.explore,
+            inline: inline)
         return TopKResponse(uid: uid, answer: answer)
     }
 

@@ -8,7 +8,7 @@ import HTTPTypes
 enum Endpoint: CaseIterable, Sendable {
     case health, metrics, openAPI
     case models, model, user, eraseUser
-    case predict, topK, observe, observations
+    case predict, predictInline, topK, observe, observations
     case item, putItem, putItems, hideItem, showItem
     case retrain, job, cancelJob, rollback
     case exploration, startChallenger, stopChallenger, promote, evaluatePolicy
@@ -17,7 +17,7 @@ enum Endpoint: CaseIterable, Sendable {
         switch self {
         case .health, .metrics, .openAPI, .models, .model, .user, .predict, .job, .item: .get
         case .topK, .observe, .observations, .retrain, .cancelJob, .rollback, .startChallenger, .promote, .evaluatePolicy: .post
-        case .putItems, .hideItem, .showItem: .post
+        case .putItems, .hideItem, .showItem, .predictInline: .post
         case .exploration, .putItem: .put
         case .stopChallenger, .eraseUser: .delete
         }
@@ -32,7 +32,7 @@ enum Endpoint: CaseIterable, Sendable {
         case .models: "/v1/models"
         case .model: "/v1/models/{model}"
         case .user, .eraseUser: "/v1/models/{model}/users/{uid}"
-        case .predict: "/v1/models/{model}/users/{uid}/predict"
+        case .predict, .predictInline: "/v1/models/{model}/users/{uid}/predict"
         case .topK: "/v1/models/{model}/users/{uid}/topk"
         case .observe: "/v1/models/{model}/users/{uid}/observe"
         case .observations: "/v1/models/{model}/observations"
@@ -61,7 +61,7 @@ enum Endpoint: CaseIterable, Sendable {
         case .model: "model"
         case .user: "user"
         case .eraseUser: "erase_user"
-        case .predict: "predict"
+        case .predict, .predictInline: "predict"
         case .topK: "topk"
         case .observe: "observe"
         case .observations: "observations"
@@ -85,7 +85,7 @@ enum Endpoint: CaseIterable, Sendable {
     var role: AccessRole? {
         switch self {
         case .openAPI: nil
-        case .health, .metrics, .models, .model, .user, .predict, .topK, .item: .read
+        case .health, .metrics, .models, .model, .user, .predict, .predictInline, .topK, .item: .read
         case .observe, .observations, .putItem, .putItems, .hideItem, .showItem: .write
         case .eraseUser, .retrain, .job, .cancelJob, .rollback, .exploration, .startChallenger, .stopChallenger, .promote, .evaluatePolicy: .admin
         }

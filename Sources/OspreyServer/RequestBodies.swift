@@ -81,10 +81,13 @@ struct TopKBody: Decodable, Equatable {
     let excludeObserved: Bool?
     /// false: a pure (greedy) ranking whatever the model's exploration policy.
     let explore: Bool?
+    /// Items the model does not hold, with their attributes: ranked too, not stored.
+    let inlineItems: [ItemEntry]?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case k, items, exclude, explore
         case excludeObserved = "exclude_observed"
+        case inlineItems = "inline_items"
     }
 
     /// openapi.yaml's `TopKRequest`: no other field, no `null` (StrictDecoding.swift).
@@ -95,6 +98,7 @@ struct TopKBody: Decodable, Equatable {
         exclude = try c.optional([WireID].self, forKey: .exclude)
         excludeObserved = try c.optional(Bool.self, forKey: .excludeObserved)
         explore = try c.optional(Bool.self, forKey: .explore)
+        inlineItems = try c.optional([ItemEntry].self, forKey: .inlineItems)
     }
 
     /// Candidate lists from this long are scored on the server's scan pool rather than on an
@@ -116,12 +120,13 @@ struct TopKBody: Decodable, Equatable {
         return try API.decodeJSON(TopKBody.self, from: buffer)
     }
 
-    init(k: Int?, items: [WireID]?, exclude: [WireID]?, excludeObserved: Bool?, explore: Bool?) {
+    init(k: Int?, items: [WireID]?, exclude: [WireID]?, excludeObserved: Bool?, explore: Bool?, inlineItems: [ItemEntry]? = nil) {
         self.k = k
         self.items = items
         self.exclude = exclude
         self.excludeObserved = excludeObserved
         self.explore = explore
+        self.inlineItems = inlineItems
     }
 }
 

@@ -42,7 +42,7 @@ struct APIContractTests {
         ("POST", "/v1/models/demo", "GET"),
         ("PATCH", "/v1/models/nope", "GET"),
         ("POST", "/v1/models/demo/users/u1", "GET, DELETE"),
-        ("DELETE", "/v1/models/demo/users/u1/predict?item=i1", "GET"),
+        ("DELETE", "/v1/models/demo/users/u1/predict?item=i1", "GET, POST"),
         ("GET", "/v1/models/demo/users/u1/topk", "POST"),
         ("PUT", "/v1/models/demo/users/u1/observe", "POST"),
         ("GET", "/v1/models/demo/observations", "POST"),
@@ -86,7 +86,7 @@ struct APIContractTests {
     @Test func theFastPathAnswersWrongMethodsAsTheRouterDoes() async throws {
         try await FastPathTests().withServers { fast, routed, _ in
             for (method, uri) in [("GET", "/v1/models/demo/users/u1/topk"), ("PUT", "/v1/models/demo/users/u1/observe"),
-                                  ("POST", "/v1/models/demo/users/u1/predict?item=i1"), ("TRACE", "/v1/models/demo/users/u1/predict")] {
+                                  ("PUT", "/v1/models/demo/users/u1/predict?item=i1"), ("TRACE", "/v1/models/demo/users/u1/predict")] {
                 func answer(_ client: any TestClientProtocol) async throws -> String {
                     try await client.execute(uri: uri, method: HTTPRequest.Method(method)!, body: ByteBuffer(string: "{}")) { r in
                         "\(r.status.code) \(r.headers[.allow] ?? "-") \(String(buffer: r.body))"

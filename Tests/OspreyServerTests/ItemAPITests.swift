@@ -116,3 +116,62 @@ struct ItemAPITests {
         }
     }
 }
+
+/// Inline items: attributes in a predict or topk request for items the model does not hold,
+/// scored and not stored.
+struct InlineItemTests {
+    @Test func inlineItemsAreScoredRankedAndNotStored() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let manager = try Manager(stores: try t.reopen(), metrics: .prometheus(), logger: quiet)
+        let app = buildApplication(manager: manager, configuration: .init(), logger: quiet)
+        let api = ItemAPITests()
+        try await app.test(.router) { client in
+            // The same attributes inline and written give the same score.
+            let attributes = #"{"genres":["Drama"],"year":2001}"#
+            var inlineScore: Double?
+            try await client.execute(uri: "/v1/models/demo/users/u1/predict", method: .post,
+                                     body: ByteBuffer(string: #"{"item":"draft","attributes":\#(attributes)}"#)) { r in
+                #expect(r.status == .ok)
+                inlineScore = api.json(r.body)["score"] as? Double
+            }
+            try await client.execute(uri: "/v1/models/demo/items/draft", method: .get) { r in
+                #expect(r.status == .notFound, "an inline item is not stored")
+            }
+            // Ranked among the whole catalogue: with k above its size, it is in the answer at its score.
+            try await client.execute(uri: "/v1/models/demo/users/u1/topk", method: .post,
+                                     body: ByteBuffer(string: #"{"k":1000,"inline_items":[{"id":"draft","attributes":\#(attributes)}]}"#)) { r in
+                let items = api.json(r.body)["items"] as? [[String: Any]] ?? []
+                let scores = items.compactMap { $0["score"] as? Double }
+                #expect(r.status == .ok && items.contains { $0["item"] as? String == "draft" && $0["score"] as? Double == inlineScore })
+                #expect(scores == scores.sorted(by: >), "best first")
+            }
+            try await client.execute(uri: "/v1/models/demo/items/draft", method: .put, body: ByteBuffer(string: #"{"attributes":\#(attributes)}"#)) { r in
+                #expect(r.status == .ok)
+            }
+            try await client.execute(uri: "/v1/models/demo/users/u1/predict?item=draft", method: .get) { r in
+                #expect(api.json(r.body)["score"] as? Double == inlineScore)
+            }
+            // A known item given inline is scored as the model holds it.
+            var held: Double?
+            try await client.execute(uri: "/v1/models/demo/users/u1/predict?item=i1", method: .get) { r in held = api.json(r.body)["score"] as? Double }
+            try await client.execute(uri: "/v1/models/demo/users/u1/predict", method: .post,
+                                     body: ByteBuffer(string: #"{"item":"i1","attributes":{"year":1900}}"#)) { r in
+                #expect(api.json(r.body)["score"] as? Double == held)
+            }
+            try await client.execute(uri: "/v1/models/demo/users/u1/topk", method: .post,
+                                     body: ByteBuffer(string: #"{"k":3,"inline_items":[{"id":"x","attributes":{"a":{"b":1}}}]}"#)) { r in
+                #expect(r.status == .badRequest && api.error(r.body).message.hasPrefix("inline_items.0.attributes.a must be"))
+            }
+            try await client.execute(uri: "/v1/models/demo/exploration", method: .put, body: ByteBuffer(string: #"{"policy":"linucb(1.0)"}"#)) { _ in }
+            try await client.execute(uri: "/v1/models/demo/users/u1/topk", method: .post,
+                                     body: ByteBuffer(string: #"{"k":3,"inline_items":[{"id":"y","attributes":{}}]}"#)) { r in
+                #expect(r.status == .badRequest && api.error(r.body).message.contains("explore"))
+            }
+            try await client.execute(uri: "/v1/models/demo/users/u1/topk", method: .post,
+                                     body: ByteBuffer(string: #"{"k":3,"explore":false,"inline_items":[{"id":"y","attributes":{}}]}"#)) { r in
+                #expect(r.status == .ok)
+            }
+        }
+    }
+}

@@ -50,13 +50,22 @@ public struct Explorer: Sendable {
 
     /// The `k` items to show `uid`, chosen by the model's policy unless `explore` is false, with
     /// the same candidates and filters as ``Predictor/topK(model:uid:k:items:exclude:excludeObserved:)``.
-    /// - Throws: ``OspreyError`` `unknownModel`, `unknownItem` or `invalidArgument` (k < 1).
+    /// `inline` items (the request's attributes for items the model does not hold) are ranked
+    /// among them, scored from their attributes and not stored (``Predictor/mergeInline(_:_:k:exclude:uid:in:)``);
+    /// they are ranked greedily only.
+    /// - Throws: ``OspreyError`` `unknownModel`, `unknownItem` or `invalidArgument` (k < 1, or
+    ///   inline items with an exploring policy).
     public func topK(model name: String, uid: String, k: Int, items: [String]?, exclude: [String] = [],
-                     excludeObserved: Bool = false, explore: Bool? = nil) throws -> Answer {
+                     excludeObserved: Bool = false, explore: Bool? = nil,
+                     inline: [(id: String, attributes: ItemAttributes)] = []) throws -> Answer {
         guard k >= 1 else { throw OspreyError(.invalidArgument, "k must be at least 1") }
         let model = try registry.model(name)
         let state = model.state(for: uid)
         let policy = explore == false ? .greedy : model.exploration
+        if !inline.isEmpty, policy.explores {
+            throw OspreyError(.invalidArgument,
+                              "inline_items are ranked greedily, and model `\(name)` explores (\(policy)): send \"explore\": false")
+        }
         let event = configuration.logDecisions ? log.nextEventID() : nil
         let query = PredictionCache.RankingQuery(k: k, items: items, exclude: exclude, excludeObserved: excludeObserved)
         let shown: [DecisionRecord.Shown]
@@ -65,13 +74,16 @@ public struct Explorer: Sendable {
             let seed = (event?.number ?? UInt64.random(in: 0...UInt64.max)) ^ 0x0E8A_7D1C_5B39_F4A2
             (shown, candidates) = try Self.explore(query, uid: uid, policy: policy, in: state, configuration: configuration, seed: seed)
         } else {
-            guard case .ranking(let ranked) = try Predictor.answer(.ranking(query), uid: uid, in: state) else {
+            guard case .ranking(var ranked) = try Predictor.answer(.ranking(query), uid: uid, in: state) else {
                 preconditionFailure("a ranking query is answered with a ranking")
             }
+            let added = Predictor.newInline(inline, exclude: exclude, in: state)
+            if !added.isEmpty { ranked = Predictor.mergeInline(ranked, added, k: k, uid: uid, in: state) }
             shown = ranked.map { DecisionRecord.Shown(item: $0.item, score: $0.score, propensity: 1) }
             if event != nil, let items {
                 let features = state.features
                 candidates = try Predictor.candidateRows(query, items: items, uid: uid, in: state).map { features.id(of: $0) }
+                    + added.map(\.id)
             }
         }
         if let event {

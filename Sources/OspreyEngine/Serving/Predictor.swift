@@ -88,6 +88,49 @@ public struct Predictor: Sendable {
         }
     }
 
+    /// The request's inline items the model does not hold (an id it holds is ranked as it holds
+    /// it), first occurrences only, without the excluded ids. O(inline).
+    static func newInline(_ inline: [(id: String, attributes: ItemAttributes)], exclude: [String],
+                          in state: ServingState) -> [(id: String, attributes: ItemAttributes)] {
+        guard !inline.isEmpty else { return [] }
+        var seen = Set(exclude)
+        return inline.filter { state.features.row(of: $0.id) == nil && seen.insert($0.id).inserted }
+    }
+
+    /// The `k` best of `ranked` (a ranking of the model's items) and the `inline` items, scored
+    /// from their attributes by the version's computed feature function with the user's weights:
+    /// not stored, not cached. O(inline · (tokens + 1) · d + (k + inline) log k).
+    static func mergeInline(_ ranked: [(item: String, score: Float)], _ inline: [(id: String, attributes: ItemAttributes)],
+                            k: Int, uid: String, in state: ServingState) -> [(item: String, score: Float)] {
+        let scored = withWeights(state, uid) { w, _ in inline.map { (item: $0.id, score: score(inline: $0.attributes, weights: w, in: state)) } }
+        var all = ranked
+        all.append(contentsOf: scored)
+        var selector = TopKSelector(k: k)
+        for (index, entry) in all.enumerated() { selector.offer(index: index, score: entry.score) }
+        return selector.sorted().map { all[$0.index] }
+    }
+
+    /// `offset + w · f` for an item with `attributes`, computed by the version's computed feature
+    /// function. O((tokens + 1) · d).
+    static func score(inline attributes: ItemAttributes, weights w: UnsafePointer<Float>, in state: ServingState) -> Float {
+        let v = state.version
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: v.features.stride) { f in
+            let offset = v.computedFeatures.features(of: attributes, into: f.baseAddress!)
+            return offset + VectorKernels.dot(w, f.baseAddress!, count: v.features.stride)
+        }
+    }
+
+    /// The score of an item the model does not hold, from the request's `attributes`, for user
+    /// `uid`; an item the model holds is scored as it holds it (``predict(model:uid:item:)``).
+    /// Not stored, not cached. O((tokens + 1) · d).
+    /// - Throws: ``OspreyError`` `unknownModel`.
+    public func predict(model: String, uid: String, item: String, attributes: ItemAttributes) throws -> Prediction {
+        let state = try registry.model(model).state(for: uid)
+        if state.features.row(of: item) != nil { return try predict(model: model, uid: uid, item: item) }
+        let score = Self.withWeights(state, uid) { w, _ in Self.score(inline: attributes, weights: w, in: state) }
+        return Prediction(score: score, version: state.version.number)
+    }
+
     /// Computes a ranking with the user's weights `w`.
     static func rank(_ q: PredictionCache.RankingQuery, uid: String, weights w: UnsafePointer<Float>,
                      in state: ServingState) throws -> [(item: String, score: Float)] {

@@ -95,7 +95,7 @@ public struct HashedAttributeFeatures: ComputedFeatureFunction, Equatable {
 
     /// FNV-1a over the UTF-8 bytes: the same in every process (Swift's `Hasher` is seeded per
     /// process).
-    static func fnv1a(_ s: String) -> UInt64 {
+    public static func fnv1a(_ s: String) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in s.utf8 {
             h ^= UInt64(byte)
