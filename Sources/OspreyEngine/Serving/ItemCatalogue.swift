@@ -44,9 +44,6 @@ public final class ItemCatalogue: AttributeSource, Sendable {
     /// Raised by every change; read before the items a computation uses. O(1).
     public var generation: Int { generations.load(ordering: .acquiring) }
 
-    /// The number of items. O(1).
-    public var count: Int { contents.withLock { $0.entries.count } }
-
     /// Item `id`'s index, or nil. O(1).
     public func index(of id: String) -> Int? { contents.withLock { $0.index[id] } }
 
