@@ -166,13 +166,20 @@ extension API {
         }
         for (n, item) in items.enumerated() {
             try check(id: item.id.value, "\(field).\(n).id")
-            do throws(InputRuleViolation) {
-                try AttributeRules.default.check(item.attributes.value, field: "\(field).\(n).attributes")
-            } catch {
-                throw OspreyError(error)
-            }
+            try check(attributes: item.attributes.value, "\(field).\(n).attributes")
         }
         return items.map { ($0.id.value, $0.attributes.value) }
+    }
+
+    /// Checks attributes by ``AttributeRules`` (the engine checks the items it stores by the same
+    /// rules), as ``check(id:_:)`` checks ids.
+    /// - Throws: ``OspreyError`` `invalidArgument` naming `field` and the attribute.
+    func check(attributes: ItemAttributes, _ field: String) throws {
+        do throws(InputRuleViolation) {
+            try AttributeRules.default.check(attributes, field: field)
+        } catch {
+            throw OspreyError(error)
+        }
     }
 
     /// `POST .../users/{uid}/predict`: the score of an item, given with its attributes when the
@@ -184,11 +191,7 @@ extension API {
         try check(id: uid, "uid")
         try check(id: item, "item")
         guard let attributes = body.attributes?.value else { return try predictAnswer(model: model, uid: uid, item: item).response() }
-        do throws(InputRuleViolation) {
-            try AttributeRules.default.check(attributes)
-        } catch {
-            throw OspreyError(error)
-        }
+        try check(attributes: attributes, "attributes")
         return PredictResponse(uid: uid, item: item, prediction: try predictor.predict(model: model, uid: uid, item: item, attributes: attributes))
             .response()
     }
