@@ -1,19 +1,9 @@
-import Dispatch
 import OspreyMath
 import OspreyModel
 
-/// Item-side online learning: the materialized feature table θ, kept up to date observation by
-/// observation as Oryx's speed layer does, instead of only at the next retrain as Velox does.
-///
-/// In a model trained by ALS each item's row is itself a ridge solution: with the users'
-/// weights split as `w_u = [p_u; c_u]` (factors and user bias) the item's parameters
-/// `x_i = [q_i; o_i]` (factors and label offset `μ + b_i`) solve
-/// `min Σ_u (y_ui − c_u − [p_u; 1]·x_i)² + λ_i ‖x_i − [0; μ]‖²` over the users who rated it — the
-/// item half-step of ALS. So each item keeps the sufficient statistics of that regression,
-/// `A_i = λ_i I + Σ g_u g_uᵀ` with `g_u = [p_u; 1]` and the matching `b_i`, in a ``RidgeState``,
-/// and an observation `(u, i, y)` is one exact Sherman–Morrison step of item i's state with the
-/// user's weights as its features: O(d²), touching only item i, just as a user update touches only
-/// user u (Velox eq. 2 with the roles of users and items swapped).
+/// Item-side online learning for `osprey evaluate`: the materialized feature table θ, kept up to
+/// date observation by observation as Oryx's speed layer does, each item a ridge regression on
+/// its raters' weights (``ItemRidge``, the same math the serving engine learns items with).
 ///
 /// Use it with the user side in this order, which is the one measured best
 /// (bench/results/2026-11-21-online-vs-retrain.md): learn the observation into the item with the
@@ -24,27 +14,9 @@ import OspreyModel
 /// read; ``materialized()`` freezes it into a new immutable table.
 ///
 /// Memory: one ``RidgeState`` per item, about `2·(d+1)·stride` floats (≈ 23 KB at d = 50).
-///
-/// For the serving engine: unlike a user's state, an item's state is written by observations of
-/// every user, so updates partitioned by uid (docs/architecture.md, "Threads and locks") meet
-/// on popular items; an engine adopting this needs per-item locks (the state is per item, so
-/// striping by item row works) and, since the prediction and feature caches hold rows, to
-/// invalidate an item's entries when it moves.
 public struct ItemWeights: CataloguedFeatures {
     /// Settings of the item-side updates.
     public struct Configuration: Sendable {
-        /// Where each item's regression starts.
-        public enum Start: Sendable, Equatable {
-            /// `A_i` from the training data, `b_i = A_i x_i` with the served row `x_i`: the row
-            /// does not move until the item is observed (the users' states were computed
-            /// against it), and later observations pull it as a ridge prior of precision `A_i`.
-            case servedRows
-            /// `A_i` and `b_i` from the training data with the final user weights: the rows are
-            /// re-solved at once (one more ALS item half-step), which needs the global mean μ
-            /// the offsets are shrunk towards.
-            case ridgeSolution(mean: Float)
-        }
-
         /// The ridge penalty λ of each item's regression.
         public var lambda: Float
         /// Scale each item's penalty by its number of training ratings (λ·n, as ALS-WR does).
@@ -55,12 +27,12 @@ public struct ItemWeights: CataloguedFeatures {
         /// (models trained with biases); the user's last weight is then its bias `c_u`.
         public var hasBiasFeature: Bool
         /// Where each item's regression starts.
-        public var start: Start
+        public var start: ItemRidge.Start
 
         /// Settings with penalty `lambda` (> 0); by default unscaled, learning offsets, with a
         /// bias feature, starting from the served rows. O(1).
         public init(lambda: Float, scaledLambda: Bool = false, learnsOffset: Bool = true, hasBiasFeature: Bool = true,
-                    start: Start = .servedRows) {
+                    start: ItemRidge.Start = .servedRows) {
             self.lambda = lambda
             self.scaledLambda = scaledLambda
             self.learnsOffset = learnsOffset
@@ -85,94 +57,27 @@ public struct ItemWeights: CataloguedFeatures {
     /// Each item's ridge statistics over its parameters `[q_i; o_i]` (or `[q_i]` without
     /// ``Configuration/learnsOffset``).
     public private(set) var states: [RidgeState]
-    /// The number of learned factor entries per row: `dimension`, less the constant bias feature.
-    let factorCount: Int
+    /// The regression each item's row solves.
+    let ridge: ItemRidge
 
     /// Builds each item's ridge state from the ratings the rows were trained on, with each
-    /// rater's weights as features. Ratings of unknown items or users without weights are
-    /// skipped. O(n·d² + items·d³), on `threads` cores.
-    /// - Parameters:
-    ///   - features: the version's rows and offsets, as served.
-    ///   - ratings: the training ratings.
-    ///   - userWeights: a user's weights (padded or not, `features.dimension` entries used), or nil.
+    /// rater's weights as features (``ItemRidge/trainedStates(features:ratings:userWeights:lambda:scaledLambda:start:threads:)``).
+    /// O(n·d² + items·d³), on `threads` cores.
     /// - Throws: ``Trainer/ConfigurationError`` when an item's system is not positive definite.
     public init(features: MaterializedFeatures, ratings: [Rating], userWeights: (String) -> [Float]?,
                 configuration: Configuration, threads: Int = 2) throws {
-        let dim = features.dimension
-        precondition(!configuration.hasBiasFeature || dim >= 2, "a bias feature needs at least one factor besides it")
-        precondition(configuration.lambda > 0, "ridge lambda must be positive")
-        dimension = dim
+        ridge = ItemRidge(dimension: features.dimension, hasBiasFeature: configuration.hasBiasFeature,
+                          learnsOffset: configuration.learnsOffset)
+        dimension = features.dimension
         stride = features.stride
         catalog = features.catalog
         self.configuration = configuration
         table = features.table
         offsets = features.offsets
-        let k = configuration.hasBiasFeature ? dim - 1 : dim
-        factorCount = k
-        let m = k + (configuration.learnsOffset ? 1 : 0)
-
-        // Each item's raters: their feature vectors g_u and targets, grouped by item row.
-        let itemCount = features.catalog.count
-        var raters = [[(weights: [Float], label: Float)]](repeating: [], count: itemCount)
-        for r in ratings {
-            guard let row = features.catalog.row(of: r.item), let w = userWeights(r.uid) else { continue }
-            raters[row].append((w, r.label))
-        }
-        let results = UnsafeMutableBufferPointer<RidgeState?>.allocate(capacity: itemCount)
-        results.initialize(repeating: nil)
-        defer { results.deinitialize(); results.deallocate() }
-        nonisolated(unsafe) let out = results
-        let workers = max(1, min(threads, itemCount))
-        let c = configuration, bias = configuration.hasBiasFeature
-        let table = self.table, offsets = self.offsets, s = stride
-        let rows = raters
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            var a = [Double](repeating: 0, count: m * m)
-            var b = [Double](repeating: 0, count: m)
-            var g = [Double](repeating: 0, count: m)
-            var i = worker
-            while i < itemCount {
-                defer { i += workers }
-                let penalty = Double(c.lambda) * (c.scaledLambda ? Double(max(1, rows[i].count)) : 1)
-                for e in 0..<a.count { a[e] = 0 }
-                for e in 0..<m { b[e] = 0; a[e * m + e] = penalty }
-                for (w, label) in rows[i] {
-                    for e in 0..<k { g[e] = Double(w[e]) }
-                    if c.learnsOffset { g[k] = 1 }
-                    let t = Double(label) - (bias ? Double(w[k]) : 0) - (c.learnsOffset ? 0 : Double(offsets[i]))
-                    for p in 0..<m {
-                        b[p] += t * g[p]
-                        for q in 0..<m { a[p * m + q] += g[p] * g[q] }
-                    }
-                }
-                switch c.start {
-                case .servedRows:
-                    // b = A x with the served row x, so the state's solution is the served row.
-                    var x = [Double](repeating: 0, count: m)
-                    for e in 0..<k { x[e] = Double(table[i * s + e]) }
-                    if c.learnsOffset { x[k] = Double(offsets[i]) }
-                    for p in 0..<m {
-                        var sum = 0.0
-                        for q in 0..<m { sum += a[p * m + q] * x[q] }
-                        b[p] = sum
-                    }
-                case .ridgeSolution(let mean):
-                    // The offset is shrunk towards μ (penalty λ·b_i², as in ALS), not towards 0.
-                    if c.learnsOffset { b[k] += penalty * Double(mean) }
-                }
-                out[i] = try? RidgeState(gram: a, rhs: b)
-            }
-        }
-        var states: [RidgeState] = []
-        states.reserveCapacity(itemCount)
-        for i in 0..<itemCount {
-            guard let state = results[i] else {
-                throw Trainer.ConfigurationError(description: "item \(catalog.ids[i])'s ridge system is singular; use a larger lambda")
-            }
-            states.append(state)
-        }
-        self.states = states
-        for i in 0..<itemCount { copyRow(i) }
+        states = try ridge.trainedStates(features: features, ratings: ratings, userWeights: userWeights,
+                                         lambda: configuration.lambda, scaledLambda: configuration.scaledLambda,
+                                         start: configuration.start, threads: threads)
+        for i in 0..<catalog.count { copyRow(i) }
     }
 
     /// Learns observation `label` of item row `item` by a user whose weights are `userWeights`
@@ -180,30 +85,15 @@ public struct ItemWeights: CataloguedFeatures {
     /// it. One Sherman–Morrison step of the item's state; O(d²).
     @discardableResult
     public mutating func learn(item: Int, userWeights w: UnsafePointer<Float>, label: Float) -> Float {
-        let k = factorCount, learnsOffset = configuration.learnsOffset
-        let userBias = configuration.hasBiasFeature ? w[k] : 0
-        let target = label - userBias - (learnsOffset ? 0 : offsets[item])
-        let stateStride = states[item].stride
-        let error = withUnsafeTemporaryAllocation(of: Float.self, capacity: stateStride) { g in
-            let gp = g.baseAddress!
-            gp.update(repeating: 0, count: stateStride)
-            gp.update(from: w, count: k)
-            if learnsOffset { gp[k] = 1 }
-            return states[item].update(features: UnsafePointer(gp), target: target)
-        }
+        let error = ridge.learn(&states[item], userWeights: w, label: label, offset: offsets[item])
         copyRow(item)
         return error
     }
 
     /// Copies item row `i`'s solution from its state into ``table`` and ``offsets``. O(d).
     private mutating func copyRow(_ i: Int) {
-        let k = factorCount, s = stride
-        states[i].weights.withUnsafeBufferPointer { x in
-            table.withUnsafeMutableBufferPointer { t in
-                for e in 0..<k { t[i * s + e] = x[e] }
-            }
-            if configuration.learnsOffset { offsets[i] = x[k] }
-        }
+        let s = stride, ridge = self.ridge, state = states[i], served = offsets[i]
+        offsets[i] = table.withUnsafeMutableBufferPointer { ridge.row(of: state, into: $0.baseAddress! + i * s, offset: served) }
     }
 
     /// Calls `body` with item row `item`'s current features and offset. O(1).
