@@ -169,6 +169,33 @@ struct SnapshotMigrationTests {
     }
 }
 
+/// A snapshot database from before items' online states (migrated up to "user_hot") gains
+/// `item_state` and `snapshot_kept` when opened, and keeps its users.
+struct ItemStateMigrationTests {
+    @Test func aSnapshotFromBeforeItemStatesIsMigrated() throws {
+        let t = try TrainedStore(backend: .sqlite)
+        defer { t.remove() }
+        let before = try t.sqlite!.snapshots.loadSnapshot(model: "demo", version: 1, dimension: 5)
+        try t.sqlite!.snapshots.database.pool.write { db in
+            try db.execute(sql: "DROP TABLE item_state; DROP TABLE snapshot_kept")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'item_state'")
+        }
+        func tables(_ stores: SQLiteStores) throws -> Set<String> {
+            try Set(stores.snapshots.database.pool.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") })
+        }
+        #expect(try tables(t.sqlite!).isDisjoint(with: ["item_state", "snapshot_kept"]))
+        let migrated = try #require(try t.reopenSQLite())
+        #expect(try tables(migrated).isSuperset(of: ["item_state", "snapshot_kept"]))
+        #expect(try migrated.snapshots.loadSnapshot(model: "demo", version: 1, dimension: 5).users == before.users)
+        #expect(try migrated.snapshots.loadItemStates(model: "demo", version: 1, dimension: 5).isEmpty)
+        let ridge = RidgeState(prior: [Float](repeating: 0.5, count: 5), lambda: 1)
+        try migrated.snapshots.saveItemStates(model: "demo", version: 1, rows: [ItemStateRow(item: "i1", ridge: ridge, observations: 1, seq: 3)],
+                                              keepingPrevious: true)
+        #expect(try t.reopenSQLite()!.snapshots.loadItemStates(model: "demo", version: 1, dimension: 5).map(\.ridge) == [ridge])
+        #expect(try t.reopenSQLite()!.snapshots.restoreInterruptedSnapshot(model: "demo", version: 1) == 1)
+    }
+}
+
 /// The catalogue's items in `catalog.sqlite`'s `item` table.
 struct SQLiteCatalogueItemTests {
     /// A row whose attributes are not a JSON object of values is reported, naming the model and

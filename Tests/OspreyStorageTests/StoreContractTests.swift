@@ -359,4 +359,187 @@ struct StoreContractTests {
             #expect(try d.decisionVersions(model: "a", since: 1_002) == ["e3": 1, "e5": 1], "found across the gaps")
         }
     }
+
+    static func ridge(_ label: Float, dimension: Int = 3) -> RidgeState {
+        var ridge = RidgeState(prior: [Float](repeating: 0, count: dimension), lambda: 1)
+        _ = ridge.update(features: (0..<dimension).map { Float($0) + label }, target: label)
+        return ridge
+    }
+
+    /// Everything a version stores per row, bit for bit, one line each: users' full states with
+    /// their sequences, their compact rows, items' states.
+    static func contents(_ snapshots: any SnapshotStore, version: Int) throws -> [String] {
+        var lines: [String] = []
+        let full = try snapshots.loadSnapshot(model: "m", version: version, dimension: 3)
+        for uid in full.users.keys.sorted() {
+            let (w, seq) = try #require(try snapshots.loadUserState(model: "m", version: version, uid: uid, dimension: 3))
+            lines.append("user \(uid) \(w.ridge.serialized()) \(w.observations) \(String(describing: w.runningLoss)) \(w.bootstrapped) \(seq)")
+        }
+        try snapshots.forEachStoredWeights(model: "m", version: version, dimension: 3) { r in
+            lines.append("compact \(r.uid) \(r.weights) \(r.observations) \(String(describing: r.runningLoss)) \(r.bootstrapped) \(r.seq)")
+        }
+        for i in try snapshots.loadItemStates(model: "m", version: version, dimension: 3) {
+            lines.append("item \(i.item) \(i.ridge.serialized()) \(i.observations) \(i.seq)")
+        }
+        return lines.sorted()
+    }
+
+    /// A version's first snapshot as the engine writes it: users u1-u3 and items i1, i2 at
+    /// sequence 5, the items from inside `rows`.
+    static func writeFirstSnapshot(_ snapshots: any SnapshotStore, version: Int = 1) throws {
+        try snapshots.replaceUsers(model: "m", version: version, reflecting: 5) { write in
+            try write((1...3).map { SnapshotRow(uid: "u\($0)", weights: Self.weights(Float($0)), seq: 5) })
+            try snapshots.saveItemStates(model: "m", version: version, rows: [ItemStateRow(item: "i1", ridge: Self.ridge(1), observations: 1, seq: 5),
+                                                                           ItemStateRow(item: "i2", ridge: Self.ridge(2), observations: 2, seq: 5)],
+                                         keepingPrevious: false)
+        }
+    }
+
+    /// A snapshot in progress, in three transactions: u1 twice, u2, a new u4; i1 and a new i3.
+    static func writeKeptSnapshot(_ snapshots: any SnapshotStore, version: Int = 1) throws {
+        try snapshots.saveSnapshot(model: "m", version: version, rows: [SnapshotRow(uid: "u1", weights: Self.weights(11, observations: 3), seq: 8),
+                                                                      SnapshotRow(uid: "u4", weights: Self.weights(14), seq: 8)],
+                                   observedItems: [], keepingPrevious: true)
+        try snapshots.saveItemStates(model: "m", version: version, rows: [ItemStateRow(item: "i1", ridge: Self.ridge(11), observations: 4, seq: 8),
+                                                                       ItemStateRow(item: "i3", ridge: Self.ridge(13), observations: 1, seq: 8)],
+                                     keepingPrevious: true)
+        try snapshots.saveSnapshot(model: "m", version: version, rows: [SnapshotRow(uid: "u1", weights: Self.weights(21, observations: 4), seq: 9),
+                                                                      SnapshotRow(uid: "u2", weights: Self.weights(22), seq: 9)],
+                                   observedItems: [], keepingPrevious: true)
+    }
+
+    /// Item states read back bit for bit, by item id, replaced in place by a later save, per
+    /// version; one of another dimension is `.corrupt`, naming its item.
+    @Test(arguments: Backend.allCases)
+    func itemStatesRoundTripInItemOrder(_ backend: Backend) throws {
+        try withStores(backend) { s, reopen in
+            #expect(try s.snapshots.loadItemStates(model: "m", version: 1, dimension: 3).isEmpty)
+            let rows = [ItemStateRow(item: "b", ridge: Self.ridge(2), observations: 2, seq: 7), ItemStateRow(item: "a", ridge: Self.ridge(1), observations: 1, seq: 6),
+                        ItemStateRow(item: "c", ridge: Self.ridge(3), observations: 0, seq: 8)]
+            try s.snapshots.saveItemStates(model: "m", version: 1, rows: rows, keepingPrevious: false)
+            try s.snapshots.saveItemStates(model: "m", version: 1, rows: [ItemStateRow(item: "b", ridge: Self.ridge(5), observations: 3, seq: 9)],
+                                           keepingPrevious: false)
+            let loaded = try reopen().snapshots.loadItemStates(model: "m", version: 1, dimension: 3)
+            #expect(loaded.map(\.item) == ["a", "b", "c"])
+            // Bit for bit what the written bytes decode to (a state that did not pack is written
+            // as "RDG2" and comes back packed, as users' states do).
+            let written = try [Self.ridge(1), Self.ridge(5), Self.ridge(3)].map { try RidgeState(serialized: $0.serialized()) }
+            #expect(loaded.map { $0.ridge.serialized() } == written.map { $0.serialized() } && loaded.map(\.ridge) == written)
+            #expect(loaded.map(\.observations) == [1, 3, 0] && loaded.map(\.seq) == [6, 9, 8])
+            #expect(try s.snapshots.loadItemStates(model: "m", version: 2, dimension: 3).isEmpty, "per version")
+            #expect(try s.snapshots.loadItemStates(model: "other", version: 1, dimension: 3).isEmpty, "per model")
+
+            try s.snapshots.saveItemStates(model: "m", version: 1, rows: [ItemStateRow(item: "bb", ridge: Self.ridge(1, dimension: 2), observations: 1, seq: 9)],
+                                           keepingPrevious: false)
+            let error = #expect(throws: StorageError.self) { try reopen().snapshots.loadItemStates(model: "m", version: 1, dimension: 3) }
+            #expect(error?.code == .corrupt)
+            #expect(error?.message.contains("(model m, version 1, item bb)") == true && error?.message.contains("dimension 2") == true,
+                    "\(error?.message ?? "")")
+        }
+    }
+
+    /// Rows written with `keepingPrevious` by a snapshot cut short are put back as they were
+    /// before it (the first kept copy counts); rows it created are deleted; then nothing is kept.
+    @Test(arguments: Backend.allCases)
+    func anInterruptedSnapshotIsRestoredAsOneCut(_ backend: Backend) throws {
+        try withStores(backend) { s, reopen in
+            try Self.writeFirstSnapshot(s.snapshots)
+            #expect(try s.snapshots.restoreInterruptedSnapshot(model: "m", version: 1) == 0, "a first snapshot keeps nothing")
+            let before = try Self.contents(s.snapshots, version: 1)
+            #expect(before.count == 3 + 3 + 2)
+            try Self.writeKeptSnapshot(s.snapshots)
+            #expect(try Self.contents(reopen().snapshots, version: 1) != before)
+            // Put back: u1, u2, i1; deleted: u4, i3.
+            #expect(try reopen().snapshots.restoreInterruptedSnapshot(model: "m", version: 1) == 5)
+            let snapshots = try reopen().snapshots
+            #expect(try Self.contents(snapshots, version: 1) == before)
+            #expect(try snapshots.loadUserState(model: "m", version: 1, uid: "u4", dimension: 3) == nil && snapshots.userCount(model: "m", version: 1) == 3)
+            #expect(try snapshots.loadItemStates(model: "m", version: 1, dimension: 3).map(\.item) == ["i1", "i2"])
+            #expect(try snapshots.restoreInterruptedSnapshot(model: "m", version: 1) == 0, "the kept copies are gone")
+            #expect(try Self.contents(reopen().snapshots, version: 1) == before)
+        }
+    }
+
+    /// A snapshot that completes (its sequence advanced, even to no new value) keeps its rows;
+    /// writes without `keepingPrevious` keep nothing.
+    @Test(arguments: Backend.allCases)
+    func aCompletedSnapshotOrAPlainWriteKeepsNothing(_ backend: Backend) throws {
+        try withStores(backend) { s, reopen in
+            try Self.writeFirstSnapshot(s.snapshots)
+            try Self.writeKeptSnapshot(s.snapshots)
+            let after = try Self.contents(s.snapshots, version: 1)
+            try s.snapshots.advanceSnapshot(model: "m", version: 1, to: 4)
+            #expect(try s.snapshots.snapshotSequence(model: "m", version: 1) == 5, "not lowered")
+            #expect(try reopen().snapshots.restoreInterruptedSnapshot(model: "m", version: 1) == 0)
+            #expect(try Self.contents(reopen().snapshots, version: 1) == after)
+            #expect(try s.snapshots.userCount(model: "m", version: 1) == 4)
+
+            try s.snapshots.saveSnapshot(model: "m", version: 1, rows: [SnapshotRow(uid: "u1", weights: Self.weights(31), seq: 10)])
+            try s.snapshots.saveSnapshot(model: "m", version: 1, rows: [SnapshotRow(uid: "u5", weights: Self.weights(35), seq: 10)],
+                                         observedItems: [ObservedItem(uid: "u5", item: "i1")])
+            try s.snapshots.saveSnapshot(model: "m", version: 1, rows: [SnapshotRow(uid: "u2", weights: Self.weights(32), seq: 10)],
+                                         observedItems: [], keepingPrevious: false)
+            try s.snapshots.saveItemStates(model: "m", version: 1, rows: [ItemStateRow(item: "i4", ridge: Self.ridge(4), observations: 1, seq: 10)],
+                                           keepingPrevious: false)
+            let plain = try Self.contents(s.snapshots, version: 1)
+            #expect(try s.snapshots.restoreInterruptedSnapshot(model: "m", version: 1) == 0)
+            #expect(try Self.contents(reopen().snapshots, version: 1) == plain)
+        }
+    }
+
+    /// A version's item states and kept copies go with it: cleared by a new first snapshot of
+    /// that version only, deleted with its users; a user's erasure drops its kept copies, so a
+    /// restore does not bring it back.
+    @Test(arguments: Backend.allCases)
+    func itemStatesAndKeptCopiesGoWithTheirVersionAndUser(_ backend: Backend) throws {
+        try withStores(backend) { s, reopen in
+            for v in 1...3 {
+                try Self.writeFirstSnapshot(s.snapshots, version: v)
+                try Self.writeKeptSnapshot(s.snapshots, version: v)
+            }
+            try s.snapshots.replaceUsers(model: "m", version: 1, reflecting: 20) { write in
+                try write([SnapshotRow(uid: "u9", weights: Self.weights(9), seq: 20)])
+            }
+            #expect(try s.snapshots.loadItemStates(model: "m", version: 1, dimension: 3).isEmpty)
+            #expect(try s.snapshots.restoreInterruptedSnapshot(model: "m", version: 1) == 0)
+            #expect(try s.snapshots.loadSnapshot(model: "m", version: 1, dimension: 3).users.keys.sorted() == ["u9"])
+            try s.snapshots.deleteUsers(model: "m", versions: [2])
+            #expect(try s.snapshots.loadItemStates(model: "m", version: 2, dimension: 3).isEmpty)
+            #expect(try s.snapshots.restoreInterruptedSnapshot(model: "m", version: 2) == 0)
+            #expect(try s.snapshots.userCount(model: "m", version: 2) == 0, "nothing restored into a deleted version")
+
+            // Version 3 keeps its own; u1 is erased (one row, in version 3; kept copies not counted).
+            #expect(try s.snapshots.loadItemStates(model: "m", version: 3, dimension: 3).map(\.item) == ["i1", "i2", "i3"])
+            #expect(try s.snapshots.deleteUser(model: "m", uid: "u1") == 1)
+            #expect(try reopen().snapshots.restoreInterruptedSnapshot(model: "m", version: 3) == 4, "u2, i1 put back; u4, i3 deleted")
+            let snapshots = try reopen().snapshots
+            #expect(try snapshots.loadUserState(model: "m", version: 3, uid: "u1", dimension: 3) == nil, "the erased user stays erased")
+            #expect(try snapshots.loadSnapshot(model: "m", version: 3, dimension: 3).users.keys.sorted() == ["u2", "u3"])
+            var compact: [String] = []
+            try snapshots.forEachStoredWeights(model: "m", version: 3, dimension: 3) { compact.append($0.uid) }
+            #expect(compact.sorted() == ["u2", "u3"])
+        }
+    }
+
+    /// An injected fault fails `saveItemStates` before it writes anything; item reads and
+    /// restores go through the faults too.
+    @Test(arguments: Backend.allCases)
+    func aFailedSaveOfItemStatesWritesNothing(_ backend: Backend) throws {
+        try withStores(backend) { s, reopen in
+            let faults = Faults()
+            let failing = s.injectingFaults(faults)
+            let rows = [ItemStateRow(item: "i1", ridge: Self.ridge(1), observations: 1, seq: 5)]
+            faults.failNext(.snapshotWrite)
+            #expect(throws: StorageError.self) { try failing.snapshots.saveItemStates(model: "m", version: 1, rows: rows, keepingPrevious: true) }
+            #expect(try reopen().snapshots.loadItemStates(model: "m", version: 1, dimension: 3).isEmpty)
+            #expect(try s.snapshots.restoreInterruptedSnapshot(model: "m", version: 1) == 0, "nothing kept either")
+            faults.failNext(.snapshotRead)
+            #expect(throws: StorageError.self) { try failing.snapshots.loadItemStates(model: "m", version: 1, dimension: 3) }
+            faults.failNext(.snapshotWrite)
+            #expect(throws: StorageError.self) { try failing.snapshots.restoreInterruptedSnapshot(model: "m", version: 1) }
+            #expect(faults.calls(.snapshotWrite) == 2 && faults.calls(.snapshotRead) == 1)
+            try failing.snapshots.saveItemStates(model: "m", version: 1, rows: rows, keepingPrevious: false)
+            #expect(try reopen().snapshots.loadItemStates(model: "m", version: 1, dimension: 3).map(\.item) == ["i1"])
+        }
+    }
 }

@@ -114,6 +114,39 @@ extension SQLiteSnapshotStore {
                 ) WITHOUT ROWID;
                 """)
         }
+        // Items' online ridge states, one row per (model, version, item), and the kept copies of
+        // rows a snapshot overwrote (docs/architecture.md, "Storage semantics"). Both are rowid
+        // tables with their blobs last, for the reason given at `user_ridge`. A kept copy with
+        // `present` 0 records a row that did not exist (its other columns are NULL); `weights`
+        // is a user's compact twin, NULL for an item.
+        migrator.registerMigration("item_state") { db in
+            try db.execute(sql: """
+                CREATE TABLE item_state (
+                    id INTEGER PRIMARY KEY,
+                    model TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    item TEXT NOT NULL,
+                    observations INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
+                    state BLOB NOT NULL,
+                    UNIQUE (model, version, item)
+                );
+                CREATE TABLE snapshot_kept (
+                    model TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    kind TEXT NOT NULL CHECK (kind IN ('user', 'item')),
+                    key TEXT NOT NULL,
+                    present INTEGER NOT NULL,
+                    observations INTEGER,
+                    running_loss REAL,
+                    bootstrapped INTEGER,
+                    seq INTEGER,
+                    weights BLOB,
+                    state BLOB,
+                    PRIMARY KEY (model, version, kind, key)
+                );
+                """)
+        }
         return migrator
     }
 }

@@ -30,14 +30,15 @@ extension SQLiteSnapshotStore {
     }
 }
 
-/// Which snapshot row: its table, model, version and user.
+/// Which snapshot row: its table, model, version and user (or item: `keyName` "item").
 struct SnapshotRowKey {
     var table: String
     var model: String
     var version: Int
     var uid: String
+    var keyName = "uid"
 
     func corrupt(_ problem: String) -> StorageError {
-        StorageError(.corrupt, "snapshot row \(table) (model \(model), version \(version), uid \(uid)) is corrupt: \(problem)")
+        StorageError(.corrupt, "snapshot row \(table) (model \(model), version \(version), \(keyName) \(uid)) is corrupt: \(problem)")
     }
 }

@@ -6,14 +6,16 @@ import OspreyModel
 /// User-weight snapshots in `snapshots.sqlite`, a file of its own so that a snapshot's large
 /// writes never hold up an observation's commit (SQLite has one writer per file). Tables:
 /// `user_ridge` (full ridge states, "RDG3"), `user_weights` (their compact twins, written in the
-/// same transaction), `snapshot` (each version's snapshot sequence), `user_item` (items users
-/// observed) and `user_hot` (the users hot at the last snapshot).
+/// same transaction), `item_state` (items' online ridge states), `snapshot_kept` (the rows a
+/// snapshot in progress overwrote, as they were before it; `SQLiteSnapshotStore+Kept.swift`),
+/// `snapshot` (each version's snapshot sequence), `user_item` (items users observed) and
+/// `user_hot` (the users hot at the last snapshot).
 public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
     /// The snapshot database file inside a data directory.
     public static let fileName = "snapshots.sqlite"
     /// The database the snapshots are in.
     public let database: SQLiteDatabase
-    private var pool: DatabasePool { database.pool }
+    var pool: DatabasePool { database.pool }
 
     /// Opens the snapshot database at `path`; `log` is read once, by the migration that fills
     /// `user_item` from the observations logged before it existed. `lock` is held while the
@@ -32,11 +34,11 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
     public func replaceUsers(model: String, version: Int, reflecting seq: Int64,
                              _ rows: (_ write: ([SnapshotRow]) throws -> Void) throws -> Void) throws {
         try pool.write { db in
-            try db.execute(sql: "DELETE FROM user_ridge WHERE model = ? AND version = ?", arguments: [model, version])
-            try db.execute(sql: "DELETE FROM user_weights WHERE model = ? AND version = ?", arguments: [model, version])
-            try db.execute(sql: "DELETE FROM snapshot WHERE model = ? AND version = ?", arguments: [model, version])
+            for table in ["user_ridge", "user_weights", "item_state", "snapshot_kept", "snapshot"] {
+                try db.execute(sql: "DELETE FROM \(table) WHERE model = ? AND version = ?", arguments: [model, version])
+            }
         }
-        try rows { chunk in try pool.write { db in try Self.insert(chunk, model: model, version: version, db) } }
+        try rows { chunk in try pool.write { db in try Self.insert(chunk, model: model, version: version, keepingPrevious: false, db) } }
         // Last: a version whose snapshot row exists has all its users.
         try pool.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO snapshot (model, version, seq) VALUES (?, ?, ?)", arguments: [model, version, seq])
@@ -65,9 +67,9 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
         }
     }
 
-    public func saveSnapshot(model: String, version: Int, rows: [SnapshotRow], observedItems: [ObservedItem]) throws {
+    public func saveSnapshot(model: String, version: Int, rows: [SnapshotRow], observedItems: [ObservedItem], keepingPrevious: Bool) throws {
         try pool.write { db in
-            try Self.insert(rows, model: model, version: version, db)
+            try Self.insert(rows, model: model, version: version, keepingPrevious: keepingPrevious, db)
             try Self.insert(observedItems, model: model, db)
         }
     }
@@ -88,7 +90,8 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
     /// `user_weights`, in the caller's transaction, so the two never disagree. A user's full row
     /// is updated where it is (an upsert): `INSERT OR REPLACE` would delete it and append it
     /// under a new rowid, rewriting its entry in the unique index and a second leaf page too.
-    private static func insert(_ rows: [SnapshotRow], model: String, version: Int, _ db: Database) throws {
+    /// With `keepingPrevious`, each user's row is kept first (``keepUser(model:version:uid:_:)``).
+    private static func insert(_ rows: [SnapshotRow], model: String, version: Int, keepingPrevious: Bool, _ db: Database) throws {
         let full = try db.cachedStatement(sql: """
             INSERT INTO user_ridge (model, version, uid, state, observations, running_loss, bootstrapped, seq)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -98,6 +101,7 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
         let compact = try db.cachedStatement(
             sql: "INSERT OR REPLACE INTO user_weights (model, version, uid, weights, observations, running_loss, bootstrapped, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         for r in rows {
+            if keepingPrevious { try keepUser(model: model, version: version, uid: r.uid, db) }
             try full.execute(arguments: [model, version, r.uid, Data(r.state), r.observations, r.runningLoss, r.bootstrapped, r.seq])
             try compact.execute(arguments: [model, version, r.uid, SQLiteDatabase.data(r.weights), r.observations, r.runningLoss, r.bootstrapped, r.seq])
         }
@@ -175,16 +179,17 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
         try pool.write { db in
             try db.execute(sql: "UPDATE snapshot SET seq = ? WHERE model = ? AND version = ? AND seq < ?",
                            arguments: [seq, model, version, seq])
+            // The snapshot completed: nothing of it is to be undone.
+            try db.execute(sql: "DELETE FROM snapshot_kept WHERE model = ? AND version = ?", arguments: [model, version])
         }
     }
 
     public func deleteUsers(model: String, versions: [Int]) throws {
         try pool.write { db in
             for v in versions {
-                try db.execute(sql: "DELETE FROM user_ridge WHERE model = ? AND version = ?", arguments: [model, v])
-                try db.execute(sql: "DELETE FROM user_weights WHERE model = ? AND version = ?", arguments: [model, v])
-                try db.execute(sql: "DELETE FROM snapshot WHERE model = ? AND version = ?", arguments: [model, v])
-                try db.execute(sql: "DELETE FROM user_hot WHERE model = ? AND version = ?", arguments: [model, v])
+                for table in ["user_ridge", "user_weights", "item_state", "snapshot_kept", "snapshot", "user_hot"] {
+                    try db.execute(sql: "DELETE FROM \(table) WHERE model = ? AND version = ?", arguments: [model, v])
+                }
             }
         }
     }
@@ -194,6 +199,8 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
             var erased = 0
             // `user_ridge` is the twin of `user_weights`: the same (model, version, uid) rows.
             try db.execute(sql: "DELETE FROM user_ridge WHERE model = ? AND uid = ?", arguments: [model, uid])
+            // So that no restore of an interrupted snapshot brings the user back; not counted.
+            try db.execute(sql: "DELETE FROM snapshot_kept WHERE model = ? AND kind = 'user' AND key = ?", arguments: [model, uid])
             for table in ["user_weights", "user_item", "user_hot"] {
                 try db.execute(sql: "DELETE FROM \(table) WHERE model = ? AND uid = ?", arguments: [model, uid])
                 erased += db.changesCount

@@ -18,8 +18,19 @@ public struct FaultInjectingSnapshotStore: SnapshotStore {
     public func deleteUser(model: String, uid: String) throws -> Int {
         try faults.run(.snapshotWrite) { try base.deleteUser(model: model, uid: uid) }
     }
-    public func saveSnapshot(model: String, version: Int, rows: [SnapshotRow], observedItems: [ObservedItem]) throws {
-        try faults.run(.snapshotWrite) { try base.saveSnapshot(model: model, version: version, rows: rows, observedItems: observedItems) }
+    public func saveSnapshot(model: String, version: Int, rows: [SnapshotRow], observedItems: [ObservedItem], keepingPrevious: Bool) throws {
+        try faults.run(.snapshotWrite) {
+            try base.saveSnapshot(model: model, version: version, rows: rows, observedItems: observedItems, keepingPrevious: keepingPrevious)
+        }
+    }
+    public func saveItemStates(model: String, version: Int, rows: [ItemStateRow], keepingPrevious: Bool) throws {
+        try faults.run(.snapshotWrite) { try base.saveItemStates(model: model, version: version, rows: rows, keepingPrevious: keepingPrevious) }
+    }
+    public func loadItemStates(model: String, version: Int, dimension: Int) throws -> [StoredItemState] {
+        try faults.run(.snapshotRead) { try base.loadItemStates(model: model, version: version, dimension: dimension) }
+    }
+    public func restoreInterruptedSnapshot(model: String, version: Int) throws -> Int {
+        try faults.run(.snapshotWrite) { try base.restoreInterruptedSnapshot(model: model, version: version) }
     }
     public func saveObservedItems(model: String, _ items: [ObservedItem]) throws {
         try faults.run(.snapshotWrite) { try base.saveObservedItems(model: model, items) }

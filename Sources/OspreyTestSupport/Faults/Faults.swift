@@ -18,9 +18,10 @@ public final class Faults: Sendable {
         case versionWrite
         /// A read of the catalogue.
         case versionRead
-        /// A write of the snapshot store (user rows, observed items, hot users, an erasure).
+        /// A write of the snapshot store (user rows, item states, observed items, hot users, a
+        /// restore of kept copies, an erasure).
         case snapshotWrite
-        /// A read of the snapshot store (a start's load, a cold user's rebuild).
+        /// A read of the snapshot store (a start's load, a cold user's rebuild, item states).
         case snapshotRead
         /// A write of the decision log (decisions, assignments, pruning, an erasure).
         case decisionWrite

@@ -11,8 +11,21 @@ public final class MemorySnapshotStore: SnapshotStore, Sendable {
         var version: Int
     }
 
+    /// A row kept by a write with `keepingPrevious`: its previous content, nil when it was absent.
+    private enum Kept {
+        case user(SnapshotRow?)
+        case item(ItemStateRow?)
+    }
+
+    private struct KeptKey: Hashable {
+        var isItem: Bool
+        var key: String
+    }
+
     private struct State {
         var rows: [Key: [String: SnapshotRow]] = [:]
+        var items: [Key: [String: ItemStateRow]] = [:]
+        var kept: [Key: [KeptKey: Kept]] = [:]
         var seq: [Key: Int64] = [:]
         var hot: [Key: [String]] = [:]
         var observed: [String: [String: Set<String>]] = [:]
@@ -27,17 +40,62 @@ public final class MemorySnapshotStore: SnapshotStore, Sendable {
         let key = Key(model: model, version: version)
         state.withLock { s in
             s.rows[key] = [:]
+            s.items[key] = nil
+            s.kept[key] = nil
             s.seq[key] = nil
         }
         try rows { chunk in state.withLock { s in for r in chunk { s.rows[key, default: [:]][r.uid] = r } } }
         state.withLock { $0.seq[key] = seq }
     }
 
-    public func saveSnapshot(model: String, version: Int, rows: [SnapshotRow], observedItems: [ObservedItem]) throws {
+    public func saveSnapshot(model: String, version: Int, rows: [SnapshotRow], observedItems: [ObservedItem], keepingPrevious: Bool) throws {
         let key = Key(model: model, version: version)
         state.withLock { s in
-            for r in rows { s.rows[key, default: [:]][r.uid] = r }
+            for r in rows {
+                // Only the first copy counts: the row as it was before the snapshot.
+                if keepingPrevious, s.kept[key]?[KeptKey(isItem: false, key: r.uid)] == nil {
+                    s.kept[key, default: [:]][KeptKey(isItem: false, key: r.uid)] = .user(s.rows[key]?[r.uid])
+                }
+                s.rows[key, default: [:]][r.uid] = r
+            }
             for i in observedItems { s.observed[model, default: [:]][i.uid, default: []].insert(i.item) }
+        }
+    }
+
+    public func saveItemStates(model: String, version: Int, rows: [ItemStateRow], keepingPrevious: Bool) throws {
+        let key = Key(model: model, version: version)
+        state.withLock { s in
+            for r in rows {
+                if keepingPrevious, s.kept[key]?[KeptKey(isItem: true, key: r.item)] == nil {
+                    s.kept[key, default: [:]][KeptKey(isItem: true, key: r.item)] = .item(s.items[key]?[r.item])
+                }
+                s.items[key, default: [:]][r.item] = r
+            }
+        }
+    }
+
+    public func loadItemStates(model: String, version: Int, dimension: Int) throws -> [StoredItemState] {
+        let rows = state.withLock { $0.items[Key(model: model, version: version)] ?? [:] }
+        // By item id bytewise, as SQLite orders text.
+        return try rows.values.sorted { $0.item.utf8.lexicographicallyPrecedes($1.item.utf8) }.map { r in
+            let ridge = try Self.ridge(r.state, "item_state", model: model, version: version, key: "item \(r.item)", dimension: dimension)
+            return StoredItemState(item: r.item, ridge: ridge, observations: r.observations, seq: r.seq)
+        }
+    }
+
+    public func restoreInterruptedSnapshot(model: String, version: Int) throws -> Int {
+        let key = Key(model: model, version: version)
+        return state.withLock { s in
+            var restored = 0
+            for (k, kept) in s.kept.removeValue(forKey: key) ?? [:] {
+                switch kept {
+                case .user(let row?): s.rows[key, default: [:]][k.key] = row; restored += 1
+                case .item(let row?): s.items[key, default: [:]][k.key] = row; restored += 1
+                case .user(nil): if s.rows[key]?.removeValue(forKey: k.key) != nil { restored += 1 }
+                case .item(nil): if s.items[key]?.removeValue(forKey: k.key) != nil { restored += 1 }
+                }
+            }
+            return restored
         }
     }
 
@@ -53,6 +111,7 @@ public final class MemorySnapshotStore: SnapshotStore, Sendable {
         let key = Key(model: model, version: version)
         state.withLock { s in
             if let old = s.seq[key], old < seq { s.seq[key] = seq }
+            s.kept[key] = nil
         }
     }
 
@@ -105,6 +164,8 @@ public final class MemorySnapshotStore: SnapshotStore, Sendable {
             for v in versions {
                 let key = Key(model: model, version: v)
                 s.rows[key] = nil
+                s.items[key] = nil
+                s.kept[key] = nil
                 s.seq[key] = nil
                 s.hot[key] = nil
             }
@@ -117,6 +178,7 @@ public final class MemorySnapshotStore: SnapshotStore, Sendable {
             for key in s.rows.keys where key.model == model {
                 if s.rows[key]?.removeValue(forKey: uid) != nil { erased += 1 }
             }
+            for key in s.kept.keys where key.model == model { s.kept[key]?[KeptKey(isItem: false, key: uid)] = nil }
             for key in s.hot.keys where key.model == model {
                 let before = s.hot[key]!.count
                 s.hot[key]!.removeAll { $0 == uid }
@@ -137,17 +199,27 @@ public final class MemorySnapshotStore: SnapshotStore, Sendable {
 
     /// A row's full state, checked as the SQLite store checks it.
     private static func weights(_ r: SnapshotRow, model: String, version: Int, dimension: Int) throws -> UserWeights {
-        let ridge: RidgeState
-        do { ridge = try RidgeState(serialized: r.state) } catch {
-            throw corrupt(r, "user_ridge", model: model, version: version, "its state is unreadable (\(error))")
-        }
-        guard ridge.dimension == dimension else {
-            throw corrupt(r, "user_ridge", model: model, version: version, "its state has dimension \(ridge.dimension), the version's is \(dimension)")
-        }
+        let ridge = try ridge(r.state, "user_ridge", model: model, version: version, key: "uid \(r.uid)", dimension: dimension)
         return UserWeights(ridge: ridge, observations: r.observations, runningLoss: r.runningLoss, bootstrapped: r.bootstrapped)
     }
 
+    /// A serialized state of a row named by `key` ("uid u1", "item i1"), checked as the SQLite store checks it.
+    private static func ridge(_ state: [UInt8], _ table: String, model: String, version: Int, key: String, dimension: Int) throws -> RidgeState {
+        let ridge: RidgeState
+        do { ridge = try RidgeState(serialized: state) } catch {
+            throw corrupt(table, model: model, version: version, key, "its state is unreadable (\(error))")
+        }
+        guard ridge.dimension == dimension else {
+            throw corrupt(table, model: model, version: version, key, "its state has dimension \(ridge.dimension), the version's is \(dimension)")
+        }
+        return ridge
+    }
+
     private static func corrupt(_ r: SnapshotRow, _ table: String, model: String, version: Int, _ problem: String) -> StorageError {
-        StorageError(.corrupt, "snapshot row \(table) (model \(model), version \(version), uid \(r.uid)) is corrupt: \(problem)")
+        corrupt(table, model: model, version: version, "uid \(r.uid)", problem)
+    }
+
+    private static func corrupt(_ table: String, model: String, version: Int, _ key: String, _ problem: String) -> StorageError {
+        StorageError(.corrupt, "snapshot row \(table) (model \(model), version \(version), \(key)) is corrupt: \(problem)")
     }
 }

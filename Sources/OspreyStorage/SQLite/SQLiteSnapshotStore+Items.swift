@@ -1,0 +1,40 @@
+import Foundation
+import GRDB
+import OspreyMath
+
+/// Items' online ridge states in `item_state`, one row per (model, version, item), written and
+/// read like users' full states (docs/architecture.md, "Storage semantics").
+extension SQLiteSnapshotStore {
+    public func saveItemStates(model: String, version: Int, rows: [ItemStateRow], keepingPrevious: Bool) throws {
+        guard !rows.isEmpty else { return }
+        try pool.write { db in
+            // An upsert, so a row is updated where it is (see `insert(_:model:version:keepingPrevious:_:)`).
+            let upsert = try db.cachedStatement(sql: """
+                INSERT INTO item_state (model, version, item, observations, seq, state) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (model, version, item) DO UPDATE SET observations = excluded.observations, seq = excluded.seq,
+                    state = excluded.state
+                """)
+            for r in rows {
+                if keepingPrevious { try Self.keepItem(model: model, version: version, item: r.item, db) }
+                try upsert.execute(arguments: [model, version, r.item, r.observations, r.seq, Data(r.state)])
+            }
+        }
+    }
+
+    public func loadItemStates(model: String, version: Int, dimension: Int) throws -> [StoredItemState] {
+        try pool.read { db in
+            // In the order of the unique index (model, version, item): by item, bytewise.
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT item, state, observations, seq FROM item_state WHERE model = ? AND version = ? ORDER BY item",
+                arguments: [model, version])
+            var states: [StoredItemState] = []
+            while let row = try rows.next() {
+                let item: String = row[0]
+                let key = SnapshotRowKey(table: "item_state", model: model, version: version, uid: item, keyName: "item")
+                states.append(StoredItemState(item: item, ridge: try Self.ridgeState(row[1], key, dimension: dimension),
+                                              observations: row[2], seq: row[3]))
+            }
+            return states
+        }
+    }
+}
