@@ -44,6 +44,8 @@ REFUSED = [
     (["serve"], ["--decision-retention", "1e300"], "--decision-retention must be a number between 0 and"),
     (["serve"], ["--max-decisions=-1"], "--max-decisions must be at least 0"),
     (["serve"], ["--hot-users=-1"], "--hot-users must be a number of users"),
+    (["serve"], ["--item-updates=maybe"], "--item-updates must be `on` or `off`"),
+    (["serve"], ["--item-publish-ms=0"], "--item-publish-ms"),
     (["serve"], ["--event-loops", "0"], "--event-loops must be between 1 and 256"),
     (["serve"], ["--scan-threads", "100000"], "--scan-threads must be between 0 and 256"),
     # access tokens (docs/operations.md, "Access tokens"): no open server off loopback by mistake

@@ -45,6 +45,12 @@ extension Manager {
         /// After a start, make the users who were hot at the last snapshot hot again in the
         /// background (``Manager/warmStart(threads:)``), so their first observations need no rebuild.
         public var warmStart: Bool
+        /// Items learn online too (docs/architecture.md, "Items learn online"): every learned
+        /// observation is also an exact ridge step of its item's row. Off: only users learn.
+        public var itemUpdates: Bool
+        /// How often rows items learned online are published to what answers read; each
+        /// publication invalidates the cached answers (docs/operations.md, "Items learn online").
+        public var itemPublishInterval: Duration
 
         public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
                     maxIdentifierLength: Int = InputRules.defaultMaxIdentifierLength,
@@ -53,7 +59,10 @@ extension Manager {
                     autoRetrainLimit: AutoRetrainLimit = .init(), retrainWindow: Int? = nil,
                     predictionCache: PredictionCache.Configuration = .init(), featureCache: FeatureCacheConfiguration = .init(),
                     computedFeatureCache: FeatureCacheConfiguration = .init(capacity: FeatureCacheConfiguration.computedDefault),
-                    exploration: Explorer.Configuration = .init(), hotUsers: Int = 100_000, warmStart: Bool = true) {
+                    exploration: Explorer.Configuration = .init(), hotUsers: Int = 100_000, warmStart: Bool = true,
+                    itemUpdates: Bool = false, itemPublishInterval: Duration = .seconds(1)) {
+            self.itemUpdates = itemUpdates
+            self.itemPublishInterval = itemPublishInterval
             self.computedFeatureCache = computedFeatureCache
             precondition(hotUsers >= 0, "hotUsers must not be negative")
             self.hotUsers = hotUsers

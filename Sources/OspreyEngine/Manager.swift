@@ -24,6 +24,8 @@ public final class Manager: Sendable {
     public let retrainer: Retrainer
     public let snapshotter: Snapshotter
     public let warmStart: WarmStart
+    /// Publishes the rows items learned online (with item updates on).
+    public let itemPublisher: ItemPublisher
     /// Top-k answers under each model's exploration policy, logged as decisions.
     public let explorer: Explorer
     public let exploration: ExplorationControl
@@ -66,15 +68,17 @@ public final class Manager: Sendable {
         snapshotter = Snapshotter(stores: stores, registry: registry, progress: progress, configuration: configuration,
                                   metrics: metrics.snapshots, logger: logger)
         warmStart = WarmStart(registry: registry, enabled: configuration.warmStart, logger: logger)
+        itemPublisher = ItemPublisher(registry: registry, configuration: configuration)
         explorer = Explorer(registry: registry, log: decisions, configuration: configuration.exploration)
         exploration = ExplorationControl(stores: stores, registry: registry, decisions: decisions, logger: logger)
     }
 
     /// The engine's background work, in start order; a service group stops them in reverse on
     /// graceful shutdown: the ingestor answers what is queued, the warm start stops, the
-    /// snapshotter saves every changed user, the decision log writes its buffer, the read-ahead
-    /// threads end. List them before the HTTP server in the group, so the server stops first.
-    public var services: [any Service] { [readAhead, decisions, snapshotter, warmStart, ingestor] }
+    /// item publisher publishes once more, the snapshotter saves every changed user (and item),
+    /// the decision log writes its buffer, the read-ahead threads end. List them before the HTTP
+    /// server in the group, so the server stops first.
+    public var services: [any Service] { [readAhead, decisions, snapshotter, itemPublisher, warmStart, ingestor] }
 
     /// Loads every model of the stores, with its competition if one runs.
     private static func load(_ stores: Stores, loader: Loader, decisions: DecisionLog, configuration: Configuration,

@@ -29,6 +29,27 @@ public struct MaterializedFeatures: CataloguedFeatures {
         scanTable = ItemScanTable(table: table, offsets: offsets, rows: ids.count, stride: s, dimension: dimension)
     }
 
+    private init(dimension: Int, stride: Int, catalog: ItemCatalog, table: [Float], offsets: [Float]) {
+        self.dimension = dimension
+        self.stride = stride
+        self.catalog = catalog
+        self.table = table
+        self.offsets = offsets
+        scanTable = ItemScanTable(table: table, offsets: offsets, rows: catalog.count, stride: stride, dimension: dimension)
+    }
+
+    /// The same items with the given rows replaced (each `features` of ``stride`` floats) and a
+    /// scan table made again. O(items · d).
+    public func replacingRows(_ rows: [(row: Int, features: [Float], offset: Float)]) -> MaterializedFeatures {
+        var table = self.table, offsets = self.offsets
+        for r in rows {
+            precondition(r.features.count == stride, "a replacement row must have \(stride) floats")
+            table.replaceSubrange((r.row * stride)..<((r.row + 1) * stride), with: r.features)
+            offsets[r.row] = r.offset
+        }
+        return MaterializedFeatures(dimension: dimension, stride: stride, catalog: catalog, table: table, offsets: offsets)
+    }
+
     @inlinable
     public func withFeatures<R>(item: Int, _ body: (UnsafePointer<Float>, Float) throws -> R) rethrows -> R {
         try table.withUnsafeBufferPointer { try body($0.baseAddress! + item * stride, offsets[item]) }

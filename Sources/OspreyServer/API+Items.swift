@@ -119,6 +119,7 @@ struct ItemResponse: APIResponse {
             }
             w.field("hidden", info.hidden)
             w.field("source", info.source.rawValue)
+            if let observations = info.observations { w.field("observations", observations) }
             w.field("version", info.version)
         }
     }

@@ -38,6 +38,8 @@ enum Bounds {
 
     /// A TCP port.
     static let port = 0...65_535
+    /// Milliseconds between publications of items' online rows (a day at most).
+    static let publishMilliseconds = 1...86_400_000
     /// A request body's largest size: at least 1 KiB, at most 1 GiB.
     static let bodyBytes = 1024...(1 << 30)
     /// Entries of a cache (prediction, feature, repopulation), allocated up front.

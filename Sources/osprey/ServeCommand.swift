@@ -85,6 +85,8 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Users per model whose full ridge state stays in memory (the hot tier; `all`: every user, no tiering). Every user's weights stay in memory regardless; a cold user's state is rebuilt from the snapshot and the log when it learns.") var hotUsers = "100000"
     @Flag(inversion: .prefixedNo, help: "After a start, make the users who were hot at the last snapshot (each snapshot and a graceful stop record them) hot again in the background, so their first observations need no rebuild.")
     var warmStart = true
+    @Option(help: "Items learn online too: `on` makes every learned observation an exact ridge step of its item's row as well as its user's (snapshotted and replayed like users); `off` learns users only.") var itemUpdates = "off"
+    @Option(help: "Milliseconds between publications of the item rows learned online to what answers read; each publication invalidates cached answers (with --item-updates on).") var itemPublishMs = 1000
     @Flag(inversion: .prefixedNo, help: "Answer predict, in-memory topk and observe (without event_id) requests on the network event loops, past the router (off: every request goes through the router).")
     var fastPath = true
     @Option(help: "Network event-loop threads (default: half the cores, at least one).") var eventLoops: Int?
@@ -118,6 +120,8 @@ struct ServeOptions: ParsableArguments {
         try Bounds.check("thompson-samples", thompsonSamples, Bounds.posteriorSamples)
         try Bounds.check("decision-retention", decisionRetention, Bounds.retentionHours)
         try Bounds.check("max-decisions", maxDecisions, 0...Int.max)
+        guard ["on", "off"].contains(itemUpdates) else { throw ValidationError("--item-updates must be `on` or `off`, not `\(itemUpdates)`") }
+        try Bounds.check("item-publish-ms", itemPublishMs, Bounds.publishMilliseconds)
         guard hotUserCount != nil else { throw ValidationError("--hot-users must be a number of users (0 or more) or `all`") }
         if let eventLoops { try Bounds.check("event-loops", eventLoops, Bounds.eventLoops) }
         if let scanThreads { try Bounds.check("scan-threads", scanThreads, Bounds.scanThreads) }
@@ -200,7 +204,8 @@ func serve(_ o: ServeOptions, tls: ServerTLS? = nil, autoRetrainByDefault: Bool 
             featureCache: .init(capacity: o.featureCache, policy: policy),
             exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog,
                                decisionRetention: retention),
-            hotUsers: hotUsers, warmStart: o.warmStart), metrics: .prometheus(), logger: logger)
+            hotUsers: hotUsers, warmStart: o.warmStart, itemUpdates: o.itemUpdates == "on",
+            itemPublishInterval: .milliseconds(o.itemPublishMs)), metrics: .prometheus(), logger: logger)
     let tokens = try o.accessTokens()
     let server = ServerConfiguration(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes, fastPath: o.fastPath,
                                      eventLoops: o.eventLoops, scanThreads: o.scanThreads,

@@ -9,7 +9,7 @@ struct ServicesTests {
     @Test func aGracefulShutdownStopsEveryService() async throws {
         let t = try TrainedStore()
         let m = try Manager(stores: t.stores, logger: quiet)
-        #expect(m.services.count == 5)
+        #expect(m.services.count == 6)
         let uid = t.ratings[0].uid
         try await m.withServices(logger: quiet) {
             try await m.observe(model: "demo", [(uid, "i1", 5)])

@@ -117,6 +117,11 @@ public final class Snapshotter: Service, Sendable {
     private func snapshot(_ model: ServedModel) throws -> Int {
         var saved = 0
         for state in model.learningStates {
+            if let items = state.itemLearner {
+                saved += try snapshotAtOneCut(state, items: items, of: model)
+                saveHotUsers(of: state, model: model)
+                continue
+            }
             let version = state.version.number
             // Each capture and its write under `snapshotWrites`: an erasure waits for the write,
             // so nothing captured before it is written after it (docs/operations.md, "Erasing a user").
@@ -168,20 +173,81 @@ public final class Snapshotter: Service, Sendable {
                 throw error
             }
             saved += changed.count
-            // For the next start's warm start: who is hot now that the changed users are saved.
-            if state.users.isTiered {
-                do {
-                    try progress.snapshotWrites.withLock { _ in
-                        try stores.snapshots.saveHotUsers(model: model.name, version: version, state.users.hotUids())
-                    }
-                } catch {
-                    logger.warning("could not record the hot users for the next warm start", metadata: [
-                        "model.name": "\(model.name)", "model.version": "\(version)", "error": "\(error)",
-                    ])
-                }
-            }
+            saveHotUsers(of: state, model: model)
         }
         return saved
+    }
+
+    /// For the next start's warm start: records who is hot now that the changed users are saved.
+    /// A failure is logged; the snapshot stands.
+    private func saveHotUsers(of state: ServingState, model: ServedModel) {
+        guard state.users.isTiered else { return }
+        let version = state.version.number
+        do {
+            try progress.snapshotWrites.withLock { _ in
+                try stores.snapshots.saveHotUsers(model: model.name, version: version, state.users.hotUids())
+            }
+        } catch {
+            logger.warning("could not record the hot users for the next warm start", metadata: [
+                "model.name": "\(model.name)", "model.version": "\(version)", "error": "\(error)",
+            ])
+        }
+    }
+
+    /// With item updates, a state's users and items are saved as of one cut: a user's update
+    /// reads its item's row and an item's update reads its user's weights, so a restart replays
+    /// exactly only from states that all reflect the same sequence. Under the learning lock the
+    /// cut takes the sequence learned, every changed user's and item's state (O(1) each: a
+    /// state shares its storage until it is next learned, then is copied) and the items users
+    /// observed; the rows are then written in chunks, each keeping the rows it overwrites
+    /// (``SnapshotStore/saveSnapshot(model:version:rows:observedItems:keepingPrevious:)``),
+    /// until the snapshot's sequence advances and drops them. A snapshot cut short is put back
+    /// at the next start (``SnapshotStore/restoreInterruptedSnapshot(model:version:)``).
+    /// `snapshotWrites` is held throughout, so an erasure waits for the whole snapshot.
+    /// Returns the users saved. O(changed users · d² + changed items · d²).
+    private func snapshotAtOneCut(_ state: ServingState, items: ItemLearner, of model: ServedModel) throws -> Int {
+        let version = state.version.number
+        return try progress.snapshotWrites.withLock { _ in
+            let (cut, unlearned, users, changedItems, observed) = progress.applied.withLock { seq in
+                let changed = state.users.takeChanged()
+                return (seq, state.users.earliestUnlearned, changed.compactMap { uid in state.users.captureHot(uid).map { (uid, $0) } },
+                        items.takeChanged(), state.observed.takeAll())
+            }
+            let features = state.features
+            var written = 0
+            do {
+                do {
+                    try stores.snapshots.saveObservedItems(model: model.name, observed)
+                    state.observed.finishSaving(observed)
+                } catch {
+                    state.observed.putBack(observed)
+                    throw error
+                }
+                while written < users.count {
+                    let chunk = users[written..<min(written + Self.snapshotChunk, users.count)]
+                    let rows = chunk.map { SnapshotRow(uid: $0.0, weights: $0.1.weights, seq: cut) }
+                    try stores.snapshots.saveSnapshot(model: model.name, version: version, rows: rows, observedItems: [],
+                                                      keepingPrevious: true)
+                    state.users.finishSnapshot(chunk.map(\.0))
+                    written += chunk.count
+                }
+                var start = 0
+                while start < changedItems.count {
+                    let chunk = changedItems[start..<min(start + Self.snapshotChunk, changedItems.count)]
+                    let rows = chunk.map {
+                        ItemStateRow(item: features.id(of: $0.row), ridge: $0.item.ridge, observations: $0.item.observations, seq: cut)
+                    }
+                    try stores.snapshots.saveItemStates(model: model.name, version: version, rows: rows, keepingPrevious: true)
+                    start += chunk.count
+                }
+                try stores.snapshots.advanceSnapshot(model: model.name, version: version, to: min(cut, (unlearned ?? .max) - 1))
+            } catch {
+                state.users.markChanged(users[written...].map(\.0))
+                items.markChanged(changedItems.map(\.row))
+                throw error
+            }
+            return users.count
+        }
     }
 
     /// ``snapshot()`` on a background thread of its own (``BackgroundThread``: below the

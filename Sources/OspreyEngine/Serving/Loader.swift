@@ -40,10 +40,15 @@ struct Loader: Sendable {
     func load(model: String, version number: Int, through: Int64 = .max, continuing: Continuing,
               warmStart: Bool = false) throws -> (ServingState, Int64) {
         let version = try stores.versions.loadVersion(model: model, number: number)
+        // A snapshot of users and items cut short puts back what it overwrote: the rows are one
+        // cut again. Only such snapshots keep what they overwrite, and their kept copies stay
+        // valid until a snapshot completes, so a start with item updates off can leave them.
+        if configuration.itemUpdates { try stores.snapshots.restoreInterruptedSnapshot(model: model, version: number) }
         let observed = continuing.observed ?? ObservedItems.stored(in: stores, model: model)
         let catalogue = try continuing.catalogue ?? ItemCatalogue.stored(in: stores, model: model)
         let metrics = continuing.metrics.forState()
-        let users = userStore(for: version, observed: observed, catalogue: catalogue, metrics: metrics.users)
+        let learner = itemLearner(for: version)
+        let users = userStore(for: version, observed: observed, catalogue: catalogue, items: learner, metrics: metrics.users)
         let snapshot: UserSnapshot
         if users.hotUsers == .max {
             var full = try stores.snapshots.loadSnapshot(model: model, version: number, dimension: version.dimension)
@@ -62,7 +67,10 @@ struct Loader: Sendable {
             if warmStart { users.setWarmStart(try stores.snapshots.hotUsers(model: model, version: number)) }
             snapshot = UserSnapshot(seq: seq, users: [:], ahead: ahead)
         }
-        let state = servingState(version, users: users, observed: observed, catalogue: catalogue, metrics: metrics)
+        if let learner {
+            try restoreItems(learner, version: version, catalogue: catalogue, users: users, seq: snapshot.seq, ratings: nil)
+        }
+        let state = servingState(version, users: users, observed: observed, catalogue: catalogue, items: learner, metrics: metrics)
         let last = try state.replay(log: stores.log, after: snapshot.seq, through: through, skipping: snapshot)
         return (state, max(last, snapshot.seq))
     }
@@ -71,31 +79,98 @@ struct Loader: Sendable {
     /// written (``Stores/storeVersion(_:reflecting:trainingRatings:serve:stored:each:)``):
     /// compact rows (`cold`, tiered) or full states (`hot`, untiered). It reflects the log up to
     /// what they reflect; the install replays the rest. `baselineAtMost` holds it to the best
-    /// baseline the model has met. O(users · d), or O(users · d²) untiered.
-    /// - Throws: ``StorageError`` when a first load cannot read the item catalogue.
+    /// baseline the model has met. With item updates, the items' states start from `ratings`
+    /// (the ratings it was trained on) and are stored with it (``restoreItems``). O(users · d),
+    /// or O(users · d²) untiered, plus the items' states.
+    /// - Throws: ``StorageError`` when a first load cannot read the item catalogue or the items'
+    ///   states cannot be stored.
     func load(trained version: ModelVersion, cold: [StoredWeights], hot: [(uid: String, weights: UserWeights)],
-              baselineAtMost: Double?, continuing: Continuing) throws -> ServingState {
+              ratings: [Rating], baselineAtMost: Double?, continuing: Continuing) throws -> ServingState {
         let observed = continuing.observed ?? ObservedItems.stored(in: stores, model: version.model)
         let catalogue = try continuing.catalogue ?? ItemCatalogue.stored(in: stores, model: version.model)
         let metrics = continuing.metrics.forState()
-        let users = userStore(for: version, observed: observed, catalogue: catalogue, metrics: metrics.users)
+        let learner = itemLearner(for: version)
+        let users = userStore(for: version, observed: observed, catalogue: catalogue, items: learner, metrics: metrics.users)
         users.reserve(users: cold.count + hot.count)
         for row in cold { users.insertCold(row) }
         for (uid, w) in hot { users.insertHot(uid, w) }
-        return servingState(version, users: users, observed: observed, catalogue: catalogue, metrics: metrics,
+        if let learner {
+            try restoreItems(learner, version: version, catalogue: catalogue, users: users,
+                             seq: version.metadata.trainedThroughSeq ?? 0, ratings: ratings)
+        }
+        return servingState(version, users: users, observed: observed, catalogue: catalogue, items: learner, metrics: metrics,
                             baselineAtMost: baselineAtMost)
     }
 
-    private func userStore(for version: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue,
+    /// An empty item learner for `version` when items learn online, else nil.
+    private func itemLearner(for version: ModelVersion) -> ItemLearner? {
+        configuration.itemUpdates ? ItemLearner(ridge: ItemRidge(version: version), lambda: version.lambda) : nil
+    }
+
+    /// Items' states written per transaction when a version's first ones are stored.
+    static let itemStateChunk = 100
+
+    /// Gives `learner` the version's stored item states. A version with none (trained with item
+    /// updates off, or just trained) starts each trained item from its served row with the
+    /// statistics of its training ratings, each with its rater's weights as `users` hold them
+    /// (``ItemRidge/trainedStates(features:ratings:userWeights:lambda:scaledLambda:start:threads:)``),
+    /// and stores them as reflecting `seq`, so every later start begins from the same states.
+    /// O(items · d²) to read, or O(ratings · d² + items · d³) to start.
+    private func restoreItems(_ learner: ItemLearner, version: ModelVersion, catalogue: ItemCatalogue, users: UserWeightStore,
+                              seq: Int64, ratings: [Rating]?) throws {
+        let features = ServingFeatures(uncached: version, catalogue: catalogue)
+        let stored = try stores.snapshots.loadItemStates(model: version.model, version: version.number,
+                                                         dimension: learner.ridge.parameterCount)
+        var items: [Int: ItemLearner.Item] = [:]
+        for s in stored {
+            guard let row = features.row(of: s.item) else {
+                throw StorageError(.corrupt, "item \(s.item) of \(version.model) v\(version.number) has an online state but is neither trained nor in the catalogue")
+            }
+            items[row] = .init(ridge: s.ridge, observations: s.observations, seq: s.seq)
+        }
+        if stored.isEmpty {
+            let d = version.dimension
+            let states = try learner.ridge.trainedStates(
+                features: version.features, ratings: try ratings ?? trainingRatings(of: version),
+                userWeights: { uid in users.read(uid) { $0.map { Array(UnsafeBufferPointer(start: $0.weights, count: d)) } } },
+                lambda: version.metadata.lambda, scaledLambda: version.metadata.scaledLambda, threads: configuration.retrainThreads)
+            var rows: [ItemStateRow] = []
+            for (row, state) in states.enumerated() {
+                items[row] = .init(ridge: state, observations: 0, seq: seq)
+                rows.append(ItemStateRow(item: version.features.catalog.ids[row], ridge: state, observations: 0, seq: seq))
+                if rows.count == Self.itemStateChunk || row == states.count - 1 {
+                    try stores.snapshots.saveItemStates(model: version.model, version: version.number, rows: rows, keepingPrevious: false)
+                    rows.removeAll(keepingCapacity: true)
+                }
+            }
+        }
+        learner.restore(items)
+    }
+
+    /// The ratings version `version` was trained on, as a retrain gathers them: the model's
+    /// initial ratings and its log up to the version's span, without the validation sample.
+    /// O(ratings + log).
+    private func trainingRatings(of version: ModelVersion) throws -> [Rating] {
+        var ratings = try stores.versions.initialRatings(model: version.model)
+        guard let through = version.metadata.trainedThroughSeq else { return ratings }
+        try stores.log.forEachObservation(model: version.model, after: 0) { logged in
+            guard logged.seq <= through, !configuration.monitor.holdsOut(seq: logged.seq) else { return }
+            let o = logged.observation
+            ratings.append(Rating(uid: o.uid, item: o.item, label: o.label, timestamp: o.time))
+        }
+        return ratings
+    }
+
+    private func userStore(for version: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue, items: ItemLearner?,
                            metrics: UserMetrics) -> UserWeightStore {
         UserWeightStore(stride: version.features.stride, hotUsers: configuration.hotUsers,
-                        rebuild: rebuilder(version, observed: observed, catalogue: catalogue), metrics: metrics)
+                        rebuild: rebuilder(version, observed: observed, catalogue: catalogue, items: items), metrics: metrics)
     }
 
     private func servingState(_ version: ModelVersion, users: UserWeightStore, observed: ObservedItems, catalogue: ItemCatalogue,
-                              metrics: ModelMetrics.StateMetrics, baselineAtMost: Double? = nil) -> ServingState {
+                              items: ItemLearner?, metrics: ModelMetrics.StateMetrics, baselineAtMost: Double? = nil) -> ServingState {
         ServingState(
-            version: version, users: users, observed: observed, catalogue: catalogue, monitor: configuration.monitor,
+            version: version, users: users, observed: observed, catalogue: catalogue, itemLearner: items, monitor: configuration.monitor,
             baselineAtMost: baselineAtMost,
             predictions: PredictionCache(configuration: configuration.predictionCache, metrics: metrics.predictions),
             features: configuration.featureCache, featureMetrics: metrics.features,
@@ -105,8 +180,10 @@ struct Loader: Sendable {
     /// How a cold user of version `v` is rebuilt: its full snapshot row (a point read); after a
     /// failed rebuild, also the user's log entries in the range asked for (those after the row),
     /// applied as ``ServingState/apply(_:to:version:validation:)`` applies them live and recorded
-    /// in `observed`. O(d²), plus the replay.
-    private func rebuilder(_ v: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue) -> UserWeightStore.Rebuild {
+    /// in `observed`; with item updates, against the items' live rows, which do not learn them
+    /// again. O(d²), plus the replay.
+    private func rebuilder(_ v: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue,
+                           items: ItemLearner?) -> UserWeightStore.Rebuild {
         let stores = stores, validation = configuration.monitor
         let features = ServingFeatures(uncached: v, catalogue: catalogue)
         return { uid, replay in
@@ -116,7 +193,7 @@ struct Loader: Sendable {
             var w = stored.weights
             if let replay, replay.upperBound > stored.seq + 1 {
                 try stores.log.forEachObservation(model: v.model, uid: uid, in: max(replay.lowerBound, stored.seq + 1)..<replay.upperBound) { logged in
-                    _ = ServingState.apply(logged, to: &w, features: features, validation: validation)
+                    _ = ServingState.apply(logged, to: &w, features: features, items: items.map { ($0, false) }, validation: validation)
                     observed.insert(uid: uid, item: logged.observation.item)
                 }
             }

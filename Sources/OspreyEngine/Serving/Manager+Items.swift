@@ -9,6 +9,9 @@ public enum ItemSource: String, Sendable {
     case attributes
     /// The mean trained item: the version has no attribute map, or the item no attributes.
     case mean
+    /// Learned online (item updates on): the item's row has moved with its observations since
+    /// the version started, from whichever start above.
+    case online
 }
 
 /// What `GET /v1/models/{model}/items/{item}` reports about an item.
@@ -20,6 +23,9 @@ public struct ItemInfo: Sendable, Equatable {
     public var hidden: Bool
     /// Where the serving version's vector for it comes from.
     public var source: ItemSource
+    /// The observations the serving version's item state has learned online (nil: item updates
+    /// off).
+    public var observations: Int?
     /// The serving version.
     public var version: Int
 }
@@ -77,8 +83,8 @@ extension Manager {
         changedCatalogue(model)
     }
 
-    /// What the model serves of item `id`: its attributes, hidden flag and where its vector comes
-    /// from. O(1).
+    /// What the model serves of item `id`: its attributes, hidden flag, where its vector comes
+    /// from and, with item updates, the observations it learned online. O(1).
     /// - Throws: ``OspreyError`` `unknownModel`, `unknownItem` when the item is neither trained
     ///   nor in the catalogue.
     public func item(model name: String, id: String) throws -> ItemInfo {
@@ -86,10 +92,11 @@ extension Manager {
         let record = state.catalogue.item(id)
         let trained = state.version.features.catalog.row(of: id) != nil
         guard trained || record != nil else { throw OspreyError.unknownItem(id, model: name, version: state.version.number) }
-        let source: ItemSource = trained ? .trained
+        let observations = state.itemLearner.map { learner in state.features.row(of: id).map { learner.observations(row: $0) } ?? 0 }
+        let source: ItemSource = (observations ?? 0) > 0 ? .online : trained ? .trained
             : state.version.computed != nil && !(record?.attributes.isEmpty ?? true) ? .attributes : .mean
         return ItemInfo(id: id, attributes: record?.attributes ?? [:], hidden: record?.hidden ?? false, source: source,
-                        version: state.version.number)
+                        observations: observations, version: state.version.number)
     }
 
     /// Runs a catalogue write, as `unavailable` when the store fails.

@@ -7,8 +7,10 @@ import OspreyModel
 /// attributes by the version's computed function through the feature cache (Velox §5).
 ///
 /// A computed vector is cached under the item's index tagged with its revision, so a changed
-/// item's old vector is never read again (it ages out). O(d) for a trained row or a cached one;
-/// a miss adds the computed function's cost.
+/// item's old vector is never read again (it ages out). With item updates on, the rows items
+/// learned online replace these as they are published (``publishing(_:)``): a trained row in a
+/// new table, a catalogue row in ``online``. O(d) for a trained row or a cached one; a miss
+/// adds the computed function's cost.
 public struct ServingFeatures: FeatureFunction {
     /// The version's trained table.
     public let table: MaterializedFeatures
@@ -18,6 +20,9 @@ public struct ServingFeatures: FeatureFunction {
     let computed: ComputedFeatures
     let computedCache: FeatureCache<ComputedFeatures>?
     let catalogue: ItemCatalogue
+    /// Catalogue items' rows learned online as last published, by catalogue index: they take
+    /// the place of the computed ones.
+    let online: [Int: (features: [Float], offset: Float)]
     /// Version `v`'s features over `catalogue`, without caches: the same bits as a cached
     /// state's (a cache holds copies). For a cold user's rebuild.
     init(uncached v: ModelVersion, catalogue: ItemCatalogue) {
@@ -26,12 +31,33 @@ public struct ServingFeatures: FeatureFunction {
     }
 
     init(table: MaterializedFeatures, tableCache: FeatureCache<MaterializedFeatures>?, computed: ComputedFeatures,
-         computedCache: FeatureCache<ComputedFeatures>?, catalogue: ItemCatalogue) {
+         computedCache: FeatureCache<ComputedFeatures>?, catalogue: ItemCatalogue,
+         online: [Int: (features: [Float], offset: Float)] = [:]) {
         self.table = table
         self.tableCache = tableCache
         self.computed = computed
         self.computedCache = computedCache
         self.catalogue = catalogue
+        self.online = online
+    }
+
+    /// These features with `rows` (learned online, each of ``stride`` floats) published: trained
+    /// rows in a new table (and a new table cache from `tableCache`, since the old one holds old
+    /// rows), catalogue rows in ``online``. O(items · d) when a trained row changed, else
+    /// O(changed · d).
+    func publishing(_ rows: [(row: Int, features: [Float], offset: Float)],
+                    tableCache makeCache: (MaterializedFeatures) -> FeatureCache<MaterializedFeatures>?) -> ServingFeatures {
+        let n = trained
+        let trainedRows = rows.filter { $0.row < n }
+        var online = self.online
+        for r in rows where r.row >= n { online[r.row - n] = (r.features, r.offset) }
+        guard !trainedRows.isEmpty else {
+            return ServingFeatures(table: table, tableCache: tableCache, computed: computed, computedCache: computedCache,
+                                   catalogue: catalogue, online: online)
+        }
+        let table = self.table.replacingRows(trainedRows)
+        return ServingFeatures(table: table, tableCache: makeCache(table), computed: computed, computedCache: computedCache,
+                               catalogue: catalogue, online: online)
     }
 
     public var dimension: Int { table.dimension }
@@ -45,6 +71,7 @@ public struct ServingFeatures: FeatureFunction {
             return try table.withFeatures(item: item, body)
         }
         let index = item - trained
+        if !online.isEmpty, let row = online[index] { return try row.features.withUnsafeBufferPointer { try body($0.baseAddress!, row.offset) } }
         if let computedCache {
             return try computedCache.withFeatures(item: index | catalogue.revision(at: index) << 32, body)
         }

@@ -20,8 +20,15 @@ public final class ServingState: Sendable {
     /// The model's catalogue: items' attributes and hidden flags (shared by its states).
     public let catalogue: ItemCatalogue
     /// What this state scores with: the version's trained table, then the catalogue's items
-    /// computed from their attributes (``ServingFeatures``).
-    public let features: ServingFeatures
+    /// computed from their attributes (``ServingFeatures``), with the rows items learned online
+    /// as last published (``publishItems()``). Read it once per answer: all of one answer's
+    /// scores then come from one publication.
+    public var features: ServingFeatures { published.withLock { $0 } }
+    private let published: Mutex<ServingFeatures>
+    /// The items' online states (nil: item updates off; docs/architecture.md, "Items learn online").
+    let itemLearner: ItemLearner?
+    /// Makes the table's feature cache for a new table.
+    private let tableCache: @Sendable (MaterializedFeatures) -> FeatureCache<MaterializedFeatures>?
     /// Which rows are hidden or served from attributes, as of a catalogue generation.
     private let itemView = Mutex<ItemView?>(nil)
     /// Which observations are the validation sample.
@@ -33,8 +40,9 @@ public final class ServingState: Sendable {
     ///   - features: this state's feature cache, recording into `featureMetrics`.
     ///   - computedFeatures: the cache of vectors computed from attributes, recording into
     ///     `computedMetrics`.
+    ///   - itemLearner: the items' online states, or nil when items do not learn online.
     init(version: ModelVersion, users: UserWeightStore, observed: ObservedItems = ObservedItems(),
-         catalogue: ItemCatalogue = ItemCatalogue(),
+         catalogue: ItemCatalogue = ItemCatalogue(), itemLearner: ItemLearner? = nil,
          monitor: QualityMonitor.Configuration = .init(), baselineAtMost: Double? = nil,
          predictions: PredictionCache = PredictionCache(),
          features: FeatureCacheConfiguration = .init(), featureMetrics: CacheMetrics = .init(countsStale: false),
@@ -45,17 +53,25 @@ public final class ServingState: Sendable {
         self.observed = observed
         self.catalogue = catalogue
         self.predictions = predictions
+        self.itemLearner = itemLearner
         let computed = ComputedFeatures(version.computedFeatures, source: catalogue)
-        self.features = ServingFeatures(
+        let tableCache: @Sendable (MaterializedFeatures) -> FeatureCache<MaterializedFeatures>? = { [features] table in
+            features.capacity > 0 ? FeatureCache(table, capacity: features.capacity, policy: features.policy, metrics: featureMetrics) : nil
+        }
+        self.tableCache = tableCache
+        var served = ServingFeatures(
             table: version.features,
-            tableCache: features.capacity > 0
-                ? FeatureCache(version.features, capacity: features.capacity, policy: features.policy, metrics: featureMetrics)
-                : nil,
+            tableCache: tableCache(version.features),
             computed: computed,
             computedCache: computedFeatures.capacity > 0
                 ? FeatureCache(computed, capacity: computedFeatures.capacity, policy: computedFeatures.policy, metrics: computedMetrics)
                 : nil,
             catalogue: catalogue)
+        if let itemLearner {
+            // The rows a snapshot or a start gave the items, published before anything is served.
+            served = served.publishing(itemLearner.takeUnpublished(stride: served.stride), tableCache: tableCache)
+        }
+        published = Mutex(served)
         validation = monitor
         let own = version.metadata.validationRMSE.map { $0 * $0 }
         let baseline = [own, baselineAtMost].compactMap { $0 }.min()
@@ -73,6 +89,23 @@ public final class ServingState: Sendable {
     /// when there are. O(d) on a hit or without a cache.
     func score(weights: UnsafePointer<Float>, item: Int) -> Float {
         features.score(weights: weights, item: item)
+    }
+
+    /// Publishes the rows items learned online since the last publication to ``features``, then
+    /// invalidates the cached answers (their scores used the old rows). Returns the rows
+    /// published. O(items · d) when a trained item changed (a new table and scan table), else
+    /// O(changed · d); the learner's lock is held only while the changed rows are copied.
+    @discardableResult
+    func publishItems() -> Int {
+        guard let itemLearner else { return 0 }
+        let current = features
+        let rows = itemLearner.takeUnpublished(stride: current.stride)
+        guard !rows.isEmpty else { return 0 }
+        let next = current.publishing(rows, tableCache: tableCache)
+        // Only the publisher replaces the features, so nothing was published in between.
+        published.withLock { $0 = next }
+        predictions.invalidateAll()
+        return rows.count
     }
 
     /// The rows a whole-catalogue answer leaves out or adds to the trained table's scan.
@@ -133,11 +166,11 @@ public final class ServingState: Sendable {
         // Recorded before the user's epoch moves (the update counts the observation): an answer
         // computed at the new epoch, and cached under it, excludes the item.
         observed.insert(uid: o.uid, item: o.item)
-        let features = self.features
+        let features = self.features, items = itemLearner
         let outcome = try users.update(o.uid, before: logged.seq, create: {
             UserWeights(ridge: .init(prior: v.prior, lambda: v.lambda), bootstrapped: true)
         }) { w in
-            Self.apply(logged, to: &w, features: features, validation: validation)
+            Self.apply(logged, to: &w, features: features, items: items.map { ($0, true) }, validation: validation)
         }
         guard let outcome else { return false }
         return monitor.withLock { m in
@@ -152,9 +185,13 @@ public final class ServingState: Sendable {
 
     /// Applies one logged observation to a user's state: counted only for an item neither the
     /// version nor the catalogue knows, scored for the validation sample, learned otherwise (a
-    /// catalogue item with its vector computed from its attributes as they are now). Returns its
-    /// squared prequential error and whether it was held out (nil for an unknown item). O(d²).
+    /// catalogue item with its vector computed from its attributes as they are now). With item
+    /// updates (`items`), the item's live row is used, and first, when `learning` the items too,
+    /// the item learns the observation with the user's weights as they are before it. Returns
+    /// its squared prequential error and whether it was held out (nil for an unknown item).
+    /// O(d²).
     static func apply(_ logged: LoggedObservation, to w: inout UserWeights, features: ServingFeatures,
+                      items: (learner: ItemLearner, learning: Bool)? = nil,
                       validation: QualityMonitor.Configuration) -> (loss: Double, heldOut: Bool)? {
         let o = logged.observation
         guard let row = features.row(of: o.item) else {
@@ -162,10 +199,17 @@ public final class ServingState: Sendable {
             return nil
         }
         let heldOut = validation.holdsOut(seq: logged.seq)
-        return features.withFeatures(item: row) { f, offset in
+        func learn(_ f: UnsafePointer<Float>, _ offset: Float) -> (loss: Double, heldOut: Bool) {
             if heldOut { return (w.countHeldOut(features: f, target: o.label - offset), true) }
             return (w.learn(features: f, target: o.label - offset), false)
         }
+        guard let items else { return features.withFeatures(item: row, learn) }
+        if items.learning, !heldOut {
+            w.ridge.weights.withUnsafeBufferPointer { user in
+                items.learner.learn(row: row, userWeights: user.baseAddress!, label: o.label, seq: logged.seq, features: features)
+            }
+        }
+        return items.learner.withRow(row, features: features, learn)
     }
 
     /// Learns the model's logged observations with sequence in (`after`, `through`], skipping

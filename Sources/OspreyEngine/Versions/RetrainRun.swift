@@ -130,8 +130,8 @@ struct RetrainRun {
     /// The new version's serving state, continuing the model's counts and rated items. It is
     /// held to the best standard the model has met, not only its own: a retrain that did not
     /// recover (say, fitted on data still from before a drift) stays subject to the next one.
-    func load(_ stored: Stored) throws -> ServingState {
-        try loader.load(trained: stored.version, cold: stored.cold, hot: stored.hot,
+    func load(_ stored: Stored, gathered: Gathered) throws -> ServingState {
+        try loader.load(trained: stored.version, cold: stored.cold, hot: stored.hot, ratings: gathered.ratings,
                     baselineAtMost: model.current.quality.baseline, continuing: .init(model))
     }
 

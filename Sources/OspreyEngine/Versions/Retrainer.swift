@@ -183,7 +183,7 @@ public final class Retrainer: Sendable {
             let installed = try model.erasing.withLock { _ -> Int? in
                 guard model.erasures.load(ordering: .acquiring) == erasures else { return nil }
                 let stored = try run.store(trained, gathered: gathered)
-                try run.swap(try run.load(stored), caughtUpThrough: gathered.through, replacing: gathered.parent,
+                try run.swap(try run.load(stored, gathered: gathered), caughtUpThrough: gathered.through, replacing: gathered.parent,
                              installer: installer, challenger: challenger)
                 return stored.version.number
             }

@@ -1,0 +1,211 @@
+import Foundation
+import OspreyMath
+import OspreyModel
+import OspreyTestSupport
+import Testing
+@testable import OspreyEngine
+@testable import OspreyStorage
+
+/// Items learning online in serving (docs/architecture.md, "Items learn online"): each
+/// observation is an exact ridge step of its item before its user learns it, answers change
+/// only when the rows are published, and a restart — after a clean snapshot or one cut
+/// short — restores users and items bit for bit.
+struct ItemLearningTests {
+    static func configuration(itemUpdates: Bool = true) -> Manager.Configuration {
+        .init(monitor: .init(validationFraction: 0), hotUsers: 20, warmStart: false, itemUpdates: itemUpdates)
+    }
+
+    /// A stream over the fixture's users and items: `count` observations, deterministic.
+    static func stream(_ count: Int, seed: UInt64 = 3) -> [(uid: String, item: String, label: Float)] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<count).map { _ in
+            ("u\(rng.next() % 70)", "i\(rng.next() % 40)", Float(rng.next() % 5) + 1)
+        }
+    }
+
+    /// Item `id`'s live row and offset (`dimension` entries), read through its learner.
+    static func liveRow(_ state: ServingState, _ id: String) -> [Float] {
+        let row = state.features.row(of: id)!
+        return state.itemLearner!.withRow(row, features: state.features) { f, offset in
+            Array(UnsafeBufferPointer(start: f, count: state.version.dimension)) + [offset]
+        }
+    }
+
+    /// The served (published) row and offset of item `id`.
+    static func servedRow(_ state: ServingState, _ id: String) -> [Float] {
+        let features = state.features
+        return features.withFeatures(item: features.row(of: id)!) { f, offset in
+            Array(UnsafeBufferPointer(start: f, count: state.version.dimension)) + [offset]
+        }
+    }
+
+    @Test("an item's online row is the direct ridge solve of its training raters and its online ones")
+    func itemUpdatesMatchADirectSolve() async throws {
+        let t = try TrainedStore()
+        let m = try Manager(stores: t.stores, configuration: Self.configuration(), logger: quiet)
+        let state = try m.registry.model("demo").current
+        let v = state.version, d = v.dimension, k = d - 1
+        let item = "i3"
+        // The item's training system: A₀ = λI + Σ g gᵀ over its raters with the weights the
+        // users had at the start, b₀ = A₀ x_served.
+        func weights(_ uid: String) -> [Float]? {
+            state.users.read(uid) { $0.map { Array(UnsafeBufferPointer(start: $0.weights, count: d)) } }
+        }
+        var a = [Double](repeating: 0, count: d * d)
+        for e in 0..<d { a[e * d + e] = Double(v.metadata.lambda) }
+        func add(_ w: [Float], _ target: Double, into b: inout [Double]) {
+            let g = w[0..<k].map(Double.init) + [1]
+            for p in 0..<d {
+                b[p] += target * g[p]
+                for q in 0..<d { a[p * d + q] += g[p] * g[q] }
+            }
+        }
+        var unused = [Double](repeating: 0, count: d)
+        for r in t.ratings where r.item == item { add(weights(r.uid)!, 0, into: &unused) }
+        let served = Self.servedRow(state, item)
+        let x0 = served[0..<k].map(Double.init) + [Double(served[d])]
+        var b = (0..<d).map { p in (0..<d).reduce(0.0) { $0 + a[p * d + $1] * x0[$1] } }
+        // Online: each observation's g is the user's weights just before it.
+        for (n, uid) in ["u1", "u2", "u3", "u1", "u50"].enumerated() {
+            let w: [Float] = weights(uid) ?? v.prior
+            let label = Float(n % 5) + 1
+            add(w, Double(label) - Double(w[k]), into: &b)
+            _ = try await m.observe(model: "demo", [(uid, item, label)])
+        }
+        let direct = try Cholesky.solve(a, n: d, b)
+        let live = Self.liveRow(state, item)
+        for e in 0..<k { #expect(abs(Double(live[e]) - direct[e]) < 1e-4, "factor \(e)") }
+        #expect(abs(Double(live[d]) - direct[k]) < 1e-4, "offset")
+        #expect(live[k] == 1, "the bias feature stays 1")
+        #expect(try m.item(model: "demo", id: item).observations == 5)
+        #expect(try m.item(model: "demo", id: item).source == .online)
+        #expect(try m.item(model: "demo", id: "i4").source == .trained)
+    }
+
+    @Test("answers use the published rows: unchanged until a publication, which invalidates the cache")
+    func answersChangeOnlyWhenPublished() async throws {
+        let t = try TrainedStore()
+        let m = try Manager(stores: t.stores, configuration: Self.configuration(), logger: quiet)
+        let p = Predictor(registry: m.registry)
+        let state = try m.registry.model("demo").current
+        let before = try p.predict(model: "demo", uid: "u9", item: "i3")
+        let ranked = try p.topK(model: "demo", uid: "u9", k: 5, items: nil)
+        _ = try await m.observe(model: "demo", [("u1", "i3", 5), ("u2", "i3", 5), ("u4", "i3", 5)])
+        #expect(try p.predict(model: "demo", uid: "u9", item: "i3") == before, "not published yet")
+        #expect(try p.topK(model: "demo", uid: "u9", k: 5, items: nil) == ranked)
+        #expect(Self.servedRow(state, "i3") != Self.liveRow(state, "i3"))
+        #expect(m.itemPublisher.publish() == 1)
+        #expect(Self.servedRow(state, "i3") == Self.liveRow(state, "i3"))
+        let after = try p.predict(model: "demo", uid: "u9", item: "i3")
+        #expect(after != before, "u9 did not learn, so only the item's row moved")
+        // The whole-catalogue answer after publication is a full sort of the published rows.
+        let features = state.features
+        let w = state.users.read("u9") { Array(UnsafeBufferPointer(start: $0!.weights, count: features.stride)) }
+        let sorted = (0..<features.trained).map { (features.id(of: $0), features.score(weights: w, item: $0)) }
+            .sorted { ($0.1, $1.0) > ($1.1, $0.0) }.prefix(5)
+        #expect(try p.topK(model: "demo", uid: "u9", k: 5, items: nil).items.map(\.item) == sorted.map(\.0))
+        #expect(m.itemPublisher.publish() == 0, "nothing new")
+    }
+
+    @Test("with item updates off, items do not move and GET reports no count")
+    func itemUpdatesOffKeepsItemsFixed() async throws {
+        let t = try TrainedStore()
+        let m = try Manager(stores: t.stores, configuration: Self.configuration(itemUpdates: false), logger: quiet)
+        let state = try m.registry.model("demo").current
+        let row = Self.servedRow(state, "i3")
+        _ = try await m.observe(model: "demo", Self.stream(50))
+        #expect(state.itemLearner == nil)
+        #expect(Self.servedRow(state, "i3") == row)
+        #expect(try m.item(model: "demo", id: "i3").observations == nil)
+    }
+
+    /// Every user's full state and every item's live and served rows, as a manager holds them now.
+    struct Captured: Equatable {
+        var users: [UserWeights?]
+        var live: [[Float]]
+        var served: [[Float]]
+        var version: Int
+
+        /// Read before another manager starts on the same stores: a start may rewrite stored
+        /// rows (putting back a snapshot cut short), which a cold user's state is read from.
+        init(_ m: Manager) throws {
+            let state = try m.registry.model("demo").current
+            users = try (0..<72).map { try state.users.fullState("u\($0)") }
+            live = (0..<40).map { ItemLearningTests.liveRow(state, "i\($0)") }
+            served = (0..<40).map { ItemLearningTests.servedRow(state, "i\($0)") }
+            version = state.version.number
+        }
+    }
+
+    /// The two captures agree bit for bit, naming the first users and items that do not.
+    static func expectSame(_ a: Captured, _ b: Captured, _ comment: String) {
+        #expect(a.version == b.version)
+        for u in 0..<72 where a.users[u] != b.users[u] { Issue.record("user u\(u) differs \(comment)") }
+        for i in 0..<40 where a.live[i] != b.live[i] || a.served[i] != b.served[i] { Issue.record("item i\(i) differs \(comment)") }
+    }
+
+    @Test("a restart restores users and items bit for bit: from the version's start, after a snapshot, after a retrain")
+    func restartIsExact() async throws {
+        let t = try TrainedStore(backend: .sqlite)
+        defer { t.remove() }
+        let stream = Self.stream(600)
+        let m = try Manager(stores: t.stores, configuration: Self.configuration(), logger: quiet)
+        _ = try await m.observe(model: "demo", Array(stream[0..<200]))
+        m.itemPublisher.publish()
+        // A start replays the log over the version's first item states.
+        var live = try Captured(m)
+        let fromStart = try Manager(stores: try t.reopen(), configuration: Self.configuration(), logger: quiet)
+        fromStart.itemPublisher.publish()
+        Self.expectSame(live, try Captured(fromStart), "from the start")
+        try m.snapshotter.snapshot()
+        _ = try await m.observe(model: "demo", Array(stream[200..<400]))
+        m.itemPublisher.publish()
+        live = try Captured(m)
+        let afterSnapshot = try Manager(stores: try t.reopen(), configuration: Self.configuration(), logger: quiet)
+        afterSnapshot.itemPublisher.publish()
+        Self.expectSame(live, try Captured(afterSnapshot), "after a snapshot")
+        #expect(try t.reopen().snapshots.loadItemStates(model: "demo", version: 1, dimension: 5).count == 40)
+    }
+
+    @Test("a snapshot cut short is put back at the next start: users and items restore as one cut")
+    func interruptedSnapshotRestoresOneCut() async throws {
+        let t = try TrainedStore()
+        let faults = Faults()
+        let m = try Manager(stores: t.stores.injectingFaults(faults), configuration: Self.configuration(), logger: quiet)
+        let stream = Self.stream(400, seed: 9)
+        _ = try await m.observe(model: "demo", Array(stream[0..<150]))
+        try m.snapshotter.snapshot()
+        _ = try await m.observe(model: "demo", Array(stream[150..<300]))
+        // Users are written ten to a transaction: the third write fails, after two chunks of
+        // users were written at the new cut.
+        faults.failNext(.snapshotWrite, nth: 3)
+        #expect(throws: StorageError.self) { try m.snapshotter.snapshot() }
+        _ = try await m.observe(model: "demo", Array(stream[300..<400]))
+        m.itemPublisher.publish()
+        let live = try Captured(m)
+        let restarted = try Manager(stores: t.stores, configuration: Self.configuration(), logger: quiet)
+        restarted.itemPublisher.publish()
+        Self.expectSame(live, try Captured(restarted), "after an interrupted snapshot")
+    }
+
+    @Test("a retrain's new version starts its items from its training and keeps learning them")
+    func retrainStartsItemsAgain() async throws {
+        let t = try TrainedStore()
+        let m = try Manager(stores: t.stores, configuration: Self.configuration(), logger: quiet)
+        _ = try await m.observe(model: "demo", Self.stream(300))
+        let job = try m.retrainer.start(model: "demo")
+        _ = try await m.retrainer.wait(forJob: job, model: "demo")
+        let state = try m.registry.model("demo").current
+        #expect(state.version.number == 2)
+        #expect(try m.item(model: "demo", id: "i3").observations == 0)
+        let row = Self.liveRow(state, "i3")
+        _ = try await m.observe(model: "demo", [("u1", "i3", 5)])
+        #expect(Self.liveRow(state, "i3") != row)
+        #expect(try m.item(model: "demo", id: "i3").source == .online)
+        m.itemPublisher.publish()
+        let live = try Captured(m)
+        let restarted = try Manager(stores: t.stores, configuration: Self.configuration(), logger: quiet)
+        restarted.itemPublisher.publish()
+        Self.expectSame(live, try Captured(restarted), "after a retrain")
+    }
+}
