@@ -73,13 +73,13 @@ cp -a "$DATA" "$NOLOG_DATA"
 echo "== starting Osprey on :$PORT"
 # The prediction cache is off (CACHE=N to turn it on): wrk cycles 20,000 prebuilt requests, so
 # with it on most topk answers would be cache hits, and FastAPI caches nothing.
-start_server "$DATA" "$PORT" --snapshot-observations "$SNAPSHOT" --prediction-cache "${CACHE:-0}" ${THREAD_OPTS[@]+"${THREAD_OPTS[@]}"}
+start_server "$DATA" "$PORT" --snapshot-observations "$SNAPSHOT" --prediction-cache "${CACHE:-0}" ${THREAD_OPTS[@]+"${THREAD_OPTS[@]}"} ${SERVE_ARGS:-}
 OSPREY_PID=$PID
 curl -sf "http://127.0.0.1:$PORT/v1/models/bench" >/dev/null || { echo "model bench is not being served"; exit 1; }
 osprey_observations() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^osprey_observations_total/{s+=$NF} END{print s+0}'; }
 OSPREY_OBS_BEFORE=$(osprey_observations)
 echo "== starting Osprey without the decision log on :$NOLOG_PORT (topk only)"
-start_server "$NOLOG_DATA" "$NOLOG_PORT" --prediction-cache "${CACHE:-0}" --no-decision-log ${THREAD_OPTS[@]+"${THREAD_OPTS[@]}"}
+start_server "$NOLOG_DATA" "$NOLOG_PORT" --prediction-cache "${CACHE:-0}" --no-decision-log ${THREAD_OPTS[@]+"${THREAD_OPTS[@]}"} ${SERVE_ARGS:-}
 
 echo "== starting FastAPI (uvicorn, 2 workers) on :$FASTAPI_PORT"
 rm -f "$DATA"/fastapi-observations.sqlite*

@@ -110,12 +110,16 @@ BASE="http://$HOST:$PORT"
 echo "contract-test: osprey serve (pid $SERVER_PID) on $BASE, model $MODEL${SERVE_AUTH:+, with an access token}"
 
 # Deterministic generation (which also keeps no example database), so each run sends the same
-# cases and CI does not flake on a rare one; no colours in CI logs.
+# cases and CI does not flake on a rare one; no colours in CI logs. Every check but
+# `use_after_free`: it expects a GET after a DELETE to be 404, but a user exists implicitly (any
+# uid is served, an unseen or erased one bootstrapped from the mean weights; openapi.yaml's
+# `getUser` and `deleteUser`), so GET /users/{uid} after an erasure is 200 by design.
 set +e
 timeout --kill-after=10 "$TIME_LIMIT" "$SCHEMATHESIS" --no-color --config-file scripts/schemathesis.toml \
   run "$BASE/openapi.yaml" \
   --url "$BASE" \
   --checks all \
+  --exclude-checks use_after_free \
   --max-examples "$MAX_EXAMPLES" \
   --generation-deterministic \
   --request-timeout 30 \
