@@ -107,6 +107,58 @@ struct ItemLearningTests {
         #expect(m.itemPublisher.publish() == 0, "nothing new")
     }
 
+    /// The top `k` of a full sort of `features`' trained rows for weights `w`.
+    static func fullSort(_ features: ServingFeatures, _ w: [Float], k: Int) -> [String] {
+        (0..<features.trained).map { (features.id(of: $0), features.score(weights: w, item: $0)) }
+            .sorted { ($0.1, $1.0) > ($1.1, $0.0) }.prefix(k).map(\.0)
+    }
+
+    @Test("answers read while items learn and publish come whole from one publication")
+    func concurrentReadersSeeOnePublication() async throws {
+        let t = try TrainedStore()
+        let m = try Manager(stores: t.stores, configuration: Self.configuration(), logger: quiet)
+        let p = Predictor(registry: m.registry)
+        let state = try m.registry.model("demo").current
+        // Users u0…u49 observe; the readers rank for u50…u59, whose weights stay as trained, so
+        // each answer depends only on the item rows it read.
+        let stream = Self.stream(3000, seed: 21).filter { Int($0.uid.dropFirst())! < 50 }
+        let readers = (50..<60).map { uid in
+            (uid: "u\(uid)", w: state.users.read("u\(uid)") { Array(UnsafeBufferPointer(start: $0!.weights, count: state.features.stride)) })
+        }
+        let checked = try await withThrowingTaskGroup(of: Int.self) { group in
+            group.addTask {
+                for i in stride(from: 0, to: stream.count - 20, by: 20) { _ = try await m.observe(model: "demo", Array(stream[i..<(i + 20)])) }
+                return 0
+            }
+            group.addTask {
+                for _ in 0..<300 { m.itemPublisher.publish(); try await Task.sleep(for: .microseconds(100)) }
+                return 0
+            }
+            for r in 0..<2 {
+                group.addTask {
+                    var checked = 0
+                    for n in 0..<400 {
+                        let reader = readers[(n + r) % readers.count]
+                        let before = state.features.table.table
+                        let ranked = try p.topK(model: "demo", uid: reader.uid, k: 10, items: nil).items.map(\.item)
+                        let features = state.features
+                        // No publication in between: the answer is the full sort of these rows.
+                        guard features.table.table == before else { continue }
+                        #expect(ranked == Self.fullSort(features, reader.w, k: 10), "answer \(n) for \(reader.uid)")
+                        checked += 1
+                    }
+                    return checked
+                }
+            }
+            var total = 0
+            for try await n in group { total += n }
+            return total
+        }
+        #expect(checked > 100, "most answers fell between two publications")
+        #expect(m.itemPublisher.publish() >= 0)
+        #expect(Self.servedRow(state, "i3") == Self.liveRow(state, "i3"))
+    }
+
     @Test("with item updates off, items do not move and GET reports no count")
     func itemUpdatesOffKeepsItemsFixed() async throws {
         let t = try TrainedStore()

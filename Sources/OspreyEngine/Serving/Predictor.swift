@@ -145,7 +145,7 @@ public struct Predictor: Sendable {
         var selector = TopKSelector(k: q.k)
         if let items = q.items {
             for row in try candidateRows(q, items: items, uid: uid, in: state) {
-                selector.offer(index: row, score: state.score(weights: w, item: row))
+                selector.offer(index: row, score: features.score(weights: w, item: row))
             }
         } else {
             let view = state.items()
@@ -156,7 +156,7 @@ public struct Predictor: Sendable {
             // The trained table's scan skips rows past it; the catalogue's other items are scored one by one.
             scanCatalogue(features.table, weights: w, excluding: excluded, into: &selector)
             for row in view.computed where !excluded.sortedContains(row) {
-                selector.offer(index: row, score: state.score(weights: w, item: row))
+                selector.offer(index: row, score: features.score(weights: w, item: row))
             }
         }
         return selector.sorted().map { ($0.index, $0.score) }

@@ -102,9 +102,13 @@ public final class ServingState: Sendable {
         let rows = itemLearner.takeUnpublished(stride: current.stride)
         guard !rows.isEmpty else { return 0 }
         let next = current.publishing(rows, tableCache: tableCache)
-        // Only the publisher replaces the features, so nothing was published in between.
-        published.withLock { $0 = next }
-        predictions.invalidateAll()
+        // Only the publisher replaces the features, so nothing was published in between. The
+        // cache's generation moves under the same lock: an answer that reads the new rows reads
+        // the new generation, and no cached answer of the old rows serves after it.
+        published.withLock { features in
+            features = next
+            predictions.invalidateAll()
+        }
         return rows.count
     }
 
