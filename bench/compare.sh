@@ -26,7 +26,8 @@
 # REDIS_KEYS (1,000,000 precomputed scores), REDIS_REQUESTS (GETs per round, 80,000 × DURATION),
 # SNAPSHOT (Osprey's --snapshot-observations, its default 500,000), EVENT_LOOPS (both Osprey
 # servers' --event-loops; default the server's own, half the cores), SCAN_THREADS (their
-# --scan-threads; default the server's own, one per core).
+# --scan-threads; default the server's own, one per core), SERVE_ARGS (more options for both
+# Osprey servers, e.g. "--item-updates on").
 # Installs redis-server and wrk (apt-get) if missing. Talks only to 127.0.0.1; stops the
 # processes it started, by PID, when it exits (also on an error or Ctrl-C).
 set -euo pipefail
