@@ -240,6 +240,40 @@ struct ItemLearningTests {
         Self.expectSame(live, try Captured(restarted), "after an interrupted snapshot")
     }
 
+    @Test("an item unknown until its first observation joins the catalogue, learns, and survives a start")
+    func anUnknownItemJoinsTheCatalogue() async throws {
+        let t = try TrainedStore(backend: .sqlite)
+        defer { t.remove() }
+        let m = try Manager(stores: t.stores, configuration: Self.configuration(), logger: quiet)
+        let p = Predictor(registry: m.registry)
+        #expect(throws: OspreyError.self) { try p.predict(model: "demo", uid: "u1", item: "fresh") }
+        _ = try await m.observe(model: "demo", [("u1", "fresh", 5), ("u2", "fresh", 4)])
+        let info = try m.item(model: "demo", id: "fresh")
+        #expect(info.source == .online && info.observations == 2 && info.attributes.isEmpty && !info.hidden)
+        m.itemPublisher.publish()
+        let state = try m.registry.model("demo").current
+        #expect(try p.predict(model: "demo", uid: "u3", item: "fresh").score == state.features.withFeatures(item: state.features.row(of: "fresh")!) { f, offset in
+            offset + state.users.read("u3") { VectorKernels.dot($0!.weights, f, count: state.features.stride) }
+        })
+        try m.snapshotter.snapshot()
+        _ = try await m.observe(model: "demo", [("u3", "fresh", 5), ("u4", "later", 2), ("u5", "i7", 3)])
+        m.itemPublisher.publish()
+        let live = try Captured(m)
+        let rows = ["fresh", "later"].map { Self.liveRow(state, $0) }
+        // A start finds "fresh" by its stored state and "later" by the log's replay.
+        let restarted = try Manager(stores: try t.reopen(), configuration: Self.configuration(), logger: quiet)
+        restarted.itemPublisher.publish()
+        Self.expectSame(live, try Captured(restarted), "with items first known by an observation")
+        let again = try restarted.registry.model("demo").current
+        #expect(["fresh", "later"].map { Self.liveRow(again, $0) } == rows)
+        #expect(try restarted.item(model: "demo", id: "fresh").observations == 3)
+        // With item updates off, an unknown item stays unknown.
+        let u = try TrainedStore()
+        let off = try Manager(stores: u.stores, configuration: Self.configuration(itemUpdates: false), logger: quiet)
+        _ = try await off.observe(model: "demo", [("u1", "fresh", 5)])
+        #expect(throws: OspreyError.self) { try Predictor(registry: off.registry).predict(model: "demo", uid: "u1", item: "fresh") }
+    }
+
     @Test("a retrain's new version starts its items from its training and keeps learning them")
     func retrainStartsItemsAgain() async throws {
         let t = try TrainedStore()

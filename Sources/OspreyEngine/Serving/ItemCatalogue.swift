@@ -8,7 +8,10 @@ import Synchronization
 /// ``ObservedItems``: the catalogue does not depend on the version.
 ///
 /// Items are written to the store first and here after (``Manager/putItems(model:_:)``), under
-/// the model's catalogue lock, so memory never holds what the store does not. Every change
+/// the model's catalogue lock, so memory never holds what the store does not — but for items
+/// first known by an observation while items learn online (``addObserved(_:)``), which live in
+/// memory, with their online state, and come back at a start from the item states a snapshot
+/// stored for them or from the log's replay. Every change
 /// raises the item's ``revision(at:)`` (the feature cache keys computed vectors by it) and the
 /// catalogue's ``generation`` (a serving state's view of its items is rebuilt when it moved).
 /// Thread-safe; a read takes a short lock.
@@ -72,6 +75,21 @@ public final class ItemCatalogue: AttributeSource, Sendable {
     /// Every item: id, whether it has attributes, whether it is hidden, by index. O(items).
     func view() -> [(id: String, hasAttributes: Bool, hidden: Bool)] {
         contents.withLock { $0.entries.map { ($0.id, !$0.attributes.isEmpty, $0.hidden) } }
+    }
+
+    /// Adds item `id`, without attributes, unless the catalogue holds it: an item first known by
+    /// an observation, while items learn online (docs/architecture.md, "Items learn online").
+    /// Not written to the store. Returns true when it was added. O(1).
+    @discardableResult
+    func addObserved(_ id: String) -> Bool {
+        let added = contents.withLock { c -> Bool in
+            guard c.index[id] == nil else { return false }
+            c.index[id] = c.entries.count
+            c.entries.append(Entry(id: id, attributes: [:], hidden: false, revision: 0))
+            return true
+        }
+        if added { generations.add(1, ordering: .releasing) }
+        return added
     }
 
     /// Applies items the store now holds (attributes and hidden flags as given; the last of a

@@ -123,10 +123,9 @@ struct Loader: Sendable {
                                                          dimension: learner.ridge.parameterCount)
         var items: [Int: ItemLearner.Item] = [:]
         for s in stored {
-            guard let row = features.row(of: s.item) else {
-                throw StorageError(.corrupt, "item \(s.item) of \(version.model) v\(version.number) has an online state but is neither trained nor in the catalogue")
-            }
-            items[row] = .init(ridge: s.ridge, observations: s.observations, seq: s.seq)
+            // An item first known by an observation is in no store's catalogue: its state brings it back.
+            if features.row(of: s.item) == nil { catalogue.addObserved(s.item) }
+            items[features.row(of: s.item)!] = .init(ridge: s.ridge, observations: s.observations, seq: s.seq)
         }
         if stored.isEmpty {
             let d = version.dimension

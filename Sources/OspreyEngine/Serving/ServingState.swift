@@ -191,18 +191,25 @@ public final class ServingState: Sendable {
     /// version nor the catalogue knows, scored for the validation sample, learned otherwise (a
     /// catalogue item with its vector computed from its attributes as they are now). With item
     /// updates (`items`), the item's live row is used, and first, when `learning` the items too,
-    /// the item learns the observation with the user's weights as they are before it. Returns
+    /// the item learns the observation with the user's weights as they are before it (an item
+    /// unknown until then joins the catalogue, ``ItemCatalogue/addObserved(_:)``). Returns
     /// its squared prequential error and whether it was held out (nil for an unknown item).
     /// O(d²).
     static func apply(_ logged: LoggedObservation, to w: inout UserWeights, features: ServingFeatures,
                       items: (learner: ItemLearner, learning: Bool)? = nil,
                       validation: QualityMonitor.Configuration) -> (loss: Double, heldOut: Bool)? {
         let o = logged.observation
-        guard let row = features.row(of: o.item) else {
+        let heldOut = validation.holdsOut(seq: logged.seq)
+        var known = features.row(of: o.item)
+        if known == nil, let items, items.learning, !heldOut {
+            // Learned by its item, an item unknown until now joins the catalogue.
+            features.catalogue.addObserved(o.item)
+            known = features.row(of: o.item)
+        }
+        guard let row = known else {
             w.countWithoutLearning()
             return nil
         }
-        let heldOut = validation.holdsOut(seq: logged.seq)
         func learn(_ f: UnsafePointer<Float>, _ offset: Float) -> (loss: Double, heldOut: Bool) {
             if heldOut { return (w.countHeldOut(features: f, target: o.label - offset), true) }
             return (w.learn(features: f, target: o.label - offset), false)
