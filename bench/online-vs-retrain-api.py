@@ -16,39 +16,15 @@ Usage: bench/online-vs-retrain-api.py [--binary .build/release/osprey] [--users 
 
 import argparse
 import csv
-import http.client
-import json
 import math
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Client:
-    """One keep-alive connection to the server."""
-
-    def __init__(self, port):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-
-    def call(self, method, path, body=None):
-        data = None if body is None else json.dumps(body)
-        self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
-        r = self.conn.getresponse()
-        payload = r.read()
-        if r.status >= 300:
-            raise RuntimeError(f"{method} {path}: {r.status} {payload[:300]!r}")
-        return json.loads(payload)
+from apiclient import Server
 
 
 def split(ratings):
@@ -83,22 +59,8 @@ def rmse(client, model, held):
 
 
 def run(binary, data, item_updates, model, stream, held, log):
-    port = free_port()
-    out = open(os.path.join(os.path.dirname(data), f"serve-{item_updates}.log"), "w")
-    server = subprocess.Popen([binary, "serve", "--data-dir", data, "--port", str(port), "--item-updates", item_updates,
-                               "--validation-fraction", "0", "--prediction-cache", "0", "--item-publish-ms", "100"],
-                              stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                client = Client(port)
-                client.call("GET", "/healthz")
-                break
-            except (OSError, RuntimeError, http.client.HTTPException):
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError("the server did not start")
-                time.sleep(0.2)
+    options = ["--item-updates", item_updates, "--validation-fraction", "0", "--prediction-cache", "0", "--item-publish-ms", "100"]
+    with Server(binary, data, options, os.path.join(os.path.dirname(data), f"serve-{item_updates}.log")) as client:
         initial, n = rmse(client, model, held)
         log(f"item updates {item_updates}: initial held-out RMSE {initial:.4f} over {n} ratings")
         start = time.time()
@@ -117,13 +79,6 @@ def run(binary, data, item_updates, model, stream, held, log):
         retrained, _ = rmse(client, model, held)
         log(f"item updates {item_updates}: retrained held-out RMSE {retrained:.4f}")
         return initial, online, retrained
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        out.close()
 
 
 def main():

@@ -1,0 +1,67 @@
+"""Shared by the benchmarks that drive `osprey serve` over HTTP from Python: a keep-alive JSON
+client and a server started on a free loopback port and stopped (SIGTERM, then SIGKILL) by its
+PID."""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    """One keep-alive connection to the server."""
+
+    def __init__(self, port):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+
+    def call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body)
+        self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        r = self.conn.getresponse()
+        payload = r.read()
+        if r.status >= 300:
+            raise RuntimeError(f"{method} {path}: {r.status} {payload[:300]!r}")
+        return json.loads(payload)
+
+
+class Server:
+    """`osprey serve` on DATA with OPTIONS, as a context manager giving a Client."""
+
+    def __init__(self, binary, data, options, log_path):
+        self.binary, self.data, self.options, self.log_path = binary, data, options, log_path
+
+    def __enter__(self):
+        self.port = free_port()
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen([self.binary, "serve", "--data-dir", self.data, "--port", str(self.port)] + self.options,
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while True:
+            try:
+                client = Client(self.port)
+                client.call("GET", "/healthz")
+                return client
+            except (OSError, RuntimeError, http.client.HTTPException):
+                if time.time() > deadline or self.process.poll() is not None:
+                    self.__exit__(None, None, None)
+                    raise RuntimeError(f"the server did not start; see {self.log_path}")
+                time.sleep(0.2)
+
+    def __exit__(self, *exc):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+        return False
