@@ -2,6 +2,7 @@
 client and a server started on a free loopback port and stopped (SIGTERM, then SIGKILL) by its
 PID."""
 
+import argparse
 import http.client
 import json
 import os
@@ -65,3 +66,17 @@ class Server:
             self.process.wait()
         self.log.close()
         return False
+
+
+def data_arguments(description):
+    """A parser with the options the API benchmarks share: the binary, the generated data's size
+    and true rank, the model's d and the seed."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--binary", default=".build/release/osprey")
+    ap.add_argument("--users", type=int, default=2000)
+    ap.add_argument("--items", type=int, default=1000)
+    ap.add_argument("--ratings", type=int, default=100000)
+    ap.add_argument("--true-dim", type=int, default=10)
+    ap.add_argument("--dim", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=1)
+    return ap

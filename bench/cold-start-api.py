@@ -15,7 +15,6 @@ Usage: bench/cold-start-api.py [--binary .build/release/osprey] [--users 2000] [
        [--ratings 100000] [--true-dim 10] [--dim 20] [--share 0.6] [--first 5] [--seed 1]
 """
 
-import argparse
 import csv
 import math
 import os
@@ -25,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from apiclient import Server
+from apiclient import Server, data_arguments
 
 
 def rmse(client, model, ratings):
@@ -37,16 +36,9 @@ def rmse(client, model, ratings):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", default=".build/release/osprey")
-    ap.add_argument("--users", type=int, default=2000)
-    ap.add_argument("--items", type=int, default=1000)
-    ap.add_argument("--ratings", type=int, default=100000)
-    ap.add_argument("--true-dim", type=int, default=10)
-    ap.add_argument("--dim", type=int, default=20)
+    ap = data_arguments(__doc__.splitlines()[0])
     ap.add_argument("--share", type=float, default=0.6)
     ap.add_argument("--first", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     binary = os.path.abspath(args.binary)
     log = lambda line: print(line, flush=True)

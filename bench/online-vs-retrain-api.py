@@ -14,7 +14,6 @@ Usage: bench/online-vs-retrain-api.py [--binary .build/release/osprey] [--users 
        [--items 1000] [--ratings 100000] [--true-dim 10] [--dim 20] [--seed 1]
 """
 
-import argparse
 import csv
 import math
 import os
@@ -24,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from apiclient import Server
+from apiclient import Server, data_arguments
 
 
 def split(ratings):
@@ -82,14 +81,7 @@ def run(binary, data, item_updates, model, stream, held, log):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", default=".build/release/osprey")
-    ap.add_argument("--users", type=int, default=2000)
-    ap.add_argument("--items", type=int, default=1000)
-    ap.add_argument("--ratings", type=int, default=100000)
-    ap.add_argument("--true-dim", type=int, default=10)
-    ap.add_argument("--dim", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=1)
+    ap = data_arguments(__doc__.splitlines()[0])
     args = ap.parse_args()
     binary = os.path.abspath(args.binary)
     log = lambda line: print(line, flush=True)

@@ -224,9 +224,12 @@ public final class ServingState: Sendable {
     }
 
     /// Learns the model's logged observations with sequence in (`after`, `through`], skipping
-    /// what `snapshot` says a user's stored state already reflects. Returns the last sequence seen.
+    /// what `snapshot` says a user's stored state already reflects, then publishes the item rows
+    /// they moved (a state that starts or catches up serves its rows as learned, not as of its
+    /// next publication). Returns the last sequence seen.
     @discardableResult
     func replay(log: any ObservationLog, after: Int64, through: Int64 = .max, skipping snapshot: UserSnapshot? = nil) throws -> Int64 {
+        defer { publishItems() }
         var last = after
         // Pages of the log, so no read stays open while a cold user's rebuild reads the store.
         while last < through {
