@@ -38,6 +38,7 @@ REFUSED = [
     (["serve"], ["--validation-fraction", "nan"], "--validation-fraction must be a number between 0"),
     (["serve"], ["--prediction-cache", BIG], "--prediction-cache must be between 0 and"),
     (["serve"], ["--feature-cache", BIG], "--feature-cache must be between 0 and"),
+    (["serve"], ["--computed-feature-cache=-1"], "--computed-feature-cache must be between 0 and"),
     (["serve"], ["--cache-repopulate=-1"], "--cache-repopulate must be between 0 and"),
     (["serve"], ["--explore-shortlist", "0"], "--explore-shortlist must be between 1 and"),
     (["serve"], ["--thompson-samples", "1000000"], "--thompson-samples must be between 0 and 10000"),

@@ -74,6 +74,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Prediction cache entries per model (answers to predict and topk; 0 turns it off).") var predictionCache = 100_000
     @Option(help: "Prediction and feature cache eviction policy: s3fifo or lru.") var cachePolicy = "s3fifo"
     @Option(help: "Feature cache entries per model: the hottest items' vectors kept contiguous in front of the feature table, for predict and candidate-list topk (0: none; a materialized table row is cheaper to read than a lookup).") var featureCache = 0
+    @Option(help: "Computed feature cache entries per model: vectors of catalogue items computed from their attributes, kept so each is computed once (0: computed on every read).") var computedFeatureCache = FeatureCacheConfiguration.computedDefault
     @Flag(help: "Cache single-item predictions too, not only top-k rankings (a materialized score is cheaper than a lookup).") var cacheScores = false
     @Option(help: "Hottest cached answers a new version precomputes before it serves.") var cacheRepopulate = 10_000
     @Option(help: "Greedy candidates an exploring whole-catalogue top-k chooses among (at least 2k).") var exploreShortlist = 100
@@ -115,6 +116,7 @@ struct ServeOptions: ParsableArguments {
         try Bounds.check("validation-fraction", validationFraction, 0...0.5)
         try Bounds.check("prediction-cache", predictionCache, Bounds.cacheEntries)
         try Bounds.check("feature-cache", featureCache, Bounds.cacheEntries)
+        try Bounds.check("computed-feature-cache", computedFeatureCache, Bounds.cacheEntries)
         try Bounds.check("cache-repopulate", cacheRepopulate, Bounds.cacheEntries)
         try Bounds.check("explore-shortlist", exploreShortlist, 1...Bounds.items.upperBound)
         try Bounds.check("thompson-samples", thompsonSamples, Bounds.posteriorSamples)
@@ -202,6 +204,7 @@ func serve(_ o: ServeOptions, tls: ServerTLS? = nil, autoRetrainByDefault: Bool 
             retrainWindow: o.retrainWindow,
             predictionCache: .init(capacity: o.predictionCache, policy: policy, repopulate: o.cacheRepopulate, scores: o.cacheScores),
             featureCache: .init(capacity: o.featureCache, policy: policy),
+            computedFeatureCache: .init(capacity: o.computedFeatureCache, policy: policy),
             exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog,
                                decisionRetention: retention),
             hotUsers: hotUsers, warmStart: o.warmStart, itemUpdates: o.itemUpdates == "on",
