@@ -115,7 +115,7 @@ extension QuantizedItemTable {
                 selector.offer(index: c.index, score: Int8Kernels.exactScore(
                     row: t + c.index * stride, query: query, dimension: dimension, offset: offsets[c.index]))
             }
-            for row in exactRows where !excluded.sortedContains(row) {
+            for row in exactRows where excluded.sortedIndex(of: row) == nil {
                 selector.offer(index: row, score: Int8Kernels.exactScore(
                     row: t + row * stride, query: query, dimension: dimension, offset: offsets[row]))
             }

@@ -96,13 +96,13 @@ public struct TopKSelector: Sendable {
 }
 
 extension Array where Element == Int {
-    /// Whether this ascending array holds `value`, by binary search. O(log n).
-    public func sortedContains(_ value: Int) -> Bool {
+    /// The index of `value` in this ascending array, by binary search, or nil. O(log n).
+    public func sortedIndex(of value: Int) -> Int? {
         var lo = 0, hi = count
         while lo < hi {
             let mid = (lo + hi) / 2
             if self[mid] < value { lo = mid + 1 } else { hi = mid }
         }
-        return lo < count && self[lo] == value
+        return lo < count && self[lo] == value ? lo : nil
     }
 }

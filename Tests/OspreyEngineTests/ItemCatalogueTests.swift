@@ -92,7 +92,16 @@ struct ItemCatalogueTests {
             #expect(ranking.items.map(\.item) == sorted.map(\.0), "\(uid)")
             let explicit = try p.topK(model: "demo", uid: uid, k: 5, items: Fixture.newItems + ["i10"])
             #expect(Set(explicit.items.map(\.item)).isSubset(of: Set(Fixture.newItems + ["i10"])))
+            // Excluded computed items and trained ones leave the whole-catalogue answer alone.
+            let excluded = ["i1", "i3", "i20"]
+            let without = try p.topK(model: "demo", uid: uid, k: 60, items: nil, exclude: excluded)
+            #expect(without.items.map(\.item) == sorted.map(\.0).filter { !excluded.contains($0) }, "\(uid) excluding \(excluded)")
         }
+        // A changed item's vector is taken again for the whole-catalogue scan.
+        try m.putItems(model: "demo", [("i2", fx.attributes["i4"]!)])
+        let ranking = try p.topK(model: "demo", uid: "u1", k: 60, items: nil)
+        let sorted = try all.map { ($0, try p.predict(model: "demo", uid: "u1", item: $0).score) }.sorted { $0.1 > $1.1 }
+        #expect(ranking.items.map(\.item) == sorted.map(\.0), "after a change")
     }
 
     @Test func anItemNeitherTrainedNorWrittenIsStillUnknown() throws {

@@ -148,15 +148,19 @@ public struct Predictor: Sendable {
                 selector.offer(index: row, score: features.score(weights: w, item: row))
             }
         } else {
-            let view = state.items()
+            let view = state.items(features)
             var excluded = q.exclude.compactMap { features.row(of: $0) }
             if q.excludeObserved { excluded += try state.observedRows(of: uid) }
             excluded += view.hidden
             excluded.sort()
-            // The trained table's scan skips rows past it; the catalogue's other items are scored one by one.
+            // The trained table's scan skips rows past it; the catalogue's other items are scanned
+            // as a table of their own (its row j is row view.computed[j]).
             scanCatalogue(features.table, weights: w, excluding: excluded, into: &selector)
-            for row in view.computed where !excluded.sortedContains(row) {
-                selector.offer(index: row, score: features.score(weights: w, item: row))
+            if let table = view.table {
+                let local = excluded.compactMap { row in view.computed.sortedIndex(of: row) }
+                var computed = TopKSelector(k: q.k)
+                scanCatalogue(table, weights: w, excluding: local, into: &computed)
+                for entry in computed.sorted() { selector.offer(index: view.computed[entry.index], score: entry.score) }
             }
         }
         return selector.sorted().map { ($0.index, $0.score) }
@@ -171,7 +175,7 @@ public struct Predictor: Sendable {
         let features = state.features
         var seen = Set(q.exclude.compactMap { features.row(of: $0) })
         if q.excludeObserved { seen.formUnion(try state.observedRows(of: uid)) }
-        seen.formUnion(state.items().hidden)
+        seen.formUnion(state.items(features).hidden)
         var rows: [Int] = []
         rows.reserveCapacity(items.count)
         for item in items {

@@ -23,6 +23,9 @@ public struct ServingFeatures: FeatureFunction {
     /// Catalogue items' rows learned online as last published, by catalogue index: they take
     /// the place of the computed ones.
     let online: [Int: (features: [Float], offset: Float)]
+    /// How many publications of online rows these features have had: a view of their rows
+    /// (``ServingState/items(_:)``) made at another is made again.
+    let publication: Int
     /// Version `v`'s features over `catalogue`, without caches: the same bits as a cached
     /// state's (a cache holds copies). For a cold user's rebuild.
     init(uncached v: ModelVersion, catalogue: ItemCatalogue) {
@@ -32,13 +35,14 @@ public struct ServingFeatures: FeatureFunction {
 
     init(table: MaterializedFeatures, tableCache: FeatureCache<MaterializedFeatures>?, computed: ComputedFeatures,
          computedCache: FeatureCache<ComputedFeatures>?, catalogue: ItemCatalogue,
-         online: [Int: (features: [Float], offset: Float)] = [:]) {
+         online: [Int: (features: [Float], offset: Float)] = [:], publication: Int = 0) {
         self.table = table
         self.tableCache = tableCache
         self.computed = computed
         self.computedCache = computedCache
         self.catalogue = catalogue
         self.online = online
+        self.publication = publication
     }
 
     /// These features with `rows` (learned online, each of ``stride`` floats) published: trained
@@ -53,11 +57,11 @@ public struct ServingFeatures: FeatureFunction {
         for r in rows where r.row >= n { online[r.row - n] = (r.features, r.offset) }
         guard !trainedRows.isEmpty else {
             return ServingFeatures(table: table, tableCache: tableCache, computed: computed, computedCache: computedCache,
-                                   catalogue: catalogue, online: online)
+                                   catalogue: catalogue, online: online, publication: publication + 1)
         }
         let table = self.table.replacingRows(trainedRows)
         return ServingFeatures(table: table, tableCache: makeCache(table), computed: computed, computedCache: computedCache,
-                               catalogue: catalogue, online: online)
+                               catalogue: catalogue, online: online, publication: publication + 1)
     }
 
     public var dimension: Int { table.dimension }

@@ -114,30 +114,69 @@ public final class ServingState: Sendable {
 
     /// The rows a whole-catalogue answer leaves out or adds to the trained table's scan.
     struct ItemView {
-        /// The catalogue generation it was made at.
+        /// The catalogue generation and the features' publication it was made at.
         var generation: Int
+        var publication: Int
         /// Hidden rows, ascending.
         var hidden: [Int]
-        /// Visible rows past the trained table (catalogue items the version has no vector for).
+        /// Visible rows past the trained table (catalogue items the version has no vector for),
+        /// ascending.
         var computed: [Int]
+        /// Their vectors as one table (its row j is row `computed[j]`), scanned like the trained
+        /// table; nil when there are none.
+        var table: MaterializedFeatures?
+        /// The catalogue revision each computed row's vector was taken at.
+        var revisions: [Int]
     }
 
-    /// The rows hidden and the rows computed from attributes, as the catalogue holds them now;
-    /// made again when the catalogue has changed. O(1), or O(catalogue) when it changed.
-    func items() -> ItemView {
-        let generation = catalogue.generation
-        if let view = itemView.withLock({ $0 }), view.generation == generation { return view }
-        var view = ItemView(generation: generation, hidden: [], computed: [])
+    /// The rows hidden and the rows computed from attributes (with their vectors as a table), as
+    /// the catalogue and `features` hold them now; made again when the catalogue changed or
+    /// rows were published. A computed row's vector is taken again only when its item changed
+    /// (or, after a publication, when it has an online row); the others are copied from the
+    /// last view. O(1), or O(catalogue · d) plus the changed items' vectors.
+    func items(_ features: ServingFeatures) -> ItemView {
+        let generation = catalogue.generation, publication = features.publication
+        let old = itemView.withLock { $0 }
+        if let old, old.generation == generation, old.publication == publication { return old }
+        var view = ItemView(generation: generation, publication: publication, hidden: [], computed: [], table: nil, revisions: [])
         let n = features.trained
+        var ids: [String] = []
         for (index, item) in catalogue.view().enumerated() {
             let row = version.features.catalog.row(of: item.id) ?? n + index
             if item.hidden {
                 view.hidden.append(row)
             } else if row >= n {
                 view.computed.append(row)
+                ids.append(item.id)
             }
         }
         view.hidden.sort()
+        if !view.computed.isEmpty {
+            let s = features.stride
+            var table = [Float](repeating: 0, count: view.computed.count * s), offsets = [Float](repeating: 0, count: view.computed.count)
+            var previous: [Int: Int] = [:]
+            if let old { for (j, row) in old.computed.enumerated() { previous[row] = j } }
+            table.withUnsafeMutableBufferPointer { t in
+                for (j, row) in view.computed.enumerated() {
+                    let index = row - n, revision = catalogue.revision(at: index)
+                    view.revisions.append(revision)
+                    let destination = t.baseAddress! + j * s
+                    if let old, let k = previous[row], old.revisions[k] == revision,
+                       old.publication == publication || features.online[index] == nil, let oldTable = old.table {
+                        oldTable.withFeatures(item: k) { f, offset in
+                            destination.update(from: f, count: s)
+                            offsets[j] = offset
+                        }
+                    } else {
+                        features.withFeatures(item: row) { f, offset in
+                            destination.update(from: f, count: s)
+                            offsets[j] = offset
+                        }
+                    }
+                }
+            }
+            view.table = MaterializedFeatures(dimension: features.dimension, ids: ids, table: table, offsets: offsets)
+        }
         itemView.withLock { $0 = view }
         return view
     }
