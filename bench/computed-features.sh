@@ -53,20 +53,9 @@ PYEOF
 fi
 LUA=.bench-data/computed-run/lua
 rm -rf "$LUA"; mkdir -p "$LUA"
-cat > "$LUA/predict.lua" <<'LUAEOF'
-local reqs, n, count = {}, 0, 200000
-init = function(args)
-  math.randomseed(5)
-  local c, total = {}, 0
-  for k = 1, 10000 do total = total + 1 / k; c[k] = total end
-  for i = 1, count do
-    local u, lo, hi = math.random() * total, 1, 10000
-    while lo < hi do local mid = math.floor((lo + hi) / 2); if c[mid] < u then lo = mid + 1 else hi = mid end end
-    reqs[i] = wrk.format("GET", "/v1/models/bench/users/u" .. math.random(0, 99999) .. "/predict?item=n" .. (lo - 1))
-  end
-end
-request = function() n = n % count + 1; return reqs[n] end
-LUAEOF
+USERS=100000; ITEMS=10000
+zipf_requests "$LUA/predict.lua" \
+  'wrk.format("GET", "/v1/models/bench/users/u" .. math.random(0, 99999) .. "/predict?item=n" .. zi())' 200000
 write_requests "$LUA/topk.lua" \
   'wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, 99999) .. "/topk", {["Content-Type"]="application/json"}, "{\"k\":10}")'
 counter() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="osprey_computed_feature_cache_$1" '$1 ~ "^"m"\\{" {s += $2} END {print s + 0}'; }

@@ -29,20 +29,9 @@ if [ ! -f "$RUN/data/osprey.sqlite" ]; then
 fi
 LUA=$RUN/lua
 rm -rf "$LUA"; mkdir -p "$LUA"
-cat > "$LUA/topk.lua" <<'LUAEOF'
-local reqs, n, count = {}, 0, 200000
-init = function(args)
-  math.randomseed(11)
-  local c, total = {}, 0
-  for k = 1, 100000 do total = total + 1 / k; c[k] = total end
-  for i = 1, count do
-    local u, lo, hi = math.random() * total, 1, 100000
-    while lo < hi do local mid = math.floor((lo + hi) / 2); if c[mid] < u then lo = mid + 1 else hi = mid end end
-    reqs[i] = wrk.format("POST", "/v1/models/bench/users/u" .. (lo - 1) .. "/topk", {["Content-Type"]="application/json"}, "{\"k\":10}")
-  end
-end
-request = function() n = n % count + 1; return reqs[n] end
-LUAEOF
+USERS=100000; ITEMS=10000
+zipf_requests "$LUA/topk.lua" \
+  'wrk.format("POST", "/v1/models/bench/users/u" .. zu() .. "/topk", {["Content-Type"]="application/json"}, "{\"k\":10}")' 200000
 write_requests "$LUA/observe.lua" \
   'wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, 99999) .. "/observe", {["Content-Type"]="application/json"}, "{\"item\":\"i" .. math.random(0, 9999) .. "\",\"label\":" .. math.random(1, 5) .. "}")'
 

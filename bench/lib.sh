@@ -130,3 +130,36 @@ write_endpoint_requests() {
   write_requests "$1/topk.lua" \
     'wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, '"$2"' - 1) .. "/topk", {["Content-Type"]="application/json"}, "{\"k\":10}")'
 }
+
+# zipf_requests FILE EXPR [COUNT]: COUNT (1,000,000) requests built once from EXPR, which may
+# call zu() (a Zipf(1.0) rank over $USERS users), zi() (over $ITEMS items) and candidates(zi) (a
+# topk body of 50 such items); wrk's first script argument seeds them (default 7).
+zipf_requests() {
+  cat > "$1" <<LUAEOF
+local reqs, n, count = {}, 0, ${3:-1000000}
+local function cdf(size)
+  local c, total = {}, 0
+  for k = 1, size do total = total + 1 / k; c[k] = total end
+  for k = 1, size do c[k] = c[k] / total end
+  return c
+end
+local function candidates(zi)
+  local ids = {}
+  for j = 1, 50 do ids[j] = "\"i" .. zi() .. "\"" end
+  return "{\"k\":10,\"items\":[" .. table.concat(ids, ",") .. "]}"
+end
+local function draw(c)
+  local u, lo, hi = math.random(), 1, #c
+  while lo < hi do local mid = math.floor((lo + hi) / 2); if c[mid] < u then lo = mid + 1 else hi = mid end end
+  return lo - 1
+end
+init = function(args)
+  math.randomseed(tonumber(args[1]) or 7)
+  local users, items = cdf($USERS), cdf($ITEMS)
+  local function zu() return draw(users) end
+  local function zi() return draw(items) end
+  for i = 1, count do reqs[i] = $2 end
+end
+request = function() n = n % count + 1; return reqs[n] end
+LUAEOF
+}
