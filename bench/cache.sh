@@ -29,14 +29,18 @@ build_release
 DATA=.bench-data/u${USERS}-i${ITEMS}-r${RATINGS}-d${DIM}
 if [ ! -f "$DATA/osprey.sqlite" ]; then echo "no model in $DATA: run bench/http.sh $USERS $ITEMS $RATINGS $DIM first"; exit 1; fi
 CACHE=${CACHE:-prediction}
-# Both servers read the same store; neither is sent observations, so they never write to it.
+# Neither server is sent observations.
 case $CACHE in
   prediction) start_server "$DATA" "$CACHED_PORT" --cache-scores ;;
   feature) start_server "$DATA" "$CACHED_PORT" --prediction-cache 0 --feature-cache "${FEATURE_CACHE:-10000}" ;;
   *) echo "CACHE must be prediction or feature"; exit 1 ;;
 esac
 CACHED=$PID
-start_server "$DATA" "$PLAIN_PORT" --prediction-cache 0
+# The second server serves a copy: a data directory is one process's (its lock).
+PLAIN_DATA=.bench-data/cache-run/plain-data
+rm -rf "$PLAIN_DATA"; mkdir -p .bench-data/cache-run
+cp -a "$DATA" "$PLAIN_DATA"
+start_server "$PLAIN_DATA" "$PLAIN_PORT" --prediction-cache 0
 PLAIN=$PID
 for port in $CACHED_PORT $PLAIN_PORT; do
   curl -sf "http://127.0.0.1:$port/v1/models/bench" >/dev/null || { echo "server on $port is not serving model bench"; exit 1; }
