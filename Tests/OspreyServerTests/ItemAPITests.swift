@@ -164,14 +164,19 @@ struct InlineItemTests {
                 #expect(r.status == .badRequest && api.error(r.body).message.hasPrefix("inline_items.0.attributes.a must be"))
             }
             try await client.execute(uri: "/v1/models/demo/exploration", method: .put, body: ByteBuffer(string: #"{"policy":"linucb(1.0)"}"#)) { _ in }
-            try await client.execute(uri: "/v1/models/demo/users/u1/topk", method: .post,
-                                     body: ByteBuffer(string: #"{"k":3,"inline_items":[{"id":"y","attributes":{}}]}"#)) { r in
-                #expect(r.status == .badRequest && api.error(r.body).message.contains("explore"))
-            }
+            // With an exploring policy, an answer with inline items is the greedy one.
+            var greedy: [String] = []
             try await client.execute(uri: "/v1/models/demo/users/u1/topk", method: .post,
                                      body: ByteBuffer(string: #"{"k":3,"explore":false,"inline_items":[{"id":"y","attributes":{}}]}"#)) { r in
                 #expect(r.status == .ok)
+                greedy = (api.json(r.body)["items"] as? [[String: Any]] ?? []).compactMap { $0["item"] as? String }
             }
+            try await client.execute(uri: "/v1/models/demo/users/u1/topk", method: .post,
+                                     body: ByteBuffer(string: #"{"k":3,"inline_items":[{"id":"y","attributes":{}}]}"#)) { r in
+                #expect(r.status == .ok)
+                #expect((api.json(r.body)["items"] as? [[String: Any]] ?? []).compactMap { $0["item"] as? String } == greedy)
+            }
+            #expect(greedy.count == 3)
         }
     }
 }

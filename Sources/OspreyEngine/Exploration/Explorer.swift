@@ -52,20 +52,18 @@ public struct Explorer: Sendable {
     /// the same candidates and filters as ``Predictor/topK(model:uid:k:items:exclude:excludeObserved:)``.
     /// `inline` items (the request's attributes for items the model does not hold) are ranked
     /// among them, scored from their attributes and not stored (``Predictor/mergeInline(_:_:k:exclude:uid:in:)``);
-    /// they are ranked greedily only.
-    /// - Throws: ``OspreyError`` `unknownModel`, `unknownItem` or `invalidArgument` (k < 1, or
-    ///   inline items with an exploring policy).
+    /// an answer with them is greedy whatever the model's policy (logged as `greedy`, so
+    /// off-policy evaluation reads it as such).
+    /// - Throws: ``OspreyError`` `unknownModel`, `unknownItem` or `invalidArgument` (k < 1).
     public func topK(model name: String, uid: String, k: Int, items: [String]?, exclude: [String] = [],
                      excludeObserved: Bool = false, explore: Bool? = nil,
                      inline: [(id: String, attributes: ItemAttributes)] = []) throws -> Answer {
         guard k >= 1 else { throw OspreyError(.invalidArgument, "k must be at least 1") }
         let model = try registry.model(name)
         let state = model.state(for: uid)
-        let policy = explore == false ? .greedy : model.exploration
-        if !inline.isEmpty, policy.explores {
-            throw OspreyError(.invalidArgument,
-                              "inline_items are ranked greedily, and model `\(name)` explores (\(policy)): send \"explore\": false")
-        }
+        // Inline items are ranked greedily only; whether a request may name them cannot depend
+        // on the policy an operator set.
+        let policy = explore == false || !inline.isEmpty ? .greedy : model.exploration
         let event = configuration.logDecisions ? log.nextEventID() : nil
         let query = PredictionCache.RankingQuery(k: k, items: items, exclude: exclude, excludeObserved: excludeObserved)
         let shown: [DecisionRecord.Shown]
