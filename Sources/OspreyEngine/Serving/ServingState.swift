@@ -23,7 +23,9 @@ public final class ServingState: Sendable {
     /// computed from their attributes (``ServingFeatures``), with the rows items learned online
     /// as last published (``publishItems()``). Read it once per answer: all of one answer's
     /// scores then come from one publication.
-    public var features: ServingFeatures { published.withLock { $0 } }
+    public var features: ServingFeatures { fixed ?? published.withLock { $0 } }
+    /// The features when items do not learn online: they never change, so reads take no lock.
+    private let fixed: ServingFeatures?
     private let published: Mutex<ServingFeatures>
     /// The items' online states (nil: item updates off; docs/architecture.md, "Items learn online").
     let itemLearner: ItemLearner?
@@ -72,6 +74,7 @@ public final class ServingState: Sendable {
             served = served.publishing(itemLearner.takeUnpublished(stride: served.stride), tableCache: tableCache)
         }
         published = Mutex(served)
+        fixed = itemLearner == nil ? served : nil
         validation = monitor
         let own = version.metadata.validationRMSE.map { $0 * $0 }
         let baseline = [own, baselineAtMost].compactMap { $0 }.min()
