@@ -3,6 +3,7 @@ client and a server started on a free loopback port and stopped (SIGTERM, then S
 PID."""
 
 import argparse
+import csv
 import http.client
 import json
 import os
@@ -80,3 +81,24 @@ def data_arguments(description):
     ap.add_argument("--dim", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
     return ap
+
+
+def read_ratings(path):
+    """A ratings CSV (`uid,item,label,timestamp`) as (uid, item, label, timestamp) tuples."""
+    with open(path) as f:
+        return [(r["uid"], r["item"], float(r["label"]), int(r["timestamp"])) for r in csv.DictReader(f)]
+
+
+def write_ratings(path, rows):
+    """Writes (uid, item, label, timestamp) tuples as a ratings CSV `osprey train` reads."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["uid", "item", "label", "timestamp"])
+        w.writerows(rows)
+
+
+def stream(client, model, rows, batch=500):
+    """Sends (uid, item, label, _) rows through the bulk observations API, `batch` to a request."""
+    for i in range(0, len(rows), batch):
+        client.call("POST", f"/v1/models/{model}/observations",
+                    {"observations": [{"uid": u, "item": it, "label": y} for u, it, y, _ in rows[i:i + batch]]})

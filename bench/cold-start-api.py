@@ -15,7 +15,6 @@ Usage: bench/cold-start-api.py [--binary .build/release/osprey] [--users 2000] [
        [--ratings 100000] [--true-dim 10] [--dim 20] [--share 0.6] [--first 5] [--seed 1]
 """
 
-import csv
 import math
 import os
 import shutil
@@ -24,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from apiclient import Server, data_arguments
+from apiclient import Server, data_arguments, read_ratings, stream, write_ratings
 
 
 def rmse(client, model, ratings):
@@ -48,8 +47,7 @@ def main():
         subprocess.run([binary, "generate", "--users", str(args.users), "--items", str(args.items), "--ratings", str(args.ratings),
                         "--dim", str(args.true_dim), "--noise", "0.5", "--seed", str(args.seed), "--out", ratings_file,
                         "--items-out", items_file, "--attribute-share", str(args.share)], check=True, capture_output=True)
-        with open(ratings_file) as f:
-            rows = [(r["uid"], r["item"], float(r["label"]), int(r["timestamp"])) for r in csv.DictReader(f)]
+        rows = read_ratings(ratings_file)
         is_new = lambda item: item.endswith("7")
         train = [r for r in rows if not is_new(r[1])]
         by_item = {}
@@ -61,10 +59,7 @@ def main():
         scored = [r for rs in usable.values() for r in rs[args.first:]]
         log(f"{len(train)} training ratings; {len(usable)} new items, {len(first)} first ratings, {len(scored)} scored")
         train_file = os.path.join(work, "train.csv")
-        with open(train_file, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["uid", "item", "label", "timestamp"])
-            w.writerows(train)
+        write_ratings(train_file, train)
         plain, attributed = os.path.join(work, "plain"), os.path.join(work, "attributed")
         subprocess.run([binary, "train", "--data-dir", plain, "--model", "m", "--ratings", train_file, "--dim", str(args.dim)],
                        check=True, capture_output=True)
@@ -84,9 +79,7 @@ def main():
             sources = {client.call("GET", f"/v1/models/m/items/{item}")["source"] for item in usable}
             attributes = rmse(client, "m", scored)
             log(f"(b) attributes: {attributes:.4f} (sources {sorted(sources)})")
-            for i in range(0, len(first), 500):
-                batch = [{"uid": u, "item": it, "label": y} for u, it, y, _ in first[i:i + 500]]
-                client.call("POST", "/v1/models/m/observations", {"observations": batch})
+            stream(client, "m", first)
             time.sleep(0.5)  # one publication of the items' rows
             sources = {client.call("GET", f"/v1/models/m/items/{item}")["source"] for item in usable}
             online = rmse(client, "m", scored)

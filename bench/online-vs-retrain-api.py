@@ -14,7 +14,6 @@ Usage: bench/online-vs-retrain-api.py [--binary .build/release/osprey] [--users 
        [--items 1000] [--ratings 100000] [--true-dim 10] [--dim 20] [--seed 1]
 """
 
-import csv
 import math
 import os
 import shutil
@@ -23,7 +22,8 @@ import sys
 import tempfile
 import time
 
-from apiclient import Server, data_arguments
+from apiclient import Server, data_arguments, read_ratings, write_ratings
+from apiclient import stream as send
 
 
 def split(ratings):
@@ -63,9 +63,7 @@ def run(binary, data, item_updates, model, stream, held, log):
         initial, n = rmse(client, model, held)
         log(f"item updates {item_updates}: initial held-out RMSE {initial:.4f} over {n} ratings")
         start = time.time()
-        for i in range(0, len(stream), 500):
-            batch = [{"uid": u, "item": it, "label": y} for u, it, y, _ in stream[i:i + 500]]
-            client.call("POST", f"/v1/models/{model}/observations", {"observations": batch})
+        send(client, model, stream)
         log(f"item updates {item_updates}: streamed {len(stream)} observations in {time.time() - start:.1f} s")
         time.sleep(0.5)  # one publication of the items' rows
         online, _ = rmse(client, model, held)
@@ -91,15 +89,11 @@ def main():
         subprocess.run([binary, "generate", "--users", str(args.users), "--items", str(args.items), "--ratings", str(args.ratings),
                         "--dim", str(args.true_dim), "--noise", "0.5", "--drift", "0.5", "--drift-at", "0.5",
                         "--seed", str(args.seed), "--out", ratings_file], check=True, capture_output=True)
-        with open(ratings_file) as f:
-            rows = [(r["uid"], r["item"], float(r["label"]), int(r["timestamp"])) for r in csv.DictReader(f)]
+        rows = read_ratings(ratings_file)
         train, stream, held = split(rows)
         log(f"split: {len(train)} initial, {len(stream)} streamed, {len(held)} held out")
         train_file = os.path.join(work, "train.csv")
-        with open(train_file, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["uid", "item", "label", "timestamp"])
-            w.writerows(train)
+        write_ratings(train_file, train)
         base = os.path.join(work, "base")
         start = time.time()
         subprocess.run([binary, "train", "--data-dir", base, "--model", "m", "--ratings", train_file, "--dim", str(args.dim)],
