@@ -11,7 +11,8 @@ public struct TrainingMetadata: Sendable, Codable, Equatable {
     public var lambdaSelection: String
     public var iterations: Int
     public var seed: UInt64
-    public var trainingRMSE: Double
+    /// RMSE on the ratings it was fitted to (nil for factors imported without ratings).
+    public var trainingRMSE: Double?
     /// RMSE on the held-out slice used to choose λ (nil when λ was given).
     public var validationRMSE: Double?
     public var ratings: Int
@@ -19,13 +20,18 @@ public struct TrainingMetadata: Sendable, Codable, Equatable {
     /// The span of the observation log the version was trained on: observations with sequence
     /// numbers up to this one (nil when it was trained on a ratings file alone).
     public var trainedThroughSeq: Int64?
-    /// What started the training: `train` (a ratings file), `request` (a retrain asked for) or
-    /// `staleness` (an automatic retrain); nil for a version trained before this was recorded.
+    /// What started the training: `train` (a ratings file), `request` (a retrain asked for),
+    /// `staleness` (an automatic retrain) or `import` (factors trained elsewhere); nil for a
+    /// version trained before this was recorded.
     public var trigger: String?
+    /// Where θ came from when it was not trained here: the imported files and what they held
+    /// (``FactorImport/source``); nil for a version Osprey trained.
+    public var source: String?
 
     public init(factors: Int, lambda: Float, scaledLambda: Bool, lambdaSelection: String, iterations: Int, seed: UInt64,
-                trainingRMSE: Double, validationRMSE: Double?, ratings: Int, durationSeconds: Double,
-                trainedThroughSeq: Int64? = nil, trigger: String? = nil) {
+                trainingRMSE: Double?, validationRMSE: Double?, ratings: Int, durationSeconds: Double,
+                trainedThroughSeq: Int64? = nil, trigger: String? = nil, source: String? = nil) {
+        self.source = source
         self.factors = factors
         self.lambda = lambda
         self.scaledLambda = scaledLambda

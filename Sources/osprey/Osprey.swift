@@ -8,6 +8,6 @@ struct Osprey: AsyncParsableCommand {
         abstract: "Serve personalized models that learn from every observation (Velox).",
         subcommands: [
             QuickstartCommand.self, GenerateCommand.self, TrainCommand.self, ServeCommand.self, ModelsCommand.self,
-            EvaluateCommand.self, ColdStartCommand.self, RetrainCommand.self, SimulateCommand.self, EvaluatePolicyCommand.self,
+            EvaluateCommand.self, ColdStartCommand.self, RetrainCommand.self, ImportCommand.self, SimulateCommand.self, EvaluatePolicyCommand.self,
         ])
 }

@@ -30,6 +30,11 @@ struct RetrainCommand: AsyncParsableCommand {
     private static func retrain(_ model: String, on manager: Manager) async throws {
         let id: Int
         do { id = try manager.retrainer.start(model: model) } catch let e as OspreyError { throw ValidationError(e.message) }
+        try await follow(job: id, of: model, on: manager, doing: "retrain")
+    }
+
+    /// Prints a job's progress until it ends; says which version serves, or throws its error.
+    static func follow(job id: Int, of model: String, on manager: Manager, doing what: String) async throws {
         var shown = (fits: -1, iteration: -1)
         while true {
             let job = try manager.retrainer.job(id, model: model)
@@ -41,10 +46,11 @@ struct RetrainCommand: AsyncParsableCommand {
                 Console.info("  \(job.phase.rawValue): \(step) (\(String(format: "%.1f", job.elapsed)) s)")
             }
             if job.finished {
-                if let error = job.error { throw ValidationError("retrain failed: \(error)") }
+                if let error = job.error { throw ValidationError("\(what) failed: \(error)") }
+                if job.phase == .cancelled { throw ValidationError("\(what) was cancelled") }
                 let info = try manager.info(model: model)
                 let v = info.versions.first { $0.number == job.version }
-                Console.info("\(model) v\(job.version ?? 0) now serves (parent v\(v?.parent ?? 0)), training RMSE \(String(format: "%.4f", v?.metadata.trainingRMSE ?? .nan)), in \(String(format: "%.1f", job.elapsed)) s")
+                Console.info("\(model) v\(job.version ?? 0) now serves (parent v\(v?.parent ?? 0)), training RMSE \(v?.metadata.trainingRMSE.map { String(format: "%.4f", $0) } ?? "-"), in \(String(format: "%.1f", job.elapsed)) s")
                 break
             }
             try await Task.sleep(for: .milliseconds(100))

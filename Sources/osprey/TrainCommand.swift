@@ -42,19 +42,9 @@ struct TrainCommand: ParsableCommand {
 /// `dataDir`, printing progress.
 func train(dataDir: String, model: String, ratingsPath: String, itemsPath: String? = nil, configuration: Trainer.Configuration,
            exploration: ExplorationPolicy = .greedy, rules: InputRules = .init()) throws {
-    guard !model.isEmpty, model.utf8.count <= 128, !model.contains("/") else {
-        throw ValidationError("--model must be a non-empty name of at most 128 bytes without `/`")
-    }
+    try validateModelName(model)
     // The items file is checked before anything is created.
-    var catalogue: [CatalogueItem] = []
-    if let itemsPath {
-        do {
-            catalogue = try ItemsReader(rules: rules).read(path: itemsPath)
-        } catch {
-            throw ValidationError("--items: \(error)")
-        }
-        Console.info("read \(catalogue.count) items from \(itemsPath)")
-    }
+    let catalogue = try itemsPath.map { try readCatalogue($0, option: "--items", rules: rules) } ?? []
     let store = try SQLiteStores(directory: dataDir)
     if let existing = try store.versions.models().first(where: { $0.name == model }) {
         throw ValidationError("model `\(model)` already exists in \(dataDir) (serving version \(existing.servingVersion)); choose another --model name")
@@ -68,20 +58,47 @@ func train(dataDir: String, model: String, ratingsPath: String, itemsPath: Strin
     } catch let e as Trainer.ConfigurationError {
         throw ValidationError(e.description)
     }
+    try storeFirstVersion(&result, in: store, ratings: read.ratings, catalogue: catalogue, exploration: exploration)
+}
+
+/// Fits the attribute map on `catalogue` (when it has items), stores it as the model's catalogue
+/// and `result` as the model's serving version 1 with its users' states, a chunk at a time (a
+/// million users' d×d states would not fit in memory together), and sets its exploration
+/// policy, printing progress.
+func storeFirstVersion(_ result: inout Trainer.Result, in store: SQLiteStores, ratings: [Rating], catalogue: [CatalogueItem],
+                       exploration: ExplorationPolicy) throws {
+    let model = result.model
     if !catalogue.isEmpty {
         let attributes = Dictionary(catalogue.map { ($0.id, $0.attributes) }, uniquingKeysWith: { $1 })
         result.fitAttributeMap(attributes: { attributes[$0] }) { Console.info($0) }
         try store.versions.putItems(model: model, catalogue)
     }
-    // Each user's ridge state is computed and stored a chunk at a time (a million users' d×d
-    // states would not fit in memory together).
     var stored = 0
     let total = result.users.count
-    try store.stores.storeVersion(result, reflecting: try store.log.lastSequence(), trainingRatings: read.ratings, serve: true, each: { _, _ in
+    try store.stores.storeVersion(result, reflecting: try store.log.lastSequence(), trainingRatings: ratings, serve: true, each: { _, _ in
         stored += 1
         if stored % 100_000 == 0, stored < total { Console.info("stored \(stored) of \(total) users' states") }
     })
     try store.versions.setExplorationPolicy(model: model, policy: exploration.description)
-    Console.info("stored \(model) v1 in \(store.path): \(total) users, \(result.features.catalog.count) trained items"
+    Console.info("stored \(model) v1 in \(store.path): \(total) users, \(result.features.catalog.count) \(result.metadata.trigger == "import" ? "imported" : "trained") items"
         + (catalogue.isEmpty ? "" : ", \(catalogue.count) catalogue items") + ", exploration \(exploration)")
+}
+
+/// A model name: what the API's paths can carry.
+func validateModelName(_ model: String) throws {
+    guard !model.isEmpty, model.utf8.count <= 128, !model.contains("/") else {
+        throw ValidationError("--model must be a non-empty name of at most 128 bytes without `/`")
+    }
+}
+
+/// Reads a catalogue (items' attributes) from the CSV at `path`, errors named by `option`.
+func readCatalogue(_ path: String, option: String, rules: InputRules) throws -> [CatalogueItem] {
+    let catalogue: [CatalogueItem]
+    do {
+        catalogue = try ItemsReader(rules: rules).read(path: path)
+    } catch {
+        throw ValidationError("\(option): \(error)")
+    }
+    Console.info("read \(catalogue.count) items from \(path)")
+    return catalogue
 }

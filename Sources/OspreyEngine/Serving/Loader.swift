@@ -43,7 +43,7 @@ struct Loader: Sendable {
         // A snapshot of users and items cut short puts back what it overwrote: the rows are one
         // cut again. Only such snapshots keep what they overwrite, and their kept copies stay
         // valid until a snapshot completes, so a start with item updates off can leave them.
-        if configuration.itemUpdates { try stores.snapshots.restoreInterruptedSnapshot(model: model, version: number) }
+        if configuration.itemUpdates { _ = try stores.snapshots.restoreInterruptedSnapshot(model: model, version: number) }
         let observed = continuing.observed ?? ObservedItems.stored(in: stores, model: model)
         let catalogue = try continuing.catalogue ?? ItemCatalogue.stored(in: stores, model: model)
         let metrics = continuing.metrics.forState()

@@ -12,6 +12,8 @@ public struct RetrainJob: Sendable, Equatable {
         case request
         /// The serving version went stale, with automatic retraining on.
         case staleness
+        /// Factors trained elsewhere came in (`osprey import`): no ALS runs.
+        case `import`
     }
 
     public let id: Int

@@ -17,6 +17,8 @@ struct RetrainRun {
     let loader: Loader
     let configuration: Manager.Configuration
     let logger: Logger
+    /// Factors trained elsewhere that ``train(_:)`` makes the version of, instead of ALS.
+    var factors: FactorImport? = nil
 
     /// What a retrain trains on.
     struct Gathered {
@@ -58,12 +60,24 @@ struct RetrainRun {
     /// attributes (``HashedAttributeFeatures``). Reports progress on the job; stops between
     /// iterations when the job is cancelled. O(ALS + the map's fit).
     /// - Throws: `Trainer.Cancelled`, or what the trainer throws.
+    /// With ``factors``, makes the version of them instead (``FactorImport``), then fits the map.
     func train(_ gathered: Gathered) throws -> Trainer.Result {
         let current = model.current.version
         retrainer.update(job: job) { $0.phase = .training }
+        let id = job
+        let catalogue = model.current.catalogue
+        if let factors {
+            var result = try factors.result(model: model.name, number: gathered.number, parent: current.number, ratings: gathered.ratings,
+                                            trainedThroughSeq: gathered.through) { [logger] line in
+                logger.info("\(line)", metadata: ["job.id": "\(id)"])
+            }
+            result.fitAttributeMap(attributes: { catalogue.item($0)?.attributes }) { [logger] line in
+                logger.debug("\(line)", metadata: ["job.id": "\(id)"])
+            }
+            return result
+        }
         let parentLambda = Regularization(lambda: current.metadata.lambda, scaled: current.metadata.scaledLambda)
         let given = current.metadata.lambdaSelection == "given"
-        let id = job
         var trainer = Trainer(
             configuration: .init(factors: current.metadata.factors, lambda: given ? parentLambda.lambda : nil,
                                  scaleLambda: parentLambda.scaled, iterations: current.metadata.iterations,
@@ -75,7 +89,6 @@ struct RetrainRun {
         trainer.isCancelled = { [weak retrainer] in retrainer?.cancelRequested(id) ?? true }
         var result = try trainer.train(model: model.name, number: gathered.number, parent: current.number, ratings: gathered.ratings,
                                        trainedThroughSeq: gathered.through, trigger: trigger.rawValue)
-        let catalogue = model.current.catalogue
         result.fitAttributeMap(attributes: { catalogue.item($0)?.attributes }) { [logger] line in
             logger.debug("\(line)", metadata: ["job.id": "\(id)"])
         }

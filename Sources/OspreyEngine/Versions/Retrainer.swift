@@ -46,7 +46,13 @@ public final class Retrainer: Sendable {
     /// that allocation. Returns the job id.
     /// - Throws: ``OspreyError`` `unknownModel`, or `conflict` while a retrain of the model runs
     ///   (or, for a challenger, while another competes).
-    public func start(model name: String, challenger: TrafficAllocation? = nil, trigger: RetrainJob.Trigger = .request) throws -> Int {
+    ///
+    /// With `importing`, the job makes version N+1 from factors trained elsewhere instead of by
+    /// ALS (``FactorImport``: its users fitted to, or kept under, the same ratings a retrain
+    /// gathers), and its trigger is `import`; the rest of the job is a retrain's.
+    public func start(model name: String, challenger: TrafficAllocation? = nil, trigger: RetrainJob.Trigger = .request,
+                      importing factors: FactorImport? = nil) throws -> Int {
+        let trigger = factors == nil ? trigger : .import
         let model = try registry.model(name)
         if challenger != nil, model.competition != nil {
             throw OspreyError(.conflict, "model `\(name)` already has a challenger; promote it or stop the competition first")
@@ -58,11 +64,11 @@ public final class Retrainer: Sendable {
             state.nextID += 1
             state.jobs[state.nextID] = RetrainJob(
                 id: state.nextID, model: name, trigger: trigger, phase: .loading, iteration: 0,
-                iterations: model.version.metadata.iterations, startedAt: Date())
+                iterations: factors == nil ? model.version.metadata.iterations : 0, startedAt: Date())
             return state.nextID
         }
         logger.info("retrain started", metadata: ["model.name": "\(name)", "job.id": "\(id)", "retrain.trigger": "\(trigger.rawValue)"])
-        DispatchQueue.global(qos: .utility).async { self.run(job: id, model: model, challenger: challenger) }
+        DispatchQueue.global(qos: .utility).async { self.run(job: id, model: model, challenger: challenger, importing: factors) }
         return id
     }
 
@@ -199,11 +205,11 @@ public final class Retrainer: Sendable {
     /// Runs a retrain job to its end; a failure leaves the serving version untouched. A user
     /// erased while it trained is not in what it stores: it trains again (docs/operations.md,
     /// "Erasing a user").
-    private func run(job id: Int, model: ServedModel, challenger: TrafficAllocation?) {
+    private func run(job id: Int, model: ServedModel, challenger: TrafficAllocation?, importing factors: FactorImport?) {
         do {
             let trigger = jobs.withLock { $0.jobs[id]?.trigger } ?? .request
             let run = RetrainRun(job: id, trigger: trigger, model: model, retrainer: self, stores: stores, loader: loader,
-                                 configuration: configuration, logger: logger)
+                                 configuration: configuration, logger: logger, factors: factors)
             let number = try trainAndSwap(run, job: id, challenger: challenger)
             update(job: id) { $0.phase = .done; $0.version = number; $0.finishedAt = Date() }
             logger.info("retrain finished", metadata: ["model.name": "\(model.name)", "model.version": "\(number)", "job.id": "\(id)"])

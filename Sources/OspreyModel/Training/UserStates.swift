@@ -13,6 +13,21 @@ public struct UserStates: Sendable {
     let features: MaterializedFeatures
     let regularization: Regularization
     let threads: Int
+    /// Weights given for some users (indexed like ``uids``; empty when none are): such a user's
+    /// state keeps its Gram matrix `A` from its ratings but takes `b = A·w`, so that its weights
+    /// are `w` exactly and online learning goes on from them (factors trained elsewhere).
+    let given: [[Float]?]
+
+    init(uids: [String], ratings: SparseRows, features: MaterializedFeatures, regularization: Regularization, threads: Int,
+         given: [[Float]?] = []) {
+        precondition(given.isEmpty || given.count == uids.count, "given weights are indexed like the users")
+        self.uids = uids
+        self.ratings = ratings
+        self.features = features
+        self.regularization = regularization
+        self.threads = threads
+        self.given = given
+    }
 
     /// The number of users.
     public var count: Int { uids.count }
@@ -39,6 +54,28 @@ public struct UserStates: Sendable {
         return out
     }
 
+    /// The root mean squared error of every user's weights on its ratings (nil with no ratings),
+    /// computed a chunk at a time. O(ratings · d² + users · d³).
+    /// - Throws: as ``forEachChunk(size:_:)``.
+    public func rmse() throws -> Double? {
+        guard !ratings.labels.isEmpty else { return nil }
+        var sum = 0.0, start = 0
+        try forEachChunk { chunk in
+            for (i, user) in chunk.enumerated() {
+                let u = start + i
+                for e in ratings.offsets[u]..<ratings.offsets[u + 1] {
+                    let score = features.withFeatures(item: Int(ratings.columns[e])) { f, offset in
+                        (0..<features.dimension).reduce(Double(offset)) { $0 + Double(user.state.weights[$1]) * Double(f[$1]) }
+                    }
+                    let error = score - Double(ratings.labels[e])
+                    sum += error * error
+                }
+            }
+            start += chunk.count
+        }
+        return (sum / Double(ratings.labels.count)).squareRoot()
+    }
+
     /// The states of users `range`, computed on all threads. O(their ratings · d² + |range| · d³).
     private func states(_ range: Range<Int>) throws -> [(uid: String, state: RidgeState)] {
         let dim = features.dimension
@@ -54,7 +91,8 @@ public struct UserStates: Sendable {
             while i < range.count {
                 defer { i += workers }
                 let u = range.lowerBound + i
-                let penalty = Double(regularization.lambda) * (regularization.scaled ? Double(ratings.count(ofRow: u)) : 1)
+                // A user with given weights may have no ratings: a scaled penalty counts at least one.
+                let penalty = Double(regularization.lambda) * (regularization.scaled ? Double(max(1, ratings.count(ofRow: u))) : 1)
                 for k in 0..<a.count { a[k] = 0 }
                 for k in 0..<dim { b[k] = 0; a[k * dim + k] = penalty }
                 for e in ratings.offsets[u]..<ratings.offsets[u + 1] {
@@ -65,6 +103,13 @@ public struct UserStates: Sendable {
                             b[i] += t * fi
                             for j in 0..<dim { a[i * dim + j] += fi * Double(f[j]) }
                         }
+                    }
+                }
+                if !given.isEmpty, let w = given[u] {
+                    for r in 0..<dim {
+                        var sum = 0.0
+                        for c in 0..<dim { sum += a[r * dim + c] * Double(w[c]) }
+                        b[r] = sum
                     }
                 }
                 out[i] = try? RidgeState(gram: a, rhs: b)

@@ -82,6 +82,8 @@ struct ModelResponse: APIResponse {
             w.field("trained_through_seq", v.metadata.trainedThroughSeq.map(Int.init))
             w.key("trigger")
             if let t = v.metadata.trigger { w.value(t) } else { w.null() }
+            w.key("source")
+            if let s = v.metadata.source { w.value(s) } else { w.null() }
         }
     }
 }
