@@ -2,10 +2,10 @@
 """Command-line option test for `osprey`.
 
 Runs every command with numeric options that are huge, negative, zero, NaN or infinite where that
-makes no sense, and checks that each is refused as a usage error (exit 64, `Error: --option ...`
-on stderr) before anything runs, never a trap, a crash or a hang (the bounds live in
-Sources/osprey/OptionBounds.swift; docs/operations.md, "Configuration"). Then checks that values
-in range still run.
+makes no sense, and checks that each is refused as a usage error (exit 64, a line `Error: --option
+...` on stderr, after at most what the command read) before anything is stored, never a trap, a
+crash or a hang (the bounds live in Sources/osprey/OptionBounds.swift; docs/operations.md,
+"Configuration"). Then checks that values in range still run.
 
 Starts no server and writes only in a temporary directory. Python 3 standard library only.
 
@@ -15,6 +15,7 @@ Prints `cli-test: N passed, M failed` and exits 1 if any case failed.
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,7 @@ REFUSED = [
     (["serve"], ["--hot-users=-1"], "--hot-users must be a number of users"),
     (["serve"], ["--item-updates=maybe"], "--item-updates must be `on` or `off`"),
     (["serve"], ["--item-publish-ms=0"], "--item-publish-ms"),
+    (["serve"], ["--max-models", "0"], "--max-models must be between 1 and 10000"),
     (["serve"], ["--event-loops", "0"], "--event-loops must be between 1 and 256"),
     (["serve"], ["--scan-threads", "100000"], "--scan-threads must be between 0 and 256"),
     # access tokens (docs/operations.md, "Access tokens"): no open server off loopback by mistake
@@ -90,6 +92,13 @@ REFUSED = [
     (["train", "--data-dir", "{tmp}/data", "--model", "m", "--ratings", "{tmp}/none.csv"], ["--lambda", "nan"], "--lambda must be a positive number"),
     (["evaluate", "--ratings", "{tmp}/none.csv"], ["--iterations", "100000000"], "--iterations must be between 1 and 1000"),
     (["evaluate", "--ratings", "{tmp}/none.csv"], ["--item-lambda", "inf"], "--item-lambda must be a positive number"),
+    # import (refused before the data directory is created)
+    (["import", "--data-dir", "{tmp}/data", "--model", "m", "--items", "{tmp}/factors.csv"], ["--lambda=-1"], "--lambda must be a positive number"),
+    (["import", "--data-dir", "{tmp}/data", "--model", "m", "--items", "{tmp}/factors.csv"], ["--scale-lambda"], "--scale-lambda needs --lambda"),
+    (["import", "--data-dir", "{tmp}/data", "--model", "m", "--items", "{tmp}/factors.csv"], [], "model `m` is new: give its users' ridge penalty with --lambda"),
+    (["import", "--data-dir", "{tmp}/data", "--model", "m", "--lambda", "1"], ["--items", "{tmp}/bad-factors.json"], "--items: {tmp}/bad-factors.json line 2: has 3 factors where the first row has 2"),
+    (["import", "--data-dir", "{tmp}/data", "--model", "m", "--lambda", "1", "--items", "{tmp}/factors.csv"], ["--users", "{tmp}/bad-factors.json"], "--users: "),
+    (["import", "--data-dir", "{tmp}/data", "--model", "m", "--lambda", "1", "--items", "{tmp}/factors.csv"], ["--users", "{tmp}/factors3.csv"], "--users has 3 factors a vector and --items 2"),
     # simulate
     (["simulate"], ["--rounds", "1000000000000"], "--rounds must be between 1 and"),
     (["simulate"], ["--users", "0"], "--users must be between 1 and"),
@@ -121,6 +130,8 @@ ACCEPTED = [
     ["generate", "--users", "50", "--items", "40", "--ratings", "500", "--items-out", "{tmp}/ok-items.csv", "--attribute-share", "0.3", "--out", "{tmp}/ok2.csv"],
     ["train", "--data-dir", "{tmp}/trained", "--model", "m", "--ratings", "{tmp}/ok2.csv", "--items", "{tmp}/ok-items.csv", "--dim", "3"],
     ["cold-start", "--ratings", "{tmp}/ok2.csv", "--items", "{tmp}/ok-items.csv", "--dim", "3", "--new-share", "0.3", "--first", "2"],
+    ["import", "--data-dir", "{tmp}/imported", "--model", "m", "--items", "{tmp}/factors.csv", "--lambda", "0.5"],
+    ["import", "--data-dir", "{tmp}/trained", "--model", "m", "--items", "{tmp}/factors3.csv"],
     ["simulate", "--rounds", "300", "--users", "20", "--items", "50", "--policies", "greedy", "--series-every", "1000"],
 ]
 
@@ -175,6 +186,13 @@ def main():
             f.write("not a certificate\n")
         with open(os.path.join(tmp, "bad-items.csv"), "w") as f:
             f.write("item,genres\ni1,Drama\ni1,Comedy\n")
+        # Factors: items of d=2 for a new model, of d=3 for a new version of the one `train` makes.
+        with open(os.path.join(tmp, "factors.csv"), "w") as f:
+            f.write("id,f0,f1\ni1,0.5,0.1\ni2,-0.2,0.3\n")
+        with open(os.path.join(tmp, "factors3.csv"), "w") as f:
+            f.write("id,f0,f1,f2,offset\n" + "".join(f"i{k},0.{k},0.2,-0.1,3.5\n" for k in range(1, 41)))
+        with open(os.path.join(tmp, "bad-factors.json"), "w") as f:
+            f.write('{"id": 1, "features": [0.1, 0.2]}\n{"id": 2, "features": [0.1, 0.2, 0.3]}\n')
         refused = REFUSED + tls_cases(tmp)
         for base, option, expected in refused:
             argv = [a.replace("{tmp}", tmp) for a in base + option]
@@ -183,7 +201,7 @@ def main():
             code, err = run(binary, argv, tmp)
             if code is None:
                 failures.append(f"{shown}: still running after {TIMEOUT:.0f}s, expected a usage error")
-            elif code != 64 or not err.startswith("Error: ") or expected not in err or "Fatal error" in err or "crashed" in err:
+            elif code != 64 or not re.search(r"(^|\n)Error: ", err) or expected not in err or "Fatal error" in err or "crashed" in err:
                 what = f"killed by signal {-code}" if code < 0 else f"exit {code}"
                 failures.append(f"{shown}: {what}, expected exit 64 and `Error: ...{expected}`; stderr: {err.strip()[-300:]!r}")
             else:

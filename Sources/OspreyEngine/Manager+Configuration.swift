@@ -51,6 +51,9 @@ extension Manager {
         /// How often rows items learned online are published to what answers read; each
         /// publication invalidates the cached answers (docs/operations.md, "Items learn online").
         public var itemPublishInterval: Duration
+        /// The most models the engine serves: `POST /v1/models` refuses one more (each costs its
+        /// caches and θ, even empty).
+        public var maxModels: Int
 
         public init(snapshotObservations: Int = 500_000, snapshotCheckInterval: Duration = .seconds(1),
                     maxIdentifierLength: Int = InputRules.defaultMaxIdentifierLength,
@@ -60,7 +63,8 @@ extension Manager {
                     predictionCache: PredictionCache.Configuration = .init(), featureCache: FeatureCacheConfiguration = .init(),
                     computedFeatureCache: FeatureCacheConfiguration = .init(capacity: FeatureCacheConfiguration.computedDefault),
                     exploration: Explorer.Configuration = .init(), hotUsers: Int = 100_000, warmStart: Bool = true,
-                    itemUpdates: Bool = false, itemPublishInterval: Duration = .seconds(1)) {
+                    itemUpdates: Bool = false, itemPublishInterval: Duration = .seconds(1), maxModels: Int = 100) {
+            self.maxModels = maxModels
             self.itemUpdates = itemUpdates
             self.itemPublishInterval = itemPublishInterval
             self.computedFeatureCache = computedFeatureCache

@@ -33,6 +33,9 @@ public final class Manager: Sendable {
     let readAhead = WorkerPool(name: "osprey-prefetch", threads: 4)
     let stores: Stores
     let configuration: Configuration
+    /// Loads serving states: at start, and for a model made later (``createModel(_:)``).
+    let loader: Loader
+    let logger: Logger
     /// The learning lock and how far learning has come, shared with the roles.
     let progress: LearningProgress
     /// The instruments every role records into.
@@ -51,6 +54,8 @@ public final class Manager: Sendable {
                                     metrics: metrics.decisionLog)
         self.decisions = decisions
         let loader = Loader(stores: stores, configuration: configuration)
+        self.loader = loader
+        self.logger = logger
         registry = ModelRegistry(models: try Self.load(stores, loader: loader, decisions: decisions, configuration: configuration,
                                                         metrics: metrics, logger: logger))
         ProcessMemory.returnFreed()

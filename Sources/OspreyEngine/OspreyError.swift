@@ -32,7 +32,7 @@ public struct OspreyError: Error, CustomStringConvertible, Equatable {
     }
 
     static func unknownModel(_ name: String) -> Self {
-        .init(.unknownModel, "model `\(name)` does not exist; GET /v1/models lists the models, `osprey train` creates one")
+        .init(.unknownModel, "model `\(name)` does not exist; GET /v1/models lists the models, POST /v1/models or `osprey train` creates one")
     }
 
     static func unknownItem(_ item: String, model: String, version: Int) -> Self {

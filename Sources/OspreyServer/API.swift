@@ -51,6 +51,7 @@ struct API: Sendable {
                 Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: openAPI))
             }
         case .models: listModels
+        case .createModel: createModel
         case .model: modelInfo
         case .user: userInfo
         case .eraseUser: eraseUser
@@ -115,6 +116,18 @@ struct API: Sendable {
 
     func listModels(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         ModelListResponse(models: try manager.registry.all.map { try manager.info(model: $0.name) }).response()
+    }
+
+    func createModel(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(CreateModelBody.self, limit: configuration.maxBodyBytes)
+        // A number a Float cannot hold becomes infinite, which the engine refuses by name.
+        let spec = EmptyModel(
+            name: body.name, factors: body.dimension, lambda: body.lambda.map(Float.init), mean: Float(body.mean ?? 0),
+            numeric: (body.numeric ?? [:]).mapValues { .init(mean: $0.mean, deviation: $0.deviation) },
+            exploration: try body.exploration.map(Self.policy) ?? .greedy)
+        // Storing and loading the model writes to the store: off the event loop.
+        let info = try await Task.detached { [manager] in try manager.createModel(spec) }.value
+        return ModelResponse(info: info).response(status: .created)
     }
 
     func modelInfo(_ request: Request, _ context: BasicRequestContext) async throws -> Response {

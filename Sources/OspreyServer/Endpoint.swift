@@ -7,7 +7,7 @@ import HTTPTypes
 /// the entries marked for it (``FastPathHandler/route(_:)``), so the three cannot disagree.
 enum Endpoint: CaseIterable, Sendable {
     case health, metrics, openAPI
-    case models, model, user, eraseUser
+    case models, createModel, model, user, eraseUser
     case predict, predictInline, topK, observe, observations
     case item, putItem, putItems, hideItem, showItem
     case retrain, job, cancelJob, rollback
@@ -17,7 +17,7 @@ enum Endpoint: CaseIterable, Sendable {
         switch self {
         case .health, .metrics, .openAPI, .models, .model, .user, .predict, .job, .item: .get
         case .topK, .observe, .observations, .retrain, .cancelJob, .rollback, .startChallenger, .promote, .evaluatePolicy: .post
-        case .putItems, .hideItem, .showItem, .predictInline: .post
+        case .putItems, .hideItem, .showItem, .predictInline, .createModel: .post
         case .exploration, .putItem: .put
         case .stopChallenger, .eraseUser: .delete
         }
@@ -29,7 +29,7 @@ enum Endpoint: CaseIterable, Sendable {
         case .health: "/healthz"
         case .metrics: "/metrics"
         case .openAPI: "/openapi.yaml"
-        case .models: "/v1/models"
+        case .models, .createModel: "/v1/models"
         case .model: "/v1/models/{model}"
         case .user, .eraseUser: "/v1/models/{model}/users/{uid}"
         case .predict, .predictInline: "/v1/models/{model}/users/{uid}/predict"
@@ -58,6 +58,7 @@ enum Endpoint: CaseIterable, Sendable {
         case .metrics, .openAPI: nil
         case .health: "healthz"
         case .models: "models"
+        case .createModel: "create_model"
         case .model: "model"
         case .user: "user"
         case .eraseUser: "erase_user"
@@ -87,7 +88,7 @@ enum Endpoint: CaseIterable, Sendable {
         case .openAPI: nil
         case .health, .metrics, .models, .model, .user, .predict, .predictInline, .topK, .item: .read
         case .observe, .observations, .putItem, .putItems, .hideItem, .showItem: .write
-        case .eraseUser, .retrain, .job, .cancelJob, .rollback, .exploration, .startChallenger, .stopChallenger, .promote, .evaluatePolicy: .admin
+        case .createModel, .eraseUser, .retrain, .job, .cancelJob, .rollback, .exploration, .startChallenger, .stopChallenger, .promote, .evaluatePolicy: .admin
         }
     }
 

@@ -123,3 +123,53 @@ struct RollbackBody: Decodable {
         version = try c.integer(Int.self, forKey: .version)
     }
 }
+
+/// `POST /v1/models`: an empty model (``EmptyModel``).
+struct CreateModelBody: Decodable {
+    let name: String
+    let dimension: Int
+    let lambda: Double?
+    let mean: Double?
+    let numeric: [String: NumericScaleBody]?
+    let exploration: String?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, dimension, lambda, mean, numeric, exploration
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        name = try c.value(String.self, forKey: .name)
+        dimension = try c.integer(Int.self, forKey: .dimension)
+        lambda = c.contains(.lambda) ? try c.number(forKey: .lambda) : nil
+        mean = c.contains(.mean) ? try c.number(forKey: .mean) : nil
+        exploration = try c.optional(String.self, forKey: .exploration)
+        guard c.contains(.numeric) else { numeric = nil; return }
+        if try c.decodeNil(forKey: .numeric) { throw BodyError.null(at: [CodingKeys.numeric], expected: "an object") }
+        let scales: KeyedDecodingContainer<FieldKey>
+        do {
+            scales = try c.nestedContainer(keyedBy: FieldKey.self, forKey: .numeric)
+        } catch is DecodingError {
+            throw BodyError.wrongType(at: [CodingKeys.numeric], expected: "an object of attribute names to {mean, deviation}")
+        }
+        var out: [String: NumericScaleBody] = [:]
+        for key in scales.allKeys { out[key.stringValue] = try NumericScaleBody(from: try scales.superDecoder(forKey: key)) }
+        numeric = out
+    }
+}
+
+/// A numeric attribute's scale: `{"mean": 2000, "deviation": 10}`.
+struct NumericScaleBody: Decodable {
+    let mean: Double
+    let deviation: Double
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case mean, deviation
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        mean = try c.number(forKey: .mean)
+        deviation = try c.number(forKey: .deviation)
+    }
+}

@@ -50,12 +50,14 @@ struct ImportCommand: AsyncParsableCommand {
         if let userFactors, userFactors.dimension != itemFactors.dimension {
             throw ValidationError("--users has \(userFactors.dimension) factors a vector and --items \(itemFactors.dimension); they must match")
         }
-        let store = try SQLiteStores(directory: dataDir)
-        if try store.versions.models().contains(where: { $0.name == model }) {
-            try await importVersion(items: itemFactors, users: userFactors, store: store)
-        } else {
-            try importFirstVersion(items: itemFactors, users: userFactors, rules: rules, store: store)
+        // A data directory is created only once a new model's files have been read too.
+        if SQLiteStores.exists(in: dataDir) {
+            let store = try SQLiteStores(directory: dataDir)
+            if try store.versions.models().contains(where: { $0.name == model }) {
+                return try await importVersion(items: itemFactors, users: userFactors, store: store)
+            }
         }
+        try importFirstVersion(items: itemFactors, users: userFactors, rules: rules)
     }
 
     private func read(_ path: String, option: String, rules: InputRules) throws -> ImportedFactors {
@@ -92,7 +94,7 @@ struct ImportCommand: AsyncParsableCommand {
     }
 
     /// Version 1 of a new model.
-    private func importFirstVersion(items: ImportedFactors, users: ImportedFactors?, rules: InputRules, store: SQLiteStores) throws {
+    private func importFirstVersion(items: ImportedFactors, users: ImportedFactors?, rules: InputRules) throws {
         guard let lambda else {
             throw ValidationError("model `\(model)` is new: give its users' ridge penalty with --lambda (with --scale-lambda, Spark's regParam)")
         }
@@ -103,6 +105,7 @@ struct ImportCommand: AsyncParsableCommand {
             history = read.ratings
             Console.info("read \(history.count) ratings from \(ratings) (\(read.format.rawValue))")
         }
+        let store = try SQLiteStores(directory: dataDir)
         var result: Trainer.Result
         do {
             result = try FactorImport(items: items, users: users, regularization: .init(lambda: lambda, scaled: scaleLambda))

@@ -22,6 +22,7 @@ struct ModelsCommand: ParsableCommand {
                 let users = try store.snapshots.userCount(model: m.name, version: v.number)
                 let validation = v.metadata.validationRMSE.map { String(format: "%.4f", $0) } ?? "-"
                 print("  v\(v.number)  \(v.status.rawValue)  d=\(v.metadata.factors)  users \(users)  items \(v.items)  λ=\(String(format: "%g", v.metadata.lambda))\(v.metadata.scaledLambda ? "·n" : "")  training RMSE \(v.metadata.trainingRMSE.map { String(format: "%.4f", $0) } ?? "-")  validation RMSE \(validation)  created \(v.createdAt)")
+                if let source = v.metadata.source { print("      \(source)") }
             }
         }
     }

@@ -88,6 +88,7 @@ struct ServeOptions: ParsableArguments {
     var warmStart = true
     @Option(help: "Items learn online too: `on` makes every learned observation an exact ridge step of its item's row as well as its user's (snapshotted and replayed like users); `off` learns users only.") var itemUpdates = "off"
     @Option(help: "Milliseconds between publications of the item rows learned online to what answers read; each publication invalidates cached answers (with --item-updates on).") var itemPublishMs = 1000
+    @Option(help: "Models this server serves at most: POST /v1/models refuses one more (1 to 10000).") var maxModels = 100
     @Flag(inversion: .prefixedNo, help: "Answer predict, in-memory topk and observe (without event_id) requests on the network event loops, past the router (off: every request goes through the router).")
     var fastPath = true
     @Option(help: "Network event-loop threads (default: half the cores, at least one).") var eventLoops: Int?
@@ -124,6 +125,7 @@ struct ServeOptions: ParsableArguments {
         try Bounds.check("max-decisions", maxDecisions, 0...Int.max)
         guard ["on", "off"].contains(itemUpdates) else { throw ValidationError("--item-updates must be `on` or `off`, not `\(itemUpdates)`") }
         try Bounds.check("item-publish-ms", itemPublishMs, Bounds.publishMilliseconds)
+        try Bounds.check("max-models", maxModels, 1...10_000)
         guard hotUserCount != nil else { throw ValidationError("--hot-users must be a number of users (0 or more) or `all`") }
         if let eventLoops { try Bounds.check("event-loops", eventLoops, Bounds.eventLoops) }
         if let scanThreads { try Bounds.check("scan-threads", scanThreads, Bounds.scanThreads) }
@@ -208,7 +210,7 @@ func serve(_ o: ServeOptions, tls: ServerTLS? = nil, autoRetrainByDefault: Bool 
             exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog,
                                decisionRetention: retention),
             hotUsers: hotUsers, warmStart: o.warmStart, itemUpdates: o.itemUpdates == "on",
-            itemPublishInterval: .milliseconds(o.itemPublishMs)), metrics: .prometheus(), logger: logger)
+            itemPublishInterval: .milliseconds(o.itemPublishMs), maxModels: o.maxModels), metrics: .prometheus(), logger: logger)
     let tokens = try o.accessTokens()
     let server = ServerConfiguration(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes, fastPath: o.fastPath,
                                      eventLoops: o.eventLoops, scanThreads: o.scanThreads,

@@ -38,7 +38,7 @@ struct APIContractTests {
         ("HEAD", "/healthz", "GET"),
         ("POST", "/metrics", "GET"),
         ("PUT", "/openapi.yaml", "GET"),
-        ("DELETE", "/v1/models", "GET"),
+        ("DELETE", "/v1/models", "GET, POST"),
         ("POST", "/v1/models/demo", "GET"),
         ("PATCH", "/v1/models/nope", "GET"),
         ("POST", "/v1/models/demo/users/u1", "GET, DELETE"),

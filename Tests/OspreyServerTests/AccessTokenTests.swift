@@ -128,6 +128,7 @@ struct AccessTokenTests {
         Call(method: .get, uri: "/v1/models/demo/users/u1", body: nil, role: .read, status: 200),
         Call(method: .post, uri: "/v1/models/demo/observations", body: #"{"observations":[{"uid":"u2","item":"i1","label":2}]}"#,
              role: .write, status: 200),
+        Call(method: .post, uri: "/v1/models", body: #"{"name":"news","dimension":4}"#, role: .admin, status: 201),
         Call(method: .get, uri: "/v1/models/demo/jobs/999", body: nil, role: .admin, status: 404),
         Call(method: .put, uri: "/v1/models/demo/exploration", body: #"{"policy":"greedy"}"#, role: .admin, status: 200),
         Call(method: .delete, uri: "/v1/models/demo/challenger", body: nil, role: .admin, status: 409),

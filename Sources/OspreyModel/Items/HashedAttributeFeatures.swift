@@ -39,6 +39,11 @@ public struct HashedAttributeFeatures: ComputedFeatureFunction, Equatable {
     public struct NumericScale: Sendable, Codable, Equatable {
         public var mean: Double
         public var deviation: Double
+
+        public init(mean: Double, deviation: Double) {
+            self.mean = mean
+            self.deviation = deviation
+        }
     }
 
     /// The default number of buckets: a 1,025-square solve per penalty tried when fitting.
@@ -317,6 +322,24 @@ public struct HashedAttributeFeatures: ComputedFeatureFunction, Equatable {
         self.init(buckets: h.buckets, dimension: h.dimension, lambda: h.lambda, numeric: h.numeric,
                   weights: Array(floats[0..<((h.buckets + 1) * s)]), offsetWeights: Array(floats[((h.buckets + 1) * s)...]),
                   heldOutR2: h.heldOutR2, items: h.items)
+    }
+
+    /// The map of a model no one has trained yet (made by `POST /v1/models`): each of `factors`
+    /// buckets is one factor, so an item's vector is its hashed attributes themselves, with the
+    /// constant 1 last (the user bias's feature, as in a trained `[q_i; 1]`), and every item's
+    /// offset is `mean`. Users learn a linear model of the attributes from their first
+    /// observation; numeric attributes count when `numeric` gives their scale. The first retrain
+    /// with ratings fits a real map in its place. O(factors²).
+    public static func unfitted(factors: Int, mean: Float, numeric: [String: NumericScale]) -> HashedAttributeFeatures {
+        precondition(factors >= 1, "a model has at least one factor")
+        let dimension = factors + 1
+        let s = VectorKernels.paddedStride(dimension)
+        var weights = [Float](repeating: 0, count: (factors + 1) * s)
+        for b in 0...factors { weights[b * s + b] = 1 }
+        var offsets = [Float](repeating: 0, count: factors + 1)
+        offsets[factors] = mean
+        return HashedAttributeFeatures(buckets: factors, dimension: dimension, lambda: 0, numeric: numeric, weights: weights,
+                                       offsetWeights: offsets, heldOutR2: 0, items: 0)
     }
 
     init(buckets: Int, dimension: Int, lambda: Double, numeric: [String: NumericScale], weights: [Float], offsetWeights: [Float],

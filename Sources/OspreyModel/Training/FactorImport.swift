@@ -42,8 +42,9 @@ public struct FactorImport: Sendable {
 
     /// Version `number` of `model` from the imported factors, its users fitted to (or, with
     /// imported weights, kept under) `ratings`. Logs what it did. O(ratings · d² + users · d³).
-    /// - Throws: ``Trainer/ConfigurationError`` when the users' and items' dimensions differ, or
-    ///   when no user is left to store.
+    /// With neither users' weights nor ratings of imported items, no user is stored: each starts
+    /// from the prior (zeros) and learns online (item embeddings made elsewhere, users learned here).
+    /// - Throws: ``Trainer/ConfigurationError`` when the users' and items' dimensions differ.
     public func result(model: String, number: Int, parent: Int?, ratings: [Rating], trainedThroughSeq: Int64? = nil,
                        log: (String) -> Void = { _ in }) throws -> Trainer.Result {
         let start = Date()
@@ -76,9 +77,6 @@ public struct FactorImport: Sendable {
             }
             given = [[Float]?](repeating: nil, count: uids.count)
             for (i, uid) in users.ids.enumerated() { given[Int(index[uid]!)] = users.vector(i) }
-        }
-        guard !uids.isEmpty else {
-            throw Trainer.ConfigurationError(description: "no user to store: give the users' vectors, or ratings of the imported items")
         }
         let sparse = SparseRows(rowCount: uids.count, rows: rows, columns: columns, labels: labels)
         let states = UserStates(uids: uids, ratings: sparse, features: features, regularization: regularization,
