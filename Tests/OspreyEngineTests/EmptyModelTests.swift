@@ -112,12 +112,19 @@ struct EmptyModelTests {
         try m.createModel(EmptyModel(name: "news", factors: 3))
         let empty = try await m.retrainer.wait(forJob: try m.retrainer.start(model: "news"), model: "news")
         #expect(empty.phase == .failed && empty.error?.contains("no ratings") == true)
+        // A few ratings, no user with five: nothing to validate λ on, the retrain keeps λ and says so.
+        try await m.observe(model: "news", [(uid: "u1", item: "i1", label: Float(4)), (uid: "u2", item: "i1", label: Float(2)),
+                                            (uid: "u2", item: "i2", label: Float(5))])
+        let few = try await m.retrainer.wait(forJob: try m.retrainer.start(model: "news"), model: "news")
+        #expect(few.phase == .done && few.version == 2, "\(few.error ?? "")")
+        let small = try m.registry.model("news").version.metadata
+        #expect(small.validationRMSE == nil && small.lambdaSelection.hasPrefix("not validated") && small.lambda == 1)
         let data = try SyntheticRatings(.init(users: 40, items: 30, ratings: 600, dimension: 3, noise: 0.1, seed: 3))
         try await m.observe(model: "news", data.ratings().map { (uid: $0.uid, item: $0.item, label: $0.label) })
         let job = try await m.retrainer.wait(forJob: try m.retrainer.start(model: "news"), model: "news")
-        #expect(job.phase == .done && job.version == 2)
+        #expect(job.phase == .done && job.version == 3)
         let v = try m.registry.model("news").version
-        #expect(v.features.catalog.count == 30 && v.dimension == 4 && v.parent == 1)
+        #expect(v.features.catalog.count == 30 && v.dimension == 4 && v.parent == 2 && v.metadata.validationRMSE != nil)
         #expect(try m.item(model: "news", id: "i1").source == .trained)
     }
 
@@ -139,8 +146,8 @@ struct EmptyModelTests {
         refused(EmptyModel(name: String(repeating: "x", count: 129), factors: 4), .invalidArgument, "name must be")
         refused(EmptyModel(name: "x", factors: 0), .invalidArgument, "dimension must be between 1 and 512")
         refused(EmptyModel(name: "x", factors: 513), .invalidArgument, "dimension must be between 1 and 512")
-        refused(EmptyModel(name: "x", factors: 4, lambda: 0), .invalidArgument, "lambda must be a positive number")
-        refused(EmptyModel(name: "x", factors: 4, lambda: .nan), .invalidArgument, "lambda must be a positive number")
+        refused(EmptyModel(name: "x", factors: 4, lambda: 0), .invalidArgument, "lambda must be a number from 1e-06 to 1e+06")
+        refused(EmptyModel(name: "x", factors: 4, lambda: .nan), .invalidArgument, "lambda must be a number from 1e-06 to 1e+06")
         refused(EmptyModel(name: "x", factors: 4, mean: .infinity), .invalidArgument, "mean")
         refused(EmptyModel(name: "x", factors: 4, mean: 2e6), .invalidArgument, "mean")
         refused(EmptyModel(name: "x", factors: 4, numeric: ["year": .init(mean: 1, deviation: 0)]), .invalidArgument, "numeric.year")

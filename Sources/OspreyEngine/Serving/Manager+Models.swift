@@ -30,6 +30,9 @@ public struct EmptyModel: Sendable {
 
     /// The largest d a model may have (as for training).
     public static let maxFactors = 512
+    /// The penalties a model may be made with: a smaller one leaves a new user's system near
+    /// singular, a larger one learns nothing.
+    public static let lambdas: ClosedRange<Float> = 1e-6...1e6
     /// The longest model name, in bytes.
     public static let maxNameBytes = 128
 }
@@ -82,8 +85,8 @@ extension Manager {
         guard (1...EmptyModel.maxFactors).contains(spec.factors) else {
             throw OspreyError(.invalidArgument, "dimension must be between 1 and \(EmptyModel.maxFactors), got \(spec.factors)")
         }
-        if let lambda = spec.lambda, !(lambda > 0 && lambda.isFinite) {
-            throw OspreyError(.invalidArgument, "lambda must be a positive number, got \(lambda)")
+        if let lambda = spec.lambda, !EmptyModel.lambdas.contains(lambda) {
+            throw OspreyError(.invalidArgument, "lambda must be a number from 1e-06 to 1e+06, got \(lambda)")
         }
         do throws(InputRuleViolation) {
             _ = try inputRules.check(label: Double(spec.mean), field: "mean")

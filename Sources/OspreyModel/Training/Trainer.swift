@@ -128,7 +128,7 @@ public struct Trainer: Sendable {
         } else {
             (regularization, validationRMSE, selection) = chooseLambda(indexed)
             if isCancelled() { throw Cancelled() }
-            log("chose \(regularization) by validation (RMSE \(String(format: "%.4f", validationRMSE ?? .nan)))")
+            log(validationRMSE == nil ? selection : "chose \(regularization) by validation (RMSE \(String(format: "%.4f", validationRMSE ?? .nan)))")
         }
         let lambda = regularization.lambda
 
@@ -164,9 +164,16 @@ public struct Trainer: Sendable {
     /// Tries each candidate λ (or searches near ``Configuration/lambdaNear``) on a split that
     /// holds out each user's latest ratings, and returns the best with its validation RMSE and a
     /// record of every candidate's score.
-    func chooseLambda(_ data: IndexedRatings) -> (Regularization, Double, String) {
+    ///
+    /// With no rating to hold out (no user has five), nothing can be validated: it keeps the
+    /// parent's choice (or the first candidate) and says so, with no validation RMSE.
+    func chooseLambda(_ data: IndexedRatings) -> (Regularization, Double?, String) {
         let c = configuration
         let split = data.splitByTime(holdOut: c.validationShare)
+        if split.validation.labels.isEmpty {
+            let kept = c.lambdaNear ?? c.lambdaCandidates.first ?? .init(lambda: 5, scaled: false)
+            return (kept, nil, "not validated: no user has the 5 ratings a held-out rating needs; kept \(kept)")
+        }
         let iterations = min(c.iterations, 6)
         var best: (Regularization, Double) = (c.lambdaNear ?? c.lambdaCandidates.first ?? .init(lambda: 5, scaled: false), .infinity)
         var record: [String] = []
