@@ -135,7 +135,8 @@ public struct FactorsReader: Sendable {
     private func parse(text: String, path: String, into parsed: inout Parsed) throws(FactorsFileError) {
         var lines: [(number: Int, text: Substring)] = []
         var number = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // "\r\n" is one Character: split on it too, or a CRLF file would be one line.
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             number += 1
             var l = line
             if l.last == "\r" { l = l.dropLast() }
