@@ -169,10 +169,10 @@ struct FactorImportTests {
         let d = Self.d
         let bare = (0..<(d * d)).map { $0 % (d + 1) == 0 ? Double(r.lambda) : 0 }
         expectClose(lonely.gramMatrix(), bare, "λ·I", tolerance: 1e-6)
-        // Only ratings of other items, and no imported users: nobody to store.
-        #expect(throws: Trainer.ConfigurationError.self) {
-            try result(r, users: nil, ratings: Self.ratings.filter { $0.uid == "gone" })
-        }
+        // Only ratings of other items, and no imported users: nobody is stored, every user will
+        // start from the prior (item embeddings made elsewhere, users learned here).
+        let (alone, nobody) = try result(r, users: nil, ratings: Self.ratings.filter { $0.uid == "gone" })
+        #expect(nobody.isEmpty && alone.metadata.ratings == 0 && alone.metadata.trainingRMSE == nil)
     }
 
     @Test func dimensionsMustMatch() throws {
