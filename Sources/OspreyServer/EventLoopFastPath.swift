@@ -212,9 +212,13 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// - Throws: what checking the feedback throws (nothing was logged then).
     private func commit(_ feedback: Feedback, route: Route, start: ContinuousClock.Instant,
                         context: ChannelHandlerContext) throws {
-        let loop = context.eventLoop
+        let loop = context.eventLoop, channel = context.channel
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
         try api.manager.ingestor.observe(model: route.model, [feedback]) { result in
+            // A client that closed its connection is not answered: its loop may be shut down by
+            // then (a graceful stop waits only for open connections), and the observation is
+            // durable either way.
+            guard channel.isActive else { return }
             loop.execute {
                 let (handler, context) = bound.value
                 var status = HTTPResponse.Status.ok
@@ -239,11 +243,12 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// answer is written (on this event loop). O(candidates · d) on the pool.
     private func scan(_ query: TopKBody, route: Route, on pool: WorkerPool, start: ContinuousClock.Instant,
                       context: ChannelHandlerContext) {
-        let loop = context.eventLoop
+        let loop = context.eventLoop, channel = context.channel
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
         let api = self.api
         waiting = true
         pool.submit {
+            guard channel.isActive else { return }
             let status: HTTPResponse.Status, out: ByteBuffer
             do {
                 (status, out) = (.ok, try api.topKAnswer(model: route.model, uid: route.uid, query).body)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OspreyEngine
 import OspreyModel
 import OspreyStorage
 
@@ -86,8 +87,9 @@ func storeFirstVersion(_ result: inout Trainer.Result, in store: SQLiteStores, r
 
 /// A model name: what the API's paths can carry.
 func validateModelName(_ model: String) throws {
-    guard !model.isEmpty, model.utf8.count <= 128, !model.contains("/") else {
-        throw ValidationError("--model must be a non-empty name of at most 128 bytes without `/`")
+    guard !model.isEmpty, model.unicodeScalars.count <= EmptyModel.maxNameLength, !model.contains("/"),
+          !model.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        throw ValidationError("--model must be a name of 1 to \(EmptyModel.maxNameLength) characters, without `/` or control characters")
     }
 }
 

@@ -33,8 +33,8 @@ public struct EmptyModel: Sendable {
     /// The penalties a model may be made with: a smaller one leaves a new user's system near
     /// singular, a larger one learns nothing.
     public static let lambdas: ClosedRange<Float> = 1e-6...1e6
-    /// The longest model name, in bytes.
-    public static let maxNameBytes = 128
+    /// The longest model name, in Unicode scalars (as openapi.yaml's `maxLength` counts).
+    public static let maxNameLength = 128
 }
 
 extension Manager {
@@ -78,9 +78,9 @@ extension Manager {
 
     private func check(_ spec: EmptyModel) throws {
         let name = spec.name
-        guard !name.isEmpty, name.utf8.count <= EmptyModel.maxNameBytes, !name.contains("/"),
+        guard !name.isEmpty, name.unicodeScalars.count <= EmptyModel.maxNameLength, !name.contains("/"),
               !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw OspreyError(.invalidArgument, "name must be 1 to \(EmptyModel.maxNameBytes) bytes, without `/` or control characters")
+            throw OspreyError(.invalidArgument, "name must be 1 to \(EmptyModel.maxNameLength) characters, without `/` or control characters")
         }
         guard (1...EmptyModel.maxFactors).contains(spec.factors) else {
             throw OspreyError(.invalidArgument, "dimension must be between 1 and \(EmptyModel.maxFactors), got \(spec.factors)")
