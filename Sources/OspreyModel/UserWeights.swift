@@ -29,7 +29,21 @@ public struct UserWeights: Sendable, Equatable {
     @discardableResult
     public mutating func learn(features: UnsafePointer<Float>, target: Float) -> Double {
         let error = Double(ridge.update(features: features, target: target))
-        let squared = error * error
+        return record(error * error)
+    }
+
+    /// Learns an observation as ``learn(features:target:)`` does, but records `scored`, its
+    /// squared error as scored before anything learned it, as the prequential error: with items
+    /// learning online the item learns first, and an error against its new row would already
+    /// know the label. Returns `scored`. O(d²).
+    @discardableResult
+    public mutating func learn(features: UnsafePointer<Float>, target: Float, scored: Double) -> Double {
+        ridge.update(features: features, target: target)
+        return record(scored)
+    }
+
+    /// Counts an observation and folds its squared error into ``runningLoss``; returns it.
+    private mutating func record(_ squared: Double) -> Double {
         observations += 1
         if let loss = runningLoss {
             runningLoss = loss + Self.lossSmoothing * (squared - loss)

@@ -74,7 +74,7 @@ struct ItemCatalogueTests {
         let score = try p.predict(model: "demo", uid: "u1", item: "i0").score
         #expect(abs(score - (try expectedScore(m, uid: "u1", attributes: fx.attributes["i0"]!))) < 1e-4)
         #expect(try m.item(model: "demo", id: "i0") == ItemInfo(id: "i0", attributes: fx.attributes["i0"]!, hidden: false,
-                                                                 source: .attributes, version: 1))
+                                                                 source: .attributes, observations: 0, version: 1))
         #expect(try m.item(model: "demo", id: "i9").source == .trained)
         #expect(throws: OspreyError.self) { try m.item(model: "demo", id: "nope") }
     }
@@ -174,6 +174,7 @@ struct ItemCatalogueTests {
         for _ in 0..<5 { try await m.observe(model: "demo", [("u5", "i0", 5)]) }
         let after = try p.predict(model: "demo", uid: "u5", item: "i0").score
         #expect(after > before + 0.1, "learning a high label moves the score up: \(before) → \(after)")
+        m.itemPublisher.publish()
         // A restart replays the log against the catalogue: the same bits.
         let restarted = try Manager(stores: try fx.reopen(), logger: quiet)
         let q = Predictor(registry: restarted.registry)

@@ -257,12 +257,18 @@ public final class ServingState: Sendable {
             return (w.learn(features: f, target: o.label - offset), false)
         }
         guard let items else { return features.withFeatures(item: row, learn) }
-        if items.learning, !heldOut {
-            w.ridge.weights.withUnsafeBufferPointer { user in
-                items.learner.learn(row: row, userWeights: user.baseAddress!, label: o.label, seq: logged.seq, features: features)
-            }
+        guard items.learning, !heldOut else { return items.learner.withRow(row, features: features, learn) }
+        // Scored before the item learns: the prequential error must not know the label.
+        let scored = items.learner.withRow(row, features: features) { f, offset in
+            let error = Double(o.label - offset - w.ridge.predict(f))
+            return error * error
         }
-        return items.learner.withRow(row, features: features, learn)
+        w.ridge.weights.withUnsafeBufferPointer { user in
+            items.learner.learn(row: row, userWeights: user.baseAddress!, label: o.label, seq: logged.seq, features: features)
+        }
+        return items.learner.withRow(row, features: features) { f, offset in
+            (w.learn(features: f, target: o.label - offset, scored: scored), false)
+        }
     }
 
     /// Learns the model's logged observations with sequence in (`after`, `through`], skipping
