@@ -10,15 +10,17 @@ import Testing
 let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
 struct ManagerTests {
-    func open(_ t: TrainedStore) throws -> (Manager, Predictor) {
-        let m = try Manager(stores: try t.reopen(), logger: quiet)
+    func open(_ t: TrainedStore, itemUpdates: Bool = true) throws -> (Manager, Predictor) {
+        let m = try Manager(stores: try t.reopen(), configuration: .init(itemUpdates: itemUpdates), logger: quiet)
         return (m, Predictor(registry: m.registry))
     }
 
-    @Test func observationIsLearnedBeforeTheAcknowledgement() async throws {
+    /// With items learning too, the prequential error is still scored before anything learns.
+    @Test(arguments: [false, true])
+    func observationIsLearnedBeforeTheAcknowledgement(itemUpdates: Bool) async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let (m, p) = try open(t)
+        let (m, p) = try open(t, itemUpdates: itemUpdates)
         let uid = t.ratings[0].uid, item = "i1"
         let before = try p.predict(model: "demo", uid: uid, item: item).score
         let version = try await m.observe(model: "demo", [(uid, item, before + 3)])
@@ -116,21 +118,22 @@ struct ManagerTests {
         #expect(logged == [Float(max), Float(-max)])
     }
 
-    @Test func restartRestoresEveryUserExactly() async throws {
+    @Test(arguments: [false, true])
+    func restartRestoresEveryUserExactly(itemUpdates: Bool) async throws {
         let t = try TrainedStore()
         defer { t.remove() }
         var rng = SplitMix64(seed: 12)
         func randomBatch() -> [(uid: String, item: String, label: Float)] {
             (0..<20).map { _ in ("u\(rng.next() % 70)", "i\(rng.next() % 45)", Float(rng.nextUniform() * 5)) }
         }
-        let (m, p) = try open(t)
+        let (m, p) = try open(t, itemUpdates: itemUpdates)
         for _ in 0..<10 { try await m.observe(model: "demo", randomBatch()) }
         try m.snapshotter.snapshot()
         for _ in 0..<10 { try await m.observe(model: "demo", randomBatch()) }
         // Items learn online too: the live answers read the rows once published.
         m.itemPublisher.publish()
         // No shutdown: the second half is only in the log, as after a kill.
-        let (m2, p2) = try open(t)
+        let (m2, p2) = try open(t, itemUpdates: itemUpdates)
         let items = try m.registry.model("demo").version.features.catalog.ids
         for u in 0..<70 {
             let uid = "u\(u)"

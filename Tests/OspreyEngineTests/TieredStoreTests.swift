@@ -63,10 +63,11 @@ struct TieredStoreTests {
 
     /// Without a snapshot after the last observations (as after a kill), a tiered restart
     /// loads only compact rows and replays the log, and equals the process that learned them.
-    @Test func aTieredRestartAfterAKillRestoresEveryUserExactly() async throws {
+    @Test(arguments: [false, true])
+    func aTieredRestartAfterAKillRestoresEveryUserExactly(itemUpdates: Bool) async throws {
         let t = try TrainedStore()
         defer { t.remove() }
-        let (live, p) = try open(t, hotUsers: 0)
+        let (live, p) = try open(t, hotUsers: 0, itemUpdates: itemUpdates)
         var rng = SplitMix64(seed: 5)
         for round in 0..<6 {
             let batch: [(uid: String, item: String, label: Float)] = (0..<30).map { _ in
@@ -77,7 +78,7 @@ struct TieredStoreTests {
         }
         live.itemPublisher.publish()
         for hot in [0, 4, Int.max] {
-            let (restarted, q) = try open(t, hotUsers: hot)
+            let (restarted, q) = try open(t, hotUsers: hot, itemUpdates: itemUpdates)
             try expectSame(live, p, restarted, q)
         }
     }
