@@ -63,7 +63,7 @@ extension Manager {
                     predictionCache: PredictionCache.Configuration = .init(), featureCache: FeatureCacheConfiguration = .init(),
                     computedFeatureCache: FeatureCacheConfiguration = .init(capacity: FeatureCacheConfiguration.computedDefault),
                     exploration: Explorer.Configuration = .init(), hotUsers: Int = 100_000, warmStart: Bool = true,
-                    itemUpdates: Bool = true, itemPublishInterval: Duration = .seconds(1), maxModels: Int = 100) {
+                    itemUpdates: Bool = false, itemPublishInterval: Duration = .seconds(1), maxModels: Int = 100) {
             self.maxModels = maxModels
             self.itemUpdates = itemUpdates
             self.itemPublishInterval = itemPublishInterval

@@ -86,7 +86,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Users per model whose full ridge state stays in memory (the hot tier; `all`: every user, no tiering). Every user's weights stay in memory regardless; a cold user's state is rebuilt from the snapshot and the log when it learns.") var hotUsers = "100000"
     @Flag(inversion: .prefixedNo, help: "After a start, make the users who were hot at the last snapshot (each snapshot and a graceful stop record them) hot again in the background, so their first observations need no rebuild.")
     var warmStart = true
-    @Option(help: "Items learn online too: `on` makes every learned observation an exact ridge step of its item's row as well as its user's (snapshotted and replayed like users); `off` learns users only.") var itemUpdates = "on"
+    @Option(help: "Items learn online too: `on` makes every learned observation an exact ridge step of its item's row as well as its user's (snapshotted and replayed like users); `off` learns users only.") var itemUpdates = "off"
     @Option(help: "Milliseconds between publications of the item rows learned online to what answers read; each publication invalidates cached answers (with --item-updates on).") var itemPublishMs = 1000
     @Option(help: "Models this server serves at most: POST /v1/models refuses one more (1 to 10000).") var maxModels = 100
     @Flag(inversion: .prefixedNo, help: "Answer predict, in-memory topk and observe (without event_id) requests on the network event loops, past the router (off: every request goes through the router).")

@@ -74,7 +74,7 @@ struct ItemCatalogueTests {
         let score = try p.predict(model: "demo", uid: "u1", item: "i0").score
         #expect(abs(score - (try expectedScore(m, uid: "u1", attributes: fx.attributes["i0"]!))) < 1e-4)
         #expect(try m.item(model: "demo", id: "i0") == ItemInfo(id: "i0", attributes: fx.attributes["i0"]!, hidden: false,
-                                                                 source: .attributes, observations: 0, version: 1))
+                                                                 source: .attributes, version: 1))
         #expect(try m.item(model: "demo", id: "i9").source == .trained)
         #expect(throws: OspreyError.self) { try m.item(model: "demo", id: "nope") }
     }

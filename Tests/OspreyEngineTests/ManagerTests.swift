@@ -10,7 +10,7 @@ import Testing
 let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
 struct ManagerTests {
-    func open(_ t: TrainedStore, itemUpdates: Bool = true) throws -> (Manager, Predictor) {
+    func open(_ t: TrainedStore, itemUpdates: Bool = false) throws -> (Manager, Predictor) {
         let m = try Manager(stores: try t.reopen(), configuration: .init(itemUpdates: itemUpdates), logger: quiet)
         return (m, Predictor(registry: m.registry))
     }

@@ -9,7 +9,7 @@ import Testing
 /// Tiered user state: a tiny hot tier, which evicts and rebuilds users all the time, gives the
 /// same bits as keeping every user's full state in memory.
 struct TieredStoreTests {
-    func open(_ t: TrainedStore, hotUsers: Int, metrics: RecordedMetrics = .init(), itemUpdates: Bool = true) throws -> (Manager, Predictor) {
+    func open(_ t: TrainedStore, hotUsers: Int, metrics: RecordedMetrics = .init(), itemUpdates: Bool = false) throws -> (Manager, Predictor) {
         let m = try Manager(stores: try t.reopen(), configuration: .init(hotUsers: hotUsers, itemUpdates: itemUpdates), metrics: metrics.engine,
                             logger: quiet)
         return (m, Predictor(registry: m.registry))
