@@ -1,8 +1,18 @@
 import Foundation
+import Logging
 
 /// Writing to the terminal: messages on stderr, progress only when stderr is a terminal.
 enum Console {
     static let isTerminal = isatty(STDERR_FILENO) == 1
+
+    /// A logger to stderr at `info`, for the offline commands that run an engine's jobs.
+    static func logger() -> Logger {
+        Logger(label: "osprey") { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+    }
 
     static func info(_ message: String) {
         FileHandle.standardError.write(Data((message + "\n").utf8))

@@ -76,11 +76,7 @@ struct ImportCommand: AsyncParsableCommand {
         if ratings != nil || attributes != nil {
             throw ValidationError("model `\(model)` exists: its ratings and catalogue are its own (--ratings and --attributes are for a new model)")
         }
-        let logger = Logger(label: "osprey", factory: { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .info
-            return handler
-        })
+        let logger = Console.logger()
         let manager = try Manager(stores: store.stores, configuration: .init(retrainThreads: 2), logger: logger)
         let serving = try manager.info(model: model).versions.first { $0.status == .serving }?.metadata
         let regularization = lambda.map { Regularization(lambda: $0, scaled: scaleLambda) }

@@ -17,11 +17,7 @@ struct RetrainCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard SQLiteStores.exists(in: dataDir) else { throw ValidationError("no Osprey store in \(dataDir)") }
-        let logger = Logger(label: "osprey", factory: { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .info
-            return handler
-        })
+        let logger = Console.logger()
         let manager = try Manager(stores: try SQLiteStores(directory: dataDir).stores, configuration: .init(retrainThreads: 2), logger: logger)
         try await manager.withServices(logger: logger) { try await Self.retrain(model, on: manager) }
     }

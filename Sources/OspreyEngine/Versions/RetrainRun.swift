@@ -58,9 +58,9 @@ struct RetrainRun {
     /// one chosen by validation is searched for again near the parent's choice (the data moved,
     /// but rarely by a factor of ten). Then fits the attribute map on the catalogue's
     /// attributes (``HashedAttributeFeatures``). Reports progress on the job; stops between
-    /// iterations when the job is cancelled. O(ALS + the map's fit).
+    /// iterations when the job is cancelled. O(ALS + the map's fit). With ``factors``, makes the
+    /// version of them instead (``FactorImport``), then fits the map.
     /// - Throws: `Trainer.Cancelled`, or what the trainer throws.
-    /// With ``factors``, makes the version of them instead (``FactorImport``), then fits the map.
     func train(_ gathered: Gathered) throws -> Trainer.Result {
         let current = model.current.version
         retrainer.update(job: job) { $0.phase = .training }
