@@ -87,8 +87,7 @@ func storeFirstVersion(_ result: inout Trainer.Result, in store: SQLiteStores, r
 
 /// A model name: what the API's paths can carry.
 func validateModelName(_ model: String) throws {
-    guard !model.isEmpty, model.unicodeScalars.count <= EmptyModel.maxNameLength, !model.contains("/"),
-          !model.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+    guard EmptyModel.isValidName(model) else {
         throw ValidationError("--model must be a name of 1 to \(EmptyModel.maxNameLength) characters, without `/` or control characters")
     }
 }

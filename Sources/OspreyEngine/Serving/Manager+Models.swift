@@ -35,6 +35,13 @@ public struct EmptyModel: Sendable {
     public static let lambdas: ClosedRange<Float> = 1e-6...1e6
     /// The longest model name, in Unicode scalars (as openapi.yaml's `maxLength` counts).
     public static let maxNameLength = 128
+
+    /// Whether `name` can name a model, wherever one is made (the API, `train`, `import`):
+    /// 1 to ``maxNameLength`` characters, without `/` (it is a path segment) or control characters.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.unicodeScalars.count <= maxNameLength && !name.contains("/")
+            && !name.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    }
 }
 
 extension Manager {
@@ -77,9 +84,7 @@ extension Manager {
     }
 
     private func check(_ spec: EmptyModel) throws {
-        let name = spec.name
-        guard !name.isEmpty, name.unicodeScalars.count <= EmptyModel.maxNameLength, !name.contains("/"),
-              !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        guard EmptyModel.isValidName(spec.name) else {
             throw OspreyError(.invalidArgument, "name must be 1 to \(EmptyModel.maxNameLength) characters, without `/` or control characters")
         }
         guard (1...EmptyModel.maxFactors).contains(spec.factors) else {

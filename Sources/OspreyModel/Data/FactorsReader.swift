@@ -90,8 +90,7 @@ public struct FactorsReader: Sendable {
             done += file.size
             progress(done, total)
         }
-        guard let dimension = parsed.dimension, !parsed.ids.isEmpty else { throw .empty(path) }
-        return ImportedFactors(dimension: dimension, ids: parsed.ids, vectors: parsed.vectors, offsets: parsed.offsets, path: path)
+        return try parsed.factors(path: path)
     }
 
     /// Parses the text of one file; `path` names it in errors. O(text length).
@@ -99,8 +98,7 @@ public struct FactorsReader: Sendable {
     public func parse(text: String, path: String = "factors") throws(FactorsFileError) -> ImportedFactors {
         var parsed = Parsed()
         try parse(text: text, path: path, into: &parsed)
-        guard let dimension = parsed.dimension, !parsed.ids.isEmpty else { throw .empty(path) }
-        return ImportedFactors(dimension: dimension, ids: parsed.ids, vectors: parsed.vectors, offsets: parsed.offsets, path: path)
+        return try parsed.factors(path: path)
     }
 
     /// What has been read so far, over every file of a directory.
@@ -111,6 +109,13 @@ public struct FactorsReader: Sendable {
         var offsets: [Float] = []
         /// Where each id was first seen, to name it when it appears again.
         var seen: [String: String] = [:]
+
+        /// The rows read from `path`.
+        /// - Throws: ``FactorsFileError`` when there are none.
+        func factors(path: String) throws(FactorsFileError) -> ImportedFactors {
+            guard let dimension, !ids.isEmpty else { throw .empty(path) }
+            return ImportedFactors(dimension: dimension, ids: ids, vectors: vectors, offsets: offsets, path: path)
+        }
     }
 
     /// The files to read: `path` itself, or its directory's data files in name order.
