@@ -11,8 +11,8 @@
 # its data directory so every run starts from the same version, starts the release server, runs
 # wrk -t1 -c32 in 2-second slices: a 10 s warm-up, three slices before the retrain, slices until
 # the job is done, then ten after. Each slice prints requests/s, p50, p99, errors, the user
-# rebuilds in it (from /metrics) and the job phase at its end. Talks only to 127.0.0.1; stops the
-# server it started.
+# rebuilds in it, its log commits and learning steps over 25 ms (from /metrics) and the job
+# phase at its end. Talks only to 127.0.0.1; stops the server it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -40,18 +40,26 @@ case "$LOAD" in
     'wrk.format("POST", "/v1/models/bench/users/u" .. math.random(0, '"$USERS"' - 1) .. "/observe", {["Content-Type"]="application/json"}, "{\"item\":\"i" .. math.random(0, math.min('"$ITEMS"', 1000) - 1) .. "\",\"label\":" .. math.random(1, 5) .. "}")' 200000 ;;
   *) echo "LOAD is predict or observe"; exit 2 ;;
 esac
-rebuilds() {
-  curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^osprey_user_rebuilds_total\{.*model="bench"/{s+=$NF} END{printf "%d", s}'
+# counters: the user rebuilds, then the log commits and the learning steps over 25 ms (from
+# /metrics), so a slice's p99 can be told apart: the disk (commits) or the learning lock (learning).
+counters() {
+  curl -s "http://127.0.0.1:$PORT/metrics" | awk '
+    /^osprey_user_rebuilds_total\{.*model="bench"/ { r += $NF }
+    /^osprey_log_commit_duration_seconds_count/ { c += $NF }
+    /^osprey_log_commit_duration_seconds_bucket\{le="0.025"\}/ { c -= $NF }
+    /^osprey_learning_duration_seconds_count/ { l += $NF }
+    /^osprey_learning_duration_seconds_bucket\{le="0.025"\}/ { l -= $NF }
+    END { printf "%d %d %d\n", r, c, l }'
 }
 slice() {
-  local before after rps p50 p99 errors phase
-  before=$(rebuilds)
+  local r0 c0 l0 r1 c1 l1 rps p50 p99 errors phase
+  read -r r0 c0 l0 < <(counters)
   wrk -t1 -c32 -d2s --latency -s "$RUN/load.lua" "http://127.0.0.1:$PORT" > "$RUN/out"
-  after=$(rebuilds)
+  read -r r1 c1 l1 < <(counters)
   read -r rps p50 p99 errors < <(wrk_summary "$RUN/out")
   phase=$(curl -s "http://127.0.0.1:$PORT/v1/models/bench/jobs/1" | sed -n 's/.*"phase":"\([a-z]*\)".*"version":\([0-9a-z]*\).*/\1 (version \2)/p')
-  printf "%-8s %8s req/s  p50 %7s ms  p99 %7s ms  errors %s  rebuilds %6s  %s\n" "$1" "$rps" "$p50" "$p99" "$errors" \
-    "$((after - before))" "${phase:-no job}"
+  printf "%-8s %8s req/s  p50 %7s ms  p99 %7s ms  errors %s  rebuilds %6s  slow commits %3s  slow learning %3s  %s\n" \
+    "$1" "$rps" "$p50" "$p99" "$errors" "$((r1 - r0))" "$((c1 - c0))" "$((l1 - l0))" "${phase:-no job}"
 }
 wrk -t1 -c32 -d10s -s "$RUN/load.lua" "http://127.0.0.1:$PORT" >/dev/null   # warm-up
 for i in 1 2 3; do slice before; done

@@ -68,7 +68,7 @@ public final class Manager: Sendable {
         self.retrainer = retrainer
         ingestor = Ingestor(log: stores.log, registry: registry, decisions: decisions, progress: progress,
                             rules: configuration.inputRules, readAhead: readAhead,
-                            commits: metrics.groupCommits, logger: logger,
+                            metrics: metrics.ingest, logger: logger,
                             onStale: { retrainer.wentStale($0) })
         snapshotter = Snapshotter(stores: stores, registry: registry, progress: progress, configuration: configuration,
                                   metrics: metrics.snapshots, logger: logger)

@@ -42,10 +42,10 @@ final class ServerMetrics: Sendable {
         scanned = CoreMetrics.Counter(label: "osprey_http_scanned_requests_total", factory: factory)
     }
 
-    /// The factory Osprey records into `registry` with: request timers get ``buckets``.
+    /// The factory Osprey records into `registry` with: request and engine timers get ``buckets``.
     static func factory(_ registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
         var factory = PrometheusMetricsFactory(registry: registry)
-        factory.durationHistogramBuckets[requestDuration] = buckets
+        for label in [requestDuration] + EngineMetrics.durationLabels { factory.durationHistogramBuckets[label] = buckets }
         return factory
     }
 

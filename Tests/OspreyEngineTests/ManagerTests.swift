@@ -4,6 +4,7 @@ import OspreyMath
 import OspreyModel
 @testable import OspreyStorage
 import OspreyTestSupport
+import Synchronization
 import Testing
 @testable import OspreyEngine
 
@@ -201,6 +202,45 @@ struct ManagerTests {
                 "the first observe's commit, then one for the 199 that waited")
         #expect(metrics.count("osprey_observations_total", model: "demo") == 200)
         for n in 0..<10 { #expect(try m.info(model: "demo", uid: "c\(n)").observations == 20) }
+    }
+
+    /// An observe waits for the log's commit and for the learning of its batch; each is timed
+    /// apart, so a slow disk and a held learning lock show in different histograms.
+    @Test func commitAndLearningAreTimedApart() async throws {
+        let t = try TrainedStore(), faults = Faults(), metrics = RecordedMetrics()
+        let m = try Manager(stores: t.stores.injectingFaults(faults), metrics: metrics.engine, logger: quiet)
+        @Sendable func values(_ label: String) -> [Int64] { metrics.factory.timers(label: label).flatMap(\.values) }
+        @Sendable func commits() -> [Int64] { values("osprey_log_commit_duration_seconds") }
+        func learning() -> [Int64] { values("osprey_learning_duration_seconds") }
+        let held: Int64 = 300_000_000
+
+        // A slow commit: held for 300 ms.
+        faults.hold(.commit)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await m.observe(model: "demo", [("u1", "i1", 3)]) }
+            while faults.calls(.commit) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+            try await Task.sleep(for: .nanoseconds(held))
+            faults.release(.commit)
+            try await group.waitForAll()
+        }
+        #expect(commits().count == 1 && learning().count == 1)
+        #expect(commits()[0] >= held && learning()[0] < held, "the held commit is the commit's time, not the learning's")
+
+        // A held learning lock: the next observe commits, then waits 300 ms more to learn.
+        let locked = Atomic(false)
+        let holder = Thread {
+            m.progress.applied.withLock { _ in
+                locked.store(true, ordering: .releasing)
+                let deadline = Date().addingTimeInterval(30)
+                while commits().count < 2, Date() < deadline { Thread.sleep(forTimeInterval: 0.001) }
+                Thread.sleep(forTimeInterval: Double(held) / 1e9)
+            }
+        }
+        holder.start()
+        while !locked.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(1)) }
+        try await m.observe(model: "demo", [("u2", "i2", 4)])
+        #expect(commits().count == 2 && learning().count == 2)
+        #expect(learning()[1] >= held && commits()[1] < held, "the wait for the learning lock is the learning's time")
     }
 
     @Test func topKMatchesAFullSortOfPredictions() throws {

@@ -276,6 +276,41 @@ struct TieredStoreTests {
         store.read("u7") { #expect($0?.observations == 1, "rebuilt from the stand-in state, then learned once") }
     }
 
+    /// A snapshot's cut takes the stripes' collections without reading them
+    /// (``UserWeightStore/takeChangedAtCut()``, ``ObservedItems/takeAllAtCut()``): what it lists
+    /// afterwards is what was changed and observed at the cut, as it was then, though users
+    /// learned and observed since; and what they did since is the next cut's.
+    @Test func aCutListsTheStatesOfItsMoment() throws {
+        let store = UserWeightStore(stride: 8)
+        let observed = ObservedItems { _ in [] }
+        func learn(_ uid: String, _ target: Float) throws {
+            let f: [Float] = [1, 0, 0.5, 0, 0, 0, 0, 0]
+            try store.update(uid, before: 1, create: { UserWeights(ridge: .init(prior: [0, 0, 0], lambda: 1), bootstrapped: true) }) { w in
+                f.withUnsafeBufferPointer { _ = w.learn(features: $0.baseAddress!, target: target) }
+            }
+            observed.insert(uid: uid, item: "i\(Int(target))")
+        }
+        for u in 0..<100 { try learn("u\(u)", 1) }
+        let atCut = try (0..<100).map { u in try #require(try store.fullState("u\(u)")).ridge.weights }
+        let users = store.takeChangedAtCut(), items = observed.takeAllAtCut()
+        for u in 0..<50 { try learn("u\(u)", 5) }
+        try learn("late", 5)
+
+        let captured = users.captured()
+        #expect(captured.count == 100 && Set(users.uids) == Set((0..<100).map { "u\($0)" }))
+        for (uid, state) in captured {
+            let w = state.weights
+            #expect(w.observations == 1 && w.ridge.weights == atCut[Int(uid.dropFirst())!], "\(uid) as it was at the cut")
+        }
+        #expect(try store.fullState("u7")?.observations == 2, "the live state learned on")
+        #expect(items.items.count == 100 && items.items.allSatisfy { $0.item == "i1" }, "the items observed before the cut only")
+        #expect(try observed.items(of: "u7") == ["i1", "i5"], "memory still holds both until they are recorded")
+
+        let next = store.takeChanged()
+        #expect(Set(next) == Set((0..<50).map { "u\($0)" } + ["late"]), "what changed since, and only that, is the next cut's")
+        #expect(observed.takeAll().count == 51)
+    }
+
     /// A cold user's state read ahead (``UserWeightStore/prefetch(_:)``) is what its learning
     /// uses, without another read; a read that finishes after the user was promoted is dropped,
     /// so once the user is saved and cold again its new row is read, not the old state.

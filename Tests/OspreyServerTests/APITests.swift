@@ -132,6 +132,9 @@ struct APITests {
                 let text = String(buffer: r.body)
                 #expect(text.contains(#"osprey_http_requests_total{route="predict",status="200"} 1"#))
                 #expect(text.contains(#"osprey_http_request_duration_seconds_bucket{route="predict",le="0.000025"}"#))
+                for engineTimer in ["osprey_log_commit_duration_seconds", "osprey_learning_duration_seconds"] {
+                    #expect(text.contains(engineTimer + #"_bucket{le="0.000025"}"#), "\(engineTimer) has the request timers' buckets")
+                }
                 #expect(text.contains(#"osprey_model_version{model="demo"} 1"#))
                 #expect(text.contains("osprey_observations_total") && text.contains("osprey_users"))
             }

@@ -27,16 +27,16 @@ final class GroupCommitter: Sendable {
     private let queue = DispatchQueue(label: "osprey.group-commit", qos: .userInitiated)
     private let commit: @Sendable ([Observation]) throws -> [Int64?]
     private let apply: @Sendable ([LoggedObservation]) -> Void
-    /// Commits made.
-    private let commits: Counter
+    /// Commits made, and how long each commit and each learning step took.
+    private let metrics: IngestMetrics
 
     /// - Parameters:
-    ///   - commits: counts each commit made.
+    ///   - metrics: records each commit and each learning step.
     ///   - commit: appends a batch to the log durably, returning sequence numbers.
     ///   - apply: learns a committed batch, in sequence order.
-    init(commits: Counter, commit: @escaping @Sendable ([Observation]) throws -> [Int64?],
+    init(metrics: IngestMetrics, commit: @escaping @Sendable ([Observation]) throws -> [Int64?],
          apply: @escaping @Sendable ([LoggedObservation]) -> Void) {
-        self.commits = commits
+        self.metrics = metrics
         self.commit = commit
         self.apply = apply
     }
@@ -73,9 +73,13 @@ final class GroupCommitter: Sendable {
             if batch.isEmpty { return }
             let observations = batch.flatMap(\.observations)
             do {
+                let began = DispatchTime.now().uptimeNanoseconds
                 let seqs = try commit(observations)
-                commits.increment()
+                let committed = DispatchTime.now().uptimeNanoseconds
+                metrics.commits.increment()
+                metrics.commitDuration.recordNanoseconds(Int64(committed - began))
                 apply(zip(seqs, observations).compactMap { seq, o in seq.map { LoggedObservation(seq: $0, observation: o) } })
+                metrics.learnDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - committed))
                 var start = 0
                 for r in batch {
                     let end = start + r.observations.count

@@ -30,7 +30,7 @@ public final class Ingestor: Service, Sendable {
 
     /// - Parameter onStale: called (on the commit queue) with a model an observation made stale.
     init(log: any ObservationLog, registry: ModelRegistry, decisions: DecisionLog, progress: LearningProgress,
-         rules: InputRules, readAhead: WorkerPool, commits: Counter, logger: Logger,
+         rules: InputRules, readAhead: WorkerPool, metrics: IngestMetrics, logger: Logger,
          onStale: @escaping @Sendable (ServedModel) -> Void) {
         self.registry = registry
         self.decisions = decisions
@@ -38,7 +38,7 @@ public final class Ingestor: Service, Sendable {
         self.rules = rules
         self.readAhead = readAhead
         self.logger = logger
-        committer = GroupCommitter(commits: commits, commit: { try log.append($0) }) { batch in
+        committer = GroupCommitter(metrics: metrics, commit: { try log.append($0) }) { batch in
             Self.learn(batch, registry: registry, progress: progress, logger: logger, onStale: onStale)
         }
     }

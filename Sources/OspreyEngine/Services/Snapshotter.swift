@@ -126,9 +126,10 @@ public final class Snapshotter: Service, Sendable {
             // Each capture and its write under `snapshotWrites`: an erasure waits for the write,
             // so nothing captured before it is written after it (docs/operations.md, "Erasing a user").
             let (learned, unlearned, changed) = try progress.snapshotWrites.withLock { _ in
-                let (learned, unlearned, changed, observed) = progress.applied.withLock { seq in
-                    (seq, state.users.earliestUnlearned, state.users.takeChanged(), state.observed.takeAll())
+                let (learned, unlearned, changedCut, observedCut) = progress.applied.withLock { seq in
+                    (seq, state.users.earliestUnlearned, state.users.takeChangedAtCut(), state.observed.takeAllAtCut())
                 }
+                let changed = changedCut.uids, observed = observedCut.items
                 do {
                     try stores.snapshots.saveObservedItems(model: model.name, observed)
                     state.observed.finishSaving(observed)
@@ -197,9 +198,9 @@ public final class Snapshotter: Service, Sendable {
     /// With item updates, a state's users and items are saved as of one cut: a user's update
     /// reads its item's row and an item's update reads its user's weights, so a restart replays
     /// exactly only from states that all reflect the same sequence. Under the learning lock the
-    /// cut takes the sequence learned, every changed user's and item's state (O(1) each: a
-    /// state shares its storage until it is next learned, then is copied) and the items users
-    /// observed; the rows are then written in chunks, each keeping the rows it overwrites
+    /// cut takes the sequence learned, the changed users and items and the items users observed,
+    /// in O(stripes): their collections are shared, not read (``UserWeightStore/ChangedAtCut``;
+    /// a state shares its storage until it is next learned, then is copied); the rows are then written in chunks, each keeping the rows it overwrites
     /// (``SnapshotStore/saveSnapshot(model:version:rows:observedItems:keepingPrevious:)``),
     /// until the snapshot's sequence advances and drops them. A snapshot cut short is put back
     /// at the next start (``SnapshotStore/restoreInterruptedSnapshot(model:version:)``).
@@ -208,11 +209,21 @@ public final class Snapshotter: Service, Sendable {
     private func snapshotAtOneCut(_ state: ServingState, items: ItemLearner, of model: ServedModel) throws -> Int {
         let version = state.version.number
         return try progress.snapshotWrites.withLock { _ in
-            let (cut, unlearned, users, changedItems, observed) = progress.applied.withLock { seq in
-                let changed = state.users.takeChanged()
-                return (seq, state.users.earliestUnlearned, changed.compactMap { uid in state.users.captureHot(uid).map { (uid, $0) } },
-                        items.takeChanged(), state.observed.takeAll())
-            }
+            let clock = ContinuousClock(), locked = clock.now
+            // Under the learning lock only the cut is taken, O(stripes); the states it shares are
+            // listed after it, and the cut dropped at once (until then, a state learned is copied).
+            let (cut, unlearned, users, changedItems, observed, paused) = {
+                let (seq, unlearned, usersCut, itemsCut, observedCut) = progress.applied.withLock { seq in
+                    (seq, state.users.earliestUnlearned, state.users.takeChangedAtCut(), items.takeChangedAtCut(),
+                     state.observed.takeAllAtCut())
+                }
+                let paused = clock.now - locked
+                return (seq, unlearned, usersCut.captured(), itemsCut.items, observedCut.items, paused)
+            }()
+            logger.info("snapshot cut", metadata: [
+                "model.name": "\(model.name)", "model.version": "\(version)", "users": "\(users.count)",
+                "items": "\(changedItems.count)", "learning.paused": "\(paused)",
+            ])
             let features = state.features
             var written = 0
             do {
@@ -225,10 +236,10 @@ public final class Snapshotter: Service, Sendable {
                 }
                 while written < users.count {
                     let chunk = users[written..<min(written + Self.snapshotChunk, users.count)]
-                    let rows = chunk.map { SnapshotRow(uid: $0.0, weights: $0.1.weights, seq: cut) }
+                    let rows = chunk.map { SnapshotRow(uid: $0.uid, weights: $0.state.weights, seq: cut) }
                     try stores.snapshots.saveSnapshot(model: model.name, version: version, rows: rows, observedItems: [],
                                                       keepingPrevious: true)
-                    state.users.finishSnapshot(chunk.map(\.0))
+                    state.users.finishSnapshot(chunk.map(\.uid))
                     written += chunk.count
                 }
                 var start = 0
@@ -242,7 +253,7 @@ public final class Snapshotter: Service, Sendable {
                 }
                 try stores.snapshots.advanceSnapshot(model: model.name, version: version, to: min(cut, (unlearned ?? .max) - 1))
             } catch {
-                state.users.markChanged(users[written...].map(\.0))
+                state.users.markChanged(users[written...].map(\.uid))
                 items.markChanged(changedItems.map(\.row))
                 throw error
             }

@@ -65,17 +65,36 @@ public final class ObservedItems: Sendable {
 
     /// Takes every pending item for a write to record (none when not backed by a store); they
     /// are read from memory until ``finishSaving(_:)``. O(pending).
-    func takeAll() -> [ObservedItem] {
-        guard load != nil else { return [] }
-        var out: [ObservedItem] = []
-        stripes.forEach { st in
-            for (uid, items) in st.pending {
-                out += items.map { ObservedItem(uid: uid, item: $0) }
-                st.saving[uid, default: []] += items
-            }
-            st.pending.removeAll()
+    func takeAll() -> [ObservedItem] { takeAllAtCut().items }
+
+    /// Every user's pending items as of one moment (a snapshot's cut): each stripe's pending
+    /// map, shared with the stripe's record of what is being saved (copy-on-write), so taking it
+    /// is O(stripes) under the learning lock and listing it O(pending) outside.
+    struct PendingAtCut: Sendable {
+        fileprivate var parts: [[String: [String]]] = []
+
+        /// The items, by user. O(pending).
+        var items: [ObservedItem] {
+            parts.flatMap { part in part.flatMap { uid, items in items.map { ObservedItem(uid: uid, item: $0) } } }
         }
-        return out
+    }
+
+    /// ``takeAll()`` as of now, listed later (``PendingAtCut``). O(stripes), or O(pending) for a
+    /// stripe whose last write has not finished.
+    func takeAllAtCut() -> PendingAtCut {
+        guard load != nil else { return PendingAtCut() }
+        var cut = PendingAtCut()
+        stripes.forEach { st in
+            guard !st.pending.isEmpty else { return }
+            cut.parts.append(st.pending)
+            if st.saving.isEmpty {
+                st.saving = st.pending
+            } else {
+                for (uid, items) in st.pending { st.saving[uid, default: []] += items }
+            }
+            st.pending = [:]
+        }
+        return cut
     }
 
     /// Takes the pending items of `uids`, for a snapshot to record with their states; they are

@@ -3,14 +3,56 @@
 extension UserWeightStore {
     /// Takes the ids of the users changed since the last call; they stay hot until
     /// ``finishSnapshot(_:)`` (or ``markChanged(_:)`` when saving them failed). O(changed).
-    public func takeChanged() -> [String] {
-        var out: [String] = []
-        stripes.forEach { st in
-            for slot in st.dirty { out.append(st.uids[Int(slot)]) }
-            st.saving.formUnion(st.dirty)
-            st.dirty.removeAll(keepingCapacity: true)
+    public func takeChanged() -> [String] { takeChangedAtCut().uids }
+
+    /// The users changed since the last take, as of one moment (a snapshot's cut): each
+    /// stripe's changed slots and the collections their states are read from, shared with the
+    /// live stripe rather than read (copy-on-write: the first change to a stripe after the cut
+    /// copies what it changes). Taking it is O(stripes), so a cut under the learning lock stays
+    /// short whatever the number of changed users; reading it is O(changed), outside the lock.
+    struct ChangedAtCut: Sendable {
+        fileprivate struct Part: Sendable {
+            var dirty: Set<Int32>
+            var uids: [String]
+            var hot: [Int32: Hot]
+            var observations: [Int]
+            var runningLoss: [Double]
+            var bootstrapped: [Bool]
         }
-        return out
+        fileprivate var parts: [Part] = []
+
+        /// The changed users' ids. O(changed).
+        var uids: [String] { parts.flatMap { p in p.dirty.map { p.uids[Int($0)] } } }
+
+        /// The changed users with their states as they were at the cut (``Captured``: the ridge
+        /// statistics shared, not copied). A changed user is always hot. O(changed).
+        func captured() -> [(uid: String, state: Captured)] {
+            var out: [(uid: String, state: Captured)] = []
+            for p in parts {
+                for slot in p.dirty {
+                    guard let h = p.hot[slot] else { continue }
+                    let i = Int(slot), loss = p.runningLoss[i]
+                    out.append((p.uids[i], Captured(ridge: h, observations: p.observations[i], runningLoss: loss.isNaN ? nil : loss,
+                                                     bootstrapped: p.bootstrapped[i])))
+                }
+            }
+            return out
+        }
+    }
+
+    /// Takes the users changed since the last take as of now (see ``ChangedAtCut``); they stay
+    /// hot until ``finishSnapshot(_:)`` (or ``markChanged(_:)``). O(stripes), or O(changed)
+    /// for a stripe whose last snapshot has not finished.
+    func takeChangedAtCut() -> ChangedAtCut {
+        var cut = ChangedAtCut()
+        stripes.forEach { st in
+            guard !st.dirty.isEmpty else { return }
+            cut.parts.append(.init(dirty: st.dirty, uids: st.uids, hot: st.hot, observations: st.observations,
+                                   runningLoss: st.runningLoss, bootstrapped: st.bootstrapped))
+            if st.saving.isEmpty { st.saving = st.dirty } else { st.saving.formUnion(st.dirty) }
+            st.dirty = []
+        }
+        return cut
     }
 
     /// Records that the snapshot store now holds these users' states: unless changed again
