@@ -183,17 +183,34 @@ public final class Retrainer: Sendable {
                 ])
             }
             let erasures = model.erasures.load(ordering: .acquiring)
+            // Each step's time, for the `retrain steps` log line (docs/operations.md).
+            let clock = ContinuousClock()
+            var mark = clock.now, steps: [Duration] = []
+            func step() { let now = clock.now; steps.append(now - mark); mark = now }
             let gathered = try run.gather(through: progress.sequence)
+            step()
             let trained = try run.train(gathered)
+            step()
             guard beginInstalling(id) else { throw Trainer.Cancelled() }
             let installed = try model.erasing.withLock { _ -> Int? in
                 guard model.erasures.load(ordering: .acquiring) == erasures else { return nil }
                 let stored = try run.store(trained, gathered: gathered)
-                try run.swap(try run.load(stored, gathered: gathered), caughtUpThrough: gathered.through, replacing: gathered.parent,
-                             installer: installer, challenger: challenger)
+                step()
+                let state = try run.load(stored, gathered: gathered)
+                step()
+                try run.swap(state, caughtUpThrough: gathered.through, replacing: gathered.parent, installer: installer,
+                             challenger: challenger)
+                step()
                 return stored.version.number
             }
-            if let installed { return installed }
+            if let installed {
+                var metadata: Logger.Metadata = ["model.name": "\(model.name)", "model.version": "\(installed)", "job.id": "\(id)"]
+                for (name, duration) in zip(["gather", "train", "store", "load", "swap"], steps) {
+                    metadata["seconds.\(name)"] = "\(Double(duration / .milliseconds(1)) / 1000)"
+                }
+                logger.info("retrain steps", metadata: metadata)
+                return installed
+            }
         }
         throw OspreyError(.conflict, "users were erased while the retrain trained, \(Self.erasureAttempts) times in a row; nothing was stored: retrain again")
     }
