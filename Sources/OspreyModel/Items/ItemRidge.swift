@@ -107,11 +107,22 @@ public struct ItemRidge: Sendable, Equatable {
         precondition(features.dimension == dimension, "features of dimension \(features.dimension), item side of \(dimension)")
         let k = factorCount, m = parameterCount, bias = hasBiasFeature, learnsOffset = self.learnsOffset
         let itemCount = features.catalog.count
+        // Each user's weights are read once, however many ratings they have.
+        var known: [String: [Float]?] = [:]
         var raters = [[(weights: [Float], label: Float)]](repeating: [], count: itemCount)
         for r in ratings {
-            guard let row = features.catalog.row(of: r.item), let w = userWeights(r.uid) else { continue }
+            guard let row = features.catalog.row(of: r.item) else { continue }
+            let w: [Float]?
+            if let seen = known[r.uid] {
+                w = seen
+            } else {
+                w = userWeights(r.uid)
+                known[r.uid] = .some(w)
+            }
+            guard let w else { continue }
             raters[row].append((w, r.label))
         }
+        known = [:]
         let results = UnsafeMutableBufferPointer<RidgeState?>.allocate(capacity: itemCount)
         results.initialize(repeating: nil)
         defer { results.deinitialize(); results.deallocate() }
@@ -129,13 +140,22 @@ public struct ItemRidge: Sendable, Equatable {
                 let penalty = Double(lambda) * (scaledLambda ? Double(max(1, rows[i].count)) : 1)
                 for e in 0..<a.count { a[e] = 0 }
                 for e in 0..<m { b[e] = 0; a[e * m + e] = penalty }
-                for (w, label) in rows[i] {
-                    for e in 0..<k { g[e] = Double(w[e]) }
-                    if learnsOffset { g[k] = 1 }
-                    let t = Double(label) - (bias ? Double(w[k]) : 0) - (learnsOffset ? 0 : Double(offsets[i]))
-                    for p in 0..<m {
-                        b[p] += t * g[p]
-                        for q in 0..<m { a[p * m + q] += g[p] * g[q] }
+                // The upper triangle only (row p from column p), then mirrored: the same products
+                // summed in the same order, so the same bits as the full square, in half the work.
+                a.withUnsafeMutableBufferPointer { ab in
+                    g.withUnsafeMutableBufferPointer { gb in
+                        let ap = ab.baseAddress!, gp = gb.baseAddress!
+                        for (w, label) in rows[i] {
+                            for e in 0..<k { gp[e] = Double(w[e]) }
+                            if learnsOffset { gp[k] = 1 }
+                            let t = Double(label) - (bias ? Double(w[k]) : 0) - (learnsOffset ? 0 : Double(offsets[i]))
+                            for p in 0..<m {
+                                let gpp = gp[p], rowStart = ap + p * m
+                                b[p] += t * gpp
+                                for q in p..<m { rowStart[q] += gpp * gp[q] }
+                            }
+                        }
+                        for p in 0..<m { for q in 0..<p { ap[p * m + q] = ap[q * m + p] } }
                     }
                 }
                 switch start {
