@@ -200,7 +200,8 @@ public final class Snapshotter: Service, Sendable {
     /// exactly only from states that all reflect the same sequence. Under the learning lock the
     /// cut takes the sequence learned, the changed users and items and the items users observed,
     /// in O(stripes): their collections are shared, not read (``UserWeightStore/ChangedAtCut``;
-    /// a state shares its storage until it is next learned, then is copied); the rows are then written in chunks, each keeping the rows it overwrites
+    /// a state shares its storage until it is next learned, then is copied). The rows are then
+    /// written in chunks, each keeping the rows it overwrites
     /// (``SnapshotStore/saveSnapshot(model:version:rows:observedItems:keepingPrevious:)``),
     /// until the snapshot's sequence advances and drops them. A snapshot cut short is put back
     /// at the next start (``SnapshotStore/restoreInterruptedSnapshot(model:version:)``).
