@@ -10,8 +10,9 @@
 # ratings, d = 50; trained there once and cached in .bench-data/) with a snapshot every SNAPSHOT
 # (150000) observations, and runs wrk -t1 -c32 in SLICES (14) 5-second slices of durable observes
 # (200,000 prebuilt requests over random users, items among the 1,000 most popular). Each slice
-# prints requests/s, p99, and its log commits and learning steps over 25 ms (from /metrics:
-# `osprey_log_commit_duration_seconds`, `osprey_learning_duration_seconds`). Then the server's
+# prints requests/s, p99, its log commits and learning steps over 25 ms (from /metrics:
+# `osprey_log_commit_duration_seconds`, `osprey_learning_duration_seconds`) and the server's RSS
+# at its end. Then the server's
 # snapshot log lines: `snapshot cut` (how long the cut paused learning; item updates on) and
 # `snapshot saved`. Talks only to 127.0.0.1; stops the server it started.
 set -euo pipefail
@@ -43,7 +44,7 @@ for i in $(seq 1 "$SLICES"); do
   wrk -t1 -c32 -d5s --latency -s "$RUN/load.lua" "http://127.0.0.1:$PORT" > "$RUN/out"
   read -r c1 l1 < <(slow)
   read -r rps p50 p99 errors < <(wrk_summary "$RUN/out")
-  printf "slice %2d  %8s req/s  p99 %8s ms  errors %s  slow commits %3s  slow learning %3s\n" \
-    "$i" "$rps" "$p99" "$errors" "$((c1 - c0))" "$((l1 - l0))"
+  printf "slice %2d  %8s req/s  p99 %8s ms  errors %s  slow commits %3s  slow learning %3s  RSS %5d MiB\n" \
+    "$i" "$rps" "$p99" "$errors" "$((c1 - c0))" "$((l1 - l0))" "$(( $(rss_kib "$PID") / 1024 ))"
 done
 grep -E "snapshot (cut|saved)" "$RUN/server.log" || echo "no snapshot finished or cut during the load"

@@ -240,6 +240,27 @@ struct ItemLearningTests {
         Self.expectSame(live, try Captured(restarted), "after an interrupted snapshot")
     }
 
+    @Test("the users and items a failed snapshot did not write are written by the next one")
+    func failedSnapshotIsCompletedByTheNext() async throws {
+        let t = try TrainedStore()
+        let faults = Faults()
+        let m = try Manager(stores: t.stores.injectingFaults(faults), configuration: Self.configuration(), logger: quiet)
+        let stream = Self.stream(400, seed: 11)
+        _ = try await m.observe(model: "demo", Array(stream[0..<300]))
+        // The third write fails: two chunks of users were written, the rest and every item not.
+        faults.failNext(.snapshotWrite, nth: 3)
+        #expect(throws: StorageError.self) { try m.snapshotter.snapshot() }
+        _ = try await m.observe(model: "demo", Array(stream[300..<320]))
+        try m.snapshotter.snapshot()
+        m.itemPublisher.publish()
+        let live = try Captured(m)
+        // The second snapshot's floor is the log's end: the start replays nothing, so a user or
+        // an item neither snapshot wrote would come back as it was before the first.
+        let restarted = try Manager(stores: t.stores, configuration: Self.configuration(), logger: quiet)
+        restarted.itemPublisher.publish()
+        Self.expectSame(live, try Captured(restarted), "after a failed snapshot and the next")
+    }
+
     @Test("an item unknown until its first observation joins the catalogue, learns, and survives a start")
     func anUnknownItemJoinsTheCatalogue() async throws {
         let t = try TrainedStore(backend: .sqlite)

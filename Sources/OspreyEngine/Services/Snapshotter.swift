@@ -213,20 +213,22 @@ public final class Snapshotter: Service, Sendable {
             let clock = ContinuousClock(), locked = clock.now
             // Under the learning lock only the cut is taken, O(stripes); the states it shares are
             // listed after it, and the cut dropped at once (until then, a state learned is copied).
-            let (cut, unlearned, users, changedItems, observed, paused) = {
-                let (seq, unlearned, usersCut, itemsCut, observedCut) = progress.applied.withLock { seq in
+            let cut: Int64, unlearned: Int64?, paused: Duration
+            var users: [(uid: String, state: UserWeightStore.Captured)], changedItems: [(row: Int, item: ItemLearner.Item)]
+            var observed: [ObservedItem]
+            do {
+                let (seq, earliest, usersCut, itemsCut, observedCut) = progress.applied.withLock { seq in
                     (seq, state.users.earliestUnlearned, state.users.takeChangedAtCut(), items.takeChangedAtCut(),
                      state.observed.takeAllAtCut())
                 }
-                let paused = clock.now - locked
-                return (seq, unlearned, usersCut.captured(), itemsCut.items, observedCut.items, paused)
-            }()
+                (cut, unlearned, paused) = (seq, earliest, clock.now - locked)
+                (users, changedItems, observed) = (usersCut.captured(), itemsCut.items, observedCut.items)
+            }
             logger.info("snapshot cut", metadata: [
                 "model.name": "\(model.name)", "model.version": "\(version)", "users": "\(users.count)",
                 "items": "\(changedItems.count)", "learning.paused": "\(paused)",
             ])
-            let features = state.features
-            var written = 0
+            let features = state.features, saved = users.count, itemRows = changedItems.map(\.row)
             do {
                 do {
                     try stores.snapshots.saveObservedItems(model: model.name, observed)
@@ -235,30 +237,33 @@ public final class Snapshotter: Service, Sendable {
                     state.observed.putBack(observed)
                     throw error
                 }
-                while written < users.count {
-                    let chunk = users[written..<min(written + Self.snapshotChunk, users.count)]
-                    let rows = chunk.map { SnapshotRow(uid: $0.uid, weights: $0.state.weights, seq: cut) }
+                observed = []
+                // Each chunk's states are let go once written (from the end, and no slice outlives
+                // its statement, so nothing is copied): a user or an item learned since the cut
+                // holds a second copy of its state only until then.
+                while !users.isEmpty {
+                    let start = users.count - min(Self.snapshotChunk, users.count)
+                    let rows = users[start...].map { SnapshotRow(uid: $0.uid, weights: $0.state.weights, seq: cut) }
                     try stores.snapshots.saveSnapshot(model: model.name, version: version, rows: rows, observedItems: [],
                                                       keepingPrevious: true)
-                    state.users.finishSnapshot(chunk.map(\.uid))
-                    written += chunk.count
+                    state.users.finishSnapshot(rows.map(\.uid))
+                    users.removeLast(users.count - start)
                 }
-                var start = 0
-                while start < changedItems.count {
-                    let chunk = changedItems[start..<min(start + Self.snapshotChunk, changedItems.count)]
-                    let rows = chunk.map {
+                while !changedItems.isEmpty {
+                    let start = changedItems.count - min(Self.snapshotChunk, changedItems.count)
+                    let rows = changedItems[start...].map {
                         ItemStateRow(item: features.id(of: $0.row), ridge: $0.item.ridge, observations: $0.item.observations, seq: cut)
                     }
                     try stores.snapshots.saveItemStates(model: model.name, version: version, rows: rows, keepingPrevious: true)
-                    start += chunk.count
+                    changedItems.removeLast(changedItems.count - start)
                 }
                 try stores.snapshots.advanceSnapshot(model: model.name, version: version, to: min(cut, (unlearned ?? .max) - 1))
             } catch {
-                state.users.markChanged(users[written...].map(\.uid))
-                items.markChanged(changedItems.map(\.row))
+                state.users.markChanged(users.map(\.uid))
+                items.markChanged(itemRows)
                 throw error
             }
-            return users.count
+            return saved
         }
     }
 
