@@ -277,7 +277,7 @@ struct TieredStoreTests {
     }
 
     /// A snapshot's cut takes the stripes' collections without reading them
-    /// (``UserWeightStore/takeChangedAtCut()``, ``ObservedItems/takeAllAtCut()``): what it lists
+    /// (``UserWeightStore/takeChangedAtCut(states:)``, ``ObservedItems/takeAllAtCut()``): what it lists
     /// afterwards is what was changed and observed at the cut, as it was then, though users
     /// learned and observed since; and what they did since is the next cut's.
     @Test func aCutListsTheStatesOfItsMoment() throws {
@@ -292,7 +292,7 @@ struct TieredStoreTests {
         }
         for u in 0..<100 { try learn("u\(u)", 1) }
         let atCut = try (0..<100).map { u in try #require(try store.fullState("u\(u)")).ridge.weights }
-        let users = store.takeChangedAtCut(), items = observed.takeAllAtCut()
+        let users = store.takeChangedAtCut(states: true), items = observed.takeAllAtCut()
         for u in 0..<50 { try learn("u\(u)", 5) }
         try learn("late", 5)
 

@@ -127,7 +127,7 @@ public final class Snapshotter: Service, Sendable {
             // so nothing captured before it is written after it (docs/operations.md, "Erasing a user").
             let (learned, unlearned, changed) = try progress.snapshotWrites.withLock { _ in
                 let (learned, unlearned, changedCut, observedCut) = progress.applied.withLock { seq in
-                    (seq, state.users.earliestUnlearned, state.users.takeChangedAtCut(), state.observed.takeAllAtCut())
+                    (seq, state.users.earliestUnlearned, state.users.takeChangedAtCut(states: false), state.observed.takeAllAtCut())
                 }
                 let changed = changedCut.uids, observed = observedCut.items
                 do {
@@ -218,7 +218,7 @@ public final class Snapshotter: Service, Sendable {
             var observed: [ObservedItem]
             do {
                 let (seq, earliest, usersCut, itemsCut, observedCut) = progress.applied.withLock { seq in
-                    (seq, state.users.earliestUnlearned, state.users.takeChangedAtCut(), items.takeChangedAtCut(),
+                    (seq, state.users.earliestUnlearned, state.users.takeChangedAtCut(states: true), items.takeChangedAtCut(),
                      state.observed.takeAllAtCut())
                 }
                 (cut, unlearned, paused) = (seq, earliest, clock.now - locked)

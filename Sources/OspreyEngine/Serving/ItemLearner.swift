@@ -102,11 +102,6 @@ final class ItemLearner: Sendable {
         live.withLock { $0.items[row]?.observations ?? 0 }
     }
 
-    /// Takes the items changed since the last call, with their states as they are now (each
-    /// shares its storage until it is next learned). ``markChanged(_:)`` puts them back when
-    /// saving them failed. O(changed).
-    func takeChanged() -> [(row: Int, item: Item)] { takeChangedAtCut().items }
-
     /// The items changed since the last take as of one moment (a snapshot's cut): the changed
     /// rows and the states, shared with the live ones (copy-on-write), so taking it is O(1)
     /// under the learning lock and listing it O(changed) outside.
@@ -118,7 +113,9 @@ final class ItemLearner: Sendable {
         var items: [(row: Int, item: Item)] { changed.map { ($0, states[$0]!) } }
     }
 
-    /// ``takeChanged()`` as of now, listed later (``ChangedAtCut``). O(1).
+    /// Takes the items changed since the last take, as of now, to be listed later
+    /// (``ChangedAtCut``): for a snapshot's cut, under the learning lock. ``markChanged(_:)``
+    /// puts them back when saving them failed. O(1).
     func takeChangedAtCut() -> ChangedAtCut {
         live.withLock { l in
             defer { l.changed = [] }

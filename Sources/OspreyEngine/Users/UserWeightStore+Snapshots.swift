@@ -3,17 +3,21 @@
 extension UserWeightStore {
     /// Takes the ids of the users changed since the last call; they stay hot until
     /// ``finishSnapshot(_:)`` (or ``markChanged(_:)`` when saving them failed). O(changed).
-    public func takeChanged() -> [String] { takeChangedAtCut().uids }
+    public func takeChanged() -> [String] { takeChangedAtCut(states: false).uids }
 
     /// The users changed since the last take, as of one moment (a snapshot's cut): each
-    /// stripe's changed slots and the collections their states are read from, shared with the
-    /// live stripe rather than read (copy-on-write: the first change to a stripe after the cut
-    /// copies what it changes). Taking it is O(stripes), so a cut under the learning lock stays
-    /// short whatever the number of changed users; reading it is O(changed), outside the lock.
+    /// stripe's changed slots and ids and, when asked for, the columns their states are read
+    /// from, shared with the live stripe rather than read (copy-on-write: the first change to a
+    /// stripe after the cut copies what it changes, so only a cut that needs the states shares
+    /// them). Taking it is O(stripes), so a cut under the learning lock stays short whatever
+    /// the number of changed users; reading it is O(changed), outside the lock.
     struct ChangedAtCut: Sendable {
         fileprivate struct Part: Sendable {
             var dirty: Set<Int32>
             var uids: [String]
+            var states: Columns?
+        }
+        fileprivate struct Columns: Sendable {
             var hot: [Int32: Hot]
             var observations: [Int]
             var runningLoss: [Double]
@@ -25,30 +29,33 @@ extension UserWeightStore {
         var uids: [String] { parts.flatMap { p in p.dirty.map { p.uids[Int($0)] } } }
 
         /// The changed users with their states as they were at the cut (``Captured``: the ridge
-        /// statistics shared, not copied). A changed user is always hot. O(changed).
+        /// statistics shared, not copied); none when the cut was taken without states. A
+        /// changed user is always hot. O(changed).
         func captured() -> [(uid: String, state: Captured)] {
             var out: [(uid: String, state: Captured)] = []
             for p in parts {
+                guard let c = p.states else { continue }
                 for slot in p.dirty {
-                    guard let h = p.hot[slot] else { continue }
-                    let i = Int(slot), loss = p.runningLoss[i]
-                    out.append((p.uids[i], Captured(ridge: h, observations: p.observations[i], runningLoss: loss.isNaN ? nil : loss,
-                                                     bootstrapped: p.bootstrapped[i])))
+                    guard let state = Captured(slot, hot: c.hot, observations: c.observations, runningLoss: c.runningLoss,
+                                               bootstrapped: c.bootstrapped) else { continue }
+                    out.append((p.uids[Int(slot)], state))
                 }
             }
             return out
         }
     }
 
-    /// Takes the users changed since the last take as of now (see ``ChangedAtCut``); they stay
-    /// hot until ``finishSnapshot(_:)`` (or ``markChanged(_:)``). O(stripes), or O(changed)
-    /// for a stripe whose last snapshot has not finished.
-    func takeChangedAtCut() -> ChangedAtCut {
+    /// Takes the users changed since the last take as of now (see ``ChangedAtCut``), with the
+    /// columns of their states when `states`; they stay hot until ``finishSnapshot(_:)`` (or
+    /// ``markChanged(_:)``). O(stripes), or O(changed) for a stripe whose last snapshot has not
+    /// finished.
+    func takeChangedAtCut(states: Bool) -> ChangedAtCut {
         var cut = ChangedAtCut()
         stripes.forEach { st in
             guard !st.dirty.isEmpty else { return }
-            cut.parts.append(.init(dirty: st.dirty, uids: st.uids, hot: st.hot, observations: st.observations,
-                                   runningLoss: st.runningLoss, bootstrapped: st.bootstrapped))
+            let columns = states ? ChangedAtCut.Columns(hot: st.hot, observations: st.observations, runningLoss: st.runningLoss,
+                                                        bootstrapped: st.bootstrapped) : nil
+            cut.parts.append(.init(dirty: st.dirty, uids: st.uids, states: columns))
             if st.saving.isEmpty { st.saving = st.dirty } else { st.saving.formUnion(st.dirty) }
             st.dirty = []
         }

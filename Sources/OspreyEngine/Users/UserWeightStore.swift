@@ -144,11 +144,7 @@ public final class UserWeightStore: Sendable {
 
         /// A hot user's state as ``Captured``, its ridge statistics shared, not copied. O(1).
         func captured(hot slot: Int32) -> Captured? {
-            guard let h = hot[slot] else { return nil }
-            let i = Int(slot)
-            let loss = runningLoss[i]
-            return Captured(ridge: h, observations: observations[i], runningLoss: loss.isNaN ? nil : loss,
-                            bootstrapped: bootstrapped[i])
+            Captured(slot, hot: hot, observations: observations, runningLoss: runningLoss, bootstrapped: bootstrapped)
         }
 
         /// Makes a cold user hot; a state read ahead for it, or a read under way, is dropped.
@@ -388,5 +384,15 @@ public final class UserWeightStore: Sendable {
         let all = users == 0 ? count : userTotal.add(users, ordering: .relaxed).newValue
         let hotNow = hot == 0 ? hotCount : hotTotal.add(hot, ordering: .relaxed).newValue
         metrics.record(users: all, hot: hotNow)
+    }
+}
+
+extension UserWeightStore.Captured {
+    /// Slot `slot`'s state from a stripe's columns (a live stripe's, or a snapshot cut's), or
+    /// nil when it is not hot. O(1).
+    init?(_ slot: Int32, hot: [Int32: UserWeightStore.Hot], observations: [Int], runningLoss: [Double], bootstrapped: [Bool]) {
+        guard let h = hot[slot] else { return nil }
+        let i = Int(slot), loss = runningLoss[i]
+        self.init(ridge: h, observations: observations[i], runningLoss: loss.isNaN ? nil : loss, bootstrapped: bootstrapped[i])
     }
 }
