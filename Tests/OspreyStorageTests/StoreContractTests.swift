@@ -10,8 +10,12 @@ import Testing
 /// answer alike, so a test passing in memory says something about SQLite too.
 struct StoreContractTests {
     enum Backend: String, CaseIterable, CustomTestStringConvertible {
-        case memory, sqlite
+        case memory, sqlite, postgres
         var testDescription: String { rawValue }
+
+        /// Every backend this machine can run: `postgres` needs PostgreSQL's server
+        /// (``PostgresTestServer``).
+        static var available: [Backend] { allCases.filter { $0 != .postgres || PostgresTestServer.unavailable == nil } }
     }
 
     /// Fresh, empty stores of a backend; the directory (SQLite) is removed by `body`'s end.
@@ -24,6 +28,14 @@ struct StoreContractTests {
             let directory = NSTemporaryDirectory() + "osprey-contract-" + UUID().uuidString
             defer { try? FileManager.default.removeItem(atPath: directory) }
             try body(try SQLiteStores(directory: directory, access: .unlocked).stores) { try SQLiteStores(directory: directory, access: .unlocked).stores }
+        case .postgres:
+            let url = try PostgresTestServer.freshDatabase()
+            let versions = MemoryVersionStore(), snapshots = MemorySnapshotStore(), decisions = MemoryDecisionStore()
+            func open() throws -> Stores {
+                Stores(log: try PostgresObservationLog(database: try PostgresDatabase(url: url)), versions: versions,
+                       snapshots: snapshots, decisions: decisions)
+            }
+            try body(try open()) { try open() }
         }
     }
 
@@ -46,7 +58,7 @@ struct StoreContractTests {
 
     /// An observation whose observation id the model's log holds is not appended again: nil in
     /// its place, in the same append or a later one, across a reopen; other models keep their own ids.
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.available)
     func theLogSkipsAnObservationIdItHolds(_ backend: Backend) throws {
         try withStores(backend) { s, reopen in
             func o(_ model: String, _ id: String?, _ label: Float) -> Observation {
@@ -67,7 +79,7 @@ struct StoreContractTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.available)
     func theLogKeepsCommitOrderPerModel(_ backend: Backend) throws {
         try withStores(backend) { s, reopen in
             #expect(try s.log.lastSequence() == 0)
@@ -93,7 +105,7 @@ struct StoreContractTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.available)
     func theCatalogueServesOneVersionAtATime(_ backend: Backend) throws {
         try withStores(backend) { s, reopen in
             let ratings = [Rating(uid: "u1", item: "i1", label: 4, timestamp: 1), Rating(uid: "u1", item: "i2", label: 2, timestamp: 2),
@@ -135,7 +147,7 @@ struct StoreContractTests {
     /// A model's items read back as written (each kind of attribute, the hidden flag), in
     /// first-write order: a replaced item keeps its place, a repeated id in one call is written
     /// once, the last one winning; models keep their own catalogues; all of it across a reopen.
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.available)
     func theCatalogueKeepsItemsInFirstWriteOrder(_ backend: Backend) throws {
         try withStores(backend) { s, reopen in
             let a = CatalogueItem(id: "a", attributes: ["genre": .string("drama"), "year": .number(1_999.5), "tags": .strings(["x", "y"])])
@@ -167,7 +179,7 @@ struct StoreContractTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.available)
     func anItemIsHiddenAndShownAgain(_ backend: Backend) throws {
         try withStores(backend) { s, reopen in
             let a = CatalogueItem(id: "a", attributes: ["genre": .string("drama")])
@@ -189,7 +201,7 @@ struct StoreContractTests {
 
     /// A `putItems` that fails writes nothing: not when an attribute cannot be stored, not when
     /// the write itself fails (injected); a retry then writes it all.
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.available)
     func aFailedPutOfItemsWritesNothing(_ backend: Backend) throws {
         try withStores(backend) { s, reopen in
             try s.versions.putItems(model: "m", [CatalogueItem(id: "a", attributes: ["n": .number(1)])])
@@ -214,7 +226,7 @@ struct StoreContractTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.available)
     func snapshotsKeepEachRowsSequence(_ backend: Backend) throws {
         try withStores(backend) { s, reopen in
             #expect(throws: StorageError.self) { try s.snapshots.snapshotSequence(model: "m", version: 1) }
@@ -258,7 +270,7 @@ struct StoreContractTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.available)
     func decisionsArePrunedOldestFirstAndCountedForGood(_ backend: Backend) throws {
         func decision(_ n: Int, model: String = "m", version: Int = 1) -> DecisionRecord {
             DecisionRecord(eventId: "e\(n)", model: model, version: version, uid: "u\(n % 3)", policy: "greedy", time: 1_000 + Double(n),
@@ -285,7 +297,7 @@ struct StoreContractTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.available)
     func aUsersErasureReachesEveryStoreAndIsIdempotent(_ backend: Backend) throws {
         try withStores(backend) { s, reopen in
             // The log: u0's entries up to the given sequence go, its last one too (the log's
@@ -410,7 +422,7 @@ struct StoreContractTests {
 
     /// Item states read back bit for bit, by item id, replaced in place by a later save, per
     /// version; one of another dimension is `.corrupt`, naming its item.
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.available)
     func itemStatesRoundTripInItemOrder(_ backend: Backend) throws {
         try withStores(backend) { s, reopen in
             #expect(try s.snapshots.loadItemStates(model: "m", version: 1, dimension: 3).isEmpty)
@@ -440,7 +452,7 @@ struct StoreContractTests {
 
     /// Rows written with `keepingPrevious` by a snapshot cut short are put back as they were
     /// before it (the first kept copy counts); rows it created are deleted; then nothing is kept.
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.available)
     func anInterruptedSnapshotIsRestoredAsOneCut(_ backend: Backend) throws {
         try withStores(backend) { s, reopen in
             try Self.writeFirstSnapshot(s.snapshots)
@@ -462,7 +474,7 @@ struct StoreContractTests {
 
     /// A snapshot that completes (its sequence advanced, even to no new value) keeps its rows;
     /// writes without `keepingPrevious` keep nothing.
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.available)
     func aCompletedSnapshotOrAPlainWriteKeepsNothing(_ backend: Backend) throws {
         try withStores(backend) { s, reopen in
             try Self.writeFirstSnapshot(s.snapshots)
@@ -490,7 +502,7 @@ struct StoreContractTests {
     /// A version's item states and kept copies go with it: cleared by a new first snapshot of
     /// that version only, deleted with its users; a user's erasure drops its kept copies, so a
     /// restore does not bring it back.
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.available)
     func itemStatesAndKeptCopiesGoWithTheirVersionAndUser(_ backend: Backend) throws {
         try withStores(backend) { s, reopen in
             for v in 1...3 {
@@ -523,7 +535,7 @@ struct StoreContractTests {
 
     /// An injected fault fails `saveItemStates` before it writes anything; item reads and
     /// restores go through the faults too.
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.available)
     func aFailedSaveOfItemStatesWritesNothing(_ backend: Backend) throws {
         try withStores(backend) { s, reopen in
             let faults = Faults()
