@@ -5,6 +5,9 @@
 #   scripts/postgres-server.sh stop DIR           stop it (fast shutdown)
 #   scripts/postgres-server.sh url DIR            print the URL of a started server
 #
+# With OWNER_PID set, `start` also leaves a watcher that stops the server and removes DIR once
+# that process is gone (the test process that started it, however it ended).
+#
 # The server listens on a unix socket in DIR and, when PORT is given, on 127.0.0.1:PORT. It trusts
 # local connections (user `osprey`, database `postgres`) and commits with its defaults: fsync on,
 # synchronous_commit on. As root it runs as the `postgres` user (initdb refuses root), which
@@ -51,6 +54,11 @@ case "$command" in
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
       -o "-p $port -k $dir -c listen_addresses='$listen' -c max_connections=200 -c shared_buffers=128MB" start >/dev/null \
       || { cat "$dir/server.log" >&2; exit 1; }
+    if [ -n "${OWNER_PID:-}" ]; then
+      self=$(readlink -f "$0")
+      setsid bash -c "while kill -0 $OWNER_PID 2>/dev/null; do sleep 1; done; bash '$self' stop '$dir'; rm -rf '$dir'" \
+        </dev/null >/dev/null 2>&1 &
+    fi
     url
     ;;
   stop)

@@ -4,7 +4,7 @@ import OspreyStorage
 /// The PostgreSQL server the tests' `postgres` backend runs on: the one at
 /// `OSPREY_TEST_POSTGRES_URL` when set (a database the tests may create databases in), else a
 /// throwaway server that `scripts/postgres-server.sh` starts in a temporary directory the first
-/// time a test asks, stopped when the test process exits. Each test gets a fresh database of its
+/// time a test asks, stopped once the test process is gone. Each test gets a fresh database of its
 /// own (``freshDatabase()``).
 ///
 /// Without PostgreSQL's server binaries the backend is left out and ``unavailable`` says why;
@@ -44,9 +44,6 @@ public enum PostgresTestServer {
         }
     }()
 
-    /// The directory of a server this process started, stopped at exit.
-    nonisolated(unsafe) private static var startedDirectory: String?
-
     private struct Server: Sendable {
         let adminURL: String
         let admin: PostgresDatabase
@@ -58,18 +55,11 @@ public enum PostgresTestServer {
             let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                 .deletingLastPathComponent().appendingPathComponent("scripts/postgres-server.sh").path
             let directory = NSTemporaryDirectory() + "osprey-test-pg-\(getpid())"
-            let (status, output) = try run(["bash", script, "start", directory])
+            // The script's watcher stops the server once this process is gone, however it ends.
+            let (status, output) = try run(["env", "OWNER_PID=\(getpid())", "bash", script, "start", directory])
             if status == 3 { throw Unavailable(message: output.trimmingCharacters(in: .whitespacesAndNewlines)) }
             guard status == 0, let url = output.split(separator: "\n").last.map(String.init) else {
                 throw Unavailable(message: "scripts/postgres-server.sh start failed (\(status)): \(output)")
-            }
-            startedDirectory = directory
-            atexit {
-                guard let directory = PostgresTestServer.startedDirectory else { return }
-                let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                    .deletingLastPathComponent().appendingPathComponent("scripts/postgres-server.sh").path
-                _ = try? PostgresTestServer.run(["bash", script, "stop", directory])
-                try? FileManager.default.removeItem(atPath: directory)
             }
             return Server(adminURL: url, admin: try PostgresDatabase(url: url, maxConnections: 2))
         }
