@@ -8,8 +8,7 @@ import OspreyModel
 /// cost more than SQLite's insert itself.
 struct DecisionInsert {
     private let db: Database
-    private var ids: [UInt8] = [], scores: [Float] = [], exploring: [Float] = [], propensities: [Double] = [], explored: [UInt8] = []
-    private var candidates: [UInt8] = []
+    private var lists = DecisionLists()
 
     init(_ db: Database) { self.db = db }
 
@@ -28,19 +27,19 @@ struct DecisionInsert {
         // How many each model gained, in runs: a batch is mostly one model's.
         var counts: [(model: String, inserted: Int)] = []
         for d in decisions {
-            gather(d)
+            lists.gather(d)
             bindText(statement, 1, d.eventId)
             bindText(statement, 2, d.model)
             sqlite3_bind_int64(statement, 3, Int64(d.version))
             bindText(statement, 4, d.uid)
             bindText(statement, 5, d.policy)
             sqlite3_bind_double(statement, 6, d.time)
-            bindBlob(statement, 7, ids)
-            bindBlob(statement, 8, scores)
-            bindBlob(statement, 9, exploring)
-            bindBlob(statement, 10, propensities)
-            bindBlob(statement, 11, explored)
-            if d.candidates != nil { bindBlob(statement, 12, candidates) } else { sqlite3_bind_null(statement, 12) }
+            bindBlob(statement, 7, lists.ids)
+            bindBlob(statement, 8, lists.scores)
+            bindBlob(statement, 9, lists.exploring)
+            bindBlob(statement, 10, lists.propensities)
+            bindBlob(statement, 11, lists.explored)
+            if d.candidates != nil { bindBlob(statement, 12, lists.candidates) } else { sqlite3_bind_null(statement, 12) }
             let code = sqlite3_step(statement)
             sqlite3_reset(statement)
             guard code == SQLITE_DONE else { throw error(code) }
@@ -56,37 +55,6 @@ struct DecisionInsert {
             ON CONFLICT (model) DO UPDATE SET logged = logged + excluded.logged
             """)
         for (model, inserted) in counts { try count.execute(arguments: [model, inserted]) }
-    }
-
-    /// Gathers a decision's lists, each in one pass, into the reused buffers (the layout is the
-    /// one ``SQLiteDecisionStore`` reads back: ids joined by NUL, Float32 and Float64 values, NaN for none,
-    /// a list of defaults emptied).
-    private mutating func gather(_ d: DecisionRecord) {
-        ids.removeAll(keepingCapacity: true)
-        scores.removeAll(keepingCapacity: true)
-        exploring.removeAll(keepingCapacity: true)
-        propensities.removeAll(keepingCapacity: true)
-        explored.removeAll(keepingCapacity: true)
-        var noneExploring = true, certain = true, noneExplored = true
-        for (i, shown) in d.items.enumerated() {
-            if i > 0 { ids.append(0) }
-            ids.append(contentsOf: shown.item.utf8)
-            scores.append(shown.score)
-            exploring.append(shown.exploring ?? .nan)
-            propensities.append(shown.propensity ?? .nan)
-            explored.append(shown.explored ? 1 : 0)
-            noneExploring = noneExploring && shown.exploring == nil
-            certain = certain && shown.propensity == 1
-            noneExplored = noneExplored && !shown.explored
-        }
-        if noneExploring { exploring.removeAll(keepingCapacity: true) }
-        if certain { propensities.removeAll(keepingCapacity: true) }
-        if noneExplored { explored.removeAll(keepingCapacity: true) }
-        candidates.removeAll(keepingCapacity: true)
-        for (i, id) in (d.candidates ?? []).enumerated() {
-            if i > 0 { candidates.append(0) }
-            candidates.append(contentsOf: id.utf8)
-        }
     }
 
     private func bindText(_ statement: OpaquePointer?, _ index: Int32, _ text: String) {

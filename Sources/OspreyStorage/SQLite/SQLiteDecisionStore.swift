@@ -7,11 +7,8 @@ import OspreyModel
 /// observation's commit): table `decision` (rowids follow the log's order), `decision_count`
 /// (each model's decisions ever logged) and `assignment` (competition allocations).
 ///
-/// A decision's lists are stored compactly: ids as UTF-8 joined by NUL (which ids may not contain), scores
-/// and exploring values as Float32 blobs (NaN for none), propensities as Float64 (NaN for none),
-/// the explored flags as one byte each. A list holding only its default (no exploring values,
-/// propensities of 1, nothing explored: as in a greedy answer) is an empty blob, which saves 130
-/// of a greedy top-10 decision's ~330 bytes.
+/// A decision's lists are stored compactly, each a blob (``DecisionLists``): a list holding only
+/// its default (as in a greedy answer) is an empty one.
 public final class SQLiteDecisionStore: DecisionStore, Sendable {
     /// The decision database file inside a data directory.
     public static let fileName = "decisions.sqlite"
@@ -185,26 +182,9 @@ public final class SQLiteDecisionStore: DecisionStore, Sendable {
         "event_id, model, version, uid, policy, time, items, scores, exploring, propensities, explored, candidates"
 
     private static func decision(_ row: Row) -> DecisionRecord {
-        let ids = split(row[6])
-        let scores = SQLiteDatabase.floats(row[7]), exploring = SQLiteDatabase.floats(row[8])
-        let propensityData: Data = row[9], explored: Data = row[10]
-        var propensities = [Double](repeating: .nan, count: propensityData.count / 8)
-        propensities.withUnsafeMutableBytes { _ = propensityData.copyBytes(to: $0) }
-        // An empty list (other than the ids and scores) holds its default.
-        let n = min(ids.count, scores.count, exploring.isEmpty ? .max : exploring.count,
-                    propensities.isEmpty ? .max : propensities.count, explored.isEmpty ? .max : explored.count)
-        let items = (0..<n).map { i in
-            DecisionRecord.Shown(
-                item: ids[i], score: scores[i], exploring: exploring.isEmpty || exploring[i].isNaN ? nil : exploring[i],
-                propensity: propensities.isEmpty ? 1 : propensities[i].isNaN ? nil : propensities[i],
-                explored: !explored.isEmpty && explored[explored.startIndex + i] != 0)
-        }
+        let items = DecisionLists.items(ids: row[6], scores: row[7], exploring: row[8], propensities: row[9], explored: row[10])
         let candidates: Data? = row[11]
         return DecisionRecord(eventId: row[0], model: row[1], version: row[2], uid: row[3], policy: row[4], time: row[5],
-                              items: items, candidates: candidates.map(split))
-    }
-
-    private static func split(_ data: Data) -> [String] {
-        data.isEmpty ? [] : data.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+                              items: items, candidates: candidates.map(DecisionLists.split))
     }
 }
