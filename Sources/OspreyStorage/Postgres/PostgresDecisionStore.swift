@@ -49,7 +49,7 @@ public final class PostgresDecisionStore: DecisionStore, Sendable {
     ]
 
     /// The advisory lock appends take turns on (``PostgresDatabase`` migrations take another).
-    static let appendLock: Int64 = 0x05B7_0002
+    static let appendLock: Int64 = 0x05B7_0003
 
     /// Opens the decision log in `database`, creating or migrating its tables.
     public init(database: PostgresDatabase) throws {
