@@ -30,11 +30,11 @@ struct StoreContractTests {
             try body(try SQLiteStores(directory: directory, access: .unlocked).stores) { try SQLiteStores(directory: directory, access: .unlocked).stores }
         case .postgres:
             let url = try PostgresTestServer.freshDatabase()
-            let versions = MemoryVersionStore(), snapshots = MemorySnapshotStore()
+            let versions = MemoryVersionStore()
             func open() throws -> Stores {
                 let database = try PostgresDatabase(url: url)
                 return Stores(log: try PostgresObservationLog(database: database), versions: versions,
-                              snapshots: snapshots, decisions: try PostgresDecisionStore(database: database))
+                              snapshots: try PostgresSnapshotStore(database: database), decisions: try PostgresDecisionStore(database: database))
             }
             try body(try open()) { try open() }
         }

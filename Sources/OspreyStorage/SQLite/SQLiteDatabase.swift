@@ -64,13 +64,11 @@ public final class SQLiteDatabase: Sendable {
 
     /// Float32 values as a blob, in the machine's byte order.
     static func data(_ floats: [Float]) -> Data {
-        floats.withUnsafeBytes { Data($0) }
+        Float32Blob.data(floats)
     }
 
     /// The Float32 values of a blob written by ``data(_:)``.
     static func floats(_ data: Data) -> [Float] {
-        var out = [Float](repeating: 0, count: data.count / MemoryLayout<Float>.size)
-        out.withUnsafeMutableBytes { _ = data.copyBytes(to: $0) }
-        return out
+        Float32Blob.floats(data)
     }
 }
