@@ -30,10 +30,11 @@ struct StoreContractTests {
             try body(try SQLiteStores(directory: directory, access: .unlocked).stores) { try SQLiteStores(directory: directory, access: .unlocked).stores }
         case .postgres:
             let url = try PostgresTestServer.freshDatabase()
-            let versions = MemoryVersionStore(), snapshots = MemorySnapshotStore(), decisions = MemoryDecisionStore()
+            let snapshots = MemorySnapshotStore(), decisions = MemoryDecisionStore()
             func open() throws -> Stores {
-                Stores(log: try PostgresObservationLog(database: try PostgresDatabase(url: url)), versions: versions,
-                       snapshots: snapshots, decisions: decisions)
+                let database = try PostgresDatabase(url: url)
+                return Stores(log: try PostgresObservationLog(database: database), versions: try PostgresVersionStore(database: database),
+                              snapshots: snapshots, decisions: decisions)
             }
             try body(try open()) { try open() }
         }
