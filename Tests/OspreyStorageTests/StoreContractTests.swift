@@ -30,12 +30,7 @@ struct StoreContractTests {
             try body(try SQLiteStores(directory: directory, access: .unlocked).stores) { try SQLiteStores(directory: directory, access: .unlocked).stores }
         case .postgres:
             let url = try PostgresTestServer.freshDatabase()
-            let versions = MemoryVersionStore()
-            func open() throws -> Stores {
-                let database = try PostgresDatabase(url: url)
-                return Stores(log: try PostgresObservationLog(database: database), versions: versions,
-                              snapshots: try PostgresSnapshotStore(database: database), decisions: try PostgresDecisionStore(database: database))
-            }
+            func open() throws -> Stores { try PostgresStores(url: url, access: .unlocked).stores }
             try body(try open()) { try open() }
         }
     }

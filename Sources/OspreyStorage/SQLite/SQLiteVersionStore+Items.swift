@@ -9,14 +9,7 @@ import OspreyModel
 extension SQLiteVersionStore {
     public func putItems(model: String, _ items: [CatalogueItem]) throws {
         guard !items.isEmpty else { return }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let rows = try items.map { item -> (id: String, attributes: String, hidden: Bool) in
-            guard let json = try? encoder.encode(item.attributes) else {
-                throw StorageError(.io, "cannot write item \(item.id) of \(model): its attributes cannot be encoded as JSON (a number that is not finite?)")
-            }
-            return (item.id, String(decoding: json, as: UTF8.self), item.hidden)
-        }
+        let rows = zip(items, try CatalogueEncoding.attributes(items, model: model)).map { (id: $0.id, attributes: $1, hidden: $0.hidden) }
         try database.pool.write { db in
             var position = try Int64.fetchOne(db, sql: "SELECT MAX(position) FROM item WHERE model = ?", arguments: [model]) ?? 0
             // A replaced item keeps its position; the one the statement offered goes unused.
@@ -56,10 +49,6 @@ extension SQLiteVersionStore {
     /// The item of a row `(id, attributes, hidden)`.
     /// - Throws: ``StorageError`` `.corrupt` when its attributes are not a JSON object of values.
     private static func item(_ row: Row, model: String, decoder: JSONDecoder) throws -> CatalogueItem {
-        let id: String = row[0], json: String = row[1]
-        guard let attributes = try? decoder.decode(ItemAttributes.self, from: Data(json.utf8)) else {
-            throw StorageError(.corrupt, "attributes of item \(id) of \(model) are unreadable")
-        }
-        return CatalogueItem(id: id, attributes: attributes, hidden: (row[2] as Int) != 0)
+        try CatalogueEncoding.item(id: row[0], attributes: row[1], hidden: (row[2] as Int) != 0, model: model, decoder: decoder)
     }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import OspreyMath
 import OspreyModel
 
 /// The catalogue in `catalog.sqlite`, a database of its own with its own migrator: tables
@@ -44,14 +43,10 @@ public final class SQLiteVersionStore: VersionStore, Sendable {
                 db, sql: "SELECT number, created_at, status, parent, dimension, item_count, metadata FROM version WHERE model = ? ORDER BY number",
                 arguments: [model]
             ).map { row in
-                let json: String = row[6]
-                guard let metadata = try? JSONDecoder().decode(TrainingMetadata.self, from: Data(json.utf8)) else {
-                    throw StorageError(.corrupt, "metadata of \(model) v\(row[0] as Int) is unreadable")
-                }
-                return VersionRecord(
+                VersionRecord(
                     model: model, number: row[0], createdAt: Date(timeIntervalSince1970: row[1]),
                     status: VersionRecord.Status(rawValue: row[2]) ?? .retired, parent: row[3],
-                    dimension: row[4], items: row[5], metadata: metadata)
+                    dimension: row[4], items: row[5], metadata: try CatalogueEncoding.metadata(row[6], model: model, number: row[0]))
             }
         }
     }
@@ -65,39 +60,15 @@ public final class SQLiteVersionStore: VersionStore, Sendable {
                     """,
                 arguments: [model, number])
             else { throw StorageError(.notFound, "model \(model) has no version \(number)") }
-            let dimension: Int = row[2]
-            let stride = VectorKernels.paddedStride(dimension)
-            let json: String = row[4]
-            guard let metadata = try? JSONDecoder().decode(TrainingMetadata.self, from: Data(json.utf8)),
-                  let ids = try? JSONDecoder().decode([String].self, from: row[5] as Data)
-            else { throw StorageError(.corrupt, "version \(number) of \(model) is unreadable") }
-            let table = SQLiteDatabase.floats(row[6]), offsets = SQLiteDatabase.floats(row[7])
-            let prior = SQLiteDatabase.floats(row[8])
-            guard table.count == ids.count * stride, offsets.count == ids.count, prior.count == dimension else {
-                throw StorageError(.corrupt, "version \(number) of \(model) has inconsistent sizes")
-            }
-            var computed: (any ComputedFeatureFunction)?
-            if let kind = row[9] as String? {
-                do {
-                    computed = try ComputedFeatureKinds.decode(kind: kind, row[10] as Data? ?? Data())
-                } catch {
-                    throw StorageError(.corrupt, "the computed features of version \(number) of \(model) are unreadable: \(error)")
-                }
-                guard computed!.dimension == dimension else {
-                    throw StorageError(.corrupt, "the computed features of version \(number) of \(model) have dimension \(computed!.dimension), not \(dimension)")
-                }
-            }
-            return ModelVersion(
-                model: model, number: number, createdAt: Date(timeIntervalSince1970: row[0]),
-                features: MaterializedFeatures(dimension: dimension, ids: ids, table: table, offsets: offsets), computed: computed,
-                lambda: Float(row[3] as Double), prior: prior, metadata: metadata, parent: row[1])
+            let stored = CatalogueEncoding.Version(metadata: row[4], ids: row[5], features: row[6], offsets: row[7], prior: row[8],
+                                                   computedKind: row[9], computed: row[10])
+            return try CatalogueEncoding.decode(stored, model: model, number: number, createdAt: row[0], parent: row[1],
+                                                dimension: row[2], lambda: Float(row[3] as Double))
         }
     }
 
     public func insertVersion(_ version: ModelVersion, trainingRatings: [Rating], serve: Bool) throws {
-        let metadata = String(decoding: try JSONEncoder().encode(version.metadata), as: UTF8.self)
-        let ids = try JSONEncoder().encode(version.features.catalog.ids)
-        let computed = try version.computed.map { (kind: type(of: $0).kind, bytes: try $0.encoded()) }
+        let stored = try CatalogueEncoding.encode(version)
         try pool.write { db in
             if try Self.exists(db, model: version.model, version: version.number) {
                 throw StorageError(.conflict, "model \(version.model) already has a version \(version.number)")
@@ -111,9 +82,8 @@ public final class SQLiteVersionStore: VersionStore, Sendable {
                 arguments: [
                     version.model, version.number, version.createdAt.timeIntervalSince1970,
                     serve ? "serving" : "built", version.parent, version.dimension, Double(version.lambda),
-                    version.features.catalog.count, metadata, ids, SQLiteDatabase.data(version.features.table),
-                    SQLiteDatabase.data(version.features.offsets), SQLiteDatabase.data(version.prior),
-                    computed?.kind, computed?.bytes,
+                    version.features.catalog.count, stored.metadata, stored.ids, stored.features, stored.offsets, stored.prior,
+                    stored.computedKind, stored.computed,
                 ])
             let insertRating = try db.cachedStatement(
                 sql: "INSERT INTO training_rating (model, version, uid, item, label, time) VALUES (?, ?, ?, ?, ?, ?)")

@@ -1,0 +1,66 @@
+import Logging
+import PostgresNIO
+
+/// The shared store: the four stores in one PostgreSQL database, each with its own tables and
+/// migrations (recorded in `osprey_schema`), over one pool of connections. `serve --store
+/// postgres://…` opens it (docs/operations.md, "PostgreSQL"); SQLite stays the embedded default.
+public struct PostgresStores: Sendable {
+    public let database: PostgresDatabase
+    public let log: PostgresObservationLog
+    public let versions: PostgresVersionStore
+    public let snapshots: PostgresSnapshotStore
+    public let decisions: PostgresDecisionStore
+    /// The writer's lock (``Access/exclusive``), held while the stores are.
+    private let lock: PostgresWriterLock?
+
+    /// The four as the engine takes them.
+    public var stores: Stores { Stores(log: log, versions: versions, snapshots: snapshots, decisions: decisions) }
+
+    /// How a process opens the database, as for a data directory (``SQLiteStores/Access``).
+    public enum Access: Sendable {
+        /// Reads and writes, holding the database's writer lock (a session advisory lock) for as
+        /// long as the stores are open: another exclusive opener fails at once.
+        case exclusive
+        /// Reads and writes without the lock: tests that act out a restart in one process.
+        case unlocked
+    }
+
+    /// Opens the stores in the database at `url` (``PostgresDatabase/init(url:maxConnections:logger:)``)
+    /// and creates or migrates their tables.
+    /// - Throws: ``StorageError`` `.locked` (exclusive) when another process writes the database;
+    ///   `.io` when it cannot be reached or migrated.
+    public init(url: String, access: Access = .exclusive, maxConnections: Int = 8,
+                logger: Logger = Logger(label: "osprey.storage")) throws {
+        let database = try PostgresDatabase(url: url, maxConnections: maxConnections, logger: logger)
+        self.database = database
+        lock = access == .exclusive ? try PostgresWriterLock(database: database) : nil
+        log = try PostgresObservationLog(database: database)
+        versions = try PostgresVersionStore(database: database)
+        snapshots = try PostgresSnapshotStore(database: database)
+        decisions = try PostgresDecisionStore(database: database)
+        logger.debug("opened store", metadata: ["store.url": "\(database.location)", "store.access": "\(access)"])
+    }
+}
+
+/// The writer's lock on a PostgreSQL database: a session-level advisory lock held on a
+/// connection of its own, so only one `serve` (or `retrain`, `train`) writes the database at a
+/// time. The database closes the connection when it shuts down, and the server when the process
+/// dies: the lock goes with it, a crashed process's included.
+final class PostgresWriterLock: Sendable {
+    private let connection: PostgresConnection
+
+    /// The advisory lock's key.
+    static let key: Int64 = 0x05B7_0002
+
+    init(database: PostgresDatabase) throws {
+        connection = try database.dedicatedConnection()
+        let session = PostgresSession(connection: connection, database: database)
+        let taken = try session.query("SELECT pg_try_advisory_lock(\(Self.key))").first.map { try $0.decode(Bool.self) } ?? false
+        guard taken else {
+            _ = try? PostgresDatabase.wait(connection.close())
+            throw StorageError(.locked, "another Osprey process writes the PostgreSQL database at \(database.location); "
+                + "stop it first (only one serve, train or retrain writes a database at a time)")
+        }
+    }
+
+}
