@@ -56,13 +56,18 @@ public final class PostgresDatabase: @unchecked Sendable {
     /// Closes every idle connection and stops the pool's threads; calls after it fail.
     public func shutdown() {
         condition.lock()
-        let toClose = idle + dedicated
+        let toClose = idle + dedicated, dedicated = self.dedicated
         idle = []
-        dedicated = []
+        self.dedicated = []
         let wasClosed = closed
         closed = true
         condition.broadcast()
         condition.unlock()
+        // A session lock held on a dedicated connection is released first, and waited for: the
+        // server lets go of a closed connection's locks only once its backend has exited.
+        for connection in dedicated where !connection.isClosed {
+            _ = try? Self.wait(connection.query("SELECT pg_advisory_unlock_all()", logger: logger))
+        }
         for connection in toClose { _ = try? Self.wait(connection.close()) }
         if !wasClosed { try? group.syncShutdownGracefully() }
     }
@@ -71,6 +76,7 @@ public final class PostgresDatabase: @unchecked Sendable {
 
     /// Runs `body` with a connection of the pool (one the pool opens when none is idle and fewer
     /// than ``maxConnections`` are open; else it waits for one). A connection that broke goes.
+    @discardableResult
     func withConnection<T>(_ body: (PostgresSession) throws -> T) throws -> T {
         let connection = try checkOut()
         defer { checkIn(connection) }
@@ -80,6 +86,7 @@ public final class PostgresDatabase: @unchecked Sendable {
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
     /// A commit that fails throws ``StorageError`` `.io`; as with any networked database, a
     /// connection lost during the commit leaves its outcome unknown to the caller.
+    @discardableResult
     func transaction<T>(_ body: (PostgresSession) throws -> T) throws -> T {
         try withConnection { session in
             try session.execute("BEGIN")
