@@ -7,10 +7,15 @@ user's restored weights. Before the kill, a second `serve` and a `retrain` on th
 be refused by its lock; after the restart, `models` must read it beside the server. Then stops the restarted server gracefully (SIGTERM), starts it a
 third time and checks that the snapshot taken on shutdown restores exactly.
 
+With --postgres the stores are in PostgreSQL instead of a data directory: the test starts a
+throwaway PostgreSQL server of its own (scripts/postgres-server.sh, on a unix socket in its
+working directory), passes `--store URL` to every command, and stops the server at the end; the
+second writer must then be refused by the database's writer lock.
+
 Only talks to 127.0.0.1 and only signals the server processes it started (by PID). Bounded by
 --timeout seconds overall (default 120). Python 3 standard library only.
 
-Usage: scripts/crash-test.py [--binary .build/debug/osprey] [--seed N] [--keep] [--timeout 120]
+Usage: scripts/crash-test.py [--binary .build/debug/osprey] [--postgres] [--seed N] [--keep] [--timeout 120]
 Prints `crash-test: 1 passed, 0 failed` and exits 0 on success; on failure prints what failed,
 the tail of the server logs, `crash-test: 0 passed, 1 failed` and exits 1.
 """
@@ -138,9 +143,9 @@ def free_port(avoid=()):
 class Servers:
     """Starts `osprey serve` processes and remembers their PIDs so cleanup kills only those."""
 
-    def __init__(self, binary, data_dir, work_dir, deadline):
+    def __init__(self, binary, store, work_dir, deadline):
         self.binary = binary
-        self.data_dir = data_dir
+        self.store = store
         self.work_dir = work_dir
         self.deadline = deadline
         self.procs = []  # (label, Popen, log path)
@@ -156,7 +161,7 @@ class Servers:
             try:
                 with open(log_path, "wb") as log_file:
                     proc = subprocess.Popen(
-                        [self.binary, "serve", "--data-dir", self.data_dir, "--port", str(port),
+                        [self.binary, "serve"] + self.store + ["--port", str(port),
                          "--snapshot-observations", "300"],
                         stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file)
                 with self.lock:
@@ -317,11 +322,14 @@ class ClientThread(threading.Thread):
 # The data directory's lock (docs/operations.md, "Where the data lives")
 
 
-def check_locked(binary, data_dir, holder_pid, deadline, failures):
-    """While a server runs, a second writer of its data directory must fail at once, naming the
-    directory and the server's PID, without a crash."""
-    expected = f"data directory {data_dir} is in use by another Osprey process (pid {holder_pid})"
-    for args in (["serve", "--data-dir", data_dir, "--port", "0"], ["retrain", "--data-dir", data_dir, "--model", MODEL]):
+def check_locked(binary, store, holder_pid, deadline, failures):
+    """While a server runs, a second writer of its data directory (or database) must fail at
+    once, naming the directory and the server's PID (or the database), without a crash."""
+    if store[0] == "--store":
+        expected = "another Osprey process writes the PostgreSQL database at"
+    else:
+        expected = f"data directory {store[1]} is in use by another Osprey process (pid {holder_pid})"
+    for args in (["serve"] + store + ["--port", "0"], ["retrain"] + store + ["--model", MODEL]):
         what = f"a second `osprey {args[0]}` beside server 1"
         try:
             proc = subprocess.run([binary] + args, stdin=subprocess.DEVNULL, capture_output=True,
@@ -336,9 +344,9 @@ def check_locked(binary, data_dir, holder_pid, deadline, failures):
             log(f"{what} refused (exit {proc.returncode}): {err.strip().splitlines()[-1]}")
 
 
-def check_reader_beside(binary, data_dir, deadline, failures):
+def check_reader_beside(binary, store, deadline, failures):
     """`osprey models` only reads: it works beside a server that holds the lock."""
-    proc = subprocess.run([binary, "models", "--data-dir", data_dir], stdin=subprocess.DEVNULL, capture_output=True,
+    proc = subprocess.run([binary, "models"] + store, stdin=subprocess.DEVNULL, capture_output=True,
                           timeout=deadline.cap(15))
     if proc.returncode != 0 or f"{MODEL}  serving v1" not in proc.stdout.decode(errors="replace"):
         failures.append(f"`osprey models` beside a running server: exit {proc.returncode}, "
@@ -368,22 +376,46 @@ def stop_gracefully(proc, label, deadline, failures):
     return True
 
 
+def start_postgres(args, work, deadline):
+    """Starts a throwaway PostgreSQL server in `work/pg`; returns its URL. Its watcher stops it
+    once this process is gone, should the cleanup not run."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "postgres-server.sh")
+    args._postgres = os.path.join(work, "pg")
+    os.chmod(work, 0o755)  # the server runs as the `postgres` user when we are root
+    proc = subprocess.run(["bash", script, "start", args._postgres], stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=deadline.cap(60), env=dict(os.environ, OWNER_PID=str(os.getpid())))
+    if proc.returncode != 0:
+        raise Failure(f"scripts/postgres-server.sh start failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-400:]}")
+    url = proc.stdout.decode().strip().splitlines()[-1]
+    log(f"started PostgreSQL: {url}")
+    return url
+
+
+def stop_postgres(args):
+    if getattr(args, "_postgres", None):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "postgres-server.sh")
+        subprocess.run(["bash", script, "stop", args._postgres], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+
+
 def run_test(args, work, deadline, failures):
     binary = args.binary
-    data_dir = os.path.join(work, "data")
+    if args.postgres:
+        store = ["--store", start_postgres(args, work, deadline)]
+    else:
+        store = ["--data-dir", os.path.join(work, "data")]
     ratings = os.path.join(work, "ratings.csv")
     rng = random.Random(args.seed)
 
     run_tool([binary, "generate", "--users", "200", "--items", "100", "--ratings", "5000", "--dim", "4",
               "--noise", "0.5", "--seed", "3", "--out", ratings], deadline, "generate")
-    run_tool([binary, "train", "--data-dir", data_dir, "--model", MODEL, "--ratings", ratings, "--dim", "4",
+    run_tool([binary, "train"] + store + ["--model", MODEL, "--ratings", ratings, "--dim", "4",
               "--lambda", "1", "--iterations", "5"], deadline, "train")
-    log(f"trained model {MODEL!r} in {data_dir}")
+    log(f"trained model {MODEL!r} in {store[1]}")
 
-    servers = Servers(binary, data_dir, work, deadline)
+    servers = Servers(binary, store, work, deadline)
     args._servers = servers
     proc1, port1 = servers.start("1")
-    check_locked(binary, data_dir, proc1.pid, deadline, failures)
+    check_locked(binary, store, proc1.pid, deadline, failures)
 
     users = [f"crash-u{i}" for i in range(N_USERS)]
     score_before = {}
@@ -442,7 +474,7 @@ def run_test(args, work, deadline, failures):
     # Restart after the crash (the lock file SIGKILL left behind must not block it) and check
     # every acknowledged observation survived.
     proc2, port2 = servers.start("2", avoid_ports=(port1,))
-    check_reader_beside(binary, data_dir, deadline, failures)
+    check_reader_beside(binary, store, deadline, failures)
     after_crash = snapshot_state(port2, users)
     acked_users = [u for u in users if acked[u] > 0]
     excess = []
@@ -513,6 +545,8 @@ def main():
     parser.add_argument("--binary", default=".build/debug/osprey", help="osprey binary (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--postgres", action="store_true",
+                        help="keep the stores in a throwaway PostgreSQL server instead of a data directory")
     parser.add_argument("--timeout", type=float, default=120.0, help="overall time limit in seconds (default: %(default)s)")
     args = parser.parse_args()
     if args.seed is None:
@@ -573,6 +607,7 @@ def main():
             args._servers.kill_all()
             if failures:
                 args._servers.log_tails()
+        stop_postgres(args)
         if args.keep:
             log(f"crash-test: kept {work}")
         else:

@@ -5,11 +5,20 @@ import OspreyStorage
 import Synchronization
 
 /// Stores holding one small trained model, for tests: in memory by default, or SQLite in a fresh
-/// temporary directory for tests about storage. The ALS fit behind it is made once per process
+/// temporary directory, or PostgreSQL in a fresh database (``PostgresTestServer``), for tests
+/// about storage. The ALS fit behind it is made once per process
 /// for each set of parameters and stored anew for each test, so tests pay no training.
 public struct TrainedStore: Sendable {
     /// Where the stores live.
-    public enum Backend: Sendable { case memory, sqlite }
+    public enum Backend: String, Sendable, CaseIterable, CustomStringConvertible {
+        case memory, sqlite, postgres
+
+        public var description: String { rawValue }
+
+        /// The backends that persist, as this machine can run them: SQLite, and PostgreSQL when
+        /// its server is there (``PostgresTestServer/unavailable``).
+        public static var durable: [Backend] { PostgresTestServer.unavailable == nil ? [.sqlite, .postgres] : [.sqlite] }
+    }
 
     /// The stores the manager takes.
     public let stores: Stores
@@ -17,6 +26,8 @@ public struct TrainedStore: Sendable {
     public let sqlite: SQLiteStores?
     /// The data directory (`.sqlite` only).
     public let directory: String?
+    /// The database's URL (`.postgres` only).
+    public let postgresURL: String?
     public let ratings: [Rating]
     public let model: String
 
@@ -32,21 +43,30 @@ public struct TrainedStore: Sendable {
             stores = .inMemory()
             sqlite = nil
             directory = nil
+            postgresURL = nil
         case .sqlite:
             let directory = NSTemporaryDirectory() + "osprey-test-" + UUID().uuidString
             let sqlite = try SQLiteStores(directory: directory, access: .unlocked)
             self.directory = directory
             self.sqlite = sqlite
+            postgresURL = nil
             stores = sqlite.stores
+        case .postgres:
+            let url = try PostgresTestServer.freshDatabase()
+            postgresURL = url
+            sqlite = nil
+            directory = nil
+            stores = try PostgresStores(url: url, access: .unlocked).stores
         }
         try stores.storeVersion(fixture.result, reflecting: try stores.log.lastSequence(), trainingRatings: fixture.ratings, serve: true)
     }
 
-    /// The stores as a restarted process finds them: SQLite opens the directory again (without
-    /// its lock, as the first stores are still open); in memory, the same stores (they outlive a
-    /// manager as files do).
+    /// The stores as a restarted process finds them: SQLite opens the directory again and
+    /// PostgreSQL the database (without the writer's lock, as the first stores are still open);
+    /// in memory, the same stores (they outlive a manager as files do).
     public func reopen() throws -> Stores {
-        try reopenSQLite()?.stores ?? stores
+        if let postgresURL { return try PostgresStores(url: postgresURL, access: .unlocked).stores }
+        return try reopenSQLite()?.stores ?? stores
     }
 
     /// The SQLite stores opened again (nil in memory).

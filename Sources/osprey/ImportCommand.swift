@@ -109,6 +109,6 @@ struct ImportCommand: AsyncParsableCommand {
         } catch let e as Trainer.ConfigurationError {
             throw ValidationError(e.description)
         }
-        try storeFirstVersion(&result, in: store, ratings: history, catalogue: catalogue, exploration: .greedy)
+        try storeFirstVersion(&result, in: store.stores, at: store.path, ratings: history, catalogue: catalogue, exploration: .greedy)
     }
 }

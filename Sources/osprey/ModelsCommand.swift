@@ -7,14 +7,16 @@ struct ModelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "models", abstract: "List models, versions, user and item counts.")
 
     @Option(help: "Data directory.") var dataDir = "osprey-data"
+    @Option(help: StoreLocation.help) var store: String?
 
     func run() throws {
-        guard SQLiteStores.exists(in: dataDir) else {
+        let location = try StoreLocation(dataDir: dataDir, store: self.store)
+        guard location.exists else {
             throw ValidationError("no Osprey store in \(dataDir); `osprey train --data-dir \(dataDir) ...` creates one")
         }
-        let store = try SQLiteStores(directory: dataDir, access: .readOnly)
+        let store = try location.open(readOnly: true)
         let models = try store.versions.models()
-        if models.isEmpty { print("no models in \(dataDir)") }
+        if models.isEmpty { print("no models in \(location.name)") }
         for m in models {
             let observations = try store.log.observationCount(model: m.name)
             print("\(m.name)  serving v\(m.servingVersion)  observations \(observations)")

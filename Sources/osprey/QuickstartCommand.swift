@@ -3,7 +3,7 @@ import Foundation
 import OspreyModel
 import OspreyStorage
 
-/// `osprey quickstart`: the main job end to end on the embedded store.
+/// `osprey quickstart`: the main job end to end, on the embedded store (or `--store`).
 struct QuickstartCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quickstart",
@@ -13,12 +13,13 @@ struct QuickstartCommand: AsyncParsableCommand {
     @Option(help: "Model name.") var model = "demo"
 
     func run() async throws {
+        let location = try StoreLocation(dataDir: options.dataDir, store: options.store)
         var exists = false
-        if SQLiteStores.exists(in: options.dataDir) {
-            exists = try SQLiteStores(directory: options.dataDir).versions.models().contains { $0.name == self.model }
+        if location.exists {
+            exists = try location.open().versions.models().contains { $0.name == self.model }
         }
         if exists {
-            Console.info("model `\(model)` already in \(options.dataDir); serving it (delete the directory to start over)")
+            Console.info("model `\(model)` already in \(location.name); serving it (delete it to start over)")
         } else {
             try FileManager.default.createDirectory(atPath: options.dataDir, withIntermediateDirectories: true)
             let path = (options.dataDir as NSString).appendingPathComponent("\(model)-ratings.csv")
@@ -29,7 +30,7 @@ struct QuickstartCommand: AsyncParsableCommand {
             try SyntheticItems.csv(data.catalogue!.items).write(toFile: itemsPath, atomically: true, encoding: .utf8)
             Console.info("generated 100000 synthetic ratings (2000 users, 1000 items, d=10, noise σ=0.5) in \(path), "
                 + "the items' attributes in \(itemsPath)")
-            try train(dataDir: options.dataDir, model: model, ratingsPath: path, itemsPath: itemsPath, configuration: .init(factors: 10),
+            try train(in: location, model: model, ratingsPath: path, itemsPath: itemsPath, configuration: .init(factors: 10),
                       rules: InputRules(maxAbsLabel: options.maxAbsLabel))
         }
         let name = model

@@ -13,12 +13,14 @@ struct RetrainCommand: AsyncParsableCommand {
         abstract: "Retrain a model from its initial ratings and the observation log, as a new serving version.")
 
     @Option(help: "Data directory.") var dataDir = "osprey-data"
+    @Option(help: StoreLocation.help) var store: String?
     @Option(help: "Model name.") var model: String
 
     func run() async throws {
-        guard SQLiteStores.exists(in: dataDir) else { throw ValidationError("no Osprey store in \(dataDir)") }
+        let location = try StoreLocation(dataDir: dataDir, store: store)
+        guard location.exists else { throw ValidationError("no Osprey store in \(dataDir)") }
         let logger = Console.logger()
-        let manager = try Manager(stores: try SQLiteStores(directory: dataDir).stores, configuration: .init(retrainThreads: 2), logger: logger)
+        let manager = try Manager(stores: try location.open(), configuration: .init(retrainThreads: 2), logger: logger)
         try await manager.withServices(logger: logger) { try await Self.retrain(model, on: manager) }
     }
 

@@ -57,6 +57,7 @@ struct TLSOptions: ParsableArguments {
 
 struct ServeOptions: ParsableArguments {
     @Option(help: "Data directory.") var dataDir = "osprey-data"
+    @Option(help: StoreLocation.help) var store: String?
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on.") var port = 8080
     @Option(help: "Largest accepted request body in bytes.") var maxBodyBytes = 1 << 20
@@ -194,11 +195,11 @@ func serve(_ o: ServeOptions, tls: ServerTLS? = nil, autoRetrainByDefault: Bool 
         return handler
     }
     let logger = Logger(label: "osprey")
-    guard SQLiteStores.exists(in: o.dataDir) else {
+    let location = try StoreLocation(dataDir: o.dataDir, store: o.store)
+    guard location.exists else {
         throw ValidationError("no Osprey store in \(o.dataDir); create a model first with `osprey train --data-dir \(o.dataDir) --model NAME --ratings FILE` or run `osprey quickstart`")
     }
-    let store = try SQLiteStores(directory: o.dataDir, logger: logger)
-    let manager = try Manager(stores: store.stores, configuration: .init(
+    let manager = try Manager(stores: try location.open(logger: logger), configuration: .init(
             snapshotObservations: o.snapshotObservations, maxAbsLabel: o.maxAbsLabel, keepVersions: o.keepVersions,
             monitor: .init(window: o.staleWindow, threshold: o.staleThreshold, validationFraction: o.validationFraction),
             autoRetrain: o.autoRetrain ?? autoRetrainByDefault,
@@ -219,7 +220,7 @@ func serve(_ o: ServeOptions, tls: ServerTLS? = nil, autoRetrainByDefault: Bool 
     let threads = o.fastPath ? "\(server.eventLoopCount) event loop(s), \(server.scanThreadCount) scan thread(s)"
         : "\(server.eventLoopCount) event loop(s), no fast path"
     let access = tokens.isEmpty ? "no access tokens: every endpoint is open" : "\(tokens.count) access token(s)"
-    let models = manager.registry.all.count, path = store.path
+    let models = manager.registry.all.count, path = location.name
     let scheme = tls == nil ? "http" : "https"
     if let tls, tls.notValidAfter < Date() {
         logger.warning("the certificate in \(tls.certificateFile) expired on \(tls.notValidAfter); clients will refuse it")

@@ -18,6 +18,7 @@ struct TrainCommand: ParsableCommand {
             """)
 
     @Option(help: "Data directory (created if missing).") var dataDir = "osprey-data"
+    @Option(help: StoreLocation.help) var store: String?
     @Option(help: "Model name.") var model: String
     @Option(help: "Ratings file.") var ratings: String
     @Option(help: "Items file: CSV with a header, the item id first, then the attributes (optional).")
@@ -34,21 +35,21 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        try train(dataDir: dataDir, model: model, ratingsPath: ratings, itemsPath: items, configuration: training.configuration,
+        try train(in: try StoreLocation(dataDir: dataDir, store: store), model: model, ratingsPath: ratings, itemsPath: items, configuration: training.configuration,
                   exploration: try ExplorationPolicy.parse(exploration), rules: InputRules(maxAbsLabel: maxAbsLabel))
     }
 }
 
 /// Trains `model` from `ratingsPath` (and the items' attributes in `itemsPath`) into the store in
-/// `dataDir`, printing progress.
-func train(dataDir: String, model: String, ratingsPath: String, itemsPath: String? = nil, configuration: Trainer.Configuration,
+/// `location`, printing progress.
+func train(in location: StoreLocation, model: String, ratingsPath: String, itemsPath: String? = nil, configuration: Trainer.Configuration,
            exploration: ExplorationPolicy = .greedy, rules: InputRules = .init()) throws {
     try validateModelName(model)
     // The items file is checked before anything is created.
     let catalogue = try itemsPath.map { try readCatalogue($0, option: "--items", rules: rules) } ?? []
-    let store = try SQLiteStores(directory: dataDir)
+    let store = try location.open()
     if let existing = try store.versions.models().first(where: { $0.name == model }) {
-        throw ValidationError("model `\(model)` already exists in \(dataDir) (serving version \(existing.servingVersion)); choose another --model name")
+        throw ValidationError("model `\(model)` already exists in \(location.name) (serving version \(existing.servingVersion)); choose another --model name")
     }
     let read = try readRatings(ratingsPath, rules: rules)
     Console.info("read \(read.ratings.count) ratings from \(ratingsPath) (\(read.format.rawValue))")
@@ -59,14 +60,14 @@ func train(dataDir: String, model: String, ratingsPath: String, itemsPath: Strin
     } catch let e as Trainer.ConfigurationError {
         throw ValidationError(e.description)
     }
-    try storeFirstVersion(&result, in: store, ratings: read.ratings, catalogue: catalogue, exploration: exploration)
+    try storeFirstVersion(&result, in: store, at: location.name, ratings: read.ratings, catalogue: catalogue, exploration: exploration)
 }
 
 /// Fits the attribute map on `catalogue` (when it has items), stores it as the model's catalogue
 /// and `result` as the model's serving version 1 with its users' states, a chunk at a time (a
 /// million users' d×d states would not fit in memory together), and sets its exploration
 /// policy, printing progress.
-func storeFirstVersion(_ result: inout Trainer.Result, in store: SQLiteStores, ratings: [Rating], catalogue: [CatalogueItem],
+func storeFirstVersion(_ result: inout Trainer.Result, in store: Stores, at place: String, ratings: [Rating], catalogue: [CatalogueItem],
                        exploration: ExplorationPolicy) throws {
     let model = result.model
     if !catalogue.isEmpty {
@@ -76,12 +77,12 @@ func storeFirstVersion(_ result: inout Trainer.Result, in store: SQLiteStores, r
     }
     var stored = 0
     let total = result.users.count
-    try store.stores.storeVersion(result, reflecting: try store.log.lastSequence(), trainingRatings: ratings, serve: true, each: { _, _ in
+    try store.storeVersion(result, reflecting: try store.log.lastSequence(), trainingRatings: ratings, serve: true, each: { _, _ in
         stored += 1
         if stored % 100_000 == 0, stored < total { Console.info("stored \(stored) of \(total) users' states") }
     })
     try store.versions.setExplorationPolicy(model: model, policy: exploration.description)
-    Console.info("stored \(model) v1 in \(store.path): \(total) users, \(result.features.catalog.count) \(result.metadata.trigger == "import" ? "imported" : "trained") items"
+    Console.info("stored \(model) v1 in \(place): \(total) users, \(result.features.catalog.count) \(result.metadata.trigger == "import" ? "imported" : "trained") items"
         + (catalogue.isEmpty ? "" : ", \(catalogue.count) catalogue items") + ", exploration \(exploration)")
 }
 
