@@ -122,7 +122,10 @@ let package = Package(
         .testTarget(name: "OspreyLabTests", dependencies: ["OspreyLab", "OspreyModel", "OspreyMath"]),
         .testTarget(
             name: "OspreyStorageTests",
-            dependencies: ["OspreyStorage", "OspreyMath", "OspreyModel", "OspreyTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "OspreyStorage", "OspreyMath", "OspreyModel", "OspreyTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
         ),
         .testTarget(
             name: "OspreyEngineTests",
