@@ -18,6 +18,9 @@ public struct TrainedStore: Sendable {
         /// The backends that persist, as this machine can run them: SQLite, and PostgreSQL when
         /// its server is there (``PostgresTestServer/unavailable``).
         public static var durable: [Backend] { PostgresTestServer.unavailable == nil ? [.sqlite, .postgres] : [.sqlite] }
+
+        /// Every backend this machine can run: memory and the durable ones (``durable``).
+        public static var available: [Backend] { [.memory] + durable }
     }
 
     /// The stores the manager takes.
@@ -28,6 +31,8 @@ public struct TrainedStore: Sendable {
     public let directory: String?
     /// The database's URL (`.postgres` only).
     public let postgresURL: String?
+    /// The same stores as PostgreSQL types (`.postgres` only).
+    public let postgres: PostgresStores?
     public let ratings: [Rating]
     public let model: String
 
@@ -44,19 +49,23 @@ public struct TrainedStore: Sendable {
             sqlite = nil
             directory = nil
             postgresURL = nil
+            postgres = nil
         case .sqlite:
             let directory = NSTemporaryDirectory() + "osprey-test-" + UUID().uuidString
             let sqlite = try SQLiteStores(directory: directory, access: .unlocked)
             self.directory = directory
             self.sqlite = sqlite
             postgresURL = nil
+            postgres = nil
             stores = sqlite.stores
         case .postgres:
             let url = try PostgresTestServer.freshDatabase()
             postgresURL = url
             sqlite = nil
             directory = nil
-            stores = try PostgresStores(url: url, access: .unlocked).stores
+            let postgres = try PostgresStores(url: url, access: .unlocked)
+            self.postgres = postgres
+            stores = postgres.stores
         }
         try stores.storeVersion(fixture.result, reflecting: try stores.log.lastSequence(), trainingRatings: fixture.ratings, serve: true)
     }

@@ -11,8 +11,10 @@ import Testing
 struct CompetitionTests {
     func users(_ t: TrainedStore) -> [String] { Array(Set(t.ratings.map(\.uid))).sorted() }
 
-    @Test func aSplitChallengerIsStickyLearnsEverythingAndCanBePromoted() async throws {
-        let t = try TrainedStore()
+    @Test(arguments: TrainedStore.Backend.available)
+
+    func aSplitChallengerIsStickyLearnsEverythingAndCanBePromoted(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), logger: quiet)
         let job = try m.retrainer.start(model: "demo", challenger: .split(0.5))

@@ -44,8 +44,10 @@ struct DecisionRetentionTests {
         #expect(try t.stores.decisions.pruneDecisions(before: 1e12, keep: 0) == 0)
     }
 
-    @Test func theServersLogAppliesItsRetention() async throws {
-        let t = try TrainedStore(), metrics = RecordedMetrics()
+    @Test(arguments: TrainedStore.Backend.available)
+
+    func theServersLogAppliesItsRetention(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend), metrics = RecordedMetrics()
         defer { t.remove() }
         let manager = try Manager(
             stores: try t.reopen(),

@@ -24,8 +24,10 @@ struct ErasureTests {
         return out
     }
 
-    @Test func anErasedUserIsGoneFromStoresMemoryRestartsAndRetrains() async throws {
-        let t = try TrainedStore(backend: .sqlite)
+    @Test(arguments: TrainedStore.Backend.durable)
+
+    func anErasedUserIsGoneFromStoresMemoryRestartsAndRetrains(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let m = try Manager(stores: t.stores, logger: quiet)
         let p = Predictor(registry: m.registry)

@@ -113,8 +113,10 @@ struct ExplorationServingTests {
         #expect(logged.items == answer.items && logged.policy == "thompson(1.0)")
     }
 
-    @Test func feedbackIsJoinedByEventIdAndChecked() async throws {
-        let t = try TrainedStore()
+    @Test(arguments: TrainedStore.Backend.available)
+
+    func feedbackIsJoinedByEventIdAndChecked(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), logger: quiet)
         try m.exploration.setPolicy(model: "demo", .epsilonGreedy(1))

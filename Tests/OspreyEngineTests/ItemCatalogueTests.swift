@@ -285,11 +285,12 @@ struct ToyFeatures: ComputedFeatureFunction, Equatable {
 }
 
 struct ThirdFeatureFunctionTests {
-    @Test func aNewKindServesThroughTheEngineAndTheStoreUnchanged() throws {
+    @Test(arguments: TrainedStore.Backend.durable)
+    func aNewKindServesThroughTheEngineAndTheStoreUnchanged(_ backend: TrainedStore.Backend) throws {
         ComputedFeatureKinds.register(ToyFeatures.self)
-        let t = try TrainedStore(backend: .sqlite)
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
-        // A version whose computed part is the toy, stored and read back through SQLite.
+        // A version whose computed part is the toy, stored and read back through each durable store.
         var result = try Trainer(configuration: .init(factors: 4, lambda: 1, iterations: 2))
             .train(model: "demo", number: 2, parent: 1, ratings: t.ratings)
         result.computed = ToyFeatures(dimension: result.features.dimension)

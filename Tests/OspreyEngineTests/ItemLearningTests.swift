@@ -196,9 +196,10 @@ struct ItemLearningTests {
         for i in 0..<40 where a.live[i] != b.live[i] || a.served[i] != b.served[i] { Issue.record("item i\(i) differs \(comment)") }
     }
 
-    @Test("a restart restores users and items bit for bit: from the version's start, after a snapshot, after a retrain")
-    func restartIsExact() async throws {
-        let t = try TrainedStore(backend: .sqlite)
+    @Test("a restart restores users and items bit for bit: from the version's start, after a snapshot, after a retrain",
+          arguments: TrainedStore.Backend.durable)
+    func restartIsExact(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let stream = Self.stream(600)
         let m = try Manager(stores: t.stores, configuration: Self.configuration(), logger: quiet)
@@ -219,9 +220,11 @@ struct ItemLearningTests {
         #expect(try t.reopen().snapshots.loadItemStates(model: "demo", version: 1, dimension: 5).count == 40)
     }
 
-    @Test("a snapshot cut short is put back at the next start: users and items restore as one cut")
-    func interruptedSnapshotRestoresOneCut() async throws {
-        let t = try TrainedStore()
+    @Test("a snapshot cut short is put back at the next start: users and items restore as one cut",
+          arguments: TrainedStore.Backend.durable)
+    func interruptedSnapshotRestoresOneCut(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
+        defer { t.remove() }
         let faults = Faults()
         let m = try Manager(stores: t.stores.injectingFaults(faults), configuration: Self.configuration(), logger: quiet)
         let stream = Self.stream(400, seed: 9)
@@ -235,14 +238,16 @@ struct ItemLearningTests {
         _ = try await m.observe(model: "demo", Array(stream[300..<400]))
         m.itemPublisher.publish()
         let live = try Captured(m)
-        let restarted = try Manager(stores: t.stores, configuration: Self.configuration(), logger: quiet)
+        let restarted = try Manager(stores: try t.reopen(), configuration: Self.configuration(), logger: quiet)
         restarted.itemPublisher.publish()
         Self.expectSame(live, try Captured(restarted), "after an interrupted snapshot")
     }
 
-    @Test("the users and items a failed snapshot did not write are written by the next one")
-    func failedSnapshotIsCompletedByTheNext() async throws {
-        let t = try TrainedStore()
+    @Test("the users and items a failed snapshot did not write are written by the next one",
+          arguments: TrainedStore.Backend.durable)
+    func failedSnapshotIsCompletedByTheNext(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
+        defer { t.remove() }
         let faults = Faults()
         let m = try Manager(stores: t.stores.injectingFaults(faults), configuration: Self.configuration(), logger: quiet)
         let stream = Self.stream(400, seed: 11)
@@ -256,14 +261,15 @@ struct ItemLearningTests {
         let live = try Captured(m)
         // The second snapshot's floor is the log's end: the start replays nothing, so a user or
         // an item neither snapshot wrote would come back as it was before the first.
-        let restarted = try Manager(stores: t.stores, configuration: Self.configuration(), logger: quiet)
+        let restarted = try Manager(stores: try t.reopen(), configuration: Self.configuration(), logger: quiet)
         restarted.itemPublisher.publish()
         Self.expectSame(live, try Captured(restarted), "after a failed snapshot and the next")
     }
 
-    @Test("an item unknown until its first observation joins the catalogue, learns, and survives a start")
-    func anUnknownItemJoinsTheCatalogue() async throws {
-        let t = try TrainedStore(backend: .sqlite)
+    @Test("an item unknown until its first observation joins the catalogue, learns, and survives a start",
+          arguments: TrainedStore.Backend.durable)
+    func anUnknownItemJoinsTheCatalogue(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let m = try Manager(stores: t.stores, configuration: Self.configuration(), logger: quiet)
         let p = Predictor(registry: m.registry)

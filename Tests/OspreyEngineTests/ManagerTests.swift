@@ -53,8 +53,9 @@ struct ManagerTests {
     }
 
     /// With item updates off (with them on, the item joins the catalogue: ItemLearningTests).
-    @Test func unknownItemIsLoggedButCannotMoveWeights() async throws {
-        let t = try TrainedStore()
+    @Test(arguments: TrainedStore.Backend.available)
+    func unknownItemIsLoggedButCannotMoveWeights(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), configuration: .init(itemUpdates: false), logger: quiet)
         let p = Predictor(registry: m.registry)
@@ -266,8 +267,9 @@ struct PartialSnapshotTests {
     /// Users only: it writes half the users' rows by hand. With items learning online a snapshot
     /// is one cut of users and items, and one cut short is put back at the next start
     /// (ItemLearningTests).
-    @Test func partiallyWrittenSnapshotRestoresExactly() async throws {
-        let t = try TrainedStore()
+    @Test(arguments: TrainedStore.Backend.available)
+    func partiallyWrittenSnapshotRestoresExactly(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), configuration: .init(itemUpdates: false), logger: quiet)
         let p = Predictor(registry: m.registry)
@@ -293,8 +295,9 @@ struct PartialSnapshotTests {
 
 /// Top-k filters: an explicit exclude list, and the items the user has rated or observed.
 struct TopKFilterTests {
-    @Test func excludesListedAndObservedItems() async throws {
-        let t = try TrainedStore()
+    @Test(arguments: TrainedStore.Backend.available)
+    func excludesListedAndObservedItems(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), logger: quiet)
         let p = Predictor(registry: m.registry)

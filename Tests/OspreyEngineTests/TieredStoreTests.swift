@@ -129,8 +129,9 @@ struct TieredStoreTests {
     /// keep their sequence below it, the user's next rebuild replays it, and so does a restart.
     /// Users only: with items learning online, such an observation is never learned by its item
     /// (docs/operations.md, "Items learn online"), so a restart's items would differ.
-    @Test func anObservationAFailedRebuildLeftIsLearnedLater() async throws {
-        let a = try TrainedStore(), b = try TrainedStore(backend: .sqlite)
+    @Test(arguments: TrainedStore.Backend.durable)
+    func anObservationAFailedRebuildLeftIsLearnedLater(_ backend: TrainedStore.Backend) async throws {
+        let a = try TrainedStore(), b = try TrainedStore(backend: backend)
         defer { a.remove(); b.remove() }
         let (reference, pr) = try open(a, hotUsers: .max, itemUpdates: false)
         let (tiered, pt) = try open(b, hotUsers: 0, itemUpdates: false)
@@ -143,7 +144,13 @@ struct TieredStoreTests {
         try tiered.snapshotter.snapshot()
         let saved = try #require(try b.stores.snapshots.loadUserState(model: "demo", version: 1, uid: uid, dimension: 5))
         // The user's row cannot be read: its next rebuild fails.
-        try await #require(b.sqlite).snapshots.database.pool.write { try $0.execute(sql: "DELETE FROM user_ridge WHERE uid = ?", arguments: [uid]) }
+        if let postgres = b.postgres {
+            try postgres.database.transaction { try $0.execute("DELETE FROM user_ridge WHERE uid = \(uid)") }
+        } else {
+            try await #require(b.sqlite).snapshots.database.pool.write {
+                try $0.execute(sql: "DELETE FROM user_ridge WHERE uid = ?", arguments: [uid])
+            }
+        }
         try await both([(uid, "i4", 5), ("u5", "i6", 2)])
         let failed = try b.stores.log.lastSequence() - 1
         let users = try tiered.registry.model("demo").current.users
@@ -421,10 +428,11 @@ struct TieredStoreTests {
     /// the hot tier's capacity); their next observations rebuild no one, and the warmed server
     /// equals one that rebuilt its users on demand. The warmed users are hot at its next
     /// snapshot, so the hot tier carries over restart after restart.
-    @Test func aRestartWarmsTheUsersHotAtTheLastSnapshot() async throws {
+    @Test(arguments: TrainedStore.Backend.available)
+    func aRestartWarmsTheUsersHotAtTheLastSnapshot(_ backend: TrainedStore.Backend) async throws {
         // The same history in two stores: u0...u19 learn, on a tiered server (the other trained
         // users stay cold).
-        let a = try TrainedStore(), b = try TrainedStore()
+        let a = try TrainedStore(backend: backend), b = try TrainedStore(backend: backend)
         defer { a.remove(); b.remove() }
         for t in [a, b] {
             let (live, _) = try open(t, hotUsers: 1000)

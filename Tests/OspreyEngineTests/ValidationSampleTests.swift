@@ -7,8 +7,9 @@ import Testing
 /// The validation sample (Velox §4.3): held-out observations are scored, counted and logged, but
 /// never learned — online, on replay, or by a retrain.
 struct ValidationSampleTests {
-    @Test func heldOutObservationsAreScoredButNeverLearned() async throws {
-        let t = try TrainedStore()
+    @Test(arguments: TrainedStore.Backend.available)
+    func heldOutObservationsAreScoredButNeverLearned(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let monitor = QualityMonitor.Configuration(window: 10, validationFraction: 0.3)
         // Users only: the reference below learns against fixed item rows.

@@ -22,8 +22,10 @@ struct VersionTests {
         }
     }
 
-    @Test func retrainSwapsInANewVersionWithoutLosingObservations() async throws {
-        let t = try TrainedStore()
+    @Test(arguments: TrainedStore.Backend.available)
+
+    func retrainSwapsInANewVersionWithoutLosingObservations(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), logger: quiet)
         for n in 0..<40 { try await m.observe(model: "demo", [("u\(n % 8)", "new-item", 4), ("u\(n % 8)", "i\(n % 5)", 2)]) }
@@ -52,8 +54,9 @@ struct VersionTests {
     /// The catch-up before a swap learns the log in rounds, without the learning lock, while
     /// observations keep arriving: whatever the rounds, every observation is learned once, in
     /// order, so the caught-up state equals the one that learned them live.
-    @Test func theCatchUpBeforeASwapLearnsEveryObservationOnce() async throws {
-        let t = try TrainedStore()
+    @Test(arguments: TrainedStore.Backend.available)
+    func theCatchUpBeforeASwapLearnsEveryObservationOnce(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), logger: quiet)
         let model = try m.registry.model("demo")
@@ -83,8 +86,10 @@ struct VersionTests {
         }
     }
 
-    @Test func rollbackServesTheOldVersionWithEverythingLearnedSince() async throws {
-        let t = try TrainedStore()
+    @Test(arguments: TrainedStore.Backend.available)
+
+    func rollbackServesTheOldVersionWithEverythingLearnedSince(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), logger: quiet)
         let p = Predictor(registry: m.registry)
@@ -165,8 +170,9 @@ extension VersionTests {
 
     /// A process stopped while installing a version leaves it `built`; the next start marks it
     /// `failed` and serves the old one.
-    @Test func aVersionNeverServedIsMarkedFailedAtTheNextStart() async throws {
-        let t = try TrainedStore()
+    @Test(arguments: TrainedStore.Backend.available)
+    func aVersionNeverServedIsMarkedFailedAtTheNextStart(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let v1 = try t.stores.versions.loadVersion(model: "demo", number: 1)
         let v2 = ModelVersion(model: "demo", number: 2, createdAt: v1.createdAt, features: v1.features, lambda: v1.lambda,
@@ -200,8 +206,9 @@ extension VersionTests {
 
 struct RetentionTests {
     /// Keep the newest K versions; never the serving one or its parent, even after a rollback.
-    @Test func prunesOldVersionsButNeverServingOrItsParent() async throws {
-        let t = try TrainedStore()
+    @Test(arguments: TrainedStore.Backend.available)
+    func prunesOldVersionsButNeverServingOrItsParent(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let m = try Manager(stores: try t.reopen(), configuration: .init(keepVersions: 2), logger: quiet)
         func retrain() async throws { _ = try await m.retrainer.wait(forJob: try m.retrainer.start(model: "demo"), model: "demo") }

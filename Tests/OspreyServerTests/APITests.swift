@@ -412,8 +412,9 @@ struct APITests {
 
     /// Snapshots are counted in `/metrics`: how many, the users they saved, their time, and
     /// whether one is under way.
-    @Test func snapshotsAreMetrics() async throws {
-        let t = try TrainedStore()
+    @Test(arguments: TrainedStore.Backend.available)
+    func snapshotsAreMetrics(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let manager = try Manager(stores: try t.reopen(), metrics: .prometheus(), logger: quiet)
         let app = buildApplication(manager: manager, logger: quiet)

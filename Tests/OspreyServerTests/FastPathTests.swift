@@ -249,8 +249,9 @@ struct FastPathTests {
     /// A graceful shutdown that begins while a fast-path `observe` is committing: the
     /// connection stays open until the observation is answered (it was logged, so an answer
     /// lost here would make a retrying client log it twice).
-    @Test func aGracefulShutdownWaitsForACommittingObserve() async throws {
-        let t = try TrainedStore(backend: .sqlite)
+    @Test(arguments: TrainedStore.Backend.durable)
+    func aGracefulShutdownWaitsForACommittingObserve(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let manager = try Manager(stores: try t.reopen(), metrics: .prometheus(), logger: quiet)
         let (ports, announce) = AsyncStream.makeStream(of: Int.self)
@@ -288,8 +289,9 @@ struct FastPathTests {
     /// `--event-loops 1`: the server runs on a group of one loop, which every connection shares,
     /// so an `observe` waiting for its commit (another connection holds the log's write lock)
     /// must not hold that loop: a predict on another connection is answered meanwhile.
-    @Test func oneEventLoopAnswersOthersWhileAnObserveCommits() async throws {
-        let t = try TrainedStore(backend: .sqlite)
+    @Test(arguments: TrainedStore.Backend.durable)
+    func oneEventLoopAnswersOthersWhileAnObserveCommits(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let manager = try Manager(stores: try t.reopen(), metrics: .prometheus(), logger: quiet)
         let app = buildApplication(manager: manager, configuration: .init(port: 0, eventLoops: 1), logger: quiet)
@@ -321,23 +323,39 @@ struct FastPathTests {
 
     /// Holds the log's write lock from another connection, so an observe's commit waits for it;
     /// returns once it is held. It is released once a commit has started (waiting 30 s at most)
-    /// and then `released` holds (5 s at most; the store's busy timeout is 10 s), `linger` later.
-    /// A thread of its own holds it (``onThread(_:)``).
+    /// and then `released` holds (5 s at most; SQLite's busy timeout is 10 s), `linger` later.
+    /// SQLite's is the database's write lock; PostgreSQL's, the row of `observation_sequence`
+    /// that every append locks first. A thread of its own holds it (``onThread(_:)``).
     static func holdLogLock(_ t: TrainedStore, committer: Ingestor, linger: Duration = .zero,
                             releasedWhen released: @escaping @Sendable () -> Bool) async throws {
-        let blocker = try #require(try t.reopenSQLite()).log.database
+        let hold: @Sendable (_ whileHeld: () -> Void) throws -> Void
+        if let postgres = t.postgres {
+            hold = { whileHeld in
+                try postgres.log.database.transaction { s in
+                    _ = try s.query("SELECT last FROM observation_sequence FOR UPDATE")
+                    whileHeld()
+                }
+            }
+        } else {
+            let blocker = try #require(try t.reopenSQLite()).log.database
+            hold = { whileHeld in
+                try blocker.pool.writeWithoutTransaction { db in
+                    try db.execute(sql: "BEGIN IMMEDIATE")
+                    whileHeld()
+                    try db.execute(sql: "ROLLBACK")
+                }
+            }
+        }
         try await withCheckedThrowingContinuation { (locked: CheckedContinuation<Void, any Error>) in
             Thread {
                 do {
-                    try blocker.pool.writeWithoutTransaction { db in
-                        try db.execute(sql: "BEGIN IMMEDIATE")
+                    try hold {
                         locked.resume()
                         let started = ContinuousClock.now + .seconds(30)
                         while ContinuousClock.now < started, !committer.isCommitting { usleep(5_000) }
                         let deadline = ContinuousClock.now + .seconds(5)
                         while ContinuousClock.now < deadline, !released() { usleep(10_000) }
                         usleep(useconds_t(linger / .microseconds(1)))
-                        try db.execute(sql: "ROLLBACK")
                     }
                 } catch {
                     locked.resume(throwing: error)
