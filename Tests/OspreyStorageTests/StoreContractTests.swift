@@ -48,7 +48,7 @@ struct StoreContractTests {
 
     static func weights(_ label: Float, observations: Int = 1) -> UserWeights {
         var ridge = RidgeState(prior: [0, 0, 0], lambda: 1)
-        _ = ridge.update(features: [1, Float(observations), 0.5], target: label)
+        _ = ridge.update(features: padded([1, Float(observations), 0.5]), target: label)
         return UserWeights(ridge: ridge, observations: observations, runningLoss: Double(label), bootstrapped: false)
     }
 
@@ -370,8 +370,13 @@ struct StoreContractTests {
 
     static func ridge(_ label: Float, dimension: Int = 3) -> RidgeState {
         var ridge = RidgeState(prior: [Float](repeating: 0, count: dimension), lambda: 1)
-        _ = ridge.update(features: (0..<dimension).map { Float($0) + label }, target: label)
+        _ = ridge.update(features: padded((0..<dimension).map { Float($0) + label }), target: label)
         return ridge
+    }
+
+    /// Features padded with zeros to the kernels' stride, as `RidgeState.update` reads them.
+    static func padded(_ features: [Float]) -> [Float] {
+        features + [Float](repeating: 0, count: VectorKernels.paddedStride(features.count) - features.count)
     }
 
     /// Everything a version stores per row, bit for bit, one line each: users' full states with
