@@ -3,11 +3,12 @@ import PostgresNIO
 
 /// The observation log in PostgreSQL: table `observation`, one row per observation.
 ///
-/// Sequence numbers come from the one-row table `observation_sequence`, which every append locks
-/// first and raises last, in its own transaction: appenders (of every node sharing the database)
-/// take turns, so sequence numbers follow commit order, a reader never sees a later number
-/// before an earlier one commits, and no number is reused, erasures included. Each append is one
-/// commit (`synchronous_commit = on`), its rows inserted by one statement.
+/// Sequence numbers come from the one-row table `observation_sequence`, which every append raises
+/// by its size, holding the row's lock until it commits: appenders (of every node sharing the
+/// database) take turns, so sequence numbers follow commit order, a reader never sees a later
+/// number before an earlier one commits, and no number is reused, erasures included. Each append
+/// is one statement and one commit (`synchronous_commit = on`). ``lastSequence()`` is the
+/// counter: the highest number ever given, which a skipped duplicate's may be.
 public final class PostgresObservationLog: ObservationLog, Sendable {
     /// The database the log is in.
     public let database: PostgresDatabase
@@ -39,53 +40,50 @@ public final class PostgresObservationLog: ObservationLog, Sendable {
         try database.migrate(store: "log", Self.migrations)
     }
 
+    /// One statement, so one round trip and one commit: it raises the counter by the number of
+    /// observations (locking its row until the commit), inserts them numbered on from the old
+    /// value in their order, skipping an observation id the model's log holds or an earlier one
+    /// of the append carries (`ON CONFLICT … DO NOTHING` on the ids' unique index), and returns
+    /// the numbers it inserted. A skipped observation's number is spent, not reused.
     public func append(_ observations: [Observation]) throws -> [Int64?] {
         guard !observations.isEmpty else { return [] }
-        return try database.transaction { s in
-            let last = try s.query("SELECT last FROM observation_sequence FOR UPDATE").first.map { try $0.decode(Int64.self) } ?? 0
-            // Ids already logged, per model; appenders hold the sequence row, so none is being added.
-            var logged: [String: Set<String>] = [:]
-            let withIds = Dictionary(grouping: observations.compactMap { o in o.observationId.map { (o.model, $0) } }, by: \.0)
-            for (model, pairs) in withIds {
-                let ids = pairs.map(\.1)
-                let rows = try s.query("SELECT observation_id FROM observation WHERE model = \(model) AND observation_id = ANY(\(ids))")
-                logged[model] = Set(try rows.map { try $0.decode(String.self) })
-            }
-            var seqs: [Int64?] = []
-            seqs.reserveCapacity(observations.count)
-            var columns = Columns()
-            var next = last
-            for o in observations {
-                if let id = o.observationId {
-                    guard logged[o.model, default: []].insert(id).inserted else { seqs.append(nil); continue }
-                }
-                next += 1
-                seqs.append(next)
-                columns.append(o, seq: next)
-            }
-            guard next > last else { return seqs }
-            try s.execute("""
-                INSERT INTO observation (seq, model, uid, item, label, time, event_id, observation_id)
-                SELECT seq, model, uid, item, label, time,
-                       CASE WHEN has_event THEN event_id END, CASE WHEN has_id THEN observation_id END
-                FROM UNNEST(\(columns.seq)::BIGINT[], \(columns.model)::TEXT[], \(columns.uid)::TEXT[], \(columns.item)::TEXT[],
-                            \(columns.label)::REAL[], \(columns.time)::DOUBLE PRECISION[], \(columns.eventId)::TEXT[],
-                            \(columns.hasEvent)::BOOLEAN[], \(columns.observationId)::TEXT[], \(columns.hasId)::BOOLEAN[])
-                     AS o (seq, model, uid, item, label, time, event_id, has_event, observation_id, has_id)
+        var columns = Columns()
+        for o in observations { columns.append(o) }
+        let count = Int64(observations.count)
+        let rows = try database.withConnection { s in
+            try s.query("""
+                WITH counter AS (
+                    UPDATE observation_sequence SET last = last + \(count) RETURNING last - \(count) AS base
+                ), appended AS (
+                    INSERT INTO observation (seq, model, uid, item, label, time, event_id, observation_id)
+                    SELECT counter.base + o.n, o.model, o.uid, o.item, o.label, o.time,
+                           CASE WHEN o.has_event THEN o.event_id END, CASE WHEN o.has_id THEN o.observation_id END
+                    FROM counter, UNNEST(\(columns.model)::TEXT[], \(columns.uid)::TEXT[], \(columns.item)::TEXT[],
+                                         \(columns.label)::REAL[], \(columns.time)::DOUBLE PRECISION[], \(columns.eventId)::TEXT[],
+                                         \(columns.hasEvent)::BOOLEAN[], \(columns.observationId)::TEXT[], \(columns.hasId)::BOOLEAN[])
+                         WITH ORDINALITY AS o (model, uid, item, label, time, event_id, has_event, observation_id, has_id, n)
+                    ORDER BY o.n
+                    ON CONFLICT (model, observation_id) WHERE observation_id IS NOT NULL DO NOTHING
+                    RETURNING seq
+                )
+                SELECT counter.base, appended.seq FROM counter, appended
                 """)
-            try s.execute("UPDATE observation_sequence SET last = \(next)")
-            return seqs
         }
+        var seqs = [Int64?](repeating: nil, count: observations.count)
+        for row in rows {
+            let (base, seq) = try row.decode((Int64, Int64).self)
+            seqs[Int(seq - base - 1)] = seq
+        }
+        return seqs
     }
 
     /// The appended rows, a column each, for one `INSERT … SELECT FROM UNNEST`.
     private struct Columns {
-        var seq: [Int64] = [], model: [String] = [], uid: [String] = [], item: [String] = []
+        var model: [String] = [], uid: [String] = [], item: [String] = []
         var label: [Float] = [], time: [Double] = []
         var eventId: [String] = [], hasEvent: [Bool] = [], observationId: [String] = [], hasId: [Bool] = []
 
-        mutating func append(_ o: Observation, seq: Int64) {
-            self.seq.append(seq)
+        mutating func append(_ o: Observation) {
             model.append(o.model)
             uid.append(o.uid)
             item.append(o.item)
