@@ -122,6 +122,14 @@ REFUSED = [
     (["evaluate-policy", "--data-dir", "{tmp}/data", "--name", "m"], ["--samples", "0"], "--samples must be between 1 and 10000"),
     (["evaluate-policy", "--data-dir", "{tmp}/data", "--name", "m"], ["--samples", "1000000000000"], "--samples must be between 1 and 10000"),
     (["evaluate-policy", "--data-dir", "{tmp}/data", "--name", "m"], ["--version", "0"], "--version must be at least 1"),
+    # router-config
+    (["router-config", "--node", "a=127.0.0.1:1"], ["--buckets", "0"], "--buckets must be in 1...65536"),
+    (["router-config", "--node", "a=127.0.0.1:1"], ["--check-ms", BIG], "--check-ms must be in 10...60000"),
+    (["router-config"], ["--node", "a=127.0.0.1:99999"], "the address must be HOST:PORT with a port in 1...65535"),
+    (["router-config"], ["--node", "a b=127.0.0.1:1"], "expected NAME=HOST:PORT"),
+    (["router-config", "--node", "a=127.0.0.1:1"], ["--node", "a=127.0.0.1:2"], "each node needs its own name"),
+    # --store takes a PostgreSQL URL, checked before anything is opened
+    (["models"], ["--store", "mysql://u@h/db"], "--store takes a PostgreSQL URL"),
 ]
 
 # Values in range run to the end (exit 0).
@@ -133,6 +141,7 @@ ACCEPTED = [
     ["import", "--data-dir", "{tmp}/imported", "--model", "m", "--items", "{tmp}/factors.csv", "--lambda", "0.5"],
     ["import", "--data-dir", "{tmp}/trained", "--model", "m", "--items", "{tmp}/factors3.csv"],
     ["simulate", "--rounds", "300", "--users", "20", "--items", "50", "--policies", "greedy", "--series-every", "1000"],
+    ["router-config", "--node", "a=127.0.0.1:18001", "--node", "b=127.0.0.1:18002", "--buckets", "16", "--out", "{tmp}/haproxy.cfg"],
 ]
 
 
