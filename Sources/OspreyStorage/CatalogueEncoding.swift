@@ -4,7 +4,7 @@ import OspreyModel
 
 /// How the catalogue stores a version and an item, alike in every database: metadata as JSON,
 /// item ids as a JSON array, θ's table, offsets and prior as Float32 blobs
-/// (``SQLiteDatabase/data(_:)``), the computed feature function as its kind and bytes, an item's
+/// (``Float32Blob``), the computed feature function as its kind and bytes, an item's
 /// attributes as a JSON object with its keys sorted.
 enum CatalogueEncoding {
     /// A version's stored columns.
@@ -23,8 +23,8 @@ enum CatalogueEncoding {
         return Version(
             metadata: String(decoding: try JSONEncoder().encode(version.metadata), as: UTF8.self),
             ids: try JSONEncoder().encode(version.features.catalog.ids),
-            features: SQLiteDatabase.data(version.features.table), offsets: SQLiteDatabase.data(version.features.offsets),
-            prior: SQLiteDatabase.data(version.prior), computedKind: computed?.kind, computed: computed?.bytes)
+            features: Float32Blob.data(version.features.table), offsets: Float32Blob.data(version.features.offsets),
+            prior: Float32Blob.data(version.prior), computedKind: computed?.kind, computed: computed?.bytes)
     }
 
     /// The training metadata of version `number` of `model`, as a version list shows it.
@@ -44,8 +44,8 @@ enum CatalogueEncoding {
         guard let metadata = try? JSONDecoder().decode(TrainingMetadata.self, from: Data(stored.metadata.utf8)),
               let ids = try? JSONDecoder().decode([String].self, from: stored.ids)
         else { throw StorageError(.corrupt, "version \(number) of \(model) is unreadable") }
-        let table = SQLiteDatabase.floats(stored.features), offsets = SQLiteDatabase.floats(stored.offsets)
-        let prior = SQLiteDatabase.floats(stored.prior)
+        let table = Float32Blob.floats(stored.features), offsets = Float32Blob.floats(stored.offsets)
+        let prior = Float32Blob.floats(stored.prior)
         guard table.count == ids.count * stride, offsets.count == ids.count, prior.count == dimension else {
             throw StorageError(.corrupt, "version \(number) of \(model) has inconsistent sizes")
         }

@@ -26,7 +26,7 @@ struct StoreLocation {
     /// The place for messages: the directory, or the URL without its password.
     var name: String {
         guard let url else { return dataDir }
-        return url.replacing(/:[^:@\/]*@/, with: ":***@")
+        return PostgresDatabase.location(of: url) ?? "the --store database"
     }
 
     /// Whether the location holds a store already: a data directory with its log; a PostgreSQL

@@ -53,6 +53,12 @@ public final class PostgresDatabase: @unchecked Sendable {
 
     deinit { shutdown() }
 
+    /// What a message shows of `url`: the URL without its password, or nil when it is not a
+    /// PostgreSQL URL (``init(url:maxConnections:logger:)`` says what is wrong with it).
+    public static func location(of url: String) -> String? {
+        try? PostgresURL(url, environment: [:]).redacted
+    }
+
     /// Closes every idle connection and stops the pool's threads; calls after it fail.
     public func shutdown() {
         condition.lock()
@@ -203,12 +209,12 @@ public final class PostgresDatabase: @unchecked Sendable {
     /// version. Nodes opening one database at once take turns (an advisory lock).
     func migrate(store: String, _ migrations: [String]) throws {
         try transaction { s in
-            try s.execute("SELECT pg_advisory_xact_lock(\(Self.migrationLock))")
+            try s.execute("SELECT pg_advisory_xact_lock(\(PostgresLocks.migration))")
             try s.execute("CREATE TABLE IF NOT EXISTS osprey_schema (store TEXT PRIMARY KEY, version INTEGER NOT NULL)")
         }
         for (index, sql) in migrations.enumerated() {
             try transaction { s in
-                try s.execute("SELECT pg_advisory_xact_lock(\(Self.migrationLock))")
+                try s.execute("SELECT pg_advisory_xact_lock(\(PostgresLocks.migration))")
                 let done = try s.query("SELECT version FROM osprey_schema WHERE store = \(store)").first
                     .map { try $0.decode(Int.self) } ?? 0
                 guard done <= index else { return }
@@ -225,8 +231,6 @@ public final class PostgresDatabase: @unchecked Sendable {
         }
     }
 
-    /// The advisory lock migrations take.
-    static let migrationLock: Int64 = 0x05B7_0001
 
     // MARK: Waiting on futures
 
@@ -264,6 +268,20 @@ public final class PostgresDatabase: @unchecked Sendable {
     static func sqlState(_ error: any Error) -> String? {
         (error as? PSQLError)?.serverInfo?[.sqlState]
     }
+}
+
+/// The advisory locks Osprey takes, in one place so that no two share a key (the one-key and
+/// the two-key forms are key spaces of their own).
+enum PostgresLocks {
+    /// Migrations, one opener at a time (``PostgresDatabase/migrate(store:_:)``).
+    static let migration: Int64 = 0x05B7_0001
+    /// The writer's lock, held by a session for as long as the stores are open (``PostgresStores``).
+    static let writer: Int64 = 0x05B7_0002
+    /// Decision appends and pruning, which number decisions on from the last (``PostgresDecisionStore``).
+    static let decisionAppend: Int64 = 0x05B7_0003
+    /// Catalogue item writers of one model, with the model's `hashtext` as the second key
+    /// (``PostgresVersionStore``).
+    static let catalogueItems: Int32 = 0x05B7_0002
 }
 
 /// A connection of the pool, for the length of one ``PostgresDatabase/withConnection(_:)``.

@@ -48,9 +48,6 @@ public final class PostgresDecisionStore: DecisionStore, Sendable {
         """,
     ]
 
-    /// The advisory lock appends take turns on (``PostgresDatabase`` migrations take another).
-    static let appendLock: Int64 = 0x05B7_0003
-
     /// Opens the decision log in `database`, creating or migrating its tables.
     public init(database: PostgresDatabase) throws {
         self.database = database
@@ -70,7 +67,7 @@ public final class PostgresDecisionStore: DecisionStore, Sendable {
         var columns = Columns()
         for d in decisions { columns.append(d) }
         return try database.transaction { s in
-            try s.execute("SELECT pg_advisory_xact_lock(\(Self.appendLock))")
+            try s.execute("SELECT pg_advisory_xact_lock(\(PostgresLocks.decisionAppend))")
             // Numbered in the batch's order after the last decision, skipping repeated event ids
             // (those logged, and the later of two in the batch), so the numbers have no gaps.
             try s.execute("""
@@ -144,7 +141,7 @@ public final class PostgresDecisionStore: DecisionStore, Sendable {
         var deleted = 0
         for _ in 0..<maxBatches {
             let n = try database.transaction { s in
-                try s.execute("SELECT pg_advisory_xact_lock(\(Self.appendLock))")
+                try s.execute("SELECT pg_advisory_xact_lock(\(PostgresLocks.decisionAppend))")
                 return try Self.pruneOldest(s, before: before, keep: keep, batch: batch)
             }
             deleted += n

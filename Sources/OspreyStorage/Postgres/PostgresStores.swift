@@ -10,8 +10,6 @@ public struct PostgresStores: Sendable {
     public let versions: PostgresVersionStore
     public let snapshots: PostgresSnapshotStore
     public let decisions: PostgresDecisionStore
-    /// The writer's lock (``Access/exclusive``), held while the stores are.
-    private let lock: PostgresWriterLock?
 
     /// The four as the engine takes them.
     public var stores: Stores { Stores(log: log, versions: versions, snapshots: snapshots, decisions: decisions) }
@@ -33,34 +31,25 @@ public struct PostgresStores: Sendable {
                 logger: Logger = Logger(label: "osprey.storage")) throws {
         let database = try PostgresDatabase(url: url, maxConnections: maxConnections, logger: logger)
         self.database = database
-        lock = access == .exclusive ? try PostgresWriterLock(database: database) : nil
+        if access == .exclusive { try Self.takeWriterLock(database) }
         log = try PostgresObservationLog(database: database)
         versions = try PostgresVersionStore(database: database)
         snapshots = try PostgresSnapshotStore(database: database)
         decisions = try PostgresDecisionStore(database: database)
         logger.debug("opened store", metadata: ["store.url": "\(database.location)", "store.access": "\(access)"])
     }
-}
 
-/// The writer's lock on a PostgreSQL database: a session-level advisory lock held on a
-/// connection of its own, so only one `serve` (or `retrain`, `train`) writes the database at a
-/// time. The database closes the connection when it shuts down, and the server when the process
-/// dies: the lock goes with it, a crashed process's included.
-final class PostgresWriterLock: Sendable {
-    private let connection: PostgresConnection
-
-    /// The advisory lock's key.
-    static let key: Int64 = 0x05B7_0002
-
-    init(database: PostgresDatabase) throws {
-        connection = try database.dedicatedConnection()
+    /// Takes the writer's lock: a session-level advisory lock on a connection of its own
+    /// (``PostgresDatabase/dedicatedConnection()``), so only one `serve` (or `retrain`, `train`)
+    /// writes the database at a time. The database releases it when it shuts down, and the
+    /// server when the process dies, a crashed process's included.
+    private static func takeWriterLock(_ database: PostgresDatabase) throws {
+        let connection = try database.dedicatedConnection()
         let session = PostgresSession(connection: connection, database: database)
-        let taken = try session.query("SELECT pg_try_advisory_lock(\(Self.key))").first.map { try $0.decode(Bool.self) } ?? false
+        let taken = try session.query("SELECT pg_try_advisory_lock(\(PostgresLocks.writer))").first.map { try $0.decode(Bool.self) } ?? false
         guard taken else {
-            _ = try? PostgresDatabase.wait(connection.close())
             throw StorageError(.locked, "another Osprey process writes the PostgreSQL database at \(database.location); "
                 + "stop it first (only one serve, train or retrain writes a database at a time)")
         }
     }
-
 }

@@ -27,7 +27,7 @@ extension PostgresVersionStore {
         }
         try database.transaction { s in
             // Writers of one model take turns, so positions are not taken twice.
-            try s.execute("SELECT pg_advisory_xact_lock(\(Self.itemLock), hashtext(\(model)))")
+            try s.execute("SELECT pg_advisory_xact_lock(\(PostgresLocks.catalogueItems), hashtext(\(model)))")
             let last = try s.query("SELECT COALESCE(MAX(position), 0) FROM catalogue_item WHERE model = \(model)").first
                 .map { try $0.decode(Int64.self) } ?? 0
             // A replaced item keeps its position; the one the statement offered goes unused.
@@ -63,9 +63,6 @@ extension PostgresVersionStore {
                 .map { try Self.item($0, model: model, decoder: JSONDecoder()) }
         }
     }
-
-    /// The advisory lock (with the model's hash) item writers take.
-    static let itemLock: Int32 = 0x05B7_0002
 
     /// The item of a row `(id, attributes, hidden)`.
     /// - Throws: ``StorageError`` `.corrupt` when its attributes are not a JSON object of values.

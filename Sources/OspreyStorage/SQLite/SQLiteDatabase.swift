@@ -59,16 +59,4 @@ public final class SQLiteDatabase: Sendable {
     public func journalMode() throws -> String {
         try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
     }
-
-    // MARK: Blobs
-
-    /// Float32 values as a blob, in the machine's byte order.
-    static func data(_ floats: [Float]) -> Data {
-        Float32Blob.data(floats)
-    }
-
-    /// The Float32 values of a blob written by ``data(_:)``.
-    static func floats(_ data: Data) -> [Float] {
-        Float32Blob.floats(data)
-    }
 }

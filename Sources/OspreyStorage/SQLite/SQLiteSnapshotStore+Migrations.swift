@@ -55,7 +55,7 @@ extension SQLiteSnapshotStore {
                     throw StorageError(.corrupt, "stored weights of user \(row[2] as String) are unreadable")
                 }
                 let w = Array(ridge.weights[0..<ridge.dimension])
-                try insert.execute(arguments: [row[0], row[1], row[2], SQLiteDatabase.data(w), row[4], row[5], row[6], row[7]])
+                try insert.execute(arguments: [row[0], row[1], row[2], Float32Blob.data(w), row[4], row[5], row[6], row[7]])
             }
         }
         // Full states move to a rowid table. In the WITHOUT ROWID `user_state` a ~11 KB row spills

@@ -103,7 +103,7 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
         for r in rows {
             if keepingPrevious { try keepUser(model: model, version: version, uid: r.uid, db) }
             try full.execute(arguments: [model, version, r.uid, Data(r.state), r.observations, r.runningLoss, r.bootstrapped, r.seq])
-            try compact.execute(arguments: [model, version, r.uid, SQLiteDatabase.data(r.weights), r.observations, r.runningLoss, r.bootstrapped, r.seq])
+            try compact.execute(arguments: [model, version, r.uid, Float32Blob.data(r.weights), r.observations, r.runningLoss, r.bootstrapped, r.seq])
         }
     }
 
