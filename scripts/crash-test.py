@@ -44,6 +44,7 @@ PROBE_ITEM = "i1"
 HTTP_TIMEOUT = 2.0
 HEALTH_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
+POSTGRES_SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "postgres-server.sh")
 
 
 class Overtime(Exception):
@@ -379,10 +380,9 @@ def stop_gracefully(proc, label, deadline, failures):
 def start_postgres(args, work, deadline):
     """Starts a throwaway PostgreSQL server in `work/pg`; returns its URL. Its watcher stops it
     once this process is gone, should the cleanup not run."""
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "postgres-server.sh")
     args._postgres = os.path.join(work, "pg")
     os.chmod(work, 0o755)  # the server runs as the `postgres` user when we are root
-    proc = subprocess.run(["bash", script, "start", args._postgres], stdin=subprocess.DEVNULL, capture_output=True,
+    proc = subprocess.run(["bash", POSTGRES_SERVER, "start", args._postgres], stdin=subprocess.DEVNULL, capture_output=True,
                           timeout=deadline.cap(60), env=dict(os.environ, OWNER_PID=str(os.getpid())))
     if proc.returncode != 0:
         raise Failure(f"scripts/postgres-server.sh start failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-400:]}")
@@ -393,8 +393,7 @@ def start_postgres(args, work, deadline):
 
 def stop_postgres(args):
     if getattr(args, "_postgres", None):
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "postgres-server.sh")
-        subprocess.run(["bash", script, "stop", args._postgres], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        subprocess.run(["bash", POSTGRES_SERVER, "stop", args._postgres], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
 
 
 def run_test(args, work, deadline, failures):
