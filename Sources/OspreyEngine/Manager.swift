@@ -40,24 +40,34 @@ public final class Manager: Sendable {
     let progress: LearningProgress
     /// The instruments every role records into.
     public let metrics: EngineMetrics
+    /// A cluster node's heartbeats (nil: a lone process, which serves every user).
+    public let heartbeats: Heartbeats?
 
     /// Loads every model's serving version and restores its users (and a competing
     /// challenger's). O(users · d) per model when tiered, plus the replay of the log.
-    /// - Parameter metrics: where the roles record their metrics (the default records nothing).
+    /// - Parameters:
+    ///   - metrics: where the roles record their metrics (the default records nothing).
+    ///   - cluster: this process as a node of a cluster (docs/operations.md, "Partitioned
+    ///     serving"): it then loads no user at start, serves only the users the ring gives it,
+    ///     adopting each from the stores when first asked for, and refuses changes every node
+    ///     would have to load. Item updates must be off.
     /// - Throws: ``StorageError`` when the stores cannot be read.
     public init(stores: Stores, configuration: Configuration = .init(), metrics: EngineMetrics = .init(),
-                logger: Logger) throws {
+                logger: Logger, cluster: ClusterNode? = nil) throws {
+        precondition(cluster == nil || !configuration.itemUpdates, "a cluster node learns users only: item updates must be off")
         self.stores = stores
         self.configuration = configuration
         self.metrics = metrics
         let decisions = DecisionLog(store: stores.decisions, logger: logger, retention: configuration.exploration.decisionRetention,
                                     metrics: metrics.decisionLog)
         self.decisions = decisions
-        let loader = Loader(stores: stores, configuration: configuration)
+        let loader = Loader(stores: stores, configuration: configuration, adopting: cluster != nil)
         self.loader = loader
         self.logger = logger
-        registry = ModelRegistry(models: try Self.load(stores, loader: loader, decisions: decisions, configuration: configuration,
-                                                        metrics: metrics, logger: logger))
+        let registry = ModelRegistry(models: try Self.load(stores, loader: loader, decisions: decisions, configuration: configuration,
+                                                            metrics: metrics, logger: logger), cluster: cluster)
+        self.registry = registry
+        heartbeats = cluster.map { Heartbeats(node: $0, registry: registry, logger: logger) }
         ProcessMemory.returnFreed()
         let progress = LearningProgress(applied: try stores.log.lastSequence())
         self.progress = progress
@@ -83,7 +93,11 @@ public final class Manager: Sendable {
     /// item publisher publishes once more, the snapshotter saves every changed user (and item),
     /// the decision log writes its buffer, the read-ahead threads end. List them before the HTTP
     /// server in the group, so the server stops first.
-    public var services: [any Service] { [readAhead, decisions, snapshotter, itemPublisher, warmStart, ingestor] }
+    /// A cluster node's heartbeats stop after the ingestor: the node leaves once it has answered
+    /// what was queued, then takes its final snapshot.
+    public var services: [any Service] {
+        [readAhead, decisions, snapshotter] + (heartbeats.map { [$0] } ?? []) + [itemPublisher, warmStart, ingestor]
+    }
 
     /// Loads every model of the stores, with its competition if one runs.
     private static func load(_ stores: Stores, loader: Loader, decisions: DecisionLog, configuration: Configuration,
@@ -147,8 +161,8 @@ public final class Manager: Sendable {
     /// observations).
     /// - Throws: ``OspreyError`` `unknownModel`.
     public func info(model name: String, uid: String) throws -> UserInfo {
-        let model = try registry.model(name)
-        return model.current.users.read(uid) { w in
+        let state = try registry.state(model: name, uid: uid)
+        return state.users.read(uid) { w in
             guard let w else { return UserInfo(uid: uid, observations: 0, runningLoss: nil, bootstrapped: true) }
             return UserInfo(uid: uid, observations: w.observations, runningLoss: w.runningLoss, bootstrapped: w.bootstrapped)
         }

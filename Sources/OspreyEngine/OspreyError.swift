@@ -1,4 +1,5 @@
 import OspreyModel
+import OspreyStorage
 
 /// An error a client can act on. The server maps each code to an HTTP status; the message says
 /// what was wrong and how to fix it.
@@ -13,14 +14,19 @@ public struct OspreyError: Error, CustomStringConvertible, Equatable {
         case conflict = "conflict"
         /// An `event_id` that names no logged top-k answer of the model to the user.
         case unknownEvent = "unknown_event"
+        /// A user another node of the cluster serves (``owner`` says which).
+        case misdirected = "misdirected"
     }
 
     public let code: Code
     public let message: String
+    /// With `misdirected`: the node that serves the user.
+    public let owner: ClusterMember?
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, owner: ClusterMember? = nil) {
         self.code = code
         self.message = message
+        self.owner = owner
     }
 
     public var description: String { message }
@@ -33,6 +39,11 @@ public struct OspreyError: Error, CustomStringConvertible, Equatable {
 
     static func unknownModel(_ name: String) -> Self {
         .init(.unknownModel, "model `\(name)` does not exist; GET /v1/models lists the models, POST /v1/models or `osprey train` creates one")
+    }
+
+    static func misdirected(_ uid: String, owner: ClusterMember) -> Self {
+        .init(.misdirected, "user `\(uid)` is served by node \(owner.name) at \(owner.address); send its requests there (a router made by `osprey router-config` does)",
+              owner: owner)
     }
 
     static func unknownItem(_ item: String, model: String, version: Int) -> Self {

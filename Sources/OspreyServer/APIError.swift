@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import OspreyEngine
+import OspreyStorage
 
 /// An error response: a status and `{"error":{"code","message"}}`. Only this module maps
 /// errors to HTTP (STYLE.md).
@@ -12,13 +13,17 @@ struct APIError: HTTPResponseError {
     let allow: String?
     /// The `WWW-Authenticate` header of a 401.
     let challenge: String?
+    /// The node serving the user, for a 421 (docs/operations.md, "Partitioned serving").
+    let owner: ClusterMember?
 
-    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, allow: String? = nil, challenge: String? = nil) {
+    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, allow: String? = nil, challenge: String? = nil,
+         owner: ClusterMember? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.allow = allow
         self.challenge = challenge
+        self.owner = owner
     }
 
     /// No `Authorization: Bearer` token, or one the server does not have (docs/operations.md,
@@ -42,7 +47,7 @@ struct APIError: HTTPResponseError {
         return .init(.methodNotAllowed, "method_not_allowed", "\(method.rawValue) is not allowed on \(path); use \(list)", allow: list)
     }
 
-    /// The JSON body: `{"error":{"code","message"}}`.
+    /// The JSON body: `{"error":{"code","message"}}`, and for a 421 `"owner":{"node","address"}`.
     var body: ByteBuffer {
         JSONWriter.body { w in
             w.object { w in
@@ -50,6 +55,13 @@ struct APIError: HTTPResponseError {
                 w.object { w in
                     w.field("code", code)
                     w.field("message", message)
+                    if let owner {
+                        w.key("owner")
+                        w.object { w in
+                            w.field("node", owner.name)
+                            w.field("address", owner.address)
+                        }
+                    }
                 }
             }
         }
@@ -76,6 +88,7 @@ struct APIError: HTTPResponseError {
             case .unknownVersion, .unknownJob: return .init(.notFound, e.code.rawValue, e.message)
             case .conflict: return .init(.conflict, e.code.rawValue, e.message)
             case .unknownEvent: return .init(.notFound, e.code.rawValue, e.message)
+            case .misdirected: return .init(.misdirectedRequest, e.code.rawValue, e.message, owner: e.owner)
             }
         case let e as any HTTPResponseError where e.status == .contentTooLarge:
             // NIOTooManyBytesError from collecting a body over the limit, or an HTTPError.

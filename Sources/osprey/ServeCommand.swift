@@ -15,9 +15,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ServeOptions
     @OptionGroup var tls: TLSOptions
+    @OptionGroup(title: "Cluster") var cluster: ClusterOptions
 
     func run() async throws {
-        try await serve(options, tls: try tls.serverTLS())
+        try await serve(options, tls: try tls.serverTLS(), cluster: cluster)
     }
 }
 
@@ -180,7 +181,7 @@ struct ServeOptions: ParsableArguments {
 /// in-flight requests, the manager snapshots, and the process exits 0.
 ///
 /// With `tls`, the server speaks HTTPS only (the access-token rule for other hosts still holds).
-func serve(_ o: ServeOptions, tls: ServerTLS? = nil, autoRetrainByDefault: Bool = false,
+func serve(_ o: ServeOptions, tls: ServerTLS? = nil, cluster options: ClusterOptions? = nil, autoRetrainByDefault: Bool = false,
            banner: (@Sendable (String) -> Void)? = nil) async throws {
     try o.validate()  // done by the parser already; what follows relies on it
     let retention = DecisionLog.Retention(
@@ -199,7 +200,8 @@ func serve(_ o: ServeOptions, tls: ServerTLS? = nil, autoRetrainByDefault: Bool 
     guard location.exists else {
         throw ValidationError("no Osprey store in \(o.dataDir); create a model first with `osprey train --data-dir \(o.dataDir) --model NAME --ratings FILE` or run `osprey quickstart`")
     }
-    let manager = try Manager(stores: try location.open(logger: logger), configuration: .init(
+    let cluster = try options?.open(o, logger: logger)
+    let manager = try Manager(stores: try cluster?.stores ?? location.open(logger: logger), configuration: .init(
             snapshotObservations: o.snapshotObservations, maxAbsLabel: o.maxAbsLabel, keepVersions: o.keepVersions,
             monitor: .init(window: o.staleWindow, threshold: o.staleThreshold, validationFraction: o.validationFraction),
             autoRetrain: o.autoRetrain ?? autoRetrainByDefault,
@@ -211,7 +213,17 @@ func serve(_ o: ServeOptions, tls: ServerTLS? = nil, autoRetrainByDefault: Bool 
             exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog,
                                decisionRetention: retention),
             hotUsers: hotUsers, warmStart: o.warmStart, itemUpdates: o.itemUpdates == "on",
-            itemPublishInterval: .milliseconds(o.itemPublishMs), maxModels: o.maxModels), metrics: .prometheus(), logger: logger)
+            itemPublishInterval: .milliseconds(o.itemPublishMs), maxModels: o.maxModels), metrics: .prometheus(), logger: logger,
+        cluster: cluster?.node)
+    if let heartbeats = manager.heartbeats {
+        // A member before it listens: the buckets it gains wait their handover delay anyway.
+        guard let change = heartbeats.beatOnce() else {
+            throw ValidationError("node \(heartbeats.node.name) could not join the cluster: its first heartbeat failed (see the log)")
+        }
+        logger.info("joined the cluster", metadata: [
+            "node": "\(heartbeats.node.name)", "members": "\(change.members.map(\.name))", "buckets": "\(change.gained.count)",
+        ])
+    }
     let tokens = try o.accessTokens()
     let server = ServerConfiguration(host: o.host, port: o.port, maxBodyBytes: o.maxBodyBytes, fastPath: o.fastPath,
                                      eventLoops: o.eventLoops, scanThreads: o.scanThreads,

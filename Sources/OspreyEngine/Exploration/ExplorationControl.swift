@@ -24,6 +24,7 @@ public final class ExplorationControl: Sendable {
     /// - Throws: ``OspreyError`` `unknownModel`.
     public func setPolicy(model name: String, _ policy: ExplorationPolicy) throws {
         let model = try registry.model(name)
+        try registry.requireLoneProcess("changing the exploration policy")
         try stores.versions.setExplorationPolicy(model: name, policy: policy.description)
         model.exploration = policy
         logger.info("exploration policy set", metadata: ["model.name": "\(name)", "policy": "\(policy)"])

@@ -60,6 +60,7 @@ public struct Explorer: Sendable {
                      inline: [(id: String, attributes: ItemAttributes)] = []) throws -> Answer {
         guard k >= 1 else { throw OspreyError(.invalidArgument, "k must be at least 1") }
         let model = try registry.model(name)
+        try registry.claim(uid, of: model)
         let state = model.state(for: uid)
         // Inline items are ranked greedily only; whether a request may name them cannot depend
         // on the policy an operator set.

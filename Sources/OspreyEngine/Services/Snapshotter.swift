@@ -154,9 +154,12 @@ public final class Snapshotter: Service, Sendable {
                         // Captured under the learning lock in O(1) per user (a changed user stays
                         // hot until this save finishes), unpacked and serialized after it.
                         let (captured, items, seq) = progress.applied.withLock { seq in
-                            (chunk.compactMap { uid in state.users.captureHot(uid).map { (uid, $0) } }, state.observed.take(chunk), seq)
+                            (chunk.compactMap { uid in state.users.captureHot(uid).map { (uid, $0, state.users.adoptedThrough(uid)) } },
+                             state.observed.take(chunk), seq)
                         }
-                        let rows = captured.map { SnapshotRow(uid: $0.0, weights: $0.1.weights, seq: seq) }
+                        // An adopted user reflects the log as far as its adoption read it, maybe
+                        // further than this node has learned.
+                        let rows = captured.map { SnapshotRow(uid: $0.0, weights: $0.1.weights, seq: max(seq, $0.2 ?? seq)) }
                         do {
                             try stores.snapshots.saveSnapshot(model: model.name, version: version, rows: rows, observedItems: items)
                             state.observed.finishSaving(items)
@@ -168,7 +171,12 @@ public final class Snapshotter: Service, Sendable {
                     }
                     start += chunk.count
                 }
-                try stores.snapshots.advanceSnapshot(model: model.name, version: version, to: floor)
+                // A cluster node knows only its own users' rows: the version's sequence (which
+                // every stored user must reflect) stays where it is; adoptions replay each user
+                // from its own row.
+                if registry.cluster == nil {
+                    try stores.snapshots.advanceSnapshot(model: model.name, version: version, to: floor)
+                }
             } catch {
                 state.users.markChanged(changed[start...])
                 throw error

@@ -7,6 +7,9 @@ import OspreyStorage
 struct Loader: Sendable {
     let stores: Stores
     let configuration: Manager.Configuration
+    /// A cluster node's loader: a state starts with no users, and adopts each when first served
+    /// (``adopter(_:observed:catalogue:)``); none is learned that the node does not own.
+    var adopting = false
 
     /// What a new state continues from the model (whether it replaces the serving state or
     /// joins it as a challenger): its metrics, its record of rated items and its item
@@ -49,6 +52,11 @@ struct Loader: Sendable {
         let metrics = continuing.metrics.forState()
         let learner = itemLearner(for: version)
         let users = userStore(for: version, observed: observed, catalogue: catalogue, items: learner, metrics: metrics.users)
+        if adopting {
+            let state = servingState(version, users: users, observed: observed, catalogue: catalogue, items: learner, metrics: metrics,
+                                     adopter: adopter(version, observed: observed, catalogue: catalogue))
+            return (state, try stores.log.lastSequence())
+        }
         let snapshot: UserSnapshot
         if users.hotUsers == .max {
             var full = try stores.snapshots.loadSnapshot(model: model, version: number, dimension: version.dimension)
@@ -167,13 +175,51 @@ struct Loader: Sendable {
     }
 
     private func servingState(_ version: ModelVersion, users: UserWeightStore, observed: ObservedItems, catalogue: ItemCatalogue,
-                              items: ItemLearner?, metrics: ModelMetrics.StateMetrics, baselineAtMost: Double? = nil) -> ServingState {
+                              items: ItemLearner?, metrics: ModelMetrics.StateMetrics, baselineAtMost: Double? = nil,
+                              adopter: UserWeightStore.Adopt? = nil) -> ServingState {
         ServingState(
             version: version, users: users, observed: observed, catalogue: catalogue, itemLearner: items, monitor: configuration.monitor,
             baselineAtMost: baselineAtMost,
             predictions: PredictionCache(configuration: configuration.predictionCache, metrics: metrics.predictions),
             features: configuration.featureCache, featureMetrics: metrics.features,
-            computedFeatures: configuration.computedFeatureCache, computedMetrics: metrics.computed)
+            computedFeatures: configuration.computedFeatureCache, computedMetrics: metrics.computed, adopter: adopter)
+    }
+
+    /// The sequence every stored user of `v` reflects; a version with no stored users (a model
+    /// made empty) reflects what it was trained through.
+    private static func snapshotSequence(of v: ModelVersion, in stores: Stores) throws -> Int64 {
+        do {
+            return try stores.snapshots.snapshotSequence(model: v.model, version: v.number)
+        } catch let error as StorageError where error.code == .notFound {
+            return v.metadata.trainedThroughSeq ?? 0
+        }
+    }
+
+    /// How a cluster node adopts a user of version `v` (item updates off): the log's last
+    /// sequence is read first, then the user's snapshot row (or the prior, for a user the
+    /// version stores none of, from the version's snapshot sequence), then the user's log after
+    /// the row through that sequence, applied as ``ServingState/apply(_:to:features:items:validation:)``
+    /// applies it live and recorded in `observed`. Nil for a user with neither row nor
+    /// observation. O(d²) and two point reads, plus the user's observations since its row.
+    private func adopter(_ v: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue) -> UserWeightStore.Adopt {
+        let stores = stores, validation = configuration.monitor
+        let features = ServingFeatures(uncached: v, catalogue: catalogue)
+        return { uid in
+            let through = try stores.log.lastSequence()
+            let stored = try stores.snapshots.loadUserState(model: v.model, version: v.number, uid: uid, dimension: v.dimension)
+            var w = stored?.weights ?? UserWeights(ridge: .init(prior: v.prior, lambda: v.lambda), bootstrapped: true)
+            let after = try stored?.seq ?? Self.snapshotSequence(of: v, in: stores)
+            var replayed = false
+            if through > after {
+                try stores.log.forEachObservation(model: v.model, uid: uid, in: (after + 1)..<(through + 1)) { logged in
+                    _ = ServingState.apply(logged, to: &w, features: features, items: nil, validation: validation)
+                    observed.insert(uid: uid, item: logged.observation.item)
+                    replayed = true
+                }
+            }
+            guard stored != nil || replayed else { return nil }
+            return UserWeightStore.Adopted(weights: w, through: through, replayed: replayed)
+        }
     }
 
     /// How a cold user of version `v` is rebuilt: its full snapshot row (a point read); after a

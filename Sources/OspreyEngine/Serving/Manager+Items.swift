@@ -43,6 +43,7 @@ extension Manager {
     public func putItems(model name: String, _ items: [(id: String, attributes: ItemAttributes)],
                          naming: (_ index: Int, _ field: String) -> String = { "items.\($0).\($1)" }) throws {
         let model = try registry.model(name)
+        try registry.requireLoneProcess("writing items")
         let rules = ingestor.rules
         for (k, item) in items.enumerated() {
             do throws(InputRuleViolation) {
@@ -70,6 +71,7 @@ extension Manager {
     ///   catalogue), `unavailable` when the store cannot write.
     public func setItemHidden(model name: String, item: String, hidden: Bool) throws {
         let model = try registry.model(name)
+        try registry.requireLoneProcess("hiding or showing an item")
         let state = model.current
         let catalogue = state.catalogue
         try catalogue.writes.withLock { _ in

@@ -53,6 +53,7 @@ extension Manager {
     ///   taken or the engine serves ``Configuration/maxModels`` already; ``StorageError``.
     @discardableResult
     public func createModel(_ spec: EmptyModel) throws -> ModelInfo {
+        try registry.requireLoneProcess("making a model")
         try check(spec)
         try registry.creation.withLock { _ in
             guard !registry.contains(spec.name), !(try stores.versions.models().contains { $0.name == spec.name }) else {

@@ -8,8 +8,12 @@ public final class ModelRegistry: Sendable {
     /// never wait for it.
     let creation = Mutex<Void>(())
 
-    init(models: [ServedModel]) {
+    /// This process as a node of a cluster (nil: a lone process, which serves every user).
+    public let cluster: ClusterNode?
+
+    init(models: [ServedModel], cluster: ClusterNode? = nil) {
         self.models = Mutex(Dictionary(uniqueKeysWithValues: models.map { ($0.name, $0) }))
+        self.cluster = cluster
     }
 
     /// The served model named `name`. O(1).
@@ -17,6 +21,33 @@ public final class ModelRegistry: Sendable {
     public func model(_ name: String) throws -> ServedModel {
         guard let m = models.withLock({ $0[name] }) else { throw OspreyError.unknownModel(name) }
         return m
+    }
+
+    /// The state that serves user `uid` of model `name` (``ServedModel/state(for:)``), once the
+    /// user is known to be served here: on a cluster node, the user must be this node's
+    /// (``ClusterNode/check(_:)``), and is adopted from the stores if the node does not hold it
+    /// yet. O(1) when held.
+    /// - Throws: ``OspreyError`` `unknownModel`, `misdirected` naming the owner, or `unavailable`.
+    public func state(model name: String, uid: String) throws -> ServingState {
+        let m = try model(name)
+        try claim(uid, of: m)
+        return m.state(for: uid)
+    }
+
+    /// On a cluster node, checks that `uid` is served here and adopts it in every learning state
+    /// of `model`; nothing otherwise.
+    /// - Throws: ``OspreyError`` `misdirected` naming the owner, or `unavailable`.
+    func claim(_ uid: String, of model: ServedModel) throws {
+        guard let cluster else { return }
+        try cluster.check(uid)
+        for state in model.learningStates { try state.adopt(uid) }
+    }
+
+    /// Throws on a cluster node: `action` changes what every node serves, which nodes cannot yet
+    /// load while they run.
+    /// - Throws: ``OspreyError`` `conflict`.
+    func requireLoneProcess(_ action: @autoclosure () -> String) throws {
+        if let cluster { try cluster.refuse(action()) }
     }
 
     /// Whether a model named `name` is served. O(1).

@@ -33,7 +33,7 @@ public struct Predictor: Sendable {
     /// changed since it was computed. O(d).
     /// - Throws: ``OspreyError`` `unknownModel` or `unknownItem`.
     public func predict(model: String, uid: String, item: String) throws -> Prediction {
-        let state = try registry.model(model).state(for: uid)
+        let state = try registry.state(model: model, uid: uid)
         guard let row = state.features.row(of: item) else {
             throw OspreyError.unknownItem(item, model: model, version: state.version.number)
         }
@@ -55,7 +55,7 @@ public struct Predictor: Sendable {
     public func topK(model: String, uid: String, k: Int, items: [String]?,
                      exclude: [String] = [], excludeObserved: Bool = false) throws -> Ranking {
         guard k >= 1 else { throw OspreyError(.invalidArgument, "k must be at least 1") }
-        let state = try registry.model(model).state(for: uid)
+        let state = try registry.state(model: model, uid: uid)
         let query = PredictionCache.RankingQuery(k: k, items: items, exclude: exclude, excludeObserved: excludeObserved)
         guard case .ranking(let ranked) = try Self.answer(.ranking(query), uid: uid, in: state) else {
             preconditionFailure("a ranking query is answered with a ranking")
@@ -125,7 +125,7 @@ public struct Predictor: Sendable {
     /// Not stored, not cached. O((tokens + 1) · d).
     /// - Throws: ``OspreyError`` `unknownModel`.
     public func predict(model: String, uid: String, item: String, attributes: ItemAttributes) throws -> Prediction {
-        let state = try registry.model(model).state(for: uid)
+        let state = try registry.state(model: model, uid: uid)
         if state.features.row(of: item) != nil { return try predict(model: model, uid: uid, item: item) }
         let score = Self.withWeights(state, uid) { w, _ in Self.score(inline: attributes, weights: w, in: state) }
         return Prediction(score: score, version: state.version.number)

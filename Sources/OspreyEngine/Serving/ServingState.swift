@@ -35,6 +35,9 @@ public final class ServingState: Sendable {
     private let itemView = Mutex<ItemView?>(nil)
     /// Which observations are the validation sample.
     let validation: QualityMonitor.Configuration
+    /// How a cluster node reads a user it has not held yet from the stores (nil: not a cluster
+    /// node; every user was loaded at start).
+    let adopter: UserWeightStore.Adopt?
 
     /// - Parameters:
     ///   - baselineAtMost: a baseline met before (by the version this one replaces); the
@@ -49,8 +52,9 @@ public final class ServingState: Sendable {
          predictions: PredictionCache = PredictionCache(),
          features: FeatureCacheConfiguration = .init(), featureMetrics: CacheMetrics = .init(countsStale: false),
          computedFeatures: FeatureCacheConfiguration = .init(capacity: FeatureCacheConfiguration.computedDefault),
-         computedMetrics: CacheMetrics = .init(countsStale: false)) {
+         computedMetrics: CacheMetrics = .init(countsStale: false), adopter: UserWeightStore.Adopt? = nil) {
         self.version = version
+        self.adopter = adopter
         self.users = users
         self.observed = observed
         self.catalogue = catalogue
@@ -193,6 +197,18 @@ public final class ServingState: Sendable {
         features.computedCache?.metrics.live.store(live, ordering: .relaxed)
     }
 
+    /// Makes sure a cluster node holds `uid` (``UserWeightStore/adopt(_:_:)``); nothing for a
+    /// node that loaded every user at start.
+    /// - Throws: ``OspreyError`` `unavailable` when the stores cannot be read.
+    func adopt(_ uid: String) throws {
+        guard let adopter else { return }
+        do {
+            try users.adopt(uid, adopter)
+        } catch {
+            throw OspreyError(.unavailable, "user `\(uid)` could not be read from the store: \(error)")
+        }
+    }
+
     /// The quality monitor's state now.
     public var quality: QualityMonitor { monitor.withLock { $0 } }
 
@@ -209,6 +225,8 @@ public final class ServingState: Sendable {
     func learn(_ logged: LoggedObservation) throws -> Bool {
         let o = logged.observation
         let v = version
+        // An adopted user's state already holds what its adoption read of the log.
+        if adopter != nil, let through = users.adoptedThrough(o.uid), logged.seq <= through { return false }
         // Recorded before the user's epoch moves (the update counts the observation): an answer
         // computed at the new epoch, and cached under it, excludes the item.
         observed.insert(uid: o.uid, item: o.item)

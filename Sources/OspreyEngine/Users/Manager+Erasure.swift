@@ -42,6 +42,7 @@ extension Manager {
     ///   again).
     public func eraseUser(model name: String, uid: String) throws -> UserErasure {
         let model = try registry.model(name)
+        try registry.cluster?.check(uid)
         do {
             return try erase(uid, of: model)
         } catch let error as StorageError {

@@ -20,6 +20,7 @@ extension UserWeightStore {
             st.dirty.remove(slot)
             st.saving.remove(slot)
             st.unlearned[slot] = nil
+            st.adoptedThrough[slot] = nil
             st.prefetched[slot] = nil
             st.prefetching[slot] = nil
             let i = Int(slot)

@@ -110,6 +110,8 @@ public final class UserWeightStore: Sendable {
         var prefetched: [Int32: UserWeights] = [:]
         var prefetching: [Int32: UInt64] = [:]
         var nextTicket: UInt64 = 0
+        /// Users a cluster node adopted (``adopt(_:_:)``): the log sequence their state reflects.
+        var adoptedThrough: [Int32: Int64] = [:]
 
         func isClean(_ slot: Int32) -> Bool { !dirty.contains(slot) && !saving.contains(slot) }
 

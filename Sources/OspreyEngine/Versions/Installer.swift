@@ -34,6 +34,7 @@ public final class Installer: Sendable {
     /// - Throws: ``OspreyError`` `unknownModel`, `unknownVersion`, or `conflict` for the
     ///   challenger.
     public func rollback(model name: String, to number: Int) async throws {
+        try registry.requireLoneProcess("a rollback")
         try await Self.offPool { try self.rollbackNow(model: name, to: number) }
     }
 
@@ -157,6 +158,7 @@ public final class Installer: Sendable {
     /// - Throws: ``OspreyError`` `unknownModel`, `unknownVersion`, `conflict` for the serving
     ///   version or while another competition runs.
     public func startCompetition(model name: String, challenger number: Int, allocation: TrafficAllocation) async throws {
+        try registry.requireLoneProcess("a competition")
         try await Self.offPool { try self.startCompetitionNow(model: name, challenger: number, allocation: allocation) }
     }
 
@@ -223,6 +225,7 @@ public final class Installer: Sendable {
     /// - Throws: ``OspreyError`` `unknownModel`, or `conflict` when there is no challenger.
     @discardableResult
     public func promote(model name: String) throws -> Int {
+        try registry.requireLoneProcess("a promotion")
         let model = try registry.model(name)
         return try progress.applied.withLock { _ in
             guard let competition = model.competition else {

@@ -54,6 +54,7 @@ public final class Retrainer: Sendable {
                       importing factors: FactorImport? = nil) throws -> Int {
         let trigger = factors == nil ? trigger : .import
         let model = try registry.model(name)
+        try registry.requireLoneProcess("a retrain")
         if challenger != nil, model.competition != nil {
             throw OspreyError(.conflict, "model `\(name)` already has a challenger; promote it or stop the competition first")
         }

@@ -282,6 +282,9 @@ enum PostgresLocks {
     /// Catalogue item writers of one model, with the model's `hashtext` as the second key
     /// (``PostgresVersionStore``).
     static let catalogueItems: Int32 = 0x05B7_0002
+    /// A cluster node's name, with the name's `hashtext` as the second key, held by the node for
+    /// as long as it runs (``PostgresMembership``).
+    static let memberName: Int32 = 0x05B7_0003
 }
 
 /// A connection of the pool, for the length of one ``PostgresDatabase/withConnection(_:)``.

@@ -32,6 +32,8 @@ public final class PostgresObservationLog: ObservationLog, Sendable {
         CREATE TABLE observation_sequence (last BIGINT NOT NULL);
         INSERT INTO observation_sequence (last) VALUES (0);
         """,
+        // A cluster node adopting a user replays the user's log after its snapshot row.
+        "CREATE INDEX observation_model_uid_seq ON observation (model, uid, seq)",
     ]
 
     /// Opens the log in `database`, creating or migrating its tables.

@@ -19,6 +19,10 @@ public struct PostgresStores: Sendable {
         /// Reads and writes, holding the database's writer lock (a session advisory lock) for as
         /// long as the stores are open: another exclusive opener fails at once.
         case exclusive
+        /// Reads and writes beside other cluster nodes, holding the writer's lock shared: nodes
+        /// of a cluster open the database together, and an exclusive opener (a lone `serve`, an
+        /// offline `retrain`) fails at once while any of them runs, as they do while it runs.
+        case shared
         /// Reads and writes without the lock: tests that act out a restart in one process.
         case unlocked
     }
@@ -31,7 +35,7 @@ public struct PostgresStores: Sendable {
                 logger: Logger = Logger(label: "osprey.storage")) throws {
         let database = try PostgresDatabase(url: url, maxConnections: maxConnections, logger: logger)
         self.database = database
-        if access == .exclusive { try Self.takeWriterLock(database) }
+        if access != .unlocked { try Self.takeWriterLock(database, shared: access == .shared) }
         log = try PostgresObservationLog(database: database)
         versions = try PostgresVersionStore(database: database)
         snapshots = try PostgresSnapshotStore(database: database)
@@ -39,17 +43,21 @@ public struct PostgresStores: Sendable {
         logger.debug("opened store", metadata: ["store.url": "\(database.location)", "store.access": "\(access)"])
     }
 
-    /// Takes the writer's lock: a session-level advisory lock on a connection of its own
+    /// Takes the writer's lock (shared by a cluster's nodes): a session-level advisory lock on a connection of its own
     /// (``PostgresDatabase/dedicatedConnection()``), so only one `serve` (or `retrain`, `train`)
     /// writes the database at a time. The database releases it when it shuts down, and the
     /// server when the process dies, a crashed process's included.
-    private static func takeWriterLock(_ database: PostgresDatabase) throws {
+    private static func takeWriterLock(_ database: PostgresDatabase, shared: Bool) throws {
         let connection = try database.dedicatedConnection()
         let session = PostgresSession(connection: connection, database: database)
-        let taken = try session.query("SELECT pg_try_advisory_lock(\(PostgresLocks.writer))").first.map { try $0.decode(Bool.self) } ?? false
+        let taken = try session.query(shared ? "SELECT pg_try_advisory_lock_shared(\(PostgresLocks.writer))"
+                                             : "SELECT pg_try_advisory_lock(\(PostgresLocks.writer))")
+            .first.map { try $0.decode(Bool.self) } ?? false
         guard taken else {
-            throw StorageError(.locked, "another Osprey process writes the PostgreSQL database at \(database.location); "
-                + "stop it first (only one serve, train or retrain writes a database at a time)")
+            throw StorageError(.locked, shared
+                ? "another Osprey process (a lone serve, a train or a retrain) writes the PostgreSQL database at \(database.location); stop it before starting cluster nodes"
+                : "another Osprey process writes the PostgreSQL database at \(database.location); "
+                + "stop it first (only one serve, train or retrain writes a database at a time, or every node of a cluster)")
         }
     }
 }

@@ -1,0 +1,77 @@
+import Logging
+import ServiceLifecycle
+
+/// A cluster node's heartbeats (docs/operations.md, "Partitioned serving"): every
+/// ``ClusterNode/Configuration/heartbeatInterval`` the node beats (``ClusterNode/beat()``), and
+/// when the ring changed it drops the users of the buckets it lost (and gained) from every
+/// learning state, with their cached answers (their owner adopts them from the stores). A failed heartbeat
+/// is logged; the node fences itself if they keep failing.
+///
+/// As a `Service` it leaves the membership on graceful shutdown, after the ingestor has answered
+/// every queued observation (list it before the ingestor), so the others take its users at
+/// their next heartbeat.
+public final class Heartbeats: Service, Sendable {
+    public let node: ClusterNode
+    private let registry: ModelRegistry
+    private let logger: Logger
+
+    init(node: ClusterNode, registry: ModelRegistry, logger: Logger) {
+        self.node = node
+        self.registry = registry
+        self.logger = logger
+    }
+
+    /// Beats until the graceful shutdown, then leaves.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: self.node.configuration.heartbeatInterval)
+                if Task.isCancelled { break }
+                _ = try? await BackgroundThread.run(name: "osprey-heartbeat") { self.beatOnce() }
+            }
+        }
+        do {
+            try node.leave()
+            logger.info("left the cluster", metadata: ["node": "\(node.name)"])
+        } catch {
+            logger.warning("could not leave the cluster; the others take this node's users after the member timeout",
+                           metadata: ["node": "\(node.name)", "error": "\(error)"])
+        }
+    }
+
+    /// Beats once and applies what changed. Returns the change (nil when the heartbeat failed).
+    @discardableResult
+    public func beatOnce() -> ClusterNode.Change? {
+        let change: ClusterNode.Change
+        do {
+            change = try node.beat()
+        } catch {
+            logger.warning("heartbeat failed", metadata: ["node": "\(node.name)", "error": "\(error)"])
+            return nil
+        }
+        if !change.lost.isEmpty || !change.gained.isEmpty {
+            // A gained bucket's users are dropped too: a request served just before this node lost
+            // the bucket, earlier, may have left one behind, and the bucket's owner since has
+            // learned on. They are adopted afresh.
+            let dropped = release(change.lost.union(change.gained))
+            logger.info("cluster changed", metadata: [
+                "node": "\(node.name)", "members": "\(change.members.map(\.name))",
+                "buckets.gained": "\(change.gained.count)", "buckets.lost": "\(change.lost.count)", "users.dropped": "\(dropped)",
+            ])
+        }
+        return change
+    }
+
+    /// Drops the users of `buckets` from every learning state of every model. Returns how many.
+    private func release(_ buckets: Set<Int>) -> Int {
+        guard !buckets.isEmpty else { return 0 }
+        var dropped = 0
+        for model in registry.all {
+            for state in model.learningStates {
+                dropped += state.users.removeAll { buckets.contains(self.node.bucket(of: $0)) }
+                state.predictions.invalidateAll()
+            }
+        }
+        return dropped
+    }
+}

@@ -1,0 +1,30 @@
+/// A serving node as the cluster's membership records it: its name (what the partition ring
+/// ranks) and the address clients reach it at (what a `421` names).
+public struct ClusterMember: Sendable, Hashable, CustomStringConvertible {
+    public let name: String
+    /// `HOST:PORT`.
+    public let address: String
+
+    public init(name: String, address: String) {
+        self.name = name
+        self.address = address
+    }
+
+    public var description: String { "\(name) (\(address))" }
+}
+
+/// Who is in the cluster (docs/operations.md, "Partitioned serving"): the nodes sharing one store,
+/// each alive as long as it keeps sending heartbeats. Liveness is judged by the store's clock, so
+/// nodes whose clocks disagree still agree on who is live.
+public protocol MembershipStore: Sendable {
+    /// Records that `member` is alive now (joining if it was not a member, taking its row back
+    /// if it was, with its address as given), then returns every member whose last heartbeat
+    /// is younger than `timeout`, this one included, ordered by name: one transaction, so the
+    /// list is as of the heartbeat.
+    /// - Throws: ``StorageError`` `.io` when the store cannot be reached; then nothing changed.
+    func heartbeat(_ member: ClusterMember, timeout: Duration) throws -> [ClusterMember]
+
+    /// Removes member `name` (a graceful stop): the others stop counting it at their next
+    /// heartbeat, not after the timeout. Idempotent.
+    func leave(_ name: String) throws
+}

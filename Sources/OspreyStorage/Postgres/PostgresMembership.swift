@@ -1,0 +1,59 @@
+import PostgresNIO
+
+/// Cluster membership in PostgreSQL: table `cluster_member`, one row per node with the time of
+/// its last heartbeat by the database's clock (`now()`, the transaction's start), so liveness
+/// never depends on the nodes' clocks.
+///
+/// A node's name is its own: opening the membership takes a session advisory lock on the name
+/// (on a connection of its own, held until ``PostgresDatabase/shutdown()`` or the process dies),
+/// so a second process started with the same name fails at once instead of sharing its users.
+public final class PostgresMembership: MembershipStore, Sendable {
+    public let database: PostgresDatabase
+
+    /// The membership table, one migration per change; a shipped one is never edited.
+    static let migrations = [
+        """
+        CREATE TABLE cluster_member (
+            name TEXT PRIMARY KEY,
+            address TEXT NOT NULL,
+            heartbeat TIMESTAMPTZ NOT NULL
+        )
+        """,
+    ]
+
+    /// Opens the membership in `database` for the node named `name`, creating its table.
+    /// - Throws: ``StorageError`` `.locked` when another process holds the name, `.io` when the
+    ///   database cannot be reached or migrated.
+    public init(database: PostgresDatabase, name: String) throws {
+        self.database = database
+        try database.migrate(store: "membership", Self.migrations)
+        let session = PostgresSession(connection: try database.dedicatedConnection(), database: database)
+        let taken = try session.query("SELECT pg_try_advisory_lock(\(PostgresLocks.memberName), hashtext(\(name)))").first
+            .map { try $0.decode(Bool.self) } ?? false
+        guard taken else {
+            throw StorageError(.locked, "another Osprey node named `\(name)` is running on \(database.location); "
+                + "give each node its own --node name")
+        }
+    }
+
+    public func heartbeat(_ member: ClusterMember, timeout: Duration) throws -> [ClusterMember] {
+        let seconds = Double(timeout / .microseconds(1)) / 1e6
+        return try database.transaction { s in
+            try s.execute("""
+                INSERT INTO cluster_member (name, address, heartbeat) VALUES (\(member.name), \(member.address), now())
+                ON CONFLICT (name) DO UPDATE SET address = EXCLUDED.address, heartbeat = now()
+                """)
+            return try s.query("""
+                SELECT name, address FROM cluster_member
+                WHERE heartbeat >= now() - make_interval(secs => \(seconds)) ORDER BY name
+                """).map { row in
+                let (name, address) = try row.decode((String, String).self)
+                return ClusterMember(name: name, address: address)
+            }
+        }
+    }
+
+    public func leave(_ name: String) throws {
+        _ = try database.transaction { s in try s.execute("DELETE FROM cluster_member WHERE name = \(name)") }
+    }
+}

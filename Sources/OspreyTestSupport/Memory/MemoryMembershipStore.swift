@@ -1,0 +1,42 @@
+import Foundation
+import OspreyStorage
+import Synchronization
+
+/// Cluster membership in memory, for engine tests of several nodes in one process: heartbeats
+/// are timed by a clock the test controls (``advance(by:)``), which nodes can time themselves by
+/// too (``clock``), so a node can miss its heartbeats or wait out a handover without a test
+/// waiting.
+public final class MemoryMembershipStore: MembershipStore, Sendable {
+    private struct State {
+        var now: Duration = .zero
+        var members: [String: (address: String, heartbeat: Duration)] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Moves the store's clock on: members that do not beat again within their timeout leave.
+    public func advance(by duration: Duration) {
+        state.withLock { $0.now += duration }
+    }
+
+    /// The store's clock, for nodes to time their handovers and fencing by
+    /// (``ClusterNode/init(configuration:store:now:)``): one clock the test moves for all.
+    public var clock: @Sendable () -> Duration {
+        { [self] in state.withLock { $0.now } }
+    }
+
+    public func heartbeat(_ member: ClusterMember, timeout: Duration) throws -> [ClusterMember] {
+        state.withLock { s in
+            s.members[member.name] = (member.address, s.now)
+            return s.members.filter { s.now - $0.value.heartbeat <= timeout }
+                .map { ClusterMember(name: $0.key, address: $0.value.address) }
+                .sorted { $0.name < $1.name }
+        }
+    }
+
+    public func leave(_ name: String) throws {
+        state.withLock { _ = $0.members.removeValue(forKey: name) }
+    }
+}

@@ -1,0 +1,229 @@
+import Foundation
+import OspreyModel
+import OspreyStorage
+import OspreyTestSupport
+import Testing
+@testable import OspreyEngine
+
+/// Partitioned serving (docs/operations.md, "Partitioned serving"): nodes sharing one store each
+/// serve the users the ring over the live members gives them, refuse the others naming their
+/// owner, and take a dead node's users with every acknowledged observation.
+struct ClusterTests {
+    /// The backends a cluster runs on: memory (one process's stores, shared) and PostgreSQL.
+    static let backends = TrainedStore.Backend.available.filter { $0 != .sqlite }
+
+    /// A heartbeat a second: a gained bucket waits two seconds, and a node that has not beaten
+    /// for two seconds fences itself, by the memory membership's clock, which the tests move.
+    static func configuration(_ name: String) -> ClusterNode.Configuration {
+        .init(member: ClusterMember(name: name, address: "127.0.0.1:\(name == "a" ? 9001 : 9002)"),
+              heartbeatInterval: .seconds(1), memberTimeout: .seconds(10))
+    }
+
+    /// Two cluster nodes, `a` and `b`, on the trained store, each having seen the other.
+    struct Pair {
+        let membership = MemoryMembershipStore()
+        let a: Manager, b: Manager
+        let nodeA: ClusterNode, nodeB: ClusterNode
+
+        init(_ t: TrainedStore) throws {
+            nodeA = ClusterNode(configuration: ClusterTests.configuration("a"), store: membership, now: membership.clock)
+            nodeB = ClusterNode(configuration: ClusterTests.configuration("b"), store: membership, now: membership.clock)
+            a = try Manager(stores: t.stores, logger: quiet, cluster: nodeA)
+            b = try Manager(stores: try t.reopen(), logger: quiet, cluster: nodeB)
+            beat()
+        }
+
+        /// Both beat, `a` twice so each has seen the other.
+        func beat() {
+            _ = a.heartbeats!.beatOnce()
+            _ = b.heartbeats!.beatOnce()
+            _ = a.heartbeats!.beatOnce()
+        }
+
+        /// Lets the handover delay of buckets just gained pass.
+        func settle() {
+            membership.advance(by: ClusterTests.configuration("a").handoverDelay)
+            beat()
+        }
+    }
+
+    /// The ring every node and the router compute: the first live node of the bucket's ranking.
+    static func owner(of uid: String, live: Set<String>) -> String {
+        PartitionRing(nodes: ["a", "b"]).owner(uid: uid, live: live)!
+    }
+
+    @Test(arguments: backends)
+    func eachNodeServesOnlyItsUsersAndNamesTheOwnerOfOthers(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
+        defer { t.remove() }
+        let pair = try Pair(t)
+        let uids = Array(Set(t.ratings.map(\.uid))).sorted()
+        let ofA = uids.filter { Self.owner(of: $0, live: ["a", "b"]) == "a" }
+        let ofB = uids.filter { Self.owner(of: $0, live: ["a", "b"]) == "b" }
+        #expect(!ofA.isEmpty && !ofB.isEmpty)
+
+        // Before the handover delay, a node serves none of the buckets it just gained.
+        #expect {
+            _ = try Predictor(registry: pair.a.registry).predict(model: "demo", uid: ofA[0], item: "i1")
+        } throws: { ($0 as? OspreyError)?.code == .unavailable }
+        pair.settle()
+
+        let logged = try t.stores.log.observationCount(model: "demo")
+        // A request for another node's user names that node, and nothing is logged or held.
+        await #expect {
+            try await pair.a.observe(model: "demo", [(ofB[0], "i1", 5)])
+        } throws: { error in
+            let e = error as? OspreyError
+            return e?.code == .misdirected && e?.owner == ClusterMember(name: "b", address: "127.0.0.1:9002")
+        }
+        // A batch spanning both nodes is refused whole: the caller splits it by owner.
+        await #expect {
+            try await pair.a.observe(model: "demo", [(ofA[0], "i1", 5), (ofB[0], "i1", 5)])
+        } throws: { ($0 as? OspreyError)?.code == .misdirected }
+        #expect {
+            _ = try Predictor(registry: pair.a.registry).topK(model: "demo", uid: ofB[0], k: 3, items: nil)
+        } throws: { ($0 as? OspreyError)?.code == .misdirected }
+        #expect(try t.stores.log.observationCount(model: "demo") == logged)
+
+        // Each node learns its own users, adopted from the stores when first served.
+        let before = try pair.a.info(model: "demo", uid: ofA[0])
+        #expect(!before.bootstrapped, "adopted from its snapshot row, not started from the prior")
+        try await pair.a.observe(model: "demo", [(ofA[0], "i1", 5)])
+        try await pair.b.observe(model: "demo", [(ofB[0], "i2", 1)])
+        #expect(try pair.a.info(model: "demo", uid: ofA[0]).observations == before.observations + 1)
+        #expect(try pair.a.registry.model("demo").current.users.count == 1, "a holds only the user it served")
+        #expect(try pair.b.registry.model("demo").current.users.count == 1)
+
+        // What every node would have to load is refused, saying so.
+        #expect { _ = try pair.b.retrainer.start(model: "demo") } throws: { ($0 as? OspreyError)?.code == .conflict }
+        #expect {
+            try pair.a.exploration.setPolicy(model: "demo", .greedy)
+        } throws: { ($0 as? OspreyError)?.code == .conflict }
+    }
+
+    /// The weights of every user as a lone process computes them from the stores: its last
+    /// snapshot rows, then the whole log after them.
+    static func reference(_ t: TrainedStore, users: [String]) throws -> [String: Float] {
+        let lone = try Manager(stores: try t.reopen(), logger: quiet)
+        let p = Predictor(registry: lone.registry)
+        return try Dictionary(uniqueKeysWithValues: users.map { ($0, try p.predict(model: "demo", uid: $0, item: "i3").score) })
+    }
+
+    @Test(arguments: backends)
+    func aDeadNodesUsersAreAdoptedWithEveryAcknowledgedObservation(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
+        defer { t.remove() }
+        let pair = try Pair(t)
+        pair.settle()
+        let uids = Array(Set(t.ratings.map(\.uid))).sorted()
+        var rng = SystemRandomNumberGenerator()
+        /// Observations, each sent to its user's node.
+        func stream(_ count: Int, live: Set<String>) async throws {
+            for _ in 0..<count {
+                let uid = uids.randomElement(using: &rng)!
+                let node = Self.owner(of: uid, live: live) == "a" ? pair.a : pair.b
+                try await node.observe(model: "demo", [(uid, "i\(Int.random(in: 1...20, using: &rng))", Float.random(in: 1...5, using: &rng))])
+            }
+        }
+        try await stream(60, live: ["a", "b"])
+        try pair.b.snapshotter.snapshot()  // b's rows move past the version's snapshot sequence
+        try pair.a.snapshotter.snapshot()
+        try await stream(60, live: ["a", "b"])  // b learns more it never saves
+        #expect(try t.stores.snapshots.snapshotSequence(model: "demo", version: 1) == 0,
+                "cluster nodes leave the version's sequence: it must hold for every node's users")
+
+        // b dies: its heartbeats stop, and a takes its buckets after the timeout and the delay.
+        pair.membership.advance(by: .seconds(11))
+        let change = try #require(pair.a.heartbeats!.beatOnce())
+        #expect(change.members.map(\.name) == ["a"] && change.lost.isEmpty && !change.gained.isEmpty)
+        pair.membership.advance(by: Self.configuration("a").handoverDelay)
+        _ = pair.a.heartbeats!.beatOnce()
+        let p = Predictor(registry: pair.a.registry)
+        let expected = try Self.reference(t, users: uids)
+        for uid in uids {
+            let got = try p.predict(model: "demo", uid: uid, item: "i3").score
+            #expect(abs(got - expected[uid]!) < 1e-4, "\(uid): \(got) against \(expected[uid]!)")
+        }
+
+        // b comes back (a new process of the same name): it takes its buckets back, and a drops them.
+        let b2 = try Manager(stores: try t.reopen(), logger: quiet,
+                             cluster: ClusterNode(configuration: Self.configuration("b"), store: pair.membership, now: pair.membership.clock))
+        _ = b2.heartbeats!.beatOnce()
+        let back = try #require(pair.a.heartbeats!.beatOnce())
+        #expect(back.lost == change.gained, "b takes back exactly the buckets it had")
+        #expect(try pair.a.registry.model("demo").current.users.count == uids.count { Self.owner(of: $0, live: ["a", "b"]) == "a" })
+        pair.membership.advance(by: Self.configuration("b").handoverDelay)
+        _ = b2.heartbeats!.beatOnce()
+        _ = pair.a.heartbeats!.beatOnce()
+        for _ in 0..<60 {
+            let uid = uids.randomElement(using: &rng)!
+            let node = Self.owner(of: uid, live: ["a", "b"]) == "a" ? pair.a : b2
+            try await node.observe(model: "demo", [(uid, "i\(Int.random(in: 1...20, using: &rng))", Float.random(in: 1...5, using: &rng))])
+        }
+        let again = try Self.reference(t, users: uids)
+        for uid in uids {
+            let node = Self.owner(of: uid, live: ["a", "b"]) == "a" ? pair.a : b2
+            let got = try Predictor(registry: node.registry).predict(model: "demo", uid: uid, item: "i3").score
+            #expect(abs(got - again[uid]!) < 1e-4, "\(uid): \(got) against \(again[uid]!)")
+        }
+    }
+
+    @Test func anAdoptedUserDoesNotLearnAgainWhatItsAdoptionRead() async throws {
+        let t = try TrainedStore()
+        let pair = try Pair(t)
+        pair.settle()
+        let uid = try #require(t.ratings.map(\.uid).first { Self.owner(of: $0, live: ["a", "b"]) == "a" })
+        // Logged by b's process while it still (wrongly) thought it served the user: the
+        // adoption that follows reads it from the log.
+        let seq = try #require(try t.stores.log.append([Observation(model: "demo", uid: uid, item: "i1", label: 5, time: 0)]).first!)
+        let state = try pair.a.registry.state(model: "demo", uid: uid)
+        #expect(state.users.adoptedThrough(uid) == seq)
+        let seen = try pair.a.info(model: "demo", uid: uid).observations
+        let logged = LoggedObservation(seq: seq, observation: Observation(model: "demo", uid: uid, item: "i1", label: 5, time: 0))
+        #expect(try state.learn(logged) == false)
+        #expect(try pair.a.info(model: "demo", uid: uid).observations == seen, "learned once, by the adoption")
+    }
+
+    @Test func aGainedBucketWaitsAndANodeThatCannotBeatFencesItself() throws {
+        let membership = MemoryMembershipStore()
+        let config = ClusterNode.Configuration(member: ClusterMember(name: "a", address: "h:1"),
+                                               heartbeatInterval: .milliseconds(100), memberTimeout: .seconds(1))
+        let node = ClusterNode(configuration: config, store: membership, now: membership.clock)
+        guard case .unavailable = node.route("u1") else { Issue.record("a node serves no one before it joins"); return }
+        try node.beat()
+        guard case .unavailable = node.route("u1") else { Issue.record("a gained bucket waits its handover delay"); return }
+        membership.advance(by: .milliseconds(150))
+        try node.beat()
+        guard case .unavailable = node.route("u1") else { Issue.record("the delay counts from the heartbeat that gained it"); return }
+        membership.advance(by: .milliseconds(50))  // the delay is two heartbeat intervals
+        #expect(node.route("u1") == .local)
+        membership.advance(by: .milliseconds(149))
+        #expect(node.route("u1") == .local, "the last heartbeat began 199 ms ago")
+        membership.advance(by: .milliseconds(1))
+        guard case .unavailable(let why) = node.route("u1") else { Issue.record("a node whose heartbeats fail fences itself"); return }
+        #expect(why.contains("membership store"))
+        try node.beat()
+        #expect(node.route("u1") == .local)
+    }
+
+    @Test func theNodesRingIsTheRoutersRankingOverTheLiveNodes() throws {
+        let membership = MemoryMembershipStore()
+        let nodes = ["a", "b", "c"].map {
+            ClusterNode(configuration: .init(member: ClusterMember(name: $0, address: "\($0):1"), memberTimeout: .seconds(5)),
+                        store: membership)
+        }
+        for n in nodes { try n.beat() }
+        membership.advance(by: .seconds(3))  // c is silent from here
+        for n in nodes.prefix(2) { try n.beat() }
+        membership.advance(by: .seconds(3))
+        for n in nodes.prefix(2) { try n.beat() }
+        let router = PartitionRing(nodes: ["a", "b", "c"])  // what router-config ranks
+        for k in 0..<500 {
+            let uid = "user-\(k)"
+            let owner = router.owner(uid: uid, live: ["a", "b"])!
+            for n in nodes.prefix(2) {
+                if owner == n.name { #expect(n.owns(uid)) } else { #expect(n.route(uid) == .remote(ClusterMember(name: owner, address: "\(owner):1"))) }
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import OspreyTestSupport
+import Testing
+@testable import OspreyStorage
+
+/// Cluster membership in PostgreSQL: heartbeats by the database's clock, leaving, one process
+/// per node name, and the writer's lock shared by a cluster's nodes.
+@Suite(.enabled(if: PostgresTestServer.unavailable == nil, "no PostgreSQL server"))
+struct PostgresMembershipTests {
+    @Test func aMemberIsLiveWhileItBeatsAndGoneAfterTheTimeoutOrWhenItLeaves() throws {
+        let url = try PostgresTestServer.freshDatabase()
+        let a = ClusterMember(name: "a", address: "10.0.0.1:8080"), b = ClusterMember(name: "b", address: "10.0.0.2:8080")
+        let stores = try PostgresStores(url: url, access: .shared)
+        let membershipA = try PostgresMembership(database: stores.database, name: "a")
+        let other = try PostgresStores(url: url, access: .shared)
+        let membershipB = try PostgresMembership(database: other.database, name: "b")
+        let timeout = Duration.milliseconds(600)
+
+        #expect(try membershipA.heartbeat(a, timeout: timeout) == [a])
+        #expect(try membershipB.heartbeat(b, timeout: timeout) == [a, b], "every live member, by name, with its address")
+        // A new address is taken with the next heartbeat.
+        let moved = ClusterMember(name: "b", address: "10.0.0.3:9090")
+        #expect(try membershipB.heartbeat(moved, timeout: timeout) == [a, moved])
+
+        Thread.sleep(forTimeInterval: 0.8)  // a beats again; b is silent past the timeout
+        #expect(try membershipA.heartbeat(a, timeout: timeout) == [a])
+        #expect(try membershipB.heartbeat(moved, timeout: timeout) == [a, moved], "b is back with its next heartbeat")
+        try membershipB.leave("b")
+        try membershipB.leave("b")  // idempotent
+        #expect(try membershipA.heartbeat(a, timeout: timeout) == [a], "a member that left is gone at once")
+    }
+
+    @Test func aNodeNameIsHeldByOneProcess() throws {
+        let url = try PostgresTestServer.freshDatabase()
+        let first = try PostgresStores(url: url, access: .shared)
+        let second = try PostgresStores(url: url, access: .shared)
+        try withExtendedLifetime(try PostgresMembership(database: first.database, name: "a")) {
+            #expect {
+                _ = try PostgresMembership(database: second.database, name: "a")
+            } throws: { error in
+                (error as? StorageError)?.code == .locked && "\(error)".contains("another Osprey node named `a`")
+            }
+            #expect(throws: Never.self) { _ = try PostgresMembership(database: second.database, name: "b") }
+        }
+    }
+
+    @Test func clusterNodesShareTheWriterLockThatALoneProcessTakesWhole() throws {
+        let url = try PostgresTestServer.freshDatabase()
+        do {
+            let nodes = [try PostgresStores(url: url, access: .shared), try PostgresStores(url: url, access: .shared)]
+            withExtendedLifetime(nodes) {
+                #expect {
+                    _ = try PostgresStores(url: url)
+                } throws: { error in
+                    (error as? StorageError)?.code == .locked && "\(error)".contains("another Osprey process writes")
+                }
+            }
+        }
+        do {
+            let lone = try PostgresStores(url: url)
+            withExtendedLifetime(lone) {
+                #expect {
+                    _ = try PostgresStores(url: url, access: .shared)
+                } throws: { error in
+                    (error as? StorageError)?.code == .locked && "\(error)".contains("before starting cluster nodes")
+                }
+            }
+        }
+    }
+}
