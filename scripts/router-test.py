@@ -12,8 +12,8 @@ and /healthz with 200), writes an HAProxy configuration for them with `osprey ro
   2. with one node stopped, HAProxy's health checks find it down and each of its users reaches
      the next node of the bucket's ranking, while every other user stays where it was;
   3. with the node back, every user is back on its first node.
-The stub nodes stand in for `osprey serve`, which does not yet partition; what is tested is
-that HAProxy and the ring agree.
+The stub nodes stand in for `osprey serve --node`: what is tested is that HAProxy and the ring
+agree (scripts/failover-test.py runs real nodes).
 
 Only talks to 127.0.0.1 and stops what it started. Bounded by --timeout seconds (default 60).
 Skipped, with the reason printed, when haproxy is not installed, unless --require.

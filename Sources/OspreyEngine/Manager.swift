@@ -67,10 +67,10 @@ public final class Manager: Sendable {
         let registry = ModelRegistry(models: try Self.load(stores, loader: loader, decisions: decisions, configuration: configuration,
                                                             metrics: metrics, logger: logger), cluster: cluster)
         self.registry = registry
-        heartbeats = cluster.map { Heartbeats(node: $0, registry: registry, logger: logger) }
         ProcessMemory.returnFreed()
         let progress = LearningProgress(applied: try stores.log.lastSequence())
         self.progress = progress
+        heartbeats = cluster.map { Heartbeats(node: $0, registry: registry, progress: progress, logger: logger) }
         installer = Installer(stores: stores, loader: loader, registry: registry, progress: progress, decisions: decisions,
                               logger: logger)
         let retrainer = Retrainer(stores: stores, loader: loader, installer: installer, registry: registry, progress: progress,

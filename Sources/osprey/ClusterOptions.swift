@@ -13,7 +13,7 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The HOST:PORT other nodes' 421 answers send this node's users to (default: --host and --port).", valueName: "host:port"))
     var advertise: String?
     @Option(help: "Milliseconds between the node's heartbeats (100 to 60000).") var heartbeatMs = 1000
-    @Option(help: "A node silent this many milliseconds is out of the ring, its users served by the others (more than twice --heartbeat-ms).")
+    @Option(help: "A node silent this many milliseconds is out of the ring, its users served by the others (more than three times --heartbeat-ms).")
     var memberTimeoutMs = 5000
     @Option(help: "Partition ring buckets: the same on every node and in `osprey router-config --buckets` (1 to 65536).")
     var buckets = PartitionRing.defaultBuckets
@@ -26,8 +26,8 @@ struct ClusterOptions: ParsableArguments {
         if let advertise { _ = try Self.hostPort(advertise) }
         try Bounds.check("heartbeat-ms", heartbeatMs, 100...60_000)
         try Bounds.check("member-timeout-ms", memberTimeoutMs, 1...3_600_000)
-        guard memberTimeoutMs > 2 * heartbeatMs else {
-            throw ValidationError("--member-timeout-ms must be more than twice --heartbeat-ms (a node that misses two heartbeats fences itself before the others take its users)")
+        guard memberTimeoutMs > 3 * heartbeatMs else {
+            throw ValidationError("--member-timeout-ms must be more than three times --heartbeat-ms (a node that has not reached the store for three heartbeats fences itself, before the others take its users)")
         }
         try Bounds.check("buckets", buckets, 1...65_536)
     }

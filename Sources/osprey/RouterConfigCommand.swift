@@ -3,7 +3,7 @@ import Foundation
 import OspreyEngine
 
 /// `osprey router-config`: an HAProxy configuration that sends each user's requests to the node
-/// that serves them (``PartitionRing``; docs/operations.md, "Several nodes behind HAProxy").
+/// that serves them (``PartitionRing``; docs/operations.md, "Partitioned serving").
 struct RouterConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "router-config",
@@ -77,7 +77,7 @@ struct RouterConfigCommand: ParsableCommand {
         var lines = [
             "# Written by `osprey router-config` for \(nodes.count) node(s) and \(buckets) buckets.",
             "# Each user's requests go to the first live node of its bucket's ranking, as the nodes compute it",
-            "# (docs/operations.md, \"Several nodes behind HAProxy\"). Do not edit the rules by hand: write it again.",
+            "# (docs/operations.md, \"Partitioned serving\"). Do not edit the rules by hand: write it again.",
             "global",
             "    maxconn 4096",
             "",
@@ -87,6 +87,10 @@ struct RouterConfigCommand: ParsableCommand {
             "    timeout client 60s",
             "    timeout server 60s",
             "    option http-keep-alive",
+            "    # A request to a node that just died is retried at once on another (which answers 421 until it",
+            "    # serves the user), not after HAProxy's one-second turn-around: the client learns fast.",
+            "    retries 2",
+            "    option redispatch 1",
             "",
             "frontend osprey",
             "    bind \(bind)",

@@ -192,13 +192,13 @@ struct ClusterTests {
         guard case .unavailable = node.route("u1") else { Issue.record("a node serves no one before it joins"); return }
         try node.beat()
         guard case .unavailable = node.route("u1") else { Issue.record("a gained bucket waits its handover delay"); return }
-        membership.advance(by: .milliseconds(150))
+        membership.advance(by: .milliseconds(250))
         try node.beat()
         guard case .unavailable = node.route("u1") else { Issue.record("the delay counts from the heartbeat that gained it"); return }
-        membership.advance(by: .milliseconds(50))  // the delay is two heartbeat intervals
+        membership.advance(by: .milliseconds(50))  // the delay is three heartbeat intervals
         #expect(node.route("u1") == .local)
-        membership.advance(by: .milliseconds(149))
-        #expect(node.route("u1") == .local, "the last heartbeat began 199 ms ago")
+        membership.advance(by: .milliseconds(249))
+        #expect(node.route("u1") == .local, "the last heartbeat began 299 ms ago")
         membership.advance(by: .milliseconds(1))
         guard case .unavailable(let why) = node.route("u1") else { Issue.record("a node whose heartbeats fail fences itself"); return }
         #expect(why.contains("membership store"))

@@ -34,11 +34,11 @@ public final class ClusterNode: Sendable {
         /// The ring's bucket count; every node and the router must use the same.
         public var buckets: Int
 
-        /// - Precondition: `memberTimeout` is more than ``handoverDelay``, twice the interval.
+        /// - Precondition: `memberTimeout` is more than ``handoverDelay``, three intervals.
         public init(member: ClusterMember, heartbeatInterval: Duration = .seconds(1), memberTimeout: Duration = .seconds(5),
                     buckets: Int = PartitionRing.defaultBuckets) {
-            precondition(heartbeatInterval > .zero && memberTimeout > heartbeatInterval * 2,
-                         "the member timeout must be more than twice the heartbeat interval")
+            precondition(heartbeatInterval > .zero && memberTimeout > heartbeatInterval * 3,
+                         "the member timeout must be more than three heartbeat intervals")
             self.member = member
             self.heartbeatInterval = heartbeatInterval
             self.memberTimeout = memberTimeout
@@ -46,8 +46,9 @@ public final class ClusterNode: Sendable {
         }
 
         /// How long a gained bucket waits, and how old a view may be before the node fences
-        /// itself: two heartbeat intervals.
-        public var handoverDelay: Duration { heartbeatInterval * 2 }
+        /// itself: three heartbeat intervals, so one heartbeat late by up to two intervals (a
+        /// slow store, a busy machine) does not fence the node.
+        public var handoverDelay: Duration { heartbeatInterval * 3 }
     }
 
     /// Where a user is served.

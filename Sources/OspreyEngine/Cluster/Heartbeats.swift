@@ -13,19 +13,26 @@ import ServiceLifecycle
 public final class Heartbeats: Service, Sendable {
     public let node: ClusterNode
     private let registry: ModelRegistry
+    private let progress: LearningProgress
     private let logger: Logger
 
-    init(node: ClusterNode, registry: ModelRegistry, logger: Logger) {
+    init(node: ClusterNode, registry: ModelRegistry, progress: LearningProgress, logger: Logger) {
         self.node = node
         self.registry = registry
+        self.progress = progress
         self.logger = logger
     }
 
     /// Beats until the graceful shutdown, then leaves.
     public func run() async throws {
         await cancelWhenGracefulShutdown {
+            // At a fixed rate, not an interval after each heartbeat ends: a slow heartbeat does
+            // not push the next one later.
+            let clock = ContinuousClock(), interval = self.node.configuration.heartbeatInterval
+            var next = clock.now
             while !Task.isCancelled {
-                try? await Task.sleep(for: self.node.configuration.heartbeatInterval)
+                next = max(next + interval, clock.now)
+                try? await Task.sleep(until: next, clock: clock)
                 if Task.isCancelled { break }
                 _ = try? await BackgroundThread.run(name: "osprey-heartbeat") { self.beatOnce() }
             }
@@ -62,16 +69,20 @@ public final class Heartbeats: Service, Sendable {
         return change
     }
 
-    /// Drops the users of `buckets` from every learning state of every model. Returns how many.
+    /// Drops the users of `buckets` from every learning state of every model, under the learning
+    /// lock: an observation accepted before the change and learned after it finds its user gone,
+    /// and is not learned here (``ServingState/learn(_:)``). Returns how many.
     private func release(_ buckets: Set<Int>) -> Int {
         guard !buckets.isEmpty else { return 0 }
-        var dropped = 0
-        for model in registry.all {
-            for state in model.learningStates {
-                dropped += state.users.removeAll { buckets.contains(self.node.bucket(of: $0)) }
-                state.predictions.invalidateAll()
+        return progress.applied.withLock { _ in
+            var dropped = 0
+            for model in registry.all {
+                for state in model.learningStates {
+                    dropped += state.users.removeAll { buckets.contains(self.node.bucket(of: $0)) }
+                    state.predictions.invalidateAll()
+                }
             }
+            return dropped
         }
-        return dropped
     }
 }

@@ -1,6 +1,6 @@
 /// Which node serves which user when several nodes share one store (Velox §6: users are
 /// partitioned across nodes by uid, and each request goes to the node holding its user's
-/// weights). docs/operations.md, "Several nodes behind HAProxy".
+/// weights). docs/operations.md, "Partitioned serving".
 ///
 /// A uid falls in one of ``buckets`` buckets: the CRC-32 (zlib's) of its path segment, as a
 /// client sends it in `/v1/models/{model}/users/{uid}/…`, modulo the bucket count. That is what

@@ -128,7 +128,7 @@ public final class Ingestor: Service, Sendable {
                                             eventId: o.eventId, answersExploration: explored, observationId: o.observationId))
         }
         // On a cluster node every user must be this node's; nothing is logged otherwise.
-        for o in observations { try registry.claim(o.uid, of: model) }
+        for o in observations { try registry.claim(o.uid, of: model, learning: true) }
         // A cold user's state is read while the commit syncs, not in the learning step after it,
         // where every commit behind it would wait for the read (after a start, every user is cold).
         let users = model.current.users

@@ -153,8 +153,13 @@ public final class Snapshotter: Service, Sendable {
                     try progress.snapshotWrites.withLock { _ in
                         // Captured under the learning lock in O(1) per user (a changed user stays
                         // hot until this save finishes), unpacked and serialized after it.
+                        // A cluster node saves only the users it serves: the others' rows are their
+                        // owners', and a row's sequence must be what its state has learned.
+                        let cluster = registry.cluster
                         let (captured, items, seq) = progress.applied.withLock { seq in
-                            (chunk.compactMap { uid in state.users.captureHot(uid).map { (uid, $0, state.users.adoptedThrough(uid)) } },
+                            (chunk.compactMap { uid in
+                                cluster?.owns(uid) == false ? nil : state.users.captureHot(uid).map { (uid, $0, state.users.adoptedThrough(uid)) }
+                             },
                              state.observed.take(chunk), seq)
                         }
                         // An adopted user reflects the log as far as its adoption read it, maybe

@@ -35,12 +35,13 @@ public final class ModelRegistry: Sendable {
     }
 
     /// On a cluster node, checks that `uid` is served here and adopts it in every learning state
-    /// of `model`; nothing otherwise.
+    /// of `model` (`learning`: as the prior if the stores have nothing of it, since an
+    /// observation of it follows); nothing otherwise.
     /// - Throws: ``OspreyError`` `misdirected` naming the owner, or `unavailable`.
-    func claim(_ uid: String, of model: ServedModel) throws {
+    func claim(_ uid: String, of model: ServedModel, learning: Bool = false) throws {
         guard let cluster else { return }
         try cluster.check(uid)
-        for state in model.learningStates { try state.adopt(uid) }
+        for state in model.learningStates { try state.adopt(uid, creating: learning) }
     }
 
     /// Throws on a cluster node: `action` changes what every node serves, which nodes cannot yet

@@ -197,13 +197,21 @@ public final class ServingState: Sendable {
         features.computedCache?.metrics.live.store(live, ordering: .relaxed)
     }
 
-    /// Makes sure a cluster node holds `uid` (``UserWeightStore/adopt(_:_:)``); nothing for a
-    /// node that loaded every user at start.
+    /// Makes sure a cluster node holds `uid` (``UserWeightStore/adopt(_:_:)``); a user the
+    /// stores know nothing of is held (as the prior) only when `creating`, before it learns:
+    /// reads of unknown users hold nothing. Nothing for a node that loaded every user at start.
     /// - Throws: ``OspreyError`` `unavailable` when the stores cannot be read.
-    func adopt(_ uid: String) throws {
+    func adopt(_ uid: String, creating: Bool = false) throws {
         guard let adopter else { return }
+        let v = version
         do {
-            try users.adopt(uid, adopter)
+            try users.adopt(uid) { uid in
+                if let adopted = try adopter(uid) { return adopted }
+                guard creating else { return nil }
+                // Nothing stored or logged: what the first observation bootstraps from.
+                return .init(weights: UserWeights(ridge: .init(prior: v.prior, lambda: v.lambda), bootstrapped: true),
+                             through: 0, replayed: false)
+            }
         } catch {
             throw OspreyError(.unavailable, "user `\(uid)` could not be read from the store: \(error)")
         }
@@ -225,8 +233,14 @@ public final class ServingState: Sendable {
     func learn(_ logged: LoggedObservation) throws -> Bool {
         let o = logged.observation
         let v = version
-        // An adopted user's state already holds what its adoption read of the log.
-        if adopter != nil, let through = users.adoptedThrough(o.uid), logged.seq <= through { return false }
+        // A cluster node learns only users it holds: adopted when the observation was accepted,
+        // unless dropped since with a bucket the node lost (its new owner learns it; drops and
+        // learning take turns under the learning lock). And an adopted user's state already
+        // holds what its adoption read of the log.
+        if adopter != nil {
+            guard let through = users.adoptedThrough(o.uid) else { return false }
+            if logged.seq <= through { return false }
+        }
         // Recorded before the user's epoch moves (the update counts the observation): an answer
         // computed at the new epoch, and cached under it, excludes the item.
         observed.insert(uid: o.uid, item: o.item)

@@ -154,7 +154,9 @@ public final class PostgresSnapshotStore: SnapshotStore, Sendable {
     static func upsert(_ rows: [SnapshotRow], model: String, version: Int, keepingPrevious: Bool, _ s: PostgresSession) throws {
         guard !rows.isEmpty else { return }
         var c = UserColumns()
-        for r in lastOfEach(rows, key: \.uid) { c.append(r) }
+        // In key order, so that two nodes writing overlapping users (a bucket handed over) lock
+        // their rows in one order and cannot deadlock.
+        for r in lastOfEach(rows, key: \.uid).sorted(by: { $0.uid < $1.uid }) { c.append(r) }
         try s.execute("""
             WITH input AS (
                 SELECT * FROM UNNEST(\(c.uid)::TEXT[], \(c.observations)::BIGINT[], \(c.runningLoss)::DOUBLE PRECISION[],
@@ -222,6 +224,8 @@ public final class PostgresSnapshotStore: SnapshotStore, Sendable {
     /// Records observed items by one statement; ones already recorded, or named twice, are ignored.
     private static func insert(_ items: [ObservedItem], model: String, _ s: PostgresSession) throws {
         guard !items.isEmpty else { return }
+        // In key order: nodes recording the same user's items lock them in one order (no deadlock).
+        let items = items.sorted { ($0.uid, $0.item) < ($1.uid, $1.item) }
         try s.execute("""
             INSERT INTO user_item (model, uid, item)
             SELECT \(model), uid, item FROM UNNEST(\(items.map(\.uid))::TEXT[], \(items.map(\.item))::TEXT[]) AS o (uid, item)
