@@ -9,7 +9,9 @@ one killed with SIGKILL under load and started again (docs/operations.md, "Parti
   3. Writers send observations of fresh users through HAProxy, each to its user's path, and
      record every answer with its time. After a few seconds one node is killed (SIGKILL); later
      it is started again under the same name and takes its buckets back.
-  4. Checks:
+  4. One node retrains under load: every node serves the new version (announced through
+     PostgreSQL's LISTEN/NOTIFY) within seconds.
+  5. Checks:
      - failed requests (any answer but 200, or no answer) occur only inside the failover window
        after the kill and the takeover window after the rejoin, each at most the documented bound
        (member timeout + heartbeat interval + handover delay, plus HAProxy's detection and
@@ -18,8 +20,8 @@ one killed with SIGKILL under load and started again (docs/operations.md, "Parti
        acknowledged observations (and at most those plus its failed requests, which may have
        been logged before the answer was lost);
      - every user's weights are what a lone process replaying the whole log computes: the
-       nodes' predictions for every user against those of a lone `osprey serve` started on the
-       store after the nodes stop.
+       nodes' predictions for every user (on the retrained version) against those of a lone
+       `osprey serve` started on the store after the nodes stop.
 
 Only talks to 127.0.0.1 and stops what it started, by PID. Bounded by --timeout seconds
 (default 300). Skipped, with the reason printed, when haproxy or PostgreSQL is missing, unless
@@ -226,6 +228,17 @@ def run(args, work, cleanup):
     cluster.start(victim)
     log(f"started {victim} again")
     time.sleep(REJOIN_BOUND + 3)
+    stop.set()
+    # A version trained on one node, under load, is served by every node (LISTEN/NOTIFY).
+    status, job = call(cluster.ports[NODES[0]], "POST", f"/v1/models/{MODEL}/retrain", {"wait": True}, timeout=120)
+    if status != 200 or job.get("phase") != "done":
+        raise AssertionError(f"retrain on {NODES[0]}: {status} {job}")
+    announced = time.monotonic()
+    wait_until(lambda: all(call(cluster.ports[n], "GET", f"/v1/models/{MODEL}")[1].get("version") == job["version"] for n in NODES),
+               10, f"every node to serve version {job['version']}")
+    log(f"version {job['version']}, trained on {NODES[0]} under load, served by every node "
+        f"{time.monotonic() - announced:.2f} s after the retrain returned")
+    time.sleep(2)
     stop.set()
     for w in writers:
         w.join(timeout=30)

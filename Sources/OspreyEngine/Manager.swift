@@ -70,9 +70,10 @@ public final class Manager: Sendable {
         ProcessMemory.returnFreed()
         let progress = LearningProgress(applied: try stores.log.lastSequence())
         self.progress = progress
-        heartbeats = cluster.map { Heartbeats(node: $0, registry: registry, progress: progress, logger: logger) }
-        installer = Installer(stores: stores, loader: loader, registry: registry, progress: progress, decisions: decisions,
-                              logger: logger)
+        let installer = Installer(stores: stores, loader: loader, registry: registry, progress: progress, decisions: decisions,
+                                  logger: logger)
+        self.installer = installer
+        heartbeats = try cluster.map { try Heartbeats(node: $0, registry: registry, progress: progress, installer: installer, logger: logger) }
         let retrainer = Retrainer(stores: stores, loader: loader, installer: installer, registry: registry, progress: progress,
                                   configuration: configuration, metrics: metrics, logger: logger)
         self.retrainer = retrainer

@@ -27,4 +27,13 @@ public protocol MembershipStore: Sendable {
     /// Removes member `name` (a graceful stop): the others stop counting it at their next
     /// heartbeat, not after the timeout. Idempotent.
     func leave(_ name: String) throws
+
+    /// Tells every member listening (``onVersionAnnouncement(_:)``) that model `model`'s serving
+    /// version changed in the version store. Delivery is quick but not guaranteed (a member
+    /// reconnecting may miss one): members also compare the serving versions at each heartbeat.
+    func announceVersion(model: String) throws
+
+    /// Calls `handler` with the model each announcement names, from now on, for as long as the
+    /// store is open (on a thread of the store's; `handler` must return quickly).
+    func onVersionAnnouncement(_ handler: @escaping @Sendable (_ model: String) -> Void) throws
 }

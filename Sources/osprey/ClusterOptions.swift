@@ -53,7 +53,7 @@ struct ClusterOptions: ParsableArguments {
             throw ValidationError("--node serves with --item-updates off: items learning online on several nodes is not supported yet")
         }
         if o.autoRetrain == true {
-            throw ValidationError("--node cannot --auto-retrain: a cluster's nodes do not load a new version while they run yet")
+            throw ValidationError("--node cannot --auto-retrain yet: each node watches only its own users' quality, so every node would retrain; retrain one node through the API (POST /v1/models/M/retrain) and every node serves the version")
         }
         _ = try StoreLocation(dataDir: o.dataDir, store: url)
         let stores = try PostgresStores(url: url, access: .shared, logger: logger)

@@ -94,8 +94,10 @@ struct ClusterTests {
         #expect(try pair.a.registry.model("demo").current.users.count == 1, "a holds only the user it served")
         #expect(try pair.b.registry.model("demo").current.users.count == 1)
 
-        // What every node would have to load is refused, saying so.
-        #expect { _ = try pair.b.retrainer.start(model: "demo") } throws: { ($0 as? OspreyError)?.code == .conflict }
+        // What nodes cannot load yet is refused, saying so.
+        #expect {
+            _ = try pair.b.retrainer.start(model: "demo", challenger: .split(0.5))
+        } throws: { ($0 as? OspreyError)?.code == .conflict }
         #expect {
             try pair.a.exploration.setPolicy(model: "demo", .greedy)
         } throws: { ($0 as? OspreyError)?.code == .conflict }
@@ -166,6 +168,62 @@ struct ClusterTests {
             let got = try Predictor(registry: node.registry).predict(model: "demo", uid: uid, item: "i3").score
             #expect(abs(got - again[uid]!) < 1e-4, "\(uid): \(got) against \(again[uid]!)")
         }
+    }
+
+    /// Polls until `condition` holds (an announcement is followed on a queue of its own).
+    static func eventually(_ what: String, _ condition: () throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try !condition() {
+            guard ContinuousClock.now < deadline else { Issue.record("timed out: \(what)"); return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    @Test(arguments: backends)
+    func aVersionTrainedOnOneNodeIsServedByEveryNode(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
+        defer { t.remove() }
+        let pair = try Pair(t)
+        pair.settle()
+        let uids = Array(Set(t.ratings.map(\.uid))).sorted()
+        var rng = SystemRandomNumberGenerator()
+        func observe(_ count: Int) async throws {
+            for _ in 0..<count {
+                let uid = uids.randomElement(using: &rng)!
+                let node = Self.owner(of: uid, live: ["a", "b"]) == "a" ? pair.a : pair.b
+                try await node.observe(model: "demo", [(uid, "i\(Int.random(in: 1...20, using: &rng))", Float.random(in: 1...5, using: &rng))])
+            }
+        }
+        /// Every user, on its node, predicts as a lone process serving the store's version does.
+        func expectLoneReplay(version: Int) throws {
+            let expected = try Self.reference(t, users: uids)
+            for uid in uids {
+                let node = Self.owner(of: uid, live: ["a", "b"]) == "a" ? pair.a : pair.b
+                let got = try Predictor(registry: node.registry).predict(model: "demo", uid: uid, item: "i3")
+                #expect(got.version == version && abs(got.score - expected[uid]!) < 1e-4, "\(uid): \(got) against \(expected[uid]!)")
+            }
+        }
+        try await observe(40)
+        // b retrains; a learns of version 2 by the announcement and swaps it in too.
+        let job = try pair.b.retrainer.start(model: "demo")
+        let done = try await pair.b.retrainer.wait(forJob: job, model: "demo")
+        #expect(done.version == 2 && done.error == nil)
+        #expect(try pair.b.registry.model("demo").version.number == 2)
+        try await Self.eventually("a follows version 2") { try pair.a.registry.model("demo").version.number == 2 }
+        try await observe(40)
+        try expectLoneReplay(version: 2)
+        // A rollback on a goes to every node; a node started now serves what the store serves.
+        try await pair.a.installer.rollback(model: "demo", to: 1)
+        try await Self.eventually("b follows the rollback") { try pair.b.registry.model("demo").version.number == 1 }
+        try await observe(20)
+        try expectLoneReplay(version: 1)
+        let later = try Manager(stores: try t.reopen(), logger: quiet,
+                                cluster: ClusterNode(configuration: Self.configuration("c"), store: pair.membership, now: pair.membership.clock))
+        #expect(try later.registry.model("demo").version.number == 1)
+        // A missed announcement is made up for at the next heartbeat.
+        try t.stores.versions.setServing(model: "demo", version: 2)
+        pair.beat()
+        #expect(try pair.a.registry.model("demo").version.number == 2 && pair.b.registry.model("demo").version.number == 2)
     }
 
     @Test func anAdoptedUserDoesNotLearnAgainWhatItsAdoptionRead() async throws {

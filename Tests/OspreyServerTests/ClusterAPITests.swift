@@ -10,7 +10,7 @@ import Testing
 
 /// A cluster node over HTTP (docs/operations.md, "Partitioned serving"): another node's user is
 /// answered `421 misdirected` with the owner's name and address, by the fast path and the router
-/// alike, and nothing is logged; changes every node would have to load are `409`.
+/// alike, and nothing is logged; changes nodes cannot load yet are `409`.
 struct ClusterAPITests {
     @Test func anotherNodesUserGets421NamingTheOwner() async throws {
         let t = try TrainedStore()
@@ -53,8 +53,8 @@ struct ClusterAPITests {
                 #expect(try t.stores.log.observationCount(model: "demo") == logged, "nothing of a misdirected request is logged")
                 let (ok, _) = try await answer(.post, "/v1/models/demo/users/\(mine)/observe", #"{"item":"i1","label":4}"#)
                 #expect(ok == 200)
-                let (retrain, text) = try await answer(.post, "/v1/models/demo/retrain")
-                #expect(retrain == 409 && text.contains("not possible on a node of a cluster"), "\(retrain) \(text)")
+                let (refused, text) = try await answer(.put, "/v1/models/demo/exploration", #"{"policy":"greedy"}"#)
+                #expect(refused == 409 && text.contains("not possible on a node of a cluster"), "\(refused) \(text)")
             }
         }
         #expect(try t.stores.log.observationCount(model: "demo") == 2)

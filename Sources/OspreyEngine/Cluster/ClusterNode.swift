@@ -145,6 +145,16 @@ public final class ClusterNode: Sendable {
         try store.leave(name)
     }
 
+    /// Tells every node that `model`'s serving version changed (``MembershipStore/announceVersion(model:)``).
+    public func announceVersion(model: String) throws {
+        try store.announceVersion(model: model)
+    }
+
+    /// Calls `handler` with the model of each version announcement (``MembershipStore/onVersionAnnouncement(_:)``).
+    public func onVersionAnnouncement(_ handler: @escaping @Sendable (String) -> Void) throws {
+        try store.onVersionAnnouncement(handler)
+    }
+
     /// Where `uid` is served now. O(length of uid).
     public func route(_ uid: String) -> Route {
         let b = bucket(of: uid)

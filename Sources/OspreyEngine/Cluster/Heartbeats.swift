@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import ServiceLifecycle
 
@@ -7,6 +8,10 @@ import ServiceLifecycle
 /// learning state, with their cached answers (their owner adopts them from the stores). A failed heartbeat
 /// is logged; the node fences itself if they keep failing.
 ///
+/// It also keeps the node on the version store's serving versions (``Installer/follow(_:)``):
+/// at once when another node announces a new one (a retrain or a rollback on that node), and at
+/// every heartbeat in case an announcement was missed.
+///
 /// As a `Service` it leaves the membership on graceful shutdown, after the ingestor has answered
 /// every queued observation (list it before the ingestor), so the others take its users at
 /// their next heartbeat.
@@ -14,13 +19,36 @@ public final class Heartbeats: Service, Sendable {
     public let node: ClusterNode
     private let registry: ModelRegistry
     private let progress: LearningProgress
+    private let installer: Installer
     private let logger: Logger
+    /// Version changes are followed one at a time.
+    private let following = DispatchQueue(label: "osprey-follow")
 
-    init(node: ClusterNode, registry: ModelRegistry, progress: LearningProgress, logger: Logger) {
+    /// - Throws: the membership store's error when it cannot listen for version announcements.
+    init(node: ClusterNode, registry: ModelRegistry, progress: LearningProgress, installer: Installer, logger: Logger) throws {
         self.node = node
         self.registry = registry
         self.progress = progress
+        self.installer = installer
         self.logger = logger
+        try node.onVersionAnnouncement { [weak self] name in
+            guard let self else { return }
+            self.following.async { self.follow(self.registry.all.filter { $0.name == name }) }
+        }
+    }
+
+    /// Serves each model's version as the version store names it. A failure is logged; the
+    /// next heartbeat tries again.
+    private func follow(_ models: [ServedModel]) {
+        for model in models {
+            do {
+                try installer.follow(model)
+            } catch {
+                logger.warning("could not load the version the store serves; trying again at the next heartbeat", metadata: [
+                    "node": "\(node.name)", "model.name": "\(model.name)", "error": "\(error)",
+                ])
+            }
+        }
     }
 
     /// Beats until the graceful shutdown, then leaves.
@@ -66,6 +94,7 @@ public final class Heartbeats: Service, Sendable {
                 "buckets.gained": "\(change.gained.count)", "buckets.lost": "\(change.lost.count)", "users.dropped": "\(dropped)",
             ])
         }
+        following.sync { follow(registry.all) }
         return change
     }
 

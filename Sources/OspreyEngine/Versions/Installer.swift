@@ -34,14 +34,19 @@ public final class Installer: Sendable {
     /// - Throws: ``OspreyError`` `unknownModel`, `unknownVersion`, or `conflict` for the
     ///   challenger.
     public func rollback(model name: String, to number: Int) async throws {
-        try registry.requireLoneProcess("a rollback")
         try await Self.offPool { try self.rollbackNow(model: name, to: number) }
     }
 
-    /// ``rollback(model:to:)`` on the caller's thread.
+    /// ``rollback(model:to:)`` on the caller's thread. On a cluster node, the version is
+    /// published to every node (``publish(_:of:replacing:)``).
     func rollbackNow(model name: String, to number: Int) throws {
         let model = try registry.model(name)
         try requireVersion(number, of: name)
+        if registry.cluster != nil {
+            try publish(number, of: model)
+            logger.info("rolled back on every node", metadata: ["model.name": "\(name)", "model.version": "\(number)"])
+            return
+        }
         if model.competition?.challenger.version.number == number {
             throw OspreyError(.conflict, "version \(number) is competing as the challenger; promote it instead")
         }
@@ -49,6 +54,51 @@ public final class Installer: Sendable {
         let (state, replayed) = try loader.load(model: name, version: number, through: through, continuing: .init(model))
         try install(state, in: model, caughtUpThrough: max(replayed, through))
         logger.info("rolled back", metadata: ["model.name": "\(name)", "model.version": "\(number)"])
+    }
+
+    /// A cluster node's install (docs/operations.md, "Partitioned serving"): the version store's
+    /// serving version is what every node serves. Records version `number` as serving (with
+    /// `parent`, only in place of that version), announces it, and follows it here; the other
+    /// nodes follow on the announcement, or at their next heartbeat if they missed it.
+    /// - Throws: ``OspreyError`` `conflict` when `parent` no longer serves; what the stores throw.
+    func publish(_ number: Int, of model: ServedModel, replacing parent: Int? = nil) throws {
+        guard let cluster = registry.cluster else { preconditionFailure("only a cluster node publishes versions") }
+        if let parent, let serving = try servingVersion(of: model.name), serving != parent {
+            throw OspreyError(.conflict, "version \(serving) of `\(model.name)` was installed while the retrain from version \(parent) ran (a rollback, or another node's retrain); version \(number) is stored but not served: retrain again to train on what serves now")
+        }
+        try stores.versions.setServing(model: model.name, version: number)
+        do {
+            try cluster.announceVersion(model: model.name)
+        } catch {
+            logger.warning("could not announce the new version; the other nodes follow at their next heartbeat", metadata: [
+                "model.name": "\(model.name)", "model.version": "\(number)", "error": "\(error)",
+            ])
+        }
+        try follow(model)
+    }
+
+    /// On a cluster node, serves the version the version store says serves, if another does
+    /// here: its state is loaded without users (they are adopted from its rows and the log on
+    /// first use) and swapped in under the learning lock. Returns whether it swapped.
+    /// O(the version's θ and catalogue).
+    /// - Throws: what the stores throw; the serving state is unchanged then.
+    @discardableResult
+    func follow(_ model: ServedModel) throws -> Bool {
+        guard let number = try servingVersion(of: model.name), number != model.version.number else { return false }
+        let (state, _) = try loader.load(model: model.name, version: number, continuing: .init(model))
+        let replaced = progress.applied.withLock { _ in
+            model.swap(to: state)
+        }
+        withExtendedLifetime(replaced) {}
+        logger.info("version followed", metadata: [
+            "model.name": "\(model.name)", "model.version": "\(number)", "model.version.replaced": "\(replaced.version.number)",
+        ])
+        return true
+    }
+
+    /// The version the version store says `model` serves (nil for a model it does not hold).
+    private func servingVersion(of model: String) throws -> Int? {
+        try stores.versions.models().first { $0.name == model }?.servingVersion
     }
 
     /// Swaps `state` in atomically. It has learned the log up to `seq`; the rest is learned in

@@ -160,6 +160,12 @@ struct RetrainRun {
         } else {
             try installer.install(state, in: model, caughtUpThrough: through, replacing: parent)
         }
+        prune()
+    }
+
+    /// Prunes versions past ``Manager/Configuration/keepVersions`` (``VersionPolicy``); a failure
+    /// is logged, as the new version serves regardless.
+    func prune() {
         do {
             let pruned = try stores.pruneVersions(model: model.name, keep: configuration.keepVersions)
             if !pruned.isEmpty {

@@ -54,7 +54,7 @@ public final class Retrainer: Sendable {
                       importing factors: FactorImport? = nil) throws -> Int {
         let trigger = factors == nil ? trigger : .import
         let model = try registry.model(name)
-        try registry.requireLoneProcess("a retrain")
+        if challenger != nil { try registry.requireLoneProcess("a challenger") }
         if challenger != nil, model.competition != nil {
             throw OspreyError(.conflict, "model `\(name)` already has a challenger; promote it or stop the competition first")
         }
@@ -188,7 +188,9 @@ public final class Retrainer: Sendable {
             let clock = ContinuousClock()
             var mark = clock.now, steps: [Duration] = []
             func step() { let now = clock.now; steps.append(now - mark); mark = now }
-            let gathered = try run.gather(through: progress.sequence)
+            // A cluster node has learned only its own users: the log's last sequence (every
+            // observation up to it committed, whichever node logged it) is what a retrain reflects.
+            let gathered = try run.gather(through: registry.cluster == nil ? progress.sequence : try stores.log.lastSequence())
             step()
             let trained = try run.train(gathered)
             step()
@@ -197,6 +199,14 @@ public final class Retrainer: Sendable {
                 guard model.erasures.load(ordering: .acquiring) == erasures else { return nil }
                 let stored = try run.store(trained, gathered: gathered)
                 step()
+                if registry.cluster != nil {
+                    // Every node, this one included, follows the store's serving version.
+                    step()
+                    try installer.publish(stored.version.number, of: model, replacing: gathered.parent)
+                    run.prune()
+                    step()
+                    return stored.version.number
+                }
                 let state = try run.load(stored, gathered: gathered)
                 step()
                 try run.swap(state, caughtUpThrough: gathered.through, replacing: gathered.parent, installer: installer,

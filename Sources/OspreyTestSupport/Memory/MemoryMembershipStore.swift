@@ -13,6 +13,7 @@ public final class MemoryMembershipStore: MembershipStore, Sendable {
     }
 
     private let state = Mutex(State())
+    private let listeners = Mutex<[@Sendable (String) -> Void]>([])
 
     public init() {}
 
@@ -38,5 +39,14 @@ public final class MemoryMembershipStore: MembershipStore, Sendable {
 
     public func leave(_ name: String) throws {
         state.withLock { _ = $0.members.removeValue(forKey: name) }
+    }
+
+    /// Calls every listener, on the caller's thread.
+    public func announceVersion(model: String) throws {
+        for listener in listeners.withLock({ $0 }) { listener(model) }
+    }
+
+    public func onVersionAnnouncement(_ handler: @escaping @Sendable (String) -> Void) throws {
+        listeners.withLock { $0.append(handler) }
     }
 }
