@@ -226,6 +226,38 @@ struct ClusterTests {
         #expect(try pair.a.registry.model("demo").version.number == 2 && pair.b.registry.model("demo").version.number == 2)
     }
 
+    @Test func anObservationWhoseUserMovesBeforeItsCommitIsNotLogged() async throws {
+        let t = try TrainedStore(), faults = Faults()
+        let membership = MemoryMembershipStore()
+        let node = ClusterNode(configuration: Self.configuration("a"), store: membership, now: membership.clock)
+        let a = try Manager(stores: t.stores.injectingFaults(faults), logger: quiet, cluster: node)
+        _ = a.heartbeats!.beatOnce()
+        membership.advance(by: Self.configuration("a").handoverDelay)
+        _ = a.heartbeats!.beatOnce()
+        let uids = Array(Set(t.ratings.map(\.uid))).sorted()
+        let stays = try #require(uids.first { Self.owner(of: $0, live: ["a", "b"]) == "a" })
+        let moves = try #require(uids.first { Self.owner(of: $0, live: ["a", "b"]) == "b" })
+        // The first commit holds in the log; the second observation waits behind it.
+        faults.hold(.commit)
+        let first = Task { try await a.observe(model: "demo", [(stays, "i1", 5)]) }
+        try await Self.eventually("the first commit to start") { a.ingestor.isCommitting }
+        let second = Task { try await a.observe(model: "demo", [(moves, "i1", 5)]) }
+        try await Self.eventually("the second observation to wait") { a.ingestor.waitingCount == 1 }
+        // b joins: the second user's bucket moves before its commit.
+        try ClusterNode(configuration: Self.configuration("b"), store: membership, now: membership.clock).beat()
+        _ = a.heartbeats!.beatOnce()
+        faults.release(.commit)
+        _ = try await first.value
+        await #expect {
+            _ = try await second.value
+        } throws: { error in
+            (error as? OspreyError)?.code == .unavailable && "\(error)".contains("moved to another node")
+        }
+        var logged: [String] = []
+        try t.stores.log.forEachObservation(model: "demo", after: 0) { logged.append($0.observation.uid) }
+        #expect(logged == [stays], "the moved user's observation is not logged")
+    }
+
     @Test func anAdoptedUserDoesNotLearnAgainWhatItsAdoptionRead() async throws {
         let t = try TrainedStore()
         let pair = try Pair(t)

@@ -38,7 +38,15 @@ public final class Ingestor: Service, Sendable {
         self.rules = rules
         self.readAhead = readAhead
         self.logger = logger
-        committer = GroupCommitter(metrics: metrics, commit: { try log.append($0) }) { batch in
+        committer = GroupCommitter(metrics: metrics, commit: { observations in
+            // On a cluster node, ownership is checked again just before the commit: a user whose
+            // bucket moved while its observation waited is not logged here, where its new owner
+            // (which may have adopted it already) would never learn it.
+            if let cluster = registry.cluster, let moved = observations.first(where: { cluster.route($0.uid) != .local }) {
+                throw OspreyError(.unavailable, "user `\(moved.uid)` moved to another node while its observation waited for the commit; nothing of this batch was logged: retry")
+            }
+            return try log.append(observations)
+        }) { batch in
             Self.learn(batch, registry: registry, progress: progress, logger: logger, onStale: onStale)
         }
     }
