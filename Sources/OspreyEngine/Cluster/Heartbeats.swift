@@ -37,12 +37,21 @@ public final class Heartbeats: Service, Sendable {
         }
     }
 
-    /// Serves each model's version as the version store names it. A failure is logged; the
-    /// next heartbeat tries again.
+    /// Serves each model's version as the version store names it (one read of the store for
+    /// all). A failure is logged; the next heartbeat tries again.
     private func follow(_ models: [ServedModel]) {
+        let serving: [String: Int]
+        do {
+            serving = Dictionary(try installer.stores.versions.models().map { ($0.name, $0.servingVersion) }) { a, _ in a }
+        } catch {
+            logger.warning("could not read the serving versions; trying again at the next heartbeat", metadata: [
+                "node": "\(node.name)", "error": "\(error)",
+            ])
+            return
+        }
         for model in models {
             do {
-                try installer.follow(model)
+                try installer.follow(model, serving: serving[model.name])
             } catch {
                 logger.warning("could not load the version the store serves; trying again at the next heartbeat", metadata: [
                     "node": "\(node.name)", "model.name": "\(model.name)", "error": "\(error)",

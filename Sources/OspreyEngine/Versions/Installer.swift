@@ -10,7 +10,7 @@ import OspreyStorage
 /// every observation logged meanwhile learned first, so readers never wait and no observation
 /// is learned twice or skipped across a swap. The catalogue's record changes with the swap.
 public final class Installer: Sendable {
-    private let stores: Stores
+    let stores: Stores
     private let loader: Loader
     private let registry: ModelRegistry
     private let progress: LearningProgress
@@ -83,8 +83,8 @@ public final class Installer: Sendable {
     /// O(the version's θ and catalogue).
     /// - Throws: what the stores throw; the serving state is unchanged then.
     @discardableResult
-    func follow(_ model: ServedModel) throws -> Bool {
-        guard let number = try servingVersion(of: model.name), number != model.version.number else { return false }
+    func follow(_ model: ServedModel, serving: Int? = nil) throws -> Bool {
+        guard let number = try serving ?? servingVersion(of: model.name), number != model.version.number else { return false }
         let (state, _) = try loader.load(model: model.name, version: number, continuing: .init(model))
         let replaced = progress.applied.withLock { _ in
             model.swap(to: state)
