@@ -6,7 +6,8 @@ biases folded into the vectors, `prediction(u, i) = μ + b_i + [p_u; c_u] · [q_
 alternating ridge solves — per user given the items' features `[q_i; 1]` and offsets `μ + b_i`,
 then per item given the users' features `[p_u; 1]` and offsets `μ + c_u` — with penalty λ on
 every weight (λ·n for a row of n ratings with --scale-lambda), `--iterations` times, ending on a
-user step. Spark's own ALS has no biases, so the solves are done here: ratings are grouped by
+user step. The items start from the built-in's draws (SplitMix64 seeded with --seed, in order of
+first appearance in RATINGS), so both fits start alike. Spark's own ALS has no biases, so the solves are done here: ratings are grouped by
 user and by item in RDDs, the other side's factors are broadcast, and each row's (d+1)×(d+1)
 ridge system is solved with numpy on the executors. The driver holds one side's factors at a
 time: users × (d + 1) floats.
@@ -27,9 +28,36 @@ their Python must have numpy.
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
+
+MASK = (1 << 64) - 1
+
+
+class SplitMix64:
+    """Sources/OspreyMath/SplitMix64.swift, draw for draw: the built-in ALS's initialization."""
+
+    def __init__(self, seed):
+        self.state = seed & MASK
+
+    def next(self):
+        self.state = (self.state + 0x9E3779B97F4A7C15) & MASK
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+        return z ^ (z >> 31)
+
+    def uniform(self):
+        return (self.next() >> 11) * 2.0 ** -53
+
+    def gaussian(self):
+        u1 = self.uniform()
+        while u1 <= sys.float_info.min:
+            u1 = self.uniform()
+        u2 = self.uniform()
+        return math.sqrt(-2 * math.log(u1)) * math.cos(2 * math.pi * u2)
 
 
 def solve_rows(rows, features, lam, scaled):
@@ -56,7 +84,7 @@ def main():
     parser.add_argument("--lambda", dest="lam", type=float, required=True, help="ridge penalty λ")
     parser.add_argument("--scale-lambda", action="store_true", help="penalize each row by λ times its number of ratings")
     parser.add_argument("--iterations", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=1, help="seed of the item features' initialization")
+    parser.add_argument("--seed", type=int, default=1, help="SplitMix64 seed of the item features' initialization")
     parser.add_argument("--master", default="local[2]", help="Spark master URL (default local[2])")
     args = parser.parse_args()
     if args.dim < 1 or args.iterations < 1 or not args.lam > 0:
@@ -75,7 +103,9 @@ def main():
     try:
         frame = (spark.read.option("header", True).option("escape", '"')
                  .schema("uid STRING, item STRING, label DOUBLE").csv(args.ratings))
-        ratings = frame.rdd.map(lambda r: (r.uid, r.item, r.label)).cache()
+        # Indexed in file order: the built-in ALS numbers items in order of first appearance.
+        indexed = frame.rdd.zipWithIndex().map(lambda p: (p[0].uid, p[0].item, p[0].label, p[1])).cache()
+        ratings = indexed.map(lambda r: (r[0], r[1], r[2])).cache()
         count = ratings.count()
         if count == 0:
             sys.exit("spark-train: no ratings to train on")
@@ -86,9 +116,13 @@ def main():
         print(f"read {count} ratings, {by_user.count()} users, {by_item.count()} items; μ = {mean:.4f}; "
               f"d={d}, λ={lam:g}{'·n' if scaled else ''}, {args.iterations} iterations on {sc.master}", flush=True)
 
-        # Items start small and random, with the constant-1 bias feature and offsets μ + b_i = μ.
-        rng = np.random.default_rng(args.seed)
-        items = {i: (np.append(rng.normal(0, 0.1, d), 1.0), mean) for i in sorted(by_item.keys().collect())}
+        # Items start small and random, with the constant-1 bias feature and offsets μ + b_i = μ:
+        # the built-in's draws (Float(gaussian) * 0.1 in 32 bits), item by item in first-seen order.
+        first_seen = indexed.map(lambda r: (r[1], r[3])).reduceByKey(min).collect()
+        rng, items = SplitMix64(args.seed), {}
+        for item, _ in sorted(first_seen, key=lambda p: p[1]):
+            draws = [np.float32(rng.gaussian()) * np.float32(0.1) for _ in range(d)]
+            items[item] = (np.array(draws + [1.0], dtype=np.float64), mean)
 
         def user_step(items):
             shared = sc.broadcast(items)

@@ -4,16 +4,17 @@
 End to end, with a real Spark (PySpark from PyPI in local[2] mode, on the machine's Java):
   1. `osprey generate` writes ratings from a known model; a seeded tenth of them is held out
      (pairs whose user and item stay in the rest).
-  2. `osprey train` fits version 1 with the built-in ALS (given d, λ, iterations); `osprey serve`
-     scores the held-out pairs: the built-in held-out RMSE.
+  2. `osprey train` fits version 1 (given d, λ, iterations) and `osprey retrain` version 2, both
+     with the built-in ALS; `osprey serve` scores the held-out pairs: the built-in held-out RMSE.
   3. With that server running, `osprey retrain --trainer spark` is refused with the writer-lock
      error a built-in retrain gets, before any Spark runs.
-  4. `osprey retrain --trainer spark` (scripts/spark-train.py, local[2]) makes version 2 with
-     the same hyperparameters; served, its held-out RMSE is within 1% of the built-in one.
-  5. Version 2's lineage (API and `osprey models`) names the trainer, the master and the job;
-     its d, λ and iterations are version 1's; an observation still moves a prediction.
+  4. `osprey retrain --trainer spark` (scripts/spark-train.py, local[2]) makes version 3 of the
+     same ratings with the same hyperparameters; served, its held-out RMSE is within 1% of the
+     built-in one. Both retrains' times are printed.
+  5. Version 3's lineage (API and `osprey models`) names the trainer, the master and the job;
+     its d, λ and iterations are version 2's; an observation still moves a prediction.
   6. A job that fails (a master URL Spark cannot parse) and a Python that is not there each give
-     a clear error, and version 2 still serves.
+     a clear error, and version 3 still serves.
   7. With PostgreSQL binaries on the machine, the same retrain on a `--store postgres://` store
      (a throwaway server, scripts/postgres-server.sh) makes a serving version 2 too.
 
@@ -22,6 +23,7 @@ Bounded in time; stops the servers it started (by PID) and removes its directory
 options, so the same script measures larger runs (bench/results/2026-12-06-spark-trainer.md).
 
 Usage: scripts/spark-trainer-test.py [--binary .build/debug/osprey] [--users N --items N --ratings N]
+           [--dim 6 --lambda 3 --iterations 10] [--no-postgres]
 Prints `spark-trainer-test: N checks passed` or the failures, and exits 1 if any failed.
 """
 
@@ -43,7 +45,6 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POSTGRES_SERVER = os.path.join(ROOT, "scripts", "postgres-server.sh")
 DEADLINE = time.monotonic() + 900
-DIM, LAMBDA, ITERATIONS = 6, 3.0, 10
 
 
 class Checks:
@@ -184,8 +185,13 @@ def main():
     parser.add_argument("--users", type=int, default=400)
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--ratings", type=int, default=20000)
+    parser.add_argument("--dim", type=int, default=6)
+    parser.add_argument("--lambda", dest="lam", type=float, default=3.0)
+    parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--no-postgres", action="store_true", help="skip step 7")
     args = parser.parse_args()
+    global DIM, LAMBDA, ITERATIONS
+    DIM, LAMBDA, ITERATIONS = args.dim, args.lam, args.iterations
     binary = os.path.abspath(args.binary)
 
     if shutil.which("java") is None:
@@ -205,16 +211,17 @@ def main():
         # 1. Ratings from a known model, a tenth held out.
         generated, train = os.path.join(work, "generated.csv"), os.path.join(work, "train.csv")
         run([binary, "generate", "--users", str(args.users), "--items", str(args.items), "--ratings", str(args.ratings),
-             "--dim", str(DIM), "--noise", "0.5", "--out", generated], "osprey generate")
+             "--dim", "6", "--noise", "0.5", "--out", generated], "osprey generate")
         held, kept = split(generated, train, seed=7)
         print(f"spark-trainer-test: {kept} ratings to train on, {len(held)} held out")
 
-        # 2. Version 1 by the built-in ALS.
+        # 2. Versions 1 and 2 by the built-in ALS.
         data = os.path.join(work, "data")
         hyper = ["--dim", str(DIM), "--lambda", str(LAMBDA), "--iterations", str(ITERATIONS)]
-        built = run([binary, "train", "--data-dir", data, "--model", "m", "--ratings", train] + hyper, "osprey train")
+        run([binary, "train", "--data-dir", data, "--model", "m", "--ratings", train] + hyper, "osprey train")
+        built = run([binary, "retrain", "--data-dir", data, "--model", "m"], "osprey retrain")
         server = Server(binary, data, os.path.join(work, "serve.log"))
-        v1 = version(server, "m", 1)
+        v2 = version(server, "m", 2)
         builtin_rmse = held_out_rmse(server, "m", held)
         checks.check(builtin_rmse is not None, "the built-in version answered every held-out pair")
 
@@ -229,9 +236,9 @@ def main():
         server.stop()
         server = None
 
-        # 4. Version 2 on Spark, local[2].
+        # 4. Version 3 on Spark, local[2].
         sparked = run([binary, "retrain", "--data-dir", data, "--model", "m", "--trainer", "spark"], "osprey retrain --trainer spark")
-        for step in ("exporting", "running", "spark: read", "training: iteration", "importing", "m v2 now serves"):
+        for step in ("exporting", "running", "spark: read", "training: iteration", "importing", "m v3 now serves"):
             checks.check(step in sparked.stderr, f"the retrain's progress shows `{step}`")
         server = Server(binary, data, os.path.join(work, "serve.log"))
         spark_rmse = held_out_rmse(server, "m", held)
@@ -239,20 +246,22 @@ def main():
         checks.check(ok and abs(spark_rmse - builtin_rmse) <= 0.01 * builtin_rmse,
                      f"Spark's held-out RMSE is within 1% of the built-in ALS's ({spark_rmse} vs {builtin_rmse})")
         if ok:
-            print(f"spark-trainer-test: held-out RMSE builtin {builtin_rmse:.4f} (train {built.seconds:.1f} s), "
-                  f"spark {spark_rmse:.4f} (retrain {sparked.seconds:.1f} s); "
-                  f"training RMSE builtin {v1.get('training_rmse'):.4f}, spark {version(server, 'm', 2).get('training_rmse'):.4f}; "
-                  f"training seconds builtin {v1.get('training_seconds'):.2f}, spark {version(server, 'm', 2).get('training_seconds'):.2f}")
+            v3 = version(server, "m", 3)
+            print(f"spark-trainer-test: held-out RMSE builtin {builtin_rmse:.4f}, spark {spark_rmse:.4f}; "
+                  f"training RMSE builtin {v2.get('training_rmse'):.4f}, spark {v3.get('training_rmse'):.4f}; "
+                  f"retrain command builtin {built.seconds:.1f} s, spark {sparked.seconds:.1f} s; "
+                  f"training step builtin {v2.get('training_seconds'):.2f} s, spark {v3.get('training_seconds'):.2f} s")
 
         # 5. Lineage, hyperparameters, online learning.
-        v2 = version(server, "m", 2)
-        source = v2.get("source") or ""
-        checks.check(v2.get("status") == "serving" and v2.get("parent") == 1 and v2.get("trigger") == "request",
-                     f"version 2 serves, parent 1, trigger request ({v2.get('status')}, {v2.get('parent')}, {v2.get('trigger')})")
+        v3 = version(server, "m", 3)
+        source = v3.get("source") or ""
+        checks.check(v3.get("status") == "serving" and v3.get("parent") == 2 and v3.get("trigger") == "request",
+                     f"version 3 serves, parent 2, trigger request ({v3.get('status')}, {v3.get('parent')}, {v3.get('trigger')})")
         checks.check(source.startswith("spark: master local[2], job ") and "spark-train.py" in source,
-                     f"version 2's source names Spark, the master and the job ({source})")
-        checks.check((v2.get("dimension"), v2.get("lambda"), v2.get("iterations"), v2.get("scaled_lambda")) == (DIM, LAMBDA, ITERATIONS, False),
-                     f"version 2 has version 1's d, λ, iterations ({v2.get('dimension')}, {v2.get('lambda')}, {v2.get('iterations')})")
+                     f"version 3's source names Spark, the master and the job ({source})")
+        checks.check(v2.get("source") is None, f"the built-in version has no source ({v2.get('source')})")
+        checks.check((v3.get("dimension"), v3.get("lambda"), v3.get("iterations"), v3.get("scaled_lambda")) == (DIM, LAMBDA, ITERATIONS, False),
+                     f"version 3 has version 2's d, λ, iterations ({v3.get('dimension')}, {v3.get('lambda')}, {v3.get('iterations')})")
         uid, item, _ = held[0]
         path = f"/v1/models/m/users/{uid}/predict?item={item}"
         before = http(server.port, "GET", path)[1]["score"]
@@ -264,7 +273,7 @@ def main():
         models = run([binary, "models", "--data-dir", data], "osprey models").stdout
         checks.check("spark: master local[2]" in models, "`osprey models` shows the trainer")
 
-        # 6. Failures leave version 2 serving.
+        # 6. Failures leave version 3 serving.
         bad = run([binary, "retrain", "--data-dir", data, "--model", "m", "--trainer", "spark", "--spark-master", "nonsense://x"],
                   "retrain with a bad master", ok_codes=range(1, 256))
         checks.check("the Spark job" in bad.stderr and "exited" in bad.stderr and "nonsense://x" in bad.stderr
@@ -274,7 +283,7 @@ def main():
                       "retrain without the Python", ok_codes=range(1, 256))
         checks.check("scripts/install-spark.sh" in missing.stderr, f"a missing Python says to install PySpark ({missing.stderr.strip()})")
         models = run([binary, "models", "--data-dir", data], "osprey models").stdout
-        checks.check("serving v2" in models and "  v3  serving" not in models, "version 2 still serves after the failures")
+        checks.check("serving v3" in models and "  v4  " not in models, "version 3 still serves after the failures")
 
         # 7. The same on PostgreSQL.
         url = None if args.no_postgres else start_postgres(work)
