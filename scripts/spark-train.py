@@ -119,6 +119,7 @@ def main():
         # Items start small and random, with the constant-1 bias feature and offsets μ + b_i = μ:
         # the built-in's draws (Float(gaussian) * 0.1 in 32 bits), item by item in first-seen order.
         first_seen = indexed.map(lambda r: (r[1], r[3])).reduceByKey(min).collect()
+        indexed.unpersist()
         rng, items = SplitMix64(args.seed), {}
         for item, _ in sorted(first_seen, key=lambda p: p[1]):
             draws = [np.float32(rng.gaussian()) * np.float32(0.1) for _ in range(d)]
@@ -127,7 +128,7 @@ def main():
         def user_step(items):
             shared = sc.broadcast(items)
             solved = by_user.mapPartitions(lambda rows: solve_rows(rows, shared.value, lam, scaled)).collectAsMap()
-            shared.unpersist()
+            shared.destroy()
             return solved
 
         for iteration in range(1, args.iterations + 1):
@@ -135,7 +136,7 @@ def main():
             # The users as the item step sees them: features [p_u; 1], offsets μ + c_u.
             shared = sc.broadcast({u: (np.append(x[:d], 1.0), mean + x[d]) for u, x in users.items()})
             solved = by_item.mapPartitions(lambda rows: solve_rows(rows, shared.value, lam, scaled)).collectAsMap()
-            shared.unpersist()
+            shared.destroy()
             items = {i: (np.append(x[:d], 1.0), mean + x[d]) for i, x in solved.items()}
             if iteration == args.iterations:
                 # End on a user step, as the built-in ALS does: each user's weights are then
@@ -144,8 +145,8 @@ def main():
             shared_users, shared_items = sc.broadcast(users), sc.broadcast(items)
             squared = ratings.map(lambda r: (r[2] - shared_items.value[r[1]][1]
                                              - float(shared_users.value[r[0]] @ shared_items.value[r[1]][0])) ** 2).sum()
-            shared_users.unpersist()
-            shared_items.unpersist()
+            shared_users.destroy()
+            shared_items.destroy()
             print(f"iteration {iteration}/{args.iterations}: training RMSE {(squared / count) ** 0.5:.4f} "
                   f"({time.monotonic() - start:.1f} s)", flush=True)
 
