@@ -10,25 +10,62 @@ import OspreyStorage
 struct RetrainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retrain",
-        abstract: "Retrain a model from its initial ratings and the observation log, as a new serving version.")
+        abstract: "Retrain a model from its initial ratings and the observation log, as a new serving version.",
+        discussion: """
+            --trainer spark fits the same model (μ, user and item biases; the serving version's d, \
+            λ and iterations) on Spark instead of the built-in ALS: the ratings are exported as CSV \
+            to a temporary directory, scripts/spark-train.py fits them with PySpark on \
+            --spark-master, and its factors are imported as the new version, whose source names \
+            the trainer (docs/operations.md, "Retraining on Spark"). It needs Java and PySpark: \
+            `bash scripts/install-spark.sh` puts PySpark in .venv-spark.
+            """)
+
+    /// Which batch layer fits the new version.
+    enum TrainerKind: String, ExpressibleByArgument, CaseIterable {
+        /// Osprey's own ALS (Sources/OspreyMath/ALS.swift), in this process.
+        case builtin
+        /// scripts/spark-train.py on a Spark master.
+        case spark
+    }
 
     @Option(help: "Data directory.") var dataDir = "osprey-data"
     @Option(help: StoreLocation.help) var store: String?
     @Option(help: "Model name.") var model: String
+    @Option(help: "What fits the new version: builtin (ALS in this process) or spark (scripts/spark-train.py on --spark-master).")
+    var trainer: TrainerKind = .builtin
+    @Option(help: "With --trainer spark: the Spark master URL.") var sparkMaster = "local[2]"
+    @Option(help: "With --trainer spark: a Python with pyspark and numpy (default: $OSPREY_SPARK_PYTHON, else .venv-spark/bin/python).")
+    var sparkPython: String?
+    @Option(help: "With --trainer spark: the PySpark job (default: scripts/spark-train.py).") var sparkScript: String?
+
+    func validate() throws {
+        if trainer != .spark && (sparkPython != nil || sparkScript != nil || sparkMaster != "local[2]") {
+            throw ValidationError("--spark-master, --spark-python and --spark-script go with --trainer spark")
+        }
+    }
 
     func run() async throws {
         let location = try StoreLocation(dataDir: dataDir, store: store)
         guard location.exists else { throw ValidationError("no Osprey store in \(dataDir)") }
+        // Java and PySpark are checked before the store is opened.
+        let external: (any ExternalTrainer)?
+        do {
+            external = trainer == .spark ? try SparkTrainer(master: sparkMaster, python: sparkPython, script: sparkScript) : nil
+        } catch let e as SparkTrainerError {
+            throw ValidationError(e.description)
+        }
         let logger = Console.logger()
         let manager = try Manager(stores: try location.open(), configuration: .init(retrainThreads: 2), logger: logger)
-        try await manager.withServices(logger: logger) { try await Self.retrain(model, on: manager) }
+        try await manager.withServices(logger: logger) { try await Self.retrain(model, on: manager, trainingWith: external) }
     }
 
     /// Runs the retrain job and prints its progress.
-    private static func retrain(_ model: String, on manager: Manager) async throws {
+    private static func retrain(_ model: String, on manager: Manager, trainingWith external: (any ExternalTrainer)?) async throws {
         let id: Int
-        do { id = try manager.retrainer.start(model: model) } catch let e as OspreyError { throw ValidationError(e.message) }
-        try await follow(job: id, of: model, on: manager, doing: "retrain")
+        do { id = try manager.retrainer.start(model: model, trainingWith: external) } catch let e as OspreyError {
+            throw ValidationError(e.message)
+        }
+        try await follow(job: id, of: model, on: manager, doing: external == nil ? "retrain" : "retrain on Spark")
     }
 
     /// Prints a job's progress until it ends; says which version serves, or throws its error.

@@ -19,6 +19,8 @@ struct RetrainRun {
     let logger: Logger
     /// Factors trained elsewhere that ``train(_:)`` makes the version of, instead of ALS.
     var factors: FactorImport? = nil
+    /// The batch layer that fits the version in ``train(_:)`` instead of the built-in ALS.
+    var external: (any ExternalTrainer)? = nil
 
     /// What a retrain trains on.
     struct Gathered {
@@ -59,13 +61,21 @@ struct RetrainRun {
     /// but rarely by a factor of ten). Then fits the attribute map on the catalogue's
     /// attributes (``HashedAttributeFeatures``). Reports progress on the job; stops between
     /// iterations when the job is cancelled. O(ALS + the map's fit). With ``factors``, makes the
-    /// version of them instead (``FactorImport``), then fits the map.
+    /// version of them instead (``FactorImport``), then fits the map; with ``external``, has it
+    /// fit the factors with the parent's hyperparameters (``trainExternally(_:by:)``).
     /// - Throws: `Trainer.Cancelled`, or what the trainer throws.
     func train(_ gathered: Gathered) throws -> Trainer.Result {
         let current = model.current.version
         retrainer.update(job: job) { $0.phase = .training }
         let id = job
         let catalogue = model.current.catalogue
+        if let external {
+            var result = try trainExternally(gathered, by: external)
+            result.fitAttributeMap(attributes: { catalogue.item($0)?.attributes }) { [logger] line in
+                logger.debug("\(line)", metadata: ["job.id": "\(id)"])
+            }
+            return result
+        }
         if let factors {
             var result = try factors.result(model: model.name, number: gathered.number, parent: current.number, ratings: gathered.ratings,
                                             trainedThroughSeq: gathered.through) { [logger] line in
@@ -92,6 +102,40 @@ struct RetrainRun {
         result.fitAttributeMap(attributes: { catalogue.item($0)?.attributes }) { [logger] line in
             logger.debug("\(line)", metadata: ["job.id": "\(id)"])
         }
+        return result
+    }
+
+    /// Has `external` fit the gathered ratings with the parent's d, λ (kept, not validated
+    /// again), iterations and seed, then makes the version of its factors as an import does,
+    /// recording those hyperparameters, the trigger and the trainer's lineage.
+    /// - Throws: what the trainer throws, `Trainer.Cancelled`, or ``Trainer/ConfigurationError``
+    ///   when its factors do not fit together.
+    private func trainExternally(_ gathered: Gathered, by external: any ExternalTrainer) throws -> Trainer.Result {
+        let current = model.current.version.metadata
+        let regularization = Regularization(lambda: current.lambda, scaled: current.scaledLambda)
+        let id = job
+        let started = ContinuousClock.now
+        let trained = try external.train(ExternalTrainingRequest(
+            model: model.name, number: gathered.number, ratings: gathered.ratings, factors: current.factors,
+            regularization: regularization, iterations: current.iterations, seed: current.seed,
+            onIteration: { [weak retrainer] i in retrainer?.update(job: id) { $0.iteration = i } },
+            isCancelled: { [weak retrainer] in retrainer?.cancelRequested(id) ?? true }))
+        if retrainer.cancelRequested(id) { throw Trainer.Cancelled() }
+        let factors = FactorImport(items: trained.items, users: trained.users, regularization: regularization,
+                                   threads: configuration.retrainThreads)
+        var result = try factors.result(model: model.name, number: gathered.number, parent: model.current.version.number,
+                                        ratings: gathered.ratings, trainedThroughSeq: gathered.through,
+                                        trigger: trigger.rawValue) { [logger] line in
+            logger.info("\(line)", metadata: ["job.id": "\(id)"])
+        }
+        result.metadata.factors = current.factors
+        result.metadata.iterations = current.iterations
+        result.metadata.seed = current.seed
+        result.metadata.lambdaSelection = current.lambdaSelection == "given"
+            ? "given" : "the parent's \(regularization), not validated again by the external trainer"
+        result.metadata.ratings = gathered.ratings.count
+        result.metadata.durationSeconds = (ContinuousClock.now - started).seconds
+        result.metadata.source = trained.source
         return result
     }
 

@@ -49,9 +49,11 @@ public final class Retrainer: Sendable {
     ///
     /// With `importing`, the job makes version N+1 from factors trained elsewhere instead of by
     /// ALS (``FactorImport``: its users fitted to, or kept under, the same ratings a retrain
-    /// gathers), and its trigger is `import`; the rest of the job is a retrain's.
+    /// gathers), and its trigger is `import`; the rest of the job is a retrain's. With
+    /// `external`, that batch layer fits the version instead of the built-in ALS
+    /// (``ExternalTrainer``).
     public func start(model name: String, challenger: TrafficAllocation? = nil, trigger: RetrainJob.Trigger = .request,
-                      importing factors: FactorImport? = nil) throws -> Int {
+                      importing factors: FactorImport? = nil, trainingWith external: (any ExternalTrainer)? = nil) throws -> Int {
         let trigger = factors == nil ? trigger : .import
         let model = try registry.model(name)
         if challenger != nil { try registry.requireLoneProcess("a challenger") }
@@ -69,7 +71,9 @@ public final class Retrainer: Sendable {
             return state.nextID
         }
         logger.info("retrain started", metadata: ["model.name": "\(name)", "job.id": "\(id)", "retrain.trigger": "\(trigger.rawValue)"])
-        DispatchQueue.global(qos: .utility).async { self.run(job: id, model: model, challenger: challenger, importing: factors) }
+        DispatchQueue.global(qos: .utility).async {
+            self.run(job: id, model: model, challenger: challenger, importing: factors, trainingWith: external)
+        }
         return id
     }
 
@@ -233,11 +237,12 @@ public final class Retrainer: Sendable {
     /// Runs a retrain job to its end; a failure leaves the serving version untouched. A user
     /// erased while it trained is not in what it stores: it trains again (docs/operations.md,
     /// "Erasing a user").
-    private func run(job id: Int, model: ServedModel, challenger: TrafficAllocation?, importing factors: FactorImport?) {
+    private func run(job id: Int, model: ServedModel, challenger: TrafficAllocation?, importing factors: FactorImport?,
+                     trainingWith external: (any ExternalTrainer)?) {
         do {
             let trigger = jobs.withLock { $0.jobs[id]?.trigger } ?? .request
             let run = RetrainRun(job: id, trigger: trigger, model: model, retrainer: self, stores: stores, loader: loader,
-                                 configuration: configuration, logger: logger, factors: factors)
+                                 configuration: configuration, logger: logger, factors: factors, external: external)
             let number = try trainAndSwap(run, job: id, challenger: challenger)
             update(job: id) { $0.phase = .done; $0.version = number; $0.finishedAt = Date() }
             logger.info("retrain finished", metadata: ["model.name": "\(model.name)", "model.version": "\(number)", "job.id": "\(id)"])

@@ -41,12 +41,13 @@ public struct FactorImport: Sendable {
     }
 
     /// Version `number` of `model` from the imported factors, its users fitted to (or, with
-    /// imported weights, kept under) `ratings`. Logs what it did. O(ratings · d² + users · d³).
+    /// imported weights, kept under) `ratings`; `trigger` is recorded in its metadata. Logs what
+    /// it did. O(ratings · d² + users · d³).
     /// With neither users' weights nor ratings of imported items, no user is stored: each starts
     /// from the prior (zeros) and learns online (item embeddings made elsewhere, users learned here).
     /// - Throws: ``Trainer/ConfigurationError`` when the users' and items' dimensions differ.
     public func result(model: String, number: Int, parent: Int?, ratings: [Rating], trainedThroughSeq: Int64? = nil,
-                       log: (String) -> Void = { _ in }) throws -> Trainer.Result {
+                       trigger: String = "import", log: (String) -> Void = { _ in }) throws -> Trainer.Result {
         let start = Date()
         if let users, users.dimension != items.dimension {
             throw Trainer.ConfigurationError(description: "the users' vectors have \(users.dimension) factors and the items' \(items.dimension); they must match")
@@ -93,7 +94,7 @@ public struct FactorImport: Sendable {
         let metadata = TrainingMetadata(
             factors: items.dimension, lambda: regularization.lambda, scaledLambda: regularization.scaled, lambdaSelection: "given",
             iterations: 0, seed: 0, trainingRMSE: rmse, validationRMSE: nil, ratings: labels.count,
-            durationSeconds: Date().timeIntervalSince(start), trainedThroughSeq: trainedThroughSeq, trigger: "import", source: source)
+            durationSeconds: Date().timeIntervalSince(start), trainedThroughSeq: trainedThroughSeq, trigger: trigger, source: source)
         return Trainer.Result(model: model, number: number, createdAt: Date(), features: features,
                               lambda: regularization.newUserPenalty(medianRatings: median), metadata: metadata, parent: parent,
                               users: states)
