@@ -240,7 +240,7 @@ struct ClusterTests {
         // The first commit holds in the log; the second observation waits behind it.
         faults.hold(.commit)
         let first = Task { try await a.observe(model: "demo", [(stays, "i1", 5)]) }
-        try await Self.eventually("the first commit to start") { a.ingestor.isCommitting }
+        try await Self.eventually("the first commit to hold in the log") { faults.calls(.commit) == 1 }
         let second = Task { try await a.observe(model: "demo", [(moves, "i1", 5)]) }
         try await Self.eventually("the second observation to wait") { a.ingestor.waitingCount == 1 }
         // b joins: the second user's bucket moves before its commit.
