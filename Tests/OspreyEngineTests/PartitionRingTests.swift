@@ -17,6 +17,7 @@ struct PartitionRingTests {
         #expect(PartitionRing.pathSegment(uid: "a b/é") == "a%20b%2F%C3%A9")
         let ring = PartitionRing(nodes: ["n1"], buckets: 256)
         #expect(ring.bucket(uid: "a b") == ring.bucket(pathSegment: Array("a%20b".utf8)))
+        #expect(ring.bucket(uid: "a b/é") == ring.bucket(pathSegment: Array("a%20b%2F%C3%A9".utf8)), "encoded while it is checksummed")
         #expect(ring.bucket(uid: "u1") == Int(0x424F_9F76 % 256))
     }
 

@@ -35,10 +35,36 @@ public struct PartitionRing: Sendable, Equatable {
         Int(CRC32.checksum(pathSegment) % UInt32(buckets))
     }
 
-    /// The bucket of a uid, percent-encoded as ``pathSegment(uid:)`` encodes it. O(length).
+    /// The bucket of a uid, percent-encoded as ``pathSegment(uid:)`` encodes it: the checksum
+    /// runs over the encoded bytes as they are made, without building the segment (a cluster
+    /// node computes this on every request). O(length).
     public func bucket(uid: String) -> Int {
-        bucket(pathSegment: Array(Self.pathSegment(uid: uid).utf8))
+        var crc = CRC32()
+        for byte in uid.utf8 {
+            if Self.isUnreserved(byte) {
+                crc.update(byte)
+            } else {
+                crc.update(UInt8(ascii: "%"))
+                crc.update(Self.hexDigits[Int(byte >> 4)])
+                crc.update(Self.hexDigits[Int(byte & 0x0F)])
+            }
+        }
+        return Int(crc.value % UInt32(buckets))
     }
+
+    /// RFC 3986's unreserved characters: letters, digits, `-`, `.`, `_`, `~`.
+    static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            true
+        default:
+            false
+        }
+    }
+
+    /// Upper-case hex digits, as percent-encoding writes them.
+    static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
 
     /// Every node, the bucket's preferred owner first. O(nodes · log nodes).
     public func ranking(bucket: Int) -> [String] {
@@ -58,21 +84,16 @@ public struct PartitionRing: Sendable, Equatable {
     /// owner through the proxy at once; another encoding of the same uid may land on another
     /// node, which answers 421 with the owner's address.
     public static func pathSegment(uid: String) -> String {
-        var out = ""
+        var out: [UInt8] = []
         out.reserveCapacity(uid.utf8.count)
-        let hex = Array("0123456789ABCDEF")
         for byte in uid.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                out.append("%")
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0x0F)])
+            if isUnreserved(byte) {
+                out.append(byte)
+            } else {
+                out += [UInt8(ascii: "%"), hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0x0F)]]
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The rendezvous score of a node for a bucket: a 64-bit mix of the node's name (FNV-1a)
@@ -90,17 +111,28 @@ public struct PartitionRing: Sendable, Equatable {
 
 /// zlib's CRC-32 (the polynomial 0xEDB88320, reflected), which HAProxy's `crc32` converter
 /// computes when given no argument.
-enum CRC32 {
+struct CRC32 {
     static let table: [UInt32] = (0..<256).map { n in
         var c = UInt32(n)
         for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
         return c
     }
 
+    /// The running state, before the final inversion.
+    private var state: UInt32 = 0xFFFF_FFFF
+
+    /// Adds one byte. O(1).
+    mutating func update(_ byte: UInt8) {
+        state = Self.table[Int((state ^ UInt32(byte)) & 0xFF)] ^ (state >> 8)
+    }
+
+    /// The checksum of the bytes added so far.
+    var value: UInt32 { state ^ 0xFFFF_FFFF }
+
     /// The checksum of `bytes`. O(count).
     static func checksum(_ bytes: some Collection<UInt8>) -> UInt32 {
-        var c: UInt32 = 0xFFFF_FFFF
-        for byte in bytes { c = table[Int((c ^ UInt32(byte)) & 0xFF)] ^ (c >> 8) }
-        return c ^ 0xFFFF_FFFF
+        var c = CRC32()
+        for byte in bytes { c.update(byte) }
+        return c.value
     }
 }
