@@ -73,7 +73,6 @@ public final class Manager: Sendable {
         let installer = Installer(stores: stores, loader: loader, registry: registry, progress: progress, decisions: decisions,
                                   logger: logger)
         self.installer = installer
-        heartbeats = try cluster.map { try Heartbeats(node: $0, registry: registry, progress: progress, installer: installer, logger: logger) }
         let retrainer = Retrainer(stores: stores, loader: loader, installer: installer, registry: registry, progress: progress,
                                   configuration: configuration, metrics: metrics, logger: logger)
         self.retrainer = retrainer
@@ -86,7 +85,11 @@ public final class Manager: Sendable {
         warmStart = WarmStart(registry: registry, enabled: configuration.warmStart, logger: logger)
         itemPublisher = ItemPublisher(registry: registry, configuration: configuration)
         explorer = Explorer(registry: registry, log: decisions, configuration: configuration.exploration)
-        exploration = ExplorationControl(stores: stores, registry: registry, decisions: decisions, logger: logger)
+        let exploration = ExplorationControl(stores: stores, registry: registry, decisions: decisions, logger: logger)
+        self.exploration = exploration
+        heartbeats = try cluster.map {
+            try Heartbeats(node: $0, registry: registry, progress: progress, installer: installer, exploration: exploration, logger: logger)
+        }
     }
 
     /// The engine's background work, in start order; a service group stops them in reverse on

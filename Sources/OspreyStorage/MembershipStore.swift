@@ -28,12 +28,13 @@ public protocol MembershipStore: Sendable {
     /// heartbeat, not after the timeout. Idempotent.
     func leave(_ name: String) throws
 
-    /// Tells every member listening (``onVersionAnnouncement(_:)``) that model `model`'s serving
-    /// version changed in the version store. Delivery is quick but not guaranteed (a member
-    /// reconnecting may miss one): members also compare the serving versions at each heartbeat.
-    func announceVersion(model: String) throws
+    /// Tells every member listening (``onAnnouncement(_:)``) that what the version store
+    /// records of model `model` for every node changed: its serving version, its exploration
+    /// policy. Delivery is quick but not guaranteed (a member reconnecting may miss one): members
+    /// also compare them at each heartbeat.
+    func announceChange(model: String) throws
 
     /// Calls `handler` with the model each announcement names, from now on, for as long as the
     /// store is open (on a thread of the store's; `handler` must return quickly).
-    func onVersionAnnouncement(_ handler: @escaping @Sendable (_ model: String) -> Void) throws
+    func onAnnouncement(_ handler: @escaping @Sendable (_ model: String) -> Void) throws
 }

@@ -98,9 +98,14 @@ struct ClusterTests {
         #expect {
             _ = try pair.b.retrainer.start(model: "demo", challenger: .split(0.5))
         } throws: { ($0 as? OspreyError)?.code == .conflict }
-        #expect {
-            try pair.a.exploration.setPolicy(model: "demo", .greedy)
-        } throws: { ($0 as? OspreyError)?.code == .conflict }
+
+        // A policy set on one node is announced; the other takes it at once.
+        try pair.a.exploration.setPolicy(model: "demo", .linUCB(0.5))
+        try await Self.eventually("b follows the policy") { try pair.b.registry.model("demo").exploration == .linUCB(0.5) }
+        // One set behind the nodes' backs is taken at the next heartbeat.
+        try t.stores.versions.setExplorationPolicy(model: "demo", policy: "thompson(1.0)")
+        pair.beat()
+        #expect(try pair.a.registry.model("demo").exploration == .thompson(1.0) && pair.b.registry.model("demo").exploration == .thompson(1.0))
     }
 
     /// The weights of every user as a lone process computes them from the stores: its last

@@ -53,7 +53,7 @@ struct ClusterAPITests {
                 #expect(try t.stores.log.observationCount(model: "demo") == logged, "nothing of a misdirected request is logged")
                 let (ok, _) = try await answer(.post, "/v1/models/demo/users/\(mine)/observe", #"{"item":"i1","label":4}"#)
                 #expect(ok == 200)
-                let (refused, text) = try await answer(.put, "/v1/models/demo/exploration", #"{"policy":"greedy"}"#)
+                let (refused, text) = try await answer(.post, "/v1/models/demo/challenger", #"{"version":1,"allocation":"thompson"}"#)
                 #expect(refused == 409 && text.contains("not possible on a node of a cluster"), "\(refused) \(text)")
             }
         }

@@ -77,9 +77,9 @@ extension PostgresMembershipTests {
         let a = try PostgresMembership(database: first.database, name: "a")
         let b = try PostgresMembership(database: second.database, name: "b")
         let heard = Mutex<[String]>([])
-        try a.onVersionAnnouncement { model in heard.withLock { $0.append("a:" + model) } }
-        try b.onVersionAnnouncement { model in heard.withLock { $0.append("b:" + model) } }
-        try a.announceVersion(model: "movies")
+        try a.onAnnouncement { model in heard.withLock { $0.append("a:" + model) } }
+        try b.onAnnouncement { model in heard.withLock { $0.append("b:" + model) } }
+        try a.announceChange(model: "movies")
         let deadline = Date().addingTimeInterval(10)
         while heard.withLock({ $0.count }) < 2, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         #expect(heard.withLock { $0.sorted() } == ["a:movies", "b:movies"], "the announcer hears it too")

@@ -145,14 +145,15 @@ public final class ClusterNode: Sendable {
         try store.leave(name)
     }
 
-    /// Tells every node that `model`'s serving version changed (``MembershipStore/announceVersion(model:)``).
-    public func announceVersion(model: String) throws {
-        try store.announceVersion(model: model)
+    /// Tells every node that `model`'s serving version or exploration policy changed
+    /// (``MembershipStore/announceChange(model:)``).
+    public func announceChange(model: String) throws {
+        try store.announceChange(model: model)
     }
 
-    /// Calls `handler` with the model of each version announcement (``MembershipStore/onVersionAnnouncement(_:)``).
-    public func onVersionAnnouncement(_ handler: @escaping @Sendable (String) -> Void) throws {
-        try store.onVersionAnnouncement(handler)
+    /// Calls `handler` with the model of each announcement (``MembershipStore/onAnnouncement(_:)``).
+    public func onAnnouncement(_ handler: @escaping @Sendable (String) -> Void) throws {
+        try store.onAnnouncement(handler)
     }
 
     /// Where `uid` is served now. O(length of uid).

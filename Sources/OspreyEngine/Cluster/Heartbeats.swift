@@ -8,9 +8,11 @@ import ServiceLifecycle
 /// learning state, with their cached answers (their owner adopts them from the stores). A failed heartbeat
 /// is logged; the node fences itself if they keep failing.
 ///
-/// It also keeps the node on the version store's serving versions (``Installer/follow(_:)``):
-/// at once when another node announces a new one (a retrain or a rollback on that node), and at
-/// every heartbeat in case an announcement was missed.
+/// It also keeps the node on what the version store says every node serves: each model's
+/// serving version (``Installer/follow(_:serving:)``) and exploration policy
+/// (``ExplorationControl/follow(_:stored:)``), at once when another node announces a change (a
+/// retrain, a rollback, a policy set there), and at every heartbeat in case an announcement was
+/// missed.
 ///
 /// As a `Service` it leaves the membership on graceful shutdown, after the ingestor has answered
 /// every queued observation (list it before the ingestor), so the others take its users at
@@ -20,29 +22,33 @@ public final class Heartbeats: Service, Sendable {
     private let registry: ModelRegistry
     private let progress: LearningProgress
     private let installer: Installer
+    private let exploration: ExplorationControl
     private let logger: Logger
     /// Version changes are followed one at a time.
     private let following = DispatchQueue(label: "osprey-follow")
 
     /// - Throws: the membership store's error when it cannot listen for version announcements.
-    init(node: ClusterNode, registry: ModelRegistry, progress: LearningProgress, installer: Installer, logger: Logger) throws {
+    init(node: ClusterNode, registry: ModelRegistry, progress: LearningProgress, installer: Installer,
+         exploration: ExplorationControl, logger: Logger) throws {
         self.node = node
         self.registry = registry
         self.progress = progress
         self.installer = installer
+        self.exploration = exploration
         self.logger = logger
-        try node.onVersionAnnouncement { [weak self] name in
+        try node.onAnnouncement { [weak self] name in
             guard let self else { return }
             self.following.async { self.follow(self.registry.all.filter { $0.name == name }) }
         }
     }
 
-    /// Serves each model's version as the version store names it (one read of the store for
-    /// all). A failure is logged; the next heartbeat tries again.
+    /// Serves each model's version and exploration policy as the version store names them
+    /// (two reads of the store for all). A failure is logged; the next heartbeat tries again.
     private func follow(_ models: [ServedModel]) {
-        let serving: [String: Int]
+        let serving: [String: Int], policies: [String: String]
         do {
             serving = Dictionary(try installer.stores.versions.models().map { ($0.name, $0.servingVersion) }) { a, _ in a }
+            policies = try installer.stores.versions.explorationPolicies()
         } catch {
             logger.warning("could not read the serving versions; trying again at the next heartbeat", metadata: [
                 "node": "\(node.name)", "error": "\(error)",
@@ -50,6 +56,7 @@ public final class Heartbeats: Service, Sendable {
             return
         }
         for model in models {
+            exploration.follow(model, stored: policies[model.name])
             do {
                 try installer.follow(model, serving: serving[model.name])
             } catch {

@@ -20,14 +20,35 @@ public final class ExplorationControl: Sendable {
         self.logger = logger
     }
 
-    /// Sets the model's exploration policy, durably; top-k answers use it from now on.
+    /// Sets the model's exploration policy, durably; top-k answers use it from now on. On a
+    /// cluster node, every node follows (the change is announced, and compared at each
+    /// heartbeat: ``follow(_:stored:)``).
     /// - Throws: ``OspreyError`` `unknownModel`.
     public func setPolicy(model name: String, _ policy: ExplorationPolicy) throws {
         let model = try registry.model(name)
-        try registry.requireLoneProcess("changing the exploration policy")
         try stores.versions.setExplorationPolicy(model: name, policy: policy.description)
         model.exploration = policy
         logger.info("exploration policy set", metadata: ["model.name": "\(name)", "policy": "\(policy)"])
+        if let cluster = registry.cluster {
+            do {
+                try cluster.announceChange(model: name)
+            } catch {
+                logger.warning("could not announce the policy; the other nodes follow at their next heartbeat", metadata: [
+                    "model.name": "\(name)", "error": "\(error)",
+                ])
+            }
+        }
+    }
+
+    /// On a cluster node, takes the exploration policy another node stored for `model` (its
+    /// text as the version store holds it; nil or unreadable: left as it is). Returns whether
+    /// it changed.
+    @discardableResult
+    func follow(_ model: ServedModel, stored text: String?) -> Bool {
+        guard let text, let policy = try? ExplorationPolicy.parse(text), policy != model.exploration else { return false }
+        model.exploration = policy
+        logger.info("exploration policy followed", metadata: ["model.name": "\(model.name)", "policy": "\(policy)"])
+        return true
     }
 
     /// The most decisions one evaluation reads.

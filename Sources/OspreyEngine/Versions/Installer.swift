@@ -68,7 +68,7 @@ public final class Installer: Sendable {
         }
         try stores.versions.setServing(model: model.name, version: number)
         do {
-            try cluster.announceVersion(model: model.name)
+            try cluster.announceChange(model: model.name)
         } catch {
             logger.warning("could not announce the new version; the other nodes follow at their next heartbeat", metadata: [
                 "model.name": "\(model.name)", "model.version": "\(number)", "error": "\(error)",

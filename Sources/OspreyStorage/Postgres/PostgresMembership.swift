@@ -55,16 +55,16 @@ public final class PostgresMembership: MembershipStore, Sendable {
         }
     }
 
-    /// The channel of version announcements.
-    static let channel = "osprey_versions"
+    /// The channel of announcements (``MembershipStore/announceChange(model:)``).
+    static let channel = "osprey_models"
 
-    /// `NOTIFY osprey_versions, MODEL`, delivered to every listening session when it commits.
-    public func announceVersion(model: String) throws {
+    /// `NOTIFY osprey_models, MODEL`, delivered to every listening session when it commits.
+    public func announceChange(model: String) throws {
         _ = try database.transaction { s in try s.query("SELECT pg_notify(\(Self.channel), \(model))") }
     }
 
-    /// `LISTEN osprey_versions` on a connection of its own, open until the database shuts down.
-    public func onVersionAnnouncement(_ handler: @escaping @Sendable (String) -> Void) throws {
+    /// `LISTEN osprey_models` on a connection of its own, open until the database shuts down.
+    public func onAnnouncement(_ handler: @escaping @Sendable (String) -> Void) throws {
         let connection = try database.dedicatedConnection()
         connection.addListener(channel: Self.channel) { _, notification in handler(notification.payload) }
         _ = try PostgresSession(connection: connection, database: database).execute("LISTEN \(unescaped: Self.channel)")

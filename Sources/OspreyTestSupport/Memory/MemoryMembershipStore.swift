@@ -42,11 +42,11 @@ public final class MemoryMembershipStore: MembershipStore, Sendable {
     }
 
     /// Calls every listener, on the caller's thread.
-    public func announceVersion(model: String) throws {
+    public func announceChange(model: String) throws {
         for listener in listeners.withLock({ $0 }) { listener(model) }
     }
 
-    public func onVersionAnnouncement(_ handler: @escaping @Sendable (String) -> Void) throws {
+    public func onAnnouncement(_ handler: @escaping @Sendable (String) -> Void) throws {
         listeners.withLock { $0.append(handler) }
     }
 }
