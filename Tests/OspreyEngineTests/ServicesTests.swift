@@ -51,8 +51,10 @@ extension ServicesTests {
         let service = Task { try await m.snapshotter.run() }
         defer { service.cancel() }
         try await m.observe(model: "demo", (0..<20).map { ("u\($0 % 5)", "i\($0)", 4) })
-        // Generous: with the whole suite running on two cores, the service's task may wait for a thread.
-        let deadline = ContinuousClock.now + .seconds(30)
+        // Generous: with the whole suite running on two cores, the service's task may wait for a
+        // thread of the concurrency pool while other suites block theirs on PostgreSQL (seen at
+        // 30 s). A bound, not a timing claim: a retry that never comes still fails.
+        let deadline = ContinuousClock.now + .seconds(120)
         while metrics.count("osprey_snapshots_total") == 0, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(10))
         }
