@@ -134,13 +134,15 @@ if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
   exit 1
 fi
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-  tail -n 40 "$WORK/serve.log" >&2
-  echo "contract-test: the server exited during the run" >&2
+  tail -n 200 "$WORK/serve.log" >&2
+  kept="${TMPDIR:-/tmp}/osprey-contract-serve-$$.log"
+  cp "$WORK/serve.log" "$kept"
+  echo "contract-test: the server exited during the run (its whole log: $kept)" >&2
   exit 1
 fi
 if [ "$rc" -ne 0 ]; then
   echo "contract-test: FAILED (schemathesis exit code $rc); server log tail:" >&2
-  tail -n 20 "$WORK/serve.log" >&2
+  tail -n 200 "$WORK/serve.log" >&2
   exit 1
 fi
 echo "contract-test: passed"
