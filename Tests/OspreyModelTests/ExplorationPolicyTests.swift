@@ -78,6 +78,19 @@ struct ExplorationPolicyTests {
         #expect(shown.allSatisfy { $0.propensity == 1 && $0.exploring == nil })
     }
 
+    /// More slots than items outside the greedy top-k (found by the contract test's stateful
+    /// phase: a division by zero once every outside item was shown).
+    @Test func epsilonGreedyWithFewItemsOutsideTheTopKShowsEachItemOnce() {
+        let fx = Fixture()
+        let k = fx.candidates.count - 1  // one item outside the greedy top-k
+        for seed in 0..<64 as Range<UInt64> {
+            var rng = SplitMix64(seed: seed)
+            let shown = ExplorationSelector(policy: .epsilonGreedy(1)).select(
+                k: k, candidates: fx.candidates, ridge: fx.ridge, features: fx.features, using: &rng)
+            #expect(shown.count == k && Set(shown.map(\.row)).count == k, "seed \(seed): \(shown.map(\.row))")
+        }
+    }
+
     @Test func epsilonGreedyPropensitiesAreExactAndSumToOne() {
         let fx = Fixture()
         let n = fx.candidates.count, k = 3, epsilon = 0.3

@@ -60,7 +60,9 @@ public struct ExplorationSelector: Sendable {
             var outside = (0..<n).filter { !inTop[$0] }
             let explored = epsilon / Double(n - shown)
             return top.map { p in
-                if rng.nextUniform() < epsilon {
+                // A slot explores only while an item outside the greedy top-k is left to show:
+                // with more slots than such items (k > n − k), the last may all have been shown.
+                if rng.nextUniform() < epsilon, !outside.isEmpty {
                     let j = Int(rng.next() % UInt64(outside.count))
                     let q = outside.remove(at: j)
                     return ExploredItem(row: candidates[q], score: scores[q], propensity: explored)
