@@ -108,12 +108,30 @@ struct ClusterTests {
         #expect(try pair.a.registry.model("demo").exploration == .thompson(1.0) && pair.b.registry.model("demo").exploration == .thompson(1.0))
     }
 
-    /// The weights of every user as a lone process computes them from the stores: its last
-    /// snapshot rows, then the whole log after them.
-    static func reference(_ t: TrainedStore, users: [String]) throws -> [String: Float] {
-        let lone = try Manager(stores: try t.reopen(), logger: quiet)
-        let p = Predictor(registry: lone.registry)
-        return try Dictionary(uniqueKeysWithValues: users.map { ($0, try p.predict(model: "demo", uid: $0, item: "i3").score) })
+    /// The node that serves `uid` when both serve: `a` or `b` as the ring over the two gives it.
+    static func node(of uid: String, a: Manager, b: Manager) -> Manager {
+        owner(of: uid, live: ["a", "b"]) == "a" ? a : b
+    }
+
+    /// Sends `count` observations of random users of `uids`, each to its node.
+    static func observe(_ count: Int, of uids: [String], a: Manager, b: Manager) async throws {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<count {
+            let uid = uids.randomElement(using: &rng)!
+            try await node(of: uid, a: a, b: b).observe(
+                model: "demo", [(uid, "i\(Int.random(in: 1...20, using: &rng))", Float.random(in: 1...5, using: &rng))])
+        }
+    }
+
+    /// Expects every user, on its node, to predict as a lone process computes it from the stores
+    /// (its last snapshot rows, then the whole log after them), by `version` when given.
+    static func expectLoneReplay(_ t: TrainedStore, users: [String], a: Manager, b: Manager, version: Int? = nil) throws {
+        let lone = Predictor(registry: try Manager(stores: try t.reopen(), logger: quiet).registry)
+        for uid in users {
+            let expected = try lone.predict(model: "demo", uid: uid, item: "i3")
+            let got = try Predictor(registry: node(of: uid, a: a, b: b).registry).predict(model: "demo", uid: uid, item: "i3")
+            #expect(abs(got.score - expected.score) < 1e-4 && got.version == (version ?? expected.version), "\(uid): \(got) against \(expected)")
+        }
     }
 
     @Test(arguments: backends)
@@ -123,19 +141,10 @@ struct ClusterTests {
         let pair = try Pair(t)
         pair.settle()
         let uids = Array(Set(t.ratings.map(\.uid))).sorted()
-        var rng = SystemRandomNumberGenerator()
-        /// Observations, each sent to its user's node.
-        func stream(_ count: Int, live: Set<String>) async throws {
-            for _ in 0..<count {
-                let uid = uids.randomElement(using: &rng)!
-                let node = Self.owner(of: uid, live: live) == "a" ? pair.a : pair.b
-                try await node.observe(model: "demo", [(uid, "i\(Int.random(in: 1...20, using: &rng))", Float.random(in: 1...5, using: &rng))])
-            }
-        }
-        try await stream(60, live: ["a", "b"])
+        try await Self.observe(60, of: uids, a: pair.a, b: pair.b)
         try pair.b.snapshotter.snapshot()  // b's rows move past the version's snapshot sequence
         try pair.a.snapshotter.snapshot()
-        try await stream(60, live: ["a", "b"])  // b learns more it never saves
+        try await Self.observe(60, of: uids, a: pair.a, b: pair.b)  // b learns more it never saves
         #expect(try t.stores.snapshots.snapshotSequence(model: "demo", version: 1) == 0,
                 "cluster nodes leave the version's sequence: it must hold for every node's users")
 
@@ -145,12 +154,7 @@ struct ClusterTests {
         #expect(change.members.map(\.name) == ["a"] && change.lost.isEmpty && !change.gained.isEmpty)
         pair.membership.advance(by: Self.configuration("a").handoverDelay)
         _ = pair.a.heartbeats!.beatOnce()
-        let p = Predictor(registry: pair.a.registry)
-        let expected = try Self.reference(t, users: uids)
-        for uid in uids {
-            let got = try p.predict(model: "demo", uid: uid, item: "i3").score
-            #expect(abs(got - expected[uid]!) < 1e-4, "\(uid): \(got) against \(expected[uid]!)")
-        }
+        try Self.expectLoneReplay(t, users: uids, a: pair.a, b: pair.a)  // b's users are a's now
 
         // b comes back (a new process of the same name): it takes its buckets back, and a drops them.
         let b2 = try Manager(stores: try t.reopen(), logger: quiet,
@@ -162,17 +166,8 @@ struct ClusterTests {
         pair.membership.advance(by: Self.configuration("b").handoverDelay)
         _ = b2.heartbeats!.beatOnce()
         _ = pair.a.heartbeats!.beatOnce()
-        for _ in 0..<60 {
-            let uid = uids.randomElement(using: &rng)!
-            let node = Self.owner(of: uid, live: ["a", "b"]) == "a" ? pair.a : b2
-            try await node.observe(model: "demo", [(uid, "i\(Int.random(in: 1...20, using: &rng))", Float.random(in: 1...5, using: &rng))])
-        }
-        let again = try Self.reference(t, users: uids)
-        for uid in uids {
-            let node = Self.owner(of: uid, live: ["a", "b"]) == "a" ? pair.a : b2
-            let got = try Predictor(registry: node.registry).predict(model: "demo", uid: uid, item: "i3").score
-            #expect(abs(got - again[uid]!) < 1e-4, "\(uid): \(got) against \(again[uid]!)")
-        }
+        try await Self.observe(60, of: uids, a: pair.a, b: b2)
+        try Self.expectLoneReplay(t, users: uids, a: pair.a, b: b2)
     }
 
     /// Polls until `condition` holds (an announcement is followed on a queue of its own).
@@ -191,23 +186,8 @@ struct ClusterTests {
         let pair = try Pair(t)
         pair.settle()
         let uids = Array(Set(t.ratings.map(\.uid))).sorted()
-        var rng = SystemRandomNumberGenerator()
-        func observe(_ count: Int) async throws {
-            for _ in 0..<count {
-                let uid = uids.randomElement(using: &rng)!
-                let node = Self.owner(of: uid, live: ["a", "b"]) == "a" ? pair.a : pair.b
-                try await node.observe(model: "demo", [(uid, "i\(Int.random(in: 1...20, using: &rng))", Float.random(in: 1...5, using: &rng))])
-            }
-        }
-        /// Every user, on its node, predicts as a lone process serving the store's version does.
-        func expectLoneReplay(version: Int) throws {
-            let expected = try Self.reference(t, users: uids)
-            for uid in uids {
-                let node = Self.owner(of: uid, live: ["a", "b"]) == "a" ? pair.a : pair.b
-                let got = try Predictor(registry: node.registry).predict(model: "demo", uid: uid, item: "i3")
-                #expect(got.version == version && abs(got.score - expected[uid]!) < 1e-4, "\(uid): \(got) against \(expected[uid]!)")
-            }
-        }
+        func observe(_ count: Int) async throws { try await Self.observe(count, of: uids, a: pair.a, b: pair.b) }
+        func expectLoneReplay(version: Int) throws { try Self.expectLoneReplay(t, users: uids, a: pair.a, b: pair.b, version: version) }
         try await observe(40)
         // b retrains; a learns of version 2 by the announcement and swaps it in too.
         let job = try pair.b.retrainer.start(model: "demo")

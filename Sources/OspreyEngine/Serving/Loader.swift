@@ -202,45 +202,52 @@ struct Loader: Sendable {
     /// applies it live and recorded in `observed`. Nil for a user with neither row nor
     /// observation. O(d²) and two point reads, plus the user's observations since its row.
     private func adopter(_ v: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue) -> UserWeightStore.Adopt {
-        let stores = stores, validation = configuration.monitor
-        let features = ServingFeatures(uncached: v, catalogue: catalogue)
+        let stores = stores, replay = userReplay(v, observed: observed, catalogue: catalogue, items: nil)
         return { uid in
             let through = try stores.log.lastSequence()
             let stored = try stores.snapshots.loadUserState(model: v.model, version: v.number, uid: uid, dimension: v.dimension)
-            var w = stored?.weights ?? UserWeights(ridge: .init(prior: v.prior, lambda: v.lambda), bootstrapped: true)
+            var w = stored?.weights ?? .bootstrapped(from: v)
             let after = try stored?.seq ?? Self.snapshotSequence(of: v, in: stores)
-            var replayed = false
-            if through > after {
-                try stores.log.forEachObservation(model: v.model, uid: uid, in: (after + 1)..<(through + 1)) { logged in
-                    _ = ServingState.apply(logged, to: &w, features: features, items: nil, validation: validation)
-                    observed.insert(uid: uid, item: logged.observation.item)
-                    replayed = true
-                }
-            }
+            let replayed = through > after ? try replay(uid, (after + 1)..<(through + 1), &w) : false
             guard stored != nil || replayed else { return nil }
             return UserWeightStore.Adopted(weights: w, through: through, replayed: replayed)
         }
     }
 
-    /// How a cold user of version `v` is rebuilt: its full snapshot row (a point read); after a
-    /// failed rebuild, also the user's log entries in the range asked for (those after the row),
-    /// applied as ``ServingState/apply(_:to:version:validation:)`` applies them live and recorded
-    /// in `observed`; with item updates, against the items' live rows, which do not learn them
-    /// again. O(d²), plus the replay.
-    private func rebuilder(_ v: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue,
-                           items: ItemLearner?) -> UserWeightStore.Rebuild {
+    /// Learns user `uid`'s logged observations of version `v`'s model with sequence in a range
+    /// into a state, as ``ServingState/apply(_:to:features:items:validation:)`` applies them live
+    /// (with item updates, against the items' live rows, which do not learn them again), and
+    /// records them in `observed`. Returns whether there were any. O(the range's observations ·
+    /// d²), plus a read of the log.
+    private func userReplay(_ v: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue,
+                            items: ItemLearner?) -> @Sendable (String, Range<Int64>, inout UserWeights) throws -> Bool {
         let stores = stores, validation = configuration.monitor
         let features = ServingFeatures(uncached: v, catalogue: catalogue)
+        return { uid, range, w in
+            guard !range.isEmpty else { return false }
+            var any = false
+            try stores.log.forEachObservation(model: v.model, uid: uid, in: range) { logged in
+                _ = ServingState.apply(logged, to: &w, features: features, items: items.map { ($0, false) }, validation: validation)
+                observed.insert(uid: uid, item: logged.observation.item)
+                any = true
+            }
+            return any
+        }
+    }
+
+    /// How a cold user of version `v` is rebuilt: its full snapshot row (a point read); after a
+    /// failed rebuild, also the user's log entries in the range asked for (those after the row),
+    /// learned as ``userReplay(_:observed:catalogue:items:)`` learns them. O(d²), plus the replay.
+    private func rebuilder(_ v: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue,
+                           items: ItemLearner?) -> UserWeightStore.Rebuild {
+        let stores = stores, learn = userReplay(v, observed: observed, catalogue: catalogue, items: items)
         return { uid, replay in
             guard let stored = try stores.snapshots.loadUserState(model: v.model, version: v.number, uid: uid, dimension: v.dimension) else {
                 throw StorageError(.notFound, "user \(uid) of \(v.model) v\(v.number) has no stored state to rebuild from")
             }
             var w = stored.weights
             if let replay, replay.upperBound > stored.seq + 1 {
-                try stores.log.forEachObservation(model: v.model, uid: uid, in: max(replay.lowerBound, stored.seq + 1)..<replay.upperBound) { logged in
-                    _ = ServingState.apply(logged, to: &w, features: features, items: items.map { ($0, false) }, validation: validation)
-                    observed.insert(uid: uid, item: logged.observation.item)
-                }
+                _ = try learn(uid, max(replay.lowerBound, stored.seq + 1)..<replay.upperBound, &w)
             }
             return w
         }

@@ -209,8 +209,7 @@ public final class ServingState: Sendable {
                 if let adopted = try adopter(uid) { return adopted }
                 guard creating else { return nil }
                 // Nothing stored or logged: what the first observation bootstraps from.
-                return .init(weights: UserWeights(ridge: .init(prior: v.prior, lambda: v.lambda), bootstrapped: true),
-                             through: 0, replayed: false)
+                return .init(weights: .bootstrapped(from: v), through: 0, replayed: false)
             }
         } catch {
             throw OspreyError(.unavailable, "user `\(uid)` could not be read from the store: \(error)")
@@ -245,9 +244,7 @@ public final class ServingState: Sendable {
         // computed at the new epoch, and cached under it, excludes the item.
         observed.insert(uid: o.uid, item: o.item)
         let features = self.features, items = itemLearner
-        let outcome = try users.update(o.uid, before: logged.seq, create: {
-            UserWeights(ridge: .init(prior: v.prior, lambda: v.lambda), bootstrapped: true)
-        }) { w in
+        let outcome = try users.update(o.uid, before: logged.seq, create: { .bootstrapped(from: v) }) { w in
             Self.apply(logged, to: &w, features: features, items: items.map { ($0, true) }, validation: validation)
         }
         guard let outcome else { return false }
@@ -323,5 +320,13 @@ public final class ServingState: Sendable {
             if page.count < 10_000 { break }
         }
         return last
+    }
+}
+
+extension UserWeights {
+    /// A user never seen, as version `v` starts it: its prior, the mean of all users' weights
+    /// (bootstrapping, Velox §5). O(d²).
+    static func bootstrapped(from v: ModelVersion) -> UserWeights {
+        UserWeights(ridge: .init(prior: v.prior, lambda: v.lambda), bootstrapped: true)
     }
 }
