@@ -42,6 +42,8 @@ public final class Manager: Sendable {
     public let metrics: EngineMetrics
     /// A cluster node's heartbeats (nil: a lone process, which serves every user).
     public let heartbeats: Heartbeats?
+    /// A cluster node's exchange of what its items learn (with item updates on).
+    public let itemExchange: ItemExchange?
 
     /// Loads every model's serving version and restores its users (and a competing
     /// challenger's). O(users · d) per model when tiered, plus the replay of the log.
@@ -50,18 +52,22 @@ public final class Manager: Sendable {
     ///   - cluster: this process as a node of a cluster (docs/operations.md, "Partitioned
     ///     serving"): it then loads no user at start, serves only the users the ring gives it,
     ///     adopting each from the stores when first asked for, and refuses changes every node
-    ///     would have to load. Item updates must be off.
+    ///     would have to load. With item updates, the node needs its contribution store.
     /// - Throws: ``StorageError`` when the stores cannot be read.
     public init(stores: Stores, configuration: Configuration = .init(), metrics: EngineMetrics = .init(),
                 logger: Logger, cluster: ClusterNode? = nil) throws {
-        precondition(cluster == nil || !configuration.itemUpdates, "a cluster node learns users only: item updates must be off")
+        precondition(cluster == nil || !configuration.itemUpdates || cluster?.contributions != nil,
+                     "a cluster node learns items only with a store to exchange them through")
         self.stores = stores
         self.configuration = configuration
         self.metrics = metrics
         let decisions = DecisionLog(store: stores.decisions, logger: logger, retention: configuration.exploration.decisionRetention,
                                     metrics: metrics.decisionLog)
         self.decisions = decisions
-        let loader = Loader(stores: stores, configuration: configuration, adopting: cluster != nil)
+        var loader = Loader(stores: stores, configuration: configuration, adopting: cluster != nil)
+        if let cluster, let contributions = cluster.contributions, configuration.itemUpdates {
+            loader.sharedItems = (cluster.name, contributions)
+        }
         self.loader = loader
         self.logger = logger
         let registry = ModelRegistry(models: try Self.load(stores, loader: loader, decisions: decisions, configuration: configuration,
@@ -90,6 +96,9 @@ public final class Manager: Sendable {
         heartbeats = try cluster.map {
             try Heartbeats(node: $0, registry: registry, progress: progress, installer: installer, exploration: exploration, logger: logger)
         }
+        itemExchange = cluster.flatMap { node in
+            node.contributions.flatMap { configuration.itemUpdates ? ItemExchange(node: node, store: $0, registry: registry, logger: logger) : nil }
+        }
     }
 
     /// The engine's background work, in start order; a service group stops them in reverse on
@@ -98,9 +107,11 @@ public final class Manager: Sendable {
     /// the decision log writes its buffer, the read-ahead threads end. List them before the HTTP
     /// server in the group, so the server stops first.
     /// A cluster node's heartbeats stop after the ingestor: the node leaves once it has answered
-    /// what was queued, then takes its final snapshot.
+    /// what was queued, then takes its final snapshot; its item exchange publishes once more
+    /// before that.
     public var services: [any Service] {
-        [readAhead, decisions, snapshotter] + (heartbeats.map { [$0] } ?? []) + [itemPublisher, warmStart, ingestor]
+        [readAhead, decisions, snapshotter] + (heartbeats.map { [$0] } ?? []) + [itemPublisher]
+            + (itemExchange.map { [$0] } ?? []) + [warmStart, ingestor]
     }
 
     /// Loads every model of the stores, with its competition if one runs.

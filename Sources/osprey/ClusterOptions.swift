@@ -17,6 +17,8 @@ struct ClusterOptions: ParsableArguments {
     var memberTimeoutMs = 5000
     @Option(help: "Partition ring buckets: the same on every node and in `osprey router-config --buckets` (1 to 65536).")
     var buckets = PartitionRing.defaultBuckets
+    @Option(help: "With --item-updates on: milliseconds between publishing what this node's items learned and folding in the other nodes' (100 to 600000).")
+    var itemExchangeMs = 1000
 
     func validate() throws {
         guard let node else { return }
@@ -30,6 +32,7 @@ struct ClusterOptions: ParsableArguments {
             throw ValidationError("--member-timeout-ms must be more than three times --heartbeat-ms (a node that has not reached the store for three heartbeats fences itself, before the others take its users)")
         }
         try Bounds.check("buckets", buckets, 1...65_536)
+        try Bounds.check("item-exchange-ms", itemExchangeMs, 100...600_000)
     }
 
     /// Checks `HOST:PORT`.
@@ -49,9 +52,6 @@ struct ClusterOptions: ParsableArguments {
         guard let url = o.store else {
             throw ValidationError("--node needs --store postgres://…: the nodes of a cluster share one PostgreSQL database")
         }
-        guard o.itemUpdates == "off" else {
-            throw ValidationError("--node serves with --item-updates off: items learning online on several nodes is not supported yet")
-        }
         if o.autoRetrain == true {
             throw ValidationError("--node cannot --auto-retrain yet: each node watches only its own users' quality, so every node would retrain; retrain one node through the API (POST /v1/models/M/retrain) and every node serves the version")
         }
@@ -60,7 +60,9 @@ struct ClusterOptions: ParsableArguments {
         let membership = try PostgresMembership(database: stores.database, name: node)
         let configuration = ClusterNode.Configuration(
             member: ClusterMember(name: node, address: advertise ?? "\(o.host):\(o.port)"),
-            heartbeatInterval: .milliseconds(heartbeatMs), memberTimeout: .milliseconds(memberTimeoutMs), buckets: buckets)
-        return (stores.stores, ClusterNode(configuration: configuration, store: membership))
+            heartbeatInterval: .milliseconds(heartbeatMs), memberTimeout: .milliseconds(memberTimeoutMs), buckets: buckets,
+            itemExchangeInterval: .milliseconds(itemExchangeMs))
+        let contributions = try PostgresItemContributions(database: stores.database)
+        return (stores.stores, ClusterNode(configuration: configuration, store: membership, contributions: contributions))
     }
 }

@@ -33,16 +33,20 @@ public final class ClusterNode: Sendable {
         public var memberTimeout: Duration
         /// The ring's bucket count; every node and the router must use the same.
         public var buckets: Int
+        /// With item updates, how often the node publishes what it learned of items and folds
+        /// in the other nodes' publications (``ItemExchange``).
+        public var itemExchangeInterval: Duration
 
         /// - Precondition: `memberTimeout` is more than ``handoverDelay``, three intervals.
         public init(member: ClusterMember, heartbeatInterval: Duration = .seconds(1), memberTimeout: Duration = .seconds(5),
-                    buckets: Int = PartitionRing.defaultBuckets) {
+                    buckets: Int = PartitionRing.defaultBuckets, itemExchangeInterval: Duration = .seconds(1)) {
             precondition(heartbeatInterval > .zero && memberTimeout > heartbeatInterval * 3,
                          "the member timeout must be more than three heartbeat intervals")
             self.member = member
             self.heartbeatInterval = heartbeatInterval
             self.memberTimeout = memberTimeout
             self.buckets = buckets
+            self.itemExchangeInterval = itemExchangeInterval
         }
 
         /// How long a gained bucket waits, and how old a view may be before the node fences
@@ -73,6 +77,9 @@ public final class ClusterNode: Sendable {
 
     public let configuration: Configuration
     private let store: any MembershipStore
+    /// Where the nodes exchange what they learn of items (nil: the node cannot serve with item
+    /// updates).
+    public let contributions: (any ItemContributionStore)?
     private let ring: PartitionRing
 
     private struct View {
@@ -90,11 +97,16 @@ public final class ClusterNode: Sendable {
     private let now: @Sendable () -> Duration
 
     /// A node that is not a member yet: every user is `unavailable` until its first ``beat()``.
-    /// - Parameter now: the time on a monotonic clock (default: the process's
-    ///   `ContinuousClock`); tests pass a clock they move by hand.
-    public init(configuration: Configuration, store: any MembershipStore, now: (@Sendable () -> Duration)? = nil) {
+    /// - Parameters:
+    ///   - contributions: where nodes exchange what they learn of items, needed to serve with
+    ///     item updates.
+    ///   - now: the time on a monotonic clock (default: the process's `ContinuousClock`); tests
+    ///     pass a clock they move by hand.
+    public init(configuration: Configuration, store: any MembershipStore, contributions: (any ItemContributionStore)? = nil,
+                now: (@Sendable () -> Duration)? = nil) {
         self.configuration = configuration
         self.store = store
+        self.contributions = contributions
         if let now {
             self.now = now
         } else {

@@ -117,7 +117,9 @@ public final class Snapshotter: Service, Sendable {
     private func snapshot(_ model: ServedModel) throws -> Int {
         var saved = 0
         for state in model.learningStates {
-            if let items = state.itemLearner {
+            // A cluster node's items are the version's states plus the sums every node publishes
+            // (``ItemExchange``): only its users are saved, as with item updates off.
+            if let items = state.itemLearner, !items.isShared {
                 saved += try snapshotAtOneCut(state, items: items, of: model)
                 saveHotUsers(of: state, model: model)
                 continue

@@ -18,8 +18,15 @@ import Synchronization
 /// state's features (``ServingState/publishItems()``), at an interval, so cached answers stay
 /// valid between publications. Learning uses the live rows.
 ///
+/// On a cluster node (``Shared``) every node learns its own users' observations of the same
+/// items: each keeps what it learned of each item as sums (``RidgeStatistics``), publishes them
+/// and folds in the others' (``ItemExchange``; docs/architecture.md, "Items on several nodes").
+/// An item's state is then the version's start plus every node's sums, solved again at each
+/// fold, so nodes that have folded the same publications hold the same states.
+///
 /// Memory: one ``RidgeState`` per item with state, about `(d+1)·stride·6` bytes (≈ 18 KB at
-/// d = 50): every trained item from the start, a catalogue item from its first observation.
+/// d = 50): every trained item from the start, a catalogue item from its first observation. On
+/// a cluster node, also each learned item's start and each node's sums, ≈ 10.6 KB per node.
 final class ItemLearner: Sendable {
     /// One item's online state.
     struct Item: Sendable {
@@ -37,6 +44,28 @@ final class ItemLearner: Sendable {
         var changed: Set<Int> = []
         /// Changed since the last publication.
         var unpublished: Set<Int> = []
+        /// A cluster node's share of the items (nil on a lone process).
+        var shared: Shared?
+    }
+
+    /// What a cluster node keeps of the items beyond their states.
+    private struct Shared {
+        /// This node's name: its entries in ``ledger`` are what it learned.
+        let node: String
+        /// Every node's sums, as far as this node has merged them.
+        var ledger = ContributionLedger()
+        /// Each item's state before any node's observation (the version's), by row: what a
+        /// fold adds the sums to. Recorded when the item first learns or folds.
+        var start: [Int: Item] = [:]
+        /// Items whose own sums changed since the last exchange, by id.
+        var unexchanged: Set<String> = []
+        /// Rows learned here since the last fold: they are solved again exactly at the next.
+        var learnedSinceFold: Set<Int> = []
+        /// Counts each row's learning, so a fold solved outside the lock installs only a state
+        /// that nothing learned into meanwhile.
+        var learnings: [Int: UInt64] = [:]
+        /// This node's last publication.
+        var revision: Int64 = 0
     }
 
     /// The regression each item's row solves.
@@ -46,12 +75,16 @@ final class ItemLearner: Sendable {
     let lambda: Float
     private let live: Mutex<Live>
 
-    /// A learner with no item states yet (``restore(_:)`` gives them). O(1).
-    init(ridge: ItemRidge, lambda: Float) {
+    /// A learner with no item states yet (``restore(_:)`` gives them): on a lone process, or with
+    /// `node`, on the cluster node of that name. O(1).
+    init(ridge: ItemRidge, lambda: Float, node: String? = nil) {
         self.ridge = ridge
         self.lambda = lambda
-        live = Mutex(Live(items: [:]))
+        live = Mutex(Live(items: [:], shared: node.map { Shared(node: $0) }))
     }
+
+    /// True on a cluster node.
+    var isShared: Bool { live.withLock { $0.shared != nil } }
 
     /// Gives items their states, by serving row (from a snapshot, or as a version starts), to
     /// be published with the serving state. O(items).
@@ -64,21 +97,116 @@ final class ItemLearner: Sendable {
 
     /// Learns observation `seq` with label `label`, by a user whose weights are `userWeights`,
     /// into row `row`'s item: an item without state starts from its served row (`features`) as
-    /// a prior of precision ``lambda``. Skipped when the item's state already reflects `seq` (a
-    /// replay over a snapshot). O(d²).
+    /// a prior of precision ``lambda``. On a lone process it is skipped when the item's state
+    /// already reflects `seq` (a replay over a snapshot); on a cluster node (where a user's
+    /// adoption keeps it from learning twice) it is added to this node's sums too. O(d²).
     func learn(row: Int, userWeights w: UnsafePointer<Float>, label: Float, seq: Int64, features: ServingFeatures) {
         live.withLock { l in
-            if l.items[row] == nil {
-                let ridge = self.ridge, lambda = self.lambda
-                let start = features.withFeatures(item: row) { f, offset in ridge.prior(features: f, offset: offset, lambda: lambda) }
-                l.items[row] = Item(ridge: start, observations: 0, seq: 0)
+            if l.items[row] == nil { l.items[row] = startingItem(row, features: features) }
+            if l.shared != nil {
+                let id = features.id(of: row), dimension = ridge.parameterCount
+                if l.shared!.start[row] == nil { l.shared!.start[row] = l.items[row]! }
+                let node = l.shared!.node, ridge = self.ridge
+                var item = l.items.removeValue(forKey: row)!
+                l.shared!.ledger.withOwnStatistics(node: node, item: id, dimension: dimension) { sums in
+                    _ = ridge.learn(&item.ridge, adding: &sums, userWeights: w, label: label)
+                }
+                l.items[row] = item
+                l.shared!.unexchanged.insert(id)
+                l.shared!.learnedSinceFold.insert(row)
+                l.shared!.learnings[row, default: 0] &+= 1
+            } else {
+                guard seq > l.items[row]!.seq else { return }
+                ridge.learn(&l.items[row]!.ridge, userWeights: w, label: label)
+                l.items[row]!.seq = seq
             }
-            guard seq > l.items[row]!.seq else { return }
-            ridge.learn(&l.items[row]!.ridge, userWeights: w, label: label)
             l.items[row]!.observations += 1
-            l.items[row]!.seq = seq
             l.changed.insert(row)
             l.unpublished.insert(row)
+        }
+    }
+
+    /// An item without state as it starts: its served row as a prior of precision ``lambda``.
+    private func startingItem(_ row: Int, features: ServingFeatures) -> Item {
+        let ridge = self.ridge, lambda = self.lambda
+        let start = features.withFeatures(item: row) { f, offset in ridge.prior(features: f, offset: offset, lambda: lambda) }
+        return Item(ridge: start, observations: 0, seq: 0)
+    }
+
+    /// A cluster node's next publication (``ItemExchange``): its revision, one more than the
+    /// last, and its own sums of the items they changed since the last. ``markUnexchanged(_:)``
+    /// puts them back when publishing failed. O(changed · d²).
+    func takeUnexchanged() -> (revision: Int64, items: [(item: String, statistics: RidgeStatistics)]) {
+        live.withLock { l in
+            guard l.shared != nil, !l.shared!.unexchanged.isEmpty else { return (l.shared?.revision ?? 0, []) }
+            l.shared!.revision += 1
+            let node = l.shared!.node, ledger = l.shared!.ledger
+            let items = l.shared!.unexchanged.sorted().map { ($0, ledger.statistics(node: node, item: $0)!) }
+            l.shared!.unexchanged.removeAll(keepingCapacity: true)
+            return (l.shared!.revision, items)
+        }
+    }
+
+    /// Marks items unexchanged again (after publishing them failed).
+    func markUnexchanged(_ items: some Sequence<String>) {
+        live.withLock { $0.shared?.unexchanged.formUnion(items) }
+    }
+
+    /// The highest revision of each node this learner has merged, and this node's last: what
+    /// the next read of the store starts after.
+    var mergedRevisions: [String: Int64] {
+        live.withLock { l in
+            guard let shared = l.shared else { return [:] }
+            return shared.ledger.revisions.merging([shared.node: shared.revision]) { max($0, $1) }
+        }
+    }
+
+    /// Merges publications into the ledger, then solves every item they changed, and every item
+    /// learned here since the last fold, again from its start and every node's sums; the new
+    /// rows are published to answers with the next ``takeUnpublished(stride:)``. Rows of this
+    /// node's own publications are merged only with `own` (a start, taking back what this node
+    /// published before it stopped; its revisions continue from there). An item unknown to
+    /// `features` joins its catalogue. The solves run outside the lock; an item learned
+    /// meanwhile is solved at the next fold. Returns the items solved. O(changed · d³).
+    @discardableResult
+    func fold(_ contributions: [ItemContribution], features: ServingFeatures, own: Bool = false) -> Int {
+        struct Solve { var row: Int; var start: Item; var sums: RidgeStatistics?; var learnings: UInt64 }
+        let solves: [Solve] = live.withLock { l in
+            guard l.shared != nil else { return [] }
+            var rows = l.shared!.learnedSinceFold
+            l.shared!.learnedSinceFold.removeAll(keepingCapacity: true)
+            for c in contributions where own || c.node != l.shared!.node {
+                guard l.shared!.ledger.merge(c) else { continue }
+                if c.node == l.shared!.node { l.shared!.revision = max(l.shared!.revision, c.revision) }
+                if features.row(of: c.item) == nil { features.catalogue.addObserved(c.item) }
+                guard let row = features.row(of: c.item) else { continue }
+                rows.insert(row)
+            }
+            return rows.map { row in
+                if l.items[row] == nil { l.items[row] = startingItem(row, features: features) }
+                let start = l.shared!.start[row] ?? l.items[row]!
+                l.shared!.start[row] = start
+                return Solve(row: row, start: start, sums: l.shared!.ledger.total(item: features.id(of: row)),
+                             learnings: l.shared!.learnings[row, default: 0])
+            }
+        }
+        let solved = solves.map { s -> (Solve, RidgeState?) in
+            guard let sums = s.sums else { return (s, s.start.ridge) }
+            return (s, try? RidgeState(s.start.ridge, adding: sums))
+        }
+        return live.withLock { l in
+            var installed = 0
+            for (s, state) in solved {
+                guard let state, l.shared!.learnings[s.row, default: 0] == s.learnings else {
+                    // Learned meanwhile (or, with rounding, not positive definite): kept as learned.
+                    l.shared!.learnedSinceFold.insert(s.row)
+                    continue
+                }
+                l.items[s.row] = Item(ridge: state, observations: s.start.observations + (s.sums?.count ?? 0), seq: s.start.seq)
+                l.unpublished.insert(s.row)
+                installed += 1
+            }
+            return installed
         }
     }
 

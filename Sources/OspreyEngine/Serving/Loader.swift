@@ -10,6 +10,9 @@ struct Loader: Sendable {
     /// A cluster node's loader: a state starts with no users, and adopts each when first served
     /// (``adopter(_:observed:catalogue:)``); none is learned that the node does not own.
     var adopting = false
+    /// A cluster node's name and where the nodes exchange what they learn of items: with item
+    /// updates, a state's items start from the version's states plus every node's sums.
+    var sharedItems: (node: String, store: any ItemContributionStore)?
 
     /// What a new state continues from the model (whether it replaces the serving state or
     /// joins it as a challenger): its metrics, its record of rated items and its item
@@ -46,16 +49,20 @@ struct Loader: Sendable {
         // A snapshot of users and items cut short puts back what it overwrote: the rows are one
         // cut again. Only such snapshots keep what they overwrite, and their kept copies stay
         // valid until a snapshot completes, so a start with item updates off can leave them.
-        if configuration.itemUpdates { _ = try stores.snapshots.restoreInterruptedSnapshot(model: model, version: number) }
+        // A cluster node's snapshots keep nothing: its items are their version's states and the
+        // nodes' published sums.
+        if configuration.itemUpdates && !adopting { _ = try stores.snapshots.restoreInterruptedSnapshot(model: model, version: number) }
         let observed = continuing.observed ?? ObservedItems.stored(in: stores, model: model)
         let catalogue = try continuing.catalogue ?? ItemCatalogue.stored(in: stores, model: model)
         let metrics = continuing.metrics.forState()
         let learner = itemLearner(for: version)
         let users = userStore(for: version, observed: observed, catalogue: catalogue, items: learner, metrics: metrics.users)
         if adopting {
+            let through = try stores.log.lastSequence()
+            if let learner { try restoreSharedItems(learner, version: version, catalogue: catalogue, seq: through) }
             let state = servingState(version, users: users, observed: observed, catalogue: catalogue, items: learner, metrics: metrics,
-                                     adopter: adopter(version, observed: observed, catalogue: catalogue))
-            return (state, try stores.log.lastSequence())
+                                     adopter: adopter(version, observed: observed, catalogue: catalogue, items: learner))
+            return (state, through)
         }
         let snapshot: UserSnapshot
         if users.hotUsers == .max {
@@ -112,7 +119,27 @@ struct Loader: Sendable {
 
     /// An empty item learner for `version` when items learn online, else nil.
     private func itemLearner(for version: ModelVersion) -> ItemLearner? {
-        configuration.itemUpdates ? ItemLearner(ridge: ItemRidge(version: version), lambda: version.lambda) : nil
+        configuration.itemUpdates ? ItemLearner(ridge: ItemRidge(version: version), lambda: version.lambda, node: sharedItems?.node) : nil
+    }
+
+    /// A cluster node's items as a version serves them there: the version's stored states (or,
+    /// for a version with none yet, the states its training ratings give with each rater's
+    /// stored weights, stored for every node), then every node's published sums, this node's
+    /// own included (its next publication continues from them). O(items · d²) plus the sums'
+    /// solves.
+    private func restoreSharedItems(_ learner: ItemLearner, version: ModelVersion, catalogue: ItemCatalogue, seq: Int64) throws {
+        guard let shared = sharedItems else { preconditionFailure("a cluster node's items need the contribution store") }
+        let d = version.dimension
+        let weights = LazyWeights {
+            var all: [String: [Float]] = [:]
+            try stores.snapshots.forEachStoredWeights(model: version.model, version: version.number, dimension: d) { all[$0.uid] = $0.weights }
+            return all
+        }
+        try restoreItems(learner, version: version, catalogue: catalogue, userWeights: { try weights.get()[$0] },
+                         seq: version.metadata.trainedThroughSeq ?? seq, ratings: nil)
+        let published = try shared.store.contributions(model: version.model, version: version.number,
+                                                       dimension: learner.ridge.parameterCount, after: [:])
+        learner.fold(published, features: ServingFeatures(uncached: version, catalogue: catalogue), own: true)
     }
 
     /// Items' states written per transaction when a version's first ones are stored.
@@ -126,6 +153,14 @@ struct Loader: Sendable {
     /// O(items · d²) to read, or O(ratings · d² + items · d³) to start.
     private func restoreItems(_ learner: ItemLearner, version: ModelVersion, catalogue: ItemCatalogue, users: UserWeightStore,
                               seq: Int64, ratings: [Rating]?) throws {
+        let d = version.dimension
+        try restoreItems(learner, version: version, catalogue: catalogue,
+                         userWeights: { uid in users.read(uid) { $0.map { Array(UnsafeBufferPointer(start: $0.weights, count: d)) } } },
+                         seq: seq, ratings: ratings)
+    }
+
+    private func restoreItems(_ learner: ItemLearner, version: ModelVersion, catalogue: ItemCatalogue,
+                              userWeights: (String) throws -> [Float]?, seq: Int64, ratings: [Rating]?) throws {
         let features = ServingFeatures(uncached: version, catalogue: catalogue)
         let stored = try stores.snapshots.loadItemStates(model: version.model, version: version.number,
                                                          dimension: learner.ridge.parameterCount)
@@ -136,11 +171,14 @@ struct Loader: Sendable {
             items[features.row(of: s.item)!] = .init(ridge: s.ridge, observations: s.observations, seq: s.seq)
         }
         if stored.isEmpty {
-            let d = version.dimension
+            var unreadable: (any Error)?
             let states = try learner.ridge.trainedStates(
                 features: version.features, ratings: try ratings ?? trainingRatings(of: version),
-                userWeights: { uid in users.read(uid) { $0.map { Array(UnsafeBufferPointer(start: $0.weights, count: d)) } } },
+                userWeights: { uid in
+                    do { return try userWeights(uid) } catch { unreadable = unreadable ?? error; return nil }
+                },
                 lambda: version.metadata.lambda, scaledLambda: version.metadata.scaledLambda, threads: configuration.retrainThreads)
+            if let unreadable { throw unreadable }
             var rows: [ItemStateRow] = []
             for (row, state) in states.enumerated() {
                 items[row] = .init(ridge: state, observations: 0, seq: seq)
@@ -195,14 +233,15 @@ struct Loader: Sendable {
         }
     }
 
-    /// How a cluster node adopts a user of version `v` (item updates off): the log's last
+    /// How a cluster node adopts a user of version `v`: the log's last
     /// sequence is read first, then the user's snapshot row (or the prior, for a user the
     /// version stores none of, from the version's snapshot sequence), then the user's log after
     /// the row through that sequence, applied as ``ServingState/apply(_:to:features:items:validation:)``
-    /// applies it live and recorded in `observed`. Nil for a user with neither row nor
-    /// observation. O(d²) and two point reads, plus the user's observations since its row.
-    private func adopter(_ v: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue) -> UserWeightStore.Adopt {
-        let stores = stores, replay = userReplay(v, observed: observed, catalogue: catalogue, items: nil)
+    /// applies it live (with item updates, against the items' rows as they are now, which do not
+    /// learn it again: its node did) and recorded in `observed`. Nil for a user with neither row
+    /// nor observation. O(d²) and two point reads, plus the user's observations since its row.
+    private func adopter(_ v: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue, items: ItemLearner?) -> UserWeightStore.Adopt {
+        let stores = stores, replay = userReplay(v, observed: observed, catalogue: catalogue, items: items)
         return { uid in
             let through = try stores.log.lastSequence()
             let stored = try stores.snapshots.loadUserState(model: v.model, version: v.number, uid: uid, dimension: v.dimension)
@@ -251,5 +290,24 @@ struct Loader: Sendable {
             }
             return w
         }
+    }
+}
+
+/// A value computed on first use, at most once (the stored weights a cluster node reads only
+/// when a version's item states must be computed).
+private final class LazyWeights: @unchecked Sendable {
+    private let compute: () throws -> [String: [Float]]
+    private var value: [String: [Float]]?
+
+    init(_ compute: @escaping () throws -> [String: [Float]]) {
+        self.compute = compute
+    }
+
+    /// Used from one thread at a time (the loader's).
+    func get() throws -> [String: [Float]] {
+        if let value { return value }
+        let computed = try compute()
+        value = computed
+        return computed
     }
 }

@@ -56,15 +56,32 @@ public struct ItemRidge: Sendable, Equatable {
     /// learned. O(d²).
     @discardableResult
     public func learn(_ state: inout RidgeState, userWeights w: UnsafePointer<Float>, label: Float, offset: Float = 0) -> Float {
+        withRegressor(userWeights: w, label: label, offset: offset, stride: state.stride) { g, t in state.update(features: g, target: t) }
+    }
+
+    /// ``learn(_:userWeights:label:offset:)``, and adds the observation to `statistics` too (what
+    /// a cluster node publishes of the item). O(d²).
+    @discardableResult
+    public func learn(_ state: inout RidgeState, adding statistics: inout RidgeStatistics, userWeights w: UnsafePointer<Float>,
+                      label: Float, offset: Float = 0) -> Float {
+        withRegressor(userWeights: w, label: label, offset: offset, stride: state.stride) { g, t in
+            statistics.add(features: g, target: t)
+            return state.update(features: g, target: t)
+        }
+    }
+
+    /// Calls `body` with the item regression's features `g = [p_u; 1]` (padded to `stride`) and
+    /// target for observation `label` by a user whose weights are `w`. O(d).
+    private func withRegressor<R>(userWeights w: UnsafePointer<Float>, label: Float, offset: Float, stride: Int,
+                                  _ body: (UnsafePointer<Float>, Float) -> R) -> R {
         let k = factorCount
         let target = label - (hasBiasFeature ? w[k] : 0) - (learnsOffset ? 0 : offset)
-        let stride = state.stride
         return withUnsafeTemporaryAllocation(of: Float.self, capacity: stride) { g in
             let gp = g.baseAddress!
             gp.update(repeating: 0, count: stride)
             gp.update(from: w, count: k)
             if learnsOffset { gp[k] = 1 }
-            return state.update(features: UnsafePointer(gp), target: target)
+            return body(UnsafePointer(gp), target)
         }
     }
 

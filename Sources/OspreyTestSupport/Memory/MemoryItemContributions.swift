@@ -1,0 +1,38 @@
+import OspreyMath
+import OspreyStorage
+import Synchronization
+
+/// Item contributions in memory (``ItemContributionStore``), for engine tests of several nodes in
+/// one process. ``published`` counts publications, so a test can see that nodes exchanged.
+public final class MemoryItemContributions: ItemContributionStore, Sendable {
+    private struct Key: Hashable {
+        var model: String, version: Int, node: String, item: String
+    }
+
+    private let rows = Mutex<[Key: ItemContribution]>([:])
+    private let publications = Mutex(0)
+
+    public init() {}
+
+    /// Publications so far.
+    public var published: Int { publications.withLock { $0 } }
+
+    public func publish(model: String, version: Int, node: String, revision: Int64,
+                        _ contributions: [(item: String, statistics: RidgeStatistics)]) throws {
+        rows.withLock { rows in
+            for c in contributions {
+                let key = Key(model: model, version: version, node: node, item: c.item)
+                if let old = rows[key], old.revision >= revision { continue }
+                rows[key] = ItemContribution(node: node, item: c.item, revision: revision, statistics: c.statistics)
+            }
+        }
+        publications.withLock { $0 += 1 }
+    }
+
+    public func contributions(model: String, version: Int, dimension: Int, after: [String: Int64]) throws -> [ItemContribution] {
+        rows.withLock { rows in
+            rows.filter { $0.key.model == model && $0.key.version == version && $0.value.revision > after[$0.key.node, default: 0] }
+                .map(\.value).sorted { ($0.node, $0.item) < ($1.node, $1.item) }
+        }
+    }
+}
