@@ -11,7 +11,14 @@ one killed with SIGKILL under load and started again (docs/operations.md, "Parti
      it is started again under the same name and takes its buckets back.
   4. One node retrains under load: every node serves the new version (announced through
      PostgreSQL's LISTEN/NOTIFY) within seconds.
-  5. Checks:
+  5. With --item-updates, the nodes serve with `--item-updates on --item-exchange-ms 200`, and
+     before the retrain every node must report the same online observation count for every item
+     (each has folded the others' sums), summing to the observations its users learned less at
+     most what the killed node acknowledged in its last exchange intervals before the kill (the
+     sums it had not published yet; docs/operations.md, "Partitioned serving"). Users then learn
+     against item rows that depend on when the nodes exchanged, so the lone-replay check below is
+     made with item updates off only.
+  6. Checks:
      - failed requests (any answer but 200, or no answer) occur only inside the failover window
        after the kill and the takeover window after the rejoin, each at most the documented bound
        (member timeout + heartbeat interval + handover delay, plus HAProxy's detection and
@@ -27,7 +34,7 @@ Only talks to 127.0.0.1 and stops what it started, by PID. Bounded by --timeout 
 (default 300). Skipped, with the reason printed, when haproxy or PostgreSQL is missing, unless
 --require.
 
-Usage: scripts/failover-test.py [--binary .build/debug/osprey] [--require] [--timeout 300]
+Usage: scripts/failover-test.py [--binary .build/debug/osprey] [--require] [--timeout 300] [--item-updates]
 Prints `failover-test: passed` with the measurements, or the failures, and exits 1 on a failure.
 """
 
@@ -52,6 +59,7 @@ HOST = "127.0.0.1"
 MODEL = "fo"
 NODES = ["node-a", "node-b", "node-c"]
 HEARTBEAT_MS, TIMEOUT_MS = 250, 1500  # serve --heartbeat-ms, --member-timeout-ms
+EXCHANGE_MS = 200  # serve --item-exchange-ms, with --item-updates
 # The documented bound (docs/operations.md, "Partitioned serving"): the member timeout, one
 # heartbeat interval to notice, the handover delay (three intervals); plus slack for a loaded
 # two-core machine (HAProxy's checks find a dead node within 200 ms, and redispatch at once).
@@ -105,8 +113,8 @@ def wait_until(predicate, timeout, what):
 
 
 class Cluster:
-    def __init__(self, binary, url, work):
-        self.binary, self.url, self.work = binary, url, work
+    def __init__(self, binary, url, work, items):
+        self.binary, self.url, self.work, self.items = binary, url, work, items
         self.ports = {name: free_port() for name in NODES}
         self.procs = {}
         self.others = []
@@ -115,7 +123,10 @@ class Cluster:
         out = open(os.path.join(self.work, f"{name}.log"), "ab")
         proc = subprocess.Popen(
             [self.binary, "serve", "--store", self.url, "--node", name, "--port", str(self.ports[name]),
-             "--heartbeat-ms", str(HEARTBEAT_MS), "--member-timeout-ms", str(TIMEOUT_MS), "--log-level", "notice"],
+             "--heartbeat-ms", str(HEARTBEAT_MS), "--member-timeout-ms", str(TIMEOUT_MS), "--log-level", "notice"]
+            # No validation sample: its observations are held out from users and items alike,
+            # and the item check counts every observation a user learned.
+            + (["--item-updates", "on", "--item-exchange-ms", str(EXCHANGE_MS), "--validation-fraction", "0"] if self.items else []),
             stdout=out, stderr=out, stdin=subprocess.DEVNULL)
         self.procs[name] = proc
         wait_until(lambda: call(self.ports[name], "GET", "/healthz")[0] == 200 or proc.poll() is not None, 60,
@@ -150,6 +161,7 @@ class Writer(threading.Thread):
         self.rng = random.Random(index)
         self.front, self.users, self.stop = front, users, stop
         self.acked = {}  # uid -> count
+        self.acked_at = []  # (time, uid) of each acknowledgement
         self.failed = []  # (time, uid, status, code)
         self.succeeded = []  # (time, uid)
 
@@ -165,9 +177,43 @@ class Writer(threading.Thread):
             if status == 200 and body and body.get("accepted"):
                 self.acked[uid] = self.acked.get(uid, 0) + 1
                 self.succeeded.append((began, uid))
+                self.acked_at.append((now, uid))
             else:
                 error = body.get("error", {}) if isinstance(body, dict) else {}
                 self.failed.append((now, uid, status, error.get("code"), error.get("message", "")[:160]))
+
+
+def check_items(cluster, front, writers, users, first_node, victim, killed_at):
+    """Every node reports the same online observation count for every item, summing to what the
+    users learned less at most what the victim acknowledged in its last exchange intervals."""
+    time.sleep(3 * EXCHANGE_MS / 1000 + 0.5)  # every node has published and folded the others' sums
+    counts = {}
+    for name in NODES:
+        for item in (f"i{i}" for i in range(1, 51)):
+            status, body = call(cluster.ports[name], "GET", f"/v1/models/{MODEL}/items/{item}")
+            if status != 200:
+                return [f"item {item} on {name}: {status} {body}"]
+            counts.setdefault(item, {})[name] = body.get("observations", 0)
+    differ = {item: c for item, c in counts.items() if len(set(c.values())) != 1}
+    if differ:
+        return [f"nodes disagree on {len(differ)} items' observation counts, e.g. {list(differ.items())[:3]}"]
+    folded = sum(c[NODES[0]] for c in counts.values())
+    learned = 0
+    for uid in users:
+        status, info = call(front, "GET", f"/v1/models/{MODEL}/users/{uid_path(uid)}")
+        if status != 200:
+            return [f"user info of {uid}: {status} {info}"]
+        learned += info["observations"]
+    # What the victim may not have published: its acknowledgements in its last two exchange
+    # intervals (and a half-second's slack) before the kill.
+    window = 2 * EXCHANGE_MS / 1000 + 0.5
+    unpublished = sum(1 for w in writers for t, uid in w.acked_at
+                      if first_node(uid) == victim and killed_at - window <= t <= killed_at)
+    log(f"items: every node folded the same counts for 50 items: {folded} observations of {learned} learned "
+        f"({learned - folded} missing; the killed node acknowledged {unpublished} in its last {window:.1f} s)")
+    if not learned - unpublished <= folded <= learned:
+        return [f"the items hold {folded} observations, the users learned {learned}; at most {unpublished} may be missing"]
+    return []
 
 
 def run(args, work, cleanup):
@@ -186,7 +232,7 @@ def run(args, work, cleanup):
                     "--lambda", "1", "--iterations", "5"], check=True, capture_output=True, timeout=300)
     log(f"trained model {MODEL!r} in a throwaway PostgreSQL")
 
-    cluster = Cluster(args.binary, url, work)
+    cluster = Cluster(args.binary, url, work, args.item_updates)
     cleanup.append(cluster.stop_all)
     for name in NODES:
         cluster.start(name)
@@ -229,6 +275,9 @@ def run(args, work, cleanup):
     log(f"started {victim} again")
     time.sleep(REJOIN_BOUND + 3)
     stop.set()
+    for w in writers:
+        w.join(timeout=30)
+    item_problems = check_items(cluster, front, writers, users, first_node, victim, killed_at) if args.item_updates else []
     # A version trained on one node, under load, is served by every node (LISTEN/NOTIFY).
     status, job = call(cluster.ports[NODES[0]], "POST", f"/v1/models/{MODEL}/retrain", {"wait": True}, timeout=120)
     if status != 200 or job.get("phase") != "done":
@@ -273,7 +322,7 @@ def run(args, work, cleanup):
             f"(member timeout + heartbeat + handover = {SERVED_AGAIN:.2f} s)")
     log(f"after the kill: {len(in_failover)} failed, the last {failover_window:.2f} s after it (bound {BOUND:.2f} s)")
     log(f"after the rejoin: {len(in_rejoin)} failed, the last {rejoin_window:.2f} s after it (bound {REJOIN_BOUND:.2f} s)")
-    problems = problems_early
+    problems = problems_early + item_problems
     if taken_back is None:
         problems.append(f"{victim}'s users were not served after it rejoined")
     if outside:
@@ -297,6 +346,10 @@ def run(args, work, cleanup):
         cluster_scores[uid] = p["score"] if status == 200 else None
     cluster.stop_all()
     cluster.procs, cluster.others = {}, []
+    if args.item_updates:
+        if problems:
+            raise AssertionError("; ".join(problems))
+        return
     lone_port = free_port()
     out = open(os.path.join(work, "lone.log"), "ab")
     lone = subprocess.Popen([args.binary, "serve", "--store", url, "--port", str(lone_port), "--log-level", "notice"],
@@ -321,6 +374,7 @@ def main():
     parser.add_argument("--binary", default=".build/debug/osprey")
     parser.add_argument("--require", action="store_true", help="fail instead of skipping when haproxy or PostgreSQL is missing")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--item-updates", action="store_true", help="nodes learn items online too, exchanging their sums")
     args = parser.parse_args()
     args.binary = os.path.abspath(args.binary)
     missing = [tool for tool in ("haproxy", "initdb") if shutil.which(tool) is None and not (
