@@ -5,6 +5,7 @@
 #
 #   bench/cluster.sh            USERS=20000 ITEMS=2000 RATINGS=200000 DIM=20 NODES="1 2 3"
 #                               DURATION=20 CONNECTIONS=32 WARMUP_MAX=120 PORT=18190
+#                               SERVE_OPTIONS="--item-updates on"  (every server, lone and nodes)
 #
 # Builds release (OSPREY_BIN=path uses that binary instead, as bench/lib.sh does); starts a
 # throwaway PostgreSQL (scripts/postgres-server.sh, stopped at the end), generates a model and
@@ -149,7 +150,7 @@ start_serve() {
   local name=$1 port=$2
   shift 2
   $BIN serve --store "$URL" --port "$port" --log-level ${LOG_LEVEL:-warning} \
-    --snapshot-observations "${SNAPSHOT:-100000}" --prediction-cache "${CACHE:-0}" "$@" > "$WORK/$name.log" 2>&1 &
+    --snapshot-observations "${SNAPSHOT:-100000}" --prediction-cache "${CACHE:-0}" ${SERVE_OPTIONS:-} "$@" > "$WORK/$name.log" 2>&1 &
   local pid=$!
   track $pid
   SERVE_PIDS+=($pid)
@@ -279,7 +280,7 @@ pg_version=$("$PGBIN/postgres" --version 2>/dev/null || echo "PostgreSQL (versio
   echo "Model: \`osprey generate --users $USERS --items $ITEMS --ratings $RATINGS --dim 10 --noise 0.5 --seed 1\`,"
   echo "trained into a throwaway PostgreSQL (fsync and synchronous_commit on) with d=$DIM. Servers:"
   echo "\`serve --store\` (nodes with \`--node nK\`, default heartbeat 1 s), default event loops (half the"
-  echo "cores), prediction cache ${CACHE:-0}, snapshots every ${SNAPSHOT:-100000} observations. Each setup"
+  echo "cores), prediction cache ${CACHE:-0}, snapshots every ${SNAPSHOT:-100000} observations${SERVE_OPTIONS:+, \`$SERVE_OPTIONS\`}. Each setup"
   echo "started fresh, warmed up by visiting every user once in turn (below), then wrk -t1 -c$CONNECTIONS -d${DURATION}s:"
   echo "predict (GET, random trained user and item), durable observe (POST, random user, item, label 1–5)."
   echo

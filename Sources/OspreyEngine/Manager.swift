@@ -97,7 +97,7 @@ public final class Manager: Sendable {
             try Heartbeats(node: $0, registry: registry, progress: progress, installer: installer, exploration: exploration, logger: logger)
         }
         itemExchange = cluster.flatMap { node in
-            node.contributions.flatMap { configuration.itemUpdates ? ItemExchange(node: node, store: $0, registry: registry, logger: logger) : nil }
+            node.contributions.flatMap { configuration.itemUpdates ? ItemExchange(node: node, store: $0, registry: registry, metrics: metrics.itemExchange, logger: logger) : nil }
         }
     }
 

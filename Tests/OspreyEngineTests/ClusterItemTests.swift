@@ -270,4 +270,35 @@ struct ClusterItemTests {
         #expect(items == (try Self.items(pair.b)))
         #expect(items.values.map { Int($0.last!) }.reduce(0, +) == 100, "version 2's items learn only what came after it")
     }
+
+    /// A contribution store whose publications fail while `failing` is set.
+    final class FailingPublications: ItemContributionStore, @unchecked Sendable {
+        let inner = MemoryItemContributions()
+        var failing = false
+
+        func publish(model: String, version: Int, node: String, revision: Int64,
+                     _ contributions: [(item: String, statistics: RidgeStatistics)]) throws {
+            if failing { throw StorageError(.io, "injected: the database is unreachable") }
+            try inner.publish(model: model, version: version, node: node, revision: revision, contributions)
+        }
+
+        func contributions(model: String, version: Int, dimension: Int, after: [String: Int64]) throws -> [ItemContribution] {
+            try inner.contributions(model: model, version: version, dimension: dimension, after: after)
+        }
+    }
+
+    @Test func sumsAFailedPublicationLeftOutArePublishedByTheNext() async throws {
+        let t = try TrainedStore()
+        let store = FailingPublications()
+        let pair = try Pair(t.stores, reopened: try t.reopen(), contributions: store)
+        try await pair.observe(ItemLearningTests.stream(80, seed: 4))
+        store.failing = true
+        #expect(pair.a.itemExchange!.exchangeOnce().published == 0)
+        #expect(pair.b.itemExchange!.exchangeOnce().published == 0)
+        #expect(try Self.items(pair.a) != Self.items(pair.b), "neither has the other's sums")
+        store.failing = false
+        for m in [pair.a, pair.b, pair.a] { m.itemExchange!.exchangeOnce() }
+        #expect(try Self.items(pair.a) == Self.items(pair.b))
+        #expect(try Self.items(pair.a).values.map { Int($0.last!) }.reduce(0, +) == 80)
+    }
 }

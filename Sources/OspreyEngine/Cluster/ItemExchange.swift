@@ -19,12 +19,14 @@ public final class ItemExchange: Service, Sendable {
     private let node: ClusterNode
     private let store: any ItemContributionStore
     private let registry: ModelRegistry
+    private let metrics: ItemExchangeMetrics
     private let logger: Logger
 
-    init(node: ClusterNode, store: any ItemContributionStore, registry: ModelRegistry, logger: Logger) {
+    init(node: ClusterNode, store: any ItemContributionStore, registry: ModelRegistry, metrics: ItemExchangeMetrics, logger: Logger) {
         self.node = node
         self.store = store
         self.registry = registry
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -57,7 +59,15 @@ public final class ItemExchange: Service, Sendable {
     /// failure is logged; what could not be published is published at the next exchange.
     @discardableResult
     public func exchangeOnce() -> Outcome {
-        var outcome = Outcome()
+        let clock = ContinuousClock(), began = clock.now
+        var outcome = Outcome(), failed = false
+        defer {
+            metrics.exchanges.increment()
+            if failed { metrics.failures.increment() }
+            metrics.published.increment(by: outcome.published)
+            metrics.read.increment(by: outcome.read)
+            metrics.seconds.increment(by: Double((clock.now - began) / .microseconds(1)) / 1e6)
+        }
         for model in registry.all {
             for state in model.learningStates {
                 guard let learner = state.itemLearner, learner.isShared else { continue }
@@ -67,6 +77,7 @@ public final class ItemExchange: Service, Sendable {
                     try store.publish(model: model.name, version: version, node: node.name, revision: revision, items)
                     outcome.published += items.count
                 } catch {
+                    failed = true
                     learner.markUnexchanged(items.map(\.item))
                     logger.warning("could not publish the items learned here; trying again at the next exchange", metadata: [
                         "node": "\(node.name)", "model.name": "\(model.name)", "model.version": "\(version)", "error": "\(error)",
@@ -78,6 +89,7 @@ public final class ItemExchange: Service, Sendable {
                     outcome.read += read.count
                     outcome.solved += learner.fold(read, features: state.features)
                 } catch {
+                    failed = true
                     logger.warning("could not read the other nodes' items; trying again at the next exchange", metadata: [
                         "node": "\(node.name)", "model.name": "\(model.name)", "model.version": "\(version)", "error": "\(error)",
                     ])

@@ -11,6 +11,7 @@ public struct EngineMetrics: Sendable {
     let ingest: IngestMetrics
     let snapshots: SnapshotMetrics
     let decisionLog: DecisionLogMetrics
+    let itemExchange: ItemExchangeMetrics
     /// Retrain jobs that failed, and that were cancelled; automatic retrains held back by
     /// ``Manager/Configuration/autoRetrainLimit``.
     let retrainFailures: Counter, retrainCancellations: Counter, autoRetrainsLimited: Counter
@@ -20,6 +21,7 @@ public struct EngineMetrics: Sendable {
         ingest = IngestMetrics(factory: factory)
         snapshots = SnapshotMetrics(factory: factory)
         decisionLog = DecisionLogMetrics(factory: factory)
+        itemExchange = ItemExchangeMetrics(factory: factory)
         retrainFailures = Counter(label: "osprey_retrain_failures_total", factory: factory)
         retrainCancellations = Counter(label: "osprey_retrain_cancellations_total", factory: factory)
         autoRetrainsLimited = Counter(label: "osprey_auto_retrains_limited_total", factory: factory)
@@ -90,5 +92,21 @@ struct DecisionLogMetrics: Sendable {
         dropped = Counter(label: "osprey_decisions_dropped_total", factory: factory)
         pruned = Counter(label: "osprey_decisions_pruned_total", factory: factory)
         pending = Meter(label: "osprey_decisions_pending", factory: factory)
+    }
+}
+
+/// What a cluster node's ``ItemExchange`` does: exchanges, the ones that could not reach the
+/// store (retried at the next), and the item sums it published and read.
+struct ItemExchangeMetrics: Sendable {
+    let exchanges: Counter, failures: Counter, published: Counter, read: Counter
+    /// Time spent exchanging: publishing, reading and solving the items again.
+    let seconds: FloatingPointCounter
+
+    init(factory: any MetricsFactory) {
+        exchanges = Counter(label: "osprey_item_exchanges_total", factory: factory)
+        failures = Counter(label: "osprey_item_exchange_failures_total", factory: factory)
+        published = Counter(label: "osprey_item_sums_published_total", factory: factory)
+        read = Counter(label: "osprey_item_sums_read_total", factory: factory)
+        seconds = FloatingPointCounter(label: "osprey_item_exchange_seconds_total", factory: factory)
     }
 }
