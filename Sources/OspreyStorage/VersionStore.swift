@@ -91,4 +91,14 @@ public protocol VersionStore: Sendable {
     /// Item `id` of the model's catalogue, or nil. O(log items).
     /// - Throws: ``StorageError`` `.corrupt` when its stored attributes are unreadable.
     func catalogueItem(model: String, id: String) throws -> CatalogueItem?
+
+    /// The items of the model's catalogue written after `revision`, in the order they were
+    /// written, and the catalogue's revision as of the read: each ``putItems(model:_:)`` or
+    /// ``setItemHidden(model:item:hidden:)`` that writes an item raises the model's revision by
+    /// one, and the items it wrote carry it. Writers take turns,
+    /// so a reader that asks again after the revision it got misses no write (how cluster nodes
+    /// follow each other's item writes; docs/operations.md, "Partitioned serving").
+    /// O(changes + log items).
+    /// - Throws: ``StorageError`` `.corrupt` when an item's stored attributes are unreadable.
+    func catalogueChanges(model: String, after revision: Int64) throws -> (items: [CatalogueItem], revision: Int64)
 }

@@ -211,6 +211,34 @@ struct ClusterTests {
         #expect(try pair.a.registry.model("demo").version.number == 2 && pair.b.registry.model("demo").version.number == 2)
     }
 
+    @Test(arguments: backends)
+    func itemsWrittenOnOneNodeAreServedByEveryNode(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
+        defer { t.remove() }
+        let pair = try Pair(t)
+        pair.settle()
+        let uids = Array(Set(t.ratings.map(\.uid))).sorted()
+        let ofA = uids.first { Self.owner(of: $0, live: ["a", "b"]) == "a" }!
+        let ofB = uids.first { Self.owner(of: $0, live: ["a", "b"]) == "b" }!
+        // An item written on a reaches b by the announcement; b scores it for its users.
+        try pair.a.putItems(model: "demo", [("fresh", ["genre": .string("news")])])
+        try await Self.eventually("b holds the new item") { (try? pair.b.item(model: "demo", id: "fresh")) != nil }
+        #expect(try pair.b.item(model: "demo", id: "fresh").attributes == ["genre": .string("news")])
+        _ = try Predictor(registry: pair.b.registry).predict(model: "demo", uid: ofB, item: "fresh")
+        // An item hidden on b leaves a's top-k answers.
+        let before = try Predictor(registry: pair.a.registry).topK(model: "demo", uid: ofA, k: 40, items: nil)
+        let top = try #require(before.items.first?.item)
+        try pair.b.setItemHidden(model: "demo", item: top, hidden: true)
+        try await Self.eventually("a hides \(top)") {
+            try !Predictor(registry: pair.a.registry).topK(model: "demo", uid: ofA, k: 40, items: nil).items.contains { $0.item == top }
+        }
+        // A write behind the nodes' backs (as a missed announcement) is read at the next heartbeat.
+        try t.stores.versions.putItems(model: "demo", [CatalogueItem(id: "later", attributes: ["genre": .string("sport")])])
+        pair.beat()
+        #expect(try pair.a.item(model: "demo", id: "later").attributes == ["genre": .string("sport")])
+        #expect(try pair.b.item(model: "demo", id: "later").attributes == ["genre": .string("sport")])
+    }
+
     @Test func anObservationWhoseUserMovesBeforeItsCommitIsNotLogged() async throws {
         let t = try TrainedStore(), faults = Faults()
         let membership = MemoryMembershipStore()

@@ -236,19 +236,20 @@ struct SQLiteCatalogueItemTests {
         #expect(try t.reopenSQLite()!.versions.catalogueItems(model: "demo").map(\.id) == ["b", "a", "c"])
     }
 
-    /// A catalogue written before items (migrated up to "catalog-v1" only) gets the `item` table
-    /// when opened, and keeps its versions.
+    /// A catalogue written before items (without "catalog-v2-items" and the item migrations after
+    /// it) gets the `item` table when opened, and keeps its versions.
     @Test func aCatalogueFromBeforeItemsIsMigrated() throws {
         let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
         try t.sqlite!.versions.database.pool.write { db in
             try db.execute(sql: "DROP TABLE item")
-            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'catalog-v2-items'")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier IN ('catalog-v2-items', 'catalog-v4-item-revision')")
         }
         let migrated = try t.reopenSQLite()!
         #expect(try migrated.versions.catalogueItems(model: "demo").isEmpty)
         try migrated.versions.putItems(model: "demo", [CatalogueItem(id: "i1", hidden: true)])
         #expect(try t.reopenSQLite()!.versions.catalogueItem(model: "demo", id: "i1")?.hidden == true)
+        #expect(try migrated.versions.catalogueChanges(model: "demo", after: 0).revision == 1)
         #expect(try migrated.versions.versions(model: "demo").map(\.number) == [1])
     }
 }

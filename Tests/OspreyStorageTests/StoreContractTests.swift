@@ -195,6 +195,29 @@ struct StoreContractTests {
         }
     }
 
+    @Test(arguments: Backend.available)
+    func catalogueChangesAreReadAfterARevision(_ backend: Backend) throws {
+        try withStores(backend) { s, reopen in
+            #expect(try s.versions.catalogueChanges(model: "m", after: 0) == ([], 0))
+            let a = CatalogueItem(id: "a", attributes: ["n": .number(1)]), b = CatalogueItem(id: "b")
+            try s.versions.putItems(model: "m", [a, b])
+            try s.versions.putItems(model: "other", [CatalogueItem(id: "x")])
+            let first = try reopen().versions.catalogueChanges(model: "m", after: 0)
+            #expect(first.items == [a, b] && first.revision == 1)
+            #expect(try s.versions.catalogueChanges(model: "m", after: first.revision) == ([], 1), "nothing since")
+            // A hide, then a replacement: read after the first revision, in the order written.
+            #expect(try s.versions.setItemHidden(model: "m", item: "b", hidden: true))
+            let a2 = CatalogueItem(id: "a", attributes: ["n": .number(2)])
+            try s.versions.putItems(model: "m", [a2])
+            let next = try reopen().versions.catalogueChanges(model: "m", after: first.revision)
+            #expect(next.items == [CatalogueItem(id: "b", hidden: true), a2] && next.revision == 3)
+            #expect(try !s.versions.setItemHidden(model: "m", item: "nothing", hidden: true))
+            #expect(try s.versions.catalogueChanges(model: "m", after: 3) == ([], 3), "a write of nothing takes no revision")
+            #expect(try s.versions.catalogueChanges(model: "m", after: .max).items.isEmpty)
+            #expect(try s.versions.catalogueChanges(model: "other", after: 0).items.map(\.id) == ["x"])
+        }
+    }
+
     /// A `putItems` that fails writes nothing: not when an attribute cannot be stored, not when
     /// the write itself fails (injected); a retry then writes it all.
     @Test(arguments: Backend.available)

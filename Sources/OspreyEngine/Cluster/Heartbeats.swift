@@ -9,10 +9,10 @@ import ServiceLifecycle
 /// is logged; the node fences itself if they keep failing.
 ///
 /// It also keeps the node on what the version store says every node serves: each model's
-/// serving version (``Installer/follow(_:serving:)``) and exploration policy
-/// (``ExplorationControl/follow(_:stored:)``), at once when another node announces a change (a
-/// retrain, a rollback, a policy set there), and at every heartbeat in case an announcement was
-/// missed.
+/// serving version (``Installer/follow(_:serving:)``), exploration policy
+/// (``ExplorationControl/follow(_:stored:)``) and item catalogue (``ItemCatalogue/follow(_:model:)``),
+/// at once when another node announces a change (a retrain, a rollback, a policy set or an item
+/// written there), and at every heartbeat in case an announcement was missed.
 ///
 /// As a `Service` it leaves the membership on graceful shutdown, after the ingestor has answered
 /// every queued observation (list it before the ingestor), so the others take its users at
@@ -57,6 +57,15 @@ public final class Heartbeats: Service, Sendable {
         }
         for model in models {
             exploration.follow(model, stored: policies[model.name])
+            do {
+                if try model.current.catalogue.follow(installer.stores, model: model.name) > 0 {
+                    for state in model.learningStates { state.predictions.invalidateAll() }
+                }
+            } catch {
+                logger.warning("could not read the item catalogue; trying again at the next heartbeat", metadata: [
+                    "node": "\(node.name)", "model.name": "\(model.name)", "error": "\(error)",
+                ])
+            }
             do {
                 try installer.follow(model, serving: serving[model.name])
             } catch {

@@ -30,8 +30,9 @@ public final class ItemCatalogue: AttributeSource, Sendable {
 
     private let contents = Mutex(Contents())
     private let generations = Atomic<Int>(0)
-    /// Serializes writes: a store write and the memory update after it.
-    let writes = Mutex<Void>(())
+    /// Serializes writes: a store write and the memory update after it. Its value is the
+    /// store's catalogue revision this catalogue has read through (``follow(_:model:)``).
+    let writes = Mutex<Int64>(0)
 
     /// An empty catalogue.
     public init() {}
@@ -40,8 +41,23 @@ public final class ItemCatalogue: AttributeSource, Sendable {
     /// - Throws: what the store's read throws.
     static func stored(in stores: Stores, model: String) throws -> ItemCatalogue {
         let catalogue = ItemCatalogue()
+        // The revision first: what is written after it is read again by the next follow.
+        let revision = try stores.versions.catalogueChanges(model: model, after: .max).revision
         catalogue.apply(try stores.versions.catalogueItems(model: model))
+        catalogue.writes.withLock { $0 = revision }
         return catalogue
+    }
+
+    /// Applies what the store's catalogue of `model` gained since this catalogue last read it:
+    /// items another process (a cluster node) wrote. Returns how many items changed. O(changes).
+    /// - Throws: what the store's read throws; nothing changed then.
+    func follow(_ stores: Stores, model: String) throws -> Int {
+        try writes.withLock { revision in
+            let changes = try stores.versions.catalogueChanges(model: model, after: revision)
+            apply(changes.items)
+            revision = max(revision, changes.revision)
+            return changes.items.count
+        }
     }
 
     /// Raised by every change; read before the items a computation uses. O(1).

@@ -43,7 +43,6 @@ extension Manager {
     public func putItems(model name: String, _ items: [(id: String, attributes: ItemAttributes)],
                          naming: (_ index: Int, _ field: String) -> String = { "items.\($0).\($1)" }) throws {
         let model = try registry.model(name)
-        try registry.requireLoneProcess("writing items")
         let rules = ingestor.rules
         for (k, item) in items.enumerated() {
             do throws(InputRuleViolation) {
@@ -71,7 +70,6 @@ extension Manager {
     ///   catalogue), `unavailable` when the store cannot write.
     public func setItemHidden(model name: String, item: String, hidden: Bool) throws {
         let model = try registry.model(name)
-        try registry.requireLoneProcess("hiding or showing an item")
         let state = model.current
         let catalogue = state.catalogue
         try catalogue.writes.withLock { _ in
@@ -112,8 +110,17 @@ extension Manager {
 
     /// After a catalogue change: every state's cached answers may rank or score the changed
     /// items, so they go (an answer computed before the change was read at the older
-    /// generation and is never served).
+    /// generation and is never served). A cluster node announces the change: the other nodes
+    /// read it from the store at once (or at their next heartbeat).
     private func changedCatalogue(_ model: ServedModel) {
         for state in model.learningStates { state.predictions.invalidateAll() }
+        guard let cluster = registry.cluster else { return }
+        do {
+            try cluster.announceChange(model: model.name)
+        } catch {
+            logger.warning("could not announce the item change; the other nodes read it at their next heartbeat", metadata: [
+                "model.name": "\(model.name)", "error": "\(error)",
+            ])
+        }
     }
 }

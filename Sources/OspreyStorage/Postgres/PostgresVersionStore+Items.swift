@@ -30,19 +30,25 @@ extension PostgresVersionStore {
             try s.execute("SELECT pg_advisory_xact_lock(\(PostgresLocks.catalogueItems), hashtext(\(model)))")
             let last = try s.query("SELECT COALESCE(MAX(position), 0) FROM catalogue_item WHERE model = \(model)").first
                 .map { try $0.decode(Int64.self) } ?? 0
+            let revision = try Self.nextRevision(s, model: model)
             // A replaced item keeps its position; the one the statement offered goes unused.
             try s.execute("""
-                INSERT INTO catalogue_item (model, id, attributes, hidden, position)
-                SELECT \(model), id, attributes, hidden, \(last) + n
+                INSERT INTO catalogue_item (model, id, attributes, hidden, position, revision)
+                SELECT \(model), id, attributes, hidden, \(last) + n, \(revision)
                 FROM UNNEST(\(ids)::TEXT[], \(json)::TEXT[], \(hidden)::BOOLEAN[]) WITH ORDINALITY AS i (id, attributes, hidden, n)
-                ON CONFLICT (model, id) DO UPDATE SET attributes = EXCLUDED.attributes, hidden = EXCLUDED.hidden
+                ON CONFLICT (model, id) DO UPDATE SET attributes = EXCLUDED.attributes, hidden = EXCLUDED.hidden,
+                    revision = EXCLUDED.revision
                 """)
         }
     }
 
     public func setItemHidden(model: String, item: String, hidden: Bool) throws -> Bool {
         try database.transaction { s in
-            try s.execute("UPDATE catalogue_item SET hidden = \(hidden) WHERE model = \(model) AND id = \(item)") > 0
+            try s.execute("SELECT pg_advisory_xact_lock(\(PostgresLocks.catalogueItems), hashtext(\(model)))")
+            let revision = try Self.nextRevision(s, model: model)
+            return try s.execute("""
+                UPDATE catalogue_item SET hidden = \(hidden), revision = \(revision) WHERE model = \(model) AND id = \(item)
+                """) > 0
         }
     }
 
@@ -62,6 +68,32 @@ extension PostgresVersionStore {
             try s.query("SELECT id, attributes, hidden FROM catalogue_item WHERE model = \(model) AND id = \(id)").first
                 .map { try Self.item($0, model: model, decoder: JSONDecoder()) }
         }
+    }
+
+    /// The revision first, then the items after the one asked for: a write committed between
+    /// the two reads shows among the items and is read again next time, never missed (writers
+    /// of a model take turns under its advisory lock, so revisions commit in order).
+    public func catalogueChanges(model: String, after revision: Int64) throws -> (items: [CatalogueItem], revision: Int64) {
+        try database.transaction { s in
+            let current = try s.query("SELECT COALESCE(MAX(revision), 0) FROM catalogue_item WHERE model = \(model)").first
+                .map { try $0.decode(Int64.self) } ?? 0
+            let decoder = JSONDecoder()
+            var out: [CatalogueItem] = []
+            try s.forEach("""
+                SELECT id, attributes, hidden FROM catalogue_item WHERE model = \(model) AND revision > \(revision)
+                ORDER BY revision, position
+                """) { row in
+                out.append(try Self.item(row, model: model, decoder: decoder))
+            }
+            return (out, current)
+        }
+    }
+
+    /// The revision a write of `model`'s items takes, under the model's catalogue lock: one more
+    /// than the catalogue's. O(log items).
+    private static func nextRevision(_ s: PostgresSession, model: String) throws -> Int64 {
+        (try s.query("SELECT COALESCE(MAX(revision), 0) FROM catalogue_item WHERE model = \(model)").first
+            .map { try $0.decode(Int64.self) } ?? 0) + 1
     }
 
     /// The item of a row `(id, attributes, hidden)`.

@@ -65,6 +65,11 @@ public final class PostgresVersionStore: VersionStore, Sendable {
         );
         CREATE INDEX catalogue_item_model_position ON catalogue_item (model, position);
         """,
+        // Each item's last write's revision (``VersionStore/catalogueChanges(model:after:)``).
+        """
+        ALTER TABLE catalogue_item ADD COLUMN revision BIGINT NOT NULL DEFAULT 0;
+        CREATE INDEX catalogue_item_model_revision ON catalogue_item (model, revision);
+        """,
     ]
 
     /// Opens the catalogue in `database`, creating or migrating its tables.

@@ -12,21 +12,24 @@ extension SQLiteVersionStore {
         let rows = zip(items, try CatalogueEncoding.attributes(items, model: model)).map { (id: $0.id, attributes: $1, hidden: $0.hidden) }
         try database.pool.write { db in
             var position = try Int64.fetchOne(db, sql: "SELECT MAX(position) FROM item WHERE model = ?", arguments: [model]) ?? 0
+            let revision = try Self.nextRevision(db, model: model)
             // A replaced item keeps its position; the one the statement offered goes unused.
             let upsert = try db.cachedStatement(sql: """
-                INSERT INTO item (model, id, attributes, hidden, position) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT(model, id) DO UPDATE SET attributes = excluded.attributes, hidden = excluded.hidden
+                INSERT INTO item (model, id, attributes, hidden, position, revision) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(model, id) DO UPDATE SET attributes = excluded.attributes, hidden = excluded.hidden,
+                    revision = excluded.revision
                 """)
             for row in rows {
                 position += 1
-                try upsert.execute(arguments: [model, row.id, row.attributes, row.hidden ? 1 : 0, position])
+                try upsert.execute(arguments: [model, row.id, row.attributes, row.hidden ? 1 : 0, position, revision])
             }
         }
     }
 
     public func setItemHidden(model: String, item: String, hidden: Bool) throws -> Bool {
         try database.pool.write { db in
-            try db.execute(sql: "UPDATE item SET hidden = ? WHERE model = ? AND id = ?", arguments: [hidden ? 1 : 0, model, item])
+            try db.execute(sql: "UPDATE item SET hidden = ?, revision = ? WHERE model = ? AND id = ?",
+                           arguments: [hidden ? 1 : 0, try Self.nextRevision(db, model: model), model, item])
             return db.changesCount > 0
         }
     }
@@ -44,6 +47,21 @@ extension SQLiteVersionStore {
             try Row.fetchOne(db, sql: "SELECT id, attributes, hidden FROM item WHERE model = ? AND id = ?", arguments: [model, id])
                 .map { try Self.item($0, model: model, decoder: JSONDecoder()) }
         }
+    }
+
+    public func catalogueChanges(model: String, after revision: Int64) throws -> (items: [CatalogueItem], revision: Int64) {
+        // One read transaction: the items and the revision are of one snapshot.
+        try database.pool.read { db in
+            let decoder = JSONDecoder()
+            let items = try Row.fetchAll(db, sql: "SELECT id, attributes, hidden FROM item WHERE model = ? AND revision > ? ORDER BY revision, position",
+                                         arguments: [model, revision]).map { try Self.item($0, model: model, decoder: decoder) }
+            return (items, try Int64.fetchOne(db, sql: "SELECT MAX(revision) FROM item WHERE model = ?", arguments: [model]) ?? 0)
+        }
+    }
+
+    /// The revision a write of `model`'s items takes: one more than the catalogue's. O(log items).
+    private static func nextRevision(_ db: Database, model: String) throws -> Int64 {
+        (try Int64.fetchOne(db, sql: "SELECT MAX(revision) FROM item WHERE model = ?", arguments: [model]) ?? 0) + 1
     }
 
     /// The item of a row `(id, attributes, hidden)`.

@@ -70,6 +70,14 @@ extension SQLiteVersionStore {
                 ALTER TABLE version ADD COLUMN computed BLOB;
                 """)
         }
+        // Each item's last write's revision (``VersionStore/catalogueChanges(model:after:)``):
+        // items written before it carry 0.
+        migrator.registerMigration("catalog-v4-item-revision") { db in
+            try db.execute(sql: """
+                ALTER TABLE item ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX item_model_revision ON item (model, revision);
+                """)
+        }
         return migrator
     }
 

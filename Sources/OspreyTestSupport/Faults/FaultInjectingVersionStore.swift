@@ -46,6 +46,9 @@ public struct FaultInjectingVersionStore: VersionStore {
         try faults.run(.versionWrite) { try base.setItemHidden(model: model, item: item, hidden: hidden) }
     }
     public func catalogueItems(model: String) throws -> [CatalogueItem] { try faults.run(.versionRead) { try base.catalogueItems(model: model) } }
+    public func catalogueChanges(model: String, after revision: Int64) throws -> (items: [CatalogueItem], revision: Int64) {
+        try faults.run(.versionRead) { try base.catalogueChanges(model: model, after: revision) }
+    }
     public func catalogueItem(model: String, id: String) throws -> CatalogueItem? {
         try faults.run(.versionRead) { try base.catalogueItem(model: model, id: id) }
     }

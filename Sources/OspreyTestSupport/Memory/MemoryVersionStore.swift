@@ -24,6 +24,9 @@ public final class MemoryVersionStore: VersionStore, Sendable {
     private struct Items {
         var order: [String] = []
         var byId: [String: CatalogueItem] = [:]
+        /// The catalogue's revision, and the one each item was last written at.
+        var revision: Int64 = 0
+        var revisions: [String: Int64] = [:]
     }
 
     private let state = Mutex(State())
@@ -142,9 +145,12 @@ public final class MemoryVersionStore: VersionStore, Sendable {
         }
         state.withLock { s in
             var stored = s.items[model] ?? Items()
+            guard !items.isEmpty else { return }
+            stored.revision += 1
             for item in items {
                 if stored.byId[item.id] == nil { stored.order.append(item.id) }
                 stored.byId[item.id] = item
+                stored.revisions[item.id] = stored.revision
             }
             s.items[model] = stored
         }
@@ -152,8 +158,11 @@ public final class MemoryVersionStore: VersionStore, Sendable {
 
     public func setItemHidden(model: String, item: String, hidden: Bool) throws -> Bool {
         state.withLock { s in
-            guard s.items[model]?.byId[item] != nil else { return false }
-            s.items[model]?.byId[item]?.hidden = hidden
+            guard var stored = s.items[model], stored.byId[item] != nil else { return false }
+            stored.byId[item]?.hidden = hidden
+            stored.revision += 1
+            stored.revisions[item] = stored.revision
+            s.items[model] = stored
             return true
         }
     }
@@ -167,6 +176,15 @@ public final class MemoryVersionStore: VersionStore, Sendable {
 
     public func catalogueItem(model: String, id: String) throws -> CatalogueItem? {
         state.withLock { $0.items[model]?.byId[id] }
+    }
+
+    public func catalogueChanges(model: String, after revision: Int64) throws -> (items: [CatalogueItem], revision: Int64) {
+        state.withLock { s in
+            guard let stored = s.items[model] else { return ([], 0) }
+            let changed = stored.order.filter { stored.revisions[$0, default: 0] > revision }
+                .sorted { stored.revisions[$0]! < stored.revisions[$1]! }
+            return (changed.map { stored.byId[$0]! }, stored.revision)
+        }
     }
 
     private static func serve(_ s: inout State, model: String, version: Int) {
