@@ -64,14 +64,12 @@ public final class Manager: Sendable {
         let decisions = DecisionLog(store: stores.decisions, logger: logger, retention: configuration.exploration.decisionRetention,
                                     metrics: metrics.decisionLog)
         self.decisions = decisions
-        var loader = Loader(stores: stores, configuration: configuration, adopting: cluster != nil)
-        if let cluster, let contributions = cluster.contributions, configuration.itemUpdates {
-            loader.sharedItems = (cluster.name, contributions)
-        }
+        let loader = Loader(stores: stores, configuration: configuration, adopting: cluster != nil,
+                            sharedItems: configuration.itemUpdates ? cluster.flatMap { c in c.contributions.map { (c.name, $0) } } : nil)
         self.loader = loader
         self.logger = logger
         let registry = ModelRegistry(models: try Self.load(stores, loader: loader, decisions: decisions, configuration: configuration,
-                                                            metrics: metrics, logger: logger), cluster: cluster)
+                                                            metrics: metrics, logger: logger, cluster: cluster), cluster: cluster)
         self.registry = registry
         ProcessMemory.returnFreed()
         let progress = LearningProgress(applied: try stores.log.lastSequence())
@@ -93,8 +91,12 @@ public final class Manager: Sendable {
         explorer = Explorer(registry: registry, log: decisions, configuration: configuration.exploration)
         let exploration = ExplorationControl(stores: stores, registry: registry, decisions: decisions, logger: logger)
         self.exploration = exploration
-        heartbeats = try cluster.map {
-            try Heartbeats(node: $0, registry: registry, progress: progress, installer: installer, exploration: exploration, logger: logger)
+        heartbeats = try cluster.map { node in
+            try Heartbeats(node: node, registry: registry, progress: progress, installer: installer, exploration: exploration,
+                           maxModels: configuration.maxModels, logger: logger) { record in
+                try Self.loadModel(record, stores: stores, loader: loader, decisions: decisions, configuration: configuration,
+                                   metrics: metrics, logger: logger, cluster: node)
+            }
         }
         itemExchange = cluster.flatMap { node in
             node.contributions.flatMap { configuration.itemUpdates ? ItemExchange(node: node, store: $0, registry: registry, metrics: metrics.itemExchange, logger: logger) : nil }
@@ -116,42 +118,51 @@ public final class Manager: Sendable {
 
     /// Loads every model of the stores, with its competition if one runs.
     private static func load(_ stores: Stores, loader: Loader, decisions: DecisionLog, configuration: Configuration,
-                             metrics: EngineMetrics, logger: Logger) throws -> [ServedModel] {
-        var served: [ServedModel] = []
+                             metrics: EngineMetrics, logger: Logger, cluster: ClusterNode?) throws -> [ServedModel] {
+        try stores.versions.models().map { record in
+            try loadModel(record, stores: stores, loader: loader, decisions: decisions, configuration: configuration,
+                          metrics: metrics, logger: logger, cluster: cluster)
+        }
+    }
+
+    /// Loads model `record` as stored, with its competition if one runs. A version still `built`
+    /// was being installed when the last process stopped, and is marked failed; on a cluster only
+    /// when no other live node holds the model's retrain (it may be installing it).
+    static func loadModel(_ record: ModelRecord, stores: Stores, loader: Loader, decisions: DecisionLog, configuration: Configuration,
+                          metrics: EngineMetrics, logger: Logger, cluster: ClusterNode?) throws -> ServedModel {
         let policies = try stores.versions.explorationPolicies()
         let competitions = try stores.versions.competitions()
-        for record in try stores.versions.models() {
-            // A version still `built` was being installed when the last process stopped.
+        if try cluster?.claimRetrain(model: record.name) == nil {
+            defer { try? cluster?.releaseRetrain(model: record.name) }
             let unserved = try stores.versions.failUnservedVersions(model: record.name)
             if !unserved.isEmpty {
                 logger.warning("versions never served (their retrain did not finish installing) marked failed", metadata: [
                     "model.name": "\(record.name)", "versions": "\(unserved)",
                 ])
             }
-            let clock = ContinuousClock()
-            let start = clock.now
-            let modelMetrics = metrics.model(record.name, featureCache: configuration.featureCache.capacity > 0)
-            let (state, _) = try loader.load(model: record.name, version: record.servingVersion,
-                                             continuing: .init(metrics: modelMetrics), warmStart: configuration.warmStart)
-            let policy: ExplorationPolicy
-            do { policy = try ExplorationPolicy.parse(policies[record.name] ?? "greedy") } catch {
-                throw StorageError(.corrupt, "model \(record.name) has an unreadable exploration policy: \(error)")
-            }
-            let model = ServedModel(state: state, observations: try stores.log.observationCount(model: record.name),
-                                    exploration: policy, decisions: try stores.decisions.decisionCount(model: record.name),
-                                    metrics: modelMetrics)
-            if let record = competitions[record.name] {
-                model.competition = try Installer.restoreCompetition(record, of: model, stores: stores, loader: loader,
-                                                                     decisions: decisions)
-            }
-            served.append(model)
-            logger.info("loaded model", metadata: [
-                "model.name": "\(record.name)", "model.version": "\(record.servingVersion)",
-                "model.users": "\(state.users.count)", "model.users.hot": "\(state.users.hotCount)",
-                "duration": "\(clock.now - start)",
-            ])
         }
-        return served
+        let clock = ContinuousClock()
+        let start = clock.now
+        let modelMetrics = metrics.model(record.name, featureCache: configuration.featureCache.capacity > 0)
+        let (state, _) = try loader.load(model: record.name, version: record.servingVersion,
+                                         continuing: .init(metrics: modelMetrics), warmStart: configuration.warmStart)
+        let policy: ExplorationPolicy
+        do { policy = try ExplorationPolicy.parse(policies[record.name] ?? "greedy") } catch {
+            throw StorageError(.corrupt, "model \(record.name) has an unreadable exploration policy: \(error)")
+        }
+        let model = ServedModel(state: state, observations: try stores.log.observationCount(model: record.name),
+                                exploration: policy, decisions: try stores.decisions.decisionCount(model: record.name),
+                                metrics: modelMetrics)
+        if let record = competitions[record.name] {
+            model.competition = try Installer.restoreCompetition(record, of: model, stores: stores, loader: loader,
+                                                                 decisions: decisions)
+        }
+        logger.info("loaded model", metadata: [
+            "model.name": "\(record.name)", "model.version": "\(record.servingVersion)",
+            "model.users": "\(state.users.count)", "model.users.hot": "\(state.users.hotCount)",
+            "duration": "\(clock.now - start)",
+        ])
+        return model
     }
 
     /// The model's serving version, sizes and version history.

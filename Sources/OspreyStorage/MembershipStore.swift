@@ -37,4 +37,15 @@ public protocol MembershipStore: Sendable {
     /// Calls `handler` with the model each announcement names, from now on, for as long as the
     /// store is open (on a thread of the store's; `handler` must return quickly).
     func onAnnouncement(_ handler: @escaping @Sendable (_ model: String) -> Void) throws
+
+    /// Claims the retrain of `model` for node `node`, so one node of the cluster retrains it at a
+    /// time: granted when no node holds it, when `node` holds it already, or when its holder is
+    /// not a live member (its last heartbeat older than `timeout`, or gone). Returns nil when
+    /// granted, else the holder's name. One transaction: of two nodes claiming at once, one wins.
+    /// - Throws: ``StorageError`` `.io` when the store cannot be reached; then nothing changed.
+    func claimRetrain(model: String, node: String, timeout: Duration) throws -> String?
+
+    /// Gives up `node`'s claim on the retrain of `model` (nothing when it holds none). A node's
+    /// claims also go when it ``leave(_:)``s.
+    func releaseRetrain(model: String, node: String) throws
 }

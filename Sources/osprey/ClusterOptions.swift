@@ -52,9 +52,6 @@ struct ClusterOptions: ParsableArguments {
         guard let url = o.store else {
             throw ValidationError("--node needs --store postgres://…: the nodes of a cluster share one PostgreSQL database")
         }
-        if o.autoRetrain == true {
-            throw ValidationError("--node cannot --auto-retrain yet: each node watches only its own users' quality, so every node would retrain; retrain one node through the API (POST /v1/models/M/retrain) and every node serves the version")
-        }
         _ = try StoreLocation(dataDir: o.dataDir, store: url)
         let stores = try PostgresStores(url: url, access: .shared, logger: logger)
         let membership = try PostgresMembership(database: stores.database, name: node)

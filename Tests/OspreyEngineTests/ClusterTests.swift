@@ -25,11 +25,11 @@ struct ClusterTests {
         let a: Manager, b: Manager
         let nodeA: ClusterNode, nodeB: ClusterNode
 
-        init(_ t: TrainedStore) throws {
+        init(_ t: TrainedStore, configuration: Manager.Configuration = .init()) throws {
             nodeA = ClusterNode(configuration: ClusterTests.configuration("a"), store: membership, now: membership.clock)
             nodeB = ClusterNode(configuration: ClusterTests.configuration("b"), store: membership, now: membership.clock)
-            a = try Manager(stores: t.stores, logger: quiet, cluster: nodeA)
-            b = try Manager(stores: try t.reopen(), logger: quiet, cluster: nodeB)
+            a = try Manager(stores: t.stores, configuration: configuration, logger: quiet, cluster: nodeA)
+            b = try Manager(stores: try t.reopen(), configuration: configuration, logger: quiet, cluster: nodeB)
             beat()
         }
 
@@ -237,6 +237,59 @@ struct ClusterTests {
         pair.beat()
         #expect(try pair.a.item(model: "demo", id: "later").attributes == ["genre": .string("sport")])
         #expect(try pair.b.item(model: "demo", id: "later").attributes == ["genre": .string("sport")])
+    }
+
+    @Test(arguments: backends)
+    func aModelMadeOnOneNodeIsServedByEveryNode(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
+        defer { t.remove() }
+        let pair = try Pair(t)
+        pair.settle()
+        _ = try pair.a.createModel(EmptyModel(name: "fresh", factors: 3, mean: 3))
+        try await Self.eventually("b serves the new model") { pair.b.registry.contains("fresh") }
+        // Each node learns its own users of it from their first observation.
+        let ofB = (0..<40).map { "v\($0)" }.first { Self.owner(of: $0, live: ["a", "b"]) == "b" }!
+        try await pair.b.observe(model: "fresh", [(ofB, "x1", 5)])
+        #expect(try pair.b.info(model: "fresh", uid: ofB).observations == 1)
+        await #expect {
+            try await pair.a.observe(model: "fresh", [(ofB, "x1", 5)])
+        } throws: { ($0 as? OspreyError)?.code == .misdirected }
+        // One made behind the nodes' backs (as a missed announcement) is loaded at the next heartbeat.
+        _ = try Manager(stores: try t.reopen(), logger: quiet).createModel(EmptyModel(name: "later", factors: 2))
+        pair.beat()
+        #expect(pair.a.registry.contains("later") && pair.b.registry.contains("later"))
+    }
+
+    @Test(arguments: backends)
+    func oneNodeRetrainsAModelAtATime(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend)
+        defer { t.remove() }
+        let pair = try Pair(t, configuration: .init(autoRetrain: true, autoRetrainLimit: .init(minimumInterval: .zero, perHour: 100)))
+        pair.settle()
+        let model = try pair.a.registry.model("demo")
+        func jobs(_ m: Manager) -> Int { m.retrainer.jobs.withLock { $0.jobs.count } }
+        // While b holds the model's retrain (as while its job runs), a's is refused, naming b,
+        // and a's users going stale start none.
+        #expect(try pair.nodeB.claimRetrain(model: "demo") == nil)
+        #expect {
+            _ = try pair.a.retrainer.start(model: "demo")
+        } throws: { ($0 as? OspreyError)?.code == .conflict && "\($0)".contains("node b") }
+        pair.a.retrainer.wentStale(model)
+        #expect(jobs(pair.a) == 0)
+        // Once b gives it up, a's staleness retrains, every node serves the version, and a's claim
+        // ends with its job.
+        try pair.nodeB.releaseRetrain(model: "demo")
+        pair.a.retrainer.wentStale(model)
+        #expect(jobs(pair.a) == 1)
+        try await Self.eventually("b serves version 2") { try pair.b.registry.model("demo").version.number == 2 }
+        try await Self.eventually("a's claim ends with its job") { try pair.nodeB.claimRetrain(model: "demo") == nil }
+        try pair.nodeB.releaseRetrain(model: "demo")
+        // A claim held by a node that died is taken after the member timeout.
+        #expect(try pair.nodeA.claimRetrain(model: "demo") == nil)
+        #expect(try pair.nodeB.claimRetrain(model: "demo") == "a")
+        pair.membership.advance(by: .seconds(11))
+        _ = pair.b.heartbeats!.beatOnce()
+        #expect(try pair.nodeB.claimRetrain(model: "demo") == nil)
     }
 
     @Test func anObservationWhoseUserMovesBeforeItsCommitIsNotLogged() async throws {

@@ -31,6 +31,43 @@ struct PostgresMembershipTests {
         #expect(try membershipA.heartbeat(a, timeout: timeout) == [a], "a member that left is gone at once")
     }
 
+    @Test func oneLiveNodeHoldsAModelsRetrain() throws {
+        let url = try PostgresTestServer.freshDatabase()
+        let a = ClusterMember(name: "a", address: "10.0.0.1:8080"), b = ClusterMember(name: "b", address: "10.0.0.2:8080")
+        let stores = try PostgresStores(url: url, access: .shared)
+        let membershipA = try PostgresMembership(database: stores.database, name: "a")
+        let other = try PostgresStores(url: url, access: .shared)
+        let membershipB = try PostgresMembership(database: other.database, name: "b")
+        let timeout = Duration.milliseconds(600)
+        _ = try membershipA.heartbeat(a, timeout: timeout)
+        _ = try membershipB.heartbeat(b, timeout: timeout)
+
+        // Claims from both at once: exactly one is granted, and the other names the holder.
+        let outcomes = Mutex<[String: String?]>([:])
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let (m, name) = i == 0 ? (membershipA, "a") : (membershipB, "b")
+            let holder = try? m.claimRetrain(model: "demo", node: name, timeout: timeout)
+            outcomes.withLock { $0[name] = holder }
+        }
+        let granted = outcomes.withLock { o in o.filter { $0.value == nil }.map(\.key) }
+        try #require(granted.count == 1, "\(outcomes.withLock { $0 })")
+        let winner = granted[0], loser = winner == "a" ? "b" : "a"
+        #expect(outcomes.withLock { $0[loser] } == .some(winner))
+        let (held, waiting) = winner == "a" ? (membershipA, membershipB) : (membershipB, membershipA)
+        #expect(try held.claimRetrain(model: "demo", node: winner, timeout: timeout) == nil, "the holder's claim again")
+        #expect(try waiting.claimRetrain(model: "other", node: loser, timeout: timeout) == nil, "models are separate")
+        // Released, it goes to the other; the holder leaving frees it too.
+        try held.releaseRetrain(model: "demo", node: winner)
+        #expect(try waiting.claimRetrain(model: "demo", node: loser, timeout: timeout) == nil)
+        try waiting.leave(loser)
+        #expect(try held.claimRetrain(model: "demo", node: winner, timeout: timeout) == nil)
+        // A holder silent past the timeout loses it.
+        _ = try waiting.heartbeat(loser == "a" ? a : b, timeout: timeout)
+        Thread.sleep(forTimeInterval: 0.8)
+        _ = try waiting.heartbeat(loser == "a" ? a : b, timeout: timeout)
+        #expect(try waiting.claimRetrain(model: "demo", node: loser, timeout: timeout) == nil)
+    }
+
     @Test func aNodeNameIsHeldByOneProcess() throws {
         let url = try PostgresTestServer.freshDatabase()
         let first = try PostgresStores(url: url, access: .shared)

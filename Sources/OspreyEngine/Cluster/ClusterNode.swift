@@ -163,6 +163,17 @@ public final class ClusterNode: Sendable {
         try store.announceChange(model: model)
     }
 
+    /// Claims the retrain of `model` for this node (``MembershipStore/claimRetrain(model:node:timeout:)``):
+    /// nil when granted, else the node that holds it.
+    public func claimRetrain(model: String) throws -> String? {
+        try store.claimRetrain(model: model, node: name, timeout: configuration.memberTimeout)
+    }
+
+    /// Gives up this node's claim on the retrain of `model`.
+    public func releaseRetrain(model: String) throws {
+        try store.releaseRetrain(model: model, node: name)
+    }
+
     /// Calls `handler` with the model of each announcement (``MembershipStore/onAnnouncement(_:)``).
     public func onAnnouncement(_ handler: @escaping @Sendable (String) -> Void) throws {
         try store.onAnnouncement(handler)

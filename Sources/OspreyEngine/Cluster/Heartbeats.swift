@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import OspreyStorage
 import ServiceLifecycle
 
 /// A cluster node's heartbeats (docs/operations.md, "Partitioned serving"): every
@@ -8,8 +9,8 @@ import ServiceLifecycle
 /// learning state, with their cached answers (their owner adopts them from the stores). A failed heartbeat
 /// is logged; the node fences itself if they keep failing.
 ///
-/// It also keeps the node on what the version store says every node serves: each model's
-/// serving version (``Installer/follow(_:serving:)``), exploration policy
+/// It also keeps the node on what the version store says every node serves: its models (one
+/// made on another node is loaded), each model's serving version (``Installer/follow(_:serving:)``), exploration policy
 /// (``ExplorationControl/follow(_:stored:)``) and item catalogue (``ItemCatalogue/follow(_:model:)``),
 /// at once when another node announces a change (a retrain, a rollback, a policy set or an item
 /// written there), and at every heartbeat in case an announcement was missed.
@@ -24,30 +25,39 @@ public final class Heartbeats: Service, Sendable {
     private let installer: Installer
     private let exploration: ExplorationControl
     private let logger: Logger
+    /// Loads a model the store holds that this node does not serve yet (made on another node).
+    private let loadModel: @Sendable (ModelRecord) throws -> ServedModel
+    /// The most models this node serves.
+    private let maxModels: Int
     /// Version changes are followed one at a time.
     private let following = DispatchQueue(label: "osprey-follow")
 
     /// - Throws: the membership store's error when it cannot listen for version announcements.
     init(node: ClusterNode, registry: ModelRegistry, progress: LearningProgress, installer: Installer,
-         exploration: ExplorationControl, logger: Logger) throws {
+         exploration: ExplorationControl, maxModels: Int, logger: Logger,
+         loadModel: @escaping @Sendable (ModelRecord) throws -> ServedModel) throws {
         self.node = node
         self.registry = registry
         self.progress = progress
         self.installer = installer
         self.exploration = exploration
+        self.maxModels = maxModels
         self.logger = logger
+        self.loadModel = loadModel
         try node.onAnnouncement { [weak self] name in
             guard let self else { return }
-            self.following.async { self.follow(self.registry.all.filter { $0.name == name }) }
+            self.following.async { self.follow([name]) }
         }
     }
 
-    /// Serves each model's version and exploration policy as the version store names them
-    /// (two reads of the store for all). A failure is logged; the next heartbeat tries again.
-    private func follow(_ models: [ServedModel]) {
-        let serving: [String: Int], policies: [String: String]
+    /// Serves each model (of `names`, or all) as the version store holds it: its version,
+    /// exploration policy and item catalogue, and a model made on another node from its first
+    /// version (two reads of the store for all, and one per model for its catalogue). A failure
+    /// is logged; the next heartbeat tries again.
+    private func follow(_ names: Set<String>? = nil) {
+        let records: [ModelRecord], policies: [String: String]
         do {
-            serving = Dictionary(try installer.stores.versions.models().map { ($0.name, $0.servingVersion) }) { a, _ in a }
+            records = try installer.stores.versions.models()
             policies = try installer.stores.versions.explorationPolicies()
         } catch {
             logger.warning("could not read the serving versions; trying again at the next heartbeat", metadata: [
@@ -55,7 +65,21 @@ public final class Heartbeats: Service, Sendable {
             ])
             return
         }
-        for model in models {
+        let serving = Dictionary(records.map { ($0.name, $0.servingVersion) }) { a, _ in a }
+        for record in records where names?.contains(record.name) ?? true && !registry.contains(record.name) {
+            do {
+                try registry.creation.withLock { _ in
+                    guard !registry.contains(record.name), registry.count < maxModels else { return }
+                    registry.add(try loadModel(record))
+                    logger.info("model made on another node followed", metadata: ["node": "\(node.name)", "model.name": "\(record.name)"])
+                }
+            } catch {
+                logger.warning("could not load a model another node made; trying again at the next heartbeat", metadata: [
+                    "node": "\(node.name)", "model.name": "\(record.name)", "error": "\(error)",
+                ])
+            }
+        }
+        for model in registry.all where names?.contains(model.name) ?? true {
             exploration.follow(model, stored: policies[model.name])
             do {
                 if try model.current.catalogue.follow(installer.stores, model: model.name) > 0 {
@@ -119,7 +143,7 @@ public final class Heartbeats: Service, Sendable {
                 "buckets.gained": "\(change.gained.count)", "buckets.lost": "\(change.lost.count)", "users.dropped": "\(dropped)",
             ])
         }
-        following.sync { follow(registry.all) }
+        following.sync { follow() }
         return change
     }
 

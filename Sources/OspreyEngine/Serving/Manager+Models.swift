@@ -48,12 +48,12 @@ extension Manager {
     /// Makes and serves version 1 of an empty model: no trained items, its θ the unfitted
     /// attribute map (``HashedAttributeFeatures/unfitted(factors:mean:numeric:)``), no users (each
     /// starts from zero weights), durable before it returns. A retrain with ratings fits ALS and
-    /// the attribute map in its place. Returns its info.
+    /// the attribute map in its place. On a cluster node every node serves it, told by an
+    /// announcement. Returns its info.
     /// - Throws: ``OspreyError`` `invalidArgument` for a bad spec, `conflict` when the name is
     ///   taken or the engine serves ``Configuration/maxModels`` already; ``StorageError``.
     @discardableResult
     public func createModel(_ spec: EmptyModel) throws -> ModelInfo {
-        try registry.requireLoneProcess("making a model")
         try check(spec)
         try registry.creation.withLock { _ in
             guard !registry.contains(spec.name), !(try stores.versions.models().contains { $0.name == spec.name }) else {
@@ -81,6 +81,16 @@ extension Manager {
             registry.add(ServedModel(state: state, observations: 0, exploration: spec.exploration, metrics: metrics))
         }
         logger.info("created model", metadata: ["model.name": "\(spec.name)", "model.factors": "\(spec.factors)"])
+        // The other nodes of a cluster load it when told (or at their next heartbeat).
+        if let cluster = registry.cluster {
+            do {
+                try cluster.announceChange(model: spec.name)
+            } catch {
+                logger.warning("could not announce the new model; the other nodes load it at their next heartbeat", metadata: [
+                    "model.name": "\(spec.name)", "error": "\(error)",
+                ])
+            }
+        }
         return try info(model: spec.name)
     }
 

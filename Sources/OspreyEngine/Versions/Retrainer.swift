@@ -60,6 +60,19 @@ public final class Retrainer: Sendable {
         if challenger != nil, model.competition != nil {
             throw OspreyError(.conflict, "model `\(name)` already has a challenger; promote it or stop the competition first")
         }
+        // One node of a cluster retrains a model at a time; this node's claim holds until its
+        // job ends (``run(job:model:challenger:importing:trainingWith:)``), or it leaves or dies.
+        if let cluster = registry.cluster {
+            let holder: String?
+            do {
+                holder = try cluster.claimRetrain(model: name)
+            } catch {
+                throw OspreyError(.unavailable, "could not claim the retrain of `\(name)` in the cluster's store (\(error)); try again")
+            }
+            if let holder {
+                throw OspreyError(.conflict, "a retrain of `\(name)` is running on node \(holder); every node serves its version when it ends")
+            }
+        }
         let id = try jobs.withLock { state -> Int in
             if state.jobs.values.contains(where: { $0.model == name && !$0.finished }) {
                 throw OspreyError(.conflict, "a retrain of `\(name)` is already running; GET its job or wait for it")
@@ -239,6 +252,19 @@ public final class Retrainer: Sendable {
     /// "Erasing a user").
     private func run(job id: Int, model: ServedModel, challenger: TrafficAllocation?, importing factors: FactorImport?,
                      trainingWith external: (any ExternalTrainer)?) {
+        var staleAfterwards = false
+        defer {
+            // A cluster node gives up its claim first: the retrain this may start claims again.
+            if let cluster = registry.cluster {
+                do {
+                    try cluster.releaseRetrain(model: model.name)
+                } catch {
+                    logger.warning("could not give up the claim on the model's retrain; other nodes can retrain it once this node leaves",
+                                   metadata: ["model.name": "\(model.name)", "job.id": "\(id)", "error": "\(error)"])
+                }
+            }
+            if staleAfterwards { wentStale(model) }
+        }
         do {
             let trigger = jobs.withLock { $0.jobs[id]?.trigger } ?? .request
             let run = RetrainRun(job: id, trigger: trigger, model: model, retrainer: self, stores: stores, loader: loader,
@@ -248,7 +274,7 @@ public final class Retrainer: Sendable {
             logger.info("retrain finished", metadata: ["model.name": "\(model.name)", "model.version": "\(number)", "job.id": "\(id)"])
             // Observations that arrived during the retrain were replayed into the new version
             // before it served; if they already show it stale, act on that now.
-            if model.current.quality.stale { wentStale(model) }
+            staleAfterwards = model.current.quality.stale
         } catch is Trainer.Cancelled {
             // Counted before the job reads finished, so whoever waits for it sees the count.
             cancellations.increment()

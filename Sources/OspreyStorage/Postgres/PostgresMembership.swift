@@ -19,6 +19,13 @@ public final class PostgresMembership: MembershipStore, Sendable {
             heartbeat TIMESTAMPTZ NOT NULL
         )
         """,
+        // Which node retrains each model (``MembershipStore/claimRetrain(model:node:timeout:)``).
+        """
+        CREATE TABLE cluster_retrain (
+            model TEXT PRIMARY KEY,
+            node TEXT NOT NULL
+        )
+        """,
     ]
 
     /// Opens the membership in `database` for the node named `name`, creating its table.
@@ -71,6 +78,33 @@ public final class PostgresMembership: MembershipStore, Sendable {
     }
 
     public func leave(_ name: String) throws {
-        _ = try database.transaction { s in try s.execute("DELETE FROM cluster_member WHERE name = \(name)") }
+        _ = try database.transaction { s in
+            _ = try s.execute("DELETE FROM cluster_retrain WHERE node = \(name)")
+            return try s.execute("DELETE FROM cluster_member WHERE name = \(name)")
+        }
+    }
+
+    /// An upsert that takes the row only from this node or a node no longer live; of two
+    /// claims at once, the second waits for the first's commit and then finds a live holder.
+    public func claimRetrain(model: String, node: String, timeout: Duration) throws -> String? {
+        let seconds = Double(timeout / .microseconds(1)) / 1e6
+        return try database.transaction { s in
+            let granted = try s.query("""
+                INSERT INTO cluster_retrain (model, node) VALUES (\(model), \(node))
+                ON CONFLICT (model) DO UPDATE SET node = EXCLUDED.node
+                WHERE cluster_retrain.node = EXCLUDED.node OR NOT EXISTS (
+                    SELECT 1 FROM cluster_member m
+                    WHERE m.name = cluster_retrain.node AND m.heartbeat >= now() - make_interval(secs => \(seconds)))
+                RETURNING node
+                """).first != nil
+            if granted { return nil }
+            return try s.query("SELECT node FROM cluster_retrain WHERE model = \(model)").first.map { try $0.decode(String.self) } ?? "?"
+        }
+    }
+
+    public func releaseRetrain(model: String, node: String) throws {
+        _ = try database.transaction { s in
+            try s.execute("DELETE FROM cluster_retrain WHERE model = \(model) AND node = \(node)")
+        }
     }
 }

@@ -10,6 +10,8 @@ public final class MemoryMembershipStore: MembershipStore, Sendable {
     private struct State {
         var now: Duration = .zero
         var members: [String: (address: String, heartbeat: Duration)] = [:]
+        /// Which node retrains each model.
+        var retrains: [String: String] = [:]
     }
 
     private let state = Mutex(State())
@@ -38,7 +40,27 @@ public final class MemoryMembershipStore: MembershipStore, Sendable {
     }
 
     public func leave(_ name: String) throws {
-        state.withLock { _ = $0.members.removeValue(forKey: name) }
+        state.withLock { s in
+            s.members.removeValue(forKey: name)
+            s.retrains = s.retrains.filter { $0.value != name }
+        }
+    }
+
+    public func claimRetrain(model: String, node: String, timeout: Duration) throws -> String? {
+        state.withLock { s in
+            if let holder = s.retrains[model], holder != node,
+               let beat = s.members[holder]?.heartbeat, s.now - beat <= timeout {
+                return holder
+            }
+            s.retrains[model] = node
+            return nil
+        }
+    }
+
+    public func releaseRetrain(model: String, node: String) throws {
+        state.withLock { s in
+            if s.retrains[model] == node { s.retrains[model] = nil }
+        }
     }
 
     /// Calls every listener, on the caller's thread.
