@@ -22,6 +22,19 @@ public protocol ObservationLog: Sendable {
     /// - Throws: ``StorageError`` `.io` when the commit fails; then nothing was appended.
     func append(_ observations: [Observation]) throws -> [Int64?]
 
+    /// ``append(_:)`` for a cluster node: only while node `fence.node` holds every bucket of
+    /// `fence.buckets` (``claimBuckets(_:node:)``), checked in the commit itself, so that a
+    /// bucket's new owner, which claims it before it adopts the bucket's users, either finds the
+    /// append in the log or the append fails (docs/operations.md, "Partitioned serving").
+    /// - Throws: ``StorageError`` `.conflict` when the node no longer holds a bucket, `.io` when
+    ///   the commit fails; either way nothing was appended.
+    func append(_ observations: [Observation], fence: AppendFence) throws -> [Int64?]
+
+    /// Records node `node` as holding `buckets` for ``append(_:fence:)``, once every fenced append
+    /// of their previous holders in progress has committed or failed.
+    /// - Throws: ``StorageError`` `.io` when the store cannot be written; then nothing changed.
+    func claimBuckets(_ buckets: [Int], node: String) throws
+
     /// At most `limit` of the model's observations with sequence above `seq`, in sequence order:
     /// a replay reads the log in such pages, so it holds no read open while it learns.
     /// O(limit + log n).
@@ -55,4 +68,17 @@ public protocol ObservationLog: Sendable {
     /// has no index by user.
     /// - Throws: ``StorageError`` `.io` when the commit fails; then nothing was erased.
     func deleteUser(model: String, uid: String, through seq: Int64) throws -> Int
+}
+
+/// The partition buckets a cluster node must hold for its append to commit
+/// (``ObservationLog/append(_:fence:)``).
+public struct AppendFence: Sendable, Equatable {
+    public var node: String
+    /// Distinct buckets of the appended observations' users.
+    public var buckets: [Int]
+
+    public init(node: String, buckets: [Int]) {
+        self.node = node
+        self.buckets = buckets
+    }
 }

@@ -324,6 +324,37 @@ struct ClusterTests {
         #expect(logged == [stays], "the moved user's observation is not logged")
     }
 
+    @Test func aCommitSlowerThanTheHandoverIsFencedOnceTheNewOwnerClaimsTheBucket() async throws {
+        let t = try TrainedStore(), faults = Faults()
+        let membership = MemoryMembershipStore()
+        let node = ClusterNode(configuration: Self.configuration("a"), store: membership, now: membership.clock)
+        let a = try Manager(stores: t.stores.injectingFaults(faults), logger: quiet, cluster: node)
+        _ = a.heartbeats!.beatOnce()
+        membership.advance(by: Self.configuration("a").handoverDelay)
+        _ = a.heartbeats!.beatOnce()
+        let uids = Array(Set(t.ratings.map(\.uid))).sorted()
+        let moves = try #require(uids.first { Self.owner(of: $0, live: ["a", "b"]) == "b" })
+        // a's commit holds in the log, past its owner check...
+        faults.hold(.commit)
+        let pending = Task { try await a.observe(model: "demo", [(moves, "i1", 5)]) }
+        try await Self.eventually("the commit to hold in the log") { faults.calls(.commit) == 1 }
+        // ...while b joins and claims the user's bucket; a, which has not beaten since, still
+        // thinks it owns the user.
+        let b = try Manager(stores: t.stores, logger: quiet,
+                            cluster: ClusterNode(configuration: Self.configuration("b"), store: membership, now: membership.clock))
+        _ = b.heartbeats!.beatOnce()
+        #expect(node.route(moves) == .local)
+        faults.release(.commit)
+        await #expect {
+            _ = try await pending.value
+        } throws: { error in
+            (error as? OspreyError)?.code == .unavailable && "\(error)".contains("during the commit")
+        }
+        var logged: [String] = []
+        try t.stores.log.forEachObservation(model: "demo", after: 0) { logged.append($0.observation.uid) }
+        #expect(logged.isEmpty, "the fenced commit logged nothing")
+    }
+
     @Test func anAdoptedUserDoesNotLearnAgainWhatItsAdoptionRead() async throws {
         let t = try TrainedStore()
         let pair = try Pair(t)
@@ -352,6 +383,9 @@ struct ClusterTests {
         try node.beat()
         guard case .unavailable = node.route("u1") else { Issue.record("the delay counts from the heartbeat that gained it"); return }
         membership.advance(by: .milliseconds(50))  // the delay is three heartbeat intervals
+        guard case .unavailable(let unclaimed) = node.route("u1") else { Issue.record("a bucket not claimed in the log waits"); return }
+        #expect(unclaimed.contains("not claimed"))
+        node.claimed(node.unclaimedBuckets)  // as `Heartbeats` does once the log has them
         #expect(node.route("u1") == .local)
         membership.advance(by: .milliseconds(249))
         #expect(node.route("u1") == .local, "the last heartbeat began 299 ms ago")

@@ -1,6 +1,6 @@
 import Foundation
 import OspreyModel
-import OspreyStorage
+@testable import OspreyStorage
 import OspreyTestSupport
 import Synchronization
 import Testing
@@ -9,6 +9,33 @@ import Testing
 /// reader that follows the log by "everything after the last number I saw" misses nothing.
 @Suite(.enabled(if: PostgresTestServer.unavailable == nil, "no PostgreSQL server"))
 struct PostgresObservationLogTests {
+    /// A bucket's new owner claims it only after a fenced append of its previous holder that is
+    /// in progress has committed: the new owner then reads that append in the log.
+    @Test func aClaimWaitsForTheFencedAppendInProgress() throws {
+        let url = try PostgresTestServer.freshDatabase()
+        let database = try PostgresDatabase(url: url, maxConnections: 4)
+        let log = try PostgresObservationLog(database: database)
+        try log.claimBuckets([7, 8], node: "a")
+        let locked = DispatchSemaphore(value: 0), committed = Atomic(false)
+        let clock = ContinuousClock(), start = clock.now
+        DispatchQueue.global().async {
+            // The fence's hold, as append(_:fence:) takes it, kept for half a second before its commit.
+            _ = try? database.transaction { s in
+                _ = try s.query("SELECT bucket FROM cluster_bucket WHERE bucket = 7 AND node = 'a' FOR SHARE")
+                locked.signal()
+                Thread.sleep(forTimeInterval: 0.5)
+                committed.store(true, ordering: .sequentiallyConsistent)
+            }
+        }
+        locked.wait()
+        try log.claimBuckets([7], node: "b")
+        #expect(committed.load(ordering: .sequentiallyConsistent) && clock.now - start >= .milliseconds(450),
+                "the claim waited for the append's transaction")
+        let o = Observation(model: "m", uid: "u", item: "i", label: 1, time: 0)
+        #expect(throws: StorageError.self) { _ = try log.append([o], fence: AppendFence(node: "a", buckets: [7])) }
+        #expect(try log.append([o], fence: AppendFence(node: "a", buckets: [8])) == [1], "a keeps the bucket it holds")
+    }
+
     @Test func aReaderFollowingTheLogMissesNoConcurrentAppend() throws {
         let url = try PostgresTestServer.freshDatabase()
         let writerLog = try PostgresObservationLog(database: try PostgresDatabase(url: url, maxConnections: 4))

@@ -75,6 +75,32 @@ struct StoreContractTests {
         }
     }
 
+    /// A fenced append commits only while its node holds every bucket; the SQLite log, one
+    /// process's, has no fence.
+    @Test(arguments: Backend.available)
+    func aFencedAppendCommitsOnlyWhileItsNodeHoldsTheBuckets(_ backend: Backend) throws {
+        try withStores(backend) { s, reopen in
+            let o = Observation(model: "m", uid: "u", item: "i", label: 1, time: 0)
+            if backend == .sqlite {
+                #expect(throws: StorageError.self) { try s.log.claimBuckets([1], node: "a") }
+                #expect(throws: StorageError.self) { _ = try s.log.append([o], fence: AppendFence(node: "a", buckets: [1])) }
+                return
+            }
+            try s.log.claimBuckets([1, 2, 3], node: "a")
+            #expect(try s.log.append([o, o], fence: AppendFence(node: "a", buckets: [3, 1])) == [1, 2])
+            try s.log.claimBuckets([3], node: "b")
+            #expect {
+                _ = try s.log.append([o], fence: AppendFence(node: "a", buckets: [1, 3]))
+            } throws: { ($0 as? StorageError)?.code == .conflict && "\($0)".contains("3") }
+            #expect {
+                _ = try s.log.append([o], fence: AppendFence(node: "a", buckets: [4]))
+            } throws: { ($0 as? StorageError)?.code == .conflict }
+            #expect(try reopen().log.lastSequence() == 2 && reopen().log.observationCount(model: "m") == 2, "nothing appended")
+            #expect(try s.log.append([o], fence: AppendFence(node: "b", buckets: [3])) == [3])
+            #expect(try s.log.append([o]) == [4], "an unfenced append (a lone process) is not checked")
+        }
+    }
+
     @Test(arguments: Backend.available)
     func theLogKeepsCommitOrderPerModel(_ backend: Backend) throws {
         try withStores(backend) { s, reopen in

@@ -88,6 +88,9 @@ public final class ClusterNode: Sendable {
         var owners: [String]
         /// Gained buckets not served before the instant given.
         var waiting: [Int: Duration] = [:]
+        /// Buckets this node owns but has not yet claimed in the log (``ObservationLog/claimBuckets(_:node:)``):
+        /// not served until it has.
+        var unclaimed: Set<Int> = []
         /// When the last successful heartbeat began.
         var beganAt: Duration?
     }
@@ -138,9 +141,11 @@ public final class ClusterNode: Sendable {
                 if owners[b] == me {
                     change.gained.insert(b)
                     v.waiting[b] = began + configuration.handoverDelay
+                    v.unclaimed.insert(b)
                 } else {
                     change.lost.insert(b)
                     v.waiting[b] = nil
+                    v.unclaimed.remove(b)
                 }
             }
             v.members = Dictionary(uniqueKeysWithValues: members.map { ($0.name, $0) })
@@ -179,6 +184,20 @@ public final class ClusterNode: Sendable {
         try store.onAnnouncement(handler)
     }
 
+    /// The buckets this node owns and has not yet claimed in the log.
+    public var unclaimedBuckets: Set<Int> { view.withLock { $0.unclaimed } }
+
+    /// Records `buckets` as claimed in the log: served once their handover delay has passed.
+    public func claimed(_ buckets: some Sequence<Int>) {
+        view.withLock { $0.unclaimed.subtract(buckets) }
+    }
+
+    /// The fence this node's append of observations by `uids` commits under
+    /// (``ObservationLog/append(_:fence:)``). O(uids).
+    public func fence(for uids: some Sequence<String>) -> AppendFence {
+        AppendFence(node: name, buckets: Array(Set(uids.map(bucket(of:)))))
+    }
+
     /// Where `uid` is served now. O(length of uid).
     public func route(_ uid: String) -> Route {
         let b = bucket(of: uid)
@@ -194,6 +213,7 @@ public final class ClusterNode: Sendable {
                 guard now >= from else { return .unavailable("node \(name) takes over bucket \(b) in \(from - now)") }
                 v.waiting[b] = nil
             }
+            guard !v.unclaimed.contains(b) else { return .unavailable("node \(name) has not claimed bucket \(b) in the log yet") }
             return .local
         }
     }

@@ -133,6 +133,7 @@ public final class Heartbeats: Service, Sendable {
             logger.warning("heartbeat failed", metadata: ["node": "\(node.name)", "error": "\(error)"])
             return nil
         }
+        claimBuckets()
         if !change.lost.isEmpty || !change.gained.isEmpty {
             // A gained bucket's users are dropped too: a request served just before this node lost
             // the bucket, earlier, may have left one behind, and the bucket's owner since has
@@ -145,6 +146,23 @@ public final class Heartbeats: Service, Sendable {
         }
         following.sync { follow() }
         return change
+    }
+
+    /// Claims the buckets this node owns and has not claimed in the log yet: waiting, if need be,
+    /// for the previous holder's appends in progress, which then are in the log its users are
+    /// adopted from; its later appends fail. A failure is logged; the next heartbeat tries
+    /// again, and the buckets are not served meanwhile.
+    private func claimBuckets() {
+        let pending = node.unclaimedBuckets
+        guard !pending.isEmpty else { return }
+        do {
+            try installer.stores.log.claimBuckets(Array(pending), node: node.name)
+            node.claimed(pending)
+        } catch {
+            logger.warning("could not claim the buckets gained; trying again at the next heartbeat", metadata: [
+                "node": "\(node.name)", "buckets": "\(pending.count)", "error": "\(error)",
+            ])
+        }
     }
 
     /// Drops the users of `buckets` from every learning state of every model, under the learning

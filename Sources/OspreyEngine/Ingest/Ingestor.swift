@@ -42,10 +42,17 @@ public final class Ingestor: Service, Sendable {
             // On a cluster node, ownership is checked again just before the commit: a user whose
             // bucket moved while its observation waited is not logged here, where its new owner
             // (which may have adopted it already) would never learn it.
-            if let cluster = registry.cluster, let moved = observations.first(where: { cluster.route($0.uid) != .local }) {
+            guard let cluster = registry.cluster else { return try log.append(observations) }
+            if let moved = observations.first(where: { cluster.route($0.uid) != .local }) {
                 throw OspreyError(.unavailable, "user `\(moved.uid)` moved to another node while its observation waited for the commit; nothing of this batch was logged: retry")
             }
-            return try log.append(observations)
+            // And in the commit itself: a bucket's new owner claims it in the log before it
+            // adopts its users, so it reads this commit, or this commit fails.
+            do {
+                return try log.append(observations, fence: cluster.fence(for: observations.map(\.uid)))
+            } catch let error as StorageError where error.code == .conflict {
+                throw OspreyError(.unavailable, "a user of this batch moved to another node during the commit (\(error.message)); nothing of it was logged: retry")
+            }
         }) { batch in
             Self.learn(batch, registry: registry, progress: progress, logger: logger, onStale: onStale)
         }

@@ -34,6 +34,8 @@ public final class PostgresObservationLog: ObservationLog, Sendable {
         """,
         // A cluster node adopting a user replays the user's log after its snapshot row.
         "CREATE INDEX observation_model_uid_seq ON observation (model, uid, seq)",
+        // Which node holds each partition bucket, for fenced appends (``append(_:fence:)``).
+        "CREATE TABLE cluster_bucket (bucket INTEGER PRIMARY KEY, node TEXT NOT NULL)",
     ]
 
     /// Opens the log in `database`, creating or migrating its tables.
@@ -49,10 +51,49 @@ public final class PostgresObservationLog: ObservationLog, Sendable {
     /// the numbers it inserted. A skipped observation's number is spent, not reused.
     public func append(_ observations: [Observation]) throws -> [Int64?] {
         guard !observations.isEmpty else { return [] }
+        return try database.withConnection { s in try Self.append(observations, in: s) }
+    }
+
+    /// One transaction: the counter's row first (so fenced appenders take turns before they lock
+    /// buckets), then the fence's buckets share-locked in bucket order (a claim, which updates
+    /// them in the same order, waits for this commit, or this finds them claimed), then the
+    /// append's statement.
+    public func append(_ observations: [Observation], fence: AppendFence) throws -> [Int64?] {
+        guard !observations.isEmpty else { return [] }
+        let buckets = Array(Set(fence.buckets)).sorted()
+        return try database.transaction { s in
+            _ = try s.query("SELECT last FROM observation_sequence FOR UPDATE")
+            let held = try s.query("""
+                SELECT bucket FROM cluster_bucket WHERE bucket = ANY(\(buckets)::INTEGER[]) AND node = \(fence.node)
+                ORDER BY bucket FOR SHARE
+                """).map { try $0.decode(Int.self) }
+            guard held.count == buckets.count else {
+                let lost = Set(buckets).subtracting(held).sorted()
+                throw StorageError(.conflict, "node \(fence.node) no longer holds bucket(s) \(lost.prefix(5)); nothing appended")
+            }
+            return try Self.append(observations, in: s)
+        }
+    }
+
+    /// Takes each bucket's row in bucket order, as fenced appends do.
+    public func claimBuckets(_ buckets: [Int], node: String) throws {
+        guard !buckets.isEmpty else { return }
+        let sorted = Array(Set(buckets)).sorted()
+        _ = try database.transaction { s in
+            _ = try s.query("SELECT bucket FROM cluster_bucket WHERE bucket = ANY(\(sorted)::INTEGER[]) ORDER BY bucket FOR UPDATE")
+            return try s.execute("""
+                INSERT INTO cluster_bucket (bucket, node) SELECT b, \(node) FROM UNNEST(\(sorted)::INTEGER[]) AS b
+                ON CONFLICT (bucket) DO UPDATE SET node = EXCLUDED.node
+                """)
+        }
+    }
+
+    /// The append's one statement, on `s`.
+    private static func append(_ observations: [Observation], in s: PostgresSession) throws -> [Int64?] {
         var columns = Columns()
         for o in observations { columns.append(o) }
         let count = Int64(observations.count)
-        let rows = try database.withConnection { s in
+        let rows = try {
             try s.query("""
                 WITH counter AS (
                     UPDATE observation_sequence SET last = last + \(count) RETURNING last - \(count) AS base
@@ -70,7 +111,7 @@ public final class PostgresObservationLog: ObservationLog, Sendable {
                 )
                 SELECT counter.base, appended.seq FROM counter, appended
                 """)
-        }
+        }()
         var seqs = [Int64?](repeating: nil, count: observations.count)
         for row in rows {
             let (base, seq) = try row.decode((Int64, Int64).self)

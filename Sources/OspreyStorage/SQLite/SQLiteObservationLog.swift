@@ -16,6 +16,16 @@ public final class SQLiteObservationLog: ObservationLog, Sendable {
         self.database = database
     }
 
+    /// A SQLite log is one process's: cluster nodes share a PostgreSQL log, and refuse to start
+    /// on anything else.
+    public func append(_ observations: [Observation], fence: AppendFence) throws -> [Int64?] {
+        throw StorageError(.conflict, "a SQLite log serves one process; cluster nodes append to PostgreSQL")
+    }
+
+    public func claimBuckets(_ buckets: [Int], node: String) throws {
+        throw StorageError(.conflict, "a SQLite log serves one process; cluster nodes claim buckets in PostgreSQL")
+    }
+
     public func append(_ observations: [Observation]) throws -> [Int64?] {
         guard !observations.isEmpty else { return [] }
         return try pool.write { db in

@@ -15,6 +15,14 @@ public struct FaultInjectingObservationLog: ObservationLog {
         try faults.run(.commit) { try base.append(observations) }
     }
 
+    public func append(_ observations: [Observation], fence: AppendFence) throws -> [Int64?] {
+        try faults.run(.commit) { try base.append(observations, fence: fence) }
+    }
+
+    public func claimBuckets(_ buckets: [Int], node: String) throws {
+        try base.claimBuckets(buckets, node: node)
+    }
+
     public func observations(model: String, after seq: Int64, limit: Int) throws -> [LoggedObservation] {
         try faults.run(.logRead) { try base.observations(model: model, after: seq, limit: limit) }
     }

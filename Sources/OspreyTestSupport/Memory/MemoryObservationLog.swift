@@ -11,6 +11,8 @@ public final class MemoryObservationLog: ObservationLog, Sendable {
     private let last = Mutex<Int64>(0)
     /// The observation ids logged, per model, with the user and sequence of their observation.
     private let ids = Mutex<[String: [String: (uid: String, seq: Int64)]]>([:])
+    /// Each claimed bucket's node (``claimBuckets(_:node:)``).
+    private let owners = Mutex<[Int: String]>([:])
 
     public init() {}
 
@@ -32,6 +34,21 @@ public final class MemoryObservationLog: ObservationLog, Sendable {
                 }
             }
         }
+    }
+
+    /// Checks the fence and appends under the owners' lock, which a claim takes too: a claim
+    /// comes wholly before or after a fenced append.
+    public func append(_ observations: [Observation], fence: AppendFence) throws -> [Int64?] {
+        try owners.withLock { owners in
+            if let lost = fence.buckets.first(where: { owners[$0] != fence.node }) {
+                throw StorageError(.conflict, "node \(fence.node) does not hold bucket \(lost) (\(owners[lost] ?? "nobody") does); nothing appended")
+            }
+            return try append(observations)
+        }
+    }
+
+    public func claimBuckets(_ buckets: [Int], node: String) throws {
+        owners.withLock { owners in for b in buckets { owners[b] = node } }
     }
 
     /// Every entry, in sequence order (a copy: callers iterate without holding the lock).
