@@ -292,14 +292,20 @@ struct ClusterTests {
         #expect(try pair.nodeB.claimRetrain(model: "demo") == nil)
     }
 
-    @Test func anObservationWhoseUserMovesBeforeItsCommitIsNotLogged() async throws {
-        let t = try TrainedStore(), faults = Faults()
+    /// Node `a` alone on `t`'s stores with `faults`, serving every bucket.
+    static func soleNode(_ t: TrainedStore, faults: Faults) throws -> (Manager, ClusterNode, MemoryMembershipStore) {
         let membership = MemoryMembershipStore()
-        let node = ClusterNode(configuration: Self.configuration("a"), store: membership, now: membership.clock)
+        let node = ClusterNode(configuration: configuration("a"), store: membership, now: membership.clock)
         let a = try Manager(stores: t.stores.injectingFaults(faults), logger: quiet, cluster: node)
         _ = a.heartbeats!.beatOnce()
-        membership.advance(by: Self.configuration("a").handoverDelay)
+        membership.advance(by: configuration("a").handoverDelay)
         _ = a.heartbeats!.beatOnce()
+        return (a, node, membership)
+    }
+
+    @Test func anObservationWhoseUserMovesBeforeItsCommitIsNotLogged() async throws {
+        let t = try TrainedStore(), faults = Faults()
+        let (a, node, membership) = try Self.soleNode(t, faults: faults)
         let uids = Array(Set(t.ratings.map(\.uid))).sorted()
         let stays = try #require(uids.first { Self.owner(of: $0, live: ["a", "b"]) == "a" })
         let moves = try #require(uids.first { Self.owner(of: $0, live: ["a", "b"]) == "b" })
@@ -326,12 +332,7 @@ struct ClusterTests {
 
     @Test func aCommitSlowerThanTheHandoverIsFencedOnceTheNewOwnerClaimsTheBucket() async throws {
         let t = try TrainedStore(), faults = Faults()
-        let membership = MemoryMembershipStore()
-        let node = ClusterNode(configuration: Self.configuration("a"), store: membership, now: membership.clock)
-        let a = try Manager(stores: t.stores.injectingFaults(faults), logger: quiet, cluster: node)
-        _ = a.heartbeats!.beatOnce()
-        membership.advance(by: Self.configuration("a").handoverDelay)
-        _ = a.heartbeats!.beatOnce()
+        let (a, node, membership) = try Self.soleNode(t, faults: faults)
         let uids = Array(Set(t.ratings.map(\.uid))).sorted()
         let moves = try #require(uids.first { Self.owner(of: $0, live: ["a", "b"]) == "b" })
         // a's commit holds in the log, past its owner check...

@@ -8,13 +8,17 @@ import Testing
 /// per node name, and the writer's lock shared by a cluster's nodes.
 @Suite(.enabled(if: PostgresTestServer.unavailable == nil, "no PostgreSQL server"))
 struct PostgresMembershipTests {
-    @Test func aMemberIsLiveWhileItBeatsAndGoneAfterTheTimeoutOrWhenItLeaves() throws {
+    /// Nodes `a` and `b`, each with its own stores, on a fresh database.
+    static func twoNodes() throws -> (ClusterMember, ClusterMember, PostgresMembership, PostgresMembership) {
         let url = try PostgresTestServer.freshDatabase()
         let a = ClusterMember(name: "a", address: "10.0.0.1:8080"), b = ClusterMember(name: "b", address: "10.0.0.2:8080")
-        let stores = try PostgresStores(url: url, access: .shared)
-        let membershipA = try PostgresMembership(database: stores.database, name: "a")
-        let other = try PostgresStores(url: url, access: .shared)
-        let membershipB = try PostgresMembership(database: other.database, name: "b")
+        let membershipA = try PostgresMembership(database: try PostgresStores(url: url, access: .shared).database, name: "a")
+        let membershipB = try PostgresMembership(database: try PostgresStores(url: url, access: .shared).database, name: "b")
+        return (a, b, membershipA, membershipB)
+    }
+
+    @Test func aMemberIsLiveWhileItBeatsAndGoneAfterTheTimeoutOrWhenItLeaves() throws {
+        let (a, b, membershipA, membershipB) = try Self.twoNodes()
         let timeout = Duration.milliseconds(600)
 
         #expect(try membershipA.heartbeat(a, timeout: timeout) == [a])
@@ -32,12 +36,7 @@ struct PostgresMembershipTests {
     }
 
     @Test func oneLiveNodeHoldsAModelsRetrain() throws {
-        let url = try PostgresTestServer.freshDatabase()
-        let a = ClusterMember(name: "a", address: "10.0.0.1:8080"), b = ClusterMember(name: "b", address: "10.0.0.2:8080")
-        let stores = try PostgresStores(url: url, access: .shared)
-        let membershipA = try PostgresMembership(database: stores.database, name: "a")
-        let other = try PostgresStores(url: url, access: .shared)
-        let membershipB = try PostgresMembership(database: other.database, name: "b")
+        let (a, b, membershipA, membershipB) = try Self.twoNodes()
         let timeout = Duration.milliseconds(600)
         _ = try membershipA.heartbeat(a, timeout: timeout)
         _ = try membershipB.heartbeat(b, timeout: timeout)

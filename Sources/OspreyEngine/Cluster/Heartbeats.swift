@@ -103,16 +103,8 @@ public final class Heartbeats: Service, Sendable {
     /// Beats until the graceful shutdown, then leaves.
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            // At a fixed rate, not an interval after each heartbeat ends: a slow heartbeat does
-            // not push the next one later.
-            let clock = ContinuousClock(), interval = self.node.configuration.heartbeatInterval
-            var next = clock.now
-            while !Task.isCancelled {
-                next = max(next + interval, clock.now)
-                try? await Task.sleep(until: next, clock: clock)
-                if Task.isCancelled { break }
-                _ = try? await BackgroundThread.run(name: "osprey-heartbeat") { self.beatOnce() }
-            }
+            // At a fixed rate: a slow heartbeat does not push the next one later.
+            await BackgroundThread.every(self.node.configuration.heartbeatInterval, name: "osprey-heartbeat") { self.beatOnce() }
         }
         do {
             try node.leave()

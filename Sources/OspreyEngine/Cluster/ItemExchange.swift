@@ -33,14 +33,7 @@ public final class ItemExchange: Service, Sendable {
     /// Exchanges every interval until the graceful shutdown, then publishes once more.
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            let clock = ContinuousClock(), interval = self.node.configuration.itemExchangeInterval
-            var next = clock.now
-            while !Task.isCancelled {
-                next = max(next + interval, clock.now)
-                try? await Task.sleep(until: next, clock: clock)
-                if Task.isCancelled { break }
-                _ = try? await BackgroundThread.run(name: "osprey-exchange") { self.exchangeOnce() }
-            }
+            await BackgroundThread.every(self.node.configuration.itemExchangeInterval, name: "osprey-exchange") { self.exchangeOnce() }
         }
         exchangeOnce()
     }

@@ -26,6 +26,20 @@ enum BackgroundThread {
         }
     }
 
+    /// Runs `body` on a background thread named `name` every `interval` until the task is
+    /// cancelled: at a fixed rate, not an interval after each run ends, so a slow run does not
+    /// push the next one later (runs do not overlap; one that overran starts the next at once).
+    static func every(_ interval: Duration, name: String, _ body: @escaping @Sendable () -> Void) async {
+        let clock = ContinuousClock()
+        var next = clock.now
+        while !Task.isCancelled {
+            next = max(next + interval, clock.now)
+            try? await Task.sleep(until: next, clock: clock)
+            if Task.isCancelled { break }
+            _ = try? await run(name: name, body)
+        }
+    }
+
     /// Runs `body(0)`, …, `body(count - 1)`, each on a new thread named `name`, ``nice`` levels
     /// below the caller, and waits for all of them; returns their results in that order. For
     /// callers that are already off the Swift concurrency pool (a retrain, a rollback).

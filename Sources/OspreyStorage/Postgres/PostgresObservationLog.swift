@@ -51,28 +51,18 @@ public final class PostgresObservationLog: ObservationLog, Sendable {
     /// the numbers it inserted. A skipped observation's number is spent, not reused.
     public func append(_ observations: [Observation]) throws -> [Int64?] {
         guard !observations.isEmpty else { return [] }
-        return try database.withConnection { s in try Self.append(observations, in: s) }
+        return try append(observations, fence: nil)
     }
 
-    /// One transaction: the counter's row first (so fenced appenders take turns before they lock
-    /// buckets), then the fence's buckets share-locked in bucket order (a claim, which updates
-    /// them in the same order, waits for this commit, or this finds them claimed), then the
-    /// append's statement.
+    /// The append's statement with the fence in it: the counter's row is taken first (so fenced
+    /// appenders take turns before they lock buckets), then the fence's bucket rows are
+    /// share-locked in bucket order (a claim, which takes them in the same order, waits for this
+    /// commit, or this finds them claimed), and the insert runs only when all are this node's;
+    /// otherwise the statement fails on purpose (a cast of `osprey-fenced`) and nothing of it
+    /// stays. Still one statement and one commit.
     public func append(_ observations: [Observation], fence: AppendFence) throws -> [Int64?] {
         guard !observations.isEmpty else { return [] }
-        let buckets = Array(Set(fence.buckets)).sorted()
-        return try database.transaction { s in
-            _ = try s.query("SELECT last FROM observation_sequence FOR UPDATE")
-            let held = try s.query("""
-                SELECT bucket FROM cluster_bucket WHERE bucket = ANY(\(buckets)::INTEGER[]) AND node = \(fence.node)
-                ORDER BY bucket FOR SHARE
-                """).map { try $0.decode(Int.self) }
-            guard held.count == buckets.count else {
-                let lost = Set(buckets).subtracting(held).sorted()
-                throw StorageError(.conflict, "node \(fence.node) no longer holds bucket(s) \(lost.prefix(5)); nothing appended")
-            }
-            return try Self.append(observations, in: s)
-        }
+        return try append(observations, fence: Optional(fence))
     }
 
     /// Takes each bucket's row in bucket order, as fenced appends do.
@@ -88,30 +78,49 @@ public final class PostgresObservationLog: ObservationLog, Sendable {
         }
     }
 
-    /// The append's one statement, on `s`.
-    private static func append(_ observations: [Observation], in s: PostgresSession) throws -> [Int64?] {
+    /// Marks the deliberate failure of a fenced append whose node no longer holds a bucket.
+    private static let fenced = "osprey-fenced"
+
+    private func append(_ observations: [Observation], fence: AppendFence?) throws -> [Int64?] {
         var columns = Columns()
         for o in observations { columns.append(o) }
         let count = Int64(observations.count)
-        let rows = try {
-            try s.query("""
-                WITH counter AS (
-                    UPDATE observation_sequence SET last = last + \(count) RETURNING last - \(count) AS base
-                ), appended AS (
-                    INSERT INTO observation (seq, model, uid, item, label, time, event_id, observation_id)
-                    SELECT counter.base + o.n, o.model, o.uid, o.item, o.label, o.time,
-                           CASE WHEN o.has_event THEN o.event_id END, CASE WHEN o.has_id THEN o.observation_id END
-                    FROM counter, UNNEST(\(columns.model)::TEXT[], \(columns.uid)::TEXT[], \(columns.item)::TEXT[],
-                                         \(columns.label)::REAL[], \(columns.time)::DOUBLE PRECISION[], \(columns.eventId)::TEXT[],
-                                         \(columns.hasEvent)::BOOLEAN[], \(columns.observationId)::TEXT[], \(columns.hasId)::BOOLEAN[])
-                         WITH ORDINALITY AS o (model, uid, item, label, time, event_id, has_event, observation_id, has_id, n)
-                    ORDER BY o.n
-                    ON CONFLICT (model, observation_id) WHERE observation_id IS NOT NULL DO NOTHING
-                    RETURNING seq
-                )
-                SELECT counter.base, appended.seq FROM counter, appended
-                """)
-        }()
+        // Without a fence, every bucket "held": the fence's CTE matches nothing and is not checked.
+        let buckets = fence.map { Array(Set($0.buckets)).sorted() } ?? []
+        let node = fence?.node ?? "", fenced = fence != nil, held = Int64(buckets.count)
+        let rows: [PostgresRow]
+        do {
+            rows = try database.withConnection { s in
+                try s.query("""
+                    WITH counter AS (
+                        UPDATE observation_sequence SET last = last + \(count) RETURNING last - \(count) AS base
+                    ), fence AS (
+                        SELECT b.bucket FROM counter, cluster_bucket b
+                        WHERE \(fenced) AND b.bucket = ANY(\(buckets)::INTEGER[]) AND b.node = \(node)
+                        ORDER BY b.bucket FOR SHARE OF b
+                    ), checked AS (
+                        SELECT CASE WHEN NOT \(fenced) OR count(*) = \(held) THEN true
+                                    ELSE CAST(\(Self.fenced) || ' ' || count(*) AS BOOLEAN) END AS ok
+                        FROM fence
+                    ), appended AS (
+                        INSERT INTO observation (seq, model, uid, item, label, time, event_id, observation_id)
+                        SELECT counter.base + o.n, o.model, o.uid, o.item, o.label, o.time,
+                               CASE WHEN o.has_event THEN o.event_id END, CASE WHEN o.has_id THEN o.observation_id END
+                        FROM counter, checked, UNNEST(\(columns.model)::TEXT[], \(columns.uid)::TEXT[], \(columns.item)::TEXT[],
+                                             \(columns.label)::REAL[], \(columns.time)::DOUBLE PRECISION[], \(columns.eventId)::TEXT[],
+                                             \(columns.hasEvent)::BOOLEAN[], \(columns.observationId)::TEXT[], \(columns.hasId)::BOOLEAN[])
+                             WITH ORDINALITY AS o (model, uid, item, label, time, event_id, has_event, observation_id, has_id, n)
+                        WHERE checked.ok
+                        ORDER BY o.n
+                        ON CONFLICT (model, observation_id) WHERE observation_id IS NOT NULL DO NOTHING
+                        RETURNING seq
+                    )
+                    SELECT counter.base, appended.seq FROM counter, appended
+                    """)
+            }
+        } catch let error as StorageError where fence != nil && error.message.contains(Self.fenced) {
+            throw StorageError(.conflict, "node \(node) no longer holds every bucket of \(buckets.prefix(8)); nothing appended")
+        }
         var seqs = [Int64?](repeating: nil, count: observations.count)
         for row in rows {
             let (base, seq) = try row.decode((Int64, Int64).self)
