@@ -17,8 +17,8 @@ struct ClusterOptions: ParsableArguments {
     var memberTimeoutMs = 5000
     @Option(help: "Partition ring buckets: the same on every node and in `osprey router-config --buckets` (1 to 65536).")
     var buckets = PartitionRing.defaultBuckets
-    @Option(help: "With --item-updates on: milliseconds between publishing what this node's items learned and folding in the other nodes' (100 to 600000).")
-    var itemExchangeMs = 1000
+    @Option(help: "With --item-updates on: milliseconds between publishing what this node's items learned and folding in the other nodes' (100 to 600000; shorter serves fresher items at a cost in durable observes, see BENCHMARKS.md).")
+    var itemExchangeMs = 5000
 
     func validate() throws {
         guard let node else { return }

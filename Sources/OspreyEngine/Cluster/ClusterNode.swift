@@ -39,7 +39,7 @@ public final class ClusterNode: Sendable {
 
         /// - Precondition: `memberTimeout` is more than ``handoverDelay``, three intervals.
         public init(member: ClusterMember, heartbeatInterval: Duration = .seconds(1), memberTimeout: Duration = .seconds(5),
-                    buckets: Int = PartitionRing.defaultBuckets, itemExchangeInterval: Duration = .seconds(1)) {
+                    buckets: Int = PartitionRing.defaultBuckets, itemExchangeInterval: Duration = .seconds(5)) {
             precondition(heartbeatInterval > .zero && memberTimeout > heartbeatInterval * 3,
                          "the member timeout must be more than three heartbeat intervals")
             self.member = member
