@@ -119,9 +119,9 @@ final class ItemLearner: Sendable {
                 guard seq > l.items[row]!.seq else { return }
                 ridge.learn(&l.items[row]!.ridge, userWeights: w, label: label)
                 l.items[row]!.seq = seq
+                l.changed.insert(row)  // a cluster node's snapshots save no item state
             }
             l.items[row]!.observations += 1
-            l.changed.insert(row)
             l.unpublished.insert(row)
         }
     }

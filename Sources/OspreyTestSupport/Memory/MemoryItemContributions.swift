@@ -3,19 +3,15 @@ import OspreyStorage
 import Synchronization
 
 /// Item contributions in memory (``ItemContributionStore``), for engine tests of several nodes in
-/// one process. ``published`` counts publications, so a test can see that nodes exchanged.
+/// one process.
 public final class MemoryItemContributions: ItemContributionStore, Sendable {
     private struct Key: Hashable {
         var model: String, version: Int, node: String, item: String
     }
 
     private let rows = Mutex<[Key: ItemContribution]>([:])
-    private let publications = Mutex(0)
 
     public init() {}
-
-    /// Publications so far.
-    public var published: Int { publications.withLock { $0 } }
 
     public func publish(model: String, version: Int, node: String, revision: Int64,
                         _ contributions: [(item: String, statistics: RidgeStatistics)]) throws {
@@ -26,7 +22,6 @@ public final class MemoryItemContributions: ItemContributionStore, Sendable {
                 rows[key] = ItemContribution(node: node, item: c.item, revision: revision, statistics: c.statistics)
             }
         }
-        publications.withLock { $0 += 1 }
     }
 
     public func contributions(model: String, version: Int, dimension: Int, after: [String: Int64]) throws -> [ItemContribution] {
