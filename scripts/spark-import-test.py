@@ -24,20 +24,17 @@ Prints `spark-import-test: N checks passed` or the failures, and exits 1 if any 
 
 import argparse
 import json
-import math
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+from spark_test_support import Checks, Server, http, remaining, run, set_deadline
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_PYTHON = os.path.join(ROOT, ".venv-spark", "bin", "python")
-DEADLINE = time.monotonic() + 600
 RANK, REG_PARAM, ITERATIONS = 8, 0.05, 12
 
 SPARK_JOB = r"""
@@ -63,81 +60,8 @@ spark.stop()
 """
 
 
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = []
-
-    def check(self, ok, what):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed.append(what)
-            print(f"  FAILED: {what}", flush=True)
-        return ok
-
-
-def remaining():
-    left = DEADLINE - time.monotonic()
-    if left <= 0:
-        raise TimeoutError("spark-import-test ran out of time")
-    return left
-
-
-def run(args, what, ok_codes=(0,)):
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=remaining())
-    if proc.returncode not in ok_codes:
-        sys.stderr.write(proc.stdout + proc.stderr)
-        raise RuntimeError(f"{what} exited {proc.returncode}")
-    return proc
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http(port, method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
-class Server:
-    def __init__(self, binary, data_dir, log_path):
-        self.port = free_port()
-        self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen([binary, "serve", "--data-dir", data_dir, "--port", str(self.port)],
-                                     stdout=self.log, stderr=self.log)
-        while True:
-            remaining()
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"osprey serve exited {self.proc.returncode}; see {log_path}")
-            try:
-                if http(self.port, "GET", "/healthz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
 def main():
+    set_deadline(600, "spark-import-test")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "debug", "osprey"))
     args = parser.parse_args()
