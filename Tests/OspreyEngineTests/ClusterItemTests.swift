@@ -18,30 +18,12 @@ struct ClusterItemTests {
         return MemoryItemContributions()
     }
 
-    /// Nodes `a` and `b` with item updates on `stores`, settled: each serves its buckets.
-    struct Pair {
-        let membership = MemoryMembershipStore()
-        let a: Manager, b: Manager
-
-        init(_ stores: Stores, reopened: Stores, contributions: any ItemContributionStore) throws {
-            a = try Self.node("a", stores, membership: membership, contributions: contributions)
-            b = try Self.node("b", reopened, membership: membership, contributions: contributions)
-            for m in [a, b, a] { _ = m.heartbeats!.beatOnce() }
-            membership.advance(by: ClusterTests.configuration("a").handoverDelay)
-            for m in [a, b, a] { _ = m.heartbeats!.beatOnce() }
-        }
-
-        static func node(_ name: String, _ stores: Stores, membership: MemoryMembershipStore,
-                         contributions: any ItemContributionStore) throws -> Manager {
-            try Manager(stores: stores, configuration: ClusterItemTests.configuration, logger: quiet,
-                        cluster: ClusterNode(configuration: ClusterTests.configuration(name), store: membership,
-                                             contributions: contributions, now: membership.clock))
-        }
-
-        /// Sends each observation to its user's node.
-        func observe(_ stream: [(uid: String, item: String, label: Float)]) async throws {
-            for o in stream { try await ClusterTests.node(of: o.uid, a: a, b: b).observe(model: "demo", [(o.uid, o.item, o.label)]) }
-        }
+    /// Nodes `a` and `b` with item updates, exchanging through `contributions`, settled: each
+    /// serves its buckets.
+    static func pair(_ stores: Stores, reopened: Stores, contributions: any ItemContributionStore) throws -> ClusterTests.Pair {
+        let pair = try ClusterTests.Pair(stores, reopened: reopened, configuration: configuration, contributions: contributions)
+        pair.settle()
+        return pair
     }
 
     /// Every item's live row and online observation count on `m`'s serving state, by id.
@@ -60,7 +42,7 @@ struct ClusterItemTests {
         let t = try TrainedStore(backend: backend)
         defer { t.remove() }
         let contributions = try Self.contributions(t)
-        let pair = try Pair(t.stores, reopened: try t.reopen(), contributions: contributions)
+        let pair = try Self.pair(t.stores, reopened: try t.reopen(), contributions: contributions)
         let stream = ItemLearningTests.stream(300)
         try await pair.observe(Array(stream[..<150]))
         // a publishes first, then b publishes and reads a's, then a reads b's.
@@ -86,21 +68,21 @@ struct ClusterItemTests {
 
         // A node started now (a third, or one restarted) folds every publication and holds the
         // same items; a restarted node's publications continue from its own.
-        let c = try Pair.node("c", try t.reopen(), membership: pair.membership, contributions: contributions)
+        let c = try pair.node("c", try t.reopen())
         #expect(try Self.items(c) == before)
-        let a2 = try Pair.node("a", try t.reopen(), membership: pair.membership, contributions: contributions)
+        let a2 = try pair.node("a", try t.reopen())
         #expect(try Self.items(a2) == before)
     }
 
     @Test func aRestartedNodeContinuesFromWhatItPublished() async throws {
         let t = try TrainedStore()
         let contributions = MemoryItemContributions()
-        let pair = try Pair(t.stores, reopened: try t.reopen(), contributions: contributions)
+        let pair = try Self.pair(t.stores, reopened: try t.reopen(), contributions: contributions)
         let ofA = (0..<60).map { "u\($0)" }.filter { ClusterTests.owner(of: $0, live: ["a", "b"]) == "a" }
         try await pair.a.observe(model: "demo", ofA.prefix(5).map { ($0, "i3", 4) })
         pair.a.itemExchange!.exchangeOnce()
         // a stops and starts again; it learns more of the same item and publishes.
-        let a2 = try Pair.node("a", t.stores, membership: pair.membership, contributions: contributions)
+        let a2 = try pair.node("a", t.stores)
         for m in [a2, pair.b, a2] { _ = m.heartbeats!.beatOnce() }
         pair.membership.advance(by: ClusterTests.configuration("a").handoverDelay)
         for m in [a2, pair.b, a2] { _ = m.heartbeats!.beatOnce() }
@@ -210,7 +192,7 @@ struct ClusterItemTests {
         let one = try rmse { try Predictor(registry: lone.registry).predict(model: "demo", uid: $0.uid, item: $0.item).score }
         // Two nodes exchanging every 250 observations (about 40 ms of this stream at 6,000 a second).
         let shared = try stores()
-        let pair = try Pair(shared, reopened: shared, contributions: MemoryItemContributions())
+        let pair = try Self.pair(shared, reopened: shared, contributions: MemoryItemContributions())
         for (n, r) in stream.enumerated() {
             try await pair.observe([(r.uid, r.item, r.label)])
             if n % 250 == 249 { for m in [pair.a, pair.b] { m.itemExchange!.exchangeOnce() } }
@@ -255,7 +237,7 @@ struct ClusterItemTests {
 
     @Test func aVersionRetrainedOnOneNodeStartsItsItemsAlikeOnEveryNode() async throws {
         let t = try TrainedStore()
-        let pair = try Pair(t.stores, reopened: try t.reopen(), contributions: MemoryItemContributions())
+        let pair = try Self.pair(t.stores, reopened: try t.reopen(), contributions: MemoryItemContributions())
         let stream = ItemLearningTests.stream(200, seed: 9)
         try await pair.observe(Array(stream[..<100]))
         let job = try pair.b.retrainer.start(model: "demo")
@@ -290,7 +272,7 @@ struct ClusterItemTests {
     @Test func sumsAFailedPublicationLeftOutArePublishedByTheNext() async throws {
         let t = try TrainedStore()
         let store = FailingPublications()
-        let pair = try Pair(t.stores, reopened: try t.reopen(), contributions: store)
+        let pair = try Self.pair(t.stores, reopened: try t.reopen(), contributions: store)
         try await pair.observe(ItemLearningTests.stream(80, seed: 4))
         store.failing = true
         #expect(pair.a.itemExchange!.exchangeOnce().published == 0)

@@ -19,18 +19,44 @@ struct ClusterTests {
               heartbeatInterval: .seconds(1), memberTimeout: .seconds(10))
     }
 
-    /// Two cluster nodes, `a` and `b`, on the trained store, each having seen the other.
+    /// Two cluster nodes, `a` and `b`, each having seen the other.
     struct Pair {
         let membership = MemoryMembershipStore()
         let a: Manager, b: Manager
         let nodeA: ClusterNode, nodeB: ClusterNode
+        let configuration: Manager.Configuration
+        let contributions: (any ItemContributionStore)?
 
+        /// On the trained store.
         init(_ t: TrainedStore, configuration: Manager.Configuration = .init()) throws {
-            nodeA = ClusterNode(configuration: ClusterTests.configuration("a"), store: membership, now: membership.clock)
-            nodeB = ClusterNode(configuration: ClusterTests.configuration("b"), store: membership, now: membership.clock)
-            a = try Manager(stores: t.stores, configuration: configuration, logger: quiet, cluster: nodeA)
-            b = try Manager(stores: try t.reopen(), configuration: configuration, logger: quiet, cluster: nodeB)
+            try self.init(t.stores, reopened: try t.reopen(), configuration: configuration)
+        }
+
+        /// `a` on `stores`, `b` on `reopened` (the same stores as another process opens them),
+        /// exchanging item sums through `contributions` when given.
+        init(_ stores: Stores, reopened: Stores, configuration: Manager.Configuration = .init(),
+             contributions: (any ItemContributionStore)? = nil) throws {
+            self.configuration = configuration
+            self.contributions = contributions
+            nodeA = ClusterNode(configuration: ClusterTests.configuration("a"), store: membership, contributions: contributions,
+                                now: membership.clock)
+            nodeB = ClusterNode(configuration: ClusterTests.configuration("b"), store: membership, contributions: contributions,
+                                now: membership.clock)
+            a = try Manager(stores: stores, configuration: configuration, logger: quiet, cluster: nodeA)
+            b = try Manager(stores: reopened, configuration: configuration, logger: quiet, cluster: nodeB)
             beat()
+        }
+
+        /// Another node named `name` on `stores`, as the pair's are (not yet beating).
+        func node(_ name: String, _ stores: Stores) throws -> Manager {
+            try Manager(stores: stores, configuration: configuration, logger: quiet,
+                        cluster: ClusterNode(configuration: ClusterTests.configuration(name), store: membership,
+                                             contributions: contributions, now: membership.clock))
+        }
+
+        /// Sends each observation to its user's node.
+        func observe(_ stream: [(uid: String, item: String, label: Float)]) async throws {
+            for o in stream { try await ClusterTests.node(of: o.uid, a: a, b: b).observe(model: "demo", [(o.uid, o.item, o.label)]) }
         }
 
         /// Both beat, `a` twice so each has seen the other.
@@ -157,8 +183,7 @@ struct ClusterTests {
         try Self.expectLoneReplay(t, users: uids, a: pair.a, b: pair.a)  // b's users are a's now
 
         // b comes back (a new process of the same name): it takes its buckets back, and a drops them.
-        let b2 = try Manager(stores: try t.reopen(), logger: quiet,
-                             cluster: ClusterNode(configuration: Self.configuration("b"), store: pair.membership, now: pair.membership.clock))
+        let b2 = try pair.node("b", try t.reopen())
         _ = b2.heartbeats!.beatOnce()
         let back = try #require(pair.a.heartbeats!.beatOnce())
         #expect(back.lost == change.gained, "b takes back exactly the buckets it had")
@@ -202,8 +227,7 @@ struct ClusterTests {
         try await Self.eventually("b follows the rollback") { try pair.b.registry.model("demo").version.number == 1 }
         try await observe(20)
         try expectLoneReplay(version: 1)
-        let later = try Manager(stores: try t.reopen(), logger: quiet,
-                                cluster: ClusterNode(configuration: Self.configuration("c"), store: pair.membership, now: pair.membership.clock))
+        let later = try pair.node("c", try t.reopen())
         #expect(try later.registry.model("demo").version.number == 1)
         // A missed announcement is made up for at the next heartbeat.
         try t.stores.versions.setServing(model: "demo", version: 2)
@@ -305,7 +329,7 @@ struct ClusterTests {
 
     @Test func anObservationWhoseUserMovesBeforeItsCommitIsNotLogged() async throws {
         let t = try TrainedStore(), faults = Faults()
-        let (a, node, membership) = try Self.soleNode(t, faults: faults)
+        let (a, _, membership) = try Self.soleNode(t, faults: faults)
         let uids = Array(Set(t.ratings.map(\.uid))).sorted()
         let stays = try #require(uids.first { Self.owner(of: $0, live: ["a", "b"]) == "a" })
         let moves = try #require(uids.first { Self.owner(of: $0, live: ["a", "b"]) == "b" })

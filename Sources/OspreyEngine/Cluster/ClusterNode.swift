@@ -192,15 +192,13 @@ public final class ClusterNode: Sendable {
         view.withLock { $0.unclaimed.subtract(buckets) }
     }
 
-    /// The fence this node's append of observations by `uids` commits under
-    /// (``ObservationLog/append(_:fence:)``). O(uids).
-    public func fence(for uids: some Sequence<String>) -> AppendFence {
-        AppendFence(node: name, buckets: Array(Set(uids.map(bucket(of:)))))
-    }
-
     /// Where `uid` is served now. O(length of uid).
     public func route(_ uid: String) -> Route {
-        let b = bucket(of: uid)
+        route(bucket: bucket(of: uid))
+    }
+
+    /// Where the users of bucket `b` are served now. O(1).
+    public func route(bucket b: Int) -> Route {
         let now = now()
         return view.withLock { v in
             guard let began = v.beganAt else { return .unavailable("node \(name) is not a member of the cluster yet (or has left)") }

@@ -29,15 +29,7 @@ public final class ExplorationControl: Sendable {
         try stores.versions.setExplorationPolicy(model: name, policy: policy.description)
         model.exploration = policy
         logger.info("exploration policy set", metadata: ["model.name": "\(name)", "policy": "\(policy)"])
-        if let cluster = registry.cluster {
-            do {
-                try cluster.announceChange(model: name)
-            } catch {
-                logger.warning("could not announce the policy; the other nodes follow at their next heartbeat", metadata: [
-                    "model.name": "\(name)", "error": "\(error)",
-                ])
-            }
-        }
+        registry.announce("the exploration policy", of: name, logger: logger)
     }
 
     /// On a cluster node, takes the exploration policy another node stored for `model` (its

@@ -43,13 +43,14 @@ public final class Ingestor: Service, Sendable {
             // bucket moved while its observation waited is not logged here, where its new owner
             // (which may have adopted it already) would never learn it.
             guard let cluster = registry.cluster else { return try log.append(observations) }
-            if let moved = observations.first(where: { cluster.route($0.uid) != .local }) {
-                throw OspreyError(.unavailable, "user `\(moved.uid)` moved to another node while its observation waited for the commit; nothing of this batch was logged: retry")
+            let buckets = observations.map { cluster.bucket(of: $0.uid) }
+            if let moved = buckets.firstIndex(where: { cluster.route(bucket: $0) != .local }) {
+                throw OspreyError(.unavailable, "user `\(observations[moved].uid)` moved to another node while its observation waited for the commit; nothing of this batch was logged: retry")
             }
             // And in the commit itself: a bucket's new owner claims it in the log before it
             // adopts its users, so it reads this commit, or this commit fails.
             do {
-                return try log.append(observations, fence: cluster.fence(for: observations.map(\.uid)))
+                return try log.append(observations, fence: AppendFence(node: cluster.name, buckets: Array(Set(buckets))))
             } catch let error as StorageError where error.code == .conflict {
                 throw OspreyError(.unavailable, "a user of this batch moved to another node during the commit (\(error.message)); nothing of it was logged: retry")
             }

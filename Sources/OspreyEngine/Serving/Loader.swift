@@ -129,14 +129,17 @@ struct Loader: Sendable {
     /// solves.
     private func restoreSharedItems(_ learner: ItemLearner, version: ModelVersion, catalogue: ItemCatalogue, seq: Int64) throws {
         guard let shared = sharedItems else { preconditionFailure("a cluster node's items need the contribution store") }
-        let d = version.dimension
-        let weights = LazyWeights {
-            var all: [String: [Float]] = [:]
-            try stores.snapshots.forEachStoredWeights(model: version.model, version: version.number, dimension: d) { all[$0.uid] = $0.weights }
-            return all
-        }
-        try restoreItems(learner, version: version, catalogue: catalogue, userWeights: { try weights.get()[$0] },
-                         seq: version.metadata.trainedThroughSeq ?? seq, ratings: nil)
+        // Every user's stored weights, read only when the states must be computed.
+        var weights: [String: [Float]]?
+        try restoreItems(learner, version: version, catalogue: catalogue, userWeights: { uid in
+            if weights == nil {
+                var all: [String: [Float]] = [:]
+                try stores.snapshots.forEachStoredWeights(model: version.model, version: version.number,
+                                                          dimension: version.dimension) { all[$0.uid] = $0.weights }
+                weights = all
+            }
+            return weights![uid]
+        }, seq: version.metadata.trainedThroughSeq ?? seq, ratings: nil)
         let published = try shared.store.contributions(model: version.model, version: version.number,
                                                        dimension: learner.ridge.parameterCount, after: [:])
         learner.fold(published, features: ServingFeatures(uncached: version, catalogue: catalogue), own: true)
@@ -293,21 +296,3 @@ struct Loader: Sendable {
     }
 }
 
-/// A value computed on first use, at most once (the stored weights a cluster node reads only
-/// when a version's item states must be computed).
-private final class LazyWeights: @unchecked Sendable {
-    private let compute: () throws -> [String: [Float]]
-    private var value: [String: [Float]]?
-
-    init(_ compute: @escaping () throws -> [String: [Float]]) {
-        self.compute = compute
-    }
-
-    /// Used from one thread at a time (the loader's).
-    func get() throws -> [String: [Float]] {
-        if let value { return value }
-        let computed = try compute()
-        value = computed
-        return computed
-    }
-}

@@ -114,13 +114,6 @@ extension Manager {
     /// read it from the store at once (or at their next heartbeat).
     private func changedCatalogue(_ model: ServedModel) {
         for state in model.learningStates { state.predictions.invalidateAll() }
-        guard let cluster = registry.cluster else { return }
-        do {
-            try cluster.announceChange(model: model.name)
-        } catch {
-            logger.warning("could not announce the item change; the other nodes read it at their next heartbeat", metadata: [
-                "model.name": "\(model.name)", "error": "\(error)",
-            ])
-        }
+        registry.announce("the item change", of: model.name, logger: logger)
     }
 }

@@ -82,15 +82,7 @@ extension Manager {
         }
         logger.info("created model", metadata: ["model.name": "\(spec.name)", "model.factors": "\(spec.factors)"])
         // The other nodes of a cluster load it when told (or at their next heartbeat).
-        if let cluster = registry.cluster {
-            do {
-                try cluster.announceChange(model: spec.name)
-            } catch {
-                logger.warning("could not announce the new model; the other nodes load it at their next heartbeat", metadata: [
-                    "model.name": "\(spec.name)", "error": "\(error)",
-                ])
-            }
-        }
+        registry.announce("the new model", of: spec.name, logger: logger)
         return try info(model: spec.name)
     }
 

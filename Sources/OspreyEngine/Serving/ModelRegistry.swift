@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 /// The models the engine serves, by name: those loaded at start, and those made since
@@ -42,6 +43,20 @@ public final class ModelRegistry: Sendable {
         guard let cluster else { return }
         try cluster.check(uid)
         for state in model.learningStates { try state.adopt(uid, creating: learning) }
+    }
+
+    /// On a cluster node, tells the other nodes that `what` of model `model` changed in the
+    /// stores (``ClusterNode/announceChange(model:)``), so they read it at once. Delivery is not
+    /// guaranteed: a failure is logged, and the others read the change at their next heartbeat.
+    func announce(_ what: String, of model: String, logger: Logger) {
+        guard let cluster else { return }
+        do {
+            try cluster.announceChange(model: model)
+        } catch {
+            logger.warning("could not announce \(what); the other nodes read it at their next heartbeat", metadata: [
+                "model.name": "\(model)", "error": "\(error)",
+            ])
+        }
     }
 
     /// Throws on a cluster node: `action` changes what every node serves, which nodes cannot yet

@@ -62,18 +62,12 @@ public final class Installer: Sendable {
     /// nodes follow on the announcement, or at their next heartbeat if they missed it.
     /// - Throws: ``OspreyError`` `conflict` when `parent` no longer serves; what the stores throw.
     func publish(_ number: Int, of model: ServedModel, replacing parent: Int? = nil) throws {
-        guard let cluster = registry.cluster else { preconditionFailure("only a cluster node publishes versions") }
+        guard registry.cluster != nil else { preconditionFailure("only a cluster node publishes versions") }
         if let parent, let serving = try servingVersion(of: model.name), serving != parent {
             throw OspreyError(.conflict, "version \(serving) of `\(model.name)` was installed while the retrain from version \(parent) ran (a rollback, or another node's retrain); version \(number) is stored but not served: retrain again to train on what serves now")
         }
         try stores.versions.setServing(model: model.name, version: number)
-        do {
-            try cluster.announceChange(model: model.name)
-        } catch {
-            logger.warning("could not announce the new version; the other nodes follow at their next heartbeat", metadata: [
-                "model.name": "\(model.name)", "model.version": "\(number)", "error": "\(error)",
-            ])
-        }
+        registry.announce("version \(number) serving", of: model.name, logger: logger)
         try follow(model)
     }
 
