@@ -47,6 +47,7 @@ REFUSED = [
     (["serve"], ["--max-decisions=-1"], "--max-decisions must be at least 0"),
     (["serve"], ["--hot-users=-1"], "--hot-users must be a number of users"),
     (["serve"], ["--item-updates=maybe"], "--item-updates must be `on` or `off`"),
+    (["serve"], ["--retrain-in=spark"], "--retrain-in must be `worker` or `server`"),
     (["serve"], ["--item-publish-ms=0"], "--item-publish-ms"),
     (["serve"], ["--max-models", "0"], "--max-models must be between 1 and 10000"),
     (["serve"], ["--event-loops", "0"], "--event-loops must be between 1 and 256"),

@@ -51,6 +51,10 @@ extension Manager {
         /// How often rows items learned online are published to what answers read; each
         /// publication invalidates the cached answers (docs/operations.md, "Items learn online").
         public var itemPublishInterval: Duration
+        /// Where a retrain's batch steps (gather, train, store) run: nil, in this process; else in
+        /// a worker this launcher starts (``RetrainWorker``), and this process only loads the
+        /// version it stored and swaps it in. Imports and external trainers run here regardless.
+        public var retrainWorker: (any RetrainWorkerLauncher)? = nil
         /// The most models the engine serves: `POST /v1/models` refuses one more (each costs its
         /// caches and θ, even empty).
         public var maxModels: Int

@@ -9,6 +9,6 @@ struct Osprey: AsyncParsableCommand {
         subcommands: [
             QuickstartCommand.self, GenerateCommand.self, TrainCommand.self, ServeCommand.self, ModelsCommand.self,
             EvaluateCommand.self, ColdStartCommand.self, RetrainCommand.self, ImportCommand.self, SimulateCommand.self, EvaluatePolicyCommand.self,
-            RouterConfigCommand.self,
+            RouterConfigCommand.self, RetrainWorkerCommand.self,
         ])
 }

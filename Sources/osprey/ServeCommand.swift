@@ -90,6 +90,8 @@ struct ServeOptions: ParsableArguments {
     var warmStart = true
     @Option(help: "Items learn online too: `on` makes every learned observation an exact ridge step of its item's row as well as its user's (snapshotted and replayed like users); `off` learns users only.") var itemUpdates = "off"
     @Option(help: "Milliseconds between publications of the item rows learned online to what answers read; each publication invalidates cached answers (with --item-updates on).") var itemPublishMs = 1000
+    @Option(help: "Where a retrain gathers its ratings, trains and stores the new version: `worker`, a child process (`osprey retrain-worker`), so this process never holds the ratings, the ALS working set or the new version's users, and only loads and swaps in what it stored; `server`, this process. Imports and --trainer spark run here either way.")
+    var retrainIn = "server"
     @Option(help: "Models this server serves at most: POST /v1/models refuses one more (1 to 10000).") var maxModels = 100
     @Flag(inversion: .prefixedNo, help: "Answer predict, in-memory topk and observe (without event_id) requests on the network event loops, past the router (off: every request goes through the router).")
     var fastPath = true
@@ -125,6 +127,7 @@ struct ServeOptions: ParsableArguments {
         try Bounds.check("thompson-samples", thompsonSamples, Bounds.posteriorSamples)
         try Bounds.check("decision-retention", decisionRetention, Bounds.retentionHours)
         try Bounds.check("max-decisions", maxDecisions, 0...Int.max)
+        guard ["worker", "server"].contains(retrainIn) else { throw ValidationError("--retrain-in must be `worker` or `server`, not `\(retrainIn)`") }
         guard ["on", "off"].contains(itemUpdates) else { throw ValidationError("--item-updates must be `on` or `off`, not `\(itemUpdates)`") }
         try Bounds.check("item-publish-ms", itemPublishMs, Bounds.publishMilliseconds)
         try Bounds.check("max-models", maxModels, 1...10_000)
@@ -201,20 +204,22 @@ func serve(_ o: ServeOptions, tls: ServerTLS? = nil, cluster options: ClusterOpt
         throw ValidationError("no Osprey store in \(o.dataDir); create a model first with `osprey train --data-dir \(o.dataDir) --model NAME --ratings FILE` or run `osprey quickstart`")
     }
     let cluster = try options?.open(o, logger: logger)
-    let manager = try Manager(stores: try cluster?.stores ?? location.open(logger: logger), configuration: .init(
-            snapshotObservations: o.snapshotObservations, maxAbsLabel: o.maxAbsLabel, keepVersions: o.keepVersions,
-            monitor: .init(window: o.staleWindow, threshold: o.staleThreshold, validationFraction: o.validationFraction),
-            autoRetrain: o.autoRetrain ?? autoRetrainByDefault,
-            autoRetrainLimit: .init(minimumInterval: .milliseconds(Int64(o.autoRetrainInterval * 1000)), perHour: o.autoRetrainsPerHour),
-            retrainWindow: o.retrainWindow,
-            predictionCache: .init(capacity: o.predictionCache, policy: policy, repopulate: o.cacheRepopulate, scores: o.cacheScores),
-            featureCache: .init(capacity: o.featureCache, policy: policy),
-            computedFeatureCache: .init(capacity: o.computedFeatureCache, policy: policy),
-            exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog,
-                               decisionRetention: retention),
-            hotUsers: hotUsers, warmStart: o.warmStart, itemUpdates: o.itemUpdates == "on",
-            itemPublishInterval: .milliseconds(o.itemPublishMs), maxModels: o.maxModels), metrics: .prometheus(), logger: logger,
-        cluster: cluster?.node)
+    var configuration = Manager.Configuration(
+        snapshotObservations: o.snapshotObservations, maxAbsLabel: o.maxAbsLabel, keepVersions: o.keepVersions,
+        monitor: .init(window: o.staleWindow, threshold: o.staleThreshold, validationFraction: o.validationFraction),
+        autoRetrain: o.autoRetrain ?? autoRetrainByDefault,
+        autoRetrainLimit: .init(minimumInterval: .milliseconds(Int64(o.autoRetrainInterval * 1000)), perHour: o.autoRetrainsPerHour),
+        retrainWindow: o.retrainWindow,
+        predictionCache: .init(capacity: o.predictionCache, policy: policy, repopulate: o.cacheRepopulate, scores: o.cacheScores),
+        featureCache: .init(capacity: o.featureCache, policy: policy),
+        computedFeatureCache: .init(capacity: o.computedFeatureCache, policy: policy),
+        exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog,
+                           decisionRetention: retention),
+        hotUsers: hotUsers, warmStart: o.warmStart, itemUpdates: o.itemUpdates == "on",
+        itemPublishInterval: .milliseconds(o.itemPublishMs), maxModels: o.maxModels)
+    if o.retrainIn == "worker" { configuration.retrainWorker = ProcessRetrainWorker(store: location) }
+    let manager = try Manager(stores: try cluster?.stores ?? location.open(logger: logger), configuration: configuration,
+                              metrics: .prometheus(), logger: logger, cluster: cluster?.node)
     if let heartbeats = manager.heartbeats {
         // A member before it listens: the buckets it gains wait their handover delay anyway.
         guard let change = heartbeats.beatOnce() else {

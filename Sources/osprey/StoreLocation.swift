@@ -33,6 +33,18 @@ struct StoreLocation {
     /// database is a store once Osprey opened it, so it always counts.
     var exists: Bool { url != nil || SQLiteStores.exists(in: dataDir) }
 
+    /// Opens the stores for a retrain worker beside `server`, which holds them (a data
+    /// directory's lock, or a PostgreSQL database's writer lock).
+    func openForWorker(of server: Int32, logger: Logger) throws -> Stores {
+        if let url {
+            return try PostgresStores(url: url, access: .unlocked, logger: logger).stores
+        }
+        return try SQLiteStores(directory: dataDir, access: .worker(server: server), logger: logger).stores
+    }
+
+    /// The options that name this location on a command line (for a child process).
+    var arguments: [String] { url.map { ["--store", $0] } ?? ["--data-dir", dataDir] }
+
     /// Opens the stores. `readOnly` opens a data directory without its lock, beside a server
     /// (a PostgreSQL database is opened without its writer lock then).
     func open(readOnly: Bool = false, logger: Logger = Logger(label: "osprey.storage")) throws -> Stores {

@@ -62,4 +62,25 @@ struct DataDirectoryLockTests {
             #expect(!FileManager.default.fileExists(atPath: directory + "-missing"))
         }
     }
+
+    /// A retrain worker writes beside the server that started it, and only while that process
+    /// holds the directory.
+    @Test func aWorkerOpensOnlyBesideTheProcessHoldingTheLock() throws {
+        try withDirectory { directory in
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            #expect(DataDirectoryLock.currentHolder(directory: directory) == nil)
+            let nobody = #expect(throws: StorageError.self) { try SQLiteStores(directory: directory, access: .worker(server: getpid())) }
+            #expect(nobody?.code == .locked && nobody?.message.contains("not held by process \(getpid())") == true)
+            var server: SQLiteStores? = try SQLiteStores(directory: directory)
+            #expect(DataDirectoryLock.currentHolder(directory: directory) == getpid())
+            let other = #expect(throws: StorageError.self) { try SQLiteStores(directory: directory, access: .worker(server: getpid() + 1)) }
+            #expect(other?.code == .locked)
+            let worker = try SQLiteStores(directory: directory, access: .worker(server: getpid()))
+            _ = try worker.log.append([Observation(model: "m", uid: "u", item: "i", label: 1, time: 1)])
+            #expect(try server?.log.observationCount(model: "m") == 1)
+            server = nil
+            #expect(DataDirectoryLock.currentHolder(directory: directory) == nil, "released with the server's stores")
+            #expect(throws: StorageError.self) { try SQLiteStores(directory: directory, access: .worker(server: getpid())) }
+        }
+    }
 }

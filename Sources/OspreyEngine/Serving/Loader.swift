@@ -41,10 +41,11 @@ struct Loader: Sendable {
     /// (`w_u` and the small fields; cold) — full states are read on a miss; untiered, every
     /// user's full state. With `warmStart` (tiered only), the users hot at the version's last
     /// snapshot are named for ``UserWeightStore/warmStartList``. Returns the state and the last
-    /// sequence it reflects. O(users · d) tiered, O(users · d²) untiered, plus the replay.
+    /// sequence it reflects. `baselineAtMost` holds it to the best baseline the model has met (a
+    /// retrain's version). O(users · d) tiered, O(users · d²) untiered, plus the replay.
     /// - Throws: ``StorageError`` when the stores cannot be read.
     func load(model: String, version number: Int, through: Int64 = .max, continuing: Continuing,
-              warmStart: Bool = false) throws -> (ServingState, Int64) {
+              warmStart: Bool = false, baselineAtMost: Double? = nil) throws -> (ServingState, Int64) {
         let version = try stores.versions.loadVersion(model: model, number: number)
         // A snapshot of users and items cut short puts back what it overwrote: the rows are one
         // cut again. Only such snapshots keep what they overwrite, and their kept copies stay
@@ -85,7 +86,8 @@ struct Loader: Sendable {
         if let learner {
             try restoreItems(learner, version: version, catalogue: catalogue, users: users, seq: snapshot.seq, ratings: nil)
         }
-        let state = servingState(version, users: users, observed: observed, catalogue: catalogue, items: learner, metrics: metrics)
+        let state = servingState(version, users: users, observed: observed, catalogue: catalogue, items: learner, metrics: metrics,
+                                 baselineAtMost: baselineAtMost)
         let last = try state.replay(log: stores.log, after: snapshot.seq, through: through, skipping: snapshot)
         return (state, max(last, snapshot.seq))
     }

@@ -67,6 +67,20 @@ public final class ObservedItems: Sendable {
     /// are read from memory until ``finishSaving(_:)``. O(pending).
     func takeAll() -> [ObservedItem] { takeAllAtCut().items }
 
+    /// Records every pending item in the snapshot store now (what a new version's snapshot
+    /// says it reflects must be recorded first); a failed write puts them back.
+    /// - Throws: what the store's write throws.
+    func saveAll(to stores: Stores, model: String) throws {
+        let pending = takeAll()
+        do {
+            try stores.snapshots.saveObservedItems(model: model, pending)
+            finishSaving(pending)
+        } catch {
+            putBack(pending)
+            throw error
+        }
+    }
+
     /// Every user's pending items as of one moment (a snapshot's cut): each stripe's pending
     /// map, shared with the stripe's record of what is being saved (copy-on-write), so taking it
     /// is O(stripes) under the learning lock and listing it O(pending) outside.

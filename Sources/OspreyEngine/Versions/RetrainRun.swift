@@ -2,25 +2,40 @@ import Logging
 import OspreyModel
 import OspreyStorage
 
-/// One retrain of one model, in the steps a reader can follow and test apart: ``gather(through:)``
-/// the ratings, ``train(_:)`` by ALS, ``store(_:gathered:)`` the new version, ``load(_:)`` its
-/// serving state, ``swap(_:caughtUpThrough:replacing:installer:challenger:)`` it in (or attach it as a
-/// challenger) and prune old versions. Each step throws instead of changing what serves; only
-/// the swap does that, atomically.
+/// The batch steps of one retrain of one model, in the order a reader can follow and test apart:
+/// ``gather(through:)`` the ratings, ``train(_:)`` by ALS and ``store(_:gathered:)`` the new
+/// version (status `built`). They read the version they replace through ``RetrainParent``, so
+/// they run alike in the serving process and in a retrain worker (``RetrainWorker``). The
+/// serving steps (load, swap, prune) are the ``Retrainer``'s. Each step throws instead of
+/// changing what serves.
 struct RetrainRun {
     let job: Int
     /// What started it, recorded in the new version's metadata.
     let trigger: RetrainJob.Trigger
-    let model: ServedModel
-    let retrainer: Retrainer
+    /// The version it replaces, and what it carries over from it.
+    let parent: RetrainParent
+    /// Where the job's phase and iterations are reported, and whether it was cancelled.
+    let progress: Progress
     let stores: Stores
-    let loader: Loader
     let configuration: Manager.Configuration
     let logger: Logger
     /// Factors trained elsewhere that ``train(_:)`` makes the version of, instead of ALS.
     var factors: FactorImport? = nil
     /// The batch layer that fits the version in ``train(_:)`` instead of the built-in ALS.
     var external: (any ExternalTrainer)? = nil
+
+    /// Where a run reports what it does: the job's record in the serving process, a worker's
+    /// standard output in a retrain worker.
+    struct Progress: Sendable {
+        /// The job moved to another phase.
+        var phase: @Sendable (RetrainJob.Phase) -> Void = { _ in }
+        /// ALS finished iteration `i` of `n` of the final fit.
+        var iteration: @Sendable (_ i: Int, _ n: Int) -> Void = { _, _ in }
+        /// Candidate λ fitted so far.
+        var lambdaFits: @Sendable (Int) -> Void = { _ in }
+        /// Whether cancellation was asked for.
+        var isCancelled: @Sendable () -> Bool = { false }
+    }
 
     /// What a retrain trains on.
     struct Gathered {
@@ -41,10 +56,10 @@ struct RetrainRun {
     /// The validation sample stays out of every fit, so it keeps measuring generalization.
     /// O(ratings + log).
     func gather(through: Int64) throws -> Gathered {
-        let parent = model.version.number
-        var ratings = try stores.versions.initialRatings(model: model.name)
+        let model = parent.model, parent = self.parent.version.number
+        var ratings = try stores.versions.initialRatings(model: model)
         var counts: [String: Int] = [:]
-        try stores.log.forEachObservation(model: model.name, after: 0) { logged in
+        try stores.log.forEachObservation(model: model, after: 0) { logged in
             guard logged.seq <= through else { return }
             let o = logged.observation
             counts[o.uid, default: 0] += 1
@@ -52,7 +67,7 @@ struct RetrainRun {
             ratings.append(Rating(uid: o.uid, item: o.item, label: o.label, timestamp: o.time))
         }
         if let window = configuration.retrainWindow { ratings = Self.windowed(window, perUserOf: ratings) }
-        let number = (try stores.versions.versions(model: model.name).map(\.number).max() ?? model.version.number) + 1
+        let number = (try stores.versions.versions(model: model).map(\.number).max() ?? parent) + 1
         return Gathered(ratings: ratings, counts: counts, through: through, number: number, parent: parent)
     }
 
@@ -65,10 +80,10 @@ struct RetrainRun {
     /// fit the factors with the parent's hyperparameters (``trainExternally(_:by:)``).
     /// - Throws: `Trainer.Cancelled`, or what the trainer throws.
     func train(_ gathered: Gathered) throws -> Trainer.Result {
-        let current = model.current.version
-        retrainer.update(job: job) { $0.phase = .training }
+        let current = parent.version, model = parent.model
+        progress.phase(.training)
         let id = job
-        let catalogue = model.current.catalogue
+        let catalogue = parent.catalogue
         if let external {
             var result = try trainExternally(gathered, by: external)
             result.fitAttributeMap(attributes: { catalogue.item($0)?.attributes }) { [logger] line in
@@ -77,7 +92,7 @@ struct RetrainRun {
             return result
         }
         if let factors {
-            var result = try factors.result(model: model.name, number: gathered.number, parent: current.number, ratings: gathered.ratings,
+            var result = try factors.result(model: model, number: gathered.number, parent: current.number, ratings: gathered.ratings,
                                             trainedThroughSeq: gathered.through) { [logger] line in
                 logger.info("\(line)", metadata: ["job.id": "\(id)"])
             }
@@ -94,10 +109,10 @@ struct RetrainRun {
                                  seed: current.metadata.seed, threads: configuration.retrainThreads,
                                  lambdaNear: given ? nil : parentLambda)
         ) { [logger] line in logger.debug("\(line)", metadata: ["job.id": "\(id)"]) }
-        trainer.onLambdaFit = { [weak retrainer] n in retrainer?.update(job: id) { $0.lambdaFits = n } }
-        trainer.onIteration = { [weak retrainer] i, n in retrainer?.update(job: id) { $0.iteration = i; $0.iterations = n } }
-        trainer.isCancelled = { [weak retrainer] in retrainer?.cancelRequested(id) ?? true }
-        var result = try trainer.train(model: model.name, number: gathered.number, parent: current.number, ratings: gathered.ratings,
+        trainer.onLambdaFit = progress.lambdaFits
+        trainer.onIteration = progress.iteration
+        trainer.isCancelled = progress.isCancelled
+        var result = try trainer.train(model: model, number: gathered.number, parent: current.number, ratings: gathered.ratings,
                                        trainedThroughSeq: gathered.through, trigger: trigger.rawValue)
         result.fitAttributeMap(attributes: { catalogue.item($0)?.attributes }) { [logger] line in
             logger.debug("\(line)", metadata: ["job.id": "\(id)"])
@@ -111,19 +126,19 @@ struct RetrainRun {
     /// - Throws: what the trainer throws, `Trainer.Cancelled`, or ``Trainer/ConfigurationError``
     ///   when its factors do not fit together.
     private func trainExternally(_ gathered: Gathered, by external: any ExternalTrainer) throws -> Trainer.Result {
-        let current = model.current.version.metadata
+        let current = parent.version.metadata
         let regularization = Regularization(lambda: current.lambda, scaled: current.scaledLambda)
-        let id = job
+        let id = job, progress = self.progress, iterations = current.iterations
         let started = ContinuousClock.now
         let trained = try external.train(ExternalTrainingRequest(
-            model: model.name, number: gathered.number, ratings: gathered.ratings, factors: current.factors,
+            model: parent.model, number: gathered.number, ratings: gathered.ratings, factors: current.factors,
             regularization: regularization, iterations: current.iterations, seed: current.seed,
-            onIteration: { [weak retrainer] i in retrainer?.update(job: id) { $0.iteration = i } },
-            isCancelled: { [weak retrainer] in retrainer?.cancelRequested(id) ?? true }))
-        if retrainer.cancelRequested(id) { throw Trainer.Cancelled() }
+            onIteration: { i in progress.iteration(i, iterations) },
+            isCancelled: progress.isCancelled))
+        if progress.isCancelled() { throw Trainer.Cancelled() }
         let factors = FactorImport(items: trained.items, users: trained.users, regularization: regularization,
                                    threads: configuration.retrainThreads)
-        var result = try factors.result(model: model.name, number: gathered.number, parent: model.current.version.number,
+        var result = try factors.result(model: parent.model, number: gathered.number, parent: parent.version.number,
                                         ratings: gathered.ratings, trainedThroughSeq: gathered.through,
                                         trigger: trigger.rawValue) { [logger] line in
             logger.info("\(line)", metadata: ["job.id": "\(id)"])
@@ -142,37 +157,31 @@ struct RetrainRun {
     /// The new version as stored, with its users' weights as the serving state loads them.
     struct Stored {
         var version: ModelVersion
-        /// Compact rows (tiered) or full states (untiered).
+        /// Compact rows (tiered) or full states (untiered); none when `keep` was false.
         var cold: [StoredWeights]
         var hot: [(uid: String, weights: UserWeights)]
     }
 
     /// Stores the version (status `built`) and its users' weights. The users' states are
     /// streamed into the snapshot store a chunk at a time (a million users' d×d states do not
-    /// fit in memory); tiered, only their compact rows are kept here, and the new version's users
-    /// start cold. A stand-in for a user's past ratings (see ``windowed(_:perUserOf:)``) is not
-    /// stored, and the prior averages only real users' weights. O(users · d³).
-    func store(_ trained: Trainer.Result, gathered: Gathered) throws -> Stored {
+    /// fit in memory); with `keep`, they are also kept for the serving state to load — tiered,
+    /// only their compact rows, so the new version's users start cold. A stand-in for a user's
+    /// past ratings (see ``windowed(_:perUserOf:)``) is not stored, and the prior averages only
+    /// real users' weights. O(users · d³).
+    func store(_ trained: Trainer.Result, gathered: Gathered, keep: Bool = true) throws -> Stored {
         // The new version's snapshot says it reflects the log up to `through`, so a restart will
         // not replay what came before: the items users observed until then must be recorded.
-        let observed = model.current.observed
-        let pending = observed.takeAll()
-        do {
-            try stores.snapshots.saveObservedItems(model: model.name, pending)
-            observed.finishSaving(pending)
-        } catch {
-            observed.putBack(pending)
-            throw error
-        }
-        let old = model.current.users, through = gathered.through
+        try parent.observed?.saveAll(to: stores, model: parent.model)
+        let through = gathered.through, runningLoss = parent.runningLoss
         let tiered = configuration.hotUsers != .max
         var cold: [StoredWeights] = [], hot: [(uid: String, weights: UserWeights)] = []
         let version = try stores.storeVersion(trained, reflecting: through, trainingRatings: [], serve: false,
                                               chunk: Snapshotter.snapshotChunk, stored: { uid, state in
             guard !uid.hasPrefix(Self.pastPrefix) else { return nil }
-            return UserWeights(ridge: state, observations: gathered.counts[uid] ?? 0, runningLoss: old.read(uid) { $0?.runningLoss },
+            return UserWeights(ridge: state, observations: gathered.counts[uid] ?? 0, runningLoss: runningLoss(uid),
                                bootstrapped: false)
         }, each: { uid, w in
+            guard keep else { return }
             if tiered {
                 cold.append(StoredWeights(uid: uid, weights: Array(w.ridge.weights[0..<w.ridge.dimension]),
                                           observations: w.observations, runningLoss: w.runningLoss, bootstrapped: w.bootstrapped,
@@ -182,44 +191,6 @@ struct RetrainRun {
             }
         })
         return Stored(version: version, cold: cold, hot: hot)
-    }
-
-    /// The new version's serving state, continuing the model's counts and rated items. It is
-    /// held to the best standard the model has met, not only its own: a retrain that did not
-    /// recover (say, fitted on data still from before a drift) stays subject to the next one.
-    func load(_ stored: Stored, gathered: Gathered) throws -> ServingState {
-        try loader.load(trained: stored.version, cold: stored.cold, hot: stored.hot, ratings: gathered.ratings,
-                    baselineAtMost: model.current.quality.baseline, continuing: .init(model))
-    }
-
-    /// Installs the new state in place of `parent` (or attaches it as a challenger), then prunes
-    /// versions past ``Manager/Configuration/keepVersions`` (``VersionPolicy``). A failed prune
-    /// is logged: the new version serves regardless.
-    /// - Throws: ``OspreyError`` `conflict` when another version serves now than when the retrain
-    ///   began (a rollback or a promotion meanwhile wins: the new version is not served).
-    func swap(_ state: ServingState, caughtUpThrough through: Int64, replacing parent: Int, installer: Installer,
-              challenger: TrafficAllocation?) throws {
-        if let challenger {
-            try installer.installChallenger(state, in: model, caughtUpThrough: through, allocation: challenger)
-        } else {
-            try installer.install(state, in: model, caughtUpThrough: through, replacing: parent)
-        }
-        prune()
-    }
-
-    /// Prunes versions past ``Manager/Configuration/keepVersions`` (``VersionPolicy``); a failure
-    /// is logged, as the new version serves regardless.
-    func prune() {
-        do {
-            let pruned = try stores.pruneVersions(model: model.name, keep: configuration.keepVersions)
-            if !pruned.isEmpty {
-                logger.info("pruned old versions", metadata: ["model.name": "\(model.name)", "versions": "\(pruned)"])
-            }
-        } catch {
-            logger.error("could not prune old versions; the new version serves", metadata: [
-                "model.name": "\(model.name)", "error": "\(error)",
-            ])
-        }
     }
 
     /// The prefix of the stand-in users that hold a user's ratings from before the retrain window.

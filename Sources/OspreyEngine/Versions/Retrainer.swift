@@ -190,9 +190,10 @@ public final class Retrainer: Sendable {
     /// Gathers, trains, stores and swaps in (or attaches as a challenger) the new version;
     /// returns its number. Trains again when a user was erased since it gathered: the version is
     /// stored and swapped in under ``ServedModel/erasing``, after checking that no erasure
-    /// finished since the gather began.
-    private func trainAndSwap(_ run: RetrainRun, job id: Int, challenger: TrafficAllocation?) throws -> Int {
-        let model = run.model
+    /// finished since the gather began. With a retrain worker (``Manager/Configuration/retrainWorker``)
+    /// the first three steps run there (``trainInWorker(_:model:job:)``).
+    private func trainAndSwap(_ run: RetrainRun, model: ServedModel, job id: Int, challenger: TrafficAllocation?) throws -> Int {
+        let worker = run.factors == nil && run.external == nil ? configuration.retrainWorker : nil
         for attempt in 1...Self.erasureAttempts {
             if attempt > 1 {
                 update(job: id) { $0.phase = .loading; $0.iteration = 0; $0.lambdaFits = 0 }
@@ -207,33 +208,55 @@ public final class Retrainer: Sendable {
             func step() { let now = clock.now; steps.append(now - mark); mark = now }
             // A cluster node has learned only its own users: the log's last sequence (every
             // observation up to it committed, whichever node logged it) is what a retrain reflects.
-            let gathered = try run.gather(through: registry.cluster == nil ? progress.sequence : try stores.log.lastSequence())
-            step()
-            let trained = try run.train(gathered)
-            step()
-            guard beginInstalling(id) else { throw Trainer.Cancelled() }
-            let installed = try model.erasing.withLock { _ -> Int? in
-                guard model.erasures.load(ordering: .acquiring) == erasures else { return nil }
-                let stored = try run.store(trained, gathered: gathered)
+            let through = registry.cluster == nil ? progress.sequence : try stores.log.lastSequence()
+            let parent = model.version.number
+            let installed: Int?
+            let names = worker == nil ? ["gather", "train", "store", "load", "swap"] : ["worker", "load", "swap"]
+            if let worker {
+                // Gather, train and store: one step, in the worker.
+                let number = try trainInWorker(run, through: through, parent: parent, worker: worker, model: model, job: id)
                 step()
-                if registry.cluster != nil {
-                    // Every node, this one included, follows the store's serving version.
+                installed = try model.erasing.withLock { _ -> Int? in
+                    guard model.erasures.load(ordering: .acquiring) == erasures else {
+                        // It may hold the erased users' rows: it goes at once, not at a prune.
+                        try stores.discardVersion(model: model.name, number: number)
+                        return nil
+                    }
+                    guard beginInstalling(id) else {
+                        try stores.discardVersion(model: model.name, number: number)
+                        throw Trainer.Cancelled()
+                    }
+                    return try install(number, of: model, reflecting: through, replacing: parent, challenger: challenger, step: step)
+                }
+            } else {
+                let gathered = try run.gather(through: through)
+                step()
+                let trained = try run.train(gathered)
+                step()
+                guard beginInstalling(id) else { throw Trainer.Cancelled() }
+                installed = try model.erasing.withLock { _ -> Int? in
+                    guard model.erasures.load(ordering: .acquiring) == erasures else { return nil }
+                    let stored = try run.store(trained, gathered: gathered)
                     step()
-                    try installer.publish(stored.version.number, of: model, replacing: gathered.parent)
-                    run.prune()
+                    if registry.cluster != nil {
+                        // Every node, this one included, follows the store's serving version.
+                        step()
+                        try installer.publish(stored.version.number, of: model, replacing: gathered.parent)
+                        prune(model.name)
+                        step()
+                        return stored.version.number
+                    }
+                    let state = try loader.load(trained: stored.version, cold: stored.cold, hot: stored.hot, ratings: gathered.ratings,
+                                                baselineAtMost: model.current.quality.baseline, continuing: .init(model))
+                    step()
+                    try swap(state, in: model, caughtUpThrough: gathered.through, replacing: gathered.parent, challenger: challenger)
                     step()
                     return stored.version.number
                 }
-                let state = try run.load(stored, gathered: gathered)
-                step()
-                try run.swap(state, caughtUpThrough: gathered.through, replacing: gathered.parent, installer: installer,
-                             challenger: challenger)
-                step()
-                return stored.version.number
             }
             if let installed {
                 var metadata: Logger.Metadata = ["model.name": "\(model.name)", "model.version": "\(installed)", "job.id": "\(id)"]
-                for (name, duration) in zip(["gather", "train", "store", "load", "swap"], steps) {
+                for (name, duration) in zip(names, steps) {
                     metadata["seconds.\(name)"] = "\(Double(duration / .milliseconds(1)) / 1000)"
                 }
                 logger.info("retrain steps", metadata: metadata)
@@ -241,6 +264,76 @@ public final class Retrainer: Sendable {
             }
         }
         throw OspreyError(.conflict, "users were erased while the retrain trained, \(Self.erasureAttempts) times in a row; nothing was stored: retrain again")
+    }
+
+    /// Has `worker` gather, train and store the new version, following its phases and
+    /// iterations on the job and stopping it when the job is cancelled. The items users
+    /// observed up to `through` are recorded first (the version's snapshot says it reflects
+    /// them). Returns the version it stored (status `built`).
+    /// - Throws: `Trainer.Cancelled`; what the worker reports.
+    private func trainInWorker(_ run: RetrainRun, through: Int64, parent: Int, worker: any RetrainWorkerLauncher,
+                               model: ServedModel, job id: Int) throws -> Int {
+        try model.current.observed.saveAll(to: stores, model: model.name)
+        let request = RetrainWorker.Request(
+            model: model.name, job: id, trigger: run.trigger.rawValue, through: through, parent: parent, server: getpid(),
+            threads: configuration.retrainThreads, window: configuration.retrainWindow,
+            validationFraction: configuration.monitor.validationFraction)
+        return try worker.run(request, report: { [weak self] event in
+            self?.update(job: id) { job in
+                if let phase = event.phase.flatMap(RetrainJob.Phase.init(rawValue:)) { job.phase = phase }
+                if let fits = event.lambdaFits { job.lambdaFits = fits }
+                if let i = event.iteration { job.iteration = i }
+                if let n = event.iterations { job.iterations = n }
+            }
+        }, isCancelled: { [weak self] in self?.cancelRequested(id) ?? true })
+    }
+
+    /// Loads version `number`, which a worker stored reflecting the log up to `through`, and
+    /// swaps it in (or attaches it as a challenger); a cluster node publishes it instead. Then
+    /// prunes. Returns `number`.
+    private func install(_ number: Int, of model: ServedModel, reflecting through: Int64, replacing parent: Int,
+                         challenger: TrafficAllocation?, step: () -> Void) throws -> Int {
+        if registry.cluster != nil {
+            try installer.publish(number, of: model, replacing: parent)
+            prune(model.name)
+            step(); step()
+            return number
+        }
+        let (state, replayed) = try loader.load(model: model.name, version: number, through: progress.sequence,
+                                                continuing: .init(model), baselineAtMost: model.current.quality.baseline)
+        step()
+        try swap(state, in: model, caughtUpThrough: max(replayed, through), replacing: parent, challenger: challenger)
+        step()
+        return number
+    }
+
+    /// Installs the new state in place of `parent` (or attaches it as a challenger), then prunes
+    /// versions past ``Manager/Configuration/keepVersions`` (``VersionPolicy``).
+    /// - Throws: ``OspreyError`` `conflict` when another version serves now than when the retrain
+    ///   began (a rollback or a promotion meanwhile wins: the new version is not served).
+    private func swap(_ state: ServingState, in model: ServedModel, caughtUpThrough through: Int64, replacing parent: Int,
+                      challenger: TrafficAllocation?) throws {
+        if let challenger {
+            try installer.installChallenger(state, in: model, caughtUpThrough: through, allocation: challenger)
+        } else {
+            try installer.install(state, in: model, caughtUpThrough: through, replacing: parent)
+        }
+        prune(model.name)
+    }
+
+    /// Prunes versions past ``Manager/Configuration/keepVersions`` (``VersionPolicy``); a failure
+    /// is logged, as the new version serves regardless.
+    private func prune(_ model: String) {
+        do {
+            let pruned = try stores.pruneVersions(model: model, keep: configuration.keepVersions)
+            if !pruned.isEmpty {
+                logger.info("pruned old versions", metadata: ["model.name": "\(model)", "versions": "\(pruned)"])
+            }
+        } catch {
+            logger.error("could not prune old versions; the new version serves", metadata: [
+                "model.name": "\(model)", "error": "\(error)",
+            ])
+        }
     }
 
     /// How many times a retrain trains at most when users are erased while it trains (each time
@@ -267,9 +360,14 @@ public final class Retrainer: Sendable {
         }
         do {
             let trigger = jobs.withLock { $0.jobs[id]?.trigger } ?? .request
-            let run = RetrainRun(job: id, trigger: trigger, model: model, retrainer: self, stores: stores, loader: loader,
-                                 configuration: configuration, logger: logger, factors: factors, external: external)
-            let number = try trainAndSwap(run, job: id, challenger: challenger)
+            let run = RetrainRun(
+                job: id, trigger: trigger, parent: RetrainParent(model),
+                progress: .init(phase: { [weak self] phase in self?.update(job: id) { $0.phase = phase } },
+                                iteration: { [weak self] i, n in self?.update(job: id) { $0.iteration = i; $0.iterations = n } },
+                                lambdaFits: { [weak self] n in self?.update(job: id) { $0.lambdaFits = n } },
+                                isCancelled: { [weak self] in self?.cancelRequested(id) ?? true }),
+                stores: stores, configuration: configuration, logger: logger, factors: factors, external: external)
+            let number = try trainAndSwap(run, model: model, job: id, challenger: challenger)
             update(job: id) { $0.phase = .done; $0.version = number; $0.finishedAt = Date() }
             logger.info("retrain finished", metadata: ["model.name": "\(model.name)", "model.version": "\(number)", "job.id": "\(id)"])
             // Observations that arrived during the retrain were replayed into the new version

@@ -51,6 +51,13 @@ extension Stores {
         try versions.insertVersion(version, trainingRatings: trainingRatings, serve: serve)
     }
 
+    /// Deletes version `number` of `model`, which never served (a retrain worker's version that
+    /// will not be installed): its catalogue rows, then its users' weights.
+    public func discardVersion(model: String, number: Int) throws {
+        try versions.deleteVersions(model: model, [number])
+        try snapshots.deleteUsers(model: model, versions: [number])
+    }
+
     /// Deletes the versions ``VersionPolicy/prunable(_:serving:challenger:keep:)`` names: their
     /// catalogue rows first (once gone, a version cannot be loaded, so leftover weights, should
     /// the second step fail, are only unused rows), then their users' weights. Returns them.

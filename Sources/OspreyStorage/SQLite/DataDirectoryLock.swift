@@ -56,6 +56,22 @@ public final class DataDirectoryLock: Sendable {
         close(descriptor)  // releases the flock
     }
 
+    /// The process holding the lock on `directory` now (nil when nobody holds it, or the holder
+    /// has not written its PID yet): a retrain worker checks that its server holds the directory
+    /// before it writes beside it.
+    public static func currentHolder(directory: String) -> Int32? {
+        let path = (directory as NSString).appendingPathComponent(fileName)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        // A shared lock is refused only while an exclusive one is held.
+        if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+            _ = flock(fd, LOCK_UN)
+            return nil
+        }
+        return holder(fd)
+    }
+
     /// The PID a holder wrote into the lock file, if it has written one yet.
     private static func holder(_ fd: Int32) -> Int32? {
         var buffer = [UInt8](repeating: 0, count: 32)

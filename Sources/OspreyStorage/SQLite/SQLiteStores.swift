@@ -24,7 +24,7 @@ public struct SQLiteStores: Sendable {
     public var stores: Stores { Stores(log: log, versions: versions, snapshots: snapshots, decisions: decisions) }
 
     /// How a process opens a data directory (docs/operations.md, "Where the data lives").
-    public enum Access: Sendable {
+    public enum Access: Sendable, Equatable {
         /// Reads and writes, holding the directory's ``DataDirectoryLock`` for as long as any of
         /// the four stores is alive: another exclusive opener fails at once. What every command
         /// that writes a data directory uses (`serve`, `retrain`, `train`).
@@ -36,13 +36,17 @@ public struct SQLiteStores: Sendable {
         /// Reads and writes without the lock: for tests that open one directory several times
         /// in one process to act out a restart. Never for two processes.
         case unlocked
+        /// Reads and writes without the lock, beside the process `server` that holds it: a
+        /// retrain worker that process started (`osprey retrain-worker`), which writes only the
+        /// new version's rows. Refused unless `server` holds the lock.
+        case worker(server: Int32)
     }
 
     /// Opens the stores in data directory `directory` and, unless read-only, creates what is
     /// missing and migrates them.
     /// - Throws: ``StorageError`` `.locked` (exclusive) when another process holds the
-    ///   directory; `.io` when the directory or a database cannot be opened (read-only: a
-    ///   database is missing or needs a migration).
+    ///   directory, or (worker) when its server does not; `.io` when the directory or a
+    ///   database cannot be opened (read-only: a database is missing or needs a migration).
     public init(directory: String, access: Access = .exclusive, logger: Logger = Logger(label: "osprey.storage")) throws {
         if access != .readOnly {
             do {
@@ -53,6 +57,9 @@ public struct SQLiteStores: Sendable {
         }
         // Taken before any database is opened: opening migrates, which writes.
         let lock = access == .exclusive ? try DataDirectoryLock(directory: directory) : nil
+        if case .worker(let server) = access, DataDirectoryLock.currentHolder(directory: directory) != server {
+            throw StorageError(.locked, "data directory \(directory) is not held by process \(server): a retrain worker writes only beside the server that started it")
+        }
         let readOnly = access == .readOnly
         func file(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
         let main = try SQLiteDatabase(path: file(Self.fileName), migrator: SQLiteObservationLog.migrator, lock: lock, readOnly: readOnly)
