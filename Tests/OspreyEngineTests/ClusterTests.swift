@@ -195,9 +195,11 @@ struct ClusterTests {
         try Self.expectLoneReplay(t, users: uids, a: pair.a, b: b2)
     }
 
-    /// Polls until `condition` holds (an announcement is followed on a queue of its own).
+    /// Polls until `condition` holds (an announcement is followed on a queue of its own). The
+    /// deadline is generous: under the whole suite on two cores, the tasks these wait for can
+    /// wait long for a thread of the concurrency pool.
     static func eventually(_ what: String, _ condition: () throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(120)
         while try !condition() {
             guard ContinuousClock.now < deadline else { Issue.record("timed out: \(what)"); return }
             try await Task.sleep(for: .milliseconds(10))

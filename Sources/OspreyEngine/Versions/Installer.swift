@@ -100,14 +100,17 @@ public final class Installer: Sendable {
     /// that no observation is learned twice or skipped, and the swap and the catalogue's record
     /// of the serving version happen together. Before the swap, the answers hottest in the
     /// serving state's cache are computed again from the new one (Velox §4.2), so the first
-    /// requests after it are not all misses, and the users hot in the serving state are made hot
-    /// in the new one (``carryHotSet(from:to:)``), so their next observations rebuild no one.
+    /// requests after it are not all misses. Right after it, once the replaced state is freed,
+    /// the users hot in it are made hot in the new one (``carryHotSet(_:to:of:)``), so their
+    /// next observations rebuild no one; their new states take the memory the old ones left,
+    /// and only then is what is left over handed back, so the process does not hold both hot
+    /// sets at once.
     /// With `parent`, it installs only in place of that version: a retrain's version does not
     /// undo a rollback or a promotion made while it trained.
     /// - Throws: ``OspreyError`` `conflict` when `parent` no longer serves; what the stores throw.
     func install(_ state: ServingState, in model: ServedModel, caughtUpThrough seq: Int64, replacing parent: Int? = nil) throws {
         var caught = try catchUp(state, after: seq)
-        carryHotSet(from: model.current, to: state)
+        let hot = state.users.hotUsers == .max ? [] : model.current.users.hotUids()
         let warmed = Self.repopulate(state, from: model.current)
         if warmed > 0 {
             logger.info("prediction cache repopulated", metadata: [
@@ -126,12 +129,15 @@ public final class Installer: Sendable {
         }
         let unlocked = clock.now
         // The replaced state is freed here, off the learning lock (withExtendedLifetime keeps it
-        // until this line, whatever the optimizer does), and its memory handed back.
+        // until this line, whatever the optimizer does); the hot set is carried over into its
+        // memory, then what is left is handed back.
         withExtendedLifetime(replaced) {}
+        let freed = clock.now
+        carryHotSet(hot, to: state, of: model)
         ProcessMemory.returnFreed()
         logger.info("version swapped in", metadata: [
             "model.name": "\(model.name)", "model.version": "\(state.version.number)",
-            "tail": "\(tail)", "learning.paused": "\(unlocked - locked)", "memory.freed.in": "\(clock.now - unlocked)",
+            "tail": "\(tail)", "learning.paused": "\(unlocked - locked)", "memory.freed.in": "\(freed - unlocked)",
         ])
     }
 
@@ -155,17 +161,19 @@ public final class Installer: Sendable {
         return caught
     }
 
-    /// Makes hot in `state` the users hot in `previous` (as many as its hot tier holds), from
-    /// `state`'s snapshot rows, before it serves: after a retrain or a rollback every user would
-    /// otherwise be cold, and each active user's next observation would pay a rebuild inside the
-    /// learning step, where every commit behind it waits. Runs on ``WarmStart/threads`` threads
-    /// below the request threads. Returns the users made hot. O(hot users) rebuilds.
+    /// Makes hot in `state`, the model's serving state, the users `uids` (those hot in the state
+    /// it replaced; as many as its hot tier holds), from `state`'s snapshot rows: after a
+    /// retrain or a rollback every user would otherwise be cold, and each active user's next
+    /// observation would pay a rebuild inside the learning step, where every commit behind it
+    /// waits. Until a user is carried, its first observation reads its row ahead like any cold
+    /// user's. Runs on ``WarmStart/threads`` threads below the request threads, and stops if
+    /// another state is swapped in meanwhile. Returns the users made hot. O(uids) rebuilds.
     @discardableResult
-    func carryHotSet(from previous: ServingState, to state: ServingState) -> Int {
-        guard state.users.hotUsers != .max else { return 0 }
+    func carryHotSet(_ uids: [String], to state: ServingState, of model: ServedModel) -> Int {
+        guard !uids.isEmpty else { return 0 }
         let clock = ContinuousClock(), start = clock.now
-        let hot = previous.users.hotUids()
-        let made = state.users.warm(hot, threads: WarmStart.threads)
+        let users = state.users
+        let made = users.warm(uids, threads: WarmStart.threads) { model.current.users === users }
         if made > 0 {
             logger.info("hot users carried over", metadata: [
                 "model.name": "\(state.version.model)", "model.version": "\(state.version.number)",

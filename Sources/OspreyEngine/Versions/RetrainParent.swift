@@ -20,11 +20,12 @@ struct RetrainParent: Sendable {
 
     /// The serving state of `model`, as it is now.
     init(_ model: ServedModel) {
-        let current = model.current, users = current.users
+        let current = model.current
         self.model = model.name
         version = current.version
         catalogue = current.catalogue
-        runningLoss = { uid in users.read(uid) { $0?.runningLoss } }
+        // Read through the model, not kept: the state it replaces must be freed at the swap.
+        runningLoss = { uid in model.current.users.read(uid) { $0?.runningLoss } }
         observed = current.observed
     }
 
