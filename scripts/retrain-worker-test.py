@@ -118,6 +118,18 @@ def alive(pid):
         return False
 
 
+def thread_nices(pid):
+    """The nice value of each thread of `pid` (from /proc)."""
+    out = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/stat") as f:
+                out.append(int(f.read().rsplit(") ", 1)[1].split()[16]))
+    except (OSError, IndexError, ValueError):
+        pass
+    return out
+
+
 def retrain(port, model):
     status, body = call(port, "POST", f"/v1/models/{model}/retrain")
     if status != 202:
@@ -200,6 +212,10 @@ def main():
         wait_until(lambda: job(port, "slow", number)["iteration"] >= 2, 120, "the slow retrain's second iteration")
         workers = [c for c in children(server.pid) if "retrain-worker" in command_line(c)]
         check(len(workers) == 1, f"one worker process while it trains: {workers}")
+        nices = [n for w in workers for n in thread_nices(w)]
+        server_nice = min(thread_nices(server.pid) or [0])
+        check(nices and min(nices) >= server_nice + 10,
+              f"every thread of the worker runs 10 nice levels below the server ({server_nice}): {sorted(set(nices))}")
         status, body = call(port, "POST", f"/v1/models/slow/jobs/{number}/cancel")
         check(status == 200, f"cancel answered {status}: {body}")
         ended = finished(port, "slow", number, 30)

@@ -18,7 +18,12 @@ struct RetrainWorkerCommand: ParsableCommand {
     @Option(help: StoreLocation.help) var store: String?
     @Option(help: "The retrain, as the server's JSON request.") var request: String
 
+    /// Nice levels a worker runs below its server: the whole batch job (its gather, its ALS, its
+    /// writes) yields the cores to the server's threads that answer requests.
+    static let nice: Int32 = 10
+
     func run() throws {
+        Self.lowerEveryThread()
         let request: RetrainWorker.Request
         do {
             request = try JSONDecoder().decode(RetrainWorker.Request.self, from: Data(self.request.utf8))
@@ -42,6 +47,19 @@ struct RetrainWorkerCommand: ParsableCommand {
         } catch {
             Self.emit(RetrainWorker.Event(error: "\(error)"))
             throw ExitCode.failure
+        }
+    }
+
+    /// Lowers every thread of this process by ``nice`` levels (Linux keeps a nice value per
+    /// thread, and a thread inherits its creator's): the runtime's threads exist before `run`, and
+    /// the threads made later (ALS's among them) are made by them.
+    static func lowerEveryThread() {
+        let which = __priority_which_t(PRIO_PROCESS.rawValue)
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        for task in tasks.compactMap({ id_t($0) }) {
+            errno = 0
+            let current = getpriority(which, task)
+            if errno == 0 { _ = setpriority(which, task, min(19, current + nice)) }
         }
     }
 

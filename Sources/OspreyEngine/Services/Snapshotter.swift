@@ -94,15 +94,20 @@ public final class Snapshotter: Service, Sendable {
         // Counted from here once this snapshot succeeds; a failed one leaves the base, so its
         // observations still count towards the next.
         let learned = progress.learned.load(ordering: .relaxed)
-        var saved = 0
+        var saved = 0, outlived = false
         do {
             for model in registry.all {
-                saved += try snapshot(model)
+                let (users, replaced) = try snapshot(model)
+                saved += users
+                outlived = outlived || replaced
             }
         } catch {
             metrics.failures.increment()
             throw error
         }
+        // A state swapped out while this snapshot wrote it was freed only now, after the swap
+        // handed memory back: hand back what it held.
+        if outlived { ProcessMemory.returnFreed() }
         base.store(learned, ordering: .relaxed)
         metrics.completed.increment()
         metrics.users.increment(by: saved)
@@ -114,9 +119,12 @@ public final class Snapshotter: Service, Sendable {
     /// snapshot's floor; held below an observation a failed rebuild left unlearned), the users
     /// changed until then, and the items observed until then, recorded first. Each chunk's rows
     /// carry the items their users observed since, so whatever a row reflects is recorded too.
-    private func snapshot(_ model: ServedModel) throws -> Int {
+    /// Returns the users saved, and whether a state it saved was swapped out meanwhile (it held
+    /// that state until now).
+    private func snapshot(_ model: ServedModel) throws -> (saved: Int, outlived: Bool) {
         var saved = 0
-        for state in model.learningStates {
+        let states = model.learningStates
+        for state in states {
             // A cluster node's items are the version's states plus the sums every node publishes
             // (``ItemExchange``): only its users are saved, as with item updates off.
             if let items = state.itemLearner, !items.isShared {
@@ -191,7 +199,7 @@ public final class Snapshotter: Service, Sendable {
             saved += changed.count
             saveHotUsers(of: state, model: model)
         }
-        return saved
+        return (saved, states.contains { state in !model.learningStates.contains { $0 === state } })
     }
 
     /// For the next start's warm start: records who is hot now that the changed users are saved.

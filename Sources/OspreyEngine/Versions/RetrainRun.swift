@@ -28,13 +28,13 @@ struct RetrainRun {
     /// standard output in a retrain worker.
     struct Progress: Sendable {
         /// The job moved to another phase.
-        var phase: @Sendable (RetrainJob.Phase) -> Void = { _ in }
+        var phase: @Sendable (RetrainJob.Phase) -> Void
         /// ALS finished iteration `i` of `n` of the final fit.
-        var iteration: @Sendable (_ i: Int, _ n: Int) -> Void = { _, _ in }
+        var iteration: @Sendable (_ i: Int, _ n: Int) -> Void
         /// Candidate λ fitted so far.
-        var lambdaFits: @Sendable (Int) -> Void = { _ in }
+        var lambdaFits: @Sendable (Int) -> Void
         /// Whether cancellation was asked for.
-        var isCancelled: @Sendable () -> Bool = { false }
+        var isCancelled: @Sendable () -> Bool
     }
 
     /// What a retrain trains on.

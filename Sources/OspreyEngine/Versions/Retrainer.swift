@@ -191,7 +191,7 @@ public final class Retrainer: Sendable {
     /// returns its number. Trains again when a user was erased since it gathered: the version is
     /// stored and swapped in under ``ServedModel/erasing``, after checking that no erasure
     /// finished since the gather began. With a retrain worker (``Manager/Configuration/retrainWorker``)
-    /// the first three steps run there (``trainInWorker(_:model:job:)``).
+    /// the first three steps run there (``trainInWorker(_:through:parent:worker:model:job:)``).
     private func trainAndSwap(_ run: RetrainRun, model: ServedModel, job id: Int, challenger: TrafficAllocation?) throws -> Int {
         let worker = run.factors == nil && run.external == nil ? configuration.retrainWorker : nil
         for attempt in 1...Self.erasureAttempts {
@@ -239,12 +239,8 @@ public final class Retrainer: Sendable {
                     let stored = try run.store(trained, gathered: gathered)
                     step()
                     if registry.cluster != nil {
-                        // Every node, this one included, follows the store's serving version.
-                        step()
-                        try installer.publish(stored.version.number, of: model, replacing: gathered.parent)
-                        prune(model.name)
-                        step()
-                        return stored.version.number
+                        return try install(stored.version.number, of: model, reflecting: gathered.through, replacing: gathered.parent,
+                                           challenger: challenger, step: step)
                     }
                     let state = try loader.load(trained: stored.version, cold: stored.cold, hot: stored.hot, ratings: gathered.ratings,
                                                 baselineAtMost: model.current.quality.baseline, continuing: .init(model))
@@ -288,15 +284,16 @@ public final class Retrainer: Sendable {
         }, isCancelled: { [weak self] in self?.cancelRequested(id) ?? true })
     }
 
-    /// Loads version `number`, which a worker stored reflecting the log up to `through`, and
-    /// swaps it in (or attaches it as a challenger); a cluster node publishes it instead. Then
-    /// prunes. Returns `number`.
+    /// Loads version `number`, stored reflecting the log up to `through`, and swaps it in (or
+    /// attaches it as a challenger); a cluster node publishes it instead, for every node (this
+    /// one included) to follow. Then prunes. Returns `number`.
     private func install(_ number: Int, of model: ServedModel, reflecting through: Int64, replacing parent: Int,
                          challenger: TrafficAllocation?, step: () -> Void) throws -> Int {
         if registry.cluster != nil {
+            step()
             try installer.publish(number, of: model, replacing: parent)
             prune(model.name)
-            step(); step()
+            step()
             return number
         }
         let (state, replayed) = try loader.load(model: model.name, version: number, through: progress.sequence,
