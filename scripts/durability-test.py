@@ -28,23 +28,17 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-HOST = "127.0.0.1"
+from process_support import HOST, children, free_port, stop
+
 SHIM = r"""
 int fsync(int fd) { (void)fd; return 0; }
 int fdatasync(int fd) { (void)fd; return 0; }
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def request(port, method, path, body=None, timeout=10):
@@ -70,16 +64,6 @@ def wait_healthy(port, server, seconds=60):
             pass
         time.sleep(0.1)
     raise RuntimeError("the server did not become healthy")
-
-
-def stop(server):
-    if server.poll() is None:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def train(binary, data, work):
@@ -128,18 +112,6 @@ def traced_observes(binary, work, preload=None):
         except subprocess.TimeoutExpired:
             stop(server)
     return acknowledged, unsynced_answers(trace)
-
-
-def children(pid):
-    """The child processes of `pid` (from /proc)."""
-    out = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                out += [int(c) for c in f.read().split()]
-    except OSError:
-        pass
-    return out
 
 
 def unsynced_answers(trace):

@@ -26,20 +26,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-HOST = "127.0.0.1"
+from process_support import HOST, children, free_port, stop
+
 DEADLINE = time.monotonic() + 600
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def call(port, method, path, body=None, timeout=10):
@@ -78,28 +72,6 @@ def serve(binary, data, mode, log):
             return False
     wait_until(healthy, 60, f"the server on {data}")
     return server, port
-
-
-def stop(server):
-    if server.poll() is None:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def children(pid):
-    """The child processes of `pid` (from /proc)."""
-    out = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                out += [int(c) for c in f.read().split()]
-    except OSError:
-        pass
-    return out
 
 
 def command_line(pid):

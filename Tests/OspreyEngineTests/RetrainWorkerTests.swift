@@ -44,6 +44,15 @@ struct RetrainWorkerTests {
     final class ManagerBox: Sendable {
         let manager = Mutex<Manager?>(nil)
         var value: Manager { manager.withLock { $0! } }
+
+        /// Starts a manager on `t`'s stores whose retrains run in `worker`, and keeps it.
+        func start(_ t: TrainedStore, worker: InProcessWorker) throws -> Manager {
+            var configuration = Manager.Configuration()
+            configuration.retrainWorker = worker
+            let m = try Manager(stores: try t.reopen(), configuration: configuration, logger: quiet)
+            manager.withLock { $0 = m }
+            return m
+        }
     }
 
     static let pairs = [("u1", "i2"), ("u3", "i0"), ("u7", "i5"), ("newbie", "i1")]
@@ -119,10 +128,7 @@ struct RetrainWorkerTests {
             firstRatings.withLock { $0 = (try? t.stores.versions.loadVersion(model: "demo", number: number))?.metadata.ratings }
             _ = try box.value.eraseUser(model: "demo", uid: "u3")
         })
-        var configuration = Manager.Configuration()
-        configuration.retrainWorker = worker
-        let m = try Manager(stores: try t.reopen(), configuration: configuration, logger: quiet)
-        box.manager.withLock { $0 = m }
+        let m = try box.start(t, worker: worker)
         let id = try m.retrainer.start(model: "demo")
         let job = try await m.retrainer.wait(forJob: id, model: "demo")
 
@@ -142,10 +148,7 @@ struct RetrainWorkerTests {
         let worker = InProcessWorker(stores: { try t.reopen() }, before: { request in
             _ = try box.value.retrainer.cancel(job: request.job, model: "demo")
         })
-        var configuration = Manager.Configuration()
-        configuration.retrainWorker = worker
-        let m = try Manager(stores: try t.reopen(), configuration: configuration, logger: quiet)
-        box.manager.withLock { $0 = m }
+        let m = try box.start(t, worker: worker)
         let job = try await m.retrainer.wait(forJob: try m.retrainer.start(model: "demo"), model: "demo")
         #expect(job.phase == .cancelled, "\(job)")
         #expect(try m.registry.model("demo").version.number == 1)
@@ -158,10 +161,7 @@ struct RetrainWorkerTests {
         let worker = InProcessWorker(stores: { try t.reopen() }, after: { request, _ in
             _ = try box.value.retrainer.cancel(job: request.job, model: "demo")
         })
-        var configuration = Manager.Configuration()
-        configuration.retrainWorker = worker
-        let m = try Manager(stores: try t.reopen(), configuration: configuration, logger: quiet)
-        box.manager.withLock { $0 = m }
+        let m = try box.start(t, worker: worker)
         let job = try await m.retrainer.wait(forJob: try m.retrainer.start(model: "demo"), model: "demo")
         #expect(job.phase == .cancelled, "\(job)")
         #expect(try m.registry.model("demo").version.number == 1)
