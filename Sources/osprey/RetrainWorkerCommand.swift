@@ -96,37 +96,18 @@ struct ProcessRetrainWorker: RetrainWorkerLauncher {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["retrain-worker"] + store + ["--request", String(decoding: try JSONEncoder().encode(request), as: UTF8.self)]
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: events))
-        process.standardInput = FileHandle.nullDevice
+        var last: RetrainWorker.Event?
         do {
-            try process.run()
-        } catch {
-            throw RetrainWorkerFailure("cannot start the retrain worker \(executable): \(error)")
-        }
-        let reader = try FileHandle(forReadingFrom: URL(fileURLWithPath: events))
-        defer { try? reader.close() }
-        var pending = Data(), last: RetrainWorker.Event?
-        func follow() {
-            pending += reader.readDataToEndOfFile()
-            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = pending[pending.startIndex..<newline]
-                pending.removeSubrange(pending.startIndex...newline)
-                guard let event = try? JSONDecoder().decode(RetrainWorker.Event.self, from: line) else { continue }
+            try FollowedProcess.run(process, output: events, isCancelled: isCancelled) { line in
+                guard let event = try? JSONDecoder().decode(RetrainWorker.Event.self, from: Data(line.utf8)) else { return }
                 report(event)
                 last = event
             }
+        } catch is Trainer.Cancelled {
+            throw Trainer.Cancelled()
+        } catch {
+            throw RetrainWorkerFailure("cannot start the retrain worker \(executable): \(error)")
         }
-        while process.isRunning {
-            if isCancelled() {
-                process.terminate()
-                process.waitUntilExit()
-                throw Trainer.Cancelled()
-            }
-            follow()
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        process.waitUntilExit()
-        follow()
         if last?.cancelled == true { throw Trainer.Cancelled() }
         if process.terminationStatus == 0, let version = last?.version { return version }
         let reason = last?.error ?? (process.terminationReason == .uncaughtSignal

@@ -87,37 +87,14 @@ struct SparkTrainer: ExternalTrainer {
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: work)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-
-        let reader = try FileHandle(forReadingFrom: URL(fileURLWithPath: stdoutPath))
-        defer { try? reader.close() }
-        var pending = ""
-        func echo() {
-            pending += String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
-            while let newline = pending.firstIndex(of: "\n") {
-                let line = String(pending[..<newline])
-                pending.removeSubrange(...newline)
-                if line.hasPrefix("iteration "), let i = Int(line.dropFirst(10).prefix { $0.isNumber }) {
-                    request.onIteration(i)
-                } else {
-                    Console.info("  spark: \(line)")
-                }
+        try FollowedProcess.run(process, output: stdoutPath, isCancelled: request.isCancelled) { line in
+            if line.hasPrefix("iteration "), let i = Int(line.dropFirst(10).prefix { $0.isNumber }) {
+                request.onIteration(i)
+            } else {
+                Console.info("  spark: \(line)")
             }
         }
-        while process.isRunning {
-            if request.isCancelled() {
-                process.terminate()
-                process.waitUntilExit()
-                throw Trainer.Cancelled()
-            }
-            echo()
-            Thread.sleep(forTimeInterval: 0.2)
-        }
-        process.waitUntilExit()
-        echo()
         guard process.terminationStatus == 0 else {
             let stderr = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
             throw SparkTrainerError("the Spark job (\(script), master \(master)) exited \(process.terminationStatus); from its stderr:\n\(Self.errorLines(stderr))")

@@ -103,8 +103,8 @@ public final class Installer: Sendable {
     /// requests after it are not all misses. Right after it, once the replaced state is freed,
     /// the users hot in it are made hot in the new one (``carryHotSet(_:to:of:)``), so their
     /// next observations rebuild no one; their new states take the memory the old ones left,
-    /// and only then is what is left over handed back, so the process does not hold both hot
-    /// sets at once.
+    /// and only then is what is left over handed back, so carrying them over adds no second
+    /// copy. (The users the catch-up learned are hot in both states until the swap.)
     /// With `parent`, it installs only in place of that version: a retrain's version does not
     /// undo a rollback or a promotion made while it trained.
     /// - Throws: ``OspreyError`` `conflict` when `parent` no longer serves; what the stores throw.

@@ -4,7 +4,8 @@ import OspreyModel
 import OspreyStorage
 
 /// A retrain's batch steps — gather, train, store — in a process of their own, so the serving
-/// process never holds the ratings, the ALS working set or the new version's users (Velox §4.2:
+/// process never holds the ratings, the ALS working set or the users' states as the store step
+/// computes them (Velox §4.2:
 /// the batch layer trains offline; docs/operations.md, "Retraining in a worker"). The server
 /// starts one per retrain with a ``Request`` (``RetrainWorkerLauncher``), follows its
 /// ``Event``s, then loads the version it stored and swaps it in as usual.
