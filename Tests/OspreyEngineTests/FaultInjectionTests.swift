@@ -89,4 +89,40 @@ struct FaultInjectionTests {
         #expect(try await m.retrainer.wait(forJob: m.retrainer.start(model: "demo"), model: "demo").phase == .done)
         #expect(try t.stores.versions.versions(model: "demo").map(\.number) == [3, 4])
     }
+
+    /// A snapshot under way when its state is swapped out lets that state go at its next chunk,
+    /// writing no more of it, so a replaced version's users are not held beside the new one's;
+    /// what it left unwritten is the log's, and serving that version again is exact.
+    @Test(arguments: [false, true])
+    func aSnapshotLetsGoOfAVersionSwappedOut(itemUpdates: Bool) async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let faults = Faults()
+        let m = try Manager(stores: t.stores.injectingFaults(faults), configuration: .init(itemUpdates: itemUpdates), logger: quiet)
+        #expect(try await m.retrainer.wait(forJob: m.retrainer.start(model: "demo"), model: "demo").phase == .done)
+        let uids = (0..<30).map { "u\($0)" }
+        try await m.observe(model: "demo", uids.enumerated().map { ($1, "i\($0 % 7)", Float($0 % 5)) })
+        let model = try m.registry.model("demo")
+        let learned = try uids.map { try m.info(model: "demo", uid: $0) }
+        let p = Predictor(registry: m.registry)
+        _ = model.current.publishItems()  // the item rows as learned, as a load publishes them
+        let scores = try uids.map { try p.predict(model: "demo", uid: $0, item: "i3") }
+        let rows = try uids.map { try t.stores.snapshots.loadUserState(model: "demo", version: 2, uid: $0, dimension: model.version.dimension)?.seq }
+        // Version 1, loaded before the snapshot starts (its load may write the snapshot store).
+        let (previous, replayed) = try m.loader.load(model: "demo", version: 1, through: m.progress.sequence, continuing: .init(model))
+        weak var swappedOut = model.current
+        faults.hold(.snapshotWrite)
+        let writes = faults.calls(.snapshotWrite)
+        let snapshot = Task { try await m.snapshotter.snapshotInBackground() }  // its own thread: it blocks
+        while faults.calls(.snapshotWrite) == writes { try await Task.sleep(for: .milliseconds(2)) }
+        try m.installer.install(previous, in: model, caughtUpThrough: replayed)
+        faults.release(.snapshotWrite)
+        #expect(try await snapshot.value == 0, "nothing saved of a state swapped out before its first chunk")
+        #expect(swappedOut == nil, "the snapshot let version 2's state go")
+        let after = try uids.map { try t.stores.snapshots.loadUserState(model: "demo", version: 2, uid: $0, dimension: model.version.dimension)?.seq }
+        #expect(after == rows, "no row of version 2 written after the swap")
+        try await m.installer.rollback(model: "demo", to: 2)
+        #expect(try uids.map { try m.info(model: "demo", uid: $0) } == learned)
+        #expect(try uids.map { try p.predict(model: "demo", uid: $0, item: "i3") } == scores)
+    }
 }

@@ -105,8 +105,8 @@ public final class Snapshotter: Service, Sendable {
             metrics.failures.increment()
             throw error
         }
-        // A state swapped out while this snapshot wrote it was freed only now, after the swap
-        // handed memory back: hand back what it held.
+        // A state swapped out while this snapshot wrote it was let go only at its next chunk,
+        // after the swap handed memory back: hand back what it held.
         if outlived { ProcessMemory.returnFreed() }
         base.store(learned, ordering: .relaxed)
         metrics.completed.increment()
@@ -119,16 +119,27 @@ public final class Snapshotter: Service, Sendable {
     /// snapshot's floor; held below an observation a failed rebuild left unlearned), the users
     /// changed until then, and the items observed until then, recorded first. Each chunk's rows
     /// carry the items their users observed since, so whatever a row reflects is recorded too.
-    /// Returns the users saved, and whether a state it saved was swapped out meanwhile (it held
-    /// that state until now).
+    /// Returns the users saved, and whether a state was swapped out meanwhile (the snapshot let
+    /// it go then, saving no more of it).
     private func snapshot(_ model: ServedModel) throws -> (saved: Int, outlived: Bool) {
-        var saved = 0
-        let states = model.learningStates
-        for state in states {
+        var saved = 0, outlived = false
+        // Held weakly between states, and each state's snapshot stops at its next chunk once the
+        // state no longer learns (swapped out, or a challenger dropped), so a snapshot never keeps
+        // a replaced state, at scale a gigabyte of user states, alive beside the new one. What it
+        // wrote of that version is exact for each row's own sequence, like a snapshot cut short.
+        for held in model.learningStates.map(HeldState.init) {
+            guard let state = held.state else {
+                outlived = true
+                continue
+            }
             // A cluster node's items are the version's states plus the sums every node publishes
             // (``ItemExchange``): only its users are saved, as with item updates off.
             if let items = state.itemLearner, !items.isShared {
-                saved += try snapshotAtOneCut(state, items: items, of: model)
+                guard let users = try snapshotAtOneCut(state, items: items, of: model) else {
+                    outlived = true
+                    continue
+                }
+                saved += users
                 saveHotUsers(of: state, model: model)
                 continue
             }
@@ -159,6 +170,7 @@ public final class Snapshotter: Service, Sendable {
             var start = 0
             do {
                 while start < changed.count {
+                    guard Self.learns(state, in: model) else { break }
                     let chunk = changed[start..<min(start + Self.snapshotChunk, changed.count)]
                     try progress.snapshotWrites.withLock { _ in
                         // Captured under the learning lock in O(1) per user (a changed user stays
@@ -186,6 +198,12 @@ public final class Snapshotter: Service, Sendable {
                     }
                     start += chunk.count
                 }
+                if start < changed.count {
+                    logSwappedOut(state, of: model, saved: start, of: changed.count)
+                    saved += start
+                    outlived = true
+                    continue
+                }
                 // A cluster node knows only its own users' rows: the version's sequence (which
                 // every stored user must reflect) stays where it is; adoptions replay each user
                 // from its own row.
@@ -199,7 +217,24 @@ public final class Snapshotter: Service, Sendable {
             saved += changed.count
             saveHotUsers(of: state, model: model)
         }
-        return (saved, states.contains { state in !model.learningStates.contains { $0 === state } })
+        return (saved, outlived)
+    }
+
+    /// A state a snapshot holds only while it writes it (see ``snapshot(_:)``).
+    private struct HeldState {
+        weak var state: ServingState?
+    }
+
+    /// Whether `state` still learns live in `model` (it serves, or competes as the challenger). O(1).
+    private static func learns(_ state: ServingState, in model: ServedModel) -> Bool {
+        model.learningStates.contains { $0 === state }
+    }
+
+    private func logSwappedOut(_ state: ServingState, of model: ServedModel, saved: Int, of changed: Int) {
+        logger.info("snapshot let go of a version swapped out", metadata: [
+            "model.name": "\(model.name)", "model.version": "\(state.version.number)",
+            "users.saved": "\(saved)", "users.changed": "\(changed)",
+        ])
     }
 
     /// For the next start's warm start: records who is hot now that the changed users are saved.
@@ -229,10 +264,12 @@ public final class Snapshotter: Service, Sendable {
     /// until the snapshot's sequence advances and drops them. A snapshot cut short is put back
     /// at the next start (``SnapshotStore/restoreInterruptedSnapshot(model:version:)``).
     /// `snapshotWrites` is held throughout, so an erasure waits for the whole snapshot.
-    /// Returns the users saved. O(changed users · d² + changed items · d²).
-    private func snapshotAtOneCut(_ state: ServingState, items: ItemLearner, of model: ServedModel) throws -> Int {
+    /// Returns the users saved; nil when the state stopped learning meanwhile (swapped out): the
+    /// snapshot lets it go at its next chunk, and the version's kept copies are put back when it
+    /// is next loaded. O(changed users · d² + changed items · d²).
+    private func snapshotAtOneCut(_ state: ServingState, items: ItemLearner, of model: ServedModel) throws -> Int? {
         let version = state.version.number
-        return try progress.snapshotWrites.withLock { _ in
+        return try progress.snapshotWrites.withLock { _ -> Int? in
             let clock = ContinuousClock(), locked = clock.now
             // Under the learning lock only the cut is taken, O(stripes); the states it shares are
             // listed after it, and the cut dropped at once (until then, a state learned is copied).
@@ -265,6 +302,10 @@ public final class Snapshotter: Service, Sendable {
                 // its statement, so nothing is copied): a user or an item learned since the cut
                 // holds a second copy of its state only until then.
                 while !users.isEmpty {
+                    guard Self.learns(state, in: model) else {
+                        logSwappedOut(state, of: model, saved: saved - users.count, of: saved)
+                        return nil
+                    }
                     let start = users.count - min(Self.snapshotChunk, users.count)
                     let rows = users[start...].map { SnapshotRow(uid: $0.uid, weights: $0.state.weights, seq: cut) }
                     try stores.snapshots.saveSnapshot(model: model.name, version: version, rows: rows, observedItems: [],
@@ -273,6 +314,10 @@ public final class Snapshotter: Service, Sendable {
                     users.removeLast(users.count - start)
                 }
                 while !changedItems.isEmpty {
+                    guard Self.learns(state, in: model) else {
+                        logSwappedOut(state, of: model, saved: saved, of: saved)
+                        return nil
+                    }
                     let start = changedItems.count - min(Self.snapshotChunk, changedItems.count)
                     let rows = changedItems[start...].map {
                         ItemStateRow(item: features.id(of: $0.row), ridge: $0.item.ridge, observations: $0.item.observations, seq: cut)
