@@ -42,12 +42,6 @@ extension Manager {
         /// ``UserWeightStore``); every user's weights stay in memory regardless. `Int.max`: all
         /// users hot, loaded whole at startup (no tiering).
         public var hotUsers: Int
-        /// The most users a version kept hot while it caught up with the log before serving (a
-        /// retrain's or a rollback's; tiered, item updates off): the others are demoted and made
-        /// hot again once it serves and the state it replaced is freed
-        /// (``UserWeightStore/demote(toAtMost:)``; up to twice as many between demotions). Default: a
-        /// thirty-second of ``hotUsers``.
-        public var catchUpHotUsers: Int
         /// After a start, make the users who were hot at the last snapshot hot again in the
         /// background (``Manager/warmStart(threads:)``), so their first observations need no rebuild.
         public var warmStart: Bool
@@ -73,10 +67,8 @@ extension Manager {
                     predictionCache: PredictionCache.Configuration = .init(), featureCache: FeatureCacheConfiguration = .init(),
                     computedFeatureCache: FeatureCacheConfiguration = .init(capacity: FeatureCacheConfiguration.computedDefault),
                     exploration: Explorer.Configuration = .init(), hotUsers: Int = 100_000, warmStart: Bool = true,
-                    itemUpdates: Bool = false, itemPublishInterval: Duration = .seconds(1), maxModels: Int = 100,
-                    catchUpHotUsers: Int? = nil) {
+                    itemUpdates: Bool = false, itemPublishInterval: Duration = .seconds(1), maxModels: Int = 100) {
             self.maxModels = maxModels
-            self.catchUpHotUsers = max(1, catchUpHotUsers ?? hotUsers / 32)
             self.itemUpdates = itemUpdates
             self.itemPublishInterval = itemPublishInterval
             self.computedFeatureCache = computedFeatureCache

@@ -243,7 +243,6 @@ public final class ServingState: Sendable {
         // Recorded before the user's epoch moves (the update counts the observation): an answer
         // computed at the new epoch, and cached under it, excludes the item.
         observed.insert(uid: o.uid, item: o.item)
-        users.recent.record(logged)
         let features = self.features, items = itemLearner
         let outcome = try users.update(o.uid, before: logged.seq, create: { .bootstrapped(from: v) }) { w in
             Self.apply(logged, to: &w, features: features, items: items.map { ($0, true) }, validation: validation)
@@ -304,15 +303,11 @@ public final class ServingState: Sendable {
     /// Learns the model's logged observations with sequence in (`after`, `through`], skipping
     /// what `snapshot` says a user's stored state already reflects, then publishes the item rows
     /// they moved (a state that starts or catches up serves its rows as learned, not as of its
-    /// next publication). With `holdingAtMost` (a state catching up before it serves, see
-    /// ``UserWeightStore/demote(toAtMost:)``), at most twice that many users are hot at any time,
-    /// and that many at the end. Returns the last sequence seen.
+    /// next publication). Returns the last sequence seen.
     @discardableResult
-    func replay(log: any ObservationLog, after: Int64, through: Int64 = .max, skipping snapshot: UserSnapshot? = nil,
-                holdingAtMost bound: Int? = nil) throws -> Int64 {
+    func replay(log: any ObservationLog, after: Int64, through: Int64 = .max, skipping snapshot: UserSnapshot? = nil) throws -> Int64 {
         defer { publishItems() }
         var last = after
-        defer { if let bound { users.demote(toAtMost: bound) } }
         // Pages of the log, so no read stays open while a cold user's rebuild reads the store.
         while last < through {
             let page = try log.observations(model: version.model, after: last, limit: 10_000)
@@ -321,8 +316,6 @@ public final class ServingState: Sendable {
                 last = logged.seq
                 if let snapshot, snapshot.reflects(uid: logged.observation.uid, seq: logged.seq) { continue }
                 try learn(logged)
-                // Demoted in batches: a pass over the stripes each time twice the bound is hot.
-                if let bound, users.hotCount > 2 * bound { users.demote(toAtMost: bound) }
             }
             if page.count < 10_000 { break }
         }

@@ -51,8 +51,7 @@ public final class Installer: Sendable {
             throw OspreyError(.conflict, "version \(number) is competing as the challenger; promote it instead")
         }
         let through = progress.sequence
-        let (state, replayed) = try loader.load(model: name, version: number, through: through, continuing: .init(model),
-                                                catchingUp: true)
+        let (state, replayed) = try loader.load(model: name, version: number, through: through, continuing: .init(model))
         try install(state, in: model, caughtUpThrough: max(replayed, through))
         logger.info("rolled back", metadata: ["model.name": "\(name)", "model.version": "\(number)"])
     }
@@ -110,9 +109,7 @@ public final class Installer: Sendable {
     /// undo a rollback or a promotion made while it trained.
     /// - Throws: ``OspreyError`` `conflict` when `parent` no longer serves; what the stores throw.
     func install(_ state: ServingState, in model: ServedModel, caughtUpThrough seq: Int64, replacing parent: Int? = nil) throws {
-        let bound = loader.catchUpBound(for: state)
-        if bound != nil { state.users.beginCatchUp(from: seq + 1) }
-        var caught = try catchUp(state, after: seq, holdingAtMost: bound)
+        var caught = try catchUp(state, after: seq)
         let hot = state.users.hotUsers == .max ? [] : model.current.users.hotUids()
         let warmed = Self.repopulate(state, from: model.current)
         if warmed > 0 {
@@ -120,7 +117,7 @@ public final class Installer: Sendable {
                 "model.name": "\(model.name)", "model.version": "\(state.version.number)", "answers": "\(warmed)",
             ])
         }
-        caught = try catchUp(state, after: caught, holdingAtMost: bound)
+        caught = try catchUp(state, after: caught)
         let clock = ContinuousClock(), locked = clock.now
         let (replaced, tail) = try progress.applied.withLock { last -> (ServingState, Int64) in
             if let parent, model.version.number != parent {
@@ -136,10 +133,7 @@ public final class Installer: Sendable {
         // memory, then what is left is handed back.
         withExtendedLifetime(replaced) {}
         let freed = clock.now
-        // Every observation up to it is learned, and a user that lags has learned none since the swap.
-        let through = progress.sequence
-        carryHotSet(hot, to: state, of: model, laggingThrough: through)
-        finishCatchUp(state, of: model, through: through)
+        carryHotSet(hot, to: state, of: model)
         ProcessMemory.returnFreed()
         logger.info("version swapped in", metadata: [
             "model.name": "\(model.name)", "model.version": "\(state.version.number)",
@@ -155,15 +149,13 @@ public final class Installer: Sendable {
     /// blocking anyone, again and again while more arrived meanwhile than ``lockedTail``: each
     /// round is shorter than the last (a catch-up learns faster than observations arrive), so
     /// the swap learns only a short tail under the learning lock. Returns the sequence reached.
-    /// With `holdingAtMost`, the state keeps about that many users hot
-    /// (``UserWeightStore/demote(toAtMost:)``).
-    func catchUp(_ state: ServingState, after seq: Int64, lockedTail: Int64 = lockedTail, holdingAtMost bound: Int? = nil) throws -> Int64 {
+    func catchUp(_ state: ServingState, after seq: Int64, lockedTail: Int64 = lockedTail) throws -> Int64 {
         var caught = seq
         for _ in 0..<Self.catchUpRounds {
             let target = progress.sequence
             guard target - caught > lockedTail else { break }
             // Every observation up to `target` is in the log (it was learned), so all are now.
-            try state.replay(log: stores.log, after: caught, through: target, holdingAtMost: bound)
+            try state.replay(log: stores.log, after: caught, through: target)
             caught = target
         }
         return caught
@@ -176,14 +168,12 @@ public final class Installer: Sendable {
     /// waits. Until a user is carried, its first observation reads its row ahead like any cold
     /// user's. Runs on ``WarmStart/threads`` threads below the request threads, and stops if
     /// another state is swapped in meanwhile. Returns the users made hot. O(uids) rebuilds.
-    /// A user the catch-up demoted is made hot from its row and its observations since
-    /// (``UserWeightStore/catchUpLagging(_:through:)``, `laggingThrough`).
     @discardableResult
-    func carryHotSet(_ uids: [String], to state: ServingState, of model: ServedModel, laggingThrough: Int64? = nil) -> Int {
+    func carryHotSet(_ uids: [String], to state: ServingState, of model: ServedModel) -> Int {
         guard !uids.isEmpty else { return 0 }
         let clock = ContinuousClock(), start = clock.now
         let users = state.users
-        let made = users.warm(uids, threads: WarmStart.threads, laggingThrough: laggingThrough) { model.current.users === users }
+        let made = users.warm(uids, threads: WarmStart.threads) { model.current.users === users }
         if made > 0 {
             logger.info("hot users carried over", metadata: [
                 "model.name": "\(state.version.model)", "model.version": "\(state.version.number)",
@@ -191,23 +181,6 @@ public final class Installer: Sendable {
             ])
         }
         return made
-    }
-
-    /// Ends `state`'s catch-up once it serves: the users it demoted that the hot set carried over
-    /// did not name are made hot too (they changed since their rows, so they belong to the next
-    /// snapshot, which until then stays below them), then ``UserWeightStore/recent`` is closed.
-    /// A user whose rebuild fails lags on, replayed from the log. O(demoted users) rebuilds.
-    private func finishCatchUp(_ state: ServingState, of model: ServedModel, through: Int64) {
-        let users = state.users
-        guard users.recent.from != nil else { return }
-        let clock = ContinuousClock(), start = clock.now
-        let recorded = users.recent.count, lagging = users.laggingUids()
-        let made = users.warm(lagging, threads: WarmStart.threads, laggingThrough: through) { model.current.users === users }
-        users.recent.close()
-        logger.info("catch-up finished", metadata: [
-            "model.name": "\(model.name)", "model.version": "\(state.version.number)", "observations.recorded": "\(recorded)",
-            "users.lagging": "\(lagging.count)", "users.made.hot": "\(made)", "duration": "\(clock.now - start)",
-        ])
     }
 
     /// Computes, from `state`, the answers to the hottest queries in `previous`'s cache (items are

@@ -297,8 +297,7 @@ public final class Retrainer: Sendable {
             return number
         }
         let (state, replayed) = try loader.load(model: model.name, version: number, through: progress.sequence,
-                                                continuing: .init(model), baselineAtMost: model.current.quality.baseline,
-                                                catchingUp: challenger == nil)
+                                                continuing: .init(model), baselineAtMost: model.current.quality.baseline)
         step()
         try swap(state, in: model, caughtUpThrough: max(replayed, through), replacing: parent, challenger: challenger)
         step()
