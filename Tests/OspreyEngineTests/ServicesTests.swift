@@ -62,4 +62,29 @@ extension ServicesTests {
         #expect(metrics.count("osprey_snapshots_total") == 1, "retried with no new observation")
         #expect(try t.stores.snapshots.snapshotSequence(model: "demo", version: 1) == 20)
     }
+
+    /// A replaced state freed late (by a reader that held it past the swap) still gets its memory
+    /// handed back, once, when it is freed; a state held past the patience gives up, trimming nothing.
+    @Test func memoryIsHandedBackOnceAReplacedStateIsFreed() async throws {
+        final class Held: Sendable {}
+        var held: Held? = Held()
+        let gone = WeakReference(object: held), trims = Atomic<Int>(0), waited = Mutex<Duration??>(nil)
+        ProcessMemory.returnFreed(when: { gone.object == nil }, interval: .milliseconds(5), patience: .seconds(60),
+                                  trim: { trims.add(1, ordering: .relaxed) }, done: { w in waited.withLock { $0 = .some(w) } })
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(trims.load(ordering: .relaxed) == 0 && waited.withLock { $0 } == nil, "nothing while it is held")
+        held = nil
+        let deadline = ContinuousClock.now + .seconds(10)
+        while waited.withLock({ $0 }) == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(trims.load(ordering: .relaxed) == 1)
+        #expect(try #require(waited.withLock { $0 }) != nil)
+
+        let kept = Held(), keptRef = WeakReference(object: kept), gaveUp = Mutex<Duration??>(nil)
+        ProcessMemory.returnFreed(when: { keptRef.object == nil }, interval: .milliseconds(5), patience: .milliseconds(50),
+                                  trim: { trims.add(1, ordering: .relaxed) }, done: { w in gaveUp.withLock { $0 = .some(w) } })
+        while gaveUp.withLock({ $0 }) == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(try #require(gaveUp.withLock { $0 }) == nil, "it gave up")
+        #expect(trims.load(ordering: .relaxed) == 1)
+        withExtendedLifetime(kept) {}
+    }
 }

@@ -1,3 +1,4 @@
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,4 +14,33 @@ enum ProcessMemory {
         if let symbol = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(symbol, to: Trim.self)(0) }
         #endif
     }
+
+    /// Hands memory back once `freed()` holds, checking every `interval` on a utility thread for
+    /// at most `patience`: a replaced serving state is freed by whoever lets go of it last (a
+    /// request or a read ahead still holding it), on that one's thread and after the swap, which
+    /// handed back what was free then; glibc returns nothing by itself from the middle of its
+    /// arenas (measured in the soak: 1.2 GB resident and free until trimmed). Calls `done` with
+    /// the time waited, or nil when it gave up. Returns at once.
+    static func returnFreed(when freed: @escaping @Sendable () -> Bool, interval: Duration = .milliseconds(100),
+                            patience: Duration = .seconds(600), trim: @escaping @Sendable () -> Void = returnFreed,
+                            done: @escaping @Sendable (Duration?) -> Void) {
+        let clock = ContinuousClock(), start = clock.now
+        let step = DispatchTimeInterval.nanoseconds(Int(interval / .nanoseconds(1)))
+        @Sendable func check() {
+            if freed() {
+                trim()
+                done(clock.now - start)
+            } else if clock.now - start >= patience {
+                done(nil)
+            } else {
+                DispatchQueue.global(qos: .utility).asyncAfter(deadline: .now() + step, execute: check)
+            }
+        }
+        DispatchQueue.global(qos: .utility).async(execute: check)
+    }
+}
+
+/// A reference that does not keep its object alive (a replaced state's, watched until freed).
+struct WeakReference<Object: AnyObject & Sendable>: Sendable {
+    weak var object: Object?
 }

@@ -94,20 +94,13 @@ public final class Snapshotter: Service, Sendable {
         // Counted from here once this snapshot succeeds; a failed one leaves the base, so its
         // observations still count towards the next.
         let learned = progress.learned.load(ordering: .relaxed)
-        var saved = 0, outlived = false
+        var saved = 0
         do {
-            for model in registry.all {
-                let (users, replaced) = try snapshot(model)
-                saved += users
-                outlived = outlived || replaced
-            }
+            for model in registry.all { saved += try snapshot(model) }
         } catch {
             metrics.failures.increment()
             throw error
         }
-        // A state swapped out while this snapshot wrote it was let go only at its next chunk,
-        // after the swap handed memory back: hand back what it held.
-        if outlived { ProcessMemory.returnFreed() }
         base.store(learned, ordering: .relaxed)
         metrics.completed.increment()
         metrics.users.increment(by: saved)
@@ -119,26 +112,20 @@ public final class Snapshotter: Service, Sendable {
     /// snapshot's floor; held below an observation a failed rebuild left unlearned), the users
     /// changed until then, and the items observed until then, recorded first. Each chunk's rows
     /// carry the items their users observed since, so whatever a row reflects is recorded too.
-    /// Returns the users saved, and whether a state was swapped out meanwhile (the snapshot let
-    /// it go then, saving no more of it).
-    private func snapshot(_ model: ServedModel) throws -> (saved: Int, outlived: Bool) {
-        var saved = 0, outlived = false
+    /// Returns the users saved. A state swapped out meanwhile is let go, no more of it saved; the
+    /// install that replaced it hands its memory back once it is freed.
+    private func snapshot(_ model: ServedModel) throws -> Int {
+        var saved = 0
         // Held weakly between states, and each state's snapshot stops at its next chunk once the
         // state no longer learns (swapped out, or a challenger dropped), so a snapshot never keeps
         // a replaced state, at scale a gigabyte of user states, alive beside the new one. What it
         // wrote of that version is exact for each row's own sequence, like a snapshot cut short.
-        for held in model.learningStates.map(HeldState.init) {
-            guard let state = held.state else {
-                outlived = true
-                continue
-            }
+        for held in model.learningStates.map({ WeakReference(object: $0) }) {
+            guard let state = held.object else { continue }
             // A cluster node's items are the version's states plus the sums every node publishes
             // (``ItemExchange``): only its users are saved, as with item updates off.
             if let items = state.itemLearner, !items.isShared {
-                guard let users = try snapshotAtOneCut(state, items: items, of: model) else {
-                    outlived = true
-                    continue
-                }
+                guard let users = try snapshotAtOneCut(state, items: items, of: model) else { continue }
                 saved += users
                 saveHotUsers(of: state, model: model)
                 continue
@@ -201,7 +188,6 @@ public final class Snapshotter: Service, Sendable {
                 if start < changed.count {
                     logSwappedOut(state, of: model, saved: start, of: changed.count)
                     saved += start
-                    outlived = true
                     continue
                 }
                 // A cluster node knows only its own users' rows: the version's sequence (which
@@ -217,12 +203,7 @@ public final class Snapshotter: Service, Sendable {
             saved += changed.count
             saveHotUsers(of: state, model: model)
         }
-        return (saved, outlived)
-    }
-
-    /// A state a snapshot holds only while it writes it (see ``snapshot(_:)``).
-    private struct HeldState {
-        weak var state: ServingState?
+        return saved
     }
 
     /// Whether `state` still learns live in `model` (it serves, or competes as the challenger). O(1).

@@ -119,7 +119,7 @@ public final class Installer: Sendable {
         }
         caught = try catchUp(state, after: caught)
         let clock = ContinuousClock(), locked = clock.now
-        let (replaced, tail) = try progress.applied.withLock { last -> (ServingState, Int64) in
+        var (replaced, tail) = try progress.applied.withLock { last -> (ServingState?, Int64) in
             if let parent, model.version.number != parent {
                 throw OspreyError(.conflict, "version \(model.version.number) of `\(model.name)` was installed while the retrain from version \(parent) ran (a rollback or a promotion); version \(state.version.number) is stored but not served: retrain again to train on what serves now")
             }
@@ -128,17 +128,36 @@ public final class Installer: Sendable {
             return (model.swap(to: state), last - caught)
         }
         let unlocked = clock.now
-        // The replaced state is freed here, off the learning lock (withExtendedLifetime keeps it
-        // until this line, whatever the optimizer does); the hot set is carried over into its
-        // memory, then what is left is handed back.
-        withExtendedLifetime(replaced) {}
+        // The replaced state is freed here, off the learning lock, unless someone still holds it;
+        // the hot set is carried over into its memory, then what is left is handed back.
+        let gone = WeakReference(object: replaced)
+        replaced = nil
         let freed = clock.now
         carryHotSet(hot, to: state, of: model)
-        ProcessMemory.returnFreed()
+        handBack(gone, of: model)
         logger.info("version swapped in", metadata: [
             "model.name": "\(model.name)", "model.version": "\(state.version.number)",
             "tail": "\(tail)", "learning.paused": "\(unlocked - locked)", "memory.freed.in": "\(freed - unlocked)",
+            "replaced.freed": "\(gone.object == nil)",
         ])
+    }
+
+    /// Hands memory back now if the replaced state is freed, else once it is
+    /// (``ProcessMemory/returnFreed(when:interval:patience:trim:done:)``).
+    private func handBack(_ gone: WeakReference<ServingState>, of model: ServedModel) {
+        guard gone.object != nil else { return ProcessMemory.returnFreed() }
+        let logger = logger, name = model.name
+        ProcessMemory.returnFreed(when: { gone.object == nil }) { waited in
+            if let waited {
+                logger.info("memory handed back once the replaced version was freed", metadata: [
+                    "model.name": "\(name)", "waited": "\(waited)",
+                ])
+            } else {
+                logger.warning("a replaced version is still held after 10 minutes; its memory is not handed back", metadata: [
+                    "model.name": "\(name)",
+                ])
+            }
+        }
     }
 
     /// The most observations a swap learns under the learning lock, when it can help it: the
@@ -260,7 +279,7 @@ public final class Installer: Sendable {
     /// - Throws: ``OspreyError`` `unknownModel`, or `conflict` when there is none.
     public func stopCompetition(model name: String) throws {
         let model = try registry.model(name)
-        try progress.applied.withLock { _ in
+        let gone = try progress.applied.withLock { _ -> WeakReference<ServingState> in
             guard let competition = model.competition else {
                 throw OspreyError(.conflict, "model `\(name)` has no challenger")
             }
@@ -269,7 +288,9 @@ public final class Installer: Sendable {
             logger.info("competition stopped", metadata: [
                 "model.name": "\(name)", "challenger": "\(competition.challenger.version.number)",
             ])
+            return WeakReference(object: competition.challenger)
         }
+        handBack(gone, of: model)
     }
 
     /// Makes the challenger the serving version (with the weights it learned while competing)
@@ -279,17 +300,19 @@ public final class Installer: Sendable {
     public func promote(model name: String) throws -> Int {
         try registry.requireLoneProcess("a promotion")
         let model = try registry.model(name)
-        return try progress.applied.withLock { _ in
+        let (number, gone) = try progress.applied.withLock { _ -> (Int, WeakReference<ServingState>) in
             guard let competition = model.competition else {
                 throw OspreyError(.conflict, "model `\(name)` has no challenger to promote")
             }
             let state = competition.challenger
             try stores.versions.promoteChallenger(model: name, version: state.version.number)
-            model.swap(to: state)
+            let replaced = model.swap(to: state)
             model.competition = nil
             logger.info("challenger promoted", metadata: ["model.name": "\(name)", "model.version": "\(state.version.number)"])
-            return state.version.number
+            return (state.version.number, WeakReference(object: replaced))
         }
+        handBack(gone, of: model)
+        return number
     }
 
     /// The competition stored for a model, restored at startup: the challenger's state from its
