@@ -208,7 +208,7 @@ public final class Snapshotter: Service, Sendable {
 
     /// Whether `state` still learns live in `model` (it serves, or competes as the challenger). O(1).
     private static func learns(_ state: ServingState, in model: ServedModel) -> Bool {
-        model.learningStates.contains { $0 === state }
+        model.current === state || model.competition?.challenger === state
     }
 
     private func logSwappedOut(_ state: ServingState, of model: ServedModel, saved: Int, of changed: Int) {
