@@ -158,7 +158,8 @@ struct ClusterItemTests {
         let start = sequential
         var halves = [RidgeStatistics(dimension: 3), RidgeStatistics(dimension: 3)]
         for n in 0..<40 {
-            let f: [Float] = (0..<3).map { _ in Float(rng.next() % 1000) / 250 - 2 }
+            // Padded with zeros to the state's stride: `update` reads that many floats.
+            let f: [Float] = (0..<3).map { _ in Float(rng.next() % 1000) / 250 - 2 } + Array(repeating: 0, count: sequential.stride - 3)
             let t = Float(rng.next() % 5) + 1
             f.withUnsafeBufferPointer { halves[n % 2].add(features: $0.baseAddress!, target: t); sequential.update(features: $0.baseAddress!, target: t) }
         }
