@@ -17,7 +17,7 @@ import OspreyModel
 /// cut short; ``advanceSnapshot(model:version:to:)`` ends the snapshot and drops them. Neither
 /// the snapshot sequence nor the items users observed (which record logged observations, and
 /// only grow) are kept or restored. A version's kept copies go with it (``replaceUsers(model:version:reflecting:_:)``,
-/// ``deleteUsers(model:versions:)``), a user's with its erasure.
+/// ``deleteVersion(model:version:limit:)``), a user's with its erasure.
 public protocol SnapshotStore: Sendable {
     /// Writes a new version's initial user weights as its first snapshot at log sequence `seq`,
     /// replacing anything left by an earlier failed attempt (users, item states and kept copies
@@ -98,9 +98,17 @@ public protocol SnapshotStore: Sendable {
     /// The users last recorded by ``saveHotUsers(model:version:_:)`` (none if never). O(users).
     func hotUsers(model: String, version: Int) throws -> [String]
 
-    /// Deletes the stored user weights, item states, kept copies, snapshot sequence and hot users
-    /// of the given versions.
-    func deleteUsers(model: String, versions: [Int]) throws
+    /// Deletes at most `limit` rows of version `version`'s stored state — user weights, item
+    /// states, kept copies, hot users — in one durable transaction, and returns how many it
+    /// deleted; once none is left, the version's snapshot sequence goes, and then 0 is returned.
+    /// Called until it returns 0, it deletes the whole version in transactions of bounded size,
+    /// so that no other write waits long behind it. O(limit · log n).
+    /// - Throws: the store's error when the write fails; then nothing of this call was deleted.
+    func deleteVersion(model: String, version: Int, limit: Int) throws -> Int
+
+    /// The versions of `model` with anything stored here (rows or a snapshot sequence),
+    /// ascending. O(versions · log n).
+    func storedVersions(model: String) throws -> [Int]
 
     /// Erases user `uid` from every version of `model` (a user's erasure, docs/operations.md
     /// "Erasing a user"): its states (`user_ridge` and its compact twin `user_weights`), the

@@ -222,6 +222,25 @@ struct RetentionTests {
         #expect(try t.stores.snapshots.userCount(model: "demo", version: 1) == 0)
     }
 
+    /// A prune cut short after its catalogue write leaves the version's rows; the next prune
+    /// deletes them, and leaves a version newer than the catalogue's (a retrain storing it).
+    @Test(arguments: TrainedStore.Backend.available)
+    func aPruneCutShortIsFinishedByTheNext(_ backend: TrainedStore.Backend) async throws {
+        let t = try TrainedStore(backend: backend), faults = Faults()
+        defer { t.remove() }
+        let m = try Manager(stores: try t.reopen(), logger: quiet)
+        for _ in 0..<2 { _ = try await m.retrainer.wait(forJob: try m.retrainer.start(model: "demo"), model: "demo") }
+        let stores = t.stores, faulty = stores.injectingFaults(faults)
+        faults.failNext(.snapshotWrite)
+        #expect(throws: (any Error).self) { try faulty.pruneVersions(model: "demo", keep: 1) }
+        #expect(try stores.versions.versions(model: "demo").map(\.number) == [2, 3], "version 1 left the catalogue")
+        #expect(try stores.snapshots.storedVersions(model: "demo") == [1, 2, 3] && stores.snapshots.userCount(model: "demo", version: 1) > 0)
+        try stores.snapshots.saveHotUsers(model: "demo", version: 4, ["u1"])  // a retrain's version, not yet catalogued
+        #expect(try faulty.pruneVersions(model: "demo", keep: 1) == [1])
+        #expect(try stores.snapshots.storedVersions(model: "demo") == [2, 3, 4])
+        #expect(try stores.snapshots.userCount(model: "demo", version: 1) == 0)
+    }
+
     @Test func aRetrainWindowMovesOlderRatingsToStandInsInSlices() {
         // u1 has 50 ratings (timestamps 1…50, stored out of order), u2 has 3.
         let u1 = (1...50).reversed().map { Rating(uid: "u1", item: "i\($0)", label: 1, timestamp: Double($0)) }

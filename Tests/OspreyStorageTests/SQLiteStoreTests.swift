@@ -24,6 +24,33 @@ struct SQLiteStoreTests {
         #expect(try checkpointPages(t.sqlite!.log.database) == 1000)
     }
 
+    /// What the stores delete is overwritten with zeros: an erased user's full state (its
+    /// overflow pages) is in no page of `snapshots.sqlite` once checkpointed, also right after
+    /// a version's deletion, which alone leaves its freed pages as they were.
+    @Test func anErasedUsersStateIsOverwritten() throws {
+        let t = try TrainedStore(backend: .sqlite)
+        defer { t.remove() }
+        let snapshots = t.sqlite!.snapshots, uid = "erased-user"
+        var ridge = RidgeState(prior: [Float](repeating: 0, count: 50), lambda: 1)
+        _ = ridge.update(features: (0..<ridge.stride).map { $0 < 50 ? 0.123 + Float($0) / 7 : 0 }, target: 4)
+        try snapshots.saveSnapshot(model: "demo", version: 1, rows: [SnapshotRow(
+            uid: uid, weights: UserWeights(ridge: ridge, observations: 1, runningLoss: 0, bootstrapped: false), seq: 1)],
+            observedItems: [], keepingPrevious: false)
+        let blob = try snapshots.database.pool.read {
+            try Data.fetchOne($0, sql: "SELECT state FROM user_ridge WHERE uid = ?", arguments: [uid])!
+        }
+        #expect(blob.count > 8_000, "the state spills onto overflow pages")
+        func pieces() throws -> Int {
+            try snapshots.database.pool.writeWithoutTransaction { _ = try $0.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+            let file = try Data(contentsOf: URL(fileURLWithPath: snapshots.database.path))
+            return stride(from: 4_200, to: blob.count - 64, by: 500).count { file.range(of: blob[$0..<$0 + 32]) != nil }
+        }
+        #expect(try pieces() > 10, "the state is in the file")
+        #expect(try snapshots.deleteVersion(model: "demo", version: 9, limit: 10) == 0)
+        #expect(try snapshots.deleteUser(model: "demo", uid: uid) == 1)
+        #expect(try pieces() == 0)
+    }
+
     @Test func logAppendsInOrderAndReadsAfterASequence() throws {
         let t = try TrainedStore(backend: .sqlite)
         defer { t.remove() }
@@ -83,7 +110,7 @@ struct SQLiteStoreTests {
         #expect(Set(try t.reopenSQLite()!.snapshots.hotUsers(model: "demo", version: 1)) == ["u1", "u2", "u3"])
         try t.sqlite!.snapshots.saveHotUsers(model: "demo", version: 1, ["u2", "u4"])
         #expect(Set(try t.sqlite!.snapshots.hotUsers(model: "demo", version: 1)) == ["u2", "u4"])
-        try t.sqlite!.snapshots.deleteUsers(model: "demo", versions: [1])
+        try t.sqlite!.snapshots.deleteWholeVersion(model: "demo", version: 1)
         #expect(try t.sqlite!.snapshots.hotUsers(model: "demo", version: 1).isEmpty)
         #expect(try t.sqlite!.snapshots.hotUsers(model: "demo", version: 2) == ["u9"])
     }

@@ -309,7 +309,7 @@ struct StoreContractTests {
                 try write([SnapshotRow(uid: "u3", weights: Self.weights(5), seq: 20)])
             }
             #expect(try snapshots.loadSnapshot(model: "m", version: 1, dimension: 3).users.keys.sorted() == ["u3"])
-            try snapshots.deleteUsers(model: "m", versions: [1])
+            try snapshots.deleteWholeVersion(model: "m", version: 1)
             #expect(throws: StorageError.self) { try snapshots.loadSnapshot(model: "m", version: 1, dimension: 3) }
             #expect(try snapshots.userCount(model: "m", version: 1) == 0 && snapshots.hotUsers(model: "m", version: 1).isEmpty)
         }
@@ -470,6 +470,39 @@ struct StoreContractTests {
                                    observedItems: [], keepingPrevious: true)
     }
 
+    /// A version is deleted a bounded chunk at a time: user states, item states, kept copies
+    /// and hot users, its snapshot sequence last; another version is untouched, and the stored
+    /// versions are listed before and after.
+    @Test(arguments: Backend.available)
+    func aVersionIsDeletedInBoundedChunksItsSequenceLast(_ backend: Backend) throws {
+        try withStores(backend) { s, reopen in
+            for v in [1, 2] {
+                try Self.writeFirstSnapshot(s.snapshots, version: v)
+                try Self.writeKeptSnapshot(s.snapshots, version: v)
+                try s.snapshots.saveHotUsers(model: "m", version: v, ["u1", "u2"])
+            }
+            try Self.writeFirstSnapshot(s.snapshots, version: 7)
+            #expect(try s.snapshots.storedVersions(model: "m") == [1, 2, 7] && s.snapshots.storedVersions(model: "other").isEmpty)
+            var calls: [Int] = []
+            while true {
+                let n = try s.snapshots.deleteVersion(model: "m", version: 1, limit: 4)
+                calls.append(n)
+                if n == 0 { break }
+                if calls.count == 1 { #expect(try s.snapshots.snapshotSequence(model: "m", version: 1) == 5, "the sequence goes last") }
+            }
+            #expect(calls.count >= 4 && calls.allSatisfy { $0 <= 4 } && calls.suffix(2) == [1, 0], "\(calls)")
+            let after = try reopen().snapshots
+            #expect(try after.storedVersions(model: "m") == [2, 7])
+            #expect(try after.userCount(model: "m", version: 1) == 0 && after.hotUsers(model: "m", version: 1).isEmpty)
+            #expect(try after.loadItemStates(model: "m", version: 1, dimension: 3).isEmpty)
+            #expect(try after.restoreInterruptedSnapshot(model: "m", version: 1) == 0)
+            #expect(throws: StorageError.self) { try after.snapshotSequence(model: "m", version: 1) }
+            #expect(try after.userCount(model: "m", version: 2) == 4 && after.hotUsers(model: "m", version: 2) == ["u1", "u2"])
+            #expect(try after.loadItemStates(model: "m", version: 2, dimension: 3).count == 3)
+            #expect(try after.deleteVersion(model: "m", version: 1, limit: 4) == 0, "nothing left: idempotent")
+        }
+    }
+
     /// Item states read back bit for bit, by item id, replaced in place by a later save, per
     /// version; one of another dimension is `.corrupt`, naming its item.
     @Test(arguments: Backend.available)
@@ -565,7 +598,7 @@ struct StoreContractTests {
             #expect(try s.snapshots.loadItemStates(model: "m", version: 1, dimension: 3).isEmpty)
             #expect(try s.snapshots.restoreInterruptedSnapshot(model: "m", version: 1) == 0)
             #expect(try s.snapshots.loadSnapshot(model: "m", version: 1, dimension: 3).users.keys.sorted() == ["u9"])
-            try s.snapshots.deleteUsers(model: "m", versions: [2])
+            try s.snapshots.deleteWholeVersion(model: "m", version: 2)
             #expect(try s.snapshots.loadItemStates(model: "m", version: 2, dimension: 3).isEmpty)
             #expect(try s.snapshots.restoreInterruptedSnapshot(model: "m", version: 2) == 0)
             #expect(try s.snapshots.userCount(model: "m", version: 2) == 0, "nothing restored into a deleted version")
@@ -603,5 +636,12 @@ struct StoreContractTests {
             try failing.snapshots.saveItemStates(model: "m", version: 1, rows: rows, keepingPrevious: false)
             #expect(try reopen().snapshots.loadItemStates(model: "m", version: 1, dimension: 3).map(\.item) == ["i1"])
         }
+    }
+}
+
+extension SnapshotStore {
+    /// Deletes a whole version, as the engine's prune does: a chunk at a time.
+    func deleteWholeVersion(model: String, version: Int) throws {
+        while try deleteVersion(model: model, version: version, limit: 2) > 0 {}
     }
 }

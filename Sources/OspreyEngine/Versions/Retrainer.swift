@@ -211,7 +211,7 @@ public final class Retrainer: Sendable {
             let through = registry.cluster == nil ? progress.sequence : try stores.log.lastSequence()
             let parent = model.version.number
             let installed: Int?
-            let names = worker == nil ? ["gather", "train", "store", "load", "swap"] : ["worker", "load", "swap"]
+            let names = worker == nil ? ["gather", "train", "store", "load", "swap", "prune"] : ["worker", "load", "swap", "prune"]
             if let worker {
                 // Gather, train and store: one step, in the worker.
                 let number = try trainInWorker(run, through: through, parent: parent, worker: worker, model: model, job: id)
@@ -251,6 +251,9 @@ public final class Retrainer: Sendable {
                 }
             }
             if let installed {
+                // Outside the erasure lock: an erasure need not wait for the deletion of old versions.
+                prune(model.name)
+                step()
                 var metadata: Logger.Metadata = ["model.name": "\(model.name)", "model.version": "\(installed)", "job.id": "\(id)"]
                 for (name, duration) in zip(names, steps) {
                     metadata["seconds.\(name)"] = "\(Double(duration / .milliseconds(1)) / 1000)"
@@ -286,13 +289,12 @@ public final class Retrainer: Sendable {
 
     /// Loads version `number`, stored reflecting the log up to `through`, and swaps it in (or
     /// attaches it as a challenger); a cluster node publishes it instead, for every node (this
-    /// one included) to follow. Then prunes. Returns `number`.
+    /// one included) to follow. Returns `number`.
     private func install(_ number: Int, of model: ServedModel, reflecting through: Int64, replacing parent: Int,
                          challenger: TrafficAllocation?, step: () -> Void) throws -> Int {
         if registry.cluster != nil {
             step()
             try installer.publish(number, of: model, replacing: parent)
-            prune(model.name)
             step()
             return number
         }
@@ -304,8 +306,7 @@ public final class Retrainer: Sendable {
         return number
     }
 
-    /// Installs the new state in place of `parent` (or attaches it as a challenger), then prunes
-    /// versions past ``Manager/Configuration/keepVersions`` (``VersionPolicy``).
+    /// Installs the new state in place of `parent` (or attaches it as a challenger).
     /// - Throws: ``OspreyError`` `conflict` when another version serves now than when the retrain
     ///   began (a rollback or a promotion meanwhile wins: the new version is not served).
     private func swap(_ state: ServingState, in model: ServedModel, caughtUpThrough through: Int64, replacing parent: Int,
@@ -315,7 +316,6 @@ public final class Retrainer: Sendable {
         } else {
             try installer.install(state, in: model, caughtUpThrough: through, replacing: parent)
         }
-        prune(model.name)
     }
 
     /// Prunes versions past ``Manager/Configuration/keepVersions`` (``VersionPolicy``); a failure

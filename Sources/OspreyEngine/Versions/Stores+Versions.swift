@@ -1,3 +1,4 @@
+import Foundation
 import OspreyMath
 import OspreyModel
 import OspreyStorage
@@ -52,23 +53,42 @@ extension Stores {
     }
 
     /// Deletes version `number` of `model`, which never served (a retrain worker's version that
-    /// will not be installed): its catalogue rows, then its users' weights.
+    /// will not be installed): its catalogue rows, then its users' weights
+    /// (``deleteStoredVersion(model:number:)``).
     public func discardVersion(model: String, number: Int) throws {
         try versions.deleteVersions(model: model, [number])
-        try snapshots.deleteUsers(model: model, versions: [number])
+        try deleteStoredVersion(model: model, number: number)
     }
 
     /// Deletes the versions ``VersionPolicy/prunable(_:serving:challenger:keep:)`` names: their
     /// catalogue rows first (once gone, a version cannot be loaded, so leftover weights, should
-    /// the second step fail, are only unused rows), then their users' weights. Returns them.
+    /// a later step fail, are only unused rows), then their users' weights. Leftovers of an
+    /// earlier prune cut short (stored versions the catalogue no longer holds, older than its
+    /// newest version: a newer one may be a retrain's, being stored) go too. Returns the
+    /// versions whose stored state was deleted, ascending.
     public func pruneVersions(model: String, keep: Int) throws -> [Int] {
         guard let serving = try versions.models().first(where: { $0.name == model })?.servingVersion else { return [] }
-        let doomed = VersionPolicy.prunable(
-            try versions.versions(model: model), serving: serving, challenger: try versions.competitions()[model]?.challenger,
-            keep: keep)
-        guard !doomed.isEmpty else { return [] }
-        try versions.deleteVersions(model: model, doomed)
-        try snapshots.deleteUsers(model: model, versions: doomed)
-        return doomed
+        let catalogued = try versions.versions(model: model)
+        let doomed = VersionPolicy.prunable(catalogued, serving: serving, challenger: try versions.competitions()[model]?.challenger,
+                                            keep: keep)
+        if !doomed.isEmpty { try versions.deleteVersions(model: model, doomed) }
+        let newest = catalogued.map(\.number).max() ?? serving
+        let listed = Set(catalogued.map(\.number))
+        let gone = try snapshots.storedVersions(model: model).filter { doomed.contains($0) || ($0 < newest && !listed.contains($0)) }
+        for number in gone { try deleteStoredVersion(model: model, number: number) }
+        return gone
+    }
+
+    /// Rows of a version deleted per transaction (``SnapshotStore/deleteVersion(model:version:limit:)``),
+    /// and the pause after each: at 100k users and d = 50 a version is about 1 GB, and deleted
+    /// in one transaction it held the log's commits on the same disk for over a minute
+    /// (BENCHMARKS.md, "Robustness").
+    static let deleteChunk = 256, deletePause = Duration.milliseconds(5)
+
+    /// Deletes everything the snapshot store holds of version `number`, a chunk at a time.
+    func deleteStoredVersion(model: String, number: Int) throws {
+        while try snapshots.deleteVersion(model: model, version: number, limit: Self.deleteChunk) > 0 {
+            Thread.sleep(forTimeInterval: Double(Self.deletePause / .microseconds(1)) / 1e6)
+        }
     }
 }

@@ -344,12 +344,37 @@ public final class PostgresSnapshotStore: SnapshotStore, Sendable {
         }
     }
 
-    public func deleteUsers(model: String, versions: [Int]) throws {
-        guard !versions.isEmpty else { return }
-        try database.transaction { s in
-            for table in Self.versionTables + ["hot_user"] {
-                try s.execute("DELETE FROM \(unescaped: table) WHERE model = \(model) AND version = ANY(\(versions)::INTEGER[])")
+    public func deleteVersion(model: String, version: Int, limit: Int) throws -> Int {
+        precondition(limit > 0, "a version is deleted at least one row at a time")
+        return try database.transaction { s in
+            var deleted = 0
+            // The snapshot sequence last (`versionTables` ends with it), once nothing else is left.
+            for table in Self.versionTables.dropLast() + ["hot_user"] where deleted < limit {
+                deleted += try s.execute("""
+                    DELETE FROM \(unescaped: table) WHERE ctid = ANY(ARRAY(
+                        SELECT ctid FROM \(unescaped: table) WHERE model = \(model) AND version = \(version) LIMIT \(limit - deleted)))
+                    """)
             }
+            if deleted == 0 {
+                deleted = try s.execute("DELETE FROM snapshot_sequence WHERE model = \(model) AND version = \(version)")
+            }
+            return deleted
+        }
+    }
+
+    public func storedVersions(model: String) throws -> [Int] {
+        try database.transaction { s in
+            var versions = Set<Int>()
+            for table in Self.versionTables + ["hot_user"] {
+                // One index seek per version: each table's key begins with model and version.
+                var after = Int(Int32.min)
+                while let v = try s.query("SELECT MIN(version) FROM \(unescaped: table) WHERE model = \(model) AND version > \(after)")
+                    .first?.decode(Int32?.self) {
+                    versions.insert(Int(v))
+                    after = Int(v)
+                }
+            }
+            return versions.sorted()
         }
     }
 

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 /// One SQLite database file in WAL mode (a GRDB `DatabasePool`) whose writer commits with
-/// `PRAGMA synchronous = FULL`, migrated by its own migrator when opened.
+/// `PRAGMA synchronous = FULL` and `secure_delete = ON`, migrated by its own migrator when opened.
 ///
 /// GRDB's `DatabasePool` sets `synchronous = NORMAL` on its writer after `prepareDatabase`, so
 /// FULL is set on the writer itself afterwards, and checked: a commit has reached the disk when
@@ -38,6 +38,9 @@ public final class SQLiteDatabase: Sendable {
             }
             try pool.writeWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA synchronous = FULL")
+                // Deleted content is overwritten with zeros (an erased user leaves nothing in
+                // freed pages), whatever the SQLite build's default.
+                try db.execute(sql: "PRAGMA secure_delete = ON")
                 if let checkpointPages { try db.execute(sql: "PRAGMA wal_autocheckpoint = \(checkpointPages)") }
             }
             try migrator.migrate(pool)

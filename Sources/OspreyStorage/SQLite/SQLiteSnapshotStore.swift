@@ -184,13 +184,56 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
         }
     }
 
-    public func deleteUsers(model: String, versions: [Int]) throws {
-        try pool.write { db in
-            for v in versions {
-                for table in ["user_ridge", "user_weights", "item_state", "snapshot_kept", "snapshot", "user_hot"] {
-                    try db.execute(sql: "DELETE FROM \(table) WHERE model = ? AND version = ?", arguments: [model, v])
+    /// The version's tables, each with how a chunk of its rows is found again: by rowid, or in a
+    /// WITHOUT ROWID table by its key (model, version, uid). The snapshot sequence goes last.
+    static let versionTables = [("user_ridge", "id"), ("user_weights", "model = ? AND version = ? AND uid"), ("item_state", "id"),
+                                ("snapshot_kept", "rowid"), ("user_hot", "model = ? AND version = ? AND uid")]
+
+    public func deleteVersion(model: String, version: Int, limit: Int) throws -> Int {
+        precondition(limit > 0, "a version is deleted at least one row at a time")
+        return try pool.writeWithoutTransaction { db in
+            // A deleted version holds nothing erased (an erasure deletes from every version), so
+            // its freed pages are not zeroed: with `secure_delete` on, a 1 GB version would be
+            // written over once more, through the WAL.
+            try db.execute(sql: "PRAGMA secure_delete = FAST")
+            defer { try? db.execute(sql: "PRAGMA secure_delete = ON") }
+            var deleted = 0
+            try db.inTransaction {
+                for (table, key) in Self.versionTables where deleted < limit {
+                    // Each row found by its key: `model = ? AND version = ? AND id IN (…)` would
+                    // have SQLite scan the version's rows for each chunk instead.
+                    let byKey = key.hasPrefix("model")
+                    var arguments: [any DatabaseValueConvertible] = byKey ? [model, version] : []
+                    arguments += [model, version, limit - deleted]
+                    try db.execute(sql: """
+                        DELETE FROM \(table) WHERE \(key) IN
+                            (SELECT \(byKey ? "uid" : key) FROM \(table) WHERE model = ? AND version = ? LIMIT ?)
+                        """, arguments: StatementArguments(arguments))
+                    deleted += db.changesCount
+                }
+                if deleted == 0 {
+                    try db.execute(sql: "DELETE FROM snapshot WHERE model = ? AND version = ?", arguments: [model, version])
+                    deleted = db.changesCount
+                }
+                return .commit
+            }
+            return deleted
+        }
+    }
+
+    public func storedVersions(model: String) throws -> [Int] {
+        try pool.read { db in
+            var versions = Set<Int>()
+            for table in Self.versionTables.map(\.0) + ["snapshot"] {
+                // One seek per version: the tables are keyed (or uniquely indexed) by model and version first.
+                var after = Int.min
+                while let v = try Int.fetchOne(db, sql: "SELECT MIN(version) FROM \(table) WHERE model = ? AND version > ?",
+                                               arguments: [model, after]) {
+                    versions.insert(v)
+                    after = v
                 }
             }
+            return versions.sorted()
         }
     }
 

@@ -58,5 +58,8 @@ public struct FaultInjectingSnapshotStore: SnapshotStore {
         try faults.run(.snapshotWrite) { try base.saveHotUsers(model: model, version: version, uids) }
     }
     public func hotUsers(model: String, version: Int) throws -> [String] { try faults.run(.snapshotRead) { try base.hotUsers(model: model, version: version) } }
-    public func deleteUsers(model: String, versions: [Int]) throws { try faults.run(.snapshotWrite) { try base.deleteUsers(model: model, versions: versions) } }
+    public func deleteVersion(model: String, version: Int, limit: Int) throws -> Int {
+        try faults.run(.snapshotWrite) { try base.deleteVersion(model: model, version: version, limit: limit) }
+    }
+    public func storedVersions(model: String) throws -> [Int] { try base.storedVersions(model: model) }
 }

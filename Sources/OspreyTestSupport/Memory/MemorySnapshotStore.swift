@@ -159,16 +159,31 @@ public final class MemorySnapshotStore: SnapshotStore, Sendable {
         state.withLock { $0.hot[Key(model: model, version: version)] ?? [] }
     }
 
-    public func deleteUsers(model: String, versions: [Int]) throws {
-        state.withLock { s in
-            for v in versions {
-                let key = Key(model: model, version: v)
-                s.rows[key] = nil
-                s.items[key] = nil
-                s.kept[key] = nil
-                s.seq[key] = nil
-                s.hot[key] = nil
+    public func deleteVersion(model: String, version: Int, limit: Int) throws -> Int {
+        precondition(limit > 0, "a version is deleted at least one row at a time")
+        let key = Key(model: model, version: version)
+        return state.withLock { s in
+            var deleted = 0
+            func take<V>(_ table: inout [Key: V], count: (V) -> Int, drop: (inout V, Int) -> Void) {
+                guard deleted < limit, var rows = table[key] else { return }
+                let n = min(count(rows), limit - deleted)
+                drop(&rows, n)
+                deleted += n
+                table[key] = count(rows) == 0 ? nil : rows
             }
+            take(&s.rows, count: \.count) { rows, n in for k in rows.keys.prefix(n) { rows[k] = nil } }
+            take(&s.items, count: \.count) { rows, n in for k in rows.keys.prefix(n) { rows[k] = nil } }
+            take(&s.kept, count: \.count) { rows, n in for k in rows.keys.prefix(n) { rows[k] = nil } }
+            take(&s.hot, count: \.count) { rows, n in rows.removeFirst(n) }
+            if deleted == 0, s.seq.removeValue(forKey: key) != nil { deleted = 1 }
+            return deleted
+        }
+    }
+
+    public func storedVersions(model: String) throws -> [Int] {
+        state.withLock { s in
+            let keys = [Array(s.rows.keys), Array(s.items.keys), Array(s.kept.keys), Array(s.seq.keys), Array(s.hot.keys)].joined()
+            return Set(keys.filter { $0.model == model }.map(\.version)).sorted()
         }
     }
 
