@@ -42,6 +42,18 @@ extension Manager {
         /// ``UserWeightStore``); every user's weights stay in memory regardless. `Int.max`: all
         /// users hot, loaded whole at startup (no tiering).
         public var hotUsers: Int
+        /// The most users a version kept hot while it caught up with the log before serving (a
+        /// retrain's or a rollback's; tiered, item updates off): the others are demoted and made
+        /// hot again once it serves and the state it replaced is freed
+        /// (``UserWeightStore/demote(toAtMost:)``; up to twice as many between demotions).
+        /// Default: a 256th of ``hotUsers`` (the catch-up learns user by user, so a larger bound
+        /// saves few rebuilds); as many as ``hotUsers`` or more: no bound (the catch-up learns in
+        /// log order and keeps every user it learns hot).
+        public var catchUpHotUsers: Int
+        /// The observations such a catch-up learns user by user at a time, so that a demoted
+        /// user is rebuilt once a span, not once for each of its observations (about 100 bytes
+        /// an observation while held). Default 100,000.
+        public var catchUpSpan: Int
         /// After a start, make the users who were hot at the last snapshot hot again in the
         /// background (``Manager/warmStart(threads:)``), so their first observations need no rebuild.
         public var warmStart: Bool
@@ -67,8 +79,12 @@ extension Manager {
                     predictionCache: PredictionCache.Configuration = .init(), featureCache: FeatureCacheConfiguration = .init(),
                     computedFeatureCache: FeatureCacheConfiguration = .init(capacity: FeatureCacheConfiguration.computedDefault),
                     exploration: Explorer.Configuration = .init(), hotUsers: Int = 100_000, warmStart: Bool = true,
-                    itemUpdates: Bool = false, itemPublishInterval: Duration = .seconds(1), maxModels: Int = 100) {
+                    itemUpdates: Bool = false, itemPublishInterval: Duration = .seconds(1), maxModels: Int = 100,
+                    catchUpHotUsers: Int? = nil, catchUpSpan: Int = 100_000) {
+            precondition(catchUpSpan > 0, "a catch-up span holds at least one observation")
+            self.catchUpSpan = catchUpSpan
             self.maxModels = maxModels
+            self.catchUpHotUsers = max(1, catchUpHotUsers ?? hotUsers / 256)
             self.itemUpdates = itemUpdates
             self.itemPublishInterval = itemPublishInterval
             self.computedFeatureCache = computedFeatureCache

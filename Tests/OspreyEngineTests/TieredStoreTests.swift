@@ -232,6 +232,62 @@ struct TieredStoreTests {
         try expectSame(carried, pc, onDemand, pd)
     }
 
+    /// A version that catches up with the log before it serves keeps only a few users hot: the
+    /// others are demoted (weights current, full state lagging) and rebuilt from their rows and
+    /// their observations since when they learn again in a later span (the catch-up learns user
+    /// by user), then made hot once it serves. The result has the same bits as holding every
+    /// user it learned, and so does a restart after it; in one span or in many (then a demoted
+    /// user's rebuild replays what the catch-up recorded of it).
+    @Test(arguments: [100_000, 7])
+    func aCatchUpHoldingFewUsersEqualsOneHoldingAll(span: Int) async throws {
+        let a = try TrainedStore(), b = try TrainedStore()
+        defer { a.remove(); b.remove() }
+        let counted = RecordedMetrics(), uncounted = RecordedMetrics()
+        func open(_ t: TrainedStore, catchUp: Int, span: Int = 100_000, metrics: RecordedMetrics) throws -> (Manager, Predictor) {
+            let m = try Manager(stores: try t.reopen(), configuration: .init(hotUsers: 1000, catchUpHotUsers: catchUp, catchUpSpan: span),
+                                metrics: metrics.engine, logger: quiet)
+            return (m, Predictor(registry: m.registry))
+        }
+        let (few, pf) = try open(a, catchUp: 2, span: span, metrics: counted)
+        let (all, pa) = try open(b, catchUp: 1_000_000, metrics: uncounted)
+        var rng = SplitMix64(seed: 11)
+        func batch(_ n: Int) -> [(uid: String, item: String, label: Float)] {
+            (0..<n).map { _ in ("u\(rng.next() % 60)", "i\(rng.next() % 40)", Float(rng.next() % 5 + 1)) }
+        }
+        let first = batch(300), second = batch(300), third = batch(200)
+        for m in [few, all] { try await m.observe(model: "demo", first) }
+        for m in [few, all] {
+            #expect(try await m.retrainer.wait(forJob: m.retrainer.start(model: "demo"), model: "demo").phase == .done)
+        }
+        for m in [few, all] { try await m.observe(model: "demo", second) }
+        let rebuilt = (counted.users(model: "demo").rebuilds, uncounted.users(model: "demo").rebuilds)
+        // Version 1's rows are those it was trained with: the rollback replays all 600 observations.
+        for m in [few, all] { try await m.installer.rollback(model: "demo", to: 1) }
+        let served = try few.registry.model("demo").current
+        #expect(served.version.number == 1)
+        #expect(served.users.earliestUnlearned == nil, "every demoted user is hot once the version serves")
+        #expect(served.users.recent.from == nil, "and what the catch-up recorded is let go")
+        #expect(served.quality == (try all.registry.model("demo").current.quality), "the monitor took the outcomes in log order")
+        let users = Set((first + second).map(\.uid)).count
+        let bounded = counted.users(model: "demo").rebuilds - rebuilt.0, unbounded = uncounted.users(model: "demo").rebuilds - rebuilt.1
+        #expect(unbounded == users, "each user rebuilt once, from its row")
+        #expect(bounded > unbounded, "demoted users were rebuilt")
+        if span > 600 {
+            // The 600 observations are one span, learned user by user: a demoted user is rebuilt
+            // at most once in it (not once for each of its ten observations), and once more when
+            // it is made hot after the swap.
+            #expect(bounded <= 2 * users, "once a span: \(bounded)")
+        }
+        try expectSame(few, pf, all, pa)
+        for m in [few, all] {
+            try await m.observe(model: "demo", third)
+            try m.snapshotter.snapshot()
+        }
+        try expectSame(few, pf, all, pa)
+        let (fewAgain, pfa) = try open(a, catchUp: 2, span: span, metrics: .init())
+        try expectSame(fewAgain, pfa, all, pa)
+    }
+
     /// A snapshot's capture shares the packed state copy-on-write: the user learning afterwards
     /// changes the store, not what was captured.
     @Test func aCapturedStateIsUnchangedByLaterLearning() throws {

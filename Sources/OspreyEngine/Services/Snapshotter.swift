@@ -150,7 +150,7 @@ public final class Snapshotter: Service, Sendable {
             }
             let floor = min(learned, (unlearned ?? .max) - 1)
             if let unlearned {
-                logger.warning("snapshot held back: an observation a failed rebuild left unlearned is replayed from the log at the next start", metadata: [
+                logger.warning("snapshot held back: a user whose state lags the log (a failed rebuild, or a new version's catch-up not yet carried over) is replayed from it at the next start", metadata: [
                     "model.name": "\(model.name)", "model.version": "\(version)", "observation.seq": "\(unlearned)",
                 ])
             }

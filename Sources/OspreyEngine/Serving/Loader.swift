@@ -45,7 +45,7 @@ struct Loader: Sendable {
     /// retrain's version). O(users · d) tiered, O(users · d²) untiered, plus the replay.
     /// - Throws: ``StorageError`` when the stores cannot be read.
     func load(model: String, version number: Int, through: Int64 = .max, continuing: Continuing,
-              warmStart: Bool = false, baselineAtMost: Double? = nil) throws -> (ServingState, Int64) {
+              warmStart: Bool = false, baselineAtMost: Double? = nil, catchingUp: Bool = false) throws -> (ServingState, Int64) {
         let version = try stores.versions.loadVersion(model: model, number: number)
         // A snapshot of users and items cut short puts back what it overwrote: the rows are one
         // cut again. Only such snapshots keep what they overwrite, and their kept copies stay
@@ -88,7 +88,9 @@ struct Loader: Sendable {
         }
         let state = servingState(version, users: users, observed: observed, catalogue: catalogue, items: learner, metrics: metrics,
                                  baselineAtMost: baselineAtMost)
-        let last = try state.replay(log: stores.log, after: snapshot.seq, through: through, skipping: snapshot)
+        let bound = catchingUp ? catchUpBound(for: state) : nil
+        if bound != nil { users.beginCatchUp(from: snapshot.seq + 1) }
+        let last = try state.replay(log: stores.log, after: snapshot.seq, through: through, skipping: snapshot, bounded: bound)
         return (state, max(last, snapshot.seq))
     }
 
@@ -213,8 +215,19 @@ struct Loader: Sendable {
 
     private func userStore(for version: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue, items: ItemLearner?,
                            metrics: UserMetrics) -> UserWeightStore {
-        UserWeightStore(stride: version.features.stride, hotUsers: configuration.hotUsers,
-                        rebuild: rebuilder(version, observed: observed, catalogue: catalogue, items: items), metrics: metrics)
+        let recent = RecentObservations()
+        return UserWeightStore(stride: version.features.stride, hotUsers: configuration.hotUsers,
+                               rebuild: rebuilder(version, observed: observed, catalogue: catalogue, items: items, recent: recent),
+                               metrics: metrics, recent: recent)
+    }
+
+    /// How a state catching up before it serves bounds its hot users (``ServingState/CatchUpBound``),
+    /// or nil when it keeps all it learns: untiered, with item updates (a user's replay must see
+    /// the items' rows as they were), on a cluster node, or with a bound no lower than the hot tier's.
+    func catchUpBound(for state: ServingState) -> ServingState.CatchUpBound? {
+        state.users.isTiered && state.itemLearner == nil && state.adopter == nil && !adopting
+            && configuration.catchUpHotUsers < state.users.hotUsers
+            ? .init(hotUsers: configuration.catchUpHotUsers, span: configuration.catchUpSpan) : nil
     }
 
     private func servingState(_ version: ModelVersion, users: UserWeightStore, observed: ObservedItems, catalogue: ItemCatalogue,
@@ -263,17 +276,24 @@ struct Loader: Sendable {
     /// (with item updates, against the items' live rows, which do not learn them again), and
     /// records them in `observed`. Returns whether there were any. O(the range's observations ·
     /// d²), plus a read of the log.
-    private func userReplay(_ v: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue,
-                            items: ItemLearner?) -> @Sendable (String, Range<Int64>, inout UserWeights) throws -> Bool {
+    /// With `recent`, a range it holds is read from it instead of the log (a user a catch-up
+    /// demoted, ``UserWeightStore/demote(toAtMost:)``).
+    private func userReplay(_ v: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue, items: ItemLearner?,
+                            recent: RecentObservations? = nil) -> @Sendable (String, Range<Int64>, inout UserWeights) throws -> Bool {
         let stores = stores, validation = configuration.monitor
         let features = ServingFeatures(uncached: v, catalogue: catalogue)
         return { uid, range, w in
             guard !range.isEmpty else { return false }
             var any = false
-            try stores.log.forEachObservation(model: v.model, uid: uid, in: range) { logged in
+            func learn(_ logged: LoggedObservation) {
                 _ = ServingState.apply(logged, to: &w, features: features, items: items.map { ($0, false) }, validation: validation)
                 observed.insert(uid: uid, item: logged.observation.item)
                 any = true
+            }
+            if let held = recent?.observations(of: uid, in: range) {
+                held.forEach(learn)
+            } else {
+                try stores.log.forEachObservation(model: v.model, uid: uid, in: range, learn)
             }
             return any
         }
@@ -283,8 +303,8 @@ struct Loader: Sendable {
     /// failed rebuild, also the user's log entries in the range asked for (those after the row),
     /// learned as ``userReplay(_:observed:catalogue:items:)`` learns them. O(d²), plus the replay.
     private func rebuilder(_ v: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue,
-                           items: ItemLearner?) -> UserWeightStore.Rebuild {
-        let stores = stores, learn = userReplay(v, observed: observed, catalogue: catalogue, items: items)
+                           items: ItemLearner?, recent: RecentObservations? = nil) -> UserWeightStore.Rebuild {
+        let stores = stores, learn = userReplay(v, observed: observed, catalogue: catalogue, items: items, recent: recent)
         return { uid, replay in
             guard let stored = try stores.snapshots.loadUserState(model: v.model, version: v.number, uid: uid, dimension: v.dimension) else {
                 throw StorageError(.notFound, "user \(uid) of \(v.model) v\(v.number) has no stored state to rebuild from")

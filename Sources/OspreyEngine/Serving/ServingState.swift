@@ -230,6 +230,17 @@ public final class ServingState: Sendable {
     ///   log still holds the observation: the next rebuild of the user replays it).
     @discardableResult
     func learn(_ logged: LoggedObservation) throws -> Bool {
+        guard let outcome = try learnUser(logged) else { return false }
+        return record(outcome, answersExploration: logged.observation.answersExploration)
+    }
+
+    /// What an observation taught a user (``apply(_:to:features:items:validation:)``'s outcome),
+    /// for the monitor.
+    typealias Outcome = (loss: Double, heldOut: Bool)
+
+    /// ``learn(_:)`` without the monitor: the user's side only. Returns the outcome to record
+    /// (nil: none).
+    private func learnUser(_ logged: LoggedObservation) throws -> Outcome? {
         let o = logged.observation
         let v = version
         // A cluster node learns only users it holds: adopted when the observation was accepted,
@@ -237,24 +248,28 @@ public final class ServingState: Sendable {
         // learning take turns under the learning lock). And an adopted user's state already
         // holds what its adoption read of the log.
         if adopter != nil {
-            guard let through = users.adoptedThrough(o.uid) else { return false }
-            if logged.seq <= through { return false }
+            guard let through = users.adoptedThrough(o.uid) else { return nil }
+            if logged.seq <= through { return nil }
         }
         // Recorded before the user's epoch moves (the update counts the observation): an answer
         // computed at the new epoch, and cached under it, excludes the item.
         observed.insert(uid: o.uid, item: o.item)
+        users.recent.record(logged)
         let features = self.features, items = itemLearner
-        let outcome = try users.update(o.uid, before: logged.seq, create: { .bootstrapped(from: v) }) { w in
+        return try users.update(o.uid, before: logged.seq, create: { .bootstrapped(from: v) }) { w in
             Self.apply(logged, to: &w, features: features, items: items.map { ($0, true) }, validation: validation)
         }
-        guard let outcome else { return false }
-        return monitor.withLock { m in
+    }
+
+    /// Records an observation's outcome in the monitor. Returns true when it made the version stale.
+    private func record(_ outcome: Outcome, answersExploration: Bool) -> Bool {
+        monitor.withLock { m in
             if outcome.heldOut {
                 m.recordValidation(outcome.loss)
                 return false
             }
             let stale = m.record(outcome.loss)
-            return o.answersExploration ? m.recordExploration(outcome.loss) || stale : stale
+            return answersExploration ? m.recordExploration(outcome.loss) || stale : stale
         }
     }
 
@@ -304,22 +319,70 @@ public final class ServingState: Sendable {
     /// what `snapshot` says a user's stored state already reflects, then publishes the item rows
     /// they moved (a state that starts or catches up serves its rows as learned, not as of its
     /// next publication). Returns the last sequence seen.
+    ///
+    /// `bounded` (a state catching up before it serves, see ``UserWeightStore/demote(toAtMost:)``)
+    /// keeps at most about twice its `hotUsers` hot at any time, and that many at the end. The log
+    /// is then learned in spans of its `span` observations, user by user: each user's observations in log order, the monitor's outcomes
+    /// in log order after each span. Without item updates users learn independently of one
+    /// another, so the states are those of learning in log order, while a demoted user is rebuilt
+    /// once a span instead of once for each of its observations.
     @discardableResult
-    func replay(log: any ObservationLog, after: Int64, through: Int64 = .max, skipping snapshot: UserSnapshot? = nil) throws -> Int64 {
+    func replay(log: any ObservationLog, after: Int64, through: Int64 = .max, skipping snapshot: UserSnapshot? = nil,
+                bounded bound: CatchUpBound? = nil) throws -> Int64 {
         defer { publishItems() }
-        var last = after
+        precondition(bound == nil || itemLearner == nil, "a bounded replay is for states whose users learn independently")
+        var last = after, span: [LoggedObservation] = []
+        defer { if let bound { users.demote(toAtMost: bound.hotUsers) } }
         // Pages of the log, so no read stays open while a cold user's rebuild reads the store.
-        while last < through {
+        pages: while last < through {
             let page = try log.observations(model: version.model, after: last, limit: 10_000)
             for logged in page {
-                guard logged.seq <= through else { return last }
+                guard logged.seq <= through else { break pages }
                 last = logged.seq
                 if let snapshot, snapshot.reflects(uid: logged.observation.uid, seq: logged.seq) { continue }
-                try learn(logged)
+                guard let bound else {
+                    try learn(logged)
+                    continue
+                }
+                span.append(logged)
+                if span.count == bound.span {
+                    try learnByUser(span, holdingAtMost: bound.hotUsers)
+                    span.removeAll(keepingCapacity: true)
+                }
             }
             if page.count < 10_000 { break }
         }
+        if let bound, !span.isEmpty { try learnByUser(span, holdingAtMost: bound.hotUsers) }
         return last
+    }
+
+    /// How a state catching up before it serves bounds its hot users: at most `hotUsers` (twice
+    /// that between passes), learning the log user by user `span` observations at a time
+    /// (``Manager/Configuration/catchUpHotUsers``, ``Manager/Configuration/catchUpSpan``).
+    struct CatchUpBound {
+        var hotUsers: Int
+        var span: Int
+    }
+
+    /// Learns `span` (in log order) user by user, demoting users whenever more than twice
+    /// `bound` are hot, then records the outcomes in the monitor in log order.
+    private func learnByUser(_ span: [LoggedObservation], holdingAtMost bound: Int) throws {
+        var byUser: [String: [Int]] = [:], order: [String] = []
+        for (i, logged) in span.enumerated() {
+            let uid = logged.observation.uid
+            if byUser[uid] == nil { order.append(uid) }
+            byUser[uid, default: []].append(i)
+        }
+        var outcomes: [(index: Int, outcome: Outcome)] = []
+        outcomes.reserveCapacity(span.count)
+        for uid in order {
+            for i in byUser[uid]! {
+                if let outcome = try learnUser(span[i]) { outcomes.append((i, outcome)) }
+            }
+            if users.hotCount > 2 * bound { users.demote(toAtMost: bound) }
+        }
+        outcomes.sort { $0.index < $1.index }
+        for (i, outcome) in outcomes { _ = record(outcome, answersExploration: span[i].observation.answersExploration) }
     }
 }
 

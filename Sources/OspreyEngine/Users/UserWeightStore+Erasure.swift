@@ -2,7 +2,8 @@
 extension UserWeightStore {
     /// Forgets user `uid` (a user's erasure, docs/operations.md "Erasing a user"): from here it
     /// is a user never seen, which its next observation bootstraps from the prior. Its hot state,
-    /// its marks for the next snapshot, a read ahead and a failed rebuild's replay go with it; its
+    /// its marks for the next snapshot, a read ahead, a failed rebuild's replay and what a catch-up
+    /// recorded of it go with it; its
     /// cold-tier slot is zeroed and left unused (a new observation takes a new one). Returns
     /// whether the user was known. O(the stripe's hot users).
     @discardableResult
@@ -32,6 +33,7 @@ extension UserWeightStore {
             return (true, wasHot)
         }
         if known { tally(users: -1, hot: wasHot ? -1 : 0) }
+        recent.forget(uid)
         return known
     }
 }

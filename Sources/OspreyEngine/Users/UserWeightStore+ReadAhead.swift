@@ -47,13 +47,19 @@ extension UserWeightStore {
     /// `threads` threads of their own below the request threads (``BackgroundThread``), while
     /// `proceed` holds; `cursor` hands out the list, so a caller that stops early can tell how far
     /// it got. Blocks until done; returns the users made hot. O(uids) rebuilds.
-    func warm(_ uids: [String], threads: Int, cursor: Cursor = Cursor(),
+    /// With `laggingThrough`, a user that lags (``catchUpLagging(_:through:)``) is made hot
+    /// through that sequence; one whose rebuild fails stays lagging.
+    func warm(_ uids: [String], threads: Int, cursor: Cursor = Cursor(), laggingThrough: Int64? = nil,
               while proceed: @escaping @Sendable () -> Bool = { true }) -> Int {
         guard !uids.isEmpty else { return 0 }
         return BackgroundThread.runEach(name: "osprey-warm", count: min(max(threads, 1), uids.count)) { _ in
             var made = 0
             while proceed(), let i = cursor.next(below: uids.count) {
-                if self.warm(uids[i]) { made += 1 }
+                if let through = laggingThrough, (try? self.catchUpLagging(uids[i], through: through)) == true {
+                    made += 1
+                } else if self.warm(uids[i]) {
+                    made += 1
+                }
             }
             return made
         }.reduce(0, +)

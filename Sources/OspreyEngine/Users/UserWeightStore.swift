@@ -112,6 +112,9 @@ public final class UserWeightStore: Sendable {
         var nextTicket: UInt64 = 0
         /// Users a cluster node adopted (``adopt(_:_:)``): the log sequence their state reflects.
         var adoptedThrough: [Int32: Int64] = [:]
+        /// Slots below this have a snapshot row of the state's version (set by ``beginCatchUp(from:)``,
+        /// before the catch-up adds users): only those can be demoted and rebuilt.
+        var storedSlots: Int32 = 0
 
         func isClean(_ slot: Int32) -> Bool { !dirty.contains(slot) && !saving.contains(slot) }
 
@@ -200,11 +203,17 @@ public final class UserWeightStore: Sendable {
     let stripes = StripedLocks { Stripe() }
     /// The users a warm start makes hot (``warmStartList``).
     let warmStartUsers = Mutex<[String]>([])
+    /// What the state learns while it catches up before serving, for the users it demotes
+    /// (``demote(toAtMost:)``).
+    public let recent: RecentObservations
 
     /// An empty store for weights padded to `stride`. Without `rebuild` nothing is ever evicted
     /// (every user stays hot, whatever `hotUsers` says).
-    public init(stride: Int, hotUsers: Int = .max, rebuild: Rebuild? = nil, metrics: UserMetrics = UserMetrics()) {
+    /// `recent` is the window `rebuild` reads a demoted user's observations from.
+    public init(stride: Int, hotUsers: Int = .max, rebuild: Rebuild? = nil, metrics: UserMetrics = UserMetrics(),
+                recent: RecentObservations = RecentObservations()) {
         precondition(hotUsers >= 0, "hotUsers must not be negative")
+        self.recent = recent
         self.stride = stride
         self.rebuild = rebuild
         self.metrics = metrics

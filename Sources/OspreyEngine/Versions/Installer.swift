@@ -51,7 +51,8 @@ public final class Installer: Sendable {
             throw OspreyError(.conflict, "version \(number) is competing as the challenger; promote it instead")
         }
         let through = progress.sequence
-        let (state, replayed) = try loader.load(model: name, version: number, through: through, continuing: .init(model))
+        let (state, replayed) = try loader.load(model: name, version: number, through: through, continuing: .init(model),
+                                                catchingUp: true)
         try install(state, in: model, caughtUpThrough: max(replayed, through))
         logger.info("rolled back", metadata: ["model.name": "\(name)", "model.version": "\(number)"])
     }
@@ -100,16 +101,18 @@ public final class Installer: Sendable {
     /// that no observation is learned twice or skipped, and the swap and the catalogue's record
     /// of the serving version happen together. Before the swap, the answers hottest in the
     /// serving state's cache are computed again from the new one (Velox §4.2), so the first
-    /// requests after it are not all misses. Right after it, once the replaced state is freed,
-    /// the users hot in it are made hot in the new one (``carryHotSet(_:to:of:)``), so their
-    /// next observations rebuild no one; their new states take the memory the old ones left,
-    /// and only then is what is left over handed back, so carrying them over adds no second
-    /// copy. (The users the catch-up learned are hot in both states until the swap.)
+    /// requests after it are not all misses. Right after it the replaced state is freed and its
+    /// memory handed back, then the users hot in it are made hot in the new one
+    /// (``carryHotSet(_:to:of:)``), so their next observations rebuild no one. Handed back
+    /// first: the carry allocates on threads of its own, whose malloc arenas do not reuse what
+    /// the old states left in others, so carrying first held both copies until the trim.
     /// With `parent`, it installs only in place of that version: a retrain's version does not
     /// undo a rollback or a promotion made while it trained.
     /// - Throws: ``OspreyError`` `conflict` when `parent` no longer serves; what the stores throw.
     func install(_ state: ServingState, in model: ServedModel, caughtUpThrough seq: Int64, replacing parent: Int? = nil) throws {
-        var caught = try catchUp(state, after: seq)
+        let bound = loader.catchUpBound(for: state)
+        if bound != nil { state.users.beginCatchUp(from: seq + 1) }
+        var caught = try catchUp(state, after: seq, bounded: bound)
         let hot = state.users.hotUsers == .max ? [] : model.current.users.hotUids()
         let warmed = Self.repopulate(state, from: model.current)
         if warmed > 0 {
@@ -117,7 +120,7 @@ public final class Installer: Sendable {
                 "model.name": "\(model.name)", "model.version": "\(state.version.number)", "answers": "\(warmed)",
             ])
         }
-        caught = try catchUp(state, after: caught)
+        caught = try catchUp(state, after: caught, bounded: bound)
         let clock = ContinuousClock(), locked = clock.now
         var (replaced, tail) = try progress.applied.withLock { last -> (ServingState?, Int64) in
             if let parent, model.version.number != parent {
@@ -129,12 +132,15 @@ public final class Installer: Sendable {
         }
         let unlocked = clock.now
         // The replaced state is freed here, off the learning lock, unless someone still holds it;
-        // the hot set is carried over into its memory, then what is left is handed back.
+        // its memory is handed back before the hot set is carried over.
         let gone = WeakReference(object: replaced)
         replaced = nil
         let freed = clock.now
-        carryHotSet(hot, to: state, of: model)
         handBack(gone, of: model)
+        // Every observation up to it is learned, and a user that lags has learned none since the swap.
+        let through = progress.sequence
+        carryHotSet(hot, to: state, of: model, laggingThrough: through)
+        finishCatchUp(state, of: model, through: through)
         logger.info("version swapped in", metadata: [
             "model.name": "\(model.name)", "model.version": "\(state.version.number)",
             "tail": "\(tail)", "learning.paused": "\(unlocked - locked)", "memory.freed.in": "\(freed - unlocked)",
@@ -168,13 +174,15 @@ public final class Installer: Sendable {
     /// blocking anyone, again and again while more arrived meanwhile than ``lockedTail``: each
     /// round is shorter than the last (a catch-up learns faster than observations arrive), so
     /// the swap learns only a short tail under the learning lock. Returns the sequence reached.
-    func catchUp(_ state: ServingState, after seq: Int64, lockedTail: Int64 = lockedTail) throws -> Int64 {
+    /// With `bounded`, the state keeps few users hot (``ServingState/CatchUpBound``).
+    func catchUp(_ state: ServingState, after seq: Int64, lockedTail: Int64 = lockedTail,
+                 bounded bound: ServingState.CatchUpBound? = nil) throws -> Int64 {
         var caught = seq
         for _ in 0..<Self.catchUpRounds {
             let target = progress.sequence
             guard target - caught > lockedTail else { break }
             // Every observation up to `target` is in the log (it was learned), so all are now.
-            try state.replay(log: stores.log, after: caught, through: target)
+            try state.replay(log: stores.log, after: caught, through: target, bounded: bound)
             caught = target
         }
         return caught
@@ -187,12 +195,14 @@ public final class Installer: Sendable {
     /// waits. Until a user is carried, its first observation reads its row ahead like any cold
     /// user's. Runs on ``WarmStart/threads`` threads below the request threads, and stops if
     /// another state is swapped in meanwhile. Returns the users made hot. O(uids) rebuilds.
+    /// A user the catch-up demoted is made hot from its row and its observations since
+    /// (``UserWeightStore/catchUpLagging(_:through:)``, `laggingThrough`).
     @discardableResult
-    func carryHotSet(_ uids: [String], to state: ServingState, of model: ServedModel) -> Int {
+    func carryHotSet(_ uids: [String], to state: ServingState, of model: ServedModel, laggingThrough: Int64? = nil) -> Int {
         guard !uids.isEmpty else { return 0 }
         let clock = ContinuousClock(), start = clock.now
         let users = state.users
-        let made = users.warm(uids, threads: WarmStart.threads) { model.current.users === users }
+        let made = users.warm(uids, threads: WarmStart.threads, laggingThrough: laggingThrough) { model.current.users === users }
         if made > 0 {
             logger.info("hot users carried over", metadata: [
                 "model.name": "\(state.version.model)", "model.version": "\(state.version.number)",
@@ -200,6 +210,23 @@ public final class Installer: Sendable {
             ])
         }
         return made
+    }
+
+    /// Ends `state`'s catch-up once it serves: the users it demoted that the hot set carried over
+    /// did not name are made hot too (they changed since their rows, so they belong to the next
+    /// snapshot, which until then stays below them), then ``UserWeightStore/recent`` is closed.
+    /// A user whose rebuild fails lags on, replayed from the log. O(demoted users) rebuilds.
+    private func finishCatchUp(_ state: ServingState, of model: ServedModel, through: Int64) {
+        let users = state.users
+        guard users.recent.from != nil else { return }
+        let clock = ContinuousClock(), start = clock.now
+        let recorded = users.recent.count, lagging = users.laggingUids()
+        let made = users.warm(lagging, threads: WarmStart.threads, laggingThrough: through) { model.current.users === users }
+        users.recent.close()
+        logger.info("catch-up finished", metadata: [
+            "model.name": "\(model.name)", "model.version": "\(state.version.number)", "observations.recorded": "\(recorded)",
+            "users.lagging": "\(lagging.count)", "users.made.hot": "\(made)", "duration": "\(clock.now - start)",
+        ])
     }
 
     /// Computes, from `state`, the answers to the hottest queries in `previous`'s cache (items are

@@ -299,7 +299,8 @@ public final class Retrainer: Sendable {
             return number
         }
         let (state, replayed) = try loader.load(model: model.name, version: number, through: progress.sequence,
-                                                continuing: .init(model), baselineAtMost: model.current.quality.baseline)
+                                                continuing: .init(model), baselineAtMost: model.current.quality.baseline,
+                                                catchingUp: challenger == nil)
         step()
         try swap(state, in: model, caughtUpThrough: max(replayed, through), replacing: parent, challenger: challenger)
         step()
