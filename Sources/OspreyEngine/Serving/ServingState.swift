@@ -322,10 +322,11 @@ public final class ServingState: Sendable {
     ///
     /// `bounded` (a state catching up before it serves, see ``UserWeightStore/demote(toAtMost:)``)
     /// keeps at most about twice its `hotUsers` hot at any time, and that many at the end. The log
-    /// is then learned in spans of its `span` observations, user by user: each user's observations in log order, the monitor's outcomes
-    /// in log order after each span. Without item updates users learn independently of one
-    /// another, so the states are those of learning in log order, while a demoted user is rebuilt
-    /// once a span instead of once for each of its observations.
+    /// is then learned in spans of its `span` observations, user by user: each user's
+    /// observations in log order, the monitor's outcomes in log order after each span. Without
+    /// item updates users learn independently of one another, so the states are those of
+    /// learning in log order, while a demoted user is rebuilt once a span instead of once for
+    /// each of its observations.
     @discardableResult
     func replay(log: any ObservationLog, after: Int64, through: Int64 = .max, skipping snapshot: UserSnapshot? = nil,
                 bounded bound: CatchUpBound? = nil) throws -> Int64 {
@@ -367,16 +368,20 @@ public final class ServingState: Sendable {
     /// Learns `span` (in log order) user by user, demoting users whenever more than twice
     /// `bound` are hot, then records the outcomes in the monitor in log order.
     private func learnByUser(_ span: [LoggedObservation], holdingAtMost bound: Int) throws {
-        var byUser: [String: [Int]] = [:], order: [String] = []
+        // Each user's observations (their indices in `span`), users in order of first appearance.
+        var groupOf: [String: Int] = [:], groups: [[Int]] = []
         for (i, logged) in span.enumerated() {
-            let uid = logged.observation.uid
-            if byUser[uid] == nil { order.append(uid) }
-            byUser[uid, default: []].append(i)
+            if let g = groupOf[logged.observation.uid] {
+                groups[g].append(i)
+            } else {
+                groupOf[logged.observation.uid] = groups.count
+                groups.append([i])
+            }
         }
         var outcomes: [(index: Int, outcome: Outcome)] = []
         outcomes.reserveCapacity(span.count)
-        for uid in order {
-            for i in byUser[uid]! {
+        for group in groups {
+            for i in group {
                 if let outcome = try learnUser(span[i]) { outcomes.append((i, outcome)) }
             }
             if users.hotCount > 2 * bound { users.demote(toAtMost: bound) }

@@ -104,8 +104,8 @@ public final class Installer: Sendable {
     /// requests after it are not all misses. Right after it the replaced state is freed and its
     /// memory handed back, then the users hot in it are made hot in the new one
     /// (``carryHotSet(_:to:of:)``), so their next observations rebuild no one. Handed back
-    /// first: the carry allocates on threads of its own, whose malloc arenas do not reuse what
-    /// the old states left in others, so carrying first held both copies until the trim.
+    /// first because, carried first, the carry did not reuse what the old states freed: both
+    /// copies stayed resident until the trim (docs/architecture.md, "Install").
     /// With `parent`, it installs only in place of that version: a retrain's version does not
     /// undo a rollback or a promotion made while it trained.
     /// - Throws: ``OspreyError`` `conflict` when `parent` no longer serves; what the stores throw.

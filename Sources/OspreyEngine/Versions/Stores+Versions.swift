@@ -81,8 +81,8 @@ extension Stores {
 
     /// Rows of a version deleted per transaction (``SnapshotStore/deleteVersion(model:version:limit:)``),
     /// and the pause after each: at 100k users and d = 50 a version is about 1 GB, and deleted
-    /// in one transaction it held the log's commits on the same disk for over a minute
-    /// (BENCHMARKS.md, "Robustness").
+    /// in one transaction its commit held the log's commits behind it (p99 161.6 ms under
+    /// durable observes, BENCHMARKS.md "What falls short").
     static let deleteChunk = 256, deletePause = Duration.milliseconds(5)
 
     /// Deletes everything the snapshot store holds of version `number`, a chunk at a time.

@@ -184,10 +184,11 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
         }
     }
 
-    /// The version's tables, each with how a chunk of its rows is found again: by rowid, or in a
-    /// WITHOUT ROWID table by its key (model, version, uid). The snapshot sequence goes last.
-    static let versionTables = [("user_ridge", "id"), ("user_weights", "model = ? AND version = ? AND uid"), ("item_state", "id"),
-                                ("snapshot_kept", "rowid"), ("user_hot", "model = ? AND version = ? AND uid")]
+    /// The version's tables, each with the rowid a chunk of its rows is found again by (nil: a
+    /// WITHOUT ROWID table, keyed by model, version and uid). The snapshot sequence goes last.
+    static let versionTables: [(table: String, rowid: String?)] = [
+        ("user_ridge", "id"), ("user_weights", nil), ("item_state", "id"), ("snapshot_kept", "rowid"), ("user_hot", nil),
+    ]
 
     public func deleteVersion(model: String, version: Int, limit: Int) throws -> Int {
         precondition(limit > 0, "a version is deleted at least one row at a time")
@@ -199,16 +200,16 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
             defer { try? db.execute(sql: "PRAGMA secure_delete = ON") }
             var deleted = 0
             try db.inTransaction {
-                for (table, key) in Self.versionTables where deleted < limit {
-                    // Each row found by its key: `model = ? AND version = ? AND id IN (…)` would
-                    // have SQLite scan the version's rows for each chunk instead.
-                    let byKey = key.hasPrefix("model")
-                    var arguments: [any DatabaseValueConvertible] = byKey ? [model, version] : []
-                    arguments += [model, version, limit - deleted]
-                    try db.execute(sql: """
-                        DELETE FROM \(table) WHERE \(key) IN
-                            (SELECT \(byKey ? "uid" : key) FROM \(table) WHERE model = ? AND version = ? LIMIT ?)
-                        """, arguments: StatementArguments(arguments))
+                for (table, rowid) in Self.versionTables where deleted < limit {
+                    let chunk = "SELECT \(rowid ?? "uid") FROM \(table) WHERE model = ? AND version = ? LIMIT ?"
+                    if let rowid {
+                        // By rowid alone: `model = ? AND version = ? AND id IN (…)` would have
+                        // SQLite scan the version's rows for each chunk instead.
+                        try db.execute(sql: "DELETE FROM \(table) WHERE \(rowid) IN (\(chunk))", arguments: [model, version, limit - deleted])
+                    } else {
+                        try db.execute(sql: "DELETE FROM \(table) WHERE model = ? AND version = ? AND uid IN (\(chunk))",
+                                       arguments: [model, version, model, version, limit - deleted])
+                    }
                     deleted += db.changesCount
                 }
                 if deleted == 0 {
@@ -224,7 +225,7 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
     public func storedVersions(model: String) throws -> [Int] {
         try pool.read { db in
             var versions = Set<Int>()
-            for table in Self.versionTables.map(\.0) + ["snapshot"] {
+            for table in Self.versionTables.map(\.table) + ["snapshot"] {
                 // One seek per version: the tables are keyed (or uniquely indexed) by model and version first.
                 var after = Int.min
                 while let v = try Int.fetchOne(db, sql: "SELECT MIN(version) FROM \(table) WHERE model = ? AND version > ?",
