@@ -108,6 +108,12 @@ public struct PackedRidgeState: Sendable, Equatable {
                           updatesSinceRefactor: updatesSinceRefactor)
     }
 
+    /// Where the packed values are stored: the same before and after a ``repack(_:)`` that
+    /// reused the storage, another after one that had to copy it (it was shared). O(1).
+    public var storageAddress: UInt {
+        values.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+    }
+
     /// Bytes held (the two arrays' elements), for memory accounting. O(1).
     public var byteCount: Int { values.count * MemoryLayout<Float>.size + rhs.count * MemoryLayout<Double>.size }
 }

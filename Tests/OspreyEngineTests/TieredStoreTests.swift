@@ -210,9 +210,12 @@ struct TieredStoreTests {
             let id = try m.retrainer.start(model: "demo")
             #expect(try await m.retrainer.wait(forJob: id, model: "demo").phase == .done)
         }
-        let retrained = try carried.registry.model("demo").current
-        #expect(retrained.version.number == 2 && retrained.users.count > 20)
-        #expect(Set(retrained.users.hotUids()) == active, "the users hot before the retrain are hot after it")
+        do {  // Not held past the rollback: a state still held when it is replaced keeps its hot states.
+            let retrained = try carried.registry.model("demo").current
+            #expect(retrained.version.number == 2 && retrained.users.count > 20)
+            #expect(Set(retrained.users.hotUids()) == active, "the users hot before the retrain are hot after it")
+        }
+        #expect(metrics.count("osprey_user_states_recycled_total", model: "demo") == 20, "packed into the replaced states")
         let rebuilds = metrics.users(model: "demo").rebuilds
         for m in [carried, onDemand] {
             try await m.observe(model: "demo", next)
@@ -224,6 +227,8 @@ struct TieredStoreTests {
             try await m.installer.rollback(model: "demo", to: 1)
         }
         #expect(Set(try carried.registry.model("demo").current.users.hotUids()) == active, "and after a rollback")
+        // Only the users the catch-up left cold are carried (it keeps up to one hot a stripe).
+        #expect(metrics.count("osprey_user_states_recycled_total", model: "demo") > 20)
         let rolledBack = metrics.users(model: "demo").rebuilds
         for m in [carried, onDemand] {
             try await m.observe(model: "demo", first)
@@ -286,6 +291,67 @@ struct TieredStoreTests {
         try expectSame(few, pf, all, pa)
         let (fewAgain, pfa) = try open(a, catchUp: 2, span: span, metrics: .init())
         try expectSame(fewAgain, pfa, all, pa)
+    }
+
+    /// A replaced store's hot states, freed while an install is under way, are the memory the
+    /// carry packs the new store's users into: each carried user's state is exact and stored
+    /// where one of the old states was, and none is allocated. A state someone still holds (a
+    /// snapshot's capture) is copied, not reused, and not counted. What the carry does not take
+    /// is freed when the install ends; a store freed while none is under way keeps nothing.
+    @Test func aCarryPacksItsUsersIntoTheReplacedHotStates() throws {
+        let metrics = RecordedMetrics(), recycler = HotStateRecycler()
+        let uids = (0..<100).map { "u\($0)" }
+        @Sendable func row(_ uid: String, version: Float) -> UserWeights {
+            let n = Float(uid.dropFirst())!
+            return UserWeights(ridge: .init(prior: [version, n / 7, -n], lambda: 1 + n / 100), bootstrapped: false)
+        }
+        func store(version: Float) -> UserWeightStore {
+            let s = UserWeightStore(stride: 8, hotUsers: 1000, rebuild: { uid, _ in row(uid, version: version) },
+                                    metrics: UserMetrics(factory: metrics.factory), recycler: recycler)
+            for uid in uids {
+                s.insertCold(StoredWeights(uid: uid, weights: [version, 0, 0], observations: 0, runningLoss: nil, bootstrapped: false, seq: 1))
+            }
+            return s
+        }
+        func storage(_ s: UserWeightStore, _ uid: String) -> UInt? {
+            guard case .packed(let p)? = s.captureHot(uid)?.ridge.ridge else { return nil }
+            return p.storageAddress
+        }
+        var replaced: UserWeightStore? = store(version: 1)
+        #expect(replaced!.warm(uids, threads: 2) == 100)
+        let old = Set(uids.compactMap { storage(replaced!, $0) })
+        #expect(old.count == 100)
+        let held = replaced!.captureHot("u0")
+
+        recycler.open()
+        let next = store(version: 2)
+        replaced = nil
+        #expect(recycler.count == 100, "the replaced store's hot states are kept while the install is under way")
+        #expect(next.warm(uids, threads: 2) == 100)
+        #expect(metrics.count("osprey_user_states_recycled_total") == 99, "all but the held one packed in place")
+        for uid in uids {
+            #expect(try next.fullState(uid) == row(uid, version: 2))
+        }
+        // The held state was copied by whichever user took it: while it is held, no old address is free.
+        let new = uids.compactMap { storage(next, $0) }
+        #expect(Set(new).count == 100 && new.filter(old.contains).count == 99)
+        #expect(recycler.close().map { [$0.reused, $0.freed] } == [99, 0])
+        withExtendedLifetime(held) {}
+
+        // Not taken by the carry: freed at the end of the install.
+        recycler.open()
+        var more: UserWeightStore? = store(version: 3)
+        #expect(more!.warm(Array(uids.prefix(10)), threads: 1) == 10)
+        more = nil
+        #expect(recycler.count == 10)
+        #expect(recycler.close().map { [$0.reused, $0.freed] } == [0, 10] && recycler.count == 0)
+
+        // No install under way: nothing is kept.
+        var idle: UserWeightStore? = store(version: 4)
+        #expect(idle!.warm(uids, threads: 1) == 100)
+        idle = nil
+        #expect(recycler.count == 0)
+        withExtendedLifetime(next) {}
     }
 
     /// A snapshot's capture shares the packed state copy-on-write: the user learning afterwards

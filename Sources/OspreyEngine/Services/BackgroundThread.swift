@@ -43,20 +43,24 @@ enum BackgroundThread {
     /// Runs `body(0)`, …, `body(count - 1)`, each on a new thread named `name`, ``nice`` levels
     /// below the caller, and waits for all of them; returns their results in that order. For
     /// callers that are already off the Swift concurrency pool (a retrain, a rollback).
+    /// Nothing `body` captured is held once it returns, though a thread may still be exiting (a
+    /// state freed right after, a replaced store at an install, is freed then, not later).
     static func runEach<T: Sendable>(name: String, count: Int, _ body: @escaping @Sendable (Int) -> T) -> [T] {
         let results = Mutex<[Int: T]>([:])
+        let work = Mutex<(@Sendable (Int) -> T)?>(body)
         let done = DispatchGroup()
         for i in 0..<count {
             done.enter()
             Thread {
                 nameCurrentThread(name)
                 lower()
-                let result = body(i)
+                let result = { work.withLock { $0 }!(i) }()
                 results.withLock { $0[i] = result }
                 done.leave()
             }.start()
         }
         done.wait()
+        work.withLock { $0 = nil }
         return results.withLock { all in (0..<count).map { all[$0]! } }
     }
 

@@ -15,23 +15,27 @@ struct Loader: Sendable {
     var sharedItems: (node: String, store: any ItemContributionStore)?
 
     /// What a new state continues from the model (whether it replaces the serving state or
-    /// joins it as a challenger): its metrics, its record of rated items and its item
-    /// catalogue. A first load has the model's new metrics and reads the others from the stores.
+    /// joins it as a challenger): its metrics, its record of rated items, its item catalogue
+    /// and its hot-state recycler. A first load has the model's new metrics and recycler, and
+    /// reads the others from the stores.
     struct Continuing {
         var metrics: ModelMetrics
         var observed: ObservedItems?
         var catalogue: ItemCatalogue?
+        var recycler: HotStateRecycler
 
         /// Continues `model`'s current state.
         init(_ model: ServedModel) {
             metrics = model.metrics
             observed = model.current.observed
             catalogue = model.current.catalogue
+            recycler = model.current.users.recycler
         }
 
         /// A model's first load, with its metrics.
         init(metrics: ModelMetrics) {
             self.metrics = metrics
+            recycler = HotStateRecycler()
         }
     }
 
@@ -57,7 +61,8 @@ struct Loader: Sendable {
         let catalogue = try continuing.catalogue ?? ItemCatalogue.stored(in: stores, model: model)
         let metrics = continuing.metrics.forState()
         let learner = itemLearner(for: version)
-        let users = userStore(for: version, observed: observed, catalogue: catalogue, items: learner, metrics: metrics.users)
+        let users = userStore(for: version, observed: observed, catalogue: catalogue, items: learner, metrics: metrics.users,
+                              recycler: continuing.recycler)
         if adopting {
             let through = try stores.log.lastSequence()
             if let learner { try restoreSharedItems(learner, version: version, catalogue: catalogue, seq: through) }
@@ -109,7 +114,8 @@ struct Loader: Sendable {
         let catalogue = try continuing.catalogue ?? ItemCatalogue.stored(in: stores, model: version.model)
         let metrics = continuing.metrics.forState()
         let learner = itemLearner(for: version)
-        let users = userStore(for: version, observed: observed, catalogue: catalogue, items: learner, metrics: metrics.users)
+        let users = userStore(for: version, observed: observed, catalogue: catalogue, items: learner, metrics: metrics.users,
+                              recycler: continuing.recycler)
         users.reserve(users: cold.count + hot.count)
         for row in cold { users.insertCold(row) }
         for (uid, w) in hot { users.insertHot(uid, w) }
@@ -214,11 +220,11 @@ struct Loader: Sendable {
     }
 
     private func userStore(for version: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue, items: ItemLearner?,
-                           metrics: UserMetrics) -> UserWeightStore {
+                           metrics: UserMetrics, recycler: HotStateRecycler) -> UserWeightStore {
         let recent = RecentObservations()
         return UserWeightStore(stride: version.features.stride, hotUsers: configuration.hotUsers,
                                rebuild: rebuilder(version, observed: observed, catalogue: catalogue, items: items, recent: recent),
-                               metrics: metrics, recent: recent)
+                               metrics: metrics, recent: recent, recycler: recycler)
     }
 
     /// How a state catching up before it serves bounds its hot users (``ServingState/CatchUpBound``),

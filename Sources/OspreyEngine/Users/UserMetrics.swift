@@ -16,6 +16,8 @@ public final class UserMetrics: Sendable {
     let warmed: Counter
     /// Users whose full state was dropped from the hot tier.
     let evictions: Counter
+    /// Users made hot in the storage of a replaced version's hot state (``HotStateRecycler``).
+    let recycled: Counter
     /// Time spent rebuilding in the learning step, in seconds (reads ahead not included).
     let rebuildSeconds: FloatingPointCounter
     /// Users of the serving state: all, with their full state in memory, and compact only.
@@ -31,6 +33,7 @@ public final class UserMetrics: Sendable {
         prefetchedRebuilds = Counter(label: "osprey_user_rebuilds_prefetched_total", dimensions: d, factory: factory)
         warmed = Counter(label: "osprey_users_warmed_total", dimensions: d, factory: factory)
         evictions = Counter(label: "osprey_user_evictions_total", dimensions: d, factory: factory)
+        recycled = Counter(label: "osprey_user_states_recycled_total", dimensions: d, factory: factory)
         rebuildSeconds = FloatingPointCounter(label: "osprey_user_rebuild_seconds_total", dimensions: d, factory: factory)
         users = Meter(label: "osprey_users", dimensions: d, factory: factory)
         hot = Meter(label: "osprey_users_hot", dimensions: d, factory: factory)
@@ -44,6 +47,7 @@ public final class UserMetrics: Sendable {
         prefetchedRebuilds = other.prefetchedRebuilds
         warmed = other.warmed
         evictions = other.evictions
+        recycled = other.recycled
         rebuildSeconds = other.rebuildSeconds
         users = other.users
         hot = other.hot

@@ -37,7 +37,7 @@ extension UserWeightStore {
             let (slot, _) = st.slot(for: uid, stride: stride)
             st.writeThrough(adopted.weights, slot: slot, stride: stride)
             if adopted.replayed { st.dirty.insert(slot) }
-            st.promote(slot, adopted.weights, clean: !adopted.replayed)
+            st.promote(slot, makeHot(adopted.weights.ridge, referenced: true), clean: !adopted.replayed)
             st.adoptedThrough[slot] = adopted.through
             return (true, st.evict(limit: perStripe))
         }

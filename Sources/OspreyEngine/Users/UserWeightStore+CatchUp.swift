@@ -67,7 +67,7 @@ extension UserWeightStore {
             guard let slot = st.slots[uid], st.hot[slot] == nil, let from = st.unlearned[slot] else { return false }
             let w = try rebuild(uid, from..<(through + 1))
             st.unlearned[slot] = nil
-            st.promote(slot, w, clean: false, referenced: false)
+            st.promote(slot, makeHot(w.ridge, referenced: false), clean: false)
             st.dirty.insert(slot)
             st.writeThrough(w, slot: slot, stride: stride)
             return true

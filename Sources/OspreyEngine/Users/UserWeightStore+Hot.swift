@@ -1,6 +1,22 @@
 import OspreyMath
 
 extension UserWeightStore {
+    /// `state` as a hot user's, packed into a state ``recycler`` keeps when it keeps one (then
+    /// counted in ``UserMetrics``'s `recycled` if its storage was reused, not copied). O(d²).
+    func makeHot(_ state: RidgeState, referenced: Bool) -> Hot {
+        if var spare = recycler.take(dimension: state.dimension) {
+            let storage = spare.storageAddress
+            if spare.repack(state) {
+                if spare.storageAddress == storage {
+                    recycler.countReuse()
+                    metrics.recycled.increment()
+                }
+                return Hot(packed: spare, referenced: referenced)
+            }
+        }
+        return Hot(state, referenced: referenced)
+    }
+
     /// A hot user's ridge state: packed (``PackedRidgeState``, about half the bytes) whenever it
     /// packs exactly, else as is. The small fields live in the cold tier's arrays.
     struct Hot {
@@ -16,6 +32,11 @@ extension UserWeightStore {
 
         init(_ ridge: RidgeState, referenced: Bool) {
             self.ridge = PackedRidgeState(ridge).map(Ridge.packed) ?? .full(ridge)
+            self.referenced = referenced
+        }
+
+        init(packed: PackedRidgeState, referenced: Bool) {
+            self.ridge = .packed(packed)
             self.referenced = referenced
         }
 

@@ -32,9 +32,9 @@ extension UserWeightStore {
     /// O(1) for a user it skips; otherwise a rebuild.
     @discardableResult
     public func warm(_ uid: String) -> Bool {
-        let read = readAhead(uid, limited: false) { [perStripe] st, slot, w in
+        let read = readAhead(uid, limited: false) { [perStripe, self] st, slot, w in
             guard st.hot.count < perStripe else { return false }
-            st.promote(slot, w, clean: st.isClean(slot), referenced: false)
+            st.promote(slot, self.makeHot(w.ridge, referenced: false), clean: st.isClean(slot))
             return true
         }
         guard let read, read() else { return false }

@@ -112,12 +112,13 @@ public final class UserWeightStore: Sendable {
             Captured(slot, hot: hot, observations: observations, runningLoss: runningLoss, bootstrapped: bootstrapped)
         }
 
-        /// Makes a cold user hot; a state read ahead for it, or a read under way, is dropped.
-        /// `referenced` gives it a second chance before the CLOCK hand evicts it.
-        mutating func promote(_ slot: Int32, _ w: UserWeights, clean: Bool, referenced: Bool = true) {
+        /// Makes a cold user hot with `state` (``makeHot(_:referenced:)``); a state read ahead
+        /// for it, or a read under way, is dropped. Its `referenced` gives it a second chance
+        /// before the CLOCK hand evicts it.
+        mutating func promote(_ slot: Int32, _ state: Hot, clean: Bool) {
             prefetched[slot] = nil
             prefetching[slot] = nil
-            hot[slot] = Hot(w.ridge, referenced: referenced)
+            hot[slot] = state
             ring.append(slot)
             if clean { cleanHot += 1 }
         }
@@ -166,14 +167,19 @@ public final class UserWeightStore: Sendable {
     /// What the state learns while it catches up before serving, for the users it demotes
     /// (``demote(toAtMost:)``).
     public let recent: RecentObservations
+    /// Where this store's hot states go when it is freed during an install, and where its
+    /// promotions take storage from (shared by the model's states).
+    let recycler: HotStateRecycler
 
     /// An empty store for weights padded to `stride`. Without `rebuild` nothing is ever evicted
     /// (every user stays hot, whatever `hotUsers` says).
     /// `recent` is the window `rebuild` reads a demoted user's observations from.
-    public init(stride: Int, hotUsers: Int = .max, rebuild: Rebuild? = nil, metrics: UserMetrics = UserMetrics(),
-                recent: RecentObservations = RecentObservations()) {
+    /// `recycler` is the model's (``HotStateRecycler``).
+    init(stride: Int, hotUsers: Int = .max, rebuild: Rebuild? = nil, metrics: UserMetrics = UserMetrics(),
+         recent: RecentObservations = RecentObservations(), recycler: HotStateRecycler = HotStateRecycler()) {
         precondition(hotUsers >= 0, "hotUsers must not be negative")
         self.recent = recent
+        self.recycler = recycler
         self.stride = stride
         self.rebuild = rebuild
         self.metrics = metrics
@@ -181,6 +187,15 @@ public final class UserWeightStore: Sendable {
         self.hotUsers = tiered ? hotUsers : .max
         let n = StripedLocks<Stripe>.stripeCount
         perStripe = tiered ? (hotUsers + n - 1) / n : .max
+    }
+
+    /// Hands the hot users' packed states to the recycler, which keeps them if an install is
+    /// under way (``HotStateRecycler``); otherwise they are freed with the store.
+    deinit {
+        stripes.forEach { st in
+            recycler.deposit(st.hot.values)
+            st.hot = [:]
+        }
     }
 
     /// Makes room for `users` users in the cold tier (avoids regrowing its arrays while loading).
@@ -221,7 +236,7 @@ public final class UserWeightStore: Sendable {
             st.writeThrough(weights, slot: slot, stride: stride)
             let promoted = st.hot[slot] == nil
             if promoted {
-                st.promote(slot, weights, clean: st.isClean(slot))
+                st.promote(slot, makeHot(weights.ridge, referenced: true), clean: st.isClean(slot))
             } else {
                 st.hot[slot] = Hot(weights.ridge, referenced: true)
             }
@@ -333,7 +348,7 @@ public final class UserWeightStore: Sendable {
                 st.hot[slot]!.store(w.ridge)
                 st.hot[slot]!.referenced = true
             } else {
-                st.promote(slot, w, clean: false)  // dirty now
+                st.promote(slot, makeHot(w.ridge, referenced: true), clean: false)  // dirty now
             }
             st.writeThrough(w, slot: slot, stride: stride)
             return (r, isNew, !wasHot, st.evict(limit: perStripe))

@@ -102,14 +102,27 @@ public final class Installer: Sendable {
     /// of the serving version happen together. Before the swap, the answers hottest in the
     /// serving state's cache are computed again from the new one (Velox §4.2), so the first
     /// requests after it are not all misses. Right after it the replaced state is freed and its
-    /// memory handed back, then the users hot in it are made hot in the new one
-    /// (``carryHotSet(_:to:of:)``), so their next observations rebuild no one. Handed back
-    /// first because, carried first, the carry did not reuse what the old states freed: both
-    /// copies stayed resident until the trim (docs/architecture.md, "Install").
+    /// memory handed back, all but its hot users' states, which the model's
+    /// ``HotStateRecycler`` keeps; then the users hot in it are made hot in the new one
+    /// (``carryHotSet(_:to:of:)``), packed into those states, so their next observations
+    /// rebuild no one and the carry allocates no hot state. What the carry did not take is freed
+    /// and handed back at the end (docs/architecture.md, "Install").
     /// With `parent`, it installs only in place of that version: a retrain's version does not
     /// undo a rollback or a promotion made while it trained.
     /// - Throws: ``OspreyError`` `conflict` when `parent` no longer serves; what the stores throw.
     func install(_ state: ServingState, in model: ServedModel, caughtUpThrough seq: Int64, replacing parent: Int? = nil) throws {
+        // Open before the swap: whoever lets go of the replaced state last frees it.
+        let recycler = state.users.recycler
+        recycler.open()
+        defer {
+            if let closed = recycler.close(), closed.reused + closed.freed > 0 {
+                if closed.freed > 0 { ProcessMemory.returnFreed() }
+                logger.info("replaced hot states recycled", metadata: [
+                    "model.name": "\(model.name)", "model.version": "\(state.version.number)",
+                    "reused": "\(closed.reused)", "freed": "\(closed.freed)",
+                ])
+            }
+        }
         let bound = loader.catchUpBound(for: state)
         if bound != nil { state.users.beginCatchUp(from: seq + 1) }
         var caught = try catchUp(state, after: seq, bounded: bound)
@@ -132,7 +145,8 @@ public final class Installer: Sendable {
         }
         let unlocked = clock.now
         // The replaced state is freed here, off the learning lock, unless someone still holds it;
-        // its memory is handed back before the hot set is carried over.
+        // its memory is handed back, all but its hot states (kept by the recycler), before the
+        // hot set is carried over into them.
         let gone = WeakReference(object: replaced)
         replaced = nil
         let freed = clock.now
