@@ -98,4 +98,21 @@ struct EvictingCacheTests {
         #expect(Array(cache.hottest(2)) == [7, 3])
         #expect(cache.hottest(100).count == 10)
     }
+
+    /// A queue's buffer starts small and doubles up to the capacity, not past it (an empty cache
+    /// holds little, a full one no more than it needs), and grows on past it only if pushed to;
+    /// the order survives every growth.
+    @Test func aQueueGrowsToItsCapacityNotPastIt() {
+        var q = FIFOQueue<Int>(capacity: 100)
+        var sizes: [Int] = [q.allocated]
+        for n in 0..<101 {
+            q.push(n)
+            if q.allocated != sizes.last { sizes.append(q.allocated) }
+        }
+        #expect(sizes == [16, 32, 64, 100, 200])
+        #expect((0..<50).map { _ in q.pop() } == (0..<50).map { $0 })
+        for n in 101..<150 { q.push(n) }
+        #expect(q.allocated == 200 && q.count == 100)
+        #expect(q.newestFirst == Array((50..<150).reversed()))
+    }
 }

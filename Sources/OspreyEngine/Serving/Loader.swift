@@ -297,7 +297,10 @@ struct Loader: Sendable {
                 any = true
             }
             if let held = recent?.observations(of: uid, in: range) {
-                held.forEach(learn)
+                for r in held {
+                    learn(LoggedObservation(seq: r.seq, observation: Observation(model: v.model, uid: uid, item: r.item,
+                                                                                 label: r.label, time: r.time)))
+                }
             } else {
                 try stores.log.forEachObservation(model: v.model, uid: uid, in: range, learn)
             }

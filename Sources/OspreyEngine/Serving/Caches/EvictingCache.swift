@@ -83,19 +83,29 @@ enum PolicyCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
 }
 
-/// A first-in first-out queue in a ring buffer. O(1) push and pop.
+/// A first-in first-out queue in a ring buffer. O(1) push and pop (amortized while it grows).
 struct FIFOQueue<Element: Sendable>: Sendable {
     private var buffer: [Element?]
     private var head = 0
     private(set) var count = 0
+    /// The most elements it is expected to hold: its buffer doubles up to this size, then grows
+    /// only as needed.
+    let capacity: Int
 
-    init(capacity: Int) { buffer = Array(repeating: nil, count: max(1, capacity)) }
+    /// An empty queue whose buffer starts at `initial` elements (at most `capacity`), so a
+    /// cache that is not yet full holds no more than it needs: a new version's answer cache
+    /// beside the serving one's while it catches up (docs/architecture.md, "Install").
+    init(capacity: Int, initial: Int = 16) {
+        self.capacity = max(1, capacity)
+        buffer = Array(repeating: nil, count: min(self.capacity, max(1, initial)))
+    }
 
     /// Appends at the tail, growing the buffer when full.
     mutating func push(_ element: Element) {
         if count == buffer.count {
             let old = (0..<count).map { buffer[(head + $0) % buffer.count] }
-            buffer = old + Array(repeating: nil, count: buffer.count)
+            let size = count < capacity ? min(2 * count, capacity) : 2 * count
+            buffer = old + Array(repeating: nil, count: size - count)
             head = 0
         }
         buffer[(head + count) % buffer.count] = element
@@ -111,6 +121,9 @@ struct FIFOQueue<Element: Sendable>: Sendable {
         count -= 1
         return e
     }
+
+    /// The elements its buffer has room for now. O(1).
+    var allocated: Int { buffer.count }
 
     /// The elements, newest first.
     var newestFirst: [Element] { (0..<count).reversed().map { buffer[(head + $0) % buffer.count]! } }

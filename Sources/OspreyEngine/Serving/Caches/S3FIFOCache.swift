@@ -35,7 +35,6 @@ public final class S3FIFOCache<Key: Hashable & Sendable, Value: Sendable>: Evict
         small = FIFOQueue(capacity: smallCapacity)
         main = FIFOQueue(capacity: capacity)
         ghostRing = FIFOQueue(capacity: capacity)
-        entries.reserveCapacity(capacity)
     }
 
     public var count: Int { entries.count }
