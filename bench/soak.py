@@ -357,6 +357,26 @@ def thirds(values):
     return statistics.median(values[:k]), statistics.median(values[-k:])
 
 
+def hot_tier_filled(samples, fraction=0.95):
+    """When the hot tier first held `fraction` of its steady size (the median of `users_hot` over
+    the run's second half), with that size; nan when it was not sampled."""
+    hot = [(num(s["t_s"]), num(s["users_hot"])) for s in samples if s.get("users_hot")]
+    hot = [(t, h) for t, h in hot if not math.isnan(h)]
+    if not hot:
+        return math.nan, math.nan
+    steady = statistics.median(h for t, h in hot if t > hot[-1][0] / 2)
+    return next((t for t, h in hot if h >= fraction * steady), math.nan), steady
+
+
+def rss_range(samples, after_s):
+    """The RSS samples after `after_s` as (median MiB, lowest %, highest % of it)."""
+    rss = [num(s["rss_kib"]) / 1024 for s in samples if num(s["t_s"]) > after_s and not math.isnan(num(s["p99_ms"]))]
+    if not rss:
+        return math.nan, math.nan, math.nan
+    med = statistics.median(rss)
+    return med, (min(rss) - med) / med * 100, (max(rss) - med) / med * 100
+
+
 def cmd_report(args):
     samples = read_csv(args.samples)
     actions = read_csv(args.actions)
@@ -364,7 +384,12 @@ def cmd_report(args):
         loss = json.load(f)
     with open(args.meta) as f:
         meta = json.load(f)
-    warmup = args.warmup
+    # The warm-up lasts at least the given time, and, unless WARMUP was given, until the hot tier
+    # has filled: resident memory follows it, and at the soak's rate of observations it fills in
+    # about five minutes (each user's first observation makes it hot).
+    filled, steady_hot = hot_tier_filled(samples)
+    given = meta["warmup_rule"] == "given as WARMUP"
+    warmup = args.warmup if given or math.isnan(filled) else max(args.warmup, filled)
     t = [num(s["t_s"]) for s in samples]
     after = [s for s in samples if num(s["t_s"]) > warmup and not math.isnan(num(s["p99_ms"]))]
     requests = sum(int(s["requests"] or 0) for s in samples)
@@ -397,6 +422,7 @@ def cmd_report(args):
         rss = p99 = []
         med = lo = hi = p99_slope = first = last = rss_slope = rss_first = rss_last = math.nan
         rss_ok = p99_ok = False
+    m10, lo10, hi10 = rss_range(samples, args.warmup)
     err_ok = non2xx + sock == 0 and not failed_actions
     loss_ok = loss["lost"] == 0 and loss["acked"] > 0 and \
         loss["observations_after_restart"] - loss["observations_before"] >= loss["acked"]
@@ -427,8 +453,10 @@ def cmd_report(args):
     w(f"**Control.** A retrain after a pause of {meta['control']} s (drawn uniformly) from the end of the last "
       "action, polled until done; after every second retrain a "
       "rollback to the version before, then 10–20 s later to the new one. Snapshots come from "
-      f"`--snapshot-observations`. Warm-up: the first {warmup:.0f} s ({meta['warmup_rule']}), excluded from the "
-      "RSS and p99 figures.")
+      f"`--snapshot-observations`. Warm-up: the first {warmup:.0f} s, excluded from the RSS and p99 figures: "
+      + (f"{meta['warmup_rule']}." if given or math.isnan(filled) else
+         f"{meta['warmup_rule']} ({args.warmup:.0f} s), and until the hot tier first held 95 % of its steady size "
+         f"(the median of `users_hot` over the run's second half, {steady_hot:,.0f} users), at {filled:.0f} s."))
     w("")
     w("| check | result | figures |")
     w("|---|---|---|")
@@ -450,6 +478,8 @@ def cmd_report(args):
         w(f"- RSS after warm-up: min {min(rss):.0f} MiB, median {med:.0f} MiB, max {max(rss):.0f} MiB "
           f"({lo:+.1f} % / {hi:+.1f} % of the median); least-squares slope {rss_slope:+.1f} MiB per hour; "
           f"median of the first third {rss_first:.0f} MiB, of the last third {rss_last:.0f} MiB. "
+          + (f"With only the first {args.warmup:.0f} s left out: median {m10:.0f} MiB, {lo10:+.1f} % … {hi10:+.1f} %. "
+             if warmup != args.warmup else "") +
           f"RSS at the first sample: {num(samples[0]['rss_kib']) / 1024:.0f} MiB. The CSV's `users_hot` is the hot "
           "tier (users with their full ridge state in memory, about 10.6 KB each at d = 50): it fills as users "
           "learn, and a retrain or a rollback carries it over to the new version (docs/operations.md, tiered user state).")

@@ -25,7 +25,10 @@
 #   acknowledged observation is sent again: each must be answered `duplicate: true`.
 # - Writes OUT.csv (samples), OUT-actions.csv (control actions with their times), OUT.svg (RSS,
 #   p99 and requests/s over time, actions marked) and OUT.md (summary, PASS/FAIL); OUT defaults
-#   to bench/results/DATE-soak. WARMUP (default 10 % of DURATION) is left out of the verdicts.
+#   to bench/results/DATE-soak. The warm-up is left out of the RSS and p99 verdicts: the first
+#   10 % of DURATION and, further, until the hot tier first holds 95 % of its steady size (the
+#   median of users_hot over the run's second half; the report says when); WARMUP=S gives it
+#   instead, in seconds.
 #
 # The model is bench/http.sh's (100,000 users, 10,000 items, 1,000,000 ratings, d = 50, cached in
 # .bench-data/); each run serves a fresh copy of it in .bench-data/soak-run, so runs start alike

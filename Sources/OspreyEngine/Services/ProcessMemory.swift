@@ -1,3 +1,4 @@
+import Foundation
 import Dispatch
 #if canImport(Glibc)
 import Glibc
@@ -13,6 +14,28 @@ enum ProcessMemory {
         typealias Trim = @convention(c) (Int) -> Int32
         if let symbol = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(symbol, to: Trim.self)(0) }
         #endif
+    }
+
+    /// The resident set size in bytes (`/proc/self/statm`), or nil where there is none.
+    static func residentBytes() -> Int? {
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        let fields = statm.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        #if canImport(Glibc)
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+        #else
+        return nil
+        #endif
+    }
+
+    /// ``returnFreed()``, timed: how long it took and how many resident bytes it handed back
+    /// (nil where the resident size cannot be read).
+    static func returnFreedMeasured() -> (duration: Duration, returned: Int?) {
+        let clock = ContinuousClock(), before = residentBytes(), start = clock.now
+        returnFreed()
+        let took = clock.now - start
+        guard let before, let after = residentBytes() else { return (took, nil) }
+        return (took, max(0, before - after))
     }
 
     /// Hands memory back once `freed()` holds, checking every `interval` on a utility thread for

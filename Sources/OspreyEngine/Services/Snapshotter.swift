@@ -56,7 +56,14 @@ public final class Snapshotter: Service, Sendable {
                     let start = clock.now
                     let saved = try await self.snapshotInBackground()
                     retry = nil
-                    self.logger.info("snapshot saved", metadata: ["users": "\(saved)", "duration": "\(clock.now - start)"])
+                    let took = clock.now - start
+                    // A snapshot's copies churn the allocator, and glibc keeps what is freed
+                    // inside its arenas: resident memory crept up between version changes.
+                    let (trim, returned) = ProcessMemory.returnFreedMeasured()
+                    self.logger.info("snapshot saved", metadata: [
+                        "users": "\(saved)", "duration": "\(took)", "memory.returned.bytes": "\(returned.map(String.init) ?? "-")",
+                        "memory.returned.in": "\(trim)",
+                    ])
                 } catch {
                     let delay = retry.map { min($0.delay * 2, Self.maxRetryDelay) } ?? Self.firstRetryDelay
                     retry = (clock.now + delay, delay)
