@@ -57,8 +57,8 @@ public final class Snapshotter: Service, Sendable {
                     let saved = try await self.snapshotInBackground()
                     retry = nil
                     let took = clock.now - start
-                    // A snapshot's copies churn the allocator, and glibc keeps what is freed
-                    // inside its arenas: resident memory crept up between version changes.
+                    // glibc keeps freed memory inside its arenas: without this, resident memory
+                    // crept up ~0.4 MB/s between version changes (docs/operations.md, "Durability").
                     let (trim, returned) = ProcessMemory.returnFreedMeasured()
                     self.logger.info("snapshot saved", metadata: [
                         "users": "\(saved)", "duration": "\(took)", "memory.returned.bytes": "\(returned.map(String.init) ?? "-")",
