@@ -30,9 +30,9 @@ import threading
 import time
 
 MODEL = "bench"
-SAMPLE_FIELDS = ["t_s", "segment", "rss_kib", "requests_per_s", "requests", "p50_ms", "p99_ms",
+SAMPLE_FIELDS = ["t_s", "segment", "rss_kib", "rss_anon_kib", "requests_per_s", "requests", "p50_ms", "p99_ms",
                  "max_ms", "non2xx", "socket_errors", "error_codes", "version", "snapshots_total",
-                 "snapshot_in_progress", "observations_total", "users_hot"]
+                 "snapshot_in_progress", "observations_total", "users_hot", "cache_entries"]
 ACTION_FIELDS = ["t_s", "action", "detail", "seconds", "ok"]
 
 
@@ -74,7 +74,8 @@ def metrics(port):
         status, text = 0, ""
     wanted = {"osprey_snapshots_total": None, "osprey_snapshot_in_progress": None,
               f'osprey_observations_total{{model="{MODEL}"}}': None,
-              f'osprey_model_version{{model="{MODEL}"}}': None, f'osprey_users_hot{{model="{MODEL}"}}': None}
+              f'osprey_model_version{{model="{MODEL}"}}': None, f'osprey_users_hot{{model="{MODEL}"}}': None,
+              f'osprey_prediction_cache_entries{{model="{MODEL}"}}': None}
     if status == 200:
         for line in text.splitlines():
             name, _, value = line.rpartition(" ")
@@ -209,14 +210,15 @@ def cmd_load(args):
         r = parse_wrk(out.stdout)
         if out.returncode != 0:
             print(f"wrk exited {out.returncode}: {out.stderr.strip()}", file=sys.stderr)
-        rss = rss_kib(args.pid)
+        rss, anon = rss_kib(args.pid), rss_kib(args.pid, "RssAnon:")
         m = metrics(args.port)
-        row = {"t_s": f"{time.monotonic() - t0:.1f}", "segment": segment, "rss_kib": rss, **r,
+        row = {"t_s": f"{time.monotonic() - t0:.1f}", "segment": segment, "rss_kib": rss, "rss_anon_kib": anon, **r,
                "version": fmt(m[f'osprey_model_version{{model="{MODEL}"}}']),
                "snapshots_total": fmt(m["osprey_snapshots_total"]),
                "snapshot_in_progress": fmt(m["osprey_snapshot_in_progress"]),
                "observations_total": fmt(m[f'osprey_observations_total{{model="{MODEL}"}}']),
-               "users_hot": fmt(m[f'osprey_users_hot{{model="{MODEL}"}}'])}
+               "users_hot": fmt(m[f'osprey_users_hot{{model="{MODEL}"}}']),
+               "cache_entries": fmt(m[f'osprey_prediction_cache_entries{{model="{MODEL}"}}'])}
         samples.add(row)
         if segment % 6 == 1:
             print(f"[{row['t_s']:>7} s] segment {segment}: {r['requests_per_s']:.0f} req/s, p99 {r['p99_ms']:.2f} ms, "
@@ -230,11 +232,13 @@ def fmt(v):
     return "" if v is None else f"{v:g}"
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS:"):
+    """A resident size of `pid` in KiB from /proc/PID/status (VmRSS, or RssAnon: its heap and
+    other private memory, without the mapped binary and libraries)."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -483,6 +487,15 @@ def cmd_report(args):
           f"RSS at the first sample: {num(samples[0]['rss_kib']) / 1024:.0f} MiB. The CSV's `users_hot` is the hot "
           "tier (users with their full ridge state in memory, about 10.6 KB each at d = 50): it fills as users "
           "learn, and a retrain or a rollback carries it over to the new version (docs/operations.md, tiered user state).")
+        anon = [num(s.get("rss_anon_kib") or "nan") / 1024 for s in after]
+        entries = [num(s.get("cache_entries") or "nan") for s in after]
+        if not any(math.isnan(v) for v in anon + entries):
+            (anon_first, anon_last), (entries_first, entries_last) = thirds(anon), thirds(entries)
+            w(f"- Of that RSS, the process's private memory (`RssAnon`: heap, stacks; the rest is the mapped binary "
+              f"and libraries): median of the first third {anon_first:.0f} MiB, of the last third {anon_last:.0f} MiB. "
+              f"Answers in the prediction cache (`osprey_prediction_cache_entries`, a new version's cache starts "
+              f"with the hottest answers recomputed and refills): first third {entries_first:,.0f}, last third "
+              f"{entries_last:,.0f}.")
         w(f"- p99 after warm-up: median of the first third {first:.2f} ms, of the last third {last:.2f} ms; "
           f"least-squares slope {p99_slope:+.2f} ms per hour; range {min(p99):.2f}–{max(p99):.2f} ms over "
           f"{len(p99)} segments. Requests/s after warm-up: median "

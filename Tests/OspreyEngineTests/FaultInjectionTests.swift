@@ -110,7 +110,7 @@ struct FaultInjectionTests {
         let rows = try uids.map { try t.stores.snapshots.loadUserState(model: "demo", version: 2, uid: $0, dimension: model.version.dimension)?.seq }
         // Version 1, loaded before the snapshot starts (its load may write the snapshot store).
         let (previous, replayed) = try m.loader.load(model: "demo", version: 1, through: m.progress.sequence, continuing: .init(model))
-        weak var swappedOut = model.current
+        weak let swappedOut = model.current
         faults.hold(.snapshotWrite)
         let writes = faults.calls(.snapshotWrite)
         let snapshot = Task { try await m.snapshotter.snapshotInBackground() }  // its own thread: it blocks

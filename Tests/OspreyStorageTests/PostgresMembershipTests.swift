@@ -71,7 +71,8 @@ struct PostgresMembershipTests {
         let url = try PostgresTestServer.freshDatabase()
         let first = try PostgresStores(url: url, access: .shared)
         let second = try PostgresStores(url: url, access: .shared)
-        try withExtendedLifetime(try PostgresMembership(database: first.database, name: "a")) {
+        let member = try PostgresMembership(database: first.database, name: "a")
+        withExtendedLifetime(member) {
             #expect {
                 _ = try PostgresMembership(database: second.database, name: "a")
             } throws: { error in
@@ -85,7 +86,7 @@ struct PostgresMembershipTests {
         let url = try PostgresTestServer.freshDatabase()
         do {
             let nodes = [try PostgresStores(url: url, access: .shared), try PostgresStores(url: url, access: .shared)]
-            withExtendedLifetime(nodes) {
+            _ = withExtendedLifetime(nodes) {
                 #expect {
                     _ = try PostgresStores(url: url)
                 } throws: { error in
@@ -95,7 +96,7 @@ struct PostgresMembershipTests {
         }
         do {
             let lone = try PostgresStores(url: url)
-            withExtendedLifetime(lone) {
+            _ = withExtendedLifetime(lone) {
                 #expect {
                     _ = try PostgresStores(url: url, access: .shared)
                 } throws: { error in
