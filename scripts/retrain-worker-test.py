@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Retrains in a worker process (`osprey serve --retrain-in worker`; docs/operations.md,
-"Retraining in a worker"), against the real binary:
+"""Retrains in a worker process (`osprey serve`'s default, `--retrain-in worker`;
+docs/operations.md, "Retraining in a worker"), against the real binary:
 
 1. Same answers. Two copies of one data directory get the same observations; one server
-   retrains in a worker, the other in its own process. Every user's prediction for three items
-   must be the same, to the last digit, and the worker's server logs its `retrain steps` with a
-   `worker` step.
+   retrains in a worker (started without `--retrain-in`: the default), the other in its own
+   process (`--retrain-in server`). Every user's prediction for three items must be the same, to
+   the last digit; the first server logs its `retrain steps` with a `worker` step, the second
+   with the steps it ran itself.
 2. Cancel. A retrain of a model trained with many ALS iterations is cancelled while its worker
    trains: the job ends `cancelled`, the worker process is gone, nothing is stored and the
    serving version stays.
@@ -60,7 +61,8 @@ def wait_until(predicate, seconds, what):
 
 def serve(binary, data, mode, log):
     port = free_port()
-    server = subprocess.Popen([binary, "serve", "--data-dir", data, "--port", str(port), "--retrain-in", mode,
+    chosen = [] if mode == "worker" else ["--retrain-in", mode]  # the worker is the default
+    server = subprocess.Popen([binary, "serve", "--data-dir", data, "--port", str(port), *chosen,
                                "--log-level", "info"], stdout=subprocess.DEVNULL, stderr=log)
 
     def healthy():
@@ -170,11 +172,15 @@ def main():
                 if a != b:
                     differ.append((path, a, b))
         check(not differ, f"{3 * len(range(0, 2000, 7))} predictions the same from either retrain ({len(differ)} differ: {differ[:2]})")
-        logs["worker"].flush()
-        logs["worker"].seek(0)
-        steps = [line for line in logs["worker"].read().splitlines() if "retrain steps" in line]
-        check(len(steps) == 1 and "seconds.worker=" in steps[0] and "seconds.gather=" not in steps[0],
-              f"the worker's server logs a `worker` step: {steps}")
+        steps = {}
+        for mode, log in logs.items():
+            log.flush()
+            log.seek(0)
+            steps[mode] = [line for line in log.read().splitlines() if "retrain steps" in line]
+        check(len(steps["worker"]) == 1 and "seconds.worker=" in steps["worker"][0] and "seconds.gather=" not in steps["worker"][0],
+              f"a server started without --retrain-in retrains in a worker (logs a `worker` step): {steps['worker']}")
+        check(len(steps["server"]) == 1 and "seconds.gather=" in steps["server"][0] and "seconds.worker=" not in steps["server"][0],
+              f"--retrain-in server gathers and trains in the server: {steps['server']}")
         for mode in ("server",):
             stop(ports[mode][0])
 

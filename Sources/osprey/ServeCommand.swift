@@ -90,8 +90,8 @@ struct ServeOptions: ParsableArguments {
     var warmStart = true
     @Option(help: "Items learn online too: `on` makes every learned observation an exact ridge step of its item's row as well as its user's (snapshotted and replayed like users); `off` learns users only.") var itemUpdates = "off"
     @Option(help: "Milliseconds between publications of the item rows learned online to what answers read; each publication invalidates cached answers (with --item-updates on).") var itemPublishMs = 1000
-    @Option(help: "Where a retrain gathers its ratings, trains and stores the new version: `worker`, a child process (`osprey retrain-worker`, 10 nice levels lower), so this process holds neither the ratings nor the ALS working set while it trains, and only loads and swaps in what it stored; `server`, this process.")
-    var retrainIn = "server"
+    @Option(help: "Where a retrain gathers its ratings, trains and stores the new version: `worker`, a child process (`osprey retrain-worker`, 10 nice levels lower), so this process holds neither the ratings nor the ALS working set while it trains, and only loads and swaps in what it stored; `server`, this process (its memory grows by the training's while a retrain runs).")
+    var retrainIn = "worker"
     @Option(help: "Models this server serves at most: POST /v1/models refuses one more (1 to 10000).") var maxModels = 100
     @Flag(inversion: .prefixedNo, help: "Answer predict, in-memory topk and observe (without event_id) requests on the network event loops, past the router (off: every request goes through the router).")
     var fastPath = true
