@@ -43,8 +43,7 @@ prepare_model $USERS $ITEMS 1000000 50
 mkdir -p "$(dirname "$OUT")"
 
 RUN=.bench-data/fragmentation-run
-rm -rf "$RUN"; mkdir -p "$RUN"
-for f in "$DATA"/*.sqlite "$DATA"/*.sqlite-wal; do [ ! -e "$f" ] || cp "$f" "$RUN"/; done
+fresh_copy "$RUN"
 # The soak's request mix, taken from bench/soak.sh so the two stay the same.
 sed -n "/<<'LUAEOF'/,/^LUAEOF/p" bench/soak.sh | sed '1d;$d' > "$RUN/mix.lua"
 

@@ -73,6 +73,14 @@ prepare_model() {
   fi
 }
 
+# fresh_copy DIR: DIR emptied, then given a copy of the prepared model's stores ($DATA's), so a
+# run that changes them leaves the cached model as it was.
+fresh_copy() {
+  local f
+  rm -rf "$1"; mkdir -p "$1"
+  for f in "$DATA"/*.sqlite "$DATA"/*.sqlite-wal; do [ ! -e "$f" ] || cp "$f" "$1"/; done
+}
+
 # start_server DATA PORT [serve options...]: starts `osprey serve` on 127.0.0.1, stops it (by its
 # PID, in PID) when the script exits, and waits until it answers /healthz.
 start_server() {

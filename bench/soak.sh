@@ -51,8 +51,7 @@ prepare_model $USERS $ITEMS 1000000 50
 mkdir -p "$(dirname "$OUT")"
 
 RUN=.bench-data/soak-run
-rm -rf "$RUN"; mkdir -p "$RUN"
-for f in "$DATA"/*.sqlite "$DATA"/*.sqlite-wal; do [ ! -e "$f" ] || cp "$f" "$RUN"/; done
+fresh_copy "$RUN"
 # Several versions a run; keep few, so the snapshot store (about 1 GB a version) stays small.
 # The decision log is capped so that it reaches its steady state (pruning as it writes).
 SERVE=(--snapshot-observations "$SNAPSHOT" --keep-versions 3 --max-decisions 1000000 ${SERVE_OPTIONS:-})
