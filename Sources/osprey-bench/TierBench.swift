@@ -129,12 +129,8 @@ enum TierBench {
         emit("- `exclude_observed`'s read of one user's rated items (training ratings and the snapshots' `user_item`, two range reads; 5 rows here), \(samples) random users: median \(fixed(pct(rated, 0.5), 1)) µs, p99 \(fixed(pct(rated, 0.99), 1)) µs")
     }
 
-    /// This process's resident set size in MB (VmRSS).
+    /// This process's resident set size in MB (MiB; nan where it cannot be read).
     static func residentMB() -> Double {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kb = Double(line.split(separator: " ").dropFirst().first ?? "")
-        else { return .nan }
-        return kb / 1024
+        ProcessMemory.residentBytes().map { Double($0) / 1_048_576 } ?? .nan
     }
 }

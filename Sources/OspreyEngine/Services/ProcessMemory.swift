@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// The process's memory as the allocator holds it.
-enum ProcessMemory {
+public enum ProcessMemory {
     /// Hands memory freed by a large load (a start, a retrain) back to the system: glibc keeps
     /// freed chunks in its arenas, so without this the resident size stays at the load's peak.
     static func returnFreed() {
@@ -17,7 +17,7 @@ enum ProcessMemory {
     }
 
     /// The resident set size in bytes (`/proc/self/statm`), or nil where there is none.
-    static func residentBytes() -> Int? {
+    public static func residentBytes() -> Int? {
         guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
         let fields = statm.split(separator: " ")
         guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
