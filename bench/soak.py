@@ -412,8 +412,7 @@ def cmd_report(args):
     lines = []
     if len(after) >= 3:
         rss = [num(s["rss_kib"]) / 1024 for s in after]
-        med = statistics.median(rss)
-        lo, hi = (min(rss) - med) / med * 100, (max(rss) - med) / med * 100
+        med, lo, hi = rss_range(samples, warmup)
         rss_ok = max(abs(lo), abs(hi)) <= 10
         xs = [num(s["t_s"]) / 3600 for s in after]
         p99 = [num(s["p99_ms"]) for s in after]
