@@ -59,9 +59,10 @@ struct RetrainWorkerTests {
 
     /// A fresh copy of the model, a user only the log knows, a retrain (in a worker when
     /// `worker` is given one) and what it serves afterwards: every user's weights, by uid.
-    static func retrain(_ t: TrainedStore, worker: ((@escaping @Sendable () throws -> Stores) -> InProcessWorker)?)
+    static func retrain(_ t: TrainedStore, itemUpdates: Bool = false,
+                        worker: ((@escaping @Sendable () throws -> Stores) -> InProcessWorker)?)
         async throws -> (manager: Manager, job: RetrainJob, weights: [String: [Float]], worker: InProcessWorker?) {
-        var configuration = Manager.Configuration()
+        var configuration = Manager.Configuration(itemUpdates: itemUpdates)
         let launcher = worker?({ try t.reopen() })
         configuration.retrainWorker = launcher
         let m = try Manager(stores: try t.reopen(), configuration: configuration, logger: quiet)
@@ -105,6 +106,41 @@ struct RetrainWorkerTests {
         // The items users observed before the retrain are recorded before the worker gathers:
         // the version's snapshot says it reflects them.
         #expect(try there.stores.snapshots.observedItems(model: "demo", uid: "newbie").sorted() == (0..<6).map { "i\($0)" })
+    }
+
+    /// With item updates, the worker also starts the new version's items' states and stores
+    /// them, so the server reads them rather than computing them from every training rating;
+    /// they are the states an in-process retrain starts, bit for bit.
+    @Test(arguments: TrainedStore.Backend.available)
+    func withItemUpdatesTheWorkerStartsTheItemsStates(backend: TrainedStore.Backend) async throws {
+        let here = try TrainedStore(backend: backend), there = try TrainedStore(backend: backend)
+        defer { here.remove(); there.remove() }
+        let storedByWorker = Mutex<Int?>(nil)
+        let inProcess = try await Self.retrain(here, itemUpdates: true, worker: nil)
+        let inWorker = try await Self.retrain(there, itemUpdates: true, worker: { stores in
+            InProcessWorker(stores: stores, after: { request, number in
+                let v = try stores().versions.loadVersion(model: request.model, number: number)
+                let states = try stores().snapshots.loadItemStates(model: request.model, version: number,
+                                                                    dimension: ItemRidge(version: v).parameterCount)
+                storedByWorker.withLock { $0 = states.count }
+            })
+        })
+        #expect(inWorker.job.phase == .done && inWorker.job.version == 2, "\(inWorker.job)")
+        #expect(try #require(inWorker.worker).requests.withLock { $0.map(\.itemStates) } == [true])
+        let a = try inProcess.manager.registry.model("demo").current, b = try inWorker.manager.registry.model("demo").current
+        let trained = b.version.features.catalog.ids
+        #expect(storedByWorker.withLock { $0 } == trained.count, "the worker stored every trained item's state")
+        #expect(!trained.isEmpty && a.version.features.catalog.ids == trained)
+        for id in trained {
+            #expect(ItemLearningTests.liveRow(a, id) == ItemLearningTests.liveRow(b, id), "item \(id)")
+        }
+        // Without item updates it stores none.
+        let off = try TrainedStore(backend: backend)
+        defer { off.remove() }
+        let plain = try await Self.retrain(off, worker: { InProcessWorker(stores: $0) })
+        #expect(try #require(plain.worker).requests.withLock { $0.map(\.itemStates) } == [false])
+        let v = try off.stores.versions.loadVersion(model: "demo", number: 2)
+        #expect(try off.stores.snapshots.loadItemStates(model: "demo", version: 2, dimension: ItemRidge(version: v).parameterCount).isEmpty)
     }
 
     /// A user erased while the worker trains may be in what it stored (its rows written after

@@ -155,14 +155,10 @@ struct Loader: Sendable {
         learner.fold(published, features: ServingFeatures(uncached: version, catalogue: catalogue), own: true)
     }
 
-    /// Items' states written per transaction when a version's first ones are stored.
-    static let itemStateChunk = 100
-
     /// Gives `learner` the version's stored item states. A version with none (trained with item
-    /// updates off, or just trained) starts each trained item from its served row with the
-    /// statistics of its training ratings, each with its rater's weights as `users` hold them
-    /// (``ItemRidge/trainedStates(features:ratings:userWeights:lambda:scaledLambda:start:threads:)``),
-    /// and stores them as reflecting `seq`, so every later start begins from the same states.
+    /// updates off, or just trained in this process) starts its trained items from `ratings` (or,
+    /// when nil, its training ratings) with each rater's weights as `users` hold them, and
+    /// stores them as reflecting `seq` (``Stores/startItemStates(of:ratings:userWeights:seq:threads:)``).
     /// O(items · d²) to read, or O(ratings · d² + items · d³) to start.
     private func restoreItems(_ learner: ItemLearner, version: ModelVersion, catalogue: ItemCatalogue, users: UserWeightStore,
                               seq: Int64, ratings: [Rating]?) throws {
@@ -184,23 +180,9 @@ struct Loader: Sendable {
             items[features.row(of: s.item)!] = .init(ridge: s.ridge, observations: s.observations, seq: s.seq)
         }
         if stored.isEmpty {
-            var unreadable: (any Error)?
-            let states = try learner.ridge.trainedStates(
-                features: version.features, ratings: try ratings ?? trainingRatings(of: version),
-                userWeights: { uid in
-                    do { return try userWeights(uid) } catch { unreadable = unreadable ?? error; return nil }
-                },
-                lambda: version.metadata.lambda, scaledLambda: version.metadata.scaledLambda, threads: configuration.retrainThreads)
-            if let unreadable { throw unreadable }
-            var rows: [ItemStateRow] = []
-            for (row, state) in states.enumerated() {
-                items[row] = .init(ridge: state, observations: 0, seq: seq)
-                rows.append(ItemStateRow(item: version.features.catalog.ids[row], ridge: state, observations: 0, seq: seq))
-                if rows.count == Self.itemStateChunk || row == states.count - 1 {
-                    try stores.snapshots.saveItemStates(model: version.model, version: version.number, rows: rows, keepingPrevious: false)
-                    rows.removeAll(keepingCapacity: true)
-                }
-            }
+            let states = try stores.startItemStates(of: version, ratings: try ratings ?? trainingRatings(of: version),
+                                                    userWeights: userWeights, seq: seq, threads: configuration.retrainThreads)
+            for (row, state) in states.enumerated() { items[row] = .init(ridge: state, observations: 0, seq: seq) }
         }
         learner.restore(items)
     }

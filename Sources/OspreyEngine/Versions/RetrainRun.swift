@@ -154,43 +154,59 @@ struct RetrainRun {
         return result
     }
 
-    /// The new version as stored, with its users' weights as the serving state loads them.
+    /// The new version as stored, with its users' weights as ``store(_:gathered:keep:)`` kept them.
     struct Stored {
         var version: ModelVersion
-        /// Compact rows (tiered) or full states (untiered); none when `keep` was false.
+        /// Compact rows (tiered) or full states (untiered), kept for the serving state.
         var cold: [StoredWeights]
         var hot: [(uid: String, weights: UserWeights)]
+        /// Each stored user's `w_u` (d floats), kept to start the items' states.
+        var weights: [String: [Float]]
+    }
+
+    /// What ``store(_:gathered:keep:)`` keeps in memory of the users' weights it stored.
+    enum Keep {
+        /// What the serving state loads: compact rows (tiered) or full states (untiered).
+        case servingState
+        /// Each user's `w_u` only: a retrain worker's items' states start from them.
+        case weights
+        /// Nothing.
+        case nothing
     }
 
     /// Stores the version (status `built`) and its users' weights. The users' states are
     /// streamed into the snapshot store a chunk at a time (a million users' d×d states do not
-    /// fit in memory); with `keep`, they are also kept for the serving state to load — tiered,
-    /// only their compact rows, so the new version's users start cold. A stand-in for a user's
-    /// past ratings (see ``windowed(_:perUserOf:)``) is not stored, and the prior averages only
-    /// real users' weights. O(users · d³).
-    func store(_ trained: Trainer.Result, gathered: Gathered, keep: Bool = true) throws -> Stored {
+    /// fit in memory) and kept as `keep` says — for the serving state tiered, only their
+    /// compact rows, so the new version's users start cold. A stand-in for a user's past
+    /// ratings (see ``windowed(_:perUserOf:)``) is not stored, and the prior averages only real
+    /// users' weights. O(users · d³).
+    func store(_ trained: Trainer.Result, gathered: Gathered, keep: Keep = .servingState) throws -> Stored {
         // The new version's snapshot says it reflects the log up to `through`, so a restart will
         // not replay what came before: the items users observed until then must be recorded.
         try parent.observed?.saveAll(to: stores, model: parent.model)
         let through = gathered.through, runningLoss = parent.runningLoss
         let tiered = configuration.hotUsers != .max
-        var cold: [StoredWeights] = [], hot: [(uid: String, weights: UserWeights)] = []
+        var cold: [StoredWeights] = [], hot: [(uid: String, weights: UserWeights)] = [], weights: [String: [Float]] = [:]
         let version = try stores.storeVersion(trained, reflecting: through, trainingRatings: [], serve: false,
                                               chunk: Snapshotter.snapshotChunk, stored: { uid, state in
             guard !uid.hasPrefix(Self.pastPrefix) else { return nil }
             return UserWeights(ridge: state, observations: gathered.counts[uid] ?? 0, runningLoss: runningLoss(uid),
                                bootstrapped: false)
         }, each: { uid, w in
-            guard keep else { return }
-            if tiered {
+            switch keep {
+            case .nothing:
+                return
+            case .weights:
+                weights[uid] = Array(w.ridge.weights[0..<w.ridge.dimension])
+            case .servingState where tiered:
                 cold.append(StoredWeights(uid: uid, weights: Array(w.ridge.weights[0..<w.ridge.dimension]),
                                           observations: w.observations, runningLoss: w.runningLoss, bootstrapped: w.bootstrapped,
                                           seq: through))
-            } else {
+            case .servingState:
                 hot.append((uid, w))
             }
         })
-        return Stored(version: version, cold: cold, hot: hot)
+        return Stored(version: version, cold: cold, hot: hot, weights: weights)
     }
 
     /// The prefix of the stand-in users that hold a user's ratings from before the retrain window.

@@ -31,9 +31,13 @@ public enum RetrainWorker {
         /// The validation sample's share (``QualityMonitor/Configuration/validationFraction``):
         /// the sample stays out of every fit, in the worker as in the server.
         public var validationFraction: Double
+        /// The server learns items online (``Manager/Configuration/itemUpdates``): the worker
+        /// also starts and stores the new version's items' states, from the ratings it trained
+        /// on and the weights it stored, so the server reads them instead of computing them.
+        public var itemStates: Bool
 
         public init(model: String, job: Int, trigger: String, through: Int64, parent: Int, server: Int32, threads: Int,
-                    window: Int?, validationFraction: Double) {
+                    window: Int?, validationFraction: Double, itemStates: Bool = false) {
             self.model = model
             self.job = job
             self.trigger = trigger
@@ -43,6 +47,7 @@ public enum RetrainWorker {
             self.threads = threads
             self.window = window
             self.validationFraction = validationFraction
+            self.itemStates = itemStates
         }
     }
 
@@ -75,8 +80,10 @@ public enum RetrainWorker {
     }
 
     /// Runs the batch steps of `request` on `stores` and returns the number of the version it
-    /// stored (status `built`, not serving). Stops between ALS iterations, and before storing,
-    /// when `isCancelled` says so (a worker process also asks whether its server is gone). O(ratings + ALS + users · d³).
+    /// stored (status `built`, not serving), with its items' states when
+    /// ``Request/itemStates`` asks for them. Stops between ALS iterations, and before storing,
+    /// when `isCancelled` says so (a worker process also asks whether its server is gone).
+    /// O(ratings + ALS + users · d³), plus O(ratings · d² + items · d³) for the items' states.
     /// - Throws: `Trainer.Cancelled`; ``OspreyError`` `conflict` when another version serves
     ///   than `request.parent`; what the trainer and the stores throw.
     public static func run(_ request: Request, stores: Stores, logger: Logger, report: @escaping @Sendable (Event) -> Void,
@@ -96,7 +103,14 @@ public enum RetrainWorker {
         let gathered = try run.gather(through: request.through)
         let trained = try run.train(gathered)
         if isCancelled() { throw Trainer.Cancelled() }
-        return try run.store(trained, gathered: gathered, keep: false).version.number
+        let stored = try run.store(trained, gathered: gathered, keep: request.itemStates ? .weights : .nothing)
+        if request.itemStates {
+            // As the server would start them on loading the version (``Loader``), bit for bit.
+            _ = try stores.startItemStates(of: stored.version, ratings: gathered.ratings, userWeights: { stored.weights[$0] },
+                                           seq: stored.version.metadata.trainedThroughSeq ?? gathered.through,
+                                           threads: request.threads)
+        }
+        return stored.version.number
     }
 }
 

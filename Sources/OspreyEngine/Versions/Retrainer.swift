@@ -276,7 +276,8 @@ public final class Retrainer: Sendable {
         let request = RetrainWorker.Request(
             model: model.name, job: id, trigger: run.trigger.rawValue, through: through, parent: parent, server: getpid(),
             threads: configuration.retrainThreads, window: configuration.retrainWindow,
-            validationFraction: configuration.monitor.validationFraction)
+            validationFraction: configuration.monitor.validationFraction,
+            itemStates: configuration.itemUpdates)
         return try worker.run(request, report: { [weak self] event in
             self?.update(job: id) { job in
                 if let phase = event.phase.flatMap(RetrainJob.Phase.init(rawValue:)) { job.phase = phase }

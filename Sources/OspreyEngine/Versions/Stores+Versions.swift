@@ -52,6 +52,37 @@ extension Stores {
         try versions.insertVersion(version, trainingRatings: trainingRatings, serve: serve)
     }
 
+    /// Items' states written per transaction when a version's first ones are stored.
+    static let itemStateChunk = 100
+
+    /// Starts each trained item of `version` from its served row with the statistics of
+    /// `ratings` (the ratings it was trained on), each with its rater's weights as `userWeights`
+    /// gives them (``ItemRidge/trainedStates(features:ratings:userWeights:lambda:scaledLambda:start:threads:)``),
+    /// and stores them as reflecting `seq`, so every later start of the version begins from the
+    /// same states. Returns them by row of the version's table. A version's first server with
+    /// item updates calls it, or its retrain worker. O(ratings · d² + items · d³).
+    /// - Throws: what `userWeights` throws; the snapshot store's error when a write fails.
+    func startItemStates(of version: ModelVersion, ratings: [Rating], userWeights: (String) throws -> [Float]?, seq: Int64,
+                         threads: Int) throws -> [RidgeState] {
+        var unreadable: (any Error)?
+        let states = try ItemRidge(version: version).trainedStates(
+            features: version.features, ratings: ratings,
+            userWeights: { uid in
+                do { return try userWeights(uid) } catch { unreadable = unreadable ?? error; return nil }
+            },
+            lambda: version.metadata.lambda, scaledLambda: version.metadata.scaledLambda, threads: threads)
+        if let unreadable { throw unreadable }
+        var rows: [ItemStateRow] = []
+        for (row, state) in states.enumerated() {
+            rows.append(ItemStateRow(item: version.features.catalog.ids[row], ridge: state, observations: 0, seq: seq))
+            if rows.count == Self.itemStateChunk || row == states.count - 1 {
+                try snapshots.saveItemStates(model: version.model, version: version.number, rows: rows, keepingPrevious: false)
+                rows.removeAll(keepingCapacity: true)
+            }
+        }
+        return states
+    }
+
     /// Deletes version `number` of `model`, which never served (a retrain worker's version that
     /// will not be installed): its catalogue rows, then its users' weights
     /// (``deleteStoredVersion(model:number:)``).
