@@ -1,4 +1,5 @@
 import Foundation
+import OspreyMath
 import OspreyModel
 import OspreyTestSupport
 import Testing
@@ -81,6 +82,31 @@ struct DataDirectoryLockTests {
             server = nil
             #expect(DataDirectoryLock.currentHolder(directory: directory) == nil, "released with the server's stores")
             #expect(throws: StorageError.self) { try SQLiteStores(directory: directory, access: .worker(server: getpid())) }
+        }
+    }
+
+    /// A server's snapshot can hold the snapshot database's write lock for seconds; a retrain
+    /// worker writing its version beside it waits that out (``SQLiteStores/workerBusySeconds``)
+    /// rather than failing the retrain with "database is locked" after the default 10 s.
+    @Test func aWorkersWriteWaitsOutTheServersLongWrite() throws {
+        try withDirectory { directory in
+            let server = try SQLiteStores(directory: directory)
+            let worker = try SQLiteStores(directory: directory, access: .worker(server: getpid()))
+            let held = DispatchSemaphore(value: 0), hold = SQLiteDatabase.busySeconds + 0.5
+            let holder = Thread {
+                try? server.snapshots.database.pool.write { db in
+                    try db.execute(sql: "DELETE FROM snapshot_kept")  // takes the write lock
+                    held.signal()
+                    Thread.sleep(forTimeInterval: hold)
+                }
+            }
+            holder.start()
+            held.wait()
+            let started = Date()
+            let row = ItemStateRow(item: "i1", ridge: RidgeState(prior: [1, 2, 0.5], lambda: 1), observations: 0, seq: 1)
+            try worker.snapshots.saveItemStates(model: "m", version: 1, rows: [row], keepingPrevious: false)
+            #expect(Date().timeIntervalSince(started) > SQLiteDatabase.busySeconds, "it waited for the server's write")
+            #expect(try server.snapshots.loadItemStates(model: "m", version: 1, dimension: 3).map(\.item) == ["i1"])
         }
     }
 }

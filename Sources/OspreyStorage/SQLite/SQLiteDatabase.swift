@@ -20,12 +20,14 @@ public final class SQLiteDatabase: Sendable {
     /// - Throws: ``StorageError`` `.io` when it cannot be opened, migrated or made durable, or
     ///   (read-only) is not migrated.
     /// `checkpointPages` sets the writer's `wal_autocheckpoint` (nil: SQLite's 1,000 pages).
+    /// `busySeconds` is how long a write waits for another connection's (another process's)
+    /// write to end before it fails with "database is locked".
     init(path: String, migrator: DatabaseMigrator, lock: DataDirectoryLock?, readOnly: Bool = false,
-         checkpointPages: Int? = nil) throws {
+         checkpointPages: Int? = nil, busySeconds: Double = SQLiteDatabase.busySeconds) throws {
         self.path = path
         directoryLock = lock
         var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
+        configuration.busyMode = .timeout(busySeconds)
         configuration.readonly = readOnly
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
@@ -52,6 +54,9 @@ public final class SQLiteDatabase: Sendable {
         let mode = try synchronousMode()
         guard mode == 2 else { throw StorageError(.io, "database \(path) writer runs with synchronous=\(mode), expected FULL (2)") }
     }
+
+    /// How long a write waits for another connection's write, by default.
+    public static let busySeconds = 10.0
 
     /// The writer connection's `PRAGMA synchronous` (2 = FULL).
     public func synchronousMode() throws -> Int {

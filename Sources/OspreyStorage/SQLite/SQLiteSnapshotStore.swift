@@ -19,10 +19,11 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
 
     /// Opens the snapshot database at `path`; `log` is read once, by the migration that fills
     /// `user_item` from the observations logged before it existed. `lock` is held while the
-    /// store is open.
-    init(path: String, log: SQLiteObservationLog, lock: DataDirectoryLock?, readOnly: Bool = false) throws {
+    /// store is open. A write waits `busySeconds` for another process's.
+    init(path: String, log: SQLiteObservationLog, lock: DataDirectoryLock?, readOnly: Bool = false,
+         busySeconds: Double = SQLiteDatabase.busySeconds) throws {
         database = try SQLiteDatabase(path: path, migrator: Self.migrator(log: log.database.pool), lock: lock, readOnly: readOnly,
-                                      checkpointPages: Self.checkpointPages)
+                                      checkpointPages: Self.checkpointPages, busySeconds: busySeconds)
     }
 
     /// The WAL pages after which a commit copies them into the database file and syncs it
@@ -176,11 +177,20 @@ public final class SQLiteSnapshotStore: SnapshotStore, Sendable {
     }
 
     public func advanceSnapshot(model: String, version: Int, to seq: Int64) throws {
-        try pool.write { db in
-            try db.execute(sql: "UPDATE snapshot SET seq = ? WHERE model = ? AND version = ? AND seq < ?",
-                           arguments: [seq, model, version, seq])
-            // The snapshot completed: nothing of it is to be undone.
-            try db.execute(sql: "DELETE FROM snapshot_kept WHERE model = ? AND version = ?", arguments: [model, version])
+        try pool.writeWithoutTransaction { db in
+            // The kept copies hold nothing erased (an erasure waits for a snapshot under way and
+            // deletes its user's copies itself), so their freed pages are not zeroed: deleting
+            // 60,000 copies of 11 KB (a snapshot of 60,000 users at d = 50) took 3.6–3.8 s with
+            // `secure_delete` on and 0.3 s without, all of it holding the write lock.
+            try db.execute(sql: "PRAGMA secure_delete = FAST")
+            defer { try? db.execute(sql: "PRAGMA secure_delete = ON") }
+            try db.inTransaction {
+                try db.execute(sql: "UPDATE snapshot SET seq = ? WHERE model = ? AND version = ? AND seq < ?",
+                               arguments: [seq, model, version, seq])
+                // The snapshot completed: nothing of it is to be undone.
+                try db.execute(sql: "DELETE FROM snapshot_kept WHERE model = ? AND version = ?", arguments: [model, version])
+                return .commit
+            }
         }
     }
 

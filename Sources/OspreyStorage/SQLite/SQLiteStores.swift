@@ -61,10 +61,15 @@ public struct SQLiteStores: Sendable {
             throw StorageError(.locked, "data directory \(directory) is not held by process \(server): a retrain worker writes only beside the server that started it")
         }
         let readOnly = access == .readOnly
+        // A retrain worker writes the version and snapshot databases beside its server, whose
+        // snapshots hold the write lock for seconds at a time: it waits longer than a server's
+        // request would (it runs in the background, and a failed write fails the retrain).
+        var busySeconds = SQLiteDatabase.busySeconds
+        if case .worker = access { busySeconds = Self.workerBusySeconds }
         func file(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
         let main = try SQLiteDatabase(path: file(Self.fileName), migrator: SQLiteObservationLog.migrator, lock: lock, readOnly: readOnly)
         log = SQLiteObservationLog(database: main)
-        versions = try SQLiteVersionStore(path: file(SQLiteVersionStore.fileName), lock: lock, readOnly: readOnly)
+        versions = try SQLiteVersionStore(path: file(SQLiteVersionStore.fileName), lock: lock, readOnly: readOnly, busySeconds: busySeconds)
         if !readOnly {
             let moved = try versions.moveCatalogue(from: main)
             if moved > 0 {
@@ -73,10 +78,14 @@ public struct SQLiteStores: Sendable {
                 ])
             }
         }
-        snapshots = try SQLiteSnapshotStore(path: file(SQLiteSnapshotStore.fileName), log: log, lock: lock, readOnly: readOnly)
+        snapshots = try SQLiteSnapshotStore(path: file(SQLiteSnapshotStore.fileName), log: log, lock: lock, readOnly: readOnly,
+                                            busySeconds: busySeconds)
         decisions = try SQLiteDecisionStore(path: file(SQLiteDecisionStore.fileName), lock: lock, readOnly: readOnly)
         logger.debug("opened store", metadata: ["store.path": "\(main.path)", "store.access": "\(access)"])
     }
+
+    /// How long a retrain worker's write waits for the server's.
+    static let workerBusySeconds = 120.0
 
     /// True when a data directory already holds a store.
     public static func exists(in directory: String) -> Bool {

@@ -19,8 +19,8 @@ public final class SQLiteVersionStore: VersionStore, Sendable {
     /// Opens (creating and migrating, unless read-only) the catalogue at `path`; `lock` is the
     /// data directory's, kept as long as the store is.
     /// - Throws: ``StorageError`` `.io` when it cannot be opened or migrated.
-    init(path: String, lock: DataDirectoryLock?, readOnly: Bool = false) throws {
-        database = try SQLiteDatabase(path: path, migrator: Self.migrator, lock: lock, readOnly: readOnly)
+    init(path: String, lock: DataDirectoryLock?, readOnly: Bool = false, busySeconds: Double = SQLiteDatabase.busySeconds) throws {
+        database = try SQLiteDatabase(path: path, migrator: Self.migrator, lock: lock, readOnly: readOnly, busySeconds: busySeconds)
     }
 
     /// A catalogue in an already open database (tests: one written as before the catalogue had
