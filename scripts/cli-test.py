@@ -46,6 +46,7 @@ REFUSED = [
     (["serve"], ["--decision-retention", "1e300"], "--decision-retention must be a number between 0 and"),
     (["serve"], ["--max-decisions=-1"], "--max-decisions must be at least 0"),
     (["serve"], ["--hot-users=-1"], "--hot-users must be a number of users"),
+    (["serve"], ["--hot-items=0"], "--hot-items must be a number of items"),
     (["serve"], ["--item-updates=maybe"], "--item-updates must be `on` or `off`"),
     (["serve"], ["--retrain-in=spark"], "--retrain-in must be `worker` or `server`"),
     (["serve"], ["--item-publish-ms=0"], "--item-publish-ms"),

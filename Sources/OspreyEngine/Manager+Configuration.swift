@@ -60,6 +60,11 @@ extension Manager {
         /// Items learn online too (docs/architecture.md, "Items learn online"): every learned
         /// observation is also an exact ridge step of its item's row. Off: only users learn.
         public var itemUpdates: Bool
+        /// With item updates, the most items per model whose ridge state is kept in memory (the
+        /// hot items; ``ItemLearner``): after each snapshot the least recently learned of the
+        /// others go cold, their state read back from the snapshot store when they next learn.
+        /// `Int.max`: every item's state in memory. A cluster node holds every item's.
+        public var hotItems: Int
         /// How often rows items learned online are published to what answers read; each
         /// publication invalidates the cached answers (docs/operations.md, "Items learn online").
         public var itemPublishInterval: Duration
@@ -80,7 +85,9 @@ extension Manager {
                     computedFeatureCache: FeatureCacheConfiguration = .init(capacity: FeatureCacheConfiguration.computedDefault),
                     exploration: Explorer.Configuration = .init(), hotUsers: Int = 100_000, warmStart: Bool = true,
                     itemUpdates: Bool = false, itemPublishInterval: Duration = .seconds(1), maxModels: Int = 100,
-                    catchUpHotUsers: Int? = nil, catchUpSpan: Int = 100_000) {
+                    catchUpHotUsers: Int? = nil, catchUpSpan: Int = 100_000, hotItems: Int = 100_000) {
+            precondition(hotItems > 0, "hotItems must be positive")
+            self.hotItems = hotItems
             precondition(catchUpSpan > 0, "a catch-up span holds at least one observation")
             self.catchUpSpan = catchUpSpan
             self.maxModels = maxModels

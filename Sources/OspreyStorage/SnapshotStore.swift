@@ -42,11 +42,17 @@ public protocol SnapshotStore: Sendable {
     /// - Throws: the store's error when the write fails; then nothing was written.
     func saveItemStates(model: String, version: Int, rows: [ItemStateRow], keepingPrevious: Bool) throws
 
-    /// Every stored item state of the version, ordered by item id (byte order); empty when none.
+    /// Calls `body` with every stored item state of the version, ordered by item id (byte
+    /// order), one at a time: a start reads a catalogue's states without holding them all.
     /// O(items · d²).
     /// - Throws: ``StorageError`` `.corrupt` naming the first row (model, version, item) whose
-    ///   state is unreadable or not of the version's `dimension`.
-    func loadItemStates(model: String, version: Int, dimension: Int) throws -> [StoredItemState]
+    ///   state is unreadable or not of the version's `dimension`; what `body` throws.
+    func forEachItemState(model: String, version: Int, dimension: Int, _ body: (StoredItemState) throws -> Void) throws
+
+    /// Item `item`'s stored state in the version, or nil when it has none: a cold item's state,
+    /// read when it next learns (docs/architecture.md, "Items learn online"). O(d² + log n).
+    /// - Throws: ``StorageError`` `.corrupt` when the state is unreadable or not of `dimension`.
+    func loadItemState(model: String, version: Int, item: String, dimension: Int) throws -> StoredItemState?
 
     /// Undoes a snapshot cut short, in one durable transaction: every row of the version with a
     /// kept copy gets it back (a row kept as absent is deleted: a user from both user tables, an
@@ -122,6 +128,14 @@ public protocol SnapshotStore: Sendable {
 }
 
 extension SnapshotStore {
+    /// Every stored item state of the version, ordered by item id (byte order); empty when none
+    /// (``forEachItemState(model:version:dimension:_:)``, gathered). O(items · d²).
+    public func loadItemStates(model: String, version: Int, dimension: Int) throws -> [StoredItemState] {
+        var states: [StoredItemState] = []
+        try forEachItemState(model: model, version: version, dimension: dimension) { states.append($0) }
+        return states
+    }
+
     /// Saves users' weights, each row with the log sequence it reflects, in one transaction,
     /// keeping no previous rows.
     public func saveSnapshot(model: String, version: Int, rows: [SnapshotRow]) throws {

@@ -89,6 +89,7 @@ struct ServeOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "After a start, make the users who were hot at the last snapshot (each snapshot and a graceful stop record them) hot again in the background, so their first observations need no rebuild.")
     var warmStart = true
     @Option(help: "Items learn online too: `on` makes every learned observation an exact ridge step of its item's row as well as its user's (snapshotted and replayed like users); `off` learns users only.") var itemUpdates = "off"
+    @Option(help: "With --item-updates on, items per model whose ridge state stays in memory (`all`: every item's); after each snapshot the least recently learned of the others go cold, their state read back from the snapshot store when they next learn. A cluster node keeps every item's.") var hotItems = "100000"
     @Option(help: "Milliseconds between publications of the item rows learned online to what answers read; each publication invalidates cached answers (with --item-updates on).") var itemPublishMs = 1000
     @Option(help: "Where a retrain gathers its ratings, trains and stores the new version: `worker`, a child process (`osprey retrain-worker`, 10 nice levels lower), so this process holds neither the ratings nor the ALS working set while it trains, and only loads and swaps in what it stored; `server`, this process (its memory grows by the training's while a retrain runs).")
     var retrainIn = "worker"
@@ -132,6 +133,7 @@ struct ServeOptions: ParsableArguments {
         try Bounds.check("item-publish-ms", itemPublishMs, Bounds.publishMilliseconds)
         try Bounds.check("max-models", maxModels, 1...10_000)
         guard hotUserCount != nil else { throw ValidationError("--hot-users must be a number of users (0 or more) or `all`") }
+        guard hotItemCount != nil else { throw ValidationError("--hot-items must be a number of items (1 or more) or `all`") }
         if let eventLoops { try Bounds.check("event-loops", eventLoops, Bounds.eventLoops) }
         if let scanThreads { try Bounds.check("scan-threads", scanThreads, Bounds.scanThreads) }
         guard EvictionPolicy(rawValue: cachePolicy) != nil else {
@@ -178,6 +180,12 @@ struct ServeOptions: ParsableArguments {
         if hotUsers == "all" { return .max }
         return Int(hotUsers).flatMap { $0 >= 0 ? $0 : nil }
     }
+
+    /// `--hot-items` as a number (`all`: `Int.max`), nil when it is neither.
+    var hotItemCount: Int? {
+        if hotItems == "all" { return .max }
+        return Int(hotItems).flatMap { $0 >= 1 ? $0 : nil }
+    }
 }
 
 /// Runs the manager and the HTTP server until SIGTERM or SIGINT; then the server finishes its
@@ -216,7 +224,7 @@ func serve(_ o: ServeOptions, tls: ServerTLS? = nil, cluster options: ClusterOpt
         exploration: .init(shortlist: o.exploreShortlist, propensitySamples: o.thompsonSamples, logDecisions: o.decisionLog,
                            decisionRetention: retention),
         hotUsers: hotUsers, warmStart: o.warmStart, itemUpdates: o.itemUpdates == "on",
-        itemPublishInterval: .milliseconds(o.itemPublishMs), maxModels: o.maxModels)
+        itemPublishInterval: .milliseconds(o.itemPublishMs), maxModels: o.maxModels, hotItems: o.hotItemCount ?? .max)
     if o.retrainIn == "worker" { configuration.retrainWorker = ProcessRetrainWorker(store: location) }
     let manager = try Manager(stores: try cluster?.stores ?? location.open(logger: logger), configuration: configuration,
                               metrics: .prometheus(), logger: logger, cluster: cluster?.node)

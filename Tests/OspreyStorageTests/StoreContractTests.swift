@@ -523,6 +523,11 @@ struct StoreContractTests {
             #expect(loaded.map(\.observations) == [1, 3, 0] && loaded.map(\.seq) == [6, 9, 8])
             #expect(try s.snapshots.loadItemStates(model: "m", version: 2, dimension: 3).isEmpty, "per version")
             #expect(try s.snapshots.loadItemStates(model: "other", version: 1, dimension: 3).isEmpty, "per model")
+            // One item at a time, as a cold item is read back.
+            let one = try #require(try reopen().snapshots.loadItemState(model: "m", version: 1, item: "b", dimension: 3))
+            #expect(one.item == "b" && one.ridge == written[1] && one.observations == 3 && one.seq == 9)
+            #expect(try s.snapshots.loadItemState(model: "m", version: 1, item: "d", dimension: 3) == nil)
+            #expect(try s.snapshots.loadItemState(model: "m", version: 2, item: "b", dimension: 3) == nil, "per version")
 
             try s.snapshots.saveItemStates(model: "m", version: 1, rows: [ItemStateRow(item: "bb", ridge: Self.ridge(1, dimension: 2), observations: 1, seq: 9)],
                                            keepingPrevious: false)
@@ -530,6 +535,8 @@ struct StoreContractTests {
             #expect(error?.code == .corrupt)
             #expect(error?.message.contains("(model m, version 1, item bb)") == true && error?.message.contains("dimension 2") == true,
                     "\(error?.message ?? "")")
+            let corrupt = #expect(throws: StorageError.self) { try reopen().snapshots.loadItemState(model: "m", version: 1, item: "bb", dimension: 3) }
+            #expect(corrupt?.code == .corrupt && corrupt?.message.contains("item bb") == true, "\(corrupt?.message ?? "")")
         }
     }
 

@@ -13,6 +13,9 @@ final class ModelMetrics: Sendable {
     let version: Meter, items: Meter
     /// 1 when the serving version has gone stale, else 0.
     let stale: Meter
+    /// With item updates: the item states held and the cold ones (``ItemLearner``), and the cold
+    /// states that could not be read when their item was to learn.
+    let itemsHot: Meter, itemsCold: Meter, itemReadFailures: Meter
     /// The instruments of the serving states' caches and users (each state records through its
     /// own copies: ``forState()``).
     let predictions: CacheMetrics, features: CacheMetrics, users: UserMetrics
@@ -34,12 +37,23 @@ final class ModelMetrics: Sendable {
         version = Meter(label: "osprey_model_version", dimensions: d, factory: factory)
         items = Meter(label: "osprey_items", dimensions: d, factory: factory)
         stale = Meter(label: "osprey_model_stale", dimensions: d, factory: factory)
+        itemsHot = Meter(label: "osprey_items_hot", dimensions: d, factory: factory)
+        itemsCold = Meter(label: "osprey_items_cold", dimensions: d, factory: factory)
+        itemReadFailures = Meter(label: "osprey_item_state_read_failures", dimensions: d, factory: factory)
         predictions = CacheMetrics(prefix: "osprey_prediction_cache", dimensions: d, factory: factory)
         features = featureCache
             ? CacheMetrics(prefix: "osprey_feature_cache", dimensions: d, countsStale: false, factory: factory)
             : CacheMetrics(countsStale: false)
         computed = CacheMetrics(prefix: "osprey_computed_feature_cache", dimensions: d, countsStale: false, factory: factory)
         users = UserMetrics(model: model, factory: factory)
+    }
+
+    /// Records where the serving state's item states are: after a swap and after each snapshot.
+    func record(items learner: ItemLearner) {
+        let (hot, cold) = learner.counts
+        itemsHot.set(hot)
+        itemsCold.set(cold)
+        itemReadFailures.set(learner.unreadableColdStates)
     }
 
     /// Records the quality monitor's state: staleness and each loss measured so far.
@@ -75,6 +89,7 @@ final class ModelMetrics: Sendable {
         version.set(state.version.number)
         items.set(state.version.features.catalog.count)
         users.set(users: state.users.count, hot: state.users.hotCount)
+        if let learner = state.itemLearner { record(items: learner) }
         predictions.entries.set(state.predictions.count)
         if let cache = state.featureCache { features.entries.set(cache.count) }
         if let cache = state.features.computedCache { computed.entries.set(cache.count) }

@@ -314,6 +314,16 @@ public final class Snapshotter: Service, Sendable {
                     changedItems.removeLast(changedItems.count - start)
                 }
                 try stores.snapshots.advanceSnapshot(model: model.name, version: version, to: min(cut, (unlearned ?? .max) - 1))
+                // The states just written are the store's now: beyond the hot items, they go cold.
+                let cold = items.evictClean()
+                if model.current === state { model.metrics.record(items: items) }
+                if cold > 0 {
+                    let (hot, all) = items.counts
+                    logger.debug("items went cold", metadata: [
+                        "model.name": "\(model.name)", "model.version": "\(version)", "items": "\(cold)", "items.hot": "\(hot)",
+                        "items.cold": "\(all)",
+                    ])
+                }
             } catch {
                 state.users.markChanged(users.map(\.uid))
                 items.markChanged(itemRows)

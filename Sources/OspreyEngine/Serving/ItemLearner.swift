@@ -27,6 +27,13 @@ import Synchronization
 /// Memory: one ``RidgeState`` per item with state, about `(d+1)·stride·6` bytes (≈ 18 KB at
 /// d = 50): every trained item from the start, a catalogue item from its first observation. On
 /// a cluster node, also each learned item's start and each node's sums, ≈ 10.6 KB per node.
+///
+/// Tiered (``hotItems`` below the items with state; a lone process only), it holds at most
+/// about ``hotItems`` states: after each complete snapshot (``evictClean()``) the least recently
+/// learned items whose state is stored as it is here — not learned since the snapshot's cut,
+/// their rows published — go *cold*, and only their observation count stays. A cold item's
+/// state is read back from the store (``ColdStates``) when it next learns. Its published row is
+/// the row of that very state, so tiering changes where a state lives, never a value.
 final class ItemLearner: Sendable {
     /// One item's online state.
     struct Item: Sendable {
@@ -37,9 +44,23 @@ final class ItemLearner: Sendable {
         var seq: Int64
     }
 
+    /// Reads a cold item's stored state (``SnapshotStore/loadItemState(model:version:item:dimension:)``),
+    /// by item id; nil when the store has none.
+    typealias ColdStates = @Sendable (_ item: String) throws -> Item?
+
     private struct Live {
-        /// By serving row (``ServingFeatures``).
+        /// The hot items, by serving row (``ServingFeatures``).
         var items: [Int: Item]
+        /// Tiered: the cold items (state stored, not held), with their observations learned online.
+        var cold: [Int: Int] = [:]
+        /// Rows of items that went cold before their row was published (at a start): published
+        /// with the next ``takeUnpublished(stride:)``, ``ItemRidge/dimension`` entries each.
+        var coldRows: [Int: (features: [Float], offset: Float)] = [:]
+        /// Tiered: when each hot item last learned, by ``clock``.
+        var lastLearned: [Int: UInt64] = [:]
+        var clock: UInt64 = 0
+        /// Cold states that could not be read when their item was to learn.
+        var unreadable = 0
         /// Changed since the last snapshot's cut.
         var changed: Set<Int> = []
         /// Changed since the last publication.
@@ -73,26 +94,72 @@ final class ItemLearner: Sendable {
     /// The precision of the prior of an item first learned from its computed vector (its
     /// attributes, or the mean item): the version's λ.
     let lambda: Float
+    /// The item states held at most, give or take what learned since the last snapshot
+    /// (``Manager/Configuration/hotItems``); `Int.max`: every one (untiered).
+    let hotItems: Int
+    private let coldStates: ColdStates?
     private let live: Mutex<Live>
 
     /// A learner with no item states yet (``restore(_:)`` gives them): on a lone process, or with
-    /// `node`, on the cluster node of that name. O(1).
-    init(ridge: ItemRidge, lambda: Float, node: String? = nil) {
+    /// `node`, on the cluster node of that name (untiered). Tiered when `hotItems` is below
+    /// `Int.max`, reading cold states from `coldStates`. O(1).
+    init(ridge: ItemRidge, lambda: Float, node: String? = nil, hotItems: Int = .max, coldStates: ColdStates? = nil) {
+        precondition(hotItems == .max || (node == nil && coldStates != nil), "a tiered learner is a lone process's, with a store to read")
+        precondition(hotItems > 0, "at least one hot item")
         self.ridge = ridge
         self.lambda = lambda
+        self.hotItems = hotItems
+        self.coldStates = coldStates
         live = Mutex(Live(items: [:], shared: node.map { Shared(node: $0) }))
     }
+
+    /// The item states held, and the cold ones (stored only).
+    var counts: (hot: Int, cold: Int) { live.withLock { ($0.items.count, $0.cold.count) } }
+
+    /// Cold states that could not be read when their item was to learn: those observations were
+    /// learned by their users only.
+    var unreadableColdStates: Int { live.withLock { $0.unreadable } }
 
     /// True on a cluster node.
     var isShared: Bool { live.withLock { $0.shared != nil } }
 
-    /// Gives items their states, by serving row (from a snapshot, or as a version starts), to
-    /// be published with the serving state. O(items).
+    /// Gives items their states, by serving row, as the store holds them (a snapshot's, or a
+    /// version's start), to be published with the serving state. Tiered, those beyond
+    /// ``hotItems`` go cold at once, their rows kept for the publication: a start restores a
+    /// catalogue a chunk at a time without holding every state. O(items), or O(hot · log hot)
+    /// when some go cold.
     func restore(_ items: [Int: Item]) {
         live.withLock { l in
             l.items.merge(items) { _, new in new }
             l.unpublished.formUnion(items.keys)
+            for row in items.keys { (l.cold[row], l.coldRows[row]) = (nil, nil) }
+            _ = evict(&l, unpublishedToo: true)
         }
+    }
+
+    /// Tiered, sends the least recently learned items whose state the store holds as it is here
+    /// (not learned since the last snapshot's cut, their rows published) cold, down to
+    /// ``hotItems``: after a snapshot completes. Returns how many went cold. O(hot · log hot).
+    @discardableResult
+    func evictClean() -> Int {
+        live.withLock { evict(&$0, unpublishedToo: false) }
+    }
+
+    private func evict(_ l: inout Live, unpublishedToo: Bool) -> Int {
+        guard hotItems != .max, l.items.count > hotItems else { return 0 }
+        let candidates = l.items.keys.filter { !l.changed.contains($0) && (unpublishedToo || !l.unpublished.contains($0)) }
+        let doomed = candidates.sorted { (l.lastLearned[$0] ?? 0, $0) < (l.lastLearned[$1] ?? 0, $1) }.prefix(l.items.count - hotItems)
+        for row in doomed {
+            let item = l.items.removeValue(forKey: row)!
+            if l.unpublished.remove(row) != nil {
+                var f = [Float](repeating: 0, count: ridge.dimension)
+                let offset = f.withUnsafeMutableBufferPointer { ridge.row(of: item.ridge, into: $0.baseAddress!) }
+                l.coldRows[row] = (f, offset)
+            }
+            l.cold[row] = item.observations
+            l.lastLearned[row] = nil
+        }
+        return doomed.count
     }
 
     /// Learns observation `seq` with label `label`, by a user whose weights are `userWeights`,
@@ -102,7 +169,21 @@ final class ItemLearner: Sendable {
     /// adoption keeps it from learning twice) it is added to this node's sums too. O(d²).
     func learn(row: Int, userWeights w: UnsafePointer<Float>, label: Float, seq: Int64, features: ServingFeatures) {
         live.withLock { l in
+            if l.items[row] == nil, l.cold[row] != nil {
+                // Read back under the lock: the learning step waits for it, as for a cold user.
+                guard let stored = try? coldStates?(features.id(of: row)) else {
+                    l.unreadable += 1
+                    return
+                }
+                l.items[row] = stored
+                l.cold[row] = nil
+                l.coldRows[row] = nil  // its row is published from the state it learns into
+            }
             if l.items[row] == nil { l.items[row] = startingItem(row, features: features) }
+            if hotItems != .max {
+                l.clock += 1
+                l.lastLearned[row] = l.clock
+            }
             if l.shared != nil {
                 let id = features.id(of: row), dimension = ridge.parameterCount
                 if l.shared!.start[row] == nil { l.shared!.start[row] = l.items[row]! }
@@ -216,18 +297,23 @@ final class ItemLearner: Sendable {
         try withUnsafeTemporaryAllocation(of: Float.self, capacity: features.stride) { buffer in
             let f = buffer.baseAddress!
             let offset: Float? = live.withLock { l in
-                guard let item = l.items[row] else { return nil }
                 f.update(repeating: 0, count: features.stride)
-                return ridge.row(of: item.ridge, into: f)
+                if let item = l.items[row] { return ridge.row(of: item.ridge, into: f) }
+                guard let cold = l.coldRows[row] else { return nil }
+                f.update(from: cold.features, count: cold.features.count)
+                return cold.offset
             }
             guard let offset else { return try features.withFeatures(item: row, body) }
             return try body(f, offset)
         }
     }
 
+    /// Whether row `row`'s item state is held. O(1).
+    func isHot(row: Int) -> Bool { live.withLock { $0.items[row] != nil } }
+
     /// The observations row `row`'s item has learned online (0 without state). O(1).
     func observations(row: Int) -> Int {
-        live.withLock { $0.items[row]?.observations ?? 0 }
+        live.withLock { $0.items[row]?.observations ?? $0.cold[row] ?? 0 }
     }
 
     /// The items changed since the last take as of one moment (a snapshot's cut): the changed
@@ -260,13 +346,17 @@ final class ItemLearner: Sendable {
     /// `stride`) and offsets. O(changed · d).
     func takeUnpublished(stride: Int) -> [(row: Int, features: [Float], offset: Float)] {
         live.withLock { l in
-            let out = l.unpublished.sorted().map { row -> (Int, [Float], Float) in
+            var out = l.unpublished.map { row -> (row: Int, features: [Float], offset: Float) in
                 var f = [Float](repeating: 0, count: stride)
                 let offset = f.withUnsafeMutableBufferPointer { ridge.row(of: l.items[row]!.ridge, into: $0.baseAddress!) }
                 return (row, f, offset)
             }
+            for (row, cold) in l.coldRows {
+                out.append((row, cold.features + [Float](repeating: 0, count: stride - cold.features.count), cold.offset))
+            }
             l.unpublished.removeAll(keepingCapacity: true)
-            return out
+            l.coldRows = [:]
+            return out.sorted { $0.row < $1.row }
         }
     }
 }

@@ -127,9 +127,19 @@ struct Loader: Sendable {
                             baselineAtMost: baselineAtMost)
     }
 
-    /// An empty item learner for `version` when items learn online, else nil.
+    /// An empty item learner for `version` when items learn online, else nil: tiered
+    /// (``Manager/Configuration/hotItems``) on a lone process, reading a cold item's state from
+    /// the version's stored ones.
     private func itemLearner(for version: ModelVersion) -> ItemLearner? {
-        configuration.itemUpdates ? ItemLearner(ridge: ItemRidge(version: version), lambda: version.lambda, node: sharedItems?.node) : nil
+        guard configuration.itemUpdates else { return nil }
+        let ridge = ItemRidge(version: version)
+        if let node = sharedItems?.node { return ItemLearner(ridge: ridge, lambda: version.lambda, node: node) }
+        guard configuration.hotItems != .max else { return ItemLearner(ridge: ridge, lambda: version.lambda) }
+        let snapshots = stores.snapshots, model = version.model, number = version.number, dimension = ridge.parameterCount
+        return ItemLearner(ridge: ridge, lambda: version.lambda, hotItems: configuration.hotItems) { item in
+            try snapshots.loadItemState(model: model, version: number, item: item, dimension: dimension)
+                .map { ItemLearner.Item(ridge: $0.ridge, observations: $0.observations, seq: $0.seq) }
+        }
     }
 
     /// A cluster node's items as a version serves them there: the version's stored states (or,
@@ -171,21 +181,26 @@ struct Loader: Sendable {
     private func restoreItems(_ learner: ItemLearner, version: ModelVersion, catalogue: ItemCatalogue,
                               userWeights: (String) throws -> [Float]?, seq: Int64, ratings: [Rating]?) throws {
         let features = ServingFeatures(uncached: version, catalogue: catalogue)
-        let stored = try stores.snapshots.loadItemStates(model: version.model, version: version.number,
-                                                         dimension: learner.ridge.parameterCount)
-        var items: [Int: ItemLearner.Item] = [:]
-        for s in stored {
+        // A chunk at a time: a tiered learner keeps only its hot items' states.
+        var items: [Int: ItemLearner.Item] = [:], stored = 0
+        try stores.snapshots.forEachItemState(model: version.model, version: version.number,
+                                              dimension: learner.ridge.parameterCount) { s in
             // An item first known by an observation is in no store's catalogue: its state brings it back.
             if features.row(of: s.item) == nil { catalogue.addObserved(s.item) }
             items[features.row(of: s.item)!] = .init(ridge: s.ridge, observations: s.observations, seq: s.seq)
+            stored += 1
+            if items.count == Self.itemRestoreChunk { learner.restore(items); items.removeAll(keepingCapacity: true) }
         }
-        if stored.isEmpty {
+        if stored == 0 {
             let states = try stores.startItemStates(of: version, ratings: try ratings ?? trainingRatings(of: version),
                                                     userWeights: userWeights, seq: seq, threads: configuration.retrainThreads)
             for (row, state) in states.enumerated() { items[row] = .init(ridge: state, observations: 0, seq: seq) }
         }
         learner.restore(items)
     }
+
+    /// Item states handed to the learner at a time as a start reads them.
+    static let itemRestoreChunk = 1_000
 
     /// The ratings version `version` was trained on, as a retrain gathers them: the model's
     /// initial ratings and its log up to the version's span, without the validation sample.

@@ -37,18 +37,29 @@ extension PostgresSnapshotStore {
 
     /// Streams the version's item states in the primary key's order: by item, bytewise (the
     /// column is `COLLATE "C"`). O(items · d²).
-    public func loadItemStates(model: String, version: Int, dimension: Int) throws -> [StoredItemState] {
+    public func forEachItemState(model: String, version: Int, dimension: Int, _ body: (StoredItemState) throws -> Void) throws {
         try database.transaction { s in
-            var states: [StoredItemState] = []
             try s.forEach("""
                 SELECT item, state, observations, seq FROM item_state WHERE model = \(model) AND version = \(version) ORDER BY item
                 """, batch: Self.stateBatch) { row in
-                let (item, state, observations, seq) = try row.decode((String, Data, Int, Int64).self)
-                let key = SnapshotRowKey(table: "item_state", model: model, version: version, uid: item, keyName: "item")
-                states.append(StoredItemState(item: item, ridge: try key.ridgeState(state, dimension: dimension),
-                                              observations: observations, seq: seq))
+                try body(try Self.itemState(row, model: model, version: version, dimension: dimension))
             }
-            return states
         }
+    }
+
+    /// One primary-key read, outside any explicit transaction. O(d² + log n).
+    public func loadItemState(model: String, version: Int, item: String, dimension: Int) throws -> StoredItemState? {
+        try database.withConnection { s in
+            try s.query("""
+                SELECT item, state, observations, seq FROM item_state WHERE model = \(model) AND version = \(version) AND item = \(item)
+                """).first.map { try Self.itemState($0, model: model, version: version, dimension: dimension) }
+        }
+    }
+
+    /// A row of `SELECT item, state, observations, seq FROM item_state` as a state of `dimension`.
+    private static func itemState(_ row: PostgresRow, model: String, version: Int, dimension: Int) throws -> StoredItemState {
+        let (item, state, observations, seq) = try row.decode((String, Data, Int, Int64).self)
+        let key = SnapshotRowKey(table: "item_state", model: model, version: version, uid: item, keyName: "item")
+        return StoredItemState(item: item, ridge: try key.ridgeState(state, dimension: dimension), observations: observations, seq: seq)
     }
 }

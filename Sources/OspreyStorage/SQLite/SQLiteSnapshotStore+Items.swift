@@ -21,20 +21,29 @@ extension SQLiteSnapshotStore {
         }
     }
 
-    public func loadItemStates(model: String, version: Int, dimension: Int) throws -> [StoredItemState] {
+    public func forEachItemState(model: String, version: Int, dimension: Int, _ body: (StoredItemState) throws -> Void) throws {
         try pool.read { db in
             // In the order of the unique index (model, version, item): by item, bytewise.
             let rows = try Row.fetchCursor(
                 db, sql: "SELECT item, state, observations, seq FROM item_state WHERE model = ? AND version = ? ORDER BY item",
                 arguments: [model, version])
-            var states: [StoredItemState] = []
-            while let row = try rows.next() {
-                let item: String = row[0]
-                let key = SnapshotRowKey(table: "item_state", model: model, version: version, uid: item, keyName: "item")
-                states.append(StoredItemState(item: item, ridge: try Self.ridgeState(row[1], key, dimension: dimension),
-                                              observations: row[2], seq: row[3]))
-            }
-            return states
+            while let row = try rows.next() { try body(try Self.itemState(row, model: model, version: version, dimension: dimension)) }
         }
+    }
+
+    public func loadItemState(model: String, version: Int, item: String, dimension: Int) throws -> StoredItemState? {
+        try pool.read { db in
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT item, state, observations, seq FROM item_state WHERE model = ? AND version = ? AND item = ?"),
+                arguments: [model, version, item])
+            return try row.map { try Self.itemState($0, model: model, version: version, dimension: dimension) }
+        }
+    }
+
+    /// A row of `SELECT item, state, observations, seq FROM item_state` as a state of `dimension`.
+    private static func itemState(_ row: Row, model: String, version: Int, dimension: Int) throws -> StoredItemState {
+        let item: String = row[0]
+        let key = SnapshotRowKey(table: "item_state", model: model, version: version, uid: item, keyName: "item")
+        return StoredItemState(item: item, ridge: try ridgeState(row[1], key, dimension: dimension), observations: row[2], seq: row[3])
     }
 }

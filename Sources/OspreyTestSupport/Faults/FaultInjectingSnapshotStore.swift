@@ -26,8 +26,11 @@ public struct FaultInjectingSnapshotStore: SnapshotStore {
     public func saveItemStates(model: String, version: Int, rows: [ItemStateRow], keepingPrevious: Bool) throws {
         try faults.run(.snapshotWrite) { try base.saveItemStates(model: model, version: version, rows: rows, keepingPrevious: keepingPrevious) }
     }
-    public func loadItemStates(model: String, version: Int, dimension: Int) throws -> [StoredItemState] {
-        try faults.run(.snapshotRead) { try base.loadItemStates(model: model, version: version, dimension: dimension) }
+    public func forEachItemState(model: String, version: Int, dimension: Int, _ body: (StoredItemState) throws -> Void) throws {
+        try faults.run(.snapshotRead) { try base.forEachItemState(model: model, version: version, dimension: dimension, body) }
+    }
+    public func loadItemState(model: String, version: Int, item: String, dimension: Int) throws -> StoredItemState? {
+        try faults.run(.snapshotRead) { try base.loadItemState(model: model, version: version, item: item, dimension: dimension) }
     }
     public func restoreInterruptedSnapshot(model: String, version: Int) throws -> Int {
         try faults.run(.snapshotWrite) { try base.restoreInterruptedSnapshot(model: model, version: version) }

@@ -74,13 +74,22 @@ public final class MemorySnapshotStore: SnapshotStore, Sendable {
         }
     }
 
-    public func loadItemStates(model: String, version: Int, dimension: Int) throws -> [StoredItemState] {
+    public func forEachItemState(model: String, version: Int, dimension: Int, _ body: (StoredItemState) throws -> Void) throws {
         let rows = state.withLock { $0.items[Key(model: model, version: version)] ?? [:] }
         // By item id bytewise, as SQLite orders text.
-        return try rows.values.sorted { $0.item.utf8.lexicographicallyPrecedes($1.item.utf8) }.map { r in
-            let ridge = try Self.ridge(r.state, "item_state", model: model, version: version, key: "item \(r.item)", dimension: dimension)
-            return StoredItemState(item: r.item, ridge: ridge, observations: r.observations, seq: r.seq)
+        for r in rows.values.sorted(by: { $0.item.utf8.lexicographicallyPrecedes($1.item.utf8) }) {
+            try body(try Self.itemState(r, model: model, version: version, dimension: dimension))
         }
+    }
+
+    public func loadItemState(model: String, version: Int, item: String, dimension: Int) throws -> StoredItemState? {
+        try state.withLock { $0.items[Key(model: model, version: version)]?[item] }
+            .map { try Self.itemState($0, model: model, version: version, dimension: dimension) }
+    }
+
+    private static func itemState(_ r: ItemStateRow, model: String, version: Int, dimension: Int) throws -> StoredItemState {
+        let ridge = try Self.ridge(r.state, "item_state", model: model, version: version, key: "item \(r.item)", dimension: dimension)
+        return StoredItemState(item: r.item, ridge: ridge, observations: r.observations, seq: r.seq)
     }
 
     public func restoreInterruptedSnapshot(model: String, version: Int) throws -> Int {
