@@ -315,13 +315,13 @@ public final class Snapshotter: Service, Sendable {
                 }
                 try stores.snapshots.advanceSnapshot(model: model.name, version: version, to: min(cut, (unlearned ?? .max) - 1))
                 // The states just written are the store's now: beyond the hot items, they go cold.
-                let cold = items.evictClean()
+                let wentCold = items.evictClean()
                 if model.current === state { model.metrics.record(items: items) }
-                if cold > 0 {
-                    let (hot, all) = items.counts
+                if wentCold > 0 {
+                    let (hot, cold) = items.counts
                     logger.debug("items went cold", metadata: [
-                        "model.name": "\(model.name)", "model.version": "\(version)", "items": "\(cold)", "items.hot": "\(hot)",
-                        "items.cold": "\(all)",
+                        "model.name": "\(model.name)", "model.version": "\(version)", "items": "\(wentCold)",
+                        "items.hot": "\(hot)", "items.cold": "\(cold)",
                     ])
                 }
             } catch {

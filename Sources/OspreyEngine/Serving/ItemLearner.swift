@@ -124,16 +124,24 @@ final class ItemLearner: Sendable {
     var isShared: Bool { live.withLock { $0.shared != nil } }
 
     /// Gives items their states, by serving row, as the store holds them (a snapshot's, or a
-    /// version's start), to be published with the serving state. Tiered, those beyond
-    /// ``hotItems`` go cold at once, their rows kept for the publication: a start restores a
-    /// catalogue a chunk at a time without holding every state. O(items), or O(hot · log hot)
-    /// when some go cold.
+    /// version's start, before anything learns), to be published with the serving state.
+    /// Tiered, those beyond ``hotItems`` go cold at once, only their rows kept for the
+    /// publication: a start restores a catalogue a chunk at a time without holding every state.
+    /// O(items · (d + log items)).
     func restore(_ items: [Int: Item]) {
         live.withLock { l in
-            l.items.merge(items) { _, new in new }
-            l.unpublished.formUnion(items.keys)
-            for row in items.keys { (l.cold[row], l.coldRows[row]) = (nil, nil) }
-            _ = evict(&l, unpublishedToo: true)
+            for (row, item) in items.sorted(by: { $0.key < $1.key }) {
+                (l.cold[row], l.coldRows[row]) = (nil, nil)
+                if l.items[row] != nil || l.items.count < hotItems {
+                    l.items[row] = item
+                    l.unpublished.insert(row)
+                } else {
+                    var f = [Float](repeating: 0, count: ridge.dimension)
+                    let offset = f.withUnsafeMutableBufferPointer { ridge.row(of: item.ridge, into: $0.baseAddress!) }
+                    l.coldRows[row] = (f, offset)
+                    l.cold[row] = item.observations
+                }
+            }
         }
     }
 
@@ -142,24 +150,16 @@ final class ItemLearner: Sendable {
     /// ``hotItems``: after a snapshot completes. Returns how many went cold. O(hot · log hot).
     @discardableResult
     func evictClean() -> Int {
-        live.withLock { evict(&$0, unpublishedToo: false) }
-    }
-
-    private func evict(_ l: inout Live, unpublishedToo: Bool) -> Int {
-        guard hotItems != .max, l.items.count > hotItems else { return 0 }
-        let candidates = l.items.keys.filter { !l.changed.contains($0) && (unpublishedToo || !l.unpublished.contains($0)) }
-        let doomed = candidates.sorted { (l.lastLearned[$0] ?? 0, $0) < (l.lastLearned[$1] ?? 0, $1) }.prefix(l.items.count - hotItems)
-        for row in doomed {
-            let item = l.items.removeValue(forKey: row)!
-            if l.unpublished.remove(row) != nil {
-                var f = [Float](repeating: 0, count: ridge.dimension)
-                let offset = f.withUnsafeMutableBufferPointer { ridge.row(of: item.ridge, into: $0.baseAddress!) }
-                l.coldRows[row] = (f, offset)
+        live.withLock { l in
+            guard hotItems != .max, l.items.count > hotItems else { return 0 }
+            let clean = l.items.keys.filter { !l.changed.contains($0) && !l.unpublished.contains($0) }
+            let doomed = clean.sorted { (l.lastLearned[$0] ?? 0, $0) < (l.lastLearned[$1] ?? 0, $1) }.prefix(l.items.count - hotItems)
+            for row in doomed {
+                l.cold[row] = l.items.removeValue(forKey: row)!.observations
+                l.lastLearned[row] = nil
             }
-            l.cold[row] = item.observations
-            l.lastLearned[row] = nil
+            return doomed.count
         }
-        return doomed.count
     }
 
     /// Learns observation `seq` with label `label`, by a user whose weights are `userWeights`,
