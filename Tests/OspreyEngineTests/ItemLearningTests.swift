@@ -220,6 +220,33 @@ struct ItemLearningTests {
         #expect(try t.reopen().snapshots.loadItemStates(model: "demo", version: 1, dimension: 5).count == 40)
     }
 
+    @Test("a snapshot at one cut writes the items first, then the users that learned since the cut, then the rest")
+    func usersLearnedDuringASnapshotAreWrittenFirst() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let faults = Faults()
+        let m = try Manager(stores: t.stores.injectingFaults(faults), configuration: Self.configuration(), logger: quiet)
+        let stream = Self.stream(400, seed: 9)
+        _ = try await m.observe(model: "demo", stream)
+        let cut = try t.stores.log.lastSequence()
+        let changed = Set(stream.map(\.uid)).sorted(), items = Set(stream.map(\.item)).count
+        #expect(changed.count > 40)
+        // The snapshot waits at its first write (the items users observed), its cut taken.
+        let writes = faults.calls(.snapshotWrite)
+        faults.hold(.snapshotWrite)
+        let snapshot = Task.detached { try m.snapshotter.snapshot() }
+        while faults.calls(.snapshotWrite) == writes { try await Task.sleep(for: .milliseconds(2)) }
+        let learned = [changed[0], changed[7], changed[20], changed[33], changed[40]]
+        _ = try await m.observe(model: "demo", learned.map { ($0, "i1", 3) })
+        // The items' chunks and one chunk of users are written; the next write fails.
+        faults.failNext(.snapshotWrite, nth: (items + Snapshotter.snapshotChunk - 1) / Snapshotter.snapshotChunk + 2)
+        faults.release(.snapshotWrite)
+        await #expect(throws: StorageError.self) { try await snapshot.value }
+        let stored = try changed.filter { try t.stores.snapshots.loadUserState(model: "demo", version: 1, uid: $0, dimension: 5)?.seq == cut }
+        #expect(stored.count == Snapshotter.snapshotChunk)
+        #expect(Set(learned).isSubset(of: stored), "written first: \(stored)")
+    }
+
     @Test("a snapshot cut short is put back at the next start: users and items restore as one cut",
           arguments: TrainedStore.Backend.durable)
     func interruptedSnapshotRestoresOneCut(_ backend: TrainedStore.Backend) async throws {

@@ -293,6 +293,58 @@ struct TieredStoreTests {
         try expectSame(fewAgain, pfa, all, pa)
     }
 
+    /// With item updates the catch-up learns in log order (users and items learn from one
+    /// another) and still keeps few users hot: a demoted user's rebuild learns what its updates
+    /// read of their items as they ran, not the items' rows as they are by then. Users and items
+    /// end with the same bits as a catch-up holding every user, through a rollback, a retrain,
+    /// a snapshot and a restart; and no snapshot is cut while demoted users are not yet hot.
+    @Test func withItemUpdatesACatchUpHoldingFewUsersEqualsOneHoldingAll() async throws {
+        let a = try TrainedStore(), b = try TrainedStore()
+        defer { a.remove(); b.remove() }
+        let counted = RecordedMetrics()
+        func open(_ t: TrainedStore, catchUp: Int, metrics: RecordedMetrics = .init()) throws -> (Manager, Predictor) {
+            let m = try Manager(stores: try t.reopen(),
+                                configuration: .init(hotUsers: 1000, itemUpdates: true, catchUpHotUsers: catchUp),
+                                metrics: metrics.engine, logger: quiet)
+            return (m, Predictor(registry: m.registry))
+        }
+        let (few, pf) = try open(a, catchUp: 2, metrics: counted)
+        let (all, pa) = try open(b, catchUp: 1_000_000)
+        let stream = ItemLearningTests.stream(1_000, seed: 17)
+        func expectAllSame(_ comment: String) throws {
+            for m in [few, all] { m.itemPublisher.publish() }
+            ItemLearningTests.expectSame(try ItemLearningTests.Captured(few), try ItemLearningTests.Captured(all), comment)
+            try expectSame(few, pf, all, pa)
+        }
+        for m in [few, all] { _ = try await m.observe(model: "demo", Array(stream[0..<300])) }
+        for m in [few, all] {
+            #expect(try await m.retrainer.wait(forJob: m.retrainer.start(model: "demo"), model: "demo").phase == .done)
+        }
+        for m in [few, all] { _ = try await m.observe(model: "demo", Array(stream[300..<600])) }
+        try expectAllSame("after a retrain")
+        let rebuilt = counted.users(model: "demo").rebuilds
+        // Version 1's rows are those it was trained with: the rollback replays 600 observations.
+        for m in [few, all] { try await m.installer.rollback(model: "demo", to: 1) }
+        let served = try few.registry.model("demo").current
+        #expect(served.version.number == 1)
+        #expect(served.users.earliestUnlearned == nil, "every demoted user is hot once the version serves")
+        #expect(served.users.recent.from == nil, "and what the catch-up recorded is let go")
+        let users = Set(stream[0..<600].map(\.uid)).count
+        #expect(counted.users(model: "demo").rebuilds - rebuilt > 2 * users, "demoted users were rebuilt, some more than once")
+        try expectAllSame("after a rollback")
+        for m in [few, all] { _ = try await m.observe(model: "demo", Array(stream[600..<1_000])) }
+        // While a catch-up's window is open, the snapshot leaves the state out; then it cuts.
+        served.users.beginCatchUp(from: try few.stores.log.lastSequence() + 1)
+        #expect(try few.snapshotter.snapshot() == 0)
+        served.users.recent.close()
+        for m in [few, all] { #expect(try m.snapshotter.snapshot() > 0) }
+        try expectAllSame("after a snapshot")
+        let live = try ItemLearningTests.Captured(all)
+        let (fewAgain, _) = try open(a, catchUp: 2)
+        fewAgain.itemPublisher.publish()
+        ItemLearningTests.expectSame(live, try ItemLearningTests.Captured(fewAgain), "after a restart")
+    }
+
     /// A replaced store's hot states, freed while an install is under way, are the memory the
     /// carry packs the new store's users into: each carried user's state is exact and stored
     /// where one of the old states was, and none is allocated. A state someone still holds (a

@@ -85,6 +85,10 @@ public final class Snapshotter: Service, Sendable {
     /// whole snapshot.
     public static let snapshotChunk = 10
 
+    /// A snapshot at one cut takes the users learned since the cut (each then holds two copies of
+    /// its state) and writes them first, every this many chunks.
+    static let learnedFirstEvery = 10
+
     /// Saves every user changed since the last snapshot; once saved, they may leave the hot tier.
     /// Each chunk of users is captured under the learning lock with the sequence learned so
     /// far, so every row is exact for its own sequence, and no copy of all the changed state is
@@ -101,14 +105,15 @@ public final class Snapshotter: Service, Sendable {
         // Counted from here once this snapshot succeeds; a failed one leaves the base, so its
         // observations still count towards the next.
         let learned = progress.learned.load(ordering: .relaxed)
-        var saved = 0
+        var saved = 0, deferred = false
         do {
-            for model in registry.all { saved += try snapshot(model) }
+            for model in registry.all { saved += try snapshot(model, deferred: &deferred) }
         } catch {
             metrics.failures.increment()
             throw error
         }
-        base.store(learned, ordering: .relaxed)
+        // A state left out for now is snapshotted at the next check.
+        if !deferred { base.store(learned, ordering: .relaxed) }
         metrics.completed.increment()
         metrics.users.increment(by: saved)
         return saved
@@ -121,7 +126,9 @@ public final class Snapshotter: Service, Sendable {
     /// carry the items their users observed since, so whatever a row reflects is recorded too.
     /// Returns the users saved. A state swapped out meanwhile is let go, no more of it saved; the
     /// install that replaced it hands its memory back once it is freed.
-    private func snapshot(_ model: ServedModel) throws -> Int {
+    /// A state that learns items and is still finishing its catch-up is left out, and `deferred`
+    /// set (see ``snapshotAtOneCut(_:items:of:)``).
+    private func snapshot(_ model: ServedModel, deferred: inout Bool) throws -> Int {
         var saved = 0
         // Held weakly between states, and each state's snapshot stops at its next chunk once the
         // state no longer learns (swapped out, or a challenger dropped), so a snapshot never keeps
@@ -132,6 +139,12 @@ public final class Snapshotter: Service, Sendable {
             // A cluster node's items are the version's states plus the sums every node publishes
             // (``ItemExchange``): only its users are saved, as with item updates off.
             if let items = state.itemLearner, !items.isShared {
+                // Users the catch-up demoted are rebuilt from their rows and what it recorded of
+                // them, in memory: their rows are not of the cut until they are hot again.
+                if state.users.recent.from != nil {
+                    deferred = true
+                    continue
+                }
                 guard let users = try snapshotAtOneCut(state, items: items, of: model) else { continue }
                 saved += users
                 saveHotUsers(of: state, model: model)
@@ -247,7 +260,9 @@ public final class Snapshotter: Service, Sendable {
     /// cut takes the sequence learned, the changed users and items and the items users observed,
     /// in O(stripes): their collections are shared, not read (``UserWeightStore/ChangedAtCut``;
     /// a state shares its storage until it is next learned, then is copied). The rows are then
-    /// written in chunks, each keeping the rows it overwrites
+    /// written in chunks, the items' first, then the users', those learned since the cut (two
+    /// copies in memory until written, ``UserWeightStore/takeLearnedSinceCut()``) ahead of the
+    /// rest, each chunk keeping the rows it overwrites
     /// (``SnapshotStore/saveSnapshot(model:version:rows:observedItems:keepingPrevious:)``),
     /// until the snapshot's sequence advances and drops them. A snapshot cut short is put back
     /// at the next start (``SnapshotStore/restoreInterruptedSnapshot(model:version:)``).
@@ -272,6 +287,7 @@ public final class Snapshotter: Service, Sendable {
                 (cut, unlearned, paused) = (seq, earliest, clock.now - locked)
                 (users, changedItems, observed) = (usersCut.captured(), itemsCut.items, observedCut.items)
             }
+            defer { state.users.endCut() }
             logger.info("snapshot cut", metadata: [
                 "model.name": "\(model.name)", "model.version": "\(version)", "users": "\(users.count)",
                 "items": "\(changedItems.count)", "learning.paused": "\(paused)",
@@ -288,22 +304,11 @@ public final class Snapshotter: Service, Sendable {
                 observed = []
                 // Each chunk's states are let go once written (from the end, and no slice outlives
                 // its statement, so nothing is copied): a user or an item learned since the cut
-                // holds a second copy of its state only until then.
-                while !users.isEmpty {
-                    guard Self.learns(state, in: model) else {
-                        logSwappedOut(state, of: model, saved: saved - users.count, of: saved)
-                        return nil
-                    }
-                    let start = users.count - min(Self.snapshotChunk, users.count)
-                    let rows = users[start...].map { SnapshotRow(uid: $0.uid, weights: $0.state.weights, seq: cut) }
-                    try stores.snapshots.saveSnapshot(model: model.name, version: version, rows: rows, observedItems: [],
-                                                      keepingPrevious: true)
-                    state.users.finishSnapshot(rows.map(\.uid))
-                    users.removeLast(users.count - start)
-                }
+                // holds a second copy of its state until then. Items go first: a catalogue is
+                // small beside its users, and nearly every item of it learns while they are written.
                 while !changedItems.isEmpty {
                     guard Self.learns(state, in: model) else {
-                        logSwappedOut(state, of: model, saved: saved, of: saved)
+                        logSwappedOut(state, of: model, saved: 0, of: saved)
                         return nil
                     }
                     let start = changedItems.count - min(Self.snapshotChunk, changedItems.count)
@@ -312,6 +317,33 @@ public final class Snapshotter: Service, Sendable {
                     }
                     try stores.snapshots.saveItemStates(model: model.name, version: version, rows: rows, keepingPrevious: true)
                     changedItems.removeLast(changedItems.count - start)
+                }
+                // Users that learned since the cut are moved to the end, written next.
+                var position = Dictionary(users.enumerated().map { ($1.uid, $0) }, uniquingKeysWith: { a, _ in a })
+                var chunks = 0
+                while !users.isEmpty {
+                    guard Self.learns(state, in: model) else {
+                        logSwappedOut(state, of: model, saved: saved - users.count, of: saved)
+                        return nil
+                    }
+                    if chunks % Self.learnedFirstEvery == 0 {
+                        var end = users.count - 1
+                        for uid in state.users.takeLearnedSinceCut() {
+                            guard let i = position[uid], i <= end else { continue }  // written, or moved already
+                            if i < end {
+                                users.swapAt(i, end)
+                                (position[users[i].uid], position[users[end].uid]) = (i, end)
+                            }
+                            end -= 1
+                        }
+                    }
+                    chunks += 1
+                    let start = users.count - min(Self.snapshotChunk, users.count)
+                    let rows = users[start...].map { SnapshotRow(uid: $0.uid, weights: $0.state.weights, seq: cut) }
+                    try stores.snapshots.saveSnapshot(model: model.name, version: version, rows: rows, observedItems: [],
+                                                      keepingPrevious: true)
+                    state.users.finishSnapshot(rows.map(\.uid))
+                    users.removeLast(users.count - start)
                 }
                 try stores.snapshots.advanceSnapshot(model: model.name, version: version, to: min(cut, (unlearned ?? .max) - 1))
                 // The states just written are the store's now: beyond the hot items, they go cold.

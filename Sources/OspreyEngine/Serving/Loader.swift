@@ -225,10 +225,10 @@ struct Loader: Sendable {
     }
 
     /// How a state catching up before it serves bounds its hot users (``ServingState/CatchUpBound``),
-    /// or nil when it keeps all it learns: untiered, with item updates (a user's replay must see
-    /// the items' rows as they were), on a cluster node, or with a bound no lower than the hot tier's.
+    /// or nil when it keeps all it learns: untiered, on a cluster node, or with a bound no lower
+    /// than the hot tier's.
     func catchUpBound(for state: ServingState) -> ServingState.CatchUpBound? {
-        state.users.isTiered && state.itemLearner == nil && state.adopter == nil && !adopting
+        state.users.isTiered && state.adopter == nil && !adopting
             && configuration.catchUpHotUsers < state.users.hotUsers
             ? .init(hotUsers: configuration.catchUpHotUsers, span: configuration.catchUpSpan) : nil
     }
@@ -257,7 +257,7 @@ struct Loader: Sendable {
     /// How a cluster node adopts a user of version `v`: the log's last
     /// sequence is read first, then the user's snapshot row (or the prior, for a user the
     /// version stores none of, from the version's snapshot sequence), then the user's log after
-    /// the row through that sequence, applied as ``ServingState/apply(_:to:features:items:validation:)``
+    /// the row through that sequence, applied as ``ServingState/apply(_:to:features:items:validation:recorded:reading:)``
     /// applies it live (with item updates, against the items' rows as they are now, which do not
     /// learn it again: its node did) and recorded in `observed`. Nil for a user with neither row
     /// nor observation. O(d²) and two point reads, plus the user's observations since its row.
@@ -275,12 +275,12 @@ struct Loader: Sendable {
     }
 
     /// Learns user `uid`'s logged observations of version `v`'s model with sequence in a range
-    /// into a state, as ``ServingState/apply(_:to:features:items:validation:)`` applies them live
+    /// into a state, as ``ServingState/apply(_:to:features:items:validation:recorded:reading:)`` applies them live
     /// (with item updates, against the items' live rows, which do not learn them again), and
     /// records them in `observed`. Returns whether there were any. O(the range's observations ·
     /// d²), plus a read of the log.
     /// With `recent`, a range it holds is read from it instead of the log (a user a catch-up
-    /// demoted, ``UserWeightStore/demote(toAtMost:)``).
+    /// demoted, ``UserWeightStore/demote(toAtMost:)``), with what each update read of its item.
     private func userReplay(_ v: ModelVersion, observed: ObservedItems, catalogue: ItemCatalogue, items: ItemLearner?,
                             recent: RecentObservations? = nil) -> @Sendable (String, Range<Int64>, inout UserWeights) throws -> Bool {
         let stores = stores, validation = configuration.monitor
@@ -288,18 +288,19 @@ struct Loader: Sendable {
         return { uid, range, w in
             guard !range.isEmpty else { return false }
             var any = false
-            func learn(_ logged: LoggedObservation) {
-                _ = ServingState.apply(logged, to: &w, features: features, items: items.map { ($0, false) }, validation: validation)
+            func learn(_ logged: LoggedObservation, recorded: RecentObservations.ItemInput?) {
+                _ = ServingState.apply(logged, to: &w, features: features, items: items.map { ($0, false) }, validation: validation,
+                                       recorded: recorded)
                 observed.insert(uid: uid, item: logged.observation.item)
                 any = true
             }
             if let held = recent?.observations(of: uid, in: range) {
                 for r in held {
                     learn(LoggedObservation(seq: r.seq, observation: Observation(model: v.model, uid: uid, item: r.item,
-                                                                                 label: r.label, time: r.time)))
+                                                                                 label: r.label, time: r.time)), recorded: r.input)
                 }
             } else {
-                try stores.log.forEachObservation(model: v.model, uid: uid, in: range, learn)
+                try stores.log.forEachObservation(model: v.model, uid: uid, in: range) { learn($0, recorded: nil) }
             }
             return any
         }

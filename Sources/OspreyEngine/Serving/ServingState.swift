@@ -234,7 +234,7 @@ public final class ServingState: Sendable {
         return record(outcome, answersExploration: logged.observation.answersExploration)
     }
 
-    /// What an observation taught a user (``apply(_:to:features:items:validation:)``'s outcome),
+    /// What an observation taught a user (``apply(_:to:features:items:validation:recorded:reading:)``'s outcome),
     /// for the monitor.
     typealias Outcome = (loss: Double, heldOut: Bool)
 
@@ -254,10 +254,13 @@ public final class ServingState: Sendable {
         // Recorded before the user's epoch moves (the update counts the observation): an answer
         // computed at the new epoch, and cached under it, excludes the item.
         observed.insert(uid: o.uid, item: o.item)
-        users.recent.record(logged)
+        let entry = users.recent.record(logged), recent = users.recent
         let features = self.features, items = itemLearner
+        // With item updates, what the update reads of its item is recorded with it, so that a
+        // user the catch-up demotes is rebuilt with the same updates.
+        let reading = items == nil ? nil : entry.map { i in { (input: RecentObservations.ItemInput) in recent.attach(input, to: i) } }
         return try users.update(o.uid, before: logged.seq, create: { .bootstrapped(from: v) }) { w in
-            Self.apply(logged, to: &w, features: features, items: items.map { ($0, true) }, validation: validation)
+            Self.apply(logged, to: &w, features: features, items: items.map { ($0, true) }, validation: validation, reading: reading)
         }
     }
 
@@ -280,12 +283,25 @@ public final class ServingState: Sendable {
     /// the item learns the observation with the user's weights as they are before it (an item
     /// unknown until then joins the catalogue, ``ItemCatalogue/addObserved(_:)``). Returns
     /// its squared prequential error and whether it was held out (nil for an unknown item).
-    /// O(d²).
+    /// With item updates, `reading` is told what the update read of the item, and a `recorded`
+    /// input (a rebuild's, ``RecentObservations``) is learned instead of the item's row as it is
+    /// now. O(d²).
     static func apply(_ logged: LoggedObservation, to w: inout UserWeights, features: ServingFeatures,
                       items: (learner: ItemLearner, learning: Bool)? = nil,
-                      validation: QualityMonitor.Configuration) -> (loss: Double, heldOut: Bool)? {
+                      validation: QualityMonitor.Configuration, recorded: RecentObservations.ItemInput? = nil,
+                      reading: ((RecentObservations.ItemInput) -> Void)? = nil) -> (loss: Double, heldOut: Bool)? {
         let o = logged.observation
         let heldOut = validation.holdsOut(seq: logged.seq)
+        if let input = recorded {
+            return input.features.withUnsafeBufferPointer { f in
+                let target = o.label - input.offset
+                if heldOut { return (w.countHeldOut(features: f.baseAddress!, target: target), true) }
+                return (w.learn(features: f.baseAddress!, target: target, scored: input.scored), false)
+            }
+        }
+        func read(_ f: UnsafePointer<Float>, _ offset: Float, scored: Double) {
+            reading?(.init(features: Array(UnsafeBufferPointer(start: f, count: features.stride)), offset: offset, scored: scored))
+        }
         var known = features.row(of: o.item)
         if known == nil, let items, items.learning, !heldOut {
             // Learned by its item, an item unknown until now joins the catalogue.
@@ -301,7 +317,12 @@ public final class ServingState: Sendable {
             return (w.learn(features: f, target: o.label - offset), false)
         }
         guard let items else { return features.withFeatures(item: row, learn) }
-        guard items.learning, !heldOut else { return items.learner.withRow(row, features: features, learn) }
+        guard items.learning, !heldOut else {
+            return items.learner.withRow(row, features: features) { f, offset in
+                read(f, offset, scored: 0)
+                return learn(f, offset)
+            }
+        }
         // Scored before the item learns: the prequential error must not know the label.
         let scored = items.learner.withRow(row, features: features) { f, offset in
             let error = Double(o.label - offset - w.ridge.predict(f))
@@ -311,7 +332,8 @@ public final class ServingState: Sendable {
             items.learner.learn(row: row, userWeights: user.baseAddress!, label: o.label, seq: logged.seq, features: features)
         }
         return items.learner.withRow(row, features: features) { f, offset in
-            (w.learn(features: f, target: o.label - offset, scored: scored), false)
+            read(f, offset, scored: scored)
+            return (w.learn(features: f, target: o.label - offset, scored: scored), false)
         }
     }
 
@@ -321,17 +343,17 @@ public final class ServingState: Sendable {
     /// next publication). Returns the last sequence seen.
     ///
     /// `bounded` (a state catching up before it serves, see ``UserWeightStore/demote(toAtMost:)``)
-    /// keeps at most about twice its `hotUsers` hot at any time, and that many at the end. The log
-    /// is then learned in spans of its `span` observations, user by user: each user's
-    /// observations in log order, the monitor's outcomes in log order after each span. Without
-    /// item updates users learn independently of one another, so the states are those of
-    /// learning in log order, while a demoted user is rebuilt once a span instead of once for
-    /// each of its observations.
+    /// keeps at most about twice its `hotUsers` hot at any time, and that many at the end.
+    /// Without item updates users learn independently of one another, so the log is learned in
+    /// spans of `span` observations, user by user: each user's observations in log order, the
+    /// monitor's outcomes in log order after each span; the states are those of learning in log
+    /// order, while a demoted user is rebuilt once a span instead of once for each of its
+    /// observations. With item updates the log is learned in log order, and a demoted user's
+    /// rebuild learns what its updates read of their items as they ran (``RecentObservations``).
     @discardableResult
     func replay(log: any ObservationLog, after: Int64, through: Int64 = .max, skipping snapshot: UserSnapshot? = nil,
                 bounded bound: CatchUpBound? = nil) throws -> Int64 {
         defer { publishItems() }
-        precondition(bound == nil || itemLearner == nil, "a bounded replay is for states whose users learn independently")
         var last = after, span: [LoggedObservation] = []
         defer { if let bound { users.demote(toAtMost: bound.hotUsers) } }
         // Pages of the log, so no read stays open while a cold user's rebuild reads the store.
@@ -343,6 +365,12 @@ public final class ServingState: Sendable {
                 if let snapshot, snapshot.reflects(uid: logged.observation.uid, seq: logged.seq) { continue }
                 guard let bound else {
                     try learn(logged)
+                    continue
+                }
+                if itemLearner != nil {
+                    // Users and items learn from one another: in log order, one at a time.
+                    try learn(logged)
+                    if users.hotCount > 2 * bound.hotUsers { users.demote(toAtMost: bound.hotUsers) }
                     continue
                 }
                 span.append(logged)

@@ -9,34 +9,54 @@ import Synchronization
 /// enough, a rebuild reads the log.
 ///
 /// It keeps what learning reads of an observation (``Recorded``: sequence, item, label, time) in
-/// one array in log order, each user's entries linked from the first to the last: 40 bytes an
+/// one array in log order, each user's entries linked from the first to the last: 56 bytes an
 /// observation by its layout (plus the array's spare capacity) and about 32 a user, with no
 /// allocation per user. (With whole observations in an array per user, a catch-up's replay of
 /// 95k observations grew malloc's in-use bytes by 33 MB, 448 hot users' states included.)
+/// With item updates, what the user's update read of its item (``ItemInput``) is kept too, in one
+/// array of floats: 4 · (stride + 1) bytes more an observation, 212 at d = 50.
 public final class RecentObservations: Sendable {
+    /// What a user's update read of its item when items learn online: the item's row (padded to
+    /// the stride) and offset as the update used them, and the squared error scored before the
+    /// item learned. The item's row moves on with every observation of it, so a demoted user's
+    /// rebuild learns from these, and repeats its updates bit for bit, rather than from the row
+    /// as it is by then (docs/architecture.md, "Versions").
+    struct ItemInput: Equatable {
+        let features: [Float]
+        let offset: Float
+        let scored: Double
+    }
+
     /// What a rebuild learns from one observation of a user.
     struct Recorded: Equatable {
         let seq: Int64
         let item: String
         let label: Float
         let time: Double
+        /// With item updates: what the update read of the item (nil: the update did not run, or
+        /// items do not learn).
+        var input: ItemInput? = nil
     }
 
-    /// A ``Recorded`` and the user's next entry (-1: none yet), laid out in 40 bytes.
+    /// A ``Recorded`` and the user's next entry (-1: none yet), laid out in 56 bytes.
     private struct Entry {
         let seq: Int64
         var item: String
         var time: Double
+        /// Where the item's row and offset start in ``Window/inputs`` (-1: no input).
+        var input: Int = -1
+        var scored: Double = 0
         var label: Float
         var next: Int32 = -1
-
-        var recorded: Recorded { Recorded(seq: seq, item: item, label: label, time: time) }
     }
 
     private struct Window {
         /// The first sequence recorded: every observation the state learned from it on is here.
         var from: Int64
         var entries: [Entry] = []
+        /// The entries' ``ItemInput``s: each row's `stride` floats, then its offset.
+        var inputs: [Float] = []
+        var stride: Int?
         /// Each user's first and last entry.
         var byUser: [String: (first: Int32, last: Int32)] = [:]
         /// The observations recorded of users not forgotten.
@@ -59,12 +79,13 @@ public final class RecentObservations: Sendable {
         }
     }
 
-    /// Records an observation the state learns now (in log order); nothing when closed. O(1)
-    /// amortized.
-    func record(_ logged: LoggedObservation) {
-        guard isOpen.load(ordering: .acquiring) else { return }
-        window.withLock { w in
-            guard w != nil, logged.seq >= w!.from else { return }
+    /// Records an observation the state learns now (in log order); nothing when closed. Returns
+    /// its entry, for ``attach(_:to:)`` (nil: not recorded). O(1) amortized.
+    @discardableResult
+    func record(_ logged: LoggedObservation) -> Int32? {
+        guard isOpen.load(ordering: .acquiring) else { return nil }
+        return window.withLock { w -> Int32? in
+            guard w != nil, logged.seq >= w!.from else { return nil }
             let o = logged.observation
             let index = Int32(w!.entries.count)
             w!.entries.append(Entry(seq: logged.seq, item: o.item, time: o.time, label: o.label))
@@ -75,6 +96,21 @@ public final class RecentObservations: Sendable {
                 w!.byUser[o.uid] = (index, index)
             }
             w!.count += 1
+            return index
+        }
+    }
+
+    /// Keeps what the update of entry `index` (``record(_:)``'s) read of its item. O(stride)
+    /// amortized.
+    func attach(_ input: ItemInput, to index: Int32) {
+        window.withLock { w in
+            guard w != nil, Int(index) < w!.entries.count else { return }
+            precondition(w!.stride.map { $0 == input.features.count } ?? true, "an item input of another stride")
+            w!.stride = input.features.count
+            w!.entries[Int(index)].input = w!.inputs.count
+            w!.entries[Int(index)].scored = input.scored
+            w!.inputs.append(contentsOf: input.features)
+            w!.inputs.append(input.offset)
         }
     }
 
@@ -88,7 +124,14 @@ public final class RecentObservations: Sendable {
             var i = w.byUser[uid]?.first ?? -1
             while i >= 0 {
                 let e = w.entries[Int(i)]
-                if range.contains(e.seq) { out.append(e.recorded) }
+                if range.contains(e.seq) {
+                    var r = Recorded(seq: e.seq, item: e.item, label: e.label, time: e.time)
+                    if e.input >= 0, let stride = w.stride {
+                        r.input = ItemInput(features: Array(w.inputs[e.input..<(e.input + stride)]),
+                                            offset: w.inputs[e.input + stride], scored: e.scored)
+                    }
+                    out.append(r)
+                }
                 i = e.next
             }
             return out
@@ -111,6 +154,7 @@ public final class RecentObservations: Sendable {
             while i >= 0 {
                 let next = w!.entries[Int(i)].next
                 (w!.entries[Int(i)].item, w!.entries[Int(i)].label, w!.entries[Int(i)].time) = ("", 0, 0)
+                (w!.entries[Int(i)].input, w!.entries[Int(i)].scored) = (-1, 0)
                 w!.count -= 1
                 i = next
             }

@@ -52,6 +52,7 @@ extension UserWeightStore {
     func takeChangedAtCut(states: Bool) -> ChangedAtCut {
         var cut = ChangedAtCut()
         stripes.forEach { st in
+            if states { st.learnedSinceCut = [] }
             guard !st.dirty.isEmpty else { return }
             let columns = states ? ChangedAtCut.Columns(hot: st.hot, observations: st.observations, runningLoss: st.runningLoss,
                                                         bootstrapped: st.bootstrapped) : nil
@@ -60,6 +61,24 @@ extension UserWeightStore {
             st.dirty = []
         }
         return cut
+    }
+
+    /// The users a cut with states took (``takeChangedAtCut(states:)``) that learned since the
+    /// last call, some maybe named twice or already saved: each holds a second copy of its state
+    /// until its captured one is written, so a snapshot writes them first. O(stripes + users).
+    func takeLearnedSinceCut() -> [String] {
+        var out: [String] = []
+        stripes.forEach { st in
+            guard let slots = st.learnedSinceCut, !slots.isEmpty else { return }
+            out.append(contentsOf: slots.map { st.uids[Int($0)] })
+            st.learnedSinceCut = []
+        }
+        return out
+    }
+
+    /// Stops recording the users that learn since a cut (``takeLearnedSinceCut()``). O(stripes).
+    func endCut() {
+        stripes.forEach { st in st.learnedSinceCut = nil }
     }
 
     /// Records that the snapshot store now holds these users' states: unless changed again

@@ -72,6 +72,10 @@ public final class UserWeightStore: Sendable {
         var nextTicket: UInt64 = 0
         /// Users a cluster node adopted (``adopt(_:_:)``): the log sequence their state reflects.
         var adoptedThrough: [Int32: Int64] = [:]
+        /// While a snapshot at one cut writes the states it shares (``takeChangedAtCut(states:)``):
+        /// the slots it took that learned since, each learn copying its state away from the
+        /// shared one (nil: no such snapshot; a slot may be named more than once).
+        var learnedSinceCut: [Int32]?
         /// Slots below this have a snapshot row of the state's version (set by ``beginCatchUp(from:)``,
         /// before the catch-up adds users): only those can be demoted and rebuilt.
         var storedSlots: Int32 = 0
@@ -351,6 +355,7 @@ public final class UserWeightStore: Sendable {
                 st.promote(slot, makeHot(w.ridge, referenced: true), clean: false)  // dirty now
             }
             st.writeThrough(w, slot: slot, stride: stride)
+            if wasHot, st.learnedSinceCut != nil, st.saving.contains(slot) { st.learnedSinceCut!.append(slot) }
             return (r, isNew, !wasHot, st.evict(limit: perStripe))
         }
         if evicted > 0 { metrics.evictions.increment(by: evicted) }
