@@ -4,9 +4,11 @@
 # hot items, which sends the least recently learned cold after each snapshot and reads a cold
 # item's state back from the snapshot database when it next learns.
 #
-#   bench/item-tiering.sh                  (HOT="all 1000", DURATION=60)
+#   bench/item-tiering.sh                  (HOT="all 1000", DURATION=60, ITEMS=10000)
+#   ITEMS=100000 HOT="all 10000" bench/item-tiering.sh    (a long-tail catalogue)
 #
-# On bench/http.sh's model (100,000 users, 10,000 items, d = 50), each setting on a fresh copy
+# On bench/http.sh's model (100,000 users, 10,000 items, d = 50; with ITEMS, a model of that many
+# items trained the same way on 1,000,000 ratings), each setting on a fresh copy
 # (.bench-data/item-tiering-run): `serve --item-updates on --hot-items H --snapshot-observations
 # SNAPSHOT` (50,000), a start (the first computes and stores the items' states), then wrk -c8
 # durable observes for DURATION seconds, users uniform and items Zipf(1.0) (a few items take
@@ -19,7 +21,7 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 DURATION=${DURATION:-60}; HOT=${HOT:-"all 1000"}; SNAPSHOT=${SNAPSHOT:-50000}
 PORT=${PORT:-18196}
-USERS=100000; ITEMS=10000
+USERS=100000; ITEMS=${ITEMS:-10000}
 require_wrk
 build_release
 prepare_model $USERS $ITEMS 1000000 50
@@ -51,5 +53,5 @@ for hot in $HOT; do
   echo "| $hot | $rps | $p99 ms | $held | $rss MiB | $took s | $restarted MiB |" | tee -a "$RUN/table"
 done
 echo
-echo "== $(nproc) cores, $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}'), wrk -c8 durable observes (items Zipf 1.0) for ${DURATION} s, a snapshot every $SNAPSHOT observations, $(date +%F)"
+echo "== $(nproc) cores, $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}'), $USERS users and $ITEMS items, wrk -c8 durable observes (items Zipf 1.0) for ${DURATION} s, a snapshot every $SNAPSHOT observations, $(date +%F)"
 cat "$RUN/table"

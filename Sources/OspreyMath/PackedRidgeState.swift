@@ -108,6 +108,11 @@ public struct PackedRidgeState: Sendable, Equatable {
                           updatesSinceRefactor: updatesSinceRefactor)
     }
 
+    /// Calls `body` with `w` (``dimension`` floats, unpadded), read in place. O(1) plus `body`.
+    public func withWeights<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
+        try values.withUnsafeBufferPointer { try body($0.baseAddress!) }
+    }
+
     /// Where the packed values are stored: the same before and after a ``repack(_:)`` that
     /// reused the storage, another after one that had to copy it (it was shared). O(1).
     public var storageAddress: UInt {

@@ -79,6 +79,9 @@ struct ItemLearningTests {
         #expect(live[k] == 1, "the bias feature stays 1")
         #expect(try m.item(model: "demo", id: item).observations == 5)
         #expect(try m.item(model: "demo", id: item).source == .online)
+        // Held packed, as hot users are: every item's state, trained and learned online.
+        let learner = try #require(state.itemLearner)
+        #expect(learner.packedCount == learner.counts.hot && learner.counts.hot == 40)
         #expect(try m.item(model: "demo", id: "i4").source == .trained)
     }
 

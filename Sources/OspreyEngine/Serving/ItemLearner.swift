@@ -24,8 +24,9 @@ import Synchronization
 /// An item's state is then the version's start plus every node's sums, solved again at each
 /// fold, so nodes that have folded the same publications hold the same states.
 ///
-/// Memory: one ``RidgeState`` per item with state, about `(d+1)·stride·6` bytes (≈ 18 KB at
-/// d = 50): every trained item from the start, a catalogue item from its first observation. On
+/// Memory: one ridge state per item with state, packed as a hot user's is (``Item``; ≈ 10.6 KB
+/// at d = 50, against ≈ 18 KB unpacked): every trained item from the start, a catalogue item
+/// from its first observation. On
 /// a cluster node, also each learned item's start and each node's sums, ≈ 10.6 KB per node.
 ///
 /// Tiered (``hotItems`` below the items with state; a lone process only), it holds at most
@@ -37,11 +38,65 @@ import Synchronization
 final class ItemLearner: Sendable {
     /// One item's online state.
     struct Item: Sendable {
-        var ridge: RidgeState
+        /// The ridge statistics, packed to about half their size when they pack (as a hot
+        /// user's are, ``PackedRidgeState``), else as they are.
+        private var state: State
         /// Observations learned online.
         var observations: Int
         /// The log sequence the state reflects: a replay skips the observations up to it.
         var seq: Int64
+
+        private enum State: Sendable {
+            case packed(PackedRidgeState)
+            case full(RidgeState)
+            /// Only while ``ridge``'s setter repacks the packed value, so its storage is not shared.
+            case moved
+        }
+
+        init(ridge: RidgeState, observations: Int, seq: Int64) {
+            state = PackedRidgeState(ridge).map(State.packed) ?? .full(ridge)
+            self.observations = observations
+            self.seq = seq
+        }
+
+        /// The ridge state, bit for bit. Reading it unpacks, O(d²); setting it repacks into the
+        /// packed arrays when they are not shared (a snapshot's cut shares them until then), so
+        /// a learn allocates no new packed arrays. O(d²).
+        var ridge: RidgeState {
+            get {
+                switch state {
+                case .packed(let p): p.unpacked()
+                case .full(let r): r
+                case .moved: preconditionFailure("an item state read while it is being stored")
+                }
+            }
+            set {
+                if case .packed(var p) = state {
+                    state = .moved
+                    if p.repack(newValue) {
+                        state = .packed(p)
+                        return
+                    }
+                }
+                state = PackedRidgeState(newValue).map(State.packed) ?? .full(newValue)
+            }
+        }
+
+        /// Whether the state is held packed. O(1).
+        var isPacked: Bool {
+            if case .packed = state { return true }
+            return false
+        }
+
+        /// Writes the item's row (``ItemRidge/row(of:into:offset:)``) into `row` and returns its
+        /// offset, without unpacking. O(d).
+        func row(_ itemRidge: ItemRidge, into row: UnsafeMutablePointer<Float>) -> Float {
+            switch state {
+            case .packed(let p): p.withWeights { itemRidge.row(weights: $0, into: row) }
+            case .full(let r): itemRidge.row(of: r, into: row)
+            case .moved: preconditionFailure("an item state read while it is being stored")
+            }
+        }
     }
 
     /// Reads a cold item's stored state (``SnapshotStore/loadItemState(model:version:item:dimension:)``),
@@ -116,6 +171,9 @@ final class ItemLearner: Sendable {
     /// The item states held, and the cold ones (stored only).
     var counts: (hot: Int, cold: Int) { live.withLock { ($0.items.count, $0.cold.count) } }
 
+    /// The item states held packed (``Item``). O(hot items).
+    var packedCount: Int { live.withLock { $0.items.values.count(where: \.isPacked) } }
+
     /// Cold states that could not be read when their item was to learn: those observations were
     /// learned by their users only.
     var unreadableColdStates: Int { live.withLock { $0.unreadable } }
@@ -137,7 +195,7 @@ final class ItemLearner: Sendable {
                     l.unpublished.insert(row)
                 } else {
                     var f = [Float](repeating: 0, count: ridge.dimension)
-                    let offset = f.withUnsafeMutableBufferPointer { ridge.row(of: item.ridge, into: $0.baseAddress!) }
+                    let offset = f.withUnsafeMutableBufferPointer { item.row(ridge, into: $0.baseAddress!) }
                     l.coldRows[row] = (f, offset)
                     l.cold[row] = item.observations
                 }
@@ -298,7 +356,7 @@ final class ItemLearner: Sendable {
             let f = buffer.baseAddress!
             let offset: Float? = live.withLock { l in
                 f.update(repeating: 0, count: features.stride)
-                if let item = l.items[row] { return ridge.row(of: item.ridge, into: f) }
+                if let item = l.items[row] { return item.row(ridge, into: f) }
                 guard let cold = l.coldRows[row] else { return nil }
                 f.update(from: cold.features, count: cold.features.count)
                 return cold.offset
@@ -348,7 +406,7 @@ final class ItemLearner: Sendable {
         live.withLock { l in
             var out = l.unpublished.map { row -> (row: Int, features: [Float], offset: Float) in
                 var f = [Float](repeating: 0, count: stride)
-                let offset = f.withUnsafeMutableBufferPointer { ridge.row(of: l.items[row]!.ridge, into: $0.baseAddress!) }
+                let offset = f.withUnsafeMutableBufferPointer { l.items[row]!.row(ridge, into: $0.baseAddress!) }
                 return (row, f, offset)
             }
             for (row, cold) in l.coldRows {

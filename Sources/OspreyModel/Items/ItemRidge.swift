@@ -89,12 +89,15 @@ public struct ItemRidge: Sendable, Equatable {
     /// factors, then the constant 1 with a bias feature) and returns its label offset (`offset`,
     /// the served one, when it is not learned). O(d).
     public func row(of state: RidgeState, into row: UnsafeMutablePointer<Float>, offset: Float = 0) -> Float {
+        state.weights.withUnsafeBufferPointer { self.row(weights: $0.baseAddress!, into: row, offset: offset) }
+    }
+
+    /// ``row(of:into:offset:)`` from a state's solution `x` (its ``parameterCount`` entries). O(d).
+    public func row(weights x: UnsafePointer<Float>, into row: UnsafeMutablePointer<Float>, offset: Float = 0) -> Float {
         let k = factorCount
-        return state.weights.withUnsafeBufferPointer { x in
-            row.update(from: x.baseAddress!, count: k)
-            if hasBiasFeature { row[k] = 1 }
-            return learnsOffset ? x[k] : offset
-        }
+        row.update(from: x, count: k)
+        if hasBiasFeature { row[k] = 1 }
+        return learnsOffset ? x[k] : offset
     }
 
     /// Where each trained item's regression starts.
