@@ -227,8 +227,11 @@ struct TieredStoreTests {
             try await m.installer.rollback(model: "demo", to: 1)
         }
         #expect(Set(try carried.registry.model("demo").current.users.hotUids()) == active, "and after a rollback")
-        // Only the users the catch-up left cold are carried (it keeps up to one hot a stripe).
-        #expect(metrics.count("osprey_user_states_recycled_total", model: "demo") > 20)
+        // Only the users the catch-up left cold are carried: it keeps up to one hot a stripe, so
+        // some are when two active users share a stripe (by a hash seeded anew in each process).
+        let stripes = Set(active.map { StripedLocks<UserWeightStore.Stripe>.stripe(of: $0) })
+        let recycled = metrics.count("osprey_user_states_recycled_total", model: "demo")
+        #expect(stripes.count < active.count ? recycled > 20 : recycled == 20, "\(stripes.count) stripes: \(recycled)")
         let rolledBack = metrics.users(model: "demo").rebuilds
         for m in [carried, onDemand] {
             try await m.observe(model: "demo", first)

@@ -38,23 +38,15 @@ import Synchronization
 final class ItemLearner: Sendable {
     /// One item's online state.
     struct Item: Sendable {
-        /// The ridge statistics, packed to about half their size when they pack (as a hot
-        /// user's are, ``PackedRidgeState``), else as they are.
-        private var state: State
+        /// Compact, as a hot user's (``CompactRidgeState``).
+        private var state: CompactRidgeState
         /// Observations learned online.
         var observations: Int
         /// The log sequence the state reflects: a replay skips the observations up to it.
         var seq: Int64
 
-        private enum State: Sendable {
-            case packed(PackedRidgeState)
-            case full(RidgeState)
-            /// Only while ``ridge``'s setter repacks the packed value, so its storage is not shared.
-            case moved
-        }
-
         init(ridge: RidgeState, observations: Int, seq: Int64) {
-            state = PackedRidgeState(ridge).map(State.packed) ?? .full(ridge)
+            state = CompactRidgeState(ridge)
             self.observations = observations
             self.seq = seq
         }
@@ -63,30 +55,12 @@ final class ItemLearner: Sendable {
         /// packed arrays when they are not shared (a snapshot's cut shares them until then), so
         /// a learn allocates no new packed arrays. O(d²).
         var ridge: RidgeState {
-            get {
-                switch state {
-                case .packed(let p): p.unpacked()
-                case .full(let r): r
-                case .moved: preconditionFailure("an item state read while it is being stored")
-                }
-            }
-            set {
-                if case .packed(var p) = state {
-                    state = .moved
-                    if p.repack(newValue) {
-                        state = .packed(p)
-                        return
-                    }
-                }
-                state = PackedRidgeState(newValue).map(State.packed) ?? .full(newValue)
-            }
+            get { state.unpacked }
+            set { state.store(newValue) }
         }
 
         /// Whether the state is held packed. O(1).
-        var isPacked: Bool {
-            if case .packed = state { return true }
-            return false
-        }
+        var isPacked: Bool { state.isPacked }
 
         /// Writes the item's row (``ItemRidge/row(of:into:offset:)``) into `row` and returns its
         /// offset, without unpacking. O(d).

@@ -17,10 +17,14 @@ final class StripedLocks<State: Sendable>: Sendable {
         stripes = (0..<Self.stripeCount).map { _ in Stripe(make()) }
     }
 
+    /// The stripe holding `uid`: by its hash, which Swift seeds anew in every process. O(1).
+    @inline(__always)
+    static func stripe(of uid: String) -> Int { Int(UInt(bitPattern: uid.hashValue) & UInt(stripeCount - 1)) }
+
     /// Runs `body` on the stripe holding `uid`, under its lock. O(1) plus `body`.
     @inline(__always)
     func withLock<R>(_ uid: String, _ body: (inout State) throws -> R) rethrows -> R {
-        try stripes[Int(UInt(bitPattern: uid.hashValue) & UInt(Self.stripeCount - 1))].state.withLock { state -> sending R in
+        try stripes[Self.stripe(of: uid)].state.withLock { state -> sending R in
             try body(&state)
         }
     }

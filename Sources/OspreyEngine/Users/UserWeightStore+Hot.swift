@@ -17,21 +17,15 @@ extension UserWeightStore {
         return Hot(state, referenced: referenced)
     }
 
-    /// A hot user's ridge state: packed (``PackedRidgeState``, about half the bytes) whenever it
-    /// packs exactly, else as is. The small fields live in the cold tier's arrays.
+    /// A hot user's ridge state, compact (``CompactRidgeState``). The small fields live in the
+    /// cold tier's arrays.
     struct Hot {
-        enum Ridge {
-            case packed(PackedRidgeState)
-            case full(RidgeState)
-            /// Only while ``store(_:)`` holds the packed value, so its storage is not shared.
-            case moved
-        }
-        var ridge: Ridge
+        var ridge: CompactRidgeState
         /// Learned since the CLOCK hand last passed (second chance).
         var referenced: Bool
 
         init(_ ridge: RidgeState, referenced: Bool) {
-            self.ridge = PackedRidgeState(ridge).map(Ridge.packed) ?? .full(ridge)
+            self.ridge = CompactRidgeState(ridge)
             self.referenced = referenced
         }
 
@@ -40,25 +34,9 @@ extension UserWeightStore {
             self.referenced = referenced
         }
 
-        var unpacked: RidgeState {
-            switch ridge {
-            case .packed(let p): p.unpacked()
-            case .full(let r): r
-            case .moved: preconditionFailure("a hot state read while it is being stored")
-            }
-        }
+        var unpacked: RidgeState { ridge.unpacked }
 
-        /// Keeps `state` as this user's ridge state: repacked into the existing packed arrays
-        /// when it packs (no allocation), else as is. O(d²).
-        mutating func store(_ state: RidgeState) {
-            if case .packed(var p) = ridge {
-                ridge = .moved
-                if p.repack(state) {
-                    ridge = .packed(p)
-                    return
-                }
-            }
-            ridge = PackedRidgeState(state).map(Ridge.packed) ?? .full(state)
-        }
+        /// Keeps `state` as this user's ridge state (``CompactRidgeState/store(_:)``). O(d²).
+        mutating func store(_ state: RidgeState) { ridge.store(state) }
     }
 }
