@@ -65,11 +65,7 @@ final class ItemLearner: Sendable {
         /// Writes the item's row (``ItemRidge/row(of:into:offset:)``) into `row` and returns its
         /// offset, without unpacking. O(d).
         func row(_ itemRidge: ItemRidge, into row: UnsafeMutablePointer<Float>) -> Float {
-            switch state {
-            case .packed(let p): p.withWeights { itemRidge.row(weights: $0, into: row) }
-            case .full(let r): itemRidge.row(of: r, into: row)
-            case .moved: preconditionFailure("an item state read while it is being stored")
-            }
+            state.withWeights { itemRidge.row(weights: $0, into: row) }
         }
     }
 

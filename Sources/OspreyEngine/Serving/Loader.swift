@@ -257,7 +257,7 @@ struct Loader: Sendable {
     /// How a cluster node adopts a user of version `v`: the log's last
     /// sequence is read first, then the user's snapshot row (or the prior, for a user the
     /// version stores none of, from the version's snapshot sequence), then the user's log after
-    /// the row through that sequence, applied as ``ServingState/apply(_:to:features:items:validation:recorded:reading:)``
+    /// the row through that sequence, applied as ``ServingState/apply(_:to:features:items:validation:recorded:recording:)``
     /// applies it live (with item updates, against the items' rows as they are now, which do not
     /// learn it again: its node did) and recorded in `observed`. Nil for a user with neither row
     /// nor observation. O(d²) and two point reads, plus the user's observations since its row.
@@ -275,7 +275,7 @@ struct Loader: Sendable {
     }
 
     /// Learns user `uid`'s logged observations of version `v`'s model with sequence in a range
-    /// into a state, as ``ServingState/apply(_:to:features:items:validation:recorded:reading:)`` applies them live
+    /// into a state, as ``ServingState/apply(_:to:features:items:validation:recorded:recording:)`` applies them live
     /// (with item updates, against the items' live rows, which do not learn them again), and
     /// records them in `observed`. Returns whether there were any. O(the range's observations ·
     /// d²), plus a read of the log.

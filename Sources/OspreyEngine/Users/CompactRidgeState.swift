@@ -29,6 +29,16 @@ enum CompactRidgeState: Sendable {
         return false
     }
 
+    /// Calls `body` with `w` (its first ``RidgeState/dimension`` floats), read in place. O(1)
+    /// plus `body`.
+    func withWeights<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
+        switch self {
+        case .packed(let p): try p.withWeights(body)
+        case .full(let r): try r.weights.withUnsafeBufferPointer { try body($0.baseAddress!) }
+        case .moved: preconditionFailure("a ridge state read while it is being stored")
+        }
+    }
+
     /// Keeps `state` instead: repacked into the existing packed arrays when it packs and they
     /// are not shared (no allocation), else as is. O(d²).
     mutating func store(_ state: RidgeState) {

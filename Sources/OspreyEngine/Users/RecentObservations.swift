@@ -80,7 +80,7 @@ public final class RecentObservations: Sendable {
     }
 
     /// Records an observation the state learns now (in log order); nothing when closed. Returns
-    /// its entry, for ``attach(_:to:)`` (nil: not recorded). O(1) amortized.
+    /// its entry, for ``attach(features:offset:scored:to:)`` (nil: not recorded). O(1) amortized.
     @discardableResult
     func record(_ logged: LoggedObservation) -> Int32? {
         guard isOpen.load(ordering: .acquiring) else { return nil }
@@ -100,17 +100,17 @@ public final class RecentObservations: Sendable {
         }
     }
 
-    /// Keeps what the update of entry `index` (``record(_:)``'s) read of its item. O(stride)
-    /// amortized.
-    func attach(_ input: ItemInput, to index: Int32) {
+    /// Keeps what the update of entry `index` (``record(_:)``'s) read of its item (an
+    /// ``ItemInput``), copied straight from the row the update read. O(stride) amortized.
+    func attach(features: UnsafeBufferPointer<Float>, offset: Float, scored: Double, to index: Int32) {
         window.withLock { w in
             guard w != nil, Int(index) < w!.entries.count else { return }
-            precondition(w!.stride.map { $0 == input.features.count } ?? true, "an item input of another stride")
-            w!.stride = input.features.count
+            precondition(w!.stride.map { $0 == features.count } ?? true, "an item input of another stride")
+            w!.stride = features.count
             w!.entries[Int(index)].input = w!.inputs.count
-            w!.entries[Int(index)].scored = input.scored
-            w!.inputs.append(contentsOf: input.features)
-            w!.inputs.append(input.offset)
+            w!.entries[Int(index)].scored = scored
+            w!.inputs.append(contentsOf: features)
+            w!.inputs.append(offset)
         }
     }
 
