@@ -223,8 +223,8 @@ struct ItemLearningTests {
         #expect(try t.reopen().snapshots.loadItemStates(model: "demo", version: 1, dimension: 5).count == 40)
     }
 
-    @Test("a snapshot at one cut writes the items first, then the users that learned since the cut, then the rest")
-    func usersLearnedDuringASnapshotAreWrittenFirst() async throws {
+    @Test("a snapshot at one cut writes the users and the items learned since the cut before the other items")
+    func usersAndItemsLearnedDuringASnapshotGoFirst() async throws {
         let t = try TrainedStore()
         defer { t.remove() }
         let faults = Faults()
@@ -232,22 +232,28 @@ struct ItemLearningTests {
         let stream = Self.stream(400, seed: 9)
         _ = try await m.observe(model: "demo", stream)
         let cut = try t.stores.log.lastSequence()
-        let changed = Set(stream.map(\.uid)).sorted(), items = Set(stream.map(\.item)).count
-        #expect(changed.count > 40)
+        let changed = Set(stream.map(\.uid)).sorted(), items = Set(stream.map(\.item)).sorted()
+        #expect(items.count > 3 * Snapshotter.snapshotChunk)
         // The snapshot waits at its first write (the items users observed), its cut taken.
         let writes = faults.calls(.snapshotWrite)
         faults.hold(.snapshotWrite)
-        let snapshot = Task.detached { try m.snapshotter.snapshot() }
+        let snapshot = Task { try await m.snapshotter.snapshotInBackground() }  // on a thread of its own
         while faults.calls(.snapshotWrite) == writes { try await Task.sleep(for: .milliseconds(2)) }
-        let learned = [changed[0], changed[7], changed[20], changed[33], changed[40]]
-        _ = try await m.observe(model: "demo", learned.map { ($0, "i1", 3) })
-        // The items' chunks and one chunk of users are written; the next write fails.
-        faults.failNext(.snapshotWrite, nth: (items + Snapshotter.snapshotChunk - 1) / Snapshotter.snapshotChunk + 2)
+        // Five users learn, each observing another item: users and items learned since the cut.
+        let learnedUsers = [changed[0], changed[7], changed[20], changed[33], changed[40]]
+        let learnedItems = [items[1], items[9], items[18], items[27], items[36]]
+        _ = try await m.observe(model: "demo", zip(learnedUsers, learnedItems).map { ($0, $1, 3) })
+        // One chunk of users, then one of items, is written; the next write fails.
+        faults.failNext(.snapshotWrite, nth: 3)
         faults.release(.snapshotWrite)
         await #expect(throws: StorageError.self) { try await snapshot.value }
-        let stored = try changed.filter { try t.stores.snapshots.loadUserState(model: "demo", version: 1, uid: $0, dimension: 5)?.seq == cut }
-        #expect(stored.count == Snapshotter.snapshotChunk)
-        #expect(Set(learned).isSubset(of: stored), "written first: \(stored)")
+        let storedUsers = try changed.filter {
+            try t.stores.snapshots.loadUserState(model: "demo", version: 1, uid: $0, dimension: 5)?.seq == cut
+        }
+        let storedItems = try t.stores.snapshots.loadItemStates(model: "demo", version: 1, dimension: 5).filter { $0.seq == cut }
+        #expect(storedUsers.count == Snapshotter.snapshotChunk && Set(learnedUsers).isSubset(of: storedUsers), "\(storedUsers)")
+        #expect(storedItems.count == Snapshotter.snapshotChunk && Set(learnedItems).isSubset(of: storedItems.map(\.item)),
+                "\(storedItems.map(\.item))")
     }
 
     @Test("a snapshot cut short is put back at the next start: users and items restore as one cut",

@@ -54,8 +54,11 @@ public final class Snapshotter: Service, Sendable {
                 }
                 do {
                     let start = clock.now
-                    let saved = try await self.snapshotInBackground()
+                    let (saved, deferred) = try await BackgroundThread.run(name: "osprey-snapshot") { try self.snapshotDeferring() }
                     retry = nil
+                    // A state left out for its catch-up, and nothing else to save: tried again at
+                    // the next check, with nothing learned to hand back.
+                    if deferred && saved == 0 { continue }
                     let took = clock.now - start
                     // glibc keeps freed memory inside its arenas: without this, resident memory
                     // crept up ~0.4 MB/s between version changes (docs/operations.md, "Durability").
@@ -85,8 +88,8 @@ public final class Snapshotter: Service, Sendable {
     /// whole snapshot.
     public static let snapshotChunk = 10
 
-    /// A snapshot at one cut takes the users learned since the cut (each then holds two copies of
-    /// its state) and writes them first, every this many chunks.
+    /// A snapshot at one cut takes the users and items learned since the cut (each then holds
+    /// two copies of its state) and writes them first, every this many chunks.
     static let learnedFirstEvery = 10
 
     /// Saves every user changed since the last snapshot; once saved, they may leave the hot tier.
@@ -95,7 +98,11 @@ public final class Snapshotter: Service, Sendable {
     /// ever held. Returns the number of users
     /// saved. O(changed users · d²). Runs on the caller's thread; it blocks on SQLite.
     @discardableResult
-    public func snapshot() throws -> Int {
+    public func snapshot() throws -> Int { try snapshotDeferring().saved }
+
+    /// ``snapshot()``, also telling whether a state was left out for its catch-up (taken at the
+    /// next check). A snapshot that saved nothing because of that is not counted as made.
+    private func snapshotDeferring() throws -> (saved: Int, deferred: Bool) {
         metrics.inProgress.increment()
         let start = ContinuousClock.now
         defer {
@@ -114,9 +121,11 @@ public final class Snapshotter: Service, Sendable {
         }
         // A state left out for now is snapshotted at the next check.
         if !deferred { base.store(learned, ordering: .relaxed) }
-        metrics.completed.increment()
-        metrics.users.increment(by: saved)
-        return saved
+        if !deferred || saved > 0 {
+            metrics.completed.increment()
+            metrics.users.increment(by: saved)
+        }
+        return (saved, deferred)
     }
 
     /// Saves the changed users of the model's serving state and of a challenger's, and the items
@@ -226,6 +235,25 @@ public final class Snapshotter: Service, Sendable {
         return saved
     }
 
+    /// Moves the entries of `list` named in `learned` (by `key`; some maybe named twice, written
+    /// or moved already) to its end, just below the `moved` entries moved there before and not
+    /// yet written, keeping `positions` (each entry's index; written entries' are past the end).
+    /// Returns how many entries at the end are moved ones now. O(learned).
+    private static func moveToEnd<Entry, Key: Hashable>(_ learned: [Key], of list: inout [Entry], key: KeyPath<Entry, Key>,
+                                                        positions: inout [Key: Int], moved: Int) -> Int {
+        var moved = min(moved, list.count)
+        for k in learned {
+            let end = list.count - 1 - moved
+            guard let i = positions[k], i <= end else { continue }  // written, or moved already
+            if i < end {
+                list.swapAt(i, end)
+                (positions[list[i][keyPath: key]], positions[list[end][keyPath: key]]) = (i, end)
+            }
+            moved += 1
+        }
+        return moved
+    }
+
     /// Whether `state` still learns live in `model` (it serves, or competes as the challenger). O(1).
     private static func learns(_ state: ServingState, in model: ServedModel) -> Bool {
         model.current === state || model.competition?.challenger === state
@@ -260,9 +288,10 @@ public final class Snapshotter: Service, Sendable {
     /// cut takes the sequence learned, the changed users and items and the items users observed,
     /// in O(stripes): their collections are shared, not read (``UserWeightStore/ChangedAtCut``;
     /// a state shares its storage until it is next learned, then is copied). The rows are then
-    /// written in chunks, the items' first, then the users', those learned since the cut (two
-    /// copies in memory until written, ``UserWeightStore/takeLearnedSinceCut()``) ahead of the
-    /// rest, each chunk keeping the rows it overwrites
+    /// written in chunks: the users and items learned since the cut first (each holds two copies
+    /// in memory until written: ``UserWeightStore/takeLearnedSinceCut()``,
+    /// ``ItemLearner/takeLearnedSinceCut()``), then the other items, then the other users, each
+    /// chunk keeping the rows it overwrites
     /// (``SnapshotStore/saveSnapshot(model:version:rows:observedItems:keepingPrevious:)``),
     /// until the snapshot's sequence advances and drops them. A snapshot cut short is put back
     /// at the next start (``SnapshotStore/restoreInterruptedSnapshot(model:version:)``).
@@ -287,7 +316,10 @@ public final class Snapshotter: Service, Sendable {
                 (cut, unlearned, paused) = (seq, earliest, clock.now - locked)
                 (users, changedItems, observed) = (usersCut.captured(), itemsCut.items, observedCut.items)
             }
-            defer { state.users.endCut() }
+            defer {
+                state.users.endCut()
+                items.endCut()
+            }
             logger.info("snapshot cut", metadata: [
                 "model.name": "\(model.name)", "model.version": "\(version)", "users": "\(users.count)",
                 "items": "\(changedItems.count)", "learning.paused": "\(paused)",
@@ -304,46 +336,41 @@ public final class Snapshotter: Service, Sendable {
                 observed = []
                 // Each chunk's states are let go once written (from the end, and no slice outlives
                 // its statement, so nothing is copied): a user or an item learned since the cut
-                // holds a second copy of its state until then. Items go first: a catalogue is
-                // small beside its users, and nearly every item of it learns while they are written.
-                while !changedItems.isEmpty {
-                    guard Self.learns(state, in: model) else {
-                        logSwappedOut(state, of: model, saved: 0, of: saved)
-                        return nil
-                    }
-                    let start = changedItems.count - min(Self.snapshotChunk, changedItems.count)
-                    let rows = changedItems[start...].map {
-                        ItemStateRow(item: features.id(of: $0.row), ridge: $0.item.ridge, observations: $0.item.observations, seq: cut)
-                    }
-                    try stores.snapshots.saveItemStates(model: model.name, version: version, rows: rows, keepingPrevious: true)
-                    changedItems.removeLast(changedItems.count - start)
-                }
-                // Users that learned since the cut are moved to the end, written next.
-                var position = Dictionary(users.enumerated().map { ($1.uid, $0) }, uniquingKeysWith: { a, _ in a })
-                var chunks = 0
-                while !users.isEmpty {
+                // holds a second copy of its state until then. So those go first, as learning
+                // names them (moved to the end); then the items, since a catalogue is small beside
+                // its users and nearly every item of it learns while they are written; then the rest.
+                var userPosition = Dictionary(users.enumerated().map { ($1.uid, $0) }, uniquingKeysWith: { a, _ in a })
+                var itemPosition = Dictionary(changedItems.enumerated().map { ($1.row, $0) }, uniquingKeysWith: { a, _ in a })
+                var learnedUsers = 0, learnedItems = 0, chunks = 0
+                while !users.isEmpty || !changedItems.isEmpty {
                     guard Self.learns(state, in: model) else {
                         logSwappedOut(state, of: model, saved: saved - users.count, of: saved)
                         return nil
                     }
                     if chunks % Self.learnedFirstEvery == 0 {
-                        var end = users.count - 1
-                        for uid in state.users.takeLearnedSinceCut() {
-                            guard let i = position[uid], i <= end else { continue }  // written, or moved already
-                            if i < end {
-                                users.swapAt(i, end)
-                                (position[users[i].uid], position[users[end].uid]) = (i, end)
-                            }
-                            end -= 1
-                        }
+                        learnedUsers = Self.moveToEnd(state.users.takeLearnedSinceCut(), of: &users, key: \.uid,
+                                                      positions: &userPosition, moved: learnedUsers)
+                        learnedItems = Self.moveToEnd(items.takeLearnedSinceCut(), of: &changedItems, key: \.row,
+                                                      positions: &itemPosition, moved: learnedItems)
                     }
                     chunks += 1
-                    let start = users.count - min(Self.snapshotChunk, users.count)
-                    let rows = users[start...].map { SnapshotRow(uid: $0.uid, weights: $0.state.weights, seq: cut) }
-                    try stores.snapshots.saveSnapshot(model: model.name, version: version, rows: rows, observedItems: [],
-                                                      keepingPrevious: true)
-                    state.users.finishSnapshot(rows.map(\.uid))
-                    users.removeLast(users.count - start)
+                    if learnedUsers > 0 || changedItems.isEmpty {
+                        let start = users.count - min(Self.snapshotChunk, users.count)
+                        let rows = users[start...].map { SnapshotRow(uid: $0.uid, weights: $0.state.weights, seq: cut) }
+                        try stores.snapshots.saveSnapshot(model: model.name, version: version, rows: rows, observedItems: [],
+                                                          keepingPrevious: true)
+                        state.users.finishSnapshot(rows.map(\.uid))
+                        users.removeLast(users.count - start)
+                        learnedUsers = max(0, learnedUsers - rows.count)
+                    } else {
+                        let start = changedItems.count - min(Self.snapshotChunk, changedItems.count)
+                        let rows = changedItems[start...].map {
+                            ItemStateRow(item: features.id(of: $0.row), ridge: $0.item.ridge, observations: $0.item.observations, seq: cut)
+                        }
+                        try stores.snapshots.saveItemStates(model: model.name, version: version, rows: rows, keepingPrevious: true)
+                        changedItems.removeLast(changedItems.count - start)
+                        learnedItems = max(0, learnedItems - rows.count)
+                    }
                 }
                 try stores.snapshots.advanceSnapshot(model: model.name, version: version, to: min(cut, (unlearned ?? .max) - 1))
                 // The states just written are the store's now: beyond the hot items, they go cold.

@@ -88,6 +88,10 @@ final class ItemLearner: Sendable {
         var unreadable = 0
         /// Changed since the last snapshot's cut.
         var changed: Set<Int> = []
+        /// While a snapshot at one cut writes the states it shares (``takeChangedAtCut()``): the
+        /// rows learned since, each learn copying a state the cut shares, since the snapshot
+        /// last asked (nil: no such snapshot; a row may be named more than once).
+        var learnedSinceCut: [Int]?
         /// Changed since the last publication.
         var unpublished: Set<Int> = []
         /// A cluster node's share of the items (nil on a lone process).
@@ -229,6 +233,7 @@ final class ItemLearner: Sendable {
                 ridge.learn(&l.items[row]!.ridge, userWeights: w, label: label)
                 l.items[row]!.seq = seq
                 l.changed.insert(row)  // a cluster node's snapshots save no item state
+                l.learnedSinceCut?.append(row)
             }
             l.items[row]!.observations += 1
             l.unpublished.insert(row)
@@ -360,9 +365,24 @@ final class ItemLearner: Sendable {
     /// puts them back when saving them failed. O(1).
     func takeChangedAtCut() -> ChangedAtCut {
         live.withLock { l in
-            defer { l.changed = [] }
+            defer { (l.changed, l.learnedSinceCut) = ([], []) }
             return ChangedAtCut(changed: l.changed, states: l.items)
         }
+    }
+
+    /// The rows learned since the cut (``takeChangedAtCut()``) and the last call, some maybe
+    /// named twice or not taken by the cut: each that the cut took holds a second copy of its
+    /// state until its cut one is written, so a snapshot writes them first. O(rows).
+    func takeLearnedSinceCut() -> [Int] {
+        live.withLock { l in
+            defer { if l.learnedSinceCut != nil { l.learnedSinceCut = [] } }
+            return l.learnedSinceCut ?? []
+        }
+    }
+
+    /// Stops recording the rows learned since a cut (``takeLearnedSinceCut()``). O(1).
+    func endCut() {
+        live.withLock { $0.learnedSinceCut = nil }
     }
 
     /// Marks rows changed again (after a snapshot of them failed to save).
