@@ -256,6 +256,72 @@ struct ItemLearningTests {
                 "\(storedItems.map(\.item))")
     }
 
+    @Test("a snapshot at one cut stops when a version begins to replace its state, none starts until the install ends, and the next writes what it did not")
+    func snapshotStopsWhileAVersionReplacesItsState() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let faults = Faults()
+        let m = try Manager(stores: t.stores.injectingFaults(faults), configuration: Self.configuration(), logger: quiet)
+        let model = try m.registry.model("demo")
+        let stream = Self.stream(400, seed: 13)
+        _ = try await m.observe(model: "demo", Array(stream[0..<300]))
+        let cut = try t.stores.log.lastSequence()
+        // Under way, held at its first write (its cut taken), when an install begins.
+        let writes = faults.calls(.snapshotWrite)
+        faults.hold(.snapshotWrite)
+        let snapshot = Task { try await m.snapshotter.snapshotInBackground() }  // on a thread of its own
+        while faults.calls(.snapshotWrite) == writes { try await Task.sleep(for: .milliseconds(2)) }
+        model.beginReplacing()
+        faults.release(.snapshotWrite)
+        #expect(try await snapshot.value == 0)
+        let atCut = try Set(stream[0..<300].map(\.uid)).filter {
+            try t.stores.snapshots.loadUserState(model: "demo", version: 1, uid: $0, dimension: 5)?.seq == cut
+        }
+        #expect(atCut.isEmpty, "stopped before its first chunk: \(atCut.count) users written")
+        // While the install lasts, none starts.
+        let stopped = faults.calls(.snapshotWrite)
+        #expect(try m.snapshotter.snapshot() == 0)
+        #expect(faults.calls(.snapshotWrite) == stopped)
+        model.endReplacing()
+        _ = try await m.observe(model: "demo", Array(stream[300..<320]))
+        #expect(try m.snapshotter.snapshot() > 0)
+        m.itemPublisher.publish()
+        let live = try Captured(m)
+        // The floor is the log's end: a user or an item the stopped snapshot left unmarked would
+        // come back as it was before it.
+        let restarted = try Manager(stores: try t.reopen(), configuration: Self.configuration(), logger: quiet)
+        restarted.itemPublisher.publish()
+        Self.expectSame(live, try Captured(restarted), "after a stopped snapshot and the next")
+    }
+
+    @Test("a rollback replaces the serving state: no snapshot at one cut starts while it loads")
+    func rollbackHoldsSnapshotsBack() async throws {
+        let t = try TrainedStore()
+        defer { t.remove() }
+        let faults = Faults()
+        let m = try Manager(stores: t.stores.injectingFaults(faults), configuration: Self.configuration(), logger: quiet)
+        let model = try m.registry.model("demo")
+        let stream = Self.stream(300, seed: 17)
+        _ = try await m.observe(model: "demo", Array(stream[0..<150]))
+        let job = try m.retrainer.start(model: "demo")
+        _ = try await m.retrainer.wait(forJob: job, model: "demo")
+        _ = try await m.observe(model: "demo", Array(stream[150..<300]))
+        #expect(!model.isBeingReplaced)
+        // The rollback waits at its first read of the catalogue.
+        let reads = faults.calls(.versionRead)
+        faults.hold(.versionRead)
+        let rollback = Task { try await m.installer.rollback(model: "demo", to: 1) }
+        while faults.calls(.versionRead) == reads { try await Task.sleep(for: .milliseconds(2)) }
+        #expect(model.isBeingReplaced)
+        let writes = faults.calls(.snapshotWrite)
+        #expect(try m.snapshotter.snapshot() == 0)
+        #expect(faults.calls(.snapshotWrite) == writes)
+        faults.release(.versionRead)
+        try await rollback.value
+        #expect(!model.isBeingReplaced && model.version.number == 1)
+        #expect(try m.snapshotter.snapshot() > 0)
+    }
+
     @Test("a snapshot cut short is put back at the next start: users and items restore as one cut",
           arguments: TrainedStore.Backend.durable)
     func interruptedSnapshotRestoresOneCut(_ backend: TrainedStore.Backend) async throws {

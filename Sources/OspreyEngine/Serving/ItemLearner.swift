@@ -22,7 +22,8 @@ import Synchronization
 /// items: each keeps what it learned of each item as sums (``RidgeStatistics``), publishes them
 /// and folds in the others' (``ItemExchange``; docs/architecture.md, "Items on several nodes").
 /// An item's state is then the version's start plus every node's sums, solved again at each
-/// fold, so nodes that have folded the same publications hold the same states.
+/// fold, so nodes that have folded the same publications hold the same states
+/// (ItemLearner+Exchange.swift).
 ///
 /// Memory: one ridge state per item with state, packed as a hot user's is (``Item``; ≈ 10.6 KB
 /// at d = 50, against ≈ 18 KB unpacked): every trained item from the start, a catalogue item
@@ -73,7 +74,7 @@ final class ItemLearner: Sendable {
     /// by item id; nil when the store has none.
     typealias ColdStates = @Sendable (_ item: String) throws -> Item?
 
-    private struct Live {
+    struct Live {
         /// The hot items, by serving row (``ServingFeatures``).
         var items: [Int: Item]
         /// Tiered: the cold items (state stored, not held), with their observations learned online.
@@ -99,7 +100,7 @@ final class ItemLearner: Sendable {
     }
 
     /// What a cluster node keeps of the items beyond their states.
-    private struct Shared {
+    struct Shared {
         /// This node's name: its entries in ``ledger`` are what it learned.
         let node: String
         /// Every node's sums, as far as this node has merged them.
@@ -127,7 +128,7 @@ final class ItemLearner: Sendable {
     /// (``Manager/Configuration/hotItems``); `Int.max`: every one (untiered).
     let hotItems: Int
     private let coldStates: ColdStates?
-    private let live: Mutex<Live>
+    let live: Mutex<Live>
 
     /// A learner with no item states yet (``restore(_:)`` gives them): on a lone process, or with
     /// `node`, on the cluster node of that name (untiered). Tiered when `hotItems` is below
@@ -241,87 +242,10 @@ final class ItemLearner: Sendable {
     }
 
     /// An item without state as it starts: its served row as a prior of precision ``lambda``.
-    private func startingItem(_ row: Int, features: ServingFeatures) -> Item {
+    func startingItem(_ row: Int, features: ServingFeatures) -> Item {
         let ridge = self.ridge, lambda = self.lambda
         let start = features.withFeatures(item: row) { f, offset in ridge.prior(features: f, offset: offset, lambda: lambda) }
         return Item(ridge: start, observations: 0, seq: 0)
-    }
-
-    /// A cluster node's next publication (``ItemExchange``): its revision, one more than the
-    /// last, and its own sums of the items they changed since the last. ``markUnexchanged(_:)``
-    /// puts them back when publishing failed. O(changed · d²).
-    func takeUnexchanged() -> (revision: Int64, items: [(item: String, statistics: RidgeStatistics)]) {
-        live.withLock { l in
-            guard l.shared != nil, !l.shared!.unexchanged.isEmpty else { return (l.shared?.revision ?? 0, []) }
-            l.shared!.revision += 1
-            let node = l.shared!.node, ledger = l.shared!.ledger
-            let items = l.shared!.unexchanged.sorted().map { ($0, ledger.statistics(node: node, item: $0)!) }
-            l.shared!.unexchanged.removeAll(keepingCapacity: true)
-            return (l.shared!.revision, items)
-        }
-    }
-
-    /// Marks items unexchanged again (after publishing them failed).
-    func markUnexchanged(_ items: some Sequence<String>) {
-        live.withLock { $0.shared?.unexchanged.formUnion(items) }
-    }
-
-    /// The highest revision of each node this learner has merged, and this node's last: what
-    /// the next read of the store starts after.
-    var mergedRevisions: [String: Int64] {
-        live.withLock { l in
-            guard let shared = l.shared else { return [:] }
-            return shared.ledger.revisions.merging([shared.node: shared.revision]) { max($0, $1) }
-        }
-    }
-
-    /// Merges publications into the ledger, then solves every item they changed, and every item
-    /// learned here since the last fold, again from its start and every node's sums; the new
-    /// rows are published to answers with the next ``takeUnpublished(stride:)``. Rows of this
-    /// node's own publications are merged only with `own` (a start, taking back what this node
-    /// published before it stopped; its revisions continue from there). An item unknown to
-    /// `features` joins its catalogue. The solves run outside the lock; an item learned
-    /// meanwhile is solved at the next fold. Returns the items solved. O(changed · d³).
-    @discardableResult
-    func fold(_ contributions: [ItemContribution], features: ServingFeatures, own: Bool = false) -> Int {
-        struct Solve { var row: Int; var start: Item; var sums: RidgeStatistics?; var learnings: UInt64 }
-        let solves: [Solve] = live.withLock { l in
-            guard l.shared != nil else { return [] }
-            var rows = l.shared!.learnedSinceFold
-            l.shared!.learnedSinceFold.removeAll(keepingCapacity: true)
-            for c in contributions where own || c.node != l.shared!.node {
-                guard l.shared!.ledger.merge(c) else { continue }
-                if c.node == l.shared!.node { l.shared!.revision = max(l.shared!.revision, c.revision) }
-                if features.row(of: c.item) == nil { features.catalogue.addObserved(c.item) }
-                guard let row = features.row(of: c.item) else { continue }
-                rows.insert(row)
-            }
-            return rows.map { row in
-                if l.items[row] == nil { l.items[row] = startingItem(row, features: features) }
-                let start = l.shared!.start[row] ?? l.items[row]!
-                l.shared!.start[row] = start
-                return Solve(row: row, start: start, sums: l.shared!.ledger.total(item: features.id(of: row)),
-                             learnings: l.shared!.learnings[row, default: 0])
-            }
-        }
-        let solved = solves.map { s -> (Solve, RidgeState?) in
-            guard let sums = s.sums else { return (s, s.start.ridge) }
-            return (s, try? RidgeState(s.start.ridge, adding: sums))
-        }
-        return live.withLock { l in
-            var installed = 0
-            for (s, state) in solved {
-                guard let state, l.shared!.learnings[s.row, default: 0] == s.learnings else {
-                    // Learned meanwhile (or, with rounding, not positive definite): kept as learned.
-                    l.shared!.learnedSinceFold.insert(s.row)
-                    continue
-                }
-                l.items[s.row] = Item(ridge: state, observations: s.start.observations + (s.sums?.count ?? 0), seq: s.start.seq)
-                l.unpublished.insert(s.row)
-                installed += 1
-            }
-            return installed
-        }
     }
 
     /// Calls `body` with row `row`'s live features and offset: its online state's solution, or

@@ -21,6 +21,8 @@ public final class ServedModel: Sendable {
     /// version serves: no version trained on a user's data is stored or served after the user's
     /// erasure (docs/operations.md, "Erasing a user"). Taken before the snapshot-writes lock.
     let erasing = Mutex<Void>(())
+    /// Loads and installs under way that will replace the serving state (``replacing(_:)``).
+    private let replacements = Atomic<Int>(0)
 
     /// - Parameter metrics: the instruments `state` was loaded with; they count on from
     ///   `observations` and `decisions`.
@@ -49,6 +51,24 @@ public final class ServedModel: Sendable {
     public var decisions: Int { decisionCount.load(ordering: .relaxed) }
     /// Observations naming a logged decision since the process started.
     public var feedback: Int { feedbackCount.load(ordering: .relaxed) }
+
+    /// Runs `body`, which loads a version and installs it in place of the serving state (a
+    /// retrain's, a rollback's). Meanwhile a snapshot at one cut of the serving state does not
+    /// start, and one under way stops at its next chunk: the install would let it go at the swap
+    /// anyway, and its writes would only slow the install down (docs/architecture.md,
+    /// "Snapshots at one cut"). O(1) beside `body`.
+    func replacing<R>(_ body: () throws -> R) rethrows -> R {
+        beginReplacing()
+        defer { endReplacing() }
+        return try body()
+    }
+
+    /// The two halves of ``replacing(_:)``, for a caller that cannot wrap its install in a closure.
+    func beginReplacing() { replacements.add(1, ordering: .relaxed) }
+    func endReplacing() { replacements.subtract(1, ordering: .relaxed) }
+
+    /// Whether a load and install that will replace the serving state is under way. O(1).
+    var isBeingReplaced: Bool { replacements.load(ordering: .relaxed) > 0 }
 
     /// What the model serves now. Readers keep what they got even if a swap follows. O(1).
     public var current: ServingState { serving.withLock { $0 } }

@@ -41,19 +41,22 @@ public final class Installer: Sendable {
     /// published to every node (``publish(_:of:replacing:)``).
     func rollbackNow(model name: String, to number: Int) throws {
         let model = try registry.model(name)
-        try requireVersion(number, of: name)
         if registry.cluster != nil {
+            try requireVersion(number, of: name)
             try publish(number, of: model)
             logger.info("rolled back on every node", metadata: ["model.name": "\(name)", "model.version": "\(number)"])
             return
         }
-        if model.competition?.challenger.version.number == number {
-            throw OspreyError(.conflict, "version \(number) is competing as the challenger; promote it instead")
+        try model.replacing {
+            try requireVersion(number, of: name)
+            if model.competition?.challenger.version.number == number {
+                throw OspreyError(.conflict, "version \(number) is competing as the challenger; promote it instead")
+            }
+            let through = progress.sequence
+            let (state, replayed) = try loader.load(model: name, version: number, through: through, continuing: .init(model),
+                                                    catchingUp: true)
+            try install(state, in: model, caughtUpThrough: max(replayed, through))
         }
-        let through = progress.sequence
-        let (state, replayed) = try loader.load(model: name, version: number, through: through, continuing: .init(model),
-                                                catchingUp: true)
-        try install(state, in: model, caughtUpThrough: max(replayed, through))
         logger.info("rolled back", metadata: ["model.name": "\(name)", "model.version": "\(number)"])
     }
 

@@ -242,12 +242,16 @@ public final class Retrainer: Sendable {
                         return try install(stored.version.number, of: model, reflecting: gathered.through, replacing: gathered.parent,
                                            challenger: challenger, step: step)
                     }
-                    let state = try loader.load(trained: stored.version, cold: stored.cold, hot: stored.hot, ratings: gathered.ratings,
-                                                baselineAtMost: model.current.quality.baseline, continuing: .init(model))
-                    step()
-                    try swap(state, in: model, caughtUpThrough: gathered.through, replacing: gathered.parent, challenger: challenger)
-                    step()
-                    return stored.version.number
+                    return try installing(in: model, challenger: challenger) {
+                        let state = try loader.load(trained: stored.version, cold: stored.cold, hot: stored.hot,
+                                                    ratings: gathered.ratings, baselineAtMost: model.current.quality.baseline,
+                                                    continuing: .init(model))
+                        step()
+                        try swap(state, in: model, caughtUpThrough: gathered.through, replacing: gathered.parent,
+                                 challenger: challenger)
+                        step()
+                        return stored.version.number
+                    }
                 }
             }
             if let installed {
@@ -299,13 +303,21 @@ public final class Retrainer: Sendable {
             step()
             return number
         }
-        let (state, replayed) = try loader.load(model: model.name, version: number, through: progress.sequence,
-                                                continuing: .init(model), baselineAtMost: model.current.quality.baseline,
-                                                catchingUp: challenger == nil)
-        step()
-        try swap(state, in: model, caughtUpThrough: max(replayed, through), replacing: parent, challenger: challenger)
-        step()
-        return number
+        return try installing(in: model, challenger: challenger) {
+            let (state, replayed) = try loader.load(model: model.name, version: number, through: progress.sequence,
+                                                    continuing: .init(model), baselineAtMost: model.current.quality.baseline,
+                                                    catchingUp: challenger == nil)
+            step()
+            try swap(state, in: model, caughtUpThrough: max(replayed, through), replacing: parent, challenger: challenger)
+            step()
+            return number
+        }
+    }
+
+    /// Runs `body`, a load and install; marked as replacing the serving state
+    /// (``ServedModel/replacing(_:)``) unless it attaches a challenger.
+    private func installing<R>(in model: ServedModel, challenger: TrafficAllocation?, _ body: () throws -> R) rethrows -> R {
+        challenger == nil ? try model.replacing(body) : try body()
     }
 
     /// Installs the new state in place of `parent` (or attaches it as a challenger).
