@@ -19,11 +19,12 @@ extension Snapshotter {
     /// `snapshotWrites` is held throughout, so an erasure waits for the whole snapshot.
     /// Returns the users saved; nil when the state stopped learning meanwhile (swapped out): the
     /// snapshot lets it go at its next chunk, and the version's kept copies are put back when it
-    /// is next loaded. Also nil, with `deferred` set, when a version began to be installed in its
-    /// place (``ServedModel/replacing(_:)``): it stops at its next chunk, as a failed one would,
-    /// what it did not write marked changed again for the next. O(changed users · d² + changed
-    /// items · d²).
-    func snapshotAtOneCut(_ state: ServingState, items: ItemLearner, of model: ServedModel, deferred: inout Bool) throws -> Int? {
+    /// is next loaded. Also nil, with `deferred` set, when `yieldingToInstalls` and a version
+    /// began to be installed in its place (``ServedModel/replacing(_:)``): it stops at its next
+    /// chunk, as a failed one would, what it did not write marked changed again for the next.
+    /// O(changed users · d² + changed items · d²).
+    func snapshotAtOneCut(_ state: ServingState, items: ItemLearner, of model: ServedModel, yieldingToInstalls: Bool,
+                          deferred: inout Bool) throws -> Int? {
         let version = state.version.number
         return try progress.snapshotWrites.withLock { _ -> Int? in
             let clock = ContinuousClock(), locked = clock.now
@@ -71,7 +72,7 @@ extension Snapshotter {
                         logSwappedOut(state, of: model, saved: saved - users.count, of: saved)
                         return nil
                     }
-                    if model.current === state && model.isBeingReplaced {
+                    if yieldingToInstalls && model.current === state && model.isBeingReplaced {
                         state.users.markChanged(users.map(\.uid))
                         items.markChanged(itemRows)
                         deferred = true

@@ -112,9 +112,12 @@ public final class Snapshotter: Service, Sendable {
         // Counted from here once this snapshot succeeds; a failed one leaves the base, so its
         // observations still count towards the next.
         let learned = progress.learned.load(ordering: .relaxed)
+        // An install postpones at most one snapshot: once twice the interval is pending, the
+        // snapshot runs beside it, so installs never leave restarts more than that to replay.
+        let yielding = learned - base.load(ordering: .relaxed) < 2 * configuration.snapshotObservations
         var saved = 0, deferred = false
         do {
-            for model in registry.all { saved += try snapshot(model, deferred: &deferred) }
+            for model in registry.all { saved += try snapshot(model, yieldingToInstalls: yielding, deferred: &deferred) }
         } catch {
             metrics.failures.increment()
             throw error
@@ -135,10 +138,10 @@ public final class Snapshotter: Service, Sendable {
     /// carry the items their users observed since, so whatever a row reflects is recorded too.
     /// Returns the users saved. A state swapped out meanwhile is let go, no more of it saved; the
     /// install that replaced it hands its memory back once it is freed.
-    /// A state that learns items is left out, and `deferred` set, while it finishes its catch-up
-    /// or while a version is being installed in its place (``ServedModel/replacing(_:)``; see
-    /// ``snapshotAtOneCut(_:items:of:deferred:)``).
-    private func snapshot(_ model: ServedModel, deferred: inout Bool) throws -> Int {
+    /// A state that learns items is left out, and `deferred` set, while it finishes its catch-up,
+    /// and, `yieldingToInstalls`, while a version is being installed in its place
+    /// (``ServedModel/replacing(_:)``; see ``snapshotAtOneCut(_:items:of:yieldingToInstalls:deferred:)``).
+    private func snapshot(_ model: ServedModel, yieldingToInstalls: Bool, deferred: inout Bool) throws -> Int {
         var saved = 0
         // Held weakly between states, and each state's snapshot stops at its next chunk once the
         // state no longer learns (swapped out, or a challenger dropped), so a snapshot never keeps
@@ -152,11 +155,12 @@ public final class Snapshotter: Service, Sendable {
                 // Users the catch-up demoted are rebuilt from their rows and what it recorded of
                 // them, in memory: their rows are not of the cut until they are hot again.
                 // A version being installed in its place: what it would write is let go at the swap.
-                if state.users.recent.from != nil || (model.current === state && model.isBeingReplaced) {
+                if state.users.recent.from != nil || (yieldingToInstalls && model.current === state && model.isBeingReplaced) {
                     deferred = true
                     continue
                 }
-                guard let users = try snapshotAtOneCut(state, items: items, of: model, deferred: &deferred) else { continue }
+                guard let users = try snapshotAtOneCut(state, items: items, of: model, yieldingToInstalls: yieldingToInstalls,
+                                                       deferred: &deferred) else { continue }
                 saved += users
                 saveHotUsers(of: state, model: model)
                 continue

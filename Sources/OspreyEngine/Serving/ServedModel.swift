@@ -54,9 +54,9 @@ public final class ServedModel: Sendable {
 
     /// Runs `body`, which loads a version and installs it in place of the serving state (a
     /// retrain's, a rollback's). Meanwhile a snapshot at one cut of the serving state does not
-    /// start, and one under way stops at its next chunk: the install would let it go at the swap
-    /// anyway, and its writes would only slow the install down (docs/architecture.md,
-    /// "Snapshots at one cut"). O(1) beside `body`.
+    /// start, and one under way stops at its next chunk, unless twice the snapshot interval is
+    /// pending: the install would let it go at the swap anyway, and its writes would only slow
+    /// the install down (docs/architecture.md, "Snapshots at one cut"). O(1) beside `body`.
     func replacing<R>(_ body: () throws -> R) rethrows -> R {
         beginReplacing()
         defer { endReplacing() }
