@@ -20,7 +20,7 @@ extension Snapshotter {
     /// Returns the users saved; nil when the state stopped learning meanwhile (swapped out): the
     /// snapshot lets it go at its next chunk, and the version's kept copies are put back when it
     /// is next loaded. Also nil, with `deferred` set, when `yieldingToInstalls` and a version
-    /// began to be installed in its place (``ServedModel/replacing(_:)``): it stops at its next
+    /// began to be installed in its place (``ServedModel/replacing(when:_:)``): it stops at its next
     /// chunk, as a failed one would, what it did not write marked changed again for the next.
     /// O(changed users · d² + changed items · d²).
     func snapshotAtOneCut(_ state: ServingState, items: ItemLearner, of model: ServedModel, yieldingToInstalls: Bool,

@@ -56,8 +56,8 @@ public final class Snapshotter: Service, Sendable {
                     let start = clock.now
                     let (saved, deferred) = try await BackgroundThread.run(name: "osprey-snapshot") { try self.snapshotDeferring() }
                     retry = nil
-                    // A state left out for its catch-up, and nothing else to save: tried again at
-                    // the next check, with nothing learned to hand back.
+                    // A state left out (for its catch-up, or an install), and nothing else to
+                    // save: tried again at the next check, with nothing learned to hand back.
                     if deferred && saved == 0 { continue }
                     let took = clock.now - start
                     // glibc keeps freed memory inside its arenas: without this, resident memory
@@ -100,8 +100,9 @@ public final class Snapshotter: Service, Sendable {
     @discardableResult
     public func snapshot() throws -> Int { try snapshotDeferring().saved }
 
-    /// ``snapshot()``, also telling whether a state was left out for its catch-up (taken at the
-    /// next check). A snapshot that saved nothing because of that is not counted as made.
+    /// ``snapshot()``, also telling whether a state was left out, for its catch-up or an install
+    /// (taken at the next check). A snapshot that saved nothing because of that is not counted
+    /// as made.
     private func snapshotDeferring() throws -> (saved: Int, deferred: Bool) {
         metrics.inProgress.increment()
         let start = ContinuousClock.now
@@ -140,7 +141,7 @@ public final class Snapshotter: Service, Sendable {
     /// install that replaced it hands its memory back once it is freed.
     /// A state that learns items is left out, and `deferred` set, while it finishes its catch-up,
     /// and, `yieldingToInstalls`, while a version is being installed in its place
-    /// (``ServedModel/replacing(_:)``; see ``snapshotAtOneCut(_:items:of:yieldingToInstalls:deferred:)``).
+    /// (``ServedModel/replacing(when:_:)``; see ``snapshotAtOneCut(_:items:of:yieldingToInstalls:deferred:)``).
     private func snapshot(_ model: ServedModel, yieldingToInstalls: Bool, deferred: inout Bool) throws -> Int {
         var saved = 0
         // Held weakly between states, and each state's snapshot stops at its next chunk once the
@@ -154,7 +155,7 @@ public final class Snapshotter: Service, Sendable {
             if let items = state.itemLearner, !items.isShared {
                 // Users the catch-up demoted are rebuilt from their rows and what it recorded of
                 // them, in memory: their rows are not of the cut until they are hot again.
-                // A version being installed in its place: what it would write is let go at the swap.
+                // A version being installed in its place: the swap usually lets it go unfinished.
                 if state.users.recent.from != nil || (yieldingToInstalls && model.current === state && model.isBeingReplaced) {
                     deferred = true
                     continue

@@ -21,7 +21,7 @@ public final class ServedModel: Sendable {
     /// version serves: no version trained on a user's data is stored or served after the user's
     /// erasure (docs/operations.md, "Erasing a user"). Taken before the snapshot-writes lock.
     let erasing = Mutex<Void>(())
-    /// Loads and installs under way that will replace the serving state (``replacing(_:)``).
+    /// Loads and installs under way that will replace the serving state (``replacing(when:_:)``).
     private let replacements = Atomic<Int>(0)
 
     /// - Parameter metrics: the instruments `state` was loaded with; they count on from
@@ -52,18 +52,21 @@ public final class ServedModel: Sendable {
     /// Observations naming a logged decision since the process started.
     public var feedback: Int { feedbackCount.load(ordering: .relaxed) }
 
-    /// Runs `body`, which loads a version and installs it in place of the serving state (a
-    /// retrain's, a rollback's). Meanwhile a snapshot at one cut of the serving state does not
-    /// start, and one under way stops at its next chunk, unless twice the snapshot interval is
-    /// pending: the install would let it go at the swap anyway, and its writes would only slow
-    /// the install down (docs/architecture.md, "Snapshots at one cut"). O(1) beside `body`.
-    func replacing<R>(_ body: () throws -> R) rethrows -> R {
+    /// Runs `body`, which loads a version and, when `replaces`, installs it in place of the
+    /// serving state (a retrain's, a rollback's; not a challenger's). Meanwhile a snapshot at one
+    /// cut of the serving state does not start, and one under way stops at its next chunk,
+    /// unless twice the snapshot interval is pending: the swap usually lets it go unfinished, and
+    /// its writes slow the install down (docs/architecture.md, "Snapshots at one cut"). O(1)
+    /// beside `body`.
+    func replacing<R>(when replaces: Bool = true, _ body: () throws -> R) rethrows -> R {
+        guard replaces else { return try body() }
         beginReplacing()
         defer { endReplacing() }
         return try body()
     }
 
-    /// The two halves of ``replacing(_:)``, for a caller that cannot wrap its install in a closure.
+    /// The two halves of ``replacing(when:_:)``, for a test that holds a replacement across
+    /// suspension points.
     func beginReplacing() { replacements.add(1, ordering: .relaxed) }
     func endReplacing() { replacements.subtract(1, ordering: .relaxed) }
 

@@ -242,7 +242,7 @@ public final class Retrainer: Sendable {
                         return try install(stored.version.number, of: model, reflecting: gathered.through, replacing: gathered.parent,
                                            challenger: challenger, step: step)
                     }
-                    return try installing(in: model, challenger: challenger) {
+                    return try model.replacing(when: challenger == nil) {
                         let state = try loader.load(trained: stored.version, cold: stored.cold, hot: stored.hot,
                                                     ratings: gathered.ratings, baselineAtMost: model.current.quality.baseline,
                                                     continuing: .init(model))
@@ -303,7 +303,7 @@ public final class Retrainer: Sendable {
             step()
             return number
         }
-        return try installing(in: model, challenger: challenger) {
+        return try model.replacing(when: challenger == nil) {
             let (state, replayed) = try loader.load(model: model.name, version: number, through: progress.sequence,
                                                     continuing: .init(model), baselineAtMost: model.current.quality.baseline,
                                                     catchingUp: challenger == nil)
@@ -312,12 +312,6 @@ public final class Retrainer: Sendable {
             step()
             return number
         }
-    }
-
-    /// Runs `body`, a load and install; marked as replacing the serving state
-    /// (``ServedModel/replacing(_:)``) unless it attaches a challenger.
-    private func installing<R>(in model: ServedModel, challenger: TrafficAllocation?, _ body: () throws -> R) rethrows -> R {
-        challenger == nil ? try model.replacing(body) : try body()
     }
 
     /// Installs the new state in place of `parent` (or attaches it as a challenger).
